@@ -1,0 +1,15 @@
+from riskengine._margin cimport Tiers
+from riskengine._typedefs cimport float64_t, i64, i8
+
+cdef struct AdlParams:
+    int policy
+    int ranking
+    bint short_mark_over_entry
+    const Tiers* tiers
+
+cdef float64_t adl_score(const AdlParams* p, float64_t pos, float64_t col, float64_t entry,
+                         float64_t mark) noexcept nogil
+cdef Py_ssize_t adl_gather(const AdlParams* p, float64_t side, float64_t mark,
+                           const float64_t* col, const float64_t* pos, const float64_t* entry,
+                           const i8* status, Py_ssize_t n, i64* ids_out,
+                           float64_t* scores_out) noexcept nogil

@@ -1,0 +1,685 @@
+"""The replay loop: tape ticks through mark, trigger, liquidation, settlement and ADL.
+
+The semantics are specified in ``riskengine/reference.py`` (the plain-Python oracle); this
+module is the same machine over struct-of-arrays state, with the liquidation index instead
+of a scan, growable C buffers for the log, and the whole loop under ``nogil``.
+"""
+
+import numpy as np
+from libc.math cimport INFINITY, exp, fabs
+from libc.stdlib cimport calloc, free, malloc, qsort
+from libc.stdint cimport INT64_MIN
+
+from riskengine._adl cimport AdlParams, adl_gather
+from riskengine._events cimport (
+    EventLog, SeriesLog, events_free, events_init, events_push, events_to_numpy,
+    series_free, series_init, series_push, series_to_numpy,
+)
+from riskengine._index cimport (
+    KeyHeap, LiqIndex, heap_free, heap_init, heap_pop, heap_push, heapify_from, index_free,
+    index_init, trigger_key,
+)
+from riskengine._liquidity cimport ConstantDepth, depth_walk, impact_commit, impact_decay
+from riskengine._margin cimport Tiers, crosses, liquidation_price, maintenance_margin
+from riskengine._mark cimport MarkState, mark_refresh, mark_update
+from riskengine._typedefs cimport *
+
+cdef float64_t ADL_REST_TOL = 1e-12
+cdef float64_t ADL_EQUITY_GUARD = 1e-12
+cdef float64_t VAULT_DUST_NOTIONAL = 1.0
+
+
+cdef inline float64_t _sign(float64_t x) noexcept nogil:
+    return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+
+
+cdef inline float64_t _sim(Engine* e) noexcept nogil:
+    return e.tape * e.book.m
+
+
+cdef inline float64_t _equity(Engine* e, Py_ssize_t a) noexcept nogil:
+    return e.col[a] + e.pos[a] * (e.mark.mark - e.ep[a])
+
+
+cdef inline i64 _public_id(Engine* e, Py_ssize_t a) noexcept nogil:
+    return VAULT_ID if a == e.n else a
+
+
+cdef int _emit(Engine* e, int kind, Py_ssize_t a, i64 counterparty, float64_t size,
+               float64_t price, float64_t fee, float64_t amount,
+               float64_t equity_after) except -1 nogil:
+    return events_push(&e.log, e.t, e.i, e.round, <i8>kind, _public_id(e, a), counterparty,
+                       size, price, fee, amount, equity_after, e.fund)
+
+
+cdef int _rekey(Engine* e, Py_ssize_t a) except -1 nogil:
+    """Put an ACTIVE account back in the index under its current liquidation price."""
+    cdef float64_t lp
+    e.version[a] += 1
+    if e.status[a] != ST_ACTIVE:
+        return 0
+    lp = liquidation_price(&e.tiers, e.col[a], e.pos[a], e.ep[a])
+    if e.pos[a] > 0.0:
+        if lp > 0.0:
+            heap_push(&e.index.longs, trigger_key(lp, e.pos[a], e.ep[a]), a, e.version[a])
+    else:
+        heap_push(&e.index.shorts, trigger_key(lp, e.pos[a], e.ep[a]), a, e.version[a])
+    return 0
+
+
+cdef float64_t _reduce(Engine* e, Py_ssize_t a, float64_t closed, float64_t price) noexcept nogil:
+    cdef float64_t realized = closed * (price - e.ep[a])
+    e.col[a] += realized
+    e.pos[a] -= closed
+    if a < e.n:
+        if closed > 0:
+            e.long_oi -= closed
+        else:
+            e.short_oi += closed
+    return realized
+
+
+cdef void _vault_take(Engine* e, float64_t dq, float64_t price) noexcept nogil:
+    cdef Py_ssize_t v = e.n
+    cdef float64_t q = e.pos[v]
+    if q == 0.0 or _sign(q) == _sign(dq):
+        e.ep[v] = (q * e.ep[v] + dq * price) / (q + dq)
+        e.pos[v] = q + dq
+    elif fabs(dq) <= fabs(q):
+        _reduce(e, v, -dq, price)
+    else:
+        e.col[v] += q * (price - e.ep[v])
+        e.pos[v] = q + dq
+        e.ep[v] = price
+
+
+cdef int _cover_deficit(Engine* e, Py_ssize_t a) except -1 nogil:
+    cdef float64_t deficit = -e.col[a]
+    cdef float64_t pay = deficit if deficit < e.fund else e.fund
+    cdef float64_t rest
+    if pay > 0.0:
+        e.fund -= pay
+        e.col[a] += pay
+        _emit(e, EV_FUND_PAYMENT, a, BOOK_ID, 0.0, 0.0, 0.0, pay, _equity(e, a))
+    rest = deficit - pay
+    if rest > 0.0:
+        e.bad_debt += rest
+        e.col[a] = 0.0
+        _emit(e, EV_BAD_DEBT, a, BOOK_ID, 0.0, 0.0, 0.0, rest, _equity(e, a))
+    if e.fund < e.fund_min:
+        e.fund_min = e.fund
+    return 0
+
+
+cdef int _book_close(Engine* e, Py_ssize_t a, float64_t size, int kind,
+                     float64_t fee_rate) except -1 nogil:
+    """Send a market order closing ``size`` of account ``a`` into the depth curve."""
+    cdef float64_t side = -_sign(size)
+    cdef float64_t fill, move, realized, room
+    cdef float64_t fee = 0.0
+    depth_walk(&e.book, side, fabs(size), _sim(e), &fill, &move)
+    impact_commit(&e.book, side, move)
+    e.ext_pos += size
+    e.ext_cash -= size * fill
+    realized = _reduce(e, a, size, fill)
+    if a < e.n:
+        room = e.col[a]
+        fee = fee_rate * fabs(size) * fill
+        if fee > room:
+            fee = room if room > 0.0 else 0.0
+        e.col[a] -= fee
+        e.fund += fee
+        e.cum_liq += 1
+        e.cum_liq_notional += fabs(size) * fill
+    _emit(e, kind, a, BOOK_ID, size, fill, fee, realized, _equity(e, a))
+    if a < e.n and e.col[a] < 0.0:
+        _cover_deficit(e, a)
+    return 0
+
+
+cdef float64_t _adl_available(Engine* e, Py_ssize_t i, float64_t price) noexcept nogil:
+    cdef float64_t q = e.pos[i]
+    cdef float64_t worse = _sign(q) * (price - e.mark.mark)
+    cdef float64_t cap
+    if worse < 0.0:
+        cap = _equity(e, i) / (-worse) * (1.0 - ADL_EQUITY_GUARD)
+        return cap if cap < fabs(q) else fabs(q)
+    return fabs(q)
+
+
+cdef int _adl_fill(Engine* e, Py_ssize_t i, Py_ssize_t a, float64_t take,
+                   float64_t price) except -1 nogil:
+    cdef float64_t closed = _sign(e.pos[i]) * take
+    cdef float64_t haircut
+    _reduce(e, i, closed, price)
+    if e.pos[i] == 0.0:
+        e.status[i] = ST_CLOSED
+    _rekey(e, i)
+    haircut = -closed * (price - e.mark.mark)
+    e.cum_adl += 1
+    e.cum_adl_notional += take * price
+    _emit(e, EV_ADL_FILL, i, _public_id(e, a), closed, price, 0.0,
+          haircut if haircut > 0.0 else 0.0, _equity(e, i))
+    return 0
+
+
+cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -1 nogil:
+    """Auto-deleverage ``size`` of account ``a`` (or the vault) against the other side."""
+    cdef float64_t side = _sign(size)
+    cdef float64_t price, wanted, remaining, absorbed, total, share, avail, take, rest
+    cdef float64_t closed_a, realized, fee_rate, key
+    cdef Py_ssize_t k, j, count
+    cdef i64 idx, ver
+    cdef int kind
+    if e.p.adl_price == ADL_AT_BANKRUPTCY:
+        price = e.ep[a] - e.col[a] / e.pos[a]
+        if not price > 0.0:
+            price = e.mark.mark
+    else:
+        price = e.mark.mark
+    wanted = fabs(size)
+    remaining = wanted
+    absorbed = 0.0
+    count = adl_gather(&e.adl, side, e.mark.mark, e.col, e.pos, e.ep, e.status, e.n,
+                       e.work_ids, e.work_vals)
+    if e.adl.policy == ADL_PRO_RATA:
+        total = 0.0
+        for k in range(count):
+            total += fabs(e.pos[e.work_ids[k]])
+        for k in range(count):
+            j = e.work_ids[k]
+            share = wanted * fabs(e.pos[j]) / total
+            avail = _adl_available(e, j, price)
+            e.work_vals[k] = share if share < avail else avail
+        for k in range(count):
+            take = e.work_vals[k]
+            if take <= 0.0:
+                continue
+            _adl_fill(e, e.work_ids[k], a, take, price)
+            remaining -= take
+            absorbed += take
+    else:
+        heapify_from(&e.adl_heap, e.work_vals, e.work_ids, e.work_ids, count)
+        while e.adl_heap.size > 0 and remaining > 0.0:
+            heap_pop(&e.adl_heap, &key, &idx, &ver)
+            avail = _adl_available(e, idx, price)
+            take = remaining if remaining < avail else avail
+            if take <= 0.0:
+                continue
+            _adl_fill(e, idx, a, take, price)
+            remaining -= take
+            absorbed += take
+        e.adl_heap.size = 0
+    rest = wanted - absorbed
+    if rest <= ADL_REST_TOL * wanted:
+        rest = 0.0
+    if absorbed > 0.0:
+        closed_a = e.pos[a] if (full and rest == 0.0) else side * absorbed
+        realized = _reduce(e, a, closed_a, price)
+        if a < e.n:
+            e.cum_liq += 1
+            e.cum_liq_notional += fabs(closed_a) * price
+        _emit(e, EV_ADL_LIQUIDATION, a, BOOK_ID, closed_a, price, 0.0, realized, _equity(e, a))
+    kind = EV_VAULT_UNWIND if a == e.n else EV_LIQUIDATION
+    fee_rate = 0.0 if a == e.n else e.p.liq_fee_rate
+    if rest > 0.0:
+        _book_close(e, a, e.pos[a] if full else side * rest, kind, fee_rate)
+    elif a < e.n and e.col[a] < 0.0:
+        _cover_deficit(e, a)
+    return 0
+
+
+cdef int _backstop(Engine* e, Py_ssize_t a, float64_t equity) except -1 nogil:
+    cdef float64_t q = e.pos[a]
+    cdef Py_ssize_t v = e.n
+    cdef float64_t mark = e.mark.mark
+    if e.pos[v] == 0.0:
+        e.vault_next_unwind = e.t + e.p.vault_unwind_interval_ns
+    _vault_take(e, q, mark)
+    e.col[v] += equity
+    _reduce(e, a, q, mark)
+    e.col[a] = 0.0
+    e.cum_liq += 1
+    e.cum_liq_notional += fabs(q) * mark
+    _emit(e, EV_BACKSTOP, a, VAULT_ID, q, mark, 0.0, equity, 0.0)
+    return 0
+
+
+cdef int _liquidate(Engine* e, Py_ssize_t a) except -1 nogil:
+    cdef float64_t q = e.pos[a]
+    cdef float64_t equity = _equity(e, a)
+    cdef float64_t notional = fabs(q) * e.mark.mark
+    cdef float64_t mm = maintenance_margin(&e.tiers, notional)
+    cdef float64_t size, fill, move, after, deficit
+    cdef bint full
+    cdef int kind
+    if equity < 0.0 and e.p.adl_on_negative_equity and e.adl.policy != ADL_NONE:
+        _adl_close(e, a, q, True)
+    elif e.p.backstop_ratio > 0.0 and equity < e.p.backstop_ratio * mm:
+        _backstop(e, a, equity)
+    else:
+        full = not (e.p.partial_fraction < 1.0 and notional > e.p.partial_threshold
+                    and e.t >= e.cooldown_until[a])
+        size = q if full else q * e.p.partial_fraction
+        kind = EV_LIQUIDATION if full else EV_PARTIAL_LIQUIDATION
+        depth_walk(&e.book, -_sign(size), fabs(size), _sim(e), &fill, &move)
+        after = e.col[a] + size * (fill - e.ep[a])
+        deficit = -after if after < 0.0 else 0.0
+        if deficit > e.fund and e.adl.policy != ADL_NONE:
+            _adl_close(e, a, size, full)
+        else:
+            _book_close(e, a, size, kind, e.p.liq_fee_rate)
+        if not full:
+            e.cooldown_until[a] = e.t + e.p.partial_cooldown_ns
+            e.partial_tick[a] = e.i
+    if e.pos[a] != 0.0:
+        e.status[a] = ST_ACTIVE
+        if e.partial_tick[a] == e.i:
+            e.deferred[e.n_deferred] = a
+            e.n_deferred += 1
+        else:
+            _rekey(e, a)
+    else:
+        e.status[a] = ST_CLOSED
+        e.version[a] += 1
+    return 0
+
+
+cdef int _cmp_i64(const void* x, const void* y) noexcept nogil:
+    cdef i64 a = (<const i64*>x)[0]
+    cdef i64 b = (<const i64*>y)[0]
+    return (a > b) - (a < b)
+
+
+cdef Py_ssize_t _collect_side(Engine* e, KeyHeap* h, float64_t bound,
+                              Py_ssize_t ncross) except -1 nogil:
+    """Pop every entry keyed at or past ``bound``; keep the accounts that really cross."""
+    cdef float64_t key
+    cdef i64 a, ver
+    cdef Py_ssize_t nhold = 0, j
+    while h.size > 0 and h.keys[0] >= bound:
+        heap_pop(h, &key, &a, &ver)
+        if ver != e.version[a] or e.status[a] != ST_ACTIVE:
+            continue
+        if e.partial_tick[a] != e.i and crosses(&e.tiers, e.col[a], e.pos[a], e.ep[a],
+                                                e.mark.mark):
+            e.work_ids[ncross] = a
+            ncross += 1
+        else:
+            e.hold_keys[nhold] = key
+            e.hold_ids[nhold] = a
+            e.hold_vers[nhold] = ver
+            nhold += 1
+    for j in range(nhold):
+        heap_push(h, e.hold_keys[j], e.hold_ids[j], e.hold_vers[j])
+    return ncross
+
+
+cdef int _scan(Engine* e) except -1 nogil:
+    """Trigger: crossing ACTIVE accounts become PENDING, queued in account-id order."""
+    cdef Py_ssize_t ncross = 0, j
+    cdef i64 a
+    ncross = _collect_side(e, &e.index.longs, e.mark.mark, ncross)
+    ncross = _collect_side(e, &e.index.shorts, -e.mark.mark, ncross)
+    if ncross > 1:
+        qsort(e.work_ids, ncross, sizeof(i64), _cmp_i64)
+    for j in range(ncross):
+        a = e.work_ids[j]
+        e.status[a] = ST_PENDING
+        e.pend_ids[e.pend_tail] = a
+        e.pend_due[e.pend_tail] = e.t + e.p.latency_ns
+        e.pend_tail = (e.pend_tail + 1) % e.pend_cap
+    return 0
+
+
+cdef inline bint _pending_empty(Engine* e) noexcept nogil:
+    return e.pend_head == e.pend_tail
+
+
+cdef int _record(Engine* e) except -1 nogil:
+    cdef Py_ssize_t v = e.n
+    return series_push(&e.series, e.t, e.tape, _sim(e), e.mark.mark, e.fund,
+                       e.col[v] + e.pos[v] * (e.mark.mark - e.ep[v]), e.long_oi, e.short_oi,
+                       e.cum_liq, e.cum_liq_notional, e.cum_adl, e.cum_adl_notional)
+
+
+cdef int _loop(Engine* e, float64_t* stats) except -1 nogil:
+    cdef Py_ssize_t i, j, a, v = e.n
+    cdef i64 t, dt, last_ts, next_sample, cap = e.p.max_liqs_per_step
+    cdef i64 executed, done
+    cdef float64_t tape_peak = 0.0, sim_peak = 0.0, tape_dd = 0.0, sim_dd = 0.0
+    cdef float64_t tape_min = INFINITY, sim_min = INFINITY, s, vq, vault_equity, size
+    cdef float64_t stream_value
+    cdef i64 max_rounds = 0
+    cdef bint recorded_last = False
+    cdef bint has_stream = e.stream != NULL
+    if e.n_ticks == 0:
+        return 0
+    last_ts = e.ts[0]
+    next_sample = e.ts[0]
+    for i in range(e.n_ticks):
+        t = e.ts[i]
+        e.i = i
+        e.t = t
+        e.tape = e.px[i]
+        e.round = 0
+        dt = t - last_ts
+        impact_decay(&e.book, dt)
+        last_ts = t
+        stream_value = e.stream[i] if has_stream else 0.0
+        mark_update(&e.mark, _sim(e), stream_value, dt)
+        executed = 0
+        while True:
+            if e.round > 0:
+                mark_refresh(&e.mark, _sim(e))
+            _scan(e)
+            done = 0
+            while (not _pending_empty(e) and e.pend_due[e.pend_head] <= t
+                   and (cap == 0 or executed < cap)):
+                a = e.pend_ids[e.pend_head]
+                e.pend_head = (e.pend_head + 1) % e.pend_cap
+                if crosses(&e.tiers, e.col[a], e.pos[a], e.ep[a], e.mark.mark):
+                    _liquidate(e, a)
+                    done += 1
+                    executed += 1
+                else:
+                    e.status[a] = ST_ACTIVE
+                    _rekey(e, a)
+            if done == 0 or (cap != 0 and executed >= cap):
+                break
+            e.round += 1
+        if e.round + 1 > max_rounds:
+            max_rounds = e.round + 1
+        e.round += 1
+        for j in range(e.n_deferred):
+            a = e.deferred[j]
+            if e.status[a] == ST_ACTIVE:
+                _rekey(e, a)
+        e.n_deferred = 0
+        vq = e.pos[v]
+        if vq != 0.0:
+            vault_equity = e.col[v] + vq * (e.mark.mark - e.ep[v])
+            if e.adl.policy != ADL_NONE and vault_equity < e.p.vault_initial - e.p.vault_loss_limit:
+                _adl_close(e, v, vq, True)
+            elif t >= e.vault_next_unwind:
+                size = vq * e.p.vault_unwind_fraction
+                if fabs(vq - size) * _sim(e) < VAULT_DUST_NOTIONAL:
+                    size = vq
+                _book_close(e, v, size, EV_VAULT_UNWIND, 0.0)
+                e.vault_next_unwind = t + e.p.vault_unwind_interval_ns
+        s = _sim(e)
+        if e.tape > tape_peak:
+            tape_peak = e.tape
+        if s > sim_peak:
+            sim_peak = s
+        if 1.0 - e.tape / tape_peak > tape_dd:
+            tape_dd = 1.0 - e.tape / tape_peak
+        if 1.0 - s / sim_peak > sim_dd:
+            sim_dd = 1.0 - s / sim_peak
+        if e.tape < tape_min:
+            tape_min = e.tape
+        if s < sim_min:
+            sim_min = s
+        recorded_last = False
+        if t >= next_sample:
+            _record(e)
+            next_sample = t + e.p.series_interval_ns
+            recorded_last = True
+    if not recorded_last:
+        _record(e)
+    stats[0] = tape_dd
+    stats[1] = sim_dd
+    stats[2] = tape_min
+    stats[3] = sim_min
+    stats[4] = <float64_t>max_rounds
+    return 0
+
+
+cdef void _free(Engine* e) noexcept nogil:
+    free(e.pend_ids)
+    free(e.pend_due)
+    free(e.work_ids)
+    free(e.work_vals)
+    free(e.hold_keys)
+    free(e.hold_ids)
+    free(e.hold_vers)
+    free(e.deferred)
+    free(e.partial_tick)
+    free(e.cooldown_until)
+    free(e.version)
+    index_free(&e.index)
+    heap_free(&e.adl_heap)
+    events_free(&e.log)
+    series_free(&e.series)
+
+
+cdef int _alloc(Engine* e, Py_ssize_t n) except -1 nogil:
+    cdef Py_ssize_t m = n + 1
+    e.pend_cap = m
+    e.pend_ids = <i64*>malloc(m * sizeof(i64))
+    e.pend_due = <i64*>malloc(m * sizeof(i64))
+    e.work_ids = <i64*>malloc(m * sizeof(i64))
+    e.work_vals = <float64_t*>malloc(m * sizeof(float64_t))
+    e.hold_keys = <float64_t*>malloc(m * sizeof(float64_t))
+    e.hold_ids = <i64*>malloc(m * sizeof(i64))
+    e.hold_vers = <i64*>malloc(m * sizeof(i64))
+    e.deferred = <i64*>malloc(m * sizeof(i64))
+    e.partial_tick = <i64*>malloc(m * sizeof(i64))
+    e.cooldown_until = <i64*>malloc(m * sizeof(i64))
+    e.version = <i64*>calloc(m, sizeof(i64))
+    if (e.pend_ids == NULL or e.pend_due == NULL or e.work_ids == NULL or e.work_vals == NULL
+            or e.hold_keys == NULL or e.hold_ids == NULL or e.hold_vers == NULL
+            or e.deferred == NULL or e.partial_tick == NULL or e.cooldown_until == NULL
+            or e.version == NULL):
+        with gil:
+            raise MemoryError("engine: out of memory for account work arrays")
+    return 0
+
+
+cdef int _build_index(Engine* e) except -1 nogil:
+    """Initial liquidation index, bulk-built per side in O(n)."""
+    cdef Py_ssize_t a, nl = 0, ns = 0
+    cdef float64_t lp
+    for a in range(e.n):
+        if e.status[a] != ST_ACTIVE:
+            continue
+        lp = liquidation_price(&e.tiers, e.col[a], e.pos[a], e.ep[a])
+        if e.pos[a] > 0.0:
+            if lp > 0.0:
+                e.hold_keys[nl] = trigger_key(lp, e.pos[a], e.ep[a])
+                e.hold_ids[nl] = a
+                e.hold_vers[nl] = 0
+                nl += 1
+    heapify_from(&e.index.longs, e.hold_keys, e.hold_ids, e.hold_vers, nl)
+    for a in range(e.n):
+        if e.status[a] != ST_ACTIVE or e.pos[a] >= 0.0:
+            continue
+        lp = liquidation_price(&e.tiers, e.col[a], e.pos[a], e.ep[a])
+        e.hold_keys[ns] = trigger_key(lp, e.pos[a], e.ep[a])
+        e.hold_ids[ns] = a
+        e.hold_vers[ns] = 0
+        ns += 1
+    heapify_from(&e.index.shorts, e.hold_keys, e.hold_ids, e.hold_vers, ns)
+    return 0
+
+
+def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
+               const float64_t[::1] stream, const float64_t[::1] collateral,
+               const float64_t[::1] size, const float64_t[::1] entry, params):
+    """Run the compiled engine on validated arrays.
+
+    Parameters
+    ----------
+    tape_ts : ndarray of int64, shape (T,)
+        Tick times, ns, non-decreasing.  # const int64_t[::1]
+    tape_price : ndarray of float64, shape (T,)
+        Tick prices, > 0.  # const float64_t[::1]
+    stream : ndarray of float64, shape (T,) or (0,)
+        Supplied mark/index price as of each tick, NaN where none (empty when the mark
+        method does not use one).  # const float64_t[::1]
+    collateral, size, entry : ndarray of float64, shape (N,)
+        Account state; copied, never modified.  # const float64_t[::1]
+    params : riskengine.params.EngineParams
+        The resolved venue design and liquidity model.
+
+    Returns
+    -------
+    dict
+        ``events``, ``series`` (dicts of arrays), ``collateral``, ``size``, ``entry``,
+        ``status`` (final account arrays) and ``scalars``.
+
+    Notes
+    -----
+    Arguments are assumed valid (``riskengine.engine.run`` checks them). The loop runs
+    without the GIL.
+    """
+    cdef Engine e
+    cdef Py_ssize_t n = collateral.shape[0], a
+    cdef float64_t stats[5]
+    floors = np.ascontiguousarray(params.mm_floors, dtype=np.float64)
+    rates = np.ascontiguousarray(params.mm_rates, dtype=np.float64)
+    cums = np.ascontiguousarray(params.mm_cums, dtype=np.float64)
+    cdef const float64_t[::1] f_view = floors
+    cdef const float64_t[::1] r_view = rates
+    cdef const float64_t[::1] c_view = cums
+    col = np.empty(n + 1, dtype=np.float64)
+    pos = np.empty(n + 1, dtype=np.float64)
+    ep = np.empty(n + 1, dtype=np.float64)
+    status = np.empty(n + 1, dtype=np.int8)
+    cdef float64_t[::1] col_v = col
+    cdef float64_t[::1] pos_v = pos
+    cdef float64_t[::1] ep_v = ep
+    cdef i8[::1] st_v = status
+
+    e.p.liq_fee_rate = params.liq_fee_rate
+    e.p.partial_fraction = params.partial_fraction
+    e.p.partial_threshold = params.partial_threshold
+    e.p.partial_cooldown_ns = params.partial_cooldown_ns
+    e.p.max_liqs_per_step = params.max_liqs_per_step
+    e.p.latency_ns = params.latency_ns
+    e.p.fund_initial = params.fund_initial
+    e.p.backstop_ratio = params.backstop_ratio
+    e.p.vault_initial = params.vault_initial
+    e.p.vault_unwind_interval_ns = params.vault_unwind_interval_ns
+    e.p.vault_unwind_fraction = params.vault_unwind_fraction
+    e.p.vault_loss_limit = params.vault_loss_limit
+    e.p.adl_price = params.adl_price
+    e.p.adl_on_negative_equity = params.adl_on_negative_equity
+    e.p.series_interval_ns = params.series_interval_ns
+    e.tiers.floors = &f_view[0]
+    e.tiers.rates = &r_view[0]
+    e.tiers.cums = &c_view[0]
+    e.tiers.n = f_view.shape[0]
+    e.adl.policy = params.adl_policy
+    e.adl.ranking = params.adl_ranking
+    e.adl.short_mark_over_entry = params.adl_short_mark_over_entry
+    e.adl.tiers = &e.tiers
+    e.book.depth_per_pct = params.depth_per_pct
+    e.book.max_move = params.max_move
+    e.book.half_life_ns = params.impact_half_life_ns
+    e.book.feedback = params.impact_feedback
+    e.book.m = 1.0
+    e.mark.method = params.mark_method
+    e.mark.tau_ns = params.mark_ema_tau_ns
+    e.mark.num = 0.0
+    e.mark.den = 0.0
+    e.mark.mark = 0.0
+
+    e.ts = &tape_ts[0] if tape_ts.shape[0] else NULL
+    e.px = &tape_price[0] if tape_price.shape[0] else NULL
+    e.stream = &stream[0] if stream.shape[0] else NULL
+    e.n_ticks = tape_ts.shape[0]
+    e.col = &col_v[0]
+    e.pos = &pos_v[0]
+    e.ep = &ep_v[0]
+    e.status = &st_v[0]
+    e.n = n
+    e.fund = params.fund_initial
+    e.fund_min = e.fund
+    e.bad_debt = 0.0
+    e.ext_pos = 0.0
+    e.ext_cash = 0.0
+    e.long_oi = 0.0
+    e.short_oi = 0.0
+    e.cum_liq = 0
+    e.cum_liq_notional = 0.0
+    e.cum_adl = 0
+    e.cum_adl_notional = 0.0
+    e.vault_next_unwind = 0
+    e.t = 0
+    e.i = 0
+    e.round = 0
+    e.tape = 0.0
+    e.pend_head = 0
+    e.pend_tail = 0
+    e.n_deferred = 0
+    e.pend_ids = NULL
+    e.pend_due = NULL
+    e.work_ids = NULL
+    e.work_vals = NULL
+    e.hold_keys = NULL
+    e.hold_ids = NULL
+    e.hold_vers = NULL
+    e.deferred = NULL
+    e.partial_tick = NULL
+    e.cooldown_until = NULL
+    e.version = NULL
+    index_init(&e.index, 16)
+    heap_init(&e.adl_heap, 16)
+    events_init(&e.log, 1024)
+    series_init(&e.series, 1024)
+    try:
+        with nogil:
+            _alloc(&e, n)
+            for a in range(n):
+                e.col[a] = collateral[a]
+                e.pos[a] = size[a]
+                e.ep[a] = entry[a]
+                e.status[a] = ST_ACTIVE if size[a] != 0.0 else ST_FLAT
+                e.partial_tick[a] = -1
+                e.cooldown_until[a] = INT64_MIN
+                e.ext_pos -= size[a]
+                e.ext_cash += size[a] * entry[a]
+                if size[a] > 0:
+                    e.long_oi += size[a]
+                elif size[a] < 0:
+                    e.short_oi -= size[a]
+            e.col[n] = e.p.vault_initial
+            e.pos[n] = 0.0
+            e.ep[n] = 0.0
+            e.status[n] = ST_FLAT
+            e.partial_tick[n] = -1
+            e.cooldown_until[n] = INT64_MIN
+            _build_index(&e)
+            _loop(&e, stats)
+        events = events_to_numpy(&e.log)
+        series = series_to_numpy(&e.series)
+    finally:
+        _free(&e)
+    scalars = {
+        "fund_final": e.fund,
+        "fund_min": e.fund_min,
+        "vault_col": col[n],
+        "vault_pos": pos[n],
+        "vault_entry": ep[n],
+        "bad_debt": e.bad_debt,
+        "ext_cash": e.ext_cash,
+        "ext_pos": e.ext_pos,
+        "tape_max_drawdown": stats[0] if e.n_ticks else 0.0,
+        "sim_max_drawdown": stats[1] if e.n_ticks else 0.0,
+        "tape_min": stats[2] if e.n_ticks else INFINITY,
+        "sim_min": stats[3] if e.n_ticks else INFINITY,
+        "final_mark": e.mark.mark,
+        "final_sim_price": e.tape * e.book.m if e.n_ticks else np.nan,
+        "max_rounds": int(stats[4]) if e.n_ticks else 0,
+        "ticks": int(e.n_ticks),
+    }
+    return {
+        "events": events,
+        "series": series,
+        "collateral": col[:n].copy(),
+        "size": pos[:n].copy(),
+        "entry": ep[:n].copy(),
+        "status": status[:n].copy(),
+        "scalars": scalars,
+    }

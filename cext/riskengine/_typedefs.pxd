@@ -1,0 +1,48 @@
+# Shared C types and codes for the engine modules. The codes mirror riskengine/codes.py
+# (tests/test_codes.py checks they agree).
+from libc.stdint cimport int8_t, int32_t, int64_t
+
+ctypedef double float64_t
+ctypedef int64_t i64
+ctypedef int32_t i32
+ctypedef int8_t i8
+
+cdef enum:
+    EV_LIQUIDATION = 1
+    EV_PARTIAL_LIQUIDATION = 2
+    EV_BACKSTOP = 3
+    EV_FUND_PAYMENT = 4
+    EV_ADL_FILL = 5
+    EV_ADL_LIQUIDATION = 6
+    EV_VAULT_UNWIND = 7
+    EV_BAD_DEBT = 8
+
+cdef enum:
+    ST_FLAT = 0
+    ST_ACTIVE = 1
+    ST_PENDING = 2
+    ST_CLOSED = 3
+
+cdef enum:
+    MARK_LAST = 0
+    MARK_EMA = 1
+    MARK_STREAM = 2
+    MARK_INDEX_EMA_BASIS = 3
+
+cdef enum:
+    ADL_NONE = 0
+    ADL_QUEUE = 1
+    ADL_PRO_RATA = 2
+
+cdef enum:
+    RANK_PNL_LEVERAGE = 0
+    RANK_HL_INDEX = 1
+    RANK_BINANCE_LEVERAGE_PNL = 2
+
+cdef enum:
+    ADL_AT_BANKRUPTCY = 0
+    ADL_AT_MARK = 1
+
+cdef enum:
+    VAULT_ID = -1
+    BOOK_ID = -2

@@ -1,0 +1,157 @@
+"""Resolved numeric parameters of one engine run.
+
+:class:`EngineParams` is what both engines consume: every venue-design component, the
+liquidity model and the run options reduced to numbers, checked once. Users build it through
+:class:`riskengine.venue.VenueDesign` and :class:`riskengine.liquidity.ConstantDepth`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, MarkMethod
+
+NS = 1_000_000_000
+
+
+def maintenance_deductions(floors: np.ndarray, rates: np.ndarray) -> np.ndarray:
+    """Maintenance deductions (Binance ``cum``) that make a tiered schedule continuous.
+
+    ``cum_0 = 0`` and ``cum_k = cum_{k-1} + floor_k * (rate_k - rate_{k-1})``
+    (Binance "Leverage & Margin" example and Hyperliquid "Margin tiers"; reference §0).
+
+    Parameters
+    ----------
+    floors : ndarray of float64
+        Lower notional bound of each tier, starting at 0, strictly increasing.
+    rates : ndarray of float64
+        Maintenance margin rate of each tier.
+
+    Returns
+    -------
+    ndarray of float64
+        The deduction of each tier.
+    """
+    cums = np.zeros(len(floors), dtype=np.float64)
+    for k in range(1, len(floors)):
+        cums[k] = cums[k - 1] + floors[k] * (rates[k] - rates[k - 1])
+    return cums
+
+
+def _check_tiers(floors: np.ndarray, rates: np.ndarray) -> None:
+    if floors.ndim != 1 or rates.ndim != 1 or len(floors) != len(rates) or len(floors) == 0:
+        raise ValueError(
+            f"margin tiers: mm_floors and mm_rates must be 1-D and of equal non-zero length "
+            f"(got {floors.shape} and {rates.shape})"
+        )
+    if floors[0] != 0.0:
+        raise ValueError(f"margin tiers: mm_floors[0] must be 0 (got {floors[0]!r})")
+    for k in range(len(floors)):
+        if not math.isfinite(floors[k]):
+            raise ValueError(f"margin tiers: mm_floors[{k}] must be finite (got {floors[k]!r})")
+        if not (0.0 <= rates[k] < 1.0):
+            raise ValueError(f"margin tiers: mm_rates[{k}] must be in [0, 1) (got {rates[k]!r})")
+        if k > 0 and floors[k] <= floors[k - 1]:
+            raise ValueError(
+                f"margin tiers: mm_floors must be strictly increasing "
+                f"(mm_floors[{k}]={floors[k]!r} <= mm_floors[{k - 1}]={floors[k - 1]!r})"
+            )
+        if k > 0 and rates[k] < rates[k - 1]:
+            raise ValueError(
+                f"margin tiers: mm_rates must not decrease "
+                f"(mm_rates[{k}]={rates[k]!r} < mm_rates[{k - 1}]={rates[k - 1]!r})"
+            )
+
+
+def _need(name: str, value: float, ok: bool, expected: str) -> None:
+    if not ok:
+        raise ValueError(f"{name}: expected {expected} (got {value!r})")
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    """Every number one engine run needs. Times are nanoseconds, money is quote currency.
+
+    Attributes mirror the C struct ``EngineParams`` in ``cext/riskengine/_engine.pxd``.
+    """
+
+    mm_floors: np.ndarray
+    mm_rates: np.ndarray
+    mark_method: int = MarkMethod.LAST
+    mark_ema_tau_ns: float = 150.0 * NS
+    liq_fee_rate: float = 0.0
+    partial_fraction: float = 1.0
+    partial_threshold: float = math.inf
+    partial_cooldown_ns: int = 0
+    max_liqs_per_step: int = 0
+    latency_ns: int = 0
+    fund_initial: float = 0.0
+    backstop_ratio: float = 0.0
+    vault_initial: float = 0.0
+    vault_unwind_interval_ns: int = 10 * NS
+    vault_unwind_fraction: float = 0.25
+    vault_loss_limit: float = math.inf
+    adl_policy: int = AdlPolicy.QUEUE
+    adl_ranking: int = AdlRanking.PNL_LEVERAGE
+    adl_price: int = AdlPrice.BANKRUPTCY
+    adl_on_negative_equity: bool = False
+    adl_short_mark_over_entry: bool = False
+    depth_per_pct: float = math.inf
+    max_move: float = 0.5
+    impact_half_life_ns: float = 30.0 * NS
+    impact_feedback: float = 1.0
+    series_interval_ns: int = NS
+    mm_cums: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        floors = np.array(self.mm_floors, dtype=np.float64)
+        rates = np.array(self.mm_rates, dtype=np.float64)
+        _check_tiers(floors, rates)
+        floors.setflags(write=False)
+        rates.setflags(write=False)
+        cums = maintenance_deductions(floors, rates)
+        cums.setflags(write=False)
+        object.__setattr__(self, "mm_floors", floors)
+        object.__setattr__(self, "mm_rates", rates)
+        object.__setattr__(self, "mm_cums", cums)
+        _need("mark_method", self.mark_method, self.mark_method in set(MarkMethod), "one of " + ", ".join(m.name for m in MarkMethod))
+        _need("mark_ema_tau_ns", self.mark_ema_tau_ns, self.mark_ema_tau_ns > 0, "a positive time constant")
+        _need("liq_fee_rate", self.liq_fee_rate, 0.0 <= self.liq_fee_rate < 1.0, "a rate in [0, 1)")
+        _need("partial_fraction", self.partial_fraction, 0.0 < self.partial_fraction <= 1.0, "a fraction in (0, 1]")
+        _need("partial_threshold", self.partial_threshold, self.partial_threshold >= 0, "a notional >= 0")
+        _need("partial_cooldown_ns", self.partial_cooldown_ns, self.partial_cooldown_ns >= 0, "a duration >= 0")
+        _need("max_liqs_per_step", self.max_liqs_per_step, self.max_liqs_per_step >= 0, "a count >= 0 (0 = unlimited)")
+        _need("latency_ns", self.latency_ns, self.latency_ns >= 0, "a duration >= 0")
+        _need("fund_initial", self.fund_initial, math.isfinite(self.fund_initial) and self.fund_initial >= 0, "a finite balance >= 0")
+        _need("backstop_ratio", self.backstop_ratio, 0.0 <= self.backstop_ratio <= 1.0, "a ratio of maintenance margin in [0, 1] (0 = no backstop)")
+        _need("vault_initial", self.vault_initial, math.isfinite(self.vault_initial) and self.vault_initial >= 0, "a finite balance >= 0")
+        _need("vault_unwind_interval_ns", self.vault_unwind_interval_ns, self.vault_unwind_interval_ns > 0, "a positive duration")
+        _need("vault_unwind_fraction", self.vault_unwind_fraction, 0.0 < self.vault_unwind_fraction <= 1.0, "a fraction in (0, 1]")
+        _need("vault_loss_limit", self.vault_loss_limit, self.vault_loss_limit >= 0, "a loss >= 0 (inf = never)")
+        _need("adl_policy", self.adl_policy, self.adl_policy in set(AdlPolicy), "one of " + ", ".join(m.name for m in AdlPolicy))
+        _need("adl_ranking", self.adl_ranking, self.adl_ranking in set(AdlRanking), "one of " + ", ".join(m.name for m in AdlRanking))
+        _need("adl_price", self.adl_price, self.adl_price in set(AdlPrice), "one of " + ", ".join(m.name for m in AdlPrice))
+        _need("depth_per_pct", self.depth_per_pct, self.depth_per_pct > 0, "a depth > 0 (inf = no slippage)")
+        _need("max_move", self.max_move, 0.0 < self.max_move < 1.0, "a fraction in (0, 1)")
+        _need("impact_half_life_ns", self.impact_half_life_ns, self.impact_half_life_ns > 0, "a positive half-life")
+        _need("impact_feedback", self.impact_feedback, 0.0 <= self.impact_feedback <= 1.0, "a fraction in [0, 1]")
+        _need("series_interval_ns", self.series_interval_ns, self.series_interval_ns > 0, "a positive interval")
+
+    def maintenance_margin(self, notional: float) -> float:
+        """Maintenance margin of one position of ``notional`` (see :func:`maintenance_margin`)."""
+        return maintenance_margin(notional, self.mm_floors, self.mm_rates, self.mm_cums)
+
+
+def maintenance_margin(notional: float, floors: np.ndarray, rates: np.ndarray, cums: np.ndarray) -> float:
+    """Tiered maintenance margin ``MM(N) = N * rate_k - cum_k`` for the tier ``k`` holding ``N``.
+
+    The plain-Python twin of ``riskengine._margin.maintenance_margin``; both pick the last tier
+    whose floor is <= ``N`` (Binance USD-M brackets, Hyperliquid margin tiers; reference §0, §1.1).
+    """
+    k = 0
+    while k + 1 < len(floors) and floors[k + 1] <= notional:
+        k += 1
+    return notional * float(rates[k]) - float(cums[k])

@@ -1,0 +1,87 @@
+"""The raw output of one engine run, the same for the Cython and the reference engine.
+
+Column order of the event log and the series is defined here once; the Cython engine fills
+its C buffers in the same order (``cext/riskengine/_events.pxd``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+#: Event-log columns: name, dtype, meaning.
+EVENT_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("ts", "int64", "time of the tape tick being processed, ns since epoch UTC"),
+    ("tick", "int64", "index of that tick in the tape"),
+    ("round", "int32", "cascade round within the tick (0 = first)"),
+    ("kind", "int8", "event kind, see riskengine.codes.EventKind"),
+    ("account", "int64", "account id (-1 = backstop vault)"),
+    ("counterparty", "int64", "account id of the other side (-1 vault, -2 order book)"),
+    ("size", "float64", "signed size closed on `account` (+ = a long was reduced)"),
+    ("price", "float64", "execution price (fill, takeover or ADL close price)"),
+    ("notional", "float64", "|size| x price"),
+    ("fee", "float64", "liquidation fee paid into the insurance fund"),
+    ("amount", "float64", "kind-specific amount: realized PnL (trades), equity handed over (backstop), payment (fund), haircut (ADL fill), uncovered deficit (bad debt)"),
+    ("equity_after", "float64", "account (or vault) equity at mark after the event"),
+    ("fund_after", "float64", "insurance-fund balance after the event"),
+)
+
+#: Time-series columns, sampled at most once per ``series_interval_ns`` and at the last tick.
+SERIES_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("ts", "int64", "sample time, ns since epoch UTC"),
+    ("tape_price", "float64", "tape price"),
+    ("sim_price", "float64", "tape price moved by the transient impact of simulated flow"),
+    ("mark", "float64", "mark price"),
+    ("fund", "float64", "insurance-fund balance"),
+    ("vault_equity", "float64", "backstop vault equity at mark"),
+    ("long_oi", "float64", "open long size of the population, base units"),
+    ("short_oi", "float64", "open short size of the population, base units"),
+    ("cum_liquidations", "int64", "liquidations so far (book, partial, backstop, ADL'd)"),
+    ("cum_liquidated_notional", "float64", "notional liquidated so far"),
+    ("cum_adl_fills", "int64", "ADL fills so far"),
+    ("cum_adl_notional", "float64", "ADL notional so far"),
+)
+
+#: Scalar outcomes of a run.
+SCALARS: tuple[str, ...] = (
+    "fund_final", "fund_min", "vault_col", "vault_pos", "vault_entry", "bad_debt",
+    "ext_cash", "ext_pos", "tape_max_drawdown", "sim_max_drawdown", "tape_min", "sim_min",
+    "final_mark", "final_sim_price", "max_rounds", "ticks",
+)
+
+
+@dataclass
+class RawRun:
+    """Arrays and scalars produced by one engine run.
+
+    Attributes
+    ----------
+    events : dict of ndarray
+        Event log columns (:data:`EVENT_COLUMNS`).
+    series : dict of ndarray
+        Sampled time series (:data:`SERIES_COLUMNS`).
+    collateral, size, entry : ndarray of float64
+        Final state of each account.
+    status : ndarray of int8
+        Final status of each account (:class:`riskengine.codes.Status`).
+    scalars : dict
+        :data:`SCALARS`.
+    """
+
+    events: dict[str, np.ndarray]
+    series: dict[str, np.ndarray]
+    collateral: np.ndarray
+    size: np.ndarray
+    entry: np.ndarray
+    status: np.ndarray
+    scalars: dict[str, float]
+
+    def events_table(self) -> pa.Table:
+        """The event log as one Arrow table."""
+        return pa.table({name: self.events[name] for name, _, _ in EVENT_COLUMNS})
+
+    def series_table(self) -> pa.Table:
+        """The sampled time series as one Arrow table."""
+        return pa.table({name: self.series[name] for name, _, _ in SERIES_COLUMNS})
