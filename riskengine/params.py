@@ -99,6 +99,7 @@ class EngineParams:
     adl_price: int = AdlPrice.BANKRUPTCY
     adl_on_negative_equity: bool = False
     adl_short_mark_over_entry: bool = False
+    adl_rank_interval_ns: int = NS
     depth_per_pct: float = math.inf
     max_move: float = 0.5
     impact_half_life_ns: float = 30.0 * NS
@@ -134,6 +135,7 @@ class EngineParams:
         _need("adl_policy", self.adl_policy, self.adl_policy in set(AdlPolicy), "one of " + ", ".join(m.name for m in AdlPolicy))
         _need("adl_ranking", self.adl_ranking, self.adl_ranking in set(AdlRanking), "one of " + ", ".join(m.name for m in AdlRanking))
         _need("adl_price", self.adl_price, self.adl_price in set(AdlPrice), "one of " + ", ".join(m.name for m in AdlPrice))
+        _need("adl_rank_interval_ns", self.adl_rank_interval_ns, self.adl_rank_interval_ns >= 0, "a duration >= 0 (0 = re-rank before every ADL order)")
         _need("depth_per_pct", self.depth_per_pct, self.depth_per_pct > 0, "a depth > 0 (inf = no slippage)")
         _need("max_move", self.max_move, 0.0 < self.max_move < 1.0, "a fraction in (0, 1)")
         _need("impact_half_life_ns", self.impact_half_life_ns, self.impact_half_life_ns > 0, "a positive half-life")

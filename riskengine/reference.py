@@ -41,7 +41,8 @@ Liquidating an account (the loss waterfall):
   instead; otherwise the fund pays the deficit.
 
 Auto-deleveraging closes the order against opposite-side accounts in profit at mark, in the
-policy's order (queue by score, ties by account id; or pro rata by size), at the bankruptcy
+policy's order (a queue by score, ties by account id, ranked at most once per
+``adl_rank_interval`` and consumed in between; or pro rata by size), at the bankruptcy
 price of the liquidated account or at mark. A fill never takes an ADL'd account's equity below
 zero; what the opposite side cannot absorb goes to the book. A deficit that neither the fund
 nor ADL covers is bad debt.
@@ -185,6 +186,8 @@ class _Reference:
         self.series = {name: [] for name, _, _ in SERIES_COLUMNS}
         self.pending: deque[tuple[int, int]] = deque()
         self.vault_next_unwind = 0
+        self.rank_ids: dict[float, deque[int]] = {}
+        self.rank_time: dict[float, int] = {}
         self.cum_liq = 0
         self.cum_liq_notional = 0.0
         self.cum_adl = 0
@@ -301,6 +304,23 @@ class _Reference:
             ids.sort(key=lambda i: (-scores[i], i))
         return ids
 
+    def adl_queue(self, side: float) -> deque[int]:
+        """The ranked queue against a liquidated position of ``side``, re-ranked when stale.
+
+        The queue is a snapshot taken at most once per ``adl_rank_interval`` of tape time and
+        consumed from the front in between; accounts no longer eligible are skipped.
+        """
+        built = self.rank_time.get(side)
+        if built is None or self.t - built >= self.p.adl_rank_interval_ns:
+            self.rank_ids[side] = deque(self.adl_candidates(side))
+            self.rank_time[side] = self.t
+        return self.rank_ids[side]
+
+    def adl_eligible(self, i: int, side: float) -> bool:
+        q = float(self.pos[i])
+        return (self.status[i] == Status.ACTIVE and q * side < 0
+                and q * (self.mark - float(self.ep[i])) > 0)
+
     def adl_available(self, i: int, price: float) -> float:
         """Largest size of winner ``i`` that can close at ``price`` keeping its equity >= 0."""
         q = float(self.pos[i])
@@ -309,6 +329,17 @@ class _Reference:
             cap = self.equity(i) / (-worse) * (1.0 - ADL_EQUITY_GUARD)
             return cap if cap < abs(q) else abs(q)
         return abs(q)
+
+    def adl_fill(self, i: int, a: int, take: float, price: float) -> None:
+        closed = _sign(float(self.pos[i])) * take
+        self.reduce(i, closed, price)
+        if float(self.pos[i]) == 0.0:
+            self.status[i] = Status.CLOSED
+        haircut = -closed * (price - self.mark)
+        self.cum_adl += 1
+        self.cum_adl_notional += take * price
+        self.emit(EventKind.ADL_FILL, i, a, closed, price, 0.0,
+                  haircut if haircut > 0.0 else 0.0, self.equity(i))
 
     def adl_close(self, a: int, size: float, full: bool) -> None:
         """Auto-deleverage ``size`` of account ``a`` (or the vault) against the other side."""
@@ -323,8 +354,8 @@ class _Reference:
         wanted = abs(size)
         remaining = wanted
         absorbed = 0.0
-        ids = self.adl_candidates(side)
         if self.p.adl_policy == AdlPolicy.PRO_RATA:
+            ids = self.adl_candidates(side)
             total = 0.0
             for i in ids:
                 total += abs(float(self.pos[i]))
@@ -333,34 +364,30 @@ class _Reference:
                 share = wanted * abs(float(self.pos[i])) / total
                 avail = self.adl_available(i, price)
                 takes.append((i, share if share < avail else avail))
+            for i, take in takes:
+                if take > 0.0:
+                    self.adl_fill(i, a, take, price)
+                    remaining -= take
+                    absorbed += take
         else:
-            takes = None
-        k = 0
-        while True:
-            if takes is not None:
-                if k >= len(takes):
-                    break
-                i, take = takes[k]
-            else:
-                if k >= len(ids) or remaining <= 0.0:
-                    break
-                i = ids[k]
+            queue = self.adl_queue(side)
+            while queue and remaining > 0.0:
+                i = queue[0]
+                if not self.adl_eligible(i, side):
+                    queue.popleft()
+                    continue
                 avail = self.adl_available(i, price)
-                take = remaining if remaining < avail else avail
-            k += 1
-            if take <= 0.0:
-                continue
-            closed = _sign(float(self.pos[i])) * take
-            self.reduce(i, closed, price)
-            if float(self.pos[i]) == 0.0:
-                self.status[i] = Status.CLOSED
-            haircut = -closed * (price - self.mark)
-            self.cum_adl += 1
-            self.cum_adl_notional += take * price
-            self.emit(EventKind.ADL_FILL, i, a, closed, price, 0.0,
-                      haircut if haircut > 0.0 else 0.0, self.equity(i))
-            remaining -= take
-            absorbed += take
+                if avail <= 0.0:
+                    queue.popleft()
+                    continue
+                if remaining < avail:
+                    take = remaining
+                else:
+                    take = avail
+                    queue.popleft()
+                self.adl_fill(i, a, take, price)
+                remaining -= take
+                absorbed += take
         rest = wanted - absorbed
         if rest <= ADL_REST_TOL * wanted:
             rest = 0.0

@@ -23,6 +23,7 @@ cdef struct Params:
     int adl_price
     bint adl_on_negative_equity
     i64 series_interval_ns
+    i64 adl_rank_interval_ns
 
 cdef struct Engine:
     Params p
@@ -76,6 +77,8 @@ cdef struct Engine:
     i64* hold_vers
     i64* deferred
     Py_ssize_t n_deferred
-    KeyHeap adl_heap
+    KeyHeap adl_rank[2]       # ranked ADL queue snapshots: [0] longs, [1] shorts
+    i64 adl_rank_time[2]
+    bint adl_rank_built[2]
     EventLog log
     SeriesLog series

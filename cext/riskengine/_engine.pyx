@@ -163,6 +163,20 @@ cdef int _adl_fill(Engine* e, Py_ssize_t i, Py_ssize_t a, float64_t take,
     return 0
 
 
+cdef int _adl_rank(Engine* e, float64_t side) except -1 nogil:
+    """Re-rank the ADL queue against a liquidated ``side`` when its snapshot is stale."""
+    cdef int s = 1 if side > 0.0 else 0
+    cdef Py_ssize_t count
+    if e.adl_rank_built[s] and e.t - e.adl_rank_time[s] < e.p.adl_rank_interval_ns:
+        return 0
+    count = adl_gather(&e.adl, side, e.mark.mark, e.col, e.pos, e.ep, e.status, e.n,
+                       e.work_ids, e.work_vals)
+    heapify_from(&e.adl_rank[s], e.work_vals, e.work_ids, e.work_ids, count)
+    e.adl_rank_built[s] = True
+    e.adl_rank_time[s] = e.t
+    return 0
+
+
 cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -1 nogil:
     """Auto-deleverage ``size`` of account ``a`` (or the vault) against the other side."""
     cdef float64_t side = _sign(size)
@@ -171,6 +185,7 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
     cdef Py_ssize_t k, j, count
     cdef i64 idx, ver
     cdef int kind
+    cdef KeyHeap* h
     if e.p.adl_price == ADL_AT_BANKRUPTCY:
         price = e.ep[a] - e.col[a] / e.pos[a]
         if not price > 0.0:
@@ -180,9 +195,9 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
     wanted = fabs(size)
     remaining = wanted
     absorbed = 0.0
-    count = adl_gather(&e.adl, side, e.mark.mark, e.col, e.pos, e.ep, e.status, e.n,
-                       e.work_ids, e.work_vals)
     if e.adl.policy == ADL_PRO_RATA:
+        count = adl_gather(&e.adl, side, e.mark.mark, e.col, e.pos, e.ep, e.status, e.n,
+                           e.work_ids, e.work_vals)
         total = 0.0
         for k in range(count):
             total += fabs(e.pos[e.work_ids[k]])
@@ -199,17 +214,26 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
             remaining -= take
             absorbed += take
     else:
-        heapify_from(&e.adl_heap, e.work_vals, e.work_ids, e.work_ids, count)
-        while e.adl_heap.size > 0 and remaining > 0.0:
-            heap_pop(&e.adl_heap, &key, &idx, &ver)
-            avail = _adl_available(e, idx, price)
-            take = remaining if remaining < avail else avail
-            if take <= 0.0:
+        h = &e.adl_rank[1 if side > 0.0 else 0]
+        _adl_rank(e, side)
+        while h.size > 0 and remaining > 0.0:
+            idx = h.ids[0]
+            if (e.status[idx] != ST_ACTIVE or e.pos[idx] * side >= 0.0
+                    or e.pos[idx] * (e.mark.mark - e.ep[idx]) <= 0.0):
+                heap_pop(h, &key, &idx, &ver)
                 continue
+            avail = _adl_available(e, idx, price)
+            if avail <= 0.0:
+                heap_pop(h, &key, &idx, &ver)
+                continue
+            if remaining < avail:
+                take = remaining
+            else:
+                take = avail
+                heap_pop(h, &key, &idx, &ver)
             _adl_fill(e, idx, a, take, price)
             remaining -= take
             absorbed += take
-        e.adl_heap.size = 0
     rest = wanted - absorbed
     if rest <= ADL_REST_TOL * wanted:
         rest = 0.0
@@ -448,7 +472,8 @@ cdef void _free(Engine* e) noexcept nogil:
     free(e.cooldown_until)
     free(e.version)
     index_free(&e.index)
-    heap_free(&e.adl_heap)
+    heap_free(&e.adl_rank[0])
+    heap_free(&e.adl_rank[1])
     events_free(&e.log)
     series_free(&e.series)
 
@@ -566,6 +591,7 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     e.p.adl_price = params.adl_price
     e.p.adl_on_negative_equity = params.adl_on_negative_equity
     e.p.series_interval_ns = params.series_interval_ns
+    e.p.adl_rank_interval_ns = params.adl_rank_interval_ns
     e.tiers.floors = &f_view[0]
     e.tiers.rates = &r_view[0]
     e.tiers.cums = &c_view[0]
@@ -625,7 +651,12 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     e.cooldown_until = NULL
     e.version = NULL
     index_init(&e.index, 16)
-    heap_init(&e.adl_heap, 16)
+    heap_init(&e.adl_rank[0], 16)
+    heap_init(&e.adl_rank[1], 16)
+    e.adl_rank_built[0] = False
+    e.adl_rank_built[1] = False
+    e.adl_rank_time[0] = 0
+    e.adl_rank_time[1] = 0
     events_init(&e.log, 1024)
     series_init(&e.series, 1024)
     try:

@@ -1,0 +1,141 @@
+"""The result table: every column defined once, here, with its meaning.
+
+:func:`summarize` turns one run's raw output into one row. Both engines feed it the same
+kind of :class:`riskengine.runlog.RawRun`, so equal event logs give equal rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from riskengine.codes import EventKind, VAULT_ID
+from riskengine.runlog import RawRun
+
+NS = 1_000_000_000
+_LIQ_KINDS = (EventKind.LIQUIDATION, EventKind.PARTIAL_LIQUIDATION, EventKind.BACKSTOP,
+              EventKind.ADL_LIQUIDATION)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One result-table column."""
+
+    name: str
+    description: str
+    compute: Callable[["RunContext"], object]
+
+
+@dataclass
+class RunContext:
+    """What a column may look at."""
+
+    raw: RawRun
+    scenario: str
+    design: str
+    engine: str
+    accounts: int
+    positions: int
+    tape_start_ns: int
+    fund_initial: float
+    vault_initial: float
+    elapsed_s: float
+
+    def kind_mask(self, *kinds) -> np.ndarray:
+        k = self.raw.events["kind"]
+        acct = self.raw.events["account"]
+        return np.isin(k, [int(x) for x in kinds]) & (acct != VAULT_ID)
+
+
+def _liq(ctx: RunContext) -> np.ndarray:
+    return ctx.kind_mask(*_LIQ_KINDS)
+
+
+def _first_time(ctx: RunContext, mask: np.ndarray) -> float:
+    if not mask.any():
+        return float("nan")
+    return float(ctx.raw.events["ts"][mask][0] - ctx.tape_start_ns) / NS
+
+
+def _sum(ctx: RunContext, column: str, mask: np.ndarray) -> float:
+    return float(ctx.raw.events[column][mask].sum())
+
+
+def _vault_pnl(ctx: RunContext) -> float:
+    s = ctx.raw.scalars
+    equity = s["vault_col"] + s["vault_pos"] * (s["final_mark"] - s["vault_entry"])
+    return float(equity - ctx.vault_initial)
+
+
+def _amplification(ctx: RunContext) -> float:
+    tape = ctx.raw.scalars["tape_max_drawdown"]
+    return float(ctx.raw.scalars["sim_max_drawdown"] / tape) if tape > 0 else float("nan")
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("scenario", "scenario name", lambda c: c.scenario),
+    Column("design", "venue design name", lambda c: c.design),
+    Column("engine", "engine that ran (cython or reference)", lambda c: c.engine),
+    Column("accounts", "accounts in the population", lambda c: c.accounts),
+    Column("positions", "accounts holding a position at the start", lambda c: c.positions),
+    Column("ticks", "tape ticks replayed", lambda c: int(c.raw.scalars["ticks"])),
+    Column("liquidations", "liquidation events: book (full and partial), backstop and ADL'd",
+           lambda c: int(_liq(c).sum())),
+    Column("liquidated_notional", "notional closed by those liquidations",
+           lambda c: _sum(c, "notional", _liq(c))),
+    Column("accounts_liquidated", "distinct accounts hit by a liquidation",
+           lambda c: int(len(np.unique(c.raw.events["account"][_liq(c)])))),
+    Column("partial_liquidations", "partial book liquidations",
+           lambda c: int(c.kind_mask(EventKind.PARTIAL_LIQUIDATION).sum())),
+    Column("backstop_liquidations", "accounts taken over by the backstop vault",
+           lambda c: int(c.kind_mask(EventKind.BACKSTOP).sum())),
+    Column("bad_debt", "deficits neither the insurance fund nor ADL covered",
+           lambda c: float(c.raw.scalars["bad_debt"])),
+    Column("fund_start", "insurance fund at the start", lambda c: c.fund_initial),
+    Column("fund_min", "lowest insurance-fund balance", lambda c: float(c.raw.scalars["fund_min"])),
+    Column("fund_end", "insurance fund at the end", lambda c: float(c.raw.scalars["fund_final"])),
+    Column("fund_paid_out", "insurance-fund payments for deficits",
+           lambda c: _sum(c, "amount", c.kind_mask(EventKind.FUND_PAYMENT))),
+    Column("fees_collected", "liquidation fees paid into the fund",
+           lambda c: float(c.raw.events["fee"].sum())),
+    Column("vault_pnl", "backstop vault equity at the final mark minus its start balance", _vault_pnl),
+    Column("adl_fills", "opposite-side accounts closed by ADL (fills)",
+           lambda c: int(c.kind_mask(EventKind.ADL_FILL).sum())),
+    Column("adl_notional", "notional closed by ADL fills",
+           lambda c: _sum(c, "notional", c.kind_mask(EventKind.ADL_FILL))),
+    Column("adl_accounts", "distinct accounts hit by ADL",
+           lambda c: int(len(np.unique(c.raw.events["account"][c.kind_mask(EventKind.ADL_FILL)])))),
+    Column("adl_haircut", "profit ADL'd accounts gave up against the mark",
+           lambda c: _sum(c, "amount", c.kind_mask(EventKind.ADL_FILL))),
+    Column("tape_drawdown", "largest peak-to-trough fall of the tape price",
+           lambda c: float(c.raw.scalars["tape_max_drawdown"])),
+    Column("sim_drawdown", "largest peak-to-trough fall of the simulated price",
+           lambda c: float(c.raw.scalars["sim_max_drawdown"])),
+    Column("amplification", "simulated drawdown / tape drawdown (>1: the design amplified the fall)",
+           _amplification),
+    Column("first_liquidation_s", "seconds from tape start to the first liquidation",
+           lambda c: _first_time(c, _liq(c))),
+    Column("first_adl_s", "seconds from tape start to the first ADL fill",
+           lambda c: _first_time(c, c.kind_mask(EventKind.ADL_FILL))),
+    Column("max_cascade_rounds", "most cascade rounds at one tick", lambda c: int(c.raw.scalars["max_rounds"])),
+    Column("elapsed_s", "wall time of the engine run", lambda c: c.elapsed_s),
+    Column("ticks_per_s", "engine throughput, tape ticks per second",
+           lambda c: float(c.raw.scalars["ticks"]) / c.elapsed_s if c.elapsed_s > 0 else float("nan")),
+)
+
+#: columns that depend on timing and differ between otherwise identical runs
+TIMING_COLUMNS = ("elapsed_s", "ticks_per_s")
+
+
+def summarize(ctx: RunContext) -> dict:
+    """One result-table row for one run."""
+    return {col.name: col.compute(ctx) for col in COLUMNS}
+
+
+def describe_columns() -> str:
+    """The column reference as Markdown (for docs and ``--help``)."""
+    lines = ["| column | meaning |", "|---|---|"]
+    lines += [f"| `{c.name}` | {c.description} |" for c in COLUMNS]
+    return "\n".join(lines)
