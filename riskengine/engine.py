@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from riskengine.codes import MarkMethod
+from riskengine.invariants import violations
 from riskengine.liquidity import ConstantDepth
 from riskengine.metrics import RunContext, summarize
 from riskengine.params import EngineParams
@@ -97,7 +98,7 @@ def run_raw(scenario: Scenario, params: EngineParams, engine: str = "cython",
 
 def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
         liquidity: ConstantDepth | None = None, *, engine: str = "cython",
-        series_interval_s: float | None = None) -> Result:
+        series_interval_s: float | None = None, check_invariants: bool = False) -> Result:
     """Replay ``scenario`` through each venue design.
 
     Parameters
@@ -112,6 +113,10 @@ def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
         The compiled engine, or the slow plain-Python oracle.
     series_interval_s : float, optional
         Sampling interval of the time series (default: the tape span / 2,000).
+    check_invariants : bool
+        Debug mode: check money and position conservation and the ADL and flat-account
+        invariants after each run (:mod:`riskengine.invariants`); raise ``AssertionError``
+        on a violation.
 
     Returns
     -------
@@ -140,6 +145,10 @@ def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
     for design, params in resolved:
         stream = _check_stream(scenario, design, params)
         raw, elapsed = run_raw(scenario, params, engine, stream)
+        if check_invariants:
+            broken = violations(raw, scenario.population, params)
+            if broken:
+                raise AssertionError(f"design {design.name!r}: " + "; ".join(broken))
         ctx = RunContext(
             raw=raw, scenario=scenario.name, design=design.name, engine=engine,
             accounts=len(scenario.population),

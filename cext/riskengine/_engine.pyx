@@ -58,7 +58,7 @@ cdef int _rekey(Engine* e, Py_ssize_t a) except -1 nogil:
     e.version[a] += 1
     if e.status[a] != ST_ACTIVE:
         return 0
-    lp = liquidation_price(&e.tiers, e.col[a], e.pos[a], e.ep[a])
+    lp = liquidation_price(&e.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
     if e.pos[a] > 0.0:
         if lp > 0.0:
             heap_push(&e.index.longs, trigger_key(lp, e.pos[a], e.ep[a]), a, e.version[a])
@@ -508,7 +508,7 @@ cdef int _build_index(Engine* e) except -1 nogil:
     for a in range(e.n):
         if e.status[a] != ST_ACTIVE:
             continue
-        lp = liquidation_price(&e.tiers, e.col[a], e.pos[a], e.ep[a])
+        lp = liquidation_price(&e.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
         if e.pos[a] > 0.0:
             if lp > 0.0:
                 e.hold_keys[nl] = trigger_key(lp, e.pos[a], e.ep[a])
@@ -519,7 +519,7 @@ cdef int _build_index(Engine* e) except -1 nogil:
     for a in range(e.n):
         if e.status[a] != ST_ACTIVE or e.pos[a] >= 0.0:
             continue
-        lp = liquidation_price(&e.tiers, e.col[a], e.pos[a], e.ep[a])
+        lp = liquidation_price(&e.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
         e.hold_keys[ns] = trigger_key(lp, e.pos[a], e.ep[a])
         e.hold_ids[ns] = a
         e.hold_vers[ns] = 0

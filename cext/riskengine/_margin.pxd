@@ -9,6 +9,6 @@ cdef struct Tiers:
 
 cdef float64_t maintenance_margin(const Tiers* tiers, float64_t notional) noexcept nogil
 cdef float64_t liquidation_price(const Tiers* tiers, float64_t col, float64_t pos,
-                                 float64_t entry) noexcept nogil
+                                 float64_t entry, float64_t ratio) noexcept nogil
 cdef bint crosses(const Tiers* tiers, float64_t col, float64_t pos, float64_t entry,
                   float64_t mark) noexcept nogil

@@ -25,10 +25,13 @@ cdef bint crosses(const Tiers* tiers, float64_t col, float64_t pos, float64_t en
 
 
 cdef float64_t liquidation_price(const Tiers* tiers, float64_t col, float64_t pos,
-                                 float64_t entry) noexcept nogil:
-    """Price at which equity equals the tiered maintenance margin (bracket iteration).
+                                 float64_t entry, float64_t ratio) noexcept nogil:
+    """Price at which equity equals ``ratio`` x the tiered maintenance margin.
 
-    ``E(P) - MM(|q| P)`` is continuous and monotone in ``P`` (increasing for a long,
+    ``ratio = 1`` gives the liquidation price (Binance's bracket iteration: the MMR and
+    maintenance amount are those of the tier holding the notional *at* that price; Hyperliquid's
+    ``l`` is "of the tier at the liquidation price"), ``ratio = 2/3`` Hyperliquid's backstop
+    price. ``E(P) - ratio MM(|q| P)`` is continuous and monotone in ``P`` (increasing for a long,
     decreasing for a short, since every rate is < 1), so the root lies in the first tier
     whose upper price boundary is past it. Returns -inf for a long that no positive price
     liquidates and +inf for a flat position.
@@ -39,22 +42,22 @@ cdef float64_t liquidation_price(const Tiers* tiers, float64_t col, float64_t po
     if pos == 0.0:
         return INFINITY
     if pos > 0.0:
-        if col - pos * entry + tiers.cums[0] >= 0.0:
+        if col - pos * entry + ratio * tiers.cums[0] >= 0.0:
             return -INFINITY
         for k in range(tiers.n):
             if k + 1 < tiers.n:
                 upper = tiers.floors[k + 1] / size
-                f = col + pos * (upper - entry) - (size * upper * tiers.rates[k] - tiers.cums[k])
+                f = col + pos * (upper - entry) - ratio * (size * upper * tiers.rates[k] - tiers.cums[k])
                 if f < 0.0:
                     continue
-            return (pos * entry - col - tiers.cums[k]) / (pos * (1.0 - tiers.rates[k]))
+            return (pos * entry - col - ratio * tiers.cums[k]) / (pos * (1.0 - ratio * tiers.rates[k]))
     for k in range(tiers.n):
         if k + 1 < tiers.n:
             upper = tiers.floors[k + 1] / size
-            f = col + pos * (upper - entry) - (size * upper * tiers.rates[k] - tiers.cums[k])
+            f = col + pos * (upper - entry) - ratio * (size * upper * tiers.rates[k] - tiers.cums[k])
             if f > 0.0:
                 continue
-        return (col + size * entry + tiers.cums[k]) / (size * (1.0 + tiers.rates[k]))
+        return (col + size * entry + ratio * tiers.cums[k]) / (size * (1.0 + ratio * tiers.rates[k]))
     return INFINITY
 
 
@@ -95,8 +98,9 @@ def py_maintenance_margin(double notional, floors, rates):
     return maintenance_margin(&t, notional)
 
 
-def py_liquidation_price(double collateral, double size, double entry, floors, rates):
-    """Liquidation price of one position: the root of ``E(P) = MM(|q| P)``.
+def py_liquidation_price(double collateral, double size, double entry, floors, rates,
+                         double ratio=1.0):
+    """Liquidation price of one position: the root of ``E(P) = ratio x MM(|q| P)``.
 
     Parameters
     ----------
@@ -108,6 +112,9 @@ def py_liquidation_price(double collateral, double size, double entry, floors, r
         Entry price.
     floors, rates : array_like
         Tier floors (first 0) and maintenance rates.
+    ratio : float
+        Share of maintenance margin the equity is compared with (1: liquidation; Hyperliquid's
+        backstop: 2/3).
 
     Returns
     -------
@@ -116,4 +123,4 @@ def py_liquidation_price(double collateral, double size, double entry, floors, r
     """
     f, r, c = _deductions(floors, rates)
     cdef Tiers t = _tiers(f, r, c)
-    return liquidation_price(&t, collateral, size, entry)
+    return liquidation_price(&t, collateral, size, entry, ratio)
