@@ -1,0 +1,99 @@
+"""Command line: ``riskengine run`` (the built-in synthetic crash comparison).
+
+Config files, sweeps, benchmarks and data commands build on this entry point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import pandas as pd
+
+#: result columns shown in the terminal (all columns are in the Python result)
+TERMINAL_COLUMNS = (
+    "design", "liquidations", "liquidated_notional", "partial_liquidations",
+    "backstop_liquidations", "bad_debt", "fund_start", "fund_min", "fund_end", "vault_pnl",
+    "adl_fills", "adl_notional", "tape_drawdown", "sim_drawdown", "amplification",
+    "elapsed_s",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        self.exit(2, f"riskengine: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="riskengine", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="run the built-in synthetic crash through the demo designs")
+    run.add_argument("--accounts", type=_positive_int, default=100_000, help="accounts (default 100,000)")
+    run.add_argument("--ticks", type=_positive_int, default=200_000, help="tape ticks (default 200,000)")
+    run.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    run.add_argument("--depth", type=_positive_float, default=5e6,
+                     help="book depth within 1%% of the price, quote notional (default 5e6)")
+    run.add_argument("--engine", choices=("cython", "reference"), default="cython")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from riskengine import ConstantDepth, run, synthetic
+
+    err = sys.stderr
+    start = time.perf_counter()
+    print(f"building synthetic crash: {args.ticks:,} ticks, {args.accounts:,} accounts, seed {args.seed}", file=err)
+    scenario = synthetic.crash_scenario(ticks=args.ticks, accounts=args.accounts, seed=args.seed)
+    designs = [synthetic.binance_style(), synthetic.hyperliquid_style()]
+    rows = []
+    for k, design in enumerate(designs, 1):
+        print(f"[{k}/{len(designs)}] {design.name} ...", file=err, end=" ", flush=True)
+        result = run(scenario, design, ConstantDepth(args.depth), engine=args.engine)
+        rows.append(result.table)
+        print(f"{result.table['elapsed_s'].iloc[0]:.2f} s", file=err)
+    table = pd.concat(rows, ignore_index=True)
+    with pd.option_context("display.width", 200, "display.max_columns", 50,
+                           "display.float_format", "{:,.4g}".format):
+        print(table[list(TERMINAL_COLUMNS)].set_index("design").T.to_string())
+    print(f"done in {time.perf_counter() - start:.1f} s", file=err)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``riskengine`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+    except ValueError as exc:
+        print(f"riskengine: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("riskengine: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
