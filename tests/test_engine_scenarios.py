@@ -143,15 +143,17 @@ def test_partial_liquidation_then_full_in_cooldown():
 
 
 def test_partial_again_after_cooldown():
-    sc = scenario([100, 90.2, 90.1, 80.0], [(10, 1, 100)], times_s=[0, 1, 2, 40])
+    # partial at t=1, recovery at t=2, crosses again at t=40 after the 30 s cooldown: partial
+    # again (20% of the remaining 0.8), not full
+    sc = scenario([100, 90.2, 95.0, 90.0], [(10, 1, 100)], times_s=[0, 1, 2, 40])
     p = EngineParams(**ONE_TIER, partial_fraction=0.2, partial_threshold=50.0,
                      partial_cooldown_ns=30 * S, adl_policy=AdlPolicy.NONE)
     raw = run_both(sc, p)
-    ks = kinds(raw)
-    assert ks.count("PARTIAL_LIQUIDATION") == 1 or ks[:1] == ["PARTIAL_LIQUIDATION"]
-    # at t=40 the cooldown is over: the next liquidation is partial again when still large
-    partial_ticks = [e["tick"] for e in events(raw) if e["kind"] == EventKind.PARTIAL_LIQUIDATION]
-    assert partial_ticks[0] == 1 and (3 in partial_ticks or raw.size[0] == 0)
+    evs = events(raw)
+    assert [(EventKind(e["kind"]).name, e["tick"]) for e in evs] == [
+        ("PARTIAL_LIQUIDATION", 1), ("PARTIAL_LIQUIDATION", 3)]
+    assert evs[1]["size"] == pytest.approx(0.16)
+    assert raw.size[0] == pytest.approx(0.64)
 
 
 def test_latency_delays_and_recovery_cancels():

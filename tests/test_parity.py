@@ -1,0 +1,156 @@
+"""Parity: the Cython engine and the plain-Python reference engine agree on random scenarios.
+
+Hypothesis draws the structure (tape segments: walks, crashes, gaps, flat stretches and
+same-timestamp bursts; population size and margin-mode mix; every venue parameter) and a seed
+for the numbers. Both engines must produce the same event log (same events, same order,
+numbers equal to 1e-9 relative), series and final state, and every run must satisfy the
+invariants (money and position conservation, flat accounts never pay, ADL never below zero).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, EventKind, MarginMode, MarkMethod
+from riskengine.engine import run_raw
+from riskengine.invariants import violations
+from riskengine.params import EngineParams
+from riskengine.scenario import Population, Scenario, Tape
+
+from _scenarios import assert_same_run
+
+S = 1_000_000_000
+SEGMENTS = ("walk", "crash", "gap", "flat", "rally", "burst")
+
+
+def make_tape(rng: np.random.Generator, segments: list[str], with_stream: bool) -> Tape:
+    prices, dts = [], []
+    price = 100.0
+    for kind in segments:
+        n = int(rng.integers(1, 30))
+        if kind == "walk":
+            steps = rng.normal(0, 0.004, n)
+        elif kind == "crash":
+            steps = rng.normal(-rng.uniform(0.005, 0.03), 0.004, n)
+        elif kind == "rally":
+            steps = rng.normal(rng.uniform(0.005, 0.02), 0.004, n)
+        elif kind == "gap":
+            steps = np.zeros(n)
+            steps[0] = rng.choice([-1, 1]) * rng.uniform(0.05, 0.3)
+        else:  # flat or burst
+            steps = np.zeros(n)
+        path = price * np.exp(np.cumsum(steps))
+        price = float(path[-1])
+        prices.append(path)
+        if kind == "burst":
+            dt = np.zeros(n, dtype=np.int64)
+            dt[0] = int(rng.integers(0, 3 * S))
+        elif kind == "gap":
+            dt = rng.integers(0, 120 * S, n)
+        else:
+            dt = np.where(rng.random(n) < 0.15, 0, rng.integers(1, 5 * S, n))
+        dts.append(dt)
+    prices = np.concatenate(prices)
+    ts = 1_700_000_000 * S + np.cumsum(np.concatenate(dts)).astype(np.int64)
+    stream = None
+    if with_stream:
+        # an index that lags the tape by one tick and carries its own noise
+        smooth = np.concatenate([prices[:1], prices[:-1]]) * np.exp(rng.normal(0, 0.005, len(prices)))
+        smooth[: int(rng.integers(0, max(1, len(prices) // 3)))] = np.nan
+        stream = smooth
+    return Tape.from_arrays(ts, prices, rng.uniform(0, 3, len(prices)), stream)
+
+
+def make_population(rng: np.random.Generator, n: int, cross_share: float) -> Population:
+    side = rng.choice([-1.0, 1.0], n)
+    size = side * rng.lognormal(0, 0.8, n)
+    size[rng.random(n) < 0.1] = 0.0
+    entry = 100.0 * np.exp(rng.normal(0, 0.03, n))
+    lev = rng.uniform(1.0, 60.0, n)
+    mode = np.where(rng.random(n) < cross_share, MarginMode.CROSS, MarginMode.ISOLATED)
+    collateral = np.abs(size) * entry / lev * np.where(mode == MarginMode.CROSS, rng.uniform(1, 3, n), 1.0)
+    collateral[size == 0] = rng.uniform(0, 100, int((size == 0).sum()))
+    return Population.from_arrays(collateral, size, entry, mode)
+
+
+@st.composite
+def params_strategy(draw, with_stream: bool) -> EngineParams:
+    k = draw(st.integers(1, 3))
+    floors = [0.0] + sorted(draw(st.lists(st.floats(10, 500), min_size=k - 1, max_size=k - 1, unique=True)))
+    rates = sorted(draw(st.lists(st.floats(0.001, 0.1), min_size=k, max_size=k)))
+    methods = list(MarkMethod) if with_stream else [MarkMethod.LAST, MarkMethod.EMA]
+    finite_depth = draw(st.booleans())
+    return EngineParams(
+        mm_floors=floors,
+        mm_rates=rates,
+        mark_method=draw(st.sampled_from(methods)),
+        mark_ema_tau_ns=draw(st.floats(1, 300)) * S,
+        liq_fee_rate=draw(st.sampled_from([0.0, 0.005, 0.0125, 0.05])),
+        partial_fraction=draw(st.sampled_from([1.0, 0.2, 0.5])),
+        partial_threshold=draw(st.sampled_from([0.0, 50.0, 150.0, math.inf])),
+        partial_cooldown_ns=draw(st.integers(0, 60)) * S,
+        max_liqs_per_step=draw(st.sampled_from([0, 0, 1, 3])),
+        latency_ns=draw(st.sampled_from([0, 0, S, 7 * S])),
+        fund_initial=draw(st.sampled_from([0.0, 5.0, 50.0, 1e6])),
+        backstop_ratio=draw(st.sampled_from([0.0, 0.0, 2 / 3, 0.9])),
+        vault_initial=draw(st.sampled_from([0.0, 100.0])),
+        vault_unwind_interval_ns=draw(st.integers(1, 30)) * S,
+        vault_unwind_fraction=draw(st.sampled_from([0.25, 1.0])),
+        vault_loss_limit=draw(st.sampled_from([math.inf, 0.0, 20.0])),
+        adl_policy=draw(st.sampled_from(list(AdlPolicy))),
+        adl_ranking=draw(st.sampled_from(list(AdlRanking))),
+        adl_price=draw(st.sampled_from(list(AdlPrice))),
+        adl_on_negative_equity=draw(st.booleans()),
+        adl_short_mark_over_entry=draw(st.booleans()),
+        adl_rank_interval_ns=draw(st.sampled_from([0, S, 30 * S])),
+        depth_per_pct=draw(st.sampled_from([5.0, 50.0, 500.0])) if finite_depth else math.inf,
+        max_move=draw(st.sampled_from([0.05, 0.5])),
+        impact_half_life_ns=draw(st.floats(0.5, 120)) * S,
+        impact_feedback=draw(st.sampled_from([0.0, 0.5, 1.0])),
+        series_interval_ns=draw(st.sampled_from([S, 10 * S])),
+    )
+
+
+@st.composite
+def cases(draw):
+    seed = draw(st.integers(0, 2**32 - 1))
+    segments = draw(st.lists(st.sampled_from(SEGMENTS), min_size=1, max_size=6))
+    with_stream = draw(st.booleans())
+    n = draw(st.integers(1, 40))
+    cross_share = draw(st.sampled_from([0.0, 0.5, 1.0]))
+    params = draw(params_strategy(with_stream))
+    rng = np.random.default_rng(seed)
+    tape = make_tape(rng, segments, with_stream)
+    pop = make_population(rng, n, cross_share)
+    return Scenario("random", tape, pop), params
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_cython_matches_reference(case):
+    scenario, params = case
+    cy, _ = run_raw(scenario, params, "cython")
+    ref, _ = run_raw(scenario, params, "reference")
+    assert_same_run(cy, ref)
+    for kind in sorted(set(cy.events["kind"].tolist())):
+        event(f"has {EventKind(kind).name}")  # shown by --hypothesis-show-statistics
+    event(f"max cascade rounds >= 2: {cy.scalars['max_rounds'] >= 2}")
+    assert violations(cy, scenario.population, params) == []
+    assert violations(ref, scenario.population, params) == []
+
+
+@settings(max_examples=50, deadline=None)
+@given(cases())
+def test_same_input_gives_bit_identical_output(case):
+    scenario, params = case
+    a, _ = run_raw(scenario, params, "cython")
+    b, _ = run_raw(scenario, params, "cython")
+    for name in a.events:
+        assert a.events[name].tobytes() == b.events[name].tobytes(), name
+    for name in a.series:
+        assert a.series[name].tobytes() == b.series[name].tobytes(), name
+    assert a.collateral.tobytes() == b.collateral.tobytes()
