@@ -1,0 +1,17 @@
+"""Stubs for riskengine._engine (cext/riskengine/_engine.pyx)."""
+
+from typing import Any
+
+import numpy as np
+
+from riskengine.params import EngineParams
+
+def run_engine(
+    tape_ts: np.ndarray,  # const int64_t[::1]
+    tape_price: np.ndarray,  # const float64_t[::1]
+    stream: np.ndarray,  # const float64_t[::1], length T or 0
+    collateral: np.ndarray,  # const float64_t[::1]
+    size: np.ndarray,  # const float64_t[::1]
+    entry: np.ndarray,  # const float64_t[::1]
+    params: EngineParams,
+) -> dict[str, Any]: ...

@@ -1,0 +1,1 @@
+"""Stubs for riskengine._events (cext/riskengine/_events.pyx): C-level only, no Python API."""

@@ -1,0 +1,3 @@
+"""Stubs for riskengine._typedefs (cext/riskengine/_typedefs.pyx)."""
+
+CODES: dict[str, dict[str, int]]
