@@ -54,5 +54,7 @@ setup(
         include_path=["cext"],
         compiler_directives=directives,
         annotate=ANNOTATE,
+        # generated C lives apart per mode, so switching the debug switch regenerates it
+        build_dir=f"build/cython-{'debug' if DEBUG else 'release'}",
     ),
 )

@@ -25,14 +25,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"riskengine: error: {message}\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
+def _whole(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text.replace("_", ""))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def _positive_float(text: str) -> float:
@@ -49,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="riskengine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run the built-in synthetic crash through the demo designs")
-    run.add_argument("--accounts", type=_positive_int, default=100_000, help="accounts (default 100,000)")
-    run.add_argument("--ticks", type=_positive_int, default=200_000, help="tape ticks (default 200,000)")
+    run.add_argument("--accounts", type=_whole(1), default=100_000, help="accounts (default 100,000)")
+    run.add_argument("--ticks", type=_whole(2), default=200_000, help="tape ticks (default 200,000)")
     run.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     run.add_argument("--depth", type=_positive_float, default=5e6,
                      help="book depth within 1%% of the price, quote notional (default 5e6)")

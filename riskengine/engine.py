@@ -140,10 +140,13 @@ def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
     if series_interval_s is None:
         span_s = float(tape.ts[-1] - tape.ts[0]) / 1e9
         series_interval_s = max(span_s / 2000.0, 1e-9)
+    elif not series_interval_s > 0:
+        raise ValueError(f"series_interval_s: expected a positive interval (got {series_interval_s!r})")
+    # every design is resolved and checked before anything runs
     resolved = [(d, d.engine_params(liquidity, series_interval_s)) for d in designs]
+    streams = [_check_stream(scenario, d, p) for d, p in resolved]
     rows, events, series, raws = [], [], [], []
-    for design, params in resolved:
-        stream = _check_stream(scenario, design, params)
+    for (design, params), stream in zip(resolved, streams):
         raw, elapsed = run_raw(scenario, params, engine, stream)
         if check_invariants:
             broken = violations(raw, scenario.population, params)

@@ -124,7 +124,9 @@ class EngineParams:
         _need("partial_fraction", self.partial_fraction, 0.0 < self.partial_fraction <= 1.0, "a fraction in (0, 1]")
         _need("partial_threshold", self.partial_threshold, self.partial_threshold >= 0, "a notional >= 0")
         _need("partial_cooldown_ns", self.partial_cooldown_ns, self.partial_cooldown_ns >= 0, "a duration >= 0")
-        _need("max_liqs_per_step", self.max_liqs_per_step, self.max_liqs_per_step >= 0, "a count >= 0 (0 = unlimited)")
+        _need("max_liqs_per_step", self.max_liqs_per_step,
+              float(self.max_liqs_per_step).is_integer() and self.max_liqs_per_step >= 0,
+              "a whole count >= 0 (0 = unlimited)")
         _need("latency_ns", self.latency_ns, self.latency_ns >= 0, "a duration >= 0")
         _need("fund_initial", self.fund_initial, math.isfinite(self.fund_initial) and self.fund_initial >= 0, "a finite balance >= 0")
         _need("backstop_ratio", self.backstop_ratio, 0.0 <= self.backstop_ratio <= 1.0, "a ratio of maintenance margin in [0, 1] (0 = no backstop)")

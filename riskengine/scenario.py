@@ -2,7 +2,9 @@
 
 Every check raises ``ValueError`` naming the field, the offending index and value, and what
 was expected. Inputs are never modified: arrays are converted (or viewed, when already
-contiguous with the right dtype) and marked read-only inside the scenario.
+contiguous with the right dtype, to avoid copying long tapes) and marked read-only inside the
+scenario. The caller's own array stays writeable: do not change it after building a scenario
+from it, or pass a copy.
 """
 
 from __future__ import annotations
@@ -24,13 +26,30 @@ def _as_array(name: str, values, dtype) -> np.ndarray:
         raise ValueError(f"{name}: could not read as an array ({exc})") from None
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected a 1-D array (got shape {arr.shape})")
+    if arr.size == 0:
+        arr = np.empty(0, dtype=dtype)
     if dtype is np.int64 and arr.dtype.kind not in "iu":
         if arr.dtype.kind == "M":
-            arr = arr.astype("datetime64[ns]").view(np.int64)
+            arr = arr.astype("datetime64[ns]")
+            i = _first(np.isnat, arr)
+            if i >= 0:
+                raise ValueError(f"{name}[{i}] is NaT: expected a time")
+            arr = arr.view(np.int64)
         else:
             raise ValueError(f"{name}: expected integer nanoseconds or datetime64 (got dtype {arr.dtype})")
+    if dtype is np.int64 and arr.dtype.kind == "u":
+        i = _first(lambda a: a > np.iinfo(np.int64).max, arr)
+        if i >= 0:
+            raise ValueError(f"{name}[{i}] = {arr[i]}: expected nanoseconds that fit in int64")
     if dtype is np.float64 and arr.dtype.kind not in "iuf":
         raise ValueError(f"{name}: expected numbers (got dtype {arr.dtype})")
+    if dtype is np.int8:
+        if arr.dtype.kind not in "iuf":
+            raise ValueError(f"{name}: expected integer codes (got dtype {arr.dtype})")
+        arr_f = arr.astype(np.float64)
+        i = _first(lambda a: ~np.isin(a, (0.0, 1.0)), arr_f)
+        if i >= 0:
+            raise ValueError(f"{name}[{i}] = {arr[i]!r}: expected 0 (isolated) or 1 (cross)")
     out = np.ascontiguousarray(arr, dtype=dtype)
     if out is arr or np.shares_memory(out, arr):
         out = out.view()
@@ -137,6 +156,8 @@ class Tape:
             if name not in cols:
                 raise ValueError(f"tape table: missing column {name!r} (has {', '.join(map(str, cols))})")
             c = table[name]
+            if getattr(getattr(c, "dt", None), "tz", None) is not None:  # tz-aware pandas times
+                return c.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]")
             return c.to_numpy() if hasattr(c, "to_numpy") else np.asarray(c)
 
         return cls.from_arrays(
@@ -212,11 +233,8 @@ class Population:
             mode_a = np.zeros(n, dtype=np.int8)
             mode_a.flags.writeable = False
         else:
-            mode_a = _as_array("population.mode", mode, np.int8)
+            mode_a = _as_array("population.mode", mode, np.int8)  # checks the codes
             _check_length("population.mode", mode_a, n, "population.collateral")
-            valid = [int(m) for m in MarginMode]
-            _require("population.mode", mode_a, lambda a: ~np.isin(a, valid),
-                     "0 (isolated) or 1 (cross)")
         return cls(col, size_a, entry_a, mode_a)
 
     @classmethod

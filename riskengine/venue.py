@@ -36,6 +36,19 @@ def _ns(seconds: float) -> int:
     return int(round(float(seconds) * NS))
 
 
+#: EngineParams field -> the VenueDesign field it comes from (for error messages)
+_DESIGN_FIELD = {
+    "mark_ema_tau_ns": "mark_ema_s", "liq_fee_rate": "liquidation_fee",
+    "partial_cooldown_ns": "partial_cooldown_s", "max_liqs_per_step": "max_liquidations_per_step",
+    "latency_ns": "latency_s", "fund_initial": "insurance_fund", "vault_initial": "vault_balance",
+    "vault_unwind_interval_ns": "vault_unwind_interval_s", "adl_policy": "adl",
+    "adl_rank_interval_ns": "adl_rank_interval_s",
+}
+#: VenueDesign fields in seconds: (allow zero)
+_SECONDS = {"mark_ema_s": False, "partial_cooldown_s": True, "latency_s": True,
+            "vault_unwind_interval_s": False, "adl_rank_interval_s": True}
+
+
 @dataclass(frozen=True)
 class VenueDesign:
     """One venue design.
@@ -121,6 +134,16 @@ class VenueDesign:
             Naming the design, the field and what was expected.
         """
         liquidity = liquidity or ConstantDepth()
+        prefix = f"venue design {self.name!r}: "
+        for name, zero_ok in _SECONDS.items():
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok or value < 0 or (value == 0 and not zero_ok):
+                expected = "a finite number of seconds >= 0" if zero_ok else "a finite number of seconds > 0"
+                raise ValueError(f"{prefix}{name}: expected {expected} (got {value!r})")
+        count = self.max_liquidations_per_step
+        if isinstance(count, bool) or not isinstance(count, int) and not (isinstance(count, float) and count.is_integer()):
+            raise ValueError(f"{prefix}max_liquidations_per_step: expected a whole number (got {count!r})")
         try:
             return EngineParams(
                 mm_floors=self.mm_floors,
@@ -148,5 +171,9 @@ class VenueDesign:
                 series_interval_ns=max(1, _ns(series_interval_s)),
                 **liquidity.engine_fields(),
             )
-        except ValueError as exc:
-            raise ValueError(f"venue design {self.name!r}: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            message = str(exc)
+            field_name = message.split(":", 1)[0]
+            if field_name in _DESIGN_FIELD:
+                message = _DESIGN_FIELD[field_name] + ":" + message.split(":", 1)[1]
+            raise ValueError(prefix + message) from None

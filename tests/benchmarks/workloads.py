@@ -119,7 +119,8 @@ def leveraged_population(rng: np.random.Generator, accounts: int, *, price: floa
                          flat_share: float = 0.01) -> Population:
     """Accounts with one position each, equity at ``price`` = notional / leverage.
 
-    Leverage is uniform in the side's range, entries uniform within ``+/- entry_spread`` of
+    The margin fraction 1 / leverage is uniform over the side's leverage range (so liquidation
+    prices spread evenly between the extremes), entries uniform within ``+/- entry_spread`` of
     ``price``, notionals lognormal; a ``flat_share`` of the accounts hold collateral only.
     """
     is_long = rng.random(accounts) < long_share
@@ -127,8 +128,10 @@ def leveraged_population(rng: np.random.Generator, accounts: int, *, price: floa
     notional = rng.lognormal(math.log(notional_median), notional_sigma, accounts)
     entry = price * (1.0 + rng.uniform(-entry_spread, entry_spread, accounts))
     size = side * notional / entry
-    lev = np.where(is_long, rng.uniform(*long_leverage, accounts), rng.uniform(*short_leverage, accounts))
-    equity = np.abs(size) * price / lev
+    lo = np.where(is_long, 1.0 / long_leverage[1], 1.0 / short_leverage[1])
+    hi = np.where(is_long, 1.0 / long_leverage[0], 1.0 / short_leverage[0])
+    margin_fraction = lo + (hi - lo) * rng.random(accounts)
+    equity = np.abs(size) * price * margin_fraction
     collateral = np.maximum(equity - size * (price - entry), 0.0)
     flat = rng.random(accounts) < flat_share
     size[flat] = 0.0
@@ -201,8 +204,8 @@ def crash_tape(ticks: int, tick_ns: int, rng: np.random.Generator, *, start: flo
 
 
 def crash(ticks: int = 10_000_000, accounts: int = 1_000_000, seed: int = 23, *,
-          span_s: float = 10_000.0, depth_per_account: float = 1_000.0,
-          fund_per_account: float = 0.1, liquidation_fee: float = 0.005,
+          span_s: float = 10_000.0, depth_per_account: float = 300.0,
+          fund_per_account: float = 0.1, liquidation_fee: float = 0.0005,
           feedback: float = 1.0, adl: str = "queue", adl_rank_interval_s: float = 1.0) -> Workload:
     """A 40% crash with impact feedback, fund exhaustion and ADL waves.
 
