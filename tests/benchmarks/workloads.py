@@ -166,7 +166,7 @@ def quiet(ticks: int = 10_000_000, accounts: int = 1_000_000, seed: int = 11,
 
 
 #: (position along the tape in [0, 1], relative gap size) of the gap-down jumps of the crash
-CRASH_GAPS = ((0.24, 0.03), (0.28, 0.035), (0.32, 0.03), (0.35, 0.04), (0.38, 0.03))
+CRASH_GAPS = ((0.23, 0.03), (0.26, 0.035), (0.29, 0.03), (0.32, 0.04))
 
 
 def crash_tape(ticks: int, tick_ns: int, rng: np.random.Generator, *, start: float = 100.0,
@@ -209,7 +209,7 @@ def crash(ticks: int = 10_000_000, accounts: int = 1_000_000, seed: int = 23, *,
           feedback: float = 1.0, adl: str = "queue", adl_rank_interval_s: float = 1.0) -> Workload:
     """A 40% crash with impact feedback, fund exhaustion and ADL waves.
 
-    Tape: 100 -> 60 between 20% and 40% of a ``span_s`` tape (5 gap-down jumps of 3-4%), then a
+    Tape: 100 -> 60 between 20% and 40% of a ``span_s`` tape (4 gap-down jumps of 3-4%), then a
     10% rebound. Accounts: 60% long at 3-50x (every long is liquidated by a 40% fall), 40% short
     at 2-20x (in profit: the ADL side), entries within +/- 2% of 100, lognormal notionals
     (median 10,000). Venue: 0.5% maintenance margin, 0.5% liquidation fee into an insurance fund
