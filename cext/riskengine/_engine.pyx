@@ -217,7 +217,7 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
         h = &e.adl_rank[1 if side > 0.0 else 0]
         _adl_rank(e, side)
         while h.size > 0 and remaining > 0.0:
-            idx = h.ids[0]
+            idx = h.items[0].id
             if (e.status[idx] != ST_ACTIVE or e.pos[idx] * side >= 0.0
                     or e.pos[idx] * (e.mark.mark - e.ep[idx]) <= 0.0):
                 heap_pop(h, &key, &idx, &ver)
@@ -321,7 +321,7 @@ cdef Py_ssize_t _collect_side(Engine* e, KeyHeap* h, float64_t bound,
     cdef float64_t key
     cdef i64 a, ver
     cdef Py_ssize_t nhold = 0, j
-    while h.size > 0 and h.keys[0] >= bound:
+    while h.size > 0 and h.items[0].key >= bound:
         heap_pop(h, &key, &a, &ver)
         if ver != e.version[a] or e.status[a] != ST_ACTIVE:
             continue

@@ -1,6 +1,6 @@
 """The liquidation index: finds the accounts a mark price crosses without scanning them all.
 
-Per side, a binary max-heap (struct of arrays) holds each ACTIVE account keyed by the price
+Per side, a 4-ary max-heap holds each ACTIVE account keyed by the price
 at which it falls below maintenance margin (its liquidation price, which does not depend on
 the mark for a one-instrument account). A long crosses when the mark is at or below its key,
 a short when the mark is at or above it, so a tick where nothing crosses costs one compare
@@ -21,112 +21,89 @@ from riskengine._typedefs cimport float64_t, i64
 cdef float64_t KEY_PAD = 1e-9
 
 
-cdef inline bint _above(const KeyHeap* h, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+cdef inline bint _above(const HeapEntry* a, const HeapEntry* b) noexcept nogil:
     # strict priority of entry a over b: higher key, then lower id
-    if h.keys[a] != h.keys[b]:
-        return h.keys[a] > h.keys[b]
-    return h.ids[a] < h.ids[b]
-
-
-cdef inline void _swap(KeyHeap* h, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    cdef float64_t k = h.keys[a]
-    cdef i64 i = h.ids[a]
-    cdef i64 v = h.versions[a]
-    h.keys[a] = h.keys[b]
-    h.ids[a] = h.ids[b]
-    h.versions[a] = h.versions[b]
-    h.keys[b] = k
-    h.ids[b] = i
-    h.versions[b] = v
+    if a.key != b.key:
+        return a.key > b.key
+    return a.id < b.id
 
 
 cdef inline void _sift_down(KeyHeap* h, Py_ssize_t pos) noexcept nogil:
-    cdef Py_ssize_t child, best
+    cdef HeapEntry item = h.items[pos]
+    cdef Py_ssize_t first, last, best, c
     while True:
-        child = 2 * pos + 1
-        if child >= h.size:
-            return
-        best = child
-        if child + 1 < h.size and _above(h, child + 1, child):
-            best = child + 1
-        if not _above(h, best, pos):
-            return
-        _swap(h, best, pos)
+        first = 4 * pos + 1
+        if first >= h.size:
+            break
+        last = first + 4 if first + 4 < h.size else h.size
+        best = first
+        for c in range(first + 1, last):
+            if _above(&h.items[c], &h.items[best]):
+                best = c
+        if not _above(&h.items[best], &item):
+            break
+        h.items[pos] = h.items[best]
         pos = best
+    h.items[pos] = item
+
+
+cdef inline void _sift_up(KeyHeap* h, Py_ssize_t pos) noexcept nogil:
+    cdef HeapEntry item = h.items[pos]
+    cdef Py_ssize_t parent
+    while pos > 0:
+        parent = (pos - 1) // 4
+        if not _above(&item, &h.items[parent]):
+            break
+        h.items[pos] = h.items[parent]
+        pos = parent
+    h.items[pos] = item
 
 
 cdef int _reserve(KeyHeap* h, Py_ssize_t cap) except -1 nogil:
-    cdef float64_t* keys
-    cdef i64* ids
-    cdef i64* versions
+    cdef HeapEntry* items
     if cap <= h.cap:
         return 0
-    keys = <float64_t*>realloc(h.keys, cap * sizeof(float64_t))
-    if keys == NULL:
+    items = <HeapEntry*>realloc(h.items, cap * sizeof(HeapEntry))
+    if items == NULL:
         with gil:
             raise MemoryError("liquidation index: out of memory")
-    h.keys = keys
-    ids = <i64*>realloc(h.ids, cap * sizeof(i64))
-    if ids == NULL:
-        with gil:
-            raise MemoryError("liquidation index: out of memory")
-    h.ids = ids
-    versions = <i64*>realloc(h.versions, cap * sizeof(i64))
-    if versions == NULL:
-        with gil:
-            raise MemoryError("liquidation index: out of memory")
-    h.versions = versions
+    h.items = items
     h.cap = cap
     return 0
 
 
 cdef int heap_init(KeyHeap* h, Py_ssize_t cap) except -1 nogil:
-    h.keys = NULL
-    h.ids = NULL
-    h.versions = NULL
+    h.items = NULL
     h.size = 0
     h.cap = 0
     return _reserve(h, cap if cap > 16 else 16)
 
 
 cdef void heap_free(KeyHeap* h) noexcept nogil:
-    free(h.keys)
-    free(h.ids)
-    free(h.versions)
-    h.keys = NULL
-    h.ids = NULL
-    h.versions = NULL
+    free(h.items)
+    h.items = NULL
     h.size = 0
     h.cap = 0
 
 
 cdef int heap_push(KeyHeap* h, float64_t key, i64 id, i64 version) except -1 nogil:
-    cdef Py_ssize_t pos, parent
     if h.size == h.cap:
         _reserve(h, 2 * h.cap)
-    pos = h.size
-    h.keys[pos] = key
-    h.ids[pos] = id
-    h.versions[pos] = version
+    h.items[h.size].key = key
+    h.items[h.size].id = id
+    h.items[h.size].version = version
     h.size += 1
-    while pos > 0:
-        parent = (pos - 1) // 2
-        if not _above(h, pos, parent):
-            break
-        _swap(h, pos, parent)
-        pos = parent
+    _sift_up(h, h.size - 1)
     return 0
 
 
 cdef void heap_pop(KeyHeap* h, float64_t* key, i64* id, i64* version) noexcept nogil:
-    key[0] = h.keys[0]
-    id[0] = h.ids[0]
-    version[0] = h.versions[0]
+    key[0] = h.items[0].key
+    id[0] = h.items[0].id
+    version[0] = h.items[0].version
     h.size -= 1
     if h.size > 0:
-        h.keys[0] = h.keys[h.size]
-        h.ids[0] = h.ids[h.size]
-        h.versions[0] = h.versions[h.size]
+        h.items[0] = h.items[h.size]
         _sift_down(h, 0)
 
 
@@ -136,11 +113,11 @@ cdef int heapify_from(KeyHeap* h, const float64_t* keys, const i64* ids,
     cdef Py_ssize_t i
     _reserve(h, n + n // 4 + 16)
     for i in range(n):
-        h.keys[i] = keys[i]
-        h.ids[i] = ids[i]
-        h.versions[i] = versions[i]
+        h.items[i].key = keys[i]
+        h.items[i].id = ids[i]
+        h.items[i].version = versions[i]
     h.size = n
-    i = n // 2
+    i = (n - 2) // 4 + 1 if n > 1 else 0
     while i > 0:
         i -= 1
         _sift_down(h, i)
