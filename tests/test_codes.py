@@ -14,3 +14,16 @@ def test_enum_codes_match():
 
 def test_special_ids_match():
     assert CODES["ids"] == {"VAULT_ID": codes.VAULT_ID, "BOOK_ID": codes.BOOK_ID}
+
+
+def test_event_and_series_buffers_match_runlog_dtypes():
+    """The C push functions write columns in a fixed order with fixed C types; the buffers are
+    sized from riskengine.runlog. If either side changes, this fails before memory does."""
+    from riskengine._events import column_items
+    from riskengine.runlog import EVENT_COLUMNS, SERIES_COLUMNS
+
+    # ts, tick, round, kind, account, counterparty, then 7 float64 columns
+    assert [name for name, _, _ in EVENT_COLUMNS][:6] == ["ts", "tick", "round", "kind", "account", "counterparty"]
+    assert column_items(EVENT_COLUMNS).tolist() == [8, 8, 4, 1, 8, 8] + [8] * 7
+    assert [d for _, d, _ in EVENT_COLUMNS] == ["int64", "int64", "int32", "int8", "int64", "int64"] + ["float64"] * 7
+    assert [d for _, d, _ in SERIES_COLUMNS] == (["int64"] + ["float64"] * 7 + ["int64", "float64", "int64", "float64"])

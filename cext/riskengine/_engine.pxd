@@ -1,5 +1,5 @@
 from riskengine._adl cimport AdlParams
-from riskengine._events cimport EventLog, SeriesLog
+from riskengine._events cimport ColumnLog
 from riskengine._index cimport KeyHeap, LiqIndex
 from riskengine._liquidity cimport ConstantDepth
 from riskengine._margin cimport Tiers
@@ -80,5 +80,5 @@ cdef struct Engine:
     KeyHeap adl_rank[2]       # ranked ADL queue snapshots: [0] longs, [1] shorts
     i64 adl_rank_time[2]
     bint adl_rank_built[2]
-    EventLog log
-    SeriesLog series
+    ColumnLog log
+    ColumnLog series

@@ -11,10 +11,9 @@ from libc.stdlib cimport calloc, free, malloc, qsort
 from libc.stdint cimport INT64_MIN
 
 from riskengine._adl cimport AdlParams, adl_gather
-from riskengine._events cimport (
-    EventLog, SeriesLog, events_free, events_init, events_push, events_to_numpy,
-    series_free, series_init, series_push, series_to_numpy,
-)
+from riskengine._events cimport ColumnLog, events_push, log_free, log_init, log_to_numpy, series_push
+from riskengine._events import column_items
+from riskengine.runlog import EVENT_COLUMNS, SERIES_COLUMNS
 from riskengine._index cimport (
     KeyHeap, LiqIndex, heap_free, heap_init, heap_pop, heap_push, heapify_from, index_free,
     index_init, trigger_key,
@@ -474,8 +473,8 @@ cdef void _free(Engine* e) noexcept nogil:
     index_free(&e.index)
     heap_free(&e.adl_rank[0])
     heap_free(&e.adl_rank[1])
-    events_free(&e.log)
-    series_free(&e.series)
+    log_free(&e.log)
+    log_free(&e.series)
 
 
 cdef int _alloc(Engine* e, Py_ssize_t n) except -1 nogil:
@@ -657,8 +656,12 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     e.adl_rank_built[1] = False
     e.adl_rank_time[0] = 0
     e.adl_rank_time[1] = 0
-    events_init(&e.log, 1024)
-    series_init(&e.series, 1024)
+    cdef size_t[::1] event_items = column_items(EVENT_COLUMNS)
+    cdef size_t[::1] series_items = column_items(SERIES_COLUMNS)
+    e.log.ncols = 0
+    e.series.ncols = 0
+    log_init(&e.log, &event_items[0], event_items.shape[0], 1024)
+    log_init(&e.series, &series_items[0], series_items.shape[0], 1024)
     try:
         with nogil:
             _alloc(&e, n)
@@ -683,8 +686,8 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
             e.cooldown_until[n] = INT64_MIN
             _build_index(&e)
             _loop(&e, stats)
-        events = events_to_numpy(&e.log)
-        series = series_to_numpy(&e.series)
+        events = log_to_numpy(&e.log, EVENT_COLUMNS)
+        series = log_to_numpy(&e.series, SERIES_COLUMNS)
     finally:
         _free(&e)
     scalars = {
