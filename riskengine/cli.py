@@ -48,6 +48,17 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _fmt(value) -> str:
+    """Readable cell: thousands separators for large numbers, 4 significant digits otherwise."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value != value:
+            return "-"
+        if abs(value) >= 1000 or float(value).is_integer():
+            return f"{value:,.0f}"
+        return f"{value:.4g}"
+    return str(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="riskengine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -76,9 +87,8 @@ def _run(args: argparse.Namespace) -> int:
         rows.append(result.table)
         print(f"{result.table['elapsed_s'].iloc[0]:.2f} s", file=err)
     table = pd.concat(rows, ignore_index=True)
-    with pd.option_context("display.width", 200, "display.max_columns", 50,
-                           "display.float_format", "{:,.4g}".format):
-        print(table[list(TERMINAL_COLUMNS)].set_index("design").T.to_string())
+    shown = table[list(TERMINAL_COLUMNS)].set_index("design").T
+    print(shown.map(_fmt).to_string())
     print(f"done in {time.perf_counter() - start:.1f} s", file=err)
     return 0
 
