@@ -2,7 +2,9 @@
 
 Per side, a 4-ary max-heap holds each ACTIVE account keyed by the price
 at which it falls below maintenance margin (its liquidation price, which does not depend on
-the mark for a one-instrument account). A long crosses when the mark is at or below its key,
+the mark for a one-instrument account). The backstop region (equity below a fraction of
+maintenance margin) lies inside the liquidation region, so this one key also finds every
+account a backstop could take; the waterfall decides which applies when it is processed. A long crosses when the mark is at or below its key,
 a short when the mark is at or above it, so a tick where nothing crosses costs one compare
 per side. Keys are padded outward by ~1e-9 relative so that floating-point error in the root
 can only produce a false candidate, never a missed one; the engine re-checks every candidate
