@@ -263,7 +263,8 @@ def _cli_rows(stdout: str) -> dict[str, list[str]]:
 
 class TestCli:
     @pytest.fixture(scope="class")
-    def proc(self):
+    @classmethod
+    def proc(cls):
         return _cli("run", "--accounts", "2000", "--ticks", "5000")
 
     def test_exit_code_and_output(self, proc):
