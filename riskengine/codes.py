@@ -18,6 +18,9 @@ class EventKind(IntEnum):
     ADL_LIQUIDATION = 6  #: the liquidated side of an ADL match
     VAULT_UNWIND = 7  #: the backstop vault sells inventory into the book
     BAD_DEBT = 8  #: a deficit nobody covered
+    FUND_TAKEOVER = 9  #: the insurance fund takes over an unfilled remainder at the bankruptcy price
+    FUND_UNWIND = 10  #: the insurance fund sells inventory into the book
+    SOCIALIZED_LOSS = 11  #: a deficit charged to an open position (loss socialization)
 
 
 class Status(IntEnum):
@@ -43,14 +46,22 @@ class MarkMethod(IntEnum):
     EMA = 1  #: time-weighted EMA of simulated trade prices
     STREAM = 2  #: a supplied mark/index stream (last trade until it starts)
     INDEX_EMA_BASIS = 3  #: index + EMA of (simulated trade price - index)
+    BINANCE_MEDIAN = 4  #: median(index, index + EMA basis, last) (Binance; funding term not modelled)
+    HL_MEDIAN = 5  #: median(oracle + EMA basis, last, EMA of last) (Hyperliquid's 2-of-3 fallback)
 
 
 class AdlPolicy(IntEnum):
-    """How the opposite side is selected for auto-deleveraging."""
+    """How the opposite side is selected for auto-deleveraging (see ``cext/riskengine/_adl.pyx``)."""
 
     NONE = 0  #: no ADL: uncovered deficits become bad debt
     QUEUE = 1  #: ranked queue by a score, highest first
     PRO_RATA = 2  #: pro rata by position size
+    PRO_RATA_EQUITY = 3  #: pro rata by positive equity (Chitra's pro-rata)
+    PRO_RATA_PNL = 4  #: pro rata by positive unrealized PnL (Chitra v3: principal protected)
+    LEVERED_PRO_RATA = 5  #: weights leverage x equity (= notional) (Chitra's LPR)
+    RISK_AWARE = 6  #: weights leverage^(1+p) x equity, capped (Chitra's RAP, power risk model)
+    WATER_FILLING = 7  #: drain the highest leverage first, equalizing it (Campbell et al. 2026)
+    SOCIALIZE = 8  #: no position closed: the deficit is charged to every open position by size (Drift)
 
 
 class AdlRanking(IntEnum):
@@ -66,7 +77,23 @@ class AdlPrice(IntEnum):
 
     BANKRUPTCY = 0  #: bankruptcy price of the liquidated account
     MARK = 1  #: the current mark price
+    PREVIOUS_MARK = 2  #: the mark before this tick's update (Hyperliquid)
+
+
+class PartialMode(IntEnum):
+    """How large a partial liquidation order is."""
+
+    FRACTION = 0  #: a fixed fraction of the position above a notional threshold (Hyperliquid, Drift)
+    TIER_STEP = 1  #: just enough to step the notional down into a lower margin tier that is healthy (Bybit, BitMEX, OKX)
+
+
+class Takeover(IntEnum):
+    """Who takes the part of a limited liquidation order the book did not fill."""
+
+    NONE = 0  #: auto-deleveraged (or, without ADL, sent to the book unlimited)
+    FUND = 1  #: the insurance fund, at the bankruptcy price, within its capacity
 
 
 VAULT_ID = -1  #: account id used in the event log for the backstop vault
 BOOK_ID = -2  #: counterparty id of a trade against the order book (the external market)
+FUND_ID = -3  #: account id used in the event log for the insurance fund's own trades

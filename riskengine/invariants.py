@@ -26,14 +26,15 @@ def money_total(raw: RawRun) -> float:
     s = raw.scalars
     accounts = float(np.sum(raw.collateral - raw.size * raw.entry))
     vault = s["vault_col"] - s["vault_pos"] * s["vault_entry"]
-    return accounts + s["fund_final"] + vault + s["ext_cash"] - s["bad_debt"]
+    fund = s["fund_final"] - s["fund_pos"] * s["fund_entry"]
+    return accounts + fund + vault + s["ext_cash"] - s["bad_debt"]
 
 
 def violations(raw: RawRun, population: Population, params: EngineParams) -> list[str]:
     """Every invariant a run broke, as readable lines (empty if none).
 
     * money conservation: :func:`money_total` equals the initial collateral, fund and vault;
-    * position conservation: population + vault + external market positions sum to zero, and
+    * position conservation: population + vault + fund + external market positions sum to zero, and
       each ADL'd order's fills match the size closed on the liquidated side;
     * an account without a position at the start never pays (its collateral is untouched and
       it appears in no event);
@@ -50,7 +51,7 @@ def violations(raw: RawRun, population: Population, params: EngineParams) -> lis
     total = money_total(raw)
     if abs(total - start) > REL_TOL * scale:
         out.append(f"money not conserved: start {start!r}, end {total!r} (diff {total - start:.6g})")
-    net = float(np.sum(raw.size)) + s["vault_pos"] + s["ext_pos"]
+    net = float(np.sum(raw.size)) + s["vault_pos"] + s["fund_pos"] + s["ext_pos"]
     size_scale = float(np.sum(np.abs(population.size))) + 1e-12
     if abs(net) > REL_TOL * size_scale:
         out.append(f"positions not conserved: population + vault + market = {net!r}")

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from riskengine.codes import EventKind, VAULT_ID
+from riskengine.codes import FUND_ID, VAULT_ID, EventKind
 from riskengine.runlog import RawRun
 
 NS = 1_000_000_000
 _LIQ_KINDS = (EventKind.LIQUIDATION, EventKind.PARTIAL_LIQUIDATION, EventKind.BACKSTOP,
-              EventKind.ADL_LIQUIDATION)
+              EventKind.ADL_LIQUIDATION, EventKind.FUND_TAKEOVER)
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class RunContext:
     def kind_mask(self, *kinds) -> np.ndarray:
         k = self.raw.events["kind"]
         acct = self.raw.events["account"]
-        return np.isin(k, [int(x) for x in kinds]) & (acct != VAULT_ID)
+        return np.isin(k, [int(x) for x in kinds]) & (acct != VAULT_ID) & (acct != FUND_ID)
 
 
 def _liq(ctx: RunContext) -> np.ndarray:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, MarkMethod
+from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, MarkMethod, PartialMode, Takeover
 
 NS = 1_000_000_000
 
@@ -82,13 +82,23 @@ class EngineParams:
     mm_rates: np.ndarray
     mark_method: int = MarkMethod.LAST
     mark_ema_tau_ns: float = 150.0 * NS
+    mark_ema2_tau_ns: float = 30.0 * NS
     liq_fee_rate: float = 0.0
+    liq_limit_bankruptcy: bool = False
+    liq_price_band: float = math.inf
+    partial_mode: int = PartialMode.FRACTION
     partial_fraction: float = 1.0
     partial_threshold: float = math.inf
     partial_cooldown_ns: int = 0
     max_liqs_per_step: int = 0
     latency_ns: int = 0
+    takeover: int = Takeover.NONE
     fund_initial: float = 0.0
+    fund_capacity: float = math.inf
+    fund_unwind_interval_ns: int = 10 * NS
+    fund_unwind_fraction: float = 0.25
+    adl_fund_drawdown: float = math.inf
+    adl_fund_window_ns: int = 8 * 3600 * NS
     backstop_ratio: float = 0.0
     vault_initial: float = 0.0
     vault_unwind_interval_ns: int = 10 * NS
@@ -100,6 +110,7 @@ class EngineParams:
     adl_on_negative_equity: bool = False
     adl_short_mark_over_entry: bool = False
     adl_rank_interval_ns: int = NS
+    adl_risk_power: float = 1.0
     depth_per_pct: float = math.inf
     max_move: float = 0.5
     impact_half_life_ns: float = 30.0 * NS
@@ -120,7 +131,17 @@ class EngineParams:
         object.__setattr__(self, "mm_cums", cums)
         _need("mark_method", self.mark_method, self.mark_method in set(MarkMethod), "one of " + ", ".join(m.name for m in MarkMethod))
         _need("mark_ema_tau_ns", self.mark_ema_tau_ns, self.mark_ema_tau_ns > 0, "a positive time constant")
+        _need("mark_ema2_tau_ns", self.mark_ema2_tau_ns, self.mark_ema2_tau_ns > 0, "a positive time constant")
         _need("liq_fee_rate", self.liq_fee_rate, 0.0 <= self.liq_fee_rate < 1.0, "a rate in [0, 1)")
+        _need("liq_price_band", self.liq_price_band, self.liq_price_band > 0, "a band > 0 (inf = none)")
+        _need("partial_mode", self.partial_mode, self.partial_mode in set(PartialMode), "one of " + ", ".join(m.name for m in PartialMode))
+        _need("takeover", self.takeover, self.takeover in set(Takeover), "one of " + ", ".join(m.name for m in Takeover))
+        _need("fund_capacity", self.fund_capacity, self.fund_capacity >= 0, "a multiple of the fund >= 0 (inf = unlimited)")
+        _need("fund_unwind_interval_ns", self.fund_unwind_interval_ns, self.fund_unwind_interval_ns > 0, "a positive duration")
+        _need("fund_unwind_fraction", self.fund_unwind_fraction, 0.0 < self.fund_unwind_fraction <= 1.0, "a fraction in (0, 1]")
+        _need("adl_fund_drawdown", self.adl_fund_drawdown, self.adl_fund_drawdown > 0, "a drawdown fraction > 0 (inf = never)")
+        _need("adl_fund_window_ns", self.adl_fund_window_ns, self.adl_fund_window_ns > 0, "a positive window")
+        _need("adl_risk_power", self.adl_risk_power, math.isfinite(self.adl_risk_power) and self.adl_risk_power >= 0, "a finite power >= 0")
         _need("partial_fraction", self.partial_fraction, 0.0 < self.partial_fraction <= 1.0, "a fraction in (0, 1]")
         _need("partial_threshold", self.partial_threshold, self.partial_threshold >= 0, "a notional >= 0")
         _need("partial_cooldown_ns", self.partial_cooldown_ns, self.partial_cooldown_ns >= 0, "a duration >= 0")

@@ -10,45 +10,67 @@ Semantics (this docstring is the specification both engines follow)
 Accounts hold collateral ``c``, one signed position ``q`` with entry price ``e`` on the
 scenario's instrument, a margin mode and a status. Equity at mark ``M`` is
 ``E = c + q (M - e)``; maintenance margin is the tiered ``MM(|q| M)``. An account is
-*crossing* when ``E < MM``.
+*crossing* when ``E < MM``. Besides the accounts there are three ledgers: the insurance fund
+(cash plus any inventory it took over), the backstop vault (cash plus inventory) and the
+external market (the order book's counterparties).
 
 For each tape tick ``i`` at time ``t``:
 
 1. **Price.** The transient impact multiplier ``m`` decays toward 1 with the impact half-life;
    the simulated price is ``S = tape_price * m``.
 2. **Mark.** The venue's method gives ``M`` (last = ``S``; EMA = time-weighted EMA of ``S``;
-   stream = the supplied stream, ``S`` until it starts; index + EMA of ``S - index``).
-3. **Cascade rounds.** Repeat: refresh ``S`` (and ``M`` for the last-trade mark); every
+   stream = the supplied stream, ``S`` until it starts; index + EMA of ``S - index``; Binance's
+   median(index, index + EMA basis, last); Hyperliquid's median(oracle + EMA basis, last,
+   30 s EMA of last)). The mark before this update is the *previous mark*. If the fund
+   drawdown trigger is set, the fund balance is sampled for its rolling peak.
+3. **Cascade rounds.** Repeat: refresh ``S`` (and ``M`` where it follows ``S`` directly); every
    ACTIVE account that crosses and was not partially liquidated at this tick becomes PENDING,
    due at ``t + latency``, appended in account-id order to one FIFO queue; then due entries
    are taken from the queue front, at most ``max_liqs_per_step`` per tick, re-checked (an
    account that no longer crosses becomes ACTIVE again) and liquidated. Stop when a round
    liquidates nothing or the cap is reached.
-4. **Vault.** If the backstop vault's loss passes its limit, its inventory is auto-deleveraged;
-   otherwise every ``vault_unwind_interval`` it sells ``vault_unwind_fraction`` of it into the
-   book.
+4. **Inventories.** If the backstop vault's loss passes its limit, its inventory is
+   auto-deleveraged; otherwise every ``vault_unwind_interval`` it sells
+   ``vault_unwind_fraction`` of it into the book. The insurance fund offloads any inventory
+   the same way every ``fund_unwind_interval``.
 5. **Record** drawdowns and, at most once per ``series_interval``, a series sample.
 
-Liquidating an account (the loss waterfall):
+Liquidating an account (the loss waterfall), first rule that applies:
 
 * equity below zero and ``adl_on_negative_equity``: the whole position is auto-deleveraged;
-* else equity below ``backstop_ratio x MM``: the vault takes the position at mark and the
-  account's remaining equity (the maintenance margin is not returned);
-* else a market order closes the position — a ``partial_fraction`` of it when the notional is
-  above ``partial_threshold`` and the account is not in its cooldown — walking the depth curve
-  from ``S``. The liquidation fee (capped at the collateral left) goes to the insurance fund.
-  If the fill would leave a deficit larger than the fund, the order is auto-deleveraged
-  instead; otherwise the fund pays the deficit.
+* equity below ``backstop_ratio x MM``: the vault takes the position at mark and the account's
+  remaining equity (the maintenance margin is not returned);
+* the fund-drawdown trigger is active (fund below ``1 - adl_fund_drawdown`` of its peak over
+  ``adl_fund_window``): the whole position is auto-deleveraged instead of going to the book;
+* otherwise a market order: the whole position, or a partial order — a fraction above a
+  notional threshold outside the cooldown, or just enough to step the notional down into a
+  lower margin tier where the account is healthy — walking the depth curve from ``S``.
 
-Auto-deleveraging closes the order against opposite-side accounts in profit at mark, in the
-policy's order (a queue by score, ties by account id, ranked at most once per
-``adl_rank_interval`` and consumed in between; or pro rata by size), at the bankruptcy
-price of the liquidated account or at mark. A fill never takes an ADL'd account's equity below
-zero; what the opposite side cannot absorb goes to the book. A deficit that neither the fund
-nor ADL covers is bad debt.
+  - Unlimited order: if its fill would leave a deficit larger than the fund's cash, the order
+    is auto-deleveraged instead; otherwise it fills, the liquidation fee (capped at the
+    collateral left) goes to the fund, and the fund pays any deficit.
+  - Limited order (at the bankruptcy price and/or within a price band around the mark): it
+    fills only as far as the limit. The rest is taken over by the insurance fund at the
+    bankruptcy price when the venue does that and the fund can carry it (its inventory within
+    ``fund_capacity`` x its equity, its equity not negative); otherwise it is
+    auto-deleveraged, or, without ADL, sent to the book unlimited. The fee is charged on the
+    whole liquidated notional, capped at the collateral left.
+
+Auto-deleveraging closes the order against opposite-side accounts in profit at mark, at the
+bankruptcy price of the liquidated account, the mark or the previous mark. The policy decides
+how much each absorbs: a queue by score (ties by account id, ranked at most once per
+``adl_rank_interval`` and consumed in between), or a capped allocation by weight (size,
+positive equity, positive PnL, notional, notional x leverage^p) or water-filling on leverage.
+A fill never takes an ADL'd account's equity below zero; what the opposite side cannot absorb
+goes to the book. The haircut of a fill is what the account gives up against the mark; the
+deficit an ADL order covers is the liquidated side's shortfall at mark on the closed size.
+
+A deficit left after the fund is socialized over every open position in proportion to its
+size (never below zero equity) under the ``SOCIALIZE`` policy; what nobody covers is bad debt.
 
 All money moves conserve ``sum(c - q e) + fund + vault + external market - bad debt``, and every
-closed size has a counterparty: the book (the external market), the vault or an ADL'd account.
+closed size has a counterparty: the book (the external market), the fund, the vault or an
+ADL'd account.
 """
 
 from __future__ import annotations
@@ -60,13 +82,16 @@ import numpy as np
 
 from riskengine.codes import (
     BOOK_ID,
+    FUND_ID,
     VAULT_ID,
     AdlPolicy,
     AdlPrice,
     AdlRanking,
     EventKind,
     MarkMethod,
+    PartialMode,
     Status,
+    Takeover,
 )
 from riskengine.params import EngineParams, maintenance_margin
 from riskengine.runlog import EVENT_COLUMNS, SERIES_COLUMNS, RawRun
@@ -76,12 +101,21 @@ LN2 = 0.6931471805599453
 ADL_REST_TOL = 1e-12
 #: an ADL fill stops this far (relative) short of taking the account's equity to exactly zero
 ADL_EQUITY_GUARD = 1e-12
-#: the vault sells everything once what would remain is worth less than this (quote units)
-VAULT_DUST_NOTIONAL = 1.0
+#: inventories are sold whole once what would remain is worth less than this (quote units)
+DUST_NOTIONAL = 1.0
+#: a tier-step partial liquidation aims this far (relative) inside the lower tier
+TIER_STEP_MARGIN = 1e-9
+#: bisection steps of the water-filling level
+WATER_FILLING_STEPS = 60
 
 
 def _sign(x: float) -> float:
     return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+
+
+def median3(a: float, b: float, c: float) -> float:
+    """Median of three numbers (the same expression as the Cython kernel)."""
+    return max(min(a, b), min(max(a, b), c))
 
 
 def adl_score(ranking: int, pos: float, col: float, entry: float, mark: float,
@@ -113,6 +147,115 @@ def adl_score(ranking: int, pos: float, col: float, entry: float, mark: float,
     wallet = col if col > 1.0 else 1.0
     pnl = upnl if upnl > 0.0 else 0.0
     return (pnl / wallet) * (mm / equity)
+
+
+def adl_weight(policy: int, pos: float, col: float, entry: float, mark: float, power: float) -> float:
+    """Allocation weight of a winner under a weighted ADL policy (see ``_adl.pyx``)."""
+    if policy == AdlPolicy.PRO_RATA:
+        return abs(pos)
+    upnl = pos * (mark - entry)
+    equity = col + upnl
+    if policy == AdlPolicy.PRO_RATA_EQUITY:
+        return equity
+    if policy == AdlPolicy.PRO_RATA_PNL:
+        return upnl
+    notional = abs(pos) * mark
+    if policy == AdlPolicy.LEVERED_PRO_RATA:
+        return notional
+    return notional * (notional / equity) ** power
+
+
+def capped_allocation(weights: list[float], caps: list[float], total: float) -> list[float]:
+    """Split ``total`` in proportion to ``weights``, no share above its cap, the excess of capped
+    shares spread over the others (the water level ``tau`` with ``sum min(cap, tau w) = total``).
+    Everyone gets its cap when the caps sum to less than ``total``.
+
+    Items are taken in order of ``cap / weight``; the first that ``tau`` does not cap fixes
+    ``tau = (total - caps before it) / (weights from it on)``, both sums accumulated directly
+    (no subtraction, so no cancellation).
+    """
+    n = len(weights)
+    cap_sum = 0.0
+    for c in caps:
+        cap_sum += c
+    if cap_sum <= total:
+        return list(caps)
+    ratio = [caps[j] / weights[j] if weights[j] > 0.0 else math.inf for j in range(n)]
+    order = sorted(range(n), key=lambda j: (ratio[j], j))
+    suffix = [0.0] * (n + 1)
+    for k in range(n - 1, -1, -1):
+        suffix[k] = suffix[k + 1] + weights[order[k]]
+    x = [0.0] * n
+    capped = 0.0
+    for k in range(n):
+        j = order[k]
+        if suffix[k] <= 0.0:
+            break
+        tau = (total - capped) / suffix[k]
+        if caps[j] <= tau * weights[j]:
+            x[j] = caps[j]
+            capped += caps[j]
+            continue
+        for m in range(k, n):
+            jm = order[m]
+            share = tau * weights[jm]
+            x[jm] = share if share < caps[jm] else caps[jm]
+        break
+    return x
+
+
+def water_filling(notional: list[float], equity: list[float], caps: list[float],
+                  mark: float, total: float) -> list[float]:
+    """Leverage-draining allocation (Campbell, Hey, Moallemi, Nutz 2026; reference §4.2).
+
+    Close size from the most levered winners first so that their leverage after the fill,
+    measured at mark on the equity before any haircut, ``(N - x M) / E``, comes down to one
+    common level ``L``: ``x(L) = clamp((N - L E) / M, 0, cap)``. ``L`` is found by bisection
+    and the last step interpolated so the sizes add up to ``total`` exactly.
+    """
+    n = len(caps)
+    cap_sum = 0.0
+    for c in caps:
+        cap_sum += c
+    if cap_sum <= total:
+        return list(caps)
+
+    def sizes(level: float) -> list[float]:
+        out = [0.0] * n
+        for j in range(n):
+            x = (notional[j] - level * equity[j]) / mark
+            if x < 0.0:
+                x = 0.0
+            elif x > caps[j]:
+                x = caps[j]
+            out[j] = x
+        return out
+
+    lo = 0.0
+    hi = 0.0
+    for j in range(n):
+        lev = notional[j] / equity[j]
+        if lev > hi:
+            hi = lev
+    for _ in range(WATER_FILLING_STEPS):
+        mid = 0.5 * (lo + hi)
+        f = 0.0
+        for x in sizes(mid):
+            f += x
+        if f >= total:
+            lo = mid
+        else:
+            hi = mid
+    x_lo = sizes(lo)
+    x_hi = sizes(hi)
+    f_lo = 0.0
+    for x in x_lo:
+        f_lo += x
+    f_hi = 0.0
+    for x in x_hi:
+        f_hi += x
+    theta = (total - f_hi) / (f_lo - f_hi) if f_lo > f_hi else 1.0
+    return [x_hi[j] + theta * (x_lo[j] - x_hi[j]) for j in range(n)]
 
 
 def walk_depth(side: float, qty: float, price: float, params: EngineParams) -> tuple[float, float]:
@@ -150,6 +293,17 @@ def walk_depth(side: float, qty: float, price: float, params: EngineParams) -> t
     return price * (1.0 + side * avg), move
 
 
+def fillable_depth(side: float, qty: float, price: float, limit: float, params: EngineParams) -> float:
+    """How much of a market order of ``qty`` fills before the walk passes ``limit``."""
+    dist = side * (limit - price) / price
+    if dist <= 0.0:
+        return 0.0
+    if dist >= params.max_move:
+        return qty
+    can = params.depth_per_pct * dist / 0.01 / price
+    return qty if can >= qty else can
+
+
 class _Reference:
     def __init__(self, tape_ts, tape_price, stream, col, pos, entry, params: EngineParams):
         self.p = params
@@ -158,15 +312,15 @@ class _Reference:
         self.stream = stream
         n = len(col)
         self.n = n
-        # the vault is account n in the state arrays
-        self.col = np.append(np.array(col, dtype=np.float64), params.vault_initial)
-        self.pos = np.append(np.array(pos, dtype=np.float64), 0.0)
-        self.ep = np.append(np.array(entry, dtype=np.float64), 0.0)
+        self.V = n  # the vault's slot
+        self.F = n + 1  # the insurance fund's slot: its cash is col[F]
+        self.col = np.concatenate([np.array(col, dtype=np.float64), [params.vault_initial, params.fund_initial]])
+        self.pos = np.concatenate([np.array(pos, dtype=np.float64), [0.0, 0.0]])
+        self.ep = np.concatenate([np.array(entry, dtype=np.float64), [0.0, 0.0]])
         self.status = np.where(self.pos[:n] != 0.0, Status.ACTIVE, Status.FLAT).astype(np.int8)
         self.partial_tick = np.full(n, -1, dtype=np.int64)
         self.cooldown_until = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
-        self.fund = params.fund_initial
-        self.fund_min = self.fund
+        self.fund_min = params.fund_initial
         self.bad_debt = 0.0
         self.ext_pos = 0.0
         self.ext_cash = 0.0
@@ -186,14 +340,20 @@ class _Reference:
         self.series = {name: [] for name, _, _ in SERIES_COLUMNS}
         self.pending: deque[tuple[int, int]] = deque()
         self.vault_next_unwind = 0
+        self.fund_next_unwind = 0
         self.rank_ids: dict[float, deque[int]] = {}
         self.rank_time: dict[float, int] = {}
+        self.fund_peaks: deque[tuple[int, float]] = deque()
         self.cum_liq = 0
         self.cum_liq_notional = 0.0
         self.cum_adl = 0
         self.cum_adl_notional = 0.0
 
     # ---------------------------------------------------------------- helpers
+    @property
+    def fund(self) -> float:
+        return float(self.col[self.F])
+
     def mm(self, notional: float) -> float:
         return maintenance_margin(notional, self.p.mm_floors, self.p.mm_rates, self.p.mm_cums)
 
@@ -208,14 +368,21 @@ class _Reference:
     def sim_price(self) -> float:
         return self.tape * self.m
 
+    def public_id(self, a: int) -> int:
+        if a == self.V:
+            return VAULT_ID
+        if a == self.F:
+            return FUND_ID
+        return a
+
     def emit(self, kind, account, counterparty, size, price, fee, amount, equity_after):
         ev = self.events
         ev["ts"].append(self.t)
         ev["tick"].append(self.i)
         ev["round"].append(self.round)
         ev["kind"].append(int(kind))
-        ev["account"].append(VAULT_ID if account == self.n else account)
-        ev["counterparty"].append(VAULT_ID if counterparty == self.n else counterparty)
+        ev["account"].append(self.public_id(account))
+        ev["counterparty"].append(self.public_id(counterparty) if counterparty >= 0 else counterparty)
         ev["size"].append(size)
         ev["price"].append(price)
         ev["notional"].append(abs(size) * price)
@@ -223,6 +390,10 @@ class _Reference:
         ev["amount"].append(amount)
         ev["equity_after"].append(equity_after)
         ev["fund_after"].append(self.fund)
+
+    def note_fund(self) -> None:
+        if self.fund < self.fund_min:
+            self.fund_min = self.fund
 
     def reduce(self, a: int, closed: float, price: float) -> float:
         """Close ``closed`` (same sign as the position) of account ``a`` at ``price``."""
@@ -236,38 +407,69 @@ class _Reference:
                 self.short_oi += closed
         return realized
 
-    def vault_take(self, dq: float, price: float) -> None:
-        """The vault's position changes by ``dq`` at ``price`` (average entry on increase)."""
-        v = self.n
-        q = float(self.pos[v])
+    def take(self, h: int, dq: float, price: float) -> None:
+        """Inventory holder ``h`` (vault or fund) changes its position by ``dq`` at ``price``."""
+        q = float(self.pos[h])
         if q == 0.0 or _sign(q) == _sign(dq):
-            self.ep[v] = (q * float(self.ep[v]) + dq * price) / (q + dq)
-            self.pos[v] = q + dq
+            self.ep[h] = (q * float(self.ep[h]) + dq * price) / (q + dq)
+            self.pos[h] = q + dq
         elif abs(dq) <= abs(q):
-            self.reduce(v, -dq, price)
+            self.reduce(h, -dq, price)
         else:
-            self.col[v] += q * (price - float(self.ep[v]))
-            self.pos[v] = q + dq
-            self.ep[v] = price
+            self.col[h] += q * (price - float(self.ep[h]))
+            self.pos[h] = q + dq
+            self.ep[h] = price
 
     def cover_deficit(self, a: int) -> None:
         deficit = -float(self.col[a])
-        pay = deficit if deficit < self.fund else self.fund
+        cash = self.fund if self.fund > 0.0 else 0.0  # inventory losses can leave it negative
+        pay = deficit if deficit < cash else cash
         if pay > 0.0:
-            self.fund -= pay
+            self.col[self.F] -= pay
             self.col[a] += pay
             self.emit(EventKind.FUND_PAYMENT, a, BOOK_ID, 0.0, 0.0, 0.0, pay, self.equity(a))
         rest = deficit - pay
+        if rest > 0.0 and self.p.adl_policy == AdlPolicy.SOCIALIZE:
+            rest -= self.socialize(a, rest)
+            if rest <= ADL_REST_TOL * deficit:
+                rest = 0.0
+            self.col[a] = -rest
         if rest > 0.0:
             self.bad_debt += rest
             self.col[a] = 0.0
             self.emit(EventKind.BAD_DEBT, a, BOOK_ID, 0.0, 0.0, 0.0, rest, self.equity(a))
-        if self.fund < self.fund_min:
-            self.fund_min = self.fund
+        elif self.col[a] < 0.0:
+            self.col[a] = 0.0
+        self.note_fund()
+
+    def socialize(self, a: int, loss: float) -> float:
+        """Charge ``loss`` to every open ACTIVE position by size, never below zero equity."""
+        n = self.n
+        holders = [int(i) for i in np.flatnonzero((self.status == Status.ACTIVE) & (self.pos[:n] != 0.0))]
+        total = 0.0
+        for i in holders:
+            total += abs(float(self.pos[i]))
+        covered = 0.0
+        if total <= 0.0:
+            return covered
+        for i in holders:
+            charge = loss * abs(float(self.pos[i])) / total
+            room = self.equity(i)
+            if charge > room:
+                charge = room if room > 0.0 else 0.0
+            if charge <= 0.0:
+                continue
+            self.col[i] -= charge
+            covered += charge
+            self.emit(EventKind.SOCIALIZED_LOSS, i, a, 0.0, 0.0, 0.0, charge, self.equity(i))
+        return covered
 
     # ------------------------------------------------------------ execution
-    def book_close(self, a: int, size: float, kind: int, fee_rate: float) -> None:
-        """Send a market order closing ``size`` of account ``a`` to the book."""
+    def book_close(self, a: int, size: float, kind: int, fee_rate: float, settle: bool = True) -> float:
+        """Send a market order closing ``size`` of account ``a`` to the book; return the fill.
+
+        ``settle=False`` leaves a negative balance for the caller to settle (the order is the
+        first part of a liquidation whose rest goes elsewhere)."""
         side = -_sign(size)
         fill, move = walk_depth(side, abs(size), self.sim_price(), self.p)
         self.m = self.m * (1.0 + side * self.p.impact_feedback * move)
@@ -276,24 +478,29 @@ class _Reference:
         realized = self.reduce(a, size, fill)
         fee = 0.0
         if a < self.n:
-            room = float(self.col[a])
-            fee = fee_rate * abs(size) * fill
-            if fee > room:
-                fee = room if room > 0.0 else 0.0
-            self.col[a] -= fee
-            self.fund += fee
+            fee = self.charge_fee(a, fee_rate * abs(size) * fill)
             self.cum_liq += 1
             self.cum_liq_notional += abs(size) * fill
         self.emit(kind, a, BOOK_ID, size, fill, fee, realized, self.equity(a))
-        if a < self.n and float(self.col[a]) < 0.0:
+        if settle and a < self.n and float(self.col[a]) < 0.0:
             self.cover_deficit(a)
+        return fill
+
+    def charge_fee(self, a: int, fee: float) -> float:
+        room = float(self.col[a])
+        if fee > room:
+            fee = room if room > 0.0 else 0.0
+        self.col[a] -= fee
+        self.col[self.F] += fee
+        return fee
 
     def adl_candidates(self, side: float) -> list[int]:
-        """Opposite-side ACTIVE accounts in profit at mark, in the policy's order."""
+        """Opposite-side ACTIVE accounts in profit at mark with positive equity (queue: in
+        queue order)."""
         mark = self.mark
         pos = self.pos[: self.n]
         upnl = pos * (mark - self.ep[: self.n])
-        mask = (self.status == Status.ACTIVE) & (pos * side < 0) & (upnl > 0)
+        mask = (self.status == Status.ACTIVE) & (pos * side < 0) & (upnl > 0) & (self.col[: self.n] + upnl > 0)
         ids = [int(i) for i in np.flatnonzero(mask)]
         if self.p.adl_policy == AdlPolicy.QUEUE:
             scores = {
@@ -318,8 +525,9 @@ class _Reference:
 
     def adl_eligible(self, i: int, side: float) -> bool:
         q = float(self.pos[i])
-        return (self.status[i] == Status.ACTIVE and q * side < 0
-                and q * (self.mark - float(self.ep[i])) > 0)
+        upnl = q * (self.mark - float(self.ep[i]))
+        return (self.status[i] == Status.ACTIVE and q * side < 0 and upnl > 0
+                and float(self.col[i]) + upnl > 0)
 
     def adl_available(self, i: int, price: float) -> float:
         """Largest size of winner ``i`` that can close at ``price`` keeping its equity >= 0."""
@@ -330,46 +538,37 @@ class _Reference:
             return cap if cap < abs(q) else abs(q)
         return abs(q)
 
-    def adl_fill(self, i: int, a: int, take: float, price: float) -> None:
+    def adl_fill(self, i: int, a: int, take: float, price: float) -> float:
         closed = _sign(float(self.pos[i])) * take
         self.reduce(i, closed, price)
         if float(self.pos[i]) == 0.0:
             self.status[i] = Status.CLOSED
         haircut = -closed * (price - self.mark)
+        if haircut < 0.0:
+            haircut = 0.0
         self.cum_adl += 1
         self.cum_adl_notional += take * price
-        self.emit(EventKind.ADL_FILL, i, a, closed, price, 0.0,
-                  haircut if haircut > 0.0 else 0.0, self.equity(i))
+        self.emit(EventKind.ADL_FILL, i, a, closed, price, 0.0, haircut, self.equity(i))
+        return haircut
+
+    def adl_price(self, a: int) -> float:
+        p = self.p.adl_price
+        if p == AdlPrice.BANKRUPTCY:
+            price = float(self.ep[a]) - float(self.col[a]) / float(self.pos[a])
+            return price if price > 0.0 else self.mark
+        if p == AdlPrice.PREVIOUS_MARK:
+            return self.prev_mark
+        return self.mark
 
     def adl_close(self, a: int, size: float, full: bool) -> None:
-        """Auto-deleverage ``size`` of account ``a`` (or the vault) against the other side."""
+        """Auto-deleverage ``size`` of account ``a`` (or an inventory) against the other side."""
         side = _sign(size)
-        q_a = float(self.pos[a])
-        if self.p.adl_price == AdlPrice.BANKRUPTCY:
-            price = float(self.ep[a]) - float(self.col[a]) / q_a
-            if not price > 0.0:
-                price = self.mark
-        else:
-            price = self.mark
+        price = self.adl_price(a)
         wanted = abs(size)
         remaining = wanted
         absorbed = 0.0
-        if self.p.adl_policy == AdlPolicy.PRO_RATA:
-            ids = self.adl_candidates(side)
-            total = 0.0
-            for i in ids:
-                total += abs(float(self.pos[i]))
-            takes = []
-            for i in ids:
-                share = wanted * abs(float(self.pos[i])) / total
-                avail = self.adl_available(i, price)
-                takes.append((i, share if share < avail else avail))
-            for i, take in takes:
-                if take > 0.0:
-                    self.adl_fill(i, a, take, price)
-                    remaining -= take
-                    absorbed += take
-        else:
+        policy = self.p.adl_policy
+        if policy == AdlPolicy.QUEUE:
             queue = self.adl_queue(side)
             while queue and remaining > 0.0:
                 i = queue[0]
@@ -388,30 +587,54 @@ class _Reference:
                 self.adl_fill(i, a, take, price)
                 remaining -= take
                 absorbed += take
+        else:
+            ids = self.adl_candidates(side)
+            caps = [self.adl_available(i, price) for i in ids]
+            if policy == AdlPolicy.WATER_FILLING:
+                notional = [abs(float(self.pos[i])) * self.mark for i in ids]
+                equity = [self.equity(i) for i in ids]
+                takes = water_filling(notional, equity, caps, self.mark, wanted)
+            else:
+                weights = [adl_weight(policy, float(self.pos[i]), float(self.col[i]), float(self.ep[i]),
+                                      self.mark, self.p.adl_risk_power) for i in ids]
+                takes = capped_allocation(weights, caps, wanted)
+            for i, take in zip(ids, takes):
+                if take > 0.0:
+                    self.adl_fill(i, a, take, price)
+                    remaining -= take
+                    absorbed += take
         rest = wanted - absorbed
         if rest <= ADL_REST_TOL * wanted:
             rest = 0.0
         if absorbed > 0.0:
-            closed_a = float(self.pos[a]) if (full and rest == 0.0) else side * absorbed
-            realized = self.reduce(a, closed_a, price)
+            q_a = float(self.pos[a])
+            closed_a = q_a if (full and rest == 0.0) else side * absorbed
+            shortfall = -(float(self.col[a]) * abs(closed_a) / abs(q_a) + closed_a * (self.mark - float(self.ep[a])))
+            self.reduce(a, closed_a, price)
             if a < self.n:
                 self.cum_liq += 1
                 self.cum_liq_notional += abs(closed_a) * price
-            self.emit(EventKind.ADL_LIQUIDATION, a, BOOK_ID, closed_a, price, 0.0, realized,
-                      self.equity(a))
-        kind = EventKind.VAULT_UNWIND if a == self.n else EventKind.LIQUIDATION
-        fee_rate = 0.0 if a == self.n else self.p.liq_fee_rate
+            self.emit(EventKind.ADL_LIQUIDATION, a, BOOK_ID, closed_a, price, 0.0,
+                      shortfall if shortfall > 0.0 else 0.0, self.equity(a))
         if rest > 0.0:
+            kind, fee_rate = self.unwind_kind(a)
             self.book_close(a, float(self.pos[a]) if full else side * rest, kind, fee_rate)
         elif a < self.n and float(self.col[a]) < 0.0:
             self.cover_deficit(a)
 
+    def unwind_kind(self, a: int) -> tuple[int, float]:
+        if a == self.V:
+            return EventKind.VAULT_UNWIND, 0.0
+        if a == self.F:
+            return EventKind.FUND_UNWIND, 0.0
+        return EventKind.LIQUIDATION, self.p.liq_fee_rate
+
     def backstop(self, a: int, equity: float) -> None:
         q = float(self.pos[a])
-        v = self.n
+        v = self.V
         if float(self.pos[v]) == 0.0:
             self.vault_next_unwind = self.t + self.p.vault_unwind_interval_ns
-        self.vault_take(q, self.mark)
+        self.take(v, q, self.mark)
         self.col[v] += equity
         self.reduce(a, q, self.mark)
         self.col[a] = 0.0
@@ -419,68 +642,185 @@ class _Reference:
         self.cum_liq_notional += abs(q) * self.mark
         self.emit(EventKind.BACKSTOP, a, v, q, self.mark, 0.0, equity, 0.0)
 
+    def order_size(self, a: int, q: float, equity: float, notional: float) -> tuple[float, bool]:
+        """Size of the liquidation order and whether it closes the whole position."""
+        p = self.p
+        if self.t < self.cooldown_until[a]:
+            return q, True
+        if p.partial_mode == PartialMode.FRACTION:
+            if p.partial_fraction < 1.0 and notional > p.partial_threshold:
+                return q * p.partial_fraction, False
+            return q, True
+        floors = p.mm_floors
+        k = 0
+        while k + 1 < len(floors) and floors[k + 1] <= notional:
+            k += 1
+        for j in range(k, 0, -1):
+            target = float(floors[j]) * (1.0 - TIER_STEP_MARGIN)
+            if equity >= self.mm(target):
+                return q * (1.0 - target / notional), False
+        return q, True
+
+    def limit_price(self, a: int, side: float) -> float:
+        """Worst price the liquidation order may fill at (NaN: no limit)."""
+        p = self.p
+        limit = math.nan
+        if p.liq_limit_bankruptcy:
+            limit = float(self.ep[a]) - float(self.col[a]) / float(self.pos[a])
+        if p.liq_price_band != math.inf:
+            band = self.mark * (1.0 + side * p.liq_price_band)
+            if limit != limit or side * (band - limit) < 0.0:
+                limit = band
+        return limit
+
+    def fund_can_take(self, dq: float, price: float) -> bool:
+        """Whether the fund can take ``dq`` at ``price`` within its capacity."""
+        f = self.F
+        q = float(self.pos[f])
+        new_q = q + dq
+        value = float(self.col[f]) + q * (self.mark - float(self.ep[f])) + dq * (self.mark - price)
+        return value >= 0.0 and abs(new_q) * self.mark <= self.p.fund_capacity * value
+
+    def market_liquidation(self, a: int, size: float, kind: int, full: bool) -> None:
+        p = self.p
+        closes = p.adl_policy not in (AdlPolicy.NONE, AdlPolicy.SOCIALIZE)
+        side = -_sign(size)
+        limit = self.limit_price(a, side)
+        if limit != limit:
+            fill, _ = walk_depth(side, abs(size), self.sim_price(), p)
+            after = float(self.col[a]) + size * (fill - float(self.ep[a]))
+            deficit = -after if after < 0.0 else 0.0
+            if deficit > self.fund and closes:
+                self.adl_close(a, size, full)
+            else:
+                self.book_close(a, size, kind, p.liq_fee_rate)
+            return
+        filled = fillable_depth(side, abs(size), self.sim_price(), limit, p)
+        if filled >= abs(size):
+            self.book_close(a, size, kind, p.liq_fee_rate)
+            return
+        # the rest's route is decided before anything fills
+        bankruptcy = float(self.ep[a]) - float(self.col[a]) / float(self.pos[a])
+        rest = -side * (abs(size) - filled)
+        to_fund = p.takeover == Takeover.FUND and self.fund_can_take(rest, bankruptcy)
+        filled_notional = 0.0
+        if filled > 0.0:
+            fill = self.book_close(a, -side * filled, kind, 0.0 if to_fund else p.liq_fee_rate,
+                                   settle=False)
+            filled_notional = filled * fill
+        part = float(self.pos[a]) if full else rest
+        if to_fund:
+            f = self.F
+            if float(self.pos[f]) == 0.0:
+                self.fund_next_unwind = self.t + p.fund_unwind_interval_ns
+            self.take(f, part, bankruptcy)
+            realized = self.reduce(a, part, bankruptcy)
+            fee = self.charge_fee(a, p.liq_fee_rate * (filled_notional + abs(part) * bankruptcy))
+            self.cum_liq += 1
+            self.cum_liq_notional += abs(part) * bankruptcy
+            self.emit(EventKind.FUND_TAKEOVER, a, FUND_ID, part, bankruptcy, fee, realized, self.equity(a))
+            if float(self.col[a]) < 0.0:
+                self.cover_deficit(a)
+        elif closes:
+            self.adl_close(a, part, full)
+        else:
+            self.book_close(a, part, kind, p.liq_fee_rate)
+
     def liquidate(self, a: int) -> None:
         p = self.p
         q = float(self.pos[a])
         equity = self.equity(a)
         notional = abs(q) * self.mark
         mm = self.mm(notional)
-        if equity < 0.0 and p.adl_on_negative_equity and p.adl_policy != AdlPolicy.NONE:
+        closes = p.adl_policy not in (AdlPolicy.NONE, AdlPolicy.SOCIALIZE)
+        if equity < 0.0 and p.adl_on_negative_equity and closes:
             self.adl_close(a, q, True)
         elif p.backstop_ratio > 0.0 and equity < p.backstop_ratio * mm:
             self.backstop(a, equity)
+        elif closes and self.fund_drawdown_active():
+            self.adl_close(a, q, True)
         else:
-            full = not (p.partial_fraction < 1.0 and notional > p.partial_threshold
-                        and self.t >= self.cooldown_until[a])
-            size = q if full else q * p.partial_fraction
+            size, full = self.order_size(a, q, equity, notional)
             kind = EventKind.LIQUIDATION if full else EventKind.PARTIAL_LIQUIDATION
-            fill, _ = walk_depth(-_sign(size), abs(size), self.sim_price(), p)
-            after = float(self.col[a]) + size * (fill - float(self.ep[a]))
-            deficit = -after if after < 0.0 else 0.0
-            if deficit > self.fund and p.adl_policy != AdlPolicy.NONE:
-                self.adl_close(a, size, full)
-            else:
-                self.book_close(a, size, kind, p.liq_fee_rate)
+            self.market_liquidation(a, size, kind, full)
             if not full:
                 self.cooldown_until[a] = self.t + p.partial_cooldown_ns
                 self.partial_tick[a] = self.i
         self.status[a] = Status.ACTIVE if float(self.pos[a]) != 0.0 else Status.CLOSED
 
+    def fund_drawdown_active(self) -> bool:
+        if self.p.adl_fund_drawdown == math.inf or not self.fund_peaks:
+            return False
+        return self.fund < (1.0 - self.p.adl_fund_drawdown) * self.fund_peaks[0][1]
+
+    def sample_fund_peak(self) -> None:
+        """Rolling maximum of the fund balance over ``adl_fund_window`` (sampled per tick)."""
+        value = self.fund
+        peaks = self.fund_peaks
+        while peaks and peaks[-1][1] <= value:
+            peaks.pop()
+        peaks.append((self.t, value))
+        while peaks[0][0] < self.t - self.p.adl_fund_window_ns:
+            peaks.popleft()
+
     # ------------------------------------------------------------- the loop
+    def ema(self, which: int, sample: float, dt: int, tau: float) -> float:
+        w = float(dt)
+        num, den = self.ema_num[which], self.ema_den[which]
+        if den == 0.0:
+            if w <= 0.0:
+                w = 1.0
+            num = sample * w
+            den = w
+        else:
+            decay = math.exp(-w / tau)
+            num = num * decay + sample * w
+            den = den * decay + w
+        self.ema_num[which], self.ema_den[which] = num, den
+        return num / den
+
     def update_mark(self, dt: int) -> None:
         p = self.p
         method = p.mark_method
         s = self.sim_price()
+        x = float(self.stream[self.i])
+        self.index = x
         if method == MarkMethod.LAST:
             self.mark = s
-            return
-        if method == MarkMethod.STREAM:
-            x = float(self.stream[self.i])
+        elif method == MarkMethod.STREAM:
             self.mark = x if x == x else s
-            return
-        if method == MarkMethod.EMA:
-            sample = s
-        else:
-            x = float(self.stream[self.i])
+        elif method == MarkMethod.EMA:
+            self.mark = self.ema(0, s, dt, p.mark_ema_tau_ns)
+        elif method == MarkMethod.HL_MEDIAN:
+            last_ema = self.ema(1, s, dt, p.mark_ema2_tau_ns)
             if x != x:
                 self.mark = s
-                return
-            sample = s - x
-        w = float(dt)
-        if self.ema_den == 0.0:
-            if w <= 0.0:
-                w = 1.0
-            self.ema_num = sample * w
-            self.ema_den = w
+            else:
+                self.mark = median3(x + self.ema(0, s - x, dt, p.mark_ema_tau_ns), s, last_ema)
+        elif x != x:
+            self.mark = s
         else:
-            decay = math.exp(-w / p.mark_ema_tau_ns)
-            self.ema_num = self.ema_num * decay + sample * w
-            self.ema_den = self.ema_den * decay + w
-        ema = self.ema_num / self.ema_den
-        self.mark = ema if method == MarkMethod.EMA else float(self.stream[self.i]) + ema
+            basis = self.ema(0, s - x, dt, p.mark_ema_tau_ns)
+            self.mark = x + basis if method == MarkMethod.INDEX_EMA_BASIS else median3(x, x + basis, s)
+
+    def refresh_mark(self) -> None:
+        """Same tick, after impact moved ``S``: components that follow ``S`` are recomputed."""
+        method = self.p.mark_method
+        s = self.sim_price()
+        x = self.index
+        if method == MarkMethod.LAST:
+            self.mark = s
+        elif method in (MarkMethod.BINANCE_MEDIAN, MarkMethod.HL_MEDIAN):
+            if x != x:
+                self.mark = s
+            elif method == MarkMethod.BINANCE_MEDIAN:
+                self.mark = median3(x, x + self.ema_num[0] / self.ema_den[0], s)
+            else:
+                self.mark = median3(x + self.ema_num[0] / self.ema_den[0], s,
+                                    self.ema_num[1] / self.ema_den[1])
 
     def record(self) -> None:
-        v = self.n
+        v = self.V
         se = self.series
         se["ts"].append(self.t)
         se["tape_price"].append(self.tape)
@@ -495,14 +835,41 @@ class _Reference:
         se["cum_adl_fills"].append(self.cum_adl)
         se["cum_adl_notional"].append(self.cum_adl_notional)
 
+    def inventories(self) -> None:
+        """Step 4: the vault's loss limit and unwinding, then the fund's offloading."""
+        p = self.p
+        v = self.V
+        vq = float(self.pos[v])
+        if vq != 0.0:
+            vault_equity = float(self.col[v]) + vq * (self.mark - float(self.ep[v]))
+            closes = p.adl_policy not in (AdlPolicy.NONE, AdlPolicy.SOCIALIZE)
+            if closes and vault_equity < p.vault_initial - p.vault_loss_limit:
+                self.adl_close(v, vq, True)
+            elif self.t >= self.vault_next_unwind:
+                self.unwind(v, p.vault_unwind_fraction, EventKind.VAULT_UNWIND)
+                self.vault_next_unwind = self.t + p.vault_unwind_interval_ns
+        f = self.F
+        if float(self.pos[f]) != 0.0 and self.t >= self.fund_next_unwind:
+            self.unwind(f, p.fund_unwind_fraction, EventKind.FUND_UNWIND)
+            self.fund_next_unwind = self.t + p.fund_unwind_interval_ns
+            self.note_fund()
+
+    def unwind(self, h: int, fraction: float, kind: int) -> None:
+        q = float(self.pos[h])
+        size = q * fraction
+        if abs(q - size) * self.sim_price() < DUST_NOTIONAL:
+            size = q
+        self.book_close(h, size, kind, 0.0)
+
     def run(self) -> RawRun:
         p = self.p
         n = self.n
-        v = n
         cap = p.max_liqs_per_step
-        self.ema_num = 0.0
-        self.ema_den = 0.0
+        self.ema_num = [0.0, 0.0]
+        self.ema_den = [0.0, 0.0]
         self.mark = 0.0
+        self.prev_mark = 0.0
+        self.index = math.nan
         tape_peak = sim_peak = 0.0
         tape_dd = sim_dd = 0.0
         tape_min = sim_min = math.inf
@@ -511,6 +878,7 @@ class _Reference:
         last_ts = int(self.ts[0]) if len(self.ts) else 0
         recorded_last = False
         floors, rates, cums = p.mm_floors, p.mm_rates, p.mm_cums
+        track_peak = p.adl_fund_drawdown != math.inf
         for i in range(len(self.ts)):
             t = int(self.ts[i])
             self.i = i
@@ -522,10 +890,13 @@ class _Reference:
                 self.m = 1.0 + (self.m - 1.0) * math.exp(-float(dt) * LN2 / p.impact_half_life_ns)
             last_ts = t
             self.update_mark(dt)
+            self.prev_mark = self.mark if i == 0 else self.prev_mark
+            if track_peak:
+                self.sample_fund_peak()
             executed = 0
             while True:
-                if self.round > 0 and p.mark_method == MarkMethod.LAST:
-                    self.mark = self.sim_price()
+                if self.round > 0:
+                    self.refresh_mark()
                 mark = self.mark
                 pos = self.pos[:n]
                 equity = self.col[:n] + pos * (mark - self.ep[:n])
@@ -552,18 +923,8 @@ class _Reference:
             if self.round + 1 > max_rounds:
                 max_rounds = self.round + 1
             self.round += 1
-            vq = float(self.pos[v])
-            if vq != 0.0:
-                vault_equity = float(self.col[v]) + vq * (self.mark - float(self.ep[v]))
-                if (p.adl_policy != AdlPolicy.NONE
-                        and vault_equity < p.vault_initial - p.vault_loss_limit):
-                    self.adl_close(v, vq, True)
-                elif t >= self.vault_next_unwind:
-                    size = vq * p.vault_unwind_fraction
-                    if abs(vq - size) * self.sim_price() < VAULT_DUST_NOTIONAL:
-                        size = vq
-                    self.book_close(v, size, EventKind.VAULT_UNWIND, 0.0)
-                    self.vault_next_unwind = t + p.vault_unwind_interval_ns
+            self.inventories()
+            self.prev_mark = self.mark
             s = self.sim_price()
             if self.tape > tape_peak:
                 tape_peak = self.tape
@@ -586,9 +947,12 @@ class _Reference:
             self.record()
         events = {name: np.array(self.events[name], dtype=dtype) for name, dtype, _ in EVENT_COLUMNS}
         series = {name: np.array(self.series[name], dtype=dtype) for name, dtype, _ in SERIES_COLUMNS}
+        v, f = self.V, self.F
         scalars = {
             "fund_final": self.fund,
             "fund_min": self.fund_min,
+            "fund_pos": float(self.pos[f]),
+            "fund_entry": float(self.ep[f]),
             "vault_col": float(self.col[v]),
             "vault_pos": float(self.pos[v]),
             "vault_entry": float(self.ep[v]),

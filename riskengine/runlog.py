@@ -17,13 +17,13 @@ EVENT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("tick", "int64", "index of that tick in the tape"),
     ("round", "int32", "cascade round within the tick (0 = first)"),
     ("kind", "int8", "event kind, see riskengine.codes.EventKind"),
-    ("account", "int64", "account id (-1 = backstop vault)"),
-    ("counterparty", "int64", "account id of the other side (-1 vault, -2 order book)"),
+    ("account", "int64", "account id (-1 backstop vault, -3 insurance fund)"),
+    ("counterparty", "int64", "account id of the other side (-1 vault, -2 order book, -3 insurance fund)"),
     ("size", "float64", "signed size closed on `account` (+ = a long was reduced)"),
     ("price", "float64", "execution price (fill, takeover or ADL close price)"),
     ("notional", "float64", "|size| x price"),
     ("fee", "float64", "liquidation fee paid into the insurance fund"),
-    ("amount", "float64", "kind-specific amount: realized PnL (trades), equity handed over (backstop), payment (fund), haircut (ADL fill), uncovered deficit (bad debt)"),
+    ("amount", "float64", "kind-specific amount: realized PnL (book trades, fund takeover), equity handed over (backstop), payment (fund payment), haircut against the mark (ADL fill), deficit covered at mark (ADL liquidation), uncovered deficit (bad debt), charge (socialized loss)"),
     ("equity_after", "float64", "account (or vault) equity at mark after the event"),
     ("fund_after", "float64", "insurance-fund balance after the event"),
 )
@@ -46,7 +46,7 @@ SERIES_COLUMNS: tuple[tuple[str, str, str], ...] = (
 
 #: Scalar outcomes of a run.
 SCALARS: tuple[str, ...] = (
-    "fund_final", "fund_min", "vault_col", "vault_pos", "vault_entry", "bad_debt",
+    "fund_final", "fund_min", "fund_pos", "fund_entry", "vault_col", "vault_pos", "vault_entry", "bad_debt",
     "ext_cash", "ext_pos", "tape_max_drawdown", "sim_max_drawdown", "tape_min", "sim_min",
     "final_mark", "final_sim_price", "max_rounds", "ticks",
 )

@@ -9,13 +9,17 @@ invariants (money and position conservation, flat accounts never pay, ADL never 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, EventKind, MarginMode, MarkMethod
+from riskengine.codes import (
+    AdlPolicy, AdlPrice, AdlRanking, EventKind, MarginMode, MarkMethod, PartialMode, Takeover,
+)
 from riskengine.engine import run_raw
 from riskengine.invariants import violations
 from riskengine.params import EngineParams
@@ -89,13 +93,23 @@ def params_strategy(draw, with_stream: bool) -> EngineParams:
         mm_rates=rates,
         mark_method=draw(st.sampled_from(methods)),
         mark_ema_tau_ns=draw(st.floats(1, 300)) * S,
+        mark_ema2_tau_ns=draw(st.floats(1, 60)) * S,
         liq_fee_rate=draw(st.sampled_from([0.0, 0.005, 0.0125, 0.05])),
+        liq_limit_bankruptcy=draw(st.booleans()),
+        liq_price_band=draw(st.sampled_from([math.inf, math.inf, 0.05, 0.01])),
+        partial_mode=draw(st.sampled_from(list(PartialMode))),
         partial_fraction=draw(st.sampled_from([1.0, 0.2, 0.5])),
         partial_threshold=draw(st.sampled_from([0.0, 50.0, 150.0, math.inf])),
         partial_cooldown_ns=draw(st.integers(0, 60)) * S,
         max_liqs_per_step=draw(st.sampled_from([0, 0, 1, 3])),
         latency_ns=draw(st.sampled_from([0, 0, S, 7 * S])),
+        takeover=draw(st.sampled_from(list(Takeover))),
         fund_initial=draw(st.sampled_from([0.0, 5.0, 50.0, 1e6])),
+        fund_capacity=draw(st.sampled_from([math.inf, 1.0, 0.2])),
+        fund_unwind_interval_ns=draw(st.integers(1, 30)) * S,
+        fund_unwind_fraction=draw(st.sampled_from([0.25, 1.0])),
+        adl_fund_drawdown=draw(st.sampled_from([math.inf, math.inf, 0.3, 0.05])),
+        adl_fund_window_ns=draw(st.sampled_from([10 * S, 8 * 3600 * S])),
         backstop_ratio=draw(st.sampled_from([0.0, 0.0, 2 / 3, 0.9])),
         vault_initial=draw(st.sampled_from([0.0, 100.0])),
         vault_unwind_interval_ns=draw(st.integers(1, 30)) * S,
@@ -107,12 +121,32 @@ def params_strategy(draw, with_stream: bool) -> EngineParams:
         adl_on_negative_equity=draw(st.booleans()),
         adl_short_mark_over_entry=draw(st.booleans()),
         adl_rank_interval_ns=draw(st.sampled_from([0, S, 30 * S])),
+        adl_risk_power=draw(st.sampled_from([0.0, 1.0, 2.5])),
         depth_per_pct=draw(st.sampled_from([5.0, 50.0, 500.0])) if finite_depth else math.inf,
         max_move=draw(st.sampled_from([0.05, 0.5])),
         impact_half_life_ns=draw(st.floats(0.5, 120)) * S,
         impact_feedback=draw(st.sampled_from([0.0, 0.5, 1.0])),
         series_interval_ns=draw(st.sampled_from([S, 10 * S])),
     )
+
+
+#: venue-shaped parameter profiles that force the rarer paths of the waterfall
+PROFILES = {
+    # IOC limited at the bankruptcy price, remainder taken over by the fund (Binance, Bybit, OKX)
+    "takeover": dict(liq_limit_bankruptcy=True, takeover=Takeover.FUND),
+    # fund, then the deficit socialized over open positions (Drift)
+    "socialize": dict(adl_policy=AdlPolicy.SOCIALIZE, liq_limit_bankruptcy=False),
+    # ADL at mark once the fund falls 5% from its peak (OKX's trigger, tightened)
+    "drawdown": dict(adl_fund_drawdown=0.05, liq_limit_bankruptcy=True, takeover=Takeover.FUND),
+    # partial liquidation by stepping down margin tiers (Bybit, BitMEX, OKX)
+    "tier-step": dict(partial_mode=PartialMode.TIER_STEP),
+}
+
+
+@st.composite
+def profiled_cases(draw, profile: str):
+    scenario, params = draw(cases())
+    return scenario, dataclasses.replace(params, **PROFILES[profile])
 
 
 @st.composite
@@ -141,6 +175,19 @@ def test_cython_matches_reference(case):
     event(f"max cascade rounds >= 2: {cy.scalars['max_rounds'] >= 2}")
     assert violations(cy, scenario.population, params) == []
     assert violations(ref, scenario.population, params) == []
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_cython_matches_reference_on_venue_profiles(profile, data):
+    scenario, params = data.draw(profiled_cases(profile))
+    cy, _ = run_raw(scenario, params, "cython")
+    ref, _ = run_raw(scenario, params, "reference")
+    assert_same_run(cy, ref)
+    for kind in sorted(set(cy.events["kind"].tolist())):
+        event(f"has {EventKind(kind).name}")
+    assert violations(cy, scenario.population, params) == []
 
 
 @settings(max_examples=50, deadline=None)

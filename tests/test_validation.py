@@ -382,9 +382,9 @@ class TestEngineParams:
         (dict(depth_per_pct=0.0), r"depth_per_pct.*0\.0"),
         (dict(max_move=1.0), r"max_move.*1\.0"),
         (dict(mark_method=9), r"mark_method.*LAST, EMA, STREAM, INDEX_EMA_BASIS.*\b9\b"),
-        (dict(adl_policy=5), r"adl_policy.*NONE, QUEUE, PRO_RATA.*\b5\b"),
+        (dict(adl_policy=99), r"adl_policy.*NONE, QUEUE, PRO_RATA.*\b99\b"),
         (dict(adl_ranking=-1), r"adl_ranking.*-1\b"),
-        (dict(adl_price=2), r"adl_price.*BANKRUPTCY, MARK.*\b2\b"),
+        (dict(adl_price=7), r"adl_price.*BANKRUPTCY, MARK.*\b7\b"),
         (dict(series_interval_ns=0), r"series_interval_ns.*\b0\b"),
     ])
     def test_impossible_scalar(self, kw, pattern):

@@ -1,13 +1,25 @@
 """ADL policies: who on the opposite side is deleveraged, in which order.
 
 Candidates are the ACTIVE accounts on the side opposite the liquidated position that are in
-profit at mark (Hyperliquid "Auto-deleveraging": "opposite-side users in profit"; Binance,
+profit at mark and have positive equity (Hyperliquid "Auto-deleveraging": "opposite-side users in profit"; Binance,
 BitMEX and Bybit rank only profitable positions first). Policies:
 
 * ``QUEUE``: highest score first, ties by lower account id; each account is closed as far as
   needed before the next is touched (Binance, Hyperliquid, BitMEX, Bybit).
-* ``PRO_RATA``: every candidate gives the same fraction of its size (Chitra 2025 §"pro-rata";
-  reference §4.1).
+* weighted policies: the order is split in proportion to a weight, no account beyond its
+  cap (its size, and the size that keeps its equity >= 0), the excess of capped accounts
+  spread over the others (:c:func:`capped_allocation`). Closing at one price, each account's
+  haircut against the mark is proportional to its size, so these are Chitra's haircut rules
+  (Chitra 2025, reference §4.1): ``PRO_RATA`` by size; ``PRO_RATA_EQUITY`` by positive
+  equity (his pro-rata: the same fraction of every winner's equity); ``PRO_RATA_PNL`` by
+  positive unrealized PnL (v3: principal protected); ``LEVERED_PRO_RATA`` by leverage x
+  equity = notional (LPR); ``RISK_AWARE`` by leverage^(1+p) x equity = notional x leverage^p,
+  capped at the whole equity (RAP with a power risk model; ``p = 0`` is LPR).
+* ``WATER_FILLING``: leverage draining (Campbell, Hey, Moallemi, Nutz 2026, reference §4.2):
+  the most levered accounts are reduced first until every reduced account sits at one common
+  leverage, the minimum possible maximum leverage (:c:func:`water_filling`).
+* ``SOCIALIZE`` closes nobody: the engine charges a deficit left after the fund to every open
+  position in proportion to its size (Drift's market-wide socialization, reference §3).
 
 Scores (reference §1.6, §2.5, §3, worked example E16):
 
@@ -30,7 +42,14 @@ from riskengine._typedefs cimport (
 )
 from riskengine._index cimport KeyHeap, heap_free, heap_init, heap_pop, heapify_from
 
-from libc.math cimport fabs
+from libc.math cimport INFINITY, fabs, pow
+from libc.stdlib cimport qsort
+
+from riskengine._typedefs cimport (
+    ADL_LEVERED_PRO_RATA, ADL_PRO_RATA, ADL_PRO_RATA_EQUITY, ADL_PRO_RATA_PNL,
+)
+
+cdef int WATER_FILLING_STEPS = 60
 
 
 cdef float64_t adl_score(const AdlParams* p, float64_t pos, float64_t col, float64_t entry,
@@ -64,13 +83,161 @@ cdef Py_ssize_t adl_gather(const AdlParams* p, float64_t side, float64_t mark,
     for i in range(n):
         if status[i] != ST_ACTIVE or pos[i] * side >= 0.0:
             continue
-        if pos[i] * (mark - entry[i]) <= 0.0:
+        if pos[i] * (mark - entry[i]) <= 0.0 or col[i] + pos[i] * (mark - entry[i]) <= 0.0:
             continue
         ids_out[k] = i
         if p.policy == ADL_QUEUE:
             scores_out[k] = adl_score(p, pos[i], col[i], entry[i], mark)
         k += 1
     return k
+
+
+cdef float64_t adl_weight(const AdlParams* p, float64_t pos, float64_t col, float64_t entry,
+                          float64_t mark) noexcept nogil:
+    cdef float64_t upnl, equity, notional
+    if p.policy == ADL_PRO_RATA:
+        return fabs(pos)
+    upnl = pos * (mark - entry)
+    equity = col + upnl
+    if p.policy == ADL_PRO_RATA_EQUITY:
+        return equity
+    if p.policy == ADL_PRO_RATA_PNL:
+        return upnl
+    notional = fabs(pos) * mark
+    if p.policy == ADL_LEVERED_PRO_RATA:
+        return notional
+    return notional * pow(notional / equity, p.risk_power)
+
+
+cdef int _cmp_ratio(const void* x, const void* y) noexcept nogil:
+    cdef const RatioIndex* a = <const RatioIndex*>x
+    cdef const RatioIndex* b = <const RatioIndex*>y
+    if a.ratio < b.ratio:
+        return -1
+    if a.ratio > b.ratio:
+        return 1
+    return (a.idx > b.idx) - (a.idx < b.idx)
+
+
+cdef void capped_allocation(const float64_t* weights, const float64_t* caps, Py_ssize_t n,
+                            float64_t total, float64_t* out, RatioIndex* order,
+                            float64_t* suffix) noexcept nogil:
+    """Split ``total`` by ``weights`` with per-item ``caps``; the water level ``tau`` solves
+    ``sum min(cap, tau w) = total``. Everyone gets its cap when the caps sum below ``total``.
+    Items go in order of ``cap / weight``; the first that ``tau`` does not cap fixes ``tau``
+    from directly accumulated sums (``suffix`` holds n + 1), so nothing cancels."""
+    cdef float64_t cap_sum = 0.0, capped = 0.0, tau, share
+    cdef Py_ssize_t j, k, m, jm
+    for j in range(n):
+        cap_sum += caps[j]
+    if cap_sum <= total:
+        for j in range(n):
+            out[j] = caps[j]
+        return
+    for j in range(n):
+        out[j] = 0.0
+        order[j].ratio = caps[j] / weights[j] if weights[j] > 0.0 else INFINITY
+        order[j].idx = j
+    qsort(order, n, sizeof(RatioIndex), _cmp_ratio)
+    suffix[n] = 0.0
+    k = n
+    while k > 0:
+        k -= 1
+        suffix[k] = suffix[k + 1] + weights[order[k].idx]
+    for k in range(n):
+        j = order[k].idx
+        if suffix[k] <= 0.0:
+            break
+        tau = (total - capped) / suffix[k]
+        if caps[j] <= tau * weights[j]:
+            out[j] = caps[j]
+            capped += caps[j]
+            continue
+        for m in range(k, n):
+            jm = order[m].idx
+            share = tau * weights[jm]
+            out[jm] = share if share < caps[jm] else caps[jm]
+        break
+
+
+cdef float64_t _sizes_at(const float64_t* notional, const float64_t* equity,
+                         const float64_t* caps, Py_ssize_t n, float64_t mark,
+                         float64_t level, float64_t* out) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef float64_t x, total = 0.0
+    for j in range(n):
+        x = (notional[j] - level * equity[j]) / mark
+        if x < 0.0:
+            x = 0.0
+        elif x > caps[j]:
+            x = caps[j]
+        out[j] = x
+        total += x
+    return total
+
+
+cdef void water_filling(const float64_t* notional, const float64_t* equity,
+                        const float64_t* caps, Py_ssize_t n,
+                        float64_t mark, float64_t total, float64_t* out,
+                        float64_t* scratch) noexcept nogil:
+    """Sizes that bring every reduced account to one common leverage ``L`` measured at mark on
+    its equity before the haircut, ``x(L) = clamp((N - L E) / M, 0, cap)`` (bisection on ``L``,
+    the last step interpolated so the sizes add up to ``total``); ``scratch`` holds n."""
+    cdef float64_t cap_sum = 0.0, lo = 0.0, hi = 0.0, lev, mid, f_lo, f_hi, theta
+    cdef Py_ssize_t j
+    cdef int step
+    for j in range(n):
+        cap_sum += caps[j]
+    if cap_sum <= total:
+        for j in range(n):
+            out[j] = caps[j]
+        return
+    for j in range(n):
+        lev = notional[j] / equity[j]
+        if lev > hi:
+            hi = lev
+    for step in range(WATER_FILLING_STEPS):
+        mid = 0.5 * (lo + hi)
+        if _sizes_at(notional, equity, caps, n, mark, mid, out) >= total:
+            lo = mid
+        else:
+            hi = mid
+    f_lo = _sizes_at(notional, equity, caps, n, mark, lo, scratch)
+    f_hi = _sizes_at(notional, equity, caps, n, mark, hi, out)
+    theta = (total - f_hi) / (f_lo - f_hi) if f_lo > f_hi else 1.0
+    for j in range(n):
+        out[j] = out[j] + theta * (scratch[j] - out[j])
+
+
+def py_capped_allocation(weights, caps, double total):
+    """Capped proportional split (test wrapper of the kernel)."""
+    cdef const float64_t[::1] w = np.ascontiguousarray(weights, dtype=np.float64)
+    cdef const float64_t[::1] c = np.ascontiguousarray(caps, dtype=np.float64)
+    cdef Py_ssize_t n = w.shape[0]
+    out = np.zeros(n, dtype=np.float64)
+    cdef float64_t[::1] o = out
+    scratch = np.zeros(n, dtype=[("ratio", np.float64), ("idx", np.intp)])
+    suffix = np.zeros(n + 1, dtype=np.float64)
+    cdef RatioIndex[::1] s = scratch
+    cdef float64_t[::1] sf = suffix
+    if n:
+        capped_allocation(&w[0], &c[0], n, total, &o[0], &s[0], &sf[0])
+    return out
+
+
+def py_water_filling(notional, equity, caps, double mark, double total):
+    """Leverage-draining split (test wrapper of the kernel)."""
+    cdef const float64_t[::1] nv = np.ascontiguousarray(notional, dtype=np.float64)
+    cdef const float64_t[::1] ev = np.ascontiguousarray(equity, dtype=np.float64)
+    cdef const float64_t[::1] cv = np.ascontiguousarray(caps, dtype=np.float64)
+    cdef Py_ssize_t n = nv.shape[0]
+    out = np.zeros(n, dtype=np.float64)
+    scratch = np.zeros(n, dtype=np.float64)
+    cdef float64_t[::1] o = out
+    cdef float64_t[::1] sc = scratch
+    if n:
+        water_filling(&nv[0], &ev[0], &cv[0], n, mark, total, &o[0], &sc[0])
+    return out
 
 
 def py_adl_queue(double side, double mark, sizes, entries, collaterals, int ranking,

@@ -1,4 +1,4 @@
-from riskengine._adl cimport AdlParams
+from riskengine._adl cimport AdlParams, RatioIndex
 from riskengine._events cimport ColumnLog
 from riskengine._index cimport KeyHeap, LiqIndex
 from riskengine._liquidity cimport ConstantDepth
@@ -9,12 +9,21 @@ from riskengine._typedefs cimport float64_t, i32, i64, i8
 cdef struct Params:
     # Mirrors riskengine.params.EngineParams (times in ns, money in quote currency).
     float64_t liq_fee_rate
+    bint liq_limit_bankruptcy
+    float64_t liq_price_band
+    int partial_mode
     float64_t partial_fraction
     float64_t partial_threshold
     i64 partial_cooldown_ns
     i64 max_liqs_per_step
     i64 latency_ns
+    int takeover
     float64_t fund_initial
+    float64_t fund_capacity
+    i64 fund_unwind_interval_ns
+    float64_t fund_unwind_fraction
+    float64_t adl_fund_drawdown
+    i64 adl_fund_window_ns
     float64_t backstop_ratio
     float64_t vault_initial
     i64 vault_unwind_interval_ns
@@ -36,7 +45,8 @@ cdef struct Engine:
     const float64_t* px
     const float64_t* stream
     Py_ssize_t n_ticks
-    # accounts: struct of arrays, n + 1 entries (the backstop vault is entry n)
+    # accounts: struct of arrays, n + 2 entries: the backstop vault is slot V = n and the
+    # insurance fund slot F = n + 1 (its cash is col[F], its inventory pos[F] at ep[F])
     float64_t* col
     float64_t* pos
     float64_t* ep
@@ -45,8 +55,9 @@ cdef struct Engine:
     i64* cooldown_until
     i64* version
     Py_ssize_t n
+    Py_ssize_t V
+    Py_ssize_t F
     # ledgers
-    float64_t fund
     float64_t fund_min
     float64_t bad_debt
     float64_t ext_pos
@@ -58,6 +69,14 @@ cdef struct Engine:
     i64 cum_adl
     float64_t cum_adl_notional
     i64 vault_next_unwind
+    i64 fund_next_unwind
+    float64_t prev_mark
+    # rolling peak of the fund balance (monotonic deque) for the drawdown ADL trigger
+    i64* peak_ts
+    float64_t* peak_val
+    Py_ssize_t peak_head
+    Py_ssize_t peak_tail
+    Py_ssize_t peak_cap
     # current step
     i64 t
     i64 i
@@ -72,6 +91,11 @@ cdef struct Engine:
     Py_ssize_t pend_cap
     i64* work_ids
     float64_t* work_vals
+    float64_t* work_caps
+    float64_t* work_out
+    float64_t* work_a
+    float64_t* work_b
+    RatioIndex* work_ratio
     float64_t* hold_keys
     i64* hold_ids
     i64* hold_vers

@@ -6,11 +6,13 @@ of a scan, growable C buffers for the log, and the whole loop under ``nogil``.
 """
 
 import numpy as np
-from libc.math cimport INFINITY, exp, fabs
-from libc.stdlib cimport calloc, free, malloc, qsort
+from libc.math cimport INFINITY, NAN, exp, fabs
+from libc.stdlib cimport calloc, free, malloc, qsort, realloc
 from libc.stdint cimport INT64_MIN
 
-from riskengine._adl cimport AdlParams, adl_gather
+from riskengine._adl cimport (
+    AdlParams, RatioIndex, adl_gather, adl_weight, capped_allocation, water_filling,
+)
 from riskengine._events cimport ColumnLog, events_push, log_free, log_init, log_to_numpy, series_push
 from riskengine._events import column_items
 from riskengine.runlog import EVENT_COLUMNS, SERIES_COLUMNS
@@ -18,14 +20,17 @@ from riskengine._index cimport (
     KeyHeap, LiqIndex, heap_free, heap_init, heap_pop, heap_push, heapify_from, index_free,
     index_init, trigger_key,
 )
-from riskengine._liquidity cimport ConstantDepth, depth_walk, impact_commit, impact_decay
+from riskengine._liquidity cimport (
+    ConstantDepth, depth_fillable, depth_walk, impact_commit, impact_decay,
+)
 from riskengine._margin cimport Tiers, crosses, liquidation_price, maintenance_margin
 from riskengine._mark cimport MarkState, mark_refresh, mark_update
 from riskengine._typedefs cimport *
 
 cdef float64_t ADL_REST_TOL = 1e-12
 cdef float64_t ADL_EQUITY_GUARD = 1e-12
-cdef float64_t VAULT_DUST_NOTIONAL = 1.0
+cdef float64_t DUST_NOTIONAL = 1.0
+cdef float64_t TIER_STEP_MARGIN = 1e-9
 
 
 cdef inline float64_t _sign(float64_t x) noexcept nogil:
@@ -36,19 +41,37 @@ cdef inline float64_t _sim(Engine* e) noexcept nogil:
     return e.tape * e.book.m
 
 
+cdef inline float64_t _fund(Engine* e) noexcept nogil:
+    return e.col[e.F]
+
+
 cdef inline float64_t _equity(Engine* e, Py_ssize_t a) noexcept nogil:
     return e.col[a] + e.pos[a] * (e.mark.mark - e.ep[a])
 
 
+cdef inline bint _closes(Engine* e) noexcept nogil:
+    """Whether the ADL policy closes positions (NONE and SOCIALIZE do not)."""
+    return e.adl.policy != ADL_NONE and e.adl.policy != ADL_SOCIALIZE
+
+
 cdef inline i64 _public_id(Engine* e, Py_ssize_t a) noexcept nogil:
-    return VAULT_ID if a == e.n else a
+    if a == e.V:
+        return VAULT_ID
+    if a == e.F:
+        return FUND_ID
+    return a
 
 
 cdef int _emit(Engine* e, int kind, Py_ssize_t a, i64 counterparty, float64_t size,
                float64_t price, float64_t fee, float64_t amount,
                float64_t equity_after) except -1 nogil:
     return events_push(&e.log, e.t, e.i, e.round, <i8>kind, _public_id(e, a), counterparty,
-                       size, price, fee, amount, equity_after, e.fund)
+                       size, price, fee, amount, equity_after, _fund(e))
+
+
+cdef inline void _note_fund(Engine* e) noexcept nogil:
+    if _fund(e) < e.fund_min:
+        e.fund_min = _fund(e)
 
 
 cdef int _rekey(Engine* e, Py_ssize_t a) except -1 nogil:
@@ -78,43 +101,85 @@ cdef float64_t _reduce(Engine* e, Py_ssize_t a, float64_t closed, float64_t pric
     return realized
 
 
-cdef void _vault_take(Engine* e, float64_t dq, float64_t price) noexcept nogil:
-    cdef Py_ssize_t v = e.n
-    cdef float64_t q = e.pos[v]
+cdef void _take(Engine* e, Py_ssize_t h, float64_t dq, float64_t price) noexcept nogil:
+    """Inventory holder ``h`` (vault or fund) changes its position by ``dq`` at ``price``."""
+    cdef float64_t q = e.pos[h]
     if q == 0.0 or _sign(q) == _sign(dq):
-        e.ep[v] = (q * e.ep[v] + dq * price) / (q + dq)
-        e.pos[v] = q + dq
+        e.ep[h] = (q * e.ep[h] + dq * price) / (q + dq)
+        e.pos[h] = q + dq
     elif fabs(dq) <= fabs(q):
-        _reduce(e, v, -dq, price)
+        _reduce(e, h, -dq, price)
     else:
-        e.col[v] += q * (price - e.ep[v])
-        e.pos[v] = q + dq
-        e.ep[v] = price
+        e.col[h] += q * (price - e.ep[h])
+        e.pos[h] = q + dq
+        e.ep[h] = price
+
+
+cdef float64_t _socialize(Engine* e, Py_ssize_t a, float64_t loss) except -1 nogil:
+    """Charge ``loss`` to every open ACTIVE position by size, never below zero equity."""
+    cdef Py_ssize_t i
+    cdef float64_t total = 0.0, covered = 0.0, charge, room
+    for i in range(e.n):
+        if e.status[i] == ST_ACTIVE and e.pos[i] != 0.0:
+            total += fabs(e.pos[i])
+    if total <= 0.0:
+        return covered
+    for i in range(e.n):
+        if e.status[i] != ST_ACTIVE or e.pos[i] == 0.0:
+            continue
+        charge = loss * fabs(e.pos[i]) / total
+        room = _equity(e, i)
+        if charge > room:
+            charge = room if room > 0.0 else 0.0
+        if charge <= 0.0:
+            continue
+        e.col[i] -= charge
+        covered += charge
+        _rekey(e, i)
+        _emit(e, EV_SOCIALIZED_LOSS, i, _public_id(e, a), 0.0, 0.0, 0.0, charge, _equity(e, i))
+    return covered
 
 
 cdef int _cover_deficit(Engine* e, Py_ssize_t a) except -1 nogil:
     cdef float64_t deficit = -e.col[a]
-    cdef float64_t pay = deficit if deficit < e.fund else e.fund
+    cdef float64_t cash = _fund(e) if _fund(e) > 0.0 else 0.0  # inventory losses can leave it negative
+    cdef float64_t pay = deficit if deficit < cash else cash
     cdef float64_t rest
     if pay > 0.0:
-        e.fund -= pay
+        e.col[e.F] -= pay
         e.col[a] += pay
         _emit(e, EV_FUND_PAYMENT, a, BOOK_ID, 0.0, 0.0, 0.0, pay, _equity(e, a))
     rest = deficit - pay
+    if rest > 0.0 and e.adl.policy == ADL_SOCIALIZE:
+        rest -= _socialize(e, a, rest)
+        if rest <= ADL_REST_TOL * deficit:
+            rest = 0.0
+        e.col[a] = -rest
     if rest > 0.0:
         e.bad_debt += rest
         e.col[a] = 0.0
         _emit(e, EV_BAD_DEBT, a, BOOK_ID, 0.0, 0.0, 0.0, rest, _equity(e, a))
-    if e.fund < e.fund_min:
-        e.fund_min = e.fund
+    elif e.col[a] < 0.0:
+        e.col[a] = 0.0
+    _note_fund(e)
     return 0
 
 
-cdef int _book_close(Engine* e, Py_ssize_t a, float64_t size, int kind,
-                     float64_t fee_rate) except -1 nogil:
-    """Send a market order closing ``size`` of account ``a`` into the depth curve."""
+cdef float64_t _charge_fee(Engine* e, Py_ssize_t a, float64_t fee) noexcept nogil:
+    cdef float64_t room = e.col[a]
+    if fee > room:
+        fee = room if room > 0.0 else 0.0
+    e.col[a] -= fee
+    e.col[e.F] += fee
+    return fee
+
+
+cdef float64_t _book_close(Engine* e, Py_ssize_t a, float64_t size, int kind,
+                           float64_t fee_rate, bint settle) except? -1 nogil:
+    """Send a market order closing ``size`` of account ``a`` into the depth curve; return the
+    fill. ``settle=False`` leaves a negative balance for the caller to settle."""
     cdef float64_t side = -_sign(size)
-    cdef float64_t fill, move, realized, room
+    cdef float64_t fill, move, realized
     cdef float64_t fee = 0.0
     depth_walk(&e.book, side, fabs(size), _sim(e), &fill, &move)
     impact_commit(&e.book, side, move)
@@ -122,18 +187,13 @@ cdef int _book_close(Engine* e, Py_ssize_t a, float64_t size, int kind,
     e.ext_cash -= size * fill
     realized = _reduce(e, a, size, fill)
     if a < e.n:
-        room = e.col[a]
-        fee = fee_rate * fabs(size) * fill
-        if fee > room:
-            fee = room if room > 0.0 else 0.0
-        e.col[a] -= fee
-        e.fund += fee
+        fee = _charge_fee(e, a, fee_rate * fabs(size) * fill)
         e.cum_liq += 1
         e.cum_liq_notional += fabs(size) * fill
     _emit(e, kind, a, BOOK_ID, size, fill, fee, realized, _equity(e, a))
-    if a < e.n and e.col[a] < 0.0:
+    if settle and a < e.n and e.col[a] < 0.0:
         _cover_deficit(e, a)
-    return 0
+    return fill
 
 
 cdef float64_t _adl_available(Engine* e, Py_ssize_t i, float64_t price) noexcept nogil:
@@ -176,49 +236,76 @@ cdef int _adl_rank(Engine* e, float64_t side) except -1 nogil:
     return 0
 
 
+cdef float64_t _adl_price(Engine* e, Py_ssize_t a) noexcept nogil:
+    cdef float64_t price
+    if e.p.adl_price == ADL_AT_BANKRUPTCY:
+        price = e.ep[a] - e.col[a] / e.pos[a]
+        return price if price > 0.0 else e.mark.mark
+    if e.p.adl_price == ADL_AT_PREVIOUS_MARK:
+        return e.prev_mark
+    return e.mark.mark
+
+
+cdef inline void _unwind_kind(Engine* e, Py_ssize_t a, int* kind, float64_t* fee_rate) noexcept nogil:
+    if a == e.V:
+        kind[0] = EV_VAULT_UNWIND
+        fee_rate[0] = 0.0
+    elif a == e.F:
+        kind[0] = EV_FUND_UNWIND
+        fee_rate[0] = 0.0
+    else:
+        kind[0] = EV_LIQUIDATION
+        fee_rate[0] = e.p.liq_fee_rate
+
+
+cdef float64_t _adl_allocate(Engine* e, Py_ssize_t a, float64_t side, float64_t wanted,
+                             float64_t price) except -1 nogil:
+    """The weighted and water-filling policies: fill every candidate's share; return the total."""
+    cdef Py_ssize_t count, k, j
+    cdef float64_t absorbed = 0.0, mark = e.mark.mark
+    count = adl_gather(&e.adl, side, mark, e.col, e.pos, e.ep, e.status, e.n,
+                       e.work_ids, e.work_vals)
+    for k in range(count):
+        j = e.work_ids[k]
+        e.work_caps[k] = _adl_available(e, j, price)
+    if e.adl.policy == ADL_WATER_FILLING:
+        for k in range(count):
+            j = e.work_ids[k]
+            e.work_a[k] = fabs(e.pos[j]) * mark
+            e.work_b[k] = _equity(e, j)
+        water_filling(e.work_a, e.work_b, e.work_caps, count, mark, wanted,
+                      e.work_out, e.work_vals)
+    else:
+        for k in range(count):
+            j = e.work_ids[k]
+            e.work_vals[k] = adl_weight(&e.adl, e.pos[j], e.col[j], e.ep[j], mark)
+        capped_allocation(e.work_vals, e.work_caps, count, wanted, e.work_out, e.work_ratio,
+                          e.work_a)
+    for k in range(count):
+        if e.work_out[k] > 0.0:
+            _adl_fill(e, e.work_ids[k], a, e.work_out[k], price)
+            absorbed += e.work_out[k]
+    return absorbed
+
+
 cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -1 nogil:
-    """Auto-deleverage ``size`` of account ``a`` (or the vault) against the other side."""
+    """Auto-deleverage ``size`` of account ``a`` (or an inventory) against the other side."""
     cdef float64_t side = _sign(size)
-    cdef float64_t price, wanted, remaining, absorbed, total, share, avail, take, rest
-    cdef float64_t closed_a, realized, fee_rate, key
-    cdef Py_ssize_t k, j, count
+    cdef float64_t price = _adl_price(e, a)
+    cdef float64_t wanted = fabs(size)
+    cdef float64_t remaining = wanted, absorbed = 0.0, avail, take, rest
+    cdef float64_t closed_a, q_a, shortfall, fee_rate, key
     cdef i64 idx, ver
     cdef int kind
     cdef KeyHeap* h
-    if e.p.adl_price == ADL_AT_BANKRUPTCY:
-        price = e.ep[a] - e.col[a] / e.pos[a]
-        if not price > 0.0:
-            price = e.mark.mark
-    else:
-        price = e.mark.mark
-    wanted = fabs(size)
-    remaining = wanted
-    absorbed = 0.0
-    if e.adl.policy == ADL_PRO_RATA:
-        count = adl_gather(&e.adl, side, e.mark.mark, e.col, e.pos, e.ep, e.status, e.n,
-                           e.work_ids, e.work_vals)
-        total = 0.0
-        for k in range(count):
-            total += fabs(e.pos[e.work_ids[k]])
-        for k in range(count):
-            j = e.work_ids[k]
-            share = wanted * fabs(e.pos[j]) / total
-            avail = _adl_available(e, j, price)
-            e.work_vals[k] = share if share < avail else avail
-        for k in range(count):
-            take = e.work_vals[k]
-            if take <= 0.0:
-                continue
-            _adl_fill(e, e.work_ids[k], a, take, price)
-            remaining -= take
-            absorbed += take
-    else:
+    if e.adl.policy == ADL_QUEUE:
         h = &e.adl_rank[1 if side > 0.0 else 0]
         _adl_rank(e, side)
         while h.size > 0 and remaining > 0.0:
             idx = h.items[0].id
             if (e.status[idx] != ST_ACTIVE or e.pos[idx] * side >= 0.0
-                    or e.pos[idx] * (e.mark.mark - e.ep[idx]) <= 0.0):
+                    or e.pos[idx] * (e.mark.mark - e.ep[idx]) <= 0.0
+                    or _equity(e, idx) <= 0.0):
                 heap_pop(h, &key, &idx, &ver)
                 continue
             avail = _adl_available(e, idx, price)
@@ -233,20 +320,24 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
             _adl_fill(e, idx, a, take, price)
             remaining -= take
             absorbed += take
+    else:
+        absorbed = _adl_allocate(e, a, side, wanted, price)
     rest = wanted - absorbed
     if rest <= ADL_REST_TOL * wanted:
         rest = 0.0
     if absorbed > 0.0:
-        closed_a = e.pos[a] if (full and rest == 0.0) else side * absorbed
-        realized = _reduce(e, a, closed_a, price)
+        q_a = e.pos[a]
+        closed_a = q_a if (full and rest == 0.0) else side * absorbed
+        shortfall = -(e.col[a] * fabs(closed_a) / fabs(q_a) + closed_a * (e.mark.mark - e.ep[a]))
+        _reduce(e, a, closed_a, price)
         if a < e.n:
             e.cum_liq += 1
             e.cum_liq_notional += fabs(closed_a) * price
-        _emit(e, EV_ADL_LIQUIDATION, a, BOOK_ID, closed_a, price, 0.0, realized, _equity(e, a))
-    kind = EV_VAULT_UNWIND if a == e.n else EV_LIQUIDATION
-    fee_rate = 0.0 if a == e.n else e.p.liq_fee_rate
+        _emit(e, EV_ADL_LIQUIDATION, a, BOOK_ID, closed_a, price, 0.0,
+              shortfall if shortfall > 0.0 else 0.0, _equity(e, a))
     if rest > 0.0:
-        _book_close(e, a, e.pos[a] if full else side * rest, kind, fee_rate)
+        _unwind_kind(e, a, &kind, &fee_rate)
+        _book_close(e, a, e.pos[a] if full else side * rest, kind, fee_rate, True)
     elif a < e.n and e.col[a] < 0.0:
         _cover_deficit(e, a)
     return 0
@@ -254,11 +345,11 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
 
 cdef int _backstop(Engine* e, Py_ssize_t a, float64_t equity) except -1 nogil:
     cdef float64_t q = e.pos[a]
-    cdef Py_ssize_t v = e.n
+    cdef Py_ssize_t v = e.V
     cdef float64_t mark = e.mark.mark
     if e.pos[v] == 0.0:
         e.vault_next_unwind = e.t + e.p.vault_unwind_interval_ns
-    _vault_take(e, q, mark)
+    _take(e, v, q, mark)
     e.col[v] += equity
     _reduce(e, a, q, mark)
     e.col[a] = 0.0
@@ -268,30 +359,157 @@ cdef int _backstop(Engine* e, Py_ssize_t a, float64_t equity) except -1 nogil:
     return 0
 
 
+cdef float64_t _order_size(Engine* e, Py_ssize_t a, float64_t q, float64_t equity,
+                           float64_t notional, bint* full) noexcept nogil:
+    """Size of the liquidation order; ``full`` says whether it closes the whole position."""
+    cdef Py_ssize_t k = 0, j
+    cdef float64_t target
+    full[0] = True
+    if e.t < e.cooldown_until[a]:
+        return q
+    if e.p.partial_mode == PARTIAL_FRACTION:
+        if e.p.partial_fraction < 1.0 and notional > e.p.partial_threshold:
+            full[0] = False
+            return q * e.p.partial_fraction
+        return q
+    while k + 1 < e.tiers.n and e.tiers.floors[k + 1] <= notional:
+        k += 1
+    j = k
+    while j > 0:
+        target = e.tiers.floors[j] * (1.0 - TIER_STEP_MARGIN)
+        if equity >= maintenance_margin(&e.tiers, target):
+            full[0] = False
+            return q * (1.0 - target / notional)
+        j -= 1
+    return q
+
+
+cdef float64_t _limit_price(Engine* e, Py_ssize_t a, float64_t side) noexcept nogil:
+    """Worst price the liquidation order may fill at (NaN: no limit)."""
+    cdef float64_t limit = NAN, band
+    if e.p.liq_limit_bankruptcy:
+        limit = e.ep[a] - e.col[a] / e.pos[a]
+    if e.p.liq_price_band != INFINITY:
+        band = e.mark.mark * (1.0 + side * e.p.liq_price_band)
+        if limit != limit or side * (band - limit) < 0.0:
+            limit = band
+    return limit
+
+
+cdef bint _fund_can_take(Engine* e, float64_t dq, float64_t price) noexcept nogil:
+    cdef Py_ssize_t f = e.F
+    cdef float64_t q = e.pos[f]
+    cdef float64_t new_q = q + dq
+    cdef float64_t value = e.col[f] + q * (e.mark.mark - e.ep[f]) + dq * (e.mark.mark - price)
+    return value >= 0.0 and fabs(new_q) * e.mark.mark <= e.p.fund_capacity * value
+
+
+cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
+                             bint full) except -1 nogil:
+    cdef float64_t side = -_sign(size)
+    cdef float64_t limit = _limit_price(e, a, side)
+    cdef float64_t fill, move, after, deficit, filled, bankruptcy, rest, part, realized, fee
+    cdef float64_t filled_notional = 0.0
+    cdef bint to_fund
+    cdef Py_ssize_t f = e.F
+    if limit != limit:
+        depth_walk(&e.book, side, fabs(size), _sim(e), &fill, &move)
+        after = e.col[a] + size * (fill - e.ep[a])
+        deficit = -after if after < 0.0 else 0.0
+        if deficit > _fund(e) and _closes(e):
+            _adl_close(e, a, size, full)
+        else:
+            _book_close(e, a, size, kind, e.p.liq_fee_rate, True)
+        return 0
+    filled = depth_fillable(&e.book, side, fabs(size), _sim(e), limit)
+    if filled >= fabs(size):
+        _book_close(e, a, size, kind, e.p.liq_fee_rate, True)
+        return 0
+    # the rest's route is decided before anything fills
+    bankruptcy = e.ep[a] - e.col[a] / e.pos[a]
+    rest = -side * (fabs(size) - filled)
+    to_fund = e.p.takeover == TAKEOVER_FUND and _fund_can_take(e, rest, bankruptcy)
+    if filled > 0.0:
+        fill = _book_close(e, a, -side * filled, kind, 0.0 if to_fund else e.p.liq_fee_rate, False)
+        filled_notional = filled * fill
+    part = e.pos[a] if full else rest
+    if to_fund:
+        if e.pos[f] == 0.0:
+            e.fund_next_unwind = e.t + e.p.fund_unwind_interval_ns
+        _take(e, f, part, bankruptcy)
+        realized = _reduce(e, a, part, bankruptcy)
+        fee = _charge_fee(e, a, e.p.liq_fee_rate * (filled_notional + fabs(part) * bankruptcy))
+        e.cum_liq += 1
+        e.cum_liq_notional += fabs(part) * bankruptcy
+        _emit(e, EV_FUND_TAKEOVER, a, FUND_ID, part, bankruptcy, fee, realized, _equity(e, a))
+        if e.col[a] < 0.0:
+            _cover_deficit(e, a)
+    elif _closes(e):
+        _adl_close(e, a, part, full)
+    else:
+        _book_close(e, a, part, kind, e.p.liq_fee_rate, True)
+    return 0
+
+
+cdef bint _fund_drawdown_active(Engine* e) noexcept nogil:
+    if e.p.adl_fund_drawdown == INFINITY or e.peak_head == e.peak_tail:
+        return False
+    return _fund(e) < (1.0 - e.p.adl_fund_drawdown) * e.peak_val[e.peak_head]
+
+
+cdef int _sample_fund_peak(Engine* e) except -1 nogil:
+    """Rolling maximum of the fund balance over ``adl_fund_window`` (sampled per tick)."""
+    cdef float64_t value = _fund(e)
+    cdef Py_ssize_t j, live
+    cdef i64* ts
+    cdef float64_t* vals
+    while e.peak_tail > e.peak_head and e.peak_val[e.peak_tail - 1] <= value:
+        e.peak_tail -= 1
+    if e.peak_tail == e.peak_cap:
+        live = e.peak_tail - e.peak_head
+        if e.peak_head > 0:
+            for j in range(live):
+                e.peak_ts[j] = e.peak_ts[e.peak_head + j]
+                e.peak_val[j] = e.peak_val[e.peak_head + j]
+        else:
+            ts = <i64*>realloc(e.peak_ts, 2 * e.peak_cap * sizeof(i64))
+            vals = <float64_t*>realloc(e.peak_val, 2 * e.peak_cap * sizeof(float64_t))
+            if ts != NULL:
+                e.peak_ts = ts
+            if vals != NULL:
+                e.peak_val = vals
+            if ts == NULL or vals == NULL:
+                with gil:
+                    raise MemoryError("engine: out of memory for the fund peak window")
+            e.peak_cap *= 2
+        e.peak_head = 0
+        e.peak_tail = live
+    e.peak_ts[e.peak_tail] = e.t
+    e.peak_val[e.peak_tail] = value
+    e.peak_tail += 1
+    while e.peak_ts[e.peak_head] < e.t - e.p.adl_fund_window_ns:
+        e.peak_head += 1
+    return 0
+
+
 cdef int _liquidate(Engine* e, Py_ssize_t a) except -1 nogil:
     cdef float64_t q = e.pos[a]
     cdef float64_t equity = _equity(e, a)
     cdef float64_t notional = fabs(q) * e.mark.mark
     cdef float64_t mm = maintenance_margin(&e.tiers, notional)
-    cdef float64_t size, fill, move, after, deficit
+    cdef float64_t size
     cdef bint full
     cdef int kind
-    if equity < 0.0 and e.p.adl_on_negative_equity and e.adl.policy != ADL_NONE:
+    if equity < 0.0 and e.p.adl_on_negative_equity and _closes(e):
         _adl_close(e, a, q, True)
     elif e.p.backstop_ratio > 0.0 and equity < e.p.backstop_ratio * mm:
         _backstop(e, a, equity)
+    elif _closes(e) and _fund_drawdown_active(e):
+        _adl_close(e, a, q, True)
     else:
-        full = not (e.p.partial_fraction < 1.0 and notional > e.p.partial_threshold
-                    and e.t >= e.cooldown_until[a])
-        size = q if full else q * e.p.partial_fraction
+        size = _order_size(e, a, q, equity, notional, &full)
         kind = EV_LIQUIDATION if full else EV_PARTIAL_LIQUIDATION
-        depth_walk(&e.book, -_sign(size), fabs(size), _sim(e), &fill, &move)
-        after = e.col[a] + size * (fill - e.ep[a])
-        deficit = -after if after < 0.0 else 0.0
-        if deficit > e.fund and e.adl.policy != ADL_NONE:
-            _adl_close(e, a, size, full)
-        else:
-            _book_close(e, a, size, kind, e.p.liq_fee_rate)
+        _market_liquidation(e, a, size, kind, full)
         if not full:
             e.cooldown_until[a] = e.t + e.p.partial_cooldown_ns
             e.partial_tick[a] = e.i
@@ -360,22 +578,50 @@ cdef inline bint _pending_empty(Engine* e) noexcept nogil:
 
 
 cdef int _record(Engine* e) except -1 nogil:
-    cdef Py_ssize_t v = e.n
-    return series_push(&e.series, e.t, e.tape, _sim(e), e.mark.mark, e.fund,
+    cdef Py_ssize_t v = e.V
+    return series_push(&e.series, e.t, e.tape, _sim(e), e.mark.mark, _fund(e),
                        e.col[v] + e.pos[v] * (e.mark.mark - e.ep[v]), e.long_oi, e.short_oi,
                        e.cum_liq, e.cum_liq_notional, e.cum_adl, e.cum_adl_notional)
 
 
+cdef int _unwind(Engine* e, Py_ssize_t h, float64_t fraction, int kind) except -1 nogil:
+    cdef float64_t q = e.pos[h]
+    cdef float64_t size = q * fraction
+    if fabs(q - size) * _sim(e) < DUST_NOTIONAL:
+        size = q
+    _book_close(e, h, size, kind, 0.0, True)
+    return 0
+
+
+cdef int _inventories(Engine* e) except -1 nogil:
+    """Step 4: the vault's loss limit and unwinding, then the fund's offloading."""
+    cdef Py_ssize_t v = e.V, f = e.F
+    cdef float64_t vq = e.pos[v], vault_equity
+    if vq != 0.0:
+        vault_equity = e.col[v] + vq * (e.mark.mark - e.ep[v])
+        if _closes(e) and vault_equity < e.p.vault_initial - e.p.vault_loss_limit:
+            _adl_close(e, v, vq, True)
+        elif e.t >= e.vault_next_unwind:
+            _unwind(e, v, e.p.vault_unwind_fraction, EV_VAULT_UNWIND)
+            e.vault_next_unwind = e.t + e.p.vault_unwind_interval_ns
+    if e.pos[f] != 0.0 and e.t >= e.fund_next_unwind:
+        _unwind(e, f, e.p.fund_unwind_fraction, EV_FUND_UNWIND)
+        e.fund_next_unwind = e.t + e.p.fund_unwind_interval_ns
+        _note_fund(e)
+    return 0
+
+
 cdef int _loop(Engine* e, float64_t* stats) except -1 nogil:
-    cdef Py_ssize_t i, j, a, v = e.n
+    cdef Py_ssize_t i, j, a
     cdef i64 t, dt, last_ts, next_sample, cap = e.p.max_liqs_per_step
     cdef i64 executed, done
     cdef float64_t tape_peak = 0.0, sim_peak = 0.0, tape_dd = 0.0, sim_dd = 0.0
-    cdef float64_t tape_min = INFINITY, sim_min = INFINITY, s, vq, vault_equity, size
+    cdef float64_t tape_min = INFINITY, sim_min = INFINITY, s
     cdef float64_t stream_value
     cdef i64 max_rounds = 0
     cdef bint recorded_last = False
     cdef bint has_stream = e.stream != NULL
+    cdef bint track_peak = e.p.adl_fund_drawdown != INFINITY
     if e.n_ticks == 0:
         return 0
     last_ts = e.ts[0]
@@ -389,8 +635,12 @@ cdef int _loop(Engine* e, float64_t* stats) except -1 nogil:
         dt = t - last_ts
         impact_decay(&e.book, dt)
         last_ts = t
-        stream_value = e.stream[i] if has_stream else 0.0
+        stream_value = e.stream[i] if has_stream else NAN
         mark_update(&e.mark, _sim(e), stream_value, dt)
+        if i == 0:
+            e.prev_mark = e.mark.mark
+        if track_peak:
+            _sample_fund_peak(e)
         executed = 0
         while True:
             if e.round > 0:
@@ -419,17 +669,8 @@ cdef int _loop(Engine* e, float64_t* stats) except -1 nogil:
             if e.status[a] == ST_ACTIVE:
                 _rekey(e, a)
         e.n_deferred = 0
-        vq = e.pos[v]
-        if vq != 0.0:
-            vault_equity = e.col[v] + vq * (e.mark.mark - e.ep[v])
-            if e.adl.policy != ADL_NONE and vault_equity < e.p.vault_initial - e.p.vault_loss_limit:
-                _adl_close(e, v, vq, True)
-            elif t >= e.vault_next_unwind:
-                size = vq * e.p.vault_unwind_fraction
-                if fabs(vq - size) * _sim(e) < VAULT_DUST_NOTIONAL:
-                    size = vq
-                _book_close(e, v, size, EV_VAULT_UNWIND, 0.0)
-                e.vault_next_unwind = t + e.p.vault_unwind_interval_ns
+        _inventories(e)
+        e.prev_mark = e.mark.mark
         s = _sim(e)
         if e.tape > tape_peak:
             tape_peak = e.tape
@@ -470,6 +711,13 @@ cdef void _free(Engine* e) noexcept nogil:
     free(e.partial_tick)
     free(e.cooldown_until)
     free(e.version)
+    free(e.work_caps)
+    free(e.work_out)
+    free(e.work_a)
+    free(e.work_b)
+    free(e.work_ratio)
+    free(e.peak_ts)
+    free(e.peak_val)
     index_free(&e.index)
     heap_free(&e.adl_rank[0])
     heap_free(&e.adl_rank[1])
@@ -478,7 +726,7 @@ cdef void _free(Engine* e) noexcept nogil:
 
 
 cdef int _alloc(Engine* e, Py_ssize_t n) except -1 nogil:
-    cdef Py_ssize_t m = n + 1
+    cdef Py_ssize_t m = n + 2
     e.pend_cap = m
     e.pend_ids = <i64*>malloc(m * sizeof(i64))
     e.pend_due = <i64*>malloc(m * sizeof(i64))
@@ -491,10 +739,20 @@ cdef int _alloc(Engine* e, Py_ssize_t n) except -1 nogil:
     e.partial_tick = <i64*>malloc(m * sizeof(i64))
     e.cooldown_until = <i64*>malloc(m * sizeof(i64))
     e.version = <i64*>calloc(m, sizeof(i64))
+    e.work_caps = <float64_t*>malloc(m * sizeof(float64_t))
+    e.work_out = <float64_t*>malloc(m * sizeof(float64_t))
+    e.work_a = <float64_t*>malloc(m * sizeof(float64_t))
+    e.work_b = <float64_t*>malloc(m * sizeof(float64_t))
+    e.work_ratio = <RatioIndex*>malloc(m * sizeof(RatioIndex))
+    e.peak_cap = 64
+    e.peak_ts = <i64*>malloc(e.peak_cap * sizeof(i64))
+    e.peak_val = <float64_t*>malloc(e.peak_cap * sizeof(float64_t))
     if (e.pend_ids == NULL or e.pend_due == NULL or e.work_ids == NULL or e.work_vals == NULL
             or e.hold_keys == NULL or e.hold_ids == NULL or e.hold_vers == NULL
             or e.deferred == NULL or e.partial_tick == NULL or e.cooldown_until == NULL
-            or e.version == NULL):
+            or e.version == NULL or e.work_caps == NULL or e.work_out == NULL
+            or e.work_a == NULL or e.work_b == NULL
+            or e.work_ratio == NULL or e.peak_ts == NULL or e.peak_val == NULL):
         with gil:
             raise MemoryError("engine: out of memory for account work arrays")
     return 0
@@ -566,16 +824,25 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     cdef const float64_t[::1] f_view = floors
     cdef const float64_t[::1] r_view = rates
     cdef const float64_t[::1] c_view = cums
-    col = np.empty(n + 1, dtype=np.float64)
-    pos = np.empty(n + 1, dtype=np.float64)
-    ep = np.empty(n + 1, dtype=np.float64)
-    status = np.empty(n + 1, dtype=np.int8)
+    col = np.empty(n + 2, dtype=np.float64)
+    pos = np.empty(n + 2, dtype=np.float64)
+    ep = np.empty(n + 2, dtype=np.float64)
+    status = np.empty(n + 2, dtype=np.int8)
     cdef float64_t[::1] col_v = col
     cdef float64_t[::1] pos_v = pos
     cdef float64_t[::1] ep_v = ep
     cdef i8[::1] st_v = status
 
     e.p.liq_fee_rate = params.liq_fee_rate
+    e.p.liq_limit_bankruptcy = params.liq_limit_bankruptcy
+    e.p.liq_price_band = params.liq_price_band
+    e.p.partial_mode = params.partial_mode
+    e.p.takeover = params.takeover
+    e.p.fund_capacity = params.fund_capacity
+    e.p.fund_unwind_interval_ns = params.fund_unwind_interval_ns
+    e.p.fund_unwind_fraction = params.fund_unwind_fraction
+    e.p.adl_fund_drawdown = params.adl_fund_drawdown
+    e.p.adl_fund_window_ns = params.adl_fund_window_ns
     e.p.partial_fraction = params.partial_fraction
     e.p.partial_threshold = params.partial_threshold
     e.p.partial_cooldown_ns = params.partial_cooldown_ns
@@ -598,6 +865,7 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     e.adl.policy = params.adl_policy
     e.adl.ranking = params.adl_ranking
     e.adl.short_mark_over_entry = params.adl_short_mark_over_entry
+    e.adl.risk_power = params.adl_risk_power
     e.adl.tiers = &e.tiers
     e.book.depth_per_pct = params.depth_per_pct
     e.book.max_move = params.max_move
@@ -605,9 +873,13 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     e.book.feedback = params.impact_feedback
     e.book.m = 1.0
     e.mark.method = params.mark_method
-    e.mark.tau_ns = params.mark_ema_tau_ns
-    e.mark.num = 0.0
-    e.mark.den = 0.0
+    e.mark.basis.tau_ns = params.mark_ema_tau_ns
+    e.mark.basis.num = 0.0
+    e.mark.basis.den = 0.0
+    e.mark.last.tau_ns = params.mark_ema2_tau_ns
+    e.mark.last.num = 0.0
+    e.mark.last.den = 0.0
+    e.mark.index = NAN
     e.mark.mark = 0.0
 
     e.ts = &tape_ts[0] if tape_ts.shape[0] else NULL
@@ -619,8 +891,9 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     e.ep = &ep_v[0]
     e.status = &st_v[0]
     e.n = n
-    e.fund = params.fund_initial
-    e.fund_min = e.fund
+    e.V = n
+    e.F = n + 1
+    e.fund_min = params.fund_initial
     e.bad_debt = 0.0
     e.ext_pos = 0.0
     e.ext_cash = 0.0
@@ -631,6 +904,11 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     e.cum_adl = 0
     e.cum_adl_notional = 0.0
     e.vault_next_unwind = 0
+    e.fund_next_unwind = 0
+    e.prev_mark = 0.0
+    e.peak_head = 0
+    e.peak_tail = 0
+    e.peak_cap = 0
     e.t = 0
     e.i = 0
     e.round = 0
@@ -649,6 +927,13 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     e.partial_tick = NULL
     e.cooldown_until = NULL
     e.version = NULL
+    e.work_caps = NULL
+    e.work_out = NULL
+    e.work_a = NULL
+    e.work_b = NULL
+    e.work_ratio = NULL
+    e.peak_ts = NULL
+    e.peak_val = NULL
     index_init(&e.index, 16)
     heap_init(&e.adl_rank[0], 16)
     heap_init(&e.adl_rank[1], 16)
@@ -678,12 +963,14 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
                     e.long_oi += size[a]
                 elif size[a] < 0:
                     e.short_oi -= size[a]
+            for a in range(n, n + 2):
+                e.pos[a] = 0.0
+                e.ep[a] = 0.0
+                e.status[a] = ST_FLAT
+                e.partial_tick[a] = -1
+                e.cooldown_until[a] = INT64_MIN
             e.col[n] = e.p.vault_initial
-            e.pos[n] = 0.0
-            e.ep[n] = 0.0
-            e.status[n] = ST_FLAT
-            e.partial_tick[n] = -1
-            e.cooldown_until[n] = INT64_MIN
+            e.col[n + 1] = e.p.fund_initial
             _build_index(&e)
             _loop(&e, stats)
         events = log_to_numpy(&e.log, EVENT_COLUMNS)
@@ -691,8 +978,10 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     finally:
         _free(&e)
     scalars = {
-        "fund_final": e.fund,
+        "fund_final": col[n + 1],
         "fund_min": e.fund_min,
+        "fund_pos": pos[n + 1],
+        "fund_entry": ep[n + 1],
         "vault_col": col[n],
         "vault_pos": pos[n],
         "vault_entry": ep[n],

@@ -14,3 +14,5 @@ cdef void depth_walk(const ConstantDepth* book, float64_t side, float64_t qty,
                      float64_t price, float64_t* fill, float64_t* move) noexcept nogil
 cdef void impact_commit(ConstantDepth* book, float64_t side, float64_t move) noexcept nogil
 cdef void impact_decay(ConstantDepth* book, i64 dt) noexcept nogil
+cdef float64_t depth_fillable(const ConstantDepth* book, float64_t side, float64_t qty,
+                              float64_t price, float64_t limit) noexcept nogil

@@ -30,6 +30,20 @@ cdef void depth_walk(const ConstantDepth* book, float64_t side, float64_t qty,
     fill[0] = price * (1.0 + side * avg)
 
 
+cdef float64_t depth_fillable(const ConstantDepth* book, float64_t side, float64_t qty,
+                              float64_t price, float64_t limit) noexcept nogil:
+    """How much of a market order of ``qty`` fills before the walk passes ``limit`` (an IOC
+    limited at the bankruptcy price, or a price band around the mark)."""
+    cdef float64_t dist = side * (limit - price) / price
+    cdef float64_t can
+    if dist <= 0.0:
+        return 0.0
+    if dist >= book.max_move:
+        return qty
+    can = book.depth_per_pct * dist / 0.01 / price
+    return qty if can >= qty else can
+
+
 cdef void impact_commit(ConstantDepth* book, float64_t side, float64_t move) noexcept nogil:
     book.m = book.m * (1.0 + side * book.feedback * move)
 
@@ -69,6 +83,15 @@ def py_depth_walk(double side, double qty, double price, double depth_per_pct,
     book.m = 1.0
     depth_walk(&book, side, qty, price, &fill, &move)
     return fill, move
+
+
+def py_depth_fillable(double side, double qty, double price, double limit,
+                      double depth_per_pct, double max_move=0.5):
+    """Size of a market order that fills before the walk passes ``limit``."""
+    cdef ConstantDepth book
+    book.depth_per_pct = depth_per_pct
+    book.max_move = max_move
+    return depth_fillable(&book, side, qty, price, limit)
 
 
 def py_impact_after(double m, long long dt_ns, double half_life_ns):

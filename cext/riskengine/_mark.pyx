@@ -6,18 +6,38 @@
   ``den <- den e^(-t/tau) + t``; "Robust price indices", reference §2.3) of simulated prices;
 * stream: a supplied mark/index price (the simulated trade price until the stream starts);
 * index + EMA basis: ``index + EMA(sim - index)`` (Binance "Price 2 = index + MA basis",
-  Hyperliquid "oracle + 150 s EMA"; reference §1.3, §2.3).
+  Hyperliquid "oracle + 150 s EMA"; reference §1.3, §2.3);
+* Binance median: ``median(index, index + EMA basis, last)`` — Binance's
+  ``median(P1, P2, last)`` with ``P1 = index x (1 + funding x time to funding / 8h)``; no funding
+  stream is modelled, so ``P1`` is the index, and the moving-average basis is an EMA
+  (reference §1.3, [DOC S16], [INF]);
+* Hyperliquid median: ``median(oracle + 150 s EMA basis, median(bid, ask, last), external
+  perp mids)``; the tape has no book and no external perp mids, so per the documented
+  fallback for two of three inputs the 30 s EMA of the second joins them:
+  ``median(oracle + EMA basis, last, 30 s EMA of last)`` (reference §2.3, [DOC S34]).
 
-The first sample seeds an empty EMA, weighted by its own interval. Within one tick (time step 0) an EMA
-does not move, so only the last-trade mark follows the cascade's own impact.
+Without the stream (before it starts, or never) every stream-based method marks at the last
+trade. The first sample seeds an empty EMA, weighted by its own interval. Within one tick
+(time step 0) an EMA does not move, so only components that are the trade price itself
+follow the cascade's own impact.
 """
 
 from libc.math cimport exp
 
-from riskengine._typedefs cimport MARK_EMA, MARK_LAST, MARK_STREAM, float64_t, i64
+from riskengine._typedefs cimport (
+    MARK_BINANCE_MEDIAN, MARK_EMA, MARK_HL_MEDIAN, MARK_INDEX_EMA_BASIS, MARK_LAST, MARK_STREAM,
+    float64_t, i64,
+)
 
 
-cdef void ema_update(MarkState* st, float64_t sample, float64_t weight) noexcept nogil:
+cdef float64_t median3(float64_t a, float64_t b, float64_t c) noexcept nogil:
+    cdef float64_t lo = a if a < b else b
+    cdef float64_t hi = a if a > b else b
+    cdef float64_t mid = hi if hi < c else c
+    return lo if lo > mid else mid
+
+
+cdef float64_t ema_update(Ema* st, float64_t sample, float64_t weight) noexcept nogil:
     cdef float64_t decay
     if st.den == 0.0:
         # an empty EMA is seeded by its first sample, weighted by its own interval (1 ns at t0)
@@ -29,29 +49,50 @@ cdef void ema_update(MarkState* st, float64_t sample, float64_t weight) noexcept
         decay = exp(-weight / st.tau_ns)
         st.num = st.num * decay + sample * weight
         st.den = st.den * decay + weight
+    return st.num / st.den
 
 
 cdef float64_t mark_update(MarkState* st, float64_t sim_price, float64_t stream_value,
                            i64 dt) noexcept nogil:
+    cdef float64_t x = stream_value
+    cdef float64_t w = <float64_t>dt
+    cdef float64_t basis, last_ema
+    st.index = x
     if st.method == MARK_LAST:
         st.mark = sim_price
     elif st.method == MARK_STREAM:
-        st.mark = stream_value if stream_value == stream_value else sim_price
+        st.mark = x if x == x else sim_price
     elif st.method == MARK_EMA:
-        ema_update(st, sim_price, <float64_t>dt)
-        st.mark = st.num / st.den
-    else:
-        if stream_value != stream_value:
+        st.mark = ema_update(&st.basis, sim_price, w)
+    elif st.method == MARK_HL_MEDIAN:
+        last_ema = ema_update(&st.last, sim_price, w)
+        if x != x:
             st.mark = sim_price
         else:
-            ema_update(st, sim_price - stream_value, <float64_t>dt)
-            st.mark = stream_value + st.num / st.den
+            st.mark = median3(x + ema_update(&st.basis, sim_price - x, w), sim_price, last_ema)
+    elif x != x:
+        st.mark = sim_price
+    else:
+        basis = ema_update(&st.basis, sim_price - x, w)
+        if st.method == MARK_INDEX_EMA_BASIS:
+            st.mark = x + basis
+        else:
+            st.mark = median3(x, x + basis, sim_price)
     return st.mark
 
 
 cdef float64_t mark_refresh(MarkState* st, float64_t sim_price) noexcept nogil:
+    cdef float64_t x = st.index
     if st.method == MARK_LAST:
         st.mark = sim_price
+    elif st.method == MARK_BINANCE_MEDIAN or st.method == MARK_HL_MEDIAN:
+        if x != x:
+            st.mark = sim_price
+        elif st.method == MARK_BINANCE_MEDIAN:
+            st.mark = median3(x, x + st.basis.num / st.basis.den, sim_price)
+        else:
+            st.mark = median3(x + st.basis.num / st.basis.den, sim_price,
+                              st.last.num / st.last.den)
     return st.mark
 
 
@@ -60,12 +101,13 @@ def py_ema(samples, weights, double tau):
     (time since the previous update), starting from an empty state whose first sample is
     weighted by its own weight. Returns the EMA after each sample (used by the E14 test).
     """
-    cdef MarkState st
-    out = []
+    cdef Ema st
     st.tau_ns = tau
     st.num = 0.0
     st.den = 0.0
-    for s, w in zip(samples, weights):
-        ema_update(&st, s, w)
-        out.append(st.num / st.den)
-    return out
+    return [ema_update(&st, s, w) for s, w in zip(samples, weights)]
+
+
+def py_median3(double a, double b, double c):
+    """Median of three numbers (the kernel the median mark methods use)."""
+    return median3(a, b, c)

@@ -16,6 +16,9 @@ cdef enum:
     EV_ADL_LIQUIDATION = 6
     EV_VAULT_UNWIND = 7
     EV_BAD_DEBT = 8
+    EV_FUND_TAKEOVER = 9
+    EV_FUND_UNWIND = 10
+    EV_SOCIALIZED_LOSS = 11
 
 cdef enum:
     ST_FLAT = 0
@@ -28,11 +31,19 @@ cdef enum:
     MARK_EMA = 1
     MARK_STREAM = 2
     MARK_INDEX_EMA_BASIS = 3
+    MARK_BINANCE_MEDIAN = 4
+    MARK_HL_MEDIAN = 5
 
 cdef enum:
     ADL_NONE = 0
     ADL_QUEUE = 1
     ADL_PRO_RATA = 2
+    ADL_PRO_RATA_EQUITY = 3
+    ADL_PRO_RATA_PNL = 4
+    ADL_LEVERED_PRO_RATA = 5
+    ADL_RISK_AWARE = 6
+    ADL_WATER_FILLING = 7
+    ADL_SOCIALIZE = 8
 
 cdef enum:
     RANK_PNL_LEVERAGE = 0
@@ -42,7 +53,17 @@ cdef enum:
 cdef enum:
     ADL_AT_BANKRUPTCY = 0
     ADL_AT_MARK = 1
+    ADL_AT_PREVIOUS_MARK = 2
+
+cdef enum:
+    PARTIAL_FRACTION = 0
+    PARTIAL_TIER_STEP = 1
+
+cdef enum:
+    TAKEOVER_NONE = 0
+    TAKEOVER_FUND = 1
 
 cdef enum:
     VAULT_ID = -1
     BOOK_ID = -2
+    FUND_ID = -3
