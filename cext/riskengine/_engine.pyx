@@ -635,8 +635,11 @@ cdef int _loop(Engine* e, float64_t* stats) except -1 nogil:
         dt = t - last_ts
         impact_decay(&e.book, dt)
         last_ts = t
-        stream_value = e.stream[i] if has_stream else NAN
-        mark_update(&e.mark, _sim(e), stream_value, dt)
+        if e.mark.method == MARK_LAST:
+            e.mark.mark = _sim(e)  # the common case, without a call
+        else:
+            stream_value = e.stream[i] if has_stream else NAN
+            mark_update(&e.mark, _sim(e), stream_value, dt)
         if i == 0:
             e.prev_mark = e.mark.mark
         if track_peak:
@@ -669,7 +672,8 @@ cdef int _loop(Engine* e, float64_t* stats) except -1 nogil:
             if e.status[a] == ST_ACTIVE:
                 _rekey(e, a)
         e.n_deferred = 0
-        _inventories(e)
+        if e.pos[e.V] != 0.0 or e.pos[e.F] != 0.0:
+            _inventories(e)
         e.prev_mark = e.mark.mark
         s = _sim(e)
         if e.tape > tape_peak:
