@@ -85,6 +85,7 @@ class EngineParams:
     mark_ema2_tau_ns: float = 30.0 * NS
     liq_fee_rate: float = 0.0
     liq_limit_bankruptcy: bool = False
+    liq_surplus_to_fund: bool = False
     liq_price_band: float = math.inf
     partial_mode: int = PartialMode.FRACTION
     partial_fraction: float = 1.0

@@ -48,7 +48,8 @@ Liquidating an account (the loss waterfall), first rule that applies:
 
   - Unlimited order: if its fill would leave a deficit larger than the fund's cash, the order
     is auto-deleveraged instead; otherwise it fills, the liquidation fee (capped at the
-    collateral left) goes to the fund, and the fund pays any deficit.
+    collateral left; all of it with ``liq_surplus_to_fund`` once the position is closed) goes
+    to the fund, and the fund pays any deficit.
   - Limited order (at the bankruptcy price and/or within a price band around the mark): it
     fills only as far as the limit. The rest is taken over by the insurance fund at the
     bankruptcy price when the venue does that and the fund can carry it (its inventory within
@@ -487,7 +488,11 @@ class _Reference:
         return fill
 
     def charge_fee(self, a: int, fee: float) -> float:
+        """Move the liquidation fee into the fund, capped at the collateral left; with
+        ``liq_surplus_to_fund`` a closed-out account hands over all that is left."""
         room = float(self.col[a])
+        if self.p.liq_surplus_to_fund and float(self.pos[a]) == 0.0 and room > fee:
+            fee = room
         if fee > room:
             fee = room if room > 0.0 else 0.0
         self.col[a] -= fee

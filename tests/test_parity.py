@@ -96,6 +96,7 @@ def params_strategy(draw, with_stream: bool) -> EngineParams:
         mark_ema2_tau_ns=draw(st.floats(1, 60)) * S,
         liq_fee_rate=draw(st.sampled_from([0.0, 0.005, 0.0125, 0.05])),
         liq_limit_bankruptcy=draw(st.booleans()),
+        liq_surplus_to_fund=draw(st.booleans()),
         liq_price_band=draw(st.sampled_from([math.inf, math.inf, 0.05, 0.01])),
         partial_mode=draw(st.sampled_from(list(PartialMode))),
         partial_fraction=draw(st.sampled_from([1.0, 0.2, 0.5])),

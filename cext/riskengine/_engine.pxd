@@ -10,6 +10,7 @@ cdef struct Params:
     # Mirrors riskengine.params.EngineParams (times in ns, money in quote currency).
     float64_t liq_fee_rate
     bint liq_limit_bankruptcy
+    bint liq_surplus_to_fund
     float64_t liq_price_band
     int partial_mode
     float64_t partial_fraction

@@ -167,6 +167,8 @@ cdef int _cover_deficit(Engine* e, Py_ssize_t a) except -1 nogil:
 
 cdef float64_t _charge_fee(Engine* e, Py_ssize_t a, float64_t fee) noexcept nogil:
     cdef float64_t room = e.col[a]
+    if e.p.liq_surplus_to_fund and e.pos[a] == 0.0 and room > fee:
+        fee = room
     if fee > room:
         fee = room if room > 0.0 else 0.0
     e.col[a] -= fee
@@ -839,6 +841,7 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
 
     e.p.liq_fee_rate = params.liq_fee_rate
     e.p.liq_limit_bankruptcy = params.liq_limit_bankruptcy
+    e.p.liq_surplus_to_fund = params.liq_surplus_to_fund
     e.p.liq_price_band = params.liq_price_band
     e.p.partial_mode = params.partial_mode
     e.p.takeover = params.takeover
