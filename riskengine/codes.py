@@ -20,7 +20,7 @@ class EventKind(IntEnum):
     BAD_DEBT = 8  #: a deficit nobody covered
     FUND_TAKEOVER = 9  #: the insurance fund takes over an unfilled remainder at the bankruptcy price
     FUND_UNWIND = 10  #: the insurance fund sells inventory into the book
-    SOCIALIZED_LOSS = 11  #: a deficit charged to an open position (loss socialization)
+    SOCIALIZED_LOSS = 11  #: a deficit charged to all open positions (one row per deficit)
 
 
 class Status(IntEnum):
@@ -97,3 +97,4 @@ class Takeover(IntEnum):
 VAULT_ID = -1  #: account id used in the event log for the backstop vault
 BOOK_ID = -2  #: counterparty id of a trade against the order book (the external market)
 FUND_ID = -3  #: account id used in the event log for the insurance fund's own trades
+MARKET_ID = -4  #: counterparty of a socialized loss: every open position of the market

@@ -2,7 +2,7 @@
 
 >>> from riskengine import run, synthetic
 >>> scenario = synthetic.crash_scenario(ticks=2_000, accounts=500, seed=1)
->>> result = run(scenario, synthetic.binance_style())
+>>> result = run(scenario, synthetic.binance_style())  # the binance-usdm preset
 >>> int(result.table["liquidations"].iloc[0]) >= 0
 True
 """

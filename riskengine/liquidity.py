@@ -15,7 +15,9 @@ class ConstantDepth:
     Cumulative depth grows linearly with the distance from the price,
     ``D(delta) = depth_per_pct * delta / 1%`` (reference §5, "linear cumulative depth"), so a
     market order of notional ``X`` moves the price by ``1% * X / depth_per_pct`` and fills half
-    that far away on average. Past ``max_move`` the book is a wall.
+    that far away on average. A wall of unlimited depth stands ``max_move`` from the tape
+    price: what reaches it fills there, so simulated prices stay within
+    ``tape x (1 +/- max_move)``.
 
     Parameters
     ----------
@@ -23,7 +25,7 @@ class ConstantDepth:
         Quote notional resting within 1% of the price on each side. ``inf`` = no slippage and
         no impact (plain replay).
     max_move : float
-        Relative distance of the wall, in (0, 1).
+        Relative distance of the wall from the tape price, in (0, 1).
     half_life_s : float
         Half-life of the transient impact, seconds.
     feedback : float

@@ -43,8 +43,9 @@ Liquidating an account (the loss waterfall), first rule that applies:
 * the fund-drawdown trigger is active (fund below ``1 - adl_fund_drawdown`` of its peak over
   ``adl_fund_window``): the whole position is auto-deleveraged instead of going to the book;
 * otherwise a market order: the whole position, or a partial order — a fraction above a
-  notional threshold outside the cooldown, or just enough to step the notional down into a
-  lower margin tier where the account is healthy — walking the depth curve from ``S``.
+  notional threshold outside the cooldown (and leaving at least the dust notional), or just
+  enough to step the notional down into a lower margin tier where the account is healthy —
+  walking the depth curve from ``S``.
 
   - Unlimited order: if its fill would leave a deficit larger than the fund's cash, the order
     is auto-deleveraged instead; otherwise it fills, the liquidation fee (capped at the
@@ -67,7 +68,8 @@ goes to the book. The haircut of a fill is what the account gives up against the
 deficit an ADL order covers is the liquidated side's shortfall at mark on the closed size.
 
 A deficit left after the fund is socialized over every open position in proportion to its
-size (never below zero equity) under the ``SOCIALIZE`` policy; what nobody covers is bad debt.
+size (never below zero equity) under the ``SOCIALIZE`` policy — one event per deficit, each
+account's share in ``RawRun.socialized``; what nobody covers is bad debt.
 
 All money moves conserve ``sum(c - q e) + fund + vault + external market - bad debt``, and every
 closed size has a counterparty: the book (the external market), the fund, the vault or an
@@ -84,6 +86,7 @@ import numpy as np
 from riskengine.codes import (
     BOOK_ID,
     FUND_ID,
+    MARKET_ID,
     VAULT_ID,
     AdlPolicy,
     AdlPrice,
@@ -259,14 +262,16 @@ def water_filling(notional: list[float], equity: list[float], caps: list[float],
     return [x_hi[j] + theta * (x_lo[j] - x_hi[j]) for j in range(n)]
 
 
-def walk_depth(side: float, qty: float, price: float, params: EngineParams) -> tuple[float, float]:
+def walk_depth(side: float, qty: float, price: float, tape: float,
+               params: EngineParams) -> tuple[float, float]:
     """Walk a constant-depth book with a market order.
 
     Cumulative depth is linear in the distance from the price:
     ``D(delta) = depth_per_pct * delta / 1%`` (quote notional), so an order of notional ``X``
     moves the price by ``delta = 1% X / depth_per_pct`` and fills at the average
-    ``delta / 2`` away (reference §5, "linear cumulative depth"). Beyond ``max_move`` the book
-    is treated as a wall: the rest fills at ``max_move``.
+    ``delta / 2`` away (reference §5, "linear cumulative depth"). A wall of unlimited depth
+    stands ``max_move`` away from the *tape* price: the rest of an order that reaches it fills
+    there, so simulated prices stay within ``tape x (1 +/- max_move)``.
 
     Parameters
     ----------
@@ -275,7 +280,9 @@ def walk_depth(side: float, qty: float, price: float, params: EngineParams) -> t
     qty : float
         Order size in base units, > 0.
     price : float
-        Price the walk starts from.
+        Price the walk starts from (the simulated price).
+    tape : float
+        The tape price the wall is measured from.
 
     Returns
     -------
@@ -283,23 +290,28 @@ def walk_depth(side: float, qty: float, price: float, params: EngineParams) -> t
         Average fill price and the relative price move the order causes.
     """
     notional = qty * price
+    room = side * (tape * (1.0 + side * params.max_move) - price) / price
+    if room < 0.0:
+        room = 0.0
     full_move = 0.01 * notional / params.depth_per_pct
-    if full_move <= params.max_move:
+    if full_move <= room:
         move = full_move
         avg = full_move / 2.0
     else:
-        move = params.max_move
-        cap_notional = params.depth_per_pct * params.max_move / 0.01
-        avg = (cap_notional * (params.max_move / 2.0) + (notional - cap_notional) * params.max_move) / notional
+        move = room
+        cap_notional = params.depth_per_pct * room / 0.01
+        avg = (cap_notional * (room / 2.0) + (notional - cap_notional) * room) / notional
     return price * (1.0 + side * avg), move
 
 
-def fillable_depth(side: float, qty: float, price: float, limit: float, params: EngineParams) -> float:
+def fillable_depth(side: float, qty: float, price: float, tape: float, limit: float,
+                   params: EngineParams) -> float:
     """How much of a market order of ``qty`` fills before the walk passes ``limit``."""
     dist = side * (limit - price) / price
     if dist <= 0.0:
         return 0.0
-    if dist >= params.max_move:
+    room = side * (tape * (1.0 + side * params.max_move) - price) / price
+    if dist >= room:
         return qty
     can = params.depth_per_pct * dist / 0.01 / price
     return qty if can >= qty else can
@@ -320,6 +332,7 @@ class _Reference:
         self.ep = np.concatenate([np.array(entry, dtype=np.float64), [0.0, 0.0]])
         self.status = np.where(self.pos[:n] != 0.0, Status.ACTIVE, Status.FLAT).astype(np.int8)
         self.partial_tick = np.full(n, -1, dtype=np.int64)
+        self.socialized = np.zeros(n, dtype=np.float64)
         self.cooldown_until = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
         self.fund_min = params.fund_initial
         self.bad_debt = 0.0
@@ -444,7 +457,8 @@ class _Reference:
         self.note_fund()
 
     def socialize(self, a: int, loss: float) -> float:
-        """Charge ``loss`` to every open ACTIVE position by size, never below zero equity."""
+        """Charge ``loss`` to every open ACTIVE position by size, never below zero equity; one
+        event records the total, ``socialized`` each account's share."""
         n = self.n
         holders = [int(i) for i in np.flatnonzero((self.status == Status.ACTIVE) & (self.pos[:n] != 0.0))]
         total = 0.0
@@ -461,8 +475,10 @@ class _Reference:
             if charge <= 0.0:
                 continue
             self.col[i] -= charge
+            self.socialized[i] += charge
             covered += charge
-            self.emit(EventKind.SOCIALIZED_LOSS, i, a, 0.0, 0.0, 0.0, charge, self.equity(i))
+        if covered > 0.0:
+            self.emit(EventKind.SOCIALIZED_LOSS, a, MARKET_ID, 0.0, 0.0, 0.0, covered, self.equity(a))
         return covered
 
     # ------------------------------------------------------------ execution
@@ -472,7 +488,7 @@ class _Reference:
         ``settle=False`` leaves a negative balance for the caller to settle (the order is the
         first part of a liquidation whose rest goes elsewhere)."""
         side = -_sign(size)
-        fill, move = walk_depth(side, abs(size), self.sim_price(), self.p)
+        fill, move = walk_depth(side, abs(size), self.sim_price(), self.tape, self.p)
         self.m = self.m * (1.0 + side * self.p.impact_feedback * move)
         self.ext_pos += size
         self.ext_cash -= size * fill
@@ -653,7 +669,8 @@ class _Reference:
         if self.t < self.cooldown_until[a]:
             return q, True
         if p.partial_mode == PartialMode.FRACTION:
-            if p.partial_fraction < 1.0 and notional > p.partial_threshold:
+            if (p.partial_fraction < 1.0 and notional > p.partial_threshold
+                    and notional * (1.0 - p.partial_fraction) >= DUST_NOTIONAL):
                 return q * p.partial_fraction, False
             return q, True
         floors = p.mm_floors
@@ -692,7 +709,7 @@ class _Reference:
         side = -_sign(size)
         limit = self.limit_price(a, side)
         if limit != limit:
-            fill, _ = walk_depth(side, abs(size), self.sim_price(), p)
+            fill, _ = walk_depth(side, abs(size), self.sim_price(), self.tape, p)
             after = float(self.col[a]) + size * (fill - float(self.ep[a]))
             deficit = -after if after < 0.0 else 0.0
             if deficit > self.fund and closes:
@@ -700,7 +717,7 @@ class _Reference:
             else:
                 self.book_close(a, size, kind, p.liq_fee_rate)
             return
-        filled = fillable_depth(side, abs(size), self.sim_price(), limit, p)
+        filled = fillable_depth(side, abs(size), self.sim_price(), self.tape, limit, p)
         if filled >= abs(size):
             self.book_close(a, size, kind, p.liq_fee_rate)
             return
@@ -974,7 +991,7 @@ class _Reference:
             "ticks": len(self.ts),
         }
         return RawRun(events, series, self.col[:n].copy(), self.pos[:n].copy(),
-                      self.ep[:n].copy(), self.status.copy(), scalars)
+                      self.ep[:n].copy(), self.status.copy(), scalars, self.socialized.copy())
 
 
 def run_reference(tape_ts: np.ndarray, tape_price: np.ndarray, stream: np.ndarray,

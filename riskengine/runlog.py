@@ -18,12 +18,12 @@ EVENT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("round", "int32", "cascade round within the tick (0 = first)"),
     ("kind", "int8", "event kind, see riskengine.codes.EventKind"),
     ("account", "int64", "account id (-1 backstop vault, -3 insurance fund)"),
-    ("counterparty", "int64", "account id of the other side (-1 vault, -2 order book, -3 insurance fund)"),
+    ("counterparty", "int64", "account id of the other side (-1 vault, -2 order book, -3 insurance fund, -4 all open positions)"),
     ("size", "float64", "signed size closed on `account` (+ = a long was reduced)"),
     ("price", "float64", "execution price (fill, takeover or ADL close price)"),
     ("notional", "float64", "|size| x price"),
     ("fee", "float64", "liquidation fee paid into the insurance fund"),
-    ("amount", "float64", "kind-specific amount: realized PnL (book trades, fund takeover), equity handed over (backstop), payment (fund payment), haircut against the mark (ADL fill), deficit covered at mark (ADL liquidation), uncovered deficit (bad debt), charge (socialized loss)"),
+    ("amount", "float64", "kind-specific amount: realized PnL (book trades, fund takeover), equity handed over (backstop), payment (fund payment), haircut against the mark (ADL fill), deficit covered at mark (ADL liquidation), uncovered deficit (bad debt), total charged to open positions (socialized loss)"),
     ("equity_after", "float64", "account (or vault) equity at mark after the event"),
     ("fund_after", "float64", "insurance-fund balance after the event"),
 )
@@ -64,6 +64,8 @@ class RawRun:
         Sampled time series (:data:`SERIES_COLUMNS`).
     collateral, size, entry : ndarray of float64
         Final state of each account.
+    socialized : ndarray of float64
+        Loss socialized onto each account over the run (``SOCIALIZE`` policy).
     status : ndarray of int8
         Final status of each account (:class:`riskengine.codes.Status`).
     scalars : dict
@@ -77,6 +79,7 @@ class RawRun:
     entry: np.ndarray
     status: np.ndarray
     scalars: dict[str, float]
+    socialized: np.ndarray | None = None
 
     def events_table(self) -> pa.Table:
         """The event log as one Arrow table."""

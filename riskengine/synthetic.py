@@ -2,7 +2,8 @@
 
 Used by ``riskengine run`` (the built-in default), the tests and the benchmarks. The calibrated
 population generator and real tapes come with the data and cascade-realism work; the numbers
-here are illustrative and say where they come from.
+here are illustrative and say where they come from. The designs are the documented presets
+(``riskengine.venues``), with fund and vault sizes scaled to the synthetic book.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 
 from riskengine.codes import MarginMode
 from riskengine.scenario import Population, Scenario, Tape
+from riskengine import venues
 from riskengine.venue import VenueDesign
 
 NS = 1_000_000_000
@@ -125,35 +127,11 @@ def crash_scenario(ticks: int = 200_000, accounts: int = 100_000, seed: int = 7,
 
 
 def binance_style() -> VenueDesign:
-    """A Binance-USD-M-like design for demos (the documented preset is ``venues.binance``).
-
-    2025 BTCUSDT brackets 1-4 (reference §1.1), liquidation fee 1.25% into the fund,
-    index + 5-minute EMA basis mark, full liquidation, ADL by LeveragePnl at the bankruptcy
-    price once the fund cannot cover a deficit.
-    """
-    return VenueDesign(
-        name="binance-style",
-        mm_floors=(0.0, 300_000.0, 800_000.0, 3_000_000.0),
-        mm_rates=(0.004, 0.005, 0.0065, 0.01),
-        mark="index-ema-basis", mark_ema_s=300.0,
-        liquidation_fee=0.0125, insurance_fund=2_000_000.0,
-        adl="queue", adl_ranking="binance-leverage-pnl", adl_price="bankruptcy",
-    )
+    """The ``binance-usdm`` preset scaled to the synthetic book: a 2M USDT insurance fund
+    (the preset's default is Binance's whole shared BTC/ETH/BNB fund, ~1.23B)."""
+    return venues.preset("binance-usdm").with_overrides({"fund": {"initial": 2_000_000.0}})
 
 
 def hyperliquid_style() -> VenueDesign:
-    """A Hyperliquid-like design for demos (the documented preset is ``venues.hyperliquid``).
-
-    BTC margin table 40x/20x at 150M (MM = half the initial margin), oracle + 150 s EMA basis
-    mark, 20% partial liquidation above 100k USDC with a 30 s cooldown, liquidator vault below
-    2/3 of maintenance margin, ADL of negative-equity accounts by the HL index at mark
-    (reference §2).
-    """
-    return VenueDesign(
-        name="hyperliquid-style",
-        mm_floors=(0.0, 150_000_000.0), mm_rates=(0.0125, 0.025),
-        mark="index-ema-basis", mark_ema_s=150.0,
-        partial_fraction=0.2, partial_threshold=100_000.0, partial_cooldown_s=30.0,
-        backstop_ratio=2.0 / 3.0, vault_balance=5_000_000.0,
-        adl="queue", adl_ranking="hl-index", adl_price="mark", adl_on_negative_equity=True,
-    )
+    """The ``hyperliquid`` preset with a 5M USDC liquidator vault for the synthetic book."""
+    return venues.preset("hyperliquid").with_overrides({"backstop": {"vault_balance": 5_000_000.0}})

@@ -1,179 +1,254 @@
-"""Venue designs: the rulebook of a venue as data.
+"""Venue designs: the rulebook of a venue as data, one component per mechanism.
 
-A :class:`VenueDesign` names each mechanism — margin tiers, mark method, liquidation policy,
-insurance fund, backstop vault, ADL policy, fees and limits — in user units (seconds, rates,
-quote currency). :meth:`VenueDesign.engine_params` resolves it, with a liquidity model, into
-the numbers the engines consume. Documented presets (Binance, Hyperliquid, ...) are built on
-this class; ``dataclasses.replace`` makes a variant that changes one mechanism.
+A :class:`VenueDesign` is made of typed, validated components — :class:`Margin`,
+:class:`Mark`, :class:`Liquidation`, :class:`Fund`, :class:`Backstop`, :class:`Adl` — in user
+units (seconds, rates, quote currency). Presets (``riskengine.venues``) build documented
+rulebooks; :meth:`VenueDesign.with_overrides` changes any component to make a variant, e.g.
+Hyperliquid with pro-rata ADL::
+
+    hyperliquid().with_overrides({"name": "hl-pro-rata", "adl": {"policy": "pro-rata"}})
+
+:meth:`VenueDesign.engine_params` resolves a design and a liquidity model into the numbers
+the engines consume (:class:`riskengine.params.EngineParams`); that mapping lives only here.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
-from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, MarkMethod
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, MarkMethod, PartialMode, Takeover
+from riskengine.errors import format_validation_error
 from riskengine.liquidity import ConstantDepth
 from riskengine.params import EngineParams
 
 NS = 1_000_000_000
 
-
-def _code(enum, value, name: str) -> int:
-    if isinstance(value, enum):
-        return int(value)
-    if isinstance(value, str):
-        key = value.strip().upper().replace("-", "_")
-        if key in enum.__members__:
-            return int(enum[key])
-        raise ValueError(
-            f"{name}: expected one of {', '.join(m.name.lower().replace('_', '-') for m in enum)} (got {value!r})"
-        )
-    raise ValueError(f"{name}: expected a name (got {value!r})")
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+Money = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
-def _ns(seconds: float) -> int:
-    return int(round(float(seconds) * NS))
+class Component(BaseModel):
+    """Base of the design components: immutable, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-#: EngineParams field -> the VenueDesign field it comes from (for error messages)
-_DESIGN_FIELD = {
-    "mark_ema_tau_ns": "mark_ema_s", "liq_fee_rate": "liquidation_fee",
-    "partial_cooldown_ns": "partial_cooldown_s", "max_liqs_per_step": "max_liquidations_per_step",
-    "latency_ns": "latency_s", "fund_initial": "insurance_fund", "vault_initial": "vault_balance",
-    "vault_unwind_interval_ns": "vault_unwind_interval_s", "adl_policy": "adl",
-    "adl_rank_interval_ns": "adl_rank_interval_s",
-}
-#: VenueDesign fields in seconds: (allow zero)
-_SECONDS = {"mark_ema_s": False, "partial_cooldown_s": True, "latency_s": True,
-            "vault_unwind_interval_s": False, "adl_rank_interval_s": True}
+class Margin(Component):
+    """Tiered maintenance margin ``MM(N) = N x rate_k - cum_k`` (deductions derived so the
+    schedule is continuous; Binance brackets, Hyperliquid margin tables; reference §0)."""
+
+    floors: tuple[float, ...] = Field((0.0,), description="notional floor of each tier; the first is 0")
+    rates: tuple[float, ...] = Field((0.005,), description="maintenance margin rate of each tier, in (0, 1)")
+    source: str = Field("", description="where the table comes from, with its date")
+
+    @field_validator("floors")
+    @classmethod
+    def _floors(cls, floors: tuple[float, ...]) -> tuple[float, ...]:
+        if not floors:
+            raise ValueError("expected at least one tier")
+        if floors[0] != 0:
+            raise ValueError(f"the first floor must be 0 (got {floors[0]!r})")
+        for k in range(1, len(floors)):
+            if not floors[k] > floors[k - 1]:
+                raise ValueError(f"tier floors must increase (floors[{k}] = {floors[k]!r} <= floors[{k - 1}] = {floors[k - 1]!r})")
+        return floors
+
+    @field_validator("rates")
+    @classmethod
+    def _rates(cls, rates: tuple[float, ...]) -> tuple[float, ...]:
+        for k, r in enumerate(rates):
+            if not 0 < r < 1:
+                raise ValueError(f"rates must be in (0, 1) (rates[{k}] = {r!r})")
+            if k and r < rates[k - 1]:
+                raise ValueError(f"rates must not decrease (rates[{k}] = {r!r} < rates[{k - 1}] = {rates[k - 1]!r})")
+        return rates
+
+    @model_validator(mode="after")
+    def _same_length(self) -> "Margin":
+        if len(self.floors) != len(self.rates):
+            raise ValueError(f"floors and rates must have the same length ({len(self.floors)} vs {len(self.rates)})")
+        return self
+
+    @classmethod
+    def from_max_leverage(cls, floors, max_leverage, source: str = "") -> "Margin":
+        """Hyperliquid form: each tier's rate is half the initial margin at its maximum
+        leverage, ``1 / (2 x max_leverage)`` ("Margin tiers", reference §2.1)."""
+        return cls(floors=tuple(floors), rates=tuple(1.0 / (2.0 * lev) for lev in max_leverage),
+                   source=source)
 
 
-@dataclass(frozen=True)
-class VenueDesign:
+class Mark(Component):
+    """How the mark price is formed (``cext/riskengine/_mark.pyx`` documents each method)."""
+
+    method: Literal["last", "ema", "stream", "index-ema-basis", "binance-median", "hl-median"] = "last"
+    ema_s: PositiveSeconds = Field(150.0, description="time constant of the basis EMA (or of the trade EMA)")
+    ema2_s: PositiveSeconds = Field(30.0, description="time constant of the EMA of the last price (hl-median)")
+
+
+class Liquidation(Component):
+    """The liquidation order: size, limits, fee, throughput."""
+
+    fee: Annotated[float, Field(ge=0, lt=1)] = Field(0.0, description="fee rate on liquidated notional, paid into the insurance fund")
+    surplus_to_fund: bool = Field(False, description="a closed-out account's remaining margin goes to the fund (BitMEX, Bybit)")
+    limit: Literal["none", "bankruptcy"] = Field("none", description="IOC limited at the bankruptcy price (Binance) or a plain market order")
+    price_band: Fraction | None = Field(None, description="fills no further than this share from the mark (Binance marketTakeBound, dYdX spread)")
+    partial: Literal["none", "fraction", "tier-step"] = "none"
+    partial_fraction: Fraction = Field(1.0, description="share of the position per partial order (partial = fraction)")
+    partial_threshold: Money = Field(0.0, description="partial orders only above this notional (partial = fraction)")
+    cooldown_s: Seconds = Field(0.0, description="after a partial order, orders are for the whole position for this long")
+    max_per_step: Annotated[int, Field(ge=0)] = Field(0, description="liquidations processed per tape tick (0 = unlimited)")
+    latency_s: Seconds = Field(0.0, description="delay between trigger and order")
+
+
+class Fund(Component):
+    """The insurance fund."""
+
+    initial: Money = Field(0.0, description="balance at the start")
+    takeover: bool = Field(False, description="takes over what a limited order leaves unfilled, at the bankruptcy price")
+    capacity: Annotated[float, Field(gt=0)] | None = Field(None, description="largest inventory notional as a multiple of the fund's equity (None = unlimited)")
+    unwind_interval_s: PositiveSeconds = 10.0
+    unwind_fraction: Fraction = 0.25
+
+
+class Backstop(Component):
+    """A backstop vault that takes over accounts below a share of maintenance margin."""
+
+    ratio: Annotated[float, Field(ge=0, le=1)] = Field(0.0, description="take over when equity < ratio x MM (0 = no backstop)")
+    vault_balance: Money = 0.0
+    unwind_interval_s: PositiveSeconds = 10.0
+    unwind_fraction: Fraction = 0.25
+    loss_limit: Money | None = Field(None, description="auto-deleverage the vault's inventory once its loss passes this (None = never)")
+
+
+class Adl(Component):
+    """Auto-deleveraging (``cext/riskengine/_adl.pyx`` documents each policy)."""
+
+    policy: Literal["none", "queue", "pro-rata", "pro-rata-equity", "pro-rata-pnl", "levered-pro-rata",
+                    "risk-aware", "water-filling", "socialize"] = "queue"
+    ranking: Literal["pnl-leverage", "hl-index", "binance-leverage-pnl"] = "pnl-leverage"
+    price: Literal["bankruptcy", "mark", "previous-mark"] = "bankruptcy"
+    on_negative_equity: bool = Field(False, description="deleverage an account already below zero equity instead of sending it to the book")
+    short_mark_over_entry: bool = Field(False, description="Hyperliquid index for shorts as written (mark/entry) rather than side-adjusted")
+    rank_interval_s: Seconds = Field(1.0, description="the queue is ranked at most this often (0 = before every order)")
+    risk_power: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(1.0, description="p of the risk-aware weights notional x leverage^p")
+    fund_drawdown: Fraction | None = Field(None, description="ADL instead of the book once the fund is this far below its rolling peak (OKX: 0.3)")
+    fund_window_s: PositiveSeconds = Field(8 * 3600.0, description="window of that rolling peak")
+
+
+def _code(enum, name: str) -> int:
+    return int(enum[name.upper().replace("-", "_")])
+
+
+class VenueDesign(Component):
     """One venue design.
 
-    Parameters
+    Attributes
     ----------
     name : str
-        Label used in result tables.
-    mm_floors, mm_rates : tuple of float
-        Maintenance-margin tiers: notional floor (first 0) and rate of each tier; the
-        maintenance deductions are derived so the schedule is continuous.
-    mark : str
-        ``last``, ``ema``, ``stream`` or ``index-ema-basis``.
-    mark_ema_s : float
-        EMA time constant in seconds (Hyperliquid: 150).
-    liquidation_fee : float
-        Fee rate on liquidated notional paid into the insurance fund (capped at the margin left).
-    partial_fraction, partial_threshold, partial_cooldown_s : float
-        Liquidate only this fraction when the notional is above the threshold, then liquidate
-        fully during the cooldown (Hyperliquid: 0.2, 100,000 USDC, 30 s). 1 = always full.
-    max_liquidations_per_step : int
-        Cap on liquidations processed per tape tick (0 = unlimited).
-    latency_s : float
-        Delay between the trigger and the liquidation order.
-    insurance_fund : float
-        Insurance-fund balance at the start.
-    backstop_ratio : float
-        The vault takes over accounts whose equity is below this share of maintenance margin
-        (Hyperliquid: 2/3); 0 = no backstop.
-    vault_balance, vault_unwind_interval_s, vault_unwind_fraction, vault_loss_limit : float
-        Backstop vault start balance, how often and how much of its inventory it sells, and
-        the loss beyond which its inventory is auto-deleveraged (inf = never).
-    adl : str
-        ``queue``, ``pro-rata`` or ``none``.
-    adl_ranking : str
-        ``pnl-leverage`` (BitMEX/Bybit), ``hl-index`` (Hyperliquid) or
-        ``binance-leverage-pnl``.
-    adl_price : str
-        ``bankruptcy`` or ``mark``.
-    adl_on_negative_equity : bool
-        Deleverage an account whose equity is already negative instead of sending it to the book
-        (Hyperliquid).
-    adl_short_mark_over_entry : bool
-        Hyperliquid index for shorts as written (mark/entry) rather than side-adjusted.
-    adl_rank_interval_s : float
-        The ADL queue is ranked at most this often (tape time) and consumed in between, as
-        venues publish periodic ADL rankings (Binance: every 30 s). 0 re-ranks before every
-        ADL order (exact, but O(accounts) per order).
+        Label in result tables.
+    preset : str
+        The preset it was built from, if any.
+    margin, mark, liquidation, fund, backstop, adl
+        The components.
+    notes : str
+        Sources, snapshot dates and known gaps.
     """
 
-    name: str
-    mm_floors: tuple[float, ...] = (0.0,)
-    mm_rates: tuple[float, ...] = (0.005,)
-    mark: str = "last"
-    mark_ema_s: float = 150.0
-    liquidation_fee: float = 0.0
-    partial_fraction: float = 1.0
-    partial_threshold: float = math.inf
-    partial_cooldown_s: float = 0.0
-    max_liquidations_per_step: int = 0
-    latency_s: float = 0.0
-    insurance_fund: float = 0.0
-    backstop_ratio: float = 0.0
-    vault_balance: float = 0.0
-    vault_unwind_interval_s: float = 10.0
-    vault_unwind_fraction: float = 0.25
-    vault_loss_limit: float = math.inf
-    adl: str = "queue"
-    adl_ranking: str = "pnl-leverage"
-    adl_price: str = "bankruptcy"
-    adl_on_negative_equity: bool = False
-    adl_short_mark_over_entry: bool = False
-    adl_rank_interval_s: float = 1.0
-    notes: str = field(default="", compare=False)
+    name: str = Field(min_length=1)
+    preset: str = ""
+    margin: Margin = Margin()
+    mark: Mark = Mark()
+    liquidation: Liquidation = Liquidation()
+    fund: Fund = Fund()
+    backstop: Backstop = Backstop()
+    adl: Adl = Adl()
+    notes: str = ""
 
-    def engine_params(self, liquidity: ConstantDepth | None = None,
-                      series_interval_s: float = 1.0) -> EngineParams:
-        """Resolve this design and a liquidity model into :class:`EngineParams`.
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "venue design") -> "VenueDesign":
+        """Validate a mapping (e.g. a config table) into a design.
 
         Raises
         ------
         ValueError
-            Naming the design, the field and what was expected.
+            One line with the key path and what was expected.
         """
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            raise ValueError(format_validation_error(exc, cls, f"{where}: ")) from None
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "VenueDesign":
+        """A copy with components changed: nested mappings are merged key by key.
+
+        Raises
+        ------
+        ValueError
+            Unknown keys (with the nearest valid one), wrong types, impossible values.
+        """
+        merged = _merge(self.model_dump(), dict(overrides))
+        return VenueDesign.from_dict(merged, where=f"venue design {merged.get('name', self.name)!r}")
+
+    def engine_params(self, liquidity: ConstantDepth | None = None,
+                      series_interval_s: float = 1.0) -> EngineParams:
+        """Resolve this design and a liquidity model into :class:`EngineParams`."""
         liquidity = liquidity or ConstantDepth()
-        prefix = f"venue design {self.name!r}: "
-        for name, zero_ok in _SECONDS.items():
-            value = getattr(self, name)
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            if not ok or value < 0 or (value == 0 and not zero_ok):
-                expected = "a finite number of seconds >= 0" if zero_ok else "a finite number of seconds > 0"
-                raise ValueError(f"{prefix}{name}: expected {expected} (got {value!r})")
-        count = self.max_liquidations_per_step
-        if isinstance(count, bool) or not isinstance(count, int) and not (isinstance(count, float) and count.is_integer()):
-            raise ValueError(f"{prefix}max_liquidations_per_step: expected a whole number (got {count!r})")
+        m, liq, fund, bs, adl = self.mark, self.liquidation, self.fund, self.backstop, self.adl
+        partial = liq.partial
         try:
             return EngineParams(
-                mm_floors=self.mm_floors,
-                mm_rates=self.mm_rates,
-                mark_method=_code(MarkMethod, self.mark, "mark"),
-                mark_ema_tau_ns=float(self.mark_ema_s) * NS,
-                liq_fee_rate=float(self.liquidation_fee),
-                partial_fraction=float(self.partial_fraction),
-                partial_threshold=float(self.partial_threshold),
-                partial_cooldown_ns=_ns(self.partial_cooldown_s),
-                max_liqs_per_step=int(self.max_liquidations_per_step),
-                latency_ns=_ns(self.latency_s),
-                fund_initial=float(self.insurance_fund),
-                backstop_ratio=float(self.backstop_ratio),
-                vault_initial=float(self.vault_balance),
-                vault_unwind_interval_ns=_ns(self.vault_unwind_interval_s),
-                vault_unwind_fraction=float(self.vault_unwind_fraction),
-                vault_loss_limit=float(self.vault_loss_limit),
-                adl_policy=_code(AdlPolicy, self.adl, "adl"),
-                adl_ranking=_code(AdlRanking, self.adl_ranking, "adl_ranking"),
-                adl_price=_code(AdlPrice, self.adl_price, "adl_price"),
-                adl_on_negative_equity=bool(self.adl_on_negative_equity),
-                adl_short_mark_over_entry=bool(self.adl_short_mark_over_entry),
-                adl_rank_interval_ns=_ns(self.adl_rank_interval_s),
-                series_interval_ns=max(1, _ns(series_interval_s)),
+                mm_floors=self.margin.floors,
+                mm_rates=self.margin.rates,
+                mark_method=_code(MarkMethod, m.method),
+                mark_ema_tau_ns=m.ema_s * NS,
+                mark_ema2_tau_ns=m.ema2_s * NS,
+                liq_fee_rate=liq.fee,
+                liq_limit_bankruptcy=liq.limit == "bankruptcy",
+                liq_surplus_to_fund=liq.surplus_to_fund,
+                liq_price_band=math.inf if liq.price_band is None else liq.price_band,
+                partial_mode=PartialMode.TIER_STEP if partial == "tier-step" else PartialMode.FRACTION,
+                partial_fraction=liq.partial_fraction if partial == "fraction" else 1.0,
+                partial_threshold=liq.partial_threshold,
+                partial_cooldown_ns=round(liq.cooldown_s * NS),
+                max_liqs_per_step=liq.max_per_step,
+                latency_ns=round(liq.latency_s * NS),
+                takeover=Takeover.FUND if fund.takeover else Takeover.NONE,
+                fund_initial=fund.initial,
+                fund_capacity=math.inf if fund.capacity is None else fund.capacity,
+                fund_unwind_interval_ns=round(fund.unwind_interval_s * NS),
+                fund_unwind_fraction=fund.unwind_fraction,
+                backstop_ratio=bs.ratio,
+                vault_initial=bs.vault_balance,
+                vault_unwind_interval_ns=round(bs.unwind_interval_s * NS),
+                vault_unwind_fraction=bs.unwind_fraction,
+                vault_loss_limit=math.inf if bs.loss_limit is None else bs.loss_limit,
+                adl_policy=_code(AdlPolicy, adl.policy),
+                adl_ranking=_code(AdlRanking, adl.ranking),
+                adl_price=_code(AdlPrice, adl.price),
+                adl_on_negative_equity=adl.on_negative_equity,
+                adl_short_mark_over_entry=adl.short_mark_over_entry,
+                adl_rank_interval_ns=round(adl.rank_interval_s * NS),
+                adl_risk_power=adl.risk_power,
+                adl_fund_drawdown=math.inf if adl.fund_drawdown is None else adl.fund_drawdown,
+                adl_fund_window_ns=round(adl.fund_window_s * NS),
+                series_interval_ns=max(1, round(series_interval_s * NS)),
                 **liquidity.engine_fields(),
             )
-        except (TypeError, ValueError) as exc:
-            message = str(exc)
-            field_name = message.split(":", 1)[0]
-            if field_name in _DESIGN_FIELD:
-                message = _DESIGN_FIELD[field_name] + ":" + message.split(":", 1)[1]
-            raise ValueError(prefix + message) from None
+        except ValueError as exc:
+            raise ValueError(f"venue design {self.name!r}: {exc}") from None
+
+
+def _merge(base: dict, changes: dict) -> dict:
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], dict(value))
+        else:
+            out[key] = value
+    return out

@@ -46,7 +46,7 @@ def assert_same_run(a, b, rtol: float = 1e-9) -> None:
         assert not len(mism), f"event column {name!r} differs first at row {mism[0]}: {arr[mism[0]]!r} vs {other[mism[0]]!r}"
     for name, arr in a.series.items():
         np.testing.assert_allclose(arr, b.series[name], rtol=rtol, atol=1e-9, err_msg=f"series {name}")
-    for name in ("collateral", "size", "entry"):
+    for name in ("collateral", "size", "entry", "socialized"):
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol, atol=1e-9, err_msg=name)
     np.testing.assert_array_equal(a.status, b.status)
     for key, value in a.scalars.items():

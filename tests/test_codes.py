@@ -13,7 +13,8 @@ def test_enum_codes_match():
 
 
 def test_special_ids_match():
-    assert CODES["ids"] == {"VAULT_ID": codes.VAULT_ID, "BOOK_ID": codes.BOOK_ID, "FUND_ID": codes.FUND_ID}
+    assert CODES["ids"] == {"VAULT_ID": codes.VAULT_ID, "BOOK_ID": codes.BOOK_ID, "FUND_ID": codes.FUND_ID,
+                             "MARKET_ID": codes.MARKET_ID}
 
 
 def test_event_and_series_buffers_match_runlog_dtypes():

@@ -6,12 +6,10 @@ ADL never below zero, and the same input gives bit-identical output.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 
-from riskengine import ConstantDepth, synthetic
+from riskengine import ConstantDepth, synthetic, venues
 from riskengine.codes import EventKind
 from riskengine.engine import run_raw
 from riskengine.invariants import money_total, violations
@@ -27,15 +25,24 @@ HL = synthetic.hyperliquid_style()
 VARIANTS = {
     "binance": BIN,
     "hyperliquid": HL,
-    "binance-no-adl": replace(BIN, name="b-none", adl="none"),
-    "binance-small-fund-at-mark": replace(BIN, name="b-mark", insurance_fund=1_000.0, adl_price="mark"),
-    "hyperliquid-last-mark": replace(HL, name="hl-last", mark="last"),
-    "hyperliquid-exact-ranking": replace(HL, name="hl-exact", adl_rank_interval_s=0.0),
-    "latency-cap-partial": replace(BIN, name="slow", latency_s=2.0, max_liquidations_per_step=5,
-                                   partial_fraction=0.25, partial_threshold=50_000.0,
-                                   partial_cooldown_s=10.0),
-    "vault-loss-limit": replace(HL, name="hl-limit", vault_loss_limit=10_000.0, vault_balance=50_000.0,
-                                backstop_ratio=0.9),
+    "binance-no-adl": BIN.with_overrides({"adl": {"policy": "none"}}),
+    "binance-small-fund-at-mark": BIN.with_overrides({"fund": {"initial": 1_000.0}, "adl": {"price": "mark"}}),
+    "binance-no-band-no-takeover": BIN.with_overrides({"liquidation": {"price_band": None},
+                                                       "fund": {"takeover": False}}),
+    "hyperliquid-last-mark": HL.with_overrides({"mark": {"method": "last"}}),
+    "hyperliquid-exact-ranking": HL.with_overrides({"adl": {"rank_interval_s": 0.0}}),
+    "latency-cap-partial": BIN.with_overrides({"liquidation": {
+        "latency_s": 2.0, "max_per_step": 5, "partial": "fraction", "partial_fraction": 0.25,
+        "partial_threshold": 50_000.0, "cooldown_s": 10.0}}),
+    "vault-loss-limit": HL.with_overrides({"backstop": {"loss_limit": 10_000.0, "vault_balance": 50_000.0,
+                                                        "ratio": 0.9}}),
+    "tier-step-surplus": venues.preset("bybit").with_overrides({
+        "margin": {"floors": (0.0, 300_000.0, 800_000.0), "rates": (0.004, 0.005, 0.0065)},
+        "fund": {"initial": 1e5}}),
+    "okx-drawdown": venues.preset("okx").with_overrides({"fund": {"initial": 2e5}}),
+    "drift-socialize": venues.preset("drift").with_overrides({"mark": {"method": "index-ema-basis"}}),
+    "dydx-band": venues.preset("dydx-v4").with_overrides({"mark": {"method": "index-ema-basis"},
+                                                          "fund": {"initial": 1e5}}),
 }
 
 
@@ -55,7 +62,7 @@ def test_pro_rata_invariants():
     grows with accounts x orders: a smaller crash keeps it quick."""
     sc = synthetic.crash_scenario(ticks=20_000, accounts=3_000, seed=12)
     for depth in (2e5, 2e6):
-        params = replace(BIN, name="b-pr", adl="pro-rata", insurance_fund=1e4).engine_params(ConstantDepth(depth), 5.0)
+        params = BIN.with_overrides({"adl": {"policy": "pro-rata"}, "fund": {"initial": 1e4}}).engine_params(ConstantDepth(depth), 5.0)
         raw, _ = run_raw(sc, params, "cython")
         assert violations(raw, sc.population, params) == []
         assert (raw.events["kind"] == EventKind.ADL_FILL).sum() > 100
@@ -75,8 +82,9 @@ def test_money_total_detects_a_leak(crash):
 
 
 def test_thin_book_cascade_is_deeper_than_thick(crash):
-    thin, _ = run_raw(crash, replace(HL, mark="last").engine_params(ConstantDepth(5e5, feedback=1.0), 5.0), "cython")
-    thick, _ = run_raw(crash, replace(HL, mark="last").engine_params(ConstantDepth(5e7, feedback=1.0), 5.0), "cython")
+    last = HL.with_overrides({"mark": {"method": "last"}})
+    thin, _ = run_raw(crash, last.engine_params(ConstantDepth(5e5, feedback=1.0), 5.0), "cython")
+    thick, _ = run_raw(crash, last.engine_params(ConstantDepth(5e7, feedback=1.0), 5.0), "cython")
     assert thin.scalars["sim_max_drawdown"] > thick.scalars["sim_max_drawdown"]
     assert len(thin.events["ts"]) > len(thick.events["ts"])
 

@@ -150,7 +150,20 @@ class TestDepthAndImpact:
         p = EngineParams(mm_floors=[0], mm_rates=[0.01], depth_per_pct=3e6, max_move=0.3)
         for qty in (0.01, 1.0, 37.0, 5_000.0):
             for side in (-1.0, 1.0):
-                assert walk_depth(side, qty, 123.45, p) == py_depth_walk(side, qty, 123.45, 3e6, 0.3)
+                assert walk_depth(side, qty, 123.45, 123.45, p) == py_depth_walk(side, qty, 123.45, 3e6, 0.3)
+                # after impact: the simulated price is 10% below the tape
+                assert (walk_depth(side, qty, 111.105, 123.45, p)
+                        == py_depth_walk(side, qty, 111.105, 3e6, 0.3, tape=123.45))
+
+    def test_wall_is_measured_from_the_tape(self):
+        # the simulated price already sits 40% below a tape of 100 with the wall at 50%: a sell
+        # can only walk the 10 left to the wall (1/6 of 60) and fills the rest there
+        fill, move = py_depth_walk(-1, 1e6, 60.0, 1e3, 0.5, tape=100.0)
+        assert move == pytest.approx(1 / 6)
+        assert fill > 50.0 and fill == pytest.approx(50.0, rel=1e-3)
+        # at the wall nothing moves any more
+        fill, move = py_depth_walk(-1, 10.0, 50.0, 1e3, 0.5, tape=100.0)
+        assert move == 0.0 and fill == 50.0
 
     def test_impact_decays_by_half_each_half_life(self):
         hl = 30e9

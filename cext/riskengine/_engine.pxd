@@ -55,6 +55,7 @@ cdef struct Engine:
     i64* partial_tick
     i64* cooldown_until
     i64* version
+    float64_t* socialized
     Py_ssize_t n
     Py_ssize_t V
     Py_ssize_t F

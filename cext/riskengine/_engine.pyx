@@ -115,8 +115,39 @@ cdef void _take(Engine* e, Py_ssize_t h, float64_t dq, float64_t price) noexcept
         e.ep[h] = price
 
 
+cdef int _build_index(Engine* e) except -1 nogil:
+    """(Re)build the liquidation index of every ACTIVE account in O(n) per side; every
+    account's version moves on, so entries left from before are stale."""
+    cdef Py_ssize_t a, nl = 0, ns = 0
+    cdef float64_t lp
+    for a in range(e.n):
+        if e.status[a] != ST_ACTIVE:
+            continue
+        e.version[a] += 1
+        lp = liquidation_price(&e.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
+        if e.pos[a] > 0.0:
+            if lp > 0.0:
+                e.hold_keys[nl] = trigger_key(lp, e.pos[a], e.ep[a])
+                e.hold_ids[nl] = a
+                e.hold_vers[nl] = e.version[a]
+                nl += 1
+    heapify_from(&e.index.longs, e.hold_keys, e.hold_ids, e.hold_vers, nl)
+    for a in range(e.n):
+        if e.status[a] != ST_ACTIVE or e.pos[a] >= 0.0:
+            continue
+        lp = liquidation_price(&e.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
+        e.hold_keys[ns] = trigger_key(lp, e.pos[a], e.ep[a])
+        e.hold_ids[ns] = a
+        e.hold_vers[ns] = e.version[a]
+        ns += 1
+    heapify_from(&e.index.shorts, e.hold_keys, e.hold_ids, e.hold_vers, ns)
+    return 0
+
+
 cdef float64_t _socialize(Engine* e, Py_ssize_t a, float64_t loss) except -1 nogil:
-    """Charge ``loss`` to every open ACTIVE position by size, never below zero equity."""
+    """Charge ``loss`` to every open ACTIVE position by size, never below zero equity; one
+    event records the total. Every charged account's liquidation price moves, so the index is
+    rebuilt once (O(accounts)) rather than re-keyed account by account."""
     cdef Py_ssize_t i
     cdef float64_t total = 0.0, covered = 0.0, charge, room
     for i in range(e.n):
@@ -134,9 +165,11 @@ cdef float64_t _socialize(Engine* e, Py_ssize_t a, float64_t loss) except -1 nog
         if charge <= 0.0:
             continue
         e.col[i] -= charge
+        e.socialized[i] += charge
         covered += charge
-        _rekey(e, i)
-        _emit(e, EV_SOCIALIZED_LOSS, i, _public_id(e, a), 0.0, 0.0, 0.0, charge, _equity(e, i))
+    if covered > 0.0:
+        _build_index(e)
+        _emit(e, EV_SOCIALIZED_LOSS, a, MARKET_ID, 0.0, 0.0, 0.0, covered, _equity(e, a))
     return covered
 
 
@@ -183,7 +216,7 @@ cdef float64_t _book_close(Engine* e, Py_ssize_t a, float64_t size, int kind,
     cdef float64_t side = -_sign(size)
     cdef float64_t fill, move, realized
     cdef float64_t fee = 0.0
-    depth_walk(&e.book, side, fabs(size), _sim(e), &fill, &move)
+    depth_walk(&e.book, side, fabs(size), _sim(e), e.tape, &fill, &move)
     impact_commit(&e.book, side, move)
     e.ext_pos += size
     e.ext_cash -= size * fill
@@ -370,7 +403,8 @@ cdef float64_t _order_size(Engine* e, Py_ssize_t a, float64_t q, float64_t equit
     if e.t < e.cooldown_until[a]:
         return q
     if e.p.partial_mode == PARTIAL_FRACTION:
-        if e.p.partial_fraction < 1.0 and notional > e.p.partial_threshold:
+        if (e.p.partial_fraction < 1.0 and notional > e.p.partial_threshold
+                and notional * (1.0 - e.p.partial_fraction) >= DUST_NOTIONAL):
             full[0] = False
             return q * e.p.partial_fraction
         return q
@@ -415,7 +449,7 @@ cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
     cdef bint to_fund
     cdef Py_ssize_t f = e.F
     if limit != limit:
-        depth_walk(&e.book, side, fabs(size), _sim(e), &fill, &move)
+        depth_walk(&e.book, side, fabs(size), _sim(e), e.tape, &fill, &move)
         after = e.col[a] + size * (fill - e.ep[a])
         deficit = -after if after < 0.0 else 0.0
         if deficit > _fund(e) and _closes(e):
@@ -423,7 +457,7 @@ cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
         else:
             _book_close(e, a, size, kind, e.p.liq_fee_rate, True)
         return 0
-    filled = depth_fillable(&e.book, side, fabs(size), _sim(e), limit)
+    filled = depth_fillable(&e.book, side, fabs(size), _sim(e), e.tape, limit)
     if filled >= fabs(size):
         _book_close(e, a, size, kind, e.p.liq_fee_rate, True)
         return 0
@@ -764,33 +798,6 @@ cdef int _alloc(Engine* e, Py_ssize_t n) except -1 nogil:
     return 0
 
 
-cdef int _build_index(Engine* e) except -1 nogil:
-    """Initial liquidation index, bulk-built per side in O(n)."""
-    cdef Py_ssize_t a, nl = 0, ns = 0
-    cdef float64_t lp
-    for a in range(e.n):
-        if e.status[a] != ST_ACTIVE:
-            continue
-        lp = liquidation_price(&e.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
-        if e.pos[a] > 0.0:
-            if lp > 0.0:
-                e.hold_keys[nl] = trigger_key(lp, e.pos[a], e.ep[a])
-                e.hold_ids[nl] = a
-                e.hold_vers[nl] = 0
-                nl += 1
-    heapify_from(&e.index.longs, e.hold_keys, e.hold_ids, e.hold_vers, nl)
-    for a in range(e.n):
-        if e.status[a] != ST_ACTIVE or e.pos[a] >= 0.0:
-            continue
-        lp = liquidation_price(&e.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
-        e.hold_keys[ns] = trigger_key(lp, e.pos[a], e.ep[a])
-        e.hold_ids[ns] = a
-        e.hold_vers[ns] = 0
-        ns += 1
-    heapify_from(&e.index.shorts, e.hold_keys, e.hold_ids, e.hold_vers, ns)
-    return 0
-
-
 def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
                const float64_t[::1] stream, const float64_t[::1] collateral,
                const float64_t[::1] size, const float64_t[::1] entry, params):
@@ -838,6 +845,8 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     cdef float64_t[::1] pos_v = pos
     cdef float64_t[::1] ep_v = ep
     cdef i8[::1] st_v = status
+    socialized = np.zeros(n + 2, dtype=np.float64)
+    cdef float64_t[::1] soc_v = socialized
 
     e.p.liq_fee_rate = params.liq_fee_rate
     e.p.liq_limit_bankruptcy = params.liq_limit_bankruptcy
@@ -897,6 +906,7 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     e.pos = &pos_v[0]
     e.ep = &ep_v[0]
     e.status = &st_v[0]
+    e.socialized = &soc_v[0]
     e.n = n
     e.V = n
     e.F = n + 1
@@ -1012,4 +1022,5 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
         "entry": ep[:n].copy(),
         "status": status[:n].copy(),
         "scalars": scalars,
+        "socialized": socialized[:n].copy(),
     }

@@ -67,3 +67,4 @@ cdef enum:
     VAULT_ID = -1
     BOOK_ID = -2
     FUND_ID = -3
+    MARKET_ID = -4

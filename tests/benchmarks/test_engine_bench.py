@@ -359,14 +359,18 @@ def parity_workload(design: str) -> W.Workload:
         return w
     if design == "hl-partial-backstop":
         n = w.accounts
-        d = riskengine.VenueDesign(
-            name="bench-hl", mm_floors=(0.0, 100_000.0), mm_rates=(0.005, 0.01),
-            mark="ema", mark_ema_s=5.0, liquidation_fee=0.0005, insurance_fund=0.1 * n,
-            partial_fraction=0.2, partial_threshold=50_000.0, partial_cooldown_s=30.0,
-            backstop_ratio=2.0 / 3.0, vault_balance=50.0 * n, vault_unwind_interval_s=10.0,
-            vault_unwind_fraction=0.25, vault_loss_limit=20.0 * n, adl="queue",
-            adl_ranking="hl-index", adl_price="mark", adl_on_negative_equity=True,
-            adl_rank_interval_s=1.0)
+        d = riskengine.VenueDesign.from_dict({
+            "name": "bench-hl",
+            "margin": {"floors": (0.0, 100_000.0), "rates": (0.005, 0.01)},
+            "mark": {"method": "ema", "ema_s": 5.0},
+            "liquidation": {"fee": 0.0005, "partial": "fraction", "partial_fraction": 0.2,
+                            "partial_threshold": 50_000.0, "cooldown_s": 30.0},
+            "fund": {"initial": 0.1 * n},
+            "backstop": {"ratio": 2.0 / 3.0, "vault_balance": 50.0 * n, "unwind_interval_s": 10.0,
+                         "unwind_fraction": 0.25, "loss_limit": 20.0 * n},
+            "adl": {"policy": "queue", "ranking": "hl-index", "price": "mark",
+                    "on_negative_equity": True, "rank_interval_s": 1.0},
+        })
         liquidity = riskengine.ConstantDepth(depth_per_pct=300.0 * n, half_life_s=30.0, feedback=1.0)
         w.params = d.engine_params(liquidity, series_interval_s=1.0)
         w.name = "parity-hl"

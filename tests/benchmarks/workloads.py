@@ -28,7 +28,7 @@ from riskengine.codes import EventKind, MarginMode
 from riskengine.liquidity import ConstantDepth
 from riskengine.params import EngineParams
 from riskengine.scenario import Population, Scenario, Tape
-from riskengine.venue import VenueDesign
+from riskengine.venue import Adl, Fund, Liquidation, Margin, Mark, VenueDesign
 
 NS = 1_000_000_000
 #: 2025-10-10 20:00 UTC, as in riskengine.synthetic
@@ -158,8 +158,8 @@ def quiet(ticks: int = 10_000_000, accounts: int = 1_000_000, seed: int = 11,
     pop = leveraged_population(rng, accounts, price=100.0, long_share=0.5,
                                long_leverage=(2.0, 5.0), short_leverage=(2.0, 5.0),
                                entry_spread=0.01)
-    design = VenueDesign(name="bench-quiet", mm_floors=(0.0,), mm_rates=(0.005,), mark="last",
-                         insurance_fund=1_000_000.0, adl="queue")
+    design = VenueDesign(name="bench-quiet", margin=Margin(floors=(0.0,), rates=(0.005,)),
+                         mark=Mark(method="last"), fund=Fund(initial=1_000_000.0), adl=Adl(policy="queue"))
     params = design.engine_params(ConstantDepth(), series_interval_s=1.0)
     return Workload("quiet", Scenario("bench-quiet", tape, pop), params,
                     {"tick_ns": tick_ns, "band": band, "seed": seed})
@@ -224,11 +224,11 @@ def crash(ticks: int = 10_000_000, accounts: int = 1_000_000, seed: int = 23, *,
     pop = leveraged_population(rng, accounts, price=float(tape.price[0]), long_share=0.6,
                                long_leverage=(3.0, 50.0), short_leverage=(2.0, 20.0),
                                entry_spread=0.02)
-    design = VenueDesign(name="bench-crash", mm_floors=(0.0,), mm_rates=(0.005,), mark="last",
-                         liquidation_fee=liquidation_fee,
-                         insurance_fund=fund_per_account * accounts, adl=adl,
-                         adl_ranking="pnl-leverage", adl_price="bankruptcy",
-                         adl_rank_interval_s=adl_rank_interval_s)
+    design = VenueDesign(name="bench-crash", margin=Margin(floors=(0.0,), rates=(0.005,)),
+                         mark=Mark(method="last"), liquidation=Liquidation(fee=liquidation_fee),
+                         fund=Fund(initial=fund_per_account * accounts),
+                         adl=Adl(policy=adl, ranking="pnl-leverage", price="bankruptcy",
+                                 rank_interval_s=adl_rank_interval_s))
     liquidity = ConstantDepth(depth_per_pct=depth_per_account * accounts, max_move=0.5,
                               half_life_s=30.0, feedback=feedback)
     params = design.engine_params(liquidity, series_interval_s=1.0)

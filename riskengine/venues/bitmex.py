@@ -1,0 +1,34 @@
+"""BitMEX perpetual swaps (``bitmex``).
+
+Sources: ../shared/reference/venue-mechanisms.md §3 (BitMEX) [DOC S46, S46b].
+
+* Fair-price marking (index + basis); risk limits raise margin with size.
+* Partial liquidation by stepping down risk limits (an order to a lower tier); otherwise a full
+  takeover with a limit order at the bankruptcy price; the surplus goes to the insurance fund;
+  if the order cannot fill at bankruptcy the fund aggresses the market (it unwinds its
+  inventory promptly here: half every 10 s); if that fails, ADL [DOC S46].
+* ADL ranking: PnL% x effective leverage (profitable side), effective leverage
+  ``|markValue| / (markValue - bankruptValue)``; closed at the bankruptcy price of the initial
+  liquidated order [DOC S46].
+* Gaps: no BitMEX risk-limit table in the reference (placeholder margin).
+"""
+
+from __future__ import annotations
+
+from riskengine.venue import Adl, Fund, Liquidation, Mark, VenueDesign
+from riskengine.venues._placeholder import placeholder_margin
+
+NAME = "bitmex"
+
+
+def preset(symbol: str = "XBTUSD", date: str | None = None) -> VenueDesign:
+    """The BitMEX rulebook (mechanisms; the margin table is a labelled placeholder)."""
+    margin = placeholder_margin(NAME)
+    return VenueDesign(
+        name=NAME, preset=NAME, margin=margin,
+        mark=Mark(method="index-ema-basis", ema_s=300.0),
+        liquidation=Liquidation(partial="tier-step", limit="bankruptcy", surplus_to_fund=True),
+        fund=Fund(takeover=True, unwind_interval_s=10.0, unwind_fraction=0.5),
+        adl=Adl(policy="queue", ranking="pnl-leverage", price="bankruptcy"),
+        notes=margin.source,
+    )

@@ -1,0 +1,36 @@
+"""Bybit USDT perpetuals (``bybit``).
+
+Sources: ../shared/reference/venue-mechanisms.md §3 (Bybit) [DOC S42, S43, S44].
+
+* Liquidation by mark price; partial liquidation by stepping the account down the risk-limit
+  tiers: an order for the notional difference to a lower tier (``tier-step``); if that cannot
+  fill better than bankruptcy, the whole position is taken over at the bankruptcy price by the
+  insurance fund, and the surplus above bankruptcy goes to the fund [DOC S42].
+* ADL when a position cannot be closed better than bankruptcy and the fund is insufficient:
+  opposite traders ranked by profit and effective leverage, closed at the bankruptcy price of
+  the liquidated order [DOC S43]. (Maker/taker fees on ADL are not modelled.) The newer
+  grouped-pool trigger (8 h PnL drawdown vs ``insurancePnlRatio``) is available as
+  ``adl.fund_drawdown`` [DOC S44]; the classic trigger (pool exhausted) is the default.
+* Gaps: no Bybit risk-limit table in the reference (placeholder margin, see notes); the mark
+  method is not specified there — index + EMA basis is used [INF].
+"""
+
+from __future__ import annotations
+
+from riskengine.venue import Adl, Fund, Liquidation, Mark, VenueDesign
+from riskengine.venues._placeholder import placeholder_margin
+
+NAME = "bybit"
+
+
+def preset(symbol: str = "BTCUSDT", date: str | None = None) -> VenueDesign:
+    """The Bybit rulebook (mechanisms; the margin table is a labelled placeholder)."""
+    margin = placeholder_margin(NAME)
+    return VenueDesign(
+        name=NAME, preset=NAME, margin=margin,
+        mark=Mark(method="index-ema-basis", ema_s=300.0),
+        liquidation=Liquidation(partial="tier-step", limit="bankruptcy", surplus_to_fund=True),
+        fund=Fund(takeover=True, unwind_interval_s=60.0, unwind_fraction=0.1),
+        adl=Adl(policy="queue", ranking="pnl-leverage", price="bankruptcy"),
+        notes=margin.source,
+    )

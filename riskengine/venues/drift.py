@@ -1,0 +1,34 @@
+"""Drift protocol perps (``drift``).
+
+Sources: ../shared/reference/venue-mechanisms.md §3 (Drift) [DOC S49, S49b, code S49c, S49d].
+
+* Liquidation is progressive and partial: 25% of the position per step [DOC S49b], throttled
+  across slots (here: one step per tick). Liquidators take the positions over rather than a
+  public book (modelled as the book walk: liquidators are the external market) [INF].
+  Penalties (up to 2.5% of collateral, half to the liquidator) are not modelled.
+* Bankruptcies are resolved by the insurance fund, then the loss is socialized across the
+  market (``resolve_perp_bankruptcy``, cumulative-funding adjustment => pro rata) [code S49c;
+  INF from function names]: ``adl.policy = "socialize"`` charges every open position by size.
+* Margining at the oracle price (``stream`` mark). Gaps: no Drift margin table in the
+  reference (placeholder margin).
+"""
+
+from __future__ import annotations
+
+from riskengine.venue import Adl, Liquidation, Mark, VenueDesign
+from riskengine.venues._placeholder import placeholder_margin
+
+NAME = "drift"
+STEP_FRACTION = 0.25
+
+
+def preset(symbol: str = "BTC-PERP", date: str | None = None) -> VenueDesign:
+    """The Drift rulebook (mechanisms; the margin table is a labelled placeholder)."""
+    margin = placeholder_margin(NAME)
+    return VenueDesign(
+        name=NAME, preset=NAME, margin=margin,
+        mark=Mark(method="stream"),
+        liquidation=Liquidation(partial="fraction", partial_fraction=STEP_FRACTION),
+        adl=Adl(policy="socialize"),
+        notes=margin.source,
+    )

@@ -1,0 +1,38 @@
+"""dYdX v4 (dYdX Chain) perpetuals (``dydx-v4``).
+
+Sources: ../shared/reference/venue-mechanisms.md §3 (dYdX) [DOC S48, code S48b, S48c].
+
+* Margining at the oracle price (``stream`` mark; the oracle is the tape's index stream).
+* Liquidations are protocol IOC matches against the book at a fillable price bounded by a
+  maximum spread from the oracle, by default 1.5 x the maintenance fraction (a price band of
+  ``1.5 x MMF``) [DOC S48]; the insurance fund takes the gains and losses; liquidation fee at
+  most 1.5% (``max_liquidation_fee_ppm``), all to the fund [DOC S48, S48b].
+* If equity is negative, or there is no liquidity within the spread, the account is
+  deleveraged immediately against offsetting positions at the bankruptcy price [DOC S48]
+  (one help page says by profit and leverage, another says randomly; ranked by PnL x leverage
+  here).
+* Per-block caps on how much can be liquidated are not modelled as such (see
+  ``liquidation.max_per_step``). Gaps: the reference has no dYdX margin table (placeholder
+  margin; E18's 5% MMF is hypothetical).
+"""
+
+from __future__ import annotations
+
+from riskengine.venue import Adl, Liquidation, Mark, VenueDesign
+from riskengine.venues._placeholder import placeholder_margin
+
+NAME = "dydx-v4"
+MAX_LIQUIDATION_FEE = 0.015
+SPREAD_TO_MMF = 1.5
+
+
+def preset(symbol: str = "BTC-USD", date: str | None = None) -> VenueDesign:
+    """The dYdX v4 rulebook (mechanisms; the margin table is a labelled placeholder)."""
+    margin = placeholder_margin(NAME)
+    return VenueDesign(
+        name=NAME, preset=NAME, margin=margin,
+        mark=Mark(method="stream"),
+        liquidation=Liquidation(fee=MAX_LIQUIDATION_FEE, price_band=SPREAD_TO_MMF * margin.rates[0]),
+        adl=Adl(policy="queue", ranking="pnl-leverage", price="bankruptcy", on_negative_equity=True),
+        notes=margin.source + f"; price band = {SPREAD_TO_MMF} x the first tier's MMF",
+    )

@@ -1,0 +1,61 @@
+"""Hyperliquid perps (``hyperliquid``).
+
+Sources: ../shared/reference/venue-mechanisms.md §2 and the keys cited there.
+
+* Margin tables: BTC 40x to 150M then 20x; ETH 25x to 100M then 15x; SOL 20x to 70M then 10x
+  (``tables/hyperliquid.toml``, docs snapshots 2026-01-27 .. 2026-07-03 [DOC S20, S31]);
+  tables with id < 50 are single-tier with max leverage = id: ``preset("HYPE", max_leverage=10)``.
+  Maintenance margin = half the initial margin at max leverage [DOC S20].
+* Mark: median(oracle + 150 s EMA basis, median(bid, ask, last), external perp mids) [DOC S34];
+  the tape carries no book or external mids, so the documented two-of-three fallback applies:
+  median(oracle + 150 s EMA basis, last, 30 s EMA of last) (``hl-median``). Without an oracle
+  stream the mark is the last price.
+* Liquidation: market orders for the whole position, or 20% when the position is over
+  100,000 USDC, then whole during a 30 s cooldown [DOC S21, S35]; no clearance fee [DOC S21].
+* Backstop: below 2/3 of maintenance margin the liquidator vault takes the position and keeps
+  the margin [DOC S21]. Its size: a small share of HLP [DOC S36] — set ``backstop.vault_balance``.
+* ADL when an account's value goes negative [DOC S38] or the vault's loss passes a threshold
+  [DOC S36] (the threshold is not published, reference §7.5: ``backstop.loss_limit``, default
+  none); ranked by (mark/entry) x (notional/account value), side-adjusted for shorts
+  (entry/mark) by default — the docs' text (mark/entry) is ``adl.short_mark_over_entry``
+  [DOC S38; INF]; closed at the previous mark [DOC S38].
+* No insurance fund: deficits the vault and ADL do not cover are bad debt.
+"""
+
+from __future__ import annotations
+
+from riskengine.venue import Adl, Backstop, Liquidation, Margin, Mark, VenueDesign
+from riskengine.venues._tables import margin_table
+
+NAME = "hyperliquid"
+DEFAULT_SYMBOL = "BTC"
+PARTIAL_THRESHOLD_USDC = 100_000.0
+PARTIAL_FRACTION = 0.2
+COOLDOWN_S = 30.0
+BACKSTOP_RATIO = 2.0 / 3.0
+
+
+def preset(symbol: str = DEFAULT_SYMBOL, date: str | None = None,
+           max_leverage: float | None = None) -> VenueDesign:
+    """The Hyperliquid rulebook for ``symbol`` (or a single-tier table of ``max_leverage``)."""
+    if max_leverage is not None:
+        if not max_leverage >= 1:
+            raise ValueError(f"{NAME}: max_leverage must be >= 1 (got {max_leverage!r})")
+        source = f"single-tier table, max leverage {max_leverage:g} (ids < 50, [DOC S20])"
+        margin = Margin.from_max_leverage((0.0,), (max_leverage,), source)
+        notes = source
+    else:
+        table, note = margin_table(NAME, symbol, date)
+        margin = Margin.from_max_leverage(table.floors, table.max_leverage, table.describe())
+        notes = table.describe() + (f"; {note}" if note else "")
+    return VenueDesign(
+        name=NAME,
+        preset=NAME,
+        margin=margin,
+        mark=Mark(method="hl-median", ema_s=150.0, ema2_s=30.0),
+        liquidation=Liquidation(fee=0.0, partial="fraction", partial_fraction=PARTIAL_FRACTION,
+                                partial_threshold=PARTIAL_THRESHOLD_USDC, cooldown_s=COOLDOWN_S),
+        backstop=Backstop(ratio=BACKSTOP_RATIO),
+        adl=Adl(policy="queue", ranking="hl-index", price="previous-mark", on_negative_equity=True),
+        notes=notes,
+    )

@@ -1,0 +1,38 @@
+"""OKX perpetual swaps (``okx``).
+
+Sources: ../shared/reference/venue-mechanisms.md §3 (OKX) [DOC S45, 3P S45b].
+
+* Forced partial liquidation for large tiers: the position is reduced by tiers with orders
+  priced slightly better than market, re-checked after about a minute and repeated
+  (``tier-step`` with a 60 s cooldown); low tiers are fully liquidated at the bankruptcy price
+  (IOC limited at bankruptcy, remainder to the insurance fund).
+* ADL triggers when the insurance fund is insufficient or drops 30% from its 8-hour peak; OKX
+  then stops sending liquidation orders to the market and matches liquidated positions with
+  top-ranked counterparties at the current mark price [DOC S45]. Ranking by PnL and leverage
+  [INF].
+* Historical alternative (OKEx): socialized clawback of uncovered loss across profitable
+  users, pro rata [3P S45b] — ``adl.policy = "pro-rata-pnl"``.
+* Gaps: no OKX tier table in the reference (placeholder margin); mark method not specified
+  there — index + EMA basis [INF].
+"""
+
+from __future__ import annotations
+
+from riskengine.venue import Adl, Fund, Liquidation, Mark, VenueDesign
+from riskengine.venues._placeholder import placeholder_margin
+
+NAME = "okx"
+
+
+def preset(symbol: str = "BTC-USDT-SWAP", date: str | None = None) -> VenueDesign:
+    """The OKX rulebook (mechanisms; the margin table is a labelled placeholder)."""
+    margin = placeholder_margin(NAME)
+    return VenueDesign(
+        name=NAME, preset=NAME, margin=margin,
+        mark=Mark(method="index-ema-basis", ema_s=300.0),
+        liquidation=Liquidation(partial="tier-step", cooldown_s=60.0, limit="bankruptcy"),
+        fund=Fund(takeover=True, unwind_interval_s=60.0, unwind_fraction=0.1),
+        adl=Adl(policy="queue", ranking="pnl-leverage", price="mark",
+                fund_drawdown=0.30, fund_window_s=8 * 3600.0),
+        notes=margin.source,
+    )
