@@ -69,6 +69,49 @@ def _vault_pnl(ctx: RunContext) -> float:
     return float(equity - ctx.vault_initial)
 
 
+def _adl_orders(ctx: RunContext) -> tuple[np.ndarray, np.ndarray]:
+    """Per ADL order: total haircut of its fills and the deficit it covered at mark. The fills
+    of one order come just before its ADL_LIQUIDATION row."""
+    kind = ctx.raw.events["kind"]
+    is_order = kind == EventKind.ADL_LIQUIDATION
+    is_fill = kind == EventKind.ADL_FILL
+    group = np.cumsum(is_order) - is_order  # orders before this row
+    n = int(is_order.sum())
+    haircut = np.bincount(group[is_fill], weights=ctx.raw.events["amount"][is_fill], minlength=n)[:n]
+    covered = ctx.raw.events["amount"][is_order]
+    return haircut, covered
+
+
+def _haircut_by_account(ctx: RunContext) -> np.ndarray:
+    fills = ctx.kind_mask(EventKind.ADL_FILL)
+    accounts = ctx.raw.events["account"][fills]
+    if not len(accounts):
+        return np.zeros(0)
+    _, inverse = np.unique(accounts, return_inverse=True)
+    return np.bincount(inverse, weights=ctx.raw.events["amount"][fills])
+
+
+def gini(values: np.ndarray) -> float:
+    """Gini coefficient of non-negative values (0: equal, towards 1: concentrated)."""
+    v = np.sort(np.asarray(values, dtype=np.float64))
+    n = len(v)
+    if n == 0 or v.sum() <= 0:
+        return float("nan")
+    cum = np.cumsum(v)
+    return float((n + 1 - 2 * (cum.sum() / cum[-1])) / n)
+
+
+def _max_share(ctx: RunContext) -> float:
+    per_account = _haircut_by_account(ctx)
+    total = per_account.sum()
+    return float(per_account.max() / total) if total > 0 else float("nan")
+
+
+def _overshoot(ctx: RunContext) -> float:
+    haircut, covered = _adl_orders(ctx)
+    return float(np.clip(haircut - covered, 0.0, None).sum())
+
+
 def _amplification(ctx: RunContext) -> float:
     tape = ctx.raw.scalars["tape_max_drawdown"]
     return float(ctx.raw.scalars["sim_max_drawdown"] / tape) if tape > 0 else float("nan")
@@ -107,8 +150,18 @@ COLUMNS: tuple[Column, ...] = (
            lambda c: _sum(c, "notional", c.kind_mask(EventKind.ADL_FILL))),
     Column("adl_accounts", "distinct accounts hit by ADL",
            lambda c: int(len(np.unique(c.raw.events["account"][c.kind_mask(EventKind.ADL_FILL)])))),
-    Column("adl_haircut", "profit ADL'd accounts gave up against the mark",
+    Column("adl_haircut", "what ADL'd accounts gave up against the mark (sum of haircuts)",
            lambda c: _sum(c, "amount", c.kind_mask(EventKind.ADL_FILL))),
+    Column("adl_deficit_covered", "shortfall at mark of the deleveraged orders (what ADL had to cover)",
+           lambda c: _sum(c, "amount", c.kind_mask(EventKind.ADL_LIQUIDATION))),
+    Column("adl_overshoot", "haircut beyond the deficit it covered, summed over ADL orders", _overshoot),
+    Column("adl_max_haircut_share", "largest one account's haircut as a share of all haircuts", _max_share),
+    Column("adl_haircut_gini", "Gini coefficient of haircuts across the accounts hit (concentration)",
+           lambda c: gini(_haircut_by_account(c))),
+    Column("socialized_loss", "deficits charged to all open positions (loss socialization)",
+           lambda c: _sum(c, "amount", c.kind_mask(EventKind.SOCIALIZED_LOSS))),
+    Column("fund_takeovers", "liquidation remainders the insurance fund took over",
+           lambda c: int(c.kind_mask(EventKind.FUND_TAKEOVER).sum())),
     Column("tape_drawdown", "largest peak-to-trough fall of the tape price",
            lambda c: float(c.raw.scalars["tape_max_drawdown"])),
     Column("sim_drawdown", "largest peak-to-trough fall of the simulated price",
