@@ -1,5 +1,6 @@
 """riskengine: replay crash tapes through perpetual-futures risk engines and compare designs."""
 
+from riskengine import calculators, venues
 from riskengine.engine import Result, run
 from riskengine.liquidity import ConstantDepth
 from riskengine.params import EngineParams
@@ -7,6 +8,8 @@ from riskengine.scenario import Population, Scenario, Tape
 from riskengine.venue import VenueDesign
 
 __all__ = [
+    "calculators",
+    "venues",
     "ConstantDepth",
     "EngineParams",
     "Population",
