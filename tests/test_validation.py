@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -17,6 +15,7 @@ import riskengine.engine as engine_mod
 from riskengine import (ConstantDepth, EngineParams, Population, Scenario, Tape, VenueDesign,
                         run, synthetic)
 from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, MarkMethod
+from riskengine.venue import Liquidation
 
 NS = 1_000_000_000
 N = 6
@@ -353,13 +352,19 @@ class TestPopulationFromTable:
 
 # ----------------------------------------------------------------------------- parameters
 
-BASE = VenueDesign("probe")
+BASE = VenueDesign(name="probe")
 
 
 def _ep(**kw) -> EngineParams:
     kw.setdefault("mm_floors", (0.0,))
     kw.setdefault("mm_rates", (0.01,))
     return EngineParams(**kw)
+
+
+def _one_line(info) -> str:
+    msg = str(info.value)
+    assert "\n" not in msg, msg
+    return msg
 
 
 class TestEngineParams:
@@ -386,29 +391,76 @@ class TestEngineParams:
         (dict(adl_ranking=-1), r"adl_ranking.*-1\b"),
         (dict(adl_price=7), r"adl_price.*BANKRUPTCY, MARK.*\b7\b"),
         (dict(series_interval_ns=0), r"series_interval_ns.*\b0\b"),
+        # fields added with the venue presets
+        (dict(mark_ema2_tau_ns=0.0), r"mark_ema2_tau_ns.*positive.*0\.0"),
+        (dict(liq_price_band=0.0), r"liq_price_band.*> 0.*0\.0"),
+        (dict(fund_capacity=-1.0), r"fund_capacity.*-1\.0"),
+        (dict(fund_unwind_interval_ns=0), r"fund_unwind_interval_ns.*\b0\b"),
+        (dict(fund_unwind_fraction=0.0), r"fund_unwind_fraction.*\(0, 1\].*0\.0"),
+        (dict(adl_fund_drawdown=0.0), r"adl_fund_drawdown.*0\.0"),
+        (dict(adl_fund_window_ns=0), r"adl_fund_window_ns.*\b0\b"),
+        (dict(adl_risk_power=math.inf), r"adl_risk_power.*finite.*inf"),
+        (dict(adl_risk_power=-1.0), r"adl_risk_power.*-1\.0"),
+        (dict(partial_mode=5), r"partial_mode.*FRACTION.*\b5\b"),
+        (dict(takeover=4), r"takeover.*NONE.*\b4\b"),
     ])
     def test_impossible_scalar(self, kw, pattern):
         with _raises(pattern):
             _ep(**kw)
 
-    @pytest.mark.parametrize("floors, rates, pattern", [
-        ((0.0, 100.0, 100.0), (0.01, 0.02, 0.03), r"mm_floors.*increasing.*mm_floors\[2\].*100\.0.*mm_floors\[1\]"),
-        ((0.0, 100.0, 50.0), (0.01, 0.02, 0.03), r"mm_floors.*increasing.*mm_floors\[2\].*50\.0"),
-        ((0.0, 100.0, 200.0), (0.01, 0.03, 0.02), r"mm_rates.*decrease.*mm_rates\[2\].*0\.02.*mm_rates\[1\].*0\.03"),
-        ((10.0, 100.0), (0.01, 0.02), r"mm_floors\[0\].*must be 0.*10\.0"),
-        ((0.0, 100.0), (0.01, 1.0), r"mm_rates\[1\].*\[0, 1\).*1\.0"),
-        ((0.0, 100.0), (0.01, 2.5), r"mm_rates\[1\].*2\.5"),
-        ((0.0,), (-0.01,), r"mm_rates\[0\].*-0\.01"),
-        ((0.0, math.inf), (0.01, 0.02), r"mm_floors\[1\].*finite.*inf"),
-        ((0.0, 100.0), (0.01,), r"mm_floors and mm_rates.*\(2,\).*\(1,\)"),
-        ((), (), r"mm_floors and mm_rates.*non-zero"),
+    @pytest.mark.parametrize("floors, rates, pattern, design_pattern", [
+        ((0.0, 100.0, 100.0), (0.01, 0.02, 0.03),
+         r"mm_floors.*increasing.*mm_floors\[2\].*100\.0.*mm_floors\[1\]",
+         r"margin\.floors: tier floors must increase \(floors\[2\] = 100\.0 <= floors\[1\] = 100\.0\)"),
+        ((0.0, 100.0, 50.0), (0.01, 0.02, 0.03),
+         r"mm_floors.*increasing.*mm_floors\[2\].*50\.0",
+         r"margin\.floors: tier floors must increase \(floors\[2\] = 50\.0 <= floors\[1\] = 100\.0\)"),
+        ((0.0, 100.0, 200.0), (0.01, 0.03, 0.02),
+         r"mm_rates.*decrease.*mm_rates\[2\].*0\.02.*mm_rates\[1\].*0\.03",
+         r"margin\.rates: rates must not decrease \(rates\[2\] = 0\.02 < rates\[1\] = 0\.03\)"),
+        ((10.0, 100.0), (0.01, 0.02),
+         r"mm_floors\[0\].*must be 0.*10\.0",
+         r"margin\.floors: the first floor must be 0 \(got 10\.0\)"),
+        ((0.0, 100.0), (0.01, 1.0),
+         r"mm_rates\[1\].*\[0, 1\).*1\.0",
+         r"margin\.rates: rates must be in \(0, 1\) \(rates\[1\] = 1\.0\)"),
+        ((0.0, 100.0), (0.01, 2.5),
+         r"mm_rates\[1\].*2\.5",
+         r"margin\.rates: rates must be in \(0, 1\) \(rates\[1\] = 2\.5\)"),
+        ((0.0,), (-0.01,),
+         r"mm_rates\[0\].*-0\.01",
+         r"margin\.rates: rates must be in \(0, 1\) \(rates\[0\] = -0\.01\)"),
+        ((0.0, 100.0), (0.01,),
+         r"mm_floors and mm_rates.*\(2,\).*\(1,\)",
+         r"margin: floors and rates must have the same length \(2 vs 1\)$"),
+        ((), (),
+         r"mm_floors and mm_rates.*non-zero",
+         r"margin\.floors: expected at least one tier"),
     ])
-    def test_impossible_tiers(self, floors, rates, pattern):
+    def test_impossible_tiers(self, floors, rates, pattern, design_pattern):
         with _raises(pattern):
             _ep(mm_floors=floors, mm_rates=rates)
-        # the design path names the design too
-        with _raises(r"venue design 'probe'.*" + pattern):
-            replace(BASE, mm_floors=floors, mm_rates=rates).engine_params()
+        # the design path names the design and the key path, and rejects the table when the
+        # design is built, before any engine parameters are resolved
+        with pytest.raises(ValueError) as info:
+            BASE.with_overrides({"margin": {"floors": floors, "rates": rates}})
+        assert re.match(r"venue design 'probe': " + design_pattern, _one_line(info)), str(info.value)
+        with pytest.raises(ValueError, match=r"^venue design: " + design_pattern):
+            VenueDesign.from_dict({"name": "probe", "margin": {"floors": floors, "rates": rates}})
+
+    def test_infinite_floor_is_rejected_on_the_design_path(self):
+        with _raises(r"mm_floors\[1\].*finite.*inf"):
+            _ep(mm_floors=(0.0, math.inf), mm_rates=(0.01, 0.02))
+        # the design path names the design too (whichever step rejects it)
+        with _raises(r"venue design 'probe'.*mm_floors\[1\].*finite.*inf"):
+            BASE.with_overrides({"margin": {"floors": (0.0, math.inf), "rates": (0.01, 0.02)}}).engine_params()
+
+    @pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,  # DID NOT RAISE
+                       reason="library gap: Margin does not reject non-finite floors; the design is built and "
+                              "the error surfaces only in engine_params, naming mm_floors instead of margin.floors")
+    def test_infinite_floor_names_the_key_path_when_built(self):
+        with _raises(r"^venue design 'probe': margin\.floors: .*finite.*inf"):
+            BASE.with_overrides({"margin": {"floors": (0.0, math.inf), "rates": (0.01, 0.02)}})
 
     def test_valid_tiers_give_continuous_margin(self):
         p = _ep(mm_floors=(0.0, 100.0, 1000.0), mm_rates=(0.01, 0.02, 0.05))
@@ -427,54 +479,86 @@ class TestEngineParams:
 
 class TestVenueDesignParams:
     @pytest.mark.parametrize("change, pattern", [
-        (dict(liquidation_fee=-0.01), r"liquidation_fee.*-0\.01"),
-        (dict(partial_fraction=0.0), r"partial_fraction.*0\.0"),
-        (dict(partial_fraction=1.01), r"partial_fraction.*1\.01"),
-        (dict(insurance_fund=-1.0), r"insurance_fund.*-1\.0"),
-        (dict(latency_s=-1.0), r"latency_s.*-1\.0"),
-        (dict(mm_floors=(0.0, 5.0, 5.0), mm_rates=(0.01, 0.02, 0.03)), r"mm_floors\[2\]"),
-        (dict(mm_floors=(0.0, 5.0), mm_rates=(0.02, 0.01)), r"mm_rates\[1\]"),
-        (dict(mm_floors=(1.0,), mm_rates=(0.02,)), r"mm_floors\[0\].*1\.0"),
-        (dict(mm_rates=(1.0,)), r"mm_rates\[0\].*1\.0"),
+        ({"liquidation": {"fee": -0.01}}, r"liquidation\.fee: .*greater than or equal to 0 \(got -0\.01\)"),
+        ({"liquidation": {"partial_fraction": 0.0}}, r"liquidation\.partial_fraction: .*greater than 0 \(got 0\.0\)"),
+        ({"liquidation": {"partial_fraction": 1.01}}, r"liquidation\.partial_fraction: .*less than or equal to 1 \(got 1\.01\)"),
+        ({"fund": {"initial": -1.0}}, r"fund\.initial: .*greater than or equal to 0 \(got -1\.0\)"),
+        ({"liquidation": {"latency_s": -1.0}}, r"liquidation\.latency_s: .*greater than or equal to 0 \(got -1\.0\)"),
+        ({"margin": {"floors": (0.0, 5.0, 5.0), "rates": (0.01, 0.02, 0.03)}}, r"margin\.floors: .*floors\[2\]"),
+        ({"margin": {"floors": (0.0, 5.0), "rates": (0.02, 0.01)}}, r"margin\.rates: .*rates\[1\]"),
+        ({"margin": {"floors": (1.0,), "rates": (0.02,)}}, r"margin\.floors: .*1\.0"),
+        ({"margin": {"rates": (1.0,)}}, r"margin\.rates: .*rates\[0\].*1\.0"),
     ])
     def test_impossible_design(self, change, pattern):
-        with _raises(r"venue design 'probe': .*" + pattern):
-            replace(BASE, **change).engine_params()
-
-    @pytest.mark.parametrize("change, field", [
-        (dict(liquidation_fee=-0.01), "liquidation_fee"),
-        (dict(insurance_fund=-1.0), "insurance_fund"),
-        (dict(latency_s=-1.0), "latency_s"),
-    ])
-    def test_design_errors_name_the_design_field(self, change, field):
-        with _raises(rf"\b{field}\b"):
-            replace(BASE, **change).engine_params()
-
-    def test_nan_latency_names_the_field(self):
-        with _raises(r"latency"):
-            replace(BASE, latency_s=math.nan).engine_params()
-
-    @pytest.mark.parametrize("field, enum, code_of", [
-        ("mark", MarkMethod, "mark_method"),
-        ("adl", AdlPolicy, "adl_policy"),
-        ("adl_ranking", AdlRanking, "adl_ranking"),
-        ("adl_price", AdlPrice, "adl_price"),
-    ])
-    def test_unknown_name_lists_the_valid_names(self, field, enum, code_of):
         with pytest.raises(ValueError) as info:
-            replace(BASE, **{field: "nonsense"}).engine_params()
-        msg = str(info.value)
-        m = re.search(rf"venue design 'probe': {field}: expected one of (.*) \(got 'nonsense'\)", msg)
+            BASE.with_overrides(change)
+        assert re.match(r"venue design 'probe': " + pattern, _one_line(info)), str(info.value)
+
+    @pytest.mark.parametrize("change, path, engine_field", [
+        ({"liquidation": {"fee": -0.01}}, "liquidation.fee", "liq_fee_rate"),
+        ({"fund": {"initial": -1.0}}, "fund.initial", "fund_initial"),
+        ({"liquidation": {"latency_s": -1.0}}, "liquidation.latency_s", "latency_ns"),
+    ])
+    def test_design_errors_name_the_key_path(self, change, path, engine_field):
+        with pytest.raises(ValueError) as info:
+            BASE.with_overrides(change)
+        msg = _one_line(info)
+        assert msg.startswith(f"venue design 'probe': {path}: "), msg
+        assert engine_field not in msg  # the user's key, not the engine's field
+
+    @pytest.mark.parametrize("value, shown", [(math.nan, "nan"), (math.inf, "inf")])
+    def test_non_finite_latency_names_the_key_path(self, value, shown):
+        with _raises(rf"^venue design 'probe': liquidation\.latency_s: .*finite.*\(got {shown}\)$"):
+            BASE.with_overrides({"liquidation": {"latency_s": value}})
+
+    @pytest.mark.parametrize("flat", ["mm_floors", "mm_rates", "liquidation_fee", "insurance_fund", "latency_s",
+                                      "partial_fraction", "backstop_ratio", "vault_balance", "adl_ranking",
+                                      "adl_price", "mark_ema_s"])
+    def test_old_flat_fields_are_unknown_keys(self, flat):
+        # the flat fields moved into components: passing one is an error, not silently ignored
+        with _raises(rf"^venue design 'probe': {flat}: unknown key"):
+            BASE.with_overrides({flat: 1})
+        with _raises(rf"^venue design: {flat}: unknown key"):
+            VenueDesign.from_dict({"name": "probe", flat: 1})
+
+    def test_positional_name_is_gone(self):
+        with pytest.raises(TypeError):
+            VenueDesign("probe")
+
+    def test_designs_are_immutable(self):
+        with pytest.raises(ValueError, match="frozen"):
+            BASE.name = "other"
+        with pytest.raises(ValueError, match="frozen"):
+            BASE.liquidation.latency_s = 1.0
+        variant = BASE.with_overrides({"liquidation": {"latency_s": 1.0}})
+        assert variant.liquidation.latency_s == 1.0
+        assert BASE.liquidation.latency_s == 0.0
+
+    @pytest.mark.parametrize("path, enum, code_of", [
+        ("mark.method", MarkMethod, "mark_method"),
+        ("adl.policy", AdlPolicy, "adl_policy"),
+        ("adl.ranking", AdlRanking, "adl_ranking"),
+        ("adl.price", AdlPrice, "adl_price"),
+    ])
+    def test_unknown_name_lists_the_valid_names(self, path, enum, code_of):
+        component, key = path.split(".")
+        with pytest.raises(ValueError) as info:
+            BASE.with_overrides({component: {key: "nonsense"}})
+        msg = _one_line(info)
+        m = re.fullmatch(rf"venue design 'probe': {re.escape(path)}: Input should be (.*) \(got 'nonsense'\)", msg)
         assert m, msg
-        listed = [s.strip() for s in m.group(1).split(",")]
+        listed = re.findall(r"'([^']*)'", m.group(1))
         assert len(listed) == len(enum)
+        assert sorted(listed) == sorted(x.name.lower().replace("_", "-") for x in enum)
         # every listed name is accepted and resolves to a distinct code
-        codes = {getattr(replace(BASE, **{field: name}).engine_params(), code_of) for name in listed}
+        codes = {getattr(BASE.with_overrides({component: {key: name}}).engine_params(), code_of) for name in listed}
         assert codes == {int(x) for x in enum}
 
     def test_non_string_mark(self):
-        with _raises(r"venue design 'probe': mark: expected a name.*\b5\b"):
-            replace(BASE, mark=5).engine_params()
+        with _raises(r"^venue design 'probe': mark\.method: Input should be 'last', .*\(got 5\)$"):
+            BASE.with_overrides({"mark": {"method": 5}})
+        with _raises(r"^venue design 'probe': mark: .*valid dictionary or instance of Mark \(got 5\)$"):
+            BASE.with_overrides({"mark": 5})
 
     def test_bad_liquidity(self):
         with _raises(r"venue design 'probe': depth_per_pct.*-1\.0"):
@@ -489,30 +573,61 @@ class TestVenueDesignParams:
 class TestRunValidation:
     @pytest.mark.parametrize("mark", ["stream", "index-ema-basis"])
     def test_stream_mark_on_a_tape_without_stream(self, mark, no_engine_runs):
-        design = replace(BASE, name="needs-stream", mark=mark)
-        with _raises(rf"venue design 'needs-stream': mark '{mark}' needs a mark/index stream.*'small'"):
+        design = BASE.with_overrides({"name": "needs-stream", "mark": {"method": mark}})
+        with _raises(r"^venue design 'needs-stream': mark\b.* needs a mark/index stream, but scenario 'small' has none"):
             run(_small_scenario(stream=False), design)
         assert no_engine_runs == []
 
+    @pytest.mark.xfail(strict=True, raises=AssertionError,  # message does not match
+                       reason="library bug: engine._check_stream formats design.mark, now a Mark component, so "
+                              "the message shows \"mark Mark(method='stream', ema_s=150.0, ema2_s=30.0)\" "
+                              "instead of the method name")
+    @pytest.mark.parametrize("mark", ["stream", "index-ema-basis"])
+    def test_stream_mark_error_names_the_method(self, mark):
+        design = BASE.with_overrides({"name": "needs-stream", "mark": {"method": mark}})
+        with _raises(rf"^venue design 'needs-stream': mark(\.method)? '{mark}' needs a mark/index stream.*'small'"):
+            run(_small_scenario(stream=False), design)
+
     def test_stream_mark_on_a_tape_with_stream_runs(self):
-        res = run(_small_scenario(stream=True), replace(BASE, mark="stream"))
+        res = run(_small_scenario(stream=True), BASE.with_overrides({"mark": {"method": "stream"}}))
         assert len(res.table) == 1
 
+    @pytest.mark.parametrize("mark", ["binance-median", "hl-median"])
+    def test_median_marks_fall_back_to_last_without_stream(self, mark):
+        # documented fallback (binance-usdm and hyperliquid presets): no index stream, last price
+        scenario = _small_scenario(stream=False)
+        tight = BASE.with_overrides({"margin": {"rates": (0.2,)}})  # liquidates account 3 on the way down
+        median = run(scenario, tight.with_overrides({"mark": {"method": mark}}), series_interval_s=1.0)
+        last = run(scenario, tight.with_overrides({"mark": {"method": "last"}}), series_interval_s=1.0)
+        assert median.table["liquidations"].iloc[0] > 0
+        assert median.events.drop_columns(["design"]).equals(last.events.drop_columns(["design"]))
+        assert median.series["mark"].to_pylist() == median.series["tape_price"].to_pylist()
+
     def test_missing_stream_is_reported_before_any_run(self, no_engine_runs):
-        designs = [replace(BASE, name="plain"), replace(BASE, name="needs-stream", mark="stream")]
+        designs = [BASE.with_overrides({"name": "plain"}),
+                   BASE.with_overrides({"name": "needs-stream", "mark": {"method": "stream"}})]
         with _raises(r"needs-stream"):
             run(_small_scenario(stream=False), designs)
         assert no_engine_runs == []
 
     def test_duplicate_design_names(self, no_engine_runs):
-        designs = [replace(BASE, name="a"), replace(BASE, name="b"),
-                   replace(BASE, name="a", liquidation_fee=0.01), replace(BASE, name="b")]
+        designs = [BASE.with_overrides({"name": "a"}), BASE.with_overrides({"name": "b"}),
+                   BASE.with_overrides({"name": "a", "liquidation": {"fee": 0.01}}),
+                   BASE.with_overrides({"name": "b"})]
         with _raises(r"designs: names must be unique.*repeated: a, b"):
             run(_small_scenario(), designs)
         assert no_engine_runs == []
 
+    def test_invalid_design_is_rejected_when_built(self):
+        with _raises(r"^venue design 'broken': liquidation\.partial_fraction: .*\(got 0\.0\)$"):
+            BASE.with_overrides({"name": "broken", "liquidation": {"partial": "fraction", "partial_fraction": 0.0}})
+
     def test_invalid_later_design_is_reported_before_any_run(self, no_engine_runs):
-        designs = [replace(BASE, name="ok"), replace(BASE, name="broken", partial_fraction=0.0)]
+        # model_copy(update=...) skips validation: run() still resolves every design first
+        bad = Liquidation.model_construct(**{**BASE.liquidation.model_dump(), "partial": "fraction",
+                                             "partial_fraction": 0.0})
+        broken = BASE.model_copy(update={"name": "broken", "liquidation": bad})
+        designs = [BASE.with_overrides({"name": "ok"}), broken]
         with _raises(r"venue design 'broken': partial_fraction"):
             run(_small_scenario(), designs)
         assert no_engine_runs == []
@@ -604,7 +719,7 @@ class TestCallerArraysUntouched:
         _assert_untouched(arrays, copies)
         scenario = Scenario("caller", tape, pop)
         designs = [synthetic.binance_style(), synthetic.hyperliquid_style(),
-                   replace(synthetic.binance_style(), name="stream-mark", mark="stream")]
+                   synthetic.binance_style().with_overrides({"name": "stream-mark", "mark": {"method": "stream"}})]
         res = run(scenario, designs, ConstantDepth(2e6), engine=engine)
         # the run did something, so an untouched population is not vacuous
         assert (res.table["liquidations"] > 0).all()

@@ -13,7 +13,6 @@ cdef struct MarkState:
     float64_t index
     float64_t mark
 
-cdef float64_t median3(float64_t a, float64_t b, float64_t c) noexcept nogil
 cdef float64_t ema_update(Ema* st, float64_t sample, float64_t weight) noexcept nogil
 cdef float64_t mark_update(MarkState* st, float64_t sim_price, float64_t stream_value,
                            i64 dt) noexcept nogil

@@ -24,17 +24,12 @@ follow the cascade's own impact.
 
 from libc.math cimport exp
 
+from riskengine._calc cimport median3
+
 from riskengine._typedefs cimport (
     MARK_BINANCE_MEDIAN, MARK_EMA, MARK_HL_MEDIAN, MARK_INDEX_EMA_BASIS, MARK_LAST, MARK_STREAM,
     float64_t, i64,
 )
-
-
-cdef float64_t median3(float64_t a, float64_t b, float64_t c) noexcept nogil:
-    cdef float64_t lo = a if a < b else b
-    cdef float64_t hi = a if a > b else b
-    cdef float64_t mid = hi if hi < c else c
-    return lo if lo > mid else mid
 
 
 cdef float64_t ema_update(Ema* st, float64_t sample, float64_t weight) noexcept nogil:
@@ -108,6 +103,3 @@ def py_ema(samples, weights, double tau):
     return [ema_update(&st, s, w) for s, w in zip(samples, weights)]
 
 
-def py_median3(double a, double b, double c):
-    """Median of three numbers (the kernel the median mark methods use)."""
-    return median3(a, b, c)
