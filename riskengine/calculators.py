@@ -27,6 +27,7 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 
 from riskengine import _calc, _margin
+from riskengine.params import check_tiers
 
 __all__ = [
     "HYPERLIQUID_PERP_WEIGHTS",
@@ -124,21 +125,7 @@ def _tiers(name: str, tiers: Any) -> tuple[np.ndarray, np.ndarray]:
         r = np.array(rates, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"{name}: floors and rates must be numeric sequences") from None
-    if f.ndim != 1 or r.ndim != 1 or len(f) != len(r) or len(f) == 0:
-        raise ValueError(
-            f"{name}: floors and rates must be 1-D and of equal non-zero length (got shapes {f.shape} and {r.shape})"
-        )
-    if f[0] != 0.0:
-        raise ValueError(f"{name}: the first floor must be 0 (got {f[0]!r})")
-    for k in range(len(f)):
-        if not math.isfinite(f[k]):
-            raise ValueError(f"{name}: floors[{k}] must be finite (got {f[k]!r})")
-        if not 0.0 <= r[k] < 1.0:
-            raise ValueError(f"{name}: rates[{k}] must be in [0, 1) (got {r[k]!r})")
-        if k > 0 and f[k] <= f[k - 1]:
-            raise ValueError(f"{name}: floors must be strictly increasing (floors[{k}]={f[k]!r} <= floors[{k - 1}]={f[k - 1]!r})")
-        if k > 0 and r[k] < r[k - 1]:
-            raise ValueError(f"{name}: rates must not decrease (rates[{k}]={r[k]!r} < rates[{k - 1}]={r[k - 1]!r})")
+    check_tiers(f, r, name, "floors", "rates")
     return f, r
 
 

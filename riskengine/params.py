@@ -41,29 +41,27 @@ def maintenance_deductions(floors: np.ndarray, rates: np.ndarray) -> np.ndarray:
     return cums
 
 
-def _check_tiers(floors: np.ndarray, rates: np.ndarray) -> None:
+def check_tiers(floors: np.ndarray, rates: np.ndarray, where: str = "margin tiers",
+                floors_name: str = "mm_floors", rates_name: str = "mm_rates") -> None:
+    """Check a tier table: 1-D, equal non-zero lengths, first floor 0, floors finite and strictly
+    increasing, rates in [0, 1) and not decreasing. Raises ``ValueError`` naming the entry."""
+    f, r = floors_name, rates_name
     if floors.ndim != 1 or rates.ndim != 1 or len(floors) != len(rates) or len(floors) == 0:
-        raise ValueError(
-            f"margin tiers: mm_floors and mm_rates must be 1-D and of equal non-zero length "
-            f"(got {floors.shape} and {rates.shape})"
-        )
+        raise ValueError(f"{where}: {f} and {r} must be 1-D and of equal non-zero length "
+                         f"(got shapes {floors.shape} and {rates.shape})")
     if floors[0] != 0.0:
-        raise ValueError(f"margin tiers: mm_floors[0] must be 0 (got {floors[0]!r})")
+        raise ValueError(f"{where}: {f}[0] must be 0 (got {floors[0]!r})")
     for k in range(len(floors)):
         if not math.isfinite(floors[k]):
-            raise ValueError(f"margin tiers: mm_floors[{k}] must be finite (got {floors[k]!r})")
+            raise ValueError(f"{where}: {f}[{k}] must be finite (got {floors[k]!r})")
         if not (0.0 <= rates[k] < 1.0):
-            raise ValueError(f"margin tiers: mm_rates[{k}] must be in [0, 1) (got {rates[k]!r})")
+            raise ValueError(f"{where}: {r}[{k}] must be in [0, 1) (got {rates[k]!r})")
         if k > 0 and floors[k] <= floors[k - 1]:
-            raise ValueError(
-                f"margin tiers: mm_floors must be strictly increasing "
-                f"(mm_floors[{k}]={floors[k]!r} <= mm_floors[{k - 1}]={floors[k - 1]!r})"
-            )
+            raise ValueError(f"{where}: {f} must be strictly increasing "
+                             f"({f}[{k}]={floors[k]!r} <= {f}[{k - 1}]={floors[k - 1]!r})")
         if k > 0 and rates[k] < rates[k - 1]:
-            raise ValueError(
-                f"margin tiers: mm_rates must not decrease "
-                f"(mm_rates[{k}]={rates[k]!r} < mm_rates[{k - 1}]={rates[k - 1]!r})"
-            )
+            raise ValueError(f"{where}: {r} must not decrease "
+                             f"({r}[{k}]={rates[k]!r} < {r}[{k - 1}]={rates[k - 1]!r})")
 
 
 def _need(name: str, value: float, ok: bool, expected: str) -> None:
@@ -122,7 +120,7 @@ class EngineParams:
     def __post_init__(self) -> None:
         floors = np.array(self.mm_floors, dtype=np.float64)
         rates = np.array(self.mm_rates, dtype=np.float64)
-        _check_tiers(floors, rates)
+        check_tiers(floors, rates)
         floors.setflags(write=False)
         rates.setflags(write=False)
         cums = maintenance_deductions(floors, rates)

@@ -169,6 +169,14 @@ def adl_weight(policy: int, pos: float, col: float, entry: float, mark: float, p
     return notional * (notional / equity) ** power
 
 
+def _caps_fall_short(caps: list[float], total: float) -> bool:
+    """When the caps add up to no more than ``total``, everyone takes its cap."""
+    cap_sum = 0.0
+    for c in caps:
+        cap_sum += c
+    return cap_sum <= total
+
+
 def capped_allocation(weights: list[float], caps: list[float], total: float) -> list[float]:
     """Split ``total`` in proportion to ``weights``, no share above its cap, the excess of capped
     shares spread over the others (the water level ``tau`` with ``sum min(cap, tau w) = total``).
@@ -179,10 +187,7 @@ def capped_allocation(weights: list[float], caps: list[float], total: float) -> 
     (no subtraction, so no cancellation).
     """
     n = len(weights)
-    cap_sum = 0.0
-    for c in caps:
-        cap_sum += c
-    if cap_sum <= total:
+    if _caps_fall_short(caps, total):
         return list(caps)
     ratio = [caps[j] / weights[j] if weights[j] > 0.0 else math.inf for j in range(n)]
     order = sorted(range(n), key=lambda j: (ratio[j], j))
@@ -218,10 +223,7 @@ def water_filling(notional: list[float], equity: list[float], caps: list[float],
     and the last step interpolated so the sizes add up to ``total`` exactly.
     """
     n = len(caps)
-    cap_sum = 0.0
-    for c in caps:
-        cap_sum += c
-    if cap_sum <= total:
+    if _caps_fall_short(caps, total):
         return list(caps)
 
     def sizes(level: float) -> list[float]:

@@ -119,6 +119,20 @@ cdef int _cmp_ratio(const void* x, const void* y) noexcept nogil:
     return (a.idx > b.idx) - (a.idx < b.idx)
 
 
+cdef inline bint _caps_fall_short(const float64_t* caps, Py_ssize_t n, float64_t total,
+                                  float64_t* out) noexcept nogil:
+    """When the caps add up to no more than ``total``, everyone takes its cap."""
+    cdef float64_t cap_sum = 0.0
+    cdef Py_ssize_t j
+    for j in range(n):
+        cap_sum += caps[j]
+    if cap_sum > total:
+        return False
+    for j in range(n):
+        out[j] = caps[j]
+    return True
+
+
 cdef void capped_allocation(const float64_t* weights, const float64_t* caps, Py_ssize_t n,
                             float64_t total, float64_t* out, RatioIndex* order,
                             float64_t* suffix) noexcept nogil:
@@ -126,13 +140,9 @@ cdef void capped_allocation(const float64_t* weights, const float64_t* caps, Py_
     ``sum min(cap, tau w) = total``. Everyone gets its cap when the caps sum below ``total``.
     Items go in order of ``cap / weight``; the first that ``tau`` does not cap fixes ``tau``
     from directly accumulated sums (``suffix`` holds n + 1), so nothing cancels."""
-    cdef float64_t cap_sum = 0.0, capped = 0.0, tau, share
+    cdef float64_t capped = 0.0, tau, share
     cdef Py_ssize_t j, k, m, jm
-    for j in range(n):
-        cap_sum += caps[j]
-    if cap_sum <= total:
-        for j in range(n):
-            out[j] = caps[j]
+    if _caps_fall_short(caps, n, total, out):
         return
     for j in range(n):
         out[j] = 0.0
@@ -183,14 +193,10 @@ cdef void water_filling(const float64_t* notional, const float64_t* equity,
     """Sizes that bring every reduced account to one common leverage ``L`` measured at mark on
     its equity before the haircut, ``x(L) = clamp((N - L E) / M, 0, cap)`` (bisection on ``L``,
     the last step interpolated so the sizes add up to ``total``); ``scratch`` holds n."""
-    cdef float64_t cap_sum = 0.0, lo = 0.0, hi = 0.0, lev, mid, f_lo, f_hi, theta
+    cdef float64_t lo = 0.0, hi = 0.0, lev, mid, f_lo, f_hi, theta
     cdef Py_ssize_t j
     cdef int step
-    for j in range(n):
-        cap_sum += caps[j]
-    if cap_sum <= total:
-        for j in range(n):
-            out[j] = caps[j]
+    if _caps_fall_short(caps, n, total, out):
         return
     for j in range(n):
         lev = notional[j] / equity[j]
