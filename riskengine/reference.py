@@ -446,7 +446,7 @@ class _Reference:
             self.emit(EventKind.FUND_PAYMENT, a, BOOK_ID, 0.0, 0.0, 0.0, pay, self.equity(a))
         rest = deficit - pay
         if rest > 0.0 and self.p.adl_policy == AdlPolicy.SOCIALIZE:
-            rest -= self.socialize(a, rest)
+            rest -= self.socialize(a, rest)  # credits the account with what it covered
             if rest <= ADL_REST_TOL * deficit:
                 rest = 0.0
             self.col[a] = -rest
@@ -480,6 +480,7 @@ class _Reference:
             self.socialized[i] += charge
             covered += charge
         if covered > 0.0:
+            self.col[a] += covered  # the market pays this much of the deficit
             self.emit(EventKind.SOCIALIZED_LOSS, a, MARKET_ID, 0.0, 0.0, 0.0, covered, self.equity(a))
         return covered
 

@@ -168,6 +168,7 @@ cdef float64_t _socialize(Engine* e, Py_ssize_t a, float64_t loss) except -1 nog
         e.socialized[i] += charge
         covered += charge
     if covered > 0.0:
+        e.col[a] += covered  # the market pays this much of the deficit
         _build_index(e)
         _emit(e, EV_SOCIALIZED_LOSS, a, MARKET_ID, 0.0, 0.0, 0.0, covered, _equity(e, a))
     return covered
@@ -184,7 +185,7 @@ cdef int _cover_deficit(Engine* e, Py_ssize_t a) except -1 nogil:
         _emit(e, EV_FUND_PAYMENT, a, BOOK_ID, 0.0, 0.0, 0.0, pay, _equity(e, a))
     rest = deficit - pay
     if rest > 0.0 and e.adl.policy == ADL_SOCIALIZE:
-        rest -= _socialize(e, a, rest)
+        rest -= _socialize(e, a, rest)  # credits the account with what it covered
         if rest <= ADL_REST_TOL * deficit:
             rest = 0.0
         e.col[a] = -rest
