@@ -57,15 +57,22 @@ def _labelled(table: pa.Table, scenario: str, design: str) -> pa.Table:
     return table.add_column(0, "scenario", pa.array([scenario] * n, pa.string()))
 
 
+#: mark methods that cannot work without a mark/index stream
+NEEDS_STREAM = (MarkMethod.STREAM, MarkMethod.INDEX_EMA_BASIS)
+#: mark methods that use a stream when the tape has one and fall back to the last price
+USES_STREAM = (MarkMethod.BINANCE_MEDIAN, MarkMethod.HL_MEDIAN)
+
+
 def _check_stream(scenario: Scenario, design: VenueDesign, params: EngineParams) -> np.ndarray:
-    needs = params.mark_method in (MarkMethod.STREAM, MarkMethod.INDEX_EMA_BASIS)
-    if needs and scenario.tape.stream is None:
+    """The stream the design's mark method reads (empty when it reads none)."""
+    stream = scenario.tape.stream
+    if params.mark_method in NEEDS_STREAM and stream is None:
         raise ValueError(
-            f"venue design {design.name!r}: mark {design.mark!r} needs a mark/index stream, "
-            f"but scenario {scenario.name!r} has none (use Tape.with_stream)"
+            f"venue design {design.name!r}: mark.method {design.mark.method!r} needs a mark/index "
+            f"stream, but scenario {scenario.name!r} has none (use Tape.with_stream)"
         )
-    if needs:
-        return scenario.tape.stream
+    if params.mark_method in NEEDS_STREAM + USES_STREAM and stream is not None:
+        return stream
     return np.empty(0, dtype=np.float64)
 
 

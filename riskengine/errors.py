@@ -44,7 +44,7 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], prefix
     else:
         message = f"{path}: {first.get('msg', 'invalid value')}"
         message = message.replace("Value error, ", "")
-        if kind not in ("missing",) and not isinstance(got, dict):
+        if kind not in ("missing",) and not isinstance(got, dict) and "(got" not in message:
             message += f" (got {got!r})"
     more = len(errors) - 1
     if more:

@@ -124,7 +124,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("accounts", "accounts in the population", lambda c: c.accounts),
     Column("positions", "accounts holding a position at the start", lambda c: c.positions),
     Column("ticks", "tape ticks replayed", lambda c: int(c.raw.scalars["ticks"])),
-    Column("liquidations", "liquidation events: book (full and partial), backstop and ADL'd",
+    Column("liquidations", "liquidation events: book (full and partial), backstop, fund takeover and ADL'd",
            lambda c: int(_liq(c).sum())),
     Column("liquidated_notional", "notional closed by those liquidations",
            lambda c: _sum(c, "notional", _liq(c))),

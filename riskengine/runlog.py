@@ -38,7 +38,7 @@ SERIES_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("vault_equity", "float64", "backstop vault equity at mark"),
     ("long_oi", "float64", "open long size of the population, base units"),
     ("short_oi", "float64", "open short size of the population, base units"),
-    ("cum_liquidations", "int64", "liquidations so far (book, partial, backstop, ADL'd)"),
+    ("cum_liquidations", "int64", "liquidations so far (book, partial, backstop, fund takeover, ADL'd)"),
     ("cum_liquidated_notional", "float64", "notional liquidated so far"),
     ("cum_adl_fills", "int64", "ADL fills so far"),
     ("cum_adl_notional", "float64", "ADL notional so far"),

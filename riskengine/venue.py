@@ -54,6 +54,9 @@ class Margin(Component):
             raise ValueError("expected at least one tier")
         if floors[0] != 0:
             raise ValueError(f"the first floor must be 0 (got {floors[0]!r})")
+        for k, f in enumerate(floors):
+            if not math.isfinite(f):
+                raise ValueError(f"floors must be finite (floors[{k}] = {f!r})")
         for k in range(1, len(floors)):
             if not floors[k] > floors[k - 1]:
                 raise ValueError(f"tier floors must increase (floors[{k}] = {floors[k]!r} <= floors[{k - 1}] = {floors[k - 1]!r})")
@@ -79,6 +82,9 @@ class Margin(Component):
     def from_max_leverage(cls, floors, max_leverage, source: str = "") -> "Margin":
         """Hyperliquid form: each tier's rate is half the initial margin at its maximum
         leverage, ``1 / (2 x max_leverage)`` ("Margin tiers", reference §2.1)."""
+        for k, lev in enumerate(max_leverage):
+            if isinstance(lev, bool) or not isinstance(lev, (int, float)) or not lev > 0:
+                raise ValueError(f"max_leverage[{k}]: expected a positive number (got {lev!r})")
         return cls(floors=tuple(floors), rates=tuple(1.0 / (2.0 * lev) for lev in max_leverage),
                    source=source)
 

@@ -237,10 +237,6 @@ class TestIndexStream:
     """The presets' median marks (binance-median, hl-median) use the tape's index stream when
     the tape has one; the last price is only the fallback without it."""
 
-    @pytest.mark.xfail(strict=True, raises=AssertionError,
-                       reason="library bug: engine._check_stream hands the stream only to 'stream' and "
-                              "'index-ema-basis' marks, so run() replays binance-median and hl-median designs "
-                              "(both synthetic designs, the binance-usdm and hyperliquid presets) as mark = last")
     @pytest.mark.parametrize("design", _designs(), ids=_names())
     def test_run_passes_the_stream_to_median_marks(self, scenario, design):
         assert scenario.tape.stream is not None

@@ -451,13 +451,10 @@ class TestEngineParams:
     def test_infinite_floor_is_rejected_on_the_design_path(self):
         with _raises(r"mm_floors\[1\].*finite.*inf"):
             _ep(mm_floors=(0.0, math.inf), mm_rates=(0.01, 0.02))
-        # the design path names the design too (whichever step rejects it)
-        with _raises(r"venue design 'probe'.*mm_floors\[1\].*finite.*inf"):
-            BASE.with_overrides({"margin": {"floors": (0.0, math.inf), "rates": (0.01, 0.02)}}).engine_params()
+        # the design path rejects it when the design is built, naming the design's key path
+        with _raises(r"venue design 'probe': margin\.floors: .*finite.*inf"):
+            BASE.with_overrides({"margin": {"floors": (0.0, math.inf), "rates": (0.01, 0.02)}})
 
-    @pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,  # DID NOT RAISE
-                       reason="library gap: Margin does not reject non-finite floors; the design is built and "
-                              "the error surfaces only in engine_params, naming mm_floors instead of margin.floors")
     def test_infinite_floor_names_the_key_path_when_built(self):
         with _raises(r"^venue design 'probe': margin\.floors: .*finite.*inf"):
             BASE.with_overrides({"margin": {"floors": (0.0, math.inf), "rates": (0.01, 0.02)}})
@@ -578,10 +575,6 @@ class TestRunValidation:
             run(_small_scenario(stream=False), design)
         assert no_engine_runs == []
 
-    @pytest.mark.xfail(strict=True, raises=AssertionError,  # message does not match
-                       reason="library bug: engine._check_stream formats design.mark, now a Mark component, so "
-                              "the message shows \"mark Mark(method='stream', ema_s=150.0, ema2_s=30.0)\" "
-                              "instead of the method name")
     @pytest.mark.parametrize("mark", ["stream", "index-ema-basis"])
     def test_stream_mark_error_names_the_method(self, mark):
         design = BASE.with_overrides({"name": "needs-stream", "mark": {"method": mark}})

@@ -63,7 +63,7 @@ def build(spec: Mapping[str, Any], where: str = "venue") -> VenueDesign:
     name = options.pop("preset", None)
     if name is None:
         if options:
-            raise ValueError(f"{where}: {', '.join(options)} need a 'preset'")
+            raise ValueError(f"{where}: {', '.join(options)}: only valid with a 'preset'")
         return VenueDesign.from_dict(spec, where=where)
     try:
         base = preset(name, **options)

@@ -39,7 +39,7 @@ def preset(symbol: str = DEFAULT_SYMBOL, date: str | None = None,
            max_leverage: float | None = None) -> VenueDesign:
     """The Hyperliquid rulebook for ``symbol`` (or a single-tier table of ``max_leverage``)."""
     if max_leverage is not None:
-        if not max_leverage >= 1:
+        if isinstance(max_leverage, bool) or not isinstance(max_leverage, (int, float)) or not max_leverage >= 1:
             raise ValueError(f"{NAME}: max_leverage must be >= 1 (got {max_leverage!r})")
         source = f"single-tier table, max leverage {max_leverage:g} (ids < 50, [DOC S20])"
         margin = Margin.from_max_leverage((0.0,), (max_leverage,), source)
