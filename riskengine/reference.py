@@ -43,9 +43,9 @@ Liquidating an account (the loss waterfall), first rule that applies:
 * the fund-drawdown trigger is active (fund below ``1 - adl_fund_drawdown`` of its peak over
   ``adl_fund_window``): the whole position is auto-deleveraged instead of going to the book;
 * otherwise a market order: the whole position, or a partial order — a fraction above a
-  notional threshold outside the cooldown (and leaving at least the dust notional), or just
-  enough to step the notional down into a lower margin tier where the account is healthy —
-  walking the depth curve from ``S``.
+  notional threshold outside the cooldown while the account is solvent (and leaving at least
+  the dust notional), or just enough to step the notional down into a lower margin tier where
+  the account is healthy — walking the depth curve from ``S``.
 
   - Unlimited order: if its fill would leave a deficit larger than the fund's cash, the order
     is auto-deleveraged instead; otherwise it fills, the liquidation fee (capped at the
@@ -672,7 +672,7 @@ class _Reference:
         if self.t < self.cooldown_until[a]:
             return q, True
         if p.partial_mode == PartialMode.FRACTION:
-            if (p.partial_fraction < 1.0 and notional > p.partial_threshold
+            if (p.partial_fraction < 1.0 and notional > p.partial_threshold and equity >= 0.0
                     and notional * (1.0 - p.partial_fraction) >= DUST_NOTIONAL):
                 return q * p.partial_fraction, False
             return q, True

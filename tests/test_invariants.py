@@ -40,7 +40,6 @@ VARIANTS = {
         "margin": {"floors": (0.0, 300_000.0, 800_000.0), "rates": (0.004, 0.005, 0.0065)},
         "fund": {"initial": 1e5}}),
     "okx-drawdown": venues.preset("okx").with_overrides({"fund": {"initial": 2e5}}),
-    "drift-socialize": venues.preset("drift").with_overrides({"mark": {"method": "index-ema-basis"}}),
     "dydx-band": venues.preset("dydx-v4").with_overrides({"mark": {"method": "index-ema-basis"},
                                                           "fund": {"initial": 1e5}}),
 }
@@ -66,6 +65,19 @@ def test_pro_rata_invariants():
         raw, _ = run_raw(sc, params, "cython")
         assert violations(raw, sc.population, params) == []
         assert (raw.events["kind"] == EventKind.ADL_FILL).sum() > 100
+
+
+def test_socialized_loss_invariants():
+    """Socialization charges every open position on every deficit (O(accounts) each), so a
+    smaller crash keeps it quick."""
+    sc = synthetic.crash_scenario(ticks=20_000, accounts=3_000, seed=13)
+    drift = venues.preset("drift").with_overrides({"mark": {"method": "index-ema-basis"}})
+    for depth in (2e5, 2e6):
+        params = drift.engine_params(ConstantDepth(depth), 5.0)
+        raw, _ = run_raw(sc, params, "cython")
+        assert violations(raw, sc.population, params) == []
+        assert (raw.events["kind"] == EventKind.SOCIALIZED_LOSS).sum() > 10
+        assert raw.socialized.sum() > 0
 
 
 def test_money_total_detects_a_leak(crash):

@@ -586,7 +586,7 @@ def _drift_run():
     params = design.engine_params(INFINITE, 1.0)
     sc = scenario(DRIFT_PRICES, [
         (60.0, -8.0, 100.0),    # 0: short, three 25% steps at t=1..3
-        (24.0, 4.0, 100.0),     # 1: long, a 25% step each at t=4 and t=5, each a deficit
+        (24.0, 4.0, 100.0),     # 1: long, bankrupt at t=4: closed whole, the deficit socialized
         (20.0, -1.625, 100.0),  # 2: short, pays its share
         (100.0, 1.0, 100.0),    # 3: long, healthy, pays its share too
     ], stream=DRIFT_PRICES)
@@ -594,38 +594,37 @@ def _drift_run():
 
 
 def test_drift_quarter_steps_and_socialized_loss():
-    """Drift: 25% of the position per liquidation step (one per tick), and a deficit left
-    after the (empty) fund charged to every open position by size: one SOCIALIZED_LOSS row per
-    deficit, each account's share in ``raw.socialized``."""
+    """Drift: 25% of the position per liquidation step (one per tick) while the account is
+    solvent; a bankrupt account is closed whole, and the deficit left after the (empty) fund is
+    charged to every open position by size: one SOCIALIZED_LOSS row per deficit, each account's
+    share in ``raw.socialized``."""
     sc, params, raw = _drift_run()
     # MM = 5% N; mark = the oracle stream = tape; no fee, no fund.
     # t=1..3, M=105. Account 0 (short 8 @ 100, 60): E = 60 - 40 = 20 < MM 42 -> buy back 25%
     # = 2 at 105 (realized -10, collateral 50). Equity stays 20 (closing at mark); MM 31.5.
     # t=2: still 20 < 31.5 -> 1.5 (realized -7.5, 42.5); MM 23.625. t=3: 20 < 23.625 -> 1.125
     # (realized -5.625, 36.875); MM 0.05 x 3.375 x 105 = 17.72 <= 20: done.
-    # t=4, M=70. Account 1 (long 4 @ 100, 24): E = 24 - 120 = -96: 25% = 1 at 70, realized
-    # -30 -> collateral -6: the empty fund pays nothing, 6 is socialized over the ACTIVE
-    # positions 3.375 + 1.625 + 1 = 6 (account 1, being liquidated, is not one of them):
-    # account 0 pays 3.375, account 2 1.625, account 3 1.
-    # t=5, M=70. Account 1 (3 @ 100, collateral 0): E = -90: 25% = 0.75 at 70, realized -22.5
-    # -> deficit 22.5 = 3.75 a unit: account 0 pays 12.65625, account 2 6.09375, account 3 3.75.
-    # Each charge is far below the payer's equity (e.g. account 2: 20 + 1.625 x 30 - 1.625).
+    # t=4, M=70. Account 1 (long 4 @ 100, 24): E = 24 - 120 = -96 < 0: a bankrupt account gets
+    # no partial step: all 4 sold at 70, realized -120 -> collateral -96. The empty fund pays
+    # nothing; 96 is socialized over the ACTIVE positions 3.375 + 1.625 + 1 = 6 (account 1,
+    # being liquidated, is not one of them): 16 a unit -> account 0 pays 54, account 2 26,
+    # account 3 16, each below its equity at 70 (138.125, 68.75 and 70).
+    # t=5, M=70: account 0 E = -17.125 + 101.25 = 84.125 >= MM 11.81; account 2 E = -6 + 48.75
+    # = 42.75 >= 5.69; account 3 E = 84 - 30 = 54 >= 3.5: nothing crosses.
     expected = [
         ev(1, PARTIAL, 0, BOOK_ID, -2.0, 105.0, 0.0, -10.0, 20.0),
         ev(2, PARTIAL, 0, BOOK_ID, -1.5, 105.0, 0.0, -7.5, 20.0),
         ev(3, PARTIAL, 0, BOOK_ID, -1.125, 105.0, 0.0, -5.625, 20.0),
-        # right after the fill the account holds -6 and 3 @ 100: -6 - 90 = -96
-        ev(4, PARTIAL, 1, BOOK_ID, 1.0, 70.0, 0.0, -30.0, -96.0),
-        # after the loss is socialized its collateral is 0: equity 3 x (70 - 100) = -90
-        ev(4, SOCIALIZED, 1, MARKET_ID, 0.0, 0.0, 0.0, 6.0, -90.0),
-        ev(5, PARTIAL, 1, BOOK_ID, 0.75, 70.0, 0.0, -22.5, -22.5 + 2.25 * -30.0),
-        ev(5, SOCIALIZED, 1, MARKET_ID, 0.0, 0.0, 0.0, 22.5, 2.25 * -30.0),
+        # right after the fill the account is flat with collateral -96
+        ev(4, LIQ, 1, BOOK_ID, 4.0, 70.0, 0.0, -120.0, -96.0),
+        # the market covers all 96: collateral back to 0
+        ev(4, SOCIALIZED, 1, MARKET_ID, 0.0, 0.0, 0.0, 96.0, 0.0),
     ]
     assert_log(raw, expected)
-    assert raw.socialized.tolist() == approx([3.375 + 12.65625, 0.0, 1.625 + 6.09375, 1.0 + 3.75])
-    assert raw.collateral.tolist() == approx([36.875 - 16.03125, 0.0, 20.0 - 7.71875, 100.0 - 4.75])
-    assert raw.size.tolist() == approx([-3.375, 2.25, -1.625, 1.0])
-    assert raw.status.tolist() == [Status.ACTIVE] * 4
+    assert raw.socialized.tolist() == approx([54.0, 0.0, 26.0, 16.0])
+    assert raw.collateral.tolist() == approx([36.875 - 54.0, 0.0, 20.0 - 26.0, 100.0 - 16.0])
+    assert raw.size.tolist() == approx([-3.375, 0.0, -1.625, 1.0])
+    assert raw.status.tolist() == [Status.ACTIVE, Status.CLOSED, Status.ACTIVE, Status.ACTIVE]
     s = raw.scalars
     assert s["fund_final"] == 0.0 and s["bad_debt"] == 0.0
     check_invariants(raw, sc, params)
@@ -634,6 +633,5 @@ def test_drift_quarter_steps_and_socialized_loss():
 def test_drift_socialized_loss_row_reports_equity_after_the_charge():
     _, _, raw = _drift_run()
     rows = [e for e in events(raw) if e["kind"] == SOCIALIZED]
-    # t=4: collateral 0 after the 6 is socialized, 3 @ 100 at 70 -> -90
-    # t=5: collateral 0 after the 22.5 is socialized, 2.25 @ 100 at 70 -> -67.5
-    assert [r["equity_after"] for r in rows] == approx([-90.0, -67.5])
+    # t=4: collateral 0 after the 96 is socialized, and the account is flat -> 0
+    assert [r["equity_after"] for r in rows] == approx([0.0])

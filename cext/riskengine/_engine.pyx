@@ -404,7 +404,7 @@ cdef float64_t _order_size(Engine* e, Py_ssize_t a, float64_t q, float64_t equit
     if e.t < e.cooldown_until[a]:
         return q
     if e.p.partial_mode == PARTIAL_FRACTION:
-        if (e.p.partial_fraction < 1.0 and notional > e.p.partial_threshold
+        if (e.p.partial_fraction < 1.0 and notional > e.p.partial_threshold and equity >= 0.0
                 and notional * (1.0 - e.p.partial_fraction) >= DUST_NOTIONAL):
             full[0] = False
             return q * e.p.partial_fraction
