@@ -233,3 +233,20 @@ def test_heap_pops_highest_key_then_lowest_id():
     keys = rng.integers(0, 50, 2_000).astype(float)
     expected = sorted(range(len(keys)), key=lambda i: (-keys[i], i))
     assert list(py_heap_order(keys)) == expected
+
+
+def test_index_side_pops_array_and_heap_in_priority_order():
+    """The index side: a radix-sorted array of built keys plus a heap of pushed ones, popped
+    together highest key first, ties by lower id (the same order a single heap gives)."""
+    from riskengine._index import py_side_order
+
+    rng = np.random.default_rng(1)
+    keys = np.concatenate([rng.normal(0, 1e3, 3_000), [-0.0, 0.0, 1e-300, -1e-300, 5.0, 5.0, np.inf]])
+    keys[17] = keys[40]  # a tie inside the array
+    pushes = [(float(rng.normal(0, 1e3)), int(len(keys) + j)) for j in range(500)]
+    pushes += [(float(keys[5]), 2), (float(keys[5]), 100_000)]  # ties across array and heap
+    all_keys = list(keys) + [k for k, _ in pushes]
+    all_ids = list(range(len(keys))) + [i for _, i in pushes]
+    expected = [i for _, i in sorted(zip(all_keys, all_ids), key=lambda t: (-t[0], t[1]))]
+    assert py_side_order(keys, pushes) == expected
+    assert py_side_order([]) == []

@@ -1,6 +1,6 @@
 from riskengine._adl cimport AdlParams, RatioIndex
 from riskengine._events cimport ColumnLog
-from riskengine._index cimport KeyHeap, LiqIndex
+from riskengine._index cimport KeyHeap, LiqIndex, SideIndex
 from riskengine._liquidity cimport ConstantDepth
 from riskengine._margin cimport Tiers
 from riskengine._mark cimport MarkState
@@ -101,6 +101,7 @@ cdef struct Engine:
     float64_t* hold_keys
     i64* hold_ids
     i64* hold_vers
+    Py_ssize_t* radix_count   # 65536 counters for sorting account ids
     i64* deferred
     Py_ssize_t n_deferred
     KeyHeap adl_rank[2]       # ranked ADL queue snapshots: [0] longs, [1] shorts

@@ -17,8 +17,8 @@ from riskengine._events cimport ColumnLog, events_push, log_free, log_init, log_
 from riskengine._events import column_items
 from riskengine.runlog import EVENT_COLUMNS, SERIES_COLUMNS
 from riskengine._index cimport (
-    KeyHeap, LiqIndex, heap_free, heap_init, heap_pop, heap_push, heapify_from, index_free,
-    index_init, trigger_key,
+    KeyHeap, LiqIndex, SideIndex, heap_free, heap_init, heap_pop, heapify_from, index_free,
+    index_init, side_build, side_pop, side_push, side_top, trigger_key,
 )
 from riskengine._liquidity cimport (
     ConstantDepth, depth_fillable, depth_walk, impact_commit, impact_decay,
@@ -83,9 +83,9 @@ cdef int _rekey(Engine* e, Py_ssize_t a) except -1 nogil:
     lp = liquidation_price(&e.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
     if e.pos[a] > 0.0:
         if lp > 0.0:
-            heap_push(&e.index.longs, trigger_key(lp, e.pos[a], e.ep[a]), a, e.version[a])
+            side_push(&e.index.longs, trigger_key(lp, e.pos[a], e.ep[a]), a, e.version[a])
     else:
-        heap_push(&e.index.shorts, trigger_key(lp, e.pos[a], e.ep[a]), a, e.version[a])
+        side_push(&e.index.shorts, trigger_key(lp, e.pos[a], e.ep[a]), a, e.version[a])
     return 0
 
 
@@ -131,7 +131,7 @@ cdef int _build_index(Engine* e) except -1 nogil:
                 e.hold_ids[nl] = a
                 e.hold_vers[nl] = e.version[a]
                 nl += 1
-    heapify_from(&e.index.longs, e.hold_keys, e.hold_ids, e.hold_vers, nl)
+    side_build(&e.index.longs, e.hold_keys, e.hold_ids, e.hold_vers, nl)
     for a in range(e.n):
         if e.status[a] != ST_ACTIVE or e.pos[a] >= 0.0:
             continue
@@ -140,7 +140,7 @@ cdef int _build_index(Engine* e) except -1 nogil:
         e.hold_ids[ns] = a
         e.hold_vers[ns] = e.version[a]
         ns += 1
-    heapify_from(&e.index.shorts, e.hold_keys, e.hold_ids, e.hold_vers, ns)
+    side_build(&e.index.shorts, e.hold_keys, e.hold_ids, e.hold_vers, ns)
     return 0
 
 
@@ -563,20 +563,55 @@ cdef int _liquidate(Engine* e, Py_ssize_t a) except -1 nogil:
     return 0
 
 
-cdef int _cmp_i64(const void* x, const void* y) noexcept nogil:
-    cdef i64 a = (<const i64*>x)[0]
-    cdef i64 b = (<const i64*>y)[0]
-    return (a > b) - (a < b)
+cdef void _sort_ids(Engine* e, i64* ids, Py_ssize_t k) noexcept nogil:
+    """Sort k account ids ascending: insertion sort when few, else an LSD radix sort on 16-bit
+    digits (ids are below n + 2), using ``hold_ids`` as the scratch buffer."""
+    cdef Py_ssize_t i, j, c, total
+    cdef i64 x
+    cdef i64* src = ids
+    cdef i64* dst = e.hold_ids
+    cdef i64* t
+    cdef int shift, passes = 0
+    if k < 64:
+        for i in range(1, k):
+            x = ids[i]
+            j = i - 1
+            while j >= 0 and ids[j] > x:
+                ids[j + 1] = ids[j]
+                j -= 1
+            ids[j + 1] = x
+        return
+    while (<i64>1 << (16 * passes)) < e.n + 2:
+        passes += 1
+    for shift in range(0, 16 * passes, 16):
+        for c in range(65536):
+            e.radix_count[c] = 0
+        for i in range(k):
+            e.radix_count[(src[i] >> shift) & 0xFFFF] += 1
+        total = 0
+        for c in range(65536):
+            total += e.radix_count[c]
+            e.radix_count[c] = total - e.radix_count[c]
+        for i in range(k):
+            c = (src[i] >> shift) & 0xFFFF
+            dst[e.radix_count[c]] = src[i]
+            e.radix_count[c] += 1
+        t = src
+        src = dst
+        dst = t
+    if src != ids:
+        for i in range(k):
+            ids[i] = src[i]
 
 
-cdef Py_ssize_t _collect_side(Engine* e, KeyHeap* h, float64_t bound,
+cdef Py_ssize_t _collect_side(Engine* e, SideIndex* side, float64_t bound,
                               Py_ssize_t ncross) except -1 nogil:
     """Pop every entry keyed at or past ``bound``; keep the accounts that really cross."""
-    cdef float64_t key
+    cdef float64_t key, top
     cdef i64 a, ver
     cdef Py_ssize_t nhold = 0, j
-    while h.size > 0 and h.items[0].key >= bound:
-        heap_pop(h, &key, &a, &ver)
+    while side_top(side, &top) and top >= bound:
+        side_pop(side, &key, &a, &ver)
         if ver != e.version[a] or e.status[a] != ST_ACTIVE:
             continue
         if e.partial_tick[a] != e.i and crosses(&e.tiers, e.col[a], e.pos[a], e.ep[a],
@@ -589,7 +624,7 @@ cdef Py_ssize_t _collect_side(Engine* e, KeyHeap* h, float64_t bound,
             e.hold_vers[nhold] = ver
             nhold += 1
     for j in range(nhold):
-        heap_push(h, e.hold_keys[j], e.hold_ids[j], e.hold_vers[j])
+        side_push(side, e.hold_keys[j], e.hold_ids[j], e.hold_vers[j])
     return ncross
 
 
@@ -600,7 +635,7 @@ cdef int _scan(Engine* e) except -1 nogil:
     ncross = _collect_side(e, &e.index.longs, e.mark.mark, ncross)
     ncross = _collect_side(e, &e.index.shorts, -e.mark.mark, ncross)
     if ncross > 1:
-        qsort(e.work_ids, ncross, sizeof(i64), _cmp_i64)
+        _sort_ids(e, e.work_ids, ncross)
     for j in range(ncross):
         a = e.work_ids[j]
         e.status[a] = ST_PENDING
@@ -752,6 +787,7 @@ cdef void _free(Engine* e) noexcept nogil:
     free(e.partial_tick)
     free(e.cooldown_until)
     free(e.version)
+    free(e.radix_count)
     free(e.work_caps)
     free(e.work_out)
     free(e.work_a)
@@ -780,6 +816,7 @@ cdef int _alloc(Engine* e, Py_ssize_t n) except -1 nogil:
     e.partial_tick = <i64*>malloc(m * sizeof(i64))
     e.cooldown_until = <i64*>malloc(m * sizeof(i64))
     e.version = <i64*>calloc(m, sizeof(i64))
+    e.radix_count = <Py_ssize_t*>malloc(65536 * sizeof(Py_ssize_t))
     e.work_caps = <float64_t*>malloc(m * sizeof(float64_t))
     e.work_out = <float64_t*>malloc(m * sizeof(float64_t))
     e.work_a = <float64_t*>malloc(m * sizeof(float64_t))
@@ -793,7 +830,7 @@ cdef int _alloc(Engine* e, Py_ssize_t n) except -1 nogil:
             or e.deferred == NULL or e.partial_tick == NULL or e.cooldown_until == NULL
             or e.version == NULL or e.work_caps == NULL or e.work_out == NULL
             or e.work_a == NULL or e.work_b == NULL
-            or e.work_ratio == NULL or e.peak_ts == NULL or e.peak_val == NULL):
+            or e.work_ratio == NULL or e.radix_count == NULL or e.peak_ts == NULL or e.peak_val == NULL):
         with gil:
             raise MemoryError("engine: out of memory for account work arrays")
     return 0
@@ -945,6 +982,7 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     e.partial_tick = NULL
     e.cooldown_until = NULL
     e.version = NULL
+    e.radix_count = NULL
     e.work_caps = NULL
     e.work_out = NULL
     e.work_a = NULL

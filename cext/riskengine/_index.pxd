@@ -13,11 +13,21 @@ cdef struct KeyHeap:
     Py_ssize_t size
     Py_ssize_t cap
 
+cdef struct SideIndex:
+    # One side of the liquidation index: the keys of a (re)build as an array sorted by key,
+    # highest first, consumed through a cursor, plus a heap for the entries pushed since (an
+    # account re-keyed after its margin or position changed). The top is the better of the
+    # two fronts, so a pop is O(1) for the array and O(log k) for the k re-keyed entries.
+    HeapEntry* sorted
+    Py_ssize_t n_sorted
+    Py_ssize_t cursor
+    KeyHeap heap
+
 cdef struct LiqIndex:
-    # Liquidation index: longs keyed by their liquidation price (max-heap: the highest
+    # Liquidation index: longs keyed by their liquidation price (highest first: the highest
     # trigger is liquidated first as the mark falls); shorts by minus theirs.
-    KeyHeap longs
-    KeyHeap shorts
+    SideIndex longs
+    SideIndex shorts
 
 cdef int heap_init(KeyHeap* h, Py_ssize_t cap) except -1 nogil
 cdef void heap_free(KeyHeap* h) noexcept nogil
@@ -25,6 +35,12 @@ cdef int heap_push(KeyHeap* h, float64_t key, i64 id, i64 version) except -1 nog
 cdef void heap_pop(KeyHeap* h, float64_t* key, i64* id, i64* version) noexcept nogil
 cdef int heapify_from(KeyHeap* h, const float64_t* keys, const i64* ids,
                       const i64* versions, Py_ssize_t n) except -1 nogil
+
+cdef int side_build(SideIndex* side, const float64_t* keys, const i64* ids,
+                    const i64* versions, Py_ssize_t n) except -1 nogil
+cdef int side_push(SideIndex* side, float64_t key, i64 id, i64 version) except -1 nogil
+cdef bint side_top(const SideIndex* side, float64_t* key) noexcept nogil
+cdef void side_pop(SideIndex* side, float64_t* key, i64* id, i64* version) noexcept nogil
 
 cdef int index_init(LiqIndex* ix, Py_ssize_t cap) except -1 nogil
 cdef void index_free(LiqIndex* ix) noexcept nogil

@@ -1,8 +1,10 @@
 """The liquidation index: finds the accounts a mark price crosses without scanning them all.
 
-Per side, a 4-ary max-heap holds each ACTIVE account keyed by the price
+Per side (:c:type:`SideIndex`), each ACTIVE account is keyed by the price
 at which it falls below maintenance margin (its liquidation price, which does not depend on
-the mark for a one-instrument account). The backstop region (equity below a fraction of
+the mark for a one-instrument account): the keys of the last build sit in an array sorted highest
+first and consumed through a cursor, and accounts re-keyed since sit in a 4-ary heap; the
+next candidate is the better of the two fronts. The backstop region (equity below a fraction of
 maintenance margin) lies inside the liquidation region, so this one key also finds every
 account a backstop could take; the waterfall decides which applies when it is processed. A long crosses when the mark is at or below its key,
 a short when the mark is at or above it, so a tick where nothing crosses costs one compare
@@ -16,6 +18,7 @@ sorted troves, dexextra's cached bounds).
 
 import numpy as np
 from libc.math cimport fabs
+from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc, realloc
 
 from riskengine._typedefs cimport float64_t, i64
@@ -126,15 +129,139 @@ cdef int heapify_from(KeyHeap* h, const float64_t* keys, const i64* ids,
     return 0
 
 
+cdef inline uint64_t _desc_bits(float64_t key) noexcept nogil:
+    """An unsigned integer that sorts ascending as ``key`` sorts descending (-0.0 as 0.0,
+    since they compare equal)."""
+    cdef uint64_t u
+    if key == 0.0:
+        key = 0.0
+    u = (<uint64_t*>&key)[0]
+    if u >> 63:
+        u = ~u  # negative: flip all bits
+    else:
+        u = u | (<uint64_t>1 << 63)  # positive: flip the sign bit
+    return ~u
+
+
+cdef int side_build(SideIndex* side, const float64_t* keys, const i64* ids,
+                    const i64* versions, Py_ssize_t n) except -1 nogil:
+    """Replace the side's contents with these n entries (given in account-id order), sorted by
+    key, highest first, ties by lower id: a stable LSD radix sort, 4 passes of 16 bits."""
+    cdef HeapEntry* a
+    cdef HeapEntry* b
+    cdef HeapEntry* t
+    cdef uint64_t* bits
+    cdef Py_ssize_t* count
+    cdef Py_ssize_t i, total, c
+    cdef int shift
+    free(side.sorted)
+    side.sorted = NULL
+    side.n_sorted = 0
+    side.cursor = 0
+    side.heap.size = 0
+    if n == 0:
+        return 0
+    a = <HeapEntry*>malloc(n * sizeof(HeapEntry))
+    b = <HeapEntry*>malloc(n * sizeof(HeapEntry))
+    bits = <uint64_t*>malloc(2 * n * sizeof(uint64_t))
+    count = <Py_ssize_t*>malloc(65536 * sizeof(Py_ssize_t))
+    if a == NULL or b == NULL or bits == NULL or count == NULL:
+        free(a)
+        free(b)
+        free(bits)
+        free(count)
+        with gil:
+            raise MemoryError("liquidation index: out of memory")
+    for i in range(n):
+        a[i].key = keys[i]
+        a[i].id = ids[i]
+        a[i].version = versions[i]
+        bits[i] = _desc_bits(keys[i])
+    for shift in range(0, 64, 16):
+        for c in range(65536):
+            count[c] = 0
+        for i in range(n):
+            count[(bits[i] >> shift) & 0xFFFF] += 1
+        total = 0
+        for c in range(65536):
+            total += count[c]
+            count[c] = total - count[c]
+        for i in range(n):
+            c = (bits[i] >> shift) & 0xFFFF
+            b[count[c]] = a[i]
+            bits[n + count[c]] = bits[i]
+            count[c] += 1
+        t = a
+        a = b
+        b = t
+        for i in range(n):
+            bits[i] = bits[n + i]
+    free(b)
+    free(bits)
+    free(count)
+    side.sorted = a
+    side.n_sorted = n
+    return 0
+
+
+cdef int side_push(SideIndex* side, float64_t key, i64 id, i64 version) except -1 nogil:
+    return heap_push(&side.heap, key, id, version)
+
+
+cdef inline bint _array_first(const SideIndex* side) noexcept nogil:
+    # whether the array's front comes before the heap's top (both non-empty)
+    cdef const HeapEntry* x = &side.sorted[side.cursor]
+    cdef const HeapEntry* y = &side.heap.items[0]
+    if x.key != y.key:
+        return x.key > y.key
+    return x.id < y.id
+
+
+cdef bint side_top(const SideIndex* side, float64_t* key) noexcept nogil:
+    """The highest key on this side; False when the side is empty."""
+    cdef bint has_array = side.cursor < side.n_sorted
+    if side.heap.size == 0:
+        if not has_array:
+            return False
+        key[0] = side.sorted[side.cursor].key
+    elif not has_array or not _array_first(side):
+        key[0] = side.heap.items[0].key
+    else:
+        key[0] = side.sorted[side.cursor].key
+    return True
+
+
+cdef void side_pop(SideIndex* side, float64_t* key, i64* id, i64* version) noexcept nogil:
+    cdef const HeapEntry* x
+    if side.cursor < side.n_sorted and (side.heap.size == 0 or _array_first(side)):
+        x = &side.sorted[side.cursor]
+        key[0] = x.key
+        id[0] = x.id
+        version[0] = x.version
+        side.cursor += 1
+    else:
+        heap_pop(&side.heap, key, id, version)
+
+
 cdef int index_init(LiqIndex* ix, Py_ssize_t cap) except -1 nogil:
-    heap_init(&ix.longs, cap)
-    heap_init(&ix.shorts, cap)
+    ix.longs.sorted = NULL
+    ix.longs.n_sorted = 0
+    ix.longs.cursor = 0
+    ix.shorts.sorted = NULL
+    ix.shorts.n_sorted = 0
+    ix.shorts.cursor = 0
+    heap_init(&ix.longs.heap, cap)
+    heap_init(&ix.shorts.heap, cap)
     return 0
 
 
 cdef void index_free(LiqIndex* ix) noexcept nogil:
-    heap_free(&ix.longs)
-    heap_free(&ix.shorts)
+    free(ix.longs.sorted)
+    free(ix.shorts.sorted)
+    ix.longs.sorted = NULL
+    ix.shorts.sorted = NULL
+    heap_free(&ix.longs.heap)
+    heap_free(&ix.shorts.heap)
 
 
 cdef float64_t trigger_key(float64_t liq_price, float64_t pos, float64_t entry) noexcept nogil:
@@ -164,4 +291,35 @@ def py_heap_order(keys):
             out[j] = i
     finally:
         heap_free(&h)
+    return out
+
+
+def py_side_order(keys, pushes=()):
+    """Build a side from ``keys`` (ids 0..n-1), push ``pushes`` (key, id) pairs, pop all: the
+    ids in priority order. A test wrapper for the index kernel."""
+    cdef SideIndex side
+    cdef float64_t k
+    cdef i64 i, v
+    cdef Py_ssize_t n = len(keys)
+    kv = np.ascontiguousarray(keys, dtype=np.float64)
+    iv = np.arange(n, dtype=np.int64)
+    vv = np.zeros(n, dtype=np.int64)
+    cdef const float64_t[::1] kk = kv
+    cdef const i64[::1] ii = iv
+    cdef const i64[::1] vvv = vv
+    out = []
+    side.sorted = NULL
+    side.n_sorted = 0
+    side.cursor = 0
+    heap_init(&side.heap, 16)
+    try:
+        side_build(&side, &kk[0] if n else NULL, &ii[0] if n else NULL, &vvv[0] if n else NULL, n)
+        for key, idx in pushes:
+            side_push(&side, key, idx, 0)
+        while side_top(&side, &k):
+            side_pop(&side, &k, &i, &v)
+            out.append(i)
+    finally:
+        free(side.sorted)
+        heap_free(&side.heap)
     return out
