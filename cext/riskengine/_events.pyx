@@ -1,5 +1,5 @@
 """The event log and the sampled series: growable C buffers filled inside the nogil loop and
-copied out once into NumPy arrays (then Arrow tables, ``riskengine.runlog``).
+handed over to NumPy arrays without a copy at the end (then Arrow tables, ``riskengine.runlog``).
 
 Column order and dtypes are defined once, in ``riskengine.runlog``; :func:`column_items`
 turns them into the item sizes the buffers are built with, and the two ``*_push`` functions
@@ -7,8 +7,12 @@ write the columns in that order (``tests/test_codes.py`` checks the dtypes agree
 """
 
 import numpy as np
+
+cimport numpy as cnp
+from cpython.pycapsule cimport PyCapsule_Destructor, PyCapsule_GetPointer, PyCapsule_New
 from libc.stdlib cimport free, realloc
-from libc.string cimport memcpy
+
+cnp.import_array()
 
 from riskengine._typedefs cimport float64_t, i32, i64, i8
 
@@ -62,13 +66,29 @@ cdef inline Py_ssize_t _next_row(ColumnLog* log) except -1 nogil:
     return log.n - 1
 
 
+cdef void _free_buffer(object capsule) noexcept:
+    free(PyCapsule_GetPointer(capsule, NULL))
+
+
 cdef dict log_to_numpy(ColumnLog* log, object columns):
+    """Each column becomes a NumPy array that owns the C buffer (no copy); the log keeps
+    nothing afterwards."""
     cdef Py_ssize_t c = 0
+    cdef cnp.npy_intp dims[1]
+    cdef void* data
+    dims[0] = log.n
     out = {}
     for name, dtype, _ in columns:
-        arr = np.empty(log.n, dtype=dtype)
-        if log.n:
-            memcpy(<void*><size_t>arr.ctypes.data, log.cols[c].data, log.n * log.cols[c].item)
+        if log.n == 0:
+            out[name] = np.empty(0, dtype=dtype)
+            c += 1
+            continue
+        data = realloc(log.cols[c].data, log.n * log.cols[c].item)  # give back the spare room
+        if data == NULL:
+            data = log.cols[c].data
+        log.cols[c].data = NULL
+        arr = cnp.PyArray_SimpleNewFromData(1, dims, np.dtype(dtype).num, data)
+        cnp.set_array_base(arr, PyCapsule_New(data, NULL, <PyCapsule_Destructor>_free_buffer))
         out[name] = arr
         c += 1
     return out
