@@ -39,9 +39,30 @@ cdef int heapify_from(KeyHeap* h, const float64_t* keys, const i64* ids,
 cdef int side_build(SideIndex* side, const float64_t* keys, const i64* ids,
                     const i64* versions, Py_ssize_t n) except -1 nogil
 cdef int side_push(SideIndex* side, float64_t key, i64 id, i64 version) except -1 nogil
-cdef bint side_top(const SideIndex* side, float64_t* key) noexcept nogil
 cdef void side_pop(SideIndex* side, float64_t* key, i64* id, i64* version) noexcept nogil
 
+
+cdef inline bint side_array_first(const SideIndex* side) noexcept nogil:
+    # whether the array's front comes before the heap's top (both non-empty)
+    cdef const HeapEntry* x = &side.sorted[side.cursor]
+    cdef const HeapEntry* y = &side.heap.items[0]
+    if x.key != y.key:
+        return x.key > y.key
+    return x.id < y.id
+
+
+cdef inline bint side_top(const SideIndex* side, float64_t* key) noexcept nogil:
+    """The highest key on this side; False when the side is empty (inline: once per tick)."""
+    cdef bint has_array = side.cursor < side.n_sorted
+    if side.heap.size == 0:
+        if not has_array:
+            return False
+        key[0] = side.sorted[side.cursor].key
+    elif not has_array or not side_array_first(side):
+        key[0] = side.heap.items[0].key
+    else:
+        key[0] = side.sorted[side.cursor].key
+    return True
 cdef int index_init(LiqIndex* ix, Py_ssize_t cap) except -1 nogil
 cdef void index_free(LiqIndex* ix) noexcept nogil
 cdef float64_t trigger_key(float64_t liq_price, float64_t pos, float64_t entry) noexcept nogil

@@ -146,11 +146,11 @@ cdef inline uint64_t _desc_bits(float64_t key) noexcept nogil:
 cdef int side_build(SideIndex* side, const float64_t* keys, const i64* ids,
                     const i64* versions, Py_ssize_t n) except -1 nogil:
     """Replace the side's contents with these n entries (given in account-id order), sorted by
-    key, highest first, ties by lower id: a stable LSD radix sort, 4 passes of 16 bits."""
+    key, highest first, ties by lower id: a stable LSD radix sort on 16-bit digits. A digit all
+    keys share (the sign and exponent of prices in one range) costs one counting pass only."""
     cdef HeapEntry* a
     cdef HeapEntry* b
     cdef HeapEntry* t
-    cdef uint64_t* bits
     cdef Py_ssize_t* count
     cdef Py_ssize_t i, total, c
     cdef int shift
@@ -163,12 +163,10 @@ cdef int side_build(SideIndex* side, const float64_t* keys, const i64* ids,
         return 0
     a = <HeapEntry*>malloc(n * sizeof(HeapEntry))
     b = <HeapEntry*>malloc(n * sizeof(HeapEntry))
-    bits = <uint64_t*>malloc(2 * n * sizeof(uint64_t))
     count = <Py_ssize_t*>malloc(65536 * sizeof(Py_ssize_t))
-    if a == NULL or b == NULL or bits == NULL or count == NULL:
+    if a == NULL or b == NULL or count == NULL:
         free(a)
         free(b)
-        free(bits)
         free(count)
         with gil:
             raise MemoryError("liquidation index: out of memory")
@@ -176,28 +174,25 @@ cdef int side_build(SideIndex* side, const float64_t* keys, const i64* ids,
         a[i].key = keys[i]
         a[i].id = ids[i]
         a[i].version = versions[i]
-        bits[i] = _desc_bits(keys[i])
     for shift in range(0, 64, 16):
         for c in range(65536):
             count[c] = 0
         for i in range(n):
-            count[(bits[i] >> shift) & 0xFFFF] += 1
+            count[(_desc_bits(a[i].key) >> shift) & 0xFFFF] += 1
+        if count[(_desc_bits(a[0].key) >> shift) & 0xFFFF] == n:
+            continue  # every key has this digit: the order stays as it is
         total = 0
         for c in range(65536):
             total += count[c]
             count[c] = total - count[c]
         for i in range(n):
-            c = (bits[i] >> shift) & 0xFFFF
+            c = (_desc_bits(a[i].key) >> shift) & 0xFFFF
             b[count[c]] = a[i]
-            bits[n + count[c]] = bits[i]
             count[c] += 1
         t = a
         a = b
         b = t
-        for i in range(n):
-            bits[i] = bits[n + i]
     free(b)
-    free(bits)
     free(count)
     side.sorted = a
     side.n_sorted = n
@@ -208,32 +203,9 @@ cdef int side_push(SideIndex* side, float64_t key, i64 id, i64 version) except -
     return heap_push(&side.heap, key, id, version)
 
 
-cdef inline bint _array_first(const SideIndex* side) noexcept nogil:
-    # whether the array's front comes before the heap's top (both non-empty)
-    cdef const HeapEntry* x = &side.sorted[side.cursor]
-    cdef const HeapEntry* y = &side.heap.items[0]
-    if x.key != y.key:
-        return x.key > y.key
-    return x.id < y.id
-
-
-cdef bint side_top(const SideIndex* side, float64_t* key) noexcept nogil:
-    """The highest key on this side; False when the side is empty."""
-    cdef bint has_array = side.cursor < side.n_sorted
-    if side.heap.size == 0:
-        if not has_array:
-            return False
-        key[0] = side.sorted[side.cursor].key
-    elif not has_array or not _array_first(side):
-        key[0] = side.heap.items[0].key
-    else:
-        key[0] = side.sorted[side.cursor].key
-    return True
-
-
 cdef void side_pop(SideIndex* side, float64_t* key, i64* id, i64* version) noexcept nogil:
     cdef const HeapEntry* x
-    if side.cursor < side.n_sorted and (side.heap.size == 0 or _array_first(side)):
+    if side.cursor < side.n_sorted and (side.heap.size == 0 or side_array_first(side)):
         x = &side.sorted[side.cursor]
         key[0] = x.key
         id[0] = x.id
