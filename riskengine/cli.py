@@ -1,4 +1,5 @@
-"""Command line: ``riskengine run`` (the built-in synthetic crash comparison).
+"""Command line: ``riskengine run`` (the built-in synthetic crash comparison) and
+``riskengine data import|list`` (the local Parquet tick catalog).
 
 Config files, sweeps, benchmarks and data commands build on this entry point.
 """
@@ -18,6 +19,10 @@ TERMINAL_COLUMNS = (
     "adl_fills", "adl_notional", "tape_drawdown", "sim_drawdown", "amplification",
     "elapsed_s",
 )
+
+
+CATALOG_ENV = "RISKENGINE_CATALOG"
+DEFAULT_CATALOG = "riskengine-catalog"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,6 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--depth", type=_positive_float, default=5e6,
                      help="book depth within 1%% of the price, quote notional (default 5e6)")
     run.add_argument("--engine", choices=("cython", "reference"), default="cython")
+
+    data = sub.add_parser("data", help="the local Parquet tick catalog")
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    imp = data_sub.add_parser("import", help="import tick files into the catalog")
+    imp.add_argument("paths", nargs="+", help="files to import (.csv or .csv.gz)")
+    imp.add_argument("--source", choices=("tardis",), default="tardis", help="file format (default tardis)")
+    imp.add_argument("--catalog", default=None, help=f"catalog folder (default ${CATALOG_ENV} or {DEFAULT_CATALOG})")
+    imp.add_argument("--sort", action="store_true", help="sort rows that are out of time order, and report how many")
+    imp.add_argument("--dedupe", action="store_true", help="drop rows equal to the row before them, and report how many")
+    lst = data_sub.add_parser("list", help="what the catalog holds")
+    lst.add_argument("--catalog", default=None, help=f"catalog folder (default ${CATALOG_ENV} or {DEFAULT_CATALOG})")
     return parser
 
 
@@ -93,12 +109,44 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _catalog(args: argparse.Namespace):
+    import os
+
+    from riskengine.data import Catalog
+
+    return Catalog(args.catalog or os.environ.get(CATALOG_ENV) or DEFAULT_CATALOG)
+
+
+def _data(args: argparse.Namespace) -> int:
+    catalog = _catalog(args)
+    if args.data_command == "import":
+        total = 0
+        start = time.perf_counter()
+        for k, path in enumerate(args.paths, 1):
+            print(f"[{k}/{len(args.paths)}] {path} ...", file=sys.stderr, flush=True)
+            report = catalog.import_file(path, source=args.source, sort=args.sort, dedupe=args.dedupe)
+            total += report.rows
+            print(report.describe())
+        seconds = time.perf_counter() - start
+        print(f"imported {total:,} rows in {seconds:.1f} s into {catalog.root}", file=sys.stderr)
+        return 0
+    rows = catalog.list()
+    if not rows:
+        print(f"catalog {catalog.root} is empty")
+        return 0
+    table = pd.DataFrame(rows)[["source", "kind", "symbol", "date", "rows", "first", "last", "bytes"]]
+    print(table.to_string(index=False))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``riskengine`` command."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "data":
+            return _data(args)
     except ValueError as exc:
         print(f"riskengine: error: {exc}", file=sys.stderr)
         return 2

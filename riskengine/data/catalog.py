@@ -1,0 +1,309 @@
+"""The local Parquet tick catalog.
+
+Layout: ``ROOT/source=<source>/kind=<kind>/symbol=<symbol>/date=<YYYY-MM-DD>/<file>.parquet``,
+one Parquet file per imported source file and UTC day, named after the source file, so
+importing the same file again replaces it (idempotent). Everything is written to
+``ROOT/.tmp`` first and renamed into place only when the whole import succeeded: a failed
+import leaves the catalog as it was.
+
+The importer checks the order of times and repeated rows while streaming. Sorting and
+de-duplication are explicit options (they need the file in memory) and the report says what
+they changed; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from riskengine.data import tardis
+from riskengine.data.schema import TRADES
+
+NS_PER_DAY = 86_400 * 1_000_000_000
+SOURCES = ("tardis",)
+
+
+@dataclass
+class ImportReport:
+    """What one import did."""
+
+    path: str
+    source: str
+    kind: str
+    symbol: str
+    rows: int = 0
+    files: list[str] = field(default_factory=list)
+    sorted_rows: int = 0  #: rows that were out of time order (with ``sort=True``)
+    duplicates_dropped: int = 0  #: rows dropped as repeats (with ``dedupe=True``)
+
+    def describe(self) -> str:
+        text = f"{self.path}: {self.rows:,} {self.kind} rows -> {self.source}/{self.symbol} ({len(self.files)} file(s))"
+        if self.sorted_rows:
+            text += f"; sorted {self.sorted_rows:,} rows that were out of time order"
+        if self.duplicates_dropped:
+            text += f"; dropped {self.duplicates_dropped:,} repeated rows"
+        return text
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".gz", ".csv", ".zip"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return name
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
+
+
+class _OrderCheck:
+    """Streaming check of time order and repeated rows (a row equal to the one before it)."""
+
+    def __init__(self) -> None:
+        self.last: tuple | None = None
+        self.unsorted = 0
+        self.first_unsorted: int | None = None
+        self.repeats = 0
+        self.first_repeat: int | None = None
+
+    def update(self, batch: pa.RecordBatch, first_row: int) -> None:
+        ts = batch.column("ts").cast(pa.int64()).to_numpy()
+        cols = [batch.column(n) for n in ("price", "qty", "side", "trade_id")]
+        prev_ts = np.empty_like(ts)
+        prev_ts[1:] = ts[:-1]
+        prev_ts[0] = self.last[0] if self.last is not None else ts[0]
+        back = np.flatnonzero(ts < prev_ts)
+        if len(back):
+            self.unsorted += len(back)
+            if self.first_unsorted is None:
+                self.first_unsorted = first_row + int(back[0])
+        same = ts == prev_ts
+        for col in cols:
+            values = col.to_numpy(zero_copy_only=False)
+            prev = np.empty_like(values)
+            prev[1:] = values[:-1]
+            if self.last is not None:
+                prev[0] = self.last[1 + cols.index(col)]
+            else:
+                prev[0] = values[0]
+            same &= values == prev
+        if self.last is None:
+            same[0] = False
+        rep = np.flatnonzero(same)
+        if len(rep):
+            self.repeats += len(rep)
+            if self.first_repeat is None:
+                self.first_repeat = first_row + int(rep[0])
+        n = batch.num_rows - 1
+        self.last = (ts[n], *(c[n].as_py() for c in cols))
+
+
+class Catalog:
+    """A local Parquet tick catalog rooted at ``root``."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    # ------------------------------------------------------------------ import
+    def import_file(self, path: str | os.PathLike, source: str = "tardis", kind: str = "trades",
+                    sort: bool = False, dedupe: bool = False) -> ImportReport:
+        """Import one file.
+
+        Parameters
+        ----------
+        path : path-like
+            The file (``.csv`` or ``.csv.gz``).
+        source : {"tardis"}
+            Its format.
+        kind : {"trades"}
+            What it holds.
+        sort, dedupe : bool
+            Sort rows by time / drop rows equal to the row before them, and report how many.
+            Without them, such rows are an error naming the first one.
+
+        Raises
+        ------
+        ValueError
+            One line naming the file, the row and what was expected; the catalog is unchanged.
+        """
+        path = Path(path)
+        if source not in SOURCES:
+            raise ValueError(f"{path}: unknown source {source!r}; known: {', '.join(SOURCES)}")
+        if kind != "trades":
+            raise ValueError(f"{path}: unknown kind {kind!r} for source {source!r}; known: trades")
+        tmp = self.root / ".tmp" / uuid.uuid4().hex
+        tmp.mkdir(parents=True, exist_ok=True)
+        try:
+            report, staged = self._stage(path, source, kind, sort, dedupe, tmp)
+            for staged_file, final in staged:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staged_file, final)
+                report.files.append(str(final))
+            return report
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _stage(self, path: Path, source: str, kind: str, sort: bool, dedupe: bool,
+               tmp: Path) -> tuple[ImportReport, list[tuple[Path, Path]]]:
+        check = _OrderCheck()
+        batches: list[pa.RecordBatch] = []
+        writers: dict[str, pq.ParquetWriter] = {}
+        exchange = symbol = ""
+        rows = 0
+        buffered = sort or dedupe
+        try:
+            for exchange, symbol, batch, first_row in tardis.read_trades(path):
+                check.update(batch, first_row)
+                rows += batch.num_rows
+                if buffered:
+                    batches.append(batch)
+                    continue
+                if check.unsorted:
+                    raise ValueError(
+                        f"{path}: row {check.first_unsorted}: time goes backwards (rows must be in time "
+                        f"order); import with --sort to sort the file and report how many rows moved")
+                if check.repeats:
+                    raise ValueError(
+                        f"{path}: row {check.first_repeat}: repeats the row before it; import with "
+                        f"--dedupe to drop repeated rows and report how many")
+                self._write_by_day(batch, writers, tmp)
+        finally:
+            for writer in writers.values():
+                writer.close()
+        if rows == 0:
+            raise ValueError(f"{path}: no trades in the file")
+        report = ImportReport(str(path), exchange or source, kind, symbol, rows)
+        if buffered:
+            table = pa.Table.from_batches(batches, schema=TRADES)
+            if check.unsorted and not sort:
+                raise ValueError(f"{path}: row {check.first_unsorted}: time goes backwards; import with --sort")
+            if check.unsorted:
+                order = pc.sort_indices(table, sort_keys=[("ts", "ascending")])  # stable
+                table = table.take(order)
+                report.sorted_rows = check.unsorted
+            if dedupe:
+                before = table.num_rows
+                table = _drop_repeats(table)
+                report.duplicates_dropped = before - table.num_rows
+            elif _count_repeats(table):
+                raise ValueError(f"{path}: {_count_repeats(table)} row(s) repeat the row before them; "
+                                 f"import with --dedupe")
+            report.rows = table.num_rows
+            writers = {}
+            try:
+                for batch in table.to_batches(max_chunksize=1 << 20):
+                    self._write_by_day(batch, writers, tmp)
+            finally:
+                for writer in writers.values():
+                    writer.close()
+        partition = self.root / f"source={_safe(report.source)}" / f"kind={kind}" / f"symbol={_safe(symbol)}"
+        staged = [(tmp / f"{day}.parquet", partition / f"date={day}" / f"{_safe(_stem(path))}.parquet")
+                  for day in sorted(p.stem for p in tmp.glob("*.parquet"))]
+        return report, staged
+
+    @staticmethod
+    def _write_by_day(batch: pa.RecordBatch, writers: dict[str, pq.ParquetWriter], tmp: Path) -> None:
+        days = (batch.column("ts").cast(pa.int64()).to_numpy() // NS_PER_DAY)
+        for day in np.unique(days):
+            part = batch.filter(pa.array(days == day)) if len(np.unique(days)) > 1 else batch
+            name = (dt.date(1970, 1, 1) + dt.timedelta(days=int(day))).isoformat()
+            if name not in writers:
+                writers[name] = pq.ParquetWriter(tmp / f"{name}.parquet", TRADES, compression="zstd")
+            writers[name].write_batch(part)
+
+    # ------------------------------------------------------------------- query
+    def files(self, source: str | None = None, kind: str | None = None,
+              symbol: str | None = None) -> list[Path]:
+        """The Parquet files of the catalog, optionally filtered by partition."""
+        pattern = (f"source={_safe(source) if source else '*'}/kind={kind or '*'}/"
+                   f"symbol={_safe(symbol) if symbol else '*'}/date=*/*.parquet")
+        return sorted(self.root.glob(pattern))
+
+    def list(self) -> list[dict]:
+        """One row per source, kind, symbol and date: rows, time span, bytes on disk."""
+        out = []
+        for f in self.files():
+            parts = dict(p.split("=", 1) for p in f.relative_to(self.root).parts[:-1])
+            meta = pq.ParquetFile(f).metadata
+            lo = hi = None
+            for g in range(meta.num_row_groups):
+                stats = meta.row_group(g).column(0).statistics
+                if stats is not None and stats.has_min_max:
+                    lo = stats.min if lo is None or stats.min < lo else lo
+                    hi = stats.max if hi is None or stats.max > hi else hi
+            out.append({**parts, "file": f.name, "rows": meta.num_rows, "first": lo, "last": hi,
+                        "bytes": f.stat().st_size})
+        return out
+
+    def read_trades(self, source: str, symbol: str, start: str | None = None,
+                    end: str | None = None) -> pa.Table:
+        """Trades of one source and symbol, in time order, optionally within ``[start, end)``.
+
+        Raises
+        ------
+        ValueError
+            Nothing in the catalog for that source and symbol (lists what there is).
+        """
+        files = self.files(source, "trades", symbol)
+        if not files:
+            have = sorted({(r["source"], r["symbol"]) for r in self.list() if r["kind"] == "trades"})
+            raise ValueError(f"catalog {self.root}: no trades for source {source!r} symbol {symbol!r}; "
+                             f"have: {', '.join(f'{s}/{y}' for s, y in have) or 'nothing'}")
+        table = pq.read_table(files, schema=TRADES)
+        if start is not None or end is not None:
+            ts = table.column("ts")
+            mask = None
+            if start is not None:
+                mask = pc.greater_equal(ts, pa.scalar(_ts(start), pa.timestamp("ns", tz="UTC")))
+            if end is not None:
+                upper = pc.less(ts, pa.scalar(_ts(end), pa.timestamp("ns", tz="UTC")))
+                mask = upper if mask is None else pc.and_(mask, upper)
+            table = table.filter(mask)
+        if len(files) > 1:
+            table = table.take(pc.sort_indices(table, sort_keys=[("ts", "ascending")]))
+        return table
+
+    def tape(self, source: str, symbol: str, start: str | None = None, end: str | None = None):
+        """A validated :class:`riskengine.Tape` of one source and symbol."""
+        from riskengine.scenario import Tape
+
+        table = self.read_trades(source, symbol, start, end).combine_chunks()
+        ts = table.column("ts").cast(pa.int64()).to_numpy()
+        return Tape.from_arrays(ts, table.column("price").to_numpy(), table.column("qty").to_numpy())
+
+
+def _ts(text: str) -> int:
+    stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.timezone.utc)
+    return int(stamp.timestamp() * 1_000_000) * 1000
+
+
+def _repeat_mask(table: pa.Table) -> np.ndarray:
+    same = np.zeros(table.num_rows, dtype=bool)
+    if table.num_rows < 2:
+        return same
+    same[1:] = True
+    for name in ("ts", "price", "qty", "side", "trade_id"):
+        col = table.column(name)
+        values = (col.cast(pa.int64()) if name == "ts" else col).to_numpy(zero_copy_only=False)
+        same[1:] &= values[1:] == values[:-1]
+    return same
+
+
+def _count_repeats(table: pa.Table) -> int:
+    return int(_repeat_mask(table).sum())
+
+
+def _drop_repeats(table: pa.Table) -> pa.Table:
+    return table.filter(pa.array(~_repeat_mask(table)))

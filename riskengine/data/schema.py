@@ -1,0 +1,18 @@
+"""The canonical tick schema (Arrow): one schema per kind of data, whatever the source.
+
+Times are UTC nanoseconds; prices are quote currency per unit of base; sizes are base units
+(contract counts are converted by the importer, e.g. COIN-M contracts of a fixed USD face).
+"""
+
+import pyarrow as pa
+
+#: Trades: the market tape.
+TRADES = pa.schema([
+    pa.field("ts", pa.timestamp("ns", tz="UTC"), nullable=False),  # exchange time
+    pa.field("price", pa.float64(), nullable=False),
+    pa.field("qty", pa.float64(), nullable=False),  # base units
+    pa.field("side", pa.int8(), nullable=False),  # taker side: +1 buy, -1 sell, 0 unknown
+    pa.field("trade_id", pa.string(), nullable=True),
+])
+
+KINDS = {"trades": TRADES}
