@@ -273,13 +273,18 @@ class Catalog:
             table = table.take(pc.sort_indices(table, sort_keys=[("ts", "ascending")]))
         return table
 
+    def arrays(self, source: str, symbol: str, start: str | None = None,
+               end: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The engine's arrays of one source and symbol: ts (int64 ns), price, qty."""
+        table = self.read_trades(source, symbol, start, end).combine_chunks()
+        return (table.column("ts").cast(pa.int64()).to_numpy(), table.column("price").to_numpy(),
+                table.column("qty").to_numpy())
+
     def tape(self, source: str, symbol: str, start: str | None = None, end: str | None = None):
         """A validated :class:`riskengine.Tape` of one source and symbol."""
         from riskengine.scenario import Tape
 
-        table = self.read_trades(source, symbol, start, end).combine_chunks()
-        ts = table.column("ts").cast(pa.int64()).to_numpy()
-        return Tape.from_arrays(ts, table.column("price").to_numpy(), table.column("qty").to_numpy())
+        return Tape.from_arrays(*self.arrays(source, symbol, start, end))
 
 
 def _ts(text: str) -> int:
