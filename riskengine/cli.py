@@ -79,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     imp = data_sub.add_parser("import", help="import tick files into the catalog")
     imp.add_argument("paths", nargs="+", help="files to import (.csv or .csv.gz)")
-    imp.add_argument("--source", choices=("tardis",), default="tardis", help="file format (default tardis)")
+    imp.add_argument("--source", choices=("tardis", "binance-vision"), default="tardis",
+                     help="file format (default tardis)")
+    imp.add_argument("--kind", default=None,
+                     help="what the files hold (binance-vision: klines, mark, index, premium, depth; "
+                          "default: from the archive folder or file name)")
     imp.add_argument("--catalog", default=None, help=f"catalog folder (default ${CATALOG_ENV} or {DEFAULT_CATALOG})")
     imp.add_argument("--sort", action="store_true", help="sort rows that are out of time order, and report how many")
     imp.add_argument("--dedupe", action="store_true", help="drop rows equal to the row before them, and report how many")
@@ -124,7 +128,8 @@ def _data(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         for k, path in enumerate(args.paths, 1):
             print(f"[{k}/{len(args.paths)}] {path} ...", file=sys.stderr, flush=True)
-            report = catalog.import_file(path, source=args.source, sort=args.sort, dedupe=args.dedupe)
+            report = catalog.import_file(path, source=args.source, kind=args.kind, sort=args.sort,
+                                         dedupe=args.dedupe)
             total += report.rows
             print(report.describe())
         seconds = time.perf_counter() - start

@@ -25,11 +25,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from riskengine.data import tardis
-from riskengine.data.schema import TRADES
+from riskengine.data import binance, tardis
+from riskengine.data.schema import KINDS, TRADES
 
 NS_PER_DAY = 86_400 * 1_000_000_000
-SOURCES = ("tardis",)
+#: file formats and the kinds each can hold
+SOURCES = {"tardis": ("trades",), "binance-vision": ("klines", "mark", "index", "premium", "depth")}
 
 
 @dataclass
@@ -70,15 +71,16 @@ class _OrderCheck:
     """Streaming check of time order and repeated rows (a row equal to the one before it)."""
 
     def __init__(self) -> None:
-        self.last: tuple | None = None
+        self.last: list | None = None
         self.unsorted = 0
         self.first_unsorted: int | None = None
         self.repeats = 0
         self.first_repeat: int | None = None
 
     def update(self, batch: pa.RecordBatch, first_row: int) -> None:
-        ts = batch.column("ts").cast(pa.int64()).to_numpy()
-        cols = [batch.column(n) for n in ("price", "qty", "side", "trade_id")]
+        columns = [batch.column(0).cast(pa.int64())] + [batch.column(j) for j in range(1, batch.num_columns)]
+        values = [c.to_numpy(zero_copy_only=False) for c in columns]
+        ts = values[0]
         prev_ts = np.empty_like(ts)
         prev_ts[1:] = ts[:-1]
         prev_ts[0] = self.last[0] if self.last is not None else ts[0]
@@ -87,16 +89,12 @@ class _OrderCheck:
             self.unsorted += len(back)
             if self.first_unsorted is None:
                 self.first_unsorted = first_row + int(back[0])
-        same = ts == prev_ts
-        for col in cols:
-            values = col.to_numpy(zero_copy_only=False)
-            prev = np.empty_like(values)
-            prev[1:] = values[:-1]
-            if self.last is not None:
-                prev[0] = self.last[1 + cols.index(col)]
-            else:
-                prev[0] = values[0]
-            same &= values == prev
+        same = np.ones(len(ts), dtype=bool)
+        for j, v in enumerate(values):
+            prev = np.empty_like(v)
+            prev[1:] = v[:-1]
+            prev[0] = self.last[j] if self.last is not None else v[0]
+            same &= v == prev
         if self.last is None:
             same[0] = False
         rep = np.flatnonzero(same)
@@ -104,8 +102,7 @@ class _OrderCheck:
             self.repeats += len(rep)
             if self.first_repeat is None:
                 self.first_repeat = first_row + int(rep[0])
-        n = batch.num_rows - 1
-        self.last = (ts[n], *(c[n].as_py() for c in cols))
+        self.last = [v[-1] for v in values]
 
 
 class Catalog:
@@ -115,7 +112,7 @@ class Catalog:
         self.root = Path(root)
 
     # ------------------------------------------------------------------ import
-    def import_file(self, path: str | os.PathLike, source: str = "tardis", kind: str = "trades",
+    def import_file(self, path: str | os.PathLike, source: str = "tardis", kind: str | None = None,
                     sort: bool = False, dedupe: bool = False) -> ImportReport:
         """Import one file.
 
@@ -123,10 +120,11 @@ class Catalog:
         ----------
         path : path-like
             The file (``.csv`` or ``.csv.gz``).
-        source : {"tardis"}
+        source : {"tardis", "binance-vision"}
             Its format.
-        kind : {"trades"}
-            What it holds.
+        kind : str, optional
+            What it holds: ``trades`` (Tardis); ``klines``, ``mark``, ``index``, ``premium``
+            or ``depth`` (Binance Vision; by default from the archive folder or file name).
         sort, dedupe : bool
             Sort rows by time / drop rows equal to the row before them, and report how many.
             Without them, such rows are an error naming the first one.
@@ -139,8 +137,14 @@ class Catalog:
         path = Path(path)
         if source not in SOURCES:
             raise ValueError(f"{path}: unknown source {source!r}; known: {', '.join(SOURCES)}")
-        if kind != "trades":
-            raise ValueError(f"{path}: unknown kind {kind!r} for source {source!r}; known: trades")
+        if kind is None:
+            kind = "trades" if source == "tardis" else binance.kind_of(path)
+            if kind is None:
+                raise ValueError(f"{path}: cannot tell what this Binance Vision file holds; give the kind "
+                                 f"(one of {', '.join(SOURCES[source])})")
+        if kind not in SOURCES[source]:
+            raise ValueError(f"{path}: unknown kind {kind!r} for source {source!r}; "
+                             f"known: {', '.join(SOURCES[source])}")
         tmp = self.root / ".tmp" / uuid.uuid4().hex
         tmp.mkdir(parents=True, exist_ok=True)
         try:
@@ -155,6 +159,13 @@ class Catalog:
 
     def _stage(self, path: Path, source: str, kind: str, sort: bool, dedupe: bool,
                tmp: Path) -> tuple[ImportReport, list[tuple[Path, Path]]]:
+        schema = KINDS[kind]
+        if source == "tardis":
+            reader = tardis.read_trades(path)
+        elif kind == "depth":
+            reader = binance.read_book_depth(path)
+        else:
+            reader = binance.read_klines(path)
         check = _OrderCheck()
         batches: list[pa.RecordBatch] = []
         writers: dict[str, pq.ParquetWriter] = {}
@@ -162,7 +173,7 @@ class Catalog:
         rows = 0
         buffered = sort or dedupe
         try:
-            for exchange, symbol, batch, first_row in tardis.read_trades(path):
+            for exchange, symbol, batch, first_row in reader:
                 check.update(batch, first_row)
                 rows += batch.num_rows
                 if buffered:
@@ -176,15 +187,15 @@ class Catalog:
                     raise ValueError(
                         f"{path}: row {check.first_repeat}: repeats the row before it; import with "
                         f"--dedupe to drop repeated rows and report how many")
-                self._write_by_day(batch, writers, tmp)
+                self._write_by_day(batch, writers, tmp, schema)
         finally:
             for writer in writers.values():
                 writer.close()
         if rows == 0:
-            raise ValueError(f"{path}: no trades in the file")
+            raise ValueError(f"{path}: no rows in the file")
         report = ImportReport(str(path), exchange or source, kind, symbol, rows)
         if buffered:
-            table = pa.Table.from_batches(batches, schema=TRADES)
+            table = pa.Table.from_batches(batches, schema=schema)
             if check.unsorted and not sort:
                 raise ValueError(f"{path}: row {check.first_unsorted}: time goes backwards; import with --sort")
             if check.unsorted:
@@ -202,7 +213,7 @@ class Catalog:
             writers = {}
             try:
                 for batch in table.to_batches(max_chunksize=1 << 20):
-                    self._write_by_day(batch, writers, tmp)
+                    self._write_by_day(batch, writers, tmp, schema)
             finally:
                 for writer in writers.values():
                     writer.close()
@@ -212,13 +223,14 @@ class Catalog:
         return report, staged
 
     @staticmethod
-    def _write_by_day(batch: pa.RecordBatch, writers: dict[str, pq.ParquetWriter], tmp: Path) -> None:
+    def _write_by_day(batch: pa.RecordBatch, writers: dict[str, pq.ParquetWriter], tmp: Path,
+                      schema: pa.Schema) -> None:
         days = (batch.column("ts").cast(pa.int64()).to_numpy() // NS_PER_DAY)
         for day in np.unique(days):
             part = batch.filter(pa.array(days == day)) if len(np.unique(days)) > 1 else batch
             name = (dt.date(1970, 1, 1) + dt.timedelta(days=int(day))).isoformat()
             if name not in writers:
-                writers[name] = pq.ParquetWriter(tmp / f"{name}.parquet", TRADES, compression="zstd")
+                writers[name] = pq.ParquetWriter(tmp / f"{name}.parquet", schema, compression="zstd")
             writers[name].write_batch(part)
 
     # ------------------------------------------------------------------- query
@@ -245,21 +257,21 @@ class Catalog:
                         "bytes": f.stat().st_size})
         return out
 
-    def read_trades(self, source: str, symbol: str, start: str | None = None,
-                    end: str | None = None) -> pa.Table:
-        """Trades of one source and symbol, in time order, optionally within ``[start, end)``.
+    def read(self, kind: str, source: str, symbol: str, start: str | None = None,
+             end: str | None = None) -> pa.Table:
+        """Rows of one kind, source and symbol, in time order, optionally within ``[start, end)``.
 
         Raises
         ------
         ValueError
-            Nothing in the catalog for that source and symbol (lists what there is).
+            Nothing in the catalog for that kind, source and symbol (lists what there is).
         """
-        files = self.files(source, "trades", symbol)
+        files = self.files(source, kind, symbol)
         if not files:
-            have = sorted({(r["source"], r["symbol"]) for r in self.list() if r["kind"] == "trades"})
-            raise ValueError(f"catalog {self.root}: no trades for source {source!r} symbol {symbol!r}; "
+            have = sorted({(r["source"], r["symbol"]) for r in self.list() if r["kind"] == kind})
+            raise ValueError(f"catalog {self.root}: no {kind} for source {source!r} symbol {symbol!r}; "
                              f"have: {', '.join(f'{s}/{y}' for s, y in have) or 'nothing'}")
-        table = pq.read_table(files, schema=TRADES)
+        table = pq.read_table(files, schema=KINDS[kind])
         if start is not None or end is not None:
             ts = table.column("ts")
             mask = None
@@ -273,6 +285,11 @@ class Catalog:
             table = table.take(pc.sort_indices(table, sort_keys=[("ts", "ascending")]))
         return table
 
+    def read_trades(self, source: str, symbol: str, start: str | None = None,
+                    end: str | None = None) -> pa.Table:
+        """Trades of one source and symbol (see :meth:`read`)."""
+        return self.read("trades", source, symbol, start, end)
+
     def arrays(self, source: str, symbol: str, start: str | None = None,
                end: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The engine's arrays of one source and symbol: ts (int64 ns), price, qty."""
@@ -280,11 +297,17 @@ class Catalog:
         return (table.column("ts").cast(pa.int64()).to_numpy(), table.column("price").to_numpy(),
                 table.column("qty").to_numpy())
 
-    def tape(self, source: str, symbol: str, start: str | None = None, end: str | None = None):
-        """A validated :class:`riskengine.Tape` of one source and symbol."""
+    def tape(self, source: str, symbol: str, start: str | None = None, end: str | None = None,
+             stream: tuple[str, str, str] | None = None):
+        """A validated :class:`riskengine.Tape` of one source and symbol; ``stream`` =
+        ``(kind, source, symbol)`` attaches a mark/index stream aligned as of each trade."""
         from riskengine.scenario import Tape
 
-        return Tape.from_arrays(*self.arrays(source, symbol, start, end))
+        tape = Tape.from_arrays(*self.arrays(source, symbol, start, end))
+        if stream is not None:
+            s = self.read(*stream).combine_chunks()
+            tape = tape.with_stream(s.column("ts").cast(pa.int64()).to_numpy(), s.column("price").to_numpy())
+        return tape
 
 
 def _ts(text: str) -> int:

@@ -15,4 +15,20 @@ TRADES = pa.schema([
     pa.field("trade_id", pa.string(), nullable=True),
 ])
 
-KINDS = {"trades": TRADES}
+#: A price stream (index/oracle, mark, premium index): the value as of ``ts``.
+STREAM = pa.schema([
+    pa.field("ts", pa.timestamp("ns", tz="UTC"), nullable=False),
+    pa.field("price", pa.float64(), nullable=False),
+])
+
+#: Depth snapshots: cumulative depth within ``pct`` percent of mid (negative: bids).
+DEPTH = pa.schema([
+    pa.field("ts", pa.timestamp("ns", tz="UTC"), nullable=False),
+    pa.field("pct", pa.float64(), nullable=False),
+    pa.field("depth", pa.float64(), nullable=False),  # base units
+    pa.field("notional", pa.float64(), nullable=False),  # quote
+])
+
+#: kind -> schema; the stream kinds share one schema
+KINDS = {"trades": TRADES, "klines": STREAM, "mark": STREAM, "index": STREAM, "premium": STREAM,
+         "depth": DEPTH}

@@ -1,0 +1,152 @@
+"""Binance Vision importers (data.binance.vision daily files; ../shared/data/README.md).
+
+* ``klines``, ``markPriceKlines``, ``indexPriceKlines``, ``premiumIndexKlines``: 12 columns
+  ``open_time,open,high,low,close,volume,close_time,...``, with or without a header (headers
+  from 2022-08), times in ms (µs recognised by magnitude), zip or CSV. Imported as a price
+  stream: the ``close`` as of the bar's end (``close_time`` + 1 ms), the value a mark/index
+  stream has from then on.
+* ``bookDepth``: ``timestamp,percentage,depth,notional`` (text UTC seconds, bands ±1..±5 %),
+  imported as depth snapshots; each side's cumulative depth must not shrink as the band widens.
+
+Kinds come from the archive folder in the path (``markPriceKlines`` ...) or the file name
+(``-bookDepth-``), or are given.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from riskengine.data.schema import DEPTH, STREAM
+
+KLINE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
+                 "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore")
+DEPTH_COLUMNS = ("timestamp", "percentage", "depth", "notional")
+FOLDER_KINDS = {"klines": "klines", "markPriceKlines": "mark", "indexPriceKlines": "index",
+                "premiumIndexKlines": "premium", "bookDepth": "depth"}
+NAME = re.compile(r"^(?P<symbol>[A-Z0-9_]+)-(?P<what>[A-Za-z0-9]+)-(?P<date>\d{4}-\d{2}-\d{2})\.(csv|zip)$")
+
+
+def kind_of(path: Path) -> str | None:
+    """The kind a Binance Vision path holds, from its folder or name (None if unknown)."""
+    for part in reversed(path.parts[:-1]):
+        if part in FOLDER_KINDS:
+            return FOLDER_KINDS[part]
+    m = NAME.match(path.name)
+    if m and m.group("what") == "bookDepth":
+        return "depth"
+    if m and re.fullmatch(r"\d+[smhdwM]", m.group("what")):
+        return "klines"
+    return None
+
+
+def symbol_of(path: Path) -> str:
+    m = NAME.match(path.name)
+    if not m:
+        raise ValueError(f"{path}: not a Binance Vision file name (expected SYMBOL-INTERVAL-YYYY-MM-DD.zip "
+                         f"or SYMBOL-bookDepth-YYYY-MM-DD.zip)")
+    return m.group("symbol")
+
+
+def _text(path: Path) -> bytes:
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    if path.suffix == ".zip":
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = [n for n in z.namelist() if n.endswith(".csv")]
+                if len(names) != 1:
+                    raise ValueError(f"{path}: expected one CSV inside the zip (found {len(names)})")
+                return z.read(names[0])
+        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+            raise ValueError(f"{path}: truncated or corrupt zip file ({exc})") from None
+    return path.read_bytes()
+
+
+def _table(path: Path, data: bytes, columns: tuple[str, ...], types: dict) -> pa.Table:
+    first = data.split(b"\n", 1)[0].decode(errors="replace").strip().split(",")
+    has_header = not first[0].strip().lstrip("-").replace(".", "").isdigit()
+    if has_header:
+        missing = [c for c in columns if c not in first]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; expected {','.join(columns)}")
+        read = pacsv.ReadOptions(use_threads=False)
+    else:
+        if len(first) != len(columns):
+            raise ValueError(f"{path}: row 1 has {len(first)} columns; expected {len(columns)} "
+                             f"({','.join(columns)})")
+        read = pacsv.ReadOptions(column_names=list(columns), use_threads=False)
+    try:
+        return pacsv.read_csv(io.BytesIO(data), read_options=read,
+                              convert_options=pacsv.ConvertOptions(column_types=types,
+                                                                   include_columns=list(types)))
+    except pa.ArrowInvalid as exc:
+        raise ValueError(f"{path}: {str(exc).splitlines()[0]}") from None
+
+
+def _check_positive(path: Path, values: np.ndarray, name: str, offset: int) -> None:
+    bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
+    if len(bad):
+        raise ValueError(f"{path}: row {int(bad[0]) + offset}: column {name!r}: expected a finite value > 0 "
+                         f"(got {float(values[bad[0]])!r}); {len(bad)} such row(s)")
+
+
+def read_klines(path: str | Path) -> Iterator[tuple[str, str, pa.RecordBatch, int]]:
+    """A klines-family file as a price stream (the close as of the bar's end)."""
+    path = Path(path)
+    data = _text(path)
+    table = _table(path, data, KLINE_COLUMNS, {"close": pa.float64(), "close_time": pa.int64()})
+    offset = 2 if not data[:1].isdigit() else 1
+    close = table.column("close").to_numpy()
+    _check_positive(path, close, "close", offset)
+    end = table.column("close_time").to_numpy()
+    scale = 1_000 if end.max(initial=0) > 10**14 else 1_000_000  # µs or ms -> ns
+    ts = (end + 1) * scale  # the bar's end: close_time is one unit before it
+    batch = pa.RecordBatch.from_arrays([pa.array(ts).cast(pa.timestamp("ns", tz="UTC")), pa.array(close)],
+                                       schema=STREAM)
+    yield "binance", symbol_of(path), batch, offset
+
+
+def read_book_depth(path: str | Path) -> Iterator[tuple[str, str, pa.RecordBatch, int]]:
+    """A ``bookDepth`` file as depth snapshots."""
+    path = Path(path)
+    data = _text(path)
+    table = _table(path, data, DEPTH_COLUMNS, {"timestamp": pa.string(), "percentage": pa.float64(),
+                                                "depth": pa.float64(), "notional": pa.float64()})
+    # the archive has stray spaces around some times (e.g. 2025-10-10 row 25,883): trim, then parse
+    text = pc.utf8_trim_whitespace(table.column("timestamp"))
+    try:
+        stamps = pc.strptime(text, format="%Y-%m-%d %H:%M:%S", unit="s", error_is_null=True)
+    except pa.ArrowInvalid as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    if stamps.null_count:
+        i = int(np.flatnonzero(np.asarray(stamps.is_null()))[0])
+        raise ValueError(f"{path}: row {i + 2}: column 'timestamp': expected YYYY-MM-DD HH:MM:SS "
+                         f"(got {table.column('timestamp')[i].as_py()!r})")
+    ts = stamps.cast(pa.timestamp("ns")).cast(pa.int64()).to_numpy()
+    pct = table.column("percentage").to_numpy()
+    depth = table.column("depth").to_numpy()
+    notional = table.column("notional").to_numpy()
+    for name, values in (("depth", depth), ("notional", notional)):
+        _check_positive(path, values, name, 2)
+    # within one snapshot and side, cumulative depth must not shrink as the band widens (bids are
+    # listed widest first, asks narrowest first: check neighbouring rows either way)
+    same = (ts[1:] == ts[:-1]) & (np.sign(pct[1:]) == np.sign(pct[:-1]))
+    wider = np.abs(pct[1:]) > np.abs(pct[:-1])
+    bad = same & np.where(wider, notional[1:] < notional[:-1], notional[1:] > notional[:-1])
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{path}: rows {i + 2}-{i + 3}: cumulative depth is not monotone in the band "
+                         f"({pct[i]:g}%: {notional[i]:g}, {pct[i + 1]:g}%: {notional[i + 1]:g}); "
+                         f"a wider band must hold at least as much")
+    batch = pa.RecordBatch.from_arrays([pa.array(ts).cast(pa.timestamp("ns", tz="UTC")), pa.array(pct),
+                                        pa.array(depth), pa.array(notional)], schema=DEPTH)
+    yield "binance", symbol_of(path), batch, 2
