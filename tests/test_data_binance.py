@@ -118,3 +118,50 @@ def test_tape_with_index_stream(shared_data, catalog):
     # most of the time, apart by 5% at worst in the crash minutes
     gap = np.abs(tape.stream / tape.price - 1)
     assert np.median(gap) < 0.005 and gap.max() < 0.10
+
+
+TARDIS_PERP = "2025-10-10/binance-coinm-perp-trades/binance-delivery_trades_2025-10-10_AAVEUSD_PERP.csv.gz"
+
+
+def archive_from_tardis(shared_data, tmp_path, kind: str, header: bool):
+    """The real AAVEUSD_PERP trades of 2025-10-10 written in Binance Vision's layout."""
+    import gzip
+
+    rows = []
+    with gzip.open(shared_data / TARDIS_PERP, "rt") as f:
+        next(f)
+        for line in f:
+            _, _, ts, _, i, side, price, amount = line.rstrip("\n").split(",")
+            maker_bought = "true" if side == "sell" else "false"
+            if kind == "aggTrades":
+                rows.append(f"{i},{price},{amount},{i},{i},{int(ts) // 1000},{maker_bought}\n")
+            else:
+                rows.append(f"{i},{price},{amount},0,{int(ts) // 1000},{maker_bought}\n")
+    head = {"aggTrades": "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker\n",
+            "trades": "id,price,qty,quote_qty,time,is_buyer_maker\n"}[kind]
+    folder = tmp_path / kind
+    folder.mkdir()
+    return zipped(folder, f"AAVEUSD_PERP-{kind}-2025-10-10.zip", (head if header else "") + "".join(rows))
+
+
+@pytest.mark.parametrize("kind, header", [("aggTrades", True), ("trades", False)])
+def test_binance_trades_match_the_tardis_tape(shared_data, catalog, tmp_path, kind, header):
+    path = archive_from_tardis(shared_data, tmp_path, kind, header)
+    report = catalog.import_file(path, source="binance-vision")
+    assert (report.kind, report.source, report.symbol, report.rows) == ("trades", "binance", "AAVEUSD_PERP", 153_481)
+    catalog.import_file(shared_data / TARDIS_PERP)
+    ours = catalog.read_trades("binance", "AAVEUSD_PERP")
+    theirs = catalog.read_trades("binance-delivery", "AAVEUSD_PERP")
+    # same trades: COIN-M contracts -> base units, taker side from is_buyer_maker, times to the ms
+    np.testing.assert_allclose(ours.column("qty").to_numpy(), theirs.column("qty").to_numpy())
+    np.testing.assert_array_equal(ours.column("side").to_numpy(), theirs.column("side").to_numpy())
+    np.testing.assert_array_equal(ours.column("ts").cast("int64").to_numpy() // 10**6,
+                                  theirs.column("ts").cast("int64").to_numpy() // 10**6)
+
+
+def test_binance_trades_negative_size(shared_data, catalog, tmp_path):
+    rows = ["agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker\n",
+            "1,10.0,2,1,1,1760054400000,true\n", "2,10.0,-3,2,2,1760054400001,false\n"]
+    path = zipped(tmp_path, "AAVEUSD_PERP-aggTrades-2025-10-10.zip", "".join(rows))
+    with pytest.raises(ValueError, match=r"row 3: column 'quantity': expected a size >= 0 \(got -3.0\)"):
+        catalog.import_file(path, source="binance-vision")

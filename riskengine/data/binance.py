@@ -7,6 +7,7 @@
   stream has from then on.
 * ``bookDepth``: ``timestamp,percentage,depth,notional`` (text UTC seconds, bands ±1..±5 %),
   imported as depth snapshots; each side's cumulative depth must not shrink as the band widens.
+* ``aggTrades`` / ``trades``: canonical trades (COIN-M contract counts in base units).
 
 Kinds come from the archive folder in the path (``markPriceKlines`` ...) or the file name
 (``-bookDepth-``), or are given.
@@ -30,8 +31,16 @@ from riskengine.data.schema import DEPTH, STREAM
 KLINE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
                  "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore")
 DEPTH_COLUMNS = ("timestamp", "percentage", "depth", "notional")
+AGG_TRADES_COLUMNS = ("agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id",
+                      "transact_time", "is_buyer_maker")
+TRADES_COLUMNS = ("id", "price", "qty", "quote_qty", "time", "is_buyer_maker")
 FOLDER_KINDS = {"klines": "klines", "markPriceKlines": "mark", "indexPriceKlines": "index",
-                "premiumIndexKlines": "premium", "bookDepth": "depth"}
+                "premiumIndexKlines": "premium", "bookDepth": "depth", "aggTrades": "agg-trades",
+                "trades": "trades"}
+#: USD face of one COIN-M contract (data/README.md): BTC 100, the others 10
+COINM_FACE_USD = {"BTCUSD_PERP": 100.0}
+COINM_DEFAULT_FACE_USD = 10.0
+BLOCK_BYTES = 8 << 20
 NAME = re.compile(r"^(?P<symbol>[A-Z0-9_]+)-(?P<what>[A-Za-z0-9]+)-(?P<date>\d{4}-\d{2}-\d{2})\.(csv|zip)$")
 
 
@@ -43,6 +52,10 @@ def kind_of(path: Path) -> str | None:
     m = NAME.match(path.name)
     if m and m.group("what") == "bookDepth":
         return "depth"
+    if m and m.group("what") == "aggTrades":
+        return "agg-trades"
+    if m and m.group("what") == "trades":
+        return "trades"
     if m and re.fullmatch(r"\d+[smhdwM]", m.group("what")):
         return "klines"
     return None
@@ -150,3 +163,83 @@ def read_book_depth(path: str | Path) -> Iterator[tuple[str, str, pa.RecordBatch
     batch = pa.RecordBatch.from_arrays([pa.array(ts).cast(pa.timestamp("ns", tz="UTC")), pa.array(pct),
                                         pa.array(depth), pa.array(notional)], schema=DEPTH)
     yield "binance", symbol_of(path), batch, 2
+
+
+def coinm_face(symbol: str) -> float | None:
+    """USD face of a COIN-M contract when ``symbol`` is a COIN-M contract (``..USD_PERP``,
+    ``..USD_YYMMDD``), else None (USD-M sizes are already in base units)."""
+    if re.fullmatch(r"[A-Z0-9]+USD_(PERP|\d{6})", symbol):
+        return COINM_FACE_USD.get(symbol, COINM_DEFAULT_FACE_USD)
+    return None
+
+
+def read_trades(path: str | Path, kind: str = "agg-trades",
+                block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[str, str, pa.RecordBatch, int]]:
+    """An ``aggTrades`` or ``trades`` file as canonical trades, streamed in blocks (the zip member
+    is read through, not unpacked). Taker side from ``is_buyer_maker`` (a buyer-maker trade was
+    a taker sell); COIN-M contract counts are converted to base units."""
+    from riskengine.data.schema import TRADES
+
+    path = Path(path)
+    columns = AGG_TRADES_COLUMNS if kind == "agg-trades" else TRADES_COLUMNS
+    id_col, qty_col, time_col = (("agg_trade_id", "quantity", "transact_time") if kind == "agg-trades"
+                                 else ("id", "qty", "time"))
+    symbol = symbol_of(path)
+    face = coinm_face(symbol)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+
+    def stream():
+        if path.suffix == ".zip":
+            z = zipfile.ZipFile(path)
+            names = [n for n in z.namelist() if n.endswith(".csv")]
+            if len(names) != 1:
+                raise ValueError(f"{path}: expected one CSV inside the zip (found {len(names)})")
+            return z.open(names[0])
+        return open(path, "rb")
+
+    try:
+        with stream() as f:
+            first = f.readline().decode(errors="replace").strip().split(",")
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise ValueError(f"{path}: truncated or corrupt zip file ({exc})") from None
+    has_header = not first[0].strip().isdigit()
+    if has_header:
+        missing = [c for c in columns if c not in first]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; expected {','.join(columns)}")
+        read = pacsv.ReadOptions(block_size=block_bytes, use_threads=False)
+    else:
+        if len(first) != len(columns):
+            raise ValueError(f"{path}: row 1 has {len(first)} columns; expected {len(columns)} ({','.join(columns)})")
+        read = pacsv.ReadOptions(block_size=block_bytes, use_threads=False, column_names=list(columns))
+    convert = pacsv.ConvertOptions(
+        column_types={id_col: pa.string(), "price": pa.float64(), qty_col: pa.float64(),
+                      time_col: pa.int64(), "is_buyer_maker": pa.bool_()},
+        include_columns=[id_col, "price", qty_col, time_col, "is_buyer_maker"])
+    row = 2 if has_header else 1
+    try:
+        with stream() as f:
+            reader = pacsv.open_csv(f, read_options=read, convert_options=convert)
+            for batch in reader:
+                if batch.num_rows == 0:
+                    continue
+                price = batch.column("price").to_numpy()
+                qty = batch.column(qty_col).to_numpy()
+                _check_positive(path, price, "price", row)
+                neg = np.flatnonzero(~(qty >= 0))
+                if len(neg):
+                    raise ValueError(f"{path}: row {row + int(neg[0])}: column {qty_col!r}: expected a size >= 0 "
+                                     f"(got {float(qty[neg[0]])!r})")
+                t = batch.column(time_col).to_numpy()
+                scale = 1_000 if t.max(initial=0) > 10**14 else 1_000_000
+                base = qty * face / price if face is not None else qty
+                side = np.where(batch.column("is_buyer_maker").to_numpy(zero_copy_only=False), -1, 1).astype(np.int8)
+                yield "binance", symbol, pa.RecordBatch.from_arrays(
+                    [pa.array(t * scale).cast(pa.timestamp("ns", tz="UTC")), pa.array(price), pa.array(base),
+                     pa.array(side), batch.column(id_col)], schema=TRADES), row
+                row += batch.num_rows
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise ValueError(f"{path}: truncated or corrupt zip file ({exc})") from None
+    except pa.ArrowInvalid as exc:
+        raise ValueError(f"{path}: {str(exc).splitlines()[0]}") from None

@@ -30,7 +30,8 @@ from riskengine.data.schema import KINDS, TRADES
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 #: file formats and the kinds each can hold
-SOURCES = {"tardis": ("trades",), "binance-vision": ("klines", "mark", "index", "premium", "depth")}
+SOURCES = {"tardis": ("trades",),
+           "binance-vision": ("agg-trades", "trades", "klines", "mark", "index", "premium", "depth")}
 
 
 @dataclass
@@ -159,9 +160,12 @@ class Catalog:
 
     def _stage(self, path: Path, source: str, kind: str, sort: bool, dedupe: bool,
                tmp: Path) -> tuple[ImportReport, list[tuple[Path, Path]]]:
-        schema = KINDS[kind]
+        schema = KINDS["trades" if kind == "agg-trades" else kind]
         if source == "tardis":
             reader = tardis.read_trades(path)
+        elif kind in ("agg-trades", "trades"):
+            reader = binance.read_trades(path, kind)
+            kind = "trades"
         elif kind == "depth":
             reader = binance.read_book_depth(path)
         else:
