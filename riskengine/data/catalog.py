@@ -25,13 +25,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from riskengine.data import binance, tardis
+from riskengine.data import binance, hyperliquid, tardis
 from riskengine.data.schema import KINDS, TRADES
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 #: file formats and the kinds each can hold
 SOURCES = {"tardis": ("trades",),
-           "binance-vision": ("agg-trades", "trades", "klines", "mark", "index", "premium", "depth")}
+           "binance-vision": ("agg-trades", "trades", "klines", "mark", "index", "premium", "depth"),
+           "hyperliquid": ("trades", "events")}
 
 
 @dataclass
@@ -139,7 +140,7 @@ class Catalog:
         if source not in SOURCES:
             raise ValueError(f"{path}: unknown source {source!r}; known: {', '.join(SOURCES)}")
         if kind is None:
-            kind = "trades" if source == "tardis" else binance.kind_of(path)
+            kind = "trades" if source in ("tardis", "hyperliquid") else binance.kind_of(path)
             if kind is None:
                 raise ValueError(f"{path}: cannot tell what this Binance Vision file holds; give the kind "
                                  f"(one of {', '.join(SOURCES[source])})")
@@ -163,6 +164,8 @@ class Catalog:
         schema = KINDS["trades" if kind == "agg-trades" else kind]
         if source == "tardis":
             reader = tardis.read_trades(path)
+        elif source == "hyperliquid":
+            reader = hyperliquid.read(path, kind)
         elif kind in ("agg-trades", "trades"):
             reader = binance.read_trades(path, kind)
             kind = "trades"
@@ -170,18 +173,19 @@ class Catalog:
             reader = binance.read_book_depth(path)
         else:
             reader = binance.read_klines(path)
-        check = _OrderCheck()
-        batches: list[pa.RecordBatch] = []
-        writers: dict[str, pq.ParquetWriter] = {}
-        exchange = symbol = ""
+        checks: dict[str, _OrderCheck] = {}
+        batches: dict[str, list[pa.RecordBatch]] = {}
+        writers: dict[tuple[str, str], pq.ParquetWriter] = {}
+        exchange = ""
         rows = 0
         buffered = sort or dedupe
         try:
             for exchange, symbol, batch, first_row in reader:
+                check = checks.setdefault(symbol, _OrderCheck())
                 check.update(batch, first_row)
                 rows += batch.num_rows
                 if buffered:
-                    batches.append(batch)
+                    batches.setdefault(symbol, []).append(batch)
                     continue
                 if check.unsorted:
                     raise ValueError(
@@ -191,51 +195,61 @@ class Catalog:
                     raise ValueError(
                         f"{path}: row {check.first_repeat}: repeats the row before it; import with "
                         f"--dedupe to drop repeated rows and report how many")
-                self._write_by_day(batch, writers, tmp, schema)
+                self._write_by_day(batch, writers, tmp, schema, symbol)
         finally:
             for writer in writers.values():
                 writer.close()
         if rows == 0:
             raise ValueError(f"{path}: no rows in the file")
-        report = ImportReport(str(path), exchange or source, kind, symbol, rows)
+        symbols = sorted(checks)
+        label = symbols[0] if len(symbols) == 1 else f"{len(symbols)} symbols"
+        report = ImportReport(str(path), exchange or source, kind, label, rows)
         if buffered:
-            table = pa.Table.from_batches(batches, schema=schema)
-            if check.unsorted and not sort:
-                raise ValueError(f"{path}: row {check.first_unsorted}: time goes backwards; import with --sort")
-            if check.unsorted:
-                order = pc.sort_indices(table, sort_keys=[("ts", "ascending")])  # stable
-                table = table.take(order)
-                report.sorted_rows = check.unsorted
-            if dedupe:
-                before = table.num_rows
-                table = _drop_repeats(table)
-                report.duplicates_dropped = before - table.num_rows
-            elif _count_repeats(table):
-                raise ValueError(f"{path}: {_count_repeats(table)} row(s) repeat the row before them; "
-                                 f"import with --dedupe")
-            report.rows = table.num_rows
+            report.rows = 0
             writers = {}
             try:
-                for batch in table.to_batches(max_chunksize=1 << 20):
-                    self._write_by_day(batch, writers, tmp, schema)
+                for symbol in symbols:
+                    check = checks[symbol]
+                    table = pa.Table.from_batches(batches[symbol], schema=schema)
+                    if check.unsorted and not sort:
+                        raise ValueError(f"{path}: row {check.first_unsorted}: time goes backwards; import with --sort")
+                    if check.unsorted:
+                        order = pc.sort_indices(table, sort_keys=[("ts", "ascending")])  # stable
+                        table = table.take(order)
+                        report.sorted_rows += check.unsorted
+                    if dedupe:
+                        before = table.num_rows
+                        table = _drop_repeats(table)
+                        report.duplicates_dropped += before - table.num_rows
+                    elif _count_repeats(table):
+                        raise ValueError(f"{path}: {_count_repeats(table)} row(s) repeat the row before them; "
+                                         f"import with --dedupe")
+                    report.rows += table.num_rows
+                    for batch in table.to_batches(max_chunksize=1 << 20):
+                        self._write_by_day(batch, writers, tmp, schema, symbol)
             finally:
                 for writer in writers.values():
                     writer.close()
-        partition = self.root / f"source={_safe(report.source)}" / f"kind={kind}" / f"symbol={_safe(symbol)}"
-        staged = [(tmp / f"{day}.parquet", partition / f"date={day}" / f"{_safe(_stem(path))}.parquet")
-                  for day in sorted(p.stem for p in tmp.glob("*.parquet"))]
+        staged = []
+        for f in sorted(tmp.glob("*.parquet")):
+            symbol, day = f.stem.rsplit("@", 1)
+            final = (self.root / f"source={_safe(report.source)}" / f"kind={kind}" / f"symbol={symbol}"
+                     / f"date={day}" / f"{_safe(_stem(path))}.parquet")
+            staged.append((f, final))
         return report, staged
 
     @staticmethod
-    def _write_by_day(batch: pa.RecordBatch, writers: dict[str, pq.ParquetWriter], tmp: Path,
-                      schema: pa.Schema) -> None:
+    def _write_by_day(batch: pa.RecordBatch, writers: dict[tuple[str, str], pq.ParquetWriter], tmp: Path,
+                      schema: pa.Schema, symbol: str) -> None:
         days = (batch.column("ts").cast(pa.int64()).to_numpy() // NS_PER_DAY)
-        for day in np.unique(days):
-            part = batch.filter(pa.array(days == day)) if len(np.unique(days)) > 1 else batch
+        unique = np.unique(days)
+        for day in unique:
+            part = batch.filter(pa.array(days == day)) if len(unique) > 1 else batch
             name = (dt.date(1970, 1, 1) + dt.timedelta(days=int(day))).isoformat()
-            if name not in writers:
-                writers[name] = pq.ParquetWriter(tmp / f"{name}.parquet", schema, compression="zstd")
-            writers[name].write_batch(part)
+            key = (symbol, name)
+            if key not in writers:
+                writers[key] = pq.ParquetWriter(tmp / f"{_safe(symbol)}@{name}.parquet", schema, compression="zstd")
+            writers[key].write_batch(part)
 
     # ------------------------------------------------------------------- query
     def files(self, source: str | None = None, kind: str | None = None,
@@ -275,7 +289,7 @@ class Catalog:
             have = sorted({(r["source"], r["symbol"]) for r in self.list() if r["kind"] == kind})
             raise ValueError(f"catalog {self.root}: no {kind} for source {source!r} symbol {symbol!r}; "
                              f"have: {', '.join(f'{s}/{y}' for s, y in have) or 'nothing'}")
-        table = pq.read_table(files, schema=KINDS[kind])
+        table = pq.read_table(files, schema=KINDS[kind], partitioning=None)
         if start is not None or end is not None:
             ts = table.column("ts")
             mask = None

@@ -29,6 +29,19 @@ DEPTH = pa.schema([
     pa.field("notional", pa.float64(), nullable=False),  # quote
 ])
 
+#: Observed venue events: liquidation and ADL fills as the venue reported them.
+EVENTS = pa.schema([
+    pa.field("ts", pa.timestamp("ns", tz="UTC"), nullable=False),
+    pa.field("kind", pa.string(), nullable=False),  # "liquidation" or "adl"
+    pa.field("method", pa.string(), nullable=True),  # liquidation method: market, backstop
+    pa.field("price", pa.float64(), nullable=False),
+    pa.field("size", pa.float64(), nullable=False),  # base units, of the liquidated/ADL'd side
+    pa.field("notional", pa.float64(), nullable=False),
+    pa.field("user", pa.string(), nullable=True),  # the liquidated or ADL'd account
+    pa.field("mark", pa.float64(), nullable=True),  # mark price the venue reported, if any
+    pa.field("trade_id", pa.string(), nullable=True),
+])
+
 #: kind -> schema; the stream kinds share one schema
 KINDS = {"trades": TRADES, "klines": STREAM, "mark": STREAM, "index": STREAM, "premium": STREAM,
-         "depth": DEPTH}
+         "depth": DEPTH, "events": EVENTS}
