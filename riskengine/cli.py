@@ -1,5 +1,5 @@
 """Command line: ``riskengine run`` (the built-in synthetic crash comparison) and
-``riskengine data import|list`` (the local Parquet tick catalog).
+``riskengine data import|fetch|list`` (the local Parquet tick catalog).
 
 Config files, sweeps, benchmarks and data commands build on this entry point.
 """
@@ -87,6 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--catalog", default=None, help=f"catalog folder (default ${CATALOG_ENV} or {DEFAULT_CATALOG})")
     imp.add_argument("--sort", action="store_true", help="sort rows that are out of time order, and report how many")
     imp.add_argument("--dedupe", action="store_true", help="drop rows equal to the row before them, and report how many")
+    fetch = data_sub.add_parser("fetch", help="download Binance Vision daily files and import them")
+    fetch.add_argument("market", choices=("binance-um", "binance-cm"), help="USD-M or COIN-M futures")
+    fetch.add_argument("kind", help="aggTrades, trades, bookDepth, metrics, klines, markPriceKlines, "
+                                    "indexPriceKlines or premiumIndexKlines (klines: the 1m files)")
+    fetch.add_argument("symbol", help="e.g. BTCUSDT or BTCUSD_PERP")
+    fetch.add_argument("dates", help="YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD")
+    fetch.add_argument("--base-url", default=None,
+                       help="archive root (default $RISKENGINE_BINANCE_VISION_URL or https://data.binance.vision)")
+    fetch.add_argument("--cache", default=None, help="download folder (default <catalog>/.downloads)")
+    fetch.add_argument("--catalog", default=None, help=f"catalog folder (default ${CATALOG_ENV} or {DEFAULT_CATALOG})")
     lst = data_sub.add_parser("list", help="what the catalog holds")
     lst.add_argument("--catalog", default=None, help=f"catalog folder (default ${CATALOG_ENV} or {DEFAULT_CATALOG})")
     return parser
@@ -134,6 +144,17 @@ def _data(args: argparse.Namespace) -> int:
             print(report.describe())
         seconds = time.perf_counter() - start
         print(f"imported {total:,} rows in {seconds:.1f} s into {catalog.root}", file=sys.stderr)
+        return 0
+    if args.data_command == "fetch":
+        import os
+
+        from riskengine.data.fetch import DEFAULT_BASE_URL, Fetcher
+
+        base = args.base_url or os.environ.get("RISKENGINE_BINANCE_VISION_URL") or DEFAULT_BASE_URL
+        fetcher = Fetcher(catalog, args.cache or catalog.root / ".downloads", base)
+        report = fetcher.fetch(args.market, args.kind, args.symbol, args.dates)
+        print(f"downloaded {len(report.downloaded)} file(s), skipped {len(report.skipped)} already in the "
+              f"catalog, imported {report.imported_rows:,} rows")
         return 0
     rows = catalog.list()
     if not rows:
