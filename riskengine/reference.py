@@ -490,8 +490,13 @@ class _Reference:
 
         ``settle=False`` leaves a negative balance for the caller to settle (the order is the
         first part of a liquidation whose rest goes elsewhere)."""
+        fill, move = walk_depth(-_sign(size), abs(size), self.sim_price(), self.tape, self.p)
+        return self.book_fill(a, size, kind, fee_rate, settle, fill, move)
+
+    def book_fill(self, a: int, size: float, kind: int, fee_rate: float, settle: bool,
+                  fill: float, move: float) -> float:
+        """Settle a market order already walked through the book (``fill``, ``move``)."""
         side = -_sign(size)
-        fill, move = walk_depth(side, abs(size), self.sim_price(), self.tape, self.p)
         self.m = self.m * (1.0 + side * self.p.impact_feedback * move)
         self.ext_pos += size
         self.ext_cash -= size * fill
@@ -712,13 +717,13 @@ class _Reference:
         side = -_sign(size)
         limit = self.limit_price(a, side)
         if limit != limit:
-            fill, _ = walk_depth(side, abs(size), self.sim_price(), self.tape, p)
+            fill, move = walk_depth(side, abs(size), self.sim_price(), self.tape, p)
             after = float(self.col[a]) + size * (fill - float(self.ep[a]))
             deficit = -after if after < 0.0 else 0.0
             if deficit > self.fund and closes:
                 self.adl_close(a, size, full)
             else:
-                self.book_close(a, size, kind, p.liq_fee_rate)
+                self.book_fill(a, size, kind, p.liq_fee_rate, True, fill, move)  # walked once
             return
         filled = fillable_depth(side, abs(size), self.sim_price(), self.tape, limit, p)
         if filled >= abs(size):

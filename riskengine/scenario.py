@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from riskengine.codes import MarginMode
 
 #: rows checked at a time, so validating a long tape needs no tape-sized temporaries
 _CHUNK = 1 << 20

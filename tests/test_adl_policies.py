@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 from riskengine._adl import py_capped_allocation, py_water_filling
 from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, EventKind
-from riskengine.engine import run
 from riskengine.metrics import COLUMNS, RunContext, gini, summarize
 from riskengine.params import EngineParams
 

@@ -6,7 +6,6 @@ riskengine/reference.py's docstring and ../shared/reference/venue-mechanisms.md.
 
 import math
 
-import numpy as np
 import pytest
 
 from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, EventKind, MarkMethod, Status

@@ -39,8 +39,6 @@ class TestE7BinanceBrackets:
         assert cents(py_maintenance_margin(264_000, BINANCE_2021_FLOORS, BINANCE_2021_RATES)) == 1_340.00
 
     def test_continuity_at_tier_boundary(self):
-        below = 250_000 * 0.005 - 50
-        assert below == pytest.approx(1_200.0)
         assert py_maintenance_margin(250_000, BINANCE_2021_FLOORS, BINANCE_2021_RATES) == pytest.approx(1_200.0)
         eps = 1e-6
         lo = py_maintenance_margin(250_000 - eps, BINANCE_2021_FLOORS, BINANCE_2021_RATES)

@@ -6,8 +6,8 @@ of a scan, growable C buffers for the log, and the whole loop under ``nogil``.
 """
 
 import numpy as np
-from libc.math cimport INFINITY, NAN, exp, fabs
-from libc.stdlib cimport calloc, free, malloc, qsort, realloc
+from libc.math cimport INFINITY, NAN, fabs
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.stdint cimport INT64_MIN
 
 from riskengine._adl cimport (
@@ -214,10 +214,17 @@ cdef float64_t _book_close(Engine* e, Py_ssize_t a, float64_t size, int kind,
                            float64_t fee_rate, bint settle) except? -1 nogil:
     """Send a market order closing ``size`` of account ``a`` into the depth curve; return the
     fill. ``settle=False`` leaves a negative balance for the caller to settle."""
+    cdef float64_t fill, move
+    depth_walk(&e.book, -_sign(size), fabs(size), _sim(e), e.tape, &fill, &move)
+    return _book_fill(e, a, size, kind, fee_rate, settle, fill, move)
+
+
+cdef float64_t _book_fill(Engine* e, Py_ssize_t a, float64_t size, int kind, float64_t fee_rate,
+                          bint settle, float64_t fill, float64_t move) except? -1 nogil:
+    """Settle a market order already walked through the book (``fill``, ``move``)."""
     cdef float64_t side = -_sign(size)
-    cdef float64_t fill, move, realized
+    cdef float64_t realized
     cdef float64_t fee = 0.0
-    depth_walk(&e.book, side, fabs(size), _sim(e), e.tape, &fill, &move)
     impact_commit(&e.book, side, move)
     e.ext_pos += size
     e.ext_cash -= size * fill
@@ -456,7 +463,7 @@ cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
         if deficit > _fund(e) and _closes(e):
             _adl_close(e, a, size, full)
         else:
-            _book_close(e, a, size, kind, e.p.liq_fee_rate, True)
+            _book_fill(e, a, size, kind, e.p.liq_fee_rate, True, fill, move)  # walked once
         return 0
     filled = depth_fillable(&e.book, side, fabs(size), _sim(e), e.tape, limit)
     if filled >= fabs(size):

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from riskengine.data import binance, hyperliquid, tardis
-from riskengine.data.schema import KINDS, TRADES
+from riskengine.data.schema import KINDS
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 #: file formats and the kinds each can hold
