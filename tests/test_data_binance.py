@@ -84,7 +84,7 @@ def test_missing_kline_column(shared_data, catalog, tmp_path):
 def test_unknown_kind_asks_for_it(shared_data, catalog, tmp_path):
     odd = tmp_path / "prices.csv"
     odd.write_text("a,b\n1,2\n")
-    with pytest.raises(ValueError, match=r"cannot tell what this Binance Vision file holds; give the kind"):
+    with pytest.raises(ValueError, match=r"cannot tell what this binance-vision file holds; give the kind"):
         catalog.import_file(odd, source="binance-vision")
 
 

@@ -29,10 +29,27 @@ from riskengine.data import binance, hyperliquid, tardis
 from riskengine.data.schema import KINDS
 
 NS_PER_DAY = 86_400 * 1_000_000_000
+#: (source, kind) -> reader(path) yielding ``(exchange, symbol, batch, first_row)`` with batches
+#: in the schema of the kind it is stored as. Each importer registers its kinds here.
+READERS = {
+    ("tardis", "trades"): tardis.read_trades,
+    ("binance-vision", "agg-trades"): lambda path: binance.read_trades(path, "agg-trades"),
+    ("binance-vision", "trades"): lambda path: binance.read_trades(path, "trades"),
+    ("binance-vision", "klines"): binance.read_klines,
+    ("binance-vision", "mark"): binance.read_klines,
+    ("binance-vision", "index"): binance.read_klines,
+    ("binance-vision", "premium"): binance.read_klines,
+    ("binance-vision", "depth"): binance.read_book_depth,
+    ("hyperliquid", "trades"): lambda path: hyperliquid.read(path, "trades"),
+    ("hyperliquid", "events"): lambda path: hyperliquid.read(path, "events"),
+}
+#: the catalog kind (schema) a source kind is stored as, where the names differ
+STORED_AS = {"agg-trades": "trades"}
+#: the kind a file holds when none is given (None: cannot tell)
+KIND_OF = {"tardis": lambda path: "trades", "binance-vision": binance.kind_of,
+           "hyperliquid": lambda path: "trades"}
 #: file formats and the kinds each can hold
-SOURCES = {"tardis": ("trades",),
-           "binance-vision": ("agg-trades", "trades", "klines", "mark", "index", "premium", "depth"),
-           "hyperliquid": ("trades", "events")}
+SOURCES = {source: tuple(k for s, k in READERS if s == source) for source, _ in READERS}
 
 
 @dataclass
@@ -140,9 +157,9 @@ class Catalog:
         if source not in SOURCES:
             raise ValueError(f"{path}: unknown source {source!r}; known: {', '.join(SOURCES)}")
         if kind is None:
-            kind = "trades" if source in ("tardis", "hyperliquid") else binance.kind_of(path)
+            kind = KIND_OF[source](path)
             if kind is None:
-                raise ValueError(f"{path}: cannot tell what this Binance Vision file holds; give the kind "
+                raise ValueError(f"{path}: cannot tell what this {source} file holds; give the kind "
                                  f"(one of {', '.join(SOURCES[source])})")
         if kind not in SOURCES[source]:
             raise ValueError(f"{path}: unknown kind {kind!r} for source {source!r}; "
@@ -161,18 +178,9 @@ class Catalog:
 
     def _stage(self, path: Path, source: str, kind: str, sort: bool, dedupe: bool,
                tmp: Path) -> tuple[ImportReport, list[tuple[Path, Path]]]:
-        schema = KINDS["trades" if kind == "agg-trades" else kind]
-        if source == "tardis":
-            reader = tardis.read_trades(path)
-        elif source == "hyperliquid":
-            reader = hyperliquid.read(path, kind)
-        elif kind in ("agg-trades", "trades"):
-            reader = binance.read_trades(path, kind)
-            kind = "trades"
-        elif kind == "depth":
-            reader = binance.read_book_depth(path)
-        else:
-            reader = binance.read_klines(path)
+        reader = READERS[source, kind](path)
+        kind = STORED_AS.get(kind, kind)
+        schema = KINDS[kind]
         checks: dict[str, _OrderCheck] = {}
         batches: dict[str, list[pa.RecordBatch]] = {}
         writers: dict[tuple[str, str], pq.ParquetWriter] = {}
@@ -340,7 +348,7 @@ def _repeat_mask(table: pa.Table) -> np.ndarray:
     if table.num_rows < 2:
         return same
     same[1:] = True
-    for name in ("ts", "price", "qty", "side", "trade_id"):
+    for name in table.column_names:
         col = table.column(name)
         values = (col.cast(pa.int64()) if name == "ts" else col).to_numpy(zero_copy_only=False)
         same[1:] &= values[1:] == values[:-1]

@@ -107,9 +107,10 @@ def read(path: str | Path, kind: str) -> Iterator[tuple[str, str, pa.RecordBatch
             if liq and user == liq.get("liquidatedUser"):
                 mark = float(liq["markPx"]) if liq.get("markPx") is not None else None
                 rows[coin].append((ts, "liquidation", liq.get("method"), price, size, price * size, user, mark,
-                                   str(fill.get("tid"))))
+                                   str(fill.get("tid")), 1 if fill.get("side") == "B" else -1))
             elif fill.get("dir") == "Auto-Deleveraging":
-                rows[coin].append((ts, "adl", None, price, size, price * size, user, None, str(fill.get("tid"))))
+                rows[coin].append((ts, "adl", None, price, size, price * size, user, None, str(fill.get("tid")),
+                                   1 if fill.get("side") == "B" else -1))
         count += 1
         if count % BLOCK_LINES == 0:
             yield from _flush(rows, kind, first_line)
@@ -134,5 +135,5 @@ def _flush(rows: dict[str, list], kind: str, line: int) -> Iterator[tuple[str, s
             arrays = [pa.array(cols[0], pa.int64()).cast(pa.timestamp("ns", tz="UTC")), pa.array(cols[1], pa.string()),
                       pa.array(cols[2], pa.string()), pa.array(cols[3], pa.float64()), pa.array(cols[4], pa.float64()),
                       pa.array(cols[5], pa.float64()), pa.array(cols[6], pa.string()), pa.array(cols[7], pa.float64()),
-                      pa.array(cols[8], pa.string())]
+                      pa.array(cols[8], pa.string()), pa.array(cols[9], pa.int8())]
             yield "hyperliquid", coin, pa.RecordBatch.from_arrays(arrays, schema=EVENTS), line

@@ -40,8 +40,32 @@ EVENTS = pa.schema([
     pa.field("user", pa.string(), nullable=True),  # the liquidated or ADL'd account
     pa.field("mark", pa.float64(), nullable=True),  # mark price the venue reported, if any
     pa.field("trade_id", pa.string(), nullable=True),
+    pa.field("side", pa.int8(), nullable=True),  # side of the closing order: +1 buy, -1 sell
+])
+
+#: Venue ticker: mark, index/oracle, last price, funding and open interest as of ``ts``
+#: (null where the source does not give a field). Open interest in base units.
+TICKER = pa.schema([
+    pa.field("ts", pa.timestamp("ns", tz="UTC"), nullable=False),
+    pa.field("mark", pa.float64(), nullable=True),
+    pa.field("index", pa.float64(), nullable=True),  # index / oracle price
+    pa.field("last", pa.float64(), nullable=True),
+    pa.field("funding_rate", pa.float64(), nullable=True),  # per funding interval, as a fraction
+    pa.field("predicted_funding_rate", pa.float64(), nullable=True),
+    pa.field("open_interest", pa.float64(), nullable=True),  # base units
+])
+
+#: Positioning metrics (Binance Vision ``metrics``): open interest and long/short ratios.
+METRICS = pa.schema([
+    pa.field("ts", pa.timestamp("ns", tz="UTC"), nullable=False),
+    pa.field("open_interest", pa.float64(), nullable=True),  # base units
+    pa.field("open_interest_value", pa.float64(), nullable=True),  # quote
+    pa.field("top_trader_long_short_accounts", pa.float64(), nullable=True),
+    pa.field("top_trader_long_short_positions", pa.float64(), nullable=True),
+    pa.field("long_short_accounts", pa.float64(), nullable=True),
+    pa.field("taker_long_short_volume", pa.float64(), nullable=True),
 ])
 
 #: kind -> schema; the stream kinds share one schema
 KINDS = {"trades": TRADES, "klines": STREAM, "mark": STREAM, "index": STREAM, "premium": STREAM,
-         "depth": DEPTH, "events": EVENTS}
+         "depth": DEPTH, "events": EVENTS, "ticker": TICKER, "metrics": METRICS}
