@@ -79,11 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     imp = data_sub.add_parser("import", help="import tick files into the catalog")
     imp.add_argument("paths", nargs="+", help="files to import (.csv or .csv.gz)")
-    imp.add_argument("--source", choices=("tardis", "binance-vision"), default="tardis",
-                     help="file format (default tardis)")
+    from riskengine.data.catalog import SOURCES
+
+    imp.add_argument("--source", choices=tuple(SOURCES), default="tardis", help="file format (default tardis)")
     imp.add_argument("--kind", default=None,
-                     help="what the files hold (binance-vision: klines, mark, index, premium, depth; "
-                          "default: from the archive folder or file name)")
+                     help="what the files hold (" + "; ".join(f"{s}: {', '.join(k)}" for s, k in SOURCES.items())
+                          + "; default: from the archive folder or file name)")
     imp.add_argument("--catalog", default=None, help=f"catalog folder (default ${CATALOG_ENV} or {DEFAULT_CATALOG})")
     imp.add_argument("--sort", action="store_true", help="sort rows that are out of time order, and report how many")
     imp.add_argument("--dedupe", action="store_true", help="drop rows equal to the row before them, and report how many")
