@@ -8,9 +8,26 @@
 * ``bookDepth``: ``timestamp,percentage,depth,notional`` (text UTC seconds, bands ±1..±5 %),
   imported as depth snapshots; each side's cumulative depth must not shrink as the band widens.
 * ``aggTrades`` / ``trades``: canonical trades (COIN-M contract counts in base units).
+* ``metrics``: ``create_time,symbol,sum_open_interest,sum_open_interest_value,
+  count_toptrader_long_short_ratio,sum_toptrader_long_short_ratio,count_long_short_ratio,
+  sum_taker_long_short_vol_ratio``, a row every 5 minutes, ``create_time`` as text UTC seconds;
+  the ratio cells are often empty (``""``) on COIN-M files, imported as null. Units differ by
+  market, as Binance's open-interest statistics endpoints document them: on USD-M
+  ``sum_open_interest`` is in base units and ``sum_open_interest_value`` in quote (USDT); on COIN-M
+  ``sum_open_interest`` is in contracts ("unit: cont") and ``sum_open_interest_value`` in the base
+  asset ("unit: base asset"), so a COIN-M row's open interest in base units is
+  ``sum_open_interest_value`` and its USD value is contracts x the contract's USD face.
+  Published COIN-M rows bear this out (BTCUSD_PERP, 2023-06-25 00:00: 5,578,700 contracts and
+  18,265.0 BTC, i.e. $557.9M at $30.5k per BTC, that day's price).
 
 Kinds come from the archive folder in the path (``markPriceKlines`` ...) or the file name
-(``-bookDepth-``), or are given.
+(``-bookDepth-``, ``-metrics-``), or are given.
+
+Sources: https://github.com/binance/binance-public-data (archive layout);
+https://developers.binance.com/docs/derivatives/coin-margined-futures/market-data/Open-Interest-Statistics
+and .../usds-margined-futures/market-data/rest-api/Open-Interest-Statistics (units of the
+open-interest columns); metrics headers and COIN-M sample rows as quoted in public notes on
+data.binance.vision files found with code search.
 """
 
 from __future__ import annotations
@@ -26,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from riskengine.data.schema import DEPTH, STREAM
+from riskengine.data.schema import DEPTH, METRICS, STREAM
 
 KLINE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
                  "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore")
@@ -34,9 +51,17 @@ DEPTH_COLUMNS = ("timestamp", "percentage", "depth", "notional")
 AGG_TRADES_COLUMNS = ("agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id",
                       "transact_time", "is_buyer_maker")
 TRADES_COLUMNS = ("id", "price", "qty", "quote_qty", "time", "is_buyer_maker")
+METRICS_COLUMNS = ("create_time", "symbol", "sum_open_interest", "sum_open_interest_value",
+                   "count_toptrader_long_short_ratio", "sum_toptrader_long_short_ratio", "count_long_short_ratio",
+                   "sum_taker_long_short_vol_ratio")
+#: metrics column -> METRICS field, for the ratios (open interest depends on the market)
+METRICS_RATIOS = {"count_toptrader_long_short_ratio": "top_trader_long_short_accounts",
+                  "sum_toptrader_long_short_ratio": "top_trader_long_short_positions",
+                  "count_long_short_ratio": "long_short_accounts",
+                  "sum_taker_long_short_vol_ratio": "taker_long_short_volume"}
 FOLDER_KINDS = {"klines": "klines", "markPriceKlines": "mark", "indexPriceKlines": "index",
                 "premiumIndexKlines": "premium", "bookDepth": "depth", "aggTrades": "agg-trades",
-                "trades": "trades"}
+                "trades": "trades", "metrics": "metrics"}
 #: USD face of one COIN-M contract (data/README.md): BTC 100, the others 10
 COINM_FACE_USD = {"BTCUSD_PERP": 100.0}
 COINM_DEFAULT_FACE_USD = 10.0
@@ -56,6 +81,8 @@ def kind_of(path: Path) -> str | None:
         return "agg-trades"
     if m and m.group("what") == "trades":
         return "trades"
+    if m and m.group("what") == "metrics":
+        return "metrics"
     if m and re.fullmatch(r"\d+[smhdwM]", m.group("what")):
         return "klines"
     return None
@@ -84,10 +111,19 @@ def _text(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def _table(path: Path, data: bytes, columns: tuple[str, ...], types: dict) -> pa.Table:
+def _has_header(first: list[str]) -> bool:
+    """Whether a CSV's first line is a header: a data row starts with a number or a date."""
+    return not re.match(r"\s*-?\.?\d", first[0])
+
+
+def _table(path: Path, data: bytes, columns: tuple[str, ...], types: dict) -> tuple[pa.Table, int]:
+    """The ``types`` columns of a CSV with the ``columns`` layout, with or without a header, and
+    the file row number of its first data row. Empty cells (and ``null``) are null; a cell that
+    does not convert is an error naming its row and column."""
     first = data.split(b"\n", 1)[0].decode(errors="replace").strip().split(",")
-    has_header = not first[0].strip().lstrip("-").replace(".", "").isdigit()
+    has_header = _has_header(first)
     if has_header:
+        first = [c.strip().strip('"') for c in first]
         missing = [c for c in columns if c not in first]
         if missing:
             raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; expected {','.join(columns)}")
@@ -97,27 +133,66 @@ def _table(path: Path, data: bytes, columns: tuple[str, ...], types: dict) -> pa
             raise ValueError(f"{path}: row 1 has {len(first)} columns; expected {len(columns)} "
                              f"({','.join(columns)})")
         read = pacsv.ReadOptions(column_names=list(columns), use_threads=False)
+    # read as text, then convert column by column: Arrow's CSV conversion error names no row.
+    # Only an empty cell (or "null") is missing: "n/a" and the like are errors, not silent nulls
+    convert = pacsv.ConvertOptions(column_types={name: pa.string() for name in types}, include_columns=list(types),
+                                   null_values=["", "null"], strings_can_be_null=True)
     try:
-        return pacsv.read_csv(io.BytesIO(data), read_options=read,
-                              convert_options=pacsv.ConvertOptions(column_types=types,
-                                                                   include_columns=list(types)))
+        raw = pacsv.read_csv(io.BytesIO(data), read_options=read, convert_options=convert)
     except pa.ArrowInvalid as exc:
         raise ValueError(f"{path}: {str(exc).splitlines()[0]}") from None
+    row = 2 if has_header else 1
+    return pa.table({name: _convert(path, raw.column(name), name, kind, row) for name, kind in types.items()}), row
 
 
-def _check_positive(path: Path, values: np.ndarray, name: str, offset: int) -> None:
-    bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
+def _convert(path: Path, column: pa.ChunkedArray, name: str, kind: pa.DataType, row: int) -> pa.ChunkedArray:
+    if kind == pa.string():
+        return column
+    try:
+        return pc.cast(column, kind)
+    except pa.ArrowInvalid:
+        for i, text in enumerate(column.to_pylist()):
+            try:
+                pc.cast(pa.array([text]), kind)
+            except pa.ArrowInvalid:
+                what = "an integer" if pa.types.is_integer(kind) else "a number"
+                raise ValueError(f"{path}: row {row + i}: column {name!r}: expected {what} (got {text!r})") from None
+        raise
+
+
+def _utc_seconds(path: Path, table: pa.Table, name: str, row: int) -> np.ndarray:
+    """A column of ``YYYY-MM-DD HH:MM:SS`` UTC texts as int64 nanoseconds."""
+    # the archive has stray spaces around some times (bookDepth 2025-10-10 row 25,883): trim, then parse
+    text = pc.utf8_trim_whitespace(table.column(name))
+    try:
+        stamps = pc.strptime(text, format="%Y-%m-%d %H:%M:%S", unit="s", error_is_null=True)
+    except pa.ArrowInvalid as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    if stamps.null_count:
+        i = int(np.flatnonzero(np.asarray(stamps.is_null()))[0])
+        raise ValueError(f"{path}: row {i + row}: column {name!r}: expected YYYY-MM-DD HH:MM:SS "
+                         f"(got {table.column(name)[i].as_py()!r})")
+    return stamps.cast(pa.timestamp("ns")).cast(pa.int64()).to_numpy()
+
+
+def _check_positive(path: Path, values: np.ndarray, name: str, offset: int, zero: bool = False,
+                    null: bool = False) -> None:
+    """Every value finite and > 0 (``>= 0`` with ``zero``; NaN, i.e. an empty cell, allowed with
+    ``null``), else an error naming the first bad row."""
+    ok = np.isfinite(values) & ((values >= 0) if zero else (values > 0))
+    if null:
+        ok |= np.isnan(values)
+    bad = np.flatnonzero(~ok)
     if len(bad):
-        raise ValueError(f"{path}: row {int(bad[0]) + offset}: column {name!r}: expected a finite value > 0 "
-                         f"(got {float(values[bad[0]])!r}); {len(bad)} such row(s)")
+        raise ValueError(f"{path}: row {int(bad[0]) + offset}: column {name!r}: expected a finite value "
+                         f"{'>=' if zero else '>'} 0 (got {float(values[bad[0]])!r}); {len(bad)} such row(s)")
 
 
 def read_klines(path: str | Path) -> Iterator[tuple[str, str, pa.RecordBatch, int]]:
     """A klines-family file as a price stream (the close as of the bar's end)."""
     path = Path(path)
     data = _text(path)
-    table = _table(path, data, KLINE_COLUMNS, {"close": pa.float64(), "close_time": pa.int64()})
-    offset = 2 if not data[:1].isdigit() else 1
+    table, offset = _table(path, data, KLINE_COLUMNS, {"close": pa.float64(), "close_time": pa.int64()})
     close = table.column("close").to_numpy()
     _check_positive(path, close, "close", offset)
     end = table.column("close_time").to_numpy()
@@ -132,24 +207,14 @@ def read_book_depth(path: str | Path) -> Iterator[tuple[str, str, pa.RecordBatch
     """A ``bookDepth`` file as depth snapshots."""
     path = Path(path)
     data = _text(path)
-    table = _table(path, data, DEPTH_COLUMNS, {"timestamp": pa.string(), "percentage": pa.float64(),
-                                                "depth": pa.float64(), "notional": pa.float64()})
-    # the archive has stray spaces around some times (e.g. 2025-10-10 row 25,883): trim, then parse
-    text = pc.utf8_trim_whitespace(table.column("timestamp"))
-    try:
-        stamps = pc.strptime(text, format="%Y-%m-%d %H:%M:%S", unit="s", error_is_null=True)
-    except pa.ArrowInvalid as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    if stamps.null_count:
-        i = int(np.flatnonzero(np.asarray(stamps.is_null()))[0])
-        raise ValueError(f"{path}: row {i + 2}: column 'timestamp': expected YYYY-MM-DD HH:MM:SS "
-                         f"(got {table.column('timestamp')[i].as_py()!r})")
-    ts = stamps.cast(pa.timestamp("ns")).cast(pa.int64()).to_numpy()
+    table, row = _table(path, data, DEPTH_COLUMNS, {"timestamp": pa.string(), "percentage": pa.float64(),
+                                                     "depth": pa.float64(), "notional": pa.float64()})
+    ts = _utc_seconds(path, table, "timestamp", row)
     pct = table.column("percentage").to_numpy()
     depth = table.column("depth").to_numpy()
     notional = table.column("notional").to_numpy()
     for name, values in (("depth", depth), ("notional", notional)):
-        _check_positive(path, values, name, 2)
+        _check_positive(path, values, name, row)
     # within one snapshot and side, cumulative depth must not shrink as the band widens (bids are
     # listed widest first, asks narrowest first: check neighbouring rows either way)
     same = (ts[1:] == ts[:-1]) & (np.sign(pct[1:]) == np.sign(pct[:-1]))
@@ -157,12 +222,61 @@ def read_book_depth(path: str | Path) -> Iterator[tuple[str, str, pa.RecordBatch
     bad = same & np.where(wider, notional[1:] < notional[:-1], notional[1:] > notional[:-1])
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{path}: rows {i + 2}-{i + 3}: cumulative depth is not monotone in the band "
+        raise ValueError(f"{path}: rows {i + row}-{i + row + 1}: cumulative depth is not monotone in the band "
                          f"({pct[i]:g}%: {notional[i]:g}, {pct[i + 1]:g}%: {notional[i + 1]:g}); "
                          f"a wider band must hold at least as much")
     batch = pa.RecordBatch.from_arrays([pa.array(ts).cast(pa.timestamp("ns", tz="UTC")), pa.array(pct),
                                         pa.array(depth), pa.array(notional)], schema=DEPTH)
-    yield "binance", symbol_of(path), batch, 2
+    yield "binance", symbol_of(path), batch, row
+
+
+def read_metrics(path: str | Path) -> Iterator[tuple[str, str, pa.RecordBatch, int]]:
+    """A ``metrics`` file as positioning metrics.
+
+    COIN-M files give open interest in contracts and its value in the base asset: the base-unit
+    open interest is then ``sum_open_interest_value`` and the quote (USD) value is contracts x the
+    contract's USD face (see the module notes).
+
+    Parameters
+    ----------
+    path : str or Path
+        ``SYMBOL-metrics-YYYY-MM-DD.zip`` or ``.csv``, with or without a header.
+
+    Yields
+    ------
+    tuple
+        ``("binance", symbol, batch, first_row)``, the batch in the ``METRICS`` schema (open
+        interest in base units and quote, the four ratios; empty cells null).
+
+    Raises
+    ------
+    ValueError
+        Naming the file and row: negative open interest or ratio, a cell that is not a number, a
+        time that is not ``YYYY-MM-DD HH:MM:SS``, a row of another symbol than the file name's.
+    """
+    path = Path(path)
+    symbol = symbol_of(path)
+    data = _text(path)
+    types = {"create_time": pa.string(), "symbol": pa.string(),
+             **{name: pa.float64() for name in METRICS_COLUMNS[2:]}}
+    table, row = _table(path, data, METRICS_COLUMNS, types)
+    ts = _utc_seconds(path, table, "create_time", row)
+    other = np.flatnonzero(np.asarray(pc.fill_null(pc.not_equal(table.column("symbol"), symbol), True)))
+    if len(other):
+        raise ValueError(f"{path}: row {int(other[0]) + row}: column 'symbol': expected {symbol} as in the file "
+                         f"name (got {table.column('symbol')[int(other[0])].as_py()!r})")
+    values = {name: table.column(name).to_numpy() for name in METRICS_COLUMNS[2:]}
+    for name, v in values.items():
+        _check_positive(path, v, name, row, zero=True, null=True)
+    face = coinm_face(symbol)
+    if face is None:
+        oi, oi_value = values["sum_open_interest"], values["sum_open_interest_value"]
+    else:  # contracts and base units (see the module notes)
+        oi, oi_value = values["sum_open_interest_value"], values["sum_open_interest"] * face
+    arrays = [pa.array(ts).cast(pa.timestamp("ns", tz="UTC")), pa.array(oi, from_pandas=True),
+              pa.array(oi_value, from_pandas=True)]
+    arrays += [pa.array(values[name], from_pandas=True) for name in METRICS_RATIOS]
+    yield "binance", symbol, pa.RecordBatch.from_arrays(arrays, schema=METRICS), row
 
 
 def coinm_face(symbol: str) -> float | None:
@@ -203,7 +317,7 @@ def read_trades(path: str | Path, kind: str = "agg-trades",
             first = f.readline().decode(errors="replace").strip().split(",")
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
         raise ValueError(f"{path}: truncated or corrupt zip file ({exc})") from None
-    has_header = not first[0].strip().isdigit()
+    has_header = _has_header(first)
     if has_header:
         missing = [c for c in columns if c not in first]
         if missing:

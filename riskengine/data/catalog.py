@@ -40,6 +40,7 @@ READERS = {
     ("binance-vision", "index"): binance.read_klines,
     ("binance-vision", "premium"): binance.read_klines,
     ("binance-vision", "depth"): binance.read_book_depth,
+    ("binance-vision", "metrics"): binance.read_metrics,
     ("hyperliquid", "trades"): lambda path: hyperliquid.read(path, "trades"),
     ("hyperliquid", "events"): lambda path: hyperliquid.read(path, "events"),
 }
