@@ -33,6 +33,10 @@ NS_PER_DAY = 86_400 * 1_000_000_000
 #: in the schema of the kind it is stored as. Each importer registers its kinds here.
 READERS = {
     ("tardis", "trades"): tardis.read_trades,
+    ("tardis", "liquidations"): tardis.read_liquidations,
+    ("tardis", "derivative_ticker"): tardis.read_derivative_ticker,
+    ("tardis", "book_snapshot_25"): lambda path: tardis.read_book_snapshot(path, 25),
+    ("tardis", "book_snapshot_5"): lambda path: tardis.read_book_snapshot(path, 5),
     ("binance-vision", "agg-trades"): lambda path: binance.read_trades(path, "agg-trades"),
     ("binance-vision", "trades"): lambda path: binance.read_trades(path, "trades"),
     ("binance-vision", "klines"): binance.read_klines,
@@ -45,9 +49,9 @@ READERS = {
     ("hyperliquid", "events"): lambda path: hyperliquid.read(path, "events"),
 }
 #: the catalog kind (schema) a source kind is stored as, where the names differ
-STORED_AS = {"agg-trades": "trades"}
+STORED_AS = {"agg-trades": "trades", **tardis.STORED_AS}
 #: the kind a file holds when none is given (None: cannot tell)
-KIND_OF = {"tardis": lambda path: "trades", "binance-vision": binance.kind_of,
+KIND_OF = {"tardis": tardis.kind_of, "binance-vision": binance.kind_of,
            "hyperliquid": lambda path: "trades"}
 #: file formats and the kinds each can hold
 SOURCES = {source: tuple(k for s, k in READERS if s == source) for source, _ in READERS}
