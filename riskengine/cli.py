@@ -1,7 +1,6 @@
-"""Command line: ``riskengine run`` (the built-in synthetic crash comparison) and
+"""Command line: ``riskengine run [CONFIG ...]`` (backtests from TOML configs; none: the embedded
+default comparison), ``riskengine validate CONFIG``, ``riskengine schema`` and
 ``riskengine data import|fetch|list`` (the local Parquet tick catalog).
-
-Config files, sweeps, benchmarks and data commands build on this entry point.
 """
 
 from __future__ import annotations
@@ -18,6 +17,11 @@ TERMINAL_COLUMNS = (
     "backstop_liquidations", "bad_debt", "fund_start", "fund_min", "fund_end", "vault_pnl",
     "adl_fills", "adl_notional", "tape_drawdown", "sim_drawdown", "amplification",
     "elapsed_s",
+)
+#: the shorter set shown one line per run, when a config has many scenarios x designs
+TERMINAL_COLUMNS_COMPACT = (
+    "liquidations", "liquidated_notional", "bad_debt", "fund_paid_out", "adl_fills", "adl_notional",
+    "tape_drawdown", "sim_drawdown",
 )
 
 
@@ -67,13 +71,22 @@ def _fmt(value) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="riskengine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run = sub.add_parser("run", help="run the built-in synthetic crash through the demo designs")
-    run.add_argument("--accounts", type=_whole(1), default=100_000, help="accounts (default 100,000)")
-    run.add_argument("--ticks", type=_whole(2), default=200_000, help="tape ticks (default 200,000)")
-    run.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    run.add_argument("--depth", type=_positive_float, default=5e6,
-                     help="book depth within 1%% of the price, quote notional (default 5e6)")
+    run = sub.add_parser("run", help="run backtest configs (no CONFIG: the embedded default comparison)")
+    run.add_argument("configs", nargs="*", metavar="CONFIG", help="TOML backtest configs (see backtests/)")
+    run.add_argument("--out", default=None,
+                     help="output folder (default results/<config>-<time>; with several configs, one "
+                          "sub-folder per config)")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    run.add_argument("--no-output", action="store_true", help="print the table only, write no files")
+    run.add_argument("--accounts", type=_whole(1), default=None, help="embedded default only: accounts")
+    run.add_argument("--ticks", type=_whole(2), default=None, help="embedded default only: tape ticks")
+    run.add_argument("--seed", type=int, default=None, help="embedded default only: random seed")
+    run.add_argument("--depth", type=_positive_float, default=None,
+                     help="embedded default only: book depth within 1%% of the price, quote notional")
     run.add_argument("--engine", choices=("cython", "reference"), default="cython")
+    validate = sub.add_parser("validate", help="check configs without running them")
+    validate.add_argument("configs", nargs="+", metavar="CONFIG")
+    sub.add_parser("schema", help="print the JSON schema of config files (for editors)")
 
     data = sub.add_parser("data", help="the local Parquet tick catalog")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
@@ -103,24 +116,71 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _default_config(args: argparse.Namespace):
+    """The embedded default, with the command line's changes."""
+    from riskengine import config
+
+    loaded = config.load_default()
+    data = loaded.config.model_dump(exclude_none=True)
+    if args.ticks is not None:
+        data["scenario"]["synthetic"]["ticks"] = args.ticks
+    if args.seed is not None:
+        data["scenario"]["synthetic"]["seed"] = args.seed
+        data["population"]["seed"] = args.seed + 1
+    if args.accounts is not None:
+        data["population"]["accounts"] = args.accounts
+    if args.depth is not None:
+        data["liquidity"]["depth_per_pct"] = args.depth
+    return config.parse(data, "embedded default config", loaded.base_dir, loaded.path)
+
+
+def _show(table: pd.DataFrame) -> str:
+    """The terminal view: designs as columns for a few runs, one line per run otherwise."""
+    if len(table) <= 6:
+        shown = table[list(TERMINAL_COLUMNS)].set_index("design").T
+    else:
+        shown = table[["scenario", "design", *TERMINAL_COLUMNS_COMPACT]].set_index(["scenario", "design"])
+    return shown.map(_fmt).to_string()
+
+
 def _run(args: argparse.Namespace) -> int:
-    from riskengine import ConstantDepth, run, synthetic
+    from riskengine import backtest, config
 
     err = sys.stderr
-    start = time.perf_counter()
-    print(f"building synthetic crash: {args.ticks:,} ticks, {args.accounts:,} accounts, seed {args.seed}", file=err)
-    scenario = synthetic.crash_scenario(ticks=args.ticks, accounts=args.accounts, seed=args.seed)
-    designs = [synthetic.binance_style(), synthetic.hyperliquid_style()]
-    rows = []
-    for k, design in enumerate(designs, 1):
-        print(f"[{k}/{len(designs)}] {design.name} ...", file=err, end=" ", flush=True)
-        result = run(scenario, design, ConstantDepth(args.depth), engine=args.engine)
-        rows.append(result.table)
-        print(f"{result.table['elapsed_s'].iloc[0]:.2f} s", file=err)
-    table = pd.concat(rows, ignore_index=True)
-    shown = table[list(TERMINAL_COLUMNS)].set_index("design").T
-    print(shown.map(_fmt).to_string())
-    print(f"done in {time.perf_counter() - start:.1f} s", file=err)
+    if args.configs and any(v is not None for v in (args.accounts, args.ticks, args.seed, args.depth)):
+        raise ValueError("--accounts, --ticks, --seed and --depth change the embedded default only; "
+                         "change a config file's [population] or [scenario] instead")
+    loaded_all = [config.load(p) for p in args.configs] if args.configs else [_default_config(args)]
+    for loaded in loaded_all:  # every config is checked before anything runs
+        backtest.check(loaded)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for loaded in loaded_all:
+        start = time.perf_counter()
+        print(f"{loaded.name}: running", file=err, flush=True)
+        result = backtest.run_config(loaded, progress=lambda line: print(line, file=err, flush=True),
+                                     engine=args.engine)
+        print(_show(result.table))
+        if not args.no_output:
+            if args.out is None:
+                out = loaded.config.outputs.dir or f"results/{loaded.name}-{stamp}"
+                if loaded.config.outputs.dir is not None:
+                    out = str(loaded.resolve(out))
+            else:
+                out = args.out if len(loaded_all) == 1 else f"{args.out}/{loaded.name}"
+            written = backtest.write_outputs(result, out, overwrite=args.overwrite)
+            print(f"wrote {', '.join(backtest.OUTPUT_FILES)} to {written}", file=err)
+        print(f"{loaded.name}: done in {time.perf_counter() - start:.1f} s", file=err)
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from riskengine import backtest, config
+
+    for path in args.configs:
+        lines = backtest.check(config.load(path))
+        print(f"{path}: ok")
+        for line in lines:
+            print(f"  {line}")
     return 0
 
 
@@ -174,6 +234,15 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "data":
             return _data(args)
+        if args.command == "validate":
+            return _validate(args)
+        if args.command == "schema":
+            import json
+
+            from riskengine.config import json_schema
+
+            print(json.dumps(json_schema(), indent=2))
+            return 0
     except ValueError as exc:
         print(f"riskengine: error: {exc}", file=sys.stderr)
         return 2

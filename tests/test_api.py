@@ -301,29 +301,40 @@ class TestCli:
     @pytest.fixture(scope="class")
     @classmethod
     def proc(cls):
-        return _cli("run", "--accounts", "2000", "--ticks", "5000")
+        return _cli("run", "--accounts", "2000", "--ticks", "5000", "--no-output")
+
+    @staticmethod
+    def _default_designs() -> list[VenueDesign]:
+        from riskengine import backtest, config
+
+        return backtest.build_designs(config.load_default())
 
     def test_exit_code_and_output(self, proc):
         assert proc.returncode == 0, proc.stderr
         assert "Traceback" not in proc.stderr
         rows = _cli_rows(proc.stdout)
-        assert rows["design"] == _names()
+        names = [d.name for d in self._default_designs()]
+        assert rows["design"] == names
+        assert len(names) >= 4 and names[:2] == NAMES
         for name in ("liquidations", "adl_fills"):
-            assert name in rows and len(rows[name]) == 2, proc.stdout
+            assert name in rows and len(rows[name]) == len(names), proc.stdout
+
+    def test_default_designs_scale_the_presets_like_the_api(self):
+        # the embedded default's first two designs are synthetic.binance_style() / hyperliquid_style()
+        assert self._default_designs()[:2] == _designs()
 
     def test_progress_on_stderr(self, proc):
         err = proc.stderr
-        assert "5,000 ticks" in err and "2,000 accounts" in err
-        assert "[1/2] binance-usdm" in err
-        assert "[2/2] hyperliquid" in err
+        assert "5,000 trades" in err and "2,000 accounts" in err
+        assert "[1/1] synthetic-btc-crash" in err
         assert "done in" in err
         # progress is on stderr only: stdout is the table
-        assert "[1/2]" not in proc.stdout and "done in" not in proc.stdout
+        assert "[1/1]" not in proc.stdout and "done in" not in proc.stdout
 
     def test_numbers_match_the_api(self, proc):
         # default seed 7 and depth 5e6; the terminal shows 4 significant digits
         scen = synthetic.crash_scenario(ticks=5_000, accounts=2_000, seed=7)
-        table = run(scen, _designs(), DEPTH).table
+        table = run(scen, self._default_designs(), DEPTH).table
         rows = _cli_rows(proc.stdout)
         for name in ("liquidations", "adl_fills", "liquidated_notional", "fund_end"):
             shown = [float(v.replace(",", "")) for v in rows[name]]

@@ -153,7 +153,7 @@ class TestWrongTypes:
         ("fund.initial", "lots", "Input should be a valid number, unable to parse string as a number (got 'lots')"),
         ("liquidation.latency_s", "soon", "Input should be a valid number, unable to parse string as a number (got 'soon')"),
         ("backstop.ratio", "two thirds", "Input should be a valid number, unable to parse string as a number (got 'two thirds')"),
-        ("margin.rates.0", "a", "Input should be a valid number, unable to parse string as a number (got 'a')"),
+        ("margin.rates[0]", "a", "Input should be a valid number, unable to parse string as a number (got 'a')"),
         ("fund.takeover", [True], "Input should be a valid boolean (got [True])"),
         ("liquidation.surplus_to_fund", [1], "Input should be a valid boolean (got [1])"),
         ("adl.on_negative_equity", [], "Input should be a valid boolean (got [])"),
@@ -165,7 +165,7 @@ class TestWrongTypes:
     ])
     def test_wrong_type(self, path, value, text):
         change = _nested(path, value)
-        if path == "margin.rates.0":
+        if path == "margin.rates[0]":
             change = {"margin": {"rates": [value]}}
         design = "''" if path == "name" else "'probe'"
         assert _error(BASE.with_overrides, change) == f"venue design {design}: {path}: {text}"

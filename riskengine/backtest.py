@@ -1,0 +1,326 @@
+"""Run a validated config: build each scenario's tape, stream, population and liquidity, replay
+it through every venue design, and write the outputs atomically.
+
+>>> from riskengine import backtest, config
+>>> loaded = config.parse({"scenario": {"name": "demo", "synthetic": {"ticks": 2_000}},
+...                        "population": {"accounts": 500}, "venues": [{"preset": "hyperliquid"}]})
+>>> result = backtest.run_config(loaded)
+>>> list(result.table["design"])
+['hyperliquid']
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import ValidationError
+
+from riskengine import synthetic, venues
+from riskengine.config import (CatalogTape, DepthFile, FileTape, LoadedConfig, PopulationSpec, ScenarioSpec,
+                               Window)
+from riskengine.engine import Result, run
+from riskengine.errors import format_validation_error
+from riskengine.liquidity import ConstantDepth
+from riskengine.scenario import Scenario, Tape
+from riskengine.venue import VenueDesign
+
+NS = 1_000_000_000
+#: the files ``riskengine run`` writes into its output folder
+OUTPUT_FILES = ("results.parquet", "results.csv", "results.md", "events.parquet", "series.parquet")
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+# ---------------------------------------------------------------------------- market data
+def read_source(loaded: LoadedConfig, spec: FileTape | CatalogTape, where: str) -> pa.Table:
+    """The rows a tape or stream table names: a market-data file (validated by its importer,
+    through a throw-away catalog) or a catalog partition."""
+    from riskengine.data import Catalog
+    from riskengine.data.catalog import STORED_AS
+
+    if isinstance(spec, CatalogTape):
+        root = loaded.resolve(spec.catalog)
+        if not root.is_dir():
+            raise ValueError(f"{where}.catalog: no catalog folder {root}")
+        return Catalog(root).read(spec.kind, spec.source, spec.symbol)
+    path = loaded.resolve(spec.path)
+    if not path.is_file():
+        raise ValueError(f"{where}.path: no such file {path}")
+    with tempfile.TemporaryDirectory(prefix="riskengine-") as tmp:
+        catalog = Catalog(tmp)
+        report = catalog.import_file(path, source=spec.source, kind=spec.kind, sort=spec.sort, dedupe=spec.dedupe)
+        kind = STORED_AS.get(report.kind, report.kind)
+        symbols = sorted({row["symbol"] for row in catalog.list()})
+        if spec.symbol is not None:
+            symbol = spec.symbol
+            if symbol not in symbols:
+                raise ValueError(f"{where}.symbol: {path} holds no {symbol!r} "
+                                 f"(it holds {', '.join(symbols[:20])}{' ...' if len(symbols) > 20 else ''})")
+        elif len(symbols) == 1:
+            symbol = symbols[0]
+        else:
+            raise ValueError(f"{where}: {path} holds {len(symbols)} symbols; choose one with symbol = "
+                             f"(e.g. {', '.join(symbols[:5])})")
+        return catalog.read(kind, report.source, symbol)
+
+
+def _within(table: pa.Table, window: Window) -> pa.Table:
+    start, end = window.bounds_ns()
+    ts = table.column("ts").cast(pa.int64())
+    mask = None
+    if start is not None:
+        mask = pc.greater_equal(ts, start)
+    if end is not None:
+        upper = pc.less(ts, end)
+        mask = upper if mask is None else pc.and_(mask, upper)
+    return table if mask is None else table.filter(mask)
+
+
+def _span(table: pa.Table) -> str:
+    ts = table.column("ts")
+    return f"{pc.min(ts).as_py().isoformat()} .. {pc.max(ts).as_py().isoformat()}"
+
+
+def build_tape(loaded: LoadedConfig, spec: ScenarioSpec, where: str) -> Tape:
+    """The scenario's tape, cut to its window, with its stream aligned as of each trade."""
+    if spec.synthetic is not None:
+        s = spec.synthetic
+        tape = synthetic.crash_tape(s.ticks, start_price=s.start_price, duration_s=s.duration_s, drop=s.drop,
+                                    wick=s.wick, rebound=s.rebound, noise=s.noise, seed=s.seed)
+        start, end = spec.window.bounds_ns()
+        if start is None and end is None:
+            return tape
+        keep = np.ones(len(tape), dtype=bool)
+        if start is not None:
+            keep &= tape.ts >= start
+        if end is not None:
+            keep &= tape.ts < end
+        if keep.sum() < 2:
+            raise ValueError(f"{where}.window: holds fewer than 2 ticks of the synthetic tape")
+        return Tape.from_arrays(tape.ts[keep], tape.price[keep], tape.qty[keep],
+                                None if tape.stream is None else tape.stream[keep])
+    full = read_source(loaded, spec.tape, f"{where}.tape")
+    table = _within(full, spec.window)
+    if table.num_rows < 2:
+        raise ValueError(f"{where}.window: holds {table.num_rows} trade(s) of the tape; the tape spans "
+                         f"{_span(full)}")
+    table = table.combine_chunks()
+    tape = Tape.from_arrays(table.column("ts").cast(pa.int64()).to_numpy(), table.column("price").to_numpy(),
+                            table.column("qty").to_numpy())
+    if spec.stream is None:
+        return tape
+    stream = read_source(loaded, spec.stream, f"{where}.stream").combine_chunks()
+    column = "price" if "price" in stream.column_names else spec.stream.field
+    if column not in stream.column_names:
+        raise ValueError(f"{where}.stream.field: expected one of mark, index, last for a ticker stream "
+                         f"(got {spec.stream.field!r})")
+    stream = stream.filter(pc.is_valid(stream.column(column)))
+    if stream.num_rows == 0:
+        raise ValueError(f"{where}.stream: no {column} values in the stream")
+    return tape.with_stream(stream.column("ts").cast(pa.int64()).to_numpy(), stream.column(column).to_numpy())
+
+
+def population_spec(loaded: LoadedConfig, spec: ScenarioSpec, where: str) -> PopulationSpec:
+    """The config's population with this scenario's changes."""
+    base = loaded.config.population
+    if not spec.population:
+        return base
+    try:
+        return PopulationSpec.model_validate({**base.model_dump(), **spec.population})
+    except ValidationError as exc:
+        raise ValueError(format_validation_error(exc, PopulationSpec, f"{where}.population.")) from None
+
+
+def build_population(pop: PopulationSpec, price: float):
+    """A seeded population priced at ``price``."""
+    return synthetic.population(pop.accounts, price=price, open_interest=pop.open_interest_usd,
+                                long_share=pop.long_share, leverage=pop.leverage.values,
+                                leverage_weights=pop.leverage.weights, cross_share=pop.cross_share,
+                                flat_share=pop.flat_share, entry_spread=pop.entry_spread, seed=pop.seed)
+
+
+def measured_depth(loaded: LoadedConfig, spec: DepthFile, window: Window, where: str) -> float:
+    """Quote notional within ``band_pct`` of mid, per 1%, from Binance ``bookDepth`` snapshots in
+    the window: each snapshot's bid and ask band notional averaged, then the statistic over
+    snapshots, divided by ``band_pct`` (the depth model is linear in the distance)."""
+    table = read_source(loaded, FileTape(source="binance-vision", path=spec.path, kind="depth"), where)
+    inside = _within(table, window)
+    if inside.num_rows == 0:
+        raise ValueError(f"{where}: no depth snapshots inside the window; the file spans {_span(table)}")
+    frame = inside.select(["ts", "pct", "notional"]).to_pandas()
+    band = frame[np.isclose(frame["pct"].abs(), spec.band_pct)]
+    if band.empty:
+        bands = sorted(frame["pct"].abs().unique())
+        raise ValueError(f"{where}.band_pct: no {spec.band_pct}% band in the file (bands: "
+                         f"{', '.join(f'{b:g}' for b in bands)})")
+    per_snapshot = band.groupby("ts")["notional"].mean()
+    value = float(getattr(per_snapshot, spec.statistic)())
+    return value / spec.band_pct
+
+
+def build_liquidity(loaded: LoadedConfig, window: Window, where: str = "liquidity") -> ConstantDepth:
+    """The run's liquidity model (plain replay when the config gives no depth)."""
+    liq = loaded.config.liquidity
+    if liq.depth is not None:
+        depth = measured_depth(loaded, liq.depth, window, f"{where}.depth")
+    elif liq.depth_per_pct is not None:
+        depth = liq.depth_per_pct
+    else:
+        depth = float("inf")
+    return ConstantDepth(depth, max_move=liq.max_move, half_life_s=liq.resilience_half_life_s,
+                         feedback=liq.feedback)
+
+
+def build_designs(loaded: LoadedConfig) -> list[VenueDesign]:
+    """Every venue design of the config, validated."""
+    where = str(loaded.path) if loaded.path is not None else "config"
+    designs = [venues.build(spec, where=f"{where}: venues[{i}]") for i, spec in enumerate(loaded.config.venues)]
+    names = [d.name for d in designs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"{where}: venues: design names must be unique (repeated: {', '.join(dupes)}); "
+                         f"give each variant a name")
+    return designs
+
+
+def _scenario_where(loaded: LoadedConfig, index: int) -> str:
+    where = str(loaded.path) if loaded.path is not None else "config"
+    return f"{where}: scenario" if loaded.config.scenario is not None else f"{where}: scenarios[{index}]"
+
+
+def check(loaded: LoadedConfig) -> list[str]:
+    """What :func:`run_config` will run, checked without reading any tape: designs resolve,
+    files exist, populations validate. Returns one description line per scenario.
+
+    Raises
+    ------
+    ValueError
+        The first problem, as one line.
+    """
+    designs = build_designs(loaded)
+    for d in designs:
+        d.engine_params(ConstantDepth(), 1.0)
+    lines = []
+    for i, spec in enumerate(loaded.config.all_scenarios()):
+        where = _scenario_where(loaded, i)
+        pop = population_spec(loaded, spec, where)
+        for part, src in (("tape", spec.tape), ("stream", spec.stream)):
+            if isinstance(src, FileTape) and not loaded.resolve(src.path).is_file():
+                raise ValueError(f"{where}.{part}.path: no such file {loaded.resolve(src.path)}")
+            if isinstance(src, CatalogTape) and not loaded.resolve(src.catalog).is_dir():
+                raise ValueError(f"{where}.{part}.catalog: no catalog folder {loaded.resolve(src.catalog)}")
+        lines.append(f"{spec.name}: {pop.accounts:,} accounts x {len(designs)} design(s) "
+                     f"({', '.join(d.name for d in designs)})")
+    depth = loaded.config.liquidity.depth
+    if depth is not None and not loaded.resolve(depth.path).is_file():
+        raise ValueError(f"liquidity.depth.path: no such file {loaded.resolve(depth.path)}")
+    return lines
+
+
+@dataclass
+class Prepared:
+    """One scenario ready to run."""
+
+    scenario: Scenario
+    liquidity: ConstantDepth
+
+
+def prepare(loaded: LoadedConfig, index: int) -> Prepared:
+    """Build scenario ``index`` of the config (tape, stream, population, liquidity)."""
+    spec = loaded.config.all_scenarios()[index]
+    where = _scenario_where(loaded, index)
+    tape = build_tape(loaded, spec, where)
+    pop = build_population(population_spec(loaded, spec, where), float(tape.price[0]))
+    return Prepared(Scenario(spec.name, tape, pop), build_liquidity(loaded, spec.window))
+
+
+def run_config(loaded: LoadedConfig, progress: Progress = _quiet, engine: str = "cython",
+               check_invariants: bool = False) -> Result:
+    """Run every scenario of a config through every design (``check_invariants``: see
+    :func:`riskengine.run`).
+
+    Returns
+    -------
+    Result
+        One table row per scenario x design, events and series labelled likewise.
+    """
+    designs = build_designs(loaded)
+    specs = loaded.config.all_scenarios()
+    tables, events, series, raws = [], [], [], []
+    for i, spec in enumerate(specs):
+        progress(f"[{i + 1}/{len(specs)}] {spec.name}: loading")
+        prepared = prepare(loaded, i)
+        tape = prepared.scenario.tape
+        progress(f"[{i + 1}/{len(specs)}] {spec.name}: {len(tape):,} trades, "
+                 f"{len(prepared.scenario.population):,} accounts, depth "
+                 f"{prepared.liquidity.depth_per_pct:,.0f}/1%; {len(designs)} design(s)")
+        result = run(prepared.scenario, designs, prepared.liquidity, engine=engine,
+                     series_interval_s=loaded.config.outputs.series_interval_s,
+                     check_invariants=check_invariants)
+        tables.append(result.table)
+        events.append(result.events)
+        series.append(result.series)
+        raws += result.raw
+    return Result(pd.concat(tables, ignore_index=True), pa.concat_tables(events), pa.concat_tables(series), raws)
+
+
+# --------------------------------------------------------------------------------- output
+def markdown(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table of the result table."""
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "" if v != v else f"{v:.6g}"
+        return str(v).replace("|", "\\|")
+
+    head = "| " + " | ".join(table.columns) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([head, rule, *rows]) + "\n"
+
+
+def write_outputs(result: Result, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write the result files into a fresh folder, atomically: everything goes to a hidden
+    sibling folder first, which is renamed into place only when every file is complete.
+
+    Raises
+    ------
+    ValueError
+        ``out_dir`` exists and ``overwrite`` is false.
+    """
+    out = Path(out_dir)
+    if out.exists() and not overwrite:
+        raise ValueError(f"{out}: output folder exists (choose another with --out, or pass --overwrite)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        table = pa.Table.from_pandas(result.table, preserve_index=False)
+        pq.write_table(table, tmp / "results.parquet")
+        result.table.to_csv(tmp / "results.csv", index=False)
+        (tmp / "results.md").write_text(markdown(result.table), encoding="utf-8")
+        pq.write_table(result.events, tmp / "events.parquet", compression="zstd")
+        pq.write_table(result.series, tmp / "series.parquet", compression="zstd")
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

@@ -1,0 +1,313 @@
+"""Backtest config files (TOML), validated with typed models before anything runs.
+
+Shape (``../shared/DESIGN.md`` "Config files"; every key is documented on its model and in
+``riskengine schema``)::
+
+    [scenario]                       # or [[scenarios]], one table per tape
+    name = "btc-2025-10-10"
+    tape = { source = "tardis", path = "../data/gemini_trades_2025-10-10_BTCUSD.csv.gz" }
+    stream = { source = "binance-vision", path = "../data/BTCUSD_PERP-1m-2025-10-10.zip" }
+    window = { start = "2025-10-10T20:00:00Z", end = "2025-10-10T22:00:00Z" }
+
+    [population]
+    accounts = 200_000
+    open_interest_usd = 3e9
+
+    [liquidity]
+    depth = { source = "binance-bookdepth", path = "../data/BTCUSDT-bookDepth-2025-10-10.csv" }
+
+    [[venues]]
+    preset = "binance-usdm"
+
+Relative paths are resolved against the folder of the config file. Problems are reported as
+one line: the file, the key path and what was expected, with the nearest valid key for a
+misspelt one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
+                      model_validator)
+
+from riskengine.errors import format_validation_error
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FileTape(_Model):
+    """Trades (or a stream) read straight from a market-data file."""
+
+    source: Literal["tardis", "binance-vision", "hyperliquid"] = Field(
+        description="File format (as in `riskengine data import --source`)")
+    path: str = Field(min_length=1, description="The file; relative to the config file's folder")
+    kind: str | None = Field(None, description="What the file holds (default: from its folder or name)")
+    symbol: str | None = Field(None, description="Symbol to take from a file holding several (Hyperliquid)")
+    sort: bool = Field(False, description="Sort rows that are out of time order (and report how many)")
+    dedupe: bool = Field(False, description="Drop rows equal to the row before them (and report how many)")
+
+
+class CatalogTape(_Model):
+    """Trades (or a stream) read from a local Parquet tick catalog (`riskengine data import`)."""
+
+    catalog: str = Field(min_length=1, description="Catalog folder; relative to the config file's folder")
+    source: str = Field(min_length=1, description="Source partition, e.g. `binance-delivery`, `gemini`")
+    symbol: str = Field(min_length=1)
+    kind: str = Field("trades", description="Catalog kind: trades, klines, mark, index, premium, ticker")
+
+
+class StreamField(_Model):
+    """Which column of a ticker stream is the price (ignored for trades and kline streams)."""
+
+    field: Literal["price", "mark", "index", "last"] = "price"
+
+
+class FileStream(FileTape, StreamField):
+    """A mark/index stream read from a file: trades (e.g. a spot tape as index), klines or a ticker."""
+
+
+class CatalogStream(CatalogTape, StreamField):
+    """A mark/index stream read from the catalog."""
+
+
+class Window(_Model):
+    """The replayed span ``[start, end)``, UTC (TOML datetimes or ISO text)."""
+
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value
+
+    @model_validator(mode="after")
+    def _order(self) -> "Window":
+        if self.start is not None and self.end is not None and not self.start < self.end:
+            raise ValueError(f"expected start before end (got {self.start.isoformat()} .. {self.end.isoformat()})")
+        return self
+
+    def bounds_ns(self) -> tuple[int | None, int | None]:
+        """``(start, end)`` in ns since epoch (None where open)."""
+        return (None if self.start is None else _ns(self.start), None if self.end is None else _ns(self.end))
+
+
+def _ns(stamp: dt.datetime) -> int:
+    delta = stamp - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+class SyntheticTape(_Model):
+    """A seeded synthetic crash shaped like 2025-10-10 BTC (:func:`riskengine.synthetic.crash_tape`)."""
+
+    ticks: int = Field(200_000, ge=2)
+    start_price: float = Field(121_700.0, gt=0)
+    duration_s: float = Field(7_200.0, gt=0)
+    drop: float = Field(0.12, ge=0, description="Log fall of the smooth path in the crash")
+    wick: float = Field(0.035, ge=0, description="Extra log depth of the wick at the bottom")
+    rebound: float = Field(0.06, ge=0)
+    noise: float = Field(0.0004, ge=0, description="Per-tick log noise")
+    seed: int = 7
+
+
+class Leverage(_Model):
+    """Leverage distribution of the population: ``values`` drawn with ``weights``."""
+
+    values: tuple[Annotated[float, Field(ge=1)], ...] = (2, 5, 10, 20, 40)
+    weights: tuple[Annotated[float, Field(ge=0)], ...] = (0.2, 0.3, 0.3, 0.15, 0.05)
+
+    @model_validator(mode="after")
+    def _weights(self) -> "Leverage":
+        if len(self.values) != len(self.weights) or not self.values:
+            raise ValueError(f"expected as many weights as values, at least one "
+                             f"(got {len(self.values)} values, {len(self.weights)} weights)")
+        if abs(sum(self.weights) - 1.0) > 1e-9:
+            raise ValueError(f"weights: expected weights summing to 1 (got {sum(self.weights)!r})")
+        return self
+
+
+class PopulationSpec(_Model):
+    """A seeded population of leveraged traders (:func:`riskengine.synthetic.population`),
+    priced at the first trade of the replay window."""
+
+    accounts: int = Field(100_000, ge=1)
+    open_interest_usd: float = Field(1e9, gt=0, description="Long notional + short notional / 2 at the start")
+    long_share: float = Field(0.7, ge=0, le=1, description="Share of open interest held long")
+    leverage: Leverage = Leverage()
+    cross_share: float = Field(0.5, ge=0, le=1, description="Share of cross-margin accounts")
+    flat_share: float = Field(0.02, ge=0, lt=1, description="Share of accounts with collateral and no position")
+    entry_spread: float = Field(0.02, ge=0, description="Log spread of entry prices around the start price")
+    seed: int = 7
+
+
+class DepthFile(_Model):
+    """Book depth measured from a depth-snapshot file (interim: one constant depth per run)."""
+
+    source: Literal["binance-bookdepth"] = "binance-bookdepth"
+    path: str = Field(min_length=1)
+    band_pct: float = Field(1.0, gt=0, description="The band whose cumulative notional is the depth per 1%")
+    statistic: Literal["median", "mean", "min"] = Field(
+        "median", description="How snapshots inside the replay window are combined")
+
+
+class LiquiditySpec(_Model):
+    """Liquidity: a constant depth, or one measured from a depth file. Neither: plain replay
+    (infinite depth, no slippage, no impact)."""
+
+    depth_per_pct: float | None = Field(None, gt=0, description="Quote notional within 1% of the price, each side")
+    depth: DepthFile | None = None
+    max_move: float = Field(0.5, gt=0, lt=1, description="Wall distance from the tape price")
+    resilience_half_life_s: float = Field(30.0, gt=0, description="Half-life of transient impact")
+    feedback: float = Field(1.0, ge=0, le=1, description="Share of each order's move that persists")
+
+    @model_validator(mode="after")
+    def _one(self) -> "LiquiditySpec":
+        if self.depth_per_pct is not None and self.depth is not None:
+            raise ValueError("give depth_per_pct or depth, not both")
+        return self
+
+
+def _where(value: Any) -> str:
+    """Union tag of a tape or stream table: ``in-catalog`` if it names a catalog, else ``in-file``."""
+    if isinstance(value, dict):
+        return "in-catalog" if "catalog" in value else "in-file"
+    return "in-catalog" if isinstance(value, CatalogTape) else "in-file"
+
+
+TapeSpec = Annotated[Annotated[FileTape, Tag("in-file")] | Annotated[CatalogTape, Tag("in-catalog")], Discriminator(_where)]
+StreamSpec = Annotated[Annotated[FileStream, Tag("in-file")] | Annotated[CatalogStream, Tag("in-catalog")],
+                       Discriminator(_where)]
+
+
+class ScenarioSpec(_Model):
+    """One market scenario: a tape (from a file, the catalog, or synthetic), an optional
+    mark/index stream, a window, and population changes for this tape."""
+
+    name: str = Field(min_length=1)
+    tape: TapeSpec | None = None
+    synthetic: SyntheticTape | None = None
+    stream: StreamSpec | None = Field(
+        None, description="Mark/index price stream, aligned as of each trade")
+    window: Window = Window()
+    population: dict[str, Any] = Field(default_factory=dict,
+                                       description="Keys of [population] changed for this scenario")
+
+    @model_validator(mode="after")
+    def _one_tape(self) -> "ScenarioSpec":
+        if (self.tape is None) == (self.synthetic is None):
+            raise ValueError("expected exactly one of tape or synthetic")
+        return self
+
+
+class Outputs(_Model):
+    """Where and how results are written."""
+
+    dir: str | None = Field(None, description="Output folder (default: results/<config name>)")
+    series_interval_s: float | None = Field(None, gt=0, description="Series sampling (default: span / 2,000)")
+
+
+class Config(_Model):
+    """A backtest: scenarios x venue designs."""
+
+    scenario: ScenarioSpec | None = None
+    scenarios: list[ScenarioSpec] | None = None
+    population: PopulationSpec = PopulationSpec()
+    liquidity: LiquiditySpec = LiquiditySpec()
+    venues: list[dict[str, Any]] = Field(min_length=1, description="Venue designs: preset + overrides")
+    outputs: Outputs = Outputs()
+
+    @model_validator(mode="after")
+    def _scenarios(self) -> "Config":
+        if (self.scenario is None) == (self.scenarios is None):
+            raise ValueError("expected exactly one of [scenario] or [[scenarios]]")
+        if self.scenarios is not None and not self.scenarios:
+            raise ValueError("scenarios: expected at least one")
+        names = [s.name for s in self.all_scenarios()]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"scenario names must be unique (repeated: {', '.join(dupes)})")
+        return self
+
+    def all_scenarios(self) -> list[ScenarioSpec]:
+        """The scenarios, whichever form the file used."""
+        return [self.scenario] if self.scenario is not None else list(self.scenarios or ())
+
+
+class LoadedConfig(BaseModel):
+    """A validated config and where it came from."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    config: Config
+    path: Path | None
+    base_dir: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.stem if self.path is not None else "default"
+
+    def resolve(self, path: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(os.path.expandvars(os.path.expanduser(path)))
+        return p if p.is_absolute() else self.base_dir / p
+
+
+def parse(data: dict, where: str = "config", base_dir: Path | None = None,
+          path: Path | None = None) -> LoadedConfig:
+    """Validate a config mapping.
+
+    Raises
+    ------
+    ValueError
+        ``where: key.path: what was expected``.
+    """
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(format_validation_error(exc, Config, f"{where}: ")) from None
+    return LoadedConfig(config=config, path=path, base_dir=base_dir or Path.cwd())
+
+
+def load(path: str | os.PathLike) -> LoadedConfig:
+    """Read and validate a TOML config file.
+
+    Raises
+    ------
+    ValueError
+        A missing or malformed file, an unknown key (with the nearest valid one), a bad value.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the config file ({exc})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    return parse(data, str(path), path.resolve().parent, path)
+
+
+def json_schema() -> dict:
+    """The JSON schema of config files (for editors)."""
+    return Config.model_json_schema()
+
+
+def load_default() -> LoadedConfig:
+    """The embedded default config of ``riskengine run`` (``riskengine/defaults/default.toml``)."""
+    from importlib.resources import files
+
+    resource = files("riskengine") / "defaults" / "default.toml"
+    data = tomllib.loads(resource.read_text(encoding="utf-8"))
+    return parse(data, "embedded default config", Path.cwd(), Path("default.toml"))
