@@ -154,23 +154,33 @@ def _run(args: argparse.Namespace) -> int:
     for loaded in loaded_all:  # every config is checked before anything runs
         backtest.check(loaded)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    for loaded in loaded_all:
+    outs = [None if args.no_output else _out_dir(args, loaded, len(loaded_all), stamp) for loaded in loaded_all]
+    for out in outs:  # refuse before running anything
+        if out is not None and out.exists() and not args.overwrite:
+            raise ValueError(f"{out}: output folder exists (choose another with --out, or pass --overwrite)")
+    for loaded, out in zip(loaded_all, outs):
         start = time.perf_counter()
         print(f"{loaded.name}: running", file=err, flush=True)
         result = backtest.run_config(loaded, progress=lambda line: print(line, file=err, flush=True),
                                      engine=args.engine)
         print(_show(result.table))
-        if not args.no_output:
-            if args.out is None:
-                out = loaded.config.outputs.dir or f"results/{loaded.name}-{stamp}"
-                if loaded.config.outputs.dir is not None:
-                    out = str(loaded.resolve(out))
-            else:
-                out = args.out if len(loaded_all) == 1 else f"{args.out}/{loaded.name}"
+        if out is not None:
             written = backtest.write_outputs(result, out, overwrite=args.overwrite)
             print(f"wrote {', '.join(backtest.OUTPUT_FILES)} to {written}", file=err)
         print(f"{loaded.name}: done in {time.perf_counter() - start:.1f} s", file=err)
     return 0
+
+
+def _out_dir(args: argparse.Namespace, loaded, count: int, stamp: str):
+    """Where a config's outputs go: --out (a sub-folder per config when there are several),
+    else the config's ``outputs.dir``, else ``results/<config>-<time>``."""
+    from pathlib import Path
+
+    if args.out is not None:
+        return Path(args.out) if count == 1 else Path(args.out) / loaded.name
+    if loaded.config.outputs.dir is not None:
+        return loaded.resolve(loaded.config.outputs.dir)
+    return Path("results") / f"{loaded.name}-{stamp}"
 
 
 def _validate(args: argparse.Namespace) -> int:

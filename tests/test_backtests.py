@@ -1,0 +1,306 @@
+"""Backtests from config files: the shipped 2025-10-10 replays end to end on the real files,
+the config checks, and ``riskengine run|validate|schema``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from riskengine import backtest, config
+from riskengine.data import Catalog
+
+ROOT = Path(__file__).resolve().parents[1]
+BTC = ROOT / "backtests" / "btc-2025-10-10.toml"
+ALTS = ROOT / "backtests" / "coinm-alts-2025-10-10.toml"
+GEMINI_BTC = "2025-10-10/spot-trades/gemini_trades_2025-10-10_BTCUSD.csv.gz"
+DEPTH = "2025-10-10/binance-usdm-bookdepth/BTCUSDT-bookDepth-2025-10-10.csv"
+#: the ten alt perps whose tapes wicked 57-86% (data/README.md); BCH and TRX fell 20% and 11%
+WICKED = ("aave", "atom", "avax", "dot", "etc", "fil", "uni", "wif", "wld", "xlm")
+
+
+def _window_trades(path: Path, start: str, end: str) -> pd.DataFrame:
+    raw = pd.read_csv(path)
+    t = pd.to_datetime(raw["timestamp"], unit="us", utc=True)
+    return raw[(t >= pd.Timestamp(start)) & (t < pd.Timestamp(end))]
+
+
+def _max_drawdown(price: np.ndarray) -> float:
+    return float(np.max(1.0 - price / np.maximum.accumulate(price)))
+
+
+def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "riskengine.cli", *args], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+def _one_error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    # progress lines may come first (the problem showed while running); one error line, last
+    assert [line for line in lines if "error" in line] == lines[-1:], proc.stderr
+    assert lines[-1].startswith("riskengine: error:")
+    return lines[-1]
+
+
+def _write(tmp_path: Path, text: str, name: str = "bt.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+SMALL = """
+[scenario]
+name = "tiny"
+synthetic = { ticks = 3_000, seed = 3 }
+
+[population]
+accounts = 800
+seed = 4
+
+[liquidity]
+depth_per_pct = 2e6
+
+[[venues]]
+preset = "binance-usdm"
+fund = { initial = 1e5 }
+
+[[venues]]
+preset = "hyperliquid"
+backstop = { vault_balance = 1e5 }
+"""
+
+
+# ------------------------------------------------------------------ the shipped real replays
+class TestBtcReplay:
+    @pytest.fixture(scope="class")
+    def outcome(self, shared_data):
+        loaded = config.load(BTC)
+        prepared = backtest.prepare(loaded, 0)
+        result = backtest.run_config(loaded, check_invariants=True)  # money/position conservation hold
+        return loaded, prepared, result
+
+    def test_tape_is_the_gemini_window(self, shared_data, outcome):
+        _, prepared, _ = outcome
+        raw = _window_trades(shared_data / GEMINI_BTC, "2025-10-10T20:00:00Z", "2025-10-10T22:00:00Z")
+        tape = prepared.scenario.tape
+        assert len(tape) == len(raw)
+        np.testing.assert_array_equal(tape.price, raw["price"].to_numpy())
+        np.testing.assert_array_equal(tape.ts, raw["timestamp"].to_numpy() * 1000)
+
+    def test_stream_is_the_perp_klines_as_of_each_trade(self, shared_data, outcome):
+        _, prepared, _ = outcome
+        import zipfile
+
+        with zipfile.ZipFile(shared_data / "2025-10-10/binance-price-klines/BTCUSD_PERP-1m-2025-10-10.zip") as z:
+            name = z.namelist()[0]
+            with z.open(name) as f:
+                first = f.readline().decode()
+            header = 0 if first[0].isalpha() else None
+            with z.open(name) as f:
+                k = pd.read_csv(f, header=header)
+        close_time, close = k.iloc[:, 6].to_numpy(np.int64), k.iloc[:, 4].to_numpy(float)
+        valid_from = (close_time + 1) * 1_000_000  # the close is the stream's value from the bar's end
+        tape = prepared.scenario.tape
+        idx = np.searchsorted(valid_from, tape.ts, side="right") - 1
+        np.testing.assert_array_equal(tape.stream, close[idx])
+        # a mark/index of the same market: within 6% of the spot tape even in the crash minutes
+        assert np.max(np.abs(tape.stream / tape.price - 1.0)) < 0.06
+
+    def test_depth_is_the_window_median_of_the_1pct_bands(self, shared_data, outcome):
+        _, prepared, _ = outcome
+        raw = pd.read_csv(shared_data / DEPTH)
+        t = pd.to_datetime(raw["timestamp"].str.strip(), utc=True)
+        inside = raw[(t >= pd.Timestamp("2025-10-10T20:00:00Z")) & (t < pd.Timestamp("2025-10-10T22:00:00Z"))]
+        one = inside[inside["percentage"].abs() == 1]
+        expected = one.groupby(one["timestamp"].str.strip())["notional"].mean().median()
+        assert prepared.liquidity.depth_per_pct == pytest.approx(expected, rel=1e-12)
+
+    def test_table(self, outcome):
+        loaded, _, result = outcome
+        table = result.table
+        assert list(table["design"]) == ["binance-usdm", "binance-usdm-last-mark", "hyperliquid"]
+        assert (table["scenario"] == "btc-2025-10-10").all()
+        assert (table["liquidations"] > 0).all()
+        # the same tape for every design
+        assert table["tape_drawdown"].nunique() == 1
+        assert set(result.events.column("design").to_pylist()) == set(table["design"])
+
+
+class TestAltReplays:
+    @pytest.fixture(scope="class")
+    def result(self, shared_data):
+        return backtest.run_config(config.load(ALTS), check_invariants=True)
+
+    def test_every_coin_under_three_marks(self, result):
+        table = result.table
+        assert len(table) == 12 * 3
+        assert sorted(table.groupby("scenario")["design"].apply(tuple).unique()) == [
+            ("last-trade-mark", "binance-median-mark", "index-mark")]
+
+    def test_tape_drawdowns_are_the_perp_wicks(self, shared_data, result):
+        for scenario, rows in result.table.groupby("scenario"):
+            coin = scenario.split("usd-perp")[0].upper()
+            raw = _window_trades(shared_data / f"2025-10-10/binance-coinm-perp-trades/"
+                                 f"binance-delivery_trades_2025-10-10_{coin}USD_PERP.csv.gz",
+                                 "2025-10-10T20:00:00Z", "2025-10-10T23:00:00Z")
+            expected = _max_drawdown(raw["price"].to_numpy())
+            np.testing.assert_allclose(rows["tape_drawdown"], expected, rtol=1e-12)
+            if coin.lower() in WICKED:
+                assert expected > 0.5, (coin, expected)
+
+    def test_an_index_mark_damps_the_wick(self, result):
+        table = result.table.set_index(["scenario", "design"])["liquidations"]
+        for coin in WICKED:
+            last = table[(f"{coin}usd-perp-2025-10-10", "last-trade-mark")]
+            index = table[(f"{coin}usd-perp-2025-10-10", "index-mark")]
+            assert index < last, (coin, index, last)
+        total_last = table.xs("last-trade-mark", level="design").sum()
+        total_index = table.xs("index-mark", level="design").sum()
+        assert total_index < 0.9 * total_last
+
+
+def test_catalog_tape_equals_file_tape(shared_data, tmp_path):
+    catalog = Catalog(tmp_path / "cat")
+    catalog.import_file(shared_data / GEMINI_BTC, source="tardis")
+    common = """
+[population]
+accounts = 1000
+[[venues]]
+preset = "hyperliquid"
+"""
+    from_file = _write(tmp_path, f"""
+[scenario]
+name = "s"
+tape = {{ source = "tardis", path = "{shared_data / GEMINI_BTC}" }}
+window = {{ start = 2025-10-10T21:00:00Z, end = 2025-10-10T21:30:00Z }}
+{common}""", "file.toml")
+    from_catalog = _write(tmp_path, f"""
+[scenario]
+name = "s"
+tape = {{ catalog = "cat", source = "gemini", symbol = "BTCUSD" }}
+window = {{ start = 2025-10-10T21:00:00Z, end = 2025-10-10T21:30:00Z }}
+{common}""", "catalog.toml")
+    a = backtest.prepare(config.load(from_file), 0).scenario.tape
+    b = backtest.prepare(config.load(from_catalog), 0).scenario.tape
+    np.testing.assert_array_equal(a.ts, b.ts)
+    np.testing.assert_array_equal(a.price, b.price)
+    np.testing.assert_array_equal(a.qty, b.qty)
+    r1 = backtest.run_config(config.load(from_file)).table.drop(columns=["elapsed_s", "ticks_per_s"])
+    r2 = backtest.run_config(config.load(from_catalog)).table.drop(columns=["elapsed_s", "ticks_per_s"])
+    pd.testing.assert_frame_equal(r1, r2)
+
+
+def test_shipped_configs_validate(shared_data):
+    for path in sorted((ROOT / "backtests").glob("*.toml")):
+        assert backtest.check(config.load(path)), path
+
+
+# ----------------------------------------------------------------------- the default config
+def test_embedded_default_is_the_documented_comparison():
+    loaded = config.load_default()
+    designs = backtest.build_designs(loaded)
+    assert len(designs) >= 4
+    assert [d.preset for d in designs[:2]] == ["binance-usdm", "hyperliquid"]
+    assert loaded.config.population.accounts >= 100_000
+    # each variant changes one mechanism of its preset
+    for variant in designs[2:]:
+        base = next(d for d in designs[:2] if d.preset == variant.preset)
+        changed = [k for k in ("margin", "mark", "liquidation", "fund", "backstop", "adl")
+                   if getattr(variant, k) != getattr(base, k)]
+        assert len(changed) == 1, (variant.name, changed)
+
+
+# --------------------------------------------------------------------------- config errors
+@pytest.mark.parametrize("text, expected", [
+    (SMALL.replace("accounts = 800", "acounts = 800"), "population.acounts: unknown key (did you mean 'accounts'?)"),
+    (SMALL.replace('preset = "hyperliquid"', 'preset = "hyperliqiud"'), "venues[1]: unknown venue preset 'hyperliqiud' (did you mean 'hyperliquid'?)"),
+    (SMALL.replace("depth_per_pct = 2e6", "depth_per_pct = -2e6"), "liquidity.depth_per_pct: Input should be greater than 0"),
+    (SMALL + "\n[population.leverage]\nvalues = [2, 4]\nweights = [0.5, 0.6]\n", "weights: expected weights summing to 1"),
+    (SMALL.replace('synthetic = { ticks = 3_000, seed = 3 }', ''), "scenario: expected exactly one of tape or synthetic"),
+    (SMALL.replace("[scenario]", "[scenario]\nwindow = { start = 2025-10-10T22:00:00Z, end = 2025-10-10T21:00:00Z }"),
+     "scenario.window: expected start before end"),
+    ("[scenario\nname = 1", "not valid TOML"),
+    (SMALL.replace('synthetic = { ticks = 3_000, seed = 3 }', 'tape = { source = "tardis", path = "nowhere.csv.gz" }'),
+     "scenario.tape.path: no such file"),
+    (SMALL + '\n[[venues]]\npreset = "hyperliquid"\nbackstop = { vault_balance = 1e5 }\n',
+     "design names must be unique (repeated: hyperliquid)"),
+])
+def test_validate_rejects_with_one_line(tmp_path, text, expected):
+    path = _write(tmp_path, text)
+    line = _one_error_line(_cli("validate", str(path)))
+    assert str(path) in line, line
+    assert expected in line, line
+
+
+def test_window_outside_the_tape_names_the_tape_span(shared_data, tmp_path):
+    path = _write(tmp_path, f"""
+[scenario]
+name = "late"
+tape = {{ source = "tardis", path = "{shared_data / GEMINI_BTC}" }}
+window = {{ start = 2025-10-12T00:00:00Z, end = 2025-10-12T01:00:00Z }}
+[[venues]]
+preset = "hyperliquid"
+""")
+    line = _one_error_line(_cli("run", str(path), "--no-output"))
+    assert "scenario.window: holds 0 trade(s) of the tape; the tape spans 2025-10-10T" in line, line
+
+
+def test_missing_config_file(tmp_path):
+    line = _one_error_line(_cli("run", str(tmp_path / "nope.toml")))
+    assert "nope.toml: no such config file" in line
+
+
+def test_default_only_options_refused_with_a_config(tmp_path):
+    line = _one_error_line(_cli("run", str(_write(tmp_path, SMALL)), "--accounts", "10"))
+    assert "--accounts" in line
+
+
+# ------------------------------------------------------------------------------ outputs, CLI
+def test_run_writes_outputs_atomically_and_refuses_to_overwrite(tmp_path):
+    cfg = _write(tmp_path, SMALL)
+    out = tmp_path / "out"
+    proc = _cli("run", str(cfg), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(backtest.OUTPUT_FILES)
+    results = pq.read_table(out / "results.parquet").to_pandas()
+    assert list(results["design"]) == ["binance-usdm", "hyperliquid"]
+    csv = pd.read_csv(out / "results.csv")
+    np.testing.assert_allclose(csv["liquidated_notional"], results["liquidated_notional"], rtol=1e-12)
+    md = (out / "results.md").read_text().splitlines()
+    assert md[0].startswith("| scenario | design |") and len(md) == 2 + len(results)
+    events = pq.read_table(out / "events.parquet")
+    expected = backtest.run_config(config.load(cfg))
+    assert events.num_rows == expected.events.num_rows
+    assert pq.read_table(out / "series.parquet").num_rows == expected.series.num_rows
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    again = _cli("run", str(cfg), "--out", str(out))
+    assert "output folder exists" in _one_error_line(again)
+    assert again.stderr.count("\n") == 1  # refused before running anything
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    assert _cli("run", str(cfg), "--out", str(out), "--overwrite").returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(backtest.OUTPUT_FILES)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left
+
+
+def test_run_default_output_folder(tmp_path):
+    cfg = _write(tmp_path, SMALL)
+    proc = _cli("run", str(cfg), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    folders = list((tmp_path / "results").iterdir())
+    assert len(folders) == 1 and folders[0].name.startswith("bt-")
+
+
+def test_validate_ok_and_schema(tmp_path):
+    proc = _cli("validate", str(_write(tmp_path, SMALL)))
+    assert proc.returncode == 0, proc.stderr
+    assert "ok" in proc.stdout and "tiny: 800 accounts x 2 design(s)" in proc.stdout
+    schema = json.loads(_cli("schema").stdout)
+    assert {"scenario", "scenarios", "population", "liquidity", "venues", "outputs"} <= set(schema["properties"])
