@@ -36,7 +36,7 @@ def bars(shared_data, name: str, every: int = 1) -> list[tuple[int, float]]:
 
 
 def utc(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def usdm_rows(shared_data) -> list[str]:
@@ -65,7 +65,7 @@ def test_usdm_metrics_with_header(shared_data, catalog, tmp_path):
     assert table.num_rows == 288
     first = rows[0].rstrip("\n").split(",")
     got = table.slice(0, 1).to_pylist()[0]
-    assert got["ts"] == dt.datetime(2025, 10, 10, tzinfo=dt.timezone.utc)
+    assert got["ts"] == dt.datetime(2025, 10, 10, tzinfo=dt.UTC)
     assert got["open_interest"] == float(first[2]) and got["open_interest_value"] == float(first[3])
     assert got["top_trader_long_short_accounts"] == float(first[4])
     assert got["top_trader_long_short_positions"] == float(first[5])
@@ -174,7 +174,8 @@ def test_missing_column(shared_data, catalog, tmp_path):
     rows = usdm_rows(shared_data)
     path = tmp_path / "BTCUSDT-metrics-2025-10-10.zip"
     with zipfile.ZipFile(path, "w") as z:
-        z.writestr("BTCUSDT-metrics-2025-10-10.csv", HEADER.replace("sum_open_interest,", "open_int,", 1) + "".join(rows))
+        header = HEADER.replace("sum_open_interest,", "open_int,", 1)
+        z.writestr("BTCUSDT-metrics-2025-10-10.csv", header + "".join(rows))
     with pytest.raises(ValueError, match=rf"{path}: missing column\(s\) sum_open_interest; expected create_time,"):
         catalog.import_file(path, source="binance-vision")
     assert catalog.list() == []

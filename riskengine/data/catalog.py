@@ -47,12 +47,16 @@ READERS = {
     ("binance-vision", "metrics"): binance.read_metrics,
     ("hyperliquid", "trades"): lambda path: hyperliquid.read(path, "trades"),
     ("hyperliquid", "events"): lambda path: hyperliquid.read(path, "events"),
+    ("hyperliquid", "node-trades"): hyperliquid.read_node_trades,
+    ("hyperliquid", "asset-ctxs"): hyperliquid.read_asset_ctxs,
+    ("hyperliquid", "l2book"): hyperliquid.read_l2book,
 }
 #: the catalog kind (schema) a source kind is stored as, where the names differ
-STORED_AS = {"agg-trades": "trades", **tardis.STORED_AS}
+STORED_AS = {"agg-trades": "trades", "node-trades": "trades", "asset-ctxs": "ticker", "l2book": "depth",
+             **tardis.STORED_AS}
 #: the kind a file holds when none is given (None: cannot tell)
 KIND_OF = {"tardis": tardis.kind_of, "binance-vision": binance.kind_of,
-           "hyperliquid": lambda path: "trades"}
+           "hyperliquid": hyperliquid.kind_of}
 #: file formats and the kinds each can hold
 SOURCES = {source: tuple(k for s, k in READERS if s == source) for source, _ in READERS}
 
