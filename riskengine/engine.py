@@ -153,6 +153,7 @@ def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
     resolved = [(d, d.engine_params(liquidity, series_interval_s)) for d in designs]
     streams = [_check_stream(scenario, d, p) for d, p in resolved]
     rows, events, series, raws = [], [], [], []
+    tape_notional = float(np.dot(tape.price, tape.qty))
     for (design, params), stream in zip(resolved, streams):
         raw, elapsed = run_raw(scenario, params, engine, stream)
         if check_invariants:
@@ -164,7 +165,7 @@ def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
             accounts=len(scenario.population),
             positions=int(np.count_nonzero(scenario.population.size)),
             tape_start_ns=int(tape.ts[0]), fund_initial=params.fund_initial,
-            vault_initial=params.vault_initial, elapsed_s=elapsed,
+            vault_initial=params.vault_initial, elapsed_s=elapsed, tape_notional=tape_notional,
         )
         rows.append(summarize(ctx))
         events.append(_labelled(raw.events_table(), scenario.name, design.name))

@@ -42,6 +42,7 @@ class RunContext:
     fund_initial: float
     vault_initial: float
     elapsed_s: float
+    tape_notional: float = float("nan")  #: sum of price x qty over the tape
 
     def kind_mask(self, *kinds) -> np.ndarray:
         k = self.raw.events["kind"]
@@ -112,6 +113,27 @@ def _overshoot(ctx: RunContext) -> float:
     return float(np.clip(haircut - covered, 0.0, None).sum())
 
 
+def _last_time(ctx: RunContext, mask: np.ndarray) -> float:
+    if not mask.any():
+        return float("nan")
+    return float(ctx.raw.events["ts"][mask][-1] - ctx.tape_start_ns) / NS
+
+
+def _cascade_rounds(ctx: RunContext) -> int:
+    """Distinct (tick, round) pairs with a liquidation: round 0 is what the tape move crossed,
+    each later round what the previous round's price impact crossed."""
+    mask = _liq(ctx)
+    if not mask.any():
+        return 0
+    pairs = ctx.raw.events["tick"][mask].astype(np.int64) * 1_000_003 + ctx.raw.events["round"][mask]
+    return int(len(np.unique(pairs)))
+
+
+def _volume_share(ctx: RunContext) -> float:
+    liquidated = _sum(ctx, "notional", _liq(ctx))
+    return liquidated / ctx.tape_notional if ctx.tape_notional > 0 else float("nan")
+
+
 def _amplification(ctx: RunContext) -> float:
     tape = ctx.raw.scalars["tape_max_drawdown"]
     return float(ctx.raw.scalars["sim_max_drawdown"] / tape) if tape > 0 else float("nan")
@@ -172,7 +194,14 @@ COLUMNS: tuple[Column, ...] = (
            lambda c: _first_time(c, _liq(c))),
     Column("first_adl_s", "seconds from tape start to the first ADL fill",
            lambda c: _first_time(c, c.kind_mask(EventKind.ADL_FILL))),
+    Column("liquidation_volume_share", "liquidated notional / notional traded on the tape", _volume_share),
+    Column("cascade_rounds", "liquidation rounds: per tick, the pass the tape move crossed plus each pass "
+           "the previous pass's price impact crossed", _cascade_rounds),
     Column("max_cascade_rounds", "most cascade rounds at one tick", lambda c: int(c.raw.scalars["max_rounds"])),
+    Column("last_liquidation_s", "seconds from tape start to the last liquidation (after it no account "
+           "crossed any more)", lambda c: _last_time(c, _liq(c))),
+    Column("cascade_duration_s", "seconds from the first to the last liquidation",
+           lambda c: _last_time(c, _liq(c)) - _first_time(c, _liq(c))),
     Column("elapsed_s", "wall time of the engine run", lambda c: c.elapsed_s),
     Column("ticks_per_s", "engine throughput, tape ticks per second",
            lambda c: float(c.raw.scalars["ticks"]) / c.elapsed_s if c.elapsed_s > 0 else float("nan")),
