@@ -119,14 +119,16 @@ def _last_time(ctx: RunContext, mask: np.ndarray) -> float:
     return float(ctx.raw.events["ts"][mask][-1] - ctx.tape_start_ns) / NS
 
 
-def _cascade_rounds(ctx: RunContext) -> int:
-    """Distinct (tick, round) pairs with a liquidation: round 0 is what the tape move crossed,
-    each later round what the previous round's price impact crossed."""
+def _rounds_per_tick(ctx: RunContext) -> np.ndarray:
+    """For each tick with a liquidation, how many rounds liquidated: round 0 is what the tape
+    move crossed, each later round what the previous round's price impact crossed."""
     mask = _liq(ctx)
     if not mask.any():
-        return 0
-    pairs = ctx.raw.events["tick"][mask].astype(np.int64) * 1_000_003 + ctx.raw.events["round"][mask]
-    return int(len(np.unique(pairs)))
+        return np.zeros(0, dtype=np.int64)
+    pairs = np.unique(np.stack([ctx.raw.events["tick"][mask].astype(np.int64),
+                                ctx.raw.events["round"][mask].astype(np.int64)]), axis=1)
+    _, counts = np.unique(pairs[0], return_counts=True)
+    return counts
 
 
 def _volume_share(ctx: RunContext) -> float:
@@ -195,9 +197,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("first_adl_s", "seconds from tape start to the first ADL fill",
            lambda c: _first_time(c, c.kind_mask(EventKind.ADL_FILL))),
     Column("liquidation_volume_share", "liquidated notional / notional traded on the tape", _volume_share),
-    Column("cascade_rounds", "liquidation rounds: per tick, the pass the tape move crossed plus each pass "
-           "the previous pass's price impact crossed", _cascade_rounds),
-    Column("max_cascade_rounds", "most cascade rounds at one tick", lambda c: int(c.raw.scalars["max_rounds"])),
+    Column("cascade_rounds", "liquidation rounds, summed over ticks: the accounts the tape move crossed, "
+           "then each round the previous round's price impact crossed", lambda c: int(_rounds_per_tick(c).sum())),
+    Column("max_cascade_rounds", "most liquidation rounds at one tick (0: no liquidation)",
+           lambda c: int(_rounds_per_tick(c).max(initial=0))),
     Column("last_liquidation_s", "seconds from tape start to the last liquidation (after it no account "
            "crossed any more)", lambda c: _last_time(c, _liq(c))),
     Column("cascade_duration_s", "seconds from the first to the last liquidation",
