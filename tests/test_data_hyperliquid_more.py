@@ -468,3 +468,17 @@ def test_cli_import(shared_data, tmp_path, capsys):
                  "--catalog", str(target)]) == 0
     assert "13,800 depth rows -> hyperliquid/BTC" in capsys.readouterr().out
     assert Catalog(target).read("depth", "hyperliquid", "BTC").num_rows == 13_800
+
+
+def test_hourly_archives_of_one_day_do_not_replace_each_other(shared_data, catalog, tmp_path):
+    # market_data/{date}/{hour}/l2Book/BTC.lz4: every hour's file is called BTC.lz4
+    books = btc_books(shared_data)
+    half = len(books) // 2
+    hour16 = write(tmp_path, "market_data/20251027/16/l2Book/BTC.lz4", [json.dumps(b) for b in books[:half]], True)
+    hour17 = write(tmp_path, "market_data/20251027/17/l2Book/BTC.lz4", [json.dumps(b) for b in books[half:]], True)
+    first = catalog.import_file(hour16, source="hyperliquid")
+    second = catalog.import_file(hour17, source="hyperliquid")
+    assert first.files != second.files and len(catalog.files()) == 2
+    assert catalog.read("depth", "hyperliquid", "BTC").num_rows == 40 * len(books)
+    assert catalog.import_file(hour17, source="hyperliquid").files == second.files  # still idempotent
+    assert len(catalog.files()) == 2

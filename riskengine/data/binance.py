@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from riskengine.data.schema import DEPTH, METRICS, STREAM
+from riskengine.data.schema import DEPTH, METRICS, STREAM, coinm_face
 
 KLINE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
                  "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore")
@@ -62,9 +62,6 @@ METRICS_RATIOS = {"count_toptrader_long_short_ratio": "top_trader_long_short_acc
 FOLDER_KINDS = {"klines": "klines", "markPriceKlines": "mark", "indexPriceKlines": "index",
                 "premiumIndexKlines": "premium", "bookDepth": "depth", "aggTrades": "agg-trades",
                 "trades": "trades", "metrics": "metrics"}
-#: USD face of one COIN-M contract (data/README.md): BTC 100, the others 10
-COINM_FACE_USD = {"BTCUSD_PERP": 100.0}
-COINM_DEFAULT_FACE_USD = 10.0
 BLOCK_BYTES = 8 << 20
 NAME = re.compile(r"^(?P<symbol>[A-Z0-9_]+)-(?P<what>[A-Za-z0-9]+)-(?P<date>\d{4}-\d{2}-\d{2})\.(csv|zip)$")
 
@@ -277,14 +274,6 @@ def read_metrics(path: str | Path) -> Iterator[tuple[str, str, pa.RecordBatch, i
               pa.array(oi_value, from_pandas=True)]
     arrays += [pa.array(values[name], from_pandas=True) for name in METRICS_RATIOS]
     yield "binance", symbol, pa.RecordBatch.from_arrays(arrays, schema=METRICS), row
-
-
-def coinm_face(symbol: str) -> float | None:
-    """USD face of a COIN-M contract when ``symbol`` is a COIN-M contract (``..USD_PERP``,
-    ``..USD_YYMMDD``), else None (USD-M sizes are already in base units)."""
-    if re.fullmatch(r"[A-Z0-9]+USD_(PERP|\d{6})", symbol):
-        return COINM_FACE_USD.get(symbol, COINM_DEFAULT_FACE_USD)
-    return None
 
 
 def read_trades(path: str | Path, kind: str = "agg-trades",

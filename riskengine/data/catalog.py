@@ -83,9 +83,19 @@ class ImportReport:
         return text
 
 
+def _import_name(path: Path, source: str) -> str:
+    """The catalog file name of an imported file: its stem; for Hyperliquid's hourly archives
+    (``.../20251010/21.lz4``, ``.../20251010/21/l2Book/BTC.lz4``) prefixed with the date and
+    hour folders, which alone tell one hour's file from another's."""
+    stem = _stem(path)
+    if source == "hyperliquid":
+        stem = "_".join([p for p in path.parent.parts[-3:] if p.isdigit()] + [stem])
+    return _safe(stem)
+
+
 def _stem(path: Path) -> str:
     name = path.name
-    for suffix in (".gz", ".csv", ".zip"):
+    for suffix in (".lz4", ".gz", ".jsonl", ".json", ".csv", ".zip"):
         if name.endswith(suffix):
             name = name[: -len(suffix)]
     return name
@@ -102,6 +112,7 @@ class _OrderCheck:
         self.last: list | None = None
         self.unsorted = 0
         self.first_unsorted: int | None = None
+        self.unsorted_times: tuple[int, int] = (0, 0)  #: (time, the later time before it), ns
         self.repeats = 0
         self.first_repeat: int | None = None
 
@@ -117,6 +128,7 @@ class _OrderCheck:
             self.unsorted += len(back)
             if self.first_unsorted is None:
                 self.first_unsorted = first_row + int(back[0])
+                self.unsorted_times = (int(ts[back[0]]), int(prev_ts[back[0]]))
         same = np.ones(len(ts), dtype=bool)
         for j, v in enumerate(values):
             prev = np.empty_like(v)
@@ -131,6 +143,12 @@ class _OrderCheck:
             if self.first_repeat is None:
                 self.first_repeat = first_row + int(rep[0])
         self.last = [v[-1] for v in values]
+
+    def describe_unsorted(self) -> str:
+        """``T comes after U`` for the first out-of-order time (rows of a file that expands into
+        several stored rows, like a book snapshot, are easier to find by time)."""
+        t, before = (np.datetime64(x, "ns") for x in self.unsorted_times)
+        return f"{t} after {before}"
 
 
 class Catalog:
@@ -206,8 +224,9 @@ class Catalog:
                     continue
                 if check.unsorted:
                     raise ValueError(
-                        f"{path}: row {check.first_unsorted}: time goes backwards (rows must be in time "
-                        f"order); import with --sort to sort the file and report how many rows moved")
+                        f"{path}: row {check.first_unsorted}: time goes backwards ({check.describe_unsorted()}; "
+                        f"rows must be in time order); import with --sort to sort the file and report how many "
+                        f"rows moved")
                 if check.repeats:
                     raise ValueError(
                         f"{path}: row {check.first_repeat}: repeats the row before it; import with "
@@ -251,7 +270,7 @@ class Catalog:
         for f in sorted(tmp.glob("*.parquet")):
             symbol, day = f.stem.rsplit("@", 1)
             final = (self.root / f"source={_safe(report.source)}" / f"kind={kind}" / f"symbol={symbol}"
-                     / f"date={day}" / f"{_safe(_stem(path))}.parquet")
+                     / f"date={day}" / f"{_import_name(path, source)}.parquet")
             staged.append((f, final))
         return report, staged
 

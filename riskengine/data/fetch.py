@@ -31,7 +31,7 @@ DEFAULT_BASE_URL = "https://data.binance.vision"
 MARKETS = {"binance-um": "um", "binance-cm": "cm"}
 KLINE_KINDS = ("klines", "markPriceKlines", "indexPriceKlines", "premiumIndexKlines")
 FILE_KINDS = ("aggTrades", "trades", "bookDepth", "metrics")
-IMPORTABLE = {"aggTrades", "trades", "bookDepth", *KLINE_KINDS}
+IMPORTABLE = {*FILE_KINDS, *KLINE_KINDS}
 CHUNK = 1 << 20
 
 

@@ -4,7 +4,21 @@ Times are UTC nanoseconds; prices are quote currency per unit of base; sizes are
 (contract counts are converted by the importer, e.g. COIN-M contracts of a fixed USD face).
 """
 
+import re
+
 import pyarrow as pa
+
+#: USD face value of one Binance COIN-M contract (../shared/data/README.md): BTC 100, the others 10
+COINM_FACE_USD = {"BTCUSD_PERP": 100.0}
+COINM_DEFAULT_FACE_USD = 10.0
+
+
+def coinm_face(symbol: str) -> float | None:
+    """USD face of a Binance COIN-M contract (``..USD_PERP``, ``..USD_YYMMDD``), else None
+    (USD-M and spot sizes are already in base units)."""
+    if re.fullmatch(r"[A-Z0-9]+USD_(PERP|\d{6})", symbol):
+        return COINM_FACE_USD.get(symbol, COINM_DEFAULT_FACE_USD)
+    return None
 
 #: Trades: the market tape.
 TRADES = pa.schema([

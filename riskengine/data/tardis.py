@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from riskengine.data.schema import DEPTH, EVENTS, TICKER, TRADES
+from riskengine.data.schema import DEPTH, EVENTS, TICKER, TRADES, coinm_face
 
 TRADES_COLUMNS = ("exchange", "symbol", "timestamp", "local_timestamp", "id", "side", "price", "amount")
 TICKER_COLUMNS = ("exchange", "symbol", "timestamp", "local_timestamp", "funding_timestamp", "funding_rate",
@@ -48,9 +48,6 @@ BOOK_LEVELS = {"book_snapshot_25": 25, "book_snapshot_5": 5}
 #: the Tardis data types this module reads, and the catalog kind each is stored as
 STORED_AS = {"trades": "trades", "liquidations": "events", "derivative_ticker": "ticker",
              "book_snapshot_25": "depth", "book_snapshot_5": "depth"}
-#: USD face value of one Binance COIN-M contract (data/README.md): BTC 100, the alt perps 10
-COINM_FACE_USD = {"BTCUSD_PERP": 100.0}
-COINM_DEFAULT_FACE_USD = 10.0
 BLOCK_BYTES = 8 << 20
 _NAME_KIND = re.compile(r"_(" + "|".join(sorted(STORED_AS, key=len, reverse=True)) + r")_")
 _DAY = re.compile(r"\d{4}/\d{2}/\d{2}")
@@ -84,9 +81,7 @@ def kind_of(path: str | Path) -> str:
 
 def contract_face(exchange: str, symbol: str) -> float | None:
     """USD face of one contract when ``amount`` counts COIN-M contracts, else None."""
-    if exchange == "binance-delivery" and symbol.endswith("USD_PERP"):
-        return COINM_FACE_USD.get(symbol, COINM_DEFAULT_FACE_USD)
-    return None
+    return coinm_face(symbol) if exchange == "binance-delivery" else None
 
 
 # ------------------------------------------------------------------------------ readers
