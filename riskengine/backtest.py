@@ -26,13 +26,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from riskengine import synthetic, venues
-from riskengine.config import (CatalogTape, DepthFile, FileTape, LoadedConfig, PopulationSpec, ScenarioSpec,
-                               Window)
+from riskengine import population as populations, synthetic, venues
+from riskengine.config import (GENERATOR_KEYS, CatalogTape, DepthFile, FileTape, LoadedConfig, PopulationSpec,
+                               ScenarioSpec, Window)
 from riskengine.engine import Result, run
 from riskengine.errors import format_validation_error
 from riskengine.liquidity import ConstantDepth
-from riskengine.scenario import Scenario, Tape
+from riskengine.scenario import Population, Scenario, Tape
 from riskengine.venue import VenueDesign
 
 NS = 1_000_000_000
@@ -135,22 +135,64 @@ def build_tape(loaded: LoadedConfig, spec: ScenarioSpec, where: str) -> Tape:
 
 
 def population_spec(loaded: LoadedConfig, spec: ScenarioSpec, where: str) -> PopulationSpec:
-    """The config's population with this scenario's changes."""
+    """The config's population with this scenario's changes, its ``file`` (if any) resolved
+    against the config's folder and checked to exist.
+
+    A scenario that names a ``file`` replaces a generated population wholly (the base's
+    generator keys are dropped); one that sets generator keys drops the base's ``file``.
+    """
     base = loaded.config.population
-    if not spec.population:
-        return base
+    pop = base
+    if spec.population:
+        changes = spec.population
+        data = base.model_dump(exclude_unset=True)
+        if "file" in changes:
+            data = {k: v for k, v in data.items() if k not in GENERATOR_KEYS}
+        elif any(k in GENERATOR_KEYS for k in changes):
+            data.pop("file", None)
+        try:
+            pop = PopulationSpec.model_validate({**data, **changes})
+        except ValidationError as exc:
+            raise ValueError(format_validation_error(exc, PopulationSpec, f"{where}.population.")) from None
+    if pop.file is not None:
+        path = loaded.resolve(pop.file)
+        if not path.is_file():
+            key = (f"{where}.population.file" if "file" in spec.population
+                   else f"{where.rsplit(': ', 1)[0]}: population.file")
+            raise ValueError(f"{key}: no such file {path}")
+        pop = pop.model_copy(update={"file": str(path)})
+    return pop
+
+
+def population_history(loaded: LoadedConfig, spec: ScenarioSpec, pop: PopulationSpec,
+                       where: str) -> tuple[Tape | None, int | None]:
+    """The tape entries are drawn from and the window start, or ``(None, None)`` when there is
+    none: a synthetic tape, a window without a start, ``entry_lookback_s = 0`` or a population
+    file. The tape (or catalog partition) is read again in full, since the replayed tape is cut
+    to the window."""
+    start, _ = spec.window.bounds_ns()
+    if pop.file is not None or spec.tape is None or start is None or pop.entry_lookback_s <= 0:
+        return None, None
+    table = read_source(loaded, spec.tape, f"{where}.tape").combine_chunks()
+    if table.num_rows == 0:
+        return None, None
+    tape = Tape.from_arrays(table.column("ts").cast(pa.int64()).to_numpy(), table.column("price").to_numpy(),
+                            table.column("qty").to_numpy())
+    return tape, start
+
+
+def build_population(pop: PopulationSpec, price: float, tape: Tape | None = None,
+                     window_start_ns: int | None = None, where: str = "config") -> Population:
+    """The population: read from ``pop.file`` (resolved by :func:`population_spec`), or generated
+    and priced at ``price``, with entries drawn from ``tape`` before ``window_start_ns`` when given
+    (:func:`riskengine.population.generate`)."""
+    if pop.file is not None:
+        return populations.load_population(pop.file)
     try:
-        return PopulationSpec.model_validate({**base.model_dump(), **spec.population})
-    except ValidationError as exc:
-        raise ValueError(format_validation_error(exc, PopulationSpec, f"{where}.population.")) from None
-
-
-def build_population(pop: PopulationSpec, price: float):
-    """A seeded population priced at ``price``."""
-    return synthetic.population(pop.accounts, price=price, open_interest=pop.open_interest_usd,
-                                long_share=pop.long_share, leverage=pop.leverage.values,
-                                leverage_weights=pop.leverage.weights, cross_share=pop.cross_share,
-                                flat_share=pop.flat_share, entry_spread=pop.entry_spread, seed=pop.seed)
+        return populations.generate(pop, price, tape, window_start_ns).population
+    except ValueError as exc:
+        raise ValueError(f"{where}.population.entry_lookback_s: {exc}"
+                         if str(exc).startswith("the entry window") else f"{where}.population: {exc}") from None
 
 
 def measured_depth(loaded: LoadedConfig, spec: DepthFile, window: Window, where: str) -> float:
@@ -244,7 +286,9 @@ def prepare(loaded: LoadedConfig, index: int) -> Prepared:
     spec = loaded.config.all_scenarios()[index]
     where = _scenario_where(loaded, index)
     tape = build_tape(loaded, spec, where)
-    pop = build_population(population_spec(loaded, spec, where), float(tape.price[0]))
+    pop_spec = population_spec(loaded, spec, where)
+    history, start = population_history(loaded, spec, pop_spec, where)
+    pop = build_population(pop_spec, float(tape.price[0]), history, start, where)
     return Prepared(Scenario(spec.name, tape, pop), build_liquidity(loaded, spec.window))
 
 

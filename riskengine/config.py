@@ -135,18 +135,73 @@ class Leverage(_Model):
         return self
 
 
-class PopulationSpec(_Model):
-    """A seeded population of leveraged traders (:func:`riskengine.synthetic.population`),
-    priced at the first trade of the replay window."""
+class SizeDistribution(_Model):
+    """How position sizes are spread over accounts (heavy-tailed; scaled afterwards so the sides
+    hold exactly their share of open interest). ``lognormal``: log sizes normal with ``sigma``
+    (default 1.5); ``pareto``: Pareto tail index ``alpha`` (default 1.5; smaller is heavier,
+    at or below 1 the mean is infinite and a few accounts hold most of the notional). The
+    defaults are illustrative (``riskengine.population``)."""
 
+    distribution: Literal["lognormal", "pareto"] = "lognormal"
+    sigma: float | None = Field(None, gt=0, description="lognormal: standard deviation of log size (default 1.5)")
+    alpha: float | None = Field(None, gt=0, description="pareto: tail index (default 1.5)")
+
+    @model_validator(mode="after")
+    def _tail(self) -> "SizeDistribution":
+        if self.distribution == "lognormal" and self.alpha is not None:
+            raise ValueError("alpha is the pareto tail index: give sigma for a lognormal distribution")
+        if self.distribution == "pareto" and self.sigma is not None:
+            raise ValueError("sigma is the lognormal spread: give alpha for a pareto distribution")
+        return self
+
+    @property
+    def tail(self) -> float:
+        """The tail parameter in use: ``sigma`` (lognormal) or ``alpha`` (pareto)."""
+        if self.distribution == "pareto":
+            return 1.5 if self.alpha is None else self.alpha
+        return 1.5 if self.sigma is None else self.sigma
+
+
+#: the keys of [population] that parameterise the generator (meaningless with ``file``)
+GENERATOR_KEYS = ("accounts", "open_interest_usd", "long_share", "leverage", "sizes", "cross_share",
+                  "cross_excess", "flat_share", "entry_lookback_s", "entry_spread", "seed")
+
+
+class PopulationSpec(_Model):
+    """The trader population: generated (:func:`riskengine.population.generate`, seeded, priced
+    at the first trade of the replay window, entries drawn from the tape before the window) or
+    read from a file (:func:`riskengine.population.load_population`). Give ``file`` or
+    generator keys, not both. Where each default comes from: ``riskengine.population``."""
+
+    file: str | None = Field(None, min_length=1, description=(
+        "CSV or Parquet with columns account, side, size, entry_price, collateral, margin_mode; "
+        "relative to the config file's folder (instead of the generator keys)"))
     accounts: int = Field(100_000, ge=1)
-    open_interest_usd: float = Field(1e9, gt=0, description="Long notional + short notional / 2 at the start")
-    long_share: float = Field(0.7, ge=0, le=1, description="Share of open interest held long")
+    open_interest_usd: float = Field(1e9, gt=0, description=(
+        "Notional of the population's positions at the start price, long + short (the external "
+        "market holds the difference between the sides)"))
+    long_share: float = Field(0.7, ge=0, le=1, description="Share of open interest (and of positioned accounts) held long")
     leverage: Leverage = Leverage()
+    sizes: SizeDistribution = SizeDistribution()
     cross_share: float = Field(0.5, ge=0, le=1, description="Share of cross-margin accounts")
+    cross_excess: tuple[Annotated[float, Field(ge=1)], Annotated[float, Field(ge=1)]] = Field(
+        (1.0, 3.0), description="Range of a cross account's equity as a multiple of its position margin (uniform)")
     flat_share: float = Field(0.02, ge=0, lt=1, description="Share of accounts with collateral and no position")
-    entry_spread: float = Field(0.02, ge=0, description="Log spread of entry prices around the start price")
+    entry_lookback_s: float = Field(21_600.0, ge=0, description=(
+        "Entries are trades drawn by volume from this span of the tape before the window; 0: use entry_spread"))
+    entry_spread: float = Field(0.02, ge=0, description=(
+        "Log spread of entry prices around the start price, when there is no tape before the window"))
     seed: int = 7
+
+    @model_validator(mode="after")
+    def _file_or_generator(self) -> "PopulationSpec":
+        if self.cross_excess[0] > self.cross_excess[1]:
+            raise ValueError(f"cross_excess: expected [low, high] with low <= high (got {list(self.cross_excess)})")
+        if self.file is not None:
+            given = [k for k in GENERATOR_KEYS if k in self.model_fields_set]
+            if given:
+                raise ValueError(f"give file or generator keys, not both (got file and {', '.join(given)})")
+        return self
 
 
 class DepthFile(_Model):
