@@ -64,6 +64,70 @@ def check_tiers(floors: np.ndarray, rates: np.ndarray, where: str = "margin tier
                              f"({r}[{k}]={rates[k]!r} < {r}[{k - 1}]={rates[k - 1]!r})")
 
 
+def _iso(ns: int) -> str:
+    """A time in ns since epoch as ISO UTC text (``2025-10-10T21:15:00Z``)."""
+    stamp = np.datetime64(int(ns), "ns").astype("datetime64[s]" if ns % NS == 0 else "datetime64[ns]")
+    return f"{stamp}Z"
+
+
+def check_depth_curve(ts: np.ndarray, pct: np.ndarray, notional: np.ndarray, where: str = "depth curve") -> None:
+    """Check depth snapshots: ``ts`` of shape (S,) non-decreasing, ``pct`` and ``notional`` of shape
+    (S, 2, K) (``[:, 0]`` bids, ``[:, 1]`` asks; K >= 1), distances in % finite, > 0 and strictly
+    increasing, cumulative notional finite, >= 0 and not shrinking as the distance widens (equal
+    neighbouring bands are allowed). Raises ``ValueError`` naming the snapshot, side and bands,
+    e.g. ``depth snapshot at 2025-10-10T21:15:00Z: bid notional shrinks from 3.1e+08 at 2% to
+    2.9e+08 at 3%``."""
+    if ts.ndim != 1 or len(ts) == 0 or pct.ndim != 3 or pct.shape != notional.shape or pct.shape[0] != len(ts) \
+            or pct.shape[1] != 2 or pct.shape[2] == 0:
+        raise ValueError(f"{where}: expected S snapshot times and (S, 2, K) distances and notionals, K >= 1 "
+                         f"(got shapes {ts.shape}, {pct.shape}, {notional.shape})")
+    steps = np.diff(ts)
+    if (steps < 0).any():
+        i = int(np.flatnonzero(steps < 0)[0])
+        raise ValueError(f"{where}: snapshot times must not decrease ({_iso(ts[i + 1])} after {_iso(ts[i])})")
+    sides = ("bid", "ask")
+
+    def fail(s: int, h: int, what: str) -> None:
+        raise ValueError(f"depth snapshot at {_iso(ts[s])}: {sides[h]} {what}")
+
+    for arr, name in ((pct, "distance"), (notional, "notional")):
+        bad = ~np.isfinite(arr) | (arr <= 0 if name == "distance" else arr < 0)
+        if bad.any():
+            s, h, k = (int(x) for x in np.argwhere(bad)[0])
+            expected = "a finite distance > 0 %" if name == "distance" else "a finite notional >= 0"
+            fail(s, h, f"band {k}: expected {expected} (got {arr[s, h, k]!r})")
+    narrower = np.diff(pct, axis=2) <= 0
+    if narrower.any():
+        s, h, k = (int(x) for x in np.argwhere(narrower)[0])
+        fail(s, h, f"distances must increase strictly ({pct[s, h, k + 1]:g}% after {pct[s, h, k]:g}%)")
+    shrinks = np.diff(notional, axis=2) < 0
+    if shrinks.any():
+        s, h, k = (int(x) for x in np.argwhere(shrinks)[0])
+        fail(s, h, f"notional shrinks from {notional[s, h, k]:.4g} at {pct[s, h, k]:g}% to "
+                   f"{notional[s, h, k + 1]:.4g} at {pct[s, h, k + 1]:g}%")
+
+
+def check_observed_flow(ts: np.ndarray, side: np.ndarray, notional: np.ndarray,
+                        where: str = "observed flow") -> None:
+    """Check observed liquidation flow: equal lengths, times non-decreasing, side +1 (buy) or -1
+    (sell), notional finite and >= 0. Raises ``ValueError`` naming the first bad row."""
+    if not len(ts) == len(side) == len(notional):
+        raise ValueError(f"{where}: ts, side and notional must have equal lengths "
+                         f"(got {len(ts)}, {len(side)}, {len(notional)})")
+    steps = np.diff(ts)
+    if (steps < 0).any():
+        i = int(np.flatnonzero(steps < 0)[0]) + 1
+        raise ValueError(f"{where}: row {i}: times must not decrease ({_iso(ts[i])} after {_iso(ts[i - 1])})")
+    bad = (side != 1.0) & (side != -1.0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{where}: row {i}: side must be +1 (buy) or -1 (sell) (got {side[i]!r})")
+    bad = ~np.isfinite(notional) | (notional < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{where}: row {i}: expected a finite notional >= 0 (got {notional[i]!r})")
+
+
 def _need(name: str, value: float, ok: bool, expected: str) -> None:
     if not ok:
         raise ValueError(f"{name}: expected {expected} (got {value!r})")
@@ -111,11 +175,22 @@ class EngineParams:
     adl_rank_interval_ns: int = NS
     adl_risk_power: float = 1.0
     depth_per_pct: float = math.inf
+    depth_ts: np.ndarray | None = None
+    depth_pct: np.ndarray | None = None
+    depth_notional: np.ndarray | None = None
     max_move: float = 0.5
     impact_half_life_ns: float = 30.0 * NS
     impact_feedback: float = 1.0
+    impact_stress_k: float = 0.0
+    observed_ts: np.ndarray | None = None
+    observed_side: np.ndarray | None = None
+    observed_notional: np.ndarray | None = None
     series_interval_ns: int = NS
     mm_cums: np.ndarray = field(init=False)
+    book_ts: np.ndarray = field(init=False, repr=False)
+    book_delta: np.ndarray = field(init=False, repr=False)
+    book_notional: np.ndarray = field(init=False, repr=False)
+    book_knots: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         floors = np.array(self.mm_floors, dtype=np.float64)
@@ -162,7 +237,53 @@ class EngineParams:
         _need("max_move", self.max_move, 0.0 < self.max_move < 1.0, "a fraction in (0, 1)")
         _need("impact_half_life_ns", self.impact_half_life_ns, self.impact_half_life_ns > 0, "a positive half-life")
         _need("impact_feedback", self.impact_feedback, 0.0 <= self.impact_feedback <= 1.0, "a fraction in [0, 1]")
+        _need("impact_stress_k", self.impact_stress_k,
+              math.isfinite(self.impact_stress_k) and self.impact_stress_k >= 0, "a finite factor >= 0 (0 = no thinning)")
+        self._resolve_book()
         _need("series_interval_ns", self.series_interval_ns, self.series_interval_ns > 0, "a positive interval")
+
+    def _resolve_book(self) -> None:
+        """The depth book both engines read: snapshot times and flattened knots (distances as
+        fractions of the price), from the depth curve or the constant ``depth_per_pct`` (the
+        one-knot curve at 1%); and the observed flow arrays (empty when none)."""
+        given = [self.depth_ts is not None, self.depth_pct is not None, self.depth_notional is not None]
+        if any(given) and not all(given):
+            raise ValueError("depth_ts, depth_pct, depth_notional: give all three or none")
+        if all(given):
+            if self.depth_per_pct != math.inf:
+                raise ValueError(f"depth_per_pct: give a constant depth or a depth curve, not both "
+                                 f"(got depth_per_pct={self.depth_per_pct!r} and a curve)")
+            ts = np.array(self.depth_ts, dtype=np.int64).reshape(-1)
+            pct = np.array(self.depth_pct, dtype=np.float64)
+            notional = np.array(self.depth_notional, dtype=np.float64)
+            check_depth_curve(ts, pct, notional)
+        else:
+            ts = np.zeros(1, dtype=np.int64)
+            pct = np.ones((1, 2, 1), dtype=np.float64)
+            notional = np.full((1, 2, 1), float(self.depth_per_pct), dtype=np.float64)
+        delta = np.ascontiguousarray(pct / 100.0).reshape(-1)
+        flat = np.ascontiguousarray(notional).reshape(-1)
+        for value in (ts, pct, notional, delta, flat):
+            value.setflags(write=False)
+        if all(given):
+            object.__setattr__(self, "depth_ts", ts)
+            object.__setattr__(self, "depth_pct", pct)
+            object.__setattr__(self, "depth_notional", notional)
+        object.__setattr__(self, "book_ts", ts)
+        object.__setattr__(self, "book_delta", delta)
+        object.__setattr__(self, "book_notional", flat)
+        object.__setattr__(self, "book_knots", int(pct.shape[2]))
+        obs = [self.observed_ts, self.observed_side, self.observed_notional]
+        if any(x is not None for x in obs) and any(x is None for x in obs):
+            raise ValueError("observed_ts, observed_side, observed_notional: give all three or none")
+        o_ts = np.array(self.observed_ts if self.observed_ts is not None else [], dtype=np.int64).reshape(-1)
+        o_side = np.array(self.observed_side if self.observed_side is not None else [], dtype=np.float64).reshape(-1)
+        o_not = np.array(self.observed_notional if self.observed_notional is not None else [],
+                         dtype=np.float64).reshape(-1)
+        check_observed_flow(o_ts, o_side, o_not)
+        for name, value in (("observed_ts", o_ts), ("observed_side", o_side), ("observed_notional", o_not)):
+            value.setflags(write=False)
+            object.__setattr__(self, name, value)
 
     def maintenance_margin(self, notional: float) -> float:
         """Maintenance margin of one position of ``notional`` (see :func:`maintenance_margin`)."""

@@ -264,59 +264,203 @@ def water_filling(notional: list[float], equity: list[float], caps: list[float],
     return [x_hi[j] + theta * (x_lo[j] - x_hi[j]) for j in range(n)]
 
 
+class Book:
+    """The depth book of one run: snapshots of cumulative depth per side, the transient impact
+    ``m`` and the stress flow (the plain-Python twin of ``DepthBook`` in
+    ``cext/riskengine/_liquidity.pyx``; same arithmetic, same order).
+
+    Knot ``j`` of side ``h`` (0 = bids, walked by sells; 1 = asks, walked by buys) of snapshot
+    ``s`` is ``(delta[s][h][j], notional[s][h][j])``: a distance from the price as a fraction and
+    the cumulative quote notional resting within it. ``D(delta)`` is piecewise linear through
+    ``(0, 0)`` and the knots, extrapolated past the last knot along the last segment (along the
+    curve's mean slope ``D_K / delta_K`` if the last segment adds nothing). The snapshot in use is
+    the latest at or before the tick time (before the first, the first).
+    """
+
+    def __init__(self, params: EngineParams):
+        k = int(params.book_knots)
+        self.snap_ts = [int(t) for t in params.book_ts]
+        d = [float(x) for x in params.book_delta]
+        n = [float(x) for x in params.book_notional]
+        self.delta = [[d[(s * 2 + h) * k:(s * 2 + h + 1) * k] for h in (0, 1)] for s in range(len(self.snap_ts))]
+        self.notional = [[n[(s * 2 + h) * k:(s * 2 + h + 1) * k] for h in (0, 1)] for s in range(len(self.snap_ts))]
+        self.max_move = float(params.max_move)
+        self.half_life_ns = float(params.impact_half_life_ns)
+        self.feedback = float(params.impact_feedback)
+        self.stress_k = float(params.impact_stress_k)
+        self.cursor = 0
+        self.flow = 0.0
+        self.m = 1.0
+        self.depth1 = self._depth1()
+
+    def _depth1(self) -> float:
+        s = self.cursor
+        return (curve_depth(self.delta[s][0], self.notional[s][0], 0.01)[0]
+                + curve_depth(self.delta[s][1], self.notional[s][1], 0.01)[0]) / 2.0
+
+    def seek(self, t: int) -> None:
+        """Use the latest snapshot at or before ``t``."""
+        if self.cursor + 1 < len(self.snap_ts) and self.snap_ts[self.cursor + 1] <= t:
+            while self.cursor + 1 < len(self.snap_ts) and self.snap_ts[self.cursor + 1] <= t:
+                self.cursor += 1
+            self.depth1 = self._depth1()
+
+    def side_curve(self, side: float) -> tuple[list[float], list[float]]:
+        h = 1 if side > 0.0 else 0
+        return self.delta[self.cursor][h], self.notional[self.cursor][h]
+
+    def stressed(self, x: float) -> float:
+        """``x (1 + stress_k L)``: walking it on the unthinned curve is walking ``x`` on the curve
+        thinned by ``1 / (1 + stress_k L)``, ``L = flow / D(1%)``."""
+        if self.stress_k != 0.0 and self.flow > 0.0 and self.depth1 > 0.0:
+            return x * (1.0 + self.stress_k * self.flow / self.depth1)
+        return x
+
+    def walk(self, side: float, qty: float, price: float, tape: float) -> tuple[float, float]:
+        """Walk the book with a market order of ``qty`` from ``price``; the wall stands
+        ``max_move`` from ``tape``. Returns ``(fill_price, move)``."""
+        notional = qty * price
+        room = side * (tape * (1.0 + side * self.max_move) - price) / price
+        if room < 0.0:
+            room = 0.0
+        notional = self.stressed(notional)
+        delta, depth = self.side_curve(side)
+        avg, move = curve_walk(delta, depth, notional, room)
+        return price * (1.0 + side * avg), move
+
+    def fillable(self, side: float, qty: float, price: float, tape: float, limit: float) -> float:
+        """How much of a market order of ``qty`` fills before the walk passes ``limit``:
+        ``D(dist) / price``."""
+        dist = side * (limit - price) / price
+        if dist <= 0.0:
+            return 0.0
+        room = side * (tape * (1.0 + side * self.max_move) - price) / price
+        if dist >= room:
+            return qty
+        delta, depth = self.side_curve(side)
+        can = curve_depth(delta, depth, dist)[0]
+        if self.stress_k != 0.0 and self.flow > 0.0 and self.depth1 > 0.0:
+            can = can / (1.0 + self.stress_k * self.flow / self.depth1)
+        can = can / price
+        return qty if can >= qty else can
+
+    def commit(self, side: float, move: float, notional: float) -> None:
+        """An order moved the price by ``move``: ``feedback`` of it persists as impact."""
+        self.m = self.m * (1.0 + side * self.feedback * move)
+        if self.stress_k != 0.0:
+            self.flow = self.flow + notional
+
+    def decay(self, dt: int) -> None:
+        if dt > 0 and (self.m != 1.0 or self.flow != 0.0):
+            f = math.exp(-float(dt) * LN2 / self.half_life_ns)
+            if self.m != 1.0:
+                self.m = 1.0 + (self.m - 1.0) * f
+            self.flow = self.flow * f
+
+
+def curve_depth(delta: list[float], notional: list[float], dist: float) -> tuple[float, float]:
+    """``(D(dist), W(dist))`` of one side's curve, ``W(dist) = int_0^dist u dD(u)``."""
+    k = len(delta)
+    j = 0
+    d0, n0, d1, n1 = 0.0, 0.0, delta[0], notional[0]
+    acc = 0.0
+    while j + 1 < k and dist >= d1:
+        acc += (n1 - n0) * ((d0 + d1) / 2.0)
+        j += 1
+        d0, n0 = d1, n1
+        d1, n1 = delta[j], notional[j]
+    if n1 > n0 or dist < d1:
+        depth = n0 + (dist - d0) * (n1 - n0) / (d1 - d0)
+    else:
+        d0, n0 = d1, n1
+        depth = n0 + (dist - d0) * n0 / d0
+    return depth, acc + (depth - n0) * ((d0 + dist) / 2.0)
+
+
+def curve_walk(delta: list[float], notional: list[float], x: float, room: float) -> tuple[float, float]:
+    """Walk one side's curve with notional ``x``, at most ``room`` far: ``(mean distance, move)``.
+
+    The price moves to ``delta*`` with ``D(delta*) = x``; the order fills on average
+    ``W(delta*) / x`` away (exactly ``delta* / 2`` in the first segment). Past ``room`` (the
+    wall) the book holds ``D(room)`` and the rest fills at ``room``.
+    """
+    if not x > 0.0:
+        return 0.0, 0.0
+    k = len(delta)
+    j = 0
+    d0, n0, d1, n1 = 0.0, 0.0, delta[0], notional[0]
+    acc = 0.0
+    while j + 1 < k and x >= n1:
+        acc += (n1 - n0) * ((d0 + d1) / 2.0)
+        j += 1
+        d0, n0 = d1, n1
+        d1, n1 = delta[j], notional[j]
+    if n1 > n0:
+        dstar = d0 + (x - n0) * (d1 - d0) / (n1 - n0)
+    else:
+        j = k
+        d0, n0 = d1, n1
+        dstar = d0 + (x - n0) * d0 / n0 if n0 > 0.0 else math.inf
+    if dstar <= room:
+        if j == 0:
+            return dstar / 2.0, dstar
+        return (acc + (x - n0) * ((d0 + dstar) / 2.0)) / x, dstar
+    cap, w = curve_depth(delta, notional, room)
+    return (w + (x - cap) * room) / x, room
+
+
+def counterfactual_tape(params: EngineParams, ts: np.ndarray, px: np.ndarray) -> np.ndarray:
+    """The tape with the impact of the observed flow taken out: ``px[i] / m_obs(ts[i])``, where
+    ``m_obs`` is the impact the observed orders make on a fresh book (each walks the curve in use
+    at its time from the level ``m_obs`` toward a wall at ``1 +/- max_move``, with the run's
+    stress, feedback and decay). Returns ``px`` itself when there is no observed flow."""
+    o_ts, o_side, o_not = params.observed_ts, params.observed_side, params.observed_notional
+    if len(o_ts) == 0 or len(ts) == 0:
+        return px
+    book = Book(params)
+    out = np.empty(len(px), dtype=np.float64)
+    j = 0
+    last = int(o_ts[0])
+    for i in range(len(ts)):
+        t = int(ts[i])
+        while j < len(o_ts) and int(o_ts[j]) <= t:
+            book.decay(int(o_ts[j]) - last)
+            last = int(o_ts[j])
+            book.seek(last)
+            side = float(o_side[j])
+            x = float(o_not[j])
+            room = side * ((1.0 + side * book.max_move) - book.m) / book.m
+            if room < 0.0:
+                room = 0.0
+            delta, depth = book.side_curve(side)
+            _, move = curve_walk(delta, depth, book.stressed(x), room)
+            book.commit(side, move, x)
+            j += 1
+        book.decay(t - last)
+        last = t
+        out[i] = float(px[i]) / book.m
+    return out
+
+
 def walk_depth(side: float, qty: float, price: float, tape: float,
                params: EngineParams) -> tuple[float, float]:
-    """Walk a constant-depth book with a market order.
+    """Walk a fresh book (its first snapshot, no stress flow) with a market order.
 
-    Cumulative depth is linear in the distance from the price:
-    ``D(delta) = depth_per_pct * delta / 1%`` (quote notional), so an order of notional ``X``
-    moves the price by ``delta = 1% X / depth_per_pct`` and fills at the average
-    ``delta / 2`` away (reference §5, "linear cumulative depth"). A wall of unlimited depth
-    stands ``max_move`` away from the *tape* price: the rest of an order that reaches it fills
-    there, so simulated prices stay within ``tape x (1 +/- max_move)``.
-
-    Parameters
-    ----------
-    side : float
-        +1 for a buy, -1 for a sell.
-    qty : float
-        Order size in base units, > 0.
-    price : float
-        Price the walk starts from (the simulated price).
-    tape : float
-        The tape price the wall is measured from.
+    With a constant depth ``D(delta) = depth_per_pct * delta / 1%`` an order of notional ``X``
+    moves the price by ``delta = 1% X / depth_per_pct`` and fills ``delta / 2`` away on average
+    (reference §5, "linear cumulative depth"); see :class:`Book` for depth curves and the wall.
 
     Returns
     -------
     (fill_price, move)
-        Average fill price and the relative price move the order causes.
     """
-    notional = qty * price
-    room = side * (tape * (1.0 + side * params.max_move) - price) / price
-    if room < 0.0:
-        room = 0.0
-    full_move = 0.01 * notional / params.depth_per_pct
-    if full_move <= room:
-        move = full_move
-        avg = full_move / 2.0
-    else:
-        move = room
-        cap_notional = params.depth_per_pct * room / 0.01
-        avg = (cap_notional * (room / 2.0) + (notional - cap_notional) * room) / notional
-    return price * (1.0 + side * avg), move
+    return Book(params).walk(side, qty, price, tape)
 
 
 def fillable_depth(side: float, qty: float, price: float, tape: float, limit: float,
                    params: EngineParams) -> float:
-    """How much of a market order of ``qty`` fills before the walk passes ``limit``."""
-    dist = side * (limit - price) / price
-    if dist <= 0.0:
-        return 0.0
-    room = side * (tape * (1.0 + side * params.max_move) - price) / price
-    if dist >= room:
-        return qty
-    can = params.depth_per_pct * dist / 0.01 / price
-    return qty if can >= qty else can
+    """How much of a market order of ``qty`` fills before the walk passes ``limit`` (fresh book)."""
+    return Book(params).fillable(side, qty, price, tape, limit)
 
 
 class _Reference:
@@ -351,7 +495,8 @@ class _Reference:
                 self.long_oi += q
             elif q < 0:
                 self.short_oi -= q
-        self.m = 1.0
+        self.book = Book(params)
+        self.px = counterfactual_tape(params, tape_ts, tape_price)
         self.events = {name: [] for name, _, _ in EVENT_COLUMNS}
         self.series = {name: [] for name, _, _ in SERIES_COLUMNS}
         self.pending: deque[tuple[int, int]] = deque()
@@ -382,7 +527,7 @@ class _Reference:
         return e < self.mm(abs(q) * self.mark)
 
     def sim_price(self) -> float:
-        return self.tape * self.m
+        return self.tape * self.book.m
 
     def public_id(self, a: int) -> int:
         if a == self.V:
@@ -490,14 +635,14 @@ class _Reference:
 
         ``settle=False`` leaves a negative balance for the caller to settle (the order is the
         first part of a liquidation whose rest goes elsewhere)."""
-        fill, move = walk_depth(-_sign(size), abs(size), self.sim_price(), self.tape, self.p)
+        fill, move = self.book.walk(-_sign(size), abs(size), self.sim_price(), self.tape)
         return self.book_fill(a, size, kind, fee_rate, settle, fill, move)
 
     def book_fill(self, a: int, size: float, kind: int, fee_rate: float, settle: bool,
                   fill: float, move: float) -> float:
         """Settle a market order already walked through the book (``fill``, ``move``)."""
         side = -_sign(size)
-        self.m = self.m * (1.0 + side * self.p.impact_feedback * move)
+        self.book.commit(side, move, abs(size) * fill)
         self.ext_pos += size
         self.ext_cash -= size * fill
         realized = self.reduce(a, size, fill)
@@ -717,7 +862,7 @@ class _Reference:
         side = -_sign(size)
         limit = self.limit_price(a, side)
         if limit != limit:
-            fill, move = walk_depth(side, abs(size), self.sim_price(), self.tape, p)
+            fill, move = self.book.walk(side, abs(size), self.sim_price(), self.tape)
             after = float(self.col[a]) + size * (fill - float(self.ep[a]))
             deficit = -after if after < 0.0 else 0.0
             if deficit > self.fund and closes:
@@ -725,7 +870,7 @@ class _Reference:
             else:
                 self.book_fill(a, size, kind, p.liq_fee_rate, True, fill, move)  # walked once
             return
-        filled = fillable_depth(side, abs(size), self.sim_price(), self.tape, limit, p)
+        filled = self.book.fillable(side, abs(size), self.sim_price(), self.tape, limit)
         if filled >= abs(size):
             self.book_close(a, size, kind, p.liq_fee_rate)
             return
@@ -916,8 +1061,8 @@ class _Reference:
             self.tape = float(self.px[i])
             self.round = 0
             dt = t - last_ts
-            if self.m != 1.0 and dt > 0:
-                self.m = 1.0 + (self.m - 1.0) * math.exp(-float(dt) * LN2 / p.impact_half_life_ns)
+            self.book.seek(t)
+            self.book.decay(dt)
             last_ts = t
             self.update_mark(dt)
             self.prev_mark = self.mark if i == 0 else self.prev_mark

@@ -1,8 +1,9 @@
 """Parity: the Cython engine and the plain-Python reference engine agree on random scenarios.
 
 Hypothesis draws the structure (tape segments: walks, crashes, gaps, flat stretches and
-same-timestamp bursts; population size and margin-mode mix; every venue parameter) and a seed
-for the numbers. Both engines must produce the same event log (same events, same order,
+same-timestamp bursts; population size and margin-mode mix; every venue parameter; the
+liquidity model: infinite or constant depth, or 1-3 depth snapshots of 1-5 knots per side, stress
+thinning, observed flow taken out of the tape) and a seed for the numbers. Both engines must produce the same event log (same events, same order,
 numbers equal to 1e-9 relative), series and final state, and every run must satisfy the
 invariants (money and position conservation, flat accounts never pay, ADL never below zero).
 """
@@ -81,13 +82,50 @@ def make_population(rng: np.random.Generator, n: int, cross_share: float) -> Pop
     return Population.from_arrays(collateral, size, entry, mode)
 
 
+T0 = 1_700_000_000 * S  # the first tick of make_tape
+
+
+@st.composite
+def depth_curves(draw) -> dict:
+    """1-3 depth snapshots of 1-5 knots per side (some bands equal: flat segments), the first
+    possibly after the first tick, at the scale of the random populations."""
+    n_snap = draw(st.integers(1, 3))
+    k = draw(st.integers(1, 5))
+    scale = draw(st.sampled_from([5.0, 50.0, 500.0]))
+    offsets = sorted(draw(st.lists(st.integers(0, 200), min_size=n_snap, max_size=n_snap)))
+    pct = np.empty((n_snap, 2, k))
+    notional = np.empty((n_snap, 2, k))
+    for s in range(n_snap):
+        for h in range(2):
+            pct[s, h] = sorted(draw(st.lists(st.floats(0.05, 8.0), min_size=k, max_size=k, unique=True)))
+            steps = draw(st.lists(st.sampled_from([0.0, 0.2, 1.0, 3.0]), min_size=k, max_size=k))
+            notional[s, h] = np.cumsum(steps) * scale
+    return dict(depth_ts=T0 + np.array(offsets, dtype=np.int64) * S, depth_pct=pct, depth_notional=notional)
+
+
+@st.composite
+def observed_flows(draw) -> dict:
+    """0-8 observed liquidation orders around the tape's start (counterfactual replay)."""
+    n = draw(st.integers(0, 8))
+    ts = sorted(draw(st.lists(st.integers(-20, 200), min_size=n, max_size=n)))
+    side = draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=n, max_size=n))
+    notional = draw(st.lists(st.sampled_from([0.0, 10.0, 200.0, 5_000.0]), min_size=n, max_size=n))
+    return dict(observed_ts=T0 + np.array(ts, dtype=np.int64) * S, observed_side=np.array(side),
+                observed_notional=np.array(notional))
+
+
 @st.composite
 def params_strategy(draw, with_stream: bool) -> EngineParams:
     k = draw(st.integers(1, 3))
     floors = [0.0] + sorted(draw(st.lists(st.floats(10, 500), min_size=k - 1, max_size=k - 1, unique=True)))
     rates = sorted(draw(st.lists(st.floats(0.001, 0.1), min_size=k, max_size=k)))
     methods = list(MarkMethod) if with_stream else [MarkMethod.LAST, MarkMethod.EMA]
-    finite_depth = draw(st.booleans())
+    depth = draw(st.sampled_from(["infinite", "constant", "curve", "curve"]))
+    liquidity = dict(depth_per_pct=draw(st.sampled_from([5.0, 50.0, 500.0])) if depth == "constant" else math.inf)
+    if depth == "curve":
+        liquidity.update(draw(depth_curves()))
+    if depth != "infinite" and draw(st.booleans()):
+        liquidity.update(draw(observed_flows()))
     return EngineParams(
         mm_floors=floors,
         mm_rates=rates,
@@ -123,10 +161,11 @@ def params_strategy(draw, with_stream: bool) -> EngineParams:
         adl_short_mark_over_entry=draw(st.booleans()),
         adl_rank_interval_ns=draw(st.sampled_from([0, S, 30 * S])),
         adl_risk_power=draw(st.sampled_from([0.0, 1.0, 2.5])),
-        depth_per_pct=draw(st.sampled_from([5.0, 50.0, 500.0])) if finite_depth else math.inf,
         max_move=draw(st.sampled_from([0.05, 0.5])),
         impact_half_life_ns=draw(st.floats(0.5, 120)) * S,
         impact_feedback=draw(st.sampled_from([0.0, 0.5, 1.0])),
+        impact_stress_k=draw(st.sampled_from([0.0, 0.0, 0.5, 5.0])),
+        **liquidity,
         series_interval_ns=draw(st.sampled_from([S, 10 * S])),
     )
 
@@ -188,6 +227,52 @@ def test_cython_matches_reference_on_venue_profiles(profile, data):
     assert_same_run(cy, ref)
     for kind in sorted(set(cy.events["kind"].tolist())):
         event(f"has {EventKind(kind).name}")
+    assert violations(cy, scenario.population, params) == []
+
+
+def _exactly(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal to the last bit (NaN equals NaN; -0.0 equals 0.0, which arithmetic cannot tell apart)."""
+    return a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+
+
+def assert_bit_identical(a, b) -> None:
+    """Every event and series column, the final state and the scalars exactly equal."""
+    for name in a.events:
+        assert _exactly(a.events[name], b.events[name]), f"event column {name!r}"
+    for name in a.series:
+        assert _exactly(a.series[name], b.series[name]), f"series column {name!r}"
+    for name in ("collateral", "size", "entry", "status", "socialized"):
+        assert _exactly(getattr(a, name), getattr(b, name)), name
+    for key, value in a.scalars.items():
+        assert np.array_equal(np.float64(value), np.float64(b.scalars[key]), equal_nan=True), key
+
+
+@st.composite
+def liquidity_cases(draw):
+    """Random scenarios whose book is always a depth curve (half of them with stress thinning,
+    half with observed flow taken out of the tape)."""
+    scenario, params = draw(cases())
+    liquidity = dict(depth_per_pct=math.inf, **draw(depth_curves()))
+    liquidity["impact_stress_k"] = draw(st.sampled_from([0.0, 0.3, 3.0, 30.0]))
+    if draw(st.booleans()):
+        liquidity.update(draw(observed_flows()))
+    else:
+        liquidity.update(observed_ts=None, observed_side=None, observed_notional=None)
+    return scenario, dataclasses.replace(params, **liquidity)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(liquidity_cases())
+def test_depth_curves_stress_and_counterfactual_bit_identical(case):
+    """Depth curves (as-of snapshots, flat bands, extrapolation past the last band, the wall),
+    stress thinning and counterfactual tapes: the two engines agree to the last bit."""
+    scenario, params = case
+    cy, _ = run_raw(scenario, params, "cython")
+    ref, _ = run_raw(scenario, params, "reference")
+    assert_bit_identical(cy, ref)
+    event(f"knots {params.book_knots}, snapshots {len(params.book_ts)}, stress {params.impact_stress_k > 0}, "
+          f"observed {len(params.observed_ts) > 0}")
+    event(f"liquidations: {int(np.isin(cy.events['kind'], [EventKind.LIQUIDATION]).sum() > 0)}")
     assert violations(cy, scenario.population, params) == []
 
 

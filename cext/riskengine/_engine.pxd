@@ -1,7 +1,7 @@
 from riskengine._adl cimport AdlParams, RatioIndex
 from riskengine._events cimport ColumnLog
 from riskengine._index cimport KeyHeap, LiqIndex, SideIndex
-from riskengine._liquidity cimport ConstantDepth
+from riskengine._liquidity cimport DepthBook
 from riskengine._margin cimport Tiers
 from riskengine._mark cimport MarkState
 from riskengine._typedefs cimport float64_t, i32, i64, i8
@@ -39,7 +39,7 @@ cdef struct Engine:
     Params p
     Tiers tiers
     AdlParams adl
-    ConstantDepth book
+    DepthBook book
     MarkState mark
     # tape (borrowed, read-only)
     const i64* ts

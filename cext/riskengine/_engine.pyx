@@ -21,7 +21,8 @@ from riskengine._index cimport (
     index_init, side_build, side_pop, side_push, side_top, trigger_key,
 )
 from riskengine._liquidity cimport (
-    ConstantDepth, depth_fillable, depth_walk, impact_commit, impact_decay,
+    DepthBook, counterfactual_tape, depth_fillable, depth_init, depth_seek, depth_walk,
+    impact_commit, impact_decay,
 )
 from riskengine._margin cimport Tiers, crosses, liquidation_price, maintenance_margin
 from riskengine._mark cimport MarkState, mark_refresh, mark_update
@@ -225,7 +226,7 @@ cdef float64_t _book_fill(Engine* e, Py_ssize_t a, float64_t size, int kind, flo
     cdef float64_t side = -_sign(size)
     cdef float64_t realized
     cdef float64_t fee = 0.0
-    impact_commit(&e.book, side, move)
+    impact_commit(&e.book, side, move, fabs(size) * fill)
     e.ext_pos += size
     e.ext_cash -= size * fill
     realized = _reduce(e, a, size, fill)
@@ -712,6 +713,7 @@ cdef int _loop(Engine* e, float64_t* stats) except -1 nogil:
         e.tape = e.px[i]
         e.round = 0
         dt = t - last_ts
+        depth_seek(&e.book, t)
         impact_decay(&e.book, dt)
         last_ts = t
         if e.mark.method == MARK_LAST:
@@ -928,11 +930,32 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     e.adl.short_mark_over_entry = params.adl_short_mark_over_entry
     e.adl.risk_power = params.adl_risk_power
     e.adl.tiers = &e.tiers
-    e.book.depth_per_pct = params.depth_per_pct
-    e.book.max_move = params.max_move
-    e.book.half_life_ns = params.impact_half_life_ns
-    e.book.feedback = params.impact_feedback
-    e.book.m = 1.0
+    book_ts = np.ascontiguousarray(params.book_ts, dtype=np.int64)
+    book_delta = np.ascontiguousarray(params.book_delta, dtype=np.float64)
+    book_notional = np.ascontiguousarray(params.book_notional, dtype=np.float64)
+    cdef const i64[::1] bt_v = book_ts
+    cdef const float64_t[::1] bd_v = book_delta
+    cdef const float64_t[::1] bn_v = book_notional
+    depth_init(&e.book, &bt_v[0], &bd_v[0], &bn_v[0], bt_v.shape[0], params.book_knots,
+               params.max_move, params.impact_half_life_ns, params.impact_feedback,
+               params.impact_stress_k)
+    # counterfactual replay: the tape with the observed flow's impact taken out
+    obs_ts = np.ascontiguousarray(params.observed_ts, dtype=np.int64)
+    obs_side = np.ascontiguousarray(params.observed_side, dtype=np.float64)
+    obs_notional = np.ascontiguousarray(params.observed_notional, dtype=np.float64)
+    cdef const i64[::1] ot_v = obs_ts
+    cdef const float64_t[::1] os_v = obs_side
+    cdef const float64_t[::1] on_v = obs_notional
+    cdef DepthBook obs_book
+    cdef float64_t[::1] cf_v
+    if ot_v.shape[0] and tape_ts.shape[0]:
+        cf_tape = np.empty(tape_ts.shape[0], dtype=np.float64)
+        cf_v = cf_tape
+        obs_book = e.book
+        with nogil:
+            counterfactual_tape(&obs_book, &tape_ts[0], &tape_price[0], tape_ts.shape[0],
+                                &ot_v[0], &os_v[0], &on_v[0], ot_v.shape[0], &cf_v[0])
+        tape_price = cf_tape
     e.mark.method = params.mark_method
     e.mark.basis.tau_ns = params.mark_ema_tau_ns
     e.mark.basis.num = 0.0

@@ -1,19 +1,50 @@
 from riskengine._typedefs cimport float64_t, i64
 
-cdef struct ConstantDepth:
-    # Linear cumulative depth D(delta) = depth_per_pct * delta / 1% on each side, a wall of
-    # unlimited depth at tape x (1 +/- max_move), and a transient impact multiplier m
-    # (simulated price = tape price x m) that decays toward 1 with half_life_ns.
-    float64_t depth_per_pct
+cdef struct DepthBook:
+    # Cumulative depth per side from snapshots (struct of arrays, borrowed and read-only):
+    # snapshot s, side h (0 = bids, walked by sells; 1 = asks, walked by buys), knot j at
+    # delta[(s * 2 + h) * knots + j] (a fraction of the price, strictly increasing in j) holds
+    # notional[...] (cumulative quote notional, not decreasing in j). D(delta) is piecewise
+    # linear through (0, 0) and the knots and extrapolated past the last knot (see
+    # ``curve_depth``); a wall of unlimited depth stands at tape x (1 +/- max_move).
+    const i64* snap_ts
+    const float64_t* delta
+    const float64_t* notional
+    Py_ssize_t n_snap
+    Py_ssize_t knots
+    Py_ssize_t cursor         # the snapshot in use: the latest at or before the tick time
+    float64_t depth1          # the snapshot's D(1%), mean of both sides (stress scale)
     float64_t max_move
     float64_t half_life_ns
     float64_t feedback
-    float64_t m
+    float64_t stress_k
+    float64_t flow            # notional sent to the book, decayed with half_life_ns
+    float64_t m               # transient impact multiplier: simulated price = tape x m
 
-cdef void depth_walk(const ConstantDepth* book, float64_t side, float64_t qty,
+cdef void depth_init(DepthBook* book, const i64* snap_ts, const float64_t* delta,
+                     const float64_t* notional, Py_ssize_t n_snap, Py_ssize_t knots,
+                     float64_t max_move, float64_t half_life_ns, float64_t feedback,
+                     float64_t stress_k) noexcept nogil
+cdef void depth_advance(DepthBook* book, i64 t) noexcept nogil
+
+cdef inline void depth_seek(DepthBook* book, i64 t) noexcept nogil:
+    """Use the latest snapshot at or before ``t`` (times only move forward)."""
+    if book.cursor + 1 < book.n_snap and book.snap_ts[book.cursor + 1] <= t:
+        depth_advance(book, t)
+
+cdef float64_t curve_depth(const float64_t* delta, const float64_t* notional, Py_ssize_t knots,
+                           float64_t dist, float64_t* weighted) noexcept nogil
+cdef float64_t curve_walk(const float64_t* delta, const float64_t* notional, Py_ssize_t knots,
+                          float64_t x, float64_t room, float64_t* move) noexcept nogil
+cdef void depth_walk(const DepthBook* book, float64_t side, float64_t qty,
                      float64_t price, float64_t tape, float64_t* fill,
                      float64_t* move) noexcept nogil
-cdef void impact_commit(ConstantDepth* book, float64_t side, float64_t move) noexcept nogil
-cdef void impact_decay(ConstantDepth* book, i64 dt) noexcept nogil
-cdef float64_t depth_fillable(const ConstantDepth* book, float64_t side, float64_t qty,
+cdef void impact_commit(DepthBook* book, float64_t side, float64_t move,
+                        float64_t notional) noexcept nogil
+cdef void impact_decay(DepthBook* book, i64 dt) noexcept nogil
+cdef float64_t depth_fillable(const DepthBook* book, float64_t side, float64_t qty,
                               float64_t price, float64_t tape, float64_t limit) noexcept nogil
+cdef void counterfactual_tape(DepthBook* book, const i64* ts, const float64_t* px, Py_ssize_t n,
+                              const i64* obs_ts, const float64_t* obs_side,
+                              const float64_t* obs_notional, Py_ssize_t n_obs,
+                              float64_t* out) noexcept nogil
