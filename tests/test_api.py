@@ -332,9 +332,15 @@ class TestCli:
         assert "[1/1]" not in proc.stdout and "done in" not in proc.stdout
 
     def test_numbers_match_the_api(self, proc):
-        # default seed 7 and depth 5e6; the terminal shows 4 significant digits
-        scen = synthetic.crash_scenario(ticks=5_000, accounts=2_000, seed=7)
-        table = run(scen, self._default_designs(), DEPTH).table
+        # the embedded default with 5,000 ticks and 2,000 accounts, through the Python API;
+        # the terminal shows 4 significant digits
+        import argparse
+
+        from riskengine import backtest
+        from riskengine.cli import _default_config
+
+        args = argparse.Namespace(ticks=5_000, accounts=2_000, seed=None, depth=None)
+        table = backtest.run_config(_default_config(args)).table
         rows = _cli_rows(proc.stdout)
         for name in ("liquidations", "adl_fills", "liquidated_notional", "fund_end"):
             shown = [float(v.replace(",", "")) for v in rows[name]]

@@ -79,14 +79,22 @@ backstop = { vault_balance = 1e5 }
 
 
 # ------------------------------------------------------------------ the shipped real replays
-class TestBtcReplay:
-    @pytest.fixture(scope="class")
-    def outcome(self, shared_data):
-        loaded = config.load(BTC)
-        prepared = backtest.prepare(loaded, 0)
-        result = backtest.run_config(loaded, check_invariants=True)  # money/position conservation hold
-        return loaded, prepared, result
+@pytest.fixture(scope="module")
+def outcome(shared_data):
+    """The BTC replay: config, prepared scenario, result."""
+    loaded = config.load(BTC)
+    prepared = backtest.prepare(loaded, 0)
+    result = backtest.run_config(loaded, check_invariants=True)  # money/position conservation hold
+    return loaded, prepared, result
 
+
+@pytest.fixture(scope="module")
+def result(shared_data):
+    """The COIN-M alt replays."""
+    return backtest.run_config(config.load(ALTS), check_invariants=True)
+
+
+class TestBtcReplay:
     def test_tape_is_the_gemini_window(self, shared_data, outcome):
         _, prepared, _ = outcome
         raw = _window_trades(shared_data / GEMINI_BTC, "2025-10-10T20:00:00Z", "2025-10-10T22:00:00Z")
@@ -135,10 +143,6 @@ class TestBtcReplay:
 
 
 class TestAltReplays:
-    @pytest.fixture(scope="class")
-    def result(self, shared_data):
-        return backtest.run_config(config.load(ALTS), check_invariants=True)
-
     def test_every_coin_under_three_marks(self, result):
         table = result.table
         assert len(table) == 12 * 3
