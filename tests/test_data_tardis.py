@@ -475,3 +475,17 @@ def test_cli_imports_each_kind(shared_data, snapshots, tmp_path, capsys):
     assert main(["data", "import", str(ticker), "--source", "tardis", "--catalog", str(root)]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith(f"riskengine: error: {ticker}: missing column(s) id, side, price, amount")
+
+
+def test_quoted_header_written_by_a_csv_library(shared_data, catalog, tmp_path):
+    # pandas/Arrow quote column names when they re-save a file; the columns are the same
+    table = pacsv.read_csv(shared_data / AAVE)
+    path = tmp_path / "binance-delivery_trades_2025-10-10_AAVEUSD_PERP.csv"
+    pacsv.write_csv(table, path)
+    assert path.read_text().startswith('"exchange","symbol"')
+    report = catalog.import_file(path, source="tardis")
+    assert report.rows == table.num_rows
+    original = Catalog(tmp_path / "orig")
+    original.import_file(shared_data / AAVE, source="tardis")
+    assert catalog.read_trades("binance-delivery", "AAVEUSD_PERP").equals(
+        original.read_trades("binance-delivery", "AAVEUSD_PERP"))

@@ -26,6 +26,7 @@ by symbol.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import re
 from collections.abc import Callable, Iterator
@@ -228,9 +229,9 @@ def _open(path: Path):
 def _header(path: Path) -> list[str]:
     try:
         opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt") as f:
-            return f.readline().strip().split(",")
-    except (OSError, EOFError, UnicodeDecodeError):
+        with opener(path, "rt", newline="") as f:
+            return next(csv.reader([f.readline().strip()]), [])  # quoted names too (CSV writers quote)
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error):
         return []
 
 
