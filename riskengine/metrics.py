@@ -131,9 +131,12 @@ def _rounds_per_tick(ctx: RunContext) -> np.ndarray:
     return counts
 
 
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else float("nan")
+
+
 def _volume_share(ctx: RunContext) -> float:
-    liquidated = _sum(ctx, "notional", _liq(ctx))
-    return liquidated / ctx.tape_notional if ctx.tape_notional > 0 else float("nan")
+    return _ratio(_sum(ctx, "notional", _liq(ctx)), ctx.tape_notional)
 
 
 def _amplification(ctx: RunContext) -> float:
@@ -196,6 +199,10 @@ COLUMNS: tuple[Column, ...] = (
            lambda c: _first_time(c, _liq(c))),
     Column("first_adl_s", "seconds from tape start to the first ADL fill",
            lambda c: _first_time(c, c.kind_mask(EventKind.ADL_FILL))),
+    Column("adl_to_liquidated", "ADL notional / liquidated notional",
+           lambda c: _ratio(_sum(c, "notional", c.kind_mask(EventKind.ADL_FILL)), _sum(c, "notional", _liq(c)))),
+    Column("first_adl_delay_s", "seconds from the first liquidation to the first ADL fill",
+           lambda c: _first_time(c, c.kind_mask(EventKind.ADL_FILL)) - _first_time(c, _liq(c))),
     Column("liquidation_volume_share", "liquidated notional / notional traded on the tape", _volume_share),
     Column("cascade_rounds", "liquidation rounds, summed over ticks: the accounts the tape move crossed, "
            "then each round the previous round's price impact crossed", lambda c: int(_rounds_per_tick(c).sum())),

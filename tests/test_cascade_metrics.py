@@ -66,3 +66,18 @@ def test_no_liquidation_gives_empty_cascade():
     assert row["cascade_rounds"] == 0 and row["max_cascade_rounds"] == 0
     assert row["liquidation_volume_share"] == 0.0
     assert np.isnan(row["last_liquidation_s"]) and np.isnan(row["cascade_duration_s"])
+
+
+def test_adl_ratio_and_delay_match_the_event_log():
+    from riskengine import synthetic
+
+    scen = synthetic.crash_scenario(ticks=20_000, accounts=3_000, seed=5)
+    result = run(scen, synthetic.hyperliquid_style(), ConstantDepth(2e5))
+    row, ev = result.table.iloc[0], result.raw[0].events
+    adl = ev["kind"] == EventKind.ADL_FILL
+    liq = np.isin(ev["kind"], [EventKind.LIQUIDATION, EventKind.PARTIAL_LIQUIDATION, EventKind.BACKSTOP,
+                               EventKind.ADL_LIQUIDATION, EventKind.FUND_TAKEOVER]) & (ev["account"] >= 0)
+    assert adl.any()
+    assert row["adl_to_liquidated"] == pytest.approx(ev["notional"][adl].sum() / ev["notional"][liq].sum(), rel=1e-12)
+    assert row["first_adl_delay_s"] == pytest.approx((ev["ts"][adl][0] - ev["ts"][liq][0]) / S, abs=1e-9)
+    assert row["first_adl_delay_s"] >= 0
