@@ -2,7 +2,7 @@
 
 from riskengine import calculators, venues
 from riskengine.engine import Result, run
-from riskengine.liquidity import ConstantDepth
+from riskengine.liquidity import ConstantDepth, DepthCurve, ObservedFlow
 from riskengine.params import EngineParams
 from riskengine.scenario import Population, Scenario, Tape
 from riskengine.venue import VenueDesign
@@ -11,6 +11,8 @@ __all__ = [
     "calculators",
     "venues",
     "ConstantDepth",
+    "DepthCurve",
+    "ObservedFlow",
     "EngineParams",
     "Population",
     "Result",

@@ -31,7 +31,7 @@ from riskengine.config import (GENERATOR_KEYS, CatalogTape, DepthFile, FileTape,
                                ScenarioSpec, Window)
 from riskengine.engine import Result, run
 from riskengine.errors import format_validation_error
-from riskengine.liquidity import ConstantDepth
+from riskengine.liquidity import ConstantDepth, DepthCurve, ObservedFlow, window_snapshots
 from riskengine.scenario import Population, Scenario, Tape
 from riskengine.venue import VenueDesign
 
@@ -198,33 +198,64 @@ def build_population(pop: PopulationSpec, price: float, tape: Tape | None = None
 def measured_depth(loaded: LoadedConfig, spec: DepthFile, window: Window, where: str) -> float:
     """Quote notional within ``band_pct`` of mid, per 1%, from Binance ``bookDepth`` snapshots in
     the window: each snapshot's bid and ask band notional averaged, then the statistic over
-    snapshots, divided by ``band_pct`` (the depth model is linear in the distance)."""
+    snapshots, divided by ``band_pct`` (the constant depth model is linear in the distance)."""
+    band_pct = 1.0 if spec.band_pct is None else spec.band_pct
+    statistic = spec.statistic or "median"
     table = read_source(loaded, FileTape(source="binance-vision", path=spec.path, kind="depth"), where)
     inside = _within(table, window)
     if inside.num_rows == 0:
         raise ValueError(f"{where}: no depth snapshots inside the window; the file spans {_span(table)}")
     frame = inside.select(["ts", "pct", "notional"]).to_pandas()
-    band = frame[np.isclose(frame["pct"].abs(), spec.band_pct)]
+    band = frame[np.isclose(frame["pct"].abs(), band_pct)]
     if band.empty:
         bands = sorted(frame["pct"].abs().unique())
-        raise ValueError(f"{where}.band_pct: no {spec.band_pct}% band in the file (bands: "
+        raise ValueError(f"{where}.band_pct: no {band_pct}% band in the file (bands: "
                          f"{', '.join(f'{b:g}' for b in bands)})")
     per_snapshot = band.groupby("ts")["notional"].mean()
-    value = float(getattr(per_snapshot, spec.statistic)())
-    return value / spec.band_pct
+    value = float(getattr(per_snapshot, statistic)())
+    return value / band_pct
 
 
-def build_liquidity(loaded: LoadedConfig, window: Window, where: str = "liquidity") -> ConstantDepth:
-    """The run's liquidity model (plain replay when the config gives no depth)."""
+def depth_curve(loaded: LoadedConfig, spec: DepthFile, window: Window, where: str, **model) -> DepthCurve:
+    """The time-varying depth curve of a ``bookDepth`` file: the snapshots inside the window and
+    the last one before its start (the one in use at the start)."""
+    table = read_source(loaded, FileTape(source="binance-vision", path=spec.path, kind="depth"), where)
+    start, end = window.bounds_ns()
+    rows = window_snapshots(table, start, end, where)
+    return DepthCurve.from_snapshots(rows, where=f"{where} ({loaded.resolve(spec.path)})", **model)
+
+
+def observed_flow(loaded: LoadedConfig, spec: FileTape, window: Window, where: str) -> ObservedFlow:
+    """Observed liquidations of an events file (Tardis ``liquidations``, Hyperliquid fills)
+    before the window's end (earlier ones still weigh, decayed, at the start)."""
+    table = read_source(loaded, spec, where)
+    if "side" not in table.column_names or "notional" not in table.column_names:
+        raise ValueError(f"{where}: expected observed liquidation events (the events kind: ts, kind, side, "
+                         f"notional), got columns {', '.join(table.column_names)}")
+    flow = ObservedFlow.from_events(table, where)
+    return flow.between(None, window.bounds_ns()[1])
+
+
+def build_liquidity(loaded: LoadedConfig, window: Window,
+                    where: str = "liquidity") -> ConstantDepth | DepthCurve:
+    """The run's liquidity model (plain replay when the config gives no depth): a constant depth
+    (``depth_per_pct``, or a ``depth`` file with ``time_varying = false``) or a time-varying
+    depth curve from the ``depth`` file, in the configured mode, with the observed flow of
+    ``observed`` for a counterfactual replay."""
     liq = loaded.config.liquidity
+    model = dict(max_move=liq.max_move, half_life_s=liq.resilience_half_life_s, feedback=liq.feedback,
+                 stress_k=liq.stress_k, mode=liq.mode)
+    if liq.observed is not None:
+        model["observed"] = observed_flow(loaded, liq.observed, window, f"{where}.observed")
+    if liq.depth is not None and liq.depth.time_varying:
+        return depth_curve(loaded, liq.depth, window, f"{where}.depth", **model)
     if liq.depth is not None:
         depth = measured_depth(loaded, liq.depth, window, f"{where}.depth")
     elif liq.depth_per_pct is not None:
         depth = liq.depth_per_pct
     else:
         depth = float("inf")
-    return ConstantDepth(depth, max_move=liq.max_move, half_life_s=liq.resilience_half_life_s,
-                         feedback=liq.feedback)
+    return ConstantDepth(depth, **model)
 
 
 def build_designs(loaded: LoadedConfig) -> list[VenueDesign]:
@@ -270,6 +301,9 @@ def check(loaded: LoadedConfig) -> list[str]:
     depth = loaded.config.liquidity.depth
     if depth is not None and not loaded.resolve(depth.path).is_file():
         raise ValueError(f"liquidity.depth.path: no such file {loaded.resolve(depth.path)}")
+    observed = loaded.config.liquidity.observed
+    if observed is not None and not loaded.resolve(observed.path).is_file():
+        raise ValueError(f"liquidity.observed.path: no such file {loaded.resolve(observed.path)}")
     return lines
 
 
@@ -278,7 +312,7 @@ class Prepared:
     """One scenario ready to run."""
 
     scenario: Scenario
-    liquidity: ConstantDepth
+    liquidity: ConstantDepth | DepthCurve
 
 
 def prepare(loaded: LoadedConfig, index: int) -> Prepared:

@@ -14,6 +14,7 @@ Shape (``../shared/DESIGN.md`` "Config files"; every key is documented on its mo
     open_interest_usd = 3e9
 
     [liquidity]
+    mode = "endogenous"              # or "replay", "counterfactual" (with observed = {...})
     depth = { source = "binance-bookdepth", path = "../data/BTCUSDT-bookDepth-2025-10-10.csv" }
 
     [[venues]]
@@ -205,29 +206,53 @@ class PopulationSpec(_Model):
 
 
 class DepthFile(_Model):
-    """Book depth measured from a depth-snapshot file (interim: one constant depth per run)."""
+    """Book depth from a depth-snapshot file: a time-varying depth curve (default), or one
+    constant depth measured over the replay window (``time_varying = false``)."""
 
     source: Literal["binance-bookdepth"] = "binance-bookdepth"
     path: str = Field(min_length=1)
-    band_pct: float = Field(1.0, gt=0, description="The band whose cumulative notional is the depth per 1%")
-    statistic: Literal["median", "mean", "min"] = Field(
-        "median", description="How snapshots inside the replay window are combined")
+    time_varying: bool = Field(
+        True, description="Walk each snapshot's bands as of the tick time (false: one constant depth per 1%)")
+    band_pct: float | None = Field(
+        None, gt=0, description="time_varying = false: the band whose notional is the depth per 1% (default 1)")
+    statistic: Literal["median", "mean", "min"] | None = Field(
+        None, description="time_varying = false: how snapshots inside the window are combined (default median)")
+
+    @model_validator(mode="after")
+    def _constant_only(self) -> "DepthFile":
+        if self.time_varying and (self.band_pct is not None or self.statistic is not None):
+            raise ValueError("band_pct and statistic measure one constant depth: set time_varying = false "
+                             "to use them (a time-varying curve uses every band of every snapshot)")
+        return self
 
 
 class LiquiditySpec(_Model):
-    """Liquidity: a constant depth, or one measured from a depth file. Neither: plain replay
-    (infinite depth, no slippage, no impact)."""
+    """Liquidity: a constant depth, or depth from a depth-snapshot file. Neither: plain replay
+    (infinite depth, no slippage, no impact). See :mod:`riskengine.liquidity` for the model, the
+    modes and the calibration of the defaults."""
 
+    mode: Literal["replay", "endogenous", "counterfactual"] = Field(
+        "endogenous", description="replay: the tape as is (no feedback); endogenous: simulated flow moves "
+                                  "the price; counterfactual: the observed flow's impact is taken out first")
     depth_per_pct: float | None = Field(None, gt=0, description="Quote notional within 1% of the price, each side")
     depth: DepthFile | None = None
     max_move: float = Field(0.5, gt=0, lt=1, description="Wall distance from the tape price")
-    resilience_half_life_s: float = Field(30.0, gt=0, description="Half-life of transient impact")
+    resilience_half_life_s: float = Field(30.0, gt=0, description="Half-life of transient impact and of the "
+                                                                  "stress flow")
     feedback: float = Field(1.0, ge=0, le=1, description="Share of each order's move that persists")
+    stress_k: float = Field(0.0, ge=0, description="Stress thinning: depth x 1 / (1 + stress_k x recent flow / "
+                                                   "depth at 1%); 0 = off")
+    observed: FileTape | None = Field(
+        None, description="counterfactual: observed liquidations (an events file: Tardis liquidations, "
+                          "Hyperliquid fills) whose impact is taken out of the tape")
 
     @model_validator(mode="after")
     def _one(self) -> "LiquiditySpec":
         if self.depth_per_pct is not None and self.depth is not None:
             raise ValueError("give depth_per_pct or depth, not both")
+        if self.observed is not None and self.mode != "counterfactual":
+            raise ValueError(f"observed: the observed flow is used only with mode = \"counterfactual\" "
+                             f"(mode is {self.mode!r})")
         return self
 
 

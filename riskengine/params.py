@@ -95,7 +95,7 @@ def check_depth_curve(ts: np.ndarray, pct: np.ndarray, notional: np.ndarray, whe
         if bad.any():
             s, h, k = (int(x) for x in np.argwhere(bad)[0])
             expected = "a finite distance > 0 %" if name == "distance" else "a finite notional >= 0"
-            fail(s, h, f"band {k}: expected {expected} (got {arr[s, h, k]!r})")
+            fail(s, h, f"band {k}: expected {expected} (got {float(arr[s, h, k])!r})")
     narrower = np.diff(pct, axis=2) <= 0
     if narrower.any():
         s, h, k = (int(x) for x in np.argwhere(narrower)[0])
@@ -121,11 +121,11 @@ def check_observed_flow(ts: np.ndarray, side: np.ndarray, notional: np.ndarray,
     bad = (side != 1.0) & (side != -1.0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{where}: row {i}: side must be +1 (buy) or -1 (sell) (got {side[i]!r})")
+        raise ValueError(f"{where}: row {i}: side must be +1 (buy) or -1 (sell) (got {float(side[i])!r})")
     bad = ~np.isfinite(notional) | (notional < 0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{where}: row {i}: expected a finite notional >= 0 (got {notional[i]!r})")
+        raise ValueError(f"{where}: row {i}: expected a finite notional >= 0 (got {float(notional[i])!r})")
 
 
 def _need(name: str, value: float, ok: bool, expected: str) -> None:
