@@ -26,9 +26,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from riskengine import population as populations, synthetic, venues
-from riskengine.config import (GENERATOR_KEYS, CatalogTape, DepthFile, FileTape, LoadedConfig, PopulationSpec,
-                               ScenarioSpec, Window)
+from riskengine import observed as observations, population as populations, synthetic, venues
+from riskengine.config import (GENERATOR_KEYS, CatalogTape, DepthFile, FileTape, LiquiditySpec, LoadedConfig,
+                               PopulationSpec, ScenarioSpec, Window)
 from riskengine.engine import Result, run
 from riskengine.errors import format_validation_error
 from riskengine.liquidity import ConstantDepth, DepthCurve, ObservedFlow, window_snapshots
@@ -236,13 +236,24 @@ def observed_flow(loaded: LoadedConfig, spec: FileTape, window: Window, where: s
     return flow.between(None, window.bounds_ns()[1])
 
 
-def build_liquidity(loaded: LoadedConfig, window: Window,
-                    where: str = "liquidity") -> ConstantDepth | DepthCurve:
+def liquidity_spec(loaded: LoadedConfig, spec: ScenarioSpec, where: str) -> LiquiditySpec:
+    """The config's liquidity with this scenario's changes."""
+    base = loaded.config.liquidity
+    if not spec.liquidity:
+        return base
+    try:
+        return LiquiditySpec.model_validate({**base.model_dump(exclude_none=True), **spec.liquidity})
+    except ValidationError as exc:
+        raise ValueError(format_validation_error(exc, LiquiditySpec, f"{where}.liquidity.")) from None
+
+
+def build_liquidity(loaded: LoadedConfig, window: Window, where: str = "liquidity",
+                    liq: LiquiditySpec | None = None) -> ConstantDepth | DepthCurve:
     """The run's liquidity model (plain replay when the config gives no depth): a constant depth
     (``depth_per_pct``, or a ``depth`` file with ``time_varying = false``) or a time-varying
     depth curve from the ``depth`` file, in the configured mode, with the observed flow of
     ``observed`` for a counterfactual replay."""
-    liq = loaded.config.liquidity
+    liq = liq or loaded.config.liquidity
     model = dict(max_move=liq.max_move, half_life_s=liq.resilience_half_life_s, feedback=liq.feedback,
                  stress_k=liq.stress_k, mode=liq.mode)
     if liq.observed is not None:
@@ -291,6 +302,12 @@ def check(loaded: LoadedConfig) -> list[str]:
     for i, spec in enumerate(loaded.config.all_scenarios()):
         where = _scenario_where(loaded, i)
         pop = population_spec(loaded, spec, where)
+        if spec.observed is not None:  # the folder and the ticker, checked now
+            try:
+                observations.hyperliquid(loaded.resolve(spec.observed.path), spec.observed.ticker)
+            except ValueError as exc:
+                raise ValueError(f"{where}.observed: {exc}") from None
+        liquidity_spec(loaded, spec, where)
         for part, src in (("tape", spec.tape), ("stream", spec.stream)):
             if isinstance(src, FileTape) and not loaded.resolve(src.path).is_file():
                 raise ValueError(f"{where}.{part}.path: no such file {loaded.resolve(src.path)}")
@@ -323,7 +340,9 @@ def prepare(loaded: LoadedConfig, index: int) -> Prepared:
     pop_spec = population_spec(loaded, spec, where)
     history, start = population_history(loaded, spec, pop_spec, where)
     pop = build_population(pop_spec, float(tape.price[0]), history, start, where)
-    return Prepared(Scenario(spec.name, tape, pop), build_liquidity(loaded, spec.window))
+    liquidity = build_liquidity(loaded, spec.window, f"{where}.liquidity" if spec.liquidity else "liquidity",
+                                liquidity_spec(loaded, spec, where))
+    return Prepared(Scenario(spec.name, tape, pop), liquidity)
 
 
 def run_config(loaded: LoadedConfig, progress: Progress = _quiet, engine: str = "cython",
@@ -349,11 +368,28 @@ def run_config(loaded: LoadedConfig, progress: Progress = _quiet, engine: str = 
         result = run(prepared.scenario, designs, prepared.liquidity, engine=engine,
                      series_interval_s=loaded.config.outputs.series_interval_s,
                      check_invariants=check_invariants)
+        if spec.observed is not None:
+            where = _scenario_where(loaded, i)
+            figures = observations.hyperliquid(loaded.resolve(spec.observed.path), spec.observed.ticker)
+            for name, value in figures.items():
+                result.table[name] = value
+            progress(f"[{i + 1}/{len(specs)}] {spec.name}: observed figures of {spec.observed.ticker} "
+                     f"from {where}.observed")
         tables.append(result.table)
         events.append(result.events)
         series.append(result.series)
         raws += result.raw
-    return Result(pd.concat(tables, ignore_index=True), pa.concat_tables(events), pa.concat_tables(series), raws)
+    return Result(_observed_beside_simulated(pd.concat(tables, ignore_index=True)), pa.concat_tables(events),
+                  pa.concat_tables(series), raws)
+
+
+def _observed_beside_simulated(table: pd.DataFrame) -> pd.DataFrame:
+    """Each ``observed_*`` column moved right after its simulated twin."""
+    columns = [c for c in table.columns if not c.startswith("observed_")]
+    for col in observations.COLUMNS:
+        if col.name in table.columns:
+            columns.insert(columns.index(col.simulated) + 1, col.name)
+    return table[columns]
 
 
 # --------------------------------------------------------------------------------- output

@@ -136,7 +136,12 @@ def _default_config(args: argparse.Namespace):
 
 def _show(table: pd.DataFrame) -> str:
     """The terminal view: designs as columns for a few runs, one line per run otherwise."""
-    if len(table) <= 6:
+    if any(c.startswith("observed_") for c in table.columns):  # simulated | observed, per scenario
+        from riskengine.observed import COLUMNS
+
+        pairs = [name for c in COLUMNS if c.name in table.columns for name in (c.simulated, c.name)]
+        shown = table[["scenario", "design", *pairs]].set_index(["scenario", "design"]).T
+    elif len(table) <= 6:
         shown = table[list(TERMINAL_COLUMNS)].set_index("design").T
     else:
         shown = table[["scenario", "design", *TERMINAL_COLUMNS_COMPACT]].set_index(["scenario", "design"])

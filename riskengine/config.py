@@ -268,6 +268,15 @@ StreamSpec = Annotated[Annotated[FileStream, Tag("in-file")] | Annotated[Catalog
                        Discriminator(_where)]
 
 
+class ObservedSpec(_Model):
+    """What really happened, put next to the simulated figures (:mod:`riskengine.observed`)."""
+
+    source: Literal["hyperliquid-observed"] = Field(
+        description="hyperliquid-observed: the 2025-10-10 aggregates folder (../shared/data)")
+    path: str = Field(min_length=1, description="The folder; relative to the config file's folder")
+    ticker: str = Field(min_length=1, description="The asset whose figures this scenario replays")
+
+
 class ScenarioSpec(_Model):
     """One market scenario: a tape (from a file, the catalog, or synthetic), an optional
     mark/index stream, a window, and population changes for this tape."""
@@ -280,6 +289,9 @@ class ScenarioSpec(_Model):
     window: Window = Window()
     population: dict[str, Any] = Field(default_factory=dict,
                                        description="Keys of [population] changed for this scenario")
+    liquidity: dict[str, Any] = Field(default_factory=dict,
+                                      description="Keys of [liquidity] changed for this scenario")
+    observed: ObservedSpec | None = Field(None, description="Observed outcomes to show next to the simulated ones")
 
     @model_validator(mode="after")
     def _one_tape(self) -> "ScenarioSpec":

@@ -308,3 +308,37 @@ def test_validate_ok_and_schema(tmp_path):
     assert "ok" in proc.stdout and "tiny: 800 accounts x 2 design(s)" in proc.stdout
     schema = json.loads(_cli("schema").stdout)
     assert {"scenario", "scenarios", "population", "liquidity", "venues", "outputs"} <= set(schema["properties"])
+
+
+# ------------------------------------------------------------------ observed vs simulated
+HL = ROOT / "backtests" / "hyperliquid-2025-10-10.toml"
+
+
+def test_hyperliquid_replay_puts_observed_beside_simulated(shared_data):
+    import csv as _csv
+
+    loaded = config.load(HL)
+    result = backtest.run_config(loaded, check_invariants=True)
+    table = result.table
+    assert list(table["scenario"]) == ["hl-btc-2025-10-10", "hl-eth-2025-10-10", "hl-sol-2025-10-10"]
+    with open(shared_data / "2025-10-10/hyperliquid-observed/combined_impact_by_ticker.csv") as f:
+        observed = {r["ticker"]: r for r in _csv.DictReader(f)}
+    for (_, row), ticker in zip(table.iterrows(), ("BTC", "ETH", "SOL")):
+        assert row["observed_liquidated_notional"] == float(observed[ticker]["liq_notional"])
+        assert row["observed_adl_notional"] == float(observed[ticker]["adl_notional"])
+        assert row["observed_adl_fills"] == float(observed[ticker]["adl_events"])
+        assert row["observed_adl_to_liquidated"] == pytest.approx(
+            float(observed[ticker]["adl_notional"]) / float(observed[ticker]["liq_notional"]))
+        assert row["observed_first_adl_delay_s"] == pytest.approx(61.704502)
+    columns = list(table.columns)
+    for name in ("liquidations", "liquidated_notional", "adl_fills", "adl_notional", "adl_to_liquidated",
+                 "first_adl_delay_s"):
+        assert columns[columns.index(name) + 1] == f"observed_{name}"
+    # per-scenario liquidity: ETH and SOL books scaled like their open interest
+    assert [backtest.prepare(loaded, i).liquidity.depth_per_pct for i in range(3)] == [1.4e8, 1.17e8, 3.9e7]
+
+
+def test_observed_ticker_is_checked_before_running(shared_data, tmp_path):
+    text = HL.read_text().replace('ticker = "SOL"', 'ticker = "SOLL"').replace("../../shared", str(shared_data.parent))
+    line = _one_error_line(_cli("validate", str(_write(tmp_path, text))))
+    assert "scenarios[2].observed:" in line and "no ticker 'SOLL' (did you mean 'SOL'?)" in line, line
