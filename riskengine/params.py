@@ -2,7 +2,7 @@
 
 :class:`EngineParams` is what both engines consume: every venue-design component, the
 liquidity model and the run options reduced to numbers, checked once. Users build it through
-:class:`riskengine.venue.VenueDesign` and :class:`riskengine.liquidity.ConstantDepth`.
+:class:`riskengine.venue.VenueDesign` and a liquidity model (:mod:`riskengine.liquidity`).
 """
 
 from __future__ import annotations
@@ -138,6 +138,14 @@ class EngineParams:
     """Every number one engine run needs. Times are nanoseconds, money is quote currency.
 
     Attributes mirror the C struct ``EngineParams`` in ``cext/riskengine/_engine.pxd``.
+
+    The book is either the constant ``depth_per_pct`` (the one-knot curve at 1%) or a depth
+    curve: ``depth_ts`` (S,) snapshot times, ``depth_pct`` and ``depth_notional`` (S, 2, K)
+    distances in % and cumulative quote notional, ``[:, 0]`` bids and ``[:, 1]`` asks (checked by
+    :func:`check_depth_curve`). Both engines read the derived ``book_*`` arrays (distances as
+    fractions, flattened). ``impact_stress_k`` thins depth by recent flow; ``observed_*`` (time
+    ns, side +1/-1, quote notional) is observed liquidation flow taken out of the tape
+    (counterfactual replay). See :mod:`riskengine.liquidity`.
     """
 
     mm_floors: np.ndarray

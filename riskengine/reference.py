@@ -16,8 +16,10 @@ external market (the order book's counterparties).
 
 For each tape tick ``i`` at time ``t``:
 
-1. **Price.** The transient impact multiplier ``m`` decays toward 1 with the impact half-life;
-   the simulated price is ``S = tape_price * m``.
+1. **Price.** The depth book switches to the latest snapshot at or before ``t``; the transient
+   impact multiplier ``m`` (and the stress flow) decay toward 1 (0) with the impact half-life;
+   the simulated price is ``S = tape_price * m``. In a counterfactual replay ``tape_price`` is
+   the tape with the observed liquidation flow's impact taken out (:func:`counterfactual_tape`).
 2. **Mark.** The venue's method gives ``M`` (last = ``S``; EMA = time-weighted EMA of ``S``;
    stream = the supplied stream, ``S`` until it starts; index + EMA of ``S - index``; Binance's
    median(index, index + EMA basis, last); Hyperliquid's median(oracle + EMA basis, last,
@@ -45,7 +47,9 @@ Liquidating an account (the loss waterfall), first rule that applies:
 * otherwise a market order: the whole position, or a partial order — a fraction above a
   notional threshold outside the cooldown while the account is solvent (and leaving at least
   the dust notional), or just enough to step the notional down into a lower margin tier where
-  the account is healthy — walking the depth curve from ``S``.
+  the account is healthy — walking the depth curve from ``S`` (:class:`Book`: sells walk the
+  bids, buys the asks, thinned by recent flow under stress; a wall at ``tape x (1 +/- max_move)``;
+  ``feedback`` of the move persists in ``m``).
 
   - Unlimited order: if its fill would leave a deficit larger than the fund's cash, the order
     is auto-deleveraged instead; otherwise it fills, the liquidation fee (capped at the

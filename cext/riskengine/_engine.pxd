@@ -39,7 +39,6 @@ cdef struct Engine:
     Params p
     Tiers tiers
     AdlParams adl
-    DepthBook book
     MarkState mark
     # tape (borrowed, read-only)
     const i64* ts
@@ -109,3 +108,4 @@ cdef struct Engine:
     bint adl_rank_built[2]
     ColumnLog log
     ColumnLog series
+    DepthBook book            # the liquidity model (last: keeps the hot fields' layout)

@@ -862,7 +862,9 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     collateral, size, entry : ndarray of float64, shape (N,)
         Account state; copied, never modified.  # const float64_t[::1]
     params : riskengine.params.EngineParams
-        The resolved venue design and liquidity model.
+        The resolved venue design and liquidity model. With observed flow
+        (``params.observed_*``, counterfactual replay) the tape is first divided by the
+        observed flow's impact (``riskengine._liquidity.counterfactual_tape``).
 
     Returns
     -------

@@ -13,6 +13,7 @@ cdef struct DepthBook:
     Py_ssize_t n_snap
     Py_ssize_t knots
     Py_ssize_t cursor         # the snapshot in use: the latest at or before the tick time
+    i64 next_ts               # when the next snapshot takes over (INT64_MAX: never)
     float64_t depth1          # the snapshot's D(1%), mean of both sides (stress scale)
     float64_t max_move
     float64_t half_life_ns
@@ -29,7 +30,7 @@ cdef void depth_advance(DepthBook* book, i64 t) noexcept nogil
 
 cdef inline void depth_seek(DepthBook* book, i64 t) noexcept nogil:
     """Use the latest snapshot at or before ``t`` (times only move forward)."""
-    if book.cursor + 1 < book.n_snap and book.snap_ts[book.cursor + 1] <= t:
+    if t >= book.next_ts:
         depth_advance(book, t)
 
 cdef float64_t curve_depth(const float64_t* delta, const float64_t* notional, Py_ssize_t knots,

@@ -29,6 +29,7 @@ the same order (the parity tests compare them bit for bit).
 
 import numpy as np
 from libc.math cimport INFINITY, exp
+from libc.stdint cimport INT64_MAX
 
 from riskengine._typedefs cimport float64_t, i64
 
@@ -46,6 +47,7 @@ cdef void depth_init(DepthBook* book, const i64* snap_ts, const float64_t* delta
     book.n_snap = n_snap
     book.knots = knots
     book.cursor = 0
+    book.next_ts = snap_ts[1] if n_snap > 1 else INT64_MAX
     book.max_move = max_move
     book.half_life_ns = half_life_ns
     book.feedback = feedback
@@ -65,6 +67,7 @@ cdef inline float64_t _depth1(const DepthBook* book) noexcept nogil:
 cdef void depth_advance(DepthBook* book, i64 t) noexcept nogil:
     while book.cursor + 1 < book.n_snap and book.snap_ts[book.cursor + 1] <= t:
         book.cursor += 1
+    book.next_ts = book.snap_ts[book.cursor + 1] if book.cursor + 1 < book.n_snap else INT64_MAX
     book.depth1 = _depth1(book)
 
 
