@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from riskengine.codes import MarkMethod
 from riskengine.invariants import violations
-from riskengine.liquidity import ConstantDepth
+from riskengine.liquidity import ConstantDepth, DepthCurve
 from riskengine.metrics import RunContext, summarize
 from riskengine.params import EngineParams
 from riskengine.runlog import RawRun
@@ -104,7 +104,7 @@ def run_raw(scenario: Scenario, params: EngineParams, engine: str = "cython",
 
 
 def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
-        liquidity: ConstantDepth | None = None, *, engine: str = "cython",
+        liquidity: ConstantDepth | DepthCurve | None = None, *, engine: str = "cython",
         series_interval_s: float | None = None, check_invariants: bool = False) -> Result:
     """Replay ``scenario`` through each venue design.
 
@@ -114,7 +114,7 @@ def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
         Tape and population.
     designs : VenueDesign or iterable of VenueDesign
         The designs to compare; each gets a fresh copy of the population.
-    liquidity : ConstantDepth, optional
+    liquidity : ConstantDepth or DepthCurve, optional
         Liquidity model (default: infinite depth, i.e. plain replay).
     engine : {"cython", "reference"}
         The compiled engine, or the slow plain-Python oracle.

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, MarkMethod, PartialMode, Takeover
 from riskengine.errors import format_validation_error
-from riskengine.liquidity import ConstantDepth
+from riskengine.liquidity import ConstantDepth, DepthCurve
 from riskengine.params import EngineParams
 
 NS = 1_000_000_000
@@ -201,7 +201,7 @@ class VenueDesign(Component):
         merged = _merge(self.model_dump(), dict(overrides))
         return VenueDesign.from_dict(merged, where=f"venue design {merged.get('name', self.name)!r}")
 
-    def engine_params(self, liquidity: ConstantDepth | None = None,
+    def engine_params(self, liquidity: ConstantDepth | DepthCurve | None = None,
                       series_interval_s: float = 1.0) -> EngineParams:
         """Resolve this design and a liquidity model into :class:`EngineParams`."""
         liquidity = liquidity or ConstantDepth()
