@@ -95,8 +95,9 @@ def _span(table: pa.Table) -> str:
     return f"{pc.min(ts).as_py().isoformat()} .. {pc.max(ts).as_py().isoformat()}"
 
 
-def build_tape(loaded: LoadedConfig, spec: ScenarioSpec, where: str) -> Tape:
-    """The scenario's tape, cut to its window, with its stream aligned as of each trade."""
+def build_tape(loaded: LoadedConfig, spec: ScenarioSpec, where: str, full: pa.Table | None = None) -> Tape:
+    """The scenario's tape, cut to its window, with its stream aligned as of each trade;
+    ``full``: the tape source's rows when already read."""
     if spec.synthetic is not None:
         s = spec.synthetic
         tape = synthetic.crash_tape(s.ticks, start_price=s.start_price, duration_s=s.duration_s, drop=s.drop,
@@ -113,7 +114,8 @@ def build_tape(loaded: LoadedConfig, spec: ScenarioSpec, where: str) -> Tape:
             raise ValueError(f"{where}.window: holds fewer than 2 ticks of the synthetic tape")
         return Tape.from_arrays(tape.ts[keep], tape.price[keep], tape.qty[keep],
                                 None if tape.stream is None else tape.stream[keep])
-    full = read_source(loaded, spec.tape, f"{where}.tape")
+    if full is None:
+        full = read_source(loaded, spec.tape, f"{where}.tape")
     table = _within(full, spec.window)
     if table.num_rows < 2:
         raise ValueError(f"{where}.window: holds {table.num_rows} trade(s) of the tape; the tape spans "
@@ -165,15 +167,17 @@ def population_spec(loaded: LoadedConfig, spec: ScenarioSpec, where: str) -> Pop
 
 
 def population_history(loaded: LoadedConfig, spec: ScenarioSpec, pop: PopulationSpec,
-                       where: str) -> tuple[Tape | None, int | None]:
+                       where: str, full: pa.Table | None = None) -> tuple[Tape | None, int | None]:
     """The tape entries are drawn from and the window start, or ``(None, None)`` when there is
     none: a synthetic tape, a window without a start, ``entry_lookback_s = 0`` or a population
-    file. The tape (or catalog partition) is read again in full, since the replayed tape is cut
-    to the window."""
+    file. It is the whole tape source (``full`` when already read), since the replayed tape is
+    cut to the window."""
     start, _ = spec.window.bounds_ns()
     if pop.file is not None or spec.tape is None or start is None or pop.entry_lookback_s <= 0:
         return None, None
-    table = read_source(loaded, spec.tape, f"{where}.tape").combine_chunks()
+    if full is None:
+        full = read_source(loaded, spec.tape, f"{where}.tape")
+    table = full.combine_chunks()
     if table.num_rows == 0:
         return None, None
     tape = Tape.from_arrays(table.column("ts").cast(pa.int64()).to_numpy(), table.column("price").to_numpy(),
@@ -336,9 +340,10 @@ def prepare(loaded: LoadedConfig, index: int) -> Prepared:
     """Build scenario ``index`` of the config (tape, stream, population, liquidity)."""
     spec = loaded.config.all_scenarios()[index]
     where = _scenario_where(loaded, index)
-    tape = build_tape(loaded, spec, where)
+    full = read_source(loaded, spec.tape, f"{where}.tape") if spec.tape is not None else None  # read once
+    tape = build_tape(loaded, spec, where, full)
     pop_spec = population_spec(loaded, spec, where)
-    history, start = population_history(loaded, spec, pop_spec, where)
+    history, start = population_history(loaded, spec, pop_spec, where, full)
     pop = build_population(pop_spec, float(tape.price[0]), history, start, where)
     liquidity = build_liquidity(loaded, spec.window, f"{where}.liquidity" if spec.liquidity else "liquidity",
                                 liquidity_spec(loaded, spec, where))

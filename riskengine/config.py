@@ -99,10 +99,13 @@ class Window(_Model):
 
     def bounds_ns(self) -> tuple[int | None, int | None]:
         """``(start, end)`` in ns since epoch (None where open)."""
-        return (None if self.start is None else _ns(self.start), None if self.end is None else _ns(self.end))
+        return (None if self.start is None else utc_ns(self.start), None if self.end is None else utc_ns(self.end))
 
 
-def _ns(stamp: dt.datetime) -> int:
+def utc_ns(stamp: dt.datetime) -> int:
+    """Nanoseconds since the epoch of an aware datetime (naive: UTC), exactly (no float)."""
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.timezone.utc)
     delta = stamp - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 

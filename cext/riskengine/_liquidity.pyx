@@ -232,6 +232,21 @@ def _arrays(snap_ts, delta, notional):
     return ts, d, n
 
 
+cdef tuple _test_book(DepthBook* book, snap_ts, delta, notional, i64 t, double max_move,
+                      double stress_k, double flow):
+    """Set up ``book`` for the Python entry points at time ``t``; returns the arrays it points
+    into (the caller keeps them alive while it uses the book)."""
+    ts, d, n = _arrays(snap_ts, delta, notional)
+    cdef const i64[::1] tv = ts
+    cdef const float64_t[::1] dv = d
+    cdef const float64_t[::1] nv = n
+    depth_init(book, &tv[0], &dv[0], &nv[0], tv.shape[0], dv.shape[0] // (2 * tv.shape[0]),
+               max_move, 1.0, 1.0, stress_k)
+    depth_seek(book, t)
+    book.flow = flow
+    return ts, d, n
+
+
 def py_book_walk(double side, double qty, double price, snap_ts, delta, notional,
                  long long t=0, double max_move=0.5, tape=None, double stress_k=0.0,
                  double flow=0.0):
@@ -265,14 +280,7 @@ def py_book_walk(double side, double qty, double price, snap_ts, delta, notional
     """
     cdef DepthBook book
     cdef float64_t fill, move
-    ts, d, n = _arrays(snap_ts, delta, notional)
-    cdef const i64[::1] tv = ts
-    cdef const float64_t[::1] dv = d
-    cdef const float64_t[::1] nv = n
-    depth_init(&book, &tv[0], &dv[0], &nv[0], tv.shape[0], dv.shape[0] // (2 * tv.shape[0]),
-               max_move, 1.0, 1.0, stress_k)
-    depth_seek(&book, t)
-    book.flow = flow
+    keep = _test_book(&book, snap_ts, delta, notional, t, max_move, stress_k, flow)  # the book points into these
     depth_walk(&book, side, qty, price, price if tape is None else tape, &fill, &move)
     return fill, move
 
@@ -283,14 +291,7 @@ def py_book_fillable(double side, double qty, double price, double limit, snap_t
     """Size of a market order that fills before the walk passes ``limit`` (arguments as in
     :func:`py_book_walk`)."""
     cdef DepthBook book
-    ts, d, n = _arrays(snap_ts, delta, notional)
-    cdef const i64[::1] tv = ts
-    cdef const float64_t[::1] dv = d
-    cdef const float64_t[::1] nv = n
-    depth_init(&book, &tv[0], &dv[0], &nv[0], tv.shape[0], dv.shape[0] // (2 * tv.shape[0]),
-               max_move, 1.0, 1.0, stress_k)
-    depth_seek(&book, t)
-    book.flow = flow
+    keep = _test_book(&book, snap_ts, delta, notional, t, max_move, stress_k, flow)  # the book points into these
     return depth_fillable(&book, side, qty, price, price if tape is None else tape, limit)
 
 

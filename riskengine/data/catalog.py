@@ -365,10 +365,9 @@ class Catalog:
 
 
 def _ts(text: str) -> int:
-    stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.timezone.utc)
-    return int(stamp.timestamp() * 1_000_000) * 1000
+    from riskengine.config import utc_ns
+
+    return utc_ns(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
 def _repeat_mask(table: pa.Table) -> np.ndarray:
