@@ -51,8 +51,10 @@ Liquidating an account (the loss waterfall), first rule that applies:
   bids, buys the asks, thinned by recent flow under stress; a wall at ``tape x (1 +/- max_move)``;
   ``feedback`` of the move persists in ``m``).
 
-  - Unlimited order: if its fill would leave a deficit larger than the fund's cash, the order
-    is auto-deleveraged instead; otherwise it fills, the liquidation fee (capped at the
+  - Unlimited order: if its fill would leave a deficit larger than the fund's cash, the book
+    cannot liquidate the account successfully, so the vault takes the whole position over as
+    above when the venue has a backstop (Hyperliquid [DOC S21]: the vault steps in "without
+    successful book liquidation"), else the order is auto-deleveraged; otherwise it fills, the liquidation fee (capped at the
     collateral left; all of it with ``liq_surplus_to_fund`` once the position is closed) goes
     to the fund, and the fund pays any deficit.
   - Limited order (at the bankruptcy price and/or within a price band around the mark): it
@@ -869,7 +871,9 @@ class _Reference:
             fill, move = self.book.walk(side, abs(size), self.sim_price(), self.tape)
             after = float(self.col[a]) + size * (fill - float(self.ep[a]))
             deficit = -after if after < 0.0 else 0.0
-            if deficit > self.fund and closes:
+            if deficit > self.fund and p.backstop_ratio > 0.0:
+                self.backstop(a, self.equity(a))  # the book cannot close it: not successful
+            elif deficit > self.fund and closes:
                 self.adl_close(a, size, full)
             else:
                 self.book_fill(a, size, kind, p.liq_fee_rate, True, fill, move)  # walked once

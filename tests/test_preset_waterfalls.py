@@ -296,6 +296,34 @@ def test_hyperliquid_partial_cooldown_backstop_and_previous_mark_adl():
     check_invariants(raw, sc, params)
 
 
+def test_hyperliquid_vault_takes_what_the_book_cannot_close_without_a_deficit():
+    """An account between 2/3 MM and MM gets a market order; when walking the book would leave
+    it in deficit the book liquidation is not successful, so the vault takes the position over
+    at the mark with the account's equity [DOC S21] — no ADL. Without a backstop the same
+    order is auto-deleveraged."""
+    design = preset("hyperliquid").with_overrides({"backstop": {"vault_balance": 10_000.0}})
+    thin = ConstantDepth(depth_per_pct=20_000.0, feedback=0.0)
+    params = design.engine_params(thin, 1.0)
+    sc = scenario([100_000.0, 95_000.0], [
+        (6_150.0, 1.0, 100_000.0),    # 0: E = 1150 at 95000, MM 1187.5, 2/3 MM 791.7
+        (20_000.0, -1.0, 100_000.0),  # 1: short in profit, would be first in an ADL queue
+    ])
+    raw = run_both(sc, params)
+    # The market order (notional 95000 < 100000: whole) would fill at 95000 (1 - 0.01 x 95000
+    # / 20000 / 2) = 92743.75, leaving 6150 - 7256.25 = -1106.25: a deficit with no fund. The
+    # vault takes 1 at the mark 95000 with the equity 1150.
+    assert_log(raw, [ev(1, BACKSTOP, 0, VAULT_ID, 1.0, 95_000.0, 0.0, 1_150.0, 0.0)])
+    assert raw.scalars["vault_col"] == approx(11_150.0) and raw.scalars["vault_pos"] == approx(1.0)
+    assert raw.size.tolist() == approx([0.0, -1.0])
+    check_invariants(raw, sc, params)
+
+    no_backstop = design.with_overrides({"backstop": {"ratio": 0.0}}).engine_params(thin, 1.0)
+    raw = run_both(sc, no_backstop)
+    kinds = [EventKind(e["kind"]) for e in events(raw)]
+    assert kinds == [ADL_FILL, ADL_LIQ] and raw.size.tolist() == approx([0.0, 0.0])
+    check_invariants(raw, sc, no_backstop)
+
+
 # ----------------------------------------------------------------------------------- bybit
 def test_bybit_tier_step_surplus_takeover_and_adl():
     """Bybit: a tier-step partial down to the lower risk limit, the full close with the surplus

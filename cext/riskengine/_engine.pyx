@@ -461,7 +461,9 @@ cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
         depth_walk(&e.book, side, fabs(size), _sim(e), e.tape, &fill, &move)
         after = e.col[a] + size * (fill - e.ep[a])
         deficit = -after if after < 0.0 else 0.0
-        if deficit > _fund(e) and _closes(e):
+        if deficit > _fund(e) and e.p.backstop_ratio > 0.0:
+            _backstop(e, a, _equity(e, a))  # the book cannot close it: not successful
+        elif deficit > _fund(e) and _closes(e):
             _adl_close(e, a, size, full)
         else:
             _book_fill(e, a, size, kind, e.p.liq_fee_rate, True, fill, move)  # walked once

@@ -12,8 +12,10 @@ Sources: ../shared/reference/venue-mechanisms.md §2 and the keys cited there.
   stream the mark is the last price.
 * Liquidation: market orders for the whole position, or 20% when the position is over
   100,000 USDC, then whole during a 30 s cooldown [DOC S21, S35]; no clearance fee [DOC S21].
-* Backstop: below 2/3 of maintenance margin the liquidator vault takes the position and keeps
-  the margin [DOC S21]. Its size: a small share of HLP [DOC S36] — set ``backstop.vault_balance``.
+* Backstop: below 2/3 of maintenance margin "without successful book liquidation" the
+  liquidator vault takes the position and keeps the margin [DOC S21]. A market order whose walk
+  of the book would leave the account in deficit is not a successful book liquidation, so the
+  vault takes such an account over too (rather than the order going to ADL). Its size: a small share of HLP [DOC S36] — set ``backstop.vault_balance``.
 * ADL when an account's value goes negative [DOC S38] or the vault's loss passes a threshold
   [DOC S36] (the threshold is not published, reference §7.5: ``backstop.loss_limit``, default
   none); ranked by (mark/entry) x (notional/account value), side-adjusted for shorts
