@@ -1,5 +1,6 @@
 """Command line: ``riskengine run [CONFIG ...]`` (backtests from TOML configs; none: the embedded
-default comparison), ``riskengine validate CONFIG``, ``riskengine schema`` and
+default comparison), ``riskengine validate CONFIG``, ``riskengine schema``,
+``riskengine bench [--quick] [--json FILE]`` (the standard throughput workloads) and
 ``riskengine data import|fetch|list`` (the local Parquet tick catalog).
 """
 
@@ -87,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check configs without running them")
     validate.add_argument("configs", nargs="+", metavar="CONFIG")
     sub.add_parser("schema", help="print the JSON schema of config files (for editors)")
+    bench = sub.add_parser("bench", help="measure the engine on the standard throughput workloads")
+    bench.add_argument("--quick", action="store_true",
+                       help="reduced sizes (a tenth of the ticks and accounts; under a minute)")
+    bench.add_argument("--json", default=None, metavar="FILE", help="also write the figures to FILE (JSON)")
+    bench.add_argument("--scale", type=_positive_float, default=1.0, metavar="FACTOR",
+                       help="multiply every size by FACTOR, for smoke runs (the bars apply at 1)")
 
     data = sub.add_parser("data", help="the local Parquet tick catalog")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
@@ -199,6 +206,25 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from riskengine import bench
+
+    if args.json is not None:  # refuse before minutes of measuring
+        bench.check_json_path(args.json)
+    mode = "quick" if args.quick else "full"
+    specs = [s.scaled(args.scale) for s in (bench.QUICK if args.quick else bench.FULL)]
+    try:
+        report = bench.run(specs, bench.ROUNDS[mode], mode=mode, scale=args.scale,
+                           progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except bench.BenchError as exc:
+        print(f"riskengine: error: bench: {exc}", file=sys.stderr)
+        return 1
+    print(bench.format_report(report))
+    if args.json is not None:
+        print(f"wrote {bench.write_json(report, args.json)}", file=sys.stderr)
+    return 0
+
+
 def _catalog(args: argparse.Namespace):
     import os
 
@@ -251,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
             return _data(args)
         if args.command == "validate":
             return _validate(args)
+        if args.command == "bench":
+            return _bench(args)
         if args.command == "schema":
             import json
 

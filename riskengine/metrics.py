@@ -15,8 +15,9 @@ from riskengine.codes import FUND_ID, VAULT_ID, EventKind
 from riskengine.runlog import RawRun
 
 NS = 1_000_000_000
-_LIQ_KINDS = (EventKind.LIQUIDATION, EventKind.PARTIAL_LIQUIDATION, EventKind.BACKSTOP,
-              EventKind.ADL_LIQUIDATION, EventKind.FUND_TAKEOVER)
+#: event kinds counted as one liquidation (the engines' ``cum_liquidations`` counts the same)
+LIQUIDATION_KINDS = (EventKind.LIQUIDATION, EventKind.PARTIAL_LIQUIDATION, EventKind.BACKSTOP,
+                     EventKind.ADL_LIQUIDATION, EventKind.FUND_TAKEOVER)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class RunContext:
 
 
 def _liq(ctx: RunContext) -> np.ndarray:
-    return ctx.kind_mask(*_LIQ_KINDS)
+    return ctx.kind_mask(*LIQUIDATION_KINDS)
 
 
 def _first_time(ctx: RunContext, mask: np.ndarray) -> float:

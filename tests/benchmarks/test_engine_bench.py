@@ -4,7 +4,8 @@ Run::
 
     python -m pytest tests/benchmarks --benchmarks -q -s --benchmark-json=/tmp/bench.json
 
-Workloads (``workloads.py``):
+Workloads, sizes and bars are defined once in :mod:`riskengine.bench` (which ``riskengine bench``
+runs too):
 
 1. ``quiet`` — 10M ticks x 1M accounts, nobody crosses. Bar: >= 50M ticks/s on one core.
 2. ``crash`` — 10M ticks x 1M accounts, a 40% fall with impact feedback, fund exhaustion and
@@ -28,78 +29,43 @@ smoke run of the suite (e.g. ``0.01``); figures at another scale are not compara
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
-import platform
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
-import workloads as W  # noqa: E402
-
-import riskengine  # noqa: E402
-import riskengine._engine as _engine  # noqa: E402
-from riskengine.codes import AdlPolicy  # noqa: E402
-from riskengine.engine import run_raw  # noqa: E402
-from riskengine.invariants import violations  # noqa: E402
-from riskengine.runlog import EVENT_COLUMNS, SCALARS  # noqa: E402
-from riskengine.scenario import Scenario, Tape  # noqa: E402
+import riskengine
+import riskengine._engine as _engine
+from riskengine import bench as W
+from riskengine.bench import (BAR_CRASH_LIQ_PER_S, BAR_CRASH_WALL_S, BAR_PARITY_SPEEDUP,
+                              BAR_QUIET_TICKS_PER_S, event_log_differences, run_differences)
+from riskengine.codes import AdlPolicy
+from riskengine.engine import run_raw
+from riskengine.invariants import violations
+from riskengine.scenario import Scenario, Tape
 
 SCALE = float(os.environ.get("RISKENGINE_BENCH_SCALE", "1"))
-MB = 1024.0 * 1024.0  # MiB: ru_maxrss is in KiB on Linux
 
-QUIET_TICKS, QUIET_ACCOUNTS = 10_000_000, 1_000_000
-CRASH_TICKS, CRASH_ACCOUNTS = 10_000_000, 1_000_000
-PARITY_TICKS, PARITY_ACCOUNTS = 100_000, 10_000
-
-BAR_QUIET_TICKS_PER_S = 50e6
-BAR_CRASH_LIQ_PER_S = 1e6
-BAR_CRASH_WALL_S = 10.0
-BAR_PARITY_SPEEDUP = 100.0
-PARITY_RTOL = 1e-9
+QUIET, CRASH = W.FULL
+QUIET_TICKS, QUIET_ACCOUNTS = QUIET.ticks, QUIET.accounts
+CRASH_TICKS, CRASH_ACCOUNTS = CRASH.ticks, CRASH.accounts
+#: the parity workload: the crash at the size the reference engine runs
+PARITY_TICKS, PARITY_ACCOUNTS = CRASH.reference_ticks, CRASH.reference_accounts
 
 #: figures of every benchmark, printed as one table at the end of the module (``-s``)
 REPORT: list[str] = []
 
 
 def scaled(n: int, minimum: int = 2) -> int:
-    return max(minimum, int(round(n * SCALE)))
+    return W.scaled(n, SCALE, minimum)
 
 
 def hardware() -> dict:
-    """Where the figures were measured."""
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
+    """Where the figures were measured (:func:`riskengine.bench.machine`) and with which build."""
     return {
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": usable,
-        "cpu_model": model,
-        "processor": platform.processor(),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "riskengine": riskengine.__version__,
-        "loadavg_1m": round(os.getloadavg()[0], 2),
+        **W.machine(),
         "scale": SCALE,
         "engine_module": _engine.__file__,
         "engine_built": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(os.path.getmtime(_engine.__file__))),
@@ -137,7 +103,7 @@ def _print_report():
     yield
     if REPORT:
         hw = hardware()
-        print(f"\n\n=== riskengine benchmarks ({hw['cpu_model'] or hw['processor']}, "
+        print(f"\n\n=== riskengine benchmarks ({hw['cpu_model']}, "
               f"{hw['cpu_count']} cpus, scale {SCALE}) ===")
         for line in REPORT:
             print("  " + line)
@@ -314,45 +280,6 @@ def test_crash_variant(benchmark, crash_workload, variant):
 
 
 # ============================================================================ 3. parity
-def event_log_differences(a: dict, b: dict, rtol: float = PARITY_RTOL) -> list[str]:
-    """How two event logs differ: lengths, integer columns exactly, floats within ``rtol``."""
-    na, nb = len(a["kind"]), len(b["kind"])
-    if na != nb:
-        return [f"event count: cython {na}, reference {nb}"]
-    out = []
-    for name, dtype, _ in EVENT_COLUMNS:
-        out += _column_differences(f"events.{name}", a[name], b[name], rtol)
-    return out
-
-
-def _column_differences(name: str, x: np.ndarray, y: np.ndarray, rtol: float) -> list[str]:
-    x, y = np.asarray(x), np.asarray(y)
-    if x.shape != y.shape:
-        return [f"{name}: shape {x.shape} vs {y.shape}"]
-    if x.dtype.kind == "f" or y.dtype.kind == "f":
-        xf, yf = x.astype(np.float64), y.astype(np.float64)
-        with np.errstate(invalid="ignore"):
-            close = np.abs(xf - yf) <= rtol * np.maximum(np.abs(xf), np.abs(yf))
-        bad = ~(close | (xf == yf) | (np.isnan(xf) & np.isnan(yf)))
-    else:
-        bad = x != y
-    if not bad.any():
-        return []
-    i = int(np.flatnonzero(bad)[0])
-    return [f"{name}: {int(bad.sum())} rows differ (first row {i}: cython {x[i]!r}, reference {y[i]!r})"]
-
-
-def run_differences(c, r) -> list[str]:
-    """Event log first; then final account state and scalars."""
-    out = event_log_differences(c.events, r.events)
-    for name in ("collateral", "size", "entry", "status"):
-        out += _column_differences(name, getattr(c, name), getattr(r, name), PARITY_RTOL)
-    for key in SCALARS:
-        out += _column_differences(f"scalars.{key}", np.array([c.scalars[key]]),
-                                   np.array([r.scalars[key]]), PARITY_RTOL)
-    return out
-
-
 def parity_workload(design: str) -> W.Workload:
     w = W.parity(scaled(PARITY_TICKS), scaled(PARITY_ACCOUNTS, minimum=30))
     if design == "queue-bankruptcy":
@@ -421,61 +348,40 @@ def test_parity(benchmark, design):
 
 
 # ============================================================================ 4. peak RSS
-#: a small launcher between pytest and the measured child. ``ru_maxrss`` of a process is at
-#: least the peak RSS of the address space it exec'd from (Linux copies the old mm's high-water
-#: mark into the signal struct at exec), so a child exec'd straight from a big pytest process
-#: reports pytest's peak; the launcher's own address space is small.
-LAUNCHER = "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:]).returncode)"
-
-
-def measure_child(workload: str, ticks: int | None = None, accounts: int | None = None) -> dict:
-    cmd = [sys.executable, "-c", LAUNCHER, sys.executable, str(HERE / "workloads.py"), "peak-rss", workload]
-    if ticks is not None:
-        cmd += [str(ticks), str(accounts)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"memory child failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-#: the engine reads these arrays (plus the mark/index stream when the mark method uses one)
-ENGINE_INPUTS = ("tape.ts", "tape.price", "tape.stream", "population.collateral",
-                 "population.size", "population.entry")
-
-
 @pytest.mark.benchmark(group="peak-rss", disable_gc=True, warmup=False)
 @pytest.mark.parametrize("workload", ["quiet", "crash"])
 def test_peak_rss(benchmark, workload):
-    """Peak RSS of a child that imports, builds the workload's arrays and runs it once.
+    """Peak memory of a fresh child that imports riskengine, builds the workload's arrays and
+    runs it once (:func:`riskengine.bench.run_child`, the child's ``VmHWM``).
 
     The bar applies to ``quiet``: peak < 2 x (engine input arrays) + 200 MB, with the peak
-    taken as the child's whole ``ru_maxrss`` (the import baseline included, the stricter
-    reading) and also reported above the baseline of ``import riskengine, numpy, pandas,
-    pyarrow``, measured in a separate child. ``crash`` is reported against the same formula
-    for information (its event log is part of the output, not the input).
+    taken as the child's whole peak (the import baseline included, the stricter reading) and
+    also reported above the baseline after ``import riskengine``. ``crash`` is reported against
+    the same formula for information (its event log is part of the output, not the input).
     """
     ticks, accounts = {
         "quiet": (scaled(QUIET_TICKS), scaled(QUIET_ACCOUNTS)),
         "crash": (scaled(CRASH_TICKS), scaled(CRASH_ACCOUNTS, minimum=30)),
     }[workload]
-    imports = measure_child("imports")
-    out = benchmark.pedantic(measure_child, args=(workload, ticks, accounts), rounds=1, iterations=1)
+    job = {"workload": workload, "ticks": ticks, "accounts": accounts, "rounds": 1, "kind": "throughput"}
+    out = benchmark.pedantic(W.run_child, args=(job,), rounds=1, iterations=1)
     if workload == "quiet":
         assert out["events"] == 0
     sizes = out["input_bytes"]
-    engine_mb = sum(v for k, v in sizes.items() if k in ENGINE_INPUTS) / MB
-    all_mb = sum(sizes.values()) / MB
-    bar_mb = 2.0 * engine_mb + 200.0
-    peak = out["peak_mb"]
-    above = peak - imports["baseline_mb"]
+    engine_mb = out["engine_input_mb"]
+    all_mb = sum(sizes.values()) / W.MB
+    bar_mb = W.memory_bar_mb(engine_mb)
+    peak, baseline = out["peak_memory_mb"], out["baseline_memory_mb"]
+    above = peak - baseline
     benchmark.extra_info.update(hardware())
     benchmark.extra_info.update({
         "workload": workload, "ticks": out["ticks"], "accounts": out["accounts"],
-        "peak_rss_mb": peak, "peak_vm_hwm_mb": out["peak_hwm_mb"],
-        "baseline_imports_rss_mb": imports["baseline_mb"],
+        "peak_rss_mb": peak,
+        "baseline_imports_rss_mb": baseline,
         "peak_above_baseline_mb": above,
-        "after_build_rss_mb": out["built_mb"],
+        "after_build_rss_mb": out["built_memory_mb"],
         "engine_input_mb": engine_mb, "scenario_arrays_mb": all_mb,
-        "input_bytes": sizes, "run_s": out["elapsed_s"], "events": out["events"],
+        "input_bytes": sizes, "run_s": out["elapsed_s"][0], "events": out["events"],
         "bar_mb": bar_mb,
         "bar": ("peak_rss_mb < 2 x engine_input_mb + 200" if workload == "quiet"
                 else "none (information: the quiet workload's formula applied to crash)"),
@@ -484,7 +390,7 @@ def test_peak_rss(benchmark, workload):
         "formula_met_above_baseline": bool(above < bar_mb),
     })
     verdict = ("MET" if peak < bar_mb else "MISSED") if workload == "quiet" else "info only"
-    report(f"peak-rss/{workload}: peak {peak:.0f} MB (imports baseline {imports['baseline_mb']:.0f} MB, "
-           f"above baseline {above:.0f} MB, after building arrays {out['built_mb']:.0f} MB); "
+    report(f"peak-rss/{workload}: peak {peak:.0f} MB (imports baseline {baseline:.0f} MB, "
+           f"above baseline {above:.0f} MB, after building arrays {out['built_memory_mb']:.0f} MB); "
            f"engine inputs {engine_mb:.0f} MB (all scenario arrays {all_mb:.0f} MB) "
            f"-> bar {bar_mb:.0f} MB [{verdict}]")

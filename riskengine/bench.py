@@ -1,0 +1,735 @@
+"""The standard throughput workloads and ``riskengine bench``: one definition for the CLI and
+the benchmark suite (``tests/benchmarks``).
+
+Workloads are seeded and built with vectorised NumPy (no Python loop per tick or account). Each
+builder returns a :class:`Workload`: a validated :class:`riskengine.Scenario` and the resolved
+:class:`riskengine.EngineParams`. Arrays are generated in place where it matters (the 10M-tick
+tapes), so building a workload does not itself dominate peak memory.
+
+* :func:`quiet` — a reflected random walk confined to 100 x (1 +/- 0.05%), accounts at 2-5x
+  leverage, mark = last trade: no account ever crosses, so the run is the bare per-tick loop.
+* :func:`crash` — a 40% fall (smooth slide plus a few gap-down jumps) through a book of finite
+  depth with full impact feedback, 60% of the accounts long at 3-50x (all liquidated), a small
+  insurance fund topped up by liquidation fees, and an ADL queue: each gap drains the fund
+  and starts an ADL wave.
+* :func:`parity` — :func:`crash` scaled down (10,000 accounts x 100,000 ticks) for the
+  reference engine.
+
+Sizes: :data:`FULL` (the engine issue's 10M ticks x 1M accounts; the reference engine on
+100,000 ticks x 10,000 accounts) and :data:`QUICK` (a tenth of that, the reference on 20,000 x
+2,000). :func:`run` measures each workload in a fresh child process (:func:`measure`), so the
+peak memory of one workload (the child's ``VmHWM``, which starts afresh at ``exec``) is not
+inflated by another's; :func:`format_report` prints the figures and :func:`write_json` writes
+them atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from riskengine.codes import EventKind, MarginMode
+from riskengine.liquidity import ConstantDepth
+from riskengine.metrics import LIQUIDATION_KINDS
+from riskengine.params import EngineParams
+from riskengine.runlog import EVENT_COLUMNS, SCALARS, RawRun
+from riskengine.scenario import Population, Scenario, Tape
+from riskengine.venue import Adl, Fund, Liquidation, Margin, Mark, VenueDesign
+
+NS = 1_000_000_000
+#: 2025-10-10 20:00 UTC, as in riskengine.synthetic
+START_NS = 1_760_126_400 * NS
+MB = 1024.0 * 1024.0  # MiB
+#: relative tolerance of float columns when the two engines' event logs are compared
+PARITY_RTOL = 1e-9
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Workload:
+    """A scenario, its engine parameters and what went into them."""
+
+    name: str
+    scenario: Scenario
+    params: EngineParams
+    info: dict = field(default_factory=dict)
+
+    @property
+    def ticks(self) -> int:
+        return len(self.scenario.tape)
+
+    @property
+    def accounts(self) -> int:
+        return len(self.scenario.population)
+
+    def input_bytes(self) -> dict[str, int]:
+        """Bytes of every array the scenario holds (tape and population)."""
+        t, p = self.scenario.tape, self.scenario.population
+        arrays = {
+            "tape.ts": t.ts, "tape.price": t.price, "tape.qty": t.qty,
+            "population.collateral": p.collateral, "population.size": p.size,
+            "population.entry": p.entry, "population.mode": p.mode,
+        }
+        if t.stream is not None:
+            arrays["tape.stream"] = t.stream
+        return {k: int(v.nbytes) for k, v in arrays.items()}
+
+    def engine_input_mb(self) -> float:
+        """MiB of the arrays the engine reads (:data:`ENGINE_INPUTS`)."""
+        return sum(v for k, v in self.input_bytes().items() if k in ENGINE_INPUTS) / MB
+
+
+#: the arrays the engine reads (plus the mark/index stream when the mark method uses one)
+ENGINE_INPUTS = ("tape.ts", "tape.price", "tape.stream", "population.collateral",
+                 "population.size", "population.entry")
+
+
+# --------------------------------------------------------------------------- building blocks
+def tick_times(ticks: int, tick_ns: int) -> np.ndarray:
+    """``START_NS + k * tick_ns`` for k = 0..ticks-1 (int64, built in place)."""
+    ts = np.arange(ticks, dtype=np.int64)
+    ts *= tick_ns
+    ts += START_NS
+    return ts
+
+
+def reflected_walk(rng: np.random.Generator, n: int, step: float, band: float,
+                   out: np.ndarray | None = None) -> np.ndarray:
+    """A Gaussian random walk of per-step sd ``step`` reflected into ``[-band, band]``.
+
+    The cumulative sum is folded with a triangle wave of period ``4 band`` (continuous, slope
+    +/-1), entirely in place: one float64 array of length ``n`` and no temporaries.
+    """
+    if out is None:
+        out = np.empty(n, dtype=np.float64)
+    rng.standard_normal(n, dtype=np.float64, out=out)
+    out *= step
+    np.cumsum(out, out=out)
+    out += band
+    np.mod(out, 4.0 * band, out=out)  # [0, 4b)
+    out -= 2.0 * band                 # [-2b, 2b)
+    np.abs(out, out=out)              # [0, 2b]
+    out -= band                       # [-b, b]; 0 maps to -b ...
+    np.negative(out, out=out)         # ... so flip: b - |y|, 0 maps to 0
+    return out
+
+
+def _smoothstep_inplace(z: np.ndarray) -> np.ndarray:
+    np.clip(z, 0.0, 1.0, out=z)
+    s = np.multiply(z, -2.0)
+    s += 3.0
+    s *= z
+    s *= z
+    return s
+
+
+def leveraged_population(rng: np.random.Generator, accounts: int, *, price: float,
+                         long_share: float, long_leverage: tuple[float, float],
+                         short_leverage: tuple[float, float], notional_median: float = 10_000.0,
+                         notional_sigma: float = 1.0, entry_spread: float = 0.02,
+                         flat_share: float = 0.01) -> Population:
+    """Accounts with one position each, equity at ``price`` = notional / leverage.
+
+    The margin fraction 1 / leverage is uniform over the side's leverage range (so liquidation
+    prices spread evenly between the extremes), entries uniform within ``+/- entry_spread`` of
+    ``price``, notionals lognormal; a ``flat_share`` of the accounts hold collateral only.
+    """
+    is_long = rng.random(accounts) < long_share
+    side = np.where(is_long, 1.0, -1.0)
+    notional = rng.lognormal(math.log(notional_median), notional_sigma, accounts)
+    entry = price * (1.0 + rng.uniform(-entry_spread, entry_spread, accounts))
+    size = side * notional / entry
+    lo = np.where(is_long, 1.0 / long_leverage[1], 1.0 / short_leverage[1])
+    hi = np.where(is_long, 1.0 / long_leverage[0], 1.0 / short_leverage[0])
+    margin_fraction = lo + (hi - lo) * rng.random(accounts)
+    equity = np.abs(size) * price * margin_fraction
+    collateral = np.maximum(equity - size * (price - entry), 0.0)
+    flat = rng.random(accounts) < flat_share
+    size[flat] = 0.0
+    collateral[flat] = rng.uniform(100.0, 10_000.0, int(flat.sum()))
+    mode = np.where(rng.random(accounts) < 0.5, MarginMode.CROSS, MarginMode.ISOLATED).astype(np.int8)
+    return Population.from_arrays(collateral, size, entry, mode)
+
+
+# --------------------------------------------------------------------------- workloads
+def quiet(ticks: int = 10_000_000, accounts: int = 1_000_000, seed: int = 11,
+          tick_ns: int = 1_000_000, band: float = 0.0005) -> Workload:
+    """No account ever crosses: the bare per-tick cost of the engine.
+
+    Price: 100 x (1 + w), w a random walk (sd 0.001% per tick) reflected into +/- ``band``
+    (0.05%). Accounts: half long, half short, 2-5x leverage, entries within +/- 1% of 100,
+    1% flat; maintenance margin 0.5%; mark = last trade; infinite depth.
+    """
+    rng = np.random.default_rng(seed)
+    ts = tick_times(ticks, tick_ns)
+    price = reflected_walk(rng, ticks, 1e-5, band)
+    price += 1.0
+    price *= 100.0
+    tape = Tape.from_arrays(ts, price)
+    pop = leveraged_population(rng, accounts, price=100.0, long_share=0.5,
+                               long_leverage=(2.0, 5.0), short_leverage=(2.0, 5.0),
+                               entry_spread=0.01)
+    design = VenueDesign(name="bench-quiet", margin=Margin(floors=(0.0,), rates=(0.005,)),
+                         mark=Mark(method="last"), fund=Fund(initial=1_000_000.0), adl=Adl(policy="queue"))
+    params = design.engine_params(ConstantDepth(), series_interval_s=1.0)
+    return Workload("quiet", Scenario("bench-quiet", tape, pop), params,
+                    {"tick_ns": tick_ns, "band": band, "seed": seed})
+
+
+#: (position along the tape in [0, 1], relative gap size) of the gap-down jumps of the crash
+CRASH_GAPS = ((0.23, 0.03), (0.26, 0.035), (0.29, 0.03), (0.32, 0.04))
+
+
+def crash_tape(ticks: int, tick_ns: int, rng: np.random.Generator, *, start: float = 100.0,
+               drop: float = 0.40, fall: tuple[float, float] = (0.2, 0.4),
+               gaps=CRASH_GAPS, rebound: float = 0.10, noise: float = 0.001) -> Tape:
+    """``start`` falls by ``drop`` over the ``fall`` share of the tape, then rebounds.
+
+    The fall is a smooth slide plus gap-down jumps (``gaps``: position, relative size), with the
+    slide scaled so slide and gaps together end exactly ``drop`` lower; after the bottom the
+    price recovers ``rebound`` (relative to the low) over the rest of the tape. A reflected
+    random walk of +/- ``noise`` rides on top. Built in place (a few tape-sized arrays).
+    """
+    u = np.arange(ticks, dtype=np.float64)
+    u /= ticks
+    gap_log = sum(math.log1p(-g) for _, g in gaps)
+    slide_log = math.log1p(-drop) - gap_log
+    a, b = fall
+    z = u - a
+    z /= (b - a)
+    logp = _smoothstep_inplace(z)
+    logp *= slide_log
+    z = u - b
+    z /= (1.0 - b)
+    up = _smoothstep_inplace(z)
+    up *= math.log1p(rebound)
+    logp += up
+    del up, z
+    for pos, g in gaps:
+        logp[int(pos * ticks):] += math.log1p(-g)
+    noise_walk = reflected_walk(rng, ticks, noise / 20.0, noise, out=u)  # reuses u's memory
+    logp += noise_walk
+    np.exp(logp, out=logp)
+    logp *= start
+    return Tape.from_arrays(tick_times(ticks, tick_ns), logp)
+
+
+def crash(ticks: int = 10_000_000, accounts: int = 1_000_000, seed: int = 23, *,
+          span_s: float = 10_000.0, depth_per_account: float = 300.0,
+          fund_per_account: float = 0.1, liquidation_fee: float = 0.0005,
+          feedback: float = 1.0, adl: str = "queue", adl_rank_interval_s: float = 1.0) -> Workload:
+    """A 40% crash with impact feedback, fund exhaustion and ADL waves.
+
+    Tape: 100 -> 60 between 20% and 40% of a ``span_s`` tape (4 gap-down jumps of 3-4%), then a
+    10% rebound. Accounts: 60% long at 3-50x (every long is liquidated by a 40% fall), 40% short
+    at 2-20x (in profit: the ADL side), entries within +/- 2% of 100, lognormal notionals
+    (median 10,000). Venue: 0.5% maintenance margin, 0.5% liquidation fee into an insurance fund
+    of ``fund_per_account x accounts``, ADL queue (PnL x leverage, bankruptcy price, re-ranked
+    every ``adl_rank_interval_s``). Liquidity: ``depth_per_account x accounts`` per 1%, 30 s
+    half-life, ``feedback`` of each move kept as impact. Depth and fund scale with the account
+    count so a scaled-down copy (the parity workload) behaves alike.
+    """
+    rng = np.random.default_rng(seed)
+    tick_ns = max(1, int(round(span_s * NS / ticks)))
+    tape = crash_tape(ticks, tick_ns, rng)
+    pop = leveraged_population(rng, accounts, price=float(tape.price[0]), long_share=0.6,
+                               long_leverage=(3.0, 50.0), short_leverage=(2.0, 20.0),
+                               entry_spread=0.02)
+    design = VenueDesign(name="bench-crash", margin=Margin(floors=(0.0,), rates=(0.005,)),
+                         mark=Mark(method="last"), liquidation=Liquidation(fee=liquidation_fee),
+                         fund=Fund(initial=fund_per_account * accounts),
+                         adl=Adl(policy=adl, ranking="pnl-leverage", price="bankruptcy",
+                                 rank_interval_s=adl_rank_interval_s))
+    liquidity = ConstantDepth(depth_per_pct=depth_per_account * accounts, max_move=0.5,
+                              half_life_s=30.0, feedback=feedback)
+    params = design.engine_params(liquidity, series_interval_s=1.0)
+    info = {"tick_ns": tick_ns, "span_s": span_s, "seed": seed,
+            "depth_per_pct": liquidity.depth_per_pct, "fund_initial": params.fund_initial,
+            "gaps": len(CRASH_GAPS), "drop": 0.40}
+    return Workload("crash", Scenario("bench-crash", tape, pop), params, info)
+
+
+def parity(ticks: int = 100_000, accounts: int = 10_000, seed: int = 29) -> Workload:
+    """The crash workload scaled down for a run of the reference engine."""
+    w = crash(ticks, accounts, seed)
+    w.name = "parity"
+    return w
+
+
+#: the standard workloads by name
+BUILDERS: dict[str, Callable[..., Workload]] = {"quiet": quiet, "crash": crash}
+#: fewest accounts a scaled-down workload keeps (the crash needs both sides and an ADL queue)
+MIN_ACCOUNTS = {"quiet": 2, "crash": 30}
+
+
+# --------------------------------------------------------------------------- sizes and bars
+@dataclass(frozen=True)
+class Spec:
+    """One workload of a bench run: its size and the reduced size both engines run for the
+    speed-up over the reference engine."""
+
+    name: str
+    ticks: int
+    accounts: int
+    reference_ticks: int
+    reference_accounts: int
+
+    def scaled(self, scale: float) -> "Spec":
+        """Every size times ``scale`` (at least 2 ticks and :data:`MIN_ACCOUNTS` accounts)."""
+        a = MIN_ACCOUNTS[self.name]
+        return Spec(self.name, scaled(self.ticks, scale), scaled(self.accounts, scale, a),
+                    scaled(self.reference_ticks, scale), scaled(self.reference_accounts, scale, a))
+
+
+def scaled(n: int, scale: float, minimum: int = 2) -> int:
+    """``n x scale`` rounded, at least ``minimum``."""
+    return max(minimum, int(round(n * scale)))
+
+
+#: the engine issue's sizes; the reference engine runs the parity size (10k accounts x 100k ticks)
+FULL = (Spec("quiet", 10_000_000, 1_000_000, 100_000, 10_000),
+        Spec("crash", 10_000_000, 1_000_000, 100_000, 10_000))
+#: ``--quick``: a tenth of the ticks and accounts, the reference on a fifth of the parity size
+QUICK = (Spec("quiet", 1_000_000, 100_000, 20_000, 2_000),
+         Spec("crash", 1_000_000, 100_000, 20_000, 2_000))
+#: timed rounds of the compiled engine per workload (the best one counts)
+ROUNDS = {"full": 5, "quick": 3}
+
+#: the engine issue's bars, at the full sizes
+BAR_QUIET_TICKS_PER_S = 50e6
+BAR_CRASH_LIQ_PER_S = 1e6
+BAR_CRASH_WALL_S = 10.0
+BAR_PARITY_SPEEDUP = 100.0
+
+
+def memory_bar_mb(engine_input_mb: float) -> float:
+    """Peak-memory bar of the quiet workload: 2 x the engine's input arrays + 200 MB."""
+    return 2.0 * engine_input_mb + 200.0
+
+
+def bars(report: dict) -> list[dict]:
+    """The engine issue's bars checked against a full-size report (empty for other sizes)."""
+    if report["mode"] != "full" or report["scale"] != 1.0:
+        return []
+    w = {x["name"]: x for x in report["workloads"]}
+    out = []
+
+    def bar(name: str, text: str, value: float, met: bool) -> None:
+        out.append({"name": name, "bar": text, "value": value, "met": bool(met)})
+
+    if "quiet" in w:
+        q = w["quiet"]
+        bar("quiet ticks/s", f">= {BAR_QUIET_TICKS_PER_S:,.0f}", q["ticks_per_s"],
+            q["ticks_per_s"] >= BAR_QUIET_TICKS_PER_S)
+        limit = memory_bar_mb(q["engine_input_mb"])
+        bar("quiet peak memory MB", f"< 2 x engine inputs + 200 = {limit:,.0f}", q["peak_memory_mb"],
+            q["peak_memory_mb"] < limit)
+    if "crash" in w:
+        c = w["crash"]
+        bar("crash liquidations/s", f">= {BAR_CRASH_LIQ_PER_S:,.0f}", c["liquidations_per_s"],
+            c["liquidations_per_s"] >= BAR_CRASH_LIQ_PER_S)
+        bar("crash wall s (slowest round)", f"< {BAR_CRASH_WALL_S:g}", max(c["wall_s_rounds"]),
+            max(c["wall_s_rounds"]) < BAR_CRASH_WALL_S)
+        bar("crash speed-up over the reference", f">= {BAR_PARITY_SPEEDUP:g}x", c["reference"]["speedup"],
+            c["reference"]["speedup"] >= BAR_PARITY_SPEEDUP)
+    return out
+
+
+# --------------------------------------------------------------------------- summaries
+def engine_liquidations(raw: RawRun) -> int:
+    """The engine's own liquidation counter (the last series sample is taken at the last tick)."""
+    cum = raw.series["cum_liquidations"]
+    return int(cum[-1]) if len(cum) else 0
+
+
+def liquidation_stats(raw: RawRun) -> dict:
+    """Counts of the event log: events, liquidations, accounts liquidated, ADL fills and waves."""
+    ev = raw.events
+    kind = ev["kind"]
+    liq = np.isin(kind, np.array(LIQUIDATION_KINDS, dtype=kind.dtype))
+    adl = kind == EventKind.ADL_FILL
+    acc = ev["account"][liq]
+    adl_ticks = np.unique(ev["tick"][adl])
+    adl_ts = np.unique(ev["ts"][adl])
+    # a wave: ADL ticks separated from the previous ADL tick by more than 10 s of tape time
+    waves = int(np.count_nonzero(np.diff(adl_ts) > 10 * NS) + 1) if len(adl_ts) else 0
+    counts = np.bincount(kind.astype(np.int64), minlength=max(EventKind) + 1)
+    return {
+        "events": int(len(kind)),
+        "liquidations": int(liq.sum()),
+        "accounts_liquidated": int(len(np.unique(acc[acc >= 0]))),
+        "adl_fills": int(adl.sum()),
+        "adl_ticks": int(len(adl_ticks)),
+        "adl_waves": waves,
+        "fund_payments": int(counts[EventKind.FUND_PAYMENT]),
+        "bad_debt_events": int(counts[EventKind.BAD_DEBT]),
+        "book_liquidations": int(counts[EventKind.LIQUIDATION]),
+        "adl_liquidations": int(counts[EventKind.ADL_LIQUIDATION]),
+        "max_rounds": int(raw.scalars["max_rounds"]),
+        "sim_min": float(raw.scalars["sim_min"]),
+        "tape_min": float(raw.scalars["tape_min"]),
+        "fund_final": float(raw.scalars["fund_final"]),
+        "bad_debt": float(raw.scalars["bad_debt"]),
+    }
+
+
+def event_log_differences(a: dict, b: dict, rtol: float = PARITY_RTOL) -> list[str]:
+    """How two event logs differ: lengths, integer columns exactly, floats within ``rtol``."""
+    na, nb = len(a["kind"]), len(b["kind"])
+    if na != nb:
+        return [f"event count: {na} vs {nb}"]
+    out = []
+    for name, _, _ in EVENT_COLUMNS:
+        out += _column_differences(f"events.{name}", a[name], b[name], rtol)
+    return out
+
+
+def _column_differences(name: str, x: np.ndarray, y: np.ndarray, rtol: float) -> list[str]:
+    x, y = np.asarray(x), np.asarray(y)
+    if x.shape != y.shape:
+        return [f"{name}: shape {x.shape} vs {y.shape}"]
+    if x.dtype.kind == "f" or y.dtype.kind == "f":
+        xf, yf = x.astype(np.float64), y.astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            close = np.abs(xf - yf) <= rtol * np.maximum(np.abs(xf), np.abs(yf))
+        bad = ~(close | (xf == yf) | (np.isnan(xf) & np.isnan(yf)))
+    else:
+        bad = x != y
+    if not bad.any():
+        return []
+    i = int(np.flatnonzero(bad)[0])
+    return [f"{name}: {int(bad.sum())} rows differ (first row {i}: {x[i]!r} vs {y[i]!r})"]
+
+
+def run_differences(a: RawRun, b: RawRun, rtol: float = PARITY_RTOL) -> list[str]:
+    """How two runs differ: the event log first, then final account state and scalars."""
+    out = event_log_differences(a.events, b.events, rtol)
+    for name in ("collateral", "size", "entry", "status"):
+        out += _column_differences(name, getattr(a, name), getattr(b, name), rtol)
+    for key in SCALARS:
+        out += _column_differences(f"scalars.{key}", np.array([a.scalars[key]]),
+                                   np.array([b.scalars[key]]), rtol)
+    return out
+
+
+# --------------------------------------------------------------------------- machine facts
+def machine() -> dict:
+    """Where the figures were measured: CPU, cores, load, Python, NumPy and riskengine."""
+    import riskengine
+
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count()
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = []
+    return {
+        "cpu_model": model or platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": usable,
+        "machine": platform.machine(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "riskengine": riskengine.__version__,
+        "loadavg": load,
+    }
+
+
+# --------------------------------------------------------------------------- one child process
+def peak_memory_mb() -> float:
+    """This process's peak resident memory in MiB: ``VmHWM``, which starts afresh at ``exec``
+    (``ru_maxrss`` would carry the peak of the process it was exec'd from)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / MB if sys.platform == "darwin" else rss / 1024.0  # bytes on macOS, KiB elsewhere
+
+
+def measure(job: dict, progress: Progress = lambda line: None) -> dict:
+    """Build one workload and time it; meant to run alone in a fresh process.
+
+    ``job``: ``workload`` (a name in :data:`BUILDERS`), ``ticks``, ``accounts``, ``rounds`` and
+    ``kind``: ``"throughput"`` (the compiled engine ``rounds`` times, figures of the best round
+    and the process's peak memory) or ``"reference"`` (the reference engine once, the compiled
+    engine ``rounds`` times on the same workload, their event logs compared).
+    """
+    from riskengine.engine import run_raw
+
+    out = {"workload": job["workload"], "kind": job["kind"], "baseline_memory_mb": peak_memory_mb()}
+    start = time.perf_counter()
+    w = BUILDERS[job["workload"]](job["ticks"], job["accounts"])
+    out.update(ticks=w.ticks, accounts=w.accounts, build_s=time.perf_counter() - start,
+               built_memory_mb=peak_memory_mb(), input_bytes=w.input_bytes(),
+               engine_input_mb=w.engine_input_mb(), workload_info=w.info)
+    progress(f"built in {out['build_s']:.1f} s")
+    reference = None
+    if job["kind"] == "reference":
+        progress("reference engine (slow) ...")
+        reference, seconds = run_raw(w.scenario, w.params, "reference")
+        out["reference_s"] = seconds
+        out["reference_liquidations"] = engine_liquidations(reference)
+        progress(f"reference engine {seconds:.2f} s")
+    elapsed: list[float] = []
+    first = None
+    for k in range(job["rounds"]):
+        raw, seconds = run_raw(w.scenario, w.params, "cython")
+        elapsed.append(seconds)
+        stats = {"events": int(len(raw.events["kind"])), "liquidations": engine_liquidations(raw)}
+        if first is None:
+            first = stats
+            if reference is not None:
+                out["differences"] = run_differences(raw, reference)[:5]
+                reference = None
+        elif stats != first:
+            raise RuntimeError(f"{w.name}: round {k + 1} gave {stats}, round 1 {first}: not deterministic")
+        del raw  # before the next round, so two event logs are never held at once
+        progress(f"round {k + 1}/{job['rounds']}: {seconds:.3f} s")
+    out.update(first or {})
+    out["elapsed_s"] = elapsed
+    out["peak_memory_mb"] = peak_memory_mb()
+    return out
+
+
+#: the child's progress lines on stderr start with this (anything else is kept for errors)
+_PROGRESS = "riskengine-bench-progress: "
+_CHILD = "from riskengine.bench import _child_main; _child_main()"
+
+
+def _child_main() -> None:
+    """``python -c _CHILD JOB_JSON``: :func:`measure` the job, print its figures as JSON."""
+    job = json.loads(sys.argv[1])
+    try:
+        out = measure(job, lambda line: print(_PROGRESS + line, file=sys.stderr, flush=True))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    print(json.dumps(out))
+
+
+class BenchError(RuntimeError):
+    """A bench child process failed (its last line of output says why)."""
+
+
+def run_child(job: dict, progress: Progress = lambda line: None, timeout_s: float = 3600.0) -> dict:
+    """:func:`measure` ``job`` in a fresh Python process; its progress goes to ``progress``.
+
+    Raises
+    ------
+    BenchError
+        When the child fails, with its last line of error output.
+    """
+    env = dict(os.environ)
+    # the child imports this very package, wherever it was imported from
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (root, env.get("PYTHONPATH"))))
+    cmd = [sys.executable, "-c", _CHILD, json.dumps(job)]
+    other: list[str] = []
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        for line in proc.stderr:  # stdout is one short JSON line: no pipe can fill up meanwhile
+            if line.startswith(_PROGRESS):
+                progress(line[len(_PROGRESS):].rstrip())
+            elif line.strip():
+                other.append(line.rstrip())
+        stdout = proc.stdout.read()
+        code = proc.wait(timeout=timeout_s)
+    if code != 0:
+        why = other[-1] if other else f"exit status {code}"
+        raise BenchError(f"{job['workload']} ({job['kind']}, {job['ticks']:,} ticks x "
+                         f"{job['accounts']:,} accounts) failed: {why}")
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- a bench run
+def run(specs: tuple[Spec, ...] | list[Spec], rounds: int, *, mode: str = "full", scale: float = 1.0,
+        progress: Progress = lambda line: None) -> dict:
+    """Measure each workload (and its reduced copy against the reference engine), each in a
+    fresh child process.
+
+    Parameters
+    ----------
+    specs : sequence of Spec
+        The workloads and sizes (:data:`FULL`, :data:`QUICK`, or scaled copies).
+    rounds : int
+        Timed rounds of the compiled engine per workload; the best counts.
+    mode, scale : str, float
+        How the sizes were chosen (recorded in the report; the bars apply to full, scale 1).
+    progress : callable
+        Gets one line per step.
+
+    Returns
+    -------
+    dict
+        The report: ``schema``, ``mode``, ``scale``, ``rounds``, ``date``, ``machine``,
+        ``load_after``, ``total_s``, ``workloads`` (one dict per workload, see ``docs/cli/bench.md``)
+        and ``bars``.
+    """
+    start = time.perf_counter()
+    report = {"schema": 1, "mode": mode, "scale": float(scale), "rounds": rounds,
+              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine()}
+    steps = 2 * len(specs)
+    workloads = []
+    for i, spec in enumerate(specs):
+        def stage(step: int, what: str) -> Progress:
+            return lambda line: progress(f"[{step}/{steps}] {spec.name} {what}: {line}")
+
+        job = {"workload": spec.name, "ticks": spec.ticks, "accounts": spec.accounts, "rounds": rounds,
+               "kind": "throughput"}
+        tp = run_child(job, stage(2 * i + 1, f"{spec.ticks:,} ticks x {spec.accounts:,} accounts"))
+        job = {"workload": spec.name, "ticks": spec.reference_ticks, "accounts": spec.reference_accounts,
+               "rounds": rounds, "kind": "reference"}
+        ref = run_child(job, stage(2 * i + 2, f"vs reference, {spec.reference_ticks:,} ticks x "
+                                              f"{spec.reference_accounts:,} accounts"))
+        workloads.append(_figures(tp, ref))
+    report["workloads"] = workloads
+    report["load_after"] = machine()["loadavg"]
+    report["total_s"] = time.perf_counter() - start
+    report["bars"] = bars(report)
+    return report
+
+
+def _figures(tp: dict, ref: dict) -> dict:
+    """One workload's entry in the report, from its throughput and reference children."""
+    best = min(tp["elapsed_s"])
+    compiled = min(ref["elapsed_s"])
+    return {
+        "name": tp["workload"], "ticks": tp["ticks"], "accounts": tp["accounts"],
+        "liquidations": tp["liquidations"], "events": tp["events"],
+        "rounds": len(tp["elapsed_s"]), "wall_s": best, "wall_s_median": float(np.median(tp["elapsed_s"])),
+        "wall_s_rounds": tp["elapsed_s"],
+        "ticks_per_s": tp["ticks"] / best, "liquidations_per_s": tp["liquidations"] / best,
+        "build_s": tp["build_s"], "peak_memory_mb": tp["peak_memory_mb"],
+        "baseline_memory_mb": tp["baseline_memory_mb"], "engine_input_mb": tp["engine_input_mb"],
+        "reference": {
+            "ticks": ref["ticks"], "accounts": ref["accounts"],
+            "reference_s": ref["reference_s"], "compiled_s": compiled,
+            "reference_ticks_per_s": ref["ticks"] / ref["reference_s"],
+            "compiled_ticks_per_s": ref["ticks"] / compiled,
+            "speedup": ref["reference_s"] / compiled,
+            "liquidations": ref["liquidations"], "reference_liquidations": ref["reference_liquidations"],
+            "identical": not ref["differences"], "differences": ref["differences"],
+        },
+    }
+
+
+# --------------------------------------------------------------------------- output
+def _rate(x: float) -> str:
+    if x >= 1e6:
+        return f"{x / 1e6:,.1f}M"
+    if x >= 1e3:
+        return f"{x / 1e3:,.1f}k"
+    return f"{x:,.0f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    return [line(header), *(line(r) for r in rows)]
+
+
+def format_report(report: dict) -> str:
+    """The report as the terminal shows it."""
+    m = report["machine"]
+    load = lambda xs: " ".join(f"{x:.2f}" for x in xs) or "n/a"
+    out = [f"riskengine {m['riskengine']} bench ({report['mode']}"
+           + (f", scale {report['scale']:g}" if report["scale"] != 1.0 else "") + f"), {report['date']}",
+           f"{m['cpu_model']}, {m['cpu_count']} cores ({m['cpus_usable']} usable), Python {m['python']}, "
+           f"NumPy {m['numpy']}; load average {load(m['loadavg'])} before, {load(report['load_after'])} after",
+           ""]
+    ws = report["workloads"]
+    rows = [[w["name"], f"{w['ticks']:,}", f"{w['accounts']:,}", f"{w['liquidations']:,}", f"{w['wall_s']:.3g}",
+             _rate(w["ticks_per_s"]), _rate(w["liquidations_per_s"]), f"{w['peak_memory_mb']:,.0f}",
+             f"{w['reference']['speedup']:,.0f}x"] for w in ws]
+    out += _table(["workload", "ticks", "accounts", "liquidations", "wall s", "ticks/s", "liquidations/s",
+                   "peak MB", "speed-up"], rows)
+    out += ["", f"wall s: one engine run, the best of {report['rounds']} (building the workload not included)",
+            "peak MB: peak resident memory (VmHWM) of a fresh process that imports riskengine, builds the",
+            "  workload and runs it; each workload has its own process",
+            "speed-up: the reference engine (1 run) against the compiled engine (best of "
+            f"{report['rounds']}) on the same", "  workload reduced in size (the reference engine is slow):", ""]
+    rows = [[w["name"], f"{r['ticks']:,}", f"{r['accounts']:,}", f"{r['liquidations']:,}",
+             f"{r['reference_s']:.3g}", f"{r['compiled_s']:.3g}", _rate(r["reference_ticks_per_s"]),
+             _rate(r["compiled_ticks_per_s"]), f"{r['speedup']:,.0f}x",
+             "yes" if r["identical"] else "NO: " + r["differences"][0]]
+            for w in ws for r in [w["reference"]]]
+    out += _table(["workload", "ticks", "accounts", "liquidations", "reference s", "compiled s",
+                   "ref ticks/s", "ticks/s", "speed-up", "same events"], rows)
+    if report["bars"]:
+        out += ["", "bars (engine issue):"]
+        for b in report["bars"]:
+            value = _rate(b["value"]) if b["value"] >= 1e6 else f"{b['value']:,.4g}"
+            out.append(f"  {b['name']}: {value} (bar {b['bar']}) {'MET' if b['met'] else 'MISSED'}")
+    elif report["mode"] != "full" or report["scale"] != 1.0:
+        out += ["", "the engine issue's bars apply to the full sizes (riskengine bench without --quick)"]
+    out += ["", f"total {report['total_s']:.1f} s"]
+    return "\n".join(out)
+
+
+def check_json_path(path: str | os.PathLike) -> Path:
+    """Refuse, before anything runs, a ``--json`` path that cannot be written.
+
+    Raises
+    ------
+    ValueError
+        One line naming the path and what is wrong.
+    """
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        raise ValueError(f"--json {path}: is a folder (expected a file name)")
+    if not parent.is_dir():
+        raise ValueError(f"--json {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--json {path}: folder {parent} is not writable")
+    return p
+
+
+def write_json(report: dict, path: str | os.PathLike) -> Path:
+    """Write ``report`` to ``path`` atomically: a temporary sibling, then a rename.
+
+    Raises
+    ------
+    ValueError
+        One line naming the path, when it cannot be written.
+    """
+    p = check_json_path(path)
+    tmp = p.parent / f".{p.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(report, fh, indent=2, allow_nan=False)
+            fh.write("\n")
+        os.replace(tmp, p)
+    except OSError as exc:
+        raise ValueError(f"--json {path}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        tmp.unlink(missing_ok=True)  # gone after the rename; a half-written file otherwise
+    return p
