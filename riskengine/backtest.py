@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,7 @@ from pydantic import ValidationError
 
 from riskengine import observed as observations, population as populations, synthetic, venues
 from riskengine.config import (GENERATOR_KEYS, CatalogTape, DepthFile, FileTape, LiquiditySpec, LoadedConfig,
-                               PopulationSpec, ScenarioSpec, Window)
+                               PopulationSpec, ScenarioSpec, Window, canonical_json)
 from riskengine.engine import Result, run
 from riskengine.errors import format_validation_error
 from riskengine.liquidity import ConstantDepth, DepthCurve, ObservedFlow, window_snapshots
@@ -39,10 +40,17 @@ NS = 1_000_000_000
 #: the files ``riskengine run`` writes into its output folder
 OUTPUT_FILES = ("results.parquet", "results.csv", "results.md", "events.parquet", "series.parquet")
 Progress = Callable[[str], None]
+#: ``memo(kind, key, load)``: what ``load()`` builds, or the value an earlier call with the same
+#: kind and key built (a sweep worker keeps tapes across runs; ``key`` says all they depend on)
+Memo = Callable[[str, str, Callable[[], Any]], Any]
 
 
 def _quiet(_: str) -> None:
     pass
+
+
+def _no_memo(kind: str, key: str, load: Callable[[], Any]) -> Any:
+    return load()
 
 
 # ---------------------------------------------------------------------------- market data
@@ -336,24 +344,44 @@ class Prepared:
     liquidity: ConstantDepth | DepthCurve
 
 
-def prepare(loaded: LoadedConfig, index: int) -> Prepared:
-    """Build scenario ``index`` of the config (tape, stream, population, liquidity)."""
+def tape_key(loaded: LoadedConfig, spec: ScenarioSpec) -> str:
+    """What a scenario's tape depends on (source, synthetic shape, stream, window; files as
+    absolute paths), as one text: equal keys, equal tapes."""
+    return canonical_json(loaded.resolved({"tape": spec.tape, "synthetic": spec.synthetic, "stream": spec.stream,
+                                           "window": spec.window}))
+
+
+def prepare(loaded: LoadedConfig, index: int, memo: Memo = _no_memo) -> Prepared:
+    """Build scenario ``index`` of the config (tape, stream, population, liquidity); ``memo``
+    may hand back the tape (with the rows of its source), the population or the liquidity
+    model built earlier from the same inputs."""
     spec = loaded.config.all_scenarios()[index]
     where = _scenario_where(loaded, index)
-    full = read_source(loaded, spec.tape, f"{where}.tape") if spec.tape is not None else None  # read once
-    tape = build_tape(loaded, spec, where, full)
+
+    def load_tape() -> tuple[pa.Table | None, Tape]:
+        full = read_source(loaded, spec.tape, f"{where}.tape") if spec.tape is not None else None  # read once
+        return full, build_tape(loaded, spec, where, full)
+
+    key = tape_key(loaded, spec)
+    full, tape = memo("tape", key, load_tape)
     pop_spec = population_spec(loaded, spec, where)
-    history, start = population_history(loaded, spec, pop_spec, where, full)
-    pop = build_population(pop_spec, float(tape.price[0]), history, start, where)
-    liquidity = build_liquidity(loaded, spec.window, f"{where}.liquidity" if spec.liquidity else "liquidity",
-                                liquidity_spec(loaded, spec, where))
+
+    def load_population() -> Population:
+        history, start = population_history(loaded, spec, pop_spec, where, full)
+        return build_population(pop_spec, float(tape.price[0]), history, start, where)
+
+    pop = memo("population", canonical_json([key, loaded.resolved(pop_spec)]), load_population)
+    liq_spec = liquidity_spec(loaded, spec, where)
+    liquidity = memo("liquidity", canonical_json(loaded.resolved([liq_spec, spec.window])),
+                     lambda: build_liquidity(loaded, spec.window,
+                                             f"{where}.liquidity" if spec.liquidity else "liquidity", liq_spec))
     return Prepared(Scenario(spec.name, tape, pop), liquidity)
 
 
 def run_config(loaded: LoadedConfig, progress: Progress = _quiet, engine: str = "cython",
-               check_invariants: bool = False) -> Result:
+               check_invariants: bool = False, memo: Memo = _no_memo) -> Result:
     """Run every scenario of a config through every design (``check_invariants``: see
-    :func:`riskengine.run`).
+    :func:`riskengine.run`; ``memo``: see :func:`prepare`).
 
     Returns
     -------
@@ -365,7 +393,7 @@ def run_config(loaded: LoadedConfig, progress: Progress = _quiet, engine: str = 
     tables, events, series, raws = [], [], [], []
     for i, spec in enumerate(specs):
         progress(f"[{i + 1}/{len(specs)}] {spec.name}: loading")
-        prepared = prepare(loaded, i)
+        prepared = prepare(loaded, i, memo)
         tape = prepared.scenario.tape
         progress(f"[{i + 1}/{len(specs)}] {spec.name}: {len(tape):,} trades, "
                  f"{len(prepared.scenario.population):,} accounts, depth "

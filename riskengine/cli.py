@@ -1,5 +1,6 @@
 """Command line: ``riskengine run [CONFIG ...]`` (backtests from TOML configs; none: the embedded
-default comparison), ``riskengine validate CONFIG``, ``riskengine schema``,
+default comparison), ``riskengine sweep CONFIG`` (a config's parameter grid, on one machine or a
+Dask cluster), ``riskengine validate CONFIG``, ``riskengine schema``,
 ``riskengine bench [--quick] [--json FILE]`` (the standard throughput workloads) and
 ``riskengine data import|fetch|list`` (the local Parquet tick catalog).
 """
@@ -85,6 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--depth", type=_positive_float, default=None,
                      help="embedded default only: book depth within 1%% of the price, quote notional")
     run.add_argument("--engine", choices=("cython", "reference"), default="cython")
+    sweep = sub.add_parser("sweep", help="run a config's [sweep] grid (serial, local processes or Dask)")
+    sweep.add_argument("config", metavar="CONFIG", help="TOML backtest config with a [sweep] table")
+    sweep.add_argument("--executor", choices=("serial", "processes", "dask"), default="processes",
+                       help="where runs go (default processes)")
+    sweep.add_argument("--workers", type=_whole(1), default=None,
+                       help="worker processes (processes, local Dask cluster; default: the cores)")
+    sweep.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster)")
+    sweep.add_argument("--out", default=None, help="output folder (default results/<config>-sweep)")
+    sweep.add_argument("--resume", action="store_true", help="continue the sweep in --out: skip finished runs")
+    sweep.add_argument("--overwrite", action="store_true", help="remove an existing output folder first")
     validate = sub.add_parser("validate", help="check configs without running them")
     validate.add_argument("configs", nargs="+", metavar="CONFIG")
     sub.add_parser("schema", help="print the JSON schema of config files (for editors)")
@@ -172,6 +184,9 @@ def _run(args: argparse.Namespace) -> int:
             raise ValueError(f"{out}: output folder exists (choose another with --out, or pass --overwrite)")
     for loaded, out in zip(loaded_all, outs):
         start = time.perf_counter()
+        if loaded.config.sweep is not None:
+            print(f"{loaded.name}: runs the base config; its [sweep] grid runs with: riskengine sweep "
+                  f"{loaded.path}", file=err)
         print(f"{loaded.name}: running", file=err, flush=True)
         result = backtest.run_config(loaded, progress=lambda line: print(line, file=err, flush=True),
                                      engine=args.engine)
@@ -196,14 +211,49 @@ def _out_dir(args: argparse.Namespace, loaded, count: int, stamp: str):
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from riskengine import backtest, config
+    from riskengine import backtest, config, sweep
 
     for path in args.configs:
-        lines = backtest.check(config.load(path))
+        loaded = config.load(path)
+        lines = backtest.check(loaded)
+        if loaded.config.sweep is not None:  # every run of the grid, checked alike
+            runs = sweep.expand(loaded)
+            lines.append(f"sweep: {len(runs)} runs over {', '.join(loaded.config.sweep.grid)}")
         print(f"{path}: ok")
         for line in lines:
             print(f"  {line}")
     return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from riskengine import config, sweep
+
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues a sweep, --overwrite starts afresh: give one")
+    loaded = config.load(args.config)
+    out = Path(args.out) if args.out is not None else Path("results") / f"{loaded.name}-sweep"
+    try:
+        result = sweep.run_sweep(loaded, out, executor=args.executor, workers=args.workers,
+                                 scheduler=args.scheduler, resume=args.resume, overwrite=args.overwrite,
+                                 progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except sweep.Interrupted as stop:
+        print(f"riskengine: interrupted: {stop.finished} of {stop.total} runs finished, their rows are in "
+              f"{stop.out}; continue with: riskengine sweep {args.config} --resume --out {stop.out}",
+              file=sys.stderr)
+        return 130
+    spec = loaded.config.sweep
+    print(f"designs ranked by {spec.rank_by} ({'lower' if spec.rank_order == 'ascending' else 'higher'} is better; "
+          f"mean over runs and scenarios):")
+    print(result.ranking.set_index("rank").map(_fmt).to_string() if not result.ranking.empty else "  (no finished run)")
+    if not result.failures.empty:
+        first = result.failures.iloc[0]
+        print(f"{len(result.failures)} run(s) failed (see failures.parquet); the first: run {first['run']}: "
+              f"{first['error']}")
+    print(f"wrote results.parquet, results.csv, results.md, ranking.csv, ranking.md and runs/ to {result.out}",
+          file=sys.stderr)
+    return 1 if result.results.empty else 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -277,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
             return _data(args)
         if args.command == "validate":
             return _validate(args)
+        if args.command == "sweep":
+            return _sweep(args)
         if args.command == "bench":
             return _bench(args)
         if args.command == "schema":

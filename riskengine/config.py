@@ -20,6 +20,9 @@ Shape (``../shared/DESIGN.md`` "Config files"; every key is documented on its mo
     [[venues]]
     preset = "binance-usdm"
 
+    [sweep]                          # optional: `riskengine sweep` runs the cartesian product
+    grid = { "population.seed" = [1, 2, 3], "venues[0].adl.policy" = ["queue", "pro-rata"] }
+
 Relative paths are resolved against the folder of the config file. Problems are reported as
 one line: the file, the key path and what was expected, with the nearest valid key for a
 misspelt one.
@@ -28,7 +31,9 @@ misspelt one.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -36,7 +41,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
                       model_validator)
 
-from riskengine.errors import format_validation_error
+from riskengine.errors import format_validation_error, nearest, suggest
 
 
 class _Model(BaseModel):
@@ -310,8 +315,44 @@ class Outputs(_Model):
     series_interval_s: float | None = Field(None, gt=0, description="Series sampling (default: span / 2,000)")
 
 
+#: result columns that are labels, not figures a sweep can rank by
+_LABEL_COLUMNS = ("scenario", "design", "engine")
+
+
+class SweepSpec(_Model):
+    """A parameter sweep (``riskengine sweep``): the cartesian product of ``grid``, each point
+    a run of the base config with those values set (:mod:`riskengine.sweep`)."""
+
+    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(
+        min_length=1, description='Key path into the config (e.g. "population.seed", "venues[2].adl.policy", '
+                                  '"scenario.synthetic.drop") -> the values it takes')
+    rank_by: str = Field("bad_debt", description="Result column the designs are ranked by (its mean over the runs)")
+    rank_order: Literal["ascending", "descending"] = Field(
+        "ascending", description="ascending: a lower rank_by is better; descending: a higher one is")
+
+    @field_validator("grid")
+    @classmethod
+    def _distinct(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in grid.items():
+            seen = [canonical_json(v) for v in values]
+            dupes = sorted({v for v in seen if seen.count(v) > 1})
+            if dupes:
+                raise ValueError(f"{key!r}: values repeat ({', '.join(dupes)}): each run would run twice")
+        return grid
+
+    @field_validator("rank_by")
+    @classmethod
+    def _column(cls, name: str) -> str:
+        from riskengine.metrics import COLUMNS
+
+        figures = [c.name for c in COLUMNS if c.name not in _LABEL_COLUMNS]
+        if name not in figures:
+            raise ValueError(f"expected a result column{suggest(name, figures)} (see riskengine/metrics.py)")
+        return name
+
+
 class Config(_Model):
-    """A backtest: scenarios x venue designs."""
+    """A backtest: scenarios x venue designs (and an optional sweep over any of its keys)."""
 
     scenario: ScenarioSpec | None = None
     scenarios: list[ScenarioSpec] | None = None
@@ -319,6 +360,7 @@ class Config(_Model):
     liquidity: LiquiditySpec = LiquiditySpec()
     venues: list[dict[str, Any]] = Field(min_length=1, description="Venue designs: preset + overrides")
     outputs: Outputs = Outputs()
+    sweep: SweepSpec | None = Field(None, description="Parameter grid of `riskengine sweep` (ignored by `run`)")
 
     @model_validator(mode="after")
     def _scenarios(self) -> "Config":
@@ -355,6 +397,157 @@ class LoadedConfig(BaseModel):
         p = Path(os.path.expandvars(os.path.expanduser(path)))
         return p if p.is_absolute() else self.base_dir / p
 
+    def resolved(self, value: Any) -> Any:
+        """``value`` (a model, or what ``model_dump(mode="json")`` gives) as plain JSON data with
+        every file key (:data:`PATH_KEYS`) an absolute path: the same file, however it was
+        written, gives the same data (for run hashes and cache keys)."""
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json")
+        if isinstance(value, dict):
+            return {k: str(self.resolve(v).resolve()) if k in PATH_KEYS and isinstance(v, str)
+                    else self.resolved(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.resolved(v) for v in value]
+        return value
+
+
+#: keys whose text value names a file or folder, relative to the config file's folder
+PATH_KEYS = ("path", "catalog", "file")
+
+
+def canonical_json(value: Any) -> str:
+    """One text for equal JSON data: sorted keys, no spaces (datetimes as ISO text)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"not JSON data: {value!r}")
+
+
+# ------------------------------------------------------------------------------ key paths
+_KEY_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
+KeyPath = tuple[str | int, ...]
+
+
+def parse_key(key: str) -> KeyPath:
+    """``"venues[2].adl.policy"`` -> ``("venues", 2, "adl", "policy")``.
+
+    Raises
+    ------
+    ValueError
+        Not a dotted key path with optional ``[index]`` parts.
+    """
+    parts: list[str | int] = []
+    for piece in key.split("."):
+        match = _KEY_PART.fullmatch(piece)
+        if match is None:
+            raise ValueError(f"{key!r}: expected a key path like \"population.seed\" or \"venues[2].adl.policy\"")
+        parts.append(match.group(1))
+        parts += [int(i) for i in re.findall(r"\d+", match.group(2))]
+    return tuple(parts)
+
+
+def format_key(parts: KeyPath) -> str:
+    """The inverse of :func:`parse_key`."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _fields(models: list[type[BaseModel]]) -> dict[str, Any]:
+    return {name: f.annotation for m in models for name, f in m.model_fields.items()}
+
+
+def check_key(config: Config, key: str) -> KeyPath:
+    """Check that ``key`` names a key of ``config``'s schema: a model field at each step,
+    ``[i]`` within the config's lists (``venues[i]`` is a venue design table: its preset keys
+    and :class:`riskengine.venue.VenueDesign`'s components; a scenario's ``population`` and
+    ``liquidity`` hold keys of [population] and [liquidity]).
+
+    Returns
+    -------
+    KeyPath
+        The parsed key.
+
+    Raises
+    ------
+    ValueError
+        ``'key': what is wrong``, with the nearest valid key for a misspelt one.
+    """
+    from riskengine.errors import _models_in
+    from riskengine.venue import VenueDesign
+    from riskengine.venues import _PRESET_KEYS
+
+    parts = parse_key(key)
+    models: list[type[BaseModel]] = [Config]
+    value: Any = config  # the config's value at the path so far (None where unset)
+    extra: tuple[str, ...] = ()  # names valid beside the models' fields (a venue table's preset keys)
+    changes = {(ScenarioSpec, "population"): PopulationSpec, (ScenarioSpec, "liquidity"): LiquiditySpec}
+    for k, part in enumerate(parts):
+        here = format_key(parts[:k])
+        if isinstance(part, int):
+            if here not in ("venues", "scenarios"):
+                raise ValueError(f"{key!r}: {here} is one value: sweep it whole (e.g. [[2, 5], [10, 20]])")
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(f"{key!r}: the config has no [[scenarios]] list (it has one [scenario]: "
+                                 f"use {format_key(('scenario', *parts[k + 1:]))!r})")
+            if part >= len(value):
+                raise ValueError(f"{key!r}: {here} has {len(value)} entr{'y' if len(value) == 1 else 'ies'} "
+                                 f"in the config (indexes 0..{len(value) - 1})")
+            value = value[part]
+            if here == "venues":  # a design table: preset keys + the design's components
+                models, extra, value = [VenueDesign], tuple(_PRESET_KEYS), None
+            continue
+        if isinstance(value, (list, tuple)):
+            raise ValueError(f"{key!r}: {here} is a list: give an index, e.g. "
+                             f"{format_key((*parts[:k], 0, *parts[k:]))!r}")
+        if not models and not extra:
+            raise ValueError(f"{key!r}: {here} is one value, not a table")
+        fields = _fields(models)
+        if part not in fields and part not in extra:
+            close = nearest(part, (*fields, *extra))
+            hint = f" (did you mean {format_key((*parts[:k], close, *parts[k + 1:]))!r}?)" if close else ""
+            raise ValueError(f"{key!r}: unknown key {part!r}{hint}")
+        if models == [Config] and part == "sweep":
+            raise ValueError(f"{key!r}: a sweep cannot change its own [sweep] table")
+        if models == [Config] and part == "scenario" and config.scenario is None:
+            raise ValueError(f"{key!r}: the config has [[scenarios]], not one [scenario]: "
+                             f"use {format_key(('scenarios', 0, *parts[k + 1:]))!r}")
+        owner = next((m for m in models if part in m.model_fields), None)
+        if isinstance(value, BaseModel):
+            value = getattr(value, part, None)
+        elif isinstance(value, dict):
+            value = value.get(part)
+        else:
+            value = None
+        if (owner, part) in changes:  # a scenario's changes of [population] or [liquidity]
+            models, extra, value = [changes[owner, part]], (), None
+        else:
+            models, extra = (_models_in(fields[part]) if part in fields else []), ()
+    return parts
+
+
+def check_grid(config: Config) -> None:
+    """Every key of the config's sweep grid names a key of its schema (:func:`check_key`).
+
+    Raises
+    ------
+    ValueError
+        ``sweep.grid: 'key': what is wrong``.
+    """
+    if config.sweep is None:
+        return
+    for key in config.sweep.grid:
+        try:
+            check_key(config, key)
+        except ValueError as exc:
+            raise ValueError(f"sweep.grid: {exc}") from None
+
 
 def parse(data: dict, where: str = "config", base_dir: Path | None = None,
           path: Path | None = None) -> LoadedConfig:
@@ -369,6 +562,10 @@ def parse(data: dict, where: str = "config", base_dir: Path | None = None,
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise ValueError(format_validation_error(exc, Config, f"{where}: ")) from None
+    try:
+        check_grid(config)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
     return LoadedConfig(config=config, path=path, base_dir=base_dir or Path.cwd())
 
 

@@ -9,10 +9,16 @@ from collections.abc import Iterable
 from pydantic import BaseModel, ValidationError
 
 
+def nearest(word: str, choices: Iterable[str]) -> str | None:
+    """The nearest of ``choices`` to ``word``, or None when none is close."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def suggest(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the nearest of ``choices``, or an empty string."""
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    close = nearest(word, choices)
+    return f" (did you mean {close!r}?)" if close else ""
 
 
 def _models_in(annotation) -> list[type[BaseModel]]:

@@ -1,0 +1,657 @@
+"""Parameter sweeps: a config's ``[sweep]`` grid expanded into runs, fanned out over an
+executor (serial, local processes or a Dask cluster), each finished run landing in
+partitioned Parquet, then one combined table and a ranking of the designs.
+
+>>> from riskengine import config, sweep
+>>> loaded = config.parse({"scenario": {"name": "demo", "synthetic": {"ticks": 2_000}},
+...                        "population": {"accounts": 500}, "venues": [{"preset": "hyperliquid"}],
+...                        "sweep": {"grid": {"population.seed": [1, 2]}}})
+>>> [run.values for run in sweep.expand(loaded)]
+[{'population.seed': 1}, {'population.seed': 2}]
+
+A run is the base config with one point of the grid set, validated like any config; its
+identity is :func:`run_hash`, a hash of the resolved run (every scenario, population,
+liquidity and venue design with its defaults filled in, files as absolute paths), so
+``--resume`` knows a finished run whatever the order of the grid.
+
+Output folder::
+
+    OUT/plan.parquet                      the runs: run hash + grid values
+    OUT/runs/run=<hash>/part-0.parquet    result rows of each finished run (one per scenario x design)
+    OUT/failures/run=<hash>/part-0.parquet  each failed run: hash, grid values, the error line
+    OUT/results.parquet|csv|md            every row of every finished run, sorted by run, scenario, design
+    OUT/failures.parquet                  every failure
+    OUT/ranking.csv|md                    the design variants ranked by ``rank_by``
+
+Every file is written to a temporary name and renamed into place, so a partition is either
+complete or absent. A worker process keeps each tape it built (and the last populations and
+liquidity models) for the next runs (:class:`WorkerCache`); a tape is built once per worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import itertools
+import os
+import shutil
+import signal
+import socket
+import time
+import uuid
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from riskengine import backtest
+from riskengine.config import KeyPath, LoadedConfig, SweepSpec, canonical_json, parse, parse_key
+
+#: bump when the hashed form of a run changes, so --resume does not reuse rows of another meaning
+HASH_FORMAT = 1
+#: executors of ``riskengine sweep --executor``
+EXECUTORS = ("serial", "processes", "dask")
+#: result columns that measure wall time: they differ between runs of the same config
+TIMING_COLUMNS = ("elapsed_s", "ticks_per_s")
+#: seconds to wait for a Dask scheduler given with --scheduler
+CONNECT_TIMEOUT_S = 5.0
+#: sort order of every combined table
+ROW_ORDER = ["run", "scenario", "design"]
+PART = "part-0.parquet"
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+# ---------------------------------------------------------------------------- the grid
+@dataclass(frozen=True)
+class Run:
+    """One point of the grid.
+
+    Attributes
+    ----------
+    hash : str
+        :func:`run_hash` of ``loaded``.
+    values : dict
+        Grid key -> the value this run sets.
+    cells : dict
+        Grid key -> the value as stored in the result columns (:func:`grid_cells`).
+    loaded : LoadedConfig
+        The validated run config.
+    """
+
+    hash: str
+    values: dict[str, Any]
+    cells: dict[str, Any]
+    loaded: LoadedConfig
+
+    def describe(self) -> str:
+        """``key=value, ...``: the run's grid values."""
+        return ", ".join(f"{k}={_show(v)}" for k, v in self.values.items())
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else canonical_json(value)
+
+
+def _set(data: dict, parts: KeyPath, value: Any) -> None:
+    """Set ``value`` at key path ``parts`` of a config mapping, creating the tables on the way."""
+    node: Any = data
+    for part in parts[:-1]:
+        if isinstance(part, int):
+            node = node[part]
+        else:
+            if not isinstance(node.get(part), (dict, list)):
+                node[part] = {}
+            node = node[part]
+    node[parts[-1]] = copy.deepcopy(value)
+
+
+def grid_cells(spec: SweepSpec) -> dict[str, list[Any]]:
+    """Each grid key's values as result-table cells, one type per column: booleans, whole
+    numbers, numbers (whole numbers mixed with others become floats) or text; anything else
+    (tables, lists, mixed kinds) as canonical JSON text."""
+    out = {}
+    for key, values in spec.grid.items():
+        if all(isinstance(v, bool) for v in values) or all(isinstance(v, str) for v in values):
+            out[key] = list(values)
+        elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            out[key] = list(values)
+        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            out[key] = [float(v) for v in values]
+        else:
+            out[key] = [canonical_json(v) for v in values]
+    return out
+
+
+def _where(loaded: LoadedConfig) -> str:
+    return str(loaded.path) if loaded.path is not None else "config"
+
+
+def _run_config(loaded: LoadedConfig, base: dict, values: dict[KeyPath, Any], label: str) -> LoadedConfig:
+    """The base config with ``values`` set, validated and checked like ``riskengine validate``."""
+    data = copy.deepcopy(base)
+    for parts, value in values.items():
+        _set(data, parts, value)
+    where = f"{_where(loaded)}: sweep.grid {label}"
+    run = parse(data, where, loaded.base_dir, loaded.path)
+    try:
+        backtest.check(run)
+    except ValueError as exc:
+        message = str(exc)
+        prefix = f"{_where(loaded)}: "
+        raise ValueError(f"{where}: {message[len(prefix):] if message.startswith(prefix) else message}") from None
+    return run
+
+
+def expand(loaded: LoadedConfig) -> list[Run]:
+    """The runs of the config's sweep grid (the cartesian product, in grid order), each
+    validated and checked before anything runs.
+
+    Raises
+    ------
+    ValueError
+        No ``[sweep]`` table; a grid value the config rejects (named by its key and value); a
+        combination the config rejects; two grid points that resolve to the same run.
+    """
+    spec = loaded.config.sweep
+    if spec is None:
+        raise ValueError(f"{_where(loaded)}: no [sweep] table (add one, e.g. [sweep] grid = "
+                         f"{{ \"population.seed\" = [1, 2, 3] }})")
+    base = loaded.config.model_dump(exclude_unset=True)
+    base.pop("sweep", None)
+    keys = list(spec.grid)
+    parts = [parse_key(k) for k in keys]
+    # each value alone first, so that a bad one is named by its key alone
+    for key, path in zip(keys, parts):
+        for value in spec.grid[key]:
+            _run_config(loaded, base, {path: value}, f"{key}={_show(value)}")
+    cells = grid_cells(spec)
+    runs: list[Run] = []
+    seen: dict[str, Run] = {}
+    for index in itertools.product(*(range(len(spec.grid[k])) for k in keys)):
+        values = {k: spec.grid[k][i] for k, i in zip(keys, index)}
+        label = ", ".join(f"{k}={_show(v)}" for k, v in values.items())
+        run_loaded = _run_config(loaded, base, dict(zip(parts, values.values())), label)
+        run = Run(run_hash(run_loaded), values, {k: cells[k][i] for k, i in zip(keys, index)}, run_loaded)
+        if run.hash in seen:
+            raise ValueError(f"{_where(loaded)}: sweep.grid: {seen[run.hash].describe()} and {run.describe()} "
+                             f"resolve to the same run (give each value once)")
+        seen[run.hash] = run
+        runs.append(run)
+    return runs
+
+
+def run_hash(loaded: LoadedConfig) -> str:
+    """The identity of a run: a hash of its resolved config -- each scenario with its own
+    population and liquidity (defaults filled in), each venue design as built from its preset
+    and overrides, files as absolute paths -- as canonical JSON. Equal runs, equal hashes,
+    however the config was written; ``outputs`` and ``[sweep]`` are left out (they change
+    nothing in the result rows)."""
+    scenarios = []
+    for spec in loaded.config.all_scenarios():
+        scenarios.append({"scenario": spec.model_dump(mode="json", exclude={"population", "liquidity"}),
+                          "population": backtest.population_spec(loaded, spec, "sweep"),
+                          "liquidity": backtest.liquidity_spec(loaded, spec, "sweep")})
+    body = {"format": HASH_FORMAT, "scenarios": scenarios,
+            "designs": [d.model_dump(mode="json") for d in backtest.build_designs(loaded)],
+            "series_interval_s": loaded.config.outputs.series_interval_s}
+    return hashlib.sha256(canonical_json(loaded.resolved(body)).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------- one run
+class WorkerCache:
+    """A worker process's :data:`riskengine.backtest.Memo`: the last few values of each kind
+    (tapes, populations, liquidity models), and how many of each it built."""
+
+    #: values kept per kind (a population grid would otherwise hold every population)
+    LIMITS = {"tape": 4, "population": 2, "liquidity": 4}
+
+    def __init__(self) -> None:
+        self._store: dict[str, OrderedDict[str, Any]] = {}
+        self.loads: Counter[str] = Counter()
+
+    def __call__(self, kind: str, key: str, load: Callable[[], Any]) -> Any:
+        store = self._store.setdefault(kind, OrderedDict())
+        if key in store:
+            store.move_to_end(key)
+            return store[key]
+        value = load()
+        self.loads[kind] += 1
+        store[key] = value
+        while len(store) > self.LIMITS.get(kind, 2):
+            store.popitem(last=False)
+        return value
+
+
+_CACHE: WorkerCache | None = None
+
+
+def worker_cache() -> WorkerCache:
+    """This process's cache (made on first use: one per worker process)."""
+    global _CACHE
+    if _CACHE is None:
+        _CACHE = WorkerCache()
+    return _CACHE
+
+
+@dataclass
+class Outcome:
+    """What one run gave back.
+
+    Attributes
+    ----------
+    run : Run
+    rows : pandas.DataFrame or None
+        Its result rows (None when it failed).
+    error : str or None
+        The error line of a failed run.
+    worker : str
+        ``host:pid`` of the process that ran it.
+    tape_loads : int
+        Tapes that process built for this run (0: every tape came from its cache).
+    seconds : float
+        Wall time of the run in the worker.
+    """
+
+    run: Run
+    rows: pd.DataFrame | None
+    error: str | None
+    worker: str
+    tape_loads: int = 0
+    seconds: float = 0.0
+
+
+def _error_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if isinstance(exc, ValueError) else f"{type(exc).__name__}: {text}"
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def execute(run: Run) -> Outcome:
+    """Run one grid point in this process (tapes from :func:`worker_cache`); an error becomes
+    the outcome's error line instead of an exception, so the sweep goes on."""
+    cache = worker_cache()
+    before = cache.loads["tape"]
+    start = time.perf_counter()
+    try:
+        rows, error = labelled(backtest.run_config(run.loaded, memo=cache).table, run), None
+    except Exception as exc:  # noqa: BLE001 - recorded with the run, the sweep goes on
+        rows, error = None, _error_line(exc)
+    return Outcome(run, rows, error, _worker_name(), cache.loads["tape"] - before, time.perf_counter() - start)
+
+
+def labelled(table: pd.DataFrame, run: Run) -> pd.DataFrame:
+    """A run's result rows with ``run`` (its hash) in front, and after ``design`` the design
+    ``variant`` (the name plus the grid values of that design's table) and the grid values."""
+    table = table.copy()
+    table.insert(0, "run", run.hash)
+    names = [d.name for d in backtest.build_designs(run.loaded)]
+    variants = {}
+    for j, name in enumerate(names):
+        own = [(k[len(f"venues[{j}]"):].lstrip("."), v) for k, v in run.values.items()
+               if k == f"venues[{j}]" or k.startswith(f"venues[{j}].") or k == "venues"]
+        variants[name] = name + (" (" + ", ".join(f"{k or 'table'}={_show(v)}" for k, v in own) + ")" if own else "")
+    at = table.columns.get_loc("design") + 1
+    table.insert(at, "variant", table["design"].map(variants))
+    for k, (key, cell) in enumerate(run.cells.items(), 1):
+        table.insert(at + k, key, [cell] * len(table))
+    return table
+
+
+# ---------------------------------------------------------------------------- executors
+def _ignore_sigint() -> None:
+    """Worker processes leave Ctrl-C to the sweep, which stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def default_workers() -> int:
+    """The cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _serial(runs: list[Run]) -> Iterator[Outcome]:
+    for run in runs:
+        yield execute(run)
+
+
+def _died(run: Run, exc: BaseException) -> Outcome:
+    return Outcome(run, None, f"the worker running it failed: {_error_line(exc)}", "")
+
+
+def _processes(runs: list[Run], workers: int) -> Iterator[Outcome]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn: fresh interpreters, as on a Dask worker (fork would copy this process's threads)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_ignore_sigint)
+    finished = False
+    try:
+        futures = {pool.submit(execute, run): run for run in runs}
+        for future in as_completed(futures):
+            try:
+                outcome = future.result()
+            except Exception as exc:  # noqa: BLE001 - a worker died (e.g. out of memory)
+                outcome = _died(futures[future], exc)
+            yield outcome
+        finished = True
+    finally:
+        if finished:
+            pool.shutdown()
+        else:  # interrupted: the running runs are abandoned, not waited for
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            # ProcessPoolExecutor has no public way to stop busy workers before Python 3.14
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.join(5)
+
+
+def dask_client(scheduler: str | None, workers: int):
+    """A ``dask.distributed`` client of the cluster at ``scheduler``, or of a new local
+    cluster of ``workers`` single-threaded worker processes on 127.0.0.1; and that cluster
+    (None for the user's).
+
+    Raises
+    ------
+    ValueError
+        Dask is not installed; the scheduler cannot be reached within :data:`CONNECT_TIMEOUT_S`.
+    """
+    try:
+        import logging
+
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ValueError("--executor dask needs Dask: pip install 'riskengine[dask]'") from None
+    if scheduler is not None:
+        try:
+            return Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False), None
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ValueError(f"--scheduler {scheduler}: cannot reach the Dask scheduler within "
+                             f"{CONNECT_TIMEOUT_S:g} s ({' '.join(str(exc).split())})") from None
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    try:
+        return Client(cluster, set_as_default=False), cluster
+    except BaseException:
+        cluster.close()
+        raise
+
+
+def _dask(runs: list[Run], workers: int, scheduler: str | None) -> Iterator[Outcome]:
+    from dask.distributed import as_completed
+
+    client, cluster = dask_client(scheduler, workers)
+    futures = {}
+    try:
+        for run in runs:
+            futures[client.submit(execute, run, key=f"riskengine-run-{run.hash}-{uuid.uuid4().hex[:8]}",
+                                  pure=False)] = run
+        for future in as_completed(list(futures), loop=client.loop):
+            try:
+                outcome = future.result()
+            except Exception as exc:  # noqa: BLE001 - a worker died, or the cluster went away
+                outcome = _died(futures[future], exc)
+            yield outcome
+    finally:
+        with contextlib.suppress(Exception):
+            client.cancel(list(futures), force=True)
+        with contextlib.suppress(Exception):
+            client.close()
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close()
+
+
+def outcomes(runs: list[Run], executor: str = "serial", workers: int | None = None,
+             scheduler: str | None = None) -> Iterator[Outcome]:
+    """Run ``runs`` on ``executor``, yielding each outcome as it finishes (in finishing
+    order). Closing the iterator early stops the executor: queued runs are cancelled and
+    busy workers stopped."""
+    workers = workers or default_workers()
+    if executor == "serial":
+        return _serial(runs)
+    if executor == "processes":
+        return _processes(runs, workers)
+    if executor == "dask":
+        return _dask(runs, workers, scheduler)
+    raise ValueError(f"--executor: expected one of {', '.join(EXECUTORS)} (got {executor!r})")
+
+
+# ---------------------------------------------------------------------------- output
+def _write(path: Path, write: Callable[[Path], None]) -> None:
+    """``write`` to a temporary sibling of ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_parquet(table: pd.DataFrame, path: Path) -> None:
+    _write(path, lambda tmp: pq.write_table(pa.Table.from_pandas(table, preserve_index=False), tmp))
+
+
+def partition(out: Path, run: Run | str, kind: str = "runs") -> Path:
+    """The row file of a run: ``OUT/runs/run=<hash>/part-0.parquet`` (``kind="failures"``: its
+    failure record)."""
+    return out / kind / f"run={run if isinstance(run, str) else run.hash}" / PART
+
+
+def record(out: Path, outcome: Outcome) -> None:
+    """Write a finished run's rows, or its failure, as its partition."""
+    failure = partition(out, outcome.run, "failures")
+    if outcome.error is None:
+        _write_parquet(outcome.rows, partition(out, outcome.run))
+        if failure.exists():  # it failed before and ran now (--resume)
+            shutil.rmtree(failure.parent, ignore_errors=True)
+    else:
+        _write_parquet(failure_rows([outcome]), failure)
+
+
+def failure_rows(failed: Iterable[Outcome]) -> pd.DataFrame:
+    """One row per failed run: ``run``, its grid values, ``error`` and ``worker``."""
+    rows = [{"run": o.run.hash, **o.run.cells, "error": o.error, "worker": o.worker} for o in failed]
+    return pd.DataFrame(rows)
+
+
+def _read(paths: list[Path]) -> pd.DataFrame:
+    frames = [pq.read_table(p).to_pandas() for p in paths]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def collect(out: Path, runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows and failure records of ``runs`` found under ``out``, sorted by run, scenario
+    and design (partitions of runs outside ``runs`` are left out)."""
+    results = _read([p for p in (partition(out, r) for r in runs) if p.exists()])
+    failures = _read([p for p in (partition(out, r, "failures") for r in runs) if p.exists()])
+    if not results.empty:
+        results = results.sort_values(ROW_ORDER, kind="stable").reset_index(drop=True)
+    if not failures.empty:
+        failures = failures.sort_values("run", kind="stable").reset_index(drop=True)
+    return results, failures
+
+
+def rank(results: pd.DataFrame, spec: SweepSpec) -> pd.DataFrame:
+    """The design variants ranked by the mean of ``spec.rank_by`` over their rows (every
+    scenario and every grid point that does not change the design), best first; with the
+    number of runs and the best and worst value."""
+    column = spec.rank_by
+    columns = ["rank", "variant", "design", "runs", f"{column}_mean", f"{column}_best", f"{column}_worst"]
+    if results.empty:
+        return pd.DataFrame(columns=columns)
+    ascending = spec.rank_order == "ascending"
+    groups = results.groupby("variant", sort=True)
+    values = groups[column]
+    table = pd.DataFrame({
+        "design": groups["design"].first(),
+        "runs": groups["run"].nunique(),
+        f"{column}_mean": values.mean(),
+        f"{column}_best": values.min() if ascending else values.max(),
+        f"{column}_worst": values.max() if ascending else values.min(),
+    }).reset_index()
+    table = table.sort_values([f"{column}_mean", "variant"], ascending=[ascending, True], na_position="last",
+                              kind="stable").reset_index(drop=True)
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table[columns]
+
+
+# ---------------------------------------------------------------------------- the sweep
+@dataclass
+class SweepResult:
+    """A finished sweep.
+
+    Attributes
+    ----------
+    out : Path
+        The output folder.
+    results : pandas.DataFrame
+        Every row of every finished run (this session's and earlier ones').
+    failures : pandas.DataFrame
+        Every failed run: ``run``, grid values, ``error``, ``worker``.
+    ranking : pandas.DataFrame
+        :func:`rank` of ``results``.
+    runs : list of Run
+        The plan.
+    outcomes : list of Outcome
+        This session's runs, in finishing order.
+    skipped : int
+        Runs finished earlier (``resume``) and not run again.
+    """
+
+    out: Path
+    results: pd.DataFrame
+    failures: pd.DataFrame
+    ranking: pd.DataFrame
+    runs: list[Run]
+    outcomes: list[Outcome] = field(default_factory=list)
+    skipped: int = 0
+
+
+class Interrupted(Exception):
+    """The sweep was stopped (Ctrl-C): ``finished`` of ``total`` runs have their rows in ``out``."""
+
+    def __init__(self, finished: int, total: int, out: Path) -> None:
+        super().__init__(f"{finished} of {total} runs finished ({out})")
+        self.finished, self.total, self.out = finished, total, out
+
+
+def prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse an existing output folder unless ``resume`` (continue it) or ``overwrite``
+    (start afresh: it is removed)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: not a folder")
+    if out.exists() and not resume:
+        if not overwrite:
+            raise ValueError(f"{out}: output folder exists (continue that sweep with --resume, start afresh with "
+                             f"--overwrite, or choose another with --out)")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def run_sweep(loaded: LoadedConfig, out: str | os.PathLike, executor: str = "serial", workers: int | None = None,
+              scheduler: str | None = None, resume: bool = False, overwrite: bool = False,
+              progress: Progress = _quiet) -> SweepResult:
+    """Run the config's sweep grid into ``out``.
+
+    Parameters
+    ----------
+    loaded : LoadedConfig
+        A config with a ``[sweep]`` table.
+    out : path
+        The output folder (layout: module docstring). Must not exist unless ``resume`` or
+        ``overwrite``.
+    executor : {"serial", "processes", "dask"}
+        Where runs go: this process; ``workers`` local processes; a Dask cluster (``scheduler``,
+        or a local cluster of ``workers`` processes on 127.0.0.1).
+    workers : int, optional
+        Worker processes (default: the usable cores).
+    scheduler : str, optional
+        Address of a running Dask scheduler (``executor="dask"`` only).
+    resume : bool
+        Skip runs whose partition exists (failed runs run again).
+    overwrite : bool
+        Remove an existing ``out`` first.
+    progress : callable
+        Gets one line per finished run (runs done / total, failures, elapsed time).
+
+    Raises
+    ------
+    ValueError
+        A bad grid or option, an existing folder, Dask missing, an unreachable scheduler.
+    Interrupted
+        Ctrl-C: the executor is stopped; every finished run's partition is complete.
+    """
+    if executor not in EXECUTORS:
+        raise ValueError(f"--executor: expected one of {', '.join(EXECUTORS)} (got {executor!r})")
+    if scheduler is not None and executor != "dask":
+        raise ValueError("--scheduler: only with --executor dask")
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers: expected a number >= 1 (got {workers})")
+    if executor == "dask":
+        try:
+            import dask.distributed  # noqa: F401
+        except ImportError:
+            raise ValueError("--executor dask needs Dask: pip install 'riskengine[dask]'") from None
+    runs = expand(loaded)
+    spec = loaded.config.sweep
+    out = Path(out)
+    prepare_out(out, resume, overwrite)
+    _write_parquet(pd.DataFrame([{"run": r.hash, **r.cells} for r in runs]), out / "plan.parquet")
+    todo = [r for r in runs if not partition(out, r).exists()]
+    skipped = len(runs) - len(todo)
+    n_workers = 1 if executor == "serial" else workers or default_workers()
+    where = f"{executor} executor" + ("" if executor == "serial" else
+                                      f", scheduler {scheduler}" if scheduler else f", {n_workers} workers")
+    progress(f"sweep {loaded.name}: {len(runs)} runs over {', '.join(spec.grid)}; "
+             + (f"{skipped} finished earlier, {len(todo)} to run; " if resume else "")
+             + f"{where}; writing to {out}")
+    start = time.perf_counter()
+    done, failed, session = skipped, 0, []
+    stream = outcomes(todo, executor, workers, scheduler)
+    try:
+        with contextlib.closing(stream):
+            for outcome in stream:
+                record(out, outcome)
+                session.append(outcome)
+                done += 1
+                failed += outcome.error is not None
+                state = "ok" if outcome.error is None else f"FAILED: {outcome.error}"
+                progress(f"[{done}/{len(runs)}] {failed} failed, {time.perf_counter() - start:.1f} s: "
+                         f"run {outcome.run.hash} ({outcome.run.describe()}) {state}")
+    except KeyboardInterrupt:
+        finished = sum(partition(out, r).exists() for r in runs)
+        raise Interrupted(finished, len(runs), out) from None
+    results, failures = collect(out, runs)
+    ranking = rank(results, spec)
+    _write_parquet(results, out / "results.parquet")
+    _write(out / "results.csv", lambda tmp: results.to_csv(tmp, index=False))
+    _write(out / "results.md", lambda tmp: tmp.write_text(backtest.markdown(results), encoding="utf-8"))
+    _write_parquet(failures, out / "failures.parquet")
+    _write(out / "ranking.csv", lambda tmp: ranking.to_csv(tmp, index=False))
+    _write(out / "ranking.md", lambda tmp: tmp.write_text(backtest.markdown(ranking), encoding="utf-8"))
+    loads = sum(o.tape_loads for o in session)
+    processes = len({o.worker for o in session if o.worker})
+    progress(f"sweep {loaded.name}: {len(runs) - len(failures)} of {len(runs)} runs finished, {len(failures)} "
+             f"failed; {len(session)} ran now in {time.perf_counter() - start:.1f} s ({loads} tape load(s) in "
+             f"{processes} worker process(es))")
+    return SweepResult(out, results, failures, ranking, runs, session, skipped)
