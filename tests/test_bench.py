@@ -1,0 +1,166 @@
+"""``riskengine bench``: a tiny scale of the standard workloads through the command's own code
+path (real child processes, both engines), the JSON it writes, and its refusals."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from riskengine import bench
+from riskengine.cli import main
+from riskengine.engine import run_raw
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "cli" / "bench.md"
+#: 20,000 ticks x 2,000 accounts; the reference comparison on 400 x 40
+SCALE = 0.02
+
+
+def documented_keys() -> set[str]:
+    """The keys listed in the JSON section of docs/cli/bench.md."""
+    section = DOC.read_text(encoding="utf-8").split("\n## JSON\n", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([^`]+)` \|", section, flags=re.M))
+
+
+def key_paths(value, prefix: str = "") -> set[str]:
+    """Every key path of a JSON value (``a[].b`` for key ``b`` of the items of list ``a``)."""
+    out: set[str] = set()
+    if isinstance(value, dict):
+        for k, v in value.items():
+            path = f"{prefix}.{k}" if prefix else k
+            out |= {path} | key_paths(v, path)
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict):
+                out |= key_paths(item, prefix + "[]")
+    return out
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    """``riskengine bench --quick --scale 0.02 --json FILE``, run once for the module."""
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(["bench", "--quick", "--scale", str(SCALE), "--json", str(out)])
+    return code, out, stdout.getvalue(), stderr.getvalue()
+
+
+def test_bench_prints_the_figures_and_shows_progress(bench_run):
+    code, out, stdout, stderr = bench_run
+    assert code == 0, stderr
+    assert re.search(r"^quiet\s+20,000\s+2,000\s+0\s", stdout, flags=re.M), stdout
+    assert re.search(r"^crash\s+20,000\s+2,000\s+[1-9][\d,]*\s", stdout, flags=re.M), stdout
+    assert "speed-up" in stdout and "same events" in stdout
+    assert "[1/4] quiet" in stderr and "[4/4] crash" in stderr and "reference engine" in stderr
+    assert f"wrote {out}" in stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == ["bench.json"]  # no temporary left
+
+
+def test_bench_json_has_the_documented_keys_and_sane_values(bench_run):
+    code, out, _, _ = bench_run
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["mode"] == "quick" and report["scale"] == SCALE and report["rounds"] == 3
+    assert report["bars"] == []  # the bars apply to the full sizes only
+    m = report["machine"]
+    assert m["cpu_count"] >= 1 and m["python"] == ".".join(map(str, sys.version_info[:3]))
+    import numpy
+    import riskengine
+
+    assert m["numpy"] == numpy.__version__ and m["riskengine"] == riskengine.__version__
+    # bars as a full-size run would list them, to check their keys too
+    report["bars"] = bench.bars({**report, "mode": "full", "scale": 1.0})
+    assert [b["name"] for b in report["bars"]] == [
+        "quiet ticks/s", "quiet peak memory MB", "crash liquidations/s",
+        "crash wall s (slowest round)", "crash speed-up over the reference"]
+    assert key_paths(report) == documented_keys()
+
+    specs = [s.scaled(SCALE) for s in bench.QUICK]
+    assert [w["name"] for w in report["workloads"]] == [s.name for s in specs]
+    for w, spec in zip(report["workloads"], specs):
+        assert (w["ticks"], w["accounts"]) == (spec.ticks, spec.accounts)
+        assert len(w["wall_s_rounds"]) == 3 and w["wall_s"] == min(w["wall_s_rounds"]) > 0
+        assert w["ticks_per_s"] == pytest.approx(w["ticks"] / w["wall_s"]) and w["ticks_per_s"] > 0
+        assert 0 < w["baseline_memory_mb"] <= w["peak_memory_mb"] < 4096
+        r = w["reference"]
+        assert (r["ticks"], r["accounts"]) == (spec.reference_ticks, spec.reference_accounts)
+        assert r["identical"] and r["differences"] == []
+        assert r["liquidations"] == r["reference_liquidations"]
+        assert r["speedup"] == pytest.approx(r["reference_s"] / r["compiled_s"]) and r["speedup"] > 1
+
+        # the same workload run here: the counts are the engine's own
+        work = bench.BUILDERS[w["name"]](w["ticks"], w["accounts"])
+        raw, _ = run_raw(work.scenario, work.params, "cython")
+        assert w["liquidations"] == bench.engine_liquidations(raw) == bench.liquidation_stats(raw)["liquidations"]
+        assert w["events"] == len(raw.events["kind"])
+    quiet, crash = report["workloads"]
+    assert quiet["liquidations"] == 0 and quiet["liquidations_per_s"] == 0
+    assert crash["liquidations"] > crash["accounts"] / 3  # every long is liquidated
+    assert crash["liquidations_per_s"] == pytest.approx(crash["liquidations"] / crash["wall_s"])
+
+
+def test_bars_follow_the_values():
+    figures = {"ticks_per_s": 60e6, "peak_memory_mb": 400.0, "engine_input_mb": 175.0,
+               "liquidations_per_s": 0.9e6, "wall_s_rounds": [0.5, 12.0], "reference": {"speedup": 150.0}}
+    report = {"mode": "full", "scale": 1.0,
+              "workloads": [{**figures, "name": "quiet"}, {**figures, "name": "crash"}]}
+    met = {b["name"]: b["met"] for b in bench.bars(report)}
+    assert met == {"quiet ticks/s": True, "quiet peak memory MB": True, "crash liquidations/s": False,
+                   "crash wall s (slowest round)": False, "crash speed-up over the reference": True}
+    assert bench.bars({**report, "mode": "quick"}) == []
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--json", "{tmp}/missing/bench.json"], "--json {tmp}/missing/bench.json: folder {tmp}/missing does not exist"),
+    (["--json", "{tmp}"], "--json {tmp}: is a folder (expected a file name)"),
+    (["--scale", "0"], "argument --scale: expected a number > 0, got 0.0"),
+    (["--scale", "tiny"], "argument --scale: expected a number, got 'tiny'"),
+    (["--fast"], "unrecognized arguments: --fast"),
+])
+def test_bench_refuses_bad_arguments_with_one_line(argv, message, tmp_path, capsys):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    try:
+        code = main(["bench", *argv])
+    except SystemExit as exc:  # argparse's own refusals
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == f"riskengine: error: {message.replace('{tmp}', str(tmp_path))}\n"
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_bad_json_path_from_the_installed_command(tmp_path):
+    """The real command line: one line on stderr, exit 2, before any workload runs."""
+    target = tmp_path / "nope" / "b.json"
+    proc = subprocess.run([sys.executable, "-m", "riskengine.cli", "bench", "--json", str(target)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr == f"riskengine: error: --json {target}: folder {target.parent} does not exist\n"
+
+
+def test_a_failing_child_is_one_line():
+    with pytest.raises(bench.BenchError) as info:
+        bench.run_child({"workload": "nope", "ticks": 10, "accounts": 10, "rounds": 1, "kind": "throughput"})
+    message = str(info.value)
+    assert "\n" not in message
+    assert message == "nope (throughput, 10 ticks x 10 accounts) failed: KeyError: 'nope'"
+
+
+def test_json_is_written_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "bench.json"
+    target.write_text("previous")
+    with pytest.raises(TypeError):  # not JSON: fails half way through
+        bench.write_json({"schema": 1, "figures": [1.0, object()]}, target)
+    assert target.read_text() == "previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
+    bench.write_json({"schema": 1, "figures": [1.0, 2.0]}, target)
+    assert json.loads(target.read_text()) == {"schema": 1, "figures": [1.0, 2.0]}
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
