@@ -540,7 +540,7 @@ class BenchError(RuntimeError):
     """A bench child process failed (its last line of output says why)."""
 
 
-def run_child(job: dict, progress: Progress = lambda line: None, timeout_s: float = 3600.0) -> dict:
+def run_child(job: dict, progress: Progress = lambda line: None) -> dict:
     """:func:`measure` ``job`` in a fresh Python process; its progress goes to ``progress``.
 
     Raises
@@ -555,13 +555,17 @@ def run_child(job: dict, progress: Progress = lambda line: None, timeout_s: floa
     cmd = [sys.executable, "-c", _CHILD, json.dumps(job)]
     other: list[str] = []
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
-        for line in proc.stderr:  # stdout is one short JSON line: no pipe can fill up meanwhile
-            if line.startswith(_PROGRESS):
-                progress(line[len(_PROGRESS):].rstrip())
-            elif line.strip():
-                other.append(line.rstrip())
-        stdout = proc.stdout.read()
-        code = proc.wait(timeout=timeout_s)
+        try:
+            for line in proc.stderr:  # stdout is one short JSON line: no pipe can fill up meanwhile
+                if line.startswith(_PROGRESS):
+                    progress(line[len(_PROGRESS):].rstrip())
+                elif line.strip():
+                    other.append(line.rstrip())
+            stdout = proc.stdout.read()
+            code = proc.wait()
+        except BaseException:  # Ctrl-C: the child must not run on unseen
+            proc.kill()
+            raise
     if code != 0:
         why = other[-1] if other else f"exit status {code}"
         raise BenchError(f"{job['workload']} ({job['kind']}, {job['ticks']:,} ticks x "
