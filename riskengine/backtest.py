@@ -230,11 +230,18 @@ def measured_depth(loaded: LoadedConfig, spec: DepthFile, window: Window, where:
 
 def depth_curve(loaded: LoadedConfig, spec: DepthFile, window: Window, where: str, **model) -> DepthCurve:
     """The time-varying depth curve of a ``bookDepth`` file: the snapshots inside the window and
-    the last one before its start (the one in use at the start)."""
+    the last one before its start (the one in use at the start), with the tail floor
+    (:meth:`DepthCurve.with_tail_floor`) at ``spec.tail_floor`` of the file's typical slopes."""
     table = read_source(loaded, FileTape(source="binance-vision", path=spec.path, kind="depth"), where)
     start, end = window.bounds_ns()
     rows = window_snapshots(table, start, end, where)
-    return DepthCurve.from_snapshots(rows, where=f"{where} ({loaded.resolve(spec.path)})", **model)
+    named = f"{where} ({loaded.resolve(spec.path)})"
+    curve = DepthCurve.from_snapshots(rows, where=named, **model)
+    if spec.tail_floor == 0:
+        return curve
+    # the floor scales with the whole file's typical book, not the window's (maybe collapsed) one
+    typical = DepthCurve.from_snapshots(table, where=named).typical_slopes()
+    return curve.with_tail_floor(spec.tail_floor * typical)
 
 
 def observed_flow(loaded: LoadedConfig, spec: FileTape, window: Window, where: str) -> ObservedFlow:

@@ -42,6 +42,7 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, Validati
                       model_validator)
 
 from riskengine.errors import format_validation_error, nearest, suggest
+from riskengine.liquidity import TAIL_FLOOR_SHARE
 
 
 class _Model(BaseModel):
@@ -225,12 +226,19 @@ class DepthFile(_Model):
         None, gt=0, description="time_varying = false: the band whose notional is the depth per 1% (default 1)")
     statistic: Literal["median", "mean", "min"] | None = Field(
         None, description="time_varying = false: how snapshots inside the window are combined (default median)")
+    tail_floor: float = Field(
+        TAIL_FLOOR_SHARE, ge=0, le=1, description=(
+            "time_varying: past the last band each side's depth grows at least this share of its typical "
+            "slope over the whole file, out to 10% (0 = extrapolate the bands only; see riskengine.liquidity)"))
 
     @model_validator(mode="after")
     def _constant_only(self) -> "DepthFile":
         if self.time_varying and (self.band_pct is not None or self.statistic is not None):
             raise ValueError("band_pct and statistic measure one constant depth: set time_varying = false "
                              "to use them (a time-varying curve uses every band of every snapshot)")
+        if not self.time_varying and "tail_floor" in self.model_fields_set:
+            raise ValueError("tail_floor shapes a time-varying curve past its last band: drop it, or set "
+                             "time_varying = true")
         return self
 
 

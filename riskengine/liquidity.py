@@ -29,7 +29,9 @@ The book model (reference §5, "Market impact for replaying historical ticks"):
   ``delta`` from the price, piecewise linear through ``(0, 0)`` and the knots. **Past the last
   knot** ``D`` is extrapolated linearly with the last segment's slope (if the last segment is
   flat — a band that adds nothing, as on the bid side of the 2025-10-10 file — with the curve's
-  mean slope ``D_K / delta_K`` instead). A wall of unlimited depth stands ``max_move`` from the
+  mean slope ``D_K / delta_K`` instead). A **tail floor** (:meth:`DepthCurve.with_tail_floor`,
+  on by default for ``bookDepth`` files in configs) adds a knot at 10% so that past the last
+  band depth grows at least :data:`TAIL_FLOOR_SHARE` of the side's typical slope. A wall of unlimited depth stands ``max_move`` from the
   tape price and caps every walk. A market order of notional ``X`` moves the price to
   ``delta*`` with ``D(delta*) = X`` and fills on average ``(delta* X - int_0^delta* D) / X``
   away (``delta* / 2`` for a linear curve, so :class:`ConstantDepth` is the one-knot curve at
@@ -70,6 +72,15 @@ depth down" (§5, S63) are the same picture. The smallest mean 1% depth is 29.5M
 Shape in calm snapshots (median ``D(k%)/D(1%)``): bids 2.29, 3.37, 4.38, 4.86 and asks 1.57,
 1.95, 2.44, 2.90 for k = 2..5 — concave, between the linear and the latent-order-book limits.
 
+* :data:`TAIL_FLOOR_SHARE` = 0.05 out to :data:`TAIL_OUT_PCT` = 10%: the bands stop at 5%, and
+  when a side's bands all sit on one stale level (bids from 21:25 to 21:45: 2.1M within 5%)
+  the mean-slope extrapolation holds 0.43M per % and a sweep runs to the 50% wall. Kaiko saw
+  "meaningful bids only at the 4%-10% bands" (§5, S62) and §5 layer 2 puts the stress depth
+  multiplier in [0.05, 1]; so past the last band depth grows at least 5% of the side's typical
+  slope, the day's median ``D(5%) / 5`` (bids 203.4M, asks 141.6M per %: floors of 10.2M and
+  7.1M per %), out to 10%, and along that segment beyond. With it, a $50M sell at 21:27:33
+  moves the bids about 9.7% instead of 50%. The BTC replay (``backtests/btc-2025-10-10.toml``)
+  walks the time-varying curve with this floor.
 * :data:`CALM_DEPTH_1PCT` = 2.6e8 and :data:`CRASH_DEPTH_1PCT` = 8.8e7: the two medians above,
   for a :class:`ConstantDepth` of BTCUSDT perp (CoinDesk's ~20M cross-venue +-1% in §5, S64 is a
   spot-venue figure and much smaller).
@@ -109,6 +120,10 @@ CALM_DEPTH_1PCT = 2.6e8
 CRASH_DEPTH_1PCT = 8.8e7
 #: stress factor that thins a calm book as much as 2025-10-10 did under a cascade (docstring)
 STRESS_K = 4.8
+#: past the last band a side's depth grows at least this share of its typical slope (docstring)
+TAIL_FLOOR_SHARE = 0.05
+#: the band the tail floor reaches out to, as a knot (docstring)
+TAIL_OUT_PCT = 10.0
 
 
 def _iso(ns: int) -> str:
@@ -419,6 +434,42 @@ class DepthCurve:
         batches = [batch for _, _, batch, _ in read_book_depth(path)]
         table = pa.Table.from_batches(batches)
         return cls.from_snapshots(window_snapshots(table, start, end, str(path)), where=str(path), **model)
+
+    def typical_slopes(self) -> np.ndarray:
+        """Median over snapshots of each side's mean slope ``D_K / delta_K`` (notional per 1%),
+        bids then asks: the scale of :meth:`with_tail_floor`."""
+        last = self.pct[:, :, -1]
+        return np.median(self.notional[:, :, -1] / last, axis=0)
+
+    def with_tail_floor(self, per_pct: Any, out_to_pct: float = TAIL_OUT_PCT) -> "DepthCurve":
+        """This curve with one more knot per side, so depth past the last band grows at least
+        ``per_pct`` (notional per 1%; a number or one per side, bids then asks).
+
+        The knot sits at ``out_to_pct`` (or twice the last band, if that is wider) and holds
+        ``D_K + max(s, per_pct) (out - delta_K)``, ``s`` being the slope the walk extrapolates
+        along without it (the last segment's, or the mean slope if that segment is flat); past
+        the knot the walk follows its segment. Without a floor, a side whose bands have all
+        collapsed onto one stale level (the bids of 2025-10-10, see the module docstring)
+        would hold almost nothing out to the wall.
+        """
+        floor = np.broadcast_to(np.asarray(per_pct, dtype=np.float64), (2,))
+        if not (np.isfinite(floor).all() and (floor >= 0).all()):
+            raise ValueError(f"{self.where}: tail floor: expected a notional per 1% >= 0 (got {per_pct!r})")
+        d = self.pct
+        n = self.notional
+        d_k, n_k = d[:, :, -1], n[:, :, -1]
+        if d.shape[2] > 1:
+            last = (n_k - n[:, :, -2]) / (d_k - d[:, :, -2])
+        else:
+            last = n_k / d_k
+        slope = np.where(last > 0, last, n_k / d_k)
+        slope = np.maximum(slope, floor[None, :])
+        out = np.maximum(float(out_to_pct), 2.0 * d_k)
+        pct = np.concatenate([d, out[:, :, None]], axis=2)
+        notional = np.concatenate([n, (n_k + slope * (out - d_k))[:, :, None]], axis=2)
+        model = {name: getattr(self, name) for name in
+                 ("max_move", "half_life_s", "feedback", "stress_k", "mode", "observed")}
+        return DepthCurve(self.ts, pct, notional, where=self.where, **model)
 
     # ------------------------------------------------------------------ use
     def engine_fields(self) -> dict:

@@ -122,14 +122,23 @@ class TestBtcReplay:
         # a mark/index of the same market: within 6% of the spot tape even in the crash minutes
         assert np.max(np.abs(tape.stream / tape.price - 1.0)) < 0.06
 
-    def test_depth_is_the_window_median_of_the_1pct_bands(self, shared_data, outcome):
+    def test_depth_is_the_window_bookdepth_bands(self, shared_data, outcome):
         _, prepared, _ = outcome
         raw = pd.read_csv(shared_data / DEPTH)
         t = pd.to_datetime(raw["timestamp"].str.strip(), utc=True)
-        inside = raw[(t >= pd.Timestamp("2025-10-10T20:00:00Z")) & (t < pd.Timestamp("2025-10-10T22:00:00Z"))]
-        one = inside[inside["percentage"].abs() == 1]
-        expected = one.groupby(one["timestamp"].str.strip())["notional"].mean().median()
-        assert prepared.liquidity.depth_per_pct == pytest.approx(expected, rel=1e-12)
+        start, end = pd.Timestamp("2025-10-10T20:00:00Z"), pd.Timestamp("2025-10-10T22:00:00Z")
+        first = t[t <= start].max()  # the snapshot in force at the start
+        inside = raw[(t >= first) & (t < end)]
+        curve = prepared.liquidity
+        assert len(curve.ts) == inside["timestamp"].str.strip().nunique()
+        for s, (_, snap) in enumerate(inside.groupby(inside["timestamp"].str.strip(), sort=True)):
+            bids = snap[snap["percentage"] < 0].sort_values("percentage", ascending=False)
+            asks = snap[snap["percentage"] > 0].sort_values("percentage")
+            np.testing.assert_array_equal(curve.notional[s, 0, :5], bids["notional"].to_numpy())
+            np.testing.assert_array_equal(curve.notional[s, 1, :5], asks["notional"].to_numpy())
+        # the tail floor's knot at 10% on every snapshot, never below the bands' own line
+        assert (curve.pct[:, :, 5] == 10.0).all()
+        assert (curve.notional[:, :, 5] > curve.notional[:, :, 4]).all()
 
     def test_table(self, outcome):
         loaded, _, result = outcome

@@ -96,6 +96,36 @@ class TestWalkToTheCent:
         _, move = c.walk(-1, 42.8, 100_000)
         assert move == pytest.approx(0.06, rel=1e-12)
 
+    def test_tail_floor_knot_to_the_cent(self):
+        # floor 20M per % on the bids, steeper than the last segment's 10M per %: a knot at 10%
+        # holding 60M + 20M x 5 = 160M. $75M sell: delta* = 5% + 15/20 % = 5.75%;
+        # W = 50,000 + 300,000 + 1,050,000 + 15M x 5.375% = 2,206,250
+        floored = curve().with_tail_floor([20e6, 0.0])
+        assert floored.pct[0, 0].tolist() == [1.0, 2.0, 5.0, 10.0]
+        assert floored.notional[0, 0, -1] == 160e6
+        fill, move = floored.walk(-1, 750, 100_000)
+        assert move == pytest.approx(0.0575, rel=1e-14)
+        assert cents(fill) == cents(100_000 * (1 - 2_206_250 / 75e6)) == 97_058.33
+        # the asks (floor 0) keep their own extrapolation: 40M + 10M x 7 at 10%
+        assert floored.notional[0, 1, -1] == 40e6 + 10e6 * 7
+        assert floored.walk(+1, 300, 100_000) == curve().walk(+1, 300, 100_000)
+        # a floor below the curve's own slope changes nothing a walk sees
+        assert curve().with_tail_floor(5e6).walk(-1, 750, 100_000) == curve().walk(-1, 750, 100_000)
+
+    def test_tail_floor_holds_a_collapsed_side(self):
+        # bids 2.14M at 1%, 2% and 3%: with a 10M per % floor the knot at 10% holds
+        # 2.14M + 70M, so $4.28M moves 3% + 2.14/10 % = 3.214% instead of 6%
+        c = DepthCurve.from_snapshots({"ts": [0, 0, 0, 0], "pct": [-1.0, -2.0, -3.0, 1.0],
+                                       "notional": [2.14e6, 2.14e6, 2.14e6, 2.14e6]}).with_tail_floor(10e6)
+        _, move = c.walk(-1, 42.8, 100_000)
+        assert move == pytest.approx(0.03214, rel=1e-12)
+        assert c.walk(-1, 42.8, 100_000) == ref_walk(c, -1, 42.8, 100_000)
+
+    @pytest.mark.parametrize("floor", [-1.0, math.nan, [1.0, math.inf]])
+    def test_tail_floor_must_be_a_notional(self, floor):
+        with pytest.raises(ValueError, match=r"tail floor: expected a notional per 1% >= 0"):
+            curve().with_tail_floor(floor)
+
     def test_fillable_is_the_inverse(self):
         # a sell limited 1.5% below fills D(1.5%) = 20M = 200 BTC
         c = curve()
@@ -357,6 +387,20 @@ class TestRealBookDepth:
         _, move = c.walk(-1, 500, 100_000, t=t)
         assert 0.04 < move < 0.05
 
+    def test_tail_floor_calibration(self, shared_data):
+        c = DepthCurve.from_bookdepth(shared_data / BOOKDEPTH)
+        # typical mean slope D(5%) / 5 over the day, per side (module docstring)
+        bids, asks = c.typical_slopes()
+        assert bids == pytest.approx(2.034e8, rel=1e-3) and asks == pytest.approx(1.416e8, rel=1e-3)
+        # 21:27: every bid band within 5% holds only the stale 2.1M level; a $50M sell would run
+        # to the wall without a floor, and stops near 10% with 5% of the typical slope
+        t = np.datetime64("2025-10-10T21:27:33", "ns").astype(np.int64)
+        s = c.snapshot(t)
+        assert np.ptp(c.notional[s, 0]) == 0.0
+        _, bare = c.walk(-1, 500, 100_000, t=t)
+        _, floored = c.with_tail_floor(0.05 * c.typical_slopes()).walk(-1, 500, 100_000, t=t)
+        assert bare == 0.5 and 0.05 < floored < 0.12
+
     def test_time_varying_depth_from_config(self, shared_data, tmp_path):
         loaded = config.parse({
             "scenario": {"name": "s", "synthetic": {"ticks": 2_000},
@@ -367,6 +411,16 @@ class TestRealBookDepth:
         start, end = loaded.config.scenario.window.bounds_ns()
         model = backtest.build_liquidity(loaded, loaded.config.scenario.window)
         assert isinstance(model, DepthCurve) and model.stress_k == 0.5 and model.mode == "endogenous"
+        # the file's five bands per side and the tail floor's knot at 10%: 5% of the whole
+        # file's typical slope (not the window's), or the bands' own extrapolation if steeper
+        whole = DepthCurve.from_bookdepth(shared_data / BOOKDEPTH)
+        bare = DepthCurve.from_bookdepth(shared_data / BOOKDEPTH, start, end)
+        np.testing.assert_array_equal(model.pct[:, :, :5], bare.pct)
+        np.testing.assert_array_equal(model.notional, bare.with_tail_floor(0.05 * whole.typical_slopes()).notional)
+        assert (model.pct[:, :, 5] == 10.0).all()
+        no_floor = config.parse({**loaded.config.model_dump(exclude_none=True, mode="json"), "liquidity": {
+            "depth": {"path": str(shared_data / BOOKDEPTH), "tail_floor": 0}}})
+        assert backtest.build_liquidity(no_floor, no_floor.config.scenario.window).pct.shape[2] == 5
         # the window's snapshots plus the one in force at its start
         assert model.ts[0] <= start < model.ts[1] and model.ts[-1] < end
         assert len(model.ts) == 61
@@ -390,6 +444,8 @@ class TestConfig:
         ({"mode": "historic"}, r"liquidity\.mode: Input should be 'replay', 'endogenous' or 'counterfactual'"),
         ({"stress_k": -1}, r"liquidity\.stress_k: Input should be greater than or equal to 0"),
         ({"depth": {"path": "d.csv", "band_pct": 1}}, r"set time_varying = false"),
+        ({"depth": {"path": "d.csv", "time_varying": False, "tail_floor": 0.1}}, r"set time_varying = true"),
+        ({"depth": {"path": "d.csv", "tail_floor": 2}}, r"liquidity\.depth\.tail_floor: Input should be less"),
         ({"observed": {"source": "tardis", "path": "l.csv"}}, r"only with mode = \"counterfactual\""),
     ])
     def test_bad_liquidity_tables(self, liquidity, message):
