@@ -190,7 +190,8 @@ COLUMNS: tuple[Column, ...] = (
            lambda c: _sum(c, "amount", c.kind_mask(EventKind.SOCIALIZED_LOSS))),
     Column("fund_takeovers", "liquidation remainders the insurance fund took over",
            lambda c: int(c.kind_mask(EventKind.FUND_TAKEOVER).sum())),
-    Column("tape_drawdown", "largest peak-to-trough fall of the tape price",
+    Column("tape_drawdown", "largest peak-to-trough fall of the tape price (counterfactual mode: of the tape "
+           "with the observed liquidations' impact taken out, the world the simulated flow is put on)",
            lambda c: float(c.raw.scalars["tape_max_drawdown"])),
     Column("sim_drawdown", "largest peak-to-trough fall of the simulated price",
            lambda c: float(c.raw.scalars["sim_max_drawdown"])),
