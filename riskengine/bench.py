@@ -690,10 +690,14 @@ def format_report(report: dict) -> str:
     if report["bars"]:
         out += ["", "bars (engine issue):"]
         for b in report["bars"]:
-            value = _rate(b["value"]) if b["value"] >= 1e6 else f"{b['value']:,.4g}"
+            v = b["value"]
+            value = _rate(v) if v >= 1e6 else f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
             out.append(f"  {b['name']}: {value} (bar {b['bar']}) {'MET' if b['met'] else 'MISSED'}")
     elif report["mode"] != "full" or report["scale"] != 1.0:
         out += ["", "the engine issue's bars apply to the full sizes (riskengine bench without --quick)"]
+    if m["loadavg"] and m["loadavg"][0] >= 1.0:  # before the start, so not our own load
+        out += ["", f"note: other processes were running (load average {m['loadavg'][0]:.2f} at the start, "
+                    f"{m['cpu_count']} cores); the figures may be lower than on an idle machine"]
     out += ["", f"total {report['total_s']:.1f} s"]
     return "\n".join(out)
 
