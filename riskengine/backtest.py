@@ -38,7 +38,7 @@ from riskengine.venue import VenueDesign
 
 NS = 1_000_000_000
 #: the files ``riskengine run`` writes into its output folder
-OUTPUT_FILES = ("results.parquet", "results.csv", "results.md", "events.parquet", "series.parquet")
+OUTPUT_FILES = ("results.parquet", "results.csv", "results.md", "events.parquet", "series.parquet", "report.html")
 Progress = Callable[[str], None]
 #: ``memo(kind, key, load)``: what ``load()`` builds, or the value an earlier call with the same
 #: kind and key built (a sweep worker keeps tapes across runs; ``key`` says all they depend on)
@@ -446,9 +446,11 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join([head, rule, *rows]) + "\n"
 
 
-def write_outputs(result: Result, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+def write_outputs(result: Result, out_dir: str | os.PathLike, overwrite: bool = False,
+                  title: str | None = None, source: str | None = None) -> Path:
     """Write the result files into a fresh folder, atomically: everything goes to a hidden
     sibling folder first, which is renamed into place only when every file is complete.
+    ``title`` and ``source`` head ``report.html`` (:func:`riskengine.report.render`).
 
     Raises
     ------
@@ -468,6 +470,10 @@ def write_outputs(result: Result, out_dir: str | os.PathLike, overwrite: bool = 
         (tmp / "results.md").write_text(markdown(result.table), encoding="utf-8")
         pq.write_table(result.events, tmp / "events.parquet", compression="zstd")
         pq.write_table(result.series, tmp / "series.parquet", compression="zstd")
+        from riskengine import report  # matplotlib loads only when a report is written
+
+        page = report.render(result, title=title or "riskengine report", source=source)
+        (tmp / "report.html").write_text(page, encoding="utf-8")
         if out.exists():
             old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(out, old)

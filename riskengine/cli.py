@@ -192,7 +192,9 @@ def _run(args: argparse.Namespace) -> int:
                                      engine=args.engine)
         print(_show(result.table))
         if out is not None:
-            written = backtest.write_outputs(result, out, overwrite=args.overwrite)
+            written = backtest.write_outputs(result, out, overwrite=args.overwrite,
+                                             title=f"riskengine report: {loaded.name}",
+                                             source=str(loaded.path) if args.configs else "embedded default config")
             print(f"wrote {', '.join(backtest.OUTPUT_FILES)} to {written}", file=err)
         print(f"{loaded.name}: done in {time.perf_counter() - start:.1f} s", file=err)
     return 0

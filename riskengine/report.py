@@ -1,0 +1,520 @@
+"""``report.html``: one self-contained HTML page per run — the comparison table and the plots.
+
+Everything is inline (CSS, and the plots as SVG drawn by matplotlib without pyplot, so no GUI
+backend and no global state), nothing is fetched from the network, and there is no script.
+Long series are downsampled per bucket to their minimum and maximum, so wicks survive and
+the file stays small. The same result gives the same bytes.
+
+>>> from riskengine import backtest, config, report
+>>> loaded = config.parse({"scenario": {"name": "demo", "synthetic": {"ticks": 2_000}},
+...                        "population": {"accounts": 500}, "venues": [{"preset": "hyperliquid"}]})
+>>> page = report.render(backtest.run_config(loaded), title="demo")
+>>> page.startswith("<!doctype html>") and "http://" not in page and "https://" not in page
+True
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+import re
+from collections.abc import Callable, Sequence
+
+import matplotlib
+import matplotlib.colors
+import matplotlib.lines
+import matplotlib.patches
+import numpy as np
+import pandas as pd
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from riskengine import __version__, metrics, observed
+from riskengine.engine import Result
+
+#: result-table columns shown in the report's comparison table (all are under "All columns")
+KEY_COLUMNS = (
+    "scenario", "design", "liquidations", "liquidated_notional", "partial_liquidations",
+    "backstop_liquidations", "bad_debt", "fund_min", "fund_end", "vault_pnl", "adl_fills", "adl_notional",
+    "adl_overshoot", "sim_drawdown", "amplification",
+)
+#: the per-design bars: column and panel title
+BAR_METRICS = (
+    ("liquidated_notional", "liquidated notional"),
+    ("adl_notional", "ADL notional"),
+    ("bad_debt", "bad debt"),
+    ("fund_paid_out", "insurance fund paid out"),
+    ("vault_pnl", "backstop vault PnL"),
+    ("amplification", "amplification (sim / tape drawdown)"),
+)
+#: columns shown as percentages
+PERCENT_COLUMNS = ("tape_drawdown", "sim_drawdown", "liquidation_volume_share", "adl_max_haircut_share")
+#: most points drawn per line; longer series are downsampled to bucket minima and maxima
+MAX_POINTS = 1_000
+
+_DESCRIPTIONS = {c.name: c.description for c in metrics.COLUMNS} | {
+    c.name: f"observed: {c.description}" for c in observed.COLUMNS}
+_TAPE_COLOUR = "#9a9a9a"
+#: fill of the observed figures' bars (hatched)
+OBSERVED_COLOUR = "#3b3b3b"
+_WIDTH_IN = 11.0  # figure width in inches; the page scales the SVG to its column
+
+
+# ------------------------------------------------------------------------------- numbers
+def compact(value: float, thousands_from: float = 1e5) -> str:
+    """A short readable number: ``242.7M``, ``88.89k``, ``1,234``, ``0.1723``; ``–`` for NaN,
+    ``0`` for float noise below 1e-6. ``k`` is used from ``thousands_from`` on."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    v = float(value)
+    a = abs(v)
+    if a < 1e-6:
+        return "0"
+    for limit, scale, suffix in ((1e12, 1e12, "T"), (1e9, 1e9, "B"), (1e6, 1e6, "M"), (thousands_from, 1e3, "k")):
+        if a >= limit:
+            return f"{v / scale:.4g}{suffix}"
+    if a >= 1000 or v.is_integer():
+        return f"{v:,.0f}"
+    return f"{v:.4g}"
+
+
+def cell(column: str, value) -> str:
+    """One table cell's text for a column of the result table."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if math.isnan(value):
+        return "–"
+    if column in PERCENT_COLUMNS:
+        return f"{value * 100:.2f}%"
+    if column.endswith("_s"):
+        return f"{value:,.1f}"
+    return compact(value)
+
+
+_WORDS = {"adl": "ADL", "pnl": "PnL", "sim": "sim.", "s": "(s)"}
+
+
+def label(column: str) -> str:
+    """A column name as words: ``first_adl_delay_s`` -> ``first ADL delay (s)``."""
+    return " ".join(_WORDS.get(w, w) for w in column.split("_"))
+
+
+def _axis_formatter(percent: bool = False) -> FuncFormatter:
+    if percent:
+        return FuncFormatter(lambda v, _: f"{v * 100:.0f}%")
+    return FuncFormatter(lambda v, _: compact(v, thousands_from=1e3))
+
+
+# ------------------------------------------------------------------------------ series
+def downsample(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """At most about ``max_points`` points of a line: in each of ``max_points / 2`` equal-count
+    buckets, the points where ``y`` is lowest and highest (in time order), plus the ends.
+
+    Unlike taking every n-th point, this keeps one-tick wicks and jumps visible.
+    """
+    n = len(y)
+    if n <= max_points:
+        return x, y
+    buckets = max(max_points // 2, 1)
+    k = -(-n // buckets)
+    buckets = -(-n // k)
+    values = np.asarray(y, dtype=np.float64)
+    low = np.full(buckets * k, np.inf)
+    high = np.full(buckets * k, -np.inf)
+    finite = np.isfinite(values)
+    low[:n] = np.where(finite, values, np.inf)
+    high[:n] = np.where(finite, values, -np.inf)
+    base = np.arange(buckets) * k
+    keep = np.concatenate([[0, n - 1], base + low.reshape(buckets, k).argmin(axis=1),
+                           base + high.reshape(buckets, k).argmax(axis=1)])
+    keep = np.unique(np.minimum(keep, n - 1))
+    return x[keep], y[keep]
+
+
+def design_colours(designs: Sequence[str]) -> dict[str, str]:
+    """Each design's colour (``#rrggbb``, matplotlib's tab10 in order), the same in every plot
+    and table of a report."""
+    palette = matplotlib.colormaps["tab10"].colors
+    return {d: matplotlib.colors.to_hex(palette[i % len(palette)]) for i, d in enumerate(designs)}
+
+
+def _frames(result: Result) -> dict[tuple[str, str], pd.DataFrame]:
+    """Each run's series as a frame (time as UTC datetime64), keyed by (scenario, design)."""
+    frame = result.series.to_pandas()
+    frame["time"] = pd.to_datetime(frame["ts"], unit="ns")
+    return {key: part for key, part in frame.groupby(["scenario", "design"], sort=False)}
+
+
+# ------------------------------------------------------------------------------- figures
+def _svg(fig: Figure, salt: str) -> str:
+    """The figure as inline SVG: text kept as text (small), clip-path ids salted per figure
+    (several SVGs share one page), no date (same result, same bytes), no XML prologue."""
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": salt}):
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]
+    # inline SVG in HTML needs no namespaces; the metadata block and comment only name matplotlib
+    text = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text, count=3)
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, count=1, flags=re.S)
+    return text
+
+
+def _figure(rows: int, cols: int, height_per_row: float, sharex: bool = False) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(_WIDTH_IN, height_per_row * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, sharex=sharex, squeeze=False)).ravel()
+    return fig, axes
+
+
+def _style(ax, title: str, percent: bool = False, time_axis: bool = False) -> None:
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.grid(True, color="#e6e6e6", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.tick_params(labelsize=8)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    if time_axis:
+        locator = AutoDateLocator(minticks=4, maxticks=8)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+        ax.yaxis.set_major_formatter(_axis_formatter(percent))
+    else:
+        ax.xaxis.set_major_formatter(_axis_formatter(percent))
+
+
+def _line(ax, frame: pd.DataFrame, column: str, max_points: int, **style) -> None:
+    """One series as steps: a value holds until the next sample (the tape may pause for
+    minutes; a sloped line would invent prices and liquidations inside the pause)."""
+    x, y = downsample(frame["time"].to_numpy(), frame[column].to_numpy(), max_points)
+    ax.plot(x, y, drawstyle="steps-post", **style)
+
+
+def _all_zero(frames: Sequence[pd.DataFrame], column: str) -> bool:
+    return all(not np.any(f[column].to_numpy()) for f in frames)
+
+
+def _price_figure(frames: dict, scenario: str, designs: Sequence[str], colours: dict, max_points: int) -> Figure:
+    cols = 1 if len(designs) == 1 else 2
+    rows = -(-len(designs) // cols)
+    fig, axes = _figure(rows, cols, 3.0 if cols == 2 else 3.6, sharex=True)
+    for ax in axes[len(designs):]:
+        ax.set_visible(False)
+    for ax, design in zip(axes, designs):
+        frame = frames[(scenario, design)]
+        _line(ax, frame, "tape_price", max_points, color=_TAPE_COLOUR, linewidth=1.6, label="tape")
+        _line(ax, frame, "sim_price", max_points, color=colours[design], linewidth=1.0, label="simulated")
+        _line(ax, frame, "mark", max_points, color="#111111", linewidth=0.8, linestyle=(0, (3, 2)), label="mark")
+        _style(ax, design, time_axis=True)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.6g}"))
+        ax.legend(fontsize=8, loc="best", frameon=False)
+    return fig
+
+
+def _time_panels(frames: dict, scenario: str, designs: Sequence[str], colours: dict, max_points: int,
+                 panels: Sequence[tuple[str, str]]) -> Figure:
+    fig, axes = _figure(1, len(panels), 3.2, sharex=True)
+    for ax, (column, title) in zip(axes, panels):
+        for design in designs:
+            _line(ax, frames[(scenario, design)], column, max_points, color=colours[design], linewidth=1.3,
+                  label=design)
+        _style(ax, title, time_axis=True)
+        if _all_zero([frames[(scenario, d)] for d in designs], column):  # say so, not a ±0.04 axis
+            ax.set_ylim(-1, 1)
+            ax.set_yticks([0])
+            ax.text(0.5, 0.6, "zero throughout", transform=ax.transAxes, ha="center", color="#666666", fontsize=9)
+    if len(designs) > 1:
+        fig.legend(handles=[matplotlib.lines.Line2D([], [], color=colours[d], label=d) for d in designs],
+                   loc="outside upper center", ncols=min(len(designs), 6), fontsize=8, frameon=False)
+    return fig
+
+
+def _bars(ax, table: pd.DataFrame, column: str, colours: dict, scenarios: Sequence[str],
+          designs: Sequence[str], observed_column: str | None = None) -> None:
+    """Horizontal bars: one group per scenario (one bar per design, and the observed figure
+    first when given), the value written at each bar's end."""
+    per_group = len(designs) + (observed_column is not None)
+    height = 0.8 / per_group
+    labels, ticks = [], []
+    values_seen = []
+    for g, scenario in enumerate(scenarios):
+        rows = table[table["scenario"] == scenario].set_index("design")
+        bars: list[tuple[str, float, str, str | None]] = []
+        if observed_column is not None:
+            bars.append(("observed", float(rows[observed_column].iloc[0]), OBSERVED_COLOUR, "//"))
+        bars += [(d, float(rows.loc[d, column]), colours[d], None) for d in designs if d in rows.index]
+        for b, (name, value, colour, hatch) in enumerate(bars):
+            y = g + (b - (per_group - 1) / 2) * height
+            shown = 0.0 if math.isnan(value) else value
+            values_seen.append(shown)
+            ax.barh(y, shown, height=height * 0.9, color=colour, hatch=hatch, edgecolor="white" if hatch else None,
+                    linewidth=0)
+            ax.annotate(compact(value) if not math.isnan(value) else "n/a", (shown, y),
+                        xytext=(-3 if shown < 0 else 3, 0), textcoords="offset points", va="center",
+                        ha="right" if shown < 0 else "left", fontsize=7)
+            if len(scenarios) == 1:
+                labels.append(name)
+                ticks.append(y)
+        if len(scenarios) > 1:
+            labels.append(scenario)
+            ticks.append(g)
+    ax.set_yticks(ticks, labels, fontsize=8)
+    ax.invert_yaxis()
+    # room for the value labels on both sides of zero
+    low, high = min(values_seen + [0.0]), max(values_seen + [0.0])
+    span = (high - low) or 1.0
+    ax.set_xlim(low - 0.35 * span if low < 0 else 0, high + 0.3 * span if high > 0 or low == 0 else 0.05 * span)
+    ax.axvline(0, color="#888888", linewidth=0.6)
+
+
+def _bar_figure(table: pd.DataFrame, scenarios: Sequence[str], designs: Sequence[str], colours: dict,
+                metrics_: Sequence[tuple[str, str]], observed_pairs: dict | None = None) -> Figure:
+    cols = 3 if len(metrics_) > 4 else 2
+    rows = -(-len(metrics_) // cols)
+    group = len(designs) + (observed_pairs is not None)
+    height = max(2.4, 0.55 + 0.17 * group * len(scenarios) + 0.15 * len(scenarios))
+    fig, axes = _figure(rows, cols, height)
+    for ax in axes[len(metrics_):]:
+        ax.set_visible(False)
+    for ax, (column, title) in zip(axes, metrics_):
+        _bars(ax, table, column, colours, scenarios, designs,
+              None if observed_pairs is None else observed_pairs[column])
+        _style(ax, title, percent=column in PERCENT_COLUMNS)
+        if column == "amplification":  # 1: the design moved the price exactly as the tape did
+            ax.axvline(1.0, color="#444444", linewidth=0.8, linestyle=(0, (3, 2)))
+    handles = [matplotlib.patches.Patch(color=colours[d], label=d) for d in designs]
+    if observed_pairs is not None:
+        handles.insert(0, matplotlib.patches.Patch(facecolor=OBSERVED_COLOUR, hatch="//", edgecolor="white",
+                                                   label="observed"))
+    if len(scenarios) > 1 or observed_pairs is not None:
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=8,
+                   frameon=False)
+    return fig
+
+
+# ---------------------------------------------------------------------------------- HTML
+_CSS = """
+:root { color-scheme: light; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
+       color: #1d1d1f; background: #fff; margin: 0 auto; padding: 1.2rem 1.4rem 3rem; max-width: 1240px; }
+h1 { font-size: 1.55rem; margin: 0 0 .2rem; }
+h2 { font-size: 1.2rem; margin: 2.2rem 0 .6rem; padding-bottom: .25rem; border-bottom: 1px solid #ddd; }
+h3 { font-size: 1rem; margin: 1.4rem 0 .4rem; }
+p.meta, p.note, figcaption { color: #555; font-size: .88rem; }
+nav { font-size: .88rem; margin: .6rem 0 0; }
+nav a { margin-right: .9rem; }
+a { color: #1f5fa8; text-decoration: none; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-size: .76rem; font-variant-numeric: tabular-nums; margin: .3rem 0; }
+th, td { padding: .28rem .38rem; border-bottom: 1px solid #ececec; white-space: nowrap; }
+th { background: #f6f6f8; text-align: right; vertical-align: bottom; font-weight: 600; white-space: normal;
+     min-width: 3rem; max-width: 5.4rem; }
+th.text, td.text { text-align: left; }
+td.design { min-width: 9rem; }
+tr.group td { background: #fafafa; font-weight: 600; padding-top: .5rem; }
+td { text-align: right; }
+tbody tr:hover { background: #f3f7fc; }
+.swatch { display: inline-block; width: .7rem; height: .7rem; border-radius: 2px; margin-right: .35rem;
+          vertical-align: -.05rem; }
+figure.plot { margin: .8rem 0 1.2rem; }
+figure.plot svg { display: block; width: 100%; height: auto; }
+details { margin: .5rem 0; }
+summary { cursor: pointer; color: #1f5fa8; font-size: .88rem; }
+dl.columns { display: grid; grid-template-columns: max-content 1fr; gap: .15rem 1rem; font-size: .82rem; }
+dl.columns dt { font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
+dl.columns dd { margin: 0; color: #444; }
+.over { color: #b3261e; font-weight: 600; }
+.under { color: #1f5fa8; font-weight: 600; }
+footer { margin-top: 3rem; color: #888; font-size: .8rem; }
+"""
+
+
+def _e(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _anchor(name: str) -> str:
+    return "scenario-" + re.sub(r"[^A-Za-z0-9_-]+", "-", name)
+
+
+def _table(table: pd.DataFrame, columns: Sequence[str], colours: dict, by_scenario: bool = False) -> str:
+    """An HTML table of ``columns``, one row per run; ``by_scenario``: the scenario as a heading
+    row above its runs instead of a column (narrower)."""
+    if by_scenario:
+        columns = [c for c in columns if c != "scenario"]
+    head = "".join(
+        f'<th class="{"text" if c in ("scenario", "design") else "num"}" title="{_e(c)}: '
+        f'{_e(_DESCRIPTIONS.get(c, c))}">{_e(label(c))}</th>' for c in columns)
+    body = []
+    current = None
+    for scenario, row in zip(table["scenario"], table[list(columns)].itertuples(index=False)):
+        if by_scenario and scenario != current:
+            current = scenario
+            body.append(f'<tr class="group"><td class="text" colspan="{len(columns)}">'
+                        f'<a href="#{_anchor(scenario)}">{_e(scenario)}</a></td></tr>')
+        cells = []
+        for c, v in zip(columns, row):
+            if c == "design":
+                cells.append(f'<td class="text design"><span class="swatch" style="background:{colours[v]}">'
+                             f"</span>{_e(v)}</td>")
+            elif c == "scenario":
+                cells.append(f'<td class="text"><a href="#{_anchor(v)}">{_e(v)}</a></td>')
+            else:
+                full = f"{v:,.6f}".rstrip("0").rstrip(".") if isinstance(v, float) and not math.isnan(v) else v
+                cells.append(f'<td title="{_e(full)}">{_e(cell(c, v))}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
+            f"</tbody></table></div>")
+
+
+def _observed_table(table: pd.DataFrame, pairs: Sequence[observed.ObservedColumn], colours: dict) -> str:
+    head = ('<th class="text">scenario</th><th class="text">design</th><th class="text">figure</th>'
+            '<th>simulated</th><th>observed</th><th title="simulated / observed">sim / obs</th>')
+    body = []
+    for row in table.itertuples(index=False):
+        r = row._asdict()
+        for k, pair in enumerate(pairs):
+            sim, obs = r[pair.simulated], r[pair.name]
+            ratio = sim / obs if obs and not (math.isnan(sim) or math.isnan(obs)) else math.nan
+            tone = "" if math.isnan(ratio) else (' class="over"' if ratio > 1.5 else
+                                                 ' class="under"' if ratio < 1 / 1.5 else "")
+            lead = (f'<td class="text" rowspan="{len(pairs)}"><a href="#{_anchor(r["scenario"])}">'
+                    f'{_e(r["scenario"])}</a></td><td class="text" rowspan="{len(pairs)}">'
+                    f'<span class="swatch" style="background:{colours[r["design"]]}"></span>{_e(r["design"])}</td>'
+                    if k == 0 else "")
+            body.append(f'<tr>{lead}<td class="text" title="{_e(pair.simulated)}: '
+                        f'{_e(_DESCRIPTIONS[pair.simulated])}">{_e(label(pair.simulated))}</td>'
+                        f"<td>{_e(cell(pair.simulated, sim))}</td><td>{_e(cell(pair.name, obs))}</td>"
+                        f'<td{tone}>{"–" if math.isnan(ratio) else f"{ratio:.2f}×"}</td></tr>')
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
+            f"</tbody></table></div>")
+
+
+def _plot(name: str, svg: str, caption: str) -> str:
+    return f'<figure class="plot" data-plot="{_e(name)}">{svg}<figcaption>{_e(caption)}</figcaption></figure>'
+
+
+def _columns_reference(columns: Sequence[str]) -> str:
+    items = "".join(f"<dt>{_e(c)}</dt><dd>{_e(_DESCRIPTIONS.get(c, ''))}</dd>" for c in columns)
+    return f'<dl class="columns">{items}</dl>'
+
+
+def render(result: Result, title: str = "riskengine report", *, source: str | None = None,
+           max_points: int = MAX_POINTS, progress: Callable[[str], None] | None = None) -> str:
+    """The report of a run as one self-contained HTML page.
+
+    Parameters
+    ----------
+    result : Result
+        What :func:`riskengine.backtest.run_config` (or :func:`riskengine.run`) returned.
+    title : str
+        Page title and heading.
+    source : str, optional
+        Where the run came from (e.g. the config file), shown under the heading.
+    max_points : int
+        Most points per plotted line (:func:`downsample`).
+    progress : callable, optional
+        Called with a line per scenario drawn.
+
+    Returns
+    -------
+    str
+        The HTML document: no script, no external resource; the plots are inline SVG.
+    """
+    table = result.table
+    scenarios = list(dict.fromkeys(table["scenario"]))
+    designs = list(dict.fromkeys(table["design"]))
+    colours = design_colours(designs)
+    frames = _frames(result)
+    figures = 0
+
+    def plot(name: str, fig: Figure, caption: str) -> str:
+        nonlocal figures
+        figures += 1
+        return _plot(name, _svg(fig, f"riskengine-{figures}"), caption)
+
+    parts = [f"<header><h1>{_e(title)}</h1>"]
+    runs = f"{len(scenarios)} scenario(s) × {len(designs)} design(s)"
+    engines = ", ".join(dict.fromkeys(table["engine"])) if "engine" in table else ""
+    parts.append(f'<p class="meta">{_e(runs)}{f" · {_e(source)}" if source else ""}'
+                 f'{f" · engine {_e(engines)}" if engines else ""} · riskengine {_e(__version__)}</p>')
+    has_observed = [c for c in observed.COLUMNS if c.name in table.columns]
+    links = ['<a href="#comparison">comparison</a>', '<a href="#metrics">key metrics</a>']
+    if has_observed:
+        links.append('<a href="#observed">observed vs simulated</a>')
+    links += [f'<a href="#{_anchor(s)}">{_e(s)}</a>' for s in scenarios]
+    parts.append(f"<nav>{''.join(links)}</nav></header>")
+
+    key = [c for c in KEY_COLUMNS if c in table.columns]
+    parts.append('<section id="comparison"><h2>Comparison</h2>'
+                 '<p class="note">One row per scenario × design. Hover a header for its meaning, a cell '
+                 "for its full value; every column is in <code>results.csv</code>.</p>")
+    parts.append(_table(table, key, colours, by_scenario=True))
+    parts.append("<details><summary>All columns</summary>" + _table(table, list(table.columns), colours)
+                 + "</details><details><summary>What the columns mean</summary>"
+                 + _columns_reference(list(table.columns)) + "</details></section>")
+
+    bar_metrics = [(c, t) for c, t in BAR_METRICS if c in table.columns]
+    parts.append('<section id="metrics"><h2>Key metrics by design</h2>')
+    parts.append(plot("metrics", _bar_figure(table, scenarios, designs, colours, bar_metrics),
+                      "Per design" + (" and scenario" if len(scenarios) > 1 else "")
+                      + ": amplification above 1 means the design's liquidations pushed the simulated "
+                        "price further than the tape fell."))
+    parts.append("</section>")
+
+    if has_observed:
+        pairs = {c.simulated: c.name for c in has_observed}
+        panels = [(c.simulated, label(c.simulated)) for c in has_observed]
+        parts.append('<section id="observed"><h2>Observed vs simulated</h2>'
+                     '<p class="note">What the venue really printed beside the simulation. Observed counts '
+                     "are fills, simulated counts are engine events, so counts compare loosely and notionals "
+                     "closely (<code>riskengine/observed.py</code>). sim / obs above 1.5× is "
+                     '<span class="over">red</span>, below 0.67× <span class="under">blue</span>.</p>')
+        parts.append(plot("observed", _bar_figure(table, scenarios, designs, colours, panels, pairs),
+                          "Observed (hatched) and simulated figures per scenario."))
+        parts.append(_observed_table(table, has_observed, colours) + "</section>")
+
+    for s in scenarios:
+        if progress is not None:
+            progress(f"report: {s}")
+        run_designs = [d for d in designs if (s, d) in frames]
+        rows = table[table["scenario"] == s]
+        first = rows.iloc[0]
+        start = frames[(s, run_designs[0])]["time"].iloc[0] if run_designs else None
+        end = frames[(s, run_designs[0])]["time"].iloc[-1] if run_designs else None
+        facts = [f"{int(first['ticks']):,} ticks" if "ticks" in rows else "",
+                 f"{int(first['accounts']):,} accounts" if "accounts" in rows else "",
+                 f"{start:%Y-%m-%d %H:%M:%S} – {end:%H:%M:%S} UTC" if start is not None else "",
+                 f"tape drawdown {cell('tape_drawdown', float(first['tape_drawdown']))}"
+                 if "tape_drawdown" in rows else ""]
+        parts.append(f'<section id="{_anchor(s)}"><h2>Scenario: {_e(s)}</h2>'
+                     f'<p class="meta">{_e(" · ".join(f for f in facts if f))}</p>')
+        if not run_designs:
+            parts.append('<p class="note">No series recorded.</p></section>')
+            continue
+        parts.append(plot(f"prices:{s}", _price_figure(frames, s, run_designs, colours, max_points),
+                          "Tape price (grey), simulated price (the tape moved by the impact of the simulated "
+                          "liquidations) and mark price, per design."))
+        parts.append(plot(f"cascade:{s}", _time_panels(
+            frames, s, run_designs, colours, max_points,
+            [("cum_liquidated_notional", "cumulative liquidated notional"),
+             ("cum_adl_notional", "cumulative ADL notional"),
+             ("cum_liquidations", "cumulative liquidations (count)")]),
+            "Liquidations include ADL'd orders; ADL notional is the opposite side closed by "
+            "auto-deleveraging."))
+        parts.append(plot(f"balances:{s}", _time_panels(
+            frames, s, run_designs, colours, max_points,
+            [("fund", "insurance fund"), ("vault_equity", "backstop vault equity at mark"),
+             ("long_oi", "open long interest (base units)")]),
+            "Insurance-fund balance, backstop-vault equity and the population's open long size."))
+        parts.append("</section>")
+
+    parts.append(f"<footer>Generated by riskengine {_e(__version__)}. Self-contained: no scripts, no network "
+                 "resources.</footer>")
+    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>\n"
+            + "\n".join(parts) + "\n</body></html>\n")
