@@ -279,10 +279,11 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def execute(run: Run) -> Outcome:
-    """Run one grid point in this process (tapes from :func:`worker_cache`); an error becomes
-    the outcome's error line instead of an exception, so the sweep goes on."""
-    cache = worker_cache()
+def execute(run: Run, cache: WorkerCache | None = None) -> Outcome:
+    """Run one grid point in this process, with tapes from ``cache`` (default: this process's
+    :func:`worker_cache`); an error becomes the outcome's error line instead of an exception,
+    so the sweep goes on."""
+    cache = cache if cache is not None else worker_cache()
     before = cache.loads["tape"]
     start = time.perf_counter()
     try:
@@ -316,6 +317,25 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+@contextlib.contextmanager
+def _workers_ignore_sigint() -> Iterator[None]:
+    """Processes started inside this block ignore Ctrl-C from their first instruction: an
+    ignored signal stays ignored across fork and exec, and Python then installs no
+    KeyboardInterrupt handler. (A terminal's Ctrl-C reaches every process of the group;
+    the sweep stops its workers itself, without a traceback from each.)"""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
 def default_workers() -> int:
     """The cores this process may use."""
     try:
@@ -324,46 +344,11 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def _serial(runs: list[Run]) -> Iterator[Outcome]:
-    for run in runs:
-        yield execute(run)
-
-
 def _died(run: Run, exc: BaseException) -> Outcome:
     return Outcome(run, None, f"the worker running it failed: {_error_line(exc)}", "")
 
 
-def _processes(runs: list[Run], workers: int) -> Iterator[Outcome]:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    # spawn: fresh interpreters, as on a Dask worker (fork would copy this process's threads)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_ignore_sigint)
-    finished = False
-    try:
-        futures = {pool.submit(execute, run): run for run in runs}
-        for future in as_completed(futures):
-            try:
-                outcome = future.result()
-            except Exception as exc:  # noqa: BLE001 - a worker died (e.g. out of memory)
-                outcome = _died(futures[future], exc)
-            yield outcome
-        finished = True
-    finally:
-        if finished:
-            pool.shutdown()
-        else:  # interrupted: the running runs are abandoned, not waited for
-            processes = list((getattr(pool, "_processes", None) or {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            # ProcessPoolExecutor has no public way to stop busy workers before Python 3.14
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.join(5)
-
-
-def dask_client(scheduler: str | None, workers: int):
+def dask_client(scheduler: str | None, workers: int, timeout_s: float | None = None):
     """A ``dask.distributed`` client of the cluster at ``scheduler``, or of a new local
     cluster of ``workers`` single-threaded worker processes on 127.0.0.1; and that cluster
     (None for the user's).
@@ -371,8 +356,10 @@ def dask_client(scheduler: str | None, workers: int):
     Raises
     ------
     ValueError
-        Dask is not installed; the scheduler cannot be reached within :data:`CONNECT_TIMEOUT_S`.
+        Dask is not installed; the scheduler cannot be reached within ``timeout_s`` (default
+        :data:`CONNECT_TIMEOUT_S`).
     """
+    timeout_s = CONNECT_TIMEOUT_S if timeout_s is None else timeout_s
     try:
         import logging
 
@@ -381,12 +368,13 @@ def dask_client(scheduler: str | None, workers: int):
         raise ValueError("--executor dask needs Dask: pip install 'riskengine[dask]'") from None
     if scheduler is not None:
         try:
-            return Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False), None
+            return Client(scheduler, timeout=timeout_s, set_as_default=False), None
         except (OSError, TimeoutError, ValueError) as exc:
-            raise ValueError(f"--scheduler {scheduler}: cannot reach the Dask scheduler within "
-                             f"{CONNECT_TIMEOUT_S:g} s ({' '.join(str(exc).split())})") from None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, silence_logs=logging.ERROR)
+            raise ValueError(f"--scheduler {scheduler}: cannot reach the Dask scheduler "
+                             f"({' '.join(str(exc).split())})") from None
+    with _workers_ignore_sigint():
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None, silence_logs=logging.ERROR)
     try:
         return Client(cluster, set_as_default=False), cluster
     except BaseException:
@@ -394,44 +382,115 @@ def dask_client(scheduler: str | None, workers: int):
         raise
 
 
-def _dask(runs: list[Run], workers: int, scheduler: str | None) -> Iterator[Outcome]:
-    from dask.distributed import as_completed
+class Executor:
+    """Where runs go: ``serial`` (this process), ``processes`` (a pool of ``workers`` fresh
+    local processes) or ``dask`` (the cluster at ``scheduler``, or a local cluster of
+    ``workers`` processes on 127.0.0.1). A Dask scheduler is connected to when the executor
+    is made, so that an unreachable one is reported before anything is written.
 
-    client, cluster = dask_client(scheduler, workers)
-    futures = {}
-    try:
-        for run in runs:
-            futures[client.submit(execute, run, key=f"riskengine-run-{run.hash}-{uuid.uuid4().hex[:8]}",
-                                  pure=False)] = run
-        for future in as_completed(list(futures), loop=client.loop):
-            try:
-                outcome = future.result()
-            except Exception as exc:  # noqa: BLE001 - a worker died, or the cluster went away
-                outcome = _died(futures[future], exc)
-            yield outcome
-    finally:
-        with contextlib.suppress(Exception):
-            client.cancel(list(futures), force=True)
-        with contextlib.suppress(Exception):
-            client.close()
-        if cluster is not None:
+    Use as a context manager; :meth:`map` yields each run's outcome as it finishes.
+    """
+
+    def __init__(self, kind: str = "serial", workers: int | None = None, scheduler: str | None = None,
+                 connect_timeout_s: float | None = None) -> None:
+        if kind not in EXECUTORS:
+            raise ValueError(f"--executor: expected one of {', '.join(EXECUTORS)} (got {kind!r})")
+        if scheduler is not None and kind != "dask":
+            raise ValueError("--scheduler: only with --executor dask")
+        if workers is not None and workers < 1:
+            raise ValueError(f"--workers: expected a number >= 1 (got {workers})")
+        self.kind, self.scheduler = kind, scheduler
+        self.workers = 1 if kind == "serial" else workers or default_workers()
+        self._client = self._cluster = None
+        if kind == "dask":
+            self._client, self._cluster = dask_client(scheduler, self.workers, connect_timeout_s)
+
+    def describe(self) -> str:
+        if self.kind == "serial":
+            return "serial executor"
+        if self.scheduler is not None:
+            return f"dask executor, scheduler {self.scheduler}"
+        return f"{self.kind} executor, {self.workers} workers"
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Disconnect from the Dask cluster (and stop a local one)."""
+        if self._client is not None:
             with contextlib.suppress(Exception):
-                cluster.close()
+                self._client.close()
+        if self._cluster is not None:
+            with contextlib.suppress(Exception):
+                self._cluster.close()
+        self._client = self._cluster = None
 
+    def map(self, runs: list[Run]) -> Iterator[Outcome]:
+        """Run ``runs``, yielding each outcome as it finishes (in finishing order). Closing
+        the iterator early stops the work: queued runs are cancelled, busy workers stopped."""
+        if not runs:
+            return iter(())
+        if self.kind == "serial":  # a cache of this sweep's own, freed with it
+            cache = WorkerCache()
+            return (execute(run, cache) for run in runs)
+        if self.kind == "processes":
+            return self._processes(runs)
+        return self._dask(runs)
 
-def outcomes(runs: list[Run], executor: str = "serial", workers: int | None = None,
-             scheduler: str | None = None) -> Iterator[Outcome]:
-    """Run ``runs`` on ``executor``, yielding each outcome as it finishes (in finishing
-    order). Closing the iterator early stops the executor: queued runs are cancelled and
-    busy workers stopped."""
-    workers = workers or default_workers()
-    if executor == "serial":
-        return _serial(runs)
-    if executor == "processes":
-        return _processes(runs, workers)
-    if executor == "dask":
-        return _dask(runs, workers, scheduler)
-    raise ValueError(f"--executor: expected one of {', '.join(EXECUTORS)} (got {executor!r})")
+    def _processes(self, runs: list[Run]) -> Iterator[Outcome]:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # spawn: fresh interpreters, as on a Dask worker (fork would copy this process's threads)
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_ignore_sigint)
+        finished = False
+        try:
+            with _workers_ignore_sigint():  # the pool starts its processes on submit
+                futures = {pool.submit(execute, run): run for run in runs}
+            for future in as_completed(futures):
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # noqa: BLE001 - a worker died (e.g. out of memory)
+                    outcome = _died(futures[future], exc)
+                yield outcome
+            finished = True
+        finally:
+            if finished:
+                pool.shutdown()
+            else:  # interrupted: the running runs are abandoned, not waited for
+                processes = list((getattr(pool, "_processes", None) or {}).values())
+                pool.shutdown(wait=False, cancel_futures=True)
+                # ProcessPoolExecutor has no public way to stop busy workers before Python 3.14
+                for process in processes:
+                    process.terminate()
+                for process in processes:
+                    process.join(5)
+
+    def _dask(self, runs: list[Run]) -> Iterator[Outcome]:
+        from dask.distributed import as_completed
+
+        client = self._client
+        futures = {}
+        finished = False
+        try:
+            for run in runs:
+                key = f"riskengine-run-{run.hash}-{uuid.uuid4().hex[:8]}"
+                futures[client.submit(execute, run, key=key, pure=False)] = run
+            for future in as_completed(list(futures), loop=client.loop):
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # noqa: BLE001 - a worker died, or the cluster went away
+                    outcome = _died(futures[future], exc)
+                yield outcome
+            finished = True
+        finally:
+            if not finished:  # interrupted: nothing more runs for this sweep on the cluster
+                with contextlib.suppress(Exception):
+                    client.cancel(list(futures), force=True)
 
 
 # ---------------------------------------------------------------------------- output
@@ -555,17 +614,14 @@ class Interrupted(Exception):
         self.finished, self.total, self.out = finished, total, out
 
 
-def prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
+def check_out(out: Path, resume: bool, overwrite: bool) -> None:
     """Refuse an existing output folder unless ``resume`` (continue it) or ``overwrite``
-    (start afresh: it is removed)."""
+    (start afresh)."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: not a folder")
-    if out.exists() and not resume:
-        if not overwrite:
-            raise ValueError(f"{out}: output folder exists (continue that sweep with --resume, start afresh with "
-                             f"--overwrite, or choose another with --out)")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not resume and not overwrite:
+        raise ValueError(f"{out}: output folder exists (continue that sweep with --resume, start afresh with "
+                         f"--overwrite, or choose another with --out)")
 
 
 def run_sweep(loaded: LoadedConfig, out: str | os.PathLike, executor: str = "serial", workers: int | None = None,
@@ -601,46 +657,33 @@ def run_sweep(loaded: LoadedConfig, out: str | os.PathLike, executor: str = "ser
     Interrupted
         Ctrl-C: the executor is stopped; every finished run's partition is complete.
     """
-    if executor not in EXECUTORS:
-        raise ValueError(f"--executor: expected one of {', '.join(EXECUTORS)} (got {executor!r})")
-    if scheduler is not None and executor != "dask":
-        raise ValueError("--scheduler: only with --executor dask")
-    if workers is not None and workers < 1:
-        raise ValueError(f"--workers: expected a number >= 1 (got {workers})")
-    if executor == "dask":
-        try:
-            import dask.distributed  # noqa: F401
-        except ImportError:
-            raise ValueError("--executor dask needs Dask: pip install 'riskengine[dask]'") from None
     runs = expand(loaded)
     spec = loaded.config.sweep
     out = Path(out)
-    prepare_out(out, resume, overwrite)
-    _write_parquet(pd.DataFrame([{"run": r.hash, **r.cells} for r in runs]), out / "plan.parquet")
-    todo = [r for r in runs if not partition(out, r).exists()]
-    skipped = len(runs) - len(todo)
-    n_workers = 1 if executor == "serial" else workers or default_workers()
-    where = f"{executor} executor" + ("" if executor == "serial" else
-                                      f", scheduler {scheduler}" if scheduler else f", {n_workers} workers")
-    progress(f"sweep {loaded.name}: {len(runs)} runs over {', '.join(spec.grid)}; "
-             + (f"{skipped} finished earlier, {len(todo)} to run; " if resume else "")
-             + f"{where}; writing to {out}")
-    start = time.perf_counter()
-    done, failed, session = skipped, 0, []
-    stream = outcomes(todo, executor, workers, scheduler)
-    try:
-        with contextlib.closing(stream):
-            for outcome in stream:
-                record(out, outcome)
-                session.append(outcome)
-                done += 1
-                failed += outcome.error is not None
-                state = "ok" if outcome.error is None else f"FAILED: {outcome.error}"
-                progress(f"[{done}/{len(runs)}] {failed} failed, {time.perf_counter() - start:.1f} s: "
-                         f"run {outcome.run.hash} ({outcome.run.describe()}) {state}")
-    except KeyboardInterrupt:
-        finished = sum(partition(out, r).exists() for r in runs)
-        raise Interrupted(finished, len(runs), out) from None
+    check_out(out, resume, overwrite)
+    with Executor(executor, workers, scheduler) as pool:  # an unreachable scheduler stops us here
+        if out.exists() and not resume:  # overwrite
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        todo = [r for r in runs if not partition(out, r).exists()]
+        progress(f"sweep {loaded.name}: {len(runs)} runs over {', '.join(spec.grid)}; "
+                 + (f"{len(runs) - len(todo)} finished earlier, {len(todo)} to run; " if resume else "")
+                 + f"{pool.describe()}; writing to {out}")
+        start = time.perf_counter()
+        done, failed, session = len(runs) - len(todo), 0, []
+        try:
+            _write_parquet(pd.DataFrame([{"run": r.hash, **r.cells} for r in runs]), out / "plan.parquet")
+            with contextlib.closing(pool.map(todo)) as stream:
+                for outcome in stream:
+                    record(out, outcome)
+                    session.append(outcome)
+                    done += 1
+                    failed += outcome.error is not None
+                    state = "ok" if outcome.error is None else f"FAILED: {outcome.error}"
+                    progress(f"[{done}/{len(runs)}] {failed} failed, {time.perf_counter() - start:.1f} s: "
+                             f"run {outcome.run.hash} ({outcome.run.describe()}) {state}")
+        except KeyboardInterrupt:
+            raise Interrupted(sum(partition(out, r).exists() for r in runs), len(runs), out) from None
     results, failures = collect(out, runs)
     ranking = rank(results, spec)
     _write_parquet(results, out / "results.parquet")
@@ -654,4 +697,4 @@ def run_sweep(loaded: LoadedConfig, out: str | os.PathLike, executor: str = "ser
     progress(f"sweep {loaded.name}: {len(runs) - len(failures)} of {len(runs)} runs finished, {len(failures)} "
              f"failed; {len(session)} ran now in {time.perf_counter() - start:.1f} s ({loads} tape load(s) in "
              f"{processes} worker process(es))")
-    return SweepResult(out, results, failures, ranking, runs, session, skipped)
+    return SweepResult(out, results, failures, ranking, runs, session, len(runs) - len(todo))
