@@ -447,10 +447,11 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def write_outputs(result: Result, out_dir: str | os.PathLike, overwrite: bool = False,
-                  title: str | None = None, source: str | None = None) -> Path:
+                  title: str | None = None, source: str | None = None, progress: Progress = _quiet) -> Path:
     """Write the result files into a fresh folder, atomically: everything goes to a hidden
     sibling folder first, which is renamed into place only when every file is complete.
-    ``title`` and ``source`` head ``report.html`` (:func:`riskengine.report.render`).
+    ``title`` and ``source`` head ``report.html`` (:func:`riskengine.report.render`, which
+    reports each scenario it draws to ``progress``).
 
     Raises
     ------
@@ -472,7 +473,7 @@ def write_outputs(result: Result, out_dir: str | os.PathLike, overwrite: bool = 
         pq.write_table(result.series, tmp / "series.parquet", compression="zstd")
         from riskengine import report  # matplotlib loads only when a report is written
 
-        page = report.render(result, title=title or "riskengine report", source=source)
+        page = report.render(result, title=title or "riskengine report", source=source, progress=progress)
         (tmp / "report.html").write_text(page, encoding="utf-8")
         if out.exists():
             old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"

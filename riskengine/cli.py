@@ -194,7 +194,8 @@ def _run(args: argparse.Namespace) -> int:
         if out is not None:
             written = backtest.write_outputs(result, out, overwrite=args.overwrite,
                                              title=f"riskengine report: {loaded.name}",
-                                             source=str(loaded.path) if args.configs else "embedded default config")
+                                             source=str(loaded.path) if args.configs else "embedded default config",
+                                             progress=lambda line: print(line, file=err, flush=True))
             print(f"wrote {', '.join(backtest.OUTPUT_FILES)} to {written}", file=err)
         print(f"{loaded.name}: done in {time.perf_counter() - start:.1f} s", file=err)
     return 0

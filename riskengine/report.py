@@ -47,12 +47,12 @@ BAR_METRICS = (
     ("bad_debt", "bad debt"),
     ("fund_paid_out", "insurance fund paid out"),
     ("vault_pnl", "backstop vault PnL"),
-    ("amplification", "amplification (sim / tape drawdown)"),
+    ("amplification", "amplification"),
 )
 #: columns shown as percentages
 PERCENT_COLUMNS = ("tape_drawdown", "sim_drawdown", "liquidation_volume_share", "adl_max_haircut_share")
 #: most points drawn per line; longer series are downsampled to bucket minima and maxima
-MAX_POINTS = 1_000
+MAX_POINTS = 600
 
 _DESCRIPTIONS = {c.name: c.description for c in metrics.COLUMNS} | {
     c.name: f"observed: {c.description}" for c in observed.COLUMNS}
@@ -150,6 +150,9 @@ def _frames(result: Result) -> dict[tuple[str, str], pd.DataFrame]:
 
 
 # ------------------------------------------------------------------------------- figures
+_DECIMALS = re.compile(r"(\.\d\d)\d+")
+
+
 def _svg(fig: Figure, salt: str) -> str:
     """The figure as inline SVG: text kept as text (small), clip-path ids salted per figure
     (several SVGs share one page), no date (same result, same bytes), no XML prologue."""
@@ -161,7 +164,8 @@ def _svg(fig: Figure, salt: str) -> str:
     # inline SVG in HTML needs no namespaces; the metadata block and comment only name matplotlib
     text = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text, count=3)
     text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, count=1, flags=re.S)
-    return text
+    # path coordinates to 0.01 pt (matplotlib writes 6 decimals): a third of the bytes
+    return re.sub(r' d="[^"]*"', lambda m: _DECIMALS.sub(r"\1", m.group(0)), text)
 
 
 def _figure(rows: int, cols: int, height_per_row: float, sharex: bool = False) -> tuple[Figure, np.ndarray]:
@@ -200,14 +204,16 @@ def _all_zero(frames: Sequence[pd.DataFrame], column: str) -> bool:
 def _price_figure(frames: dict, scenario: str, designs: Sequence[str], colours: dict, max_points: int) -> Figure:
     cols = 1 if len(designs) == 1 else 2
     rows = -(-len(designs) // cols)
-    fig, axes = _figure(rows, cols, 3.0 if cols == 2 else 3.6, sharex=True)
+    fig, axes = _figure(rows, cols, 3.0 if cols == 2 else 3.4, sharex=True)
     for ax in axes[len(designs):]:
         ax.set_visible(False)
+    for ax in axes[len(designs) - cols:len(designs)]:  # the lowest panel of each column keeps its times
+        ax.tick_params(labelbottom=True)
     for ax, design in zip(axes, designs):
         frame = frames[(scenario, design)]
         _line(ax, frame, "tape_price", max_points, color=_TAPE_COLOUR, linewidth=1.6, label="tape")
+        _line(ax, frame, "mark", max_points, color="#222222", linewidth=0.8, linestyle=(0, (3, 2)), label="mark")
         _line(ax, frame, "sim_price", max_points, color=colours[design], linewidth=1.0, label="simulated")
-        _line(ax, frame, "mark", max_points, color="#111111", linewidth=0.8, linestyle=(0, (3, 2)), label="mark")
         _style(ax, design, time_axis=True)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.6g}"))
         ax.legend(fontsize=8, loc="best", frameon=False)
@@ -235,44 +241,55 @@ def _time_panels(frames: dict, scenario: str, designs: Sequence[str], colours: d
 def _bars(ax, table: pd.DataFrame, column: str, colours: dict, scenarios: Sequence[str],
           designs: Sequence[str], observed_column: str | None = None) -> None:
     """Horizontal bars: one group per scenario (one bar per design, and the observed figure
-    first when given), the value written at each bar's end."""
+    first when given), the value written at each bar's end; a panel where every value is 0
+    says so once instead."""
     per_group = len(designs) + (observed_column is not None)
     height = 0.8 / per_group
     labels, ticks = [], []
-    values_seen = []
+    bars: list[tuple[float, str, float, str, str | None]] = []  # y, name, value, colour, hatch
     for g, scenario in enumerate(scenarios):
         rows = table[table["scenario"] == scenario].set_index("design")
-        bars: list[tuple[str, float, str, str | None]] = []
+        group: list[tuple[str, float, str, str | None]] = []
         if observed_column is not None:
-            bars.append(("observed", float(rows[observed_column].iloc[0]), OBSERVED_COLOUR, "//"))
-        bars += [(d, float(rows.loc[d, column]), colours[d], None) for d in designs if d in rows.index]
-        for b, (name, value, colour, hatch) in enumerate(bars):
+            group.append(("observed", float(rows[observed_column].iloc[0]), OBSERVED_COLOUR, "//"))
+        group += [(d, float(rows.loc[d, column]), colours[d], None) for d in designs if d in rows.index]
+        for b, (name, value, colour, hatch) in enumerate(group):
             y = g + (b - (per_group - 1) / 2) * height
-            shown = 0.0 if math.isnan(value) else value
-            values_seen.append(shown)
-            ax.barh(y, shown, height=height * 0.9, color=colour, hatch=hatch, edgecolor="white" if hatch else None,
-                    linewidth=0)
-            ax.annotate(compact(value) if not math.isnan(value) else "n/a", (shown, y),
-                        xytext=(-3 if shown < 0 else 3, 0), textcoords="offset points", va="center",
-                        ha="right" if shown < 0 else "left", fontsize=7)
+            bars.append((y, name, value, colour, hatch))
             if len(scenarios) == 1:
                 labels.append(name)
                 ticks.append(y)
         if len(scenarios) > 1:
             labels.append(scenario)
             ticks.append(g)
+    shown = [0.0 if math.isnan(v) or abs(v) < 1e-6 else v for _, _, v, _, _ in bars]
+    all_zero = not any(shown)
+    for (y, _, value, colour, hatch), x in zip(bars, shown):
+        ax.barh(y, x, height=height * 0.9, color=colour, hatch=hatch, edgecolor="white" if hatch else None,
+                linewidth=0)
+        if not all_zero:
+            ax.annotate(compact(value) if not math.isnan(value) else "n/a", (x, y),
+                        xytext=(-3 if x < 0 else 3, 0), textcoords="offset points", va="center",
+                        ha="right" if x < 0 else "left", fontsize=7)
     ax.set_yticks(ticks, labels, fontsize=8)
     ax.invert_yaxis()
+    if all_zero:
+        ax.set_xlim(-1, 1)
+        ax.set_xticks([0])
+        ax.text(0.5, 0.5, "0 in every run" if not any(math.isnan(v) for _, _, v, _, _ in bars) else "0 or n/a",
+                transform=ax.transAxes, ha="center", va="center", color="#666666", fontsize=9,
+                bbox={"facecolor": "white", "edgecolor": "none"})
+        return
     # room for the value labels on both sides of zero
-    low, high = min(values_seen + [0.0]), max(values_seen + [0.0])
-    span = (high - low) or 1.0
-    ax.set_xlim(low - 0.35 * span if low < 0 else 0, high + 0.3 * span if high > 0 or low == 0 else 0.05 * span)
+    low, high = min(shown + [0.0]), max(shown + [0.0])
+    span = high - low
+    ax.set_xlim(low - 0.35 * span if low < 0 else 0, high + 0.3 * span if high > 0 else 0.05 * span)
     ax.axvline(0, color="#888888", linewidth=0.6)
 
 
 def _bar_figure(table: pd.DataFrame, scenarios: Sequence[str], designs: Sequence[str], colours: dict,
                 metrics_: Sequence[tuple[str, str]], observed_pairs: dict | None = None) -> Figure:
-    cols = 3 if len(metrics_) > 4 else 2
+    cols = 3 if len(metrics_) > 4 and len(scenarios) == 1 else 2  # scenario names need the width
     rows = -(-len(metrics_) // cols)
     group = len(designs) + (observed_pairs is not None)
     height = max(2.4, 0.55 + 0.17 * group * len(scenarios) + 0.15 * len(scenarios))
@@ -417,7 +434,7 @@ def render(result: Result, title: str = "riskengine report", *, source: str | No
     max_points : int
         Most points per plotted line (:func:`downsample`).
     progress : callable, optional
-        Called with a line per scenario drawn.
+        Called with a line per scenario before it is drawn.
 
     Returns
     -------
@@ -461,7 +478,7 @@ def render(result: Result, title: str = "riskengine report", *, source: str | No
     parts.append('<section id="metrics"><h2>Key metrics by design</h2>')
     parts.append(plot("metrics", _bar_figure(table, scenarios, designs, colours, bar_metrics),
                       "Per design" + (" and scenario" if len(scenarios) > 1 else "")
-                      + ": amplification above 1 means the design's liquidations pushed the simulated "
+                      + ": amplification is the simulated drawdown over the tape's; above 1 means the design's liquidations pushed the simulated "
                         "price further than the tape fell."))
     parts.append("</section>")
 
@@ -477,9 +494,9 @@ def render(result: Result, title: str = "riskengine report", *, source: str | No
                           "Observed (hatched) and simulated figures per scenario."))
         parts.append(_observed_table(table, has_observed, colours) + "</section>")
 
-    for s in scenarios:
+    for i, s in enumerate(scenarios):
         if progress is not None:
-            progress(f"report: {s}")
+            progress(f"report.html: [{i + 1}/{len(scenarios)}] {s}")
         run_designs = [d for d in designs if (s, d) in frames]
         rows = table[table["scenario"] == s]
         first = rows.iloc[0]
@@ -497,7 +514,8 @@ def render(result: Result, title: str = "riskengine report", *, source: str | No
             continue
         parts.append(plot(f"prices:{s}", _price_figure(frames, s, run_designs, colours, max_points),
                           "Tape price (grey), simulated price (the tape moved by the impact of the simulated "
-                          "liquidations) and mark price, per design."))
+                          "liquidations; drawn on top) and mark price (dashed; hidden where it equals the "
+                          "simulated price), per design."))
         parts.append(plot(f"cascade:{s}", _time_panels(
             frames, s, run_designs, colours, max_points,
             [("cum_liquidated_notional", "cumulative liquidated notional"),

@@ -78,8 +78,9 @@ def _expected_plots(table) -> list[str]:
     return names
 
 
-def _check_page(browser: Browser, path: Path, result) -> dict:
-    """Load ``path`` and check what a reader sees; returns the plots' geometry by name."""
+def _check_page(browser: Browser, path: Path, result, extra_js: str = "null") -> tuple[dict, object]:
+    """Load ``path`` and check what a reader sees; returns the plots' geometry by name and the
+    value of ``extra_js`` in the page."""
     text = path.read_text(encoding="utf-8")
     assert REMOTE.search(text) is None, f"remote resource: {REMOTE.search(text).group(0)!r}"
     assert "<script" not in text.lower() and "<link" not in text.lower()
@@ -114,7 +115,7 @@ def _check_page(browser: Browser, path: Path, result) -> dict:
         assert len(rows) == len(result.table)  # one row per scenario x design
         for shown, (_, expected) in zip(rows, result.table.iterrows()):
             assert shown == [expected[c] if c == "design" else report.cell(c, expected[c]) for c in headers]
-        return {p["name"]: p for p in plots}
+        return {p["name"]: p for p in plots}, page.evaluate(extra_js)
     finally:
         page.close()
 
@@ -168,7 +169,7 @@ def test_default_report_in_chromium(browser, tmp_path):
     path = out / "report.html"
     assert sorted(p.name for p in out.iterdir()) == sorted(backtest.OUTPUT_FILES)
     assert path.stat().st_size < 5_000_000
-    plots = _check_page(browser, path, result)
+    plots, _ = _check_page(browser, path, result)
     assert len(plots) == 1 + len(PER_SCENARIO)
 
 
@@ -176,14 +177,10 @@ def test_replay_report_shows_observed_beside_simulated(browser, shared_data, tmp
     result = backtest.run_config(config.load(HYPERLIQUID))
     path = tmp_path / "report.html"
     path.write_text(report.render(result, title="hyperliquid", source=str(HYPERLIQUID)), encoding="utf-8")
-    plots = _check_page(browser, path, result)
+    plots, rows = _check_page(browser, path, result,
+                              "[...document.querySelectorAll('#observed table tbody tr')]"
+                              ".map(tr => [...tr.cells].slice(-4).map(td => td.textContent.trim()))")
     assert "observed" in plots and len(plots) == 2 + 3 * len(PER_SCENARIO)
-    page = browser.load(path)
-    try:
-        rows = page.evaluate("[...document.querySelectorAll('#observed table tbody tr')]"
-                             ".map(tr => [...tr.cells].slice(-4).map(td => td.textContent.trim()))")
-    finally:
-        page.close()
     pairs = [c for c in observed.COLUMNS if c.name in result.table.columns]
     expected = [[report.label(c.simulated), report.cell(c.simulated, row[c.simulated]),
                  report.cell(c.name, row[c.name])] for _, row in result.table.iterrows() for c in pairs]
