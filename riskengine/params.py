@@ -157,6 +157,7 @@ class EngineParams:
     liq_limit_bankruptcy: bool = False
     liq_surplus_to_fund: bool = False
     liq_price_band: float = math.inf
+    liq_max_order_notional: float = math.inf
     partial_mode: int = PartialMode.FRACTION
     partial_fraction: float = 1.0
     partial_threshold: float = math.inf
@@ -216,6 +217,8 @@ class EngineParams:
         _need("mark_ema2_tau_ns", self.mark_ema2_tau_ns, self.mark_ema2_tau_ns > 0, "a positive time constant")
         _need("liq_fee_rate", self.liq_fee_rate, 0.0 <= self.liq_fee_rate < 1.0, "a rate in [0, 1)")
         _need("liq_price_band", self.liq_price_band, self.liq_price_band > 0, "a band > 0 (inf = none)")
+        _need("liq_max_order_notional", self.liq_max_order_notional, self.liq_max_order_notional > 0,
+              "a notional > 0 (inf = none)")
         _need("partial_mode", self.partial_mode, self.partial_mode in set(PartialMode), "one of " + ", ".join(m.name for m in PartialMode))
         _need("takeover", self.takeover, self.takeover in set(Takeover), "one of " + ", ".join(m.name for m in Takeover))
         _need("fund_capacity", self.fund_capacity, self.fund_capacity >= 0, "a multiple of the fund >= 0 (inf = unlimited)")

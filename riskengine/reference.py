@@ -47,7 +47,9 @@ Liquidating an account (the loss waterfall), first rule that applies:
 * otherwise a market order: the whole position, or a partial order — a fraction above a
   notional threshold outside the cooldown while the account is solvent (and leaving at least
   the dust notional), or just enough to step the notional down into a lower margin tier where
-  the account is healthy — walking the depth curve from ``S`` (:class:`Book`: sells walk the
+  the account is healthy — capped at ``liq_max_order_notional`` at mark (the venue's largest
+  market order; a capped order is partial: the rest waits for the next tick, without the
+  partial-liquidation cooldown) — walking the depth curve from ``S`` (:class:`Book`: sells walk the
   bids, buys the asks, thinned by recent flow under stress; a wall at ``tape x (1 +/- max_move)``;
   ``feedback`` of the move persists in ``m``).
 
@@ -924,10 +926,15 @@ class _Reference:
             self.adl_close(a, q, True)
         else:
             size, full = self.order_size(a, q, equity, notional)
+            partial = not full
+            if abs(size) * self.mark > p.liq_max_order_notional:
+                size = _sign(size) * p.liq_max_order_notional / self.mark
+                full = False
             kind = EventKind.LIQUIDATION if full else EventKind.PARTIAL_LIQUIDATION
             self.market_liquidation(a, size, kind, full)
-            if not full:
+            if partial:
                 self.cooldown_until[a] = self.t + p.partial_cooldown_ns
+            if not full:
                 self.partial_tick[a] = self.i
         self.status[a] = Status.ACTIVE if float(self.pos[a]) != 0.0 else Status.CLOSED
 

@@ -104,6 +104,7 @@ class Liquidation(Component):
     surplus_to_fund: bool = Field(False, description="a closed-out account's remaining margin goes to the fund (BitMEX, Bybit)")
     limit: Literal["none", "bankruptcy"] = Field("none", description="IOC limited at the bankruptcy price (Binance) or a plain market order")
     price_band: Fraction | None = Field(None, description="fills no further than this share from the mark (Binance marketTakeBound, dYdX spread)")
+    max_order: Annotated[float, Field(gt=0)] | None = Field(None, description="largest liquidation order notional at mark (Hyperliquid's maximum market order value); the rest waits for the next tick (None = no cap)")
     partial: Literal["none", "fraction", "tier-step"] = "none"
     partial_fraction: Fraction = Field(1.0, description="share of the position per partial order (partial = fraction)")
     partial_threshold: Money = Field(0.0, description="partial orders only above this notional (partial = fraction)")
@@ -218,6 +219,7 @@ class VenueDesign(Component):
                 liq_limit_bankruptcy=liq.limit == "bankruptcy",
                 liq_surplus_to_fund=liq.surplus_to_fund,
                 liq_price_band=math.inf if liq.price_band is None else liq.price_band,
+                liq_max_order_notional=math.inf if liq.max_order is None else liq.max_order,
                 partial_mode=PartialMode.TIER_STEP if partial == "tier-step" else PartialMode.FRACTION,
                 partial_fraction=liq.partial_fraction if partial == "fraction" else 1.0,
                 partial_threshold=liq.partial_threshold,

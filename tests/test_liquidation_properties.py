@@ -37,8 +37,10 @@ def test_partial_liquidation_never_increases_risk(case, mode):
             # any price) without closing or flipping it
             assert np.sign(after) == np.sign(before) and 0 < abs(after) < abs(before), (j, before, after)
         else:
-            # no order ever flips a position or grows it
-            assert abs(after) <= abs(before) * (1 + 1e-12) and after * before >= 0, (j, before, after)
+            # no order ever flips a position or grows it ("after" is rebuilt here by subtracting
+            # event sizes, so a closed position can come out a rounding error past zero)
+            assert abs(after) <= abs(before) * (1 + 1e-12) and after * before >= -1e-12 * before * before, (
+                j, before, after)
         pos[a] = after
     # the event log accounts for every change of position
     np.testing.assert_allclose(pos, raw.size, rtol=1e-9, atol=1e-9)

@@ -324,6 +324,43 @@ def test_hyperliquid_vault_takes_what_the_book_cannot_close_without_a_deficit():
     check_invariants(raw, sc, no_backstop)
 
 
+def test_hyperliquid_max_market_order_by_max_leverage():
+    """[DOC S32]: $30M at max leverage >= 25, $5M in [20, 25), $2M in [10, 20), else $500k."""
+    assert [preset("hyperliquid", symbol=s).liquidation.max_order for s in ("BTC", "ETH", "SOL")] == [
+        30e6, 30e6, 5e6]
+    assert [preset("hyperliquid", max_leverage=x).liquidation.max_order for x in (25, 24, 10, 9)] == [
+        30e6, 5e6, 2e6, 500e3]
+
+
+def test_a_capped_liquidation_order_closes_the_rest_on_later_ticks():
+    """A liquidation order larger than ``max_order`` is cut to it (a partial order); the rest
+    waits for the next tick, so a 280,500 position under a 100,000 cap takes three ticks."""
+    design = preset("binance-usdm").with_overrides(
+        {"liquidation": {"max_order": 100_000.0, "fee": 0.0}, "mark": {"method": "last"}})
+    params = design.engine_params(INFINITE, 1.0)
+    sc = scenario([100_000.0, 93_500.0, 93_500.0, 93_000.0, 93_000.0], [(20_000.0, 3.0, 100_000.0)])
+    raw = run_both(sc, params)
+    # t=1, M=93500: E = 20000 - 3 x 6500 = 500, below MM (0.4%) on 280,500 = 1122. Orders of
+    # 100000 / 93500 = 1.06952 fill at the mark (an infinite book), realizing -6500 per unit;
+    # equity stays 500, so at t=2 the account still crosses (MM on 180,500 = 722) and is cut
+    # again. The rest, 0.86096 (80,500 < the cap), no longer crosses at 93500 (MM 322), but at
+    # t=3 the tape falls to 93000: E = 20000 - 2 x 6951.87 - 0.86096 x 7000 = 69.5 < MM 320,
+    # and one whole order closes it.
+    cut = 100_000.0 / 93_500.0
+    rest = 3.0 - 2 * cut
+    left = 20_000.0 - 2 * 6_500.0 * cut - 7_000.0 * rest
+    assert_log(raw, [
+        ev(1, PARTIAL, 0, BOOK_ID, cut, 93_500.0, 0.0, -6_500.0 * cut, 500.0),
+        ev(2, PARTIAL, 0, BOOK_ID, cut, 93_500.0, 0.0, -6_500.0 * cut, 500.0),
+        ev(3, LIQ, 0, BOOK_ID, rest, 93_000.0, 0.0, -7_000.0 * rest, left),
+    ], skip={(j, "fund_after") for j in range(3)})
+    assert raw.size.tolist() == [0.0]
+    check_invariants(raw, sc, params)
+    # without the cap one order closes it all at t=1
+    whole = design.with_overrides({"liquidation": {"max_order": None}}).engine_params(INFINITE, 1.0)
+    assert [e["tick"] for e in events(run_both(sc, whole))] == [1]
+
+
 # ----------------------------------------------------------------------------------- bybit
 def test_bybit_tier_step_surplus_takeover_and_adl():
     """Bybit: a tier-step partial down to the lower risk limit, the full close with the surplus

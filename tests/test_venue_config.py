@@ -494,9 +494,12 @@ class TestPresets:
         assert "max leverage 10" in design.margin.source and "max leverage 10" in design.notes
         p = design.engine_params()
         assert p.maintenance_margin(1e6) == pytest.approx(50_000.0)
-        # everything else is the hyperliquid rulebook
+        # everything else is the hyperliquid rulebook, but the largest market order, which
+        # follows the max leverage ($2M in [10, 20) [DOC S32])
+        assert design.liquidation.max_order == 2e6
         btc = venues.preset("hyperliquid")
-        assert design.model_dump(exclude={"margin", "notes"}) == btc.model_dump(exclude={"margin", "notes"})
+        assert btc.with_overrides({"liquidation": {"max_order": 2e6}}).model_dump(exclude={"margin", "notes"}) == \
+            design.model_dump(exclude={"margin", "notes"})
 
     @pytest.mark.parametrize("value", [0.5, 0, -3])
     def test_hyperliquid_max_leverage_below_1(self, value):

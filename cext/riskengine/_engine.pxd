@@ -12,6 +12,7 @@ cdef struct Params:
     bint liq_limit_bankruptcy
     bint liq_surplus_to_fund
     float64_t liq_price_band
+    float64_t liq_max_order_notional
     int partial_mode
     float64_t partial_fraction
     float64_t partial_threshold

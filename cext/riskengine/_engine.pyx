@@ -545,7 +545,7 @@ cdef int _liquidate(Engine* e, Py_ssize_t a) except -1 nogil:
     cdef float64_t notional = fabs(q) * e.mark.mark
     cdef float64_t mm = maintenance_margin(&e.tiers, notional)
     cdef float64_t size
-    cdef bint full
+    cdef bint full, partial
     cdef int kind
     if equity < 0.0 and e.p.adl_on_negative_equity and _closes(e):
         _adl_close(e, a, q, True)
@@ -555,10 +555,16 @@ cdef int _liquidate(Engine* e, Py_ssize_t a) except -1 nogil:
         _adl_close(e, a, q, True)
     else:
         size = _order_size(e, a, q, equity, notional, &full)
+        partial = not full
+        if fabs(size) * e.mark.mark > e.p.liq_max_order_notional:
+            # the venue's largest market order; the rest waits for the next tick
+            size = _sign(size) * e.p.liq_max_order_notional / e.mark.mark
+            full = False
         kind = EV_LIQUIDATION if full else EV_PARTIAL_LIQUIDATION
         _market_liquidation(e, a, size, kind, full)
-        if not full:
+        if partial:
             e.cooldown_until[a] = e.t + e.p.partial_cooldown_ns
+        if not full:
             e.partial_tick[a] = e.i
     if e.pos[a] != 0.0:
         e.status[a] = ST_ACTIVE
@@ -903,6 +909,7 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     e.p.liq_limit_bankruptcy = params.liq_limit_bankruptcy
     e.p.liq_surplus_to_fund = params.liq_surplus_to_fund
     e.p.liq_price_band = params.liq_price_band
+    e.p.liq_max_order_notional = params.liq_max_order_notional
     e.p.partial_mode = params.partial_mode
     e.p.takeover = params.takeover
     e.p.fund_capacity = params.fund_capacity

@@ -22,6 +22,8 @@ Sources: ../shared/reference/venue-mechanisms.md §2 and the keys cited there.
   (entry/mark) by default — the docs' text (mark/entry) is ``adl.short_mark_over_entry``
   [DOC S38; INF]; closed at the previous mark [DOC S38].
 * No insurance fund: deficits the vault and ADL do not cover are bad debt.
+* Largest market order (so the largest liquidation order): $30M at max leverage >= 25, $5M in
+  [20, 25), $2M in [10, 20), else $500k [DOC S32] (:func:`max_market_order`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,17 @@ COOLDOWN_S = 30.0
 BACKSTOP_RATIO = 2.0 / 3.0
 
 
+def max_market_order(max_leverage: float) -> float:
+    """Hyperliquid's maximum market order value for an asset of this max leverage [DOC S32]."""
+    if max_leverage >= 25:
+        return 30e6
+    if max_leverage >= 20:
+        return 5e6
+    if max_leverage >= 10:
+        return 2e6
+    return 500e3
+
+
 def preset(symbol: str = DEFAULT_SYMBOL, date: str | None = None,
            max_leverage: float | None = None) -> VenueDesign:
     """The Hyperliquid rulebook for ``symbol`` (or a single-tier table of ``max_leverage``)."""
@@ -46,17 +59,20 @@ def preset(symbol: str = DEFAULT_SYMBOL, date: str | None = None,
         source = f"single-tier table, max leverage {max_leverage:g} (ids < 50, [DOC S20])"
         margin = Margin.from_max_leverage((0.0,), (max_leverage,), source)
         notes = source
+        top = max_leverage
     else:
         table, note = margin_table(NAME, symbol, date)
         margin = Margin.from_max_leverage(table.floors, table.max_leverage, table.describe())
         notes = table.describe() + (f"; {note}" if note else "")
+        top = table.max_leverage[0]
     return VenueDesign(
         name=NAME,
         preset=NAME,
         margin=margin,
         mark=Mark(method="hl-median", ema_s=150.0, ema2_s=30.0),
         liquidation=Liquidation(fee=0.0, partial="fraction", partial_fraction=PARTIAL_FRACTION,
-                                partial_threshold=PARTIAL_THRESHOLD_USDC, cooldown_s=COOLDOWN_S),
+                                partial_threshold=PARTIAL_THRESHOLD_USDC, cooldown_s=COOLDOWN_S,
+                                max_order=max_market_order(top)),
         backstop=Backstop(ratio=BACKSTOP_RATIO),
         adl=Adl(policy="queue", ranking="hl-index", price="previous-mark", on_negative_equity=True),
         notes=notes,
