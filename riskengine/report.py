@@ -163,7 +163,7 @@ def _svg(fig: Figure, salt: str) -> str:
     text = text[text.index("<svg"):]
     # inline SVG in HTML needs no namespaces; the metadata block and comment only name matplotlib
     text = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text, count=3)
-    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, count=1, flags=re.S)
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, count=1, flags=re.DOTALL)
     # path coordinates to 0.01 pt (matplotlib writes 6 decimals): a third of the bytes
     return re.sub(r' d="[^"]*"', lambda m: _DECIMALS.sub(r"\1", m.group(0)), text)
 
@@ -362,8 +362,9 @@ def _table(table: pd.DataFrame, columns: Sequence[str], colours: dict, by_scenar
     row above its runs instead of a column (narrower)."""
     if by_scenario:
         columns = [c for c in columns if c != "scenario"]
+    text = {c for c in columns if not pd.api.types.is_numeric_dtype(table[c])}  # left-aligned
     head = "".join(
-        f'<th class="{"text" if c in ("scenario", "design") else "num"}" title="{_e(c)}: '
+        f'<th class="{"text" if c in text else "num"}" title="{_e(c)}: '
         f'{_e(_DESCRIPTIONS.get(c, c))}">{_e(label(c))}</th>' for c in columns)
     body = []
     current = None
@@ -379,6 +380,8 @@ def _table(table: pd.DataFrame, columns: Sequence[str], colours: dict, by_scenar
                              f"</span>{_e(v)}</td>")
             elif c == "scenario":
                 cells.append(f'<td class="text"><a href="#{_anchor(v)}">{_e(v)}</a></td>')
+            elif c in text:
+                cells.append(f'<td class="text">{_e(v)}</td>')
             else:
                 full = f"{v:,.6f}".rstrip("0").rstrip(".") if isinstance(v, float) and not math.isnan(v) else v
                 cells.append(f'<td title="{_e(full)}">{_e(cell(c, v))}</td>')
@@ -478,8 +481,8 @@ def render(result: Result, title: str = "riskengine report", *, source: str | No
     parts.append('<section id="metrics"><h2>Key metrics by design</h2>')
     parts.append(plot("metrics", _bar_figure(table, scenarios, designs, colours, bar_metrics),
                       "Per design" + (" and scenario" if len(scenarios) > 1 else "")
-                      + ": amplification is the simulated drawdown over the tape's; above 1 means the design's liquidations pushed the simulated "
-                        "price further than the tape fell."))
+                      + ": amplification is the simulated drawdown over the tape's; above 1 means the "
+                        "design's liquidations pushed the simulated price further than the tape fell."))
     parts.append("</section>")
 
     if has_observed:

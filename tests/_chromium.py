@@ -35,7 +35,7 @@ def find() -> str | None:
 class Page:
     """A loaded tab: its session and everything it reported while loading."""
 
-    browser: "Browser"
+    browser: Browser
     target: str
     session: str
     events: list[dict] = field(default_factory=list)
@@ -208,7 +208,7 @@ class Browser:
         self._stderr.close()
         shutil.rmtree(self._profile, ignore_errors=True)
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         return self
 
     def __exit__(self, *exc) -> None:

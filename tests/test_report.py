@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HYPERLIQUID = ROOT / "backtests" / "hyperliquid-2025-10-10.toml"
 #: a resource the page would fetch from the web: src/href/xlink:href/url()/@import with http(s)
 REMOTE = re.compile(r"""(?:\b(?:src|href|srcset|poster|data)\s*=\s*["']?\s*|url\(\s*["']?|@import\s+["']?)"""
-                    r"""(?:https?:)?//""", re.I)
+                    r"""(?:https?:)?//""", re.IGNORECASE)
 #: what each plot is, per scenario: its data-plot names
 PER_SCENARIO = ("prices", "cascade", "balances")
 
@@ -42,7 +42,8 @@ TABLE_JS = """
 (() => { const t = document.querySelector('#comparison table');
   return [...t.querySelectorAll('tbody tr:not(.group)')].map(tr => [...tr.cells].map(td => td.textContent.trim())); })()
 """
-HEADERS_JS = "[...document.querySelector('#comparison table').querySelectorAll('thead th')].map(th => th.title.split(':')[0])"
+HEADERS_JS = ("[...document.querySelector('#comparison table').querySelectorAll('thead th')]"
+              ".map(th => th.title.split(':')[0])")
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +114,7 @@ def _check_page(browser: Browser, path: Path, result, extra_js: str = "null") ->
         rows = page.evaluate(TABLE_JS)
         headers = page.evaluate(HEADERS_JS)
         assert len(rows) == len(result.table)  # one row per scenario x design
-        for shown, (_, expected) in zip(rows, result.table.iterrows()):
+        for shown, (_, expected) in zip(rows, result.table.iterrows(), strict=True):
             assert shown == [expected[c] if c == "design" else report.cell(c, expected[c]) for c in headers]
         return {p["name"]: p for p in plots}, page.evaluate(extra_js)
     finally:
