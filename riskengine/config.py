@@ -66,14 +66,15 @@ class CatalogTape(_Model):
 
     catalog: str = Field(min_length=1, description="Catalog folder; relative to the config file's folder")
     source: str = Field(min_length=1, description="Source partition, e.g. `binance-delivery`, `gemini`")
-    symbol: str = Field(min_length=1)
+    symbol: str = Field(min_length=1, description="Symbol partition, e.g. `BTCUSD`, `BTCUSD_PERP`")
     kind: str = Field("trades", description="Catalog kind: trades, klines, mark, index, premium, ticker")
 
 
 class StreamField(_Model):
     """Which column of a ticker stream is the price (ignored for trades and kline streams)."""
 
-    field: Literal["price", "mark", "index", "last"] = "price"
+    field: Literal["price", "mark", "index", "last"] = Field(
+        "price", description="Column of a ticker stream taken as the price (ignored for trades and klines)")
 
 
 class FileStream(FileTape, StreamField):
@@ -87,8 +88,10 @@ class CatalogStream(CatalogTape, StreamField):
 class Window(_Model):
     """The replayed span ``[start, end)``, UTC (TOML datetimes or ISO text)."""
 
-    start: dt.datetime | None = None
-    end: dt.datetime | None = None
+    start: dt.datetime | None = Field(None, description="First instant replayed, inclusive (default: the tape's start; "
+                                                        "no time zone: UTC)")
+    end: dt.datetime | None = Field(None, description="End of the replay, exclusive (default: the tape's end; "
+                                                      "no time zone: UTC)")
 
     @field_validator("start", "end")
     @classmethod
@@ -119,21 +122,23 @@ def utc_ns(stamp: dt.datetime) -> int:
 class SyntheticTape(_Model):
     """A seeded synthetic crash shaped like 2025-10-10 BTC (:func:`riskengine.synthetic.crash_tape`)."""
 
-    ticks: int = Field(200_000, ge=2)
-    start_price: float = Field(121_700.0, gt=0)
-    duration_s: float = Field(7_200.0, gt=0)
+    ticks: int = Field(200_000, ge=2, description="Number of trades")
+    start_price: float = Field(121_700.0, gt=0, description="First price")
+    duration_s: float = Field(7_200.0, gt=0, description="Span of the tape in seconds (from 2025-10-10 20:00 UTC)")
     drop: float = Field(0.12, ge=0, description="Log fall of the smooth path in the crash")
     wick: float = Field(0.035, ge=0, description="Extra log depth of the wick at the bottom")
-    rebound: float = Field(0.06, ge=0)
+    rebound: float = Field(0.06, ge=0, description="Log recovery over the last 40 minutes")
     noise: float = Field(0.0004, ge=0, description="Per-tick log noise")
-    seed: int = 7
+    seed: int = Field(7, description="Random seed")
 
 
 class Leverage(_Model):
     """Leverage distribution of the population: ``values`` drawn with ``weights``."""
 
-    values: tuple[Annotated[float, Field(ge=1)], ...] = (2, 5, 10, 20, 40)
-    weights: tuple[Annotated[float, Field(ge=0)], ...] = (0.2, 0.3, 0.3, 0.15, 0.05)
+    values: tuple[Annotated[float, Field(ge=1)], ...] = Field(
+        (2, 5, 10, 20, 40), description="Leverage of a positioned account (notional / position margin)")
+    weights: tuple[Annotated[float, Field(ge=0)], ...] = Field(
+        (0.2, 0.3, 0.3, 0.15, 0.05), description="Probability of each value; as many as values, summing to 1")
 
     @model_validator(mode="after")
     def _weights(self) -> "Leverage":
@@ -152,7 +157,7 @@ class SizeDistribution(_Model):
     at or below 1 the mean is infinite and a few accounts hold most of the notional). The
     defaults are illustrative (``riskengine.population``)."""
 
-    distribution: Literal["lognormal", "pareto"] = "lognormal"
+    distribution: Literal["lognormal", "pareto"] = Field("lognormal", description="Shape of the size distribution")
     sigma: float | None = Field(None, gt=0, description="lognormal: standard deviation of log size (default 1.5)")
     alpha: float | None = Field(None, gt=0, description="pareto: tail index (default 1.5)")
 
@@ -186,13 +191,13 @@ class PopulationSpec(_Model):
     file: str | None = Field(None, min_length=1, description=(
         "CSV or Parquet with columns account, side, size, entry_price, collateral, margin_mode; "
         "relative to the config file's folder (instead of the generator keys)"))
-    accounts: int = Field(100_000, ge=1)
+    accounts: int = Field(100_000, ge=1, description="Number of accounts (flat ones included)")
     open_interest_usd: float = Field(1e9, gt=0, description=(
         "Notional of the population's positions at the start price, long + short (the external "
         "market holds the difference between the sides)"))
     long_share: float = Field(0.7, ge=0, le=1, description="Share of open interest (and of positioned accounts) held long")
-    leverage: Leverage = Leverage()
-    sizes: SizeDistribution = SizeDistribution()
+    leverage: Leverage = Field(Leverage(), description="Leverage distribution")
+    sizes: SizeDistribution = Field(SizeDistribution(), description="Position size distribution")
     cross_share: float = Field(0.5, ge=0, le=1, description="Share of cross-margin accounts")
     cross_excess: tuple[Annotated[float, Field(ge=1)], Annotated[float, Field(ge=1)]] = Field(
         (1.0, 3.0), description="Range of a cross account's equity as a multiple of its position margin (uniform)")
@@ -201,7 +206,7 @@ class PopulationSpec(_Model):
         "Entries are trades drawn by volume from this span of the tape before the window; 0: use entry_spread"))
     entry_spread: float = Field(0.02, ge=0, description=(
         "Log spread of entry prices around the start price, when there is no tape before the window"))
-    seed: int = 7
+    seed: int = Field(7, description="Random seed of the generator")
 
     @model_validator(mode="after")
     def _file_or_generator(self) -> "PopulationSpec":
@@ -218,8 +223,9 @@ class DepthFile(_Model):
     """Book depth from a depth-snapshot file: a time-varying depth curve (default), or one
     constant depth measured over the replay window (``time_varying = false``)."""
 
-    source: Literal["binance-bookdepth"] = "binance-bookdepth"
-    path: str = Field(min_length=1)
+    source: Literal["binance-bookdepth"] = Field(
+        "binance-bookdepth", description="File format: a Binance Vision `bookDepth` CSV (or its zip)")
+    path: str = Field(min_length=1, description="The file; relative to the config file's folder")
     time_varying: bool = Field(
         True, description="Walk each snapshot's bands as of the tick time (false: one constant depth per 1%)")
     band_pct: float | None = Field(
@@ -251,7 +257,7 @@ class LiquiditySpec(_Model):
         "endogenous", description="replay: the tape as is (no feedback); endogenous: simulated flow moves "
                                   "the price; counterfactual: the observed flow's impact is taken out first")
     depth_per_pct: float | None = Field(None, gt=0, description="Quote notional within 1% of the price, each side")
-    depth: DepthFile | None = None
+    depth: DepthFile | None = Field(None, description="Depth measured from a depth-snapshot file")
     max_move: float = Field(0.5, gt=0, lt=1, description="Wall distance from the tape price")
     resilience_half_life_s: float = Field(30.0, gt=0, description="Half-life of transient impact and of the "
                                                                   "stress flow")
@@ -297,9 +303,9 @@ class ScenarioSpec(_Model):
     """One market scenario: a tape (from a file, the catalog, or synthetic), an optional
     mark/index stream, a window, and population changes for this tape."""
 
-    name: str = Field(min_length=1)
-    tape: TapeSpec | None = None
-    synthetic: SyntheticTape | None = None
+    name: str = Field(min_length=1, description="Label in result tables; unique within the config")
+    tape: TapeSpec | None = Field(None, description="Trades read from a file or the catalog (or give synthetic)")
+    synthetic: SyntheticTape | None = Field(None, description="A synthetic crash tape (or give tape)")
     stream: StreamSpec | None = Field(
         None, description="Mark/index price stream, aligned as of each trade")
     window: Window = Window()
@@ -362,12 +368,13 @@ class SweepSpec(_Model):
 class Config(_Model):
     """A backtest: scenarios x venue designs (and an optional sweep over any of its keys)."""
 
-    scenario: ScenarioSpec | None = None
-    scenarios: list[ScenarioSpec] | None = None
-    population: PopulationSpec = PopulationSpec()
-    liquidity: LiquiditySpec = LiquiditySpec()
+    scenario: ScenarioSpec | None = Field(None, description="The one scenario (or give [[scenarios]])")
+    scenarios: list[ScenarioSpec] | None = Field(None, description="Several scenarios, each run against every "
+                                                                   "design (or give [scenario])")
+    population: PopulationSpec = Field(PopulationSpec(), description="The trader population")
+    liquidity: LiquiditySpec = Field(LiquiditySpec(), description="The book the engine's orders walk")
     venues: list[dict[str, Any]] = Field(min_length=1, description="Venue designs: preset + overrides")
-    outputs: Outputs = Outputs()
+    outputs: Outputs = Field(Outputs(), description="Where `riskengine run` writes")
     sweep: SweepSpec | None = Field(None, description="Parameter grid of `riskengine sweep` (ignored by `run`)")
 
     @model_validator(mode="after")

@@ -92,7 +92,10 @@ class Margin(Component):
 class Mark(Component):
     """How the mark price is formed (``cext/riskengine/_mark.pyx`` documents each method)."""
 
-    method: Literal["last", "ema", "stream", "index-ema-basis", "binance-median", "hl-median"] = "last"
+    method: Literal["last", "ema", "stream", "index-ema-basis", "binance-median", "hl-median"] = Field(
+        "last", description="last: the simulated trade price; ema: its time-weighted EMA; stream: the scenario's "
+                            "stream; index-ema-basis: index + EMA(price - index); binance-median: median(index, "
+                            "index + EMA basis, last); hl-median: median(index + EMA basis, last, EMA of last)")
     ema_s: PositiveSeconds = Field(150.0, description="time constant of the basis EMA (or of the trade EMA)")
     ema2_s: PositiveSeconds = Field(30.0, description="time constant of the EMA of the last price (hl-median)")
 
@@ -105,7 +108,9 @@ class Liquidation(Component):
     limit: Literal["none", "bankruptcy"] = Field("none", description="IOC limited at the bankruptcy price (Binance) or a plain market order")
     price_band: Fraction | None = Field(None, description="fills no further than this share from the mark (Binance marketTakeBound, dYdX spread)")
     max_order: Annotated[float, Field(gt=0)] | None = Field(None, description="largest liquidation order notional at mark (Hyperliquid's maximum market order value); the rest waits for the next tick (None = no cap)")
-    partial: Literal["none", "fraction", "tier-step"] = "none"
+    partial: Literal["none", "fraction", "tier-step"] = Field(
+        "none", description="none: close the whole position; fraction: partial_fraction of it per order; "
+                            "tier-step: down to the next lower margin tier per order")
     partial_fraction: Fraction = Field(1.0, description="share of the position per partial order (partial = fraction)")
     partial_threshold: Money = Field(0.0, description="partial orders only above this notional (partial = fraction)")
     cooldown_s: Seconds = Field(0.0, description="after a partial order, orders are for the whole position for this long")
@@ -119,17 +124,17 @@ class Fund(Component):
     initial: Money = Field(0.0, description="balance at the start")
     takeover: bool = Field(False, description="takes over what a limited order leaves unfilled, at the bankruptcy price")
     capacity: Annotated[float, Field(gt=0)] | None = Field(None, description="largest inventory notional as a multiple of the fund's equity (None = unlimited)")
-    unwind_interval_s: PositiveSeconds = 10.0
-    unwind_fraction: Fraction = 0.25
+    unwind_interval_s: PositiveSeconds = Field(10.0, description="taken-over inventory is sold to the book this often")
+    unwind_fraction: Fraction = Field(0.25, description="share of the inventory sold at each unwind")
 
 
 class Backstop(Component):
     """A backstop vault that takes over accounts below a share of maintenance margin."""
 
     ratio: Annotated[float, Field(ge=0, le=1)] = Field(0.0, description="take over when equity < ratio x MM (0 = no backstop)")
-    vault_balance: Money = 0.0
-    unwind_interval_s: PositiveSeconds = 10.0
-    unwind_fraction: Fraction = 0.25
+    vault_balance: Money = Field(0.0, description="the vault's balance at the start")
+    unwind_interval_s: PositiveSeconds = Field(10.0, description="taken-over inventory is sold to the book this often")
+    unwind_fraction: Fraction = Field(0.25, description="share of the inventory sold at each unwind")
     loss_limit: Money | None = Field(None, description="auto-deleverage the vault's inventory once its loss passes this (None = never)")
 
 
@@ -137,9 +142,18 @@ class Adl(Component):
     """Auto-deleveraging (``cext/riskengine/_adl.pyx`` documents each policy)."""
 
     policy: Literal["none", "queue", "pro-rata", "pro-rata-equity", "pro-rata-pnl", "levered-pro-rata",
-                    "risk-aware", "water-filling", "socialize"] = "queue"
-    ranking: Literal["pnl-leverage", "hl-index", "binance-leverage-pnl"] = "pnl-leverage"
-    price: Literal["bankruptcy", "mark", "previous-mark"] = "bankruptcy"
+                    "risk-aware", "water-filling", "socialize"] = Field(
+        "queue", description="who is deleveraged: queue: highest ranking score first; pro-rata: by size; "
+                             "pro-rata-equity: by equity; pro-rata-pnl: by unrealized profit; levered-pro-rata: "
+                             "by notional; risk-aware: by notional x leverage^risk_power; water-filling: the most "
+                             "levered first; socialize: nobody, the loss is charged to every open position; none: "
+                             "no ADL (the loss is bad debt)")
+    ranking: Literal["pnl-leverage", "hl-index", "binance-leverage-pnl"] = Field(
+        "pnl-leverage", description="score of the queue: pnl-leverage: PnL% x leverage (BitMEX, Bybit); hl-index: "
+                                    "Hyperliquid's mark/entry x leverage; binance-leverage-pnl: Binance's")
+    price: Literal["bankruptcy", "mark", "previous-mark"] = Field(
+        "bankruptcy", description="price of the ADL fills: the liquidated account's bankruptcy price, the mark, or "
+                                  "the mark before the tick")
     on_negative_equity: bool = Field(False, description="deleverage an account already below zero equity instead of sending it to the book")
     short_mark_over_entry: bool = Field(False, description="Hyperliquid index for shorts as written (mark/entry) rather than side-adjusted")
     rank_interval_s: Seconds = Field(1.0, description="the queue is ranked at most this often (0 = before every order)")
@@ -167,15 +181,15 @@ class VenueDesign(Component):
         Sources, snapshot dates and known gaps.
     """
 
-    name: str = Field(min_length=1)
-    preset: str = ""
-    margin: Margin = Margin()
-    mark: Mark = Mark()
-    liquidation: Liquidation = Liquidation()
-    fund: Fund = Fund()
-    backstop: Backstop = Backstop()
-    adl: Adl = Adl()
-    notes: str = ""
+    name: str = Field(min_length=1, description="label in result tables; unique within a config")
+    preset: str = Field("", description="the preset it was built from, if any")
+    margin: Margin = Field(Margin(), description="maintenance margin tiers")
+    mark: Mark = Field(Mark(), description="the mark price")
+    liquidation: Liquidation = Field(Liquidation(), description="the liquidation order")
+    fund: Fund = Field(Fund(), description="the insurance fund")
+    backstop: Backstop = Field(Backstop(), description="the backstop (liquidator) vault")
+    adl: Adl = Field(Adl(), description="auto-deleveraging")
+    notes: str = Field("", description="sources, snapshot dates and known gaps")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "venue design") -> "VenueDesign":

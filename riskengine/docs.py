@@ -1,0 +1,587 @@
+"""The config file reference, ``docs/config.md``, rendered from the models.
+
+Every key table is generated from the JSON schemas of :class:`riskengine.config.Config` (what
+``riskengine schema`` prints) and :class:`riskengine.venue.VenueDesign`; the prose of a key is
+its model field's description, the prose of a table its model's docstring. This module holds
+only the layout, the preset keys of a ``[[venues]]`` table (they choose a preset, they are not
+fields of a design) and the examples. So the reference cannot drift from the code::
+
+    python -m riskengine.docs            # rewrite docs/config.md
+    python -m riskengine.docs --check    # exit 1 if docs/config.md is not what the code renders
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import re
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+#: where the reference lives, relative to the repository root
+CONFIG_DOC = Path("docs") / "config.md"
+
+#: the preset keys of a ``[[venues]]`` table (:data:`riskengine.venues._PRESET_KEYS`), described
+PRESET_KEY_DOCS = {
+    "preset": "The preset whose rulebook the other keys of the table override, component by component "
+              "(without a preset every component starts from the defaults in the tables below, and `name` "
+              "is required)",
+    "symbol": "Symbol whose margin table and symbol-specific rules the preset uses",
+    "date": "Day (`YYYY-MM-DD`) whose margin table applies (default: the newest table; before the first, "
+            "the first, with a note)",
+    "max_leverage": "A single-tier margin table of this maximum leverage instead of the symbol's table "
+                    "(Hyperliquid's tables below id 50; for assets without a table of their own)",
+}
+
+#: a complete config: every table, real files of ../shared/data (written for a file in backtests/)
+EXAMPLE_REPLAY = """\
+# backtests/my-btc-replay.toml: BTC on 2025-10-10 from the shared data (paths relative to this file)
+[scenario]
+name = "btc-2025-10-10"
+tape = { source = "tardis", path = "../../shared/data/2025-10-10/spot-trades/gemini_trades_2025-10-10_BTCUSD.csv.gz" }
+stream = { source = "binance-vision", path = "../../shared/data/2025-10-10/binance-price-klines/BTCUSD_PERP-1m-2025-10-10.zip" }
+window = { start = 2025-10-10T20:00:00Z, end = 2025-10-10T22:00:00Z }
+
+[population]
+accounts = 200_000
+open_interest_usd = 8e9
+long_share = 0.6
+leverage = { values = [2, 5, 10, 20, 40], weights = [0.2, 0.3, 0.3, 0.15, 0.05] }
+sizes = { distribution = "pareto", alpha = 1.5 }
+cross_share = 0.5
+cross_excess = [1.0, 3.0]
+flat_share = 0.02
+entry_lookback_s = 21_600      # entries: trades of the six hours before the window, by volume
+seed = 7
+
+[liquidity]
+mode = "endogenous"
+depth = { source = "binance-bookdepth", path = "../../shared/data/2025-10-10/binance-usdm-bookdepth/BTCUSDT-bookDepth-2025-10-10.csv", time_varying = true, tail_floor = 0.05 }
+max_move = 0.5
+resilience_half_life_s = 30
+feedback = 1.0
+stress_k = 0.0
+
+[[venues]]
+preset = "binance-usdm"
+symbol = "BTCUSDT"
+date = "2025-10-10"
+
+[[venues]]                     # one change: the mark is the last trade
+preset = "binance-usdm"
+name = "binance-usdm-last-mark"
+mark = { method = "last" }
+
+[[venues]]
+preset = "hyperliquid"
+symbol = "BTC"
+backstop = { vault_balance = 8.1e6 }
+
+[[venues]]                     # one change: a 50M insurance fund pays deficits before ADL
+preset = "hyperliquid"
+name = "hyperliquid-with-fund"
+backstop = { vault_balance = 8.1e6 }
+fund = { initial = 5e7 }
+
+[outputs]
+dir = "../results/my-btc-replay"
+series_interval_s = 1.0
+
+[sweep]                        # `riskengine sweep` only: 3 x 2 = 6 runs
+grid = { "population.seed" = [1, 2, 3], "liquidity.stress_k" = [0.0, 0.5] }
+rank_by = "bad_debt"
+rank_order = "ascending"
+"""
+
+#: several scenarios, synthetic: runs anywhere
+EXAMPLE_SCENARIOS = """\
+[[scenarios]]
+name = "crash-16pct"
+synthetic = { ticks = 100_000, drop = 0.12, wick = 0.035, seed = 1 }
+
+[[scenarios]]                  # a deeper crash on a thinner book, with more longs
+name = "crash-25pct-thin"
+synthetic = { ticks = 100_000, drop = 0.2, wick = 0.06, seed = 2 }
+population = { long_share = 0.8 }
+liquidity = { depth_per_pct = 2e6 }
+
+[population]
+accounts = 20_000
+open_interest_usd = 5e8
+
+[liquidity]
+depth_per_pct = 5e6
+
+[[venues]]
+preset = "hyperliquid"
+backstop = { vault_balance = 5e6 }
+
+[[venues]]                     # no preset: every component from the defaults, name required
+name = "plain"
+margin = { floors = [0, 1e6], rates = [0.005, 0.01] }
+fund = { initial = 1e6, takeover = true }
+"""
+
+#: the other sources: the local catalog and a population file (your own files)
+EXAMPLE_CATALOG = """\
+[scenario]
+name = "btc-from-catalog"
+tape = { catalog = "../riskengine-catalog", source = "gemini", symbol = "BTCUSD" }
+stream = { catalog = "../riskengine-catalog", source = "binance-delivery", symbol = "BTCUSD_PERP", kind = "klines" }
+window = { start = "2025-10-10T20:00:00Z", end = "2025-10-10T22:00:00Z" }
+
+[population]
+file = "populations/btc-accounts.parquet"   # account, side, size, entry_price, collateral, margin_mode
+
+[[venues]]
+preset = "binance-usdm"
+"""
+
+#: config mistakes whose one-line message the reference shows (rendered by the real parser)
+_MISTAKES = (
+    ("a misspelt key", {"population": {"acounts": 10}}),
+    ("a value out of range", {"population": {"long_share": 1.5}}),
+    ("a value not allowed", {"liquidity": {"mode": "replays"}}),
+)
+
+
+def _schema() -> tuple[dict, dict]:
+    from riskengine.config import json_schema
+    from riskengine.venue import VenueDesign
+
+    return json_schema(), VenueDesign.model_json_schema()
+
+
+# ------------------------------------------------------------------------------ schema reading
+def _deref(node: dict, defs: dict) -> dict:
+    while "$ref" in node:
+        node = defs[node["$ref"].rsplit("/", 1)[1]]
+    return node
+
+
+def _options(node: dict, defs: dict) -> tuple[list[dict], bool]:
+    """The alternatives a property takes (references followed) and whether it may be unset."""
+    if "anyOf" in node or "oneOf" in node:
+        out, optional = [], False
+        for alt in node.get("anyOf", node.get("oneOf")):
+            if alt.get("type") == "null":
+                optional = True
+                continue
+            inner, _ = _options(alt, defs)
+            out += inner
+        return out, optional
+    return [_deref(node, defs)], False
+
+
+def _is_table(node: dict) -> bool:
+    return "properties" in node
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+
+
+def _prose(text: str | None) -> str:
+    """A model's description as one Markdown line (reST roles and double backquotes made plain)."""
+    if not text:
+        return ""
+    text = text.split("\n\n")[0] if "Attributes\n" in text else text
+    text = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", text)
+    text = text.replace("``", "`")
+    text = " ".join(text.split())
+    text = text.replace("|", "\\|")
+    first = text.split(" ", 1)[0]
+    if first.endswith(":") or "_" in first or len(first) == 1:  # a value or key name: keep its case
+        return text
+    return text[:1].upper() + text[1:]
+
+
+def _literal(value: Any) -> str:
+    """A default for the table: ``unset``, or the TOML value in backquotes."""
+    return "unset" if value is None else f"`{_value(value)}`"
+
+
+def _value(value: Any) -> str:
+    """A default as TOML would spell it."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) >= 1e6:
+            mantissa, exponent = f"{value:.12e}".split("e")
+            return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+        text = f"{value:.6g}"
+        return text if ("." in text or "e" in text) else text + ".0"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_value(v)}" for k, v in value.items()) + " }" if value else "{}"
+    return str(value)
+
+
+_NAMES = {"string": "text", "integer": "integer", "number": "number", "boolean": "boolean", "object": "table"}
+
+
+def _scalar(node: dict) -> str:
+    if "enum" in node or "const" in node:
+        return "text"
+    if node.get("format") == "date-time":
+        return "datetime"
+    if node.get("type") == "array":
+        if "prefixItems" in node:
+            return "[" + ", ".join(_scalar(i) for i in node["prefixItems"]) + "]"
+        items = node.get("items") or {}
+        return f"list of {_scalar(items)}s" if items.get("type") else "list"
+    if node.get("type") == "object":
+        if isinstance(node.get("additionalProperties"), dict):
+            return f"table of {_scalar(node['additionalProperties'])}s"
+        return "table"
+    return _NAMES.get(node.get("type", ""), "any value")
+
+
+def _bounds(node: dict) -> list[str]:
+    out = []
+    for key, sign in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
+        if key in node:
+            out.append(f"{sign} {_value(node[key])}")
+    if "minLength" in node:
+        out.append("not empty")
+    if "minItems" in node and node.get("type") == "array" and "prefixItems" not in node:
+        out.append(f"at least {node['minItems']} item{'s' if node['minItems'] > 1 else ''}")
+    if "minProperties" in node:
+        out.append(f"at least {node['minProperties']} key{'s' if node['minProperties'] > 1 else ''}")
+    return out
+
+
+def _allowed(node: dict) -> str:
+    """Allowed values: the enum, or the bounds of the value (of each item of a list)."""
+    if "enum" in node or "const" in node:
+        return ", ".join(f"`{json.dumps(v)}`" for v in node.get("enum", [node.get("const")]))
+    parts = _bounds(node)
+    items = node.get("prefixItems") or ([node["items"]] if isinstance(node.get("items"), dict) else [])
+    item_bounds = sorted({b for item in items for b in _bounds(item)})
+    if item_bounds:
+        parts.append("each " + ", ".join(item_bounds))
+    return ", ".join(parts)
+
+
+# ------------------------------------------------------------------------------ sections
+class _Section:
+    """One table of keys: its heading, key path prefix, model schema and extra rows."""
+
+    def __init__(self, heading: str, prefix: str, node: dict, intro: str = "") -> None:
+        self.heading, self.prefix, self.node, self.intro = heading, prefix, node, intro
+        self.rows: list[tuple[str, str, str, str, str]] = []
+
+    @property
+    def anchor(self) -> str:
+        return "#" + _slug(self.heading)
+
+
+def _variant_name(node: dict) -> str:
+    """``from a file`` / ``from the catalog`` for the union members of a tape or stream."""
+    title = node.get("title", "")
+    return "from the catalog" if title.startswith("Catalog") else "from a file"
+
+
+def _sections(schema: dict, design: dict) -> list[_Section]:
+    """Every table of a config, in the order of the fields, with its rows."""
+    from riskengine import venues as venue_presets
+
+    defs = schema["$defs"]
+    out: list[_Section] = []
+    by_title: dict[str, str] = {}  # model title -> the heading of its first section
+
+    def walk(heading: str, prefix: str, node: dict, intro: str = "") -> _Section:
+        section = _Section(heading, prefix, node, intro)
+        out.append(section)
+        pending: list[tuple[str, str, dict, str]] = []
+        required = set(node.get("required", ()))
+        for name, prop in node["properties"].items():
+            key = f"{prefix}.{name}" if prefix else name
+            options, optional = _options(prop, defs)
+            lists = [o for o in options if o.get("type") == "array" and _is_table(_deref(o.get("items", {}), defs))]
+            tables = [o for o in options if _is_table(o)] + [_deref(o["items"], defs) for o in lists]
+            links = []
+            for o in tables:
+                known = by_title.get(o.get("title")) if lists else None
+                if known is not None:  # [[scenarios]]: the keys of [scenario], documented once
+                    links.append(f"[{known}](#{_slug(known)})")
+                    continue
+                sub = f"{key} ({_variant_name(o)})" if len(tables) > 1 else key
+                by_title.setdefault(o.get("title", sub), sub)
+                pending.append((sub, key, o, ""))
+                links.append(f"[{sub}](#{_slug(sub)})")
+            if name == "venues" and not prefix:  # free-form tables here: a venue design each
+                kind, allowed, links = "list of tables", _allowed(prop), ["[venues](#venues)"]
+            elif lists:
+                kind, allowed = "list of tables", ""
+            elif tables:
+                kind, allowed = "table", ""
+            else:
+                kind, allowed = _scalar(options[0]), _allowed(options[0])
+            if links:
+                kind += ": " + " or ".join(links)
+            default = "required" if name in required else _literal(prop.get("default"))
+            if tables and name not in required:
+                default = "unset" if optional else "see the table"
+            section.rows.append((key, kind, default, allowed, _prose(prop.get("description"))))
+        for sub, key, o, intro_text in pending:
+            walk(sub, key, o, intro_text)
+        return section
+
+    root = walk("Top level", "", schema)
+    root.intro = ("Exactly one of `[scenario]` or `[[scenarios]]`, and at least one `[[venues]]` table; "
+                  "every other table is optional.")
+    # a scenario's own [population] / [liquidity] changes: tables of the same keys
+    for section in out:
+        if section.prefix in ("scenario",):
+            section.intro = (_prose(section.node.get("description")) + " Each `[[scenarios]]` table has the "
+                             "same keys (key paths `scenarios[i]...`, e.g. `scenarios[1].window.start` in a "
+                             "sweep grid).")
+            section.rows = [(k, _retarget(kind, k, out), d, a, m) for k, kind, d, a, m in section.rows]
+    # [[venues]]: the preset keys, then the design's fields and its components
+    keys = tuple(venue_presets._PRESET_KEYS)
+    if set(keys) != set(PRESET_KEY_DOCS):
+        raise RuntimeError(f"riskengine.docs.PRESET_KEY_DOCS describes {sorted(PRESET_KEY_DOCS)}, "
+                           f"the presets take {sorted(keys)}: describe each preset key")
+    venues = _Section("venues", "venues[i]", design, _prose(
+        "Each ``[[venues]]`` table is one venue design (:class:`riskengine.venue.VenueDesign`): a "
+        "preset and the keys it changes. Nested tables are merged key by key, so "
+        "``adl = { policy = \"pro-rata\" }`` changes the policy and keeps the preset's other ADL "
+        "settings. The defaults below are those of a design without a preset; a preset's own values "
+        "are in [Preset values](#preset-values). Mistakes name the key path, e.g. "
+        "``venues[1].adl.polcy: unknown key (did you mean 'policy'?)``."))
+    venues.rows = [(f"venues[i].{k}", *_preset_row(k)) for k in keys]
+    ddefs = design["$defs"]
+    components: list[_Section] = []
+    for name, prop in design["properties"].items():
+        if name in keys:
+            continue
+        options, _ = _options(prop, ddefs)
+        node = options[0]
+        key = f"venues[i].{name}"
+        if _is_table(node):
+            components.append(_component(key, node))
+            venues.rows.append((key, f"table: [{key}](#{_slug(key)})", "see the table", "",
+                                _prose(prop.get("description"))))
+        else:
+            default = ("the preset's name; required without a preset" if name == "name"
+                       else _literal(prop.get("default")))
+            venues.rows.append((key, _scalar(node), default, _allowed(node), _prose(prop.get("description"))))
+    at = next(i for i, s in enumerate(out) if s.prefix == "outputs")
+    out[at:at] = [venues, *components]
+    return out
+
+
+def _component(key: str, node: dict) -> _Section:
+    section = _Section(key, key, node, _prose(node.get("description")))
+    for name, prop in node["properties"].items():
+        options, _ = _options(prop, {})
+        section.rows.append((f"{key}.{name}", _scalar(options[0]), _literal(prop.get("default")),
+                             _allowed(options[0]), _prose(prop.get("description"))))
+    return section
+
+
+def _retarget(kind: str, key: str, sections: list[_Section]) -> str:
+    """A scenario's ``population`` / ``liquidity`` changes: link the table they change."""
+    name = key.rsplit(".", 1)[1]
+    if name in ("population", "liquidity"):
+        return f"table of [{name}](#{name}) keys"
+    return kind
+
+
+def _preset_row(key: str) -> tuple[str, str, str, str]:
+    """Type, default, allowed values and meaning of a preset key, from the presets' signatures."""
+    from riskengine import venues
+    from riskengine.venues import _tables
+
+    takes = {name: inspect.signature(venues._PRESETS[name]).parameters for name in venues.names()}
+    meaning = PRESET_KEY_DOCS[key]
+    if key == "preset":
+        return "text", "unset", ", ".join(f"`{json.dumps(n)}`" for n in venues.names()), meaning
+    users = [n for n in venues.names() if key in takes[n]]
+    if key == "symbol":
+        per = []
+        for n in users:
+            try:
+                known = _tables.symbols(n)
+            except OSError:  # a preset whose margin table is a placeholder
+                known = []
+            tables = f" (margin tables: {', '.join(known)})" if known else ""
+            per.append(f"{n} `{takes[n][key].default}`{tables}")
+        meaning += ". Default: " + "; ".join(per)
+    elif len(users) < len(takes):
+        meaning += f". Only {', '.join(users)} take{'s' if len(users) == 1 else ''} it"
+    if key == "max_leverage":
+        return "number", "unset", "> 0", meaning
+    return "text", ("the preset's" if key == "symbol" else "unset"), "", meaning
+
+
+def _flatten(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _flatten(v, f"{prefix}.{k}")
+    else:
+        yield prefix, value
+
+
+def _preset_values() -> list[str]:
+    """Each preset's component values (its default symbol, newest table)."""
+    from riskengine import venues
+
+    names = venues.names()
+    dumps = {n: venues.preset(n).model_dump(exclude={"name", "preset", "notes"}) for n in names}
+    lines = ["| key | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    keys = [k for k, _ in _flatten(dumps[names[0]], "venues[i]")]
+    for key in keys:
+        cells = []
+        for n in names:
+            value = dict(_flatten(dumps[n], "venues[i]"))[key]
+            if key.endswith("margin.floors"):
+                cells.append(f"{len(value)} tier{'s' if len(value) > 1 else ''}")
+            elif key.endswith("margin.rates"):
+                cells.append(", ".join(f"{r:.4g}" for r in value) if len(value) <= 3 else
+                             f"{value[0]:.4g} .. {value[-1]:.4g}")
+            elif key.endswith("margin.source"):
+                cells.append("placeholder" if "placeholder" in str(value).lower() else "table")
+            elif isinstance(value, float) and not value.is_integer():
+                cells.append(f"{value:.4g}")
+            else:
+                cells.append(_value(value).replace("|", "\\|"))
+        lines.append(f"| `{key}` | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _mistakes() -> list[str]:
+    from riskengine import config
+
+    base = {"scenario": {"name": "x", "synthetic": {}}, "venues": [{"preset": "binance-usdm"}]}
+    lines = []
+    for what, change in _MISTAKES:
+        try:
+            config.parse({**base, **change}, "my.toml")
+        except ValueError as exc:
+            lines.append(f"riskengine: error: {exc}")
+        else:  # pragma: no cover - the examples are mistakes by construction
+            raise RuntimeError(f"riskengine.docs: the example of {what} validates")
+    return lines
+
+
+# ------------------------------------------------------------------------------ rendering
+def render() -> str:
+    """The text of ``docs/config.md``."""
+    schema, design = _schema()
+    sections = _sections(schema, design)
+    out = [
+        "# Config file reference",
+        "",
+        "<!-- Generated by `python -m riskengine.docs` from the models in riskengine/config.py and",
+        "     riskengine/venue.py (the text of a key is its field's description): edit those, then",
+        "     regenerate. tests/test_docs.py fails when this file is stale. -->",
+        "",
+        "A config is a TOML file that `riskengine run`, `riskengine validate` and `riskengine sweep` read",
+        "([docs/cli](cli/)). It is validated with typed models before anything runs; `riskengine schema`",
+        "prints the same models as a JSON schema for editors. The embedded default of `riskengine run` is",
+        "`riskengine/defaults/default.toml`; the shipped replays are in `backtests/`.",
+        "",
+        "- **Paths** (`path`, `catalog`, `file`, `outputs.dir`) are relative to the config file's folder;",
+        "  `~` and `$VARIABLES` are expanded.",
+        "- **Units**: times in seconds (`_s`), money in the quote currency (USD), shares and rates as",
+        "  fractions (`0.05` is 5%), datetimes in UTC (a TOML datetime or ISO text; without a time zone: UTC).",
+        "- **Key paths** name a key by its tables, as a sweep grid writes them: `population.seed`,",
+        "  `scenario.tape.path`, `scenarios[1].window.start`, `venues[2].adl.policy`. Below, `[i]` stands for",
+        "  any index.",
+        "- **Defaults**: a key left out takes its default; *unset* means the key is absent (None in Python),",
+        "  and the meaning says what that does.",
+        "- **Mistakes** (an unknown key, a wrong type, a value out of range, a missing file) are reported as",
+        "  one line naming the file, the key path and what was expected, with the nearest valid key for a",
+        "  misspelt one; the command exits with status 2:",
+        "",
+        "```",
+        *_mistakes(),
+        "```",
+        "",
+        "## Contents",
+        "",
+        *[f"- [{s.heading}]({s.anchor})" for s in sections],
+        "- [Preset values](#preset-values)",
+        "- [Examples](#examples)",
+        "",
+    ]
+    for section in sections:
+        out += [f"## {section.heading}", ""]
+        intro = section.intro or _prose(section.node.get("description"))
+        if intro:
+            out += [*textwrap.wrap(intro, 100, break_long_words=False, break_on_hyphens=False), ""]
+        out += ["| key | type | default | allowed | meaning |", "|---|---|---|---|---|"]
+        for key, kind, default, allowed, meaning in section.rows:
+            out.append(f"| `{key}` | {kind} | {default} | {allowed} | {meaning} |")
+        out.append("")
+    out += [
+        "## Preset values",
+        "",
+        "What each preset sets (its default symbol, the newest margin table; `riskengine/venues/`, one file",
+        "per rulebook with its sources). A key of a `[[venues]]` table replaces the preset's value;",
+        "`margin.floors` and `margin.rates` are replaced together (a whole table).",
+        "",
+        *_preset_values(),
+        "",
+        "## Examples",
+        "",
+        "A real replay using every table (`riskengine validate` checks it, `riskengine run` runs it,",
+        "`riskengine sweep` runs its grid):",
+        "",
+        "```toml",
+        EXAMPLE_REPLAY.rstrip("\n"),
+        "```",
+        "",
+        "Several synthetic scenarios, each with its own changes of `[population]` and `[liquidity]`, and a",
+        "design without a preset:",
+        "",
+        "```toml",
+        EXAMPLE_SCENARIOS.rstrip("\n"),
+        "```",
+        "",
+        "A tape and stream from the local catalog (`riskengine data import`, [docs/cli/data.md](cli/data.md))",
+        "and a population read from a file:",
+        "",
+        "```toml",
+        EXAMPLE_CATALOG.rstrip("\n"),
+        "```",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m riskengine.docs [--check] [--out FILE]``."""
+    parser = argparse.ArgumentParser(prog="python -m riskengine.docs", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=str(CONFIG_DOC), help=f"the file to write (default {CONFIG_DOC})")
+    parser.add_argument("--check", action="store_true", help="do not write; exit 1 if the file differs")
+    args = parser.parse_args(argv)
+    text = render()
+    out = Path(args.out)
+    if args.check:
+        current = out.read_text(encoding="utf-8") if out.is_file() else None
+        if current != text:
+            print(f"{out}: stale (regenerate with: python -m riskengine.docs)", file=sys.stderr)
+            return 1
+        return 0
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
