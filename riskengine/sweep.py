@@ -202,8 +202,7 @@ def run_hash(loaded: LoadedConfig) -> str:
                           "population": backtest.population_spec(loaded, spec, "sweep"),
                           "liquidity": backtest.liquidity_spec(loaded, spec, "sweep")})
     body = {"format": HASH_FORMAT, "scenarios": scenarios,
-            "designs": [d.model_dump(mode="json") for d in backtest.build_designs(loaded)],
-            "series_interval_s": loaded.config.outputs.series_interval_s}
+            "designs": [d.model_dump(mode="json") for d in backtest.build_designs(loaded)]}
     return hashlib.sha256(canonical_json(loaded.resolved(body)).encode()).hexdigest()[:16]
 
 

@@ -11,6 +11,7 @@ any two runs of the same config.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import signal
 import socket
@@ -173,7 +174,7 @@ def test_validate_checks_the_grid(folder, capsys):
 def dask_cluster():
     distributed = pytest.importorskip("dask.distributed")
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None)
+                                       dashboard_address=None, silence_logs=logging.ERROR)
     yield cluster
     cluster.close()
 
