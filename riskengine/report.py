@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import io
 import math
@@ -182,9 +183,9 @@ def _style(ax, title: str, percent: bool = False, time_axis: bool = False) -> No
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     if time_axis:
-        locator = AutoDateLocator(minticks=4, maxticks=8)
+        locator = AutoDateLocator(minticks=4, maxticks=8, tz=dt.timezone.utc)  # times are UTC, whatever the rc
         ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=dt.timezone.utc))
         ax.yaxis.set_major_formatter(_axis_formatter(percent))
     else:
         ax.xaxis.set_major_formatter(_axis_formatter(percent))
