@@ -131,7 +131,7 @@ EXAMPLE_CATALOG = """\
 [scenario]
 name = "btc-from-catalog"
 tape = { catalog = "../riskengine-catalog", source = "gemini", symbol = "BTCUSD" }
-stream = { catalog = "../riskengine-catalog", source = "binance-delivery", symbol = "BTCUSD_PERP", kind = "klines" }
+stream = { catalog = "../riskengine-catalog", source = "binance", symbol = "BTCUSD_PERP", kind = "klines" }
 window = { start = "2025-10-10T20:00:00Z", end = "2025-10-10T22:00:00Z" }
 
 [population]
