@@ -308,7 +308,7 @@ class ScenarioSpec(_Model):
     synthetic: SyntheticTape | None = Field(None, description="A synthetic crash tape (or give tape)")
     stream: StreamSpec | None = Field(
         None, description="Mark/index price stream, aligned as of each trade")
-    window: Window = Window()
+    window: Window = Field(Window(), description="The replayed span (default: the whole tape)")
     population: dict[str, Any] = Field(default_factory=dict,
                                        description="Keys of [population] changed for this scenario")
     liquidity: dict[str, Any] = Field(default_factory=dict,
