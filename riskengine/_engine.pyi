@@ -14,4 +14,5 @@ def run_engine(
     size: np.ndarray,  # const float64_t[::1]
     entry: np.ndarray,  # const float64_t[::1]
     params: EngineParams,
+    max_events: int = 0,  # event-log row budget (0: none); one more raises MemoryError
 ) -> dict[str, Any]: ...

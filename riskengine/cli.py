@@ -344,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"riskengine: error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError as exc:  # a run too large for this machine (riskengine.engine.RunTooLarge)
+        print(f"riskengine: error: out of memory: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("riskengine: interrupted", file=sys.stderr)
         return 130

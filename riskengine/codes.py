@@ -14,7 +14,7 @@ class EventKind(IntEnum):
     PARTIAL_LIQUIDATION = 2  #: a fraction of the position sent to the book
     BACKSTOP = 3  #: the backstop vault takes over position and margin
     FUND_PAYMENT = 4  #: insurance fund pays a deficit beyond the bankruptcy price
-    ADL_FILL = 5  #: an opposite-side account closed by auto-deleveraging
+    ADL_FILL = 5  #: an opposite-side account closed by auto-deleveraging (weighted policies: its fills of one tick)
     ADL_LIQUIDATION = 6  #: the liquidated side of an ADL match
     VAULT_UNWIND = 7  #: the backstop vault sells inventory into the book
     BAD_DEBT = 8  #: a deficit nobody covered
@@ -98,3 +98,6 @@ VAULT_ID = -1  #: account id used in the event log for the backstop vault
 BOOK_ID = -2  #: counterparty id of a trade against the order book (the external market)
 FUND_ID = -3  #: account id used in the event log for the insurance fund's own trades
 MARKET_ID = -4  #: counterparty of a socialized loss: every open position of the market
+#: counterparty of an ADL fill row that sums one account's fills from several ADL orders in one
+#: tick (weighted ADL policies log one row per account per tick, see ``riskengine.reference``)
+ADL_ORDERS_ID = -5

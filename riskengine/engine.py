@@ -9,6 +9,7 @@ True
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,11 +23,66 @@ from riskengine.invariants import violations
 from riskengine.liquidity import ConstantDepth, DepthCurve
 from riskengine.metrics import RunContext, summarize
 from riskengine.params import EngineParams
-from riskengine.runlog import RawRun
+from riskengine.runlog import EVENT_COLUMNS, RawRun
 from riskengine.scenario import Scenario
 from riskengine.venue import VenueDesign
 
 ENGINES = ("cython", "reference")
+
+#: bytes of one event-log row (:data:`riskengine.runlog.EVENT_COLUMNS`)
+EVENT_ROW_BYTES = sum(np.dtype(dtype).itemsize for _, dtype, _ in EVENT_COLUMNS)
+#: share of the memory available at the start of a run that its event log may fill: after the
+#: run the log becomes Arrow tables with two label columns and is summarized, which takes
+#: about as much again
+EVENT_LOG_MEMORY_SHARE = 1 / 3
+#: environment variable that sets the event-log budget in rows (0: no budget)
+MAX_EVENTS_ENV = "RISKENGINE_MAX_EVENTS"
+
+
+class RunTooLarge(MemoryError):
+    """A run outgrew its memory (its event log passed :func:`event_budget`, or an allocation
+    failed); the message is one line naming the design, its ADL policy, the population and
+    what to do instead."""
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available for a new process (Linux ``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def event_budget() -> int:
+    """Rows the compiled engine's event log may hold in one run (0: no budget).
+
+    ``$RISKENGINE_MAX_EVENTS`` when set, else what fits in :data:`EVENT_LOG_MEMORY_SHARE` of
+    the memory available now (no budget where that is unknown). Without a budget a run whose
+    log outgrows the machine is killed by the OOM killer, taking the session with it; with one
+    it stops with :class:`RunTooLarge`.
+
+    Raises
+    ------
+    ValueError
+        When ``$RISKENGINE_MAX_EVENTS`` is not a whole number >= 0.
+    """
+    text = os.environ.get(MAX_EVENTS_ENV)
+    if text is not None:
+        try:
+            rows = int(text.replace("_", ""))
+        except ValueError:
+            rows = -1
+        if rows < 0:
+            raise ValueError(f"${MAX_EVENTS_ENV}: expected a whole number of rows >= 0 (got {text!r})")
+        return rows
+    available = _available_memory()
+    if available is None:
+        return 0
+    return max(int(available * EVENT_LOG_MEMORY_SHARE) // EVENT_ROW_BYTES, 1)
 
 
 @dataclass
@@ -77,8 +133,11 @@ def _check_stream(scenario: Scenario, design: VenueDesign, params: EngineParams)
 
 
 def run_raw(scenario: Scenario, params: EngineParams, engine: str = "cython",
-            stream: np.ndarray | None = None) -> tuple[RawRun, float]:
+            stream: np.ndarray | None = None, max_events: int | None = None) -> tuple[RawRun, float]:
     """Run one engine on a validated scenario and resolved parameters.
+
+    ``max_events`` is the compiled engine's event-log budget in rows (None: :func:`event_budget`,
+    0: none); past it the run stops with ``MemoryError``.
 
     Returns
     -------
@@ -91,7 +150,8 @@ def run_raw(scenario: Scenario, params: EngineParams, engine: str = "cython",
     if engine == "cython":
         from riskengine._engine import run_engine
 
-        out = run_engine(tape.ts, tape.price, stream, pop.collateral, pop.size, pop.entry, params)
+        budget = event_budget() if max_events is None else max_events
+        out = run_engine(tape.ts, tape.price, stream, pop.collateral, pop.size, pop.entry, params, budget)
         raw = RawRun(**out)
     elif engine == "reference":
         from riskengine.reference import run_reference
@@ -103,9 +163,21 @@ def run_raw(scenario: Scenario, params: EngineParams, engine: str = "cython",
     return raw, time.perf_counter() - start
 
 
+def _too_large(exc: MemoryError, scenario: Scenario, design: VenueDesign) -> RunTooLarge:
+    """The one line a user reads when a design's event log outgrew its budget."""
+    weighted = design.adl.policy not in ("none", "queue", "socialize")
+    why = (f" ({design.adl.policy} logs up to one ADL fill row per winner per tick)" if weighted else "")
+    return RunTooLarge(
+        f"design {design.name!r} (ADL policy {design.adl.policy}, {len(scenario.population):,} accounts, "
+        f"{len(scenario.tape):,} ticks): {exc}{why}; run fewer accounts or a shorter window"
+        f"{', or the queue policy' if weighted else ''}, or raise ${MAX_EVENTS_ENV} on a machine "
+        "with more memory")
+
+
 def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
         liquidity: ConstantDepth | DepthCurve | None = None, *, engine: str = "cython",
-        series_interval_s: float | None = None, check_invariants: bool = False) -> Result:
+        series_interval_s: float | None = None, check_invariants: bool = False,
+        max_events: int | None = None) -> Result:
     """Replay ``scenario`` through each venue design.
 
     Parameters
@@ -124,6 +196,8 @@ def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
         Debug mode: check money and position conservation and the ADL and flat-account
         invariants after each run (:mod:`riskengine.invariants`); raise ``AssertionError``
         on a violation.
+    max_events : int, optional
+        Event-log budget of each run, in rows (default :func:`event_budget`; 0: none).
 
     Returns
     -------
@@ -133,6 +207,8 @@ def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
     ------
     ValueError
         On an invalid design, or a mark method that needs a stream the tape lacks.
+    RunTooLarge
+        When a run's event log passes its budget (or memory runs out).
     """
     if isinstance(designs, VenueDesign):
         designs = [designs]
@@ -155,7 +231,10 @@ def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
     rows, events, series, raws = [], [], [], []
     tape_notional = float(np.dot(tape.price, tape.qty))
     for (design, params), stream in zip(resolved, streams):
-        raw, elapsed = run_raw(scenario, params, engine, stream)
+        try:
+            raw, elapsed = run_raw(scenario, params, engine, stream, max_events)
+        except MemoryError as exc:
+            raise _too_large(exc, scenario, design) from None
         if check_invariants:
             broken = violations(raw, scenario.population, params)
             if broken:

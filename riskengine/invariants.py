@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from riskengine.codes import EventKind
+from riskengine.codes import AdlPolicy, EventKind
 from riskengine.params import EngineParams
 from riskengine.runlog import RawRun
 from riskengine.scenario import Population
@@ -35,7 +35,8 @@ def violations(raw: RawRun, population: Population, params: EngineParams) -> lis
 
     * money conservation: :func:`money_total` equals the initial collateral, fund and vault;
     * position conservation: population + vault + fund + external market positions sum to zero, and
-      each ADL'd order's fills match the size closed on the liquidated side;
+      each ADL'd order's fills match the size closed on the liquidated side (weighted policies,
+      whose fill rows sum a tick's fills: each tick's fills match that tick's ADL'd orders);
     * an account without a position at the start never pays (its collateral is untouched and
       it appears in no event);
     * ADL never leaves an ADL'd account with negative equity;
@@ -72,17 +73,37 @@ def violations(raw: RawRun, population: Population, params: EngineParams) -> lis
         bad = np.flatnonzero(eq < floor)
         if len(bad):
             out.append(f"{len(bad)} ADL fills left negative equity (first: {eq[bad[0]]!r})")
-        # fills of one ADL'd order come just before its ADL_LIQUIDATION row
-        fills = 0.0
-        for j in range(len(kind)):
-            if kind[j] == EventKind.ADL_FILL:
-                fills += ev["size"][j]
-            elif kind[j] == EventKind.ADL_LIQUIDATION:
-                if abs(fills + ev["size"][j]) > 1e-9 * (abs(ev["size"][j]) + 1e-12):
-                    out.append(f"ADL order at event {j} closed {ev['size'][j]!r} against fills of {fills!r}")
-                    break
-                fills = 0.0
+        out += _adl_matches(ev, merged=AdlPolicy.PRO_RATA <= params.adl_policy <= AdlPolicy.WATER_FILLING)
     owing = (raw.collateral < 0) & (raw.size == 0)
     if owing.any():
         out.append(f"{int(owing.sum())} flat accounts end with negative collateral (first: account {int(np.flatnonzero(owing)[0])})")
     return out
+
+
+def _adl_matches(ev: dict[str, np.ndarray], merged: bool) -> list[str]:
+    """ADL fills against the sizes closed on the liquidated side: the fills of one order come
+    just before its ADL_LIQUIDATION row; with ``merged`` fill rows (weighted policies) a row
+    sums a tick's fills, so the fills and orders of each tick are matched instead."""
+    kind = ev["kind"]
+    adl = (kind == EventKind.ADL_FILL) | (kind == EventKind.ADL_LIQUIDATION)
+    if merged:
+        ticks, group = np.unique(ev["tick"][adl], return_inverse=True)
+        is_fill = kind[adl] == EventKind.ADL_FILL
+        size = ev["size"][adl]
+        fills = np.bincount(group, weights=np.where(is_fill, size, 0.0), minlength=len(ticks))
+        orders = np.bincount(group, weights=np.where(is_fill, 0.0, size), minlength=len(ticks))
+        scale = np.bincount(group, weights=np.where(is_fill, 0.0, np.abs(size)), minlength=len(ticks))
+        bad = np.flatnonzero(np.abs(fills + orders) > 1e-9 * (scale + 1e-12))
+        if len(bad):
+            k = bad[0]
+            return [f"ADL orders at tick {int(ticks[k])} closed {orders[k]!r} against fills of {fills[k]!r}"]
+        return []
+    fills = 0.0
+    for j in np.flatnonzero(adl):
+        if kind[j] == EventKind.ADL_FILL:
+            fills += ev["size"][j]
+        else:
+            if abs(fills + ev["size"][j]) > 1e-9 * (abs(ev["size"][j]) + 1e-12):
+                return [f"ADL order at event {j} closed {ev['size'][j]!r} against fills of {fills!r}"]
+            fills = 0.0
+    return []

@@ -71,19 +71,6 @@ def _vault_pnl(ctx: RunContext) -> float:
     return float(equity - ctx.vault_initial)
 
 
-def _adl_orders(ctx: RunContext) -> tuple[np.ndarray, np.ndarray]:
-    """Per ADL order: total haircut of its fills and the deficit it covered at mark. The fills
-    of one order come just before its ADL_LIQUIDATION row."""
-    kind = ctx.raw.events["kind"]
-    is_order = kind == EventKind.ADL_LIQUIDATION
-    is_fill = kind == EventKind.ADL_FILL
-    group = np.cumsum(is_order) - is_order  # orders before this row
-    n = int(is_order.sum())
-    haircut = np.bincount(group[is_fill], weights=ctx.raw.events["amount"][is_fill], minlength=n)[:n]
-    covered = ctx.raw.events["amount"][is_order]
-    return haircut, covered
-
-
 def _haircut_by_account(ctx: RunContext) -> np.ndarray:
     fills = ctx.kind_mask(EventKind.ADL_FILL)
     accounts = ctx.raw.events["account"][fills]
@@ -107,11 +94,6 @@ def _max_share(ctx: RunContext) -> float:
     per_account = _haircut_by_account(ctx)
     total = per_account.sum()
     return float(per_account.max() / total) if total > 0 else float("nan")
-
-
-def _overshoot(ctx: RunContext) -> float:
-    haircut, covered = _adl_orders(ctx)
-    return float(np.clip(haircut - covered, 0.0, None).sum())
 
 
 def _last_time(ctx: RunContext, mask: np.ndarray) -> float:
@@ -172,8 +154,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("fees_collected", "liquidation fees paid into the fund",
            lambda c: float(c.raw.events["fee"].sum())),
     Column("vault_pnl", "backstop vault equity at the final mark minus its start balance", _vault_pnl),
-    Column("adl_fills", "opposite-side accounts closed by ADL (fills)",
-           lambda c: int(c.kind_mask(EventKind.ADL_FILL).sum())),
+    Column("adl_fills", "ADL fills: one per opposite-side account per ADL order (the engine's count; weighted "
+           "policies log one ADL_FILL row per account per tick, see riskengine.runlog)",
+           lambda c: int(c.raw.scalars["adl_fills"])),
     Column("adl_notional", "notional closed by ADL fills",
            lambda c: _sum(c, "notional", c.kind_mask(EventKind.ADL_FILL))),
     Column("adl_accounts", "distinct accounts hit by ADL",
@@ -182,7 +165,8 @@ COLUMNS: tuple[Column, ...] = (
            lambda c: _sum(c, "amount", c.kind_mask(EventKind.ADL_FILL))),
     Column("adl_deficit_covered", "shortfall at mark of the deleveraged orders (what ADL had to cover)",
            lambda c: _sum(c, "amount", c.kind_mask(EventKind.ADL_LIQUIDATION))),
-    Column("adl_overshoot", "haircut beyond the deficit it covered, summed over ADL orders", _overshoot),
+    Column("adl_overshoot", "haircut beyond the deficit it covered, summed over ADL orders (the engine's sum: "
+           "weighted-policy fill rows span orders)", lambda c: float(c.raw.scalars["adl_overshoot"])),
     Column("adl_max_haircut_share", "largest one account's haircut as a share of all haircuts", _max_share),
     Column("adl_haircut_gini", "Gini coefficient of haircuts across the accounts hit (concentration)",
            lambda c: gini(_haircut_by_account(c))),

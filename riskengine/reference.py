@@ -73,7 +73,22 @@ how much each absorbs: a queue by score (ties by account id, ranked at most once
 positive equity, positive PnL, notional, notional x leverage^p) or water-filling on leverage.
 A fill never takes an ADL'd account's equity below zero; what the opposite side cannot absorb
 goes to the book. The haircut of a fill is what the account gives up against the mark; the
-deficit an ADL order covers is the liquidated side's shortfall at mark on the closed size.
+deficit an ADL order covers is the liquidated side's shortfall at mark on the closed size, and
+the order's overshoot is its fills' haircut beyond that deficit (summed over orders in the
+``adl_overshoot`` scalar; ``adl_fills`` counts the fills, one per winner per order).
+
+Logging ADL fills. The queue logs every fill as one ADL_FILL row, just before its order's
+ADL_LIQUIDATION row. The weighted policies and water-filling fill *every* winner on every
+order, so a cascade tick with k orders against m winners would log k x m fills (on the default
+scenario with 100k accounts: 480M rows, 45 GB, and the OOM killer). They log at most one row per
+winner per tick instead: a winner's first fill at a tick writes its row, and each later fill at
+the same tick is added to that row — size, notional and haircut summed, price the
+volume-weighted price (notional / |size|), equity and fund balance as after the latest fill,
+counterparty the liquidated account, or ``ADL_ORDERS_ID`` once fills from several orders are in
+the row; ts, tick and round stay those of the first fill. The account state changes fill by
+fill, exactly as unmerged, and sums over rows (ADL notional, haircuts per account, distinct
+accounts, first ADL time) are unchanged; what the rows no longer show — fills per order — the
+two scalars keep.
 
 A deficit left after the fund is socialized over every open position in proportion to its
 size (never below zero equity) under the ``SOCIALIZE`` policy — one event per deficit, each
@@ -92,6 +107,7 @@ from collections import deque
 import numpy as np
 
 from riskengine.codes import (
+    ADL_ORDERS_ID,
     BOOK_ID,
     FUND_ID,
     MARKET_ID,
@@ -190,13 +206,21 @@ def capped_allocation(weights: list[float], caps: list[float], total: float) -> 
     shares spread over the others (the water level ``tau`` with ``sum min(cap, tau w) = total``).
     Everyone gets its cap when the caps sum to less than ``total``.
 
-    Items are taken in order of ``cap / weight``; the first that ``tau`` does not cap fixes
+    When the plain level ``total / sum w`` caps nobody, that is ``tau``. Otherwise items are
+    taken in order of ``cap / weight``; the first that ``tau`` does not cap fixes
     ``tau = (total - caps before it) / (weights from it on)``, both sums accumulated directly
     (no subtraction, so no cancellation).
     """
     n = len(weights)
     if _caps_fall_short(caps, total):
         return list(caps)
+    weight_sum = 0.0
+    for w in weights:
+        weight_sum += w
+    if weight_sum > 0.0:
+        tau = total / weight_sum
+        if all(caps[j] > tau * weights[j] for j in range(n)):
+            return [tau * w for w in weights]
     ratio = [caps[j] / weights[j] if weights[j] > 0.0 else math.inf for j in range(n)]
     order = sorted(range(n), key=lambda j: (ratio[j], j))
     suffix = [0.0] * (n + 1)
@@ -517,6 +541,10 @@ class _Reference:
         self.cum_liq_notional = 0.0
         self.cum_adl = 0
         self.cum_adl_notional = 0.0
+        self.adl_overshoot = 0.0
+        self.order_haircut = 0.0
+        self.merge_fills = AdlPolicy.PRO_RATA <= params.adl_policy <= AdlPolicy.WATER_FILLING
+        self.fill_row: dict[int, tuple[int, int]] = {}  # winner -> (tick, row) of its row this tick
 
     # ---------------------------------------------------------------- helpers
     @property
@@ -721,17 +749,39 @@ class _Reference:
         return abs(q)
 
     def adl_fill(self, i: int, a: int, take: float, price: float) -> float:
+        """Close ``take`` of winner ``i`` at ``price`` against account ``a``'s order; log it
+        (a row of its own, or added to the winner's row of this tick: see the module notes)."""
         closed = _sign(float(self.pos[i])) * take
         self.reduce(i, closed, price)
         if float(self.pos[i]) == 0.0:
             self.status[i] = Status.CLOSED
         haircut = -closed * (price - self.mark)
-        if haircut < 0.0:
+        if not haircut > 0.0:
             haircut = 0.0
         self.cum_adl += 1
         self.cum_adl_notional += take * price
+        self.order_haircut += haircut
+        if self.merge_fills:
+            tick, row = self.fill_row.get(i, (-1, -1))
+            if tick == self.i:
+                self.merge_fill(row, a, closed, take * price, haircut, self.equity(i))
+                return haircut
+            self.fill_row[i] = (self.i, len(self.events["ts"]))
         self.emit(EventKind.ADL_FILL, i, a, closed, price, 0.0, haircut, self.equity(i))
         return haircut
+
+    def merge_fill(self, row: int, a: int, closed: float, notional: float, haircut: float,
+                   equity_after: float) -> None:
+        """Add a fill to ADL_FILL row ``row`` (the Cython twin is ``_events.events_merge``)."""
+        ev = self.events
+        if ev["counterparty"][row] != self.public_id(a):
+            ev["counterparty"][row] = ADL_ORDERS_ID
+        ev["size"][row] += closed
+        ev["notional"][row] += notional
+        ev["price"][row] = ev["notional"][row] / abs(ev["size"][row])
+        ev["amount"][row] += haircut
+        ev["equity_after"][row] = equity_after
+        ev["fund_after"][row] = self.fund
 
     def adl_price(self, a: int) -> float:
         p = self.p.adl_price
@@ -750,6 +800,7 @@ class _Reference:
         remaining = wanted
         absorbed = 0.0
         policy = self.p.adl_policy
+        self.order_haircut = 0.0
         if policy == AdlPolicy.QUEUE:
             queue = self.adl_queue(side)
             while queue and remaining > 0.0:
@@ -792,12 +843,15 @@ class _Reference:
             q_a = float(self.pos[a])
             closed_a = q_a if (full and rest == 0.0) else side * absorbed
             shortfall = -(float(self.col[a]) * abs(closed_a) / abs(q_a) + closed_a * (self.mark - float(self.ep[a])))
+            if not shortfall > 0.0:
+                shortfall = 0.0
+            if self.order_haircut > shortfall:
+                self.adl_overshoot += self.order_haircut - shortfall
             self.reduce(a, closed_a, price)
             if a < self.n:
                 self.cum_liq += 1
                 self.cum_liq_notional += abs(closed_a) * price
-            self.emit(EventKind.ADL_LIQUIDATION, a, BOOK_ID, closed_a, price, 0.0,
-                      shortfall if shortfall > 0.0 else 0.0, self.equity(a))
+            self.emit(EventKind.ADL_LIQUIDATION, a, BOOK_ID, closed_a, price, 0.0, shortfall, self.equity(a))
         if rest > 0.0:
             kind, fee_rate = self.unwind_kind(a)
             self.book_close(a, float(self.pos[a]) if full else side * rest, kind, fee_rate)
@@ -1157,6 +1211,8 @@ class _Reference:
             "final_sim_price": self.sim_price() if len(self.ts) else math.nan,
             "max_rounds": max_rounds,
             "ticks": len(self.ts),
+            "adl_fills": self.cum_adl,
+            "adl_overshoot": self.adl_overshoot,
         }
         return RawRun(events, series, self.col[:n].copy(), self.pos[:n].copy(),
                       self.ep[:n].copy(), self.status.copy(), scalars, self.socialized.copy())

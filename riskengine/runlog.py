@@ -18,10 +18,10 @@ EVENT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("round", "int32", "cascade round within the tick (0 = first)"),
     ("kind", "int8", "event kind, see riskengine.codes.EventKind"),
     ("account", "int64", "account id (-1 backstop vault, -3 insurance fund)"),
-    ("counterparty", "int64", "account id of the other side (-1 vault, -2 order book, -3 insurance fund, -4 all open positions)"),
+    ("counterparty", "int64", "account id of the other side (-1 vault, -2 order book, -3 insurance fund, -4 all open positions, -5 several ADL orders: a weighted-policy ADL fill row summing fills from more than one order)"),
     ("size", "float64", "signed size closed on `account` (+ = a long was reduced)"),
-    ("price", "float64", "execution price (fill, takeover or ADL close price)"),
-    ("notional", "float64", "|size| x price"),
+    ("price", "float64", "execution price (fill, takeover or ADL close price; volume-weighted over the fills a weighted-policy ADL fill row sums)"),
+    ("notional", "float64", "|size| x price (a weighted-policy ADL fill row: the sum over its fills)"),
     ("fee", "float64", "liquidation fee paid into the insurance fund"),
     ("amount", "float64", "kind-specific amount: realized PnL (book trades, fund takeover), equity handed over (backstop), payment (fund payment), haircut against the mark (ADL fill), deficit covered at mark (ADL liquidation), uncovered deficit (bad debt), total charged to open positions (socialized loss)"),
     ("equity_after", "float64", "account (or vault) equity at mark after the event"),
@@ -48,8 +48,15 @@ SERIES_COLUMNS: tuple[tuple[str, str, str], ...] = (
 SCALARS: tuple[str, ...] = (
     "fund_final", "fund_min", "fund_pos", "fund_entry", "vault_col", "vault_pos", "vault_entry", "bad_debt",
     "ext_cash", "ext_pos", "tape_max_drawdown", "sim_max_drawdown", "tape_min", "sim_min",
-    "final_mark", "final_sim_price", "max_rounds", "ticks",
+    "final_mark", "final_sim_price", "max_rounds", "ticks", "adl_fills", "adl_overshoot",
 )
+
+
+#: Weighted ADL policies (pro-rata by size, equity or PnL, levered and risk-aware pro-rata,
+#: water-filling) fill every winner on every order, so their ADL_FILL rows are one per winner per
+#: tick, each summing that tick's fills (``riskengine.reference``, "Logging ADL fills"). The
+#: scalars ``adl_fills`` (fills, one per winner per order) and ``adl_overshoot`` (per order,
+#: haircut beyond the deficit covered, summed) keep what those rows cannot show.
 
 
 @dataclass

@@ -14,7 +14,7 @@ def test_enum_codes_match():
 
 def test_special_ids_match():
     assert CODES["ids"] == {"VAULT_ID": codes.VAULT_ID, "BOOK_ID": codes.BOOK_ID, "FUND_ID": codes.FUND_ID,
-                             "MARKET_ID": codes.MARKET_ID}
+                             "MARKET_ID": codes.MARKET_ID, "ADL_ORDERS_ID": codes.ADL_ORDERS_ID}
 
 
 def test_event_and_series_buffers_match_runlog_dtypes():

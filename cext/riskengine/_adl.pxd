@@ -26,4 +26,4 @@ cdef void capped_allocation(const float64_t* weights, const float64_t* caps, Py_
 cdef void water_filling(const float64_t* notional, const float64_t* equity,
                         const float64_t* caps, Py_ssize_t n,
                         float64_t mark, float64_t total, float64_t* out,
-                        float64_t* scratch) noexcept nogil
+                        float64_t* scratch, i64* live) noexcept nogil

@@ -78,17 +78,23 @@ cdef Py_ssize_t adl_gather(const AdlParams* p, float64_t side, float64_t mark,
                            const float64_t* col, const float64_t* pos, const float64_t* entry,
                            const i8* status, Py_ssize_t n, i64* ids_out,
                            float64_t* scores_out) noexcept nogil:
-    """Write the candidates' ids (ascending) and, for a queue, their scores; return the count."""
+    """Write the candidates' ids (ascending) and, for a queue, their scores; return the count.
+
+    The scan has no branch per account (every id is written, the count advances by the test):
+    weighted policies gather on every ADL order, and which side an account is on is a coin
+    flip the branch predictor loses."""
     cdef Py_ssize_t i, k = 0
+    cdef float64_t upnl
+    cdef i64 j
     for i in range(n):
-        if status[i] != ST_ACTIVE or pos[i] * side >= 0.0:
-            continue
-        if pos[i] * (mark - entry[i]) <= 0.0 or col[i] + pos[i] * (mark - entry[i]) <= 0.0:
-            continue
+        upnl = pos[i] * (mark - entry[i])
         ids_out[k] = i
-        if p.policy == ADL_QUEUE:
-            scores_out[k] = adl_score(p, pos[i], col[i], entry[i], mark)
-        k += 1
+        k += ((status[i] == ST_ACTIVE) & (pos[i] * side < 0.0) & (upnl > 0.0)
+              & (col[i] + upnl > 0.0))
+    if p.policy == ADL_QUEUE:
+        for i in range(k):
+            j = ids_out[i]
+            scores_out[i] = adl_score(p, pos[j], col[j], entry[j], mark)
     return k
 
 
@@ -138,12 +144,25 @@ cdef void capped_allocation(const float64_t* weights, const float64_t* caps, Py_
                             float64_t* suffix) noexcept nogil:
     """Split ``total`` by ``weights`` with per-item ``caps``; the water level ``tau`` solves
     ``sum min(cap, tau w) = total``. Everyone gets its cap when the caps sum below ``total``.
-    Items go in order of ``cap / weight``; the first that ``tau`` does not cap fixes ``tau``
-    from directly accumulated sums (``suffix`` holds n + 1), so nothing cancels."""
-    cdef float64_t capped = 0.0, tau, share
+    When the plain level ``total / sum w`` caps nobody (an ADL order small against the winners'
+    positions: the common case) that is ``tau``, found in O(n). Otherwise items go in order of
+    ``cap / weight``; the first that ``tau`` does not cap fixes ``tau`` from directly
+    accumulated sums (``suffix`` holds n + 1), so nothing cancels."""
+    cdef float64_t capped = 0.0, tau, share, weight_sum = 0.0
     cdef Py_ssize_t j, k, m, jm
     if _caps_fall_short(caps, n, total, out):
         return
+    for j in range(n):
+        weight_sum += weights[j]
+    if weight_sum > 0.0:
+        tau = total / weight_sum
+        j = 0
+        while j < n and caps[j] > tau * weights[j]:
+            j += 1
+        if j == n:
+            for j in range(n):
+                out[j] = tau * weights[j]
+            return
     for j in range(n):
         out[j] = 0.0
         order[j].ratio = caps[j] / weights[j] if weights[j] > 0.0 else INFINITY
@@ -171,11 +190,14 @@ cdef void capped_allocation(const float64_t* weights, const float64_t* caps, Py_
 
 
 cdef float64_t _sizes_at(const float64_t* notional, const float64_t* equity,
-                         const float64_t* caps, Py_ssize_t n, float64_t mark,
-                         float64_t level, float64_t* out) noexcept nogil:
-    cdef Py_ssize_t j
+                         const float64_t* caps, const i64* live, Py_ssize_t n_live,
+                         float64_t mark, float64_t level, float64_t* out) noexcept nogil:
+    """``x(level)`` of the ``live`` items into ``out``; their sum, in index order."""
+    cdef Py_ssize_t t
+    cdef i64 j
     cdef float64_t x, total = 0.0
-    for j in range(n):
+    for t in range(n_live):
+        j = live[t]
         x = (notional[j] - level * equity[j]) / mark
         if x < 0.0:
             x = 0.0
@@ -189,27 +211,44 @@ cdef float64_t _sizes_at(const float64_t* notional, const float64_t* equity,
 cdef void water_filling(const float64_t* notional, const float64_t* equity,
                         const float64_t* caps, Py_ssize_t n,
                         float64_t mark, float64_t total, float64_t* out,
-                        float64_t* scratch) noexcept nogil:
+                        float64_t* scratch, i64* live) noexcept nogil:
     """Sizes that bring every reduced account to one common leverage ``L`` measured at mark on
     its equity before the haircut, ``x(L) = clamp((N - L E) / M, 0, cap)`` (bisection on ``L``,
-    the last step interpolated so the sizes add up to ``total``); ``scratch`` holds n."""
+    the last step interpolated so the sizes add up to ``total``); ``scratch`` and ``live``
+    hold n.
+
+    ``x`` does not increase with ``L``, in floating point too, so an item at 0 when the lower
+    bound moves up stays at 0 for every later level: it leaves ``live``, and the bisection
+    soon runs over the few most levered accounts only (every ADL order runs it, over every
+    winner). Sums skip only exact zeros, so the result is the full scan's to the last bit
+    (``riskengine.reference.water_filling`` is that scan)."""
     cdef float64_t lo = 0.0, hi = 0.0, lev, mid, f_lo, f_hi, theta
-    cdef Py_ssize_t j
+    cdef Py_ssize_t j, t, kept, n_live = n
     cdef int step
     if _caps_fall_short(caps, n, total, out):
         return
     for j in range(n):
+        live[j] = j
         lev = notional[j] / equity[j]
         if lev > hi:
             hi = lev
     for step in range(WATER_FILLING_STEPS):
         mid = 0.5 * (lo + hi)
-        if _sizes_at(notional, equity, caps, n, mark, mid, out) >= total:
+        if _sizes_at(notional, equity, caps, live, n_live, mark, mid, out) >= total:
             lo = mid
+            kept = 0
+            for t in range(n_live):
+                if out[live[t]] != 0.0:
+                    live[kept] = live[t]
+                    kept += 1
+            n_live = kept
         else:
             hi = mid
-    f_lo = _sizes_at(notional, equity, caps, n, mark, lo, scratch)
-    f_hi = _sizes_at(notional, equity, caps, n, mark, hi, out)
+    for j in range(n):
+        out[j] = 0.0
+        scratch[j] = 0.0
+    f_lo = _sizes_at(notional, equity, caps, live, n_live, mark, lo, scratch)
+    f_hi = _sizes_at(notional, equity, caps, live, n_live, mark, hi, out)
     theta = (total - f_hi) / (f_lo - f_hi) if f_lo > f_hi else 1.0
     for j in range(n):
         out[j] = out[j] + theta * (scratch[j] - out[j])
@@ -239,10 +278,12 @@ def py_water_filling(notional, equity, caps, double mark, double total):
     cdef Py_ssize_t n = nv.shape[0]
     out = np.zeros(n, dtype=np.float64)
     scratch = np.zeros(n, dtype=np.float64)
+    live = np.zeros(n, dtype=np.int64)
     cdef float64_t[::1] o = out
     cdef float64_t[::1] sc = scratch
+    cdef i64[::1] lv = live
     if n:
-        water_filling(&nv[0], &ev[0], &cv[0], n, mark, total, &o[0], &sc[0])
+        water_filling(&nv[0], &ev[0], &cv[0], n, mark, total, &o[0], &sc[0], &lv[0])
     return out
 
 

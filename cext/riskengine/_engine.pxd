@@ -70,6 +70,13 @@ cdef struct Engine:
     float64_t cum_liq_notional
     i64 cum_adl
     float64_t cum_adl_notional
+    float64_t adl_overshoot   # sum over ADL orders of max(0, haircut - deficit covered)
+    float64_t order_haircut   # haircut of the ADL order being filled
+    # weighted ADL policies log one row per account per tick: the row of an account's first
+    # fill this tick (fill_row) and that tick (fill_tick), -1 before any fill
+    bint merge_fills
+    i64* fill_row
+    i64* fill_tick
     i64 vault_next_unwind
     i64 fund_next_unwind
     float64_t prev_mark
@@ -98,12 +105,16 @@ cdef struct Engine:
     float64_t* work_a
     float64_t* work_b
     RatioIndex* work_ratio
+    i64* work_live
     float64_t* hold_keys
     i64* hold_ids
     i64* hold_vers
     Py_ssize_t* radix_count   # 65536 counters for sorting account ids
     i64* deferred
     Py_ssize_t n_deferred
+    i64* dirty                # ADL'd winners to re-key before the next scan (each once)
+    i8* is_dirty
+    Py_ssize_t n_dirty
     KeyHeap adl_rank[2]       # ranked ADL queue snapshots: [0] longs, [1] shorts
     i64 adl_rank_time[2]
     bint adl_rank_built[2]

@@ -13,7 +13,9 @@ from libc.stdint cimport INT64_MIN
 from riskengine._adl cimport (
     AdlParams, RatioIndex, adl_gather, adl_weight, capped_allocation, water_filling,
 )
-from riskengine._events cimport ColumnLog, events_push, log_free, log_init, log_to_numpy, series_push
+from riskengine._events cimport (
+    ColumnLog, events_merge, events_push, log_free, log_init, log_to_numpy, series_push,
+)
 from riskengine._events import column_items
 from riskengine.runlog import EVENT_COLUMNS, SERIES_COLUMNS
 from riskengine._index cimport (
@@ -32,6 +34,8 @@ cdef float64_t ADL_REST_TOL = 1e-12
 cdef float64_t ADL_EQUITY_GUARD = 1e-12
 cdef float64_t DUST_NOTIONAL = 1.0
 cdef float64_t TIER_STEP_MARGIN = 1e-9
+# the liquidation index is rebuilt once its heaps hold more than 2 n + this many entries
+cdef Py_ssize_t INDEX_SLACK = 64
 
 
 cdef inline float64_t _sign(float64_t x) noexcept nogil:
@@ -76,7 +80,14 @@ cdef inline void _note_fund(Engine* e) noexcept nogil:
 
 
 cdef int _rekey(Engine* e, Py_ssize_t a) except -1 nogil:
-    """Put an ACTIVE account back in the index under its current liquidation price."""
+    """Put an ACTIVE account back in the index under its current liquidation price.
+
+    Re-keying pushes a new entry and leaves the old one stale, so the heaps grow with every
+    re-key; once they hold more than ``2 n + INDEX_SLACK`` entries the index is rebuilt from the
+    live accounts (O(n) after at least n pushes: O(1) amortized), so it stays O(n) however long
+    the cascade. (Re-keying every winner on every weighted ADL order grew the heaps by
+    orders x winners entries, 11 GB on 100k accounts; winners are now re-keyed once per scan,
+    :c:func:`_rekey_dirty`.)"""
     cdef float64_t lp
     e.version[a] += 1
     if e.status[a] != ST_ACTIVE:
@@ -87,6 +98,28 @@ cdef int _rekey(Engine* e, Py_ssize_t a) except -1 nogil:
             side_push(&e.index.longs, trigger_key(lp, e.pos[a], e.ep[a]), a, e.version[a])
     else:
         side_push(&e.index.shorts, trigger_key(lp, e.pos[a], e.ep[a]), a, e.version[a])
+    if e.index.longs.heap.size + e.index.shorts.heap.size > 2 * e.n + INDEX_SLACK:
+        _build_index(e)
+    return 0
+
+
+cdef int _rekey_dirty(Engine* e) except -1 nogil:
+    """Re-key the winners ADL filled since the last scan, once each however many orders
+    filled them (a weighted policy fills every winner on every order); when they are many,
+    one O(n) rebuild is cheaper than their pushes. Until then their old entries stay live: no
+    scan runs in between, and nothing else reads the index."""
+    cdef Py_ssize_t j
+    if e.n_dirty == 0:
+        return 0
+    if 4 * e.n_dirty > e.n:
+        _build_index(e)
+        for j in range(e.n_dirty):
+            e.is_dirty[e.dirty[j]] = 0
+    else:
+        for j in range(e.n_dirty):
+            e.is_dirty[e.dirty[j]] = 0
+            _rekey(e, e.dirty[j])
+    e.n_dirty = 0
     return 0
 
 
@@ -252,17 +285,37 @@ cdef float64_t _adl_available(Engine* e, Py_ssize_t i, float64_t price) noexcept
 
 cdef int _adl_fill(Engine* e, Py_ssize_t i, Py_ssize_t a, float64_t take,
                    float64_t price) except -1 nogil:
+    """Close ``take`` of winner ``i`` at ``price`` against the order of account ``a``, and log it.
+
+    Under the weighted policies (``merge_fills``) a winner already filled at this tick gets no
+    new row: the fill is added to the row of its first fill this tick (``events_merge``). Every
+    weighted order fills every winner, so k orders in one tick against m winners would log
+    k x m rows (480M rows, 45 GB, for 100k accounts on the default scenario); merged, a tick
+    logs at most one row per winner. The state still changes fill by fill."""
     cdef float64_t closed = _sign(e.pos[i]) * take
     cdef float64_t haircut
+    cdef i64 counterparty = _public_id(e, a)
     _reduce(e, i, closed, price)
     if e.pos[i] == 0.0:
         e.status[i] = ST_CLOSED
-    _rekey(e, i)
+    if not e.is_dirty[i]:  # re-keyed once, before the next scan (_rekey_dirty)
+        e.is_dirty[i] = 1
+        e.dirty[e.n_dirty] = i
+        e.n_dirty += 1
     haircut = -closed * (price - e.mark.mark)
+    if not haircut > 0.0:
+        haircut = 0.0
     e.cum_adl += 1
     e.cum_adl_notional += take * price
-    _emit(e, EV_ADL_FILL, i, _public_id(e, a), closed, price, 0.0,
-          haircut if haircut > 0.0 else 0.0, _equity(e, i))
+    e.order_haircut += haircut
+    if e.merge_fills:
+        if e.fill_tick[i] == e.i:
+            events_merge(&e.log, e.fill_row[i], counterparty, ADL_ORDERS_ID, closed, take * price,
+                         haircut, _equity(e, i), _fund(e))
+            return 0
+        e.fill_tick[i] = e.i
+        e.fill_row[i] = e.log.n
+    _emit(e, EV_ADL_FILL, i, counterparty, closed, price, 0.0, haircut, _equity(e, i))
     return 0
 
 
@@ -318,7 +371,7 @@ cdef float64_t _adl_allocate(Engine* e, Py_ssize_t a, float64_t side, float64_t 
             e.work_a[k] = fabs(e.pos[j]) * mark
             e.work_b[k] = _equity(e, j)
         water_filling(e.work_a, e.work_b, e.work_caps, count, mark, wanted,
-                      e.work_out, e.work_vals)
+                      e.work_out, e.work_vals, e.work_live)
     else:
         for k in range(count):
             j = e.work_ids[k]
@@ -342,6 +395,7 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
     cdef i64 idx, ver
     cdef int kind
     cdef KeyHeap* h
+    e.order_haircut = 0.0
     if e.adl.policy == ADL_QUEUE:
         h = &e.adl_rank[1 if side > 0.0 else 0]
         _adl_rank(e, side)
@@ -373,12 +427,15 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
         q_a = e.pos[a]
         closed_a = q_a if (full and rest == 0.0) else side * absorbed
         shortfall = -(e.col[a] * fabs(closed_a) / fabs(q_a) + closed_a * (e.mark.mark - e.ep[a]))
+        if not shortfall > 0.0:
+            shortfall = 0.0
+        if e.order_haircut > shortfall:
+            e.adl_overshoot += e.order_haircut - shortfall
         _reduce(e, a, closed_a, price)
         if a < e.n:
             e.cum_liq += 1
             e.cum_liq_notional += fabs(closed_a) * price
-        _emit(e, EV_ADL_LIQUIDATION, a, BOOK_ID, closed_a, price, 0.0,
-              shortfall if shortfall > 0.0 else 0.0, _equity(e, a))
+        _emit(e, EV_ADL_LIQUIDATION, a, BOOK_ID, closed_a, price, 0.0, shortfall, _equity(e, a))
     if rest > 0.0:
         _unwind_kind(e, a, &kind, &fee_rate)
         _book_close(e, a, e.pos[a] if full else side * rest, kind, fee_rate, True)
@@ -648,6 +705,7 @@ cdef int _scan(Engine* e) except -1 nogil:
     """Trigger: crossing ACTIVE accounts become PENDING, queued in account-id order."""
     cdef Py_ssize_t ncross = 0, j
     cdef i64 a
+    _rekey_dirty(e)
     ncross = _collect_side(e, &e.index.longs, e.mark.mark, ncross)
     ncross = _collect_side(e, &e.index.shorts, -e.mark.mark, ncross)
     if ncross > 1:
@@ -801,6 +859,8 @@ cdef void _free(Engine* e) noexcept nogil:
     free(e.hold_ids)
     free(e.hold_vers)
     free(e.deferred)
+    free(e.dirty)
+    free(e.is_dirty)
     free(e.partial_tick)
     free(e.cooldown_until)
     free(e.version)
@@ -810,8 +870,11 @@ cdef void _free(Engine* e) noexcept nogil:
     free(e.work_a)
     free(e.work_b)
     free(e.work_ratio)
+    free(e.work_live)
     free(e.peak_ts)
     free(e.peak_val)
+    free(e.fill_row)
+    free(e.fill_tick)
     index_free(&e.index)
     heap_free(&e.adl_rank[0])
     heap_free(&e.adl_rank[1])
@@ -830,6 +893,8 @@ cdef int _alloc(Engine* e, Py_ssize_t n) except -1 nogil:
     e.hold_ids = <i64*>malloc(m * sizeof(i64))
     e.hold_vers = <i64*>malloc(m * sizeof(i64))
     e.deferred = <i64*>malloc(m * sizeof(i64))
+    e.dirty = <i64*>malloc(m * sizeof(i64))
+    e.is_dirty = <i8*>calloc(m, sizeof(i8))
     e.partial_tick = <i64*>malloc(m * sizeof(i64))
     e.cooldown_until = <i64*>malloc(m * sizeof(i64))
     e.version = <i64*>calloc(m, sizeof(i64))
@@ -839,6 +904,9 @@ cdef int _alloc(Engine* e, Py_ssize_t n) except -1 nogil:
     e.work_a = <float64_t*>malloc(m * sizeof(float64_t))
     e.work_b = <float64_t*>malloc(m * sizeof(float64_t))
     e.work_ratio = <RatioIndex*>malloc(m * sizeof(RatioIndex))
+    e.work_live = <i64*>malloc(m * sizeof(i64))
+    e.fill_row = <i64*>malloc(m * sizeof(i64))
+    e.fill_tick = <i64*>malloc(m * sizeof(i64))
     e.peak_cap = 64
     e.peak_ts = <i64*>malloc(e.peak_cap * sizeof(i64))
     e.peak_val = <float64_t*>malloc(e.peak_cap * sizeof(float64_t))
@@ -847,7 +915,9 @@ cdef int _alloc(Engine* e, Py_ssize_t n) except -1 nogil:
             or e.deferred == NULL or e.partial_tick == NULL or e.cooldown_until == NULL
             or e.version == NULL or e.work_caps == NULL or e.work_out == NULL
             or e.work_a == NULL or e.work_b == NULL
-            or e.work_ratio == NULL or e.radix_count == NULL or e.peak_ts == NULL or e.peak_val == NULL):
+            or e.work_ratio == NULL or e.radix_count == NULL or e.peak_ts == NULL or e.peak_val == NULL
+            or e.fill_row == NULL or e.fill_tick == NULL or e.dirty == NULL or e.is_dirty == NULL
+            or e.work_live == NULL):
         with gil:
             raise MemoryError("engine: out of memory for account work arrays")
     return 0
@@ -855,7 +925,8 @@ cdef int _alloc(Engine* e, Py_ssize_t n) except -1 nogil:
 
 def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
                const float64_t[::1] stream, const float64_t[::1] collateral,
-               const float64_t[::1] size, const float64_t[::1] entry, params):
+               const float64_t[::1] size, const float64_t[::1] entry, params,
+               Py_ssize_t max_events=0):
     """Run the compiled engine on validated arrays.
 
     Parameters
@@ -873,6 +944,8 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
         The resolved venue design and liquidity model. With observed flow
         (``params.observed_*``, counterfactual replay) the tape is first divided by the
         observed flow's impact (``riskengine._liquidity.counterfactual_tape``).
+    max_events : int
+        Budget of event-log rows (0: none); one more raises ``MemoryError``.
 
     Returns
     -------
@@ -999,6 +1072,9 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     e.cum_liq_notional = 0.0
     e.cum_adl = 0
     e.cum_adl_notional = 0.0
+    e.adl_overshoot = 0.0
+    e.order_haircut = 0.0
+    e.merge_fills = ADL_PRO_RATA <= e.adl.policy <= ADL_WATER_FILLING
     e.vault_next_unwind = 0
     e.fund_next_unwind = 0
     e.prev_mark = 0.0
@@ -1012,6 +1088,7 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     e.pend_head = 0
     e.pend_tail = 0
     e.n_deferred = 0
+    e.n_dirty = 0
     e.pend_ids = NULL
     e.pend_due = NULL
     e.work_ids = NULL
@@ -1020,6 +1097,8 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     e.hold_ids = NULL
     e.hold_vers = NULL
     e.deferred = NULL
+    e.dirty = NULL
+    e.is_dirty = NULL
     e.partial_tick = NULL
     e.cooldown_until = NULL
     e.version = NULL
@@ -1029,8 +1108,11 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     e.work_a = NULL
     e.work_b = NULL
     e.work_ratio = NULL
+    e.work_live = NULL
     e.peak_ts = NULL
     e.peak_val = NULL
+    e.fill_row = NULL
+    e.fill_tick = NULL
     index_init(&e.index, 16)
     heap_init(&e.adl_rank[0], 16)
     heap_init(&e.adl_rank[1], 16)
@@ -1042,8 +1124,8 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     cdef size_t[::1] series_items = column_items(SERIES_COLUMNS)
     e.log.ncols = 0
     e.series.ncols = 0
-    log_init(&e.log, &event_items[0], event_items.shape[0], 1024)
-    log_init(&e.series, &series_items[0], series_items.shape[0], 1024)
+    log_init(&e.log, &event_items[0], event_items.shape[0], 1024, max_events)
+    log_init(&e.series, &series_items[0], series_items.shape[0], 1024, 0)
     try:
         with nogil:
             _alloc(&e, n)
@@ -1060,6 +1142,9 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
                     e.long_oi += size[a]
                 elif size[a] < 0:
                     e.short_oi -= size[a]
+            for a in range(n + 2):
+                e.fill_tick[a] = -1
+                e.fill_row[a] = -1
             for a in range(n, n + 2):
                 e.pos[a] = 0.0
                 e.ep[a] = 0.0
@@ -1093,6 +1178,8 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
         "final_sim_price": e.tape * e.book.m if e.n_ticks else np.nan,
         "max_rounds": int(stats[4]) if e.n_ticks else 0,
         "ticks": int(e.n_ticks),
+        "adl_fills": int(e.cum_adl),
+        "adl_overshoot": e.adl_overshoot,
     }
     return {
         "events": events,

@@ -4,6 +4,8 @@ handed over to NumPy arrays without a copy at the end (then Arrow tables, ``risk
 Column order and dtypes are defined once, in ``riskengine.runlog``; :func:`column_items`
 turns them into the item sizes the buffers are built with, and the two ``*_push`` functions
 write the columns in that order (``tests/test_codes.py`` checks the dtypes agree).
+:c:func:`events_merge` adds a later fill into a row already written (the weighted ADL
+policies' one row per account per tick, ``_engine._adl_fill``).
 """
 
 import numpy as np
@@ -36,7 +38,9 @@ cdef int _reserve(ColumnLog* log, Py_ssize_t cap) except -1 nogil:
 
 
 cdef int log_init(ColumnLog* log, const size_t* items, Py_ssize_t ncols,
-                  Py_ssize_t cap) except -1 nogil:
+                  Py_ssize_t cap, Py_ssize_t max_rows) except -1 nogil:
+    """An empty log; ``max_rows`` > 0 is a budget: the push of one row more raises
+    ``MemoryError`` (a clear failure instead of the OOM killer, ``riskengine.engine``)."""
     cdef Py_ssize_t c
     if ncols > MAX_COLUMNS:
         with gil:
@@ -44,10 +48,15 @@ cdef int log_init(ColumnLog* log, const size_t* items, Py_ssize_t ncols,
     log.ncols = ncols
     log.n = 0
     log.cap = 0
+    log.max_rows = max_rows
+    if cap < 64:
+        cap = 64
+    if max_rows > 0 and cap > max_rows:
+        cap = max_rows
     for c in range(ncols):
         log.cols[c].data = NULL
         log.cols[c].item = items[c]
-    return _reserve(log, cap if cap > 64 else 64)
+    return _reserve(log, cap)
 
 
 cdef void log_free(ColumnLog* log) noexcept nogil:
@@ -59,9 +68,26 @@ cdef void log_free(ColumnLog* log) noexcept nogil:
     log.cap = 0
 
 
+cdef int _over_budget(ColumnLog* log) except -1 nogil:
+    cdef size_t row = 0
+    cdef Py_ssize_t c
+    for c in range(log.ncols):
+        row += log.cols[c].item
+    with gil:
+        raise MemoryError(f"the event log passed its budget of {log.max_rows:,} rows "
+                          f"({log.max_rows * row / 1e9:.1f} GB at {row} bytes a row)")
+
+
 cdef inline Py_ssize_t _next_row(ColumnLog* log) except -1 nogil:
+    cdef Py_ssize_t cap
     if log.n == log.cap:
-        _reserve(log, 2 * log.cap)
+        cap = 2 * log.cap
+        if log.max_rows > 0:
+            if log.n >= log.max_rows:
+                _over_budget(log)
+            if cap > log.max_rows:
+                cap = log.max_rows
+        _reserve(log, cap)
     log.n += 1
     return log.n - 1
 
@@ -113,6 +139,28 @@ cdef int events_push(ColumnLog* log, i64 ts, i64 tick, i32 round, i8 kind, i64 a
     (<float64_t*>log.cols[11].data)[j] = equity_after
     (<float64_t*>log.cols[12].data)[j] = fund_after
     return 0
+
+
+cdef void events_merge(ColumnLog* log, Py_ssize_t row, i64 counterparty, i64 mixed, float64_t size,
+                       float64_t notional, float64_t amount, float64_t equity_after,
+                       float64_t fund_after) noexcept nogil:
+    """Add a fill of ``size`` (same sign as the row's) worth ``notional`` to row ``row``: size,
+    notional and amount are summed, the price becomes the volume-weighted price
+    ``notional / |size|``, the state columns take the values after this fill, and the
+    counterparty becomes ``mixed`` unless it is the row's."""
+    cdef float64_t* sizes = <float64_t*>log.cols[6].data
+    cdef float64_t* notionals = <float64_t*>log.cols[8].data
+    cdef i64* counterparties = <i64*>log.cols[5].data
+    cdef float64_t total
+    if counterparties[row] != counterparty:
+        counterparties[row] = mixed
+    sizes[row] += size
+    notionals[row] += notional
+    total = sizes[row] if sizes[row] >= 0.0 else -sizes[row]
+    (<float64_t*>log.cols[7].data)[row] = notionals[row] / total
+    (<float64_t*>log.cols[10].data)[row] += amount
+    (<float64_t*>log.cols[11].data)[row] = equity_after
+    (<float64_t*>log.cols[12].data)[row] = fund_after
 
 
 cdef int series_push(ColumnLog* log, i64 ts, float64_t tape_price, float64_t sim_price,

@@ -68,3 +68,4 @@ cdef enum:
     BOOK_ID = -2
     FUND_ID = -3
     MARKET_ID = -4
+    ADL_ORDERS_ID = -5
