@@ -565,7 +565,8 @@ def render() -> str:
 def main(argv: list[str] | None = None) -> int:
     """``python -m riskengine.docs [--check] [--out FILE]``."""
     parser = argparse.ArgumentParser(prog="python -m riskengine.docs", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(CONFIG_DOC), help=f"the file to write (default {CONFIG_DOC})")
+    default = Path(__file__).resolve().parents[1] / CONFIG_DOC  # the checkout's docs/ (editable install)
+    parser.add_argument("--out", default=str(default), help=f"the file to write (default {default})")
     parser.add_argument("--check", action="store_true", help="do not write; exit 1 if the file differs")
     args = parser.parse_args(argv)
     text = render()
@@ -576,7 +577,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{out}: stale (regenerate with: python -m riskengine.docs)", file=sys.stderr)
             return 1
         return 0
-    tmp = out.with_name(out.name + ".tmp")
+    if not out.parent.is_dir():
+        print(f"{out}: no folder {out.parent} (give --out FILE)", file=sys.stderr)
+        return 2
+    tmp = out.with_name(out.name + ".tmp")  # written whole, then renamed into place
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(out)
     print(f"wrote {out}", file=sys.stderr)

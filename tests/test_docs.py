@@ -172,6 +172,8 @@ def test_check_mode_reports_a_stale_file(tmp_path, capsys):
     assert docs.main(["--out", str(stale)]) == 0
     assert stale.read_text(encoding="utf-8") == docs.render()
     assert not list(tmp_path.glob("*.tmp"))
+    assert docs.main(["--out", str(tmp_path / "no-such-folder" / "config.md")]) == 2
+    assert "no folder" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------ CLI pages
