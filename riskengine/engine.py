@@ -229,7 +229,9 @@ def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
     resolved = [(d, d.engine_params(liquidity, series_interval_s)) for d in designs]
     streams = [_check_stream(scenario, d, p) for d, p in resolved]
     rows, events, series, raws = [], [], [], []
-    tape_notional = float(np.dot(tape.price, tape.qty))
+    # a plain (pairwise) sum, not np.dot: BLAS would wake its threads, which then spin beside the
+    # engine loop (and beside every other worker of a sweep)
+    tape_notional = float(np.multiply(tape.price, tape.qty).sum())
     for (design, params), stream in zip(resolved, streams):
         try:
             raw, elapsed = run_raw(scenario, params, engine, stream, max_events)

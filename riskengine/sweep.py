@@ -316,23 +316,34 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+#: environment of worker processes: one thread per math library, since each worker is meant to
+#: use one core (an idle BLAS thread spinning beside each worker halves a pool's throughput);
+#: Dask's nanny sets the same (``distributed.nanny.pre-spawn-environ``). A value set by the
+#: user is kept.
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 @contextlib.contextmanager
-def _workers_ignore_sigint() -> Iterator[None]:
-    """Processes started inside this block ignore Ctrl-C from their first instruction: an
-    ignored signal stays ignored across fork and exec, and Python then installs no
-    KeyboardInterrupt handler. (A terminal's Ctrl-C reaches every process of the group;
-    the sweep stops its workers itself, without a traceback from each.)"""
+def _worker_start() -> Iterator[None]:
+    """Processes started inside this block get :data:`WORKER_ENV` and ignore Ctrl-C from their
+    first instruction: an ignored signal stays ignored across fork and exec, and Python then
+    installs no KeyboardInterrupt handler. (A terminal's Ctrl-C reaches every process of the
+    group; the sweep stops its workers itself, without a traceback from each.)"""
     import threading
 
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    added = {k: v for k, v in WORKER_ENV.items() if k not in os.environ}
+    os.environ.update(added)
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    if main:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        if main:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        for key in added:
+            os.environ.pop(key, None)
 
 
 def default_workers() -> int:
@@ -371,7 +382,7 @@ def dask_client(scheduler: str | None, workers: int, timeout_s: float | None = N
         except (OSError, TimeoutError, ValueError) as exc:
             raise ValueError(f"--scheduler {scheduler}: cannot reach the Dask scheduler "
                              f"({' '.join(str(exc).split())})") from None
-    with _workers_ignore_sigint():
+    with _worker_start():
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=None, silence_logs=logging.ERROR)
     try:
@@ -448,7 +459,7 @@ class Executor:
                                    initializer=_ignore_sigint)
         finished = False
         try:
-            with _workers_ignore_sigint():  # the pool starts its processes on submit
+            with _worker_start():  # the pool starts its processes on submit
                 futures = {pool.submit(execute, run): run for run in runs}
             for future in as_completed(futures):
                 try:
