@@ -235,6 +235,8 @@ def test_embedded_default_is_the_documented_comparison():
 @pytest.mark.parametrize("text, expected", [
     (SMALL.replace("accounts = 800", "acounts = 800"), "population.acounts: unknown key (did you mean 'accounts'?)"),
     (SMALL.replace('preset = "hyperliquid"', 'preset = "hyperliqiud"'), "venues[1]: unknown venue preset 'hyperliqiud' (did you mean 'hyperliquid'?)"),
+    (SMALL.replace("backstop = { vault_balance = 1e5 }", "backstop = { vault_balance = 1e5 }\nadl = { polcy = 'queue' }"),
+     "venues[1]: venue design 'hyperliquid': adl.polcy: unknown key (did you mean 'policy'?)"),
     (SMALL.replace("depth_per_pct = 2e6", "depth_per_pct = -2e6"), "liquidity.depth_per_pct: Input should be greater than 0"),
     (SMALL + "\n[population.leverage]\nvalues = [2, 4]\nweights = [0.5, 0.6]\n", "weights: expected weights summing to 1"),
     (SMALL.replace('synthetic = { ticks = 3_000, seed = 3 }', ''), "scenario: expected exactly one of tape or synthetic"),

@@ -69,4 +69,11 @@ def build(spec: Mapping[str, Any], where: str = "venue") -> VenueDesign:
         base = preset(name, **options)
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
-    return base.with_overrides(spec) if spec else base
+    if not spec:
+        return base
+    try:
+        return base.with_overrides(spec)
+    except ValueError as exc:
+        if where == "venue":  # the design's own message already names it
+            raise
+        raise ValueError(f"{where}: {exc}") from None
