@@ -5,7 +5,7 @@ Run::
     python -m pytest tests/benchmarks/test_sweep_bench.py --benchmarks -s
 
 Workload: a 200-run sweep of the embedded default scenario (the synthetic 2025-10-10-shaped
-crash, 200,000 ticks, the four default designs) with 10,000 accounts instead of 100,000:
+crash, 200,000 ticks, the four default designs) with 50,000 accounts instead of 100,000:
 ``population.seed`` x 50 and ``liquidity.resilience_half_life_s`` x 4. Each run replays the
 tape through four designs (a fraction of a second), so the pool's start-up is a small part of
 the whole, as in a real sweep.
@@ -34,7 +34,7 @@ from riskengine import config, sweep
 SCALE = float(os.environ.get("RISKENGINE_BENCH_SCALE", "1"))
 RUNS_SEEDS = list(range(1, 51))
 HALF_LIVES = [10, 20, 30, 60]
-ACCOUNTS = 10_000
+ACCOUNTS = 50_000
 WORKERS = 2
 BAR_RATIO = 0.6
 
