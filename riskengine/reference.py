@@ -251,23 +251,33 @@ def water_filling(notional: list[float], equity: list[float], caps: list[float],
 
     Close size from the most levered winners first so that their leverage after the fill,
     measured at mark on the equity before any haircut, ``(N - x M) / E``, comes down to one
-    common level ``L``: ``x(L) = clamp((N - L E) / M, 0, cap)``. ``L`` is found by bisection
-    and the last step interpolated so the sizes add up to ``total`` exactly.
+    common level ``L``: ``x(L) = clamp((N - L E) / M, 0, cap)``. ``L`` is bracketed by bisection
+    until as many items are at 0, and as many at their (positive) cap, at both ends of the
+    bracket — then every ``x`` is linear or constant inside it — or for at most
+    ``WATER_FILLING_STEPS`` steps; the bracket is interpolated so the sizes add up to ``total``
+    exactly.
     """
     n = len(caps)
     if _caps_fall_short(caps, total):
         return list(caps)
 
-    def sizes(level: float) -> list[float]:
+    def sizes(level: float) -> tuple[list[float], float, int, int]:
         out = [0.0] * n
+        f = 0.0
+        zeros = capped = 0
         for j in range(n):
             x = (notional[j] - level * equity[j]) / mark
             if x < 0.0:
                 x = 0.0
             elif x > caps[j]:
                 x = caps[j]
+                if x > 0.0:
+                    capped += 1
+            if x == 0.0:
+                zeros += 1
             out[j] = x
-        return out
+            f += x
+        return out, f, zeros, capped
 
     lo = 0.0
     hi = 0.0
@@ -275,23 +285,19 @@ def water_filling(notional: list[float], equity: list[float], caps: list[float],
         lev = notional[j] / equity[j]
         if lev > hi:
             hi = lev
+    _, _, z_lo, c_lo = sizes(lo)
+    _, _, z_hi, c_hi = sizes(hi)
     for _ in range(WATER_FILLING_STEPS):
+        if z_lo == z_hi and c_lo == c_hi:
+            break
         mid = 0.5 * (lo + hi)
-        f = 0.0
-        for x in sizes(mid):
-            f += x
+        _, f, z, c = sizes(mid)
         if f >= total:
-            lo = mid
+            lo, z_lo, c_lo = mid, z, c
         else:
-            hi = mid
-    x_lo = sizes(lo)
-    x_hi = sizes(hi)
-    f_lo = 0.0
-    for x in x_lo:
-        f_lo += x
-    f_hi = 0.0
-    for x in x_hi:
-        f_hi += x
+            hi, z_hi, c_hi = mid, z, c
+    x_lo, f_lo, _, _ = sizes(lo)
+    x_hi, f_hi, _, _ = sizes(hi)
     theta = (total - f_hi) / (f_lo - f_hi) if f_lo > f_hi else 1.0
     return [x_hi[j] + theta * (x_lo[j] - x_hi[j]) for j in range(n)]
 

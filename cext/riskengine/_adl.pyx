@@ -191,9 +191,11 @@ cdef void capped_allocation(const float64_t* weights, const float64_t* caps, Py_
 
 cdef float64_t _sizes_at(const float64_t* notional, const float64_t* equity,
                          const float64_t* caps, const i64* live, Py_ssize_t n_live,
-                         float64_t mark, float64_t level, float64_t* out) noexcept nogil:
-    """``x(level)`` of the ``live`` items into ``out``; their sum, in index order."""
-    cdef Py_ssize_t t
+                         float64_t mark, float64_t level, float64_t* out,
+                         Py_ssize_t* zeros, Py_ssize_t* capped) noexcept nogil:
+    """``x(level)`` of the ``live`` items into ``out``; their sum, in index order, and how many
+    are at 0 and how many at a (positive) cap."""
+    cdef Py_ssize_t t, z = 0, c = 0
     cdef i64 j
     cdef float64_t x, total = 0.0
     for t in range(n_live):
@@ -203,8 +205,14 @@ cdef float64_t _sizes_at(const float64_t* notional, const float64_t* equity,
             x = 0.0
         elif x > caps[j]:
             x = caps[j]
+            if x > 0.0:
+                c += 1
+        if x == 0.0:
+            z += 1
         out[j] = x
         total += x
+    zeros[0] = z
+    capped[0] = c
     return total
 
 
@@ -213,17 +221,20 @@ cdef void water_filling(const float64_t* notional, const float64_t* equity,
                         float64_t mark, float64_t total, float64_t* out,
                         float64_t* scratch, i64* live) noexcept nogil:
     """Sizes that bring every reduced account to one common leverage ``L`` measured at mark on
-    its equity before the haircut, ``x(L) = clamp((N - L E) / M, 0, cap)`` (bisection on ``L``,
-    the last step interpolated so the sizes add up to ``total``); ``scratch`` and ``live``
-    hold n.
+    its equity before the haircut, ``x(L) = clamp((N - L E) / M, 0, cap)``: bisection on ``L``
+    between 0 and the highest leverage, then the bracket ``[lo, hi]`` interpolated so the sizes
+    add up to ``total``; ``scratch`` and ``live`` hold n.
 
-    ``x`` does not increase with ``L``, in floating point too, so an item at 0 when the lower
-    bound moves up stays at 0 for every later level: it leaves ``live``, and the bisection
-    soon runs over the few most levered accounts only (every ADL order runs it, over every
-    winner). Sums skip only exact zeros, so the result is the full scan's to the last bit
-    (``riskengine.reference.water_filling`` is that scan)."""
-    cdef float64_t lo = 0.0, hi = 0.0, lev, mid, f_lo, f_hi, theta
-    cdef Py_ssize_t j, t, kept, n_live = n
+    Every ADL order runs this over every winner, so two things keep it short. ``x`` does not
+    increase with ``L``, in floating point too, so an item at 0 when ``lo`` moves up stays at 0
+    for every later level: it leaves ``live`` (sums skip only exact zeros, which changes no
+    bit). And the bisection stops as soon as as many items are at 0, and as many at their cap,
+    at ``lo`` as at ``hi``: then no item changes regime inside the bracket, every ``x`` is
+    linear or constant on it, and the interpolation is exact (at most ``WATER_FILLING_STEPS``
+    steps). ``riskengine.reference.water_filling`` is the same algorithm over every item."""
+    cdef float64_t lo = 0.0, hi = 0.0, lev, mid, f, f_lo, f_hi, theta
+    cdef Py_ssize_t j, t, kept, n_live = n, dropped = 0
+    cdef Py_ssize_t z, c, z_lo, c_lo, z_hi, c_hi
     cdef int step
     if _caps_fall_short(caps, n, total, out):
         return
@@ -232,23 +243,33 @@ cdef void water_filling(const float64_t* notional, const float64_t* equity,
         lev = notional[j] / equity[j]
         if lev > hi:
             hi = lev
+    _sizes_at(notional, equity, caps, live, n_live, mark, lo, out, &z_lo, &c_lo)
+    _sizes_at(notional, equity, caps, live, n_live, mark, hi, out, &z_hi, &c_hi)
     for step in range(WATER_FILLING_STEPS):
+        if z_lo == z_hi and c_lo == c_hi:
+            break
         mid = 0.5 * (lo + hi)
-        if _sizes_at(notional, equity, caps, live, n_live, mark, mid, out) >= total:
+        f = _sizes_at(notional, equity, caps, live, n_live, mark, mid, out, &z, &c)
+        if f >= total:
             lo = mid
             kept = 0
             for t in range(n_live):
                 if out[live[t]] != 0.0:
                     live[kept] = live[t]
                     kept += 1
+            dropped += n_live - kept
             n_live = kept
+            z_lo = dropped
+            c_lo = c
         else:
             hi = mid
+            z_hi = dropped + z
+            c_hi = c
     for j in range(n):
         out[j] = 0.0
         scratch[j] = 0.0
-    f_lo = _sizes_at(notional, equity, caps, live, n_live, mark, lo, scratch)
-    f_hi = _sizes_at(notional, equity, caps, live, n_live, mark, hi, out)
+    f_lo = _sizes_at(notional, equity, caps, live, n_live, mark, lo, scratch, &z, &c)
+    f_hi = _sizes_at(notional, equity, caps, live, n_live, mark, hi, out, &z, &c)
     theta = (total - f_hi) / (f_lo - f_hi) if f_lo > f_hi else 1.0
     for j in range(n):
         out[j] = out[j] + theta * (scratch[j] - out[j])
