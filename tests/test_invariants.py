@@ -57,8 +57,9 @@ def test_invariants_hold(crash, variant, depth):
 
 
 def test_pro_rata_invariants():
-    """Pro-rata ADL fills every profitable opposite account on every ADL'd order, so the log
-    grows with accounts x orders: a smaller crash keeps it quick."""
+    """Pro-rata ADL fills every profitable opposite account on every ADL'd order, so the work
+    grows with accounts x orders (the log, one row per winner per tick, does not): a smaller
+    crash keeps it quick."""
     sc = synthetic.crash_scenario(ticks=20_000, accounts=3_000, seed=12)
     for depth in (2e5, 2e6):
         params = BIN.with_overrides({"adl": {"policy": "pro-rata"}, "fund": {"initial": 1e4}}).engine_params(ConstantDepth(depth), 5.0)
