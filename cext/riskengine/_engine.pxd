@@ -73,7 +73,7 @@ cdef struct Engine:
     float64_t adl_overshoot   # sum over ADL orders of max(0, haircut - deficit covered)
     float64_t order_haircut   # haircut of the ADL order being filled
     # weighted ADL policies log one row per account per tick: the row of an account's first
-    # fill this tick (fill_row) and that tick (fill_tick), -1 before any fill
+    # fill this tick (fill_row) and that tick + 1 (fill_tick; 0 before any fill)
     bint merge_fills
     i64* fill_row
     i64* fill_tick

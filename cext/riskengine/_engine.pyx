@@ -309,11 +309,11 @@ cdef int _adl_fill(Engine* e, Py_ssize_t i, Py_ssize_t a, float64_t take,
     e.cum_adl_notional += take * price
     e.order_haircut += haircut
     if e.merge_fills:
-        if e.fill_tick[i] == e.i:
+        if e.fill_tick[i] == e.i + 1:
             events_merge(&e.log, e.fill_row[i], counterparty, ADL_ORDERS_ID, closed, take * price,
                          haircut, _equity(e, i), _fund(e))
             return 0
-        e.fill_tick[i] = e.i
+        e.fill_tick[i] = e.i + 1
         e.fill_row[i] = e.log.n
     _emit(e, EV_ADL_FILL, i, counterparty, closed, price, 0.0, haircut, _equity(e, i))
     return 0
@@ -906,7 +906,7 @@ cdef int _alloc(Engine* e, Py_ssize_t n) except -1 nogil:
     e.work_ratio = <RatioIndex*>malloc(m * sizeof(RatioIndex))
     e.work_live = <i64*>malloc(m * sizeof(i64))
     e.fill_row = <i64*>malloc(m * sizeof(i64))
-    e.fill_tick = <i64*>malloc(m * sizeof(i64))
+    e.fill_tick = <i64*>calloc(m, sizeof(i64))  # zero pages: touched for winners only
     e.peak_cap = 64
     e.peak_ts = <i64*>malloc(e.peak_cap * sizeof(i64))
     e.peak_val = <float64_t*>malloc(e.peak_cap * sizeof(float64_t))
@@ -1142,9 +1142,6 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
                     e.long_oi += size[a]
                 elif size[a] < 0:
                     e.short_oi -= size[a]
-            for a in range(n + 2):
-                e.fill_tick[a] = -1
-                e.fill_row[a] = -1
             for a in range(n, n + 2):
                 e.pos[a] = 0.0
                 e.ep[a] = 0.0
