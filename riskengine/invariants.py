@@ -36,7 +36,7 @@ def violations(raw: RawRun, population: Population, params: EngineParams) -> lis
     * money conservation: :func:`money_total` equals the initial collateral, fund and vault;
     * position conservation: population + vault + fund + external market positions sum to zero, and
       each ADL'd order's fills match the size closed on the liquidated side (weighted policies,
-      whose fill rows sum a tick's fills: each tick's fills match that tick's ADL'd orders);
+      whose fill rows sum a series interval's fills: each interval's fills match its orders);
     * an account without a position at the start never pays (its collateral is untouched and
       it appears in no event);
     * ADL never leaves an ADL'd account with negative equity;
@@ -73,30 +73,33 @@ def violations(raw: RawRun, population: Population, params: EngineParams) -> lis
         bad = np.flatnonzero(eq < floor)
         if len(bad):
             out.append(f"{len(bad)} ADL fills left negative equity (first: {eq[bad[0]]!r})")
-        out += _adl_matches(ev, merged=AdlPolicy.PRO_RATA <= params.adl_policy <= AdlPolicy.WATER_FILLING)
+        merged = AdlPolicy.PRO_RATA <= params.adl_policy <= AdlPolicy.WATER_FILLING
+        t0 = int(raw.series["ts"][0]) if len(raw.series["ts"]) else 0  # the first tick's time
+        out += _adl_matches(ev, (ev["ts"] - t0) // params.series_interval_ns if merged else None)
     owing = (raw.collateral < 0) & (raw.size == 0)
     if owing.any():
         out.append(f"{int(owing.sum())} flat accounts end with negative collateral (first: account {int(np.flatnonzero(owing)[0])})")
     return out
 
 
-def _adl_matches(ev: dict[str, np.ndarray], merged: bool) -> list[str]:
+def _adl_matches(ev: dict[str, np.ndarray], interval: np.ndarray | None) -> list[str]:
     """ADL fills against the sizes closed on the liquidated side: the fills of one order come
-    just before its ADL_LIQUIDATION row; with ``merged`` fill rows (weighted policies) a row
-    sums a tick's fills, so the fills and orders of each tick are matched instead."""
+    just before its ADL_LIQUIDATION row. With merged fill rows (weighted policies) a row sums
+    the fills of a series interval, so the fills and orders of each ``interval`` (per event)
+    are matched instead."""
     kind = ev["kind"]
     adl = (kind == EventKind.ADL_FILL) | (kind == EventKind.ADL_LIQUIDATION)
-    if merged:
-        ticks, group = np.unique(ev["tick"][adl], return_inverse=True)
+    if interval is not None:
+        keys, group = np.unique(interval[adl], return_inverse=True)
         is_fill = kind[adl] == EventKind.ADL_FILL
         size = ev["size"][adl]
-        fills = np.bincount(group, weights=np.where(is_fill, size, 0.0), minlength=len(ticks))
-        orders = np.bincount(group, weights=np.where(is_fill, 0.0, size), minlength=len(ticks))
-        scale = np.bincount(group, weights=np.where(is_fill, 0.0, np.abs(size)), minlength=len(ticks))
+        fills = np.bincount(group, weights=np.where(is_fill, size, 0.0), minlength=len(keys))
+        orders = np.bincount(group, weights=np.where(is_fill, 0.0, size), minlength=len(keys))
+        scale = np.bincount(group, weights=np.where(is_fill, 0.0, np.abs(size)), minlength=len(keys))
         bad = np.flatnonzero(np.abs(fills + orders) > 1e-9 * (scale + 1e-12))
         if len(bad):
             k = bad[0]
-            return [f"ADL orders at tick {int(ticks[k])} closed {orders[k]!r} against fills of {fills[k]!r}"]
+            return [f"ADL orders in series interval {int(keys[k])} closed {orders[k]!r} against fills of {fills[k]!r}"]
         return []
     fills = 0.0
     for j in np.flatnonzero(adl):

@@ -155,7 +155,7 @@ COLUMNS: tuple[Column, ...] = (
            lambda c: float(c.raw.events["fee"].sum())),
     Column("vault_pnl", "backstop vault equity at the final mark minus its start balance", _vault_pnl),
     Column("adl_fills", "ADL fills: one per opposite-side account per ADL order (the engine's count; weighted "
-           "policies log one ADL_FILL row per account per tick, see riskengine.runlog)",
+           "policies log one ADL_FILL row per account per series interval, see riskengine.runlog)",
            lambda c: int(c.raw.scalars["adl_fills"])),
     Column("adl_notional", "notional closed by ADL fills",
            lambda c: _sum(c, "notional", c.kind_mask(EventKind.ADL_FILL))),

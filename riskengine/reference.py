@@ -79,16 +79,19 @@ the order's overshoot is its fills' haircut beyond that deficit (summed over ord
 
 Logging ADL fills. The queue logs every fill as one ADL_FILL row, just before its order's
 ADL_LIQUIDATION row. The weighted policies and water-filling fill *every* winner on every
-order, so a cascade tick with k orders against m winners would log k x m fills (on the default
-scenario with 100k accounts: 480M rows, 45 GB, and the OOM killer). They log at most one row per
-winner per tick instead: a winner's first fill at a tick writes its row, and each later fill at
-the same tick is added to that row — size, notional and haircut summed, price the
-volume-weighted price (notional / |size|), equity and fund balance as after the latest fill,
-counterparty the liquidated account, or ``ADL_ORDERS_ID`` once fills from several orders are in
-the row; ts, tick and round stay those of the first fill. The account state changes fill by
-fill, exactly as unmerged, and sums over rows (ADL notional, haircuts per account, distinct
-accounts, first ADL time) are unchanged; what the rows no longer show — fills per order — the
-two scalars keep.
+order, so k orders against m winners would log k x m fills (on the default scenario with 100k
+accounts and no backstop vault: 457M rows, 42 GB, and the OOM killer). They log at most one row
+per winner per series interval of tape time instead — interval ``k`` holds the ticks with
+``k = (t - t0) // series_interval_ns``, the resolution of the sampled series (by default a
+2,000th of the tape), so rows <= winners x intervals with ADL. A winner's first fill in an
+interval writes its row, and each later fill in the same interval is added to that row: size,
+notional and haircut summed, price the volume-weighted price (notional / |size|), equity and
+fund balance as after the latest fill, counterparty the liquidated account, or
+``ADL_ORDERS_ID`` once fills from several orders are in the row; ts, tick and round stay those
+of the first fill. (With an interval shorter than the tick spacing this is one row per winner
+per tick.) The account state changes fill by fill, exactly as unmerged, and sums over rows (ADL
+notional, haircuts per account, distinct accounts, first ADL time) are unchanged; what the rows
+no longer show — fills per order — the two scalars keep.
 
 A deficit left after the fund is socialized over every open position in proportion to its
 size (never below zero equity) under the ``SOCIALIZE`` policy — one event per deficit, each
@@ -550,7 +553,8 @@ class _Reference:
         self.adl_overshoot = 0.0
         self.order_haircut = 0.0
         self.merge_fills = AdlPolicy.PRO_RATA <= params.adl_policy <= AdlPolicy.WATER_FILLING
-        self.fill_row: dict[int, tuple[int, int]] = {}  # winner -> (tick, row) of its row this tick
+        self.fill_row: dict[int, tuple[int, int]] = {}  # winner -> (interval, row) of its latest row
+        self.adl_bucket = 0  # series interval of the ADL order being filled (from 1)
 
     # ---------------------------------------------------------------- helpers
     @property
@@ -756,7 +760,7 @@ class _Reference:
 
     def adl_fill(self, i: int, a: int, take: float, price: float) -> float:
         """Close ``take`` of winner ``i`` at ``price`` against account ``a``'s order; log it
-        (a row of its own, or added to the winner's row of this tick: see the module notes)."""
+        (a row of its own, or added to the winner's row of this interval: see the module notes)."""
         closed = _sign(float(self.pos[i])) * take
         self.reduce(i, closed, price)
         if float(self.pos[i]) == 0.0:
@@ -768,11 +772,11 @@ class _Reference:
         self.cum_adl_notional += take * price
         self.order_haircut += haircut
         if self.merge_fills:
-            tick, row = self.fill_row.get(i, (-1, -1))
-            if tick == self.i:
+            bucket, row = self.fill_row.get(i, (0, -1))
+            if bucket == self.adl_bucket:
                 self.merge_fill(row, a, closed, take * price, haircut, self.equity(i))
                 return haircut
-            self.fill_row[i] = (self.i, len(self.events["ts"]))
+            self.fill_row[i] = (self.adl_bucket, len(self.events["ts"]))
         self.emit(EventKind.ADL_FILL, i, a, closed, price, 0.0, haircut, self.equity(i))
         return haircut
 
@@ -807,6 +811,8 @@ class _Reference:
         absorbed = 0.0
         policy = self.p.adl_policy
         self.order_haircut = 0.0
+        if self.merge_fills:
+            self.adl_bucket = (self.t - int(self.ts[0])) // self.p.series_interval_ns + 1
         if policy == AdlPolicy.QUEUE:
             queue = self.adl_queue(side)
             while queue and remaining > 0.0:

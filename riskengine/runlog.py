@@ -54,9 +54,10 @@ SCALARS: tuple[str, ...] = (
 
 #: Weighted ADL policies (pro-rata by size, equity or PnL, levered and risk-aware pro-rata,
 #: water-filling) fill every winner on every order, so their ADL_FILL rows are one per winner per
-#: tick, each summing that tick's fills (``riskengine.reference``, "Logging ADL fills"). The
-#: scalars ``adl_fills`` (fills, one per winner per order) and ``adl_overshoot`` (per order,
-#: haircut beyond the deficit covered, summed) keep what those rows cannot show.
+#: series interval of tape time, each summing that interval's fills (``riskengine.reference``,
+#: "Logging ADL fills"). The scalars ``adl_fills`` (fills, one per winner per order) and
+#: ``adl_overshoot`` (per order, haircut beyond the deficit covered, summed) keep what those rows
+#: cannot show.
 
 
 @dataclass

@@ -1,12 +1,13 @@
 """Weighted ADL policies at scale: bounded fill logging, exact state, a memory budget.
 
 Pro-rata (by size, equity or PnL), levered and risk-aware pro-rata and water-filling fill every
-winner on every ADL order, so k orders at one tick against m winners are k x m fills. The state
-changes fill by fill; the log holds one ADL_FILL row per winner per tick, later fills of the
-tick added to it (``riskengine.reference``, "Logging ADL fills"); the engine counts the fills
-and the per-order overshoot. Checked here: the merged rows by hand, the Cython engine against
-the reference on random cascades with several orders per tick, the invariants, the memory of a
-100k-account crash in a child process, and the one-line failure when a log passes its budget.
+winner on every ADL order, so k orders against m winners are k x m fills. The state changes
+fill by fill; the log holds one ADL_FILL row per winner per series interval of tape time, later
+fills of the interval added to it (``riskengine.reference``, "Logging ADL fills"); the engine
+counts the fills and the per-order overshoot. Checked here: the merged rows by hand, the Cython
+engine against the reference on random cascades with several orders per interval, the
+invariants, the memory of a 100k-account crash in a child process, and the one-line failure
+when a log passes its budget.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def pro_rata_params(policy=AdlPolicy.PRO_RATA):
                         adl_price=AdlPrice.BANKRUPTCY)
 
 
-def test_one_row_per_winner_per_tick_by_hand():
+def test_one_row_per_winner_per_interval_by_hand():
     sc = two_bankrupt_longs()
     raw = run_both(sc, pro_rata_params())
     # Order of account 0 (size 1 at 95) by size 3 : 1 -> 0.75 and 0.25, haircut 5 a unit.
@@ -86,7 +87,7 @@ def test_one_row_per_winner_per_tick_by_hand():
 
 
 def test_one_order_keeps_its_own_rows():
-    """A tick with one ADL order logs exactly what per-fill logging did: nothing to merge."""
+    """An interval with one ADL order logs exactly what per-fill logging did: nothing to merge."""
     sc = scenario([100.0, 90.0], [(5.0, 1.0, 100.0), (100.0, -3.0, 100.0), (100.0, -1.0, 100.0)])
     raw = run_both(sc, pro_rata_params())
     fills = [e for e in events(raw) if e["kind"] == EventKind.ADL_FILL]
@@ -97,7 +98,7 @@ def test_one_order_keeps_its_own_rows():
 
 
 def test_queue_logs_every_fill():
-    """The queue keeps one row per fill: a winner hit by two orders at a tick has two rows."""
+    """The queue keeps one row per fill: a winner hit by two orders in an interval has two rows."""
     sc = two_bankrupt_longs()
     p = EngineParams(mm_floors=[0.0], mm_rates=[0.005], adl_policy=AdlPolicy.QUEUE,
                      adl_price=AdlPrice.BANKRUPTCY)
@@ -116,13 +117,42 @@ def test_overshoot_is_per_order():
     assert raw.scalars["adl_overshoot"] == pytest.approx((10 - 5) + (20 - 14))
 
 
-def test_invariant_matches_fills_and_orders_per_tick():
+def test_fills_of_later_ticks_join_the_interval_row():
+    """Long 0 goes bankrupt at tick 1 (mark 90), long 1 (2 @ 100, collateral 25: bankruptcy
+    87.5) only at tick 2 (mark 80). One-second intervals log each winner at both ticks; a 10 s
+    interval holds both ticks, so each winner keeps one row with both orders' fills."""
+    sc = scenario([100.0, 90.0, 80.0], [(5.0, 1.0, 100.0), (25.0, 2.0, 100.0),
+                                        (100.0, -3.0, 100.0), (100.0, -1.0, 100.0)])
+    per_tick = run_both(sc, pro_rata_params())
+    p = dataclasses.replace(pro_rata_params(), series_interval_ns=10 * S)
+    merged = run_both(sc, p)
+    rows = {}
+    for name, raw in (("per_tick", per_tick), ("merged", merged)):
+        ev = raw.events
+        fills = ev["kind"] == EventKind.ADL_FILL
+        rows[name] = list(zip(ev["tick"][fills].tolist(), ev["account"][fills].tolist(),
+                              ev["counterparty"][fills].tolist()))
+        assert raw.scalars["adl_fills"] == 4
+        assert violations(raw, sc.population, p if name == "merged" else pro_rata_params()) == []
+    assert rows["per_tick"] == [(1, 2, 0), (1, 3, 0), (2, 2, 1), (2, 3, 1)]
+    assert rows["merged"] == [(1, 2, ADL_ORDERS_ID), (1, 3, ADL_ORDERS_ID)]
+    for column in ("size", "notional", "amount"):  # the same fills, summed per winner
+        a, b = per_tick.events, merged.events
+        fa, fb = a["kind"] == EventKind.ADL_FILL, b["kind"] == EventKind.ADL_FILL
+        for account in (2, 3):
+            assert b[column][fb & (b["account"] == account)].sum() == pytest.approx(
+                a[column][fa & (a["account"] == account)].sum(), rel=1e-12)
+    np.testing.assert_array_equal(merged.size, per_tick.size)  # the state is unchanged
+    np.testing.assert_array_equal(merged.collateral, per_tick.collateral)
+
+
+def test_invariant_matches_fills_and_orders_per_interval():
     sc = two_bankrupt_longs()
     p = pro_rata_params()
     raw = run_both(sc, p)
     assert violations(raw, sc.population, p) == []
-    raw.events["size"][0] += 0.1  # a fill row that no longer matches the tick's orders
-    assert any("ADL orders at tick 1" in v for v in violations(raw, sc.population, p))
+    raw.events["size"][0] += 0.1  # a fill row that no longer matches the interval's orders
+    assert any("ADL orders in series interval 1" in v for v in violations(raw, sc.population, p))
 
 
 # ------------------------------------------------------------------------------ parity
@@ -130,7 +160,8 @@ def test_invariant_matches_fills_and_orders_per_tick():
 def cascades(draw):
     """A gap that takes 2-6 leveraged longs through bankruptcy at the same tick (one ADL order
     each, all in one round), against 3-30 profitable shorts large enough to stay open, with
-    bystanders, a second gap, a weighted policy and any close price."""
+    bystanders, a second gap, a weighted policy, any close price, and a series interval of one
+    tick or of the whole tape."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     n_long, n_short = draw(st.integers(2, 6)), draw(st.integers(3, 30))
     first, second = draw(st.floats(0.05, 0.2)), draw(st.floats(0.0, 0.1))
@@ -152,7 +183,7 @@ def cascades(draw):
         partial_fraction=draw(st.sampled_from([1.0, 0.5])), partial_threshold=0.0,
         fund_initial=draw(st.sampled_from([0.0, 1.0])),
         depth_per_pct=draw(st.sampled_from([np.inf, 500.0, 5_000.0])), impact_feedback=0.5,
-        series_interval_ns=S)
+        series_interval_ns=draw(st.sampled_from([S, 10 * S])))
     return sc, p
 
 
@@ -166,8 +197,9 @@ def test_merged_rows_match_the_reference(cases):
     assert violations(cy, sc.population, p) == []
     ev = cy.events
     fills = ev["kind"] == EventKind.ADL_FILL
-    pairs = ev["tick"][fills] * (len(sc.population) + 1) + ev["account"][fills]
-    assert len(np.unique(pairs)) == fills.sum()  # one row per winner per tick
+    interval = (ev["ts"][fills] - sc.tape.ts[0]) // p.series_interval_ns
+    pairs = interval * (len(sc.population) + 1) + ev["account"][fills]
+    assert len(np.unique(pairs)) == fills.sum()  # one row per winner per series interval
     orders_at = np.bincount(ev["tick"][ev["kind"] == EventKind.ADL_LIQUIDATION], minlength=len(sc.tape))
     assert orders_at.max() >= 2  # the gap made several orders at one tick ...
     assert cy.scalars["adl_fills"] >= fills.sum()
@@ -225,7 +257,7 @@ def test_100k_account_crash_stays_within_memory(policy):
     assert got["violations"] == []
     assert got["orders"] > 500  # ~150 ADL orders at each gap
     assert got["peak_mb"] < PEAK_MB, got
-    assert got["fill_rows"] <= 4 * (ACCOUNTS - 600)  # at most one row per winner per ADL tick
+    assert got["fill_rows"] <= 4 * (ACCOUNTS - 600)  # one row per winner per (1 s) interval with ADL
     # the fills are real and many: logged one row each they alone would pass the bound
     assert got["fills"] * EVENT_ROW_BYTES > PEAK_MB * 2**20
     if policy == "PRO_RATA":  # every winner on every order: ~600 orders x 99k winners

@@ -72,11 +72,13 @@ cdef struct Engine:
     float64_t cum_adl_notional
     float64_t adl_overshoot   # sum over ADL orders of max(0, haircut - deficit covered)
     float64_t order_haircut   # haircut of the ADL order being filled
-    # weighted ADL policies log one row per account per tick: the row of an account's first
-    # fill this tick (fill_row) and that tick + 1 (fill_tick; 0 before any fill)
+    # weighted ADL policies log one row per account per series interval of tape time: the
+    # interval of the current order (adl_bucket, from 1), and per account the row of its
+    # first fill in its latest interval (fill_row) and that interval (fill_bucket; 0: none)
     bint merge_fills
+    i64 adl_bucket
     i64* fill_row
-    i64* fill_tick
+    i64* fill_bucket
     i64 vault_next_unwind
     i64 fund_next_unwind
     float64_t prev_mark

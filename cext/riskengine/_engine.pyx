@@ -287,11 +287,12 @@ cdef int _adl_fill(Engine* e, Py_ssize_t i, Py_ssize_t a, float64_t take,
                    float64_t price) except -1 nogil:
     """Close ``take`` of winner ``i`` at ``price`` against the order of account ``a``, and log it.
 
-    Under the weighted policies (``merge_fills``) a winner already filled at this tick gets no
-    new row: the fill is added to the row of its first fill this tick (``events_merge``). Every
-    weighted order fills every winner, so k orders in one tick against m winners would log
-    k x m rows (480M rows, 45 GB, for 100k accounts on the default scenario); merged, a tick
-    logs at most one row per winner. The state still changes fill by fill."""
+    Under the weighted policies (``merge_fills``) a winner already filled in this series
+    interval (``adl_bucket``, set per order by :c:func:`_adl_close`) gets no new row: the fill
+    is added to the row of its first fill in the interval (``events_merge``). Every weighted
+    order fills every winner, so k orders against m winners would log k x m rows (457M rows,
+    42 GB, for 100k accounts on the default scenario); merged, an interval logs at most one row
+    per winner. The state still changes fill by fill."""
     cdef float64_t closed = _sign(e.pos[i]) * take
     cdef float64_t haircut
     cdef i64 counterparty = _public_id(e, a)
@@ -309,11 +310,11 @@ cdef int _adl_fill(Engine* e, Py_ssize_t i, Py_ssize_t a, float64_t take,
     e.cum_adl_notional += take * price
     e.order_haircut += haircut
     if e.merge_fills:
-        if e.fill_tick[i] == e.i + 1:
+        if e.fill_bucket[i] == e.adl_bucket:
             events_merge(&e.log, e.fill_row[i], counterparty, ADL_ORDERS_ID, closed, take * price,
                          haircut, _equity(e, i), _fund(e))
             return 0
-        e.fill_tick[i] = e.i + 1
+        e.fill_bucket[i] = e.adl_bucket
         e.fill_row[i] = e.log.n
     _emit(e, EV_ADL_FILL, i, counterparty, closed, price, 0.0, haircut, _equity(e, i))
     return 0
@@ -396,6 +397,8 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
     cdef int kind
     cdef KeyHeap* h
     e.order_haircut = 0.0
+    if e.merge_fills:  # the series interval this order's fills are logged in (from 1)
+        e.adl_bucket = (e.t - e.ts[0]) // e.p.series_interval_ns + 1
     if e.adl.policy == ADL_QUEUE:
         h = &e.adl_rank[1 if side > 0.0 else 0]
         _adl_rank(e, side)
@@ -874,7 +877,7 @@ cdef void _free(Engine* e) noexcept nogil:
     free(e.peak_ts)
     free(e.peak_val)
     free(e.fill_row)
-    free(e.fill_tick)
+    free(e.fill_bucket)
     index_free(&e.index)
     heap_free(&e.adl_rank[0])
     heap_free(&e.adl_rank[1])
@@ -906,7 +909,7 @@ cdef int _alloc(Engine* e, Py_ssize_t n) except -1 nogil:
     e.work_ratio = <RatioIndex*>malloc(m * sizeof(RatioIndex))
     e.work_live = <i64*>malloc(m * sizeof(i64))
     e.fill_row = <i64*>malloc(m * sizeof(i64))
-    e.fill_tick = <i64*>calloc(m, sizeof(i64))  # zero pages: touched for winners only
+    e.fill_bucket = <i64*>calloc(m, sizeof(i64))  # zero pages: touched for winners only
     e.peak_cap = 64
     e.peak_ts = <i64*>malloc(e.peak_cap * sizeof(i64))
     e.peak_val = <float64_t*>malloc(e.peak_cap * sizeof(float64_t))
@@ -916,7 +919,7 @@ cdef int _alloc(Engine* e, Py_ssize_t n) except -1 nogil:
             or e.version == NULL or e.work_caps == NULL or e.work_out == NULL
             or e.work_a == NULL or e.work_b == NULL
             or e.work_ratio == NULL or e.radix_count == NULL or e.peak_ts == NULL or e.peak_val == NULL
-            or e.fill_row == NULL or e.fill_tick == NULL or e.dirty == NULL or e.is_dirty == NULL
+            or e.fill_row == NULL or e.fill_bucket == NULL or e.dirty == NULL or e.is_dirty == NULL
             or e.work_live == NULL):
         with gil:
             raise MemoryError("engine: out of memory for account work arrays")
@@ -1075,6 +1078,7 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     e.adl_overshoot = 0.0
     e.order_haircut = 0.0
     e.merge_fills = ADL_PRO_RATA <= e.adl.policy <= ADL_WATER_FILLING
+    e.adl_bucket = 0
     e.vault_next_unwind = 0
     e.fund_next_unwind = 0
     e.prev_mark = 0.0
@@ -1112,7 +1116,7 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     e.peak_ts = NULL
     e.peak_val = NULL
     e.fill_row = NULL
-    e.fill_tick = NULL
+    e.fill_bucket = NULL
     index_init(&e.index, 16)
     heap_init(&e.adl_rank[0], 16)
     heap_init(&e.adl_rank[1], 16)
