@@ -326,7 +326,9 @@ class Outputs(_Model):
     """Where and how results are written."""
 
     dir: str | None = Field(None, description="Output folder (default: results/<config name>)")
-    series_interval_s: float | None = Field(None, gt=0, description="Series sampling (default: span / 2,000)")
+    series_interval_s: float | None = Field(
+        None, gt=0, description="Series sampling (default: span / 2,000); also how finely the weighted ADL "
+                                "policies log fills: one row per winner per interval")
 
 
 #: result columns that are labels, not figures a sweep can rank by

@@ -191,7 +191,8 @@ def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
     engine : {"cython", "reference"}
         The compiled engine, or the slow plain-Python oracle.
     series_interval_s : float, optional
-        Sampling interval of the time series (default: the tape span / 2,000).
+        Sampling interval of the time series (default: the tape span / 2,000); the weighted ADL
+        policies log one fill row per winner per interval (:mod:`riskengine.reference`).
     check_invariants : bool
         Debug mode: check money and position conservation and the ADL and flat-account
         invariants after each run (:mod:`riskengine.invariants`); raise ``AssertionError``
