@@ -134,6 +134,8 @@ ADL_REST_TOL = 1e-12
 ADL_EQUITY_GUARD = 1e-12
 #: inventories are sold whole once what would remain is worth less than this (quote units)
 DUST_NOTIONAL = 1.0
+#: a limited order's fillable share below this is rounding (a limit at the price): no fill
+FILL_TOL = 1e-12
 #: a tier-step partial liquidation aims this far (relative) inside the lower tier
 TIER_STEP_MARGIN = 1e-9
 #: bisection steps of the water-filling level
@@ -947,6 +949,8 @@ class _Reference:
                 self.book_fill(a, size, kind, p.liq_fee_rate, True, fill, move)  # walked once
             return
         filled = self.book.fillable(side, abs(size), self.sim_price(), self.tape, limit)
+        if filled <= FILL_TOL * abs(size):  # a limit at the price itself: rounding, not a fill
+            filled = 0.0
         if filled >= abs(size):
             self.book_close(a, size, kind, p.liq_fee_rate)
             return
