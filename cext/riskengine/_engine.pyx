@@ -111,8 +111,6 @@ cdef int _rekey_dirty(Engine* e) except -1 nogil:
     one O(n) rebuild is cheaper than their pushes. Until then their old entries stay live: no
     scan runs in between, and nothing else reads the index."""
     cdef Py_ssize_t j
-    if e.n_dirty == 0:
-        return 0
     if 4 * e.n_dirty > e.n:
         _build_index(e)
         for j in range(e.n_dirty):
@@ -712,7 +710,8 @@ cdef int _scan(Engine* e) except -1 nogil:
     """Trigger: crossing ACTIVE accounts become PENDING, queued in account-id order."""
     cdef Py_ssize_t ncross = 0, j
     cdef i64 a
-    _rekey_dirty(e)
+    if e.n_dirty:  # checked here: _scan runs every tick
+        _rekey_dirty(e)
     ncross = _collect_side(e, &e.index.longs, e.mark.mark, ncross)
     ncross = _collect_side(e, &e.index.shorts, -e.mark.mark, ncross)
     if ncross > 1:
