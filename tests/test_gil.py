@@ -33,5 +33,7 @@ def test_python_thread_runs_while_engine_runs():
     run_raw(sc, params)
     worker.join()
     # with the GIL held for the whole run the spinner would be frozen (count near 0); with it
-    # released it runs on the other core at a good fraction of its idle speed
-    assert counts[0] > 0.5 * idle, (counts[0], idle, engine_s)
+    # released it runs on the other core at a good fraction of its idle speed (0.53-0.57
+    # measured on the 2-core dev machine at load 3, 0.43 in a CI run beside other work), so a
+    # quarter tells the two apart without failing on a busy machine
+    assert counts[0] > 0.25 * idle, (counts[0], idle, engine_s)
