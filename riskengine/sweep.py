@@ -259,6 +259,9 @@ class Outcome:
         Tapes that process built for this run (0: every tape came from its cache).
     seconds : float
         Wall time of the run in the worker.
+    cpu_seconds : float
+        CPU time of the worker process during the run (below ``seconds`` when the worker
+        waited for a core).
     """
 
     run: Run
@@ -267,6 +270,7 @@ class Outcome:
     worker: str
     tape_loads: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
 
 def _error_line(exc: BaseException) -> str:
@@ -284,12 +288,13 @@ def execute(run: Run, cache: WorkerCache | None = None) -> Outcome:
     so the sweep goes on."""
     cache = cache if cache is not None else worker_cache()
     before = cache.loads["tape"]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         rows, error = labelled(backtest.run_config(run.loaded, memo=cache).table, run), None
     except Exception as exc:  # noqa: BLE001 - recorded with the run, the sweep goes on
         rows, error = None, _error_line(exc)
-    return Outcome(run, rows, error, _worker_name(), cache.loads["tape"] - before, time.perf_counter() - start)
+    return Outcome(run, rows, error, _worker_name(), cache.loads["tape"] - before, time.perf_counter() - start,
+                   time.process_time() - cpu)
 
 
 def labelled(table: pd.DataFrame, run: Run) -> pd.DataFrame:

@@ -16,6 +16,10 @@ sweep on the processes executor with 2 workers takes at most 0.6 x the serial ex
 asserted: both executors give identical rows (leaving out the wall-clock columns
 ``elapsed_s`` and ``ticks_per_s``) and no run fails.
 
+The printed line gives each executor's mean run time and its runs' CPU time as a share of their
+wall time: well below 100% means the runs waited for a core -- other processes were loading
+the machine, and the ratio says little about the executors.
+
 ``RISKENGINE_BENCH_SCALE`` (default 1) scales the ticks and accounts (not the number of runs),
 for a quick smoke run; figures at another scale are not comparable to the bar.
 """
@@ -84,18 +88,23 @@ def test_sweep_processes_vs_serial(benchmark, tmp_path):
     ratio = processes_s / serial_s
     per_run_serial = sum(o.seconds for o in serial.outcomes) / len(serial.outcomes)
     per_run_pool = sum(o.seconds for o in pool.outcomes) / len(pool.outcomes)
+    # CPU / wall of the runs: below 1 when they waited for a core (other processes on the machine)
+    cpu_share_serial = sum(o.cpu_seconds for o in serial.outcomes) / sum(o.seconds for o in serial.outcomes)
+    cpu_share_pool = sum(o.cpu_seconds for o in pool.outcomes) / sum(o.seconds for o in pool.outcomes)
     tape_loads = sum(o.tape_loads for o in pool.outcomes)
     benchmark.extra_info.update({
         **W.machine(), "scale": SCALE, "runs": runs, "designs": 4, "accounts": loaded.config.population.accounts,
         "ticks": loaded.config.scenario.synthetic.ticks, "workers": WORKERS,
         "serial_s": serial_s, "processes_s": processes_s, "ratio": ratio,
         "run_s_serial_mean": per_run_serial, "run_s_worker_mean": per_run_pool,
+        "cpu_share_serial": cpu_share_serial, "cpu_share_workers": cpu_share_pool,
         "tape_loads_processes": tape_loads, "loadavg_before": load_before, "loadavg_after": load_after,
         "bar": f"processes_s <= {BAR_RATIO} x serial_s", "bar_met": bool(ratio <= BAR_RATIO),
     })
     print(f"\n[bench] sweep {runs} runs x 4 designs ({loaded.config.population.accounts:,} accounts x "
           f"{loaded.config.scenario.synthetic.ticks:,} ticks): serial {serial_s:.1f} s "
-          f"({per_run_serial:.3f} s/run), processes x{WORKERS} {processes_s:.1f} s "
-          f"({per_run_pool:.3f} s/run in a worker, tape built {tape_loads}x) = {ratio:.2f} x serial "
+          f"({per_run_serial:.3f} s/run, CPU {cpu_share_serial:.0%} of wall), processes x{WORKERS} "
+          f"{processes_s:.1f} s ({per_run_pool:.3f} s/run in a worker, CPU {cpu_share_pool:.0%} of wall, tape "
+          f"built {tape_loads}x) = {ratio:.2f} x serial "
           f"[bar <= {BAR_RATIO}: {'MET' if ratio <= BAR_RATIO else 'MISSED'}]; load average "
           f"{load_before:.2f} before, {load_after:.2f} after", flush=True)
