@@ -311,8 +311,14 @@ def labelled(table: pd.DataFrame, run: Run) -> pd.DataFrame:
     at = table.columns.get_loc("design") + 1
     table.insert(at, "variant", table["design"].map(variants))
     for k, (key, cell) in enumerate(run.cells.items(), 1):
-        table.insert(at + k, key, [cell] * len(table))
+        table.insert(at + k, grid_column(key), [cell] * len(table))
     return table
+
+
+def grid_column(key: str) -> str:
+    """The result column of a grid key: the key itself, or ``grid.<key>`` for the one top-level
+    key that is also a result column (``scenario``, swept as a whole table)."""
+    return f"grid.{key}" if key in ("scenario", "run", "variant") else key
 
 
 # ---------------------------------------------------------------------------- executors
@@ -543,7 +549,8 @@ def record(out: Path, outcome: Outcome) -> None:
 
 def failure_rows(failed: Iterable[Outcome]) -> pd.DataFrame:
     """One row per failed run: ``run``, its grid values, ``error`` and ``worker``."""
-    rows = [{"run": o.run.hash, **o.run.cells, "error": o.error, "worker": o.worker} for o in failed]
+    rows = [{"run": o.run.hash, **{grid_column(k): v for k, v in o.run.cells.items()}, "error": o.error,
+             "worker": o.worker} for o in failed]
     return pd.DataFrame(rows)
 
 
@@ -687,7 +694,8 @@ def run_sweep(loaded: LoadedConfig, out: str | os.PathLike, executor: str = "ser
         start = time.perf_counter()
         done, failed, session = len(runs) - len(todo), 0, []
         try:
-            _write_parquet(pd.DataFrame([{"run": r.hash, **r.cells} for r in runs]), out / "plan.parquet")
+            _write_parquet(pd.DataFrame([{"run": r.hash, **{grid_column(k): v for k, v in r.cells.items()}}
+                                         for r in runs]), out / "plan.parquet")
             with contextlib.closing(pool.map(todo)) as stream:
                 for outcome in stream:
                     record(out, outcome)
