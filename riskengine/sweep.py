@@ -194,7 +194,7 @@ def run_hash(loaded: LoadedConfig) -> str:
     """The identity of a run: a hash of its resolved config -- each scenario with its own
     population and liquidity (defaults filled in), each venue design as built from its preset
     and overrides, files as absolute paths -- as canonical JSON. Equal runs, equal hashes,
-    however the config was written; ``outputs`` and ``[sweep]`` are left out (they change
+    however the config was written; ``outputs.dir`` and ``[sweep]`` are left out (they change
     nothing in the result rows)."""
     scenarios = []
     for spec in loaded.config.all_scenarios():
@@ -202,7 +202,9 @@ def run_hash(loaded: LoadedConfig) -> str:
                           "population": backtest.population_spec(loaded, spec, "sweep"),
                           "liquidity": backtest.liquidity_spec(loaded, spec, "sweep")})
     body = {"format": HASH_FORMAT, "scenarios": scenarios,
-            "designs": [d.model_dump(mode="json") for d in backtest.build_designs(loaded)]}
+            "designs": [d.model_dump(mode="json") for d in backtest.build_designs(loaded)],
+            # the series interval also sets how weighted ADL fills are grouped into event rows
+            "series_interval_s": loaded.config.outputs.series_interval_s}
     return hashlib.sha256(canonical_json(loaded.resolved(body)).encode()).hexdigest()[:16]
 
 
