@@ -127,6 +127,13 @@ rank_by = "bad_debt"
                                                     "liquidity.resilience_half_life_s": 30})
     plain = config.load(_write(folder, BASE.replace("seed = 8", "seed = 2"), "plain.toml"))
     assert sweep.run_hash(plain) == explicit.hash
+    # where outputs go is no part of a run; the series interval is (it groups weighted ADL fill rows)
+    moved = config.load(_write(folder, BASE.replace("seed = 8", "seed = 2") + '[outputs]\ndir = "elsewhere"\n',
+                               "moved.toml"))
+    assert sweep.run_hash(moved) == explicit.hash
+    sampled = config.load(_write(folder, BASE.replace("seed = 8", "seed = 2") + "[outputs]\nseries_interval_s = 0.5\n",
+                                 "sampled.toml"))
+    assert sweep.run_hash(sampled) != explicit.hash
     # any other value is another run
     other = config.load(_write(folder, BASE.replace("seed = 8", "seed = 2").replace(
         "depth_per_pct = 5e5", "depth_per_pct = 5.0001e5"), "other.toml"))
