@@ -14,7 +14,7 @@ class EventKind(IntEnum):
     PARTIAL_LIQUIDATION = 2  #: a fraction of the position sent to the book
     BACKSTOP = 3  #: the backstop vault takes over position and margin
     FUND_PAYMENT = 4  #: insurance fund pays a deficit beyond the bankruptcy price
-    ADL_FILL = 5  #: an opposite-side account closed by auto-deleveraging (weighted policies: its fills of one tick)
+    ADL_FILL = 5  #: an opposite-side account closed by auto-deleveraging (weighted policies: its fills of one series interval)
     ADL_LIQUIDATION = 6  #: the liquidated side of an ADL match
     VAULT_UNWIND = 7  #: the backstop vault sells inventory into the book
     BAD_DEBT = 8  #: a deficit nobody covered
@@ -63,6 +63,13 @@ class AdlPolicy(IntEnum):
     WATER_FILLING = 7  #: drain the highest leverage first, equalizing it (Campbell et al. 2026)
     SOCIALIZE = 8  #: no position closed: the deficit is charged to every open position by size (Drift)
 
+    @property
+    def merges_fills(self) -> bool:
+        """The weighted policies and water-filling fill every winner on every order, so their
+        fills are logged one row per winner per series interval (``_engine.pyx``: the same
+        range test, ``ADL_PRO_RATA <= policy <= ADL_WATER_FILLING``)."""
+        return AdlPolicy.PRO_RATA <= self <= AdlPolicy.WATER_FILLING
+
 
 class AdlRanking(IntEnum):
     """Ranking score of the ADL queue."""
@@ -99,5 +106,6 @@ BOOK_ID = -2  #: counterparty id of a trade against the order book (the external
 FUND_ID = -3  #: account id used in the event log for the insurance fund's own trades
 MARKET_ID = -4  #: counterparty of a socialized loss: every open position of the market
 #: counterparty of an ADL fill row that sums one account's fills from several ADL orders in one
-#: tick (weighted ADL policies log one row per account per tick, see ``riskengine.reference``)
+#: series interval (weighted ADL policies log one row per account per interval, see
+#: ``riskengine.reference``)
 ADL_ORDERS_ID = -5

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from riskengine.codes import MarkMethod
+from riskengine.codes import AdlPolicy, MarkMethod
 from riskengine.invariants import violations
 from riskengine.liquidity import ConstantDepth, DepthCurve
 from riskengine.metrics import RunContext, summarize
@@ -165,8 +165,9 @@ def run_raw(scenario: Scenario, params: EngineParams, engine: str = "cython",
 
 def _too_large(exc: MemoryError, scenario: Scenario, design: VenueDesign) -> RunTooLarge:
     """The one line a user reads when a design's event log outgrew its budget."""
-    weighted = design.adl.policy not in ("none", "queue", "socialize")
-    why = (f" ({design.adl.policy} logs up to one ADL fill row per winner per tick)" if weighted else "")
+    weighted = AdlPolicy[design.adl.policy.upper().replace("-", "_")].merges_fills
+    why = (f" ({design.adl.policy} logs up to one ADL fill row per winner per series interval)"
+           if weighted else "")
     return RunTooLarge(
         f"design {design.name!r} (ADL policy {design.adl.policy}, {len(scenario.population):,} accounts, "
         f"{len(scenario.tape):,} ticks): {exc}{why}; run fewer accounts or a shorter window"

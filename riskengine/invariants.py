@@ -73,7 +73,7 @@ def violations(raw: RawRun, population: Population, params: EngineParams) -> lis
         bad = np.flatnonzero(eq < floor)
         if len(bad):
             out.append(f"{len(bad)} ADL fills left negative equity (first: {eq[bad[0]]!r})")
-        merged = AdlPolicy.PRO_RATA <= params.adl_policy <= AdlPolicy.WATER_FILLING
+        merged = AdlPolicy(params.adl_policy).merges_fills
         t0 = int(raw.series["ts"][0]) if len(raw.series["ts"]) else 0  # the first tick's time
         out += _adl_matches(ev, (ev["ts"] - t0) // params.series_interval_ns if merged else None)
     owing = (raw.collateral < 0) & (raw.size == 0)

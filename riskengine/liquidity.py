@@ -103,7 +103,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -455,21 +455,12 @@ class DepthCurve:
         floor = np.broadcast_to(np.asarray(per_pct, dtype=np.float64), (2,))
         if not (np.isfinite(floor).all() and (floor >= 0).all()):
             raise ValueError(f"{self.where}: tail floor: expected a notional per 1% >= 0 (got {per_pct!r})")
-        d = self.pct
-        n = self.notional
-        d_k, n_k = d[:, :, -1], n[:, :, -1]
-        if d.shape[2] > 1:
-            last = (n_k - n[:, :, -2]) / (d_k - d[:, :, -2])
-        else:
-            last = n_k / d_k
-        slope = np.where(last > 0, last, n_k / d_k)
-        slope = np.maximum(slope, floor[None, :])
+        d_k, n_k = self.pct[:, :, -1], self.notional[:, :, -1]
+        slope = np.maximum(_tail_slope(self.pct, self.notional), floor[None, :])
         out = np.maximum(float(out_to_pct), 2.0 * d_k)
-        pct = np.concatenate([d, out[:, :, None]], axis=2)
-        notional = np.concatenate([n, (n_k + slope * (out - d_k))[:, :, None]], axis=2)
-        model = {name: getattr(self, name) for name in
-                 ("max_move", "half_life_s", "feedback", "stress_k", "mode", "observed")}
-        return DepthCurve(self.ts, pct, notional, where=self.where, **model)
+        pct = np.concatenate([self.pct, out[:, :, None]], axis=2)
+        notional = np.concatenate([self.notional, (n_k + slope * (out - d_k))[:, :, None]], axis=2)
+        return replace(self, pct=pct, notional=notional)
 
     # ------------------------------------------------------------------ use
     def engine_fields(self) -> dict:
@@ -533,15 +524,24 @@ class DepthCurve:
                 f"{self.depth_per_pct:,.0f} within 1% ({self.mode})")
 
 
+def _tail_slope(dist: np.ndarray, notional: np.ndarray) -> np.ndarray:
+    """The slope a walk extrapolates along past the last knot (knots on the last axis): the
+    last segment's, or the mean slope ``D_K / delta_K`` if that segment is flat
+    (``_liquidity.curve_depth``)."""
+    d1, n1 = dist[..., -1], notional[..., -1]
+    if dist.shape[-1] > 1:
+        last = (n1 - notional[..., -2]) / (d1 - dist[..., -2])
+    else:
+        last = n1 / d1
+    return np.where(last > 0, last, n1 / d1)
+
+
 def _pad(dist: np.ndarray, notional: np.ndarray, extra: int) -> tuple[np.ndarray, np.ndarray]:
     """``extra`` knots continuing a side's last segment (the mean slope if it is flat), spaced
     like it."""
     d1, n1 = float(dist[-1]), float(notional[-1])
-    d0, n0 = (float(dist[-2]), float(notional[-2])) if len(dist) > 1 else (0.0, 0.0)
-    slope = (n1 - n0) / (d1 - d0)
-    if not slope > 0:
-        slope = n1 / d1
-    step = d1 - d0
+    slope = float(_tail_slope(dist, notional))
+    step = d1 - (float(dist[-2]) if len(dist) > 1 else 0.0)
     i = np.arange(1, extra + 1, dtype=np.float64)
     return d1 + i * step, n1 + slope * i * step
 

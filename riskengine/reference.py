@@ -134,7 +134,7 @@ ADL_REST_TOL = 1e-12
 ADL_EQUITY_GUARD = 1e-12
 #: inventories are sold whole once what would remain is worth less than this (quote units)
 DUST_NOTIONAL = 1.0
-#: a limited order's fillable share below this is rounding (a limit at the price): no fill
+#: a fillable share of an order below this is rounding (a limit at the price): no fill
 FILL_TOL = 1e-12
 #: a tier-step partial liquidation aims this far (relative) inside the lower tier
 TIER_STEP_MARGIN = 1e-9
@@ -385,6 +385,8 @@ class Book:
         if self.stress_k != 0.0 and self.flow > 0.0 and self.depth1 > 0.0:
             can = can / (1.0 + self.stress_k * self.flow / self.depth1)
         can = can / price
+        if can <= FILL_TOL * qty:  # a limit at the price itself, off by rounding: no fill
+            return 0.0
         return qty if can >= qty else can
 
     def commit(self, side: float, move: float, notional: float) -> None:
@@ -554,7 +556,7 @@ class _Reference:
         self.cum_adl_notional = 0.0
         self.adl_overshoot = 0.0
         self.order_haircut = 0.0
-        self.merge_fills = AdlPolicy.PRO_RATA <= params.adl_policy <= AdlPolicy.WATER_FILLING
+        self.merge_fills = AdlPolicy(params.adl_policy).merges_fills
         self.fill_row: dict[int, tuple[int, int]] = {}  # winner -> (interval, row) of its latest row
         self.adl_bucket = 0  # series interval of the ADL order being filled (from 1)
 
@@ -949,8 +951,6 @@ class _Reference:
                 self.book_fill(a, size, kind, p.liq_fee_rate, True, fill, move)  # walked once
             return
         filled = self.book.fillable(side, abs(size), self.sim_price(), self.tape, limit)
-        if filled <= FILL_TOL * abs(size):  # a limit at the price itself: rounding, not a fill
-            filled = 0.0
         if filled >= abs(size):
             self.book_close(a, size, kind, p.liq_fee_rate)
             return

@@ -131,7 +131,7 @@ class Fund(Component):
 class Backstop(Component):
     """A backstop vault that takes over accounts below a share of maintenance margin."""
 
-    ratio: Annotated[float, Field(ge=0, le=1)] = Field(0.0, description="take over when equity < ratio x MM (0 = no backstop)")
+    ratio: Annotated[float, Field(ge=0, le=1)] = Field(0.0, description="take over when equity < ratio x MM, or when a market liquidation order would leave a deficit the fund cannot pay (the book cannot close it); 0 = no backstop")
     vault_balance: Money = Field(0.0, description="the vault's balance at the start")
     unwind_interval_s: PositiveSeconds = Field(10.0, description="taken-over inventory is sold to the book this often")
     unwind_fraction: Fraction = Field(0.25, description="share of the inventory sold at each unwind")

@@ -33,8 +33,6 @@ from riskengine._typedefs cimport *
 cdef float64_t ADL_REST_TOL = 1e-12
 cdef float64_t ADL_EQUITY_GUARD = 1e-12
 cdef float64_t DUST_NOTIONAL = 1.0
-# a limited order's fillable share below this is rounding (a limit at the price) and fills nothing
-cdef float64_t FILL_TOL = 1e-12
 cdef float64_t TIER_STEP_MARGIN = 1e-9
 # the liquidation index is rebuilt once its heaps hold more than 2 n + this many entries
 cdef Py_ssize_t INDEX_SLACK = 64
@@ -529,8 +527,6 @@ cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
             _book_fill(e, a, size, kind, e.p.liq_fee_rate, True, fill, move)  # walked once
         return 0
     filled = depth_fillable(&e.book, side, fabs(size), _sim(e), e.tape, limit)
-    if filled <= FILL_TOL * fabs(size):  # a limit at the price itself: rounding, not a fill
-        filled = 0.0
     if filled >= fabs(size):
         _book_close(e, a, size, kind, e.p.liq_fee_rate, True)
         return 0

@@ -5,7 +5,7 @@ Column order and dtypes are defined once, in ``riskengine.runlog``; :func:`colum
 turns them into the item sizes the buffers are built with, and the two ``*_push`` functions
 write the columns in that order (``tests/test_codes.py`` checks the dtypes agree).
 :c:func:`events_merge` adds a later fill into a row already written (the weighted ADL
-policies' one row per account per tick, ``_engine._adl_fill``).
+policies' one row per account per series interval, ``_engine._adl_fill``).
 """
 
 import numpy as np

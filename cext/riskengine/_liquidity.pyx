@@ -35,6 +35,8 @@ from riskengine._typedefs cimport float64_t, i64
 
 cdef float64_t LN2 = 0.6931471805599453
 cdef float64_t ONE_PCT = 0.01
+# a fillable share of an order below this is rounding (a limit at the price): no fill
+cdef float64_t FILL_TOL = 1e-12
 
 
 cdef void depth_init(DepthBook* book, const i64* snap_ts, const float64_t* delta,
@@ -168,6 +170,8 @@ cdef float64_t depth_fillable(const DepthBook* book, float64_t side, float64_t q
     if book.stress_k != 0.0 and book.flow > 0.0 and book.depth1 > 0.0:
         can = can / (1.0 + book.stress_k * book.flow / book.depth1)
     can = can / price
+    if can <= FILL_TOL * qty:  # a limit at the price itself, off by rounding: no fill
+        return 0.0
     return qty if can >= qty else can
 
 
