@@ -261,7 +261,7 @@ def liquidity_spec(loaded: LoadedConfig, spec: ScenarioSpec, where: str) -> Liqu
     if not spec.liquidity:
         return base
     try:
-        return LiquiditySpec.model_validate({**base.model_dump(exclude_none=True), **spec.liquidity})
+        return LiquiditySpec.model_validate({**base.model_dump(exclude_unset=True), **spec.liquidity})
     except ValidationError as exc:
         raise ValueError(format_validation_error(exc, LiquiditySpec, f"{where}.liquidity.")) from None
 

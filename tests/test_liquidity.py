@@ -452,6 +452,19 @@ class TestConfig:
         with pytest.raises(ValueError, match=message):
             self._parse(liquidity)
 
+    def test_a_scenario_change_keeps_a_constant_depth_file(self, tmp_path):
+        # the base's depth (time_varying = false) carried into a scenario's change stays as
+        # written: no default tail_floor is added to it
+        depth = tmp_path / "BTCUSDT-bookDepth-2025-10-10.csv"
+        depth.write_text("timestamp,percentage,depth,notional\n" + "".join(
+            f"2023-11-14 22:13:20,{p},1,{abs(p) * 1e6}\n" for p in (-2, -1, 1, 2)))
+        loaded = config.parse({**SMALL, "liquidity": {"depth": {"path": depth.name, "time_varying": False}},
+                               "scenario": {**SMALL["scenario"], "liquidity": {"feedback": 0.5}}},
+                              "bt.toml", tmp_path)
+        spec = backtest.liquidity_spec(loaded, loaded.config.scenario, "scenario")
+        assert spec.feedback == 0.5 and spec.depth.time_varying is False
+        assert "tail_floor" not in spec.depth.model_fields_set
+
     def test_counterfactual_with_an_observed_liquidations_file(self, tmp_path):
         tape = synthetic.crash_tape(2_000, seed=3)
         t_us = tape.ts[[100, 900, 1000]] // 1000
