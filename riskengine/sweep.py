@@ -25,7 +25,8 @@ Output folder::
 
 Every file is written to a temporary name and renamed into place, so a partition is either
 complete or absent. A worker process keeps each tape it built (and the last populations and
-liquidity models) for the next runs (:class:`WorkerCache`); a tape is built once per worker.
+liquidity models) for the next runs (:class:`WorkerCache`); runs are handed out grouped by
+their tapes, so a tape is built once per worker while its runs last.
 """
 
 from __future__ import annotations
@@ -51,14 +52,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskengine import backtest
+from riskengine.metrics import TIMING_COLUMNS
 from riskengine.config import KeyPath, LoadedConfig, SweepSpec, canonical_json, parse, parse_key
 
 #: bump when the hashed form of a run changes, so --resume does not reuse rows of another meaning
 HASH_FORMAT = 1
 #: executors of ``riskengine sweep --executor``
 EXECUTORS = ("serial", "processes", "dask")
-#: result columns that measure wall time: they differ between runs of the same config
-TIMING_COLUMNS = ("elapsed_s", "ticks_per_s")
 #: seconds to wait for a Dask scheduler given with --scheduler
 CONNECT_TIMEOUT_S = 5.0
 #: sort order of every combined table
@@ -299,6 +299,12 @@ def execute(run: Run, cache: WorkerCache | None = None) -> Outcome:
                    time.process_time() - cpu)
 
 
+def tape_order(run: Run) -> tuple[str, ...]:
+    """The tapes a run replays (:func:`riskengine.backtest.tape_key` per scenario): sorting
+    runs by it keeps runs on the same tapes together."""
+    return tuple(backtest.tape_key(run.loaded, spec) for spec in run.loaded.config.all_scenarios())
+
+
 def labelled(table: pd.DataFrame, run: Run) -> pd.DataFrame:
     """A run's result rows with ``run`` (its hash) in front, and after ``design`` the design
     ``variant`` (the name plus the grid values of that design's table) and the grid values."""
@@ -307,8 +313,8 @@ def labelled(table: pd.DataFrame, run: Run) -> pd.DataFrame:
     names = [d.name for d in backtest.build_designs(run.loaded)]
     variants = {}
     for j, name in enumerate(names):
-        own = [(k[len(f"venues[{j}]"):].lstrip("."), v) for k, v in run.values.items()
-               if k == f"venues[{j}]" or k.startswith(f"venues[{j}].") or k == "venues"]
+        own = [(".".join(str(p) for p in parse_key(k)[2:]), v) for k, v in run.values.items()
+               if parse_key(k)[:2] == ("venues", j) or k == "venues"]
         variants[name] = name + (" (" + ", ".join(f"{k or 'table'}={_show(v)}" for k, v in own) + ")" if own else "")
     at = table.columns.get_loc("design") + 1
     table.insert(at, "variant", table["design"].map(variants))
@@ -689,7 +695,8 @@ def run_sweep(loaded: LoadedConfig, out: str | os.PathLike, executor: str = "ser
         if out.exists() and not resume:  # overwrite
             shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
-        todo = [r for r in runs if not partition(out, r).exists()]
+        # runs that share tapes go one after another, so a worker's few cached tapes serve them
+        todo = sorted((r for r in runs if not partition(out, r).exists()), key=tape_order)
         progress(f"sweep {loaded.name}: {len(runs)} runs over {', '.join(spec.grid)}; "
                  + (f"{len(runs) - len(todo)} finished earlier, {len(todo)} to run; " if resume else "")
                  + f"{pool.describe()}; writing to {out}")

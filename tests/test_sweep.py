@@ -223,6 +223,26 @@ def _tape_built_once_per_worker(result: sweep.SweepResult) -> set[str]:
     return set(per_worker)
 
 
+def test_runs_on_more_tapes_than_a_worker_keeps_build_each_tape_once(folder):
+    # 5 tapes x 3 populations: in grid order the tape would change on every run, and a worker
+    # keeps only WorkerCache.LIMITS["tape"] tapes; runs are handed out grouped by tape
+    text = (BASE.replace("ticks = 20_000", "ticks = 3_000").replace("accounts = 5_000", "accounts = 500")
+            + '[sweep]\ngrid = { "population.seed" = [1, 2, 3], "scenario.synthetic.seed" = [1, 2, 3, 4, 5] }\n')
+    assert sweep.WorkerCache.LIMITS["tape"] < 5
+    result = sweep.run_sweep(config.load(_write(folder, text, "tapes.toml")), folder / "tapes")
+    assert len(result.outcomes) == 15
+    assert sum(o.tape_loads for o in result.outcomes) == 5
+
+
+def test_variants_follow_the_parsed_design_index(folder):
+    # "venues[01]" is design 1: its variants are told apart by the grid value
+    text = (BASE.replace("ticks = 20_000", "ticks = 3_000").replace("accounts = 5_000", "accounts = 500")
+            + '[sweep]\ngrid = { "venues[01].adl.policy" = ["queue", "pro-rata"] }\n')
+    result = sweep.run_sweep(config.load(_write(folder, text, "padded.toml")), folder / "padded")
+    assert sorted(result.results["variant"].unique()) == [
+        "binance-usdm", "hyperliquid (adl.policy=pro-rata)", "hyperliquid (adl.policy=queue)"]
+
+
 def test_processes_equal_serial_and_build_the_tape_once_per_worker(serial, loaded, folder):
     result = sweep.run_sweep(loaded, folder / "processes", executor="processes", workers=2)
     pd.testing.assert_frame_equal(_figures(result.results), _figures(serial.results))
