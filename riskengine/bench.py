@@ -32,7 +32,6 @@ import platform
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from riskengine.codes import EventKind, MarginMode
+from riskengine.files import write_atomic
 from riskengine.liquidity import ConstantDepth
 from riskengine.metrics import LIQUIDATION_KINDS
 from riskengine.params import EngineParams
@@ -730,14 +730,8 @@ def write_json(report: dict, path: str | os.PathLike) -> Path:
         One line naming the path, when it cannot be written.
     """
     p = check_json_path(path)
-    tmp = p.parent / f".{p.name}.tmp-{uuid.uuid4().hex[:8]}"
+    text = json.dumps(report, indent=2, allow_nan=False) + "\n"
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(report, fh, indent=2, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, p)
+        return write_atomic(p, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     except OSError as exc:
         raise ValueError(f"--json {path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        tmp.unlink(missing_ok=True)  # gone after the rename; a half-written file otherwise
-    return p

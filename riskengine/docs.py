@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from riskengine.files import write_atomic
+
 #: where the reference lives, relative to the repository root
 CONFIG_DOC = Path("docs") / "config.md"
 
@@ -580,9 +582,7 @@ def main(argv: list[str] | None = None) -> int:
     if not out.parent.is_dir():
         print(f"{out}: no folder {out.parent} (give --out FILE)", file=sys.stderr)
         return 2
-    tmp = out.with_name(out.name + ".tmp")  # written whole, then renamed into place
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    write_atomic(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

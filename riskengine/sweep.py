@@ -52,6 +52,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskengine import backtest
+from riskengine.files import write_atomic
 from riskengine.metrics import TIMING_COLUMNS
 from riskengine.config import KeyPath, LoadedConfig, SweepSpec, canonical_json, parse, parse_key
 
@@ -299,6 +300,12 @@ def execute(run: Run, cache: WorkerCache | None = None) -> Outcome:
                    time.process_time() - cpu)
 
 
+def comparable(table: pd.DataFrame) -> pd.DataFrame:
+    """Result rows without the wall-clock columns (:data:`riskengine.metrics.TIMING_COLUMNS`),
+    in the canonical order: what every executor must give alike for the same config."""
+    return table.drop(columns=list(TIMING_COLUMNS)).sort_values(ROW_ORDER).reset_index(drop=True)
+
+
 def tape_order(run: Run) -> tuple[str, ...]:
     """The tapes a run replays (:func:`riskengine.backtest.tape_key` per scenario): sorting
     runs by it keeps runs on the same tapes together."""
@@ -524,14 +531,9 @@ class Executor:
 
 # ---------------------------------------------------------------------------- output
 def _write(path: Path, write: Callable[[Path], None]) -> None:
-    """``write`` to a temporary sibling of ``path``, then rename it into place."""
+    """``write`` a file of the sweep folder atomically (its partition folder made first)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, write)
 
 
 def _write_parquet(table: pd.DataFrame, path: Path) -> None:

@@ -4,7 +4,7 @@ cluster on 127.0.0.1 (identical rows), one tape build per worker, failed runs re
 
 The scenario is small (a 20k-tick synthetic crash, 5k accounts, two designs) so that every
 run takes a fraction of a second; comparisons leave out the wall-clock columns
-(:data:`riskengine.sweep.TIMING_COLUMNS`: engine time and throughput), which differ between
+(:data:`riskengine.metrics.TIMING_COLUMNS`: engine time and throughput), which differ between
 any two runs of the same config.
 """
 
@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from riskengine import backtest, cli, config, sweep
+from riskengine import backtest, cli, config, metrics, sweep
 
 BASE = """
 [scenario]
@@ -71,11 +71,6 @@ def _one_error_line(proc: subprocess.CompletedProcess) -> str:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("riskengine: error:"), proc.stderr
     return lines[0]
-
-
-def _figures(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows without the wall-clock columns, in the canonical order."""
-    return table.drop(columns=list(sweep.TIMING_COLUMNS)).sort_values(sweep.ROW_ORDER).reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")
@@ -199,8 +194,8 @@ def test_serial_rows(serial, loaded):
     alone = backtest.run_config(runs[2].loaded).table
     mine = table[table["run"] == runs[2].hash].drop(
         columns=["run", "variant", *loaded.config.sweep.grid]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(mine.drop(columns=list(sweep.TIMING_COLUMNS)),
-                                  alone.drop(columns=list(sweep.TIMING_COLUMNS)))
+    pd.testing.assert_frame_equal(mine.drop(columns=list(metrics.TIMING_COLUMNS)),
+                                  alone.drop(columns=list(metrics.TIMING_COLUMNS)))
     # one partition per run, and the combined files
     for run in runs:
         assert pq.read_table(sweep.partition(serial.out, run)).num_rows == 2
@@ -245,7 +240,7 @@ def test_variants_follow_the_parsed_design_index(folder):
 
 def test_processes_equal_serial_and_build_the_tape_once_per_worker(serial, loaded, folder):
     result = sweep.run_sweep(loaded, folder / "processes", executor="processes", workers=2)
-    pd.testing.assert_frame_equal(_figures(result.results), _figures(serial.results))
+    pd.testing.assert_frame_equal(sweep.comparable(result.results), sweep.comparable(serial.results))
     workers = _tape_built_once_per_worker(result)
     assert len(workers) <= 2 and str(os.getpid()) not in {w.split(":")[1] for w in workers}
 
@@ -256,7 +251,7 @@ def test_dask_cluster_equals_serial_and_builds_the_tape_once_per_worker(serial, 
     with Client(dask_cluster, set_as_default=False) as client:
         pids = set(client.run(os.getpid).values())
     result = sweep.run_sweep(loaded, folder / "dask", executor="dask", scheduler=dask_cluster.scheduler_address)
-    pd.testing.assert_frame_equal(_figures(result.results), _figures(serial.results))
+    pd.testing.assert_frame_equal(sweep.comparable(result.results), sweep.comparable(serial.results))
     workers = _tape_built_once_per_worker(result)
     assert {int(w.split(":")[1]) for w in workers} <= pids  # it ran on the cluster's worker processes
 
@@ -297,7 +292,7 @@ def test_resume_runs_only_the_missing_runs(serial, loaded, folder):
     assert [o.run.hash for o in again.outcomes] == [gone.hash]
     assert again.skipped == len(first.runs) - 1
     assert kept.stat().st_mtime_ns == stamp
-    pd.testing.assert_frame_equal(_figures(again.results), _figures(serial.results))
+    pd.testing.assert_frame_equal(sweep.comparable(again.results), sweep.comparable(serial.results))
 
 
 def test_interrupted_sweep_keeps_finished_rows_and_resumes(folder, capsys):
@@ -376,7 +371,7 @@ def test_cli_sweep_on_a_local_dask_cluster(serial, folder, capsys):
         assert (out / name).is_file(), name
     assert len(list((out / "runs").glob(f"run=*/{sweep.PART}"))) == 12
     table = pq.read_table(out / "results.parquet").to_pandas()
-    pd.testing.assert_frame_equal(_figures(table), _figures(serial.results))
+    pd.testing.assert_frame_equal(sweep.comparable(table), sweep.comparable(serial.results))
     assert pd.read_csv(out / "ranking.csv")["variant"].tolist() == serial.ranking["variant"].tolist()
     # a second sweep into the same folder is refused, with one line, and changes nothing
     assert cli.main(["sweep", str(path), "--out", str(out)]) == 2

@@ -53,10 +53,6 @@ def _loaded(folder) -> config.LoadedConfig:
     return config.parse(data, "sweep benchmark", folder, folder / "sweep-bench.toml")
 
 
-def _figures(table: pd.DataFrame) -> pd.DataFrame:
-    return table.drop(columns=list(sweep.TIMING_COLUMNS)).sort_values(sweep.ROW_ORDER).reset_index(drop=True)
-
-
 @pytest.mark.benchmark(group="sweep", disable_gc=False, warmup=False)
 def test_sweep_processes_vs_serial(benchmark, tmp_path):
     loaded = _loaded(tmp_path)
@@ -83,7 +79,7 @@ def test_sweep_processes_vs_serial(benchmark, tmp_path):
 
     # correctness gate: every run finished, and the executors agree row for row
     assert serial.failures.empty and pool.failures.empty
-    pd.testing.assert_frame_equal(_figures(pool.results), _figures(serial.results))
+    pd.testing.assert_frame_equal(sweep.comparable(pool.results), sweep.comparable(serial.results))
 
     ratio = processes_s / serial_s
     per_run_serial = sum(o.seconds for o in serial.outcomes) / len(serial.outcomes)
