@@ -91,17 +91,26 @@ def cell(column: str, value) -> str:
         return "–"
     if column in PERCENT_COLUMNS:
         return f"{value * 100:.2f}%"
-    if column.endswith("_s"):
+    if _is_seconds(column):
         return f"{value:,.1f}"
     return compact(value)
 
 
-_WORDS = {"adl": "ADL", "pnl": "PnL", "sim": "sim.", "s": "(s)"}
+_WORDS = {"adl": "ADL", "pnl": "PnL", "sim": "sim."}
+
+
+def _is_seconds(column: str) -> bool:
+    """A duration in seconds (``first_adl_delay_s``), not a rate (``ticks_per_s``)."""
+    return column.endswith("_s") and not column.endswith("_per_s")
 
 
 def label(column: str) -> str:
-    """A column name as words: ``first_adl_delay_s`` -> ``first ADL delay (s)``."""
-    return " ".join(_WORDS.get(w, w) for w in column.split("_"))
+    """A column name as words: ``first_adl_delay_s`` -> ``first ADL delay (s)``,
+    ``ticks_per_s`` -> ``ticks per s``."""
+    words = column.split("_")
+    if _is_seconds(column):
+        words[-1] = "(s)"
+    return " ".join(_WORDS.get(w, w) for w in words)
 
 
 def _axis_formatter(percent: bool = False) -> FuncFormatter:

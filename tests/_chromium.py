@@ -110,7 +110,11 @@ class Browser:
         self._buffer = b""
         self._next_id = 0
         self._pending: list[dict] = []  # events read while waiting for a reply
-        self.version = self.call("Browser.getVersion")["product"]
+        try:
+            self.version = self.call("Browser.getVersion")["product"]
+        except BaseException:  # a browser that never answers: no process, pipes or profile left behind
+            self.close()
+            raise
 
     # ----------------------------------------------------------------------- protocol
     def _read(self, deadline: float) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import io
+import math
 import os
 import re
 from pathlib import Path
@@ -114,6 +115,8 @@ def _check_page(browser: Browser, path: Path, result, extra_js: str = "null") ->
         rows = page.evaluate(TABLE_JS)
         headers = page.evaluate(HEADERS_JS)
         assert len(rows) == len(result.table)  # one row per scenario x design
+        # the key columns the report promises, each once (scenario heads its group of rows)
+        assert headers == [c for c in report.KEY_COLUMNS if c in result.table.columns and c != "scenario"]
         for shown, (_, expected) in zip(rows, result.table.iterrows(), strict=True):
             assert shown == [expected[c] if c == "design" else report.cell(c, expected[c]) for c in headers]
         return {p["name"]: p for p in plots}, page.evaluate(extra_js)
@@ -149,6 +152,9 @@ def test_cells_are_readable():
     assert report.cell("first_adl_s", 3_749.26) == "3,749.3"
     assert report.cell("amplification", float("nan")) == "–"
     assert report.label("first_adl_delay_s") == "first ADL delay (s)"
+    # a rate per second is not a duration
+    assert report.cell("ticks_per_s", 60_400_000.0) == "60.4M"
+    assert report.label("ticks_per_s") == "ticks per s"
 
 
 def test_render_small_run_is_offline_and_repeatable():
@@ -186,6 +192,10 @@ def test_replay_report_shows_observed_beside_simulated(browser, shared_data, tmp
     expected = [[report.label(c.simulated), report.cell(c.simulated, row[c.simulated]),
                  report.cell(c.name, row[c.name])] for _, row in result.table.iterrows() for c in pairs]
     assert [r[:3] for r in rows] == expected
+    # the sim/obs ratio, worked out here from the table's own figures
+    figures = [(float(row[c.simulated]), float(row[c.name])) for _, row in result.table.iterrows() for c in pairs]
+    assert all(obs > 0 for _, obs in figures)  # every observed figure here is a positive number
+    assert [r[3] for r in rows] == ["–" if math.isnan(sim) else f"{sim / obs:.2f}×" for sim, obs in figures]
 
 
 def test_harness_reports_console_errors_and_network(browser, tmp_path):

@@ -208,6 +208,23 @@ def test_serial_rows(serial, loaded):
     assert list(ranking["runs"]) == [12 if v == "binance-usdm" else 6 for v in ranking["variant"]]
 
 
+@pytest.mark.parametrize("order, expected", [
+    # ascending: lower is better; the tie (a and c at 2.0) goes by variant name
+    ("ascending", [(1, "a", 2, 2.0, 1.0, 3.0), (2, "c", 1, 2.0, 2.0, 2.0), (3, "b", 2, 6.0, 5.0, 7.0)]),
+    ("descending", [(1, "b", 2, 6.0, 7.0, 5.0), (2, "a", 2, 2.0, 3.0, 1.0), (3, "c", 1, 2.0, 2.0, 2.0)]),
+])
+def test_rank_by_hand(order, expected):
+    results = pd.DataFrame({"run": ["r1", "r2", "r1", "r2", "r1"], "variant": ["a", "a", "b", "b", "c"],
+                            "design": ["a", "a", "b", "b", "c"], "bad_debt": [1.0, 3.0, 5.0, 7.0, 2.0]})
+    spec = config.SweepSpec(grid={"population.seed": [1, 2]}, rank_by="bad_debt", rank_order=order)
+    table = sweep.rank(results, spec)
+    assert list(table.columns) == ["rank", "variant", "design", "runs", "bad_debt_mean", "bad_debt_best",
+                                   "bad_debt_worst"]
+    got = [(r.rank, r.variant, r.runs, r.bad_debt_mean, r.bad_debt_best, r.bad_debt_worst)
+           for r in table.itertuples()]
+    assert got == expected
+
+
 def _tape_built_once_per_worker(result: sweep.SweepResult) -> set[str]:
     per_worker: dict[str, int] = {}
     for outcome in result.outcomes:
