@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from _cli import one_error_line, run_cli, write
 
 from riskengine import backtest, config
 from riskengine.data import Catalog
@@ -36,24 +36,11 @@ def _max_drawdown(price: np.ndarray) -> float:
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "riskengine.cli", *args], capture_output=True, text=True,
-                          timeout=300, cwd=cwd)
-
-
-def _one_error_line(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    # progress lines may come first (the problem showed while running); one error line, last
-    assert [line for line in lines if "error" in line] == lines[-1:], proc.stderr
-    assert lines[-1].startswith("riskengine: error:")
-    return lines[-1]
+    return run_cli(*args, cwd=cwd)
 
 
 def _write(tmp_path: Path, text: str, name: str = "bt.toml") -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
+    return write(tmp_path, text, name)
 
 
 SMALL = """
@@ -250,7 +237,7 @@ def test_embedded_default_is_the_documented_comparison():
 ])
 def test_validate_rejects_with_one_line(tmp_path, text, expected):
     path = _write(tmp_path, text)
-    line = _one_error_line(_cli("validate", str(path)))
+    line = one_error_line(_cli("validate", str(path)))
     assert str(path) in line, line
     assert expected in line, line
 
@@ -264,17 +251,17 @@ window = {{ start = 2025-10-12T00:00:00Z, end = 2025-10-12T01:00:00Z }}
 [[venues]]
 preset = "hyperliquid"
 """)
-    line = _one_error_line(_cli("run", str(path), "--no-output"))
+    line = one_error_line(_cli("run", str(path), "--no-output"))
     assert "scenario.window: holds 0 trade(s) of the tape; the tape spans 2025-10-10T" in line, line
 
 
 def test_missing_config_file(tmp_path):
-    line = _one_error_line(_cli("run", str(tmp_path / "nope.toml")))
+    line = one_error_line(_cli("run", str(tmp_path / "nope.toml")))
     assert "nope.toml: no such config file" in line
 
 
 def test_default_only_options_refused_with_a_config(tmp_path):
-    line = _one_error_line(_cli("run", str(_write(tmp_path, SMALL)), "--accounts", "10"))
+    line = one_error_line(_cli("run", str(_write(tmp_path, SMALL)), "--accounts", "10"))
     assert "--accounts" in line
 
 
@@ -297,7 +284,7 @@ def test_run_writes_outputs_atomically_and_refuses_to_overwrite(tmp_path):
     assert pq.read_table(out / "series.parquet").num_rows == expected.series.num_rows
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     again = _cli("run", str(cfg), "--out", str(out))
-    assert "output folder exists" in _one_error_line(again)
+    assert "output folder exists" in one_error_line(again)
     assert again.stderr.count("\n") == 1  # refused before running anything
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
     assert _cli("run", str(cfg), "--out", str(out), "--overwrite").returncode == 0
@@ -351,5 +338,5 @@ def test_hyperliquid_replay_puts_observed_beside_simulated(shared_data):
 
 def test_observed_ticker_is_checked_before_running(shared_data, tmp_path):
     text = HL.read_text().replace('ticker = "SOL"', 'ticker = "SOLL"').replace("../../shared", str(shared_data.parent))
-    line = _one_error_line(_cli("validate", str(_write(tmp_path, text))))
+    line = one_error_line(_cli("validate", str(_write(tmp_path, text))))
     assert "scenarios[2].observed:" in line and "no ticker 'SOLL' (did you mean 'SOL'?)" in line, line

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from _cli import one_error_line, run_cli, write
 
 from riskengine import backtest, cli, config, metrics, sweep
 
@@ -55,22 +56,7 @@ rank_by = "liquidations"
 
 
 def _write(folder: Path, text: str, name: str = "sweep.toml") -> Path:
-    path = folder / name
-    path.write_text(text)
-    return path
-
-
-def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "riskengine.cli", *args], capture_output=True, text=True,
-                          timeout=300, **kw)
-
-
-def _one_error_line(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("riskengine: error:"), proc.stderr
-    return lines[0]
+    return write(folder, text, name)
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +142,7 @@ def test_bad_grid_key_is_one_line_with_the_nearest_key(folder, key, expected):
 
 def test_validate_checks_the_grid(folder, capsys):
     bad_key = _write(folder, BASE + '[sweep]\ngrid = { "venues[1].adl.polcy" = ["queue"] }\n', "badkey.toml")
-    line = _one_error_line(_cli("validate", str(bad_key)))  # a real process: one line, no traceback
+    line = one_error_line(run_cli("validate", str(bad_key)), progress_first=False)  # a real process: one line, no traceback
     assert line == (f"riskengine: error: {bad_key}: sweep.grid: 'venues[1].adl.polcy': unknown key 'polcy' "
                     f"(did you mean 'venues[1].adl.policy'?)")
     bad_value = _write(folder, BASE + '[sweep]\ngrid = { "population.seed" = [1, 2], "venues[1].adl.policy" = '
@@ -376,7 +362,7 @@ def test_without_dask_the_dask_executor_says_what_to_install(folder, monkeypatch
 def test_cli_sweep_on_a_local_dask_cluster(serial, folder, capsys):
     path = _write(folder, BASE + GRID, "cli.toml")
     out = folder / "cli"
-    proc = _cli("sweep", str(path), "--out", str(out), "--executor", "dask", "--workers", "2")
+    proc = run_cli("sweep", str(path), "--out", str(out), "--executor", "dask", "--workers", "2")
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "[12/12] 0 failed" in proc.stderr and "dask executor, 2 workers" in proc.stderr
