@@ -573,8 +573,13 @@ def _read(paths: list[Path]) -> pd.DataFrame:
 def collect(out: Path, runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The rows and failure records of ``runs`` found under ``out``, sorted by run, scenario
     and design (partitions of runs outside ``runs`` are left out)."""
-    results = _read([p for p in (partition(out, r) for r in runs) if p.exists()])
-    failures = _read([p for p in (partition(out, r, "failures") for r in runs) if p.exists()])
+    done = [r for r in runs if partition(out, r).exists()]
+    results = _read([partition(out, r) for r in done])
+    # a run that failed once and then finished (a Ctrl-C between writing its rows and removing
+    # its old failure can leave both) counts as finished
+    finished = {r.hash for r in done}
+    failures = _read([p for p in (partition(out, r, "failures") for r in runs if r.hash not in finished)
+                      if p.exists()])
     if not results.empty:
         results = results.sort_values(ROW_ORDER, kind="stable").reset_index(drop=True)
     if not failures.empty:

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import shutil
 import subprocess
 import sys
 import time
@@ -209,6 +210,18 @@ def test_rank_by_hand(order, expected):
     got = [(r.rank, r.variant, r.runs, r.bad_debt_mean, r.bad_debt_best, r.bad_debt_worst)
            for r in table.itertuples()]
     assert got == expected
+
+
+def test_a_run_with_rows_is_not_also_a_failure(serial, tmp_path):
+    # rows written, old failure not yet removed (Ctrl-C between the two): the run counts as finished
+    out = tmp_path / "copy"
+    shutil.copytree(serial.out, out)
+    run = serial.runs[0]
+    sweep.record(out, sweep.Outcome(run, None, "ValueError: an earlier failure", "host:1"))
+    sweep.record(out, sweep.Outcome(run, pq.read_table(sweep.partition(serial.out, run)).to_pandas(), None, "host:1"))
+    sweep.record(out, sweep.Outcome(run, None, "ValueError: an earlier failure", "host:1"))  # as if left over
+    results, failures = sweep.collect(out, serial.runs)
+    assert failures.empty and len(results) == len(serial.results)
 
 
 def _tape_built_once_per_worker(result: sweep.SweepResult) -> set[str]:
