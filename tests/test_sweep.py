@@ -13,9 +13,9 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import shutil
 import signal
 import socket
-import shutil
 import subprocess
 import sys
 import time
