@@ -64,7 +64,10 @@ def read_source(loaded: LoadedConfig, spec: FileTape | CatalogTape, where: str) 
         root = loaded.resolve(spec.catalog)
         if not root.is_dir():
             raise ValueError(f"{where}.catalog: no catalog folder {root}")
-        return Catalog(root).read(spec.kind, spec.source, spec.symbol)
+        try:
+            return Catalog(root).read(spec.kind, spec.source, spec.symbol)
+        except ValueError as exc:  # name the config file and the key, e.g. "c.toml: scenarios[2].tape"
+            raise ValueError(f"{where}: {exc}") from None
     path = loaded.resolve(spec.path)
     if not path.is_file():
         raise ValueError(f"{where}.path: no such file {path}")

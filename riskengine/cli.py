@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--catalog", default=None, help=f"catalog folder (default ${CATALOG_ENV} or {DEFAULT_CATALOG})")
     imp.add_argument("--sort", action="store_true", help="sort rows that are out of time order, and report how many")
     imp.add_argument("--dedupe", action="store_true", help="drop rows equal to the row before them, and report how many")
+    imp.add_argument("--replace", action="store_true",
+                     help="each partition (source, kind, symbol, day) the files touch holds just their rows "
+                          "(default: merge, by trade id where rows have one)")
     fetch = data_sub.add_parser("fetch", help="download Binance Vision daily files and import them")
     fetch.add_argument("market", choices=("binance-um", "binance-cm"), help="USD-M or COIN-M futures")
     fetch.add_argument("kind", help="aggTrades, trades, bookDepth, metrics, klines, markPriceKlines, "
@@ -289,16 +292,14 @@ def _catalog(args: argparse.Namespace):
 def _data(args: argparse.Namespace) -> int:
     catalog = _catalog(args)
     if args.data_command == "import":
-        total = 0
         start = time.perf_counter()
-        for k, path in enumerate(args.paths, 1):
-            print(f"[{k}/{len(args.paths)}] {path} ...", file=sys.stderr, flush=True)
-            report = catalog.import_file(path, source=args.source, kind=args.kind, sort=args.sort,
-                                         dedupe=args.dedupe)
-            total += report.rows
+        reports = catalog.import_files(args.paths, source=args.source, kind=args.kind, sort=args.sort,
+                                       dedupe=args.dedupe, replace=args.replace,
+                                       progress=lambda line: print(line, file=sys.stderr, flush=True))
+        for report in reports:
             print(report.describe())
-        seconds = time.perf_counter() - start
-        print(f"imported {total:,} rows in {seconds:.1f} s into {catalog.root}", file=sys.stderr)
+        print(f"imported {sum(r.rows for r in reports):,} rows ({sum(r.added for r in reports):,} new) in "
+              f"{time.perf_counter() - start:.1f} s into {catalog.root}", file=sys.stderr)
         return 0
     if args.data_command == "fetch":
         import os

@@ -121,7 +121,7 @@ def test_checksum_mismatch_is_refused(archive, tmp_path):
     with pytest.raises(ValueError, match=r"markPriceKlines/BTCUSD_PERP/1m/BTCUSD_PERP-1m-2025-10-10.zip: "
                                          r"checksum mismatch .* the download was deleted"):
         f.fetch("binance-cm", "markPriceKlines", "BTCUSD_PERP", "2025-10-10")
-    assert not list((tmp_path / "cache").rglob("*.zip")) and f.catalog.list() == []
+    assert not list((tmp_path / "cache").rglob("*.zip")) and f.catalog.files() == []
 
 
 def test_resume_with_a_range_request(archive, tmp_path):

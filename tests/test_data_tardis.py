@@ -98,8 +98,8 @@ def test_liquidations_kind_from_the_datasets_layout_or_given(shared_data, catalo
     assert catalog.import_file(plain, source="tardis", kind="liquidations").kind == "events"
     # nothing in the name: the same rows are a trades file by default (the headers are identical)
     assert catalog.import_file(plain, source="tardis").kind == "trades"
-    kinds = sorted({(r["kind"], r["file"]) for r in catalog.list()})
-    assert kinds == [("events", "AAVEUSD_PERP.parquet"), ("events", "aave.parquet"), ("trades", "aave.parquet")]
+    kinds = sorted((r["kind"], r["imported"]) for r in catalog.list())
+    assert kinds == [("events", ["AAVEUSD_PERP.csv.gz", "aave.csv"]), ("trades", ["aave.csv"])]
 
 
 @pytest.mark.parametrize("path, kind", [

@@ -1,10 +1,30 @@
 """The local Parquet tick catalog.
 
-Layout: ``ROOT/source=<source>/kind=<kind>/symbol=<symbol>/date=<YYYY-MM-DD>/<file>.parquet``,
-one Parquet file per imported source file and UTC day, named after the source file, so
-importing the same file again replaces it (idempotent). Everything is written to
-``ROOT/.tmp`` first and renamed into place only when the whole import succeeded: a failed
-import leaves the catalog as it was.
+Layout: ``ROOT/source=<source>/kind=<kind>/symbol=<symbol>/date=<YYYY-MM-DD>/data.parquet``: one
+Parquet file per partition (source, kind, symbol and UTC day) holding its rows in time order;
+its metadata names the files imported into it and their format.
+
+The catalog never holds a trade twice, whatever a file is called. Importing a file merges its
+rows into each partition it touches (:func:`_merge`):
+
+* rows with a trade id: by id. A held id adds nothing; the same id with other values is refused.
+* rows without one (streams, depth, tickers, tapes of venues without ids): as a multiset of rows,
+  at each time separately, counting repeats (real tapes hold genuinely identical trades). Where
+  the file's rows at a time are a sub-multiset of the held ones, nothing is added; where they
+  extend them, only the surplus copies are; rows at times the partition does not hold are
+  added. Otherwise the two files disagree and the import is refused.
+
+``replace=True`` instead makes each partition a file touches hold exactly that file's rows.
+Mixing two forms of the same data in one partition (Binance ``aggTrades`` and ``trades``,
+another importer's file) is refused, as it would count trades twice.
+
+A command's files are imported all or nothing: everything is staged in ``ROOT/.tmp/<id>``, a
+commit plan is written, then renamed into place; a crash before the plan leaves the catalog as
+it was, a crash after it is finished by the next use of the catalog. Imports take a lock
+(``ROOT/.lock``, released by the system when a process dies): a second one is refused.
+
+Partitions written before this layout (one Parquet file per imported file) are merged when
+read, by the same rules; one whose files cannot be merged is refused, naming them.
 
 The importer checks the order of times and repeated rows while streaming. Sorting and
 de-duplication are explicit options (they need the file in memory) and the report says what
@@ -13,17 +33,26 @@ they changed; nothing is dropped silently.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+try:
+    import fcntl
+except ImportError:  # Windows: no import lock
+    fcntl = None
 
 from riskengine.data import binance, hyperliquid, tardis
 from riskengine.data.schema import KINDS
@@ -59,6 +88,14 @@ KIND_OF = {"tardis": tardis.kind_of, "binance-vision": binance.kind_of,
            "hyperliquid": hyperliquid.kind_of}
 #: file formats and the kinds each can hold
 SOURCES = {source: tuple(k for s, k in READERS if s == source) for source, _ in READERS}
+#: the one file of a partition
+PARTITION_FILE = "data.parquet"
+#: Parquet metadata of a partition file: the files imported into it (JSON list) and their format
+#: (``source:kind``, e.g. ``binance-vision:agg-trades``)
+IMPORTED_KEY, FORMAT_KEY = b"riskengine.imported", b"riskengine.format"
+TMP, LOCK, PLAN = ".tmp", ".lock", "commit.json"
+#: a time argument: ISO text, a datetime (pandas.Timestamp included; naive = UTC) or numpy.datetime64
+TimeLike = str | dt.date | np.datetime64
 
 
 @dataclass
@@ -69,13 +106,16 @@ class ImportReport:
     source: str
     kind: str
     symbol: str
-    rows: int = 0
-    files: list[str] = field(default_factory=list)
+    rows: int = 0  #: rows read from the file (after ``sort``/``dedupe``)
+    files: list[str] = field(default_factory=list)  #: the partition files it went to
     sorted_rows: int = 0  #: rows that were out of time order (with ``sort=True``)
     duplicates_dropped: int = 0  #: rows dropped as repeats (with ``dedupe=True``)
+    added: int = 0  #: rows the catalog did not hold before (the rest it held already)
 
     def describe(self) -> str:
         text = f"{self.path}: {self.rows:,} {self.kind} rows -> {self.source}/{self.symbol} ({len(self.files)} file(s))"
+        if self.added != self.rows:
+            text += f"; {self.added:,} new ({self.rows - self.added:,} already in the catalog)"
         if self.sorted_rows:
             text += f"; sorted {self.sorted_rows:,} rows that were out of time order"
         if self.duplicates_dropped:
@@ -84,13 +124,12 @@ class ImportReport:
 
 
 def _import_name(path: Path, source: str) -> str:
-    """The catalog file name of an imported file: its stem; for Hyperliquid's hourly archives
-    (``.../20251010/21.lz4``, ``.../20251010/21/l2Book/BTC.lz4``) prefixed with the date and
-    hour folders, which alone tell one hour's file from another's."""
-    stem = _stem(path)
+    """The name a partition records for an imported file: its file name; for Hyperliquid's
+    hourly archives (``.../20251010/21.lz4``, ``.../20251010/21/l2Book/BTC.lz4``) prefixed with
+    the date and hour folders, which alone tell one hour's file from another's."""
     if source == "hyperliquid":
-        stem = "_".join([p for p in path.parent.parts[-3:] if p.isdigit()] + [stem])
-    return _safe(stem)
+        return "/".join([p for p in path.parent.parts[-3:] if p.isdigit()] + [path.name])
+    return path.name
 
 
 def _stem(path: Path) -> str:
@@ -151,6 +190,29 @@ class _OrderCheck:
         return f"{t} after {before}"
 
 
+class _Conflict(ValueError):
+    """Rows that cannot be merged: ``detail`` says what is held (``other rows at T``, ``trade id
+    'X' with other values``), ``why`` why that is a refusal; ``within``: two rows of the new
+    file itself disagree (replacing the partition would not help)."""
+
+    def __init__(self, detail: str, why: str = "", within: bool = False) -> None:
+        super().__init__(detail)
+        self.detail, self.why, self.within = detail, why, within
+
+
+@dataclass
+class _Partition:
+    """A partition during an import: where its rows are now (``current``: a staged file; None:
+    as on disk, or nothing with ``replace``), the files imported into it and their format."""
+
+    folder: Path
+    names: list[str]
+    format: str | None
+    current: Path | None = None
+    fresh: bool = False  #: holds nothing (new, or replaced): the disk's rows are not read
+    changed: bool = False
+
+
 class Catalog:
     """A local Parquet tick catalog rooted at ``root``."""
 
@@ -159,28 +221,67 @@ class Catalog:
 
     # ------------------------------------------------------------------ import
     def import_file(self, path: str | os.PathLike, source: str = "tardis", kind: str | None = None,
-                    sort: bool = False, dedupe: bool = False) -> ImportReport:
-        """Import one file.
+                    sort: bool = False, dedupe: bool = False, replace: bool = False) -> ImportReport:
+        """Import one file (see :meth:`import_files`)."""
+        return self.import_files([path], source, kind, sort, dedupe, replace)[0]
+
+    def import_files(self, paths: Iterable[str | os.PathLike], source: str = "tardis", kind: str | None = None,
+                     sort: bool = False, dedupe: bool = False, replace: bool = False,
+                     progress: Callable[[str], None] | None = None) -> list[ImportReport]:
+        """Import files, all or nothing, merging their rows into what the catalog holds.
 
         Parameters
         ----------
-        path : path-like
-            The file (``.csv`` or ``.csv.gz``).
-        source : {"tardis", "binance-vision"}
-            Its format.
+        paths : path-likes
+            The files (``.csv``, ``.csv.gz``, Binance Vision ``.zip``, Hyperliquid ``.lz4`` or
+            JSON lines), imported in this order.
+        source : {"tardis", "binance-vision", "hyperliquid"}
+            Their format.
         kind : str, optional
-            What it holds: ``trades`` (Tardis); ``klines``, ``mark``, ``index``, ``premium``
-            or ``depth`` (Binance Vision; by default from the archive folder or file name).
+            What they hold (see :data:`SOURCES`; by default from the archive folder or file name).
         sort, dedupe : bool
             Sort rows by time / drop rows equal to the row before them, and report how many.
             Without them, such rows are an error naming the first one.
+        replace : bool
+            Each partition the files touch holds exactly their rows afterwards (what it held
+            before is dropped); without it, rows are merged (module docstring).
+        progress : callable, optional
+            Called with ``[k/n] FILE ...`` as each file starts.
 
         Raises
         ------
         ValueError
-            One line naming the file, the row and what was expected; the catalog is unchanged.
+            One line naming the file, the row or partition and what was expected; the catalog
+            is unchanged. Also: a catalog folder that cannot be written, another import running.
         """
-        path = Path(path)
+        from riskengine.files import check_writable_dir
+
+        paths = [Path(p) for p in paths]
+        kinds = [self._kind_of(path, source, kind) for path in paths]
+        check_writable_dir(self.root, "catalog")
+        with self._import_lock():
+            self._recover(abandoned=True)
+            txn = self.root / TMP / uuid.uuid4().hex
+            txn.mkdir(parents=True)
+            try:
+                parts: dict[Path, _Partition] = {}
+                reports = []
+                for k, (path, file_kind) in enumerate(zip(paths, kinds)):
+                    if progress is not None:
+                        progress(f"[{k + 1}/{len(paths)}] {path} ...")
+                    folder = txn / f"file{k}"
+                    folder.mkdir()
+                    report, staged = self._stage(path, source, file_kind, sort, dedupe, folder)
+                    for staged_file, partition in staged:
+                        self._merge_into(parts, partition, staged_file, path, report, replace, txn)
+                    reports.append(report)
+                self._commit(txn, [p for p in parts.values() if p.changed])
+            finally:
+                shutil.rmtree(txn, ignore_errors=True)
+        return reports
+
+    @staticmethod
+    def _kind_of(path: Path, source: str, kind: str | None) -> str:
         if source not in SOURCES:
             raise ValueError(f"{path}: unknown source {source!r}; known: {', '.join(SOURCES)}")
         if kind is None:
@@ -191,23 +292,17 @@ class Catalog:
         if kind not in SOURCES[source]:
             raise ValueError(f"{path}: unknown kind {kind!r} for source {source!r}; "
                              f"known: {', '.join(SOURCES[source])}")
-        tmp = self.root / ".tmp" / uuid.uuid4().hex
-        tmp.mkdir(parents=True, exist_ok=True)
-        try:
-            report, staged = self._stage(path, source, kind, sort, dedupe, tmp)
-            for staged_file, final in staged:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staged_file, final)
-                report.files.append(str(final))
-            return report
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        return kind
 
     def _stage(self, path: Path, source: str, kind: str, sort: bool, dedupe: bool,
                tmp: Path) -> tuple[ImportReport, list[tuple[Path, Path]]]:
+        """Read and check a file into ``tmp``, one Parquet file per symbol and day (in the
+        partition schema, naming this file); returns the report and (staged file, partition)."""
         reader = READERS[source, kind](path)
+        file_format = f"{source}:{kind}"
         kind = STORED_AS.get(kind, kind)
-        schema = KINDS[kind]
+        schema = KINDS[kind].with_metadata({IMPORTED_KEY: json.dumps([_import_name(path, source)]),
+                                            FORMAT_KEY: file_format})
         checks: dict[str, _OrderCheck] = {}
         batches: dict[str, list[pa.RecordBatch]] = {}
         writers: dict[tuple[str, str], pq.ParquetWriter] = {}
@@ -246,7 +341,7 @@ class Catalog:
             try:
                 for symbol in symbols:
                     check = checks[symbol]
-                    table = pa.Table.from_batches(batches[symbol], schema=schema)
+                    table = pa.Table.from_batches(batches[symbol], schema=KINDS[kind])
                     if check.unsorted and not sort:
                         raise ValueError(f"{path}: row {check.first_unsorted}: time goes backwards; import with --sort")
                     if check.unsorted:
@@ -269,9 +364,8 @@ class Catalog:
         staged = []
         for f in sorted(tmp.glob("*.parquet")):
             symbol, day = f.stem.rsplit("@", 1)
-            final = (self.root / f"source={_safe(report.source)}" / f"kind={kind}" / f"symbol={symbol}"
-                     / f"date={day}" / f"{_import_name(path, source)}.parquet")
-            staged.append((f, final))
+            staged.append((f, self.root / f"source={_safe(report.source)}" / f"kind={kind}" / f"symbol={symbol}"
+                           / f"date={day}"))
         return report, staged
 
     @staticmethod
@@ -287,7 +381,137 @@ class Catalog:
                 writers[key] = pq.ParquetWriter(tmp / f"{_safe(symbol)}@{name}.parquet", schema, compression="zstd")
             writers[key].write_batch(part)
 
+    def _merge_into(self, parts: dict[Path, _Partition], folder: Path, staged: Path, path: Path,
+                    report: ImportReport, replace: bool, txn: Path) -> None:
+        """Merge one staged file into its partition's rows as of this import (:func:`_merge`)."""
+        part = parts.get(folder)
+        if part is None:
+            on_disk = sorted(folder.glob("*.parquet"))
+            if replace or not on_disk:
+                part = _Partition(folder, [], None, fresh=True)
+            else:
+                names, formats = zip(*(_provenance(f) for f in on_disk))
+                known = [f for f in formats if f is not None]
+                part = _Partition(folder, [n for group in names for n in group], known[0] if known else None)
+            parts[folder] = part
+        new_meta = pq.read_schema(staged).metadata
+        (name,), new_format = json.loads(new_meta[IMPORTED_KEY]), new_meta[FORMAT_KEY].decode()
+        label = self._label(folder)
+        if part.format is not None and part.format != new_format:
+            raise ValueError(
+                f"{path}: partition {label} holds {part.format.replace(':', ' ')} rows (from {', '.join(part.names)}) "
+                f"and this file {new_format.replace(':', ' ')} rows: the same trades in two forms would count "
+                f"twice; import with --replace to replace the partition's rows with this file's")
+        new = pq.read_table(staged)
+        held = None
+        if part.current is not None:
+            held = pq.read_table(part.current)
+        elif not part.fresh:
+            held = self._read_partition(folder, KINDS[folder.parent.parent.name.split("=", 1)[1]])
+        try:
+            merged, added = _merge(held, new)
+        except _Conflict as exc:
+            if exc.within:
+                raise ValueError(f"{path}: {exc.detail}") from None
+            raise ValueError(f"{path}: partition {label} holds {exc.detail} (from {', '.join(part.names)}){exc.why}; "
+                             f"import with --replace to replace the partition's rows with this file's") from None
+        report.added += added
+        report.files.append(str(folder / PARTITION_FILE))
+        if added == 0 and name in part.names:
+            return
+        part.names = part.names + [name] if name not in part.names else part.names
+        part.format, part.changed = new_format, True
+        if merged is new:  # nothing held, nothing dropped: the staged file is the partition
+            part.current = staged
+            return
+        part.current = txn / f"merged-{uuid.uuid4().hex[:8]}.parquet"
+        pq.write_table(merged.replace_schema_metadata({IMPORTED_KEY: json.dumps(part.names), FORMAT_KEY: new_format}),
+                       part.current, compression="zstd")
+
+    def _commit(self, txn: Path, parts: list[_Partition]) -> None:
+        """Put the changed partitions in place, all or none: the plan is written (synced) before
+        the first rename, and :meth:`_recover` finishes it after a crash."""
+        moves, removals = [], []
+        for part in parts:
+            _sync(part.current)
+            moves.append([_rel(part.current, self.root), _rel(part.folder / PARTITION_FILE, self.root)])
+            removals += [_rel(f, self.root) for f in part.folder.glob("*.parquet") if f.name != PARTITION_FILE]
+        if not moves:
+            return
+        from riskengine.files import write_atomic
+
+        text = json.dumps({"move": moves, "remove": removals})
+        write_atomic(txn / PLAN, lambda p: _write_synced(p, text))
+        self._apply(txn)
+
+    def _apply(self, txn: Path) -> None:
+        """Carry out a commit plan; every step may already be done (a crash, another process)."""
+        plan = json.loads((txn / PLAN).read_text())
+        for rel in plan["remove"]:
+            (self.root / rel).unlink(missing_ok=True)
+        for staged, final in plan["move"]:
+            (self.root / final).parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):  # moved already
+                os.replace(self.root / staged, self.root / final)
+        shutil.rmtree(txn, ignore_errors=True)
+
+    def _recover(self, abandoned: bool = False) -> None:
+        """Finish the commits a crash interrupted; ``abandoned`` (only under the import lock, so
+        that no live import is touched): remove staging that never reached its commit."""
+        tmp = self.root / TMP
+        if not tmp.is_dir():
+            return
+        for txn in sorted(tmp.iterdir()):
+            if (txn / PLAN).is_file():
+                try:
+                    self._apply(txn)
+                except OSError as exc:
+                    raise ValueError(f"catalog {self.root}: an import was interrupted while committing and cannot be "
+                                     f"finished here ({exc.strerror or exc}); run `riskengine data list --catalog "
+                                     f"{self.root}` where the catalog can be written") from None
+            elif abandoned:
+                shutil.rmtree(txn, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def _import_lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / LOCK, "a") as f:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise ValueError(f"catalog {self.root}: another import into it is running; try again when "
+                                     f"it has finished") from None
+            yield
+
+    def _label(self, folder: Path) -> str:
+        """``source/kind/symbol/date`` of a partition folder."""
+        return "/".join(p.split("=", 1)[1] for p in folder.relative_to(self.root).parts)
+
+    def _read_partition(self, folder: Path, schema: pa.Schema) -> pa.Table:
+        """A partition's rows. Several files (as written before one file per partition): merged
+        in name order by the import rules, or refused."""
+        files = sorted(folder.glob("*.parquet"))
+        table = pq.read_table(files[0], schema=schema, partitioning=None)
+        for f in files[1:]:
+            try:
+                table, _ = _merge(table, pq.read_table(f, schema=schema, partitioning=None))
+            except _Conflict as exc:
+                raise ValueError(
+                    f"catalog {self.root}: partition {self._label(folder)} was written by an older riskengine as "
+                    f"{len(files)} files ({', '.join(f.name for f in files)}) that hold {exc.detail}{exc.why}; "
+                    f"re-import the files it came from with `riskengine data import --replace`") from None
+        return table
+
     # ------------------------------------------------------------------- query
+    def _require(self) -> None:
+        """Refuse a catalog folder that is not there; finish an interrupted commit."""
+        if not self.root.exists():
+            raise ValueError(f"catalog {self.root}: no such folder")
+        if not self.root.is_dir():
+            raise ValueError(f"catalog {self.root}: not a folder")
+        self._recover()
+
     def files(self, source: str | None = None, kind: str | None = None,
               symbol: str | None = None) -> list[Path]:
         """The Parquet files of the catalog, optionally filtered by partition."""
@@ -295,8 +519,22 @@ class Catalog:
                    f"symbol={_safe(symbol) if symbol else '*'}/date=*/*.parquet")
         return sorted(self.root.glob(pattern))
 
+    def holds_file(self, source: str, symbol: str, name: str) -> bool:
+        """Whether a file called ``name`` was imported for this source and symbol."""
+        old = f"{_safe(_stem(Path(name)))}.parquet"  # the name a file had before one file per partition
+        return any(name in names or old in names for names, _ in map(_provenance, self.files(source, None, symbol)))
+
     def list(self) -> list[dict]:
-        """One row per source, kind, symbol and date: rows, time span, bytes on disk."""
+        """One row per source, kind, symbol and date (per file where a partition has several,
+        as written before one file per partition): rows, time span, bytes on disk, the files
+        imported into it.
+
+        Raises
+        ------
+        ValueError
+            The catalog folder is not there.
+        """
+        self._require()
         out = []
         for f in self.files():
             parts = dict(p.split("=", 1) for p in f.relative_to(self.root).parts[:-1])
@@ -308,53 +546,68 @@ class Catalog:
                     lo = stats.min if lo is None or stats.min < lo else lo
                     hi = stats.max if hi is None or stats.max > hi else hi
             out.append({**parts, "file": f.name, "rows": meta.num_rows, "first": lo, "last": hi,
-                        "bytes": f.stat().st_size})
+                        "bytes": f.stat().st_size, "imported": _provenance(f)[0]})
         return out
 
-    def read(self, kind: str, source: str, symbol: str, start: str | None = None,
-             end: str | None = None) -> pa.Table:
-        """Rows of one kind, source and symbol, in time order, optionally within ``[start, end)``.
+    def read(self, kind: str, source: str, symbol: str, start: TimeLike | None = None,
+             end: TimeLike | None = None) -> pa.Table:
+        """Rows of one kind, source and symbol, in time order, optionally within ``[start, end)``
+        (times as in :meth:`tape`).
 
         Raises
         ------
         ValueError
-            Nothing in the catalog for that kind, source and symbol (lists what there is).
+            The catalog folder is not there; nothing in it for that kind, source and symbol
+            (lists what there is); an old partition whose files cannot be merged.
         """
+        self._require()
         files = self.files(source, kind, symbol)
         if not files:
             have = sorted({(r["source"], r["symbol"]) for r in self.list() if r["kind"] == kind})
             raise ValueError(f"catalog {self.root}: no {kind} for source {source!r} symbol {symbol!r}; "
                              f"have: {', '.join(f'{s}/{y}' for s, y in have) or 'nothing'}")
-        table = pq.read_table(files, schema=KINDS[kind], partitioning=None)
-        if start is not None or end is not None:
+        lo = None if start is None else _ts(start, "start")
+        hi = None if end is None else _ts(end, "end")
+        folders: dict[Path, list[Path]] = {}
+        for f in files:
+            folders.setdefault(f.parent, []).append(f)
+        single = [fs[0] for fs in folders.values() if len(fs) == 1]
+        tables = [pq.read_table(single, schema=KINDS[kind], partitioning=None)] if single else []
+        tables += [self._read_partition(folder, KINDS[kind]) for folder, fs in folders.items() if len(fs) > 1]
+        table = pa.concat_tables(tables)
+        if lo is not None or hi is not None:
             ts = table.column("ts")
             mask = None
-            if start is not None:
-                mask = pc.greater_equal(ts, pa.scalar(_ts(start), pa.timestamp("ns", tz="UTC")))
-            if end is not None:
-                upper = pc.less(ts, pa.scalar(_ts(end), pa.timestamp("ns", tz="UTC")))
+            if lo is not None:
+                mask = pc.greater_equal(ts, pa.scalar(lo, pa.timestamp("ns", tz="UTC")))
+            if hi is not None:
+                upper = pc.less(ts, pa.scalar(hi, pa.timestamp("ns", tz="UTC")))
                 mask = upper if mask is None else pc.and_(mask, upper)
             table = table.filter(mask)
-        if len(files) > 1:
+        if len(folders) > 1:
             table = table.take(pc.sort_indices(table, sort_keys=[("ts", "ascending")]))
         return table
 
-    def read_trades(self, source: str, symbol: str, start: str | None = None,
-                    end: str | None = None) -> pa.Table:
+    def read_trades(self, source: str, symbol: str, start: TimeLike | None = None,
+                    end: TimeLike | None = None) -> pa.Table:
         """Trades of one source and symbol (see :meth:`read`)."""
         return self.read("trades", source, symbol, start, end)
 
-    def arrays(self, source: str, symbol: str, start: str | None = None,
-               end: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def arrays(self, source: str, symbol: str, start: TimeLike | None = None,
+               end: TimeLike | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The engine's arrays of one source and symbol: ts (int64 ns), price, qty."""
         table = self.read_trades(source, symbol, start, end).combine_chunks()
         return (table.column("ts").cast(pa.int64()).to_numpy(), table.column("price").to_numpy(),
                 table.column("qty").to_numpy())
 
-    def tape(self, source: str, symbol: str, start: str | None = None, end: str | None = None,
+    def tape(self, source: str, symbol: str, start: TimeLike | None = None, end: TimeLike | None = None,
              stream: tuple[str, str, str] | None = None):
         """A validated :class:`riskengine.Tape` of one source and symbol; ``stream`` =
-        ``(kind, source, symbol)`` attaches a mark/index stream aligned as of each trade."""
+        ``(kind, source, symbol)`` attaches a mark/index stream aligned as of each trade.
+
+        ``start`` / ``end`` (the window ``[start, end)``): ISO text (``2025-10-10T20:00:00Z``), a
+        ``datetime`` or ``pandas.Timestamp`` (timezone-aware: converted to UTC; naive: taken as
+        UTC) or a ``numpy.datetime64`` (UTC, as numpy has no timezones)."""
         from riskengine.scenario import Tape
 
         tape = Tape.from_arrays(*self.arrays(source, symbol, start, end))
@@ -364,10 +617,137 @@ class Catalog:
         return tape
 
 
-def _ts(text: str) -> int:
-    from riskengine.config import utc_ns
+def _ts(value: TimeLike, what: str) -> int:
+    """UTC nanoseconds of a time argument (naive: UTC)."""
+    stamp = None
+    if isinstance(value, (str, dt.date, np.datetime64)):
+        with contextlib.suppress(ValueError, TypeError):
+            stamp = pd.Timestamp(value)
+    if stamp is None or pd.isna(stamp):
+        raise ValueError(f"{what}: expected an ISO time text, datetime, pandas.Timestamp or numpy.datetime64 "
+                         f"(got {value!r})")
+    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).value
 
-    return utc_ns(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+def _provenance(f: Path) -> tuple[list[str], str | None]:
+    """The files imported into a partition file, and their format; a file written before one
+    file per partition stands for one imported file, of unknown format."""
+    meta = pq.read_schema(f).metadata or {}
+    if IMPORTED_KEY in meta:
+        return json.loads(meta[IMPORTED_KEY]), meta[FORMAT_KEY].decode()
+    return [f.name], None
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_synced(path: Path, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# ------------------------------------------------------------------------------- merging
+def _has_id(table: pa.Table) -> np.ndarray:
+    """Rows with a trade id (an empty id, as Tardis gives for venues without ids, is none)."""
+    if "trade_id" not in table.column_names:
+        return np.zeros(table.num_rows, dtype=bool)
+    ids = table.column("trade_id")
+    return pc.fill_null(pc.not_equal(ids, ""), False).to_numpy(zero_copy_only=False)
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
+    """Rows as a DataFrame with ``ts`` as int64 nanoseconds (nulls as NaN/None)."""
+    return table.set_column(0, "ts", table.column("ts").cast(pa.int64())).to_pandas()
+
+
+def _utc(ns: int) -> str:
+    return pd.Timestamp(int(ns), unit="ns").isoformat()
+
+
+def _merge(held: pa.Table | None, new: pa.Table) -> tuple[pa.Table, int]:
+    """``held`` and the rows of ``new`` it does not hold, in time order, and how many those are.
+
+    Rows with a trade id are merged by id; rows without one as a multiset, at each time
+    separately: where the new rows at a time are a sub-multiset of the held ones nothing is
+    added, where they extend them only the surplus copies are, and otherwise :class:`_Conflict`.
+    ``new`` is returned itself when nothing is held and nothing dropped.
+    """
+    keep = np.zeros(new.num_rows, dtype=bool)
+    new_id = _has_id(new)
+    held_id = _has_id(held) if held is not None else np.zeros(0, dtype=bool)
+    rows = np.flatnonzero(new_id)
+    if len(rows):
+        ids = new.column("trade_id").take(rows)
+        first = rows
+        if pc.count_distinct(ids).as_py() < len(rows):  # repeats within the file: the same values, or refused
+            frame = _frame(new.take(rows))
+            differing = frame.drop_duplicates().duplicated("trade_id", keep=False)
+            if differing.any():
+                tid = frame.loc[differing[differing].index[0], "trade_id"]
+                raise _Conflict(f"trade id {tid!r} appears twice with different values", within=True)
+            first = rows[~frame.duplicated("trade_id").to_numpy()]
+        if held is not None and held_id.any():
+            held_rows = _frame(held.take(np.flatnonzero(held_id))).drop_duplicates("trade_id").set_index("trade_id")
+            candidates = _frame(new.take(first)).set_index("trade_id")
+            known = candidates.index.isin(held_rows.index)
+            if known.any():
+                a, b = candidates[known], held_rows.loc[candidates.index[known]]
+                same = ((a == b) | (a.isna() & b.isna())).all(axis=1).to_numpy()
+                if not same.all():
+                    raise _Conflict(f"trade id {a.index[~same][0]!r} with other values")
+            first = first[~known]
+        keep[first] = True
+    rows = np.flatnonzero(~new_id)
+    if len(rows):
+        new_ts = new.column("ts").cast(pa.int64()).to_numpy()[rows]
+        if held is not None:
+            held_rows = np.flatnonzero(~held_id)
+            held_ts = held.column("ts").cast(pa.int64()).to_numpy()[held_rows]
+            shared = np.isin(new_ts, held_ts)
+        else:
+            shared = np.zeros(len(rows), dtype=bool)
+        keep[rows[~shared]] = True  # times the partition does not hold
+        if shared.any():
+            keep[_surplus(held, held_rows[np.isin(held_ts, new_ts[shared])], new, rows[shared])] = True
+    if held is None and keep.all():
+        return new, new.num_rows
+    added = new.filter(pa.array(keep))
+    if held is None or added.num_rows == 0:
+        return (added if held is None else held), added.num_rows
+    merged = pa.concat_tables([held, added.cast(held.schema)])
+    return merged.take(pc.sort_indices(merged, sort_keys=[("ts", "ascending")])), added.num_rows  # stable
+
+
+def _surplus(held: pa.Table, held_rows: np.ndarray, new: pa.Table, new_rows: np.ndarray) -> np.ndarray:
+    """The rows of ``new`` (among ``new_rows``) that are copies beyond what ``held`` (at
+    ``held_rows``, the same times) holds of each value; :class:`_Conflict` at a time where each
+    side has a value more often than the other."""
+    values = [c for c in new.column_names if c != "trade_id"]
+    frame = pd.concat([_frame(held.select(values).take(held_rows)), _frame(new.select(values).take(new_rows))],
+                      ignore_index=True)
+    group = frame.groupby(values, dropna=False, sort=False).ngroup().to_numpy()
+    held_group, new_group = group[:len(held_rows)], group[len(held_rows):]
+    held_count = np.bincount(held_group, minlength=group.max() + 1)
+    new_count = np.bincount(new_group, minlength=group.max() + 1)
+    group_ts = np.empty(len(held_count), dtype=np.int64)
+    group_ts[group] = frame["ts"].to_numpy()
+    both = np.intersect1d(group_ts[new_count > held_count], group_ts[held_count > new_count])
+    if len(both):
+        raise _Conflict(f"other rows at {_utc(both[0])}", " and neither file's rows there contain the other's "
+                                                          "(rows without a trade id cannot be merged)")
+    copy = pd.Series(new_group).groupby(new_group).cumcount().to_numpy()  # 0 for a value's first copy
+    return new_rows[copy >= held_count[new_group]]
 
 
 def _repeat_mask(table: pa.Table) -> np.ndarray:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from riskengine.data.catalog import Catalog, _safe, _stem
+from riskengine.data.catalog import Catalog
 
 DEFAULT_BASE_URL = "https://data.binance.vision"
 MARKETS = {"binance-um": "um", "binance-cm": "cm"}
@@ -96,8 +96,12 @@ class Fetcher:
             Bad arguments, a file the archive does not have, a checksum mismatch (the file is
             deleted), or a server still failing after the retries — one line naming the URL.
         """
+        from riskengine.files import check_writable_dir
+
         report = FetchReport()
         days = dates(spec)
+        check_writable_dir(self.catalog.root, "catalog")  # before any download
+        check_writable_dir(self.cache, "cache")
         for k, day in enumerate(days, 1):
             rel = archive_path(market, kind, symbol, day)
             name = rel.rsplit("/", 1)[1]
@@ -121,8 +125,7 @@ class Fetcher:
         return report
 
     def _in_catalog(self, symbol: str, name: str) -> bool:
-        stem = _safe(_stem(Path(name)))
-        return any(f.stem == stem for f in self.catalog.files("binance", None, symbol))
+        return self.catalog.holds_file("binance", symbol, name)
 
     def _open(self, url: str, headers: dict | None = None):
         last = None

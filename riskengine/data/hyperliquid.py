@@ -221,15 +221,15 @@ def read(path: str | Path, kind: str) -> Iterator[tuple[str, str, pa.RecordBatch
             pair = [x for x in (other, mine) if x is not None]
             taker = next((x for x in pair if x[4]), pair[0])
             side = (1 if taker[3] == "B" else -1) if taker[4] else 0
-            rows[taker[5]].append((taker[0], taker[1], taker[2], side, str(tid)))
+            rows[taker[5]].append((taker[0], taker[1], taker[2], side, None if tid is None else str(tid)))
         else:
             liq = fill.get("liquidation")
             if liq and user == liq.get("liquidatedUser"):
                 mark = float(liq["markPx"]) if liq.get("markPx") is not None else None
                 rows[coin].append((ts, "liquidation", liq.get("method"), price, size, price * size, user, mark,
-                                   str(fill.get("tid")), 1 if fill.get("side") == "B" else -1))
+                                   _tid(fill), 1 if fill.get("side") == "B" else -1))
             elif fill.get("dir") == "Auto-Deleveraging":
-                rows[coin].append((ts, "adl", None, price, size, price * size, user, None, str(fill.get("tid")),
+                rows[coin].append((ts, "adl", None, price, size, price * size, user, None, _tid(fill),
                                    1 if fill.get("side") == "B" else -1))
         count += 1
         if count % BLOCK_LINES == 0:
@@ -238,6 +238,12 @@ def read(path: str | Path, kind: str) -> Iterator[tuple[str, str, pa.RecordBatch
     for tid, (ts, price, size, side_code, crossed, coin) in pending.items():  # a pair's other side never came
         rows[coin].append((ts, price, size, (1 if side_code == "B" else -1) if crossed else 0, str(tid)))
     yield from _flush(rows, kind, first_line)
+
+
+def _tid(fill: dict) -> str | None:
+    """A fill's trade id; none when the fill has no ``tid`` (not the text 'None', which the
+    catalog would take for one trade id shared by all such fills)."""
+    return None if fill.get("tid") is None else str(fill["tid"])
 
 
 def _flush(rows: dict[str, list], kind: str, line: int) -> Iterator[tuple[str, str, pa.RecordBatch, int]]:
