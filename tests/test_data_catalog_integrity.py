@@ -416,3 +416,54 @@ def test_hyperliquid_fills_without_tid_have_no_trade_id(shared_data, catalog, tm
     assert report.added == report.rows == table.num_rows == 3
     assert table.column("trade_id").to_pylist() == [None] * 3
     assert catalog.import_file(path, source="hyperliquid").added == 0
+
+
+def test_aggtrades_and_trades_are_not_mixed_in_one_partition(catalog, tmp_path):
+    # both are stored as binance trades of one symbol and day; together they would count twice
+    agg = write(tmp_path, "BTCUSDT-aggTrades-2025-10-10.csv",
+                "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker\n"
+                "7,100.0,3,11,12,1760126400000,true\n")
+    raw = write(tmp_path, "BTCUSDT-trades-2025-10-10.csv", "id,price,qty,quote_qty,time,is_buyer_maker\n"
+                "11,100.0,1,100,1760126400000,true\n12,100.0,2,200,1760126400000,true\n")
+    catalog.import_file(agg, source="binance-vision")
+    before = snapshot(catalog)
+    with pytest.raises(ValueError) as err:
+        catalog.import_file(raw, source="binance-vision")
+    assert str(err.value) == (f"{raw}: partition binance/trades/BTCUSDT/2025-10-10 holds binance-vision agg-trades "
+                              f"rows (from {agg.name}) and this file binance-vision trades rows: the same trades in "
+                              f"two forms would count twice; import with --replace to replace the partition's rows "
+                              f"with this file's")
+    assert snapshot(catalog) == before
+
+
+def test_a_trade_id_twice_in_one_file_with_other_values_is_refused(shared_data, catalog, tmp_path):
+    with gzip.open(shared_data / GEMINI_BTC, "rt") as f:
+        lines = [next(f) for _ in range(101)]
+    cells = lines[80].split(",")
+    cells[4] = lines[20].split(",")[4]  # row 81 takes row 21's id
+    lines[80] = ",".join(cells)
+    path = write(tmp_path, "t.csv", "".join(lines))
+    with pytest.raises(ValueError, match=rf"^{path}: trade id '{cells[4]}' appears twice with different values$"):
+        catalog.import_file(path)
+    assert catalog.list() == []
+
+
+def test_a_second_import_at_the_same_time_is_refused(shared_data, catalog, tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    catalog.root.mkdir()
+    with open(catalog.root / ".lock", "a") as held_lock:
+        fcntl.flock(held_lock, fcntl.LOCK_EX)  # as a running import holds it
+        proc = run_cli("data", "import", str(shared_data / GEMINI_BTC), "--catalog", str(catalog.root))
+    line = one_error_line(proc)
+    assert line == (f"riskengine: error: catalog {catalog.root}: another import into it is running; try again "
+                    f"when it has finished")
+    assert run_cli("data", "import", str(shared_data / GEMINI_BTC), "--catalog", str(catalog.root)).returncode == 0
+
+
+def test_a_trade_id_twice_in_one_file_with_the_same_values_is_held_once(catalog, tmp_path):
+    text = tardis_rows([X, Y, X, Z], ids=True).splitlines(keepends=True)
+    text[3] = text[3].replace(",3,buy,", ",1,buy,")  # the third row is the first one again, id and all
+    report = catalog.import_file(write(tmp_path, "t.csv", "".join(text)))
+    assert (report.rows, report.added) == (4, 3)
+    table = catalog.read_trades("bitfinex", "BTCUSD")
+    assert table.column("trade_id").to_pylist() == ["1", "2", "4"]

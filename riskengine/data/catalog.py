@@ -277,7 +277,8 @@ class Catalog:
                     reports.append(report)
                 self._commit(txn, [p for p in parts.values() if p.changed])
             finally:
-                shutil.rmtree(txn, ignore_errors=True)
+                if not (txn / PLAN).exists():  # a commit that began (Ctrl-C in it) is finished by _recover
+                    shutil.rmtree(txn, ignore_errors=True)
         return reports
 
     @staticmethod
@@ -402,6 +403,11 @@ class Catalog:
                 f"{path}: partition {label} holds {part.format.replace(':', ' ')} rows (from {', '.join(part.names)}) "
                 f"and this file {new_format.replace(':', ' ')} rows: the same trades in two forms would count "
                 f"twice; import with --replace to replace the partition's rows with this file's")
+        if part.fresh and part.current is None and _unique_ids(staged):  # nothing held: the staged file is it
+            report.added += pq.read_metadata(staged).num_rows
+            report.files.append(str(folder / PARTITION_FILE))
+            part.names, part.format, part.current, part.changed = [name], new_format, staged, True
+            return
         new = pq.read_table(staged)
         held = None
         if part.current is not None:
@@ -671,6 +677,14 @@ def _frame(table: pa.Table) -> pd.DataFrame:
     return table.set_column(0, "ts", table.column("ts").cast(pa.int64())).to_pandas()
 
 
+def _unique_ids(path: Path) -> bool:
+    """Whether a file of rows has no trade id twice (reading only the ids)."""
+    if "trade_id" not in pq.read_schema(path).names:
+        return True
+    _, ids = _sorted(pq.read_table(path, columns=["trade_id"]).column("trade_id").combine_chunks())
+    return len(ids) < 2 or not pc.any(pc.equal(ids[1:], ids[:-1])).as_py()
+
+
 def _utc(ns: int) -> str:
     return pd.Timestamp(int(ns), unit="ns").isoformat()
 
@@ -686,28 +700,21 @@ def _merge(held: pa.Table | None, new: pa.Table) -> tuple[pa.Table, int]:
     keep = np.zeros(new.num_rows, dtype=bool)
     new_id = _has_id(new)
     held_id = _has_id(held) if held is not None else np.zeros(0, dtype=bool)
+    values = [c for c in new.column_names if c != "trade_id"]
     rows = np.flatnonzero(new_id)
     if len(rows):
-        ids = new.column("trade_id").take(rows)
-        first = rows
-        if pc.count_distinct(ids).as_py() < len(rows):  # repeats within the file: the same values, or refused
-            frame = _frame(new.take(rows))
-            differing = frame.drop_duplicates().duplicated("trade_id", keep=False)
-            if differing.any():
-                tid = frame.loc[differing[differing].index[0], "trade_id"]
-                raise _Conflict(f"trade id {tid!r} appears twice with different values", within=True)
-            first = rows[~frame.duplicated("trade_id").to_numpy()]
-        if held is not None and held_id.any():
-            held_rows = _frame(held.take(np.flatnonzero(held_id))).drop_duplicates("trade_id").set_index("trade_id")
-            candidates = _frame(new.take(first)).set_index("trade_id")
-            known = candidates.index.isin(held_rows.index)
-            if known.any():
-                a, b = candidates[known], held_rows.loc[candidates.index[known]]
-                same = ((a == b) | (a.isna() & b.isna())).all(axis=1).to_numpy()
+        ids = new.column("trade_id").take(rows).combine_chunks()
+        first = _first_of_each_id(ids, new, rows, values)
+        held_rows = np.flatnonzero(held_id)
+        if len(held_rows):
+            pairs = _equal_pairs(held.column("trade_id").take(held_rows).combine_chunks(), ids.take(first))
+            if len(pairs):
+                held_at, new_at = held_rows[pairs[:, 0]], first[pairs[:, 1]]
+                same = _same(new, rows[new_at], held, held_at, values)
                 if not same.all():
-                    raise _Conflict(f"trade id {a.index[~same][0]!r} with other values")
-            first = first[~known]
-        keep[first] = True
+                    raise _Conflict(f"trade id {ids[int(new_at[~same][0])].as_py()!r} with other values")
+                first = np.setdiff1d(first, new_at, assume_unique=True)
+        keep[rows[first]] = True
     rows = np.flatnonzero(~new_id)
     if len(rows):
         new_ts = new.column("ts").cast(pa.int64()).to_numpy()[rows]
@@ -729,11 +736,55 @@ def _merge(held: pa.Table | None, new: pa.Table) -> tuple[pa.Table, int]:
     return merged.take(pc.sort_indices(merged, sort_keys=[("ts", "ascending")])), added.num_rows  # stable
 
 
+def _first_of_each_id(ids: pa.Array, table: pa.Table, rows: np.ndarray, values: list[str]) -> np.ndarray:
+    """Positions in ``ids`` (the ids of ``table``'s ``rows``) of each id's first row. An id
+    twice with the same values is one trade; with other values, :class:`_Conflict`."""
+    order, sorted_ids = _sorted(ids)
+    new_id = np.ones(len(ids), dtype=bool)
+    new_id[1:] = ~pc.equal(sorted_ids[1:], sorted_ids[:-1]).to_numpy(zero_copy_only=False)
+    if new_id.all():
+        return np.arange(len(ids))
+    first_of_id = np.empty(len(ids), dtype=np.int64)
+    first_of_id[order] = order[np.flatnonzero(new_id)][np.cumsum(new_id) - 1]  # stable: the earliest row
+    repeat = np.flatnonzero(first_of_id != np.arange(len(ids)))
+    differ = repeat[~_same(table, rows[repeat], table, rows[first_of_id[repeat]], values)]
+    if len(differ):
+        raise _Conflict(f"trade id {ids[int(differ[0])].as_py()!r} appears twice with different values", within=True)
+    return np.flatnonzero(first_of_id == np.arange(len(ids)))
+
+
+def _equal_pairs(held_ids: pa.Array, new_ids: pa.Array) -> np.ndarray:
+    """(held position, new position) of each id in both (each unique on its side)."""
+    order, both = _sorted(pa.concat_arrays([held_ids, new_ids]))
+    at = np.flatnonzero(pc.equal(both[1:], both[:-1]).to_numpy(zero_copy_only=False))
+    pairs = np.stack([order[at], order[at + 1]], axis=1)  # stable sort: the held one first
+    pairs = pairs[(pairs[:, 0] < len(held_ids)) & (pairs[:, 1] >= len(held_ids))]
+    pairs[:, 1] -= len(held_ids)
+    return pairs
+
+
+def _sorted(ids: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """A stable sort of ids (lighter in memory than a hash table of millions of strings)."""
+    order = pc.sort_indices(ids).to_numpy()
+    return order, ids.take(order)
+
+
+def _same(a: pa.Table, a_rows: np.ndarray, b: pa.Table, b_rows: np.ndarray, columns: list[str]) -> np.ndarray:
+    """Whether row ``a_rows[i]`` of ``a`` and ``b_rows[i]`` of ``b`` hold the same values in
+    ``columns`` (nulls equal), a column at a time (a re-import compares every row)."""
+    same = np.ones(len(a_rows), dtype=bool)
+    for c in columns:
+        x, y = a.column(c).take(a_rows), b.column(c).take(b_rows)
+        equal = pc.or_(pc.fill_null(pc.equal(x, y), False), pc.and_(pc.is_null(x), pc.is_null(y)))
+        same &= equal.to_numpy(zero_copy_only=False)
+    return same
+
+
 def _surplus(held: pa.Table, held_rows: np.ndarray, new: pa.Table, new_rows: np.ndarray) -> np.ndarray:
     """The rows of ``new`` (among ``new_rows``) that are copies beyond what ``held`` (at
     ``held_rows``, the same times) holds of each value; :class:`_Conflict` at a time where each
     side has a value more often than the other."""
-    values = [c for c in new.column_names if c != "trade_id"]
+    values = [c for c in new.column_names if c != "trade_id"]  # (all empty or null here)
     frame = pd.concat([_frame(held.select(values).take(held_rows)), _frame(new.select(values).take(new_rows))],
                       ignore_index=True)
     group = frame.groupby(values, dropna=False, sort=False).ngroup().to_numpy()

@@ -61,8 +61,10 @@ def alt_tapes(tmp_path_factory) -> Path:
 
 @pytest.mark.benchmark(disable_gc=True, warmup=False)
 def test_import_and_read_concatenated_alt_tapes(benchmark, alt_tapes, tmp_path):
-    def once():
-        out = subprocess.run([sys.executable, "-c", CHILD, str(alt_tapes), str(tmp_path / "cat")],
+    rounds = iter(range(100))
+
+    def once():  # a fresh catalog each round (into a full one, an import merges: another workload)
+        out = subprocess.run([sys.executable, "-c", CHILD, str(alt_tapes), str(tmp_path / f"cat{next(rounds)}")],
                              capture_output=True, text=True, check=True)
         return json.loads(out.stdout)
 
