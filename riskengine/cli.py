@@ -318,6 +318,10 @@ def _data(args: argparse.Namespace) -> int:
         return 0
     table = pd.DataFrame(rows)[["source", "kind", "symbol", "date", "rows", "first", "last", "bytes"]]
     print(table.to_string(index=False))
+    old = int((table.value_counts(["source", "kind", "symbol", "date"]) > 1).sum())
+    if old:  # written before one file per partition: a line per file, which reading merges
+        print(f"note: {old} partition(s) hold several files (written by an older riskengine; listed per file): "
+              f"reading merges them, an import into one rewrites it as one file", file=sys.stderr)
     return 0
 
 

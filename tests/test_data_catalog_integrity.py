@@ -241,6 +241,9 @@ def test_an_old_doubled_partition_is_read_once_by_trade_id(two_names, catalog, t
                 "source=gemini/kind=trades/symbol=BTCUSD/date=2025-10-10")
     assert len(catalog.tape("gemini", "BTCUSD", *WINDOW)) == WINDOW_TRADES
     assert catalog.read_trades("gemini", "BTCUSD").equals(table)
+    listed = run_cli("data", "list", "--catalog", str(catalog.root))
+    assert listed.returncode == 0 and listed.stdout.count(" 24706 ") == 2
+    assert listed.stderr.startswith("note: 1 partition(s) hold several files (written by an older riskengine")
     # importing into it leaves one merged partition
     assert catalog.import_file(b).added == 0
     assert len(catalog.files()) == 1 and catalog.read_trades("gemini", "BTCUSD").equals(table)

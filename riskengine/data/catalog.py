@@ -705,11 +705,11 @@ def _merge(held: pa.Table | None, new: pa.Table) -> tuple[pa.Table, int]:
     if len(rows):
         ids = new.column("trade_id").take(rows).combine_chunks()
         first = _first_of_each_id(ids, new, rows, values)
-        held_rows = np.flatnonzero(held_id)
-        if len(held_rows):
-            pairs = _equal_pairs(held.column("trade_id").take(held_rows).combine_chunks(), ids.take(first))
+        held_with_id = np.flatnonzero(held_id)
+        if len(held_with_id):
+            pairs = _equal_pairs(held.column("trade_id").take(held_with_id).combine_chunks(), ids.take(first))
             if len(pairs):
-                held_at, new_at = held_rows[pairs[:, 0]], first[pairs[:, 1]]
+                held_at, new_at = held_with_id[pairs[:, 0]], first[pairs[:, 1]]
                 same = _same(new, rows[new_at], held, held_at, values)
                 if not same.all():
                     raise _Conflict(f"trade id {ids[int(new_at[~same][0])].as_py()!r} with other values")
@@ -719,14 +719,14 @@ def _merge(held: pa.Table | None, new: pa.Table) -> tuple[pa.Table, int]:
     if len(rows):
         new_ts = new.column("ts").cast(pa.int64()).to_numpy()[rows]
         if held is not None:
-            held_rows = np.flatnonzero(~held_id)
-            held_ts = held.column("ts").cast(pa.int64()).to_numpy()[held_rows]
+            held_without_id = np.flatnonzero(~held_id)
+            held_ts = held.column("ts").cast(pa.int64()).to_numpy()[held_without_id]
             shared = np.isin(new_ts, held_ts)
         else:
             shared = np.zeros(len(rows), dtype=bool)
         keep[rows[~shared]] = True  # times the partition does not hold
         if shared.any():
-            keep[_surplus(held, held_rows[np.isin(held_ts, new_ts[shared])], new, rows[shared])] = True
+            keep[_surplus(held, held_without_id[np.isin(held_ts, new_ts[shared])], new, rows[shared])] = True
     if held is None and keep.all():
         return new, new.num_rows
     added = new.filter(pa.array(keep))
