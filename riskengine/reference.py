@@ -56,9 +56,9 @@ Liquidating an account (the loss waterfall), first rule that applies:
 
   - Unlimited order: if its fill would leave a deficit larger than the fund's cash, the book
     cannot liquidate the account successfully, so the vault takes the whole position over as
-    above when the venue has a backstop (Hyperliquid [DOC S21]: the vault steps in "without
-    successful book liquidation") when the venue has a backstop within its loss threshold, else the order
-    is auto-deleveraged; otherwise it fills, the liquidation fee (capped at the
+    above when the venue has a backstop within its loss threshold (Hyperliquid [DOC S21]: the
+    vault steps in "without successful book liquidation"), else the order is auto-deleveraged;
+    otherwise it fills, the liquidation fee (capped at the
     collateral left; all of it with ``liq_surplus_to_fund`` once the position is closed) goes
     to the fund, and the fund pays any deficit.
   - Limited order (at the bankruptcy price and/or within a price band around the mark): it
@@ -75,8 +75,9 @@ balance, ``Backstop.loss_limit_share``). The loss is checked whenever the vault'
 changes: after every takeover, after every unwind, and at every re-mark (each cascade round,
 after the mark is refreshed, before the scan). Once the loss passes the threshold (equity below
 ``vault_initial - vault_loss_limit``) while the vault holds inventory, the whole inventory is
-auto-deleveraged at once (what ADL cannot absorb goes to the book), so the loss never passes the
-threshold by more than the takeover, unwind or price move that crossed it. A vault beyond its
+auto-deleveraged at once, so the loss passes the threshold by no more than the takeover, unwind
+or price move that crossed it — plus, when the opposite side cannot absorb the whole inventory,
+the slippage of selling the rest to the book (as for an account's ADL order). A vault beyond its
 threshold takes nothing over: an account that would go to it is liquidated as on a venue without
 a backstop (a market order; one the book cannot close without a deficit the fund cannot pay is
 auto-deleveraged). Without ADL (``NONE``, ``SOCIALIZE``) the vault keeps its inventory and keeps

@@ -134,7 +134,8 @@ class Backstop(Component):
     Its loss (start balance minus equity at the mark) is checked after every takeover, every
     unwind and every re-mark. Once the loss passes the threshold (``loss_limit`` when set, else
     ``loss_limit_share`` x ``vault_balance``) the vault's whole inventory is auto-deleveraged at
-    once, and while the loss stays beyond it the vault takes nothing over: accounts are
+    once (what the opposite side cannot absorb is sold to the book), and while the loss stays
+    beyond it the vault takes nothing over: accounts are
     liquidated as without a backstop (a market order, auto-deleveraged when the book cannot
     close it without a deficit the fund cannot pay). Without ADL the vault keeps its inventory
     and only stops taking over. Venues do not publish the threshold (Hyperliquid: ADL "if the
