@@ -6,6 +6,7 @@ kind of :class:`riskengine.runlog.RawRun`, so equal event logs give equal rows.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,6 +45,7 @@ class RunContext:
     vault_initial: float
     elapsed_s: float
     tape_notional: float = float("nan")  #: sum of price x qty over the tape
+    vault_loss_limit: float = float("inf")  #: the vault's loss threshold (``Backstop.loss_threshold``)
 
     def kind_mask(self, *kinds) -> np.ndarray:
         k = self.raw.events["kind"]
@@ -69,6 +71,12 @@ def _vault_pnl(ctx: RunContext) -> float:
     s = ctx.raw.scalars
     equity = s["vault_col"] + s["vault_pos"] * (s["final_mark"] - s["vault_entry"])
     return float(equity - ctx.vault_initial)
+
+
+def _vault_adl_notional(ctx: RunContext) -> float:
+    ev = ctx.raw.events
+    mask = (ev["kind"] == EventKind.ADL_LIQUIDATION) & (ev["account"] == VAULT_ID)
+    return float(ev["notional"][mask].sum())
 
 
 def _haircut_by_account(ctx: RunContext) -> np.ndarray:
@@ -153,7 +161,15 @@ COLUMNS: tuple[Column, ...] = (
            lambda c: _sum(c, "amount", c.kind_mask(EventKind.FUND_PAYMENT))),
     Column("fees_collected", "liquidation fees paid into the fund",
            lambda c: float(c.raw.events["fee"].sum())),
+    Column("vault_start", "backstop vault balance at the start", lambda c: c.vault_initial),
     Column("vault_pnl", "backstop vault equity at the final mark minus its start balance", _vault_pnl),
+    Column("vault_loss_limit", "the backstop vault's loss threshold: past it its inventory is auto-deleveraged and it "
+           "takes nothing over (backstop.loss_limit, else loss_limit_share x vault_balance; inf: none)",
+           lambda c: float(c.vault_loss_limit)),
+    Column("vault_min", "lowest backstop-vault equity at mark (checked after every takeover, unwind and re-mark); "
+           "below 0: its inventory lost more than it held", lambda c: float(c.raw.scalars["vault_min"])),
+    Column("vault_adl_notional", "notional of the backstop vault's inventory closed by ADL once its loss passed "
+           "the threshold", _vault_adl_notional),
     Column("adl_fills", "ADL fills: one per opposite-side account per ADL order (the engine's count; weighted "
            "policies log one ADL_FILL row per account per series interval, see riskengine.runlog)",
            lambda c: int(c.raw.scalars["adl_fills"])),
@@ -210,6 +226,35 @@ TIMING_COLUMNS = ("elapsed_s", "ticks_per_s")
 def summarize(ctx: RunContext) -> dict:
     """One result-table row for one run."""
     return {col.name: col.compute(ctx) for col in COLUMNS}
+
+
+def negative_balance_notes(table) -> list[str]:
+    """One sentence per run whose insurance fund or backstop vault went below zero, saying why.
+
+    ``table`` is a result table (rows of :data:`COLUMNS`). The fund pays deficits only from a
+    positive balance, so a negative one is losses on the inventory it took over; a vault below
+    zero lost more than it held: its threshold is above its balance, or the step that crossed
+    the threshold (a price move, or inventory ADL could not absorb sold to the book) went past it.
+    """
+    notes = []
+    for _, row in table.iterrows():
+        run = f"{row['design']} ({row['scenario']})"
+        if row["fund_min"] < 0:
+            notes.append(f"{run}: the insurance fund went below zero (lowest {row['fund_min']:,.0f}): the "
+                         "inventory it took over lost more than its balance as it was sold off.")
+        if row["vault_min"] < 0:
+            start, limit = row["vault_start"], row["vault_loss_limit"]
+            if math.isinf(limit):
+                why = "it has no loss threshold, so it kept taking losses"
+            elif limit > start:
+                why = f"its loss threshold, {limit:,.0f}, is above its balance"
+            else:
+                why = ("the step that took its loss past its threshold "
+                       f"({limit:,.0f}; a price move, or inventory ADL could not absorb sold to the book) "
+                       "went beyond its balance before its inventory was deleveraged")
+            notes.append(f"{run}: the backstop vault's equity went below zero (lowest {row['vault_min']:,.0f}, "
+                         f"from a start of {start:,.0f}): {why}.")
+    return notes
 
 
 def describe_columns() -> str:

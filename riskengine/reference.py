@@ -25,23 +25,24 @@ For each tape tick ``i`` at time ``t``:
    median(index, index + EMA basis, last); Hyperliquid's median(oracle + EMA basis, last,
    30 s EMA of last)). The mark before this update is the *previous mark*. If the fund
    drawdown trigger is set, the fund balance is sampled for its rolling peak.
-3. **Cascade rounds.** Repeat: refresh ``S`` (and ``M`` where it follows ``S`` directly); every
+3. **Cascade rounds.** Repeat: refresh ``S`` (and ``M`` where it follows ``S`` directly) and
+   check the backstop vault's loss at the new mark (below); every
    ACTIVE account that crosses and was not partially liquidated at this tick becomes PENDING,
    due at ``t + latency``, appended in account-id order to one FIFO queue; then due entries
    are taken from the queue front, at most ``max_liqs_per_step`` per tick, re-checked (an
    account that no longer crosses becomes ACTIVE again) and liquidated. Stop when a round
    liquidates nothing or the cap is reached.
-4. **Inventories.** If the backstop vault's loss passes its limit, its inventory is
-   auto-deleveraged; otherwise every ``vault_unwind_interval`` it sells
-   ``vault_unwind_fraction`` of it into the book. The insurance fund offloads any inventory
-   the same way every ``fund_unwind_interval``.
+4. **Inventories.** Every ``vault_unwind_interval`` the backstop vault sells
+   ``vault_unwind_fraction`` of its inventory into the book. The insurance fund offloads any
+   inventory the same way every ``fund_unwind_interval``.
 5. **Record** drawdowns and, at most once per ``series_interval``, a series sample.
 
 Liquidating an account (the loss waterfall), first rule that applies:
 
 * equity below zero and ``adl_on_negative_equity``: the whole position is auto-deleveraged;
-* equity below ``backstop_ratio x MM``: the vault takes the position at mark and the account's
-  remaining equity (the maintenance margin is not returned);
+* equity below ``backstop_ratio x MM`` while the vault is within its loss threshold (below): the
+  vault takes the position at mark and the account's remaining equity (the maintenance margin is
+  not returned);
 * the fund-drawdown trigger is active (fund below ``1 - adl_fund_drawdown`` of its peak over
   ``adl_fund_window``): the whole position is auto-deleveraged instead of going to the book;
 * otherwise a market order: the whole position, or a partial order — a fraction above a
@@ -55,16 +56,33 @@ Liquidating an account (the loss waterfall), first rule that applies:
 
   - Unlimited order: if its fill would leave a deficit larger than the fund's cash, the book
     cannot liquidate the account successfully, so the vault takes the whole position over as
-    above when the venue has a backstop (Hyperliquid [DOC S21]: the vault steps in "without
-    successful book liquidation"), else the order is auto-deleveraged; otherwise it fills, the liquidation fee (capped at the
+    above when the venue has a backstop within its loss threshold (Hyperliquid [DOC S21]: the
+    vault steps in "without successful book liquidation"), else the order is auto-deleveraged;
+    otherwise it fills, the liquidation fee (capped at the
     collateral left; all of it with ``liq_surplus_to_fund`` once the position is closed) goes
     to the fund, and the fund pays any deficit.
   - Limited order (at the bankruptcy price and/or within a price band around the mark): it
     fills only as far as the limit. The rest is taken over by the insurance fund at the
     bankruptcy price when the venue does that and the fund can carry it (its inventory within
-    ``fund_capacity`` x its equity, its equity not negative); otherwise it is
+    ``fund_capacity`` x its equity, its equity not negative, both after paying the deficit the
+    takeover can leave: a partial order's share of negative collateral); otherwise it is
     auto-deleveraged, or, without ADL, sent to the book unlimited. The fee is charged on the
     whole liquidated notional, capped at the collateral left.
+
+The backstop vault's loss threshold. The vault's loss is its start balance minus its equity at
+the mark; ``vault_loss_limit`` is the loss it may carry (the venue layer sets it to a share of the
+balance, ``Backstop.loss_limit_share``). The loss is checked whenever the vault's equity
+changes: after every takeover, after every unwind, and at every re-mark (each cascade round,
+after the mark is refreshed, before the scan). Once the loss passes the threshold (equity below
+``vault_initial - vault_loss_limit``) while the vault holds inventory, the whole inventory is
+auto-deleveraged at once, so the loss passes the threshold by no more than the takeover, unwind
+or price move that crossed it — plus, when the opposite side cannot absorb the whole inventory,
+the slippage of selling the rest to the book (as for an account's ADL order). A vault beyond its
+threshold takes nothing over: an account that would go to it is liquidated as on a venue without
+a backstop (a market order; one the book cannot close without a deficit the fund cannot pay is
+auto-deleveraged). Without ADL (``NONE``, ``SOCIALIZE``) the vault keeps its inventory and keeps
+unwinding it, and takes over again once its loss is back within the threshold. ``vault_min``
+is the lowest vault equity at any of these checks.
 
 Auto-deleveraging closes the order against opposite-side accounts in profit at mark, at the
 bankruptcy price of the liquidated account, the mark or the previous mark. The policy decides
@@ -526,6 +544,7 @@ class _Reference:
         self.socialized = np.zeros(n, dtype=np.float64)
         self.cooldown_until = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
         self.fund_min = params.fund_initial
+        self.vault_min = params.vault_initial
         self.bad_debt = 0.0
         self.ext_pos = 0.0
         self.ext_cash = 0.0
@@ -605,6 +624,33 @@ class _Reference:
     def note_fund(self) -> None:
         if self.fund < self.fund_min:
             self.fund_min = self.fund
+
+    def vault_equity(self) -> float:
+        v = self.V
+        return float(self.col[v]) + float(self.pos[v]) * (self.mark - float(self.ep[v]))
+
+    def vault_beyond(self) -> bool:
+        """Whether the vault's loss at the mark passes its threshold."""
+        return self.vault_equity() < self.p.vault_initial - self.p.vault_loss_limit
+
+    def vault_takes(self) -> bool:
+        """Whether the venue has a backstop vault that may take an account over now."""
+        return self.p.backstop_ratio > 0.0 and not self.vault_beyond()
+
+    def vault_check(self) -> None:
+        """After every change of the vault's equity (a takeover, an unwind, a re-mark): note
+        its lowest equity; once its loss passes the threshold, deleverage its whole inventory."""
+        v = self.V
+        equity = self.vault_equity()
+        if equity < self.vault_min:
+            self.vault_min = equity
+        closes = self.p.adl_policy not in (AdlPolicy.NONE, AdlPolicy.SOCIALIZE)
+        if (float(self.pos[v]) != 0.0 and closes
+                and equity < self.p.vault_initial - self.p.vault_loss_limit):
+            self.adl_close(v, float(self.pos[v]), True)
+            equity = self.vault_equity()
+            if equity < self.vault_min:
+                self.vault_min = equity
 
     def reduce(self, a: int, closed: float, price: float) -> float:
         """Close ``closed`` (same sign as the position) of account ``a`` at ``price``."""
@@ -893,6 +939,7 @@ class _Reference:
         self.cum_liq += 1
         self.cum_liq_notional += abs(q) * self.mark
         self.emit(EventKind.BACKSTOP, a, v, q, self.mark, 0.0, equity, 0.0)
+        self.vault_check()
 
     def order_size(self, a: int, q: float, equity: float, notional: float) -> tuple[float, bool]:
         """Size of the liquidation order and whether it closes the whole position."""
@@ -926,12 +973,14 @@ class _Reference:
                 limit = band
         return limit
 
-    def fund_can_take(self, dq: float, price: float) -> bool:
-        """Whether the fund can take ``dq`` at ``price`` within its capacity."""
+    def fund_can_take(self, dq: float, price: float, deficit: float) -> bool:
+        """Whether the fund can take ``dq`` at ``price`` within its capacity, after paying
+        ``deficit`` (what the takeover may leave the account owing)."""
         f = self.F
         q = float(self.pos[f])
         new_q = q + dq
-        value = float(self.col[f]) + q * (self.mark - float(self.ep[f])) + dq * (self.mark - price)
+        value = (float(self.col[f]) + q * (self.mark - float(self.ep[f])) + dq * (self.mark - price)
+                 - deficit)
         return value >= 0.0 and abs(new_q) * self.mark <= self.p.fund_capacity * value
 
     def market_liquidation(self, a: int, size: float, kind: int, full: bool) -> None:
@@ -943,7 +992,7 @@ class _Reference:
             fill, move = self.book.walk(side, abs(size), self.sim_price(), self.tape)
             after = float(self.col[a]) + size * (fill - float(self.ep[a]))
             deficit = -after if after < 0.0 else 0.0
-            if deficit > self.fund and p.backstop_ratio > 0.0:
+            if deficit > self.fund and self.vault_takes():
                 self.backstop(a, self.equity(a))  # the book cannot close it: not successful
             elif deficit > self.fund and closes:
                 self.adl_close(a, size, full)
@@ -957,7 +1006,10 @@ class _Reference:
         # the rest's route is decided before anything fills
         bankruptcy = float(self.ep[a]) - float(self.col[a]) / float(self.pos[a])
         rest = -side * (abs(size) - filled)
-        to_fund = p.takeover == Takeover.FUND and self.fund_can_take(rest, bankruptcy)
+        # at the bankruptcy price a whole close leaves the account >= 0; a partial one keeps its
+        # share of negative collateral (fills better than the limit only reduce it)
+        owed = 0.0 if full else -float(self.col[a]) * (1.0 - size / float(self.pos[a]))
+        to_fund = p.takeover == Takeover.FUND and self.fund_can_take(rest, bankruptcy, owed if owed > 0.0 else 0.0)
         filled_notional = 0.0
         if filled > 0.0:
             fill = self.book_close(a, -side * filled, kind, 0.0 if to_fund else p.liq_fee_rate,
@@ -990,7 +1042,7 @@ class _Reference:
         closes = p.adl_policy not in (AdlPolicy.NONE, AdlPolicy.SOCIALIZE)
         if equity < 0.0 and p.adl_on_negative_equity and closes:
             self.adl_close(a, q, True)
-        elif p.backstop_ratio > 0.0 and equity < p.backstop_ratio * mm:
+        elif p.backstop_ratio > 0.0 and equity < p.backstop_ratio * mm and not self.vault_beyond():
             self.backstop(a, equity)
         elif closes and self.fund_drawdown_active():
             self.adl_close(a, q, True)
@@ -1096,18 +1148,13 @@ class _Reference:
         se["cum_adl_notional"].append(self.cum_adl_notional)
 
     def inventories(self) -> None:
-        """Step 4: the vault's loss limit and unwinding, then the fund's offloading."""
+        """Step 4: the vault's unwinding (its loss checked after), then the fund's offloading."""
         p = self.p
         v = self.V
-        vq = float(self.pos[v])
-        if vq != 0.0:
-            vault_equity = float(self.col[v]) + vq * (self.mark - float(self.ep[v]))
-            closes = p.adl_policy not in (AdlPolicy.NONE, AdlPolicy.SOCIALIZE)
-            if closes and vault_equity < p.vault_initial - p.vault_loss_limit:
-                self.adl_close(v, vq, True)
-            elif self.t >= self.vault_next_unwind:
-                self.unwind(v, p.vault_unwind_fraction, EventKind.VAULT_UNWIND)
-                self.vault_next_unwind = self.t + p.vault_unwind_interval_ns
+        if float(self.pos[v]) != 0.0 and self.t >= self.vault_next_unwind:
+            self.unwind(v, p.vault_unwind_fraction, EventKind.VAULT_UNWIND)
+            self.vault_next_unwind = self.t + p.vault_unwind_interval_ns
+            self.vault_check()
         f = self.F
         if float(self.pos[f]) != 0.0 and self.t >= self.fund_next_unwind:
             self.unwind(f, p.fund_unwind_fraction, EventKind.FUND_UNWIND)
@@ -1157,6 +1204,8 @@ class _Reference:
             while True:
                 if self.round > 0:
                     self.refresh_mark()
+                if float(self.pos[self.V]) != 0.0:
+                    self.vault_check()  # the inventory re-marked
                 mark = self.mark
                 pos = self.pos[:n]
                 equity = self.col[:n] + pos * (mark - self.ep[:n])
@@ -1216,6 +1265,7 @@ class _Reference:
             "vault_col": float(self.col[v]),
             "vault_pos": float(self.pos[v]),
             "vault_entry": float(self.ep[v]),
+            "vault_min": self.vault_min,
             "bad_debt": self.bad_debt,
             "ext_cash": self.ext_cash,
             "ext_pos": self.ext_pos,

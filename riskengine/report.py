@@ -38,7 +38,7 @@ from riskengine.engine import Result
 #: result-table columns shown in the report's comparison table (all are under "All columns")
 KEY_COLUMNS = (
     "scenario", "design", "liquidations", "liquidated_notional", "partial_liquidations",
-    "backstop_liquidations", "bad_debt", "fund_min", "fund_end", "vault_pnl", "adl_fills", "adl_notional",
+    "backstop_liquidations", "bad_debt", "fund_min", "fund_end", "vault_pnl", "vault_min", "adl_fills", "adl_notional",
     "adl_overshoot", "sim_drawdown", "amplification",
 )
 #: the per-design bars: column and panel title
@@ -483,6 +483,8 @@ def render(result: Result, title: str = "riskengine report", *, source: str | No
                  '<p class="note">One row per scenario × design. Hover a header for its meaning, a cell '
                  "for its full value; every column is in <code>results.csv</code>.</p>")
     parts.append(_table(table, key, colours, by_scenario=True))
+    if {"fund_min", "vault_min"} <= set(table.columns):
+        parts += [f'<p class="note">{_e(n)}</p>' for n in metrics.negative_balance_notes(table)]
     parts.append("<details><summary>All columns</summary>" + _table(table, list(table.columns), colours)
                  + "</details><details><summary>What the columns mean</summary>"
                  + _columns_reference(list(table.columns)) + "</details></section>")

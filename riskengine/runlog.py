@@ -46,7 +46,8 @@ SERIES_COLUMNS: tuple[tuple[str, str, str], ...] = (
 
 #: Scalar outcomes of a run.
 SCALARS: tuple[str, ...] = (
-    "fund_final", "fund_min", "fund_pos", "fund_entry", "vault_col", "vault_pos", "vault_entry", "bad_debt",
+    "fund_final", "fund_min", "fund_pos", "fund_entry", "vault_col", "vault_pos", "vault_entry", "vault_min",
+    "bad_debt",
     "ext_cash", "ext_pos", "tape_max_drawdown", "sim_max_drawdown", "tape_min", "sim_min",
     "final_mark", "final_sim_price", "max_rounds", "ticks", "adl_fills", "adl_overshoot",
 )

@@ -129,13 +129,38 @@ class Fund(Component):
 
 
 class Backstop(Component):
-    """A backstop vault that takes over accounts below a share of maintenance margin."""
+    """A backstop vault that takes over accounts below a share of maintenance margin.
+
+    Its loss (start balance minus equity at the mark) is checked after every takeover, every
+    unwind and every re-mark. Once the loss passes the threshold (``loss_limit`` when set, else
+    ``loss_limit_share`` x ``vault_balance``) the vault's whole inventory is auto-deleveraged at
+    once (what the opposite side cannot absorb is sold to the book), and while the loss stays
+    beyond it the vault takes nothing over: accounts are
+    liquidated as without a backstop (a market order, auto-deleveraged when the book cannot
+    close it without a deficit the fund cannot pay). Without ADL the vault keeps its inventory
+    and only stops taking over. Venues do not publish the threshold (Hyperliquid: ADL "if the
+    liquidator vault loses above a threshold" [DOC S36]; reference §2.4, §7.5), so it is an
+    assumption tied to the balance: by default the vault never loses more than it holds
+    (``loss_limit_share = 1``), so a smaller vault deleverages sooner.
+    """
 
     ratio: Annotated[float, Field(ge=0, le=1)] = Field(0.0, description="take over when equity < ratio x MM, or when a market liquidation order would leave a deficit the fund cannot pay (the book cannot close it); 0 = no backstop")
     vault_balance: Money = Field(0.0, description="the vault's balance at the start")
     unwind_interval_s: PositiveSeconds = Field(10.0, description="taken-over inventory is sold to the book this often")
     unwind_fraction: Fraction = Field(0.25, description="share of the inventory sold at each unwind")
-    loss_limit: Money | None = Field(None, description="auto-deleverage the vault's inventory once its loss passes this (None = never)")
+    loss_limit_share: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = Field(
+        1.0, description="the vault's loss threshold as a share of vault_balance: once its loss at the mark passes "
+                         "it, its inventory is auto-deleveraged and it takes nothing over (an assumption: the "
+                         "threshold is not published; 1 = it never loses more than it holds; above 1 it may "
+                         "lose more, e.g. with a parent vault behind it; 0 = at its first loss)")
+    loss_limit: Money | None = Field(None, description="the loss threshold as an amount, in the quote currency; when set it "
+                                                       "overrides loss_limit_share (None = loss_limit_share x vault_balance)")
+
+    @property
+    def loss_threshold(self) -> float:
+        """The loss at which the vault deleverages: ``loss_limit`` when set, else
+        ``loss_limit_share x vault_balance``."""
+        return self.loss_limit if self.loss_limit is not None else self.loss_limit_share * self.vault_balance
 
 
 class Adl(Component):
@@ -249,7 +274,7 @@ class VenueDesign(Component):
                 vault_initial=bs.vault_balance,
                 vault_unwind_interval_ns=round(bs.unwind_interval_s * NS),
                 vault_unwind_fraction=bs.unwind_fraction,
-                vault_loss_limit=math.inf if bs.loss_limit is None else bs.loss_limit,
+                vault_loss_limit=bs.loss_threshold,
                 adl_policy=_code(AdlPolicy, adl.policy),
                 adl_ranking=_code(AdlRanking, adl.ranking),
                 adl_price=_code(AdlPrice, adl.price),

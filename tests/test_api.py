@@ -150,6 +150,8 @@ class TestTableMatchesEvents:
         assert len(sr) > 0
         assert row["fund_end"] == sr["fund"].iloc[-1]
         assert row["fund_min"] <= sr["fund"].min()
+        # the vault's low is taken at every change of its equity, the series is sampled
+        assert row["vault_min"] <= sr["vault_equity"].min()
         assert row["fees_collected"] == pytest.approx(ev["fee"].sum(), rel=1e-9)
         paid = ev["kind"] == EventKind.FUND_PAYMENT
         assert row["fund_paid_out"] == pytest.approx(ev.loc[paid, "amount"].sum(), rel=1e-9)

@@ -36,6 +36,8 @@ VARIANTS = {
         "partial_threshold": 50_000.0, "cooldown_s": 10.0}}),
     "vault-loss-limit": HL.with_overrides({"backstop": {"loss_limit": 10_000.0, "vault_balance": 50_000.0,
                                                         "ratio": 0.9}}),
+    # the default threshold, the vault's whole balance: its inventory is deleveraged on the way down
+    "hyperliquid-small-vault": HL.with_overrides({"backstop": {"vault_balance": 20_000.0}}),
     "tier-step-surplus": venues.preset("bybit").with_overrides({
         "margin": {"floors": (0.0, 300_000.0, 800_000.0), "rates": (0.004, 0.005, 0.0065)},
         "fund": {"initial": 1e5}}),

@@ -25,6 +25,7 @@ from riskengine.engine import run_raw
 from riskengine.invariants import violations
 from riskengine.params import EngineParams
 from riskengine.scenario import Population, Scenario, Tape
+from riskengine.venue import Backstop
 
 from _scenarios import assert_same_run
 
@@ -126,6 +127,10 @@ def params_strategy(draw, with_stream: bool) -> EngineParams:
         liquidity.update(draw(depth_curves()))
     if depth != "infinite" and draw(st.booleans()):
         liquidity.update(draw(observed_flows()))
+    # the vault's loss threshold: a share of its balance, or an amount that overrides the share
+    vault = Backstop(vault_balance=draw(st.sampled_from([0.0, 100.0, 1_000.0])),
+                     loss_limit_share=draw(st.sampled_from([0.0, 0.1, 1.0, 3.0])),
+                     loss_limit=draw(st.sampled_from([None, None, 0.0, 20.0])))
     return EngineParams(
         mm_floors=floors,
         mm_rates=rates,
@@ -136,6 +141,7 @@ def params_strategy(draw, with_stream: bool) -> EngineParams:
         liq_limit_bankruptcy=draw(st.booleans()),
         liq_surplus_to_fund=draw(st.booleans()),
         liq_price_band=draw(st.sampled_from([math.inf, math.inf, 0.05, 0.01])),
+        liq_max_order_notional=draw(st.sampled_from([math.inf, math.inf, 100.0, 1_000.0])),
         partial_mode=draw(st.sampled_from(list(PartialMode))),
         partial_fraction=draw(st.sampled_from([1.0, 0.2, 0.5])),
         partial_threshold=draw(st.sampled_from([0.0, 50.0, 150.0, math.inf])),
@@ -150,10 +156,10 @@ def params_strategy(draw, with_stream: bool) -> EngineParams:
         adl_fund_drawdown=draw(st.sampled_from([math.inf, math.inf, 0.3, 0.05])),
         adl_fund_window_ns=draw(st.sampled_from([10 * S, 8 * 3600 * S])),
         backstop_ratio=draw(st.sampled_from([0.0, 0.0, 2 / 3, 0.9])),
-        vault_initial=draw(st.sampled_from([0.0, 100.0])),
+        vault_initial=vault.vault_balance,
         vault_unwind_interval_ns=draw(st.integers(1, 30)) * S,
         vault_unwind_fraction=draw(st.sampled_from([0.25, 1.0])),
-        vault_loss_limit=draw(st.sampled_from([math.inf, 0.0, 20.0])),
+        vault_loss_limit=vault.loss_threshold if draw(st.integers(0, 5)) else math.inf,  # inf: no threshold
         adl_policy=draw(st.sampled_from(list(AdlPolicy))),
         adl_ranking=draw(st.sampled_from(list(AdlRanking))),
         adl_price=draw(st.sampled_from(list(AdlPrice))),
@@ -180,6 +186,9 @@ PROFILES = {
     "drawdown": dict(adl_fund_drawdown=0.05, liq_limit_bankruptcy=True, takeover=Takeover.FUND),
     # partial liquidation by stepping down margin tiers (Bybit, BitMEX, OKX)
     "tier-step": dict(partial_mode=PartialMode.TIER_STEP),
+    # a backstop vault that deleverages its inventory at its loss threshold (Hyperliquid)
+    "backstop": dict(backstop_ratio=2 / 3, adl_policy=AdlPolicy.QUEUE, adl_price=AdlPrice.PREVIOUS_MARK,
+                     adl_on_negative_equity=True),
 }
 
 

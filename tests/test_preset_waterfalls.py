@@ -324,6 +324,148 @@ def test_hyperliquid_vault_takes_what_the_book_cannot_close_without_a_deficit():
     check_invariants(raw, sc, no_backstop)
 
 
+def test_hyperliquid_vault_keeps_its_inventory_within_its_threshold_and_deleverages_at_the_re_mark_past_it():
+    """The vault's loss threshold (``backstop.loss_limit_share`` x ``vault_balance``, by default the
+    whole balance) [DOC S36]: a takeover within it keeps the inventory; a loss up to the threshold
+    does not deleverage it; the re-mark that passes it deleverages the whole inventory at once —
+    at the tick's first round, before that tick's liquidations — at the previous mark; back within
+    its threshold the vault takes accounts over again."""
+    design = preset("hyperliquid").with_overrides({"backstop": {"vault_balance": 1_000.0}})
+    assert design.backstop.loss_limit_share == 1.0 and design.backstop.loss_threshold == 1_000.0
+    params = design.engine_params(INFINITE, 1.0)
+    assert params.vault_loss_limit == 1_000.0
+    sc = scenario([100_000.0, 98_300.0, 97_000.0, 95_000.0], [
+        (1_000.0, 0.5, 100_000.0),   # 0: taken over at t=1
+        (5_000.0, -1.0, 100_000.0),  # 1: short in profit: the vault's ADL counterparty
+        (2_700.0, 0.5, 100_000.0),   # 2: taken over at t=3, after the vault's ADL
+    ])
+    raw = run_both(sc, params)
+    # No oracle stream: the mark is the last price. Notionals stay below 100000: no partials.
+    # t=1, M=98300. Account 0: E = 1000 - 850 = 150 < 2/3 MM = 2/3 x 1.25% x 49150 = 409.6: the
+    # vault takes 0.5 at 98300 and the 150. Vault equity 1150, loss -150.
+    # Account 2: E = 2700 - 850 = 1850 >= MM 614.4.
+    # t=2, M=97000: vault equity 1150 + 0.5 x (97000 - 98300) = 500, loss 500 <= 1000: nothing.
+    # Account 2: E = 1200 >= MM 606.25.
+    # t=3, M=95000: vault equity 1150 - 0.5 x 3300 = -500, loss 1500 > 1000: before the scan its
+    # whole 0.5 is deleveraged at the previous mark 97000 against account 1 (E = 10000; it buys
+    # back 0.5 at 97000, 2000 above the mark: haircut 1000; realized -0.5 x (97000 - 100000) =
+    # 1500: cash 6500, equity 6500 - 0.5 x (95000 - 100000) = 9000). The vault's shortfall at
+    # mark: -(1150 + 0.5 x (95000 - 98300)) = 500; it realizes 0.5 x (97000 - 98300) = -650:
+    # cash 500, flat, loss 500 — within its threshold again.
+    # Then the scan: account 2, E = 2700 - 2500 = 200 < 2/3 MM = 2/3 x 593.75 = 395.8, so the
+    # vault takes 0.5 at 95000 and the 200: cash 700, equity 700.
+    assert_log(raw, [
+        ev(1, BACKSTOP, 0, VAULT_ID, 0.5, 98_300.0, 0.0, 150.0, 0.0),
+        ev(3, ADL_FILL, 1, VAULT_ID, -0.5, 97_000.0, 0.0, 1_000.0, 9_000.0),
+        ev(3, ADL_LIQ, VAULT_ID, BOOK_ID, 0.5, 97_000.0, 0.0, 500.0, 500.0),
+        ev(3, BACKSTOP, 2, VAULT_ID, 0.5, 95_000.0, 0.0, 200.0, 0.0),
+    ])
+    assert events(raw)[1]["round"] == events(raw)[3]["round"] == 0
+    s = raw.scalars
+    assert s["vault_col"] == approx(700.0) and s["vault_pos"] == approx(0.5)
+    assert s["vault_entry"] == approx(95_000.0)
+    # its lowest equity: the re-mark at t=3 before the deleveraging, 1500 below its start
+    assert s["vault_min"] == approx(-500.0)
+    assert raw.collateral.tolist() == approx([0.0, 6_500.0, 0.0])
+    assert raw.size.tolist() == approx([0.0, -0.5, 0.0])
+    check_invariants(raw, sc, params)
+    # with a threshold of 1600 (a larger share) the loss of 1500 at t=3 is within it: no ADL
+    wider = design.with_overrides({"backstop": {"loss_limit_share": 1.6}}).engine_params(INFINITE, 1.0)
+    assert [e["kind"] for e in events(run_both(sc, wider))] == [BACKSTOP, BACKSTOP]
+
+
+def test_the_takeover_that_passes_the_threshold_deleverages_the_vault_at_once():
+    """A takeover that carries a loss (an account below zero equity, on a variant that sends those
+    to the vault rather than to ADL) and passes the vault's threshold: the vault's whole inventory
+    is deleveraged right after it, so the loss passes the threshold by no more than that takeover's;
+    beyond its threshold the vault takes nothing over: the next account goes to the book."""
+    design = preset("hyperliquid").with_overrides({
+        "backstop": {"vault_balance": 2_000.0, "loss_limit_share": 0.6},
+        "adl": {"on_negative_equity": False, "price": "mark"}})
+    params = design.engine_params(INFINITE, 1.0)
+    assert params.vault_loss_limit == 1_200.0
+    sc = scenario([100_000.0, 98_300.0, 96_000.0], [
+        (1_000.0, 0.5, 100_000.0),    # 0: taken over at t=1 with 150
+        (3_000.0, 1.0, 100_000.0),    # 1: taken over at t=2 with -1000
+        (10_000.0, -2.0, 100_000.0),  # 2: short in profit: the ADL counterparty
+        (2_200.0, 0.5, 100_000.0),    # 3: below 2/3 MM at t=2, after the vault passed its threshold
+    ])
+    raw = run_both(sc, params)
+    # t=1, M=98300: account 0 as above: the vault takes 0.5 at 98300 with 150 (cash 2150).
+    # Account 1: E = 3000 - 1700 = 1300 >= MM 1228.75; account 3: E = 1350 >= MM 614.4.
+    # t=2, M=96000. Re-mark: vault equity 2150 + 0.5 x (96000 - 98300) = 1000, loss 1000 <=
+    # 1200. Account 1: E = 3000 - 4000 = -1000 < 2/3 MM (no ADL of negative equity here): the
+    # vault takes 1 at 96000 and the -1000: position 1.5 at (0.5 x 98300 + 96000) / 1.5 =
+    # 96766.67, cash 1150, equity 1150 - 1150 = 0: loss 2000 > 1200. Its whole 1.5 is
+    # deleveraged at once, at the mark 96000, against account 2 (no haircut at the mark;
+    # realized -1.5 x (96000 - 100000) = 6000: cash 16000, equity 16000 + 0.5 x 4000 = 18000).
+    # The vault's shortfall at mark is 0 (equity 0); it realizes 1.5 x (96000 - 96766.67) =
+    # -1150: cash 0. Its loss, 2000, passes the threshold by 800 <= the takeover's 1000.
+    # Account 3: E = 2200 - 2000 = 200 < 2/3 MM = 400, but the vault is beyond its threshold:
+    # a market order (48000 < 100000: whole) on the infinite book at 96000, realized -2000,
+    # the 200 stays with the account.
+    entry = (0.5 * 98_300.0 + 96_000.0) / 1.5
+    assert_log(raw, [
+        ev(1, BACKSTOP, 0, VAULT_ID, 0.5, 98_300.0, 0.0, 150.0, 0.0),
+        ev(2, BACKSTOP, 1, VAULT_ID, 1.0, 96_000.0, 0.0, -1_000.0, 0.0),
+        ev(2, ADL_FILL, 2, VAULT_ID, -1.5, 96_000.0, 0.0, 0.0, 18_000.0),
+        ev(2, ADL_LIQ, VAULT_ID, BOOK_ID, 1.5, 96_000.0, 0.0, 0.0, 0.0),
+        ev(2, LIQ, 3, BOOK_ID, 0.5, 96_000.0, 0.0, -2_000.0, 200.0),
+    ])
+    assert 1.5 * (96_000.0 - entry) == approx(-1_150.0)
+    s = raw.scalars
+    assert s["vault_col"] == approx(0.0) and s["vault_pos"] == 0.0 and s["vault_min"] == approx(0.0)
+    assert raw.collateral.tolist() == approx([0.0, 0.0, 16_000.0, 200.0])
+    check_invariants(raw, sc, params)
+
+
+def test_hyperliquid_zero_balance_vault_deleverages_at_its_first_loss():
+    """A vault with no money (threshold 0 x its balance): it keeps the margins it takes over, and
+    the first re-mark that costs it more deleverages its inventory; what ADL cannot absorb is sold
+    to the book, the vault ends below zero and takes nothing more over. The same run with a
+    1,000 vault keeps its inventory and takes the next account over: the smaller vault
+    deleverages sooner."""
+    design = preset("hyperliquid").with_overrides({"backstop": {"vault_balance": 0.0}})
+    params = design.engine_params(INFINITE, 1.0)
+    assert params.vault_loss_limit == 0.0
+    sc = scenario([100_000.0, 98_300.0, 97_000.0], [
+        (1_000.0, 0.5, 100_000.0),  # 0: taken over at t=1 with 150
+        (200.0, -0.1, 100_000.0),   # 1: the only short in profit
+        (1_520.0, 0.5, 100_000.0),  # 2: below 2/3 MM at t=2
+    ])
+    raw = run_both(sc, params)
+    # t=1: the vault takes 0.5 at 98300 with 150: equity 150, loss -150 <= 0.
+    # t=2, M=97000: equity 150 - 650 = -500, loss 500 > 0: ADL of its 0.5 at the previous mark
+    # 98300. Account 1 (E = 200 + 300 = 500) can give 500 / 1300 = 0.38 > its 0.1: it buys back
+    # 0.1 at 98300 (haircut 0.1 x 1300 = 130; realized 0.1 x 1700 = 170: cash 370, closed).
+    # The vault's ADL row: 0.1 at 98300 (realized 0), shortfall -(150 x 0.1/0.5 + 0.1 x
+    # (97000 - 98300)) = 100, equity after 150 + 0.4 x (-1300) = -370. The rest, 0.4, goes to
+    # the (infinite) book at 97000: realized 0.4 x (97000 - 98300) = -520, cash -370.
+    # Account 2: E = 1520 - 1500 = 20 < 2/3 MM = 404.2: the vault is beyond its threshold, so a
+    # market order: 0.5 at 97000, realized -1500, the 20 stays.
+    assert_log(raw, [
+        ev(1, BACKSTOP, 0, VAULT_ID, 0.5, 98_300.0, 0.0, 150.0, 0.0),
+        ev(2, ADL_FILL, 1, VAULT_ID, -0.1, 98_300.0, 0.0, 130.0, 370.0),
+        ev(2, ADL_LIQ, VAULT_ID, BOOK_ID, 0.1, 98_300.0, 0.0, 100.0, -370.0),
+        ev(2, VAULT_UNWIND, VAULT_ID, BOOK_ID, 0.4, 97_000.0, 0.0, -520.0, -370.0),
+        ev(2, LIQ, 2, BOOK_ID, 0.5, 97_000.0, 0.0, -1_500.0, 20.0),
+    ])
+    s = raw.scalars
+    assert s["vault_col"] == approx(-370.0) and s["vault_pos"] == 0.0
+    assert s["vault_min"] == approx(-500.0) and s["bad_debt"] == 0.0
+    check_invariants(raw, sc, params)
+    # A 1000 vault: at t=2 its loss is 500 <= 1000, it keeps its inventory and takes account 2
+    # over at 97000 with its 20.
+    bigger = design.with_overrides({"backstop": {"vault_balance": 1_000.0}}).engine_params(INFINITE, 1.0)
+    raw = run_both(sc, bigger)
+    assert_log(raw, [
+        ev(1, BACKSTOP, 0, VAULT_ID, 0.5, 98_300.0, 0.0, 150.0, 0.0),
+        ev(2, BACKSTOP, 2, VAULT_ID, 0.5, 97_000.0, 0.0, 20.0, 0.0),
+    ])
+    assert raw.scalars["vault_min"] == approx(500.0)  # 1150 - 650 at t=2's re-mark
+    check_invariants(raw, sc, bigger)
+
+
 def test_hyperliquid_max_market_order_by_max_leverage():
     """[DOC S32]: $30M at max leverage >= 25, $5M in [20, 25), $2M in [10, 20), else $500k."""
     assert [preset("hyperliquid", symbol=s).liquidation.max_order for s in ("BTC", "ETH", "SOL")] == [

@@ -169,6 +169,33 @@ def test_render_small_run_is_offline_and_repeatable():
     assert [html.unescape(n) for n in re.findall(r'data-plot="([^"]+)"', first)] == _expected_plots(result.table)
 
 
+
+def test_report_says_when_a_fund_or_vault_went_below_zero_and_why():
+    """A fund or vault below zero is a loss nobody else covered: the report says which, how low
+    and why, in a sentence under the comparison table (``metrics.negative_balance_notes``)."""
+    loaded = config.parse({"scenario": {"name": "tiny", "synthetic": {"ticks": 3_000, "seed": 1}},
+                           "population": {"accounts": 800, "seed": 2}, "liquidity": {"depth_per_pct": 2e5},
+                           "venues": [
+                               {"preset": "hyperliquid", "name": "vault-0"},
+                               {"preset": "hyperliquid", "name": "vault-x3",
+                                "backstop": {"vault_balance": 1e4, "loss_limit_share": 3.0}},
+                               {"preset": "binance-usdm", "name": "fund-1x", "fund": {"initial": 1e5}},
+                               {"preset": "binance-usdm", "name": "fund-unlimited",
+                                "fund": {"initial": 1e5, "capacity": None}}]})
+    result = backtest.run_config(loaded)
+    table = result.table.set_index("design")
+    assert table.loc["vault-0", "vault_min"] < 0 and table.loc["vault-x3", "vault_min"] < 0
+    assert table.loc["fund-unlimited", "fund_min"] < 0
+    assert table.loc["fund-1x", "fund_min"] >= 0 and table.loc["fund-1x", "vault_min"] >= 0
+    page = html.unescape(report.render(result))
+    notes = re.findall(r'<p class="note">([^<]*below zero[^<]*)</p>', page)
+    assert [n.split(" (tiny)")[0] for n in notes] == ["vault-0", "vault-x3", "fund-unlimited"]
+    low = f"{table.loc['vault-0', 'vault_min']:,.0f}"
+    assert f"backstop vault's equity went below zero (lowest {low}, from a start of 0)" in notes[0]
+    assert "the step that took its loss past its threshold (0;" in notes[0]
+    assert "its loss threshold, 30,000, is above its balance" in notes[1]
+    assert "the insurance fund went below zero" in notes[2] and "inventory it took over" in notes[2]
+
 # ------------------------------------------------------------------------------- in Chromium
 def test_default_report_in_chromium(browser, tmp_path):
     result = backtest.run_config(config.load_default())

@@ -248,6 +248,12 @@ IMPOSSIBLE = [
                  "Input should be greater than or equal to 0 (got -1.0)", id="rank-interval-negative"),
     pytest.param({"backstop": {"loss_limit": math.inf}}, "backstop.loss_limit",
                  "Input should be a finite number (got inf)", id="loss-limit-inf"),
+    pytest.param({"backstop": {"loss_limit_share": -0.5}}, "backstop.loss_limit_share",
+                 "Input should be greater than or equal to 0 (got -0.5)", id="loss-limit-share-negative"),
+    pytest.param({"backstop": {"loss_limit_share": 1e9}}, "backstop.loss_limit_share",
+                 "Input should be less than or equal to 100 (got 1000000000.0)", id="loss-limit-share-absurd"),
+    pytest.param({"backstop": {"loss_limit_share": math.nan}}, "backstop.loss_limit_share",
+                 "Input should be a finite number (got nan)", id="loss-limit-share-nan"),
 ]
 
 
@@ -283,10 +289,21 @@ class TestImpossibleValues:
 
     def test_none_means_off(self):
         design = BASE.with_overrides({"liquidation": {"price_band": None}, "fund": {"capacity": None},
-                                      "backstop": {"loss_limit": None}, "adl": {"fund_drawdown": None}})
+                                      "adl": {"fund_drawdown": None}})
         p = design.engine_params()
         assert p.liq_price_band == math.inf and p.fund_capacity == math.inf
-        assert p.vault_loss_limit == math.inf and p.adl_fund_drawdown == math.inf
+        assert p.adl_fund_drawdown == math.inf
+
+    def test_vault_loss_threshold_is_a_share_of_its_balance_unless_an_amount_is_given(self):
+        # default: the vault never loses more than it holds; an amount overrides the share
+        cases = [({"vault_balance": 2e6}, 2e6), ({"vault_balance": 2e6, "loss_limit_share": 0.25}, 5e5),
+                 ({"vault_balance": 0.0}, 0.0), ({"vault_balance": 2e6, "loss_limit_share": 3.0}, 6e6),
+                 ({"vault_balance": 2e6, "loss_limit_share": 0.25, "loss_limit": 7e4}, 7e4),
+                 ({"vault_balance": 0.0, "loss_limit": 1e5}, 1e5)]
+        for backstop, threshold in cases:
+            design = BASE.with_overrides({"backstop": backstop})
+            assert design.backstop.loss_threshold == threshold
+            assert design.engine_params().vault_loss_limit == threshold
 
 
 # ----------------------------------------------------------------------------- symbols and dates

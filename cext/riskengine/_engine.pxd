@@ -61,6 +61,7 @@ cdef struct Engine:
     Py_ssize_t F
     # ledgers
     float64_t fund_min
+    float64_t vault_min       # lowest vault equity at mark, at every check of its loss
     float64_t bad_debt
     float64_t ext_pos
     float64_t ext_cash

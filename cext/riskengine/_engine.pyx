@@ -79,6 +79,20 @@ cdef inline void _note_fund(Engine* e) noexcept nogil:
         e.fund_min = _fund(e)
 
 
+cdef inline float64_t _vault_equity(Engine* e) noexcept nogil:
+    return e.col[e.V] + e.pos[e.V] * (e.mark.mark - e.ep[e.V])
+
+
+cdef inline bint _vault_beyond(Engine* e) noexcept nogil:
+    """Whether the vault's loss at the mark passes its threshold."""
+    return _vault_equity(e) < e.p.vault_initial - e.p.vault_loss_limit
+
+
+cdef inline bint _vault_takes(Engine* e) noexcept nogil:
+    """Whether the venue has a backstop vault that may take an account over now."""
+    return e.p.backstop_ratio > 0.0 and not _vault_beyond(e)
+
+
 cdef int _rekey(Engine* e, Py_ssize_t a) except -1 nogil:
     """Put an ACTIVE account back in the index under its current liquidation price.
 
@@ -445,6 +459,21 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
     return 0
 
 
+cdef int _vault_check(Engine* e) except -1 nogil:
+    """After every change of the vault's equity (a takeover, an unwind, a re-mark): note its
+    lowest equity; once its loss passes the threshold, deleverage its whole inventory."""
+    cdef float64_t equity = _vault_equity(e)
+    if equity < e.vault_min:
+        e.vault_min = equity
+    if (e.pos[e.V] != 0.0 and _closes(e)
+            and equity < e.p.vault_initial - e.p.vault_loss_limit):
+        _adl_close(e, e.V, e.pos[e.V], True)
+        equity = _vault_equity(e)
+        if equity < e.vault_min:
+            e.vault_min = equity
+    return 0
+
+
 cdef int _backstop(Engine* e, Py_ssize_t a, float64_t equity) except -1 nogil:
     cdef float64_t q = e.pos[a]
     cdef Py_ssize_t v = e.V
@@ -458,6 +487,7 @@ cdef int _backstop(Engine* e, Py_ssize_t a, float64_t equity) except -1 nogil:
     e.cum_liq += 1
     e.cum_liq_notional += fabs(q) * mark
     _emit(e, EV_BACKSTOP, a, VAULT_ID, q, mark, 0.0, equity, 0.0)
+    _vault_check(e)
     return 0
 
 
@@ -499,11 +529,14 @@ cdef float64_t _limit_price(Engine* e, Py_ssize_t a, float64_t side) noexcept no
     return limit
 
 
-cdef bint _fund_can_take(Engine* e, float64_t dq, float64_t price) noexcept nogil:
+cdef bint _fund_can_take(Engine* e, float64_t dq, float64_t price, float64_t deficit) noexcept nogil:
+    """Whether the fund can take ``dq`` at ``price`` within its capacity, after paying
+    ``deficit`` (what the takeover may leave the account owing)."""
     cdef Py_ssize_t f = e.F
     cdef float64_t q = e.pos[f]
     cdef float64_t new_q = q + dq
-    cdef float64_t value = e.col[f] + q * (e.mark.mark - e.ep[f]) + dq * (e.mark.mark - price)
+    cdef float64_t value = (e.col[f] + q * (e.mark.mark - e.ep[f]) + dq * (e.mark.mark - price)
+                            - deficit)
     return value >= 0.0 and fabs(new_q) * e.mark.mark <= e.p.fund_capacity * value
 
 
@@ -511,7 +544,7 @@ cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
                              bint full) except -1 nogil:
     cdef float64_t side = -_sign(size)
     cdef float64_t limit = _limit_price(e, a, side)
-    cdef float64_t fill, move, after, deficit, filled, bankruptcy, rest, part, realized, fee
+    cdef float64_t fill, move, after, deficit, filled, bankruptcy, rest, part, realized, fee, owed
     cdef float64_t filled_notional = 0.0
     cdef bint to_fund
     cdef Py_ssize_t f = e.F
@@ -519,7 +552,7 @@ cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
         depth_walk(&e.book, side, fabs(size), _sim(e), e.tape, &fill, &move)
         after = e.col[a] + size * (fill - e.ep[a])
         deficit = -after if after < 0.0 else 0.0
-        if deficit > _fund(e) and e.p.backstop_ratio > 0.0:
+        if deficit > _fund(e) and _vault_takes(e):
             _backstop(e, a, _equity(e, a))  # the book cannot close it: not successful
         elif deficit > _fund(e) and _closes(e):
             _adl_close(e, a, size, full)
@@ -533,7 +566,11 @@ cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
     # the rest's route is decided before anything fills
     bankruptcy = e.ep[a] - e.col[a] / e.pos[a]
     rest = -side * (fabs(size) - filled)
-    to_fund = e.p.takeover == TAKEOVER_FUND and _fund_can_take(e, rest, bankruptcy)
+    # at the bankruptcy price a whole close leaves the account >= 0; a partial one keeps its
+    # share of negative collateral (fills better than the limit only reduce it)
+    owed = 0.0 if full else -e.col[a] * (1.0 - size / e.pos[a])
+    to_fund = (e.p.takeover == TAKEOVER_FUND
+               and _fund_can_take(e, rest, bankruptcy, owed if owed > 0.0 else 0.0))
     if filled > 0.0:
         fill = _book_close(e, a, -side * filled, kind, 0.0 if to_fund else e.p.liq_fee_rate, False)
         filled_notional = filled * fill
@@ -607,7 +644,7 @@ cdef int _liquidate(Engine* e, Py_ssize_t a) except -1 nogil:
     cdef int kind
     if equity < 0.0 and e.p.adl_on_negative_equity and _closes(e):
         _adl_close(e, a, q, True)
-    elif e.p.backstop_ratio > 0.0 and equity < e.p.backstop_ratio * mm:
+    elif e.p.backstop_ratio > 0.0 and equity < e.p.backstop_ratio * mm and not _vault_beyond(e):
         _backstop(e, a, equity)
     elif _closes(e) and _fund_drawdown_active(e):
         _adl_close(e, a, q, True)
@@ -742,16 +779,12 @@ cdef int _unwind(Engine* e, Py_ssize_t h, float64_t fraction, int kind) except -
 
 
 cdef int _inventories(Engine* e) except -1 nogil:
-    """Step 4: the vault's loss limit and unwinding, then the fund's offloading."""
+    """Step 4: the vault's unwinding (its loss checked after), then the fund's offloading."""
     cdef Py_ssize_t v = e.V, f = e.F
-    cdef float64_t vq = e.pos[v], vault_equity
-    if vq != 0.0:
-        vault_equity = e.col[v] + vq * (e.mark.mark - e.ep[v])
-        if _closes(e) and vault_equity < e.p.vault_initial - e.p.vault_loss_limit:
-            _adl_close(e, v, vq, True)
-        elif e.t >= e.vault_next_unwind:
-            _unwind(e, v, e.p.vault_unwind_fraction, EV_VAULT_UNWIND)
-            e.vault_next_unwind = e.t + e.p.vault_unwind_interval_ns
+    if e.pos[v] != 0.0 and e.t >= e.vault_next_unwind:
+        _unwind(e, v, e.p.vault_unwind_fraction, EV_VAULT_UNWIND)
+        e.vault_next_unwind = e.t + e.p.vault_unwind_interval_ns
+        _vault_check(e)
     if e.pos[f] != 0.0 and e.t >= e.fund_next_unwind:
         _unwind(e, f, e.p.fund_unwind_fraction, EV_FUND_UNWIND)
         e.fund_next_unwind = e.t + e.p.fund_unwind_interval_ns
@@ -797,6 +830,8 @@ cdef int _loop(Engine* e, float64_t* stats) except -1 nogil:
         while True:
             if e.round > 0:
                 mark_refresh(&e.mark, _sim(e))
+            if e.pos[e.V] != 0.0:
+                _vault_check(e)  # the inventory re-marked
             _scan(e)
             done = 0
             while (not _pending_empty(e) and e.pend_due[e.pend_head] <= t
@@ -1065,6 +1100,7 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     e.V = n
     e.F = n + 1
     e.fund_min = params.fund_initial
+    e.vault_min = params.vault_initial
     e.bad_debt = 0.0
     e.ext_pos = 0.0
     e.ext_cash = 0.0
@@ -1167,6 +1203,7 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
         "vault_col": col[n],
         "vault_pos": pos[n],
         "vault_entry": ep[n],
+        "vault_min": e.vault_min,
         "bad_debt": e.bad_debt,
         "ext_cash": e.ext_cash,
         "ext_pos": e.ext_pos,

@@ -17,8 +17,15 @@ Sources: ../shared/reference/venue-mechanisms.md §2 and the keys cited there.
   of the book would leave the account in deficit is not a successful book liquidation, so the
   vault takes such an account over too (rather than the order going to ADL). Its size: a small share of HLP [DOC S36] — set ``backstop.vault_balance``.
 * ADL when an account's value goes negative [DOC S38] or the vault's loss passes a threshold
-  [DOC S36] (the threshold is not published, reference §7.5: ``backstop.loss_limit``, default
-  none); ranked by (mark/entry) x (notional/account value), side-adjusted for shorts
+  [DOC S36]; on 2025-10-10, 95.1% of ADL fills had HLP or the Liquidator vaults on the
+  liquidated side (../shared/reference/portfolios-and-stress.md §2): the vault's own inventory
+  was deleveraged. The threshold is not published (reference §7.5), so it is an assumption tied
+  to the vault's balance: ``backstop.loss_limit_share`` of ``backstop.vault_balance``, by default
+  1 — the vault never loses more than it holds, so a smaller vault deleverages sooner (an
+  amount in ``backstop.loss_limit`` overrides it). The loss is checked after every takeover,
+  unwind and re-mark; at the breach the vault's whole inventory is deleveraged, and while beyond
+  its threshold the vault takes nothing over (accounts get the book, then ADL). ADL is
+  ranked by (mark/entry) x (notional/account value), side-adjusted for shorts
   (entry/mark) by default — the docs' text (mark/entry) is ``adl.short_mark_over_entry``
   [DOC S38; INF]; closed at the previous mark [DOC S38].
 * No insurance fund: deficits the vault and ADL do not cover are bad debt.
