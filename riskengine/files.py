@@ -4,7 +4,6 @@ work starts and held by one writer at a time."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import socket
 import time
@@ -110,6 +109,8 @@ def output_lock(folder: str | os.PathLike) -> Iterator[Path]:
     ValueError
         Another process holds the folder (one line naming it), or the lock cannot be created.
     """
+    import fcntl  # POSIX
+
     folder = Path(folder)
     parent = folder.parent if str(folder.parent) else Path(".")
     made = [p for p in (parent, *parent.parents) if not p.exists()]
