@@ -190,8 +190,6 @@ def _show(table: pd.DataFrame) -> str:
 
 def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     """``riskengine run``; ``held`` keeps each output folder's lock until the command ends."""
-    import os
-
     from riskengine import backtest, config, files
 
     err = sys.stderr
