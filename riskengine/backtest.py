@@ -32,6 +32,7 @@ from riskengine.config import (GENERATOR_KEYS, CatalogTape, DepthFile, FileTape,
                                PopulationSpec, ScenarioSpec, Window, canonical_json)
 from riskengine.engine import Result, run
 from riskengine.errors import format_validation_error
+from riskengine.files import check_output_folder
 from riskengine.liquidity import ConstantDepth, DepthCurve, ObservedFlow, window_snapshots
 from riskengine.scenario import Population, Scenario, Tape
 from riskengine.venue import VenueDesign
@@ -449,6 +450,25 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join([head, rule, *rows]) + "\n"
 
 
+def check_out(out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Refuse, before any work starts, an output folder that exists (unless ``overwrite``), is a
+    file, or cannot be written (:func:`riskengine.files.check_output_folder`).
+
+    Raises
+    ------
+    ValueError
+        One line naming the folder and what is wrong.
+    """
+    out = check_output_folder(out_dir)
+    if out.exists() and not overwrite:
+        raise ValueError(_exists(out))
+    return out
+
+
+def _exists(out: Path) -> str:
+    return f"{out}: output folder exists (choose another with --out, or pass --overwrite)"
+
+
 def write_outputs(result: Result, out_dir: str | os.PathLike, overwrite: bool = False,
                   title: str | None = None, source: str | None = None, progress: Progress = _quiet) -> Path:
     """Write the result files into a fresh folder, atomically: everything goes to a hidden
@@ -459,11 +479,10 @@ def write_outputs(result: Result, out_dir: str | os.PathLike, overwrite: bool = 
     Raises
     ------
     ValueError
-        ``out_dir`` exists and ``overwrite`` is false.
+        ``out_dir`` is refused by :func:`check_out`, or appeared while writing and ``overwrite``
+        is false (it is never replaced then).
     """
-    out = Path(out_dir)
-    if out.exists() and not overwrite:
-        raise ValueError(f"{out}: output folder exists (choose another with --out, or pass --overwrite)")
+    out = check_out(out_dir, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -479,9 +498,15 @@ def write_outputs(result: Result, out_dir: str | os.PathLike, overwrite: bool = 
         page = report.render(result, title=title or "riskengine report", source=source, progress=progress)
         (tmp / "report.html").write_text(page, encoding="utf-8")
         if out.exists():
+            if not overwrite:  # made by someone else meanwhile: theirs stays, ours is not reported
+                raise ValueError(_exists(out))
             old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(out, old)
-            os.replace(tmp, out)
+            try:
+                os.replace(tmp, out)
+            except BaseException:
+                os.replace(old, out)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, out)

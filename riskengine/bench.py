@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from riskengine.codes import EventKind, MarginMode
-from riskengine.files import write_atomic
+from riskengine.files import check_writable_dir, write_atomic
 from riskengine.liquidity import ConstantDepth
 from riskengine.metrics import LIQUIDATION_KINDS
 from riskengine.params import EngineParams
@@ -716,8 +716,7 @@ def check_json_path(path: str | os.PathLike) -> Path:
         raise ValueError(f"--json {path}: is a folder (expected a file name)")
     if not parent.is_dir():
         raise ValueError(f"--json {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"--json {path}: folder {parent} is not writable")
+    check_writable_dir(parent, f"--json {path}")
     return p
 
 

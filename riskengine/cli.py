@@ -7,11 +7,32 @@ Dask cluster), ``riskengine validate CONFIG``, ``riskengine schema``,
 
 from __future__ import annotations
 
-import argparse
+import os
+import signal
 import sys
-import time
 
-import pandas as pd
+
+def _interrupted_while_loading(signum: int, frame) -> None:
+    """Ctrl-C while the ``riskengine`` command loads, before :func:`main` takes Ctrl-C over:
+    nothing is written yet, so it ends here, as a Ctrl-C at any later moment does (an
+    exception would not do: a library being imported may turn it into an ImportError)."""
+    sys.stderr.write("riskengine: interrupted\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
+# the command (python -m riskengine.cli, or the riskengine script) takes Ctrl-C over before its
+# imports, which take a while; a program importing this module keeps its own
+_PROGRAM = (getattr(sys, "argv", None) or [""])[0].replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".exe")
+if __name__ == "__main__" or _PROGRAM == "riskengine":
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored (a background job)
+        signal.signal(signal.SIGINT, _interrupted_while_loading)
+
+import argparse  # noqa: E402 - after the Ctrl-C handling above
+import contextlib  # noqa: E402
+import time  # noqa: E402
+
+import pandas as pd  # noqa: E402
 
 #: result columns shown in the terminal (all columns are in the Python result)
 TERMINAL_COLUMNS = (
@@ -170,8 +191,9 @@ def _show(table: pd.DataFrame) -> str:
     return shown.map(_fmt).to_string()
 
 
-def _run(args: argparse.Namespace) -> int:
-    from riskengine import backtest, config
+def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
+    """``riskengine run``; ``held`` keeps each output folder's lock until the command ends."""
+    from riskengine import backtest, config, files
 
     err = sys.stderr
     if args.configs and any(v is not None for v in (args.accounts, args.ticks, args.seed, args.depth)):
@@ -180,11 +202,13 @@ def _run(args: argparse.Namespace) -> int:
     loaded_all = [config.load(p) for p in args.configs] if args.configs else [_default_config(args)]
     for loaded in loaded_all:  # every config is checked before anything runs
         backtest.check(loaded)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"  # the pid: one folder per run, even in one second
     outs = [None if args.no_output else _out_dir(args, loaded, len(loaded_all), stamp) for loaded in loaded_all]
-    for out in outs:  # refuse before running anything
-        if out is not None and out.exists() and not args.overwrite:
-            raise ValueError(f"{out}: output folder exists (choose another with --out, or pass --overwrite)")
+    for k, out in enumerate(outs):  # refuse before running anything; then each folder has one writer
+        if out is not None:
+            if out in outs[:k]:
+                raise ValueError(f"{out}: two configs named {loaded_all[k].name!r} would write this folder")
+            held.enter_context(files.output_lock(backtest.check_out(out, args.overwrite)))
     for loaded, out in zip(loaded_all, outs):
         start = time.perf_counter()
         if loaded.config.sweep is not None:
@@ -206,7 +230,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _out_dir(args: argparse.Namespace, loaded, count: int, stamp: str):
     """Where a config's outputs go: --out (a sub-folder per config when there are several),
-    else the config's ``outputs.dir``, else ``results/<config>-<time>``."""
+    else the config's ``outputs.dir``, else ``results/<config>-<time>-<pid>``."""
     from pathlib import Path
 
     if args.out is not None:
@@ -231,15 +255,18 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sweep(args: argparse.Namespace) -> int:
+def _sweep(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
+    """``riskengine sweep``; ``held`` keeps the output folder's lock until the command ends."""
     from pathlib import Path
 
-    from riskengine import config, sweep
+    from riskengine import config, files, sweep
 
     if args.resume and args.overwrite:
         raise ValueError("--resume continues a sweep, --overwrite starts afresh: give one")
     loaded = config.load(args.config)
     out = Path(args.out) if args.out is not None else Path("results") / f"{loaded.name}-sweep"
+    sweep.check_out(out, args.resume, args.overwrite)  # before the lock, which makes missing parents
+    held.enter_context(files.output_lock(out))  # one sweep at a time writes a folder (--resume after a crash too)
     try:
         result = sweep.run_sweep(loaded, out, executor=args.executor, workers=args.workers,
                                  scheduler=args.scheduler, resume=args.resume, overwrite=args.overwrite,
@@ -325,18 +352,58 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+#: set by a Ctrl-C of the ``riskengine`` process (:func:`_interrupt`)
+_ctrl_c = False
+
+
+def _interrupt(signum: int, frame) -> None:
+    """Ctrl-C of the ``riskengine`` process: stop the command (KeyboardInterrupt), and remember
+    it, since code being imported may turn the KeyboardInterrupt into another error."""
+    global _ctrl_c
+    _ctrl_c = True
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``riskengine`` command."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``riskengine`` command; ``argv`` (default: this process's arguments)
+    without the program name.
+
+    Called without ``argv`` it is the process's command, and owns its Ctrl-C: any Ctrl-C ends
+    it with ``riskengine: interrupted`` and exit code 130, or is ignored once the command has
+    ended (its exit code stands). A Ctrl-C while this module loads ends alike
+    (:func:`_interrupted_while_loading`; ``import riskengine`` itself loads nothing until used).
+    """
+    own_process = False
+    try:
+        own_process = argv is None and signal.getsignal(signal.SIGINT) in (signal.default_int_handler,
+                                                                           _interrupted_while_loading)
+        if own_process:
+            signal.signal(signal.SIGINT, _interrupt)
+        try:
+            with contextlib.ExitStack() as held:
+                return _command(build_parser().parse_args(argv), held)
+        finally:
+            if own_process:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except Exception:
+        if not (own_process and _ctrl_c):
+            raise
+    except KeyboardInterrupt:
+        pass
+    print("riskengine: interrupted", file=sys.stderr)
+    return 130
+
+
+def _command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     try:
         if args.command == "run":
-            return _run(args)
+            return _run(args, held)
         if args.command == "data":
             return _data(args)
         if args.command == "validate":
             return _validate(args)
         if args.command == "sweep":
-            return _sweep(args)
+            return _sweep(args, held)
         if args.command == "bench":
             return _bench(args)
         if args.command == "schema":
@@ -352,9 +419,6 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError as exc:  # a run too large for this machine (riskengine.engine.RunTooLarge)
         print(f"riskengine: error: out of memory: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("riskengine: interrupted", file=sys.stderr)
-        return 130
     return 0
 
 

@@ -1,11 +1,14 @@
-"""Writing result files so that a reader never sees half of one."""
+"""Writing result files so that a reader never sees half of one, into folders checked before any
+work starts and held by one writer at a time."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
+import socket
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -23,29 +26,124 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     return path
 
 
-def check_writable_dir(path: str | os.PathLike, what: str) -> Path:
-    """Refuse a folder that cannot be written, before any work starts.
+def _nearest_existing(folder: Path) -> Path:
+    """``folder`` or its nearest ancestor that exists (``.`` for a relative path with none)."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return candidate
+    return Path(".")
 
-    ``path`` need not exist: its nearest existing ancestor must be a folder in which a file can
-    be created (tried for real, since a mode bit does not stop root and a read-only mount or
-    ``/proc`` is not told by the mode bits).
+
+def check_writable_dir(folder: str | os.PathLike, label: str | None = None) -> Path:
+    """Refuse, before any work starts, a folder that files cannot be created in: ``folder``
+    itself when it exists, else its nearest existing ancestor (where the missing folders would
+    be made). The test creates and removes a hidden entry there, since permission bits do not
+    tell: root passes ``os.access`` on a read-only mount or under ``/proc``.
+
+    Parameters
+    ----------
+    folder : path
+        The folder that will receive files (it may not exist yet).
+    label : str, optional
+        What the error line starts with (default: the folder).
 
     Raises
     ------
     ValueError
-        ``{what} {path}: not a folder`` or ``{what} {path}: cannot write there (reason)``.
+        One line: ``label: cannot create files in <where>: <reason>``, or that a file stands
+        where a folder is needed.
     """
-    path = Path(path)
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ValueError(f"{what} {path}: not a folder" if existing == path else
-                         f"{what} {path}: {existing} is not a folder")
+    folder = Path(folder)
+    label = label or str(folder)
+    where = _nearest_existing(folder)
+    if not where.is_dir():
+        raise ValueError(f"{label}: is a file, not a folder" if label == str(where)
+                         else f"{label}: {where} is a file, not a folder")
+    where = Path(os.path.abspath(where))
     try:
-        fd, probe = tempfile.mkstemp(dir=existing, prefix=".riskengine-probe-")
-        os.close(fd)
-        os.unlink(probe)
+        probe = where / f".riskengine-probe-{uuid.uuid4().hex[:8]}"
+        probe.mkdir()
+        probe.rmdir()
     except OSError as exc:
-        raise ValueError(f"{what} {path}: cannot write there ({exc.strerror or exc})") from None
-    return path
+        raise ValueError(f"{label}: cannot create files in {where}: {exc.strerror or exc}") from None
+    return folder
+
+
+def check_output_folder(folder: str | os.PathLike, into: bool = False) -> Path:
+    """Refuse, before any work starts, an output folder path that is a file, or whose parent
+    (the nearest existing one) does not accept new files (:func:`check_writable_dir`);
+    ``into``: the writer also adds files inside the folder when it exists (a resumed sweep).
+
+    Raises
+    ------
+    ValueError
+        One line naming the folder and what is wrong.
+    """
+    folder = Path(folder)
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{folder}: is a file, not a folder")
+        check_writable_dir(folder.parent if str(folder.parent) else Path("."), str(folder))
+        if into and folder.is_dir():
+            check_writable_dir(folder)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (choose another with --out)") from None
+    return folder
+
+
+def _lock_holder(fd: int) -> str:
+    text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+    return text or "another riskengine process"
+
+
+@contextlib.contextmanager
+def output_lock(folder: str | os.PathLike) -> Iterator[Path]:
+    """Hold ``folder`` as its one writer while the block runs: an exclusive ``flock`` on the
+    sibling file ``.<name>.lock``, which names the holder (pid, host, start time). The kernel
+    drops a ``flock`` when its process ends, however it ends, so a crashed or killed run never
+    leaves the folder locked; its left-over file is taken over by the next writer. The file is
+    removed on release, and so are parent folders made for it that are still empty.
+
+    Raises
+    ------
+    ValueError
+        Another process holds the folder (one line naming it), or the lock cannot be created.
+    """
+    import fcntl  # POSIX
+
+    folder = Path(folder)
+    parent = folder.parent if str(folder.parent) else Path(".")
+    made = [p for p in (parent, *parent.parents) if not p.exists()]
+    path = parent / f".{folder.name}.lock"
+    fd = -1
+    try:
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            while True:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise ValueError(f"{folder}: {_lock_holder(fd)} is writing this folder (wait for it to end, "
+                                     f"or choose another with --out)") from None
+                # the holder before us removes the file as it lets go: hold the file that is at the path
+                with contextlib.suppress(FileNotFoundError):
+                    if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                        break
+                os.close(fd)
+                fd = -1
+        except OSError as exc:
+            raise ValueError(f"{folder}: cannot create its lock file {path}: {exc.strerror or exc} "
+                             f"(choose another with --out)") from None
+        started = time.strftime("%Y-%m-%d %H:%M:%S")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"riskengine pid {os.getpid()} on {socket.gethostname()}, since {started}\n".encode(), 0)
+        yield path
+    finally:
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            os.close(fd)
+        for empty in made:  # deepest first
+            with contextlib.suppress(OSError):
+                empty.rmdir()

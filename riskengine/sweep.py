@@ -52,7 +52,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskengine import backtest
-from riskengine.files import write_atomic
+from riskengine.files import check_output_folder, write_atomic
 from riskengine.metrics import TIMING_COLUMNS
 from riskengine.config import KeyPath, LoadedConfig, SweepSpec, canonical_json, parse, parse_key
 
@@ -467,8 +467,8 @@ class Executor:
     def map(self, runs: list[Run]) -> Iterator[Outcome]:
         """Run ``runs``, yielding each outcome as it finishes (in finishing order). Closing
         the iterator early stops the work: queued runs are cancelled, busy workers stopped."""
-        if not runs:
-            return iter(())
+        if not runs:  # every run finished earlier (--resume): a generator too, which closes like the others
+            return (outcome for outcome in ())
         if self.kind == "serial":  # a cache of this sweep's own, freed with it
             cache = WorkerCache()
             return (execute(run, cache) for run in runs)
@@ -653,9 +653,9 @@ class Interrupted(Exception):
 
 def check_out(out: Path, resume: bool, overwrite: bool) -> None:
     """Refuse an existing output folder unless ``resume`` (continue it) or ``overwrite``
-    (start afresh)."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: not a folder")
+    (start afresh), and one that is a file or cannot be written
+    (:func:`riskengine.files.check_output_folder`)."""
+    check_output_folder(out, into=True)
     if out.exists() and not resume and not overwrite:
         raise ValueError(f"{out}: output folder exists (continue that sweep with --resume, start afresh with "
                          f"--overwrite, or choose another with --out)")

@@ -376,10 +376,10 @@ def test_a_missing_partition_names_the_config_and_key(shared_data, tmp_path, man
 def test_import_into_proc_is_refused_before_reading(shared_data, tmp_path):
     proc = run_cli("data", "import", str(shared_data / GEMINI_BTC), "--catalog", "/proc/x")
     line = one_error_line(proc, progress_first=False)
-    assert line.startswith("riskengine: error: catalog /proc/x: cannot write there (")
+    assert line.startswith("riskengine: error: catalog /proc/x: cannot create files in /proc: ")
     proc = run_cli("data", "fetch", "binance-cm", "klines", "BTCUSD_PERP", "2025-10-10", "--catalog", "/proc/x",
                    "--base-url", "http://127.0.0.1:9")
-    assert one_error_line(proc, progress_first=False).startswith("riskengine: error: catalog /proc/x: cannot write")
+    assert one_error_line(proc, progress_first=False).startswith("riskengine: error: catalog /proc/x: cannot create files in /proc: ")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through a read-only mode bit; /proc/x covers "
@@ -391,7 +391,7 @@ def test_import_into_a_read_only_folder_is_refused(shared_data, tmp_path):
     try:
         proc = run_cli("data", "import", str(shared_data / GEMINI_BTC), "--catalog", str(folder / "cat"))
         line = one_error_line(proc, progress_first=False)
-        assert line.startswith(f"riskengine: error: catalog {folder / 'cat'}: cannot write there (")
+        assert line.startswith(f"riskengine: error: catalog {folder / 'cat'}: cannot create files in ")
     finally:
         folder.chmod(0o755)
 

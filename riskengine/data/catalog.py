@@ -258,7 +258,7 @@ class Catalog:
 
         paths = [Path(p) for p in paths]
         kinds = [self._kind_of(path, source, kind) for path in paths]
-        check_writable_dir(self.root, "catalog")
+        check_writable_dir(self.root, f"catalog {self.root}")
         with self._import_lock():
             self._recover(abandoned=True)
             txn = self.root / TMP / uuid.uuid4().hex

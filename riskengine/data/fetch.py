@@ -100,8 +100,8 @@ class Fetcher:
 
         report = FetchReport()
         days = dates(spec)
-        check_writable_dir(self.catalog.root, "catalog")  # before any download
-        check_writable_dir(self.cache, "cache")
+        check_writable_dir(self.catalog.root, f"catalog {self.catalog.root}")  # before any download
+        check_writable_dir(self.cache, f"cache {self.cache}")
         for k, day in enumerate(days, 1):
             rel = archive_path(market, kind, symbol, day)
             name = rel.rsplit("/", 1)[1]
