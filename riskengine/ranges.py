@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-#: quote currency (USD, USDT, USDC): past 1e15 a float64 no longer holds a cent
+#: quote currency (USD, USDT, USDC): at 1e15 a float64 resolves only an eighth of a unit
 MAX_MONEY = 1e15
 #: leverage (notional / margin)
 MAX_LEVERAGE = 1000.0
@@ -52,12 +52,13 @@ class Kind:
 
 KINDS = (
     Kind("money", "0 .. 1e15", "balances, notional, open interest, depth per 1%, thresholds, prices (quote currency)",
-         "past 1e15 a float64 no longer holds a cent (its spacing there is 0.125); the world's yearly output is "
-         "about 1e14 USD, so no real balance or position comes near"),
+         "at 1e15 a float64 resolves only 0.125 of a unit, and less beyond, so sums of balances, fees and PnL "
+         "there lose more than rounding; the world's yearly output is about 1e14 USD, so no real balance or "
+         "position comes near"),
     Kind("leverage", "1 .. 1,000", "population.leverage.values, the `max_leverage` of a preset",
          "the highest leverage in the reference is Binance's 125-150x on small BTCUSDT positions (reference "
-         "§1.1); 1,000x leaves room for what-ifs. Beyond it the margin (under 0.1% of the notional) is smaller "
-         "than one tick's move on a real tape, so the price noise alone liquidates every position"),
+         "§1.1); 1,000x leaves room for what-ifs. Beyond it a position's margin is under 0.1% of its notional, "
+         "less than the price moved in an average 30 seconds of the 2025-10-10 crash (about 16% in an hour)"),
     Kind("multiple", "0 .. 1,000", "a cross account's equity over its position margin, a fund's inventory "
          "over its equity", "the same bound as leverage: a multiple of a margin or a balance"),
     Kind("share", "0 .. 1", "shares of accounts or of open interest, rates of notional, probabilities",
