@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from _cli import one_error_line, run_cli, write
 
-from riskengine import sweep
+from riskengine import backtest, config, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 GEMINI_BTC = "2025-10-10/spot-trades/gemini_trades_2025-10-10_BTCUSD.csv.gz"
@@ -126,7 +128,25 @@ def test_run_checks_every_config_before_it_runs_or_writes(tmp_path):
     both = run_cli("run", str(good), str(other), "--out", str(out))
     assert both.returncode == 0, both.stderr
     assert sorted(p.name for p in out.iterdir()) == ["a", "c"]
-    assert both.stderr.count(": loading") == 2 + 2  # each scenario read once for its checks, then from memory
+
+
+def test_the_run_uses_what_its_checks_built(tmp_path):
+    # riskengine run's memo: each tape, population and liquidity model is built once, by the checks
+    loaded = config.load(write(tmp_path, SMALL, "a.toml"))
+    keep, built = backtest.KeepAll(), Counter()
+
+    def memo(kind, key, load):
+        def counted():
+            built[kind] += 1
+            return load()
+        return keep(kind, key, counted)
+
+    backtest.preflight(loaded, memo)
+    assert built == {"tape": 1, "population": 1, "liquidity": 1}
+    table = backtest.run_config(loaded, memo=memo).table
+    assert built == {"tape": 1, "population": 1, "liquidity": 1}
+    pd.testing.assert_frame_equal(table.drop(columns=["elapsed_s", "ticks_per_s"]),
+                                  backtest.run_config(loaded).table.drop(columns=["elapsed_s", "ticks_per_s"]))
 
 
 # -------------------------------------------------------------------- a sweep's checks and exit codes
