@@ -198,17 +198,17 @@ def population_history(loaded: LoadedConfig, spec: ScenarioSpec, pop: Population
 
 
 def build_population(pop: PopulationSpec, price: float, tape: Tape | None = None,
-                     window_start_ns: int | None = None, where: str = "config") -> Population:
+                     window_start_ns: int | None = None, where: str = "population") -> Population:
     """The population: read from ``pop.file`` (resolved by :func:`population_spec`), or generated
     and priced at ``price``, with entries drawn from ``tape`` before ``window_start_ns`` when given
-    (:func:`riskengine.population.generate`)."""
+    (:func:`riskengine.population.generate`); ``where`` names the table its keys came from."""
     if pop.file is not None:
         return populations.load_population(pop.file)
     try:
         return populations.generate(pop, price, tape, window_start_ns).population
     except ValueError as exc:
-        raise ValueError(f"{where}.population.entry_lookback_s: {exc}"
-                         if str(exc).startswith("the entry window") else f"{where}.population: {exc}") from None
+        raise ValueError(f"{where}.entry_lookback_s: {exc}"
+                         if str(exc).startswith("the entry window") else f"{where}: {exc}") from None
 
 
 def measured_depth(loaded: LoadedConfig, spec: DepthFile, window: Window, where: str) -> float:
@@ -310,8 +310,10 @@ def _scenario_where(loaded: LoadedConfig, index: int) -> str:
 
 
 def check(loaded: LoadedConfig) -> list[str]:
-    """What :func:`run_config` will run, checked without reading any tape: designs resolve,
-    files exist, populations validate. Returns one description line per scenario.
+    """The quick checks of what :func:`run_config` will run, made without reading any tape:
+    designs resolve, files exist, populations validate. Returns one description line per
+    scenario. :func:`preflight` makes these and every other check a run makes before its engine
+    starts.
 
     Raises
     ------
@@ -347,6 +349,56 @@ def check(loaded: LoadedConfig) -> list[str]:
     return lines
 
 
+def preflight(loaded: LoadedConfig, memo: Memo = _no_memo, engine: str = "cython",
+              progress: Progress = _quiet) -> list[str]:
+    """Every check :func:`run_config` makes before an engine starts, made without running one:
+    :func:`check`, then each scenario built as :func:`prepare` builds it (its tape and stream
+    read and cut to the window, its population generated or read, its liquidity model) and every
+    design resolved against it (:func:`riskengine.engine.resolve`). ``memo`` keeps what was
+    built for the run that follows (:func:`run_config` with the same memo builds nothing again).
+    Used by ``riskengine validate``, ``riskengine run`` (every config, before anything runs or
+    is written) and a sweep's up-front checks (every run of the grid).
+
+    Returns
+    -------
+    list of str
+        One line per scenario: its trades, accounts, depth and designs.
+
+    Raises
+    ------
+    ValueError
+        The first problem, as one line.
+    """
+    from riskengine.engine import resolve
+
+    check(loaded)
+    designs = build_designs(loaded)
+    specs = loaded.config.all_scenarios()
+    lines = []
+    for i, spec in enumerate(specs):
+        progress(f"[{i + 1}/{len(specs)}] {spec.name}: loading")
+        prepared = prepare(loaded, i, memo)
+        resolve(prepared.scenario, designs, prepared.liquidity, engine=engine,
+                series_interval_s=loaded.config.outputs.series_interval_s)
+        lines.append(f"{spec.name}: {len(prepared.scenario.population):,} accounts x {len(designs)} design(s) "
+                     f"({', '.join(d.name for d in designs)}); {len(prepared.scenario.tape):,} trades, depth "
+                     f"{prepared.liquidity.depth_per_pct:,.0f}/1%")
+    return lines
+
+
+class KeepAll:
+    """A :data:`Memo` that keeps everything it built (``riskengine run``: the scenarios its
+    checks built are the ones its runs use)."""
+
+    def __init__(self) -> None:
+        self._store: dict[tuple[str, str], Any] = {}
+
+    def __call__(self, kind: str, key: str, load: Callable[[], Any]) -> Any:
+        if (kind, key) not in self._store:
+            self._store[kind, key] = load()
+        return self._store[kind, key]
+
+
 @dataclass
 class Prepared:
     """One scenario ready to run."""
@@ -379,7 +431,9 @@ def prepare(loaded: LoadedConfig, index: int, memo: Memo = _no_memo) -> Prepared
 
     def load_population() -> Population:
         history, start = population_history(loaded, spec, pop_spec, where, full)
-        return build_population(pop_spec, float(tape.price[0]), history, start, where)
+        # the table whose keys made it: the scenario's changes, else the config's [population]
+        table = f"{where}.population" if spec.population else f"{where.rsplit(': ', 1)[0]}: population"
+        return build_population(pop_spec, float(tape.price[0]), history, start, table)
 
     pop = memo("population", canonical_json([key, loaded.resolved(pop_spec)]), load_population)
     liq_spec = liquidity_spec(loaded, spec, where)

@@ -209,6 +209,10 @@ def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
             if out in outs[:k]:
                 raise ValueError(f"{out}: two configs named {loaded_all[k].name!r} would write this folder")
             held.enter_context(files.output_lock(backtest.check_out(out, args.overwrite)))
+    memo = backtest.KeepAll()  # every config passes all its checks before any runs or writes
+    for loaded in loaded_all:
+        print(f"{loaded.name}: checking", file=err, flush=True)
+        backtest.preflight(loaded, memo, args.engine, progress=lambda line: print(line, file=err, flush=True))
     for loaded, out in zip(loaded_all, outs):
         start = time.perf_counter()
         if loaded.config.sweep is not None:
@@ -216,7 +220,7 @@ def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                   f"{loaded.path}", file=err)
         print(f"{loaded.name}: running", file=err, flush=True)
         result = backtest.run_config(loaded, progress=lambda line: print(line, file=err, flush=True),
-                                     engine=args.engine)
+                                     engine=args.engine, memo=memo)
         print(_show(result.table))
         if out is not None:
             written = backtest.write_outputs(result, out, overwrite=args.overwrite,
@@ -245,7 +249,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     for path in args.configs:
         loaded = config.load(path)
-        lines = backtest.check(loaded)
+        lines = backtest.preflight(loaded)  # every check `run` makes before its engine starts
         if loaded.config.sweep is not None:  # every run of the grid, checked alike
             runs = sweep.expand(loaded)
             lines.append(f"sweep: {len(runs)} runs over {', '.join(loaded.config.sweep.grid)}")
@@ -286,7 +290,11 @@ def _sweep(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
               f"{first['error']}")
     print(f"wrote results.parquet, results.csv, results.md, ranking.csv, ranking.md and runs/ to {result.out}",
           file=sys.stderr)
-    return 1 if result.results.empty else 0
+    if not result.failures.empty:  # the finished runs' rows are written; the sweep is not complete
+        print(f"riskengine: {len(result.failures)} of {len(result.runs)} runs failed; see "
+              f"{result.out / 'failures.parquet'}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:

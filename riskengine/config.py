@@ -43,6 +43,9 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, Validati
 
 from riskengine.errors import format_validation_error, nearest, suggest
 from riskengine.liquidity import TAIL_FLOOR_SHARE
+from riskengine.ranges import (Alpha, Factor, Leverage as LeverageValue, LogMove, Multiple, Percent, PositiveCount,
+                               PositiveMoney, PositiveSeconds, Seconds, Seed, Share, ShareBelowOne, ShareInside, Sigma,
+                               TickCount)
 
 
 class _Model(BaseModel):
@@ -122,22 +125,22 @@ def utc_ns(stamp: dt.datetime) -> int:
 class SyntheticTape(_Model):
     """A seeded synthetic crash shaped like 2025-10-10 BTC (:func:`riskengine.synthetic.crash_tape`)."""
 
-    ticks: int = Field(200_000, ge=2, description="Number of trades")
-    start_price: float = Field(121_700.0, gt=0, description="First price")
-    duration_s: float = Field(7_200.0, gt=0, description="Span of the tape in seconds (from 2025-10-10 20:00 UTC)")
-    drop: float = Field(0.12, ge=0, description="Log fall of the smooth path in the crash")
-    wick: float = Field(0.035, ge=0, description="Extra log depth of the wick at the bottom")
-    rebound: float = Field(0.06, ge=0, description="Log recovery over the last 40 minutes")
-    noise: float = Field(0.0004, ge=0, description="Per-tick log noise")
-    seed: int = Field(7, description="Random seed")
+    ticks: TickCount = Field(200_000, description="Number of trades")
+    start_price: PositiveMoney = Field(121_700.0, description="First price")
+    duration_s: PositiveSeconds = Field(7_200.0, description="Span of the tape in seconds (from 2025-10-10 20:00 UTC)")
+    drop: LogMove = Field(0.12, description="Log fall of the smooth path in the crash")
+    wick: LogMove = Field(0.035, description="Extra log depth of the wick at the bottom")
+    rebound: LogMove = Field(0.06, description="Log recovery over the last 40 minutes")
+    noise: LogMove = Field(0.0004, description="Per-tick log noise")
+    seed: Seed = Field(7, description="Random seed")
 
 
 class Leverage(_Model):
     """Leverage distribution of the population: ``values`` drawn with ``weights``."""
 
-    values: tuple[Annotated[float, Field(ge=1)], ...] = Field(
+    values: tuple[LeverageValue, ...] = Field(
         (2, 5, 10, 20, 40), description="Leverage of a positioned account (notional / position margin)")
-    weights: tuple[Annotated[float, Field(ge=0)], ...] = Field(
+    weights: tuple[Share, ...] = Field(
         (0.2, 0.3, 0.3, 0.15, 0.05), description="Probability of each value; as many as values, summing to 1")
 
     @model_validator(mode="after")
@@ -158,8 +161,8 @@ class SizeDistribution(_Model):
     defaults are illustrative (``riskengine.population``)."""
 
     distribution: Literal["lognormal", "pareto"] = Field("lognormal", description="Shape of the size distribution")
-    sigma: float | None = Field(None, gt=0, description="lognormal: standard deviation of log size (default 1.5)")
-    alpha: float | None = Field(None, gt=0, description="pareto: tail index (default 1.5)")
+    sigma: Sigma | None = Field(None, description="lognormal: standard deviation of log size (default 1.5)")
+    alpha: Alpha | None = Field(None, description="pareto: tail index (default 1.5)")
 
     @model_validator(mode="after")
     def _tail(self) -> "SizeDistribution":
@@ -191,22 +194,22 @@ class PopulationSpec(_Model):
     file: str | None = Field(None, min_length=1, description=(
         "CSV or Parquet with columns account, side, size, entry_price, collateral, margin_mode; "
         "relative to the config file's folder (instead of the generator keys)"))
-    accounts: int = Field(100_000, ge=1, description="Number of accounts (flat ones included)")
-    open_interest_usd: float = Field(1e9, gt=0, description=(
+    accounts: PositiveCount = Field(100_000, description="Number of accounts (flat ones included)")
+    open_interest_usd: PositiveMoney = Field(1e9, description=(
         "Notional of the population's positions at the start price, long + short (the external "
         "market holds the difference between the sides)"))
-    long_share: float = Field(0.7, ge=0, le=1, description="Share of open interest (and of positioned accounts) held long")
+    long_share: Share = Field(0.7, description="Share of open interest (and of positioned accounts) held long")
     leverage: Leverage = Field(Leverage(), description="Leverage distribution")
     sizes: SizeDistribution = Field(SizeDistribution(), description="Position size distribution")
-    cross_share: float = Field(0.5, ge=0, le=1, description="Share of cross-margin accounts")
-    cross_excess: tuple[Annotated[float, Field(ge=1)], Annotated[float, Field(ge=1)]] = Field(
+    cross_share: Share = Field(0.5, description="Share of cross-margin accounts")
+    cross_excess: tuple[Multiple, Multiple] = Field(
         (1.0, 3.0), description="Range of a cross account's equity as a multiple of its position margin (uniform)")
-    flat_share: float = Field(0.02, ge=0, lt=1, description="Share of accounts with collateral and no position")
-    entry_lookback_s: float = Field(21_600.0, ge=0, description=(
+    flat_share: ShareBelowOne = Field(0.02, description="Share of accounts with collateral and no position")
+    entry_lookback_s: Seconds = Field(21_600.0, description=(
         "Entries are trades drawn by volume from this span of the tape before the window; 0: use entry_spread"))
-    entry_spread: float = Field(0.02, ge=0, description=(
+    entry_spread: LogMove = Field(0.02, description=(
         "Log spread of entry prices around the start price, when there is no tape before the window"))
-    seed: int = Field(7, description="Random seed of the generator")
+    seed: Seed = Field(7, description="Random seed of the generator")
 
     @model_validator(mode="after")
     def _file_or_generator(self) -> "PopulationSpec":
@@ -228,12 +231,12 @@ class DepthFile(_Model):
     path: str = Field(min_length=1, description="The file; relative to the config file's folder")
     time_varying: bool = Field(
         True, description="Walk each snapshot's bands as of the tick time (false: one constant depth per 1%)")
-    band_pct: float | None = Field(
-        None, gt=0, description="time_varying = false: the band whose notional is the depth per 1% (default 1)")
+    band_pct: Percent | None = Field(
+        None, description="time_varying = false: the band whose notional is the depth per 1% (default 1)")
     statistic: Literal["median", "mean", "min"] | None = Field(
         None, description="time_varying = false: how snapshots inside the window are combined (default median)")
-    tail_floor: float = Field(
-        TAIL_FLOOR_SHARE, ge=0, le=1, description=(
+    tail_floor: Share = Field(
+        TAIL_FLOOR_SHARE, description=(
             "time_varying: past the last band each side's depth grows at least this share of its typical "
             "slope over the whole file, out to 10% (0 = extrapolate the bands only; see riskengine.liquidity)"))
 
@@ -256,13 +259,13 @@ class LiquiditySpec(_Model):
     mode: Literal["replay", "endogenous", "counterfactual"] = Field(
         "endogenous", description="replay: the tape as is (no feedback); endogenous: simulated flow moves "
                                   "the price; counterfactual: the observed flow's impact is taken out first")
-    depth_per_pct: float | None = Field(None, gt=0, description="Quote notional within 1% of the price, each side")
+    depth_per_pct: PositiveMoney | None = Field(None, description="Quote notional within 1% of the price, each side")
     depth: DepthFile | None = Field(None, description="Depth measured from a depth-snapshot file")
-    max_move: float = Field(0.5, gt=0, lt=1, description="Wall distance from the tape price")
-    resilience_half_life_s: float = Field(30.0, gt=0, description="Half-life of transient impact and of the "
+    max_move: ShareInside = Field(0.5, description="Wall distance from the tape price")
+    resilience_half_life_s: PositiveSeconds = Field(30.0, description="Half-life of transient impact and of the "
                                                                   "stress flow")
-    feedback: float = Field(1.0, ge=0, le=1, description="Share of each order's move that persists")
-    stress_k: float = Field(0.0, ge=0, description="Stress thinning: depth x 1 / (1 + stress_k x recent flow / "
+    feedback: Share = Field(1.0, description="Share of each order's move that persists")
+    stress_k: Factor = Field(0.0, description="Stress thinning: depth x 1 / (1 + stress_k x recent flow / "
                                                    "depth at 1%); 0 = off")
     observed: FileTape | None = Field(
         None, description="counterfactual: observed liquidations (an events file: Tardis liquidations, "
@@ -326,8 +329,8 @@ class Outputs(_Model):
     """Where and how results are written."""
 
     dir: str | None = Field(None, description="Output folder (default: results/<config name>)")
-    series_interval_s: float | None = Field(
-        None, gt=0, description="Series sampling (default: span / 2,000); also how finely the weighted ADL "
+    series_interval_s: PositiveSeconds | None = Field(
+        None, description="Series sampling (default: span / 2,000); also how finely the weighted ADL "
                                 "policies log fills: one row per winner per interval")
 
 

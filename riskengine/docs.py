@@ -149,6 +149,12 @@ _MISTAKES = (
     ("a value out of range", {"population": {"long_share": 1.5}}),
     ("a value not allowed", {"liquidity": {"mode": "replays"}}),
 )
+#: numbers out of their kind's range (riskengine.ranges), shown in the Ranges section
+_RANGE_MISTAKES = (
+    ("infinite leverage", {"population": {"leverage": {"values": [float("inf")], "weights": [1.0]}}}),
+    ("absurd leverage", {"population": {"leverage": {"values": [1e9], "weights": [1.0]}}}),
+    ("a NaN balance", {"venues": [{"preset": "binance-usdm", "fund": {"initial": float("nan")}}]}),
+)
 
 
 def _schema() -> tuple[dict, dict]:
@@ -253,7 +259,9 @@ def _bounds(node: dict) -> list[str]:
     out = []
     for key, sign in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
         if key in node:
-            out.append(f"{sign} {_value(node[key])}")
+            bound = node[key]
+            out.append(f"{sign} {bound:_}" if isinstance(bound, int) and not isinstance(bound, bool)
+                       else f"{sign} {_value(bound)}")
     if "minLength" in node:
         out.append("not empty")
     if "minItems" in node and node.get("type") == "array" and "prefixItems" not in node:
@@ -263,16 +271,24 @@ def _bounds(node: dict) -> list[str]:
     return out
 
 
+def _kind(node: dict) -> str:
+    """``[kind](#ranges): `` for a number of a kind of :mod:`riskengine.ranges`, else nothing."""
+    from riskengine.ranges import SCHEMA_KEY
+
+    return f"[{node[SCHEMA_KEY]}](#ranges): " if SCHEMA_KEY in node else ""
+
+
 def _allowed(node: dict) -> str:
-    """Allowed values: the enum, or the bounds of the value (of each item of a list)."""
+    """Allowed values: the enum, or the kind and bounds of the value (of each item of a list)."""
     if "enum" in node or "const" in node:
         return ", ".join(f"`{json.dumps(v)}`" for v in node.get("enum", [node.get("const")]))
     parts = _bounds(node)
     items = node.get("prefixItems") or ([node["items"]] if isinstance(node.get("items"), dict) else [])
-    item_bounds = sorted({b for item in items for b in _bounds(item)})
+    item_bounds = list(dict.fromkeys(b for item in items for b in _bounds(item)))  # lower bound first
     if item_bounds:
-        parts.append("each " + ", ".join(item_bounds))
-    return ", ".join(parts)
+        kinds = list(dict.fromkeys(_kind(item) for item in items))
+        parts.append("each " + "".join(kinds) + ", ".join(item_bounds))
+    return _kind(node) + ", ".join(parts)
 
 
 # ------------------------------------------------------------------------------ sections
@@ -424,7 +440,9 @@ def _preset_row(key: str) -> tuple[str, str, str, str]:
     elif len(users) < len(takes):
         meaning += f". Only {', '.join(users)} take{'s' if len(users) == 1 else ''} it"
     if key == "max_leverage":
-        return "number", "unset", "> 0", meaning
+        from riskengine.ranges import MAX_LEVERAGE
+
+        return "number", "unset", f"[leverage](#ranges): >= 1, <= {_value(MAX_LEVERAGE)}", meaning
     return "text", ("the preset's" if key == "symbol" else "unset"), "", meaning
 
 
@@ -463,14 +481,33 @@ def _preset_values() -> list[str]:
     return lines
 
 
-def _mistakes() -> list[str]:
-    from riskengine import config
+def _ranges() -> list[str]:
+    """The section on the kinds of numbers (:data:`riskengine.ranges.KINDS`)."""
+    from riskengine.ranges import KINDS
+
+    lines = ["## Ranges", "",
+             *textwrap.wrap("Every number of a config is finite and of one of these kinds (`riskengine/ranges.py`); "
+                            "a key may narrow its kind's range (its *allowed* cell above says how, e.g. a share "
+                            "below 1, money above 0). A value outside its range is one line naming the file and "
+                            "the key, exit status 2:", 100, break_long_words=False, break_on_hyphens=False),
+             "", "```", *_mistakes(_RANGE_MISTAKES), "```", "",
+             "| kind | range | for | why this range |", "|---|---|---|---|"]
+    lines += [f"| {k.name} | {k.bounds} | {k.used_for} | {k.why} |" for k in KINDS]
+    return [*lines, ""]
+
+
+def _mistakes(mistakes: tuple = _MISTAKES) -> list[str]:
+    """The one line `riskengine validate` prints for each mistake (checked as it checks: the
+    models, then the designs built from their presets)."""
+    from pathlib import Path
+
+    from riskengine import backtest, config
 
     base = {"scenario": {"name": "x", "synthetic": {}}, "venues": [{"preset": "binance-usdm"}]}
     lines = []
-    for what, change in _MISTAKES:
+    for what, change in mistakes:
         try:
-            config.parse({**base, **change}, "my.toml")
+            backtest.build_designs(config.parse({**base, **change}, "my.toml", path=Path("my.toml")))
         except ValueError as exc:
             lines.append(f"riskengine: error: {exc}")
         else:  # pragma: no cover - the examples are mistakes by construction
@@ -504,6 +541,8 @@ def render() -> str:
         "  any index.",
         "- **Defaults**: a key left out takes its default; *unset* means the key is absent (None in Python),",
         "  and the meaning says what that does.",
+        "- **Numbers** are finite (`nan`, `inf` and `-inf` are refused everywhere) and within the range of",
+        "  their kind: see [Ranges](#ranges) and each key's *allowed* cell.",
         "- **Mistakes** (an unknown key, a wrong type, a value out of range, a missing file) are reported as",
         "  one line naming the file, the key path and what was expected, with the nearest valid key for a",
         "  misspelt one; the command exits with status 2:",
@@ -515,6 +554,7 @@ def render() -> str:
         "## Contents",
         "",
         *[f"- [{s.heading}]({s.anchor})" for s in sections],
+        "- [Ranges](#ranges)",
         "- [Preset values](#preset-values)",
         "- [Examples](#examples)",
         "",
@@ -528,6 +568,7 @@ def render() -> str:
         for key, kind, default, allowed, meaning in section.rows:
             out.append(f"| `{key}` | {kind} | {default} | {allowed} | {meaning} |")
         out.append("")
+    out += _ranges()
     out += [
         "## Preset values",
         "",

@@ -175,6 +175,49 @@ def _too_large(exc: MemoryError, scenario: Scenario, design: VenueDesign) -> Run
         "with more memory")
 
 
+def resolve(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
+            liquidity: ConstantDepth | DepthCurve | None = None, *, engine: str = "cython",
+            series_interval_s: float | None = None,
+            max_events: int | None = None) -> list[tuple[VenueDesign, EngineParams, np.ndarray]]:
+    """Every check :func:`run` makes before an engine starts, and what it resolves: each design
+    with its engine parameters and the stream its mark method reads (the arguments as for
+    :func:`run`). ``riskengine validate`` and a sweep's up-front checks call it too.
+
+    Raises
+    ------
+    ValueError
+        No design, repeated design names, an unknown engine, a bad series interval or
+        ``$RISKENGINE_MAX_EVENTS``, a design the liquidity model cannot resolve, or a mark
+        method that needs a stream the tape lacks.
+    """
+    if isinstance(designs, VenueDesign):
+        designs = [designs]
+    designs = list(designs)
+    if not designs:
+        raise ValueError("designs: expected at least one venue design")
+    names = [d.name for d in designs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"designs: names must be unique (repeated: {', '.join(dupes)})")
+    if engine not in ENGINES:
+        raise ValueError(f"engine: expected one of {', '.join(ENGINES)} (got {engine!r})")
+    if engine == "cython" and max_events is None:
+        event_budget()  # a malformed $RISKENGINE_MAX_EVENTS is refused now, not after the first design ran
+    interval = series_interval(scenario, series_interval_s)
+    resolved = [(d, d.engine_params(liquidity, interval)) for d in designs]
+    return [(d, p, _check_stream(scenario, d, p)) for d, p in resolved]
+
+
+def series_interval(scenario: Scenario, series_interval_s: float | None = None) -> float:
+    """The series sampling interval of a run: ``series_interval_s``, or the tape's span / 2,000."""
+    if series_interval_s is None:
+        tape = scenario.tape
+        return max(float(tape.ts[-1] - tape.ts[0]) / 1e9 / 2000.0, 1e-9)
+    if not series_interval_s > 0:
+        raise ValueError(f"series_interval_s: expected a positive interval (got {series_interval_s!r})")
+    return series_interval_s
+
+
 def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
         liquidity: ConstantDepth | DepthCurve | None = None, *, engine: str = "cython",
         series_interval_s: float | None = None, check_invariants: bool = False,
@@ -212,29 +255,15 @@ def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
     RunTooLarge
         When a run's event log passes its budget (or memory runs out).
     """
-    if isinstance(designs, VenueDesign):
-        designs = [designs]
-    designs = list(designs)
-    if not designs:
-        raise ValueError("designs: expected at least one venue design")
-    names = [d.name for d in designs]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ValueError(f"designs: names must be unique (repeated: {', '.join(dupes)})")
-    tape = scenario.tape
-    if series_interval_s is None:
-        span_s = float(tape.ts[-1] - tape.ts[0]) / 1e9
-        series_interval_s = max(span_s / 2000.0, 1e-9)
-    elif not series_interval_s > 0:
-        raise ValueError(f"series_interval_s: expected a positive interval (got {series_interval_s!r})")
     # every design is resolved and checked before anything runs
-    resolved = [(d, d.engine_params(liquidity, series_interval_s)) for d in designs]
-    streams = [_check_stream(scenario, d, p) for d, p in resolved]
+    resolved = resolve(scenario, designs, liquidity, engine=engine, series_interval_s=series_interval_s,
+                       max_events=max_events)
+    tape = scenario.tape
     rows, events, series, raws = [], [], [], []
     # a plain (pairwise) sum, not np.dot: BLAS would wake its threads, which then spin beside the
     # engine loop (and beside every other worker of a sweep)
     tape_notional = float(np.multiply(tape.price, tape.qty).sum())
-    for (design, params), stream in zip(resolved, streams):
+    for design, params, stream in resolved:
         try:
             raw, elapsed = run_raw(scenario, params, engine, stream, max_events)
         except MemoryError as exc:

@@ -16,6 +16,7 @@ liquidity and venue design with its defaults filled in, files as absolute paths)
 
 Output folder::
 
+    OUT/sweep.json                        the config file and the identity of its config and grid (Manifest)
     OUT/plan.parquet                      the runs: run hash + grid values
     OUT/runs/run=<hash>/part-0.parquet    result rows of each finished run (one per scenario x design)
     OUT/failures/run=<hash>/part-0.parquet  each failed run: hash, grid values, the error line
@@ -35,6 +36,7 @@ import contextlib
 import copy
 import hashlib
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -43,7 +45,7 @@ import time
 import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -137,15 +139,21 @@ def _where(loaded: LoadedConfig) -> str:
     return str(loaded.path) if loaded.path is not None else "config"
 
 
-def _run_config(loaded: LoadedConfig, base: dict, values: dict[KeyPath, Any], label: str) -> LoadedConfig:
-    """The base config with ``values`` set, validated and checked like ``riskengine validate``."""
+def _run_config(loaded: LoadedConfig, base: dict, values: dict[KeyPath, Any], label: str,
+                memo: backtest.Memo | None = None) -> LoadedConfig:
+    """The base config with ``values`` set, validated and checked: with ``memo``, every check a
+    run makes before its engine starts (:func:`riskengine.backtest.preflight`, as ``riskengine
+    validate``), else the quick ones (:func:`riskengine.backtest.check`)."""
     data = copy.deepcopy(base)
     for parts, value in values.items():
         _set(data, parts, value)
     where = f"{_where(loaded)}: sweep.grid {label}"
     run = parse(data, where, loaded.base_dir, loaded.path)
     try:
-        backtest.check(run)
+        if memo is None:
+            backtest.check(run)
+        else:
+            backtest.preflight(run, memo)
     except ValueError as exc:
         message = str(exc)
         prefix = f"{_where(loaded)}: "
@@ -155,13 +163,16 @@ def _run_config(loaded: LoadedConfig, base: dict, values: dict[KeyPath, Any], la
 
 def expand(loaded: LoadedConfig) -> list[Run]:
     """The runs of the config's sweep grid (the cartesian product, in grid order), each
-    validated and checked before anything runs.
+    validated and given every check a run makes before its engine starts
+    (:func:`riskengine.backtest.preflight`: tapes read, populations built, designs resolved),
+    before anything runs.
 
     Raises
     ------
     ValueError
         No ``[sweep]`` table; a grid value the config rejects (named by its key and value); a
-        combination the config rejects; two grid points that resolve to the same run.
+        combination the config rejects, or that its run would refuse before its engine starts
+        (named by its grid values); two grid points that resolve to the same run.
     """
     spec = loaded.config.sweep
     if spec is None:
@@ -178,10 +189,11 @@ def expand(loaded: LoadedConfig) -> list[Run]:
     cells = grid_cells(spec)
     runs: list[Run] = []
     seen: dict[str, Run] = {}
+    cache = WorkerCache()  # the checks build each tape once, as a worker does
     for index in itertools.product(*(range(len(spec.grid[k])) for k in keys)):
         values = {k: spec.grid[k][i] for k, i in zip(keys, index)}
         label = ", ".join(f"{k}={_show(v)}" for k, v in values.items())
-        run_loaded = _run_config(loaded, base, dict(zip(parts, values.values())), label)
+        run_loaded = _run_config(loaded, base, dict(zip(parts, values.values())), label, cache)
         run = Run(run_hash(run_loaded), values, {k: cells[k][i] for k, i in zip(keys, index)}, run_loaded)
         if run.hash in seen:
             raise ValueError(f"{_where(loaded)}: sweep.grid: {seen[run.hash].describe()} and {run.describe()} "
@@ -651,14 +663,74 @@ class Interrupted(Exception):
         self.finished, self.total, self.out = finished, total, out
 
 
-def check_out(out: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse an existing output folder unless ``resume`` (continue it) or ``overwrite``
-    (start afresh), and one that is a file or cannot be written
-    (:func:`riskengine.files.check_output_folder`)."""
+#: the manifest of a sweep folder, and its format
+MANIFEST, MANIFEST_FORMAT = "sweep.json", 1
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a sweep folder holds (``OUT/sweep.json``, written first): the config file it was run
+    from and the identity of its config and grid, a hash of every run's hash (:func:`run_hash`:
+    the resolved base config with each grid point set). ``--resume`` continues a folder only for
+    a config and grid of the same identity, so its partitions are never a mix of two sweeps."""
+
+    config: str
+    identity: str
+    runs: int
+
+    @classmethod
+    def of(cls, loaded: LoadedConfig, runs: list[Run]) -> "Manifest":
+        body = canonical_json({"format": HASH_FORMAT, "runs": sorted(r.hash for r in runs)})
+        config = str(loaded.path.resolve()) if loaded.path is not None else "embedded default config"
+        return cls(config, hashlib.sha256(body.encode()).hexdigest()[:16], len(runs))
+
+    def describe(self) -> str:
+        return f"{self.config} (identity {self.identity}, {self.runs} runs)"
+
+    def write(self, out: Path) -> None:
+        text = json.dumps({"riskengine_sweep": MANIFEST_FORMAT, **asdict(self)}, indent=2) + "\n"
+        _write(out / MANIFEST, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    @classmethod
+    def read(cls, out: Path) -> "Manifest | None":
+        """The folder's manifest, None when it has none.
+
+        Raises
+        ------
+        ValueError
+            A manifest that cannot be read.
+        """
+        path = out / MANIFEST
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(str(data["config"]), str(data["identity"]), int(data["runs"]))
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"{path}: not a readable sweep manifest ({type(exc).__name__}: {exc}); start "
+                             f"afresh with --overwrite, or choose another --out") from None
+
+
+def check_out(out: Path, resume: bool, overwrite: bool, manifest: Manifest | None = None) -> None:
+    """Refuse an existing output folder unless ``resume`` (continue it: only the sweep of the
+    same config and grid, ``manifest``) or ``overwrite`` (start afresh), and one that is a file or
+    cannot be written (:func:`riskengine.files.check_output_folder`)."""
     check_output_folder(out, into=True)
     if out.exists() and not resume and not overwrite:
         raise ValueError(f"{out}: output folder exists (continue that sweep with --resume, start afresh with "
                          f"--overwrite, or choose another with --out)")
+    if not (out.exists() and resume and manifest is not None):
+        return
+    held = Manifest.read(out)
+    if held is None:
+        if any(out.iterdir()):
+            raise ValueError(f"{out}: holds no {MANIFEST}, so which config and grid its rows belong to is unknown "
+                             f"(a sweep folder of an earlier riskengine, or not a sweep folder); start afresh "
+                             f"with --overwrite, or choose another --out")
+    elif held.identity != manifest.identity:
+        changed = " (the config or its grid changed since)" if held.config == manifest.config else ""
+        raise ValueError(f"{out}: holds the sweep of {held.describe()}, not of {manifest.describe()}{changed}; "
+                         f"resume it with its own config, start afresh with --overwrite, or choose another --out")
 
 
 def run_sweep(loaded: LoadedConfig, out: str | os.PathLike, executor: str = "serial", workers: int | None = None,
@@ -697,11 +769,14 @@ def run_sweep(loaded: LoadedConfig, out: str | os.PathLike, executor: str = "ser
     runs = expand(loaded)
     spec = loaded.config.sweep
     out = Path(out)
-    check_out(out, resume, overwrite)
+    manifest = Manifest.of(loaded, runs)
+    check_out(out, resume, overwrite, manifest)
     with Executor(executor, workers, scheduler) as pool:  # an unreachable scheduler stops us here
         if out.exists() and not resume:  # overwrite
             shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
+        if Manifest.read(out) is None:  # first, so that a folder with rows always says whose they are
+            manifest.write(out)
         # runs that share tapes go one after another, so a worker's few cached tapes serve them
         todo = sorted((r for r in runs if not partition(out, r).exists()), key=tape_order)
         progress(f"sweep {loaded.name}: {len(runs)} runs over {', '.join(spec.grid)}; "

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -24,13 +24,10 @@ from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, MarkMethod, Partia
 from riskengine.errors import format_validation_error
 from riskengine.liquidity import ConstantDepth, DepthCurve
 from riskengine.params import EngineParams
+from riskengine.ranges import (Count, Fraction, Money, MultipleOfBalance, Power, PositiveMoney, PositiveMultiple, PositiveSeconds, Seconds,
+                               Share, ShareBelowOne, ShareInside, check_leverage)
 
 NS = 1_000_000_000
-
-Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Fraction = Annotated[float, Field(gt=0, le=1)]
-Money = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class Component(BaseModel):
@@ -43,8 +40,8 @@ class Margin(Component):
     """Tiered maintenance margin ``MM(N) = N x rate_k - cum_k`` (deductions derived so the
     schedule is continuous; Binance brackets, Hyperliquid margin tables; reference §0)."""
 
-    floors: tuple[float, ...] = Field((0.0,), description="notional floor of each tier; the first is 0")
-    rates: tuple[float, ...] = Field((0.005,), description="maintenance margin rate of each tier, in (0, 1)")
+    floors: tuple[Money, ...] = Field((0.0,), description="notional floor of each tier; the first is 0")
+    rates: tuple[ShareInside, ...] = Field((0.005,), description="maintenance margin rate of each tier, in (0, 1)")
     source: str = Field("", description="where the table comes from, with its date")
 
     @field_validator("floors")
@@ -54,9 +51,6 @@ class Margin(Component):
             raise ValueError("expected at least one tier")
         if floors[0] != 0:
             raise ValueError(f"the first floor must be 0 (got {floors[0]!r})")
-        for k, f in enumerate(floors):
-            if not math.isfinite(f):
-                raise ValueError(f"floors must be finite (floors[{k}] = {f!r})")
         for k in range(1, len(floors)):
             if not floors[k] > floors[k - 1]:
                 raise ValueError(f"tier floors must increase (floors[{k}] = {floors[k]!r} <= floors[{k - 1}] = {floors[k - 1]!r})")
@@ -66,8 +60,6 @@ class Margin(Component):
     @classmethod
     def _rates(cls, rates: tuple[float, ...]) -> tuple[float, ...]:
         for k, r in enumerate(rates):
-            if not 0 < r < 1:
-                raise ValueError(f"rates must be in (0, 1) (rates[{k}] = {r!r})")
             if k and r < rates[k - 1]:
                 raise ValueError(f"rates must not decrease (rates[{k}] = {r!r} < rates[{k - 1}] = {rates[k - 1]!r})")
         return rates
@@ -83,8 +75,7 @@ class Margin(Component):
         """Hyperliquid form: each tier's rate is half the initial margin at its maximum
         leverage, ``1 / (2 x max_leverage)`` ("Margin tiers", reference §2.1)."""
         for k, lev in enumerate(max_leverage):
-            if isinstance(lev, bool) or not isinstance(lev, (int, float)) or not lev > 0:
-                raise ValueError(f"max_leverage[{k}]: expected a positive number (got {lev!r})")
+            check_leverage(lev, f"max_leverage[{k}]")
         return cls(floors=tuple(floors), rates=tuple(1.0 / (2.0 * lev) for lev in max_leverage),
                    source=source)
 
@@ -103,18 +94,18 @@ class Mark(Component):
 class Liquidation(Component):
     """The liquidation order: size, limits, fee, throughput."""
 
-    fee: Annotated[float, Field(ge=0, lt=1)] = Field(0.0, description="fee rate on liquidated notional, paid into the insurance fund")
+    fee: ShareBelowOne = Field(0.0, description="fee rate on liquidated notional, paid into the insurance fund")
     surplus_to_fund: bool = Field(False, description="a closed-out account's remaining margin goes to the fund (BitMEX, Bybit)")
     limit: Literal["none", "bankruptcy"] = Field("none", description="IOC limited at the bankruptcy price (Binance) or a plain market order")
     price_band: Fraction | None = Field(None, description="fills no further than this share from the mark (Binance marketTakeBound, dYdX spread)")
-    max_order: Annotated[float, Field(gt=0)] | None = Field(None, description="largest liquidation order notional at mark (Hyperliquid's maximum market order value); the rest waits for the next tick (None = no cap)")
+    max_order: PositiveMoney | None = Field(None, description="largest liquidation order notional at mark (Hyperliquid's maximum market order value); the rest waits for the next tick (None = no cap)")
     partial: Literal["none", "fraction", "tier-step"] = Field(
         "none", description="none: close the whole position; fraction: partial_fraction of it per order; "
                             "tier-step: down to the next lower margin tier per order")
     partial_fraction: Fraction = Field(1.0, description="share of the position per partial order (partial = fraction)")
     partial_threshold: Money = Field(0.0, description="partial orders only above this notional (partial = fraction)")
     cooldown_s: Seconds = Field(0.0, description="after a partial order, orders are for the whole position for this long")
-    max_per_step: Annotated[int, Field(ge=0)] = Field(0, description="liquidations processed per tape tick (0 = unlimited)")
+    max_per_step: Count = Field(0, description="liquidations processed per tape tick (0 = unlimited)")
     latency_s: Seconds = Field(0.0, description="delay between trigger and order")
 
 
@@ -123,7 +114,7 @@ class Fund(Component):
 
     initial: Money = Field(0.0, description="balance at the start")
     takeover: bool = Field(False, description="takes over what a limited order leaves unfilled, at the bankruptcy price")
-    capacity: Annotated[float, Field(gt=0)] | None = Field(None, description="largest inventory notional as a multiple of the fund's equity (None = unlimited)")
+    capacity: PositiveMultiple | None = Field(None, description="largest inventory notional as a multiple of the fund's equity (None = unlimited)")
     unwind_interval_s: PositiveSeconds = Field(10.0, description="taken-over inventory is sold to the book this often")
     unwind_fraction: Fraction = Field(0.25, description="share of the inventory sold at each unwind")
 
@@ -144,11 +135,11 @@ class Backstop(Component):
     (``loss_limit_share = 1``), so a smaller vault deleverages sooner.
     """
 
-    ratio: Annotated[float, Field(ge=0, le=1)] = Field(0.0, description="take over when equity < ratio x MM, or when a market liquidation order would leave a deficit the fund cannot pay (the book cannot close it); 0 = no backstop")
+    ratio: Share = Field(0.0, description="take over when equity < ratio x MM, or when a market liquidation order would leave a deficit the fund cannot pay (the book cannot close it); 0 = no backstop")
     vault_balance: Money = Field(0.0, description="the vault's balance at the start")
     unwind_interval_s: PositiveSeconds = Field(10.0, description="taken-over inventory is sold to the book this often")
     unwind_fraction: Fraction = Field(0.25, description="share of the inventory sold at each unwind")
-    loss_limit_share: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = Field(
+    loss_limit_share: MultipleOfBalance = Field(
         1.0, description="the vault's loss threshold as a share of vault_balance: once its loss at the mark passes "
                          "it, its inventory is auto-deleveraged and it takes nothing over (an assumption: the "
                          "threshold is not published; 1 = it never loses more than it holds; above 1 it may "
@@ -182,7 +173,7 @@ class Adl(Component):
     on_negative_equity: bool = Field(False, description="deleverage an account already below zero equity instead of sending it to the book")
     short_mark_over_entry: bool = Field(False, description="Hyperliquid index for shorts as written (mark/entry) rather than side-adjusted")
     rank_interval_s: Seconds = Field(1.0, description="the queue is ranked at most this often (0 = before every order)")
-    risk_power: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(1.0, description="p of the risk-aware weights notional x leverage^p")
+    risk_power: Power = Field(1.0, description="p of the risk-aware weights notional x leverage^p")
     fund_drawdown: Fraction | None = Field(None, description="ADL instead of the book once the fund is this far below its rolling peak (OKX: 0.3)")
     fund_window_s: PositiveSeconds = Field(8 * 3600.0, description="window of that rolling peak")
 

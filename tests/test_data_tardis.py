@@ -361,6 +361,8 @@ def book(snapshots):
     (lambda b: edit(b, 41, "bids[4].price", "abc"), r"row 41: column 'bids\[4\].price': expected a number"),
     (lambda b: edit(b, 52, "bids[4].amount", "0"), r"row 52: column 'bids\[4\].amount': expected a size > 0"),
     (lambda b: edit(b, 60, "asks[2].amount", ""), r"row 60: column 'asks\[2\].amount' is empty but"),
+    (lambda b: edit(b, 60, "asks[2].amount", "nan"),
+     r"row 60: column 'asks\[2\].amount': expected a finite number \(got 'nan'\)"),
     (lambda b: edit(edit(b, 61, "asks[3].price", ""), 61, "asks[3].amount", ""),
      r"row 61: column 'asks\[4\].price': a level after an empty one"),
     (lambda b: edit(b, 70, "timestamp", ""), r"row 70: column 'timestamp' is empty"),
@@ -390,9 +392,10 @@ def test_one_sided_book(book, catalog, tmp_path):
     ("mark_price", "abc", r"row 31: column 'mark_price': expected a number \(got 'abc'\)"),
     ("mark_price", "0", r"row 31: column 'mark_price': expected a price > 0 \(got 0.0\)"),
     ("index_price", "-5", r"row 31: column 'index_price': expected a price > 0 \(got -5.0\)"),
-    ("last_price", "inf", r"row 31: column 'last_price': expected a finite price \(got inf\)"),
+    ("last_price", "inf", r"row 31: column 'last_price': expected a finite number \(got 'inf'\)"),
+    ("mark_price", "nan", r"row 31: column 'mark_price': expected a finite number \(got 'nan'\)"),
     ("open_interest", "-1", r"row 31: column 'open_interest': expected a value >= 0 \(got -1.0\)"),
-    ("funding_rate", "-inf", r"row 31: column 'funding_rate': expected a finite number \(got -inf\)"),
+    ("funding_rate", "-inf", r"row 31: column 'funding_rate': expected a finite number \(got '-inf'\)"),
 ])
 def test_bad_ticker_names_file_and_row(shared_data, catalog, tmp_path, column, value, message):
     lines, _ = ticker_rows(shared_data)

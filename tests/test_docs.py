@@ -253,6 +253,7 @@ def test_toml_example_validates(where, text, request):
     if not whole:  # a fragment: it must fit the embedded default
         data = _merge(config.load_default().config.model_dump(mode="json", exclude_none=True), data)
     loaded = config.parse(data, where, EXAMPLE_DIR, EXAMPLE_DIR / "example.toml")
+    assert backtest.build_designs(loaded)  # every design within the ranges (riskengine.ranges), whatever the files
     files = [v for k, v in _leaves(loaded.resolved(loaded.config)) if k in config.PATH_KEYS and v is not None]
     if all(Path(f).is_relative_to(SHARED_DATA.resolve()) for f in files):  # not the reader's own files
         if files:

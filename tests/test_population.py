@@ -424,7 +424,7 @@ def test_config_entry_window_before_the_tape_is_one_line(shared_data, tmp_path):
     with pytest.raises(ValueError) as info:
         backtest.prepare(loaded, 0)
     line = str(info.value)
-    assert line.startswith(f"{tmp_path / 'bt.toml'}: scenario.population.entry_lookback_s: the entry window "
+    assert line.startswith(f"{tmp_path / 'bt.toml'}: population.entry_lookback_s: the entry window "
                            "2025-10-09T23:00:00Z .. 2025-10-10T01:00:00Z begins before the tape"), line
     assert "\n" not in line
 

@@ -423,13 +423,13 @@ class TestEngineParams:
          r"margin\.floors: the first floor must be 0 \(got 10\.0\)"),
         ((0.0, 100.0), (0.01, 1.0),
          r"mm_rates\[1\].*\[0, 1\).*1\.0",
-         r"margin\.rates: rates must be in \(0, 1\) \(rates\[1\] = 1\.0\)"),
+         r"margin\.rates\[1\]: Input should be less than 1 \(got 1\.0\)"),
         ((0.0, 100.0), (0.01, 2.5),
          r"mm_rates\[1\].*2\.5",
-         r"margin\.rates: rates must be in \(0, 1\) \(rates\[1\] = 2\.5\)"),
+         r"margin\.rates\[1\]: Input should be less than 1 \(got 2\.5\)"),
         ((0.0,), (-0.01,),
          r"mm_rates\[0\].*-0\.01",
-         r"margin\.rates: rates must be in \(0, 1\) \(rates\[0\] = -0\.01\)"),
+         r"margin\.rates\[0\]: Input should be greater than 0 \(got -0\.01\)"),
         ((0.0, 100.0), (0.01,),
          r"mm_floors and mm_rates.*\(2,\).*\(1,\)",
          r"margin: floors and rates must have the same length \(2 vs 1\)$"),
@@ -452,11 +452,11 @@ class TestEngineParams:
         with _raises(r"mm_floors\[1\].*finite.*inf"):
             _ep(mm_floors=(0.0, math.inf), mm_rates=(0.01, 0.02))
         # the design path rejects it when the design is built, naming the design's key path
-        with _raises(r"venue design 'probe': margin\.floors: .*finite.*inf"):
+        with _raises(r"venue design 'probe': margin\.floors\[1\]: .*finite.*inf"):
             BASE.with_overrides({"margin": {"floors": (0.0, math.inf), "rates": (0.01, 0.02)}})
 
     def test_infinite_floor_names_the_key_path_when_built(self):
-        with _raises(r"^venue design 'probe': margin\.floors: .*finite.*inf"):
+        with _raises(r"^venue design 'probe': margin\.floors\[1\]: .*finite.*inf"):
             BASE.with_overrides({"margin": {"floors": (0.0, math.inf), "rates": (0.01, 0.02)}})
 
     def test_valid_tiers_give_continuous_margin(self):
@@ -484,7 +484,7 @@ class TestVenueDesignParams:
         ({"margin": {"floors": (0.0, 5.0, 5.0), "rates": (0.01, 0.02, 0.03)}}, r"margin\.floors: .*floors\[2\]"),
         ({"margin": {"floors": (0.0, 5.0), "rates": (0.02, 0.01)}}, r"margin\.rates: .*rates\[1\]"),
         ({"margin": {"floors": (1.0,), "rates": (0.02,)}}, r"margin\.floors: .*1\.0"),
-        ({"margin": {"rates": (1.0,)}}, r"margin\.rates: .*rates\[0\].*1\.0"),
+        ({"margin": {"rates": (1.0,)}}, r"margin\.rates\[0\]: .*less than 1.*1\.0"),
     ])
     def test_impossible_design(self, change, pattern):
         with pytest.raises(ValueError) as info:

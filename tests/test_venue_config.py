@@ -200,16 +200,20 @@ IMPOSSIBLE = [
                  "the first floor must be 0 (got 1.0)", id="first-floor-not-0"),
     pytest.param({"margin": {"floors": [], "rates": []}}, "margin.floors",
                  "expected at least one tier", id="no-tiers"),
-    pytest.param({"margin": {"rates": [0]}}, "margin.rates",
-                 "rates must be in (0, 1) (rates[0] = 0.0)", id="rate-0"),
-    pytest.param({"margin": {"rates": [1.0]}}, "margin.rates",
-                 "rates must be in (0, 1) (rates[0] = 1.0)", id="rate-1"),
-    pytest.param({"margin": {"rates": [-0.01]}}, "margin.rates",
-                 "rates must be in (0, 1) (rates[0] = -0.01)", id="rate-negative"),
-    pytest.param({"margin": {"floors": [0, 10], "rates": [0.01, 1.5]}}, "margin.rates",
-                 "rates must be in (0, 1) (rates[1] = 1.5)", id="rate-above-1"),
-    pytest.param({"margin": {"rates": [math.nan]}}, "margin.rates",
-                 "rates must be in (0, 1) (rates[0] = nan)", id="rate-nan"),
+    pytest.param({"margin": {"rates": [0]}}, "margin.rates[0]",
+                 "Input should be greater than 0 (got 0)", id="rate-0"),
+    pytest.param({"margin": {"rates": [1.0]}}, "margin.rates[0]",
+                 "Input should be less than 1 (got 1.0)", id="rate-1"),
+    pytest.param({"margin": {"rates": [-0.01]}}, "margin.rates[0]",
+                 "Input should be greater than 0 (got -0.01)", id="rate-negative"),
+    pytest.param({"margin": {"floors": [0, 10], "rates": [0.01, 1.5]}}, "margin.rates[1]",
+                 "Input should be less than 1 (got 1.5)", id="rate-above-1"),
+    pytest.param({"margin": {"rates": [math.nan]}}, "margin.rates[0]",
+                 "Input should be a finite number (got nan)", id="rate-nan"),
+    pytest.param({"margin": {"floors": [0, math.inf], "rates": [0.01, 0.02]}}, "margin.floors[1]",
+                 "Input should be a finite number (got inf)", id="floor-inf"),
+    pytest.param({"margin": {"floors": [0, 1e16], "rates": [0.01, 0.02]}}, "margin.floors[1]",
+                 "Input should be less than or equal to 1000000000000000 (got 1e+16)", id="floor-past-1e15"),
     pytest.param({"margin": {"floors": [0, 10], "rates": [0.02, 0.01]}}, "margin.rates",
                  "rates must not decrease (rates[1] = 0.01 < rates[0] = 0.02)", id="rates-decrease"),
     pytest.param({"margin": {"floors": [0, 10], "rates": [0.01]}}, "margin",
@@ -518,10 +522,10 @@ class TestPresets:
         assert btc.with_overrides({"liquidation": {"max_order": 2e6}}).model_dump(exclude={"margin", "notes"}) == \
             design.model_dump(exclude={"margin", "notes"})
 
-    @pytest.mark.parametrize("value", [0.5, 0, -3])
-    def test_hyperliquid_max_leverage_below_1(self, value):
+    @pytest.mark.parametrize("value", [0.5, 0, -3, math.inf, math.nan, 1e9, 1000.5])
+    def test_hyperliquid_max_leverage_outside_1_to_1000(self, value):
         assert _error(venues.preset, "hyperliquid", max_leverage=value) == \
-            f"hyperliquid: max_leverage must be >= 1 (got {value!r})"
+            f"hyperliquid: max_leverage: expected a finite leverage in [1, 1,000] (got {value!r})"
 
     def test_hyperliquid_btc_table(self):
         design = venues.preset("hyperliquid")
@@ -541,13 +545,15 @@ class TestMarginFromMaxLeverage:
         # leverage rising with notional = rates falling
         with pytest.raises(ValueError, match=re.escape("rates must not decrease (rates[1] = 0.025 < rates[0] = 0.05)")):
             Margin.from_max_leverage((0, 1e6), (10, 20))
-        with pytest.raises(ValueError, match=re.escape("rates must be in (0, 1) (rates[0] = 1.0)")):
+        with pytest.raises(ValueError, match=re.escape("max_leverage[0]: expected a finite leverage in [1, 1,000] (got 0.5)")):
             Margin.from_max_leverage((0,), (0.5,))
+        with pytest.raises(ValueError, match=re.escape("max_leverage[1]: expected a finite leverage in [1, 1,000] (got inf)")):
+            Margin.from_max_leverage((0, 1e6), (10, math.inf))
         with pytest.raises(ValueError, match=re.escape("floors and rates must have the same length (2 vs 1)")):
             Margin.from_max_leverage((0, 1e6), (10,))
 
     def test_zero_leverage_is_a_value_error(self):
-        with pytest.raises(ValueError, match=r"max_leverage\[0\]: expected a positive number \(got 0\)"):
+        with pytest.raises(ValueError, match=r"max_leverage\[0\]: expected a finite leverage in \[1, 1,000\] \(got 0\)"):
             Margin.from_max_leverage((0,), (0,))
 
 

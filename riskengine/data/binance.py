@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from riskengine.data.schema import DEPTH, METRICS, STREAM, coinm_face
+from riskengine.data.schema import DEPTH, METRICS, NOT_FINITE, STREAM, coinm_face, shown
 
 KLINE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
                  "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore")
@@ -172,17 +172,28 @@ def _utc_seconds(path: Path, table: pa.Table, name: str, row: int) -> np.ndarray
     return stamps.cast(pa.timestamp("ns")).cast(pa.int64()).to_numpy()
 
 
-def _check_positive(path: Path, values: np.ndarray, name: str, offset: int, zero: bool = False,
-                    null: bool = False) -> None:
-    """Every value finite and > 0 (``>= 0`` with ``zero``; NaN, i.e. an empty cell, allowed with
-    ``null``), else an error naming the first bad row."""
-    ok = np.isfinite(values) & ((values >= 0) if zero else (values > 0))
-    if null:
-        ok |= np.isnan(values)
-    bad = np.flatnonzero(~ok)
-    if len(bad):
-        raise ValueError(f"{path}: row {int(bad[0]) + offset}: column {name!r}: expected a finite value "
-                         f"{'>=' if zero else '>'} 0 (got {float(values[bad[0]])!r}); {len(bad)} such row(s)")
+def _numbers(path: Path, column: pa.Array | pa.ChunkedArray, name: str, offset: int, minimum: str | None = ">",
+             null: bool = False) -> np.ndarray:
+    """A number column's values (NaN where a cell is empty), checked: each cell a finite number,
+    above 0 (``minimum=">"``), at least 0 (``">="``) or of any sign (None); an empty cell allowed
+    only with ``null``. Else an error naming the first bad row: an empty cell, a cell that is not
+    finite (``nan``, ``inf``: never taken for an empty one), a value out of range."""
+    empty = np.asarray(pc.is_null(column), dtype=bool)
+    values = column.to_numpy(zero_copy_only=False) if isinstance(column, pa.Array) else column.to_numpy()
+    values = values.astype(np.float64)
+    if not null and empty.any():
+        raise ValueError(f"{path}: row {int(np.flatnonzero(empty)[0]) + offset}: column {name!r} is empty")
+    checks = [(~empty & ~np.isfinite(values), NOT_FINITE)]
+    if minimum is not None:
+        with np.errstate(invalid="ignore"):
+            low = values > 0 if minimum == ">" else values >= 0
+        checks.append((~empty & ~low, f"expected a finite value {minimum} 0"))
+    for bad, what in checks:
+        bad = np.flatnonzero(bad)
+        if len(bad):
+            raise ValueError(f"{path}: row {int(bad[0]) + offset}: column {name!r}: {what} "
+                             f"(got {shown(float(values[bad[0]]))}); {len(bad)} such row(s)")
+    return values
 
 
 def read_klines(path: str | Path) -> Iterator[tuple[str, str, pa.RecordBatch, int]]:
@@ -190,8 +201,7 @@ def read_klines(path: str | Path) -> Iterator[tuple[str, str, pa.RecordBatch, in
     path = Path(path)
     data = _text(path)
     table, offset = _table(path, data, KLINE_COLUMNS, {"close": pa.float64(), "close_time": pa.int64()})
-    close = table.column("close").to_numpy()
-    _check_positive(path, close, "close", offset)
+    close = _numbers(path, table.column("close"), "close", offset)
     end = table.column("close_time").to_numpy()
     scale = 1_000 if end.max(initial=0) > 10**14 else 1_000_000  # µs or ms -> ns
     ts = (end + 1) * scale  # the bar's end: close_time is one unit before it
@@ -207,11 +217,9 @@ def read_book_depth(path: str | Path) -> Iterator[tuple[str, str, pa.RecordBatch
     table, row = _table(path, data, DEPTH_COLUMNS, {"timestamp": pa.string(), "percentage": pa.float64(),
                                                      "depth": pa.float64(), "notional": pa.float64()})
     ts = _utc_seconds(path, table, "timestamp", row)
-    pct = table.column("percentage").to_numpy()
-    depth = table.column("depth").to_numpy()
-    notional = table.column("notional").to_numpy()
-    for name, values in (("depth", depth), ("notional", notional)):
-        _check_positive(path, values, name, row)
+    pct = _numbers(path, table.column("percentage"), "percentage", row, minimum=None)
+    depth = _numbers(path, table.column("depth"), "depth", row)
+    notional = _numbers(path, table.column("notional"), "notional", row)
     # within one snapshot and side, cumulative depth must not shrink as the band widens (bids are
     # listed widest first, asks narrowest first: check neighbouring rows either way)
     same = (ts[1:] == ts[:-1]) & (np.sign(pct[1:]) == np.sign(pct[:-1]))
@@ -262,9 +270,8 @@ def read_metrics(path: str | Path) -> Iterator[tuple[str, str, pa.RecordBatch, i
     if len(other):
         raise ValueError(f"{path}: row {int(other[0]) + row}: column 'symbol': expected {symbol} as in the file "
                          f"name (got {table.column('symbol')[int(other[0])].as_py()!r})")
-    values = {name: table.column(name).to_numpy() for name in METRICS_COLUMNS[2:]}
-    for name, v in values.items():
-        _check_positive(path, v, name, row, zero=True, null=True)
+    values = {name: _numbers(path, table.column(name), name, row, minimum=">=", null=True)
+              for name in METRICS_COLUMNS[2:]}
     face = coinm_face(symbol)
     if face is None:
         oi, oi_value = values["sum_open_interest"], values["sum_open_interest_value"]
@@ -319,7 +326,8 @@ def read_trades(path: str | Path, kind: str = "agg-trades",
     convert = pacsv.ConvertOptions(
         column_types={id_col: pa.string(), "price": pa.float64(), qty_col: pa.float64(),
                       time_col: pa.int64(), "is_buyer_maker": pa.bool_()},
-        include_columns=[id_col, "price", qty_col, time_col, "is_buyer_maker"])
+        include_columns=[id_col, "price", qty_col, time_col, "is_buyer_maker"],
+        null_values=["", "null"])  # as in _table: a "nan" cell is a value (and refused), not a missing one
     row = 2 if has_header else 1
     try:
         with stream() as f:
@@ -327,9 +335,8 @@ def read_trades(path: str | Path, kind: str = "agg-trades",
             for batch in reader:
                 if batch.num_rows == 0:
                     continue
-                price = batch.column("price").to_numpy()
-                qty = batch.column(qty_col).to_numpy()
-                _check_positive(path, price, "price", row)
+                price = _numbers(path, batch.column("price"), "price", row)
+                qty = _numbers(path, batch.column(qty_col), qty_col, row, minimum=None)
                 neg = np.flatnonzero(~(qty >= 0))
                 if len(neg):
                     raise ValueError(f"{path}: row {row + int(neg[0])}: column {qty_col!r}: expected a size >= 0 "

@@ -54,8 +54,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from riskengine.data.binance import _check_positive, _table
-from riskengine.data.schema import DEPTH, EVENTS, TICKER, TRADES
+from riskengine.data.binance import _numbers, _table
+from riskengine.data.schema import DEPTH, EVENTS, NOT_FINITE, TICKER, TRADES
 
 BLOCK_LINES = 20_000
 ASSET_CTXS_COLUMNS = ("time", "coin", "funding", "open_interest", "prev_day_px", "day_ntl_vlm", "premium",
@@ -174,9 +174,12 @@ def _price_size(path: Path, line: int, record: dict) -> tuple[float, float]:
     """A fill's or trade's ``px`` (> 0) and ``sz`` (>= 0)."""
     price = _number(path, line, record, "px")
     size = _number(path, line, record, "sz")
-    if not (np.isfinite(price) and price > 0):
+    for key, value in (("px", price), ("sz", size)):
+        if not np.isfinite(value):
+            raise ValueError(f"{path}: line {line}: {key!r}: {NOT_FINITE} (got {record[key]!r})")
+    if not price > 0:
         raise ValueError(f"{path}: line {line}: expected a price > 0 (got {record['px']!r})")
-    if not (np.isfinite(size) and size >= 0):
+    if not size >= 0:
         raise ValueError(f"{path}: line {line}: expected a size >= 0 (got {record['sz']!r})")
     return price, size
 
@@ -359,16 +362,11 @@ def read_asset_ctxs(path: str | Path) -> Iterator[tuple[str, str, pa.RecordBatch
     table, row = _table(path, _bytes(path), ASSET_CTXS_COLUMNS,
                         {"time": pa.string(), "coin": pa.string(), **{name: pa.float64() for name in floats}})
     ts = _times(path, table.column("time"), row)
-    values = {name: table.column(name).to_numpy() for name in floats}
-    for name in ("mark_px", "oracle_px"):
-        _check_positive(path, values[name], name, row)
+    values = {name: _numbers(path, table.column(name), name, row) for name in ("mark_px", "oracle_px")}
     for name in ("mid_px", "open_interest"):
-        _check_positive(path, values[name], name, row, zero=True, null=True)
+        values[name] = _numbers(path, table.column(name), name, row, minimum=">=", null=True)
     values["mid_px"] = np.where(values["mid_px"] == 0, np.nan, values["mid_px"])  # 0: no book, so no mid
-    funding = values["funding"]
-    bad = np.flatnonzero(np.isinf(funding))
-    if len(bad):
-        raise ValueError(f"{path}: row {row + int(bad[0])}: column 'funding': expected a finite rate")
+    funding = _numbers(path, table.column("funding"), "funding", row, minimum=None, null=True)
     coins = table.column("coin")
     if coins.null_count:
         i = int(np.flatnonzero(np.asarray(coins.is_null()))[0])
@@ -396,11 +394,13 @@ def _levels(path: Path, line: int, side: object, name: str) -> tuple[np.ndarray,
         sz = np.array([float(level["sz"]) for level in side])
     except (KeyError, TypeError, ValueError):
         raise ValueError(f"{path}: line {line}: a {name} level is not {{px, sz, n}} with numbers") from None
-    bad = np.flatnonzero(~(np.isfinite(px) & (px > 0) & np.isfinite(sz) & (sz > 0)))
-    if len(bad):
-        k = int(bad[0])
-        raise ValueError(f"{path}: line {line}: {name} level {k + 1}: expected a price and size > 0 "
-                         f"(got px {side[k]['px']!r}, sz {side[k]['sz']!r})")
+    for bad, what in ((~(np.isfinite(px) & np.isfinite(sz)), f"{NOT_FINITE} for px and sz"),
+                      (~((px > 0) & (sz > 0)), "expected a price and size > 0")):
+        bad = np.flatnonzero(bad)
+        if len(bad):
+            k = int(bad[0])
+            raise ValueError(f"{path}: line {line}: {name} level {k + 1}: {what} "
+                             f"(got px {side[k]['px']!r}, sz {side[k]['sz']!r})")
     return px, sz
 
 

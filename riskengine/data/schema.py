@@ -4,9 +4,22 @@ Times are UTC nanoseconds; prices are quote currency per unit of base; sizes are
 (contract counts are converted by the importer, e.g. COIN-M contracts of a fixed USD face).
 """
 
+import math
 import re
 
 import pyarrow as pa
+
+#: what every importer says of a number cell holding NaN or an infinity ("nan", "inf")
+NOT_FINITE = "expected a finite number"
+
+
+def shown(value: object) -> str:
+    """A cell's value in an error message: a float that is not finite as the text that spells
+    it (``'nan'``, ``'inf'``, ``'-inf'``: never mistaken for an empty cell), else its repr."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(str(value))
+    return repr(value)
+
 
 #: USD face value of one Binance COIN-M contract (../shared/data/README.md): BTC 100, the others 10
 COINM_FACE_USD = {"BTCUSD_PERP": 100.0}

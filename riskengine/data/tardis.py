@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from riskengine.data.schema import DEPTH, EVENTS, TICKER, TRADES, coinm_face
+from riskengine.data.schema import DEPTH, EVENTS, NOT_FINITE, TICKER, TRADES, coinm_face, shown
 
 TRADES_COLUMNS = ("exchange", "symbol", "timestamp", "local_timestamp", "id", "side", "price", "amount")
 TICKER_COLUMNS = ("exchange", "symbol", "timestamp", "local_timestamp", "funding_timestamp", "funding_rate",
@@ -284,7 +284,8 @@ def _blocks(path: Path, layout: _Layout, block_bytes: int) -> Iterator[tuple[pa.
     problem = _missing(path, layout, _header(path))
     if problem:
         raise problem
-    convert = pacsv.ConvertOptions(column_types=layout.types, include_columns=list(layout.types))
+    # only an empty cell is missing: a "nan" or "inf" cell is a number, refused as not finite
+    convert = pacsv.ConvertOptions(column_types=layout.types, include_columns=list(layout.types), null_values=[""])
     try:
         # one parsing thread: on 2 cores it is faster than several and keeps memory flat
         reader = pacsv.open_csv(_open(path), read_options=pacsv.ReadOptions(block_size=block_bytes, use_threads=False),
@@ -345,7 +346,7 @@ def _first_bad(path: Path, mask: pa.ChunkedArray | pa.Array | np.ndarray, rows: 
     bad = np.flatnonzero(mask)
     if len(bad):
         i = int(bad[0])
-        raise ImportError_(f"{path}: row {rows[i]}: {what} (got {values[i].as_py()!r}); "
+        raise ImportError_(f"{path}: row {rows[i]}: {what} (got {shown(values[i].as_py())}); "
                            f"{len(bad)} such row(s) in this block")
 
 
@@ -359,10 +360,11 @@ def _require(path: Path, batch: pa.RecordBatch, rows: np.ndarray, names: tuple[s
             raise ImportError_(f"{path}: row {rows[i]}: column {name!r} is empty")
 
 
-def _check_price(path: Path, price: pa.Array, rows: np.ndarray, label: str = "") -> None:
-    """Prices present are > 0 and finite (``label`` names the column where it is not ``price``)."""
+def _check_price(path: Path, price: pa.Array, rows: np.ndarray, column: str | None = None) -> None:
+    """Prices present are finite and > 0 (``column`` names a ticker's price column)."""
+    label = f"column {column!r}: " if column else ""
+    _first_bad(path, pc.invert(pc.is_finite(price)), rows, f"column {column or 'price'!r}: {NOT_FINITE}", price)
     _first_bad(path, pc.invert(pc.greater(price, 0.0)), rows, f"{label}expected a price > 0", price)
-    _first_bad(path, pc.invert(pc.is_finite(price)), rows, f"{label}expected a finite price", price)
 
 
 def _ts(batch: pa.RecordBatch) -> pa.Array:
@@ -377,6 +379,7 @@ def _fills(path: Path, batch: pa.RecordBatch, rows: np.ndarray, face: float | No
     amount = batch.column("amount")
     _require(path, batch, rows, ("price", "amount"))
     _check_price(path, price, rows)
+    _first_bad(path, pc.invert(pc.is_finite(amount)), rows, f"column 'amount': {NOT_FINITE}", amount)
     _first_bad(path, pc.less(amount, 0.0), rows, "expected a size >= 0", amount)
     side = batch.column("side")
     unknown = pc.invert(pc.is_in(side, pa.array(["buy", "sell", "unknown"])))
@@ -407,9 +410,9 @@ def _liquidations(path: Path, batch: pa.RecordBatch, rows: np.ndarray, face: flo
 def _ticker(path: Path, batch: pa.RecordBatch, rows: np.ndarray, face: float | None, carry: dict) -> pa.RecordBatch:
     col = batch.column
     for name in ("mark_price", "index_price", "last_price"):
-        _check_price(path, col(name), rows, f"column {name!r}: ")
+        _check_price(path, col(name), rows, name)
     for name in ("funding_rate", "predicted_funding_rate", "open_interest"):
-        _first_bad(path, pc.invert(pc.is_finite(col(name))), rows, f"column {name!r}: expected a finite number",
+        _first_bad(path, pc.invert(pc.is_finite(col(name))), rows, f"column {name!r}: {NOT_FINITE}",
                    col(name))
     oi = col("open_interest")
     _first_bad(path, pc.less(oi, 0.0), rows, "column 'open_interest': expected a value >= 0", oi)
@@ -430,36 +433,38 @@ def _ticker(path: Path, batch: pa.RecordBatch, rows: np.ndarray, face: float | N
          col("predicted_funding_rate"), oi], schema=TICKER)
 
 
-def _cells(batch: pa.RecordBatch, side: str, what: str, levels: int) -> tuple[np.ndarray, list[str]]:
-    """(rows x levels) values of one side's prices or sizes (NaN where empty) and their column names."""
+def _cells(batch: pa.RecordBatch, side: str, what: str, levels: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(rows x levels) values of one side's prices or sizes (NaN where empty), which cells are
+    empty, and their column names."""
     names = [f"{side}[{i}].{what}" for i in range(levels)]
-    return np.column_stack([batch.column(c).to_numpy(zero_copy_only=False) for c in names]), names
+    return (np.column_stack([batch.column(c).to_numpy(zero_copy_only=False) for c in names]),
+            np.column_stack([np.asarray(batch.column(c).is_null(), dtype=bool) for c in names]), names)
 
 
 def _first_bad_cell(path: Path, bad: np.ndarray, rows: np.ndarray, names: list[str], values: np.ndarray,
                     what: str) -> None:
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise ImportError_(f"{path}: row {rows[i]}: column {names[j]!r}: {what} (got {float(values[i, j])!r})")
+        raise ImportError_(f"{path}: row {rows[i]}: column {names[j]!r}: {what} (got {shown(float(values[i, j]))})")
 
 
 def _depth(path: Path, batch: pa.RecordBatch, rows: np.ndarray, face: float | None, carry: dict) -> pa.RecordBatch:
     levels = (batch.num_columns - len(_KEYS)) // 4
     book = {}
     for side in ("bids", "asks"):
-        price, price_names = _cells(batch, side, "price", levels)
-        size, size_names = _cells(batch, side, "amount", levels)
-        # Arrow reads empty cells (and "nan") as null -> NaN here: NaN means "no level"
-        has = ~np.isnan(price)
-        half = np.argwhere(has != ~np.isnan(size))
+        price, no_price, price_names = _cells(batch, side, "price", levels)
+        size, no_size, size_names = _cells(batch, side, "amount", levels)
+        has = ~no_price  # an empty cell: no level there (a "nan" cell is a value, refused below)
+        half = np.argwhere(has != ~no_size)
         if len(half):
             i, j = half[0]
             empty = size_names[j] if has[i, j] else price_names[j]
             raise ImportError_(f"{path}: row {rows[i]}: column {empty!r} is empty but the other half of "
                                f"its level is not (a level needs a price and a size)")
-        _first_bad_cell(path, has & ~(np.isfinite(price) & (price > 0)), rows, price_names, price,
-                        "expected a price > 0")
-        _first_bad_cell(path, has & ~(np.isfinite(size) & (size > 0)), rows, size_names, size, "expected a size > 0")
+        _first_bad_cell(path, has & ~np.isfinite(price), rows, price_names, price, NOT_FINITE)
+        _first_bad_cell(path, has & ~np.isfinite(size), rows, size_names, size, NOT_FINITE)
+        _first_bad_cell(path, has & ~(price > 0), rows, price_names, price, "expected a price > 0")
+        _first_bad_cell(path, has & ~(size > 0), rows, size_names, size, "expected a size > 0")
         _first_bad_cell(path, has[:, 1:] & ~has[:, :-1], rows, price_names[1:], price[:, 1:],
                         f"a level after an empty one (levels fill from the best {side[:-1]} outward)")
         if not has[:, 0].all():

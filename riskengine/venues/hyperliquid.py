@@ -35,6 +35,7 @@ Sources: ../shared/reference/venue-mechanisms.md §2 and the keys cited there.
 
 from __future__ import annotations
 
+from riskengine.ranges import check_leverage
 from riskengine.venue import Adl, Backstop, Liquidation, Margin, Mark, VenueDesign
 from riskengine.venues._tables import margin_table
 
@@ -61,8 +62,7 @@ def preset(symbol: str = DEFAULT_SYMBOL, date: str | None = None,
            max_leverage: float | None = None) -> VenueDesign:
     """The Hyperliquid rulebook for ``symbol`` (or a single-tier table of ``max_leverage``)."""
     if max_leverage is not None:
-        if isinstance(max_leverage, bool) or not isinstance(max_leverage, (int, float)) or not max_leverage >= 1:
-            raise ValueError(f"{NAME}: max_leverage must be >= 1 (got {max_leverage!r})")
+        max_leverage = check_leverage(max_leverage, f"{NAME}: max_leverage")
         source = f"single-tier table, max leverage {max_leverage:g} (ids < 50, [DOC S20])"
         margin = Margin.from_max_leverage((0.0,), (max_leverage,), source)
         notes = source
