@@ -370,4 +370,4 @@ def test_ctrl_c_at_any_moment_of_a_sweep_is_one_line(entry, tmp_path):
         # finished runs stay, each partition whole; nothing else is left (no lock, no temporary file)
         left = sorted(p.relative_to(parent).as_posix() for p in parent.rglob("*") if p.is_file()) \
             if parent.exists() else []
-        assert all(re.fullmatch(rf"out/(plan\.parquet|runs/run=\w+/{sweep.PART})", p) for p in left), (moment, left)
+        assert all(re.fullmatch(rf"out/(plan\.parquet|sweep\.json|runs/run=\w+/{sweep.PART})", p) for p in left), (moment, left)
