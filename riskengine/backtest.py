@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from riskengine import observed as observations, population as populations, synthetic, venues
+from riskengine import metrics, observed as observations, population as populations, synthetic, venues
 from riskengine.config import (GENERATOR_KEYS, CatalogTape, DepthFile, FileTape, LiquiditySpec, LoadedConfig,
                                PopulationSpec, ScenarioSpec, Window, canonical_json)
 from riskengine.engine import Result, run
@@ -54,9 +54,28 @@ def _no_memo(kind: str, key: str, load: Callable[[], Any]) -> Any:
 
 
 # ---------------------------------------------------------------------------- market data
+#: schema metadata of the tables :func:`read_source` returns: the catalog partition they came from
+PARTITION_METADATA = (b"riskengine.source", b"riskengine.symbol")
+
+
+def _from_partition(table: pa.Table, source: str, symbol: str) -> pa.Table:
+    return table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                          **dict(zip(PARTITION_METADATA, (source.encode(), symbol.encode())))})
+
+
+def quote_of(table: pa.Table) -> str | None:
+    """The quote currency of the prices of a table :func:`read_source` returned (None: unknown)."""
+    from riskengine.data.schema import quote_currency
+
+    meta = table.schema.metadata or {}
+    source, symbol = (meta[k].decode() if k in meta else None for k in PARTITION_METADATA)
+    return quote_currency(symbol, source)
+
+
 def read_source(loaded: LoadedConfig, spec: FileTape | CatalogTape, where: str) -> pa.Table:
     """The rows a tape or stream table names: a market-data file (validated by its importer,
-    through a throw-away catalog) or a catalog partition."""
+    through a throw-away catalog) or a catalog partition; the partition's source and symbol
+    are in the schema metadata (:func:`quote_of`)."""
     from riskengine.data import Catalog
     from riskengine.data.catalog import STORED_AS
 
@@ -64,7 +83,7 @@ def read_source(loaded: LoadedConfig, spec: FileTape | CatalogTape, where: str) 
         root = loaded.resolve(spec.catalog)
         if not root.is_dir():
             raise ValueError(f"{where}.catalog: no catalog folder {root}")
-        return Catalog(root).read(spec.kind, spec.source, spec.symbol)
+        return _from_partition(Catalog(root).read(spec.kind, spec.source, spec.symbol), spec.source, spec.symbol)
     path = loaded.resolve(spec.path)
     if not path.is_file():
         raise ValueError(f"{where}.path: no such file {path}")
@@ -83,7 +102,7 @@ def read_source(loaded: LoadedConfig, spec: FileTape | CatalogTape, where: str) 
         else:
             raise ValueError(f"{where}: {path} holds {len(symbols)} symbols; choose one with symbol = "
                              f"(e.g. {', '.join(symbols[:5])})")
-        return catalog.read(kind, report.source, symbol)
+        return _from_partition(catalog.read(kind, report.source, symbol), report.source, symbol)
 
 
 def _within(table: pa.Table, window: Window) -> pa.Table:
@@ -130,7 +149,7 @@ def build_tape(loaded: LoadedConfig, spec: ScenarioSpec, where: str, full: pa.Ta
                          f"{_span(full)}")
     table = table.combine_chunks()
     tape = Tape.from_arrays(table.column("ts").cast(pa.int64()).to_numpy(), table.column("price").to_numpy(),
-                            table.column("qty").to_numpy())
+                            table.column("qty").to_numpy(), quote=quote_of(full))
     if spec.stream is None:
         return tape
     stream = read_source(loaded, spec.stream, f"{where}.stream").combine_chunks()
@@ -433,16 +452,15 @@ def _observed_beside_simulated(table: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------- output
-def markdown(table: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table of the result table."""
-    def cell(v) -> str:
-        if isinstance(v, float):
-            return "" if v != v else f"{v:.6g}"
-        return str(v).replace("|", "\\|")
-
-    head = "| " + " | ".join(table.columns) + " |"
+def markdown(table: pd.DataFrame, currency: str | None = None) -> str:
+    """A GitHub-flavoured Markdown table of the result table: each heading with its unit (money
+    in ``currency``, default :func:`riskengine.metrics.table_currency`), each number as
+    :func:`riskengine.metrics.format_value` writes it (as in the terminal)."""
+    currency = currency or metrics.table_currency(table)
+    head = "| " + " | ".join(metrics.heading(c, currency) for c in table.columns) + " |"
     rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    rows = ["| " + " | ".join(metrics.format_value(c, v).replace("|", "\\|") for c, v in zip(table.columns, row))
+            + " |" for row in table.itertuples(index=False)]
     return "\n".join([head, rule, *rows]) + "\n"
 
 

@@ -51,7 +51,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from riskengine import backtest
+from riskengine import backtest, metrics
 from riskengine.files import write_atomic
 from riskengine.metrics import TIMING_COLUMNS
 from riskengine.config import KeyPath, LoadedConfig, SweepSpec, canonical_json, parse, parse_key
@@ -730,7 +730,7 @@ def run_sweep(loaded: LoadedConfig, out: str | os.PathLike, executor: str = "ser
     _write(out / "results.md", lambda tmp: tmp.write_text(backtest.markdown(results), encoding="utf-8"))
     _write_parquet(failures, out / "failures.parquet")
     _write(out / "ranking.csv", lambda tmp: ranking.to_csv(tmp, index=False))
-    _write(out / "ranking.md", lambda tmp: tmp.write_text(backtest.markdown(ranking), encoding="utf-8"))
+    _write(out / "ranking.md", lambda tmp: tmp.write_text(backtest.markdown(ranking, metrics.table_currency(results)), encoding="utf-8"))
     loads = sum(o.tape_loads for o in session)
     processes = len({o.worker for o in session if o.worker})
     progress(f"sweep {loaded.name}: {len(runs) - len(failures)} of {len(runs)} runs finished, {len(failures)} "

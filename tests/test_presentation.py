@@ -3,7 +3,21 @@ numbers, progress on long runs, help without markup, and README figures that a r
 
 from __future__ import annotations
 
+import argparse
+import html
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 import pytest
+
+from riskengine import metrics, run, synthetic
+from riskengine.cli import build_parser
+from riskengine.data.catalog import FILE_TYPES, SOURCES
+from riskengine.data.schema import quote_currency
+
+from _cli import run_cli, write
 
 
 # ------------------------------------------------------------------------------- warnings
@@ -11,3 +25,173 @@ def test_the_suite_fails_on_any_warning(pytestconfig: pytest.Config):
     """A warning fails the test that raised it (pyproject.toml), so the suite's summary stays
     free of them: fix the cause, or ignore one narrowly there with the reason."""
     assert pytestconfig.getini("filterwarnings")[:1] == ["error"]
+
+
+# ---------------------------------------------------------------------------------- units
+#: the result columns that hold money (an independent list: a new money column must say so)
+MONEY = {"liquidated_notional", "bad_debt", "fund_start", "fund_min", "fund_end", "fund_paid_out",
+         "fees_collected", "vault_pnl", "adl_notional", "adl_haircut", "adl_deficit_covered", "adl_overshoot",
+         "socialized_loss"}
+TRX_USDT = "2025-10-10/spot-trades/binance_trades_2025-10-10_TRXUSDT.csv.gz"
+TRX_PERP = "2025-10-10/binance-coinm-perp-trades/binance-delivery_trades_2025-10-10_TRXUSD_PERP.csv.gz"
+#: numbers written with an exponent (2.42682e+08)
+EXPONENT = re.compile(r"\d[eE][+-]?\d")
+
+
+def test_every_column_says_its_unit():
+    units = {c.name: c.unit for c in metrics.COLUMNS}
+    assert {name for name, unit in units.items() if unit == "quote"} == MONEY
+    for c in metrics.COLUMNS:
+        if c.name in MONEY:
+            assert "quote currency: USD, USDT or USDC" in c.meaning, c.name
+        if c.name.endswith("_s") and not c.name.endswith("_per_s"):
+            assert c.unit == "s" and c.meaning.endswith("in seconds"), c.name
+    table = run(synthetic.crash_scenario(ticks=2_000, accounts=300, seed=3), synthetic.binance_style()).table
+    for name in table.columns:  # every number has a unit; only names and labels are text
+        numeric = pd.api.types.is_numeric_dtype(table[name])
+        assert (metrics.unit_of(name) != "text") == numeric, name
+        assert metrics.UNITS[metrics.unit_of(name)][0] in metrics._BY_NAME[name].meaning
+    assert table["currency"].tolist() == [metrics.UNKNOWN_CURRENCY]  # a synthetic tape names none
+
+
+def test_the_quote_currency_comes_from_the_symbol():
+    assert quote_currency("BTCUSDT") == quote_currency("BTC-USDT-SWAP") == "USDT"
+    assert quote_currency("ATOMUSD_PERP") == quote_currency("AAVE-USD") == quote_currency("BTCUSD_251226") == "USD"
+    assert quote_currency("ETH-USDC") == quote_currency("BTC", "hyperliquid") == "USDC"
+    assert quote_currency("BTC") is None and quote_currency("USD") is None and quote_currency(None) is None
+
+
+def _config(folder: Path, shared_data: Path, tapes: dict[str, str]) -> Path:
+    scenarios = "".join(
+        f'[[scenarios]]\nname = "{name}"\ntape = {{ source = "tardis", path = "{shared_data / path}" }}\n'
+        f"window = {{ start = 2025-10-10T20:00:00Z, end = 2025-10-10T22:00:00Z }}\n\n"
+        for name, path in tapes.items())
+    return write(folder, scenarios + '[population]\naccounts = 2_000\nopen_interest_usd = 5e6\n\n'
+                 '[liquidity]\ndepth_per_pct = 1e6\n\n[[venues]]\npreset = "binance-usdm"\n', "replay.toml")
+
+
+@pytest.fixture(scope="module")
+def usdt_run(shared_data, tmp_path_factory):
+    """``riskengine run`` of the TRXUSDT spot tape: its terminal table and its output folder."""
+    folder = tmp_path_factory.mktemp("usdt")
+    proc = run_cli("run", str(_config(folder, shared_data, {"trx-spot": TRX_USDT})), "--out", str(folder / "out"))
+    assert proc.returncode == 0, proc.stderr
+    return proc, folder / "out"
+
+
+def test_money_is_headed_with_the_tapes_currency(usdt_run):
+    proc, out = usdt_run
+    terminal = proc.stdout.splitlines()
+    markdown = (out / "results.md").read_text().splitlines()
+    headings = [c.strip() for c in markdown[0].strip("|").split("|")]
+    for name in metrics._BY_NAME:
+        unit = {"quote": "USDT", "text": None}.get(metrics.unit_of(name), metrics.UNITS[metrics.unit_of(name)][1])
+        assert (name if unit is None else f"{name} ({unit})") in headings, name
+    for name in ("liquidated_notional", "bad_debt", "fund_end", "vault_pnl", "adl_notional"):
+        assert any(line.startswith(f"{name} (USDT) ") for line in terminal), (name, proc.stdout)
+    assert any(line.startswith("liquidations (count) ") for line in terminal)
+    assert any(line.startswith("elapsed_s (s) ") for line in terminal)
+    assert pd.read_parquet(out / "results.parquet")["currency"].tolist() == ["USDT"]
+    assert "liquidated_notional" in pd.read_csv(out / "results.csv").columns  # the names stay as they were
+
+
+def test_the_report_axes_say_the_currency(usdt_run):
+    _, out = usdt_run
+    page = html.unescape((out / "report.html").read_text())
+    for title in ("liquidated notional (USDT)", "bad debt (USDT)", "insurance fund paid out (USDT)",
+                  "backstop vault PnL (USDT)", "amplification (ratio)", "cumulative liquidated notional (USDT)",
+                  "cumulative liquidations (count)", "insurance fund (USDT)", "backstop vault equity at mark (USDT)",
+                  "open long interest (base units)", "price (USDT)"):
+        assert f">{title}<" in page, title  # SVG text, as drawn
+    assert ">bad debt (USDT)</th>" in page and ">liquidations (count)</th>" in page  # the comparison table
+
+
+def test_tapes_in_different_currencies_each_say_theirs(shared_data, tmp_path):
+    config_path = _config(tmp_path, shared_data, {"trx-spot": TRX_USDT, "trx-perp": TRX_PERP})
+    proc = run_cli("run", str(config_path), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines() if line.strip()}
+    assert rows["currency"] == ["USDT", "USD"]  # the COIN-M perp is priced in USD
+    assert "bad_debt (quote currency)" in proc.stdout
+    table = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    assert table.set_index("scenario")["currency"].to_dict() == {"trx-spot": "USDT", "trx-perp": "USD"}
+
+
+# -------------------------------------------------------------------------------- numbers
+@pytest.mark.parametrize("column, value, text", [
+    ("liquidated_notional", 2.42682e+08, "242,682,000"),
+    ("liquidated_notional", 242_681_974.4, "242,681,974"),
+    ("bad_debt", 2.24317e-09, "0"),
+    ("fund_paid_out", -1.9e-11, "0"),
+    ("bad_debt", 117.6, "117.60"),
+    ("vault_pnl", -8_748_587.2, "-8,748,587"),
+    ("sim_drawdown", 0.172634, "0.1726"),
+    ("amplification", 1.16512, "1.165"),
+    ("elapsed_s", 0.0420133, "0.04201"),
+    ("first_adl_s", 3_749.26, "3,749"),
+    ("adl_max_haircut_share", 3.2e-12, "0"),
+    ("ticks_per_s", 6.04e7, "60,400,000"),
+    ("liquidations", np.int64(25_979), "25,979"),
+    ("first_adl_s", float("nan"), "-"),
+    ("design", "binance-usdm", "binance-usdm"),
+])
+def test_numbers_read_in_fixed_point(column, value, text):
+    assert metrics.format_value(column, value) == text
+
+
+def test_results_md_and_the_terminal_write_the_same_numbers(usdt_run):
+    proc, out = usdt_run
+    table = pd.read_parquet(out / "results.parquet")
+    markdown = (out / "results.md").read_text()
+    assert not EXPONENT.search(markdown) and not EXPONENT.search(proc.stdout)
+    cells = [c.strip() for c in markdown.splitlines()[2].strip("|").split("|")]
+    assert cells == [metrics.format_value(c, v) for c, v in table.iloc[0].items()]
+    for line in proc.stdout.splitlines()[1:]:  # heading (unit) value: one design, one value
+        heading, value = line.rsplit(None, 1)
+        name = heading.split()[0]
+        assert value == metrics.format_value(name, table[name].iloc[0]), line
+
+
+# ----------------------------------------------------------------------------------- help
+def _parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ("riskengine",)):
+    """Every parser of the command line, with its command path."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+#: reStructuredText markup that a terminal shows raw
+RST = re.compile(r"``|:(?:func|data|class|meth|mod|attr):`")
+
+
+def test_every_help_is_plain_and_every_option_is_explained():
+    commands = []
+    for path, parser in _parsers(build_parser()):
+        text = parser.format_help()
+        assert not RST.search(text), (path, RST.search(text).group(0))
+        assert parser.description, path  # says what the command does
+        for action in parser._actions:
+            if not isinstance(action, argparse._HelpAction):
+                assert action.help and action.help != argparse.SUPPRESS, (path, action.dest)
+        commands.append(" ".join(path[1:]))
+    assert set(commands) == {"", "run", "sweep", "validate", "schema", "bench", "data", "data import",
+                             "data fetch", "data list"}
+
+
+def test_the_installed_command_shows_plain_help():
+    proc = run_cli("--help")
+    assert proc.returncode == 0 and not RST.search(proc.stdout)
+    assert all(command in proc.stdout for command in ("run", "sweep", "validate", "schema", "bench", "data"))
+
+
+def test_data_import_help_lists_every_format_it_reads():
+    proc = run_cli("data", "import", "--help")
+    assert proc.returncode == 0
+    words = proc.stdout.replace(",", " ").replace(";", " ").replace("(", " ").replace(")", " ").split()
+    for extension in (".csv", ".csv.gz", ".zip", ".lz4", ".csv.lz4"):
+        assert extension in words, extension
+    assert set(FILE_TYPES) == set(SOURCES)  # every source says what it reads
+    for source in SOURCES:
+        assert f"{source}:" in proc.stdout

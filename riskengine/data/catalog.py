@@ -59,6 +59,8 @@ KIND_OF = {"tardis": tardis.kind_of, "binance-vision": binance.kind_of,
            "hyperliquid": hyperliquid.kind_of}
 #: file formats and the kinds each can hold
 SOURCES = {source: tuple(k for s, k in READERS if s == source) for source, _ in READERS}
+#: the files each source reads (for ``riskengine data import --help``)
+FILE_TYPES = {"tardis": tardis.FILE_TYPES, "binance-vision": binance.FILE_TYPES, "hyperliquid": hyperliquid.FILE_TYPES}
 
 
 @dataclass
