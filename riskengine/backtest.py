@@ -27,7 +27,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from riskengine import metrics, observed as observations, population as populations, synthetic, venues
+from riskengine import (metrics, observed as observations, population as populations, progress as live, synthetic,
+                        venues)
 from riskengine.config import (GENERATOR_KEYS, CatalogTape, DepthFile, FileTape, LiquiditySpec, LoadedConfig,
                                PopulationSpec, ScenarioSpec, Window, canonical_json)
 from riskengine.engine import Result, run
@@ -405,9 +406,11 @@ def prepare(loaded: LoadedConfig, index: int, memo: Memo = _no_memo) -> Prepared
 
 
 def run_config(loaded: LoadedConfig, progress: Progress = _quiet, engine: str = "cython",
-               check_invariants: bool = False, memo: Memo = _no_memo) -> Result:
+               check_invariants: bool = False, memo: Memo = _no_memo, show_progress: bool | None = None) -> Result:
     """Run every scenario of a config through every design (``check_invariants``: see
-    :func:`riskengine.run`; ``memo``: see :func:`prepare`).
+    :func:`riskengine.run`; ``memo``: see :func:`prepare`); ``progress`` gets a line per step,
+    ``show_progress`` draws the loading and each run live (:mod:`riskengine.progress`; default:
+    when stderr is a terminal).
 
     Returns
     -------
@@ -419,14 +422,15 @@ def run_config(loaded: LoadedConfig, progress: Progress = _quiet, engine: str = 
     tables, events, series, raws = [], [], [], []
     for i, spec in enumerate(specs):
         progress(f"[{i + 1}/{len(specs)}] {spec.name}: loading")
-        prepared = prepare(loaded, i, memo)
+        with live.display(show_progress) as shown, shown.task(f"[{i + 1}/{len(specs)}] {spec.name}: loading"):
+            prepared = prepare(loaded, i, memo)
         tape = prepared.scenario.tape
         progress(f"[{i + 1}/{len(specs)}] {spec.name}: {len(tape):,} trades, "
                  f"{len(prepared.scenario.population):,} accounts, depth "
                  f"{prepared.liquidity.depth_per_pct:,.0f}/1%; {len(designs)} design(s)")
         result = run(prepared.scenario, designs, prepared.liquidity, engine=engine,
                      series_interval_s=loaded.config.outputs.series_interval_s,
-                     check_invariants=check_invariants)
+                     check_invariants=check_invariants, show_progress=show_progress)
         if spec.observed is not None:
             where = _scenario_where(loaded, i)
             figures = observations.hyperliquid(loaded.resolve(spec.observed.path), spec.observed.ticker)

@@ -8,10 +8,13 @@ Dask cluster), ``riskengine validate CONFIG``, ``riskengine schema``,
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
 import pandas as pd
+
+from riskengine import progress
 
 #: result columns shown in the terminal (all columns are in the Python result)
 TERMINAL_COLUMNS = (
@@ -207,14 +210,15 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{loaded.name}: runs the base config; its [sweep] grid runs with: riskengine sweep "
                   f"{loaded.path}", file=err)
         print(f"{loaded.name}: running", file=err, flush=True)
-        result = backtest.run_config(loaded, progress=lambda line: print(line, file=err, flush=True),
-                                     engine=args.engine)
+        with progress.display() as shown:  # live on a terminal; the step lines either way
+            result = backtest.run_config(loaded, progress=shown.line, engine=args.engine)
         print(_show(result.table))
         if out is not None:
-            written = backtest.write_outputs(result, out, overwrite=args.overwrite,
-                                             title=f"riskengine report: {loaded.name}",
-                                             source=str(loaded.path) if args.configs else "embedded default config",
-                                             progress=lambda line: print(line, file=err, flush=True))
+            with progress.display() as shown, shown.task(f"{loaded.name}: writing {out}"):
+                written = backtest.write_outputs(result, out, overwrite=args.overwrite,
+                                                 title=f"riskengine report: {loaded.name}",
+                                                 source=str(loaded.path) if args.configs else "embedded default config",
+                                                 progress=shown.line)
             print(f"wrote {', '.join(backtest.OUTPUT_FILES)} to {written}", file=err)
         print(f"{loaded.name}: done in {time.perf_counter() - start:.1f} s", file=err)
     return 0
@@ -268,7 +272,8 @@ def _sweep(args: argparse.Namespace) -> int:
     spec = loaded.config.sweep
     print(f"designs ranked by {spec.rank_by} ({'lower' if spec.rank_order == 'ascending' else 'higher'} is better; "
           f"mean over runs and scenarios):")
-    print(_readable(result.ranking, metrics.table_currency(result.results)).set_index("rank").to_string() if not result.ranking.empty else "  (no finished run)")
+    ranking = _readable(result.ranking, metrics.table_currency(result.results)).set_index("rank")
+    print(ranking.to_string() if not result.ranking.empty else "  (no finished run)")
     if not result.failures.empty:
         first = result.failures.iloc[0]
         print(f"{len(result.failures)} run(s) failed (see failures.parquet); the first: run {first['run']}: "
@@ -286,8 +291,9 @@ def _bench(args: argparse.Namespace) -> int:
     mode = "quick" if args.quick else "full"
     specs = [s.scaled(args.scale) for s in (bench.QUICK if args.quick else bench.FULL)]
     try:
-        report = bench.run(specs, bench.ROUNDS[mode], mode=mode, scale=args.scale,
-                           progress=lambda line: print(line, file=sys.stderr, flush=True))
+        steps = f"bench ({mode}): {2 * len(specs)} steps, each in a fresh process"
+        with progress.display() as shown, shown.task(steps):
+            report = bench.run(specs, bench.ROUNDS[mode], mode=mode, scale=args.scale, progress=shown.line)
     except bench.BenchError as exc:
         print(f"riskengine: error: bench: {exc}", file=sys.stderr)
         return 1
@@ -298,8 +304,6 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _catalog(args: argparse.Namespace):
-    import os
-
     from riskengine.data import Catalog
 
     return Catalog(args.catalog or os.environ.get(CATALOG_ENV) or DEFAULT_CATALOG)
@@ -311,22 +315,23 @@ def _data(args: argparse.Namespace) -> int:
         total = 0
         start = time.perf_counter()
         for k, path in enumerate(args.paths, 1):
-            print(f"[{k}/{len(args.paths)}] {path} ...", file=sys.stderr, flush=True)
-            report = catalog.import_file(path, source=args.source, kind=args.kind, sort=args.sort,
-                                         dedupe=args.dedupe)
+            name = os.path.basename(path)
+            with progress.display() as shown, shown.task(f"[{k}/{len(args.paths)}] importing {name}"):
+                shown.line(f"[{k}/{len(args.paths)}] {path} ...")
+                report = catalog.import_file(path, source=args.source, kind=args.kind, sort=args.sort,
+                                             dedupe=args.dedupe)
             total += report.rows
             print(report.describe())
         seconds = time.perf_counter() - start
         print(f"imported {total:,} rows in {seconds:.1f} s into {catalog.root}", file=sys.stderr)
         return 0
     if args.data_command == "fetch":
-        import os
-
         from riskengine.data.fetch import DEFAULT_BASE_URL, Fetcher
 
         base = args.base_url or os.environ.get("RISKENGINE_BINANCE_VISION_URL") or DEFAULT_BASE_URL
         fetcher = Fetcher(catalog, args.cache or catalog.root / ".downloads", base)
-        report = fetcher.fetch(args.market, args.kind, args.symbol, args.dates)
+        with progress.display() as shown, shown.task(f"fetching {args.kind} {args.symbol} {args.dates}"):
+            report = fetcher.fetch(args.market, args.kind, args.symbol, args.dates)
         print(f"downloaded {len(report.downloaded)} file(s), skipped {len(report.skipped)} already in the "
               f"catalog, imported {report.imported_rows:,} rows")
         return 0

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from riskengine import progress
 from riskengine.codes import AdlPolicy, MarkMethod
 from riskengine.invariants import violations
 from riskengine.liquidity import ConstantDepth, DepthCurve
@@ -133,11 +134,13 @@ def _check_stream(scenario: Scenario, design: VenueDesign, params: EngineParams)
 
 
 def run_raw(scenario: Scenario, params: EngineParams, engine: str = "cython",
-            stream: np.ndarray | None = None, max_events: int | None = None) -> tuple[RawRun, float]:
+            stream: np.ndarray | None = None, max_events: int | None = None,
+            on_tick: Callable[[int], None] | None = None) -> tuple[RawRun, float]:
     """Run one engine on a validated scenario and resolved parameters.
 
     ``max_events`` is the compiled engine's event-log budget in rows (None: :func:`event_budget`,
-    0: none); past it the run stops with ``MemoryError``.
+    0: none); past it the run stops with ``MemoryError``. ``on_tick``: the reference engine's
+    progress, called with the ticks done (:func:`riskengine.reference.run_reference`).
 
     Returns
     -------
@@ -157,7 +160,7 @@ def run_raw(scenario: Scenario, params: EngineParams, engine: str = "cython",
         from riskengine.reference import run_reference
 
         ref_stream = stream if len(stream) else np.full(len(tape), np.nan)
-        raw = run_reference(tape.ts, tape.price, ref_stream, pop.collateral, pop.size, pop.entry, params)
+        raw = run_reference(tape.ts, tape.price, ref_stream, pop.collateral, pop.size, pop.entry, params, on_tick)
     else:
         raise ValueError(f"engine: expected one of {', '.join(ENGINES)} (got {engine!r})")
     return raw, time.perf_counter() - start
@@ -178,7 +181,7 @@ def _too_large(exc: MemoryError, scenario: Scenario, design: VenueDesign) -> Run
 def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
         liquidity: ConstantDepth | DepthCurve | None = None, *, engine: str = "cython",
         series_interval_s: float | None = None, check_invariants: bool = False,
-        max_events: int | None = None) -> Result:
+        max_events: int | None = None, show_progress: bool | None = None) -> Result:
     """Replay ``scenario`` through each venue design.
 
     Parameters
@@ -200,6 +203,9 @@ def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
         on a violation.
     max_events : int, optional
         Event-log budget of each run, in rows (default :func:`event_budget`; 0: none).
+    show_progress : bool, optional
+        Draw each design's run live on stderr (:mod:`riskengine.progress`: the reference engine
+        tick by tick, the compiled one with its elapsed time); default: when stderr is a terminal.
 
     Returns
     -------
@@ -234,9 +240,12 @@ def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
     # a plain (pairwise) sum, not np.dot: BLAS would wake its threads, which then spin beside the
     # engine loop (and beside every other worker of a sweep)
     tape_notional = float(np.multiply(tape.price, tape.qty).sum())
-    for (design, params), stream in zip(resolved, streams):
+    for k, ((design, params), stream) in enumerate(zip(resolved, streams), 1):
         try:
-            raw, elapsed = run_raw(scenario, params, engine, stream, max_events)
+            with progress.display(show_progress) as shown, shown.task(
+                    f"{scenario.name}: [{k}/{len(resolved)}] {design.name} ({engine})",
+                    len(tape) if engine == "reference" else None, "ticks") as advance:
+                raw, elapsed = run_raw(scenario, params, engine, stream, max_events, advance)
         except MemoryError as exc:
             raise _too_large(exc, scenario, design) from None
         if check_invariants:

@@ -6,18 +6,21 @@ from __future__ import annotations
 import argparse
 import html
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from riskengine import metrics, run, synthetic
+from riskengine import ConstantDepth, metrics, run, synthetic
 from riskengine.cli import build_parser
 from riskengine.data.catalog import FILE_TYPES, SOURCES
 from riskengine.data.schema import quote_currency
+from riskengine.engine import run_raw
+from riskengine.reference import PROGRESS_STEPS
 
-from _cli import run_cli, write
+from _cli import run_cli, run_in_terminal, write
 
 
 # ------------------------------------------------------------------------------- warnings
@@ -195,3 +198,70 @@ def test_data_import_help_lists_every_format_it_reads():
     assert set(FILE_TYPES) == set(SOURCES)  # every source says what it reads
     for source in SOURCES:
         assert f"{source}:" in proc.stdout
+
+
+# ------------------------------------------------------------------------------- progress
+#: a live bar as rich draws it
+BAR = "━"
+
+
+def test_the_reference_engine_reports_its_progress_without_changing_its_run():
+    scenario = synthetic.crash_scenario(ticks=4_000, accounts=400, seed=5)
+    params = synthetic.binance_style().engine_params(ConstantDepth(3e6), 1.0)
+    ticks: list[int] = []
+    watched, _ = run_raw(scenario, params, "reference", on_tick=ticks.append)
+    quiet, _ = run_raw(scenario, params, "reference")
+    for name in watched.events:
+        np.testing.assert_array_equal(watched.events[name], quiet.events[name], err_msg=name)
+    assert watched.scalars == quiet.scalars
+    assert ticks == list(range(0, 4_000, 4_000 // PROGRESS_STEPS))  # 1,000 reports over the tape, in order
+
+
+def test_the_python_api_shows_the_reference_engine_on_a_terminal():
+    script = ("from riskengine import run, synthetic; "
+              "run(synthetic.crash_scenario(ticks=20_000, accounts=300, seed=5), synthetic.binance_style(), "
+              "engine='reference'); print('ran')")
+    code, out, terminal = run_in_terminal(command=[sys.executable, "-c", script])
+    assert code == 0 and out == "ran\n", terminal
+    assert "synthetic-btc-crash: [1/1] binance-usdm (reference)" in terminal and BAR in terminal
+    assert re.search(r"[1-9][\d,]*/20,000 ticks", terminal), terminal  # it moved
+
+
+def test_run_draws_progress_on_a_terminal_and_plain_lines_elsewhere():
+    args = ("run", "--engine", "reference", "--accounts", "300", "--ticks", "3000", "--no-output")
+    code, out, terminal = run_in_terminal(*args)
+    assert code == 0, terminal
+    for k, design in enumerate(("binance-usdm", "hyperliquid", "binance-usdm-last-mark", "hyperliquid-with-fund")):
+        assert f"synthetic-btc-crash: [{k + 1}/4] {design} (reference)" in terminal
+    assert "/3,000 ticks" in terminal and BAR in terminal
+    assert "[1/1] synthetic-btc-crash: 3,000 trades, 300 accounts" in terminal  # the step lines too
+
+    piped = run_cli(*args)  # stderr not a terminal: the step lines only, as plain text
+    assert piped.returncode == 0
+    assert piped.stderr.splitlines()[:3] == ["default: running", "[1/1] synthetic-btc-crash: loading",
+                                             "[1/1] synthetic-btc-crash: 3,000 trades, 300 accounts, depth "
+                                             "5,000,000/1%; 4 design(s)"]
+    assert "\x1b" not in piped.stderr and BAR not in piped.stderr and "ticks" not in piped.stderr.split("; ")[-1]
+    untimed = lambda text: [line for line in text.splitlines() if not line.startswith(("elapsed_s", "ticks_per_s"))]
+    assert untimed(out) == untimed(piped.stdout)  # the table on stdout is the same either way
+
+
+def test_a_sweep_draws_its_runs_on_a_terminal(tmp_path):
+    config_path = write(tmp_path, '[scenario]\nname = "s"\nsynthetic = { ticks = 2_000 }\n\n[population]\n'
+                                  'accounts = 300\n\n[[venues]]\npreset = "hyperliquid"\n\n[sweep]\n'
+                                  'grid = { "population.seed" = [1, 2, 3] }\n', "grid.toml")
+    code, _, terminal = run_in_terminal("sweep", str(config_path), "--executor", "serial",
+                                        "--out", str(tmp_path / "out"))
+    assert code == 0, terminal
+    assert "sweep grid" in terminal and "/3 runs" in terminal and BAR in terminal
+    assert "[3/3] 0 failed" in terminal
+
+
+def test_an_import_and_the_bench_show_they_are_working_on_a_terminal(shared_data, tmp_path):
+    code, _, terminal = run_in_terminal("data", "import", "--catalog", str(tmp_path / "catalog"),
+                                        str(shared_data / TRX_PERP))
+    assert code == 0, terminal
+    assert f"[1/1] importing {Path(TRX_PERP).name}" in terminal and "0:00:0" in terminal  # the elapsed time
+    code, _, terminal = run_in_terminal("bench", "--quick", "--scale", "0.02")
+    assert code == 0, terminal
+    assert "bench (quick): 4 steps, each in a fresh process" in terminal and "0:00:0" in terminal
