@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import html
+import os
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskengine import ConstantDepth, metrics, run, synthetic
+from riskengine import ConstantDepth, bench, metrics, run, synthetic
 from riskengine.cli import build_parser
 from riskengine.data.catalog import FILE_TYPES, SOURCES
 from riskengine.data.schema import quote_currency
@@ -265,3 +267,131 @@ def test_an_import_and_the_bench_show_they_are_working_on_a_terminal(shared_data
     code, _, terminal = run_in_terminal("bench", "--quick", "--scale", "0.02")
     assert code == 0, terminal
     assert "bench (quick): 4 steps, each in a fresh process" in terminal and "0:00:0" in terminal
+
+
+# ------------------------------------------------------------- figures the docs quote from runs
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "cli"
+#: a wall-clock figure in a progress line: it differs from run to run
+SECONDS = re.compile(r"\b\d+(?:\.\d+)? s\b")
+
+
+def _shown(page: str, command: str) -> list[str]:
+    """The lines a docs page shows after ``$ command`` in an output block, up to the next
+    ``$`` line or the block's end."""
+    lines, out, inside = (DOCS / page).read_text(encoding="utf-8").splitlines(), None, False
+    for line in lines:
+        if line.startswith("```"):
+            inside = not inside
+            if out is not None and not inside:
+                return out
+        elif out is not None and line.startswith("$ "):
+            return out
+        elif out is not None:
+            out.append(line)
+        elif inside and line == f"$ {command}":
+            out = []
+    assert out is not None, f"docs/cli/{page}: no output block for $ {command}"
+    return out
+
+
+def _cells(line: str) -> list[str]:
+    """A table line as its heading (``name (unit)``) and its cells."""
+    m = re.match(r"(\S+(?: \([^)]*\))?)\s*(.*)", line.strip())
+    return [m.group(1), *m.group(2).split()] if m else []
+
+
+def _same_lines(shown: list[str], actual: list[str], compare=lambda a, b: a == b) -> bool:
+    """Whether ``actual`` is what the docs show, a shown ``...`` line standing for any lines."""
+    if not shown:
+        return not actual
+    if shown[0].strip() == "...":
+        return any(_same_lines(shown[1:], actual[k:], compare) for k in range(len(actual) + 1))
+    return bool(actual) and compare(shown[0], actual[0]) and _same_lines(shown[1:], actual[1:], compare)
+
+
+def _same_table(shown: list[str], actual: list[str]) -> None:
+    timed = ("elapsed_s", "ticks_per_s")
+    shown = [line for line in shown if not line.startswith(timed)]
+    actual = [line for line in actual if not line.startswith(timed)]
+    assert _same_lines(shown, actual, lambda a, b: _cells(a) == _cells(b)), "\n".join(["actual:", *actual])
+
+
+@pytest.mark.parametrize("config_path, shown_lines", [
+    (None, 16),  # the embedded default: the whole table
+    ("backtests/hyperliquid-2025-10-10.toml", None),  # excerpts
+    ("backtests/coinm-alts-2025-10-10.toml", None),
+])
+def test_run_page_tables_are_a_run(config_path, shown_lines, request):
+    if config_path is not None:
+        request.getfixturevalue("shared_data")
+    command = "riskengine run --out results/default" if config_path is None else \
+        f"riskengine run {config_path} --no-output"
+    shown = _shown("run.md", command)
+    proc = run_cli("run", *([config_path] if config_path else []), "--no-output", cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    if config_path is None:
+        shown = [line for line in shown if not line.startswith(("default:", "[1/1]", "report.html", "wrote"))]
+        assert len(shown) == shown_lines
+    _same_table(shown, proc.stdout.splitlines() + (["..."] if shown[-1] == "..." else []))
+
+
+def test_data_page_imports_are_a_run(shared_data, tmp_path):
+    """The import and list outputs of docs/cli/data.md, from the folder it describes (one with
+    ``../shared/data`` beside it, no catalog yet)."""
+    (tmp_path / "shared").symlink_to(shared_data.parent)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "RISKENGINE_CATALOG"}
+    page = (DOCS / "data.md").read_text(encoding="utf-8")
+    commands = re.findall(r"^\$ (riskengine data (?:import|list).*)$", page, flags=re.M)
+    commands = commands[:3]  # the real output block (the error examples come later)
+    assert [c.split()[2] for c in commands] == ["import", "import", "list"], commands
+    for command in commands:
+        proc = run_cli(*shlex.split(command)[1:], cwd=work, env=env)
+        assert proc.returncode == 0, proc.stderr
+        shown = _shown("data.md", command)
+        if command.endswith("list"):
+            assert [line.split() for line in shown] == [line.split() for line in proc.stdout.splitlines()]
+        else:  # stdout and stderr, as a terminal interleaves them; times aside
+            actual = proc.stdout.splitlines() + proc.stderr.splitlines()
+            assert sorted(SECONDS.sub("t", line) for line in shown) == \
+                sorted(SECONDS.sub("t", line) for line in actual), "\n".join(actual)
+
+
+def test_validate_page_is_a_run(shared_data):
+    shown = _shown("validate.md", "riskengine validate backtests/*.toml")
+    configs = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "backtests").glob("*.toml"))
+    proc = run_cli("validate", *configs, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert _same_lines(shown, proc.stdout.splitlines()), proc.stdout
+
+
+def test_sweep_page_ranking_is_a_run(tmp_path):
+    """The ranking of docs/cli/sweep.md's example (every executor gives the same rows: serial here)."""
+    shown = _shown("sweep.md", "riskengine sweep backtests/sweep-adl-policies.toml --workers 2")
+    proc = run_cli("sweep", "backtests/sweep-adl-policies.toml", "--executor", "serial", "--out",
+                   str(tmp_path / "out"), cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    ranked = next(k for k, line in enumerate(shown) if line.startswith("designs ranked by"))
+    actual = proc.stdout.splitlines()
+    assert shown[ranked] == actual[0]
+    assert [line.split() for line in shown[ranked + 1:]] == [line.split() for line in actual[1:]], proc.stdout
+    progress_lines = [SECONDS.sub("t", line) for line in proc.stderr.splitlines()]
+    for line in shown[1:ranked]:  # the runs, by their hashes and grid values
+        if line != "..." and not line.startswith("sweep "):
+            assert SECONDS.sub("t", line) in progress_lines, line
+
+
+def test_bench_page_counts_are_the_engines():
+    """The liquidations in docs/cli/bench.md's example are the seeded workloads' own counts."""
+    text = (DOCS / "bench.md").read_text(encoding="utf-8")
+    rows = {tuple(line.split()[:3]): line.split()[3] for line in text.splitlines()
+            if re.match(r"(quiet|crash)\s+[\d,]+\s+[\d,]+\s+[\d,]+\s", line)}
+    assert len(rows) == 4, rows  # each workload at the full and at the reference's size
+    for (name, ticks, accounts), liquidations in rows.items():
+        n_ticks, n_accounts = (int(x.replace(",", "")) for x in (ticks, accounts))
+        work = bench.BUILDERS[name](n_ticks, n_accounts)
+        raw, _ = run_raw(work.scenario, work.params, "cython")
+        assert f"{bench.engine_liquidations(raw):,}" == liquidations, (name, ticks, accounts)
+        del work, raw
