@@ -27,7 +27,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from riskengine import observed as observations, population as populations, synthetic, venues
+from riskengine import (metrics, observed as observations, population as populations, progress as live, synthetic,
+                        venues)
 from riskengine.config import (GENERATOR_KEYS, CatalogTape, DepthFile, FileTape, LiquiditySpec, LoadedConfig,
                                PopulationSpec, ScenarioSpec, Window, canonical_json)
 from riskengine.engine import Result, run
@@ -55,9 +56,28 @@ def _no_memo(kind: str, key: str, load: Callable[[], Any]) -> Any:
 
 
 # ---------------------------------------------------------------------------- market data
+#: schema metadata of the tables :func:`read_source` returns: the catalog partition they came from
+PARTITION_METADATA = (b"riskengine.source", b"riskengine.symbol")
+
+
+def _from_partition(table: pa.Table, source: str, symbol: str) -> pa.Table:
+    return table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                          **dict(zip(PARTITION_METADATA, (source.encode(), symbol.encode())))})
+
+
+def quote_of(table: pa.Table) -> str | None:
+    """The quote currency of the prices of a table :func:`read_source` returned (None: unknown)."""
+    from riskengine.data.schema import quote_currency
+
+    meta = table.schema.metadata or {}
+    source, symbol = (meta[k].decode() if k in meta else None for k in PARTITION_METADATA)
+    return quote_currency(symbol, source)
+
+
 def read_source(loaded: LoadedConfig, spec: FileTape | CatalogTape, where: str) -> pa.Table:
     """The rows a tape or stream table names: a market-data file (validated by its importer,
-    through a throw-away catalog) or a catalog partition."""
+    through a throw-away catalog) or a catalog partition; the partition's source and symbol
+    are in the schema metadata (:func:`quote_of`)."""
     from riskengine.data import Catalog
     from riskengine.data.catalog import STORED_AS
 
@@ -66,7 +86,7 @@ def read_source(loaded: LoadedConfig, spec: FileTape | CatalogTape, where: str) 
         if not root.is_dir():
             raise ValueError(f"{where}.catalog: no catalog folder {root}")
         try:
-            return Catalog(root).read(spec.kind, spec.source, spec.symbol)
+            return _from_partition(Catalog(root).read(spec.kind, spec.source, spec.symbol), spec.source, spec.symbol)
         except ValueError as exc:  # name the config file and the key, e.g. "c.toml: scenarios[2].tape"
             raise ValueError(f"{where}: {exc}") from None
     path = loaded.resolve(spec.path)
@@ -87,7 +107,7 @@ def read_source(loaded: LoadedConfig, spec: FileTape | CatalogTape, where: str) 
         else:
             raise ValueError(f"{where}: {path} holds {len(symbols)} symbols; choose one with symbol = "
                              f"(e.g. {', '.join(symbols[:5])})")
-        return catalog.read(kind, report.source, symbol)
+        return _from_partition(catalog.read(kind, report.source, symbol), report.source, symbol)
 
 
 def _within(table: pa.Table, window: Window) -> pa.Table:
@@ -134,7 +154,7 @@ def build_tape(loaded: LoadedConfig, spec: ScenarioSpec, where: str, full: pa.Ta
                          f"{_span(full)}")
     table = table.combine_chunks()
     tape = Tape.from_arrays(table.column("ts").cast(pa.int64()).to_numpy(), table.column("price").to_numpy(),
-                            table.column("qty").to_numpy())
+                            table.column("qty").to_numpy(), quote=quote_of(full))
     if spec.stream is None:
         return tape
     stream = read_source(loaded, spec.stream, f"{where}.stream").combine_chunks()
@@ -444,9 +464,11 @@ def prepare(loaded: LoadedConfig, index: int, memo: Memo = _no_memo) -> Prepared
 
 
 def run_config(loaded: LoadedConfig, progress: Progress = _quiet, engine: str = "cython",
-               check_invariants: bool = False, memo: Memo = _no_memo) -> Result:
+               check_invariants: bool = False, memo: Memo = _no_memo, show_progress: bool | None = None) -> Result:
     """Run every scenario of a config through every design (``check_invariants``: see
-    :func:`riskengine.run`; ``memo``: see :func:`prepare`).
+    :func:`riskengine.run`; ``memo``: see :func:`prepare`); ``progress`` gets a line per step,
+    ``show_progress`` draws the loading and each run live (:mod:`riskengine.progress`; default:
+    when stderr is a terminal).
 
     Returns
     -------
@@ -458,14 +480,15 @@ def run_config(loaded: LoadedConfig, progress: Progress = _quiet, engine: str = 
     tables, events, series, raws = [], [], [], []
     for i, spec in enumerate(specs):
         progress(f"[{i + 1}/{len(specs)}] {spec.name}: loading")
-        prepared = prepare(loaded, i, memo)
+        with live.display(show_progress) as shown, shown.task(f"[{i + 1}/{len(specs)}] {spec.name}: loading"):
+            prepared = prepare(loaded, i, memo)
         tape = prepared.scenario.tape
         progress(f"[{i + 1}/{len(specs)}] {spec.name}: {len(tape):,} trades, "
                  f"{len(prepared.scenario.population):,} accounts, depth "
                  f"{prepared.liquidity.depth_per_pct:,.0f}/1%; {len(designs)} design(s)")
         result = run(prepared.scenario, designs, prepared.liquidity, engine=engine,
                      series_interval_s=loaded.config.outputs.series_interval_s,
-                     check_invariants=check_invariants)
+                     check_invariants=check_invariants, show_progress=show_progress)
         if spec.observed is not None:
             where = _scenario_where(loaded, i)
             figures = observations.hyperliquid(loaded.resolve(spec.observed.path), spec.observed.ticker)
@@ -491,16 +514,15 @@ def _observed_beside_simulated(table: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------- output
-def markdown(table: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table of the result table."""
-    def cell(v) -> str:
-        if isinstance(v, float):
-            return "" if v != v else f"{v:.6g}"
-        return str(v).replace("|", "\\|")
-
-    head = "| " + " | ".join(table.columns) + " |"
+def markdown(table: pd.DataFrame, currency: str | None = None) -> str:
+    """A GitHub-flavoured Markdown table of the result table: each heading with its unit (money
+    in ``currency``, default :func:`riskengine.metrics.table_currency`), each number as
+    :func:`riskengine.metrics.format_value` writes it (as in the terminal)."""
+    currency = currency or metrics.table_currency(table)
+    head = "| " + " | ".join(metrics.heading(c, currency) for c in table.columns) + " |"
     rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    rows = ["| " + " | ".join(metrics.format_value(c, v).replace("|", "\\|") for c, v in zip(table.columns, row))
+            + " |" for row in table.itertuples(index=False)]
     return "\n".join([head, rule, *rows]) + "\n"
 
 

@@ -15,7 +15,7 @@ tapes), so building a workload does not itself dominate peak memory.
 * :func:`parity` — :func:`crash` scaled down (10,000 accounts x 100,000 ticks) for the
   reference engine.
 
-Sizes: :data:`FULL` (the engine issue's 10M ticks x 1M accounts; the reference engine on
+Sizes: :data:`FULL` (the benchmark's 10M ticks x 1M accounts; the reference engine on
 100,000 ticks x 10,000 accounts) and :data:`QUICK` (a tenth of that, the reference on 20,000 x
 2,000). :func:`run` measures each workload in a fresh child process (:func:`measure`), so the
 peak memory of one workload (the child's ``VmHWM``, which starts afresh at ``exec``) is not
@@ -298,7 +298,7 @@ def scaled(n: int, scale: float, minimum: int = 2) -> int:
     return max(minimum, int(round(n * scale)))
 
 
-#: the engine issue's sizes; the reference engine runs the parity size (10k accounts x 100k ticks)
+#: the benchmark's sizes; the reference engine runs the parity size (10k accounts x 100k ticks)
 FULL = (Spec("quiet", 10_000_000, 1_000_000, 100_000, 10_000),
         Spec("crash", 10_000_000, 1_000_000, 100_000, 10_000))
 #: ``--quick``: a tenth of the ticks and accounts, the reference on a fifth of the parity size
@@ -307,7 +307,7 @@ QUICK = (Spec("quiet", 1_000_000, 100_000, 20_000, 2_000),
 #: timed rounds of the compiled engine per workload (the best one counts)
 ROUNDS = {"full": 5, "quick": 3}
 
-#: the engine issue's bars, at the full sizes
+#: the benchmark's bars (the targets the engine must meet), at the full sizes
 BAR_QUIET_TICKS_PER_S = 50e6
 BAR_CRASH_LIQ_PER_S = 1e6
 BAR_CRASH_WALL_S = 10.0
@@ -320,7 +320,7 @@ def memory_bar_mb(engine_input_mb: float) -> float:
 
 
 def bars(report: dict) -> list[dict]:
-    """The engine issue's bars checked against a full-size report (empty for other sizes)."""
+    """The benchmark's bars checked against a full-size report (empty for other sizes)."""
     if report["mode"] != "full" or report["scale"] != 1.0:
         return []
     w = {x["name"]: x for x in report["workloads"]}
@@ -688,13 +688,14 @@ def format_report(report: dict) -> str:
     out += _table(["workload", "ticks", "accounts", "liquidations", "reference s", "compiled s",
                    "ref ticks/s", "ticks/s", "speed-up", "same events"], rows)
     if report["bars"]:
-        out += ["", "bars (engine issue):"]
+        out += ["", "the benchmark's bars (targets at the full sizes):"]
         for b in report["bars"]:
             v = b["value"]
             value = _rate(v) if v >= 1e6 else f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
             out.append(f"  {b['name']}: {value} (bar {b['bar']}) {'MET' if b['met'] else 'MISSED'}")
     elif report["mode"] != "full" or report["scale"] != 1.0:
-        out += ["", "the engine issue's bars apply to the full sizes (riskengine bench without --quick)"]
+        out += ["", "the benchmark's bars apply to the full sizes only (riskengine bench without --quick "
+                    "or --scale)"]
     if m["loadavg"] and m["loadavg"][0] >= 1.0:  # before the start, so not our own load
         out += ["", f"note: other processes were running (load average {m['loadavg'][0]:.2f} at the start, "
                     f"{m['cpu_count']} cores); the figures may be lower than on an idle machine"]

@@ -34,6 +34,8 @@ import time  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
+from riskengine import progress  # noqa: E402
+
 #: result columns shown in the terminal (all columns are in the Python result)
 TERMINAL_COLUMNS = (
     "design", "liquidations", "liquidated_notional", "partial_liquidations",
@@ -47,6 +49,11 @@ TERMINAL_COLUMNS_COMPACT = (
     "tape_drawdown", "sim_drawdown",
 )
 
+
+#: ``riskengine --help``: what the tool does (plain text: help shows it as written)
+DESCRIPTION = ("Replay crash tapes through the risk engines of perpetual-futures venues (margin, liquidation, "
+               "insurance fund, backstop vault, auto-deleveraging) and compare how each design amplifies or damps "
+               "a liquidation cascade. Every command is described in docs/cli/<command>.md.")
 
 CATALOG_ENV = "RISKENGINE_CATALOG"
 DEFAULT_CATALOG = "riskengine-catalog"
@@ -80,23 +87,27 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _fmt(value) -> str:
-    """Readable cell: thousands separators for large numbers, 4 significant digits otherwise."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value != value:
-            return "-"
-        if abs(value) >= 1000 or float(value).is_integer():
-            return f"{value:,.0f}"
-        return f"{value:.4g}"
-    return str(value)
+def _readable(table: pd.DataFrame, currency: str) -> pd.DataFrame:
+    """The table as read in the terminal: every cell written by :func:`riskengine.metrics.format_value`
+    (as in ``results.md``), every column headed with its unit (money in ``currency``)."""
+    from riskengine import metrics
+
+    return pd.DataFrame({metrics.heading(c, currency): [metrics.format_value(c, v) for v in table[c]]
+                         for c in table.columns})
+
+
+def _command(sub, name: str, text: str) -> argparse.ArgumentParser:
+    """A subcommand whose one-line help is also the description its own --help shows."""
+    return sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="riskengine", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run = sub.add_parser("run", help="run backtest configs (no CONFIG: the embedded default comparison)")
+    parser = _Parser(prog="riskengine", description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND",
+                                help="what to do (each command has its own --help)")
+    run = _command(sub, "run", "run backtest configs (no CONFIG: the embedded default comparison)")
     run.add_argument("configs", nargs="*", metavar="CONFIG", help="TOML backtest configs (see backtests/)")
-    run.add_argument("--out", default=None,
+    run.add_argument("--out", default=None, metavar="DIR",
                      help="output folder (default results/<config>-<time>; with several configs, one "
                           "sub-folder per config)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
@@ -106,8 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=None, help="embedded default only: random seed")
     run.add_argument("--depth", type=_positive_float, default=None,
                      help="embedded default only: book depth within 1%% of the price, quote notional")
-    run.add_argument("--engine", choices=("cython", "reference"), default="cython")
-    sweep = sub.add_parser("sweep", help="run a config's [sweep] grid (serial, local processes or Dask)")
+    run.add_argument("--engine", choices=("cython", "reference"), default="cython",
+                     help="the compiled engine (default), or the plain-Python reference engine: the same "
+                          "results, 1,000-3,000x slower (for checking)")
+    sweep = _command(sub, "sweep", "run a config's [sweep] grid (serial, local processes or Dask)")
     sweep.add_argument("config", metavar="CONFIG", help="TOML backtest config with a [sweep] table")
     sweep.add_argument("--executor", choices=("serial", "processes", "dask"), default="processes",
                        help="where runs go (default processes)")
@@ -115,24 +128,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="worker processes (processes, local Dask cluster; default: the cores)")
     sweep.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster)")
-    sweep.add_argument("--out", default=None, help="output folder (default results/<config>-sweep)")
+    sweep.add_argument("--out", default=None, metavar="DIR", help="output folder (default results/<config>-sweep)")
     sweep.add_argument("--resume", action="store_true", help="continue the sweep in --out: skip finished runs")
     sweep.add_argument("--overwrite", action="store_true", help="remove an existing output folder first")
-    validate = sub.add_parser("validate", help="check configs without running them")
-    validate.add_argument("configs", nargs="+", metavar="CONFIG")
-    sub.add_parser("schema", help="print the JSON schema of config files (for editors)")
-    bench = sub.add_parser("bench", help="measure the engine on the standard throughput workloads")
+    validate = _command(sub, "validate", "check configs without running them")
+    validate.add_argument("configs", nargs="+", metavar="CONFIG", help="TOML backtest configs")
+    _command(sub, "schema", "print the JSON schema of config files (for editors)")
+    bench = _command(sub, "bench", "measure the engine on the standard throughput workloads")
     bench.add_argument("--quick", action="store_true",
                        help="reduced sizes (a tenth of the ticks and accounts; under a minute)")
     bench.add_argument("--json", default=None, metavar="FILE", help="also write the figures to FILE (JSON)")
     bench.add_argument("--scale", type=_positive_float, default=1.0, metavar="FACTOR",
                        help="multiply every size by FACTOR, for smoke runs (the bars apply at 1)")
 
-    data = sub.add_parser("data", help="the local Parquet tick catalog")
-    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
-    imp = data_sub.add_parser("import", help="import tick files into the catalog")
-    imp.add_argument("paths", nargs="+", help="files to import (.csv or .csv.gz)")
-    from riskengine.data.catalog import SOURCES
+    data = _command(sub, "data", "the local Parquet tick catalog: import, fetch and list market data")
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser, metavar="ACTION",
+                                     help="what to do with the catalog (each has its own --help)")
+    imp = _command(data_sub, "import", "import tick files into the catalog")
+    from riskengine.data.catalog import FILE_TYPES, SOURCES
+
+    imp.add_argument("paths", nargs="+", metavar="FILE",
+                     help="files to import; by --source: " + "; ".join(f"{s}: {t}" for s, t in FILE_TYPES.items()))
 
     imp.add_argument("--source", choices=tuple(SOURCES), default="tardis", help="file format (default tardis)")
     imp.add_argument("--kind", default=None,
@@ -144,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--replace", action="store_true",
                      help="each partition (source, kind, symbol, day) the files touch holds just their rows "
                           "(default: merge, by trade id where rows have one)")
-    fetch = data_sub.add_parser("fetch", help="download Binance Vision daily files and import them")
+    fetch = _command(data_sub, "fetch", "download Binance Vision daily files and import them")
     fetch.add_argument("market", choices=("binance-um", "binance-cm"), help="USD-M or COIN-M futures")
     fetch.add_argument("kind", help="aggTrades, trades, bookDepth, metrics, klines, markPriceKlines, "
                                     "indexPriceKlines or premiumIndexKlines (klines: the 1m files)")
@@ -154,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="archive root (default $RISKENGINE_BINANCE_VISION_URL or https://data.binance.vision)")
     fetch.add_argument("--cache", default=None, help="download folder (default <catalog>/.downloads)")
     fetch.add_argument("--catalog", default=None, help=f"catalog folder (default ${CATALOG_ENV} or {DEFAULT_CATALOG})")
-    lst = data_sub.add_parser("list", help="what the catalog holds")
+    lst = _command(data_sub, "list", "list what the catalog holds")
     lst.add_argument("--catalog", default=None, help=f"catalog folder (default ${CATALOG_ENV} or {DEFAULT_CATALOG})")
     return parser
 
@@ -179,16 +195,21 @@ def _default_config(args: argparse.Namespace):
 
 def _show(table: pd.DataFrame) -> str:
     """The terminal view: designs as columns for a few runs, one line per run otherwise."""
+    from riskengine import metrics
+
+    currency = metrics.table_currency(table)
+    several = ["currency"] if "currency" in table and table["currency"].nunique() > 1 else []  # else in the headings
     if any(c.startswith("observed_") for c in table.columns):  # simulated | observed, per scenario
         from riskengine.observed import COLUMNS
 
         pairs = [name for c in COLUMNS if c.name in table.columns for name in (c.simulated, c.name)]
-        shown = table[["scenario", "design", *pairs]].set_index(["scenario", "design"]).T
+        shown = _readable(table[["scenario", "design", *several, *pairs]], currency).set_index(["scenario", "design"]).T
     elif len(table) <= 6:
-        shown = table[list(TERMINAL_COLUMNS)].set_index("design").T
+        shown = _readable(table[[*several, *TERMINAL_COLUMNS]], currency).set_index("design").T
     else:
-        shown = table[["scenario", "design", *TERMINAL_COLUMNS_COMPACT]].set_index(["scenario", "design"])
-    return shown.map(_fmt).to_string()
+        shown = _readable(table[["scenario", "design", *several, *TERMINAL_COLUMNS_COMPACT]], currency).set_index(
+            ["scenario", "design"])
+    return shown.to_string()
 
 
 def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
@@ -219,14 +240,15 @@ def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
             print(f"{loaded.name}: runs the base config; its [sweep] grid runs with: riskengine sweep "
                   f"{loaded.path}", file=err)
         print(f"{loaded.name}: running", file=err, flush=True)
-        result = backtest.run_config(loaded, progress=lambda line: print(line, file=err, flush=True),
-                                     engine=args.engine, memo=memo)
+        with progress.display() as shown:  # live on a terminal; the step lines either way
+            result = backtest.run_config(loaded, progress=shown.line, engine=args.engine, memo=memo)
         print(_show(result.table))
         if out is not None:
-            written = backtest.write_outputs(result, out, overwrite=args.overwrite,
-                                             title=f"riskengine report: {loaded.name}",
-                                             source=str(loaded.path) if args.configs else "embedded default config",
-                                             progress=lambda line: print(line, file=err, flush=True))
+            with progress.display() as shown, shown.task(f"{loaded.name}: writing {out}"):
+                written = backtest.write_outputs(result, out, overwrite=args.overwrite,
+                                                 title=f"riskengine report: {loaded.name}",
+                                                 source=str(loaded.path) if args.configs else "embedded default config",
+                                                 progress=shown.line)
             print(f"wrote {', '.join(backtest.OUTPUT_FILES)} to {written}", file=err)
         print(f"{loaded.name}: done in {time.perf_counter() - start:.1f} s", file=err)
     return 0
@@ -263,7 +285,7 @@ def _sweep(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     """``riskengine sweep``; ``held`` keeps the output folder's lock until the command ends."""
     from pathlib import Path
 
-    from riskengine import config, files, sweep
+    from riskengine import config, files, metrics, sweep
 
     if args.resume and args.overwrite:
         raise ValueError("--resume continues a sweep, --overwrite starts afresh: give one")
@@ -283,7 +305,8 @@ def _sweep(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     spec = loaded.config.sweep
     print(f"designs ranked by {spec.rank_by} ({'lower' if spec.rank_order == 'ascending' else 'higher'} is better; "
           f"mean over runs and scenarios):")
-    print(result.ranking.set_index("rank").map(_fmt).to_string() if not result.ranking.empty else "  (no finished run)")
+    ranking = _readable(result.ranking, metrics.table_currency(result.results)).set_index("rank")
+    print(ranking.to_string() if not result.ranking.empty else "  (no finished run)")
     if not result.failures.empty:
         first = result.failures.iloc[0]
         print(f"{len(result.failures)} run(s) failed (see failures.parquet); the first: run {first['run']}: "
@@ -305,8 +328,9 @@ def _bench(args: argparse.Namespace) -> int:
     mode = "quick" if args.quick else "full"
     specs = [s.scaled(args.scale) for s in (bench.QUICK if args.quick else bench.FULL)]
     try:
-        report = bench.run(specs, bench.ROUNDS[mode], mode=mode, scale=args.scale,
-                           progress=lambda line: print(line, file=sys.stderr, flush=True))
+        steps = f"bench ({mode}): {2 * len(specs)} steps, each in a fresh process"
+        with progress.display() as shown, shown.task(steps):
+            report = bench.run(specs, bench.ROUNDS[mode], mode=mode, scale=args.scale, progress=shown.line)
     except bench.BenchError as exc:
         print(f"riskengine: error: bench: {exc}", file=sys.stderr)
         return 1
@@ -317,8 +341,6 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _catalog(args: argparse.Namespace):
-    import os
-
     from riskengine.data import Catalog
 
     return Catalog(args.catalog or os.environ.get(CATALOG_ENV) or DEFAULT_CATALOG)
@@ -328,22 +350,21 @@ def _data(args: argparse.Namespace) -> int:
     catalog = _catalog(args)
     if args.data_command == "import":
         start = time.perf_counter()
-        reports = catalog.import_files(args.paths, source=args.source, kind=args.kind, sort=args.sort,
-                                       dedupe=args.dedupe, replace=args.replace,
-                                       progress=lambda line: print(line, file=sys.stderr, flush=True))
+        with progress.display() as shown, shown.task(f"importing {len(args.paths)} file(s)"):
+            reports = catalog.import_files(args.paths, source=args.source, kind=args.kind, sort=args.sort,
+                                           dedupe=args.dedupe, replace=args.replace, progress=shown.line)
         for report in reports:
             print(report.describe())
         print(f"imported {sum(r.rows for r in reports):,} rows ({sum(r.added for r in reports):,} new) in "
               f"{time.perf_counter() - start:.1f} s into {catalog.root}", file=sys.stderr)
         return 0
     if args.data_command == "fetch":
-        import os
-
         from riskengine.data.fetch import DEFAULT_BASE_URL, Fetcher
 
         base = args.base_url or os.environ.get("RISKENGINE_BINANCE_VISION_URL") or DEFAULT_BASE_URL
         fetcher = Fetcher(catalog, args.cache or catalog.root / ".downloads", base)
-        report = fetcher.fetch(args.market, args.kind, args.symbol, args.dates)
+        with progress.display() as shown, shown.task(f"fetching {args.kind} {args.symbol} {args.dates}"):
+            report = fetcher.fetch(args.market, args.kind, args.symbol, args.dates)
         print(f"downloaded {len(report.downloaded)} file(s), skipped {len(report.skipped)} already in the "
               f"catalog, imported {report.imported_rows:,} rows")
         return 0

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from riskengine import progress
 from riskengine.codes import AdlPolicy, MarkMethod
 from riskengine.invariants import violations
 from riskengine.liquidity import ConstantDepth, DepthCurve
@@ -133,11 +134,13 @@ def _check_stream(scenario: Scenario, design: VenueDesign, params: EngineParams)
 
 
 def run_raw(scenario: Scenario, params: EngineParams, engine: str = "cython",
-            stream: np.ndarray | None = None, max_events: int | None = None) -> tuple[RawRun, float]:
+            stream: np.ndarray | None = None, max_events: int | None = None,
+            on_tick: Callable[[int], None] | None = None) -> tuple[RawRun, float]:
     """Run one engine on a validated scenario and resolved parameters.
 
     ``max_events`` is the compiled engine's event-log budget in rows (None: :func:`event_budget`,
-    0: none); past it the run stops with ``MemoryError``.
+    0: none); past it the run stops with ``MemoryError``. ``on_tick``: the reference engine's
+    progress, called with the ticks done (:func:`riskengine.reference.run_reference`).
 
     Returns
     -------
@@ -157,7 +160,7 @@ def run_raw(scenario: Scenario, params: EngineParams, engine: str = "cython",
         from riskengine.reference import run_reference
 
         ref_stream = stream if len(stream) else np.full(len(tape), np.nan)
-        raw = run_reference(tape.ts, tape.price, ref_stream, pop.collateral, pop.size, pop.entry, params)
+        raw = run_reference(tape.ts, tape.price, ref_stream, pop.collateral, pop.size, pop.entry, params, on_tick)
     else:
         raise ValueError(f"engine: expected one of {', '.join(ENGINES)} (got {engine!r})")
     return raw, time.perf_counter() - start
@@ -221,7 +224,7 @@ def series_interval(scenario: Scenario, series_interval_s: float | None = None) 
 def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
         liquidity: ConstantDepth | DepthCurve | None = None, *, engine: str = "cython",
         series_interval_s: float | None = None, check_invariants: bool = False,
-        max_events: int | None = None) -> Result:
+        max_events: int | None = None, show_progress: bool | None = None) -> Result:
     """Replay ``scenario`` through each venue design.
 
     Parameters
@@ -243,6 +246,9 @@ def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
         on a violation.
     max_events : int, optional
         Event-log budget of each run, in rows (default :func:`event_budget`; 0: none).
+    show_progress : bool, optional
+        Draw each design's run live on stderr (:mod:`riskengine.progress`: the reference engine
+        tick by tick, the compiled one with its elapsed time); default: when stderr is a terminal.
 
     Returns
     -------
@@ -263,9 +269,12 @@ def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
     # a plain (pairwise) sum, not np.dot: BLAS would wake its threads, which then spin beside the
     # engine loop (and beside every other worker of a sweep)
     tape_notional = float(np.multiply(tape.price, tape.qty).sum())
-    for design, params, stream in resolved:
+    for k, (design, params, stream) in enumerate(resolved, 1):
         try:
-            raw, elapsed = run_raw(scenario, params, engine, stream, max_events)
+            with progress.display(show_progress) as shown, shown.task(
+                    f"{scenario.name}: [{k}/{len(resolved)}] {design.name} ({engine})",
+                    len(tape) if engine == "reference" else None, "ticks") as advance:
+                raw, elapsed = run_raw(scenario, params, engine, stream, max_events, advance)
         except MemoryError as exc:
             raise _too_large(exc, scenario, design) from None
         if check_invariants:
@@ -279,6 +288,7 @@ def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
             tape_start_ns=int(tape.ts[0]), fund_initial=params.fund_initial,
             vault_initial=params.vault_initial, elapsed_s=elapsed, tape_notional=tape_notional,
             vault_loss_limit=params.vault_loss_limit,
+            currency=tape.quote,
         )
         rows.append(summarize(ctx))
         events.append(_labelled(raw.events_table(), scenario.name, design.name))

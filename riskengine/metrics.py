@@ -1,7 +1,13 @@
-"""The result table: every column defined once, here, with its meaning.
+"""The result table: every column defined once, here, with its meaning and its unit.
 
 :func:`summarize` turns one run's raw output into one row. Both engines feed it the same
 kind of :class:`riskengine.runlog.RawRun`, so equal event logs give equal rows.
+
+Money is in the quote currency of the replayed tape (the ``currency`` column: USD, USDT or
+USDC; ``quote`` when the tape does not say, e.g. a synthetic one). :func:`heading` and
+:func:`format_value` are how every table a person reads (the terminal, ``results.md``, the
+report) names a column with its unit and writes a number: fixed-point, thousands separators,
+money to the cent (so float noise such as ``2e-09`` reads 0).
 """
 
 from __future__ import annotations
@@ -21,13 +27,37 @@ LIQUIDATION_KINDS = (EventKind.LIQUIDATION, EventKind.PARTIAL_LIQUIDATION, Event
                      EventKind.ADL_LIQUIDATION, EventKind.FUND_TAKEOVER)
 
 
+#: what each unit of :attr:`Column.unit` means (appended to a column's description) and its
+#: short form in a heading (None: the heading is the name alone; ``quote``: the currency)
+UNITS: dict[str, tuple[str, str | None]] = {
+    "text": ("", None),
+    "quote": ("in the tape's quote currency: USD, USDT or USDC, as the `currency` column says", "quote"),
+    "count": ("a count", "count"),
+    "s": ("in seconds", "s"),
+    "share": ("a fraction: 0.05 is 5%", "share"),
+    "ratio": ("a ratio", "ratio"),
+    "index": ("from 0 to 1", "0-1"),
+    "rate": ("tape ticks per second of wall time", "ticks/s"),
+}
+#: the currency heading money columns when a table's rows do not name one
+UNKNOWN_CURRENCY = "quote currency"
+
+
 @dataclass(frozen=True)
 class Column:
-    """One result-table column."""
+    """One result-table column: its name, what it means, how it is computed and its unit (a
+    key of :data:`UNITS`)."""
 
     name: str
     description: str
     compute: Callable[["RunContext"], object]
+    unit: str = "text"
+
+    @property
+    def meaning(self) -> str:
+        """The description with its unit, as the docs and the report show it."""
+        phrase = UNITS[self.unit][0]
+        return f"{self.description}; {phrase}" if phrase else self.description
 
 
 @dataclass
@@ -46,6 +76,7 @@ class RunContext:
     elapsed_s: float
     tape_notional: float = float("nan")  #: sum of price x qty over the tape
     vault_loss_limit: float = float("inf")  #: the vault's loss threshold (``Backstop.loss_threshold``)
+    currency: str | None = None  #: the tape's quote currency (None: unknown)
 
     def kind_mask(self, *kinds) -> np.ndarray:
         k = self.raw.events["kind"]
@@ -139,84 +170,94 @@ COLUMNS: tuple[Column, ...] = (
     Column("scenario", "scenario name", lambda c: c.scenario),
     Column("design", "venue design name", lambda c: c.design),
     Column("engine", "engine that ran (cython or reference)", lambda c: c.engine),
-    Column("accounts", "accounts in the population", lambda c: c.accounts),
-    Column("positions", "accounts holding a position at the start", lambda c: c.positions),
-    Column("ticks", "tape ticks replayed", lambda c: int(c.raw.scalars["ticks"])),
+    Column("currency", "the unit of every money column: the quote currency of the replayed tape (USD, USDT or "
+           f"USDC; {UNKNOWN_CURRENCY!r} when the tape does not name one, e.g. a synthetic tape)",
+           lambda c: c.currency or UNKNOWN_CURRENCY),
+    Column("accounts", "accounts in the population", lambda c: c.accounts, unit="count"),
+    Column("positions", "accounts holding a position at the start", lambda c: c.positions, unit="count"),
+    Column("ticks", "tape ticks replayed", lambda c: int(c.raw.scalars["ticks"]), unit="count"),
     Column("liquidations", "liquidation events: book (full and partial), backstop, fund takeover and ADL'd",
-           lambda c: int(_liq(c).sum())),
+           lambda c: int(_liq(c).sum()), unit="count"),
     Column("liquidated_notional", "notional closed by those liquidations",
-           lambda c: _sum(c, "notional", _liq(c))),
+           lambda c: _sum(c, "notional", _liq(c)), unit="quote"),
     Column("accounts_liquidated", "distinct accounts hit by a liquidation",
-           lambda c: int(len(np.unique(c.raw.events["account"][_liq(c)])))),
+           lambda c: int(len(np.unique(c.raw.events["account"][_liq(c)]))), unit="count"),
     Column("partial_liquidations", "partial book liquidations",
-           lambda c: int(c.kind_mask(EventKind.PARTIAL_LIQUIDATION).sum())),
+           lambda c: int(c.kind_mask(EventKind.PARTIAL_LIQUIDATION).sum()), unit="count"),
     Column("backstop_liquidations", "accounts taken over by the backstop vault",
-           lambda c: int(c.kind_mask(EventKind.BACKSTOP).sum())),
+           lambda c: int(c.kind_mask(EventKind.BACKSTOP).sum()), unit="count"),
     Column("bad_debt", "deficits neither the insurance fund nor ADL covered",
-           lambda c: float(c.raw.scalars["bad_debt"])),
-    Column("fund_start", "insurance fund at the start", lambda c: c.fund_initial),
-    Column("fund_min", "lowest insurance-fund balance", lambda c: float(c.raw.scalars["fund_min"])),
-    Column("fund_end", "insurance fund at the end", lambda c: float(c.raw.scalars["fund_final"])),
+           lambda c: float(c.raw.scalars["bad_debt"]), unit="quote"),
+    Column("fund_start", "insurance fund at the start", lambda c: c.fund_initial, unit="quote"),
+    Column("fund_min", "lowest insurance-fund balance", lambda c: float(c.raw.scalars["fund_min"]), unit="quote"),
+    Column("fund_end", "insurance fund at the end", lambda c: float(c.raw.scalars["fund_final"]), unit="quote"),
     Column("fund_paid_out", "insurance-fund payments for deficits",
-           lambda c: _sum(c, "amount", c.kind_mask(EventKind.FUND_PAYMENT))),
+           lambda c: _sum(c, "amount", c.kind_mask(EventKind.FUND_PAYMENT)), unit="quote"),
     Column("fees_collected", "liquidation fees paid into the fund",
-           lambda c: float(c.raw.events["fee"].sum())),
-    Column("vault_start", "backstop vault balance at the start", lambda c: c.vault_initial),
-    Column("vault_pnl", "backstop vault equity at the final mark minus its start balance", _vault_pnl),
+           lambda c: float(c.raw.events["fee"].sum()), unit="quote"),
+    Column("vault_start", "backstop vault balance at the start", lambda c: c.vault_initial, unit="quote"),
+    Column("vault_pnl", "backstop vault equity at the final mark minus its start balance", _vault_pnl,
+           unit="quote"),
     Column("vault_loss_limit", "the backstop vault's loss threshold: past it its inventory is auto-deleveraged and it "
            "takes nothing over (backstop.loss_limit, else loss_limit_share x vault_balance; inf: none)",
-           lambda c: float(c.vault_loss_limit)),
+           lambda c: float(c.vault_loss_limit), unit="quote"),
     Column("vault_min", "lowest backstop-vault equity at mark (checked after every takeover, unwind and re-mark); "
-           "below 0: its inventory lost more than it held", lambda c: float(c.raw.scalars["vault_min"])),
+           "below 0: its inventory lost more than it held", lambda c: float(c.raw.scalars["vault_min"]), unit="quote"),
     Column("vault_adl_notional", "notional of the backstop vault's inventory closed by ADL once its loss passed "
-           "the threshold", _vault_adl_notional),
+           "the threshold", _vault_adl_notional, unit="quote"),
     Column("adl_fills", "ADL fills: one per opposite-side account per ADL order (the engine's count; weighted "
            "policies log one ADL_FILL row per account per series interval, see riskengine.runlog)",
-           lambda c: int(c.raw.scalars["adl_fills"])),
+           lambda c: int(c.raw.scalars["adl_fills"]), unit="count"),
     Column("adl_notional", "notional closed by ADL fills",
-           lambda c: _sum(c, "notional", c.kind_mask(EventKind.ADL_FILL))),
+           lambda c: _sum(c, "notional", c.kind_mask(EventKind.ADL_FILL)), unit="quote"),
     Column("adl_accounts", "distinct accounts hit by ADL",
-           lambda c: int(len(np.unique(c.raw.events["account"][c.kind_mask(EventKind.ADL_FILL)])))),
+           lambda c: int(len(np.unique(c.raw.events["account"][c.kind_mask(EventKind.ADL_FILL)]))),
+           unit="count"),
     Column("adl_haircut", "what ADL'd accounts gave up against the mark (sum of haircuts)",
-           lambda c: _sum(c, "amount", c.kind_mask(EventKind.ADL_FILL))),
+           lambda c: _sum(c, "amount", c.kind_mask(EventKind.ADL_FILL)), unit="quote"),
     Column("adl_deficit_covered", "shortfall at mark of the deleveraged orders (what ADL had to cover)",
-           lambda c: _sum(c, "amount", c.kind_mask(EventKind.ADL_LIQUIDATION))),
+           lambda c: _sum(c, "amount", c.kind_mask(EventKind.ADL_LIQUIDATION)), unit="quote"),
     Column("adl_overshoot", "haircut beyond the deficit it covered, summed over ADL orders (the engine's sum: "
-           "weighted-policy fill rows span orders)", lambda c: float(c.raw.scalars["adl_overshoot"])),
-    Column("adl_max_haircut_share", "largest one account's haircut as a share of all haircuts", _max_share),
+           "weighted-policy fill rows span orders)", lambda c: float(c.raw.scalars["adl_overshoot"]), unit="quote"),
+    Column("adl_max_haircut_share", "largest one account's haircut as a share of all haircuts", _max_share,
+           unit="share"),
     Column("adl_haircut_gini", "Gini coefficient of haircuts across the accounts hit (concentration)",
-           lambda c: gini(_haircut_by_account(c))),
+           lambda c: gini(_haircut_by_account(c)), unit="index"),
     Column("socialized_loss", "deficits charged to all open positions (loss socialization)",
-           lambda c: _sum(c, "amount", c.kind_mask(EventKind.SOCIALIZED_LOSS))),
+           lambda c: _sum(c, "amount", c.kind_mask(EventKind.SOCIALIZED_LOSS)), unit="quote"),
     Column("fund_takeovers", "liquidation remainders the insurance fund took over",
-           lambda c: int(c.kind_mask(EventKind.FUND_TAKEOVER).sum())),
+           lambda c: int(c.kind_mask(EventKind.FUND_TAKEOVER).sum()), unit="count"),
     Column("tape_drawdown", "largest peak-to-trough fall of the tape price (counterfactual mode: of the tape "
            "with the observed liquidations' impact taken out, the world the simulated flow is put on)",
-           lambda c: float(c.raw.scalars["tape_max_drawdown"])),
+           lambda c: float(c.raw.scalars["tape_max_drawdown"]), unit="share"),
     Column("sim_drawdown", "largest peak-to-trough fall of the simulated price",
-           lambda c: float(c.raw.scalars["sim_max_drawdown"])),
+           lambda c: float(c.raw.scalars["sim_max_drawdown"]), unit="share"),
     Column("amplification", "simulated drawdown / tape drawdown (>1: the design amplified the fall)",
-           _amplification),
-    Column("first_liquidation_s", "seconds from tape start to the first liquidation",
-           lambda c: _first_time(c, _liq(c))),
-    Column("first_adl_s", "seconds from tape start to the first ADL fill",
-           lambda c: _first_time(c, c.kind_mask(EventKind.ADL_FILL))),
+           _amplification, unit="ratio"),
+    Column("first_liquidation_s", "time from tape start to the first liquidation",
+           lambda c: _first_time(c, _liq(c)), unit="s"),
+    Column("first_adl_s", "time from tape start to the first ADL fill",
+           lambda c: _first_time(c, c.kind_mask(EventKind.ADL_FILL)), unit="s"),
     Column("adl_to_liquidated", "ADL notional / liquidated notional",
-           lambda c: _ratio(_sum(c, "notional", c.kind_mask(EventKind.ADL_FILL)), _sum(c, "notional", _liq(c)))),
-    Column("first_adl_delay_s", "seconds from the first liquidation to the first ADL fill",
-           lambda c: _first_time(c, c.kind_mask(EventKind.ADL_FILL)) - _first_time(c, _liq(c))),
-    Column("liquidation_volume_share", "liquidated notional / notional traded on the tape", _volume_share),
+           lambda c: _ratio(_sum(c, "notional", c.kind_mask(EventKind.ADL_FILL)), _sum(c, "notional", _liq(c))),
+           unit="ratio"),
+    Column("first_adl_delay_s", "time from the first liquidation to the first ADL fill",
+           lambda c: _first_time(c, c.kind_mask(EventKind.ADL_FILL)) - _first_time(c, _liq(c)), unit="s"),
+    Column("liquidation_volume_share", "liquidated notional / notional traded on the tape", _volume_share,
+           unit="share"),
     Column("cascade_rounds", "liquidation rounds, summed over ticks: the accounts the tape move crossed, "
-           "then each round the previous round's price impact crossed", lambda c: int(_rounds_per_tick(c).sum())),
+           "then each round the previous round's price impact crossed", lambda c: int(_rounds_per_tick(c).sum()),
+           unit="count"),
     Column("max_cascade_rounds", "most liquidation rounds at one tick (0: no liquidation)",
-           lambda c: int(_rounds_per_tick(c).max(initial=0))),
-    Column("last_liquidation_s", "seconds from tape start to the last liquidation (after it no account "
-           "crossed any more)", lambda c: _last_time(c, _liq(c))),
-    Column("cascade_duration_s", "seconds from the first to the last liquidation",
-           lambda c: _last_time(c, _liq(c)) - _first_time(c, _liq(c))),
-    Column("elapsed_s", "wall time of the engine run", lambda c: c.elapsed_s),
-    Column("ticks_per_s", "engine throughput, tape ticks per second",
-           lambda c: float(c.raw.scalars["ticks"]) / c.elapsed_s if c.elapsed_s > 0 else float("nan")),
+           lambda c: int(_rounds_per_tick(c).max(initial=0)), unit="count"),
+    Column("last_liquidation_s", "time from tape start to the last liquidation (after it no account "
+           "crossed any more)", lambda c: _last_time(c, _liq(c)), unit="s"),
+    Column("cascade_duration_s", "time from the first to the last liquidation",
+           lambda c: _last_time(c, _liq(c)) - _first_time(c, _liq(c)), unit="s"),
+    Column("elapsed_s", "wall time of the engine run", lambda c: c.elapsed_s, unit="s"),
+    Column("ticks_per_s", "engine throughput",
+           lambda c: float(c.raw.scalars["ticks"]) / c.elapsed_s if c.elapsed_s > 0 else float("nan"),
+           unit="rate"),
 )
 
 #: columns that depend on timing and differ between otherwise identical runs
@@ -260,5 +301,83 @@ def negative_balance_notes(table) -> list[str]:
 def describe_columns() -> str:
     """The column reference as Markdown (for docs and ``--help``)."""
     lines = ["| column | meaning |", "|---|---|"]
-    lines += [f"| `{c.name}` | {c.description} |" for c in COLUMNS]
+    lines += [f"| `{c.name}` | {c.meaning} |" for c in COLUMNS]
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ units and numbers, as read
+_BY_NAME = {c.name: c for c in COLUMNS}
+#: prefixes and suffixes of columns derived from a result column, with its unit: the observed
+#: twins (riskengine.observed) and a sweep ranking's aggregates (riskengine.sweep.rank)
+_DERIVED_PREFIXES = ("observed_",)
+_DERIVED_SUFFIXES = ("_mean", "_best", "_worst")
+
+
+def unit_of(column: str) -> str:
+    """The unit (a key of :data:`UNITS`) of a result column or of a column derived from one
+    (``observed_adl_notional``, ``bad_debt_mean``); ``text`` for any other column."""
+    if column in _BY_NAME:
+        return _BY_NAME[column].unit
+    for prefix in _DERIVED_PREFIXES:
+        if column.startswith(prefix) and column[len(prefix):] in _BY_NAME:
+            return _BY_NAME[column[len(prefix):]].unit
+    for suffix in _DERIVED_SUFFIXES:
+        if column.endswith(suffix) and column[:-len(suffix)] in _BY_NAME:
+            return _BY_NAME[column[:-len(suffix)]].unit
+    return "text"
+
+
+def table_currency(table) -> str:
+    """The currency of a table's money columns: the one its rows' ``currency`` column names,
+    or :data:`UNKNOWN_CURRENCY` when they name none or several (each row then says its own)."""
+    names = set(table["currency"]) if "currency" in getattr(table, "columns", ()) else set()
+    return names.pop() if len(names) == 1 else UNKNOWN_CURRENCY
+
+
+def unit_label(column: str, currency: str = UNKNOWN_CURRENCY) -> str | None:
+    """A column's unit as a heading shows it (``USDT``, ``s``, ``count``), None for text."""
+    short = UNITS[unit_of(column)][1]
+    return currency if short == "quote" else short
+
+
+def heading(column: str, currency: str = UNKNOWN_CURRENCY) -> str:
+    """A column's name with its unit, as a table heading: ``bad_debt (USDT)``,
+    ``first_adl_s (s)``, ``liquidations (count)``; text columns keep their bare name. The
+    names themselves never change (sweeps and scripts key on them)."""
+    unit = unit_label(column, currency)
+    return column if unit is None else f"{column} ({unit})"
+
+
+#: digits shown for numbers below 1,000: four significant ones, at most this many decimals
+_MAX_DECIMALS = 6
+
+
+def format_value(column: str, value) -> str:
+    """A cell of a table a person reads (the terminal, ``results.md``): fixed-point, never
+    an exponent; thousands separators; integers whole; money from 1,000 whole, below it to the
+    cent (float noise such as ``2.24e-09`` reads ``0``); other numbers to four significant
+    digits; ``-`` for a missing value (NaN).
+
+    >>> format_value("liquidated_notional", 242681974.3), format_value("bad_debt", 2.24317e-09)
+    ('242,681,974', '0')
+    >>> format_value("sim_drawdown", 0.17262), format_value("elapsed_s", 0.042012), format_value("ticks", 5372)
+    ('0.1726', '0.04201', '5,372')
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    v = float(value)
+    if math.isnan(v):
+        return "-"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    a = abs(v)
+    if a >= 1000 or (v.is_integer() and unit_of(column) != "quote"):
+        text = f"{v:,.0f}"
+    elif unit_of(column) == "quote":
+        text = f"{v:,.2f}"
+    else:
+        decimals = min(max(3 - math.floor(math.log10(a)), 0), _MAX_DECIMALS) if a > 0 else 0
+        text = f"{v:,.{decimals}f}"
+    return "0" if text.strip("-0.,") == "" else text

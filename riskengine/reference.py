@@ -124,6 +124,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 
@@ -150,6 +151,8 @@ LN2 = 0.6931471805599453
 ADL_REST_TOL = 1e-12
 #: an ADL fill stops this far (relative) short of taking the account's equity to exactly zero
 ADL_EQUITY_GUARD = 1e-12
+#: times a run reports its progress (``on_tick``) over the tape
+PROGRESS_STEPS = 1000
 #: inventories are sold whole once what would remain is worth less than this (quote units)
 DUST_NOTIONAL = 1.0
 #: a fillable share of an order below this is rounding (a limit at the price): no fill
@@ -1168,7 +1171,7 @@ class _Reference:
             size = q
         self.book_close(h, size, kind, 0.0)
 
-    def run(self) -> RawRun:
+    def run(self, on_tick: Callable[[int], None] | None = None) -> RawRun:
         p = self.p
         n = self.n
         cap = p.max_liqs_per_step
@@ -1186,7 +1189,10 @@ class _Reference:
         recorded_last = False
         floors, rates, cums = p.mm_floors, p.mm_rates, p.mm_cums
         track_peak = p.adl_fund_drawdown != math.inf
+        every = max(len(self.ts) // PROGRESS_STEPS, 1)
         for i in range(len(self.ts)):
+            if on_tick is not None and i % every == 0:  # reads nothing of the run: its result is the same
+                on_tick(i)
             t = int(self.ts[i])
             self.i = i
             self.t = t
@@ -1286,7 +1292,7 @@ class _Reference:
 
 def run_reference(tape_ts: np.ndarray, tape_price: np.ndarray, stream: np.ndarray,
                   collateral: np.ndarray, size: np.ndarray, entry: np.ndarray,
-                  params: EngineParams) -> RawRun:
+                  params: EngineParams, on_tick: Callable[[int], None] | None = None) -> RawRun:
     """Run the reference engine on validated arrays (see :func:`riskengine.engine.run`).
 
     Parameters
@@ -1301,9 +1307,12 @@ def run_reference(tape_ts: np.ndarray, tape_price: np.ndarray, stream: np.ndarra
         Account state.
     params : EngineParams
         Venue design and liquidity model, resolved.
+    on_tick : callable, optional
+        Progress: called with the ticks done, :data:`PROGRESS_STEPS` times over the tape
+        (a run takes seconds to minutes).
 
     Returns
     -------
     RawRun
     """
-    return _Reference(tape_ts, tape_price, stream, collateral, size, entry, params).run()
+    return _Reference(tape_ts, tape_price, stream, collateral, size, entry, params).run(on_tick)

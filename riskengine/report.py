@@ -55,8 +55,9 @@ PERCENT_COLUMNS = ("tape_drawdown", "sim_drawdown", "liquidation_volume_share", 
 #: most points drawn per line; longer series are downsampled to bucket minima and maxima
 MAX_POINTS = 600
 
-_DESCRIPTIONS = {c.name: c.description for c in metrics.COLUMNS} | {
-    c.name: f"observed: {c.description}" for c in observed.COLUMNS}
+_DESCRIPTIONS = {c.name: c.meaning for c in metrics.COLUMNS} | {
+    c.name: "; ".join(filter(None, (f"observed: {c.description}", metrics.UNITS[metrics.unit_of(c.name)][0])))
+    for c in observed.COLUMNS}
 _TAPE_COLOUR = "#9a9a9a"
 #: fill of the observed figures' bars (hatched)
 OBSERVED_COLOUR = "#3b3b3b"
@@ -104,13 +105,20 @@ def _is_seconds(column: str) -> bool:
     return column.endswith("_s") and not column.endswith("_per_s")
 
 
-def label(column: str) -> str:
-    """A column name as words: ``first_adl_delay_s`` -> ``first ADL delay (s)``,
-    ``ticks_per_s`` -> ``ticks per s``."""
+def label(column: str, currency: str = metrics.UNKNOWN_CURRENCY) -> str:
+    """A column name as words with its unit (:func:`riskengine.metrics.unit_label`):
+    ``first_adl_delay_s`` -> ``first ADL delay (s)``, ``bad_debt`` -> ``bad debt (USDT)`` with
+    ``currency`` USDT, ``tape_drawdown`` -> ``tape drawdown (%)`` (shown as a percentage),
+    ``ticks_per_s`` -> ``ticks per s`` (the name says its unit)."""
     words = column.split("_")
     if _is_seconds(column):
-        words[-1] = "(s)"
-    return " ".join(_WORDS.get(w, w) for w in words)
+        words = words[:-1]
+    if column in PERCENT_COLUMNS:
+        unit = "%"
+    else:
+        unit = None if column.endswith("_per_s") else metrics.unit_label(column, currency)
+    text = " ".join(_WORDS.get(w, w) for w in words)
+    return f"{text} ({unit})" if unit else text
 
 
 def _axis_formatter(percent: bool = False) -> FuncFormatter:
@@ -211,7 +219,8 @@ def _all_zero(frames: Sequence[pd.DataFrame], column: str) -> bool:
     return all(not np.any(f[column].to_numpy()) for f in frames)
 
 
-def _price_figure(frames: dict, scenario: str, designs: Sequence[str], colours: dict, max_points: int) -> Figure:
+def _price_figure(frames: dict, scenario: str, designs: Sequence[str], colours: dict, max_points: int,
+                  currency: str = metrics.UNKNOWN_CURRENCY) -> Figure:
     cols = 1 if len(designs) == 1 else 2
     rows = -(-len(designs) // cols)
     fig, axes = _figure(rows, cols, 3.0 if cols == 2 else 3.4, sharex=True)
@@ -225,6 +234,7 @@ def _price_figure(frames: dict, scenario: str, designs: Sequence[str], colours: 
         _line(ax, frame, "mark", max_points, color="#222222", linewidth=0.8, linestyle=(0, (3, 2)), label="mark")
         _line(ax, frame, "sim_price", max_points, color=colours[design], linewidth=1.0, label="simulated")
         _style(ax, design, time_axis=True)
+        ax.set_ylabel(f"price ({currency})", fontsize=8)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.6g}"))
         ax.legend(fontsize=8, loc="best", frameon=False)
     return fig
@@ -306,10 +316,11 @@ def _bar_figure(table: pd.DataFrame, scenarios: Sequence[str], designs: Sequence
     fig, axes = _figure(rows, cols, height)
     for ax in axes[len(metrics_):]:
         ax.set_visible(False)
+    currency = metrics.table_currency(table)
     for ax, (column, title) in zip(axes, metrics_):
         _bars(ax, table, column, colours, scenarios, designs,
               None if observed_pairs is None else observed_pairs[column])
-        _style(ax, title, percent=column in PERCENT_COLUMNS)
+        _style(ax, _with_unit(title, column, currency), percent=column in PERCENT_COLUMNS)
         if column == "amplification":  # 1: the design moved the price exactly as the tape did
             ax.axvline(1.0, color="#444444", linewidth=0.8, linestyle=(0, (3, 2)))
     handles = [matplotlib.patches.Patch(color=colours[d], label=d) for d in designs]
@@ -367,15 +378,22 @@ def _anchor(name: str) -> str:
     return "scenario-" + re.sub(r"[^A-Za-z0-9_-]+", "-", name)
 
 
+def _with_unit(title: str, column: str, currency: str) -> str:
+    """A plot title with the unit of the column it draws: ``bad debt (USDT)``."""
+    unit = "%" if column in PERCENT_COLUMNS else metrics.unit_label(column, currency)
+    return f"{title} ({unit})" if unit and not title.endswith(f"({unit})") else title
+
+
 def _table(table: pd.DataFrame, columns: Sequence[str], colours: dict, by_scenario: bool = False) -> str:
     """An HTML table of ``columns``, one row per run; ``by_scenario``: the scenario as a heading
     row above its runs instead of a column (narrower)."""
     if by_scenario:
         columns = [c for c in columns if c != "scenario"]
     text = {c for c in columns if not pd.api.types.is_numeric_dtype(table[c])}  # left-aligned
+    currency = metrics.table_currency(table)
     head = "".join(
         f'<th class="{"text" if c in text else "num"}" title="{_e(c)}: '
-        f'{_e(_DESCRIPTIONS.get(c, c))}">{_e(label(c))}</th>' for c in columns)
+        f'{_e(_DESCRIPTIONS.get(c, c))}">{_e(label(c, currency))}</th>' for c in columns)
     body = []
     current = None
     for scenario, row in zip(table["scenario"], table[list(columns)].itertuples(index=False)):
@@ -404,6 +422,7 @@ def _observed_table(table: pd.DataFrame, pairs: Sequence[observed.ObservedColumn
     head = ('<th class="text">scenario</th><th class="text">design</th><th class="text">figure</th>'
             '<th>simulated</th><th>observed</th><th title="simulated / observed">sim / obs</th>')
     body = []
+    currency = metrics.table_currency(table)
     for row in table.itertuples(index=False):
         r = row._asdict()
         for k, pair in enumerate(pairs):
@@ -416,7 +435,7 @@ def _observed_table(table: pd.DataFrame, pairs: Sequence[observed.ObservedColumn
                     f'<span class="swatch" style="background:{colours[r["design"]]}"></span>{_e(r["design"])}</td>'
                     if k == 0 else "")
             body.append(f'<tr>{lead}<td class="text" title="{_e(pair.simulated)}: '
-                        f'{_e(_DESCRIPTIONS[pair.simulated])}">{_e(label(pair.simulated))}</td>'
+                        f'{_e(_DESCRIPTIONS[pair.simulated])}">{_e(label(pair.simulated, currency))}</td>'
                         f"<td>{_e(cell(pair.simulated, sim))}</td><td>{_e(cell(pair.name, obs))}</td>"
                         f'<td{tone}>{"–" if math.isnan(ratio) else f"{ratio:.2f}×"}</td></tr>')
     return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
@@ -499,7 +518,7 @@ def render(result: Result, title: str = "riskengine report", *, source: str | No
 
     if has_observed:
         pairs = {c.simulated: c.name for c in has_observed}
-        panels = [(c.simulated, label(c.simulated)) for c in has_observed]
+        panels = [(c.simulated, label(c.simulated, metrics.table_currency(table))) for c in has_observed]
         parts.append('<section id="observed"><h2>Observed vs simulated</h2>'
                      '<p class="note">What the venue really printed beside the simulation. Observed counts '
                      "are fills, simulated counts are engine events, so counts compare loosely and notionals "
@@ -514,6 +533,7 @@ def render(result: Result, title: str = "riskengine report", *, source: str | No
             progress(f"report.html: [{i + 1}/{len(scenarios)}] {s}")
         run_designs = [d for d in designs if (s, d) in frames]
         rows = table[table["scenario"] == s]
+        currency = metrics.table_currency(rows)
         first = rows.iloc[0]
         start = frames[(s, run_designs[0])]["time"].iloc[0] if run_designs else None
         end = frames[(s, run_designs[0])]["time"].iloc[-1] if run_designs else None
@@ -527,20 +547,20 @@ def render(result: Result, title: str = "riskengine report", *, source: str | No
         if not run_designs:
             parts.append('<p class="note">No series recorded.</p></section>')
             continue
-        parts.append(plot(f"prices:{s}", _price_figure(frames, s, run_designs, colours, max_points),
+        parts.append(plot(f"prices:{s}", _price_figure(frames, s, run_designs, colours, max_points, currency),
                           "Tape price (grey), simulated price (the tape moved by the impact of the simulated "
                           "liquidations; drawn on top) and mark price (dashed; hidden where it equals the "
                           "simulated price), per design."))
         parts.append(plot(f"cascade:{s}", _time_panels(
             frames, s, run_designs, colours, max_points,
-            [("cum_liquidated_notional", "cumulative liquidated notional"),
-             ("cum_adl_notional", "cumulative ADL notional"),
+            [("cum_liquidated_notional", f"cumulative liquidated notional ({currency})"),
+             ("cum_adl_notional", f"cumulative ADL notional ({currency})"),
              ("cum_liquidations", "cumulative liquidations (count)")]),
             "Liquidations include ADL'd orders; ADL notional is the opposite side closed by "
             "auto-deleveraging."))
         parts.append(plot(f"balances:{s}", _time_panels(
             frames, s, run_designs, colours, max_points,
-            [("fund", "insurance fund"), ("vault_equity", "backstop vault equity at mark"),
+            [("fund", f"insurance fund ({currency})"), ("vault_equity", f"backstop vault equity at mark ({currency})"),
              ("long_oi", "open long interest (base units)")]),
             "Insurance-fund balance, backstop-vault equity and the population's open long size."))
         parts.append("</section>")

@@ -21,11 +21,11 @@ EVENT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("counterparty", "int64", "account id of the other side (-1 vault, -2 order book, -3 insurance fund, -4 all open positions, -5 several ADL orders: a weighted-policy ADL fill row summing fills from more than one order)"),
     ("size", "float64", "signed size closed on `account` (+ = a long was reduced)"),
     ("price", "float64", "execution price (fill, takeover or ADL close price; volume-weighted over the fills a weighted-policy ADL fill row sums)"),
-    ("notional", "float64", "|size| x price (a weighted-policy ADL fill row: the sum over its fills)"),
-    ("fee", "float64", "liquidation fee paid into the insurance fund"),
-    ("amount", "float64", "kind-specific amount: realized PnL (book trades, fund takeover), equity handed over (backstop), payment (fund payment), haircut against the mark (ADL fill), deficit covered at mark (ADL liquidation), uncovered deficit (bad debt), total charged to open positions (socialized loss)"),
-    ("equity_after", "float64", "account (or vault) equity at mark after the event"),
-    ("fund_after", "float64", "insurance-fund balance after the event"),
+    ("notional", "float64", "|size| x price (a weighted-policy ADL fill row: the sum over its fills), quote currency"),
+    ("fee", "float64", "liquidation fee paid into the insurance fund, quote currency"),
+    ("amount", "float64", "kind-specific amount: realized PnL (book trades, fund takeover), equity handed over (backstop), payment (fund payment), haircut against the mark (ADL fill), deficit covered at mark (ADL liquidation), uncovered deficit (bad debt), total charged to open positions (socialized loss); quote currency"),
+    ("equity_after", "float64", "account (or vault) equity at mark after the event, quote currency"),
+    ("fund_after", "float64", "insurance-fund balance after the event, quote currency"),
 )
 
 #: Time-series columns, sampled at most once per ``series_interval_ns`` and at the last tick.
@@ -34,14 +34,14 @@ SERIES_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("tape_price", "float64", "tape price"),
     ("sim_price", "float64", "tape price moved by the transient impact of simulated flow"),
     ("mark", "float64", "mark price"),
-    ("fund", "float64", "insurance-fund balance"),
-    ("vault_equity", "float64", "backstop vault equity at mark"),
+    ("fund", "float64", "insurance-fund balance, quote currency"),
+    ("vault_equity", "float64", "backstop vault equity at mark, quote currency"),
     ("long_oi", "float64", "open long size of the population, base units"),
     ("short_oi", "float64", "open short size of the population, base units"),
     ("cum_liquidations", "int64", "liquidations so far (book, partial, backstop, fund takeover, ADL'd)"),
-    ("cum_liquidated_notional", "float64", "notional liquidated so far"),
+    ("cum_liquidated_notional", "float64", "notional liquidated so far, quote currency"),
     ("cum_adl_fills", "int64", "ADL fills so far"),
-    ("cum_adl_notional", "float64", "ADL notional so far"),
+    ("cum_adl_notional", "float64", "ADL notional so far, quote currency"),
 )
 
 #: Scalar outcomes of a run.

@@ -91,15 +91,19 @@ class Tape:
         Trade sizes in base units, >= 0 (volume metrics only).
     stream : ndarray of float64 or None
         A supplied mark/index price as of each tick (NaN before the stream starts).
+    quote : str or None
+        The currency prices are quoted in (``USD``, ``USDT``, ``USDC``), hence the unit of every
+        money figure of a run; None: not known (:func:`riskengine.data.schema.quote_currency`).
     """
 
     ts: np.ndarray
     price: np.ndarray
     qty: np.ndarray
     stream: np.ndarray | None = None
+    quote: str | None = None
 
     @classmethod
-    def from_arrays(cls, ts, price, qty=None, stream=None) -> "Tape":
+    def from_arrays(cls, ts, price, qty=None, stream=None, quote: str | None = None) -> "Tape":
         """Build and validate a tape from arrays (never modified).
 
         Parameters
@@ -110,6 +114,8 @@ class Tape:
             Defaults to zeros.
         stream : array_like of float, optional
             Mark/index price per tick, NaN where not yet known.
+        quote : str, optional
+            The quote currency of the prices (see the class attributes).
 
         Raises
         ------
@@ -143,7 +149,7 @@ class Tape:
             _check_length("tape.stream", stream_a, n, "tape.ts")
             _require("tape.stream", stream_a, lambda a: ~np.isnan(a) & ~(np.isfinite(a) & (a > 0)),
                      "NaN (no value yet) or a finite price > 0")
-        return cls(ts_a, price_a, qty_a, stream_a)
+        return cls(ts_a, price_a, qty_a, stream_a, quote)
 
     @classmethod
     def from_table(cls, table, ts: str = "ts", price: str = "price", qty: str | None = "qty",
@@ -180,7 +186,7 @@ class Tape:
         _require("stream.price", s_px, lambda a: ~(np.isfinite(a) & (a > 0)), "a finite price > 0")
         idx = np.searchsorted(s_ts, self.ts, side="right") - 1
         aligned = np.where(idx >= 0, s_px[np.clip(idx, 0, None)] if len(s_px) else np.nan, np.nan)
-        return Tape.from_arrays(self.ts, self.price, self.qty, aligned)
+        return Tape.from_arrays(self.ts, self.price, self.qty, aligned, self.quote)
 
     def __len__(self) -> int:
         return len(self.ts)

@@ -53,7 +53,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from riskengine import backtest
+from riskengine import backtest, metrics, progress as live
 from riskengine.files import check_output_folder, write_atomic
 from riskengine.metrics import TIMING_COLUMNS
 from riskengine.config import KeyPath, LoadedConfig, SweepSpec, canonical_json, parse, parse_key
@@ -305,7 +305,8 @@ def execute(run: Run, cache: WorkerCache | None = None) -> Outcome:
     before = cache.loads["tape"]
     start, cpu = time.perf_counter(), time.process_time()
     try:
-        rows, error = labelled(backtest.run_config(run.loaded, memo=cache).table, run), None
+        # the sweep draws its own progress (a worker's stderr may be the same terminal)
+        rows, error = labelled(backtest.run_config(run.loaded, memo=cache, show_progress=False).table, run), None
     except Exception as exc:  # noqa: BLE001 - recorded with the run, the sweep goes on
         rows, error = None, _error_line(exc)
     return Outcome(run, rows, error, _worker_name(), cache.loads["tape"] - before, time.perf_counter() - start,
@@ -396,6 +397,10 @@ def _died(run: Run, exc: BaseException) -> Outcome:
     return Outcome(run, None, f"the worker running it failed: {_error_line(exc)}", "")
 
 
+#: where a local Dask cluster's scheduler serves HTTP (health, metrics): any free local port
+LOCAL_HTTP_ADDRESS = "127.0.0.1:0"
+
+
 def dask_client(scheduler: str | None, workers: int, timeout_s: float | None = None):
     """A ``dask.distributed`` client of the cluster at ``scheduler``, or of a new local
     cluster of ``workers`` single-threaded worker processes on 127.0.0.1; and that cluster
@@ -421,8 +426,10 @@ def dask_client(scheduler: str | None, workers: int, timeout_s: float | None = N
             raise ValueError(f"--scheduler {scheduler}: cannot reach the Dask scheduler "
                              f"({' '.join(str(exc).split())})") from None
     with _worker_start():
+        # the scheduler's HTTP server on a free local port: with None it takes 8787, and warns when
+        # another cluster on the machine holds that port
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=LOCAL_HTTP_ADDRESS, silence_logs=logging.ERROR)
     try:
         return Client(cluster, set_as_default=False), cluster
     except BaseException:
@@ -757,7 +764,8 @@ def run_sweep(loaded: LoadedConfig, out: str | os.PathLike, executor: str = "ser
     overwrite : bool
         Remove an existing ``out`` first.
     progress : callable
-        Gets one line per finished run (runs done / total, failures, elapsed time).
+        Gets one line per finished run (runs done / total, failures, elapsed time); on a
+        terminal a bar of the runs finished is drawn too (:mod:`riskengine.progress`).
 
     Raises
     ------
@@ -787,11 +795,14 @@ def run_sweep(loaded: LoadedConfig, out: str | os.PathLike, executor: str = "ser
         try:
             _write_parquet(pd.DataFrame([{"run": r.hash, **{grid_column(k): v for k, v in r.cells.items()}}
                                          for r in runs]), out / "plan.parquet")
-            with contextlib.closing(pool.map(todo)) as stream:
+            with live.display() as shown, shown.task(f"sweep {loaded.name}", len(runs), "runs") as advance, \
+                    contextlib.closing(pool.map(todo)) as stream:
+                advance(done)
                 for outcome in stream:
                     record(out, outcome)
                     session.append(outcome)
                     done += 1
+                    advance(done)
                     failed += outcome.error is not None
                     state = "ok" if outcome.error is None else f"FAILED: {outcome.error}"
                     progress(f"[{done}/{len(runs)}] {failed} failed, {time.perf_counter() - start:.1f} s: "
@@ -805,7 +816,8 @@ def run_sweep(loaded: LoadedConfig, out: str | os.PathLike, executor: str = "ser
     _write(out / "results.md", lambda tmp: tmp.write_text(backtest.markdown(results), encoding="utf-8"))
     _write_parquet(failures, out / "failures.parquet")
     _write(out / "ranking.csv", lambda tmp: ranking.to_csv(tmp, index=False))
-    _write(out / "ranking.md", lambda tmp: tmp.write_text(backtest.markdown(ranking), encoding="utf-8"))
+    _write(out / "ranking.md", lambda tmp: tmp.write_text(backtest.markdown(ranking, metrics.table_currency(results)),
+                                                          encoding="utf-8"))
     loads = sum(o.tape_loads for o in session)
     processes = len({o.worker for o in session if o.worker})
     progress(f"sweep {loaded.name}: {len(runs) - len(failures)} of {len(runs)} runs finished, {len(failures)} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import numpy as np
@@ -291,11 +292,12 @@ def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 def _cli_rows(stdout: str) -> dict[str, list[str]]:
+    """The terminal table's rows by column name (a heading is ``name (unit)``)."""
     rows = {}
     for line in stdout.splitlines():
-        parts = line.split()
-        if parts:
-            rows[parts[0]] = parts[1:]
+        m = re.match(r"(\S+)(?: \([^)]*\))?\s+(.*)", line)
+        if m:
+            rows[m.group(1)] = m.group(2).split()
     return rows
 
 

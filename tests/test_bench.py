@@ -106,6 +106,17 @@ def test_bench_json_has_the_documented_keys_and_sane_values(bench_run):
     assert crash["liquidations_per_s"] == pytest.approx(crash["liquidations"] / crash["wall_s"])
 
 
+def test_the_report_speaks_of_the_benchmarks_bars(bench_run):
+    code, out, stdout, _ = bench_run
+    assert code == 0
+    assert "issue" not in stdout and "the benchmark's bars apply to the full sizes only" in stdout
+    full = {**json.loads(out.read_text()), "mode": "full", "scale": 1.0}
+    full["bars"] = bench.bars(full)
+    text = bench.format_report(full)
+    assert "issue" not in text and "the benchmark's bars (targets at the full sizes):" in text
+    assert "quiet ticks/s:" in text
+
+
 def test_bars_follow_the_values():
     figures = {"ticks_per_s": 60e6, "peak_memory_mb": 400.0, "engine_input_mb": 175.0,
                "liquidations_per_s": 0.9e6, "wall_s_rounds": [0.5, 12.0], "reference": {"speedup": 150.0}}

@@ -230,7 +230,8 @@ class TestTimeAndStress:
 
 class TestModes:
     @pytest.fixture(scope="class")
-    def crash(self):
+    @classmethod
+    def crash(cls):
         return synthetic.crash_scenario(ticks=3_000, accounts=2_000, seed=5)
 
     def test_replay_leaves_the_price_on_the_tape(self, crash):

@@ -210,10 +210,11 @@ class TestEntriesFromTheGeminiTape:
     LOOKBACK_S = 6 * 3600
 
     @pytest.fixture(scope="class")
-    def drawn(self, gemini):
-        spec = PopulationSpec(accounts=N, flat_share=0.0, entry_lookback_s=self.LOOKBACK_S, seed=13)
+    @classmethod
+    def drawn(cls, gemini):
+        spec = PopulationSpec(accounts=N, flat_share=0.0, entry_lookback_s=cls.LOOKBACK_S, seed=13)
         price = float(gemini.price[np.searchsorted(gemini.ts, WINDOW_START)])
-        inside = (gemini.ts >= WINDOW_START - self.LOOKBACK_S * NS) & (gemini.ts < WINDOW_START)
+        inside = (gemini.ts >= WINDOW_START - cls.LOOKBACK_S * NS) & (gemini.ts < WINDOW_START)
         return generate(spec, price, gemini, WINDOW_START), gemini.price[inside], gemini.qty[inside]
 
     def test_entries_are_trades_before_the_window(self, drawn, gemini):

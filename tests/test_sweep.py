@@ -10,6 +10,7 @@ any two runs of the same config.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
@@ -163,9 +164,25 @@ def test_validate_checks_the_grid(folder, capsys):
 def dask_cluster():
     distributed = pytest.importorskip("dask.distributed")
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None, silence_logs=logging.ERROR)
+                                       dashboard_address=sweep.LOCAL_HTTP_ADDRESS, silence_logs=logging.ERROR)
     yield cluster
     cluster.close()
+
+
+def test_a_local_dask_cluster_starts_cleanly_beside_another():
+    """Another cluster on the machine holds Dask's default HTTP port 8787: the sweep's local
+    cluster takes a free port instead, without a warning (which would fail this test)."""
+    pytest.importorskip("dask.distributed")
+    with socket.socket() as taken:
+        with contextlib.suppress(OSError):  # already held by another process: the same case
+            taken.bind(("127.0.0.1", 8787))
+            taken.listen()
+        client, cluster = sweep.dask_client(None, 1)
+        try:
+            assert len(client.scheduler_info()["workers"]) <= 1
+        finally:
+            client.close()
+            cluster.close()
 
 
 def test_serial_rows(serial, loaded):

@@ -51,6 +51,8 @@ DEPTH_COLUMNS = ("timestamp", "percentage", "depth", "notional")
 AGG_TRADES_COLUMNS = ("agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id",
                       "transact_time", "is_buyer_maker")
 TRADES_COLUMNS = ("id", "price", "qty", "quote_qty", "time", "is_buyer_maker")
+#: the files this module reads
+FILE_TYPES = "the daily .zip (one CSV inside), or that .csv"
 METRICS_COLUMNS = ("create_time", "symbol", "sum_open_interest", "sum_open_interest_value",
                    "count_toptrader_long_short_ratio", "sum_toptrader_long_short_ratio", "count_long_short_ratio",
                    "sum_taker_long_short_vol_ratio")

@@ -96,6 +96,8 @@ IMPORTED_KEY, FORMAT_KEY = b"riskengine.imported", b"riskengine.format"
 TMP, LOCK, PLAN = ".tmp", ".lock", "commit.json"
 #: a time argument: ISO text, a datetime (pandas.Timestamp included; naive = UTC) or numpy.datetime64
 TimeLike = str | dt.date | np.datetime64
+#: the files each source reads (for ``riskengine data import --help``)
+FILE_TYPES = {"tardis": tardis.FILE_TYPES, "binance-vision": binance.FILE_TYPES, "hyperliquid": hyperliquid.FILE_TYPES}
 
 
 @dataclass

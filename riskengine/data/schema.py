@@ -33,6 +33,32 @@ def coinm_face(symbol: str) -> float | None:
         return COINM_FACE_USD.get(symbol, COINM_DEFAULT_FACE_USD)
     return None
 
+
+#: stablecoin and fiat quotes a symbol can end in, longest first (``USDT`` before ``USD``)
+QUOTES = ("USDT", "USDC", "USD")
+#: Hyperliquid perps are margined in USDC, their notionals and tiers counted in USDC
+#: (../shared/reference/venue-mechanisms.md §2.1 [DOC S20])
+HYPERLIQUID_QUOTE = "USDC"
+
+
+def quote_currency(symbol: str | None, source: str | None = None) -> str | None:
+    """The currency a symbol's prices are quoted in, hence the unit of every money figure of a
+    replay of its tape: ``BTCUSDT``, ``BTC-USDT-SWAP`` -> USDT; ``BTCUSD``, ``BTC-USD``, the
+    COIN-M ``BTCUSD_PERP`` (priced in USD) -> USD; any Hyperliquid coin -> USDC. None when the
+    symbol does not tell (the money is then in "the quote currency").
+
+    >>> quote_currency("ATOMUSD_PERP"), quote_currency("TRXUSDT"), quote_currency("BTC", "hyperliquid")
+    ('USD', 'USDT', 'USDC')
+    """
+    if source == "hyperliquid":
+        return HYPERLIQUID_QUOTE
+    if not symbol:
+        return None
+    name = re.sub(r"([_-](PERP|SWAP|\d{6}))+$", "", symbol.upper())  # the contract suffix
+    name = name.replace("-", "").replace("/", "").replace("_", "")
+    return next((q for q in QUOTES if name.endswith(q) and len(name) > len(q)), None)
+
+
 #: Trades: the market tape.
 TRADES = pa.schema([
     pa.field("ts", pa.timestamp("ns", tz="UTC"), nullable=False),  # exchange time

@@ -50,6 +50,8 @@ BOOK_LEVELS = {"book_snapshot_25": 25, "book_snapshot_5": 5}
 STORED_AS = {"trades": "trades", "liquidations": "events", "derivative_ticker": "ticker",
              "book_snapshot_25": "depth", "book_snapshot_5": "depth"}
 BLOCK_BYTES = 8 << 20
+#: the files this module reads
+FILE_TYPES = ".csv, or gzipped .csv.gz"
 _NAME_KIND = re.compile(r"_(" + "|".join(sorted(STORED_AS, key=len, reverse=True)) + r")_")
 _DAY = re.compile(r"\d{4}/\d{2}/\d{2}")
 
