@@ -350,7 +350,8 @@ def _data(args: argparse.Namespace) -> int:
     catalog = _catalog(args)
     if args.data_command == "import":
         start = time.perf_counter()
-        with progress.display() as shown, shown.task(f"importing {len(args.paths)} file(s)"):
+        what = os.path.basename(args.paths[0]) if len(args.paths) == 1 else f"{len(args.paths)} files"
+        with progress.display() as shown, shown.task(f"importing {what}"):
             reports = catalog.import_files(args.paths, source=args.source, kind=args.kind, sort=args.sort,
                                            dedupe=args.dedupe, replace=args.replace, progress=shown.line)
         for report in reports:
@@ -410,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGINT, _interrupt)
         try:
             with contextlib.ExitStack() as held:
-                return _command(build_parser().parse_args(argv), held)
+                return _dispatch(build_parser().parse_args(argv), held)
         finally:
             if own_process:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -423,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     return 130
 
 
-def _command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
+def _dispatch(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     try:
         if args.command == "run":
             return _run(args, held)

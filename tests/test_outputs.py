@@ -180,6 +180,7 @@ class _Lines:
             with self._new:
                 self.lines.append(line.rstrip("\n"))
                 self._new.notify_all()
+        proc.stderr.close()
         with self._new:
             self.lines.append(None)  # end of stream
             self._new.notify_all()
@@ -213,7 +214,10 @@ def _wrote(stderr: str) -> Path:
 def _printed_liquidations(stdout: str) -> list[int]:
     """The liquidations per design of a run's terminal table."""
     [line] = [line for line in stdout.splitlines() if line.split()[:1] == ["liquidations"]]
-    return [int(cell.replace(",", "")) for cell in line.split()[1:]]
+    cells = line.split()[1:]
+    if cells[0] == "(count)":  # the header's unit
+        cells = cells[1:]
+    return [int(cell.replace(",", "")) for cell in cells]
 
 
 def _assert_complete(out: Path, stdout: str) -> None:
@@ -250,6 +254,7 @@ def test_a_second_run_into_a_folder_being_written_is_refused(tmp_path):
                         r"another with --out\)", line), line
     assert first.poll() is None, "the first run must still be running for this test to mean anything"
     stdout = first.stdout.read()
+    first.stdout.close()
     assert first.wait(timeout=300) == 0, first_err.text()
     assert _wrote(first_err.text()) == out
     _assert_complete(out, stdout)
@@ -264,6 +269,7 @@ def test_a_killed_runs_lock_does_not_block_the_next_run(tmp_path):
     assert lock.is_file() and f"pid {killed.pid} " in lock.read_text()
     os.killpg(killed.pid, signal.SIGKILL)
     killed.wait(timeout=60)
+    killed.stdout.close()
     assert lock.is_file()  # left behind, no longer locked
     again = run_cli("run", *SMALL, "--out", str(out), timeout=300)
     assert again.returncode == 0, again.stderr
@@ -284,6 +290,7 @@ def test_a_second_sweep_into_a_folder_being_written_is_refused_and_resume_works_
     assert first.poll() is None, "the first sweep must still be running for this test to mean anything"
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=60)
+    first.stdout.close()
     done = len(list((out / "runs").glob(f"run=*/{sweep.PART}")))
     assert 1 <= done < 12
     resumed = run_cli("sweep", str(config), "--out", str(out), "--resume", "--executor", "serial", timeout=300)
@@ -336,6 +343,7 @@ def _interrupt(args: list[str], entry: str, marker: str | None, delay: float) ->
     time.sleep(delay)
     os.killpg(proc.pid, signal.SIGINT)
     proc.stdout.read()  # stderr is the reader thread's
+    proc.stdout.close()
     proc.wait(timeout=120)
     return proc, "\n".join(line for line in lines.text().splitlines() if not line.startswith("import time:"))
 

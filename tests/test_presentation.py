@@ -240,7 +240,10 @@ def test_run_draws_progress_on_a_terminal_and_plain_lines_elsewhere():
 
     piped = run_cli(*args)  # stderr not a terminal: the step lines only, as plain text
     assert piped.returncode == 0
-    assert piped.stderr.splitlines()[:3] == ["default: running", "[1/1] synthetic-btc-crash: loading",
+    lines = piped.stderr.splitlines()
+    assert lines[:2] == ["default: checking", "[1/1] synthetic-btc-crash: loading"]  # the checks before any run
+    running = lines.index("default: running")
+    assert lines[running:running + 3] == ["default: running", "[1/1] synthetic-btc-crash: loading",
                                              "[1/1] synthetic-btc-crash: 3,000 trades, 300 accounts, depth "
                                              "5,000,000/1%; 4 design(s)"]
     assert "\x1b" not in piped.stderr and BAR not in piped.stderr and "ticks" not in piped.stderr.split("; ")[-1]
@@ -263,7 +266,7 @@ def test_an_import_and_the_bench_show_they_are_working_on_a_terminal(shared_data
     code, _, terminal = run_in_terminal("data", "import", "--catalog", str(tmp_path / "catalog"),
                                         str(shared_data / TRX_PERP))
     assert code == 0, terminal
-    assert f"[1/1] importing {Path(TRX_PERP).name}" in terminal and "0:00:0" in terminal  # the elapsed time
+    assert f"importing {Path(TRX_PERP).name}" in terminal and "0:00:0" in terminal  # the elapsed time
     code, _, terminal = run_in_terminal("bench", "--quick", "--scale", "0.02")
     assert code == 0, terminal
     assert "bench (quick): 4 steps, each in a fresh process" in terminal and "0:00:0" in terminal
