@@ -11,6 +11,7 @@ it through every venue design, and write the outputs atomically.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import tempfile
@@ -288,16 +289,85 @@ def build_liquidity(loaded: LoadedConfig, window: Window, where: str = "liquidit
     return ConstantDepth(depth, **model)
 
 
-def build_designs(loaded: LoadedConfig) -> list[VenueDesign]:
-    """Every venue design of the config, validated."""
+#: quote currencies and contract suffixes stripped from a tape's symbol to find its underlying
+_QUOTES = ("USDT", "USDC", "BUSD", "USD")
+_SUFFIXES = ("_PERP", "-PERP", "-SWAP", "PERP")
+
+
+def underlying_of(symbol: str) -> str:
+    """The asset of a market symbol: ``BTCUSD_PERP`` -> ``BTC``, ``AAVE-USDT-SWAP`` -> ``AAVE``,
+    ``TRXUSDT`` -> ``TRX``, ``XBTUSD`` -> ``BTC``, ``SOL`` -> ``SOL``."""
+    name = symbol.upper()
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    name = name.rstrip("-_/")
+    for quote in _QUOTES:
+        if name.endswith(quote) and len(name) > len(quote):
+            name = name[: -len(quote)].rstrip("-_/")
+            break
+    return "BTC" if name == "XBT" else name
+
+
+def scenario_underlying(spec: ScenarioSpec) -> str | None:
+    """The asset a scenario's tape prices: its ``underlying``, else from its tape's ``symbol``
+    key, else BTC for a synthetic tape (shaped like BTC); None when the config does not say."""
+    if spec.underlying is not None:
+        return spec.underlying.upper()
+    if spec.tape is not None and spec.tape.symbol:
+        return underlying_of(spec.tape.symbol)
+    if spec.synthetic is not None:
+        return "BTC"
+    return None
+
+
+def scenario_date(spec: ScenarioSpec) -> dt.date | None:
+    """The replay day whose margin tables apply: the window's start, or the synthetic tape's
+    (2025-10-10); None when the config does not say (the newest tables apply)."""
+    if spec.window.start is not None:
+        return spec.window.start.astimezone(dt.timezone.utc).date()
+    if spec.synthetic is not None:
+        return dt.datetime.fromtimestamp(synthetic.CRASH_DAY_START_NS // NS, dt.timezone.utc).date()
+    return None
+
+
+def build_designs(loaded: LoadedConfig, scenario: int | None = None) -> list[VenueDesign]:
+    """Every venue design of the config, validated; for scenario index ``scenario``, resolved
+    for it: each preset without a ``symbol`` takes its venue's symbol for the scenario's
+    underlying (:func:`scenario_underlying`) and the tables in force on its date
+    (:func:`scenario_date`). When the underlying is unknown the preset's default symbol is
+    used, marked assumed (``margin.caveat``)."""
     where = str(loaded.path) if loaded.path is not None else "config"
-    designs = [venues.build(spec, where=f"{where}: venues[{i}]") for i, spec in enumerate(loaded.config.venues)]
+    underlying = day = None
+    context = ""
+    if scenario is not None:
+        spec = loaded.config.all_scenarios()[scenario]
+        underlying, day = scenario_underlying(spec), scenario_date(spec)
+        context = f" (scenario {spec.name!r}, underlying {underlying or 'not given'})"
+    designs = []
+    for i, table in enumerate(loaded.config.venues):
+        design = venues.build(table, where=f"{where}: venues[{i}]{context}", underlying=underlying, date=day)
+        if (scenario is not None and underlying is None and design.preset
+                and not {"symbol", "max_leverage", "assumed_table"} & set(table)
+                and venues.given_margin(table) is None):
+            caveat = "; ".join(x for x in (
+                "assumed: the scenario names no underlying, so the preset's default symbol's table is used "
+                "(set [scenario] underlying)", design.margin.caveat) if x)
+            design = design.with_overrides({"margin": {"caveat": caveat}})
+        designs.append(design)
     names = [d.name for d in designs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ValueError(f"{where}: venues: design names must be unique (repeated: {', '.join(dupes)}); "
                          f"give each variant a name")
     return designs
+
+
+def margin_warnings(scenario: str, designs: list[VenueDesign]) -> list[str]:
+    """One line per design whose margin table is assumed or out of date (its caveat)."""
+    return [f"{scenario}: design {d.name!r}: margin table {d.margin.label}: {d.margin.caveat}"
+            for d in designs if d.margin.caveat]
 
 
 def _scenario_where(loaded: LoadedConfig, index: int) -> str:
@@ -314,11 +384,12 @@ def check(loaded: LoadedConfig) -> list[str]:
     ValueError
         The first problem, as one line.
     """
-    designs = build_designs(loaded)
-    for d in designs:
-        d.engine_params(ConstantDepth(), 1.0)
+    build_designs(loaded)
     lines = []
     for i, spec in enumerate(loaded.config.all_scenarios()):
+        designs = build_designs(loaded, i)
+        for d in designs:
+            d.engine_params(ConstantDepth(), 1.0)
         where = _scenario_where(loaded, i)
         pop = population_spec(loaded, spec, where)
         if spec.observed is not None:  # the folder and the ticker, checked now
@@ -386,19 +457,24 @@ def prepare(loaded: LoadedConfig, index: int, memo: Memo = _no_memo) -> Prepared
 
 
 def run_config(loaded: LoadedConfig, progress: Progress = _quiet, engine: str = "cython",
-               check_invariants: bool = False, memo: Memo = _no_memo) -> Result:
-    """Run every scenario of a config through every design (``check_invariants``: see
-    :func:`riskengine.run`; ``memo``: see :func:`prepare`).
+               check_invariants: bool = False, memo: Memo = _no_memo, warn: Progress = _quiet) -> Result:
+    """Run every scenario of a config through every design, each resolved for the scenario
+    (:func:`build_designs`; ``check_invariants``: see :func:`riskengine.run`; ``memo``: see
+    :func:`prepare`; ``warn`` gets one line per design whose margin table is assumed or out of
+    date, :func:`margin_warnings`).
 
     Returns
     -------
     Result
         One table row per scenario x design, events and series labelled likewise.
     """
-    designs = build_designs(loaded)
     specs = loaded.config.all_scenarios()
+    every = [build_designs(loaded, i) for i in range(len(specs))]  # every scenario's, before any runs
     tables, events, series, raws = [], [], [], []
     for i, spec in enumerate(specs):
+        designs = every[i]
+        for line in margin_warnings(spec.name, designs):
+            warn(line)
         progress(f"[{i + 1}/{len(specs)}] {spec.name}: loading")
         prepared = prepare(loaded, i, memo)
         tape = prepared.scenario.tape

@@ -189,7 +189,8 @@ def _run(args: argparse.Namespace) -> int:
                   f"{loaded.path}", file=err)
         print(f"{loaded.name}: running", file=err, flush=True)
         result = backtest.run_config(loaded, progress=lambda line: print(line, file=err, flush=True),
-                                     engine=args.engine)
+                                     engine=args.engine,
+                                     warn=lambda line: print(f"riskengine: warning: {line}", file=err, flush=True))
         print(_show(result.table))
         if out is not None:
             written = backtest.write_outputs(result, out, overwrite=args.overwrite,

@@ -249,6 +249,7 @@ def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
             positions=int(np.count_nonzero(scenario.population.size)),
             tape_start_ns=int(tape.ts[0]), fund_initial=params.fund_initial,
             vault_initial=params.vault_initial, elapsed_s=elapsed, tape_notional=tape_notional,
+            margin_source=design.margin.margin_source,
         )
         rows.append(summarize(ctx))
         events.append(_labelled(raw.events_table(), scenario.name, design.name))

@@ -44,6 +44,7 @@ class RunContext:
     vault_initial: float
     elapsed_s: float
     tape_notional: float = float("nan")  #: sum of price x qty over the tape
+    margin_source: str = ""  #: the design's margin table (riskengine.venue.Margin.margin_source)
 
     def kind_mask(self, *kinds) -> np.ndarray:
         k = self.raw.events["kind"]
@@ -127,10 +128,26 @@ def _amplification(ctx: RunContext) -> float:
     return float(ctx.raw.scalars["sim_max_drawdown"] / tape) if tape > 0 else float("nan")
 
 
+#: the column naming each run's margin table; a caveat is the text in [brackets] after the label
+MARGIN_SOURCE = "margin_source"
+
+
+def margin_caveat(margin_source: str) -> str:
+    """The caveat of a ``margin_source`` cell ('' when the table is the venue's on the replay date)."""
+    label, _, rest = str(margin_source).partition(" [")
+    return rest[:-1] if rest.endswith("]") else ""
+
+
 COLUMNS: tuple[Column, ...] = (
     Column("scenario", "scenario name", lambda c: c.scenario),
     Column("design", "venue design name", lambda c: c.design),
     Column("engine", "engine that ran (cython or reference)", lambda c: c.engine),
+    Column(MARGIN_SOURCE, "the design's maintenance-margin table: venue, symbol and effective date (a preset's "
+           "stored table; 'given in the design' for a config's own margin.floors/rates), '(incomplete)' when tiers "
+           "are missing, and in [brackets] why it may not be the venue's table on the replay date: 'assumed' "
+           "(another symbol's table, named by assumed_table, or the preset's default symbol when the scenario "
+           "names no underlying) or 'out of date' (the replay precedes the symbol's earliest table)",
+           lambda c: c.margin_source),
     Column("accounts", "accounts in the population", lambda c: c.accounts),
     Column("positions", "accounts holding a position at the start", lambda c: c.positions),
     Column("ticks", "tape ticks replayed", lambda c: int(c.raw.scalars["ticks"])),

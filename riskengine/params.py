@@ -15,6 +15,9 @@ import numpy as np
 from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, MarkMethod, PartialMode, Takeover
 
 NS = 1_000_000_000
+#: the forms of a tier table: ``N x rate_k - cum_k`` (continuous) or ``N x rate_k`` (a step per
+#: tier, the rate applied to the whole position); :class:`riskengine.venue.Margin`
+MARGIN_FORMS = ("deduction", "whole-position")
 
 
 def maintenance_deductions(floors: np.ndarray, rates: np.ndarray) -> np.ndarray:
@@ -150,6 +153,7 @@ class EngineParams:
 
     mm_floors: np.ndarray
     mm_rates: np.ndarray
+    mm_whole_position: bool = False
     mark_method: int = MarkMethod.LAST
     mark_ema_tau_ns: float = 150.0 * NS
     mark_ema2_tau_ns: float = 30.0 * NS
@@ -207,7 +211,8 @@ class EngineParams:
         check_tiers(floors, rates)
         floors.setflags(write=False)
         rates.setflags(write=False)
-        cums = maintenance_deductions(floors, rates)
+        # whole-position form: MM = N x rate_k with no deduction (riskengine.venue.Margin)
+        cums = np.zeros(len(floors)) if self.mm_whole_position else maintenance_deductions(floors, rates)
         cums.setflags(write=False)
         object.__setattr__(self, "mm_floors", floors)
         object.__setattr__(self, "mm_rates", rates)

@@ -15,20 +15,31 @@ Sources: ../shared/reference/venue-mechanisms.md §3 (BitMEX) [DOC S46, S46b].
 
 from __future__ import annotations
 
-from riskengine.venue import Adl, Fund, Liquidation, Mark, VenueDesign
-from riskengine.venues._placeholder import placeholder_margin
+from riskengine.venue import Adl, Fund, Liquidation, Margin, Mark, VenueDesign
+from riskengine.venues._tables import notes, preset_margin
 
 NAME = "bitmex"
 
 
-def preset(symbol: str = "XBTUSD", date: str | None = None) -> VenueDesign:
-    """The BitMEX rulebook (mechanisms; the margin table is a labelled placeholder)."""
-    margin = placeholder_margin(NAME)
+DEFAULT_SYMBOL = "XBTUSDT"
+
+
+def symbol_for(underlying: str) -> str:
+    """The linear USDT perpetual of ``underlying`` (BitMEX names bitcoin XBT: ``BTC`` -> ``XBTUSDT``)."""
+    return ("XBT" if underlying == "BTC" else underlying) + "USDT"
+
+
+def preset(symbol: str = DEFAULT_SYMBOL, date: str | None = None, assumed_table: str | None = None,
+           margin: Margin | None = None) -> VenueDesign:
+    """The BitMEX rulebook for ``symbol`` with the margin table in force on ``date`` (``assumed_table``:
+    the symbol whose table a symbol without one uses; ``margin``: a table given instead of the
+    stored ones)."""
+    margin = preset_margin(NAME, symbol, date, assumed_table, margin)
     return VenueDesign(
         name=NAME, preset=NAME, margin=margin,
         mark=Mark(method="index-ema-basis", ema_s=300.0),
         liquidation=Liquidation(partial="tier-step", limit="bankruptcy", surplus_to_fund=True),
         fund=Fund(takeover=True, unwind_interval_s=10.0, unwind_fraction=0.5),
         adl=Adl(policy="queue", ranking="pnl-leverage", price="bankruptcy"),
-        notes=margin.source,
+        notes=notes(margin),
     )

@@ -15,20 +15,31 @@ Sources: ../shared/reference/venue-mechanisms.md §3 (Drift) [DOC S49, S49b, cod
 
 from __future__ import annotations
 
-from riskengine.venue import Adl, Liquidation, Mark, VenueDesign
-from riskengine.venues._placeholder import placeholder_margin
+from riskengine.venue import Adl, Liquidation, Margin, Mark, VenueDesign
+from riskengine.venues._tables import notes, preset_margin
 
 NAME = "drift"
 STEP_FRACTION = 0.25
 
 
-def preset(symbol: str = "BTC-PERP", date: str | None = None) -> VenueDesign:
-    """The Drift rulebook (mechanisms; the margin table is a labelled placeholder)."""
-    margin = placeholder_margin(NAME)
+DEFAULT_SYMBOL = "BTC-PERP"
+
+
+def symbol_for(underlying: str) -> str:
+    """The Drift perp market of ``underlying`` (``AAVE`` -> ``AAVE-PERP``)."""
+    return f"{underlying}-PERP"
+
+
+def preset(symbol: str = DEFAULT_SYMBOL, date: str | None = None, assumed_table: str | None = None,
+           margin: Margin | None = None) -> VenueDesign:
+    """The Drift rulebook for ``symbol`` with the margin table in force on ``date`` (``assumed_table``:
+    the symbol whose table a symbol without one uses; ``margin``: a table given instead of the
+    stored ones)."""
+    margin = preset_margin(NAME, symbol, date, assumed_table, margin)
     return VenueDesign(
         name=NAME, preset=NAME, margin=margin,
         mark=Mark(method="stream"),
         liquidation=Liquidation(partial="fraction", partial_fraction=STEP_FRACTION),
         adl=Adl(policy="socialize"),
-        notes=margin.source,
+        notes=notes(margin),
     )

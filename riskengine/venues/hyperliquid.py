@@ -29,7 +29,7 @@ Sources: ../shared/reference/venue-mechanisms.md §2 and the keys cited there.
 from __future__ import annotations
 
 from riskengine.venue import Adl, Backstop, Liquidation, Margin, Mark, VenueDesign
-from riskengine.venues._tables import margin_table
+from riskengine.venues._tables import notes, preset_margin
 
 NAME = "hyperliquid"
 DEFAULT_SYMBOL = "BTC"
@@ -50,21 +50,26 @@ def max_market_order(max_leverage: float) -> float:
     return 500e3
 
 
+def symbol_for(underlying: str) -> str:
+    """Hyperliquid names a perp by its coin (``AAVE``)."""
+    return underlying
+
+
 def preset(symbol: str = DEFAULT_SYMBOL, date: str | None = None,
-           max_leverage: float | None = None) -> VenueDesign:
-    """The Hyperliquid rulebook for ``symbol`` (or a single-tier table of ``max_leverage``)."""
+           max_leverage: float | None = None, assumed_table: str | None = None,
+           margin: Margin | None = None) -> VenueDesign:
+    """The Hyperliquid rulebook for ``symbol`` (or a single-tier table of ``max_leverage``;
+    ``assumed_table``: the coin whose table a coin without one uses; ``margin``: a table given
+    instead of the stored ones)."""
     if max_leverage is not None:
         if isinstance(max_leverage, bool) or not isinstance(max_leverage, (int, float)) or not max_leverage >= 1:
             raise ValueError(f"{NAME}: max_leverage must be >= 1 (got {max_leverage!r})")
         source = f"single-tier table, max leverage {max_leverage:g} (ids < 50, [DOC S20])"
-        margin = Margin.from_max_leverage((0.0,), (max_leverage,), source)
-        notes = source
-        top = max_leverage
+        margin = Margin.from_max_leverage((0.0,), (max_leverage,), source,
+                                          label=f"{NAME} single-tier {max_leverage:g}x")
     else:
-        table, note = margin_table(NAME, symbol, date)
-        margin = Margin.from_max_leverage(table.floors, table.max_leverage, table.describe())
-        notes = table.describe() + (f"; {note}" if note else "")
-        top = table.max_leverage[0]
+        margin = preset_margin(NAME, symbol, date, assumed_table, margin)
+    top = round(1.0 / (2.0 * margin.rates[0]), 9)  # the first tier's max leverage (rate = 1 / (2 x leverage))
     return VenueDesign(
         name=NAME,
         preset=NAME,
@@ -75,5 +80,5 @@ def preset(symbol: str = DEFAULT_SYMBOL, date: str | None = None,
                                 max_order=max_market_order(top)),
         backstop=Backstop(ratio=BACKSTOP_RATIO),
         adl=Adl(policy="queue", ranking="hl-index", price="previous-mark", on_negative_equity=True),
-        notes=notes,
+        notes=notes(margin),
     )
