@@ -129,6 +129,7 @@ def params_strategy(draw, with_stream: bool) -> EngineParams:
     return EngineParams(
         mm_floors=floors,
         mm_rates=rates,
+        mm_whole_position=draw(st.booleans()),
         mark_method=draw(st.sampled_from(methods)),
         mark_ema_tau_ns=draw(st.floats(1, 300)) * S,
         mark_ema2_tau_ns=draw(st.floats(1, 60)) * S,
@@ -180,6 +181,10 @@ PROFILES = {
     "drawdown": dict(adl_fund_drawdown=0.05, liq_limit_bankruptcy=True, takeover=Takeover.FUND),
     # partial liquidation by stepping down margin tiers (Bybit, BitMEX, OKX)
     "tier-step": dict(partial_mode=PartialMode.TIER_STEP),
+    # the whole position re-rated at each tier (BitMEX risk-limit steps, OKX position tiers),
+    # stepped down by tiers
+    "whole-position": dict(mm_whole_position=True, partial_mode=PartialMode.TIER_STEP, liq_limit_bankruptcy=True,
+                           takeover=Takeover.FUND),
 }
 
 

@@ -323,9 +323,12 @@ class TestSymbolsAndDates:
                 in design.notes)
         assert design.margin.caveat.startswith("out of date: ")
         assert design.margin.margin_source.startswith("binance-usdm BTCUSDT 2021-03-18 [out of date: ")
-        hl = venues.preset("hyperliquid", symbol="ETH", date="2025-10-10")
-        assert hl.margin.floors == (0.0, 100e6)
-        assert "no hyperliquid ETH table known on 2025-10-10; using the earliest, effective 2026-01-27" in hl.notes
+        hl = venues.preset("hyperliquid", symbol="SOL", date="2025-10-10")
+        first = _tables._load("hyperliquid")["SOL"][0]
+        assert first.effective > dt.date(2025, 10, 10)  # no 2025 SOL table is known
+        assert hl.margin.floors == first.floors
+        assert (f"no hyperliquid SOL table known on 2025-10-10; using the earliest, effective {first.effective}"
+                in hl.notes)
 
     @pytest.mark.parametrize("date", ["2024-01-01", "2021-03-18", "2024-05-29", dt.date(2024, 1, 1)])
     def test_btcusdt_2021_table(self, date):
