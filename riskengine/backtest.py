@@ -377,7 +377,8 @@ def _scenario_where(loaded: LoadedConfig, index: int) -> str:
 
 def check(loaded: LoadedConfig) -> list[str]:
     """What :func:`run_config` will run, checked without reading any tape: designs resolve,
-    files exist, populations validate. Returns one description line per scenario.
+    files exist, populations validate. Returns one description line per scenario, each followed
+    by a ``warning:`` line per design whose margin table is assumed or out of date.
 
     Raises
     ------
@@ -405,6 +406,7 @@ def check(loaded: LoadedConfig) -> list[str]:
                 raise ValueError(f"{where}.{part}.catalog: no catalog folder {loaded.resolve(src.catalog)}")
         lines.append(f"{spec.name}: {pop.accounts:,} accounts x {len(designs)} design(s) "
                      f"({', '.join(d.name for d in designs)})")
+        lines += [f"warning: {line}" for line in margin_warnings(spec.name, designs)]
     depth = loaded.config.liquidity.depth
     if depth is not None and not loaded.resolve(depth.path).is_file():
         raise ValueError(f"liquidity.depth.path: no such file {loaded.resolve(depth.path)}")

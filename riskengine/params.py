@@ -148,7 +148,8 @@ class EngineParams:
     :func:`check_depth_curve`). Both engines read the derived ``book_*`` arrays (distances as
     fractions, flattened). ``impact_stress_k`` thins depth by recent flow; ``observed_*`` (time
     ns, side +1/-1, quote notional) is observed liquidation flow taken out of the tape
-    (counterfactual replay). See :mod:`riskengine.liquidity`.
+    (counterfactual replay). See :mod:`riskengine.liquidity`. ``mm_whole_position``: the tiers
+    apply the tier's rate to the whole position (``mm_cums`` all 0; :class:`riskengine.venue.Margin`).
     """
 
     mm_floors: np.ndarray

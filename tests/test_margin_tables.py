@@ -224,6 +224,10 @@ class TestOneRule:
         with open(out / "results.csv", newline="") as fh:
             rows = list(csv.DictReader(fh))
         assert [r["margin_source"] for r in rows] == [expected]
+        # validate says so too
+        checked = run_cli("validate", str(path))
+        assert checked.returncode == 0 and f"  warning: {warnings[0].removeprefix('riskengine: warning: ')}" in (
+            checked.stdout.splitlines())
         assert metrics.margin_caveat(rows[0]["margin_source"]).startswith("assumed: ")
         page = (out / "report.html").read_text()
         assert 'id="margin-caveats"' in page and "assumed: no binance-usdm table for ZZZQUSDT" in page

@@ -75,7 +75,7 @@ class MarginTable:
         if not self.complete:
             text += f"; gap: {self.gap}"
         if self.premium:
-            text += f"; size premium not modelled: {self.premium}"
+            text += f"; not modelled: {self.premium}"
         return text
 
 

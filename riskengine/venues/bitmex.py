@@ -10,7 +10,12 @@ Sources: ../shared/reference/venue-mechanisms.md §3 (BitMEX) [DOC S46, S46b].
 * ADL ranking: PnL% x effective leverage (profitable side), effective leverage
   ``|markValue| / (markValue - bankruptValue)``; closed at the bankruptcy price of the initial
   liquidated order [DOC S46].
-* Gaps: no BitMEX risk-limit table in the reference (placeholder margin).
+* Margin: risk-limit steps, each step raising the rate of the whole position by the base
+  maintenance margin (``whole-position`` form: BitMEX "Risk Limits Examples"), per symbol and
+  date in ``tables/bitmex.toml``: the linear USDT perps (XBTUSDT from a 2022-10-16 API capture,
+  ETH/SOL/BCH base rates from 2024-2025 announcements, WLD/WIF ladders of 2025-06-12; each table's
+  source and gaps in the file). ``<UNDERLYING>USDT`` (``XBTUSDT`` for BTC) for a scenario's
+  underlying.
 """
 
 from __future__ import annotations

@@ -11,8 +11,12 @@ Sources: ../shared/reference/venue-mechanisms.md §3 (Bybit) [DOC S42, S43, S44]
   the liquidated order [DOC S43]. (Maker/taker fees on ADL are not modelled.) The newer
   grouped-pool trigger (8 h PnL drawdown vs ``insurancePnlRatio``) is available as
   ``adl.fund_drawdown`` [DOC S44]; the classic trigger (pool exhausted) is the default.
-* Gaps: no Bybit risk-limit table in the reference (placeholder margin, see notes); the mark
-  method is not specified there — index + EMA basis is used [INF].
+* Margin: risk-limit tiers with ``mmDeduction`` (``deduction`` form: Bybit help "Maintenance
+  Margin (USDT Contract)", v5 ``GET /v5/market/risk-limit``), per symbol and date in
+  ``tables/bybit.toml``: BTCUSDT tiers 1-2 from the help article (in force since the auto risk
+  limit of 2024-03-12, incomplete), full BTC/ETH/SOL/BCH/FIL lists from a dated API capture of
+  2025-12-29 (each table's source in the file). ``<UNDERLYING>USDT`` for a scenario's underlying.
+* Gaps: the mark method is not specified in the reference — index + EMA basis is used [INF].
 """
 
 from __future__ import annotations

@@ -9,8 +9,12 @@ Sources: ../shared/reference/venue-mechanisms.md §3 (Drift) [DOC S49, S49b, cod
 * Bankruptcies are resolved by the insurance fund, then the loss is socialized across the
   market (``resolve_perp_bankruptcy``, cumulative-funding adjustment => pro rata) [code S49c;
   INF from function names]: ``adl.policy = "socialize"`` charges every open position by size.
-* Margining at the oracle price (``stream`` mark). Gaps: no Drift margin table in the
-  reference (placeholder margin).
+* Margining at the oracle price (``stream`` mark).
+* Margin: each market's maintenance margin ratio, per market and date in ``tables/drift.toml``
+  (docs snapshot 2024-11-20, drift-protocol-v2-docs; each table's source in the file). The size
+  premium ``max(base, 0.8 base + imf_factor sqrt(size))`` (protocol-v2 ``perp_market.rs``) is
+  not a tier table and is not modelled: it is stated in the table's gap and in the notes.
+  ``<UNDERLYING>-PERP`` for a scenario's underlying.
 """
 
 from __future__ import annotations

@@ -12,8 +12,12 @@ Sources: ../shared/reference/venue-mechanisms.md §3 (dYdX) [DOC S48, code S48b,
   (one help page says by profit and leverage, another says randomly; ranked by PnL x leverage
   here).
 * Per-block caps on how much can be liquidated are not modelled as such (see
-  ``liquidation.max_per_step``). Gaps: the reference has no dYdX margin table (placeholder
-  margin; E18's 5% MMF is hypothetical).
+  ``liquidation.max_per_step``).
+* Margin: one maintenance fraction per market (its liquidity tier's base IMF x maintenance
+  fraction; dydxprotocol/v4-chain ``x/perpetuals``), per market and date in
+  ``tables/dydx-v4.toml``: the mainnet genesis tiers (2023-10-26) and later values where a dated
+  source was found (each table's source in the file). The open-interest scaling of the IMF
+  does not change the MMF (stated in the file). ``<UNDERLYING>-USD`` for a scenario's underlying.
 """
 
 from __future__ import annotations

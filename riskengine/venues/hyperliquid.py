@@ -2,8 +2,10 @@
 
 Sources: ../shared/reference/venue-mechanisms.md §2 and the keys cited there.
 
-* Margin tables: BTC 40x to 150M then 20x; ETH 25x to 100M then 15x; SOL 20x to 70M then 10x
-  (``tables/hyperliquid.toml``, docs snapshots 2026-01-27 .. 2026-07-03 [DOC S20, S31]);
+* Margin tables (``tables/hyperliquid.toml``, each table's source in the file): BTC 40x to 150M
+  then 20x; ETH 25x to 100M then 15x; SOL 20x to 70M then 10x, and the alts' tier lists (docs
+  snapshots 2026-01-27 .. 2026-07-03 [DOC S20, S31]); BTC 40x and ETH 25x since the 2025-03-12
+  cut (first tier only); a scenario's underlying is the coin;
   tables with id < 50 are single-tier with max leverage = id: ``preset("HYPE", max_leverage=10)``.
   Maintenance margin = half the initial margin at max leverage [DOC S20].
 * Mark: median(oracle + 150 s EMA basis, median(bid, ask, last), external perp mids) [DOC S34];

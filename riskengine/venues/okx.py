@@ -12,8 +12,12 @@ Sources: ../shared/reference/venue-mechanisms.md §3 (OKX) [DOC S45, 3P S45b].
   [INF].
 * Historical alternative (OKEx): socialized clawback of uncovered loss across profitable
   users, pro rata [3P S45b] — ``adl.policy = "pro-rata-pnl"``.
-* Gaps: no OKX tier table in the reference (placeholder margin); mark method not specified
-  there — index + EMA basis [INF].
+* Margin: position tiers in contracts, the tier's MMR on the whole position (``whole-position``
+  form: OKX help "Tiered Maintenance Margin Ratio", okx.com/help/tier), per instrument and date in
+  ``tables/okx.toml``: BTC/ETH/SOL-USDT-SWAP from a dated API capture of 2025-07-23, SOL from a
+  2022-11-08 announcement; contracts converted to USDT at stated prices (each table's source and
+  conversion in the file). ``<UNDERLYING>-USDT-SWAP`` for a scenario's underlying.
+* Gaps: mark method not specified in the reference — index + EMA basis [INF].
 """
 
 from __future__ import annotations
