@@ -324,7 +324,8 @@ def scenario_underlying(spec: ScenarioSpec) -> str | None:
 
 def scenario_date(spec: ScenarioSpec) -> dt.date | None:
     """The replay day whose margin tables apply: the window's start, or the synthetic tape's
-    (2025-10-10); None when the config does not say (the newest tables apply)."""
+    (2025-10-10); None when the config does not say (:func:`run_config` then takes the day of
+    the tape's first trade)."""
     if spec.window.start is not None:
         return spec.window.start.astimezone(dt.timezone.utc).date()
     if spec.synthetic is not None:
@@ -332,18 +333,20 @@ def scenario_date(spec: ScenarioSpec) -> dt.date | None:
     return None
 
 
-def build_designs(loaded: LoadedConfig, scenario: int | None = None) -> list[VenueDesign]:
+def build_designs(loaded: LoadedConfig, scenario: int | None = None,
+                  tape_day: dt.date | None = None) -> list[VenueDesign]:
     """Every venue design of the config, validated; for scenario index ``scenario``, resolved
     for it: each preset without a ``symbol`` takes its venue's symbol for the scenario's
     underlying (:func:`scenario_underlying`) and the tables in force on its date
-    (:func:`scenario_date`). When the underlying is unknown the preset's default symbol is
+    (:func:`scenario_date`, else ``tape_day``, the day of the tape's first trade once read;
+    neither: the newest tables). When the underlying is unknown the preset's default symbol is
     used, marked assumed (``margin.caveat``)."""
     where = str(loaded.path) if loaded.path is not None else "config"
     underlying = day = None
     context = ""
     if scenario is not None:
         spec = loaded.config.all_scenarios()[scenario]
-        underlying, day = scenario_underlying(spec), scenario_date(spec)
+        underlying, day = scenario_underlying(spec), scenario_date(spec) or tape_day
         context = f" (scenario {spec.name!r}, underlying {underlying or 'not given'})"
     designs = []
     for i, table in enumerate(loaded.config.venues):
@@ -475,11 +478,18 @@ def run_config(loaded: LoadedConfig, progress: Progress = _quiet, engine: str = 
     tables, events, series, raws = [], [], [], []
     for i, spec in enumerate(specs):
         designs = every[i]
-        for line in margin_warnings(spec.name, designs):
-            warn(line)
+        dated = scenario_date(spec) is not None
+        if dated:
+            for line in margin_warnings(spec.name, designs):
+                warn(line)
         progress(f"[{i + 1}/{len(specs)}] {spec.name}: loading")
         prepared = prepare(loaded, i, memo)
         tape = prepared.scenario.tape
+        if not dated:  # the tables in force on the day the tape starts
+            start = dt.datetime.fromtimestamp(int(tape.ts[0]) // NS, dt.timezone.utc).date()
+            designs = build_designs(loaded, i, start)
+            for line in margin_warnings(spec.name, designs):
+                warn(line)
         progress(f"[{i + 1}/{len(specs)}] {spec.name}: {len(tape):,} trades, "
                  f"{len(prepared.scenario.population):,} accounts, depth "
                  f"{prepared.liquidity.depth_per_pct:,.0f}/1%; {len(designs)} design(s)")

@@ -37,7 +37,7 @@ PRESET_KEY_DOCS = {
               "A symbol without a stored table is refused, listing the symbols the preset has, unless the table "
               "gives `margin.floors` and `margin.rates` or names `assumed_table`",
     "date": "Day (`YYYY-MM-DD`) whose margin table applies (default: each scenario's replay day, its window's "
-            "start; without one, the newest table). Before a symbol's earliest table, that table is used, marked "
+            "start, else the day of its tape's first trade). Before a symbol's earliest table, that table is used, marked "
             "out of date (a warning, the `margin_source` column, a note in the report)",
     "max_leverage": "A single-tier margin table of this maximum leverage instead of the symbol's table "
                     "(Hyperliquid's tables below id 50; for assets without a table of their own)",
@@ -61,7 +61,8 @@ Which table a design uses in a scenario:
    Without `underlying` it comes from the tape's `symbol` key (`BTCUSD_PERP` -> BTC), is BTC for a
    synthetic tape, and is otherwise unknown: the preset's default symbol is used, marked assumed;
 2. the date: the `[[venues]]` table's `date` if given, else the scenario's replay day (its
-   window's start; 2025-10-10 for a synthetic tape); the table in force that day;
+   window's start; 2025-10-10 for a synthetic tape; else the day of the tape's first trade,
+   known once `run` reads it: `validate` shows the newest tables then); the table in force that day;
 3. what cannot be found: a symbol without a table is refused with one line listing the symbols the
    preset has, unless the `[[venues]]` table gives its own (`margin.floors` and `margin.rates`) or
    names one as assumed (`assumed_table`); a day before the symbol's earliest table uses that table,

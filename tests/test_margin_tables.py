@@ -256,6 +256,36 @@ class TestOneRule:
         assert backtest.margin_warnings("probe", [design]) == [
             f"probe: design 'binance-usdm': margin table {first.label}: {caveat}"]
 
+    def test_without_a_window_the_tables_are_those_of_the_tapes_first_day(self, tmp_path):
+        """A file tape without ``window.start``: the day of its first trade picks the table (here
+        2019-06-01, before ETHUSDT's earliest: out of date, and the run says so)."""
+        start_us = 1_559_347_200_000_000  # 2019-06-01 00:00 UTC
+        rows = [f"binance,ETHUSDT,{start_us + k * 1_000_000},{start_us + k * 1_000_000},{k},sell,"
+                f"{250 - k},1" for k in range(60)]
+        write(tmp_path, "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n" + "\n".join(rows) + "\n",
+              "trades.csv")
+        path = write(tmp_path, """
+[scenario]
+name = "old-eth"
+tape = { source = "tardis", path = "trades.csv" }
+underlying = "ETH"
+
+[population]
+accounts = 200
+entry_lookback_s = 0
+
+[[venues]]
+preset = "binance-usdm"
+mark = { method = "last" }
+""", "old.toml")
+        first = _tables._load("binance-usdm")["ETHUSDT"][0]
+        proc = run_cli("run", str(path), "--no-output")
+        assert proc.returncode == 0, proc.stderr
+        warnings = [line for line in proc.stderr.splitlines() if line.startswith("riskengine: warning:")]
+        assert warnings == [f"riskengine: warning: old-eth: design 'binance-usdm': margin table {first.label}: out of "
+                            f"date: no binance-usdm ETHUSDT table known on 2019-06-01; using the earliest, effective "
+                            f"{first.effective}"]
+
     def test_a_scenario_without_underlying_uses_the_default_symbol_marked_assumed(self, tmp_path):
         path = write(tmp_path, """
 [scenario]
