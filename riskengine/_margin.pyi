@@ -6,6 +6,7 @@ def py_maintenance_margin(
     notional: float,
     floors: Sequence[float],  # const float64_t[::1]
     rates: Sequence[float],  # const float64_t[::1]
+    whole: bool = ...,
 ) -> float: ...
 def py_liquidation_price(
     collateral: float,
@@ -14,6 +15,7 @@ def py_liquidation_price(
     floors: Sequence[float],  # const float64_t[::1]
     rates: Sequence[float],  # const float64_t[::1]
     ratio: float = ...,
+    whole: bool = ...,
 ) -> float: ...
 def py_bankruptcy_price(collateral: float, size: float, entry: float) -> float:
     """Price where ``collateral + size (P - entry)`` is zero; NaN for a flat position."""

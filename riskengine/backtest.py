@@ -11,6 +11,7 @@ it through every venue design, and write the outputs atomically.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import tempfile
@@ -312,16 +313,97 @@ def build_liquidity(loaded: LoadedConfig, window: Window, where: str = "liquidit
     return ConstantDepth(depth, **model)
 
 
-def build_designs(loaded: LoadedConfig) -> list[VenueDesign]:
-    """Every venue design of the config, validated."""
+#: quote currencies and contract suffixes stripped from a tape's symbol to find its underlying
+_QUOTES = ("USDT", "USDC", "BUSD", "USD")
+_SUFFIXES = ("_PERP", "-PERP", "-SWAP", "PERP")
+
+
+def underlying_of(symbol: str) -> str:
+    """The asset of a market symbol: ``BTCUSD_PERP`` -> ``BTC``, ``AAVE-USDT-SWAP`` -> ``AAVE``,
+    ``TRXUSDT`` -> ``TRX``, ``XBTUSD`` -> ``BTC``, ``SOL`` -> ``SOL``."""
+    name = symbol.upper()
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    name = name.rstrip("-_/")
+    for quote in _QUOTES:
+        if name.endswith(quote) and len(name) > len(quote):
+            name = name[: -len(quote)].rstrip("-_/")
+            break
+    return "BTC" if name == "XBT" else name
+
+
+def scenario_underlying(spec: ScenarioSpec) -> str | None:
+    """The asset a scenario's tape prices: its ``underlying``, else from its tape's ``symbol``
+    key, else BTC for a synthetic tape (shaped like BTC); None when the config does not say."""
+    if spec.underlying is not None:
+        return spec.underlying.upper()
+    if spec.tape is not None and spec.tape.symbol:
+        return underlying_of(spec.tape.symbol)
+    if spec.synthetic is not None:
+        return "BTC"
+    return None
+
+
+def scenario_date(spec: ScenarioSpec) -> dt.date | None:
+    """The replay day whose margin tables apply: the window's start, or the synthetic tape's
+    (2025-10-10); None when the config does not say (:func:`run_config` then takes the day of
+    the tape's first trade)."""
+    if spec.window.start is not None:
+        return spec.window.start.astimezone(dt.timezone.utc).date()
+    if spec.synthetic is not None:
+        return dt.datetime.fromtimestamp(synthetic.CRASH_DAY_START_NS // NS, dt.timezone.utc).date()
+    return None
+
+
+def build_designs(loaded: LoadedConfig, scenario: int | None = None,
+                  tape_day: dt.date | None = None) -> list[VenueDesign]:
+    """Every venue design of the config, validated; for scenario index ``scenario``, resolved
+    for it: each preset without a ``symbol`` takes its venue's symbol for the scenario's
+    underlying (:func:`scenario_underlying`) and the tables in force on its date
+    (:func:`scenario_date`, else ``tape_day``, the day of the tape's first trade once read;
+    neither: the newest tables). When the underlying is unknown the preset's default symbol is
+    used, marked assumed (``margin.caveat``)."""
     where = str(loaded.path) if loaded.path is not None else "config"
-    designs = [venues.build(spec, where=f"{where}: venues[{i}]") for i, spec in enumerate(loaded.config.venues)]
+    underlying = day = None
+    context = ""
+    if scenario is not None:
+        spec = loaded.config.all_scenarios()[scenario]
+        underlying, day = scenario_underlying(spec), scenario_date(spec) or tape_day
+        context = f" (scenario {spec.name!r}, underlying {underlying or 'not given'})"
+    designs = []
+    for i, table in enumerate(loaded.config.venues):
+        design = venues.build(table, where=f"{where}: venues[{i}]{context}", underlying=underlying, date=day)
+        if (scenario is not None and underlying is None and design.preset
+                and not {"symbol", "max_leverage", "assumed_table"} & set(table)
+                and venues.given_margin(table) is None):
+            caveat = "; ".join(x for x in (
+                "assumed: the scenario names no underlying, so the preset's default symbol's table is used "
+                "(set [scenario] underlying)", design.margin.caveat) if x)
+            design = design.with_overrides({"margin": {"caveat": caveat}})
+        designs.append(design)
     names = [d.name for d in designs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ValueError(f"{where}: venues: design names must be unique (repeated: {', '.join(dupes)}); "
                          f"give each variant a name")
     return designs
+
+
+def scenario_designs(loaded: LoadedConfig, index: int, tape: Tape) -> list[VenueDesign]:
+    """The designs of scenario ``index`` as its run uses them (:func:`build_designs`): with the
+    margin tables in force on the scenario's date, or, when it names none, on the day of its
+    tape's first trade."""
+    if scenario_date(loaded.config.all_scenarios()[index]) is not None:
+        return build_designs(loaded, index)
+    return build_designs(loaded, index, dt.datetime.fromtimestamp(int(tape.ts[0]) // NS, dt.timezone.utc).date())
+
+
+def margin_warnings(scenario: str, designs: list[VenueDesign]) -> list[str]:
+    """One line per design whose margin table is assumed or out of date (its caveat)."""
+    return [f"{scenario}: design {d.name!r}: margin table {d.margin.label}: {d.margin.caveat}"
+            for d in designs if d.margin.caveat]
 
 
 def _scenario_where(loaded: LoadedConfig, index: int) -> str:
@@ -332,7 +414,8 @@ def _scenario_where(loaded: LoadedConfig, index: int) -> str:
 def check(loaded: LoadedConfig) -> list[str]:
     """The quick checks of what :func:`run_config` will run, made without reading any tape:
     designs resolve, files exist, populations validate. Returns one description line per
-    scenario. :func:`preflight` makes these and every other check a run makes before its engine
+    scenario, each followed by a ``warning:`` line per design whose margin table is assumed or out
+    of date. :func:`preflight` makes these and every other check a run makes before its engine
     starts.
 
     Raises
@@ -340,11 +423,12 @@ def check(loaded: LoadedConfig) -> list[str]:
     ValueError
         The first problem, as one line.
     """
-    designs = build_designs(loaded)
-    for d in designs:
-        d.engine_params(ConstantDepth(), 1.0)
+    build_designs(loaded)
     lines = []
     for i, spec in enumerate(loaded.config.all_scenarios()):
+        designs = build_designs(loaded, i)
+        for d in designs:
+            d.engine_params(ConstantDepth(), 1.0)
         where = _scenario_where(loaded, i)
         pop = population_spec(loaded, spec, where)
         if spec.observed is not None:  # the folder and the ticker, checked now
@@ -360,6 +444,7 @@ def check(loaded: LoadedConfig) -> list[str]:
                 raise ValueError(f"{where}.{part}.catalog: no catalog folder {loaded.resolve(src.catalog)}")
         lines.append(f"{spec.name}: {pop.accounts:,} accounts x {len(designs)} design(s) "
                      f"({', '.join(d.name for d in designs)})")
+        lines += [f"warning: {line}" for line in margin_warnings(spec.name, designs)]
     depth = loaded.config.liquidity.depth
     if depth is not None and not loaded.resolve(depth.path).is_file():
         raise ValueError(f"liquidity.depth.path: no such file {loaded.resolve(depth.path)}")
@@ -392,17 +477,18 @@ def preflight(loaded: LoadedConfig, memo: Memo = _no_memo, engine: str = "cython
     from riskengine.engine import resolve
 
     check(loaded)
-    designs = build_designs(loaded)
     specs = loaded.config.all_scenarios()
     lines = []
     for i, spec in enumerate(specs):
         progress(f"[{i + 1}/{len(specs)}] {spec.name}: loading")
         prepared = prepare(loaded, i, memo)
+        designs = scenario_designs(loaded, i, prepared.scenario.tape)
         resolve(prepared.scenario, designs, prepared.liquidity, engine=engine,
                 series_interval_s=loaded.config.outputs.series_interval_s)
         lines.append(f"{spec.name}: {len(prepared.scenario.population):,} accounts x {len(designs)} design(s) "
                      f"({', '.join(d.name for d in designs)}); {len(prepared.scenario.tape):,} trades, depth "
                      f"{prepared.liquidity.depth_per_pct:,.0f}/1%")
+        lines += [f"warning: {line}" for line in margin_warnings(spec.name, designs)]
     return lines
 
 
@@ -464,25 +550,31 @@ def prepare(loaded: LoadedConfig, index: int, memo: Memo = _no_memo) -> Prepared
 
 
 def run_config(loaded: LoadedConfig, progress: Progress = _quiet, engine: str = "cython",
-               check_invariants: bool = False, memo: Memo = _no_memo, show_progress: bool | None = None) -> Result:
-    """Run every scenario of a config through every design (``check_invariants``: see
-    :func:`riskengine.run`; ``memo``: see :func:`prepare`); ``progress`` gets a line per step,
-    ``show_progress`` draws the loading and each run live (:mod:`riskengine.progress`; default:
-    when stderr is a terminal).
+               check_invariants: bool = False, memo: Memo = _no_memo, show_progress: bool | None = None,
+               warn: Progress = _quiet) -> Result:
+    """Run every scenario of a config through every design, each resolved for the scenario
+    (:func:`build_designs`; ``check_invariants``: see :func:`riskengine.run`; ``memo``: see
+    :func:`prepare`); ``progress`` gets a line per step, ``show_progress`` draws the loading and
+    each run live (:mod:`riskengine.progress`; default: when stderr is a terminal), ``warn`` gets
+    one line per design whose margin table is assumed or out of date (:func:`margin_warnings`).
 
     Returns
     -------
     Result
         One table row per scenario x design, events and series labelled likewise.
     """
-    designs = build_designs(loaded)
     specs = loaded.config.all_scenarios()
+    for i in range(len(specs)):  # every scenario's designs resolve before any runs
+        build_designs(loaded, i)
     tables, events, series, raws = [], [], [], []
     for i, spec in enumerate(specs):
         progress(f"[{i + 1}/{len(specs)}] {spec.name}: loading")
         with live.display(show_progress) as shown, shown.task(f"[{i + 1}/{len(specs)}] {spec.name}: loading"):
             prepared = prepare(loaded, i, memo)
         tape = prepared.scenario.tape
+        designs = scenario_designs(loaded, i, tape)
+        for line in margin_warnings(spec.name, designs):
+            warn(line)
         progress(f"[{i + 1}/{len(specs)}] {spec.name}: {len(tape):,} trades, "
                  f"{len(prepared.scenario.population):,} accounts, depth "
                  f"{prepared.liquidity.depth_per_pct:,.0f}/1%; {len(designs)} design(s)")

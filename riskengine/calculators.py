@@ -27,7 +27,7 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 
 from riskengine import _calc, _margin
-from riskengine.params import check_tiers
+from riskengine.params import MARGIN_FORMS, check_tiers
 
 __all__ = [
     "HYPERLIQUID_PERP_WEIGHTS",
@@ -138,12 +138,21 @@ def _mode(name: str, value: Any, choices: tuple[str, ...]) -> str:
 # --- margin -------------------------------------------------------------------------------
 
 
-def maintenance_margin(notional: float, tiers: TierTable) -> float:
-    """Tiered maintenance margin ``MM(N) = N * rate_k - cum_k`` of one position.
+def _form(form: Any, tiers: Any) -> bool:
+    """Whether the table is in the whole-position form (``form``, or an EngineParams' own)."""
+    if form is None:
+        return bool(getattr(tiers, "mm_whole_position", False))
+    return _mode("form", form, MARGIN_FORMS) == "whole-position"
+
+
+def maintenance_margin(notional: float, tiers: TierTable, *, form: str | None = None) -> float:
+    """Tiered maintenance margin of one position: ``MM(N) = N * rate_k - cum_k`` (the
+    ``deduction`` form) or ``N * rate_k`` (``whole-position``).
 
     ``k`` is the tier holding ``N`` (the last tier whose floor is <= ``N``). Binance USD-M
-    brackets ("Leverage & Margin", [DOC S1, S2]) and Hyperliquid margin tiers ([DOC S20]) use this
-    form; reference §0, §1.1, §2.1, examples E7 and E13.
+    brackets ("Leverage & Margin", [DOC S1, S2]) and Hyperliquid margin tiers ([DOC S20]) use the
+    deduction form; reference §0, §1.1, §2.1, examples E7 and E13. In the whole-position form
+    the tier's rate applies to the whole position (:class:`riskengine.venue.Margin`).
 
     Parameters
     ----------
@@ -151,6 +160,8 @@ def maintenance_margin(notional: float, tiers: TierTable) -> float:
         Position notional ``|q| x mark``, >= 0.
     tiers : TierTable
         ``(floors, rates)``.
+    form : {"deduction", "whole-position"}, optional
+        Default: deduction (an EngineParams' own form).
 
     Returns
     -------
@@ -160,10 +171,12 @@ def maintenance_margin(notional: float, tiers: TierTable) -> float:
     --------
     >>> maintenance_margin(264_000, ([0, 50e3, 250e3, 1e6], [0.004, 0.005, 0.01, 0.025]))  # E7
     1340.0
+    >>> maintenance_margin(264_000, ([0, 50e3, 250e3, 1e6], [0.004, 0.005, 0.01, 0.025]), form="whole-position")
+    2640.0
     """
     n = _non_negative("notional", notional)
     f, r = _tiers("tiers", tiers)
-    return _margin.py_maintenance_margin(n, f, r)
+    return _margin.py_maintenance_margin(n, f, r, _form(form, tiers))
 
 
 def bankruptcy_price(collateral: float, size: float, entry: float) -> float:
@@ -207,6 +220,7 @@ def liquidation_price(
     other_maintenance: float = 0.0,
     other_upnl: float = 0.0,
     ratio: float = 1.0,
+    form: str | None = None,
 ) -> float:
     """Liquidation price of a single position under a tiered maintenance margin.
 
@@ -234,6 +248,11 @@ def liquidation_price(
     ratio : float
         Share of maintenance margin the equity is compared with, in ``(0, 1]``: 1 is
         liquidation, 2/3 Hyperliquid's backstop.
+    form : {"deduction", "whole-position"}, optional
+        Default: deduction (an EngineParams' own form). In the whole-position form the
+        schedule steps up at each floor, so a long can also be liquidated by a rise that lifts
+        its notional into a tier of a higher rate: the price returned is then the highest that
+        liquidates a long (the lowest for a short), the engine's trigger key.
 
     Returns
     -------
@@ -243,6 +262,8 @@ def liquidation_price(
     Examples
     --------
     >>> round(liquidation_price(10_000, 2, 100_000, ([0, 300e3], [0.004, 0.005])), 2)  # E8(a)
+    95381.53
+    >>> round(liquidation_price(10_000, 2, 100_000, ([0, 300e3], [0.004, 0.005]), form="whole-position"), 2)
     95381.53
     """
     col = _finite("collateral", collateral)
@@ -254,7 +275,7 @@ def liquidation_price(
     rat = _finite("ratio", ratio)
     if not 0.0 < rat <= 1.0:
         raise ValueError(f"ratio: expected a share of maintenance margin in (0, 1] (got {ratio!r})")
-    return _margin.py_liquidation_price(col + oup - rat * omm, q, ep, f, r, rat)
+    return _margin.py_liquidation_price(col + oup - rat * omm, q, ep, f, r, rat, _form(form, tiers))
 
 
 # --- Binance ------------------------------------------------------------------------------

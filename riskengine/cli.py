@@ -241,7 +241,8 @@ def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                   f"{loaded.path}", file=err)
         print(f"{loaded.name}: running", file=err, flush=True)
         with progress.display() as shown:  # live on a terminal; the step lines either way
-            result = backtest.run_config(loaded, progress=shown.line, engine=args.engine, memo=memo)
+            result = backtest.run_config(loaded, progress=shown.line, engine=args.engine, memo=memo,
+                                         warn=lambda line: shown.line(f"riskengine: warning: {line}"))
         print(_show(result.table))
         if out is not None:
             with progress.display() as shown, shown.task(f"{loaded.name}: writing {out}"):

@@ -317,6 +317,12 @@ class ScenarioSpec(_Model):
     liquidity: dict[str, Any] = Field(default_factory=dict,
                                       description="Keys of [liquidity] changed for this scenario")
     observed: ObservedSpec | None = Field(None, description="Observed outcomes to show next to the simulated ones")
+    underlying: str | None = Field(
+        None, min_length=1, pattern=r"^[A-Za-z0-9]+$",
+        description="The asset the tape prices, e.g. AAVE: each venue preset without a symbol uses its own "
+                    "symbol for it (binance-usdm AAVEUSDT, hyperliquid AAVE, okx AAVE-USDT-SWAP, ...) and that "
+                    "symbol's margin table. Default: from the tape's symbol key (BTCUSD_PERP -> BTC); BTC for a "
+                    "synthetic tape; otherwise each preset's default symbol, marked assumed")
 
     @model_validator(mode="after")
     def _one_tape(self) -> "ScenarioSpec":

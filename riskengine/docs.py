@@ -32,12 +32,48 @@ PRESET_KEY_DOCS = {
     "preset": "The preset whose rulebook the other keys of the table override, component by component "
               "(without a preset every component starts from the defaults in the tables below, and `name` "
               "is required)",
-    "symbol": "Symbol whose margin table and symbol-specific rules the preset uses",
-    "date": "Day (`YYYY-MM-DD`) whose margin table applies (default: the newest table; before the first, "
-            "the first, with a note)",
+    "symbol": "Symbol whose margin table and symbol-specific rules the preset uses, in every scenario "
+              "(default: the venue's symbol for each scenario's `underlying`, see [Margin tables](#margin-tables)). "
+              "A symbol without a stored table is refused, listing the symbols the preset has, unless the table "
+              "gives `margin.floors` and `margin.rates` or names `assumed_table`",
+    "date": "Day (`YYYY-MM-DD`) whose margin table applies (default: each scenario's replay day, its window's "
+            "start, else the day of its tape's first trade). Before a symbol's earliest table, that table is used, marked "
+            "out of date (a warning, the `margin_source` column, a note in the report)",
     "max_leverage": "A single-tier margin table of this maximum leverage instead of the symbol's table "
                     "(Hyperliquid's tables below id 50; for assets without a table of their own)",
+    "assumed_table": "A symbol of the same venue whose table is used, marked assumed, for a symbol that has no "
+                     "table of its own (e.g. `assumed_table = \"BTCUSDT\"`): a warning on stderr, the "
+                     "`margin_source` column and a note in the report say so",
 }
+
+#: which margin table a run uses (docs/config.md, "Margin tables")
+MARGIN_TABLES_DOC = """Each preset reads its venue's margin tables from `riskengine/venues/tables/<preset>.toml`: per symbol,
+dated tables (the first day each is known in force), each with its primary source, whether it is
+complete (and what is missing), its form (`deduction`: `MM = N x rate_k - cum_k`, continuous; or
+`whole-position`: `MM = N x rate_k` of the tier holding `N`, as BitMEX risk-limit steps and OKX
+position tiers re-rate the whole position) and the currency of its floors.
+
+Which table a design uses in a scenario:
+
+1. the symbol: the `[[venues]]` table's `symbol` if given, else the venue's symbol for the
+   scenario's `underlying` (binance-usdm `AAVEUSDT`, bybit `AAVEUSDT`, okx `AAVE-USDT-SWAP`,
+   bitmex `AAVEUSDT` (`XBTUSDT` for BTC), hyperliquid `AAVE`, dydx-v4 `AAVE-USD`, drift `AAVE-PERP`).
+   Without `underlying` it comes from the tape's `symbol` key (`BTCUSD_PERP` -> BTC), is BTC for a
+   synthetic tape, and is otherwise unknown: the preset's default symbol is used, marked assumed;
+2. the date: the `[[venues]]` table's `date` if given, else the scenario's replay day (its
+   window's start; 2025-10-10 for a synthetic tape; else the day of the tape's first trade,
+   known once `run` reads it: `validate` shows the newest tables then); the table in force that day;
+3. what cannot be found: a symbol without a table is refused with one line listing the symbols the
+   preset has, unless the `[[venues]]` table gives its own (`margin.floors` and `margin.rates`) or
+   names one as assumed (`assumed_table`); a day before the symbol's earliest table uses that table,
+   marked out of date.
+
+Every assumed or out-of-date table shows in the `margin_source` result column (in brackets after the
+table's name), as a `riskengine: warning:` line on stderr when the run starts, and in a note of the
+report. The engine simulates a linear, quote-margined perpetual: replaying a COIN-M (inverse) price
+path, a design uses the same underlying's linear table: for a Binance design, the USDⓈ-M table of that
+underlying (`AAVEUSD_PERP` -> `AAVEUSDT`), as in `backtests/coinm-alts-2025-10-10.toml`.
+"""
 
 #: a complete config: every table, real files of ../shared/data (written for a file in backtests/)
 EXAMPLE_REPLAY = """\
@@ -428,22 +464,15 @@ def _preset_row(key: str) -> tuple[str, str, str, str]:
         return "text", "unset", ", ".join(f"`{json.dumps(n)}`" for n in venues.names()), meaning
     users = [n for n in venues.names() if key in takes[n]]
     if key == "symbol":
-        per = []
-        for n in users:
-            try:
-                known = _tables.symbols(n)
-            except OSError:  # a preset whose margin table is a placeholder
-                known = []
-            tables = f" (margin tables: {', '.join(known)})" if known else ""
-            per.append(f"{n} `{takes[n][key].default}`{tables}")
-        meaning += ". Default: " + "; ".join(per)
+        per = [f"{n}: {', '.join(_tables.symbols(n))}" for n in users]
+        meaning += ". Symbols with a stored table: " + "; ".join(per)
     elif len(users) < len(takes):
         meaning += f". Only {', '.join(users)} take{'s' if len(users) == 1 else ''} it"
     if key == "max_leverage":
         from riskengine.ranges import MAX_LEVERAGE
 
         return "number", "unset", f"[leverage](#ranges): >= 1, <= {_value(MAX_LEVERAGE)}", meaning
-    return "text", ("the preset's" if key == "symbol" else "unset"), "", meaning
+    return "text", ("the scenario's" if key in ("symbol", "date") else "unset"), "", meaning
 
 
 def _flatten(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
@@ -454,12 +483,23 @@ def _flatten(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
         yield prefix, value
 
 
+def _preset_symbol(name: str) -> str:
+    """The symbol a preset is shown with: its default symbol, or its first with a table."""
+    from riskengine import venues
+    from riskengine.venues import _tables
+
+    default = venues._MODULES[name].DEFAULT_SYMBOL
+    known = _tables.symbols(name)
+    return default if default in known else known[0]
+
+
 def _preset_values() -> list[str]:
-    """Each preset's component values (its default symbol, newest table)."""
+    """Each preset's component values (a symbol of it, its newest table)."""
     from riskengine import venues
 
     names = venues.names()
-    dumps = {n: venues.preset(n).model_dump(exclude={"name", "preset", "notes"}) for n in names}
+    dumps = {n: venues.preset(n, symbol=_preset_symbol(n)).model_dump(exclude={"name", "preset", "notes"})
+             for n in names}
     lines = ["| key | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     keys = [k for k, _ in _flatten(dumps[names[0]], "venues[i]")]
     for key in keys:
@@ -472,7 +512,7 @@ def _preset_values() -> list[str]:
                 cells.append(", ".join(f"{r:.4g}" for r in value) if len(value) <= 3 else
                              f"{value[0]:.4g} .. {value[-1]:.4g}")
             elif key.endswith("margin.source"):
-                cells.append("placeholder" if "placeholder" in str(value).lower() else "table")
+                cells.append(f"`tables/{n}.toml`")
             elif isinstance(value, float) and not value.is_integer():
                 cells.append(f"{value:.4g}")
             else:
@@ -569,13 +609,15 @@ def render() -> str:
         for key, kind, default, allowed, meaning in section.rows:
             out.append(f"| `{key}` | {kind} | {default} | {allowed} | {meaning} |")
         out.append("")
+    out += ["## Margin tables", "", *MARGIN_TABLES_DOC.rstrip("\n").splitlines(), ""]
     out += _ranges()
     out += [
         "## Preset values",
         "",
-        "What each preset sets (its default symbol, the newest margin table; `riskengine/venues/`, one file",
-        "per rulebook with its sources). A key of a `[[venues]]` table replaces the preset's value;",
-        "`margin.floors` and `margin.rates` are replaced together (a whole table).",
+        "What each preset sets (for its default symbol, or its first symbol with a table where the default has",
+        "none; the newest margin table; `riskengine/venues/`, one file per rulebook with its sources). A key of a",
+        "`[[venues]]` table replaces the preset's value; `margin.floors` and `margin.rates` are replaced",
+        "together (a whole table).",
         "",
         *_preset_values(),
         "",

@@ -289,6 +289,7 @@ def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
             vault_initial=params.vault_initial, elapsed_s=elapsed, tape_notional=tape_notional,
             vault_loss_limit=params.vault_loss_limit,
             currency=tape.quote,
+            margin_source=design.margin.margin_source,
         )
         rows.append(summarize(ctx))
         events.append(_labelled(raw.events_table(), scenario.name, design.name))

@@ -77,6 +77,7 @@ class RunContext:
     tape_notional: float = float("nan")  #: sum of price x qty over the tape
     vault_loss_limit: float = float("inf")  #: the vault's loss threshold (``Backstop.loss_threshold``)
     currency: str | None = None  #: the tape's quote currency (None: unknown)
+    margin_source: str = ""  #: the design's margin table (riskengine.venue.Margin.margin_source)
 
     def kind_mask(self, *kinds) -> np.ndarray:
         k = self.raw.events["kind"]
@@ -166,6 +167,16 @@ def _amplification(ctx: RunContext) -> float:
     return float(ctx.raw.scalars["sim_max_drawdown"] / tape) if tape > 0 else float("nan")
 
 
+#: the column naming each run's margin table; a caveat is the text in [brackets] after the label
+MARGIN_SOURCE = "margin_source"
+
+
+def margin_caveat(margin_source: str) -> str:
+    """The caveat of a ``margin_source`` cell ('' when the table is the venue's on the replay date)."""
+    label, _, rest = str(margin_source).partition(" [")
+    return rest[:-1] if rest.endswith("]") else ""
+
+
 COLUMNS: tuple[Column, ...] = (
     Column("scenario", "scenario name", lambda c: c.scenario),
     Column("design", "venue design name", lambda c: c.design),
@@ -173,6 +184,12 @@ COLUMNS: tuple[Column, ...] = (
     Column("currency", "the unit of every money column: the quote currency of the replayed tape (USD, USDT or "
            f"USDC; {UNKNOWN_CURRENCY!r} when the tape does not name one, e.g. a synthetic tape)",
            lambda c: c.currency or UNKNOWN_CURRENCY),
+    Column(MARGIN_SOURCE, "the design's maintenance-margin table: venue, symbol and effective date (a preset's "
+           "stored table; 'given in the design' for a config's own margin.floors/rates), '(incomplete)' when tiers "
+           "are missing, and in [brackets] why it may not be the venue's table on the replay date: 'assumed' "
+           "(another symbol's table, named by assumed_table, or the preset's default symbol when the scenario "
+           "names no underlying) or 'out of date' (the replay precedes the symbol's earliest table)",
+           lambda c: c.margin_source),
     Column("accounts", "accounts in the population", lambda c: c.accounts, unit="count"),
     Column("positions", "accounts holding a position at the start", lambda c: c.positions, unit="count"),
     Column("ticks", "tape ticks replayed", lambda c: int(c.raw.scalars["ticks"]), unit="count"),

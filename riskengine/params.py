@@ -15,6 +15,9 @@ import numpy as np
 from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, MarkMethod, PartialMode, Takeover
 
 NS = 1_000_000_000
+#: the forms of a tier table: ``N x rate_k - cum_k`` (continuous) or ``N x rate_k`` (a step per
+#: tier, the rate applied to the whole position); :class:`riskengine.venue.Margin`
+MARGIN_FORMS = ("deduction", "whole-position")
 
 
 def maintenance_deductions(floors: np.ndarray, rates: np.ndarray) -> np.ndarray:
@@ -145,11 +148,13 @@ class EngineParams:
     :func:`check_depth_curve`). Both engines read the derived ``book_*`` arrays (distances as
     fractions, flattened). ``impact_stress_k`` thins depth by recent flow; ``observed_*`` (time
     ns, side +1/-1, quote notional) is observed liquidation flow taken out of the tape
-    (counterfactual replay). See :mod:`riskengine.liquidity`.
+    (counterfactual replay). See :mod:`riskengine.liquidity`. ``mm_whole_position``: the tiers
+    apply the tier's rate to the whole position (``mm_cums`` all 0; :class:`riskengine.venue.Margin`).
     """
 
     mm_floors: np.ndarray
     mm_rates: np.ndarray
+    mm_whole_position: bool = False
     mark_method: int = MarkMethod.LAST
     mark_ema_tau_ns: float = 150.0 * NS
     mark_ema2_tau_ns: float = 30.0 * NS
@@ -207,7 +212,8 @@ class EngineParams:
         check_tiers(floors, rates)
         floors.setflags(write=False)
         rates.setflags(write=False)
-        cums = maintenance_deductions(floors, rates)
+        # whole-position form: MM = N x rate_k with no deduction (riskengine.venue.Margin)
+        cums = np.zeros(len(floors)) if self.mm_whole_position else maintenance_deductions(floors, rates)
         cums.setflags(write=False)
         object.__setattr__(self, "mm_floors", floors)
         object.__setattr__(self, "mm_rates", rates)

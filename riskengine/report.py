@@ -451,6 +451,19 @@ def _columns_reference(columns: Sequence[str]) -> str:
     return f'<dl class="columns">{items}</dl>'
 
 
+def _margin_note(table: pd.DataFrame) -> str:
+    """A note naming each run whose margin table is assumed or out of date (empty when none)."""
+    if metrics.MARGIN_SOURCE not in table.columns:
+        return ""
+    items = [f"<li>{_e(r.scenario)} · {_e(r.design)}: {_e(r.margin_source)}</li>"
+             for r in table.itertuples(index=False) if metrics.margin_caveat(r.margin_source)]
+    if not items:
+        return ""
+    return ('<p class="note" id="margin-caveats"><strong>Margin tables not the venue\'s on the replay date</strong> '
+            "(assumed or out of date; column <code>margin_source</code>):</p><ul class=\"note\">"
+            + "".join(items) + "</ul>")
+
+
 def render(result: Result, title: str = "riskengine report", *, source: str | None = None,
            max_points: int = MAX_POINTS, progress: Callable[[str], None] | None = None) -> str:
     """The report of a run as one self-contained HTML page.
@@ -504,6 +517,7 @@ def render(result: Result, title: str = "riskengine report", *, source: str | No
     parts.append(_table(table, key, colours, by_scenario=True))
     if {"fund_min", "vault_min"} <= set(table.columns):
         parts += [f'<p class="note">{_e(n)}</p>' for n in metrics.negative_balance_notes(table)]
+    parts.append(_margin_note(table))
     parts.append("<details><summary>All columns</summary>" + _table(table, list(table.columns), colours)
                  + "</details><details><summary>What the columns mean</summary>"
                  + _columns_reference(list(table.columns)) + "</details></section>")

@@ -59,7 +59,7 @@ from riskengine.metrics import TIMING_COLUMNS
 from riskengine.config import KeyPath, LoadedConfig, SweepSpec, canonical_json, parse, parse_key
 
 #: bump when the hashed form of a run changes, so --resume does not reuse rows of another meaning
-HASH_FORMAT = 1
+HASH_FORMAT = 2
 #: executors of ``riskengine sweep --executor``
 EXECUTORS = ("serial", "processes", "dask")
 #: seconds to wait for a Dask scheduler given with --scheduler
@@ -215,7 +215,9 @@ def run_hash(loaded: LoadedConfig) -> str:
                           "population": backtest.population_spec(loaded, spec, "sweep"),
                           "liquidity": backtest.liquidity_spec(loaded, spec, "sweep")})
     body = {"format": HASH_FORMAT, "scenarios": scenarios,
-            "designs": [d.model_dump(mode="json") for d in backtest.build_designs(loaded)],
+            # each scenario's designs, resolved for it (its underlying's and date's margin tables)
+            "designs": [[d.model_dump(mode="json") for d in backtest.build_designs(loaded, i)]
+                        for i in range(len(scenarios))],
             # the series interval also sets how weighted ADL fills are grouped into event rows
             "series_interval_s": loaded.config.outputs.series_interval_s}
     return hashlib.sha256(canonical_json(loaded.resolved(body)).encode()).hexdigest()[:16]

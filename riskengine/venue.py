@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, MarkMethod, PartialMode, Takeover
 from riskengine.errors import format_validation_error
 from riskengine.liquidity import ConstantDepth, DepthCurve
-from riskengine.params import EngineParams
+from riskengine.params import MARGIN_FORMS, EngineParams
 from riskengine.ranges import (Count, Fraction, Money, MultipleOfBalance, Power, PositiveMoney, PositiveMultiple, PositiveSeconds, Seconds,
                                Share, ShareBelowOne, ShareInside, check_leverage)
 
@@ -37,12 +37,27 @@ class Component(BaseModel):
 
 
 class Margin(Component):
-    """Tiered maintenance margin ``MM(N) = N x rate_k - cum_k`` (deductions derived so the
-    schedule is continuous; Binance brackets, Hyperliquid margin tables; reference §0)."""
+    """Tiered maintenance margin of a position of notional ``N`` in tier ``k`` (the last tier whose
+    floor is <= ``N``), in one of two forms:
+
+    * ``deduction``: ``MM(N) = N x rate_k - cum_k``, the deductions derived so the schedule is
+      continuous (Binance brackets' maintenance amount, Hyperliquid margin tables, Bybit's
+      ``mmDeduction``; reference §0);
+    * ``whole-position``: ``MM(N) = N x rate_k``, the tier's rate applied to the whole position
+      (a step schedule: crossing a floor re-rates the whole position, as a risk limit does where
+      the venue documents it so).
+    """
 
     floors: tuple[Money, ...] = Field((0.0,), description="notional floor of each tier; the first is 0")
     rates: tuple[ShareInside, ...] = Field((0.005,), description="maintenance margin rate of each tier, in (0, 1)")
+    form: Literal[MARGIN_FORMS] = Field(
+        "deduction", description="deduction: MM = N x rate_k - cum_k, continuous; whole-position: MM = N x rate_k "
+                                 "of the tier holding N (a step schedule)")
     source: str = Field("", description="where the table comes from, with its date")
+    label: str = Field("", description="short name of the table in the result column margin_source (default: "
+                                       "'default one-tier 0.5%' or 'given in the design')")
+    caveat: str = Field("", description="why the table may not be the venue's on the replay date (assumed, out of "
+                                        "date); a run shows it as a warning")
 
     @field_validator("floors")
     @classmethod
@@ -68,16 +83,24 @@ class Margin(Component):
     def _same_length(self) -> "Margin":
         if len(self.floors) != len(self.rates):
             raise ValueError(f"floors and rates must have the same length ({len(self.floors)} vs {len(self.rates)})")
+        if not self.label:
+            default = self.floors == (0.0,) and self.rates == (0.005,)
+            object.__setattr__(self, "label", "default one-tier 0.5%" if default else "given in the design")
         return self
 
+    @property
+    def margin_source(self) -> str:
+        """The ``margin_source`` cell of a run: the label, and the caveat in brackets."""
+        return f"{self.label} [{self.caveat}]" if self.caveat else self.label
+
     @classmethod
-    def from_max_leverage(cls, floors, max_leverage, source: str = "") -> "Margin":
+    def from_max_leverage(cls, floors, max_leverage, source: str = "", label: str = "") -> "Margin":
         """Hyperliquid form: each tier's rate is half the initial margin at its maximum
         leverage, ``1 / (2 x max_leverage)`` ("Margin tiers", reference §2.1)."""
         for k, lev in enumerate(max_leverage):
             check_leverage(lev, f"max_leverage[{k}]")
         return cls(floors=tuple(floors), rates=tuple(1.0 / (2.0 * lev) for lev in max_leverage),
-                   source=source)
+                   source=source, label=label)
 
 
 class Mark(Component):
@@ -229,7 +252,12 @@ class VenueDesign(Component):
         ValueError
             Unknown keys (with the nearest valid one), wrong types, impossible values.
         """
-        merged = _merge(self.model_dump(), dict(overrides))
+        base = self.model_dump()
+        margin = overrides.get("margin")
+        if isinstance(margin, Mapping) and {"floors", "rates", "form"} & set(margin):
+            # another table: the preset's label and caveat no longer describe it
+            base["margin"] = {k: v for k, v in base["margin"].items() if k not in ("label", "caveat")}
+        merged = _merge(base, dict(overrides))
         return VenueDesign.from_dict(merged, where=f"venue design {merged.get('name', self.name)!r}")
 
     def engine_params(self, liquidity: ConstantDepth | DepthCurve | None = None,
@@ -242,6 +270,7 @@ class VenueDesign(Component):
             return EngineParams(
                 mm_floors=self.margin.floors,
                 mm_rates=self.margin.rates,
+                mm_whole_position=self.margin.form == "whole-position",
                 mark_method=_code(MarkMethod, m.method),
                 mark_ema_tau_ns=m.ema_s * NS,
                 mark_ema2_tau_ns=m.ema2_s * NS,

@@ -183,6 +183,7 @@ preset = "hyperliquid"
 [scenario]
 name = "s"
 tape = {{ source = "tardis", path = "{shared_data / GEMINI_BTC}" }}
+underlying = "BTC"  # the catalog tape's symbol key says it; a file tape's is stated
 window = {{ start = 2025-10-10T21:00:00Z, end = 2025-10-10T21:30:00Z }}
 {common}""", "file.toml")
     from_catalog = _write(tmp_path, f"""

@@ -134,6 +134,7 @@ def params_strategy(draw, with_stream: bool) -> EngineParams:
     return EngineParams(
         mm_floors=floors,
         mm_rates=rates,
+        mm_whole_position=draw(st.booleans()),
         mark_method=draw(st.sampled_from(methods)),
         mark_ema_tau_ns=draw(st.floats(1, 300)) * S,
         mark_ema2_tau_ns=draw(st.floats(1, 60)) * S,
@@ -189,6 +190,10 @@ PROFILES = {
     # a backstop vault that deleverages its inventory at its loss threshold (Hyperliquid)
     "backstop": dict(backstop_ratio=2 / 3, adl_policy=AdlPolicy.QUEUE, adl_price=AdlPrice.PREVIOUS_MARK,
                      adl_on_negative_equity=True),
+    # the whole position re-rated at each tier (BitMEX risk-limit steps, OKX position tiers),
+    # stepped down by tiers
+    "whole-position": dict(mm_whole_position=True, partial_mode=PartialMode.TIER_STEP, liq_limit_bankruptcy=True,
+                           takeover=Takeover.FUND),
 }
 
 

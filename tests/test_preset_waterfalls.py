@@ -1,7 +1,7 @@
 """One hand-worked loss waterfall per venue preset, run through both engines.
 
 Each test builds a preset with ``with_overrides`` (a small fund or vault, a simple margin
-table where the preset only has the placeholder), a tape of a few ticks (times in seconds)
+table where the venue's real one would make the arithmetic long), a tape of a few ticks (times in seconds)
 and 3-6 accounts, and asserts the complete event log and the end state. Every expected number
 comes from the arithmetic in the comments, which follows the semantics in the docstring of
 ``riskengine/reference.py`` (tick loop, cascade rounds, the loss waterfall, limited IOC orders
@@ -25,6 +25,7 @@ import pytest
 from riskengine.codes import BOOK_ID, FUND_ID, MARKET_ID, VAULT_ID, EventKind, Status
 from riskengine.invariants import violations
 from riskengine.liquidity import ConstantDepth
+from riskengine.venue import Margin
 from riskengine.venues import preset
 
 from _scenarios import S, events, run_both, scenario
@@ -719,7 +720,9 @@ def test_dydx_v4_price_band_partial_fill_then_deleveraging_at_bankruptcy():
     """dYdX v4: the liquidation order fills only within 1.5 x MMF of the oracle (fee 1.5% to the
     fund, capped at what is left); the unfilled rest is deleveraged at the account's bankruptcy
     price after that fill; an account already below zero equity is deleveraged at once."""
-    design = preset("dydx-v4")
+    # a one-tier 0.5% table given to the preset (its stored tables are larger): the price
+    # band follows the given MMF
+    design = preset("dydx-v4", margin=Margin(floors=(0.0,), rates=(0.005,)))
     assert design.margin.rates == (0.005,)
     assert design.liquidation.price_band == pytest.approx(1.5 * 0.005)
     assert design.liquidation.fee == 0.015 and design.adl.on_negative_equity

@@ -20,6 +20,7 @@ import pytest
 from riskengine import EngineParams, Population, Scenario, Tape, run, venues
 from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, MarkMethod
 from riskengine.venue import Adl, Backstop, Fund, Liquidation, Margin, Mark, VenueDesign
+from riskengine.venues import _tables
 
 NS = 1_000_000_000
 PRESETS = ["binance-usdm", "bitmex", "bybit", "drift", "dydx-v4", "hyperliquid", "okx"]
@@ -36,6 +37,9 @@ BTC_2021_CUMS = (0.0, 50.0, 1_300.0, 16_300.0, 266_300.0, 1_266_300.0, 2_516_300
                  25_016_300.0, 100_016_300.0)
 BTC_2025_FLOORS = (0.0, 300e3, 800e3, 3e6)
 BTC_2025_RATES = (0.004, 0.005, 0.0065, 0.01)
+# the complete BTCUSDT table in force on 2025-10-10 (freqtrade's capture of 2025-08-21)
+BTC_2025_08_21_FLOORS = (0.0, 300e3, 800e3, 3e6, 12e6, 70e6, 100e6, 230e6, 480e6, 600e6, 800e6, 1.2e9)
+BTC_2025_08_21_RATES = (0.004, 0.005, 0.0065, 0.01, 0.02, 0.025, 0.05, 0.1, 0.125, 0.15, 0.25, 0.5)
 
 
 def _error(call, *args, **kwargs) -> str:
@@ -315,16 +319,17 @@ class TestImpossibleValues:
 
 class TestSymbolsAndDates:
     def test_unknown_binance_symbol_lists_the_known_ones(self):
-        assert (_error(venues.preset, "binance-usdm", symbol="ETHUSDT")
-                == "binance-usdm: no margin table for symbol 'ETHUSDT' (did you mean 'BTCUSDT'?); known: BTCUSDT")
+        known = ", ".join(_tables.symbols("binance-usdm"))
+        assert "BTCUSDT" in known and "ETHUSDT" in known and "AAVEUSDT" in known
         assert (_error(venues.preset, "binance-usdm", symbol="XRP")
-                == "binance-usdm: no margin table for symbol 'XRP'; known: BTCUSDT")
-        assert (_error(venues.build, {"preset": "binance-usdm", "symbol": "btcusdt"})
-                == "venue: binance-usdm: no margin table for symbol 'btcusdt'; known: BTCUSDT")
+                == f"binance-usdm: no margin table for symbol 'XRP'; known: {known}")
+        assert (_error(venues.preset, "binance-usdm", symbol="btcusdt")
+                == f"binance-usdm: no margin table for symbol 'btcusdt'; known: {known}")
 
     def test_unknown_hyperliquid_symbol_lists_the_known_ones(self):
-        assert (_error(venues.preset, "hyperliquid", symbol="DOGE")
-                == "hyperliquid: no margin table for symbol 'DOGE'; known: BTC, ETH, SOL")
+        known = ", ".join(_tables.symbols("hyperliquid"))
+        assert (_error(venues.preset, "hyperliquid", symbol="NOSUCHCOIN")
+                == f"hyperliquid: no margin table for symbol 'NOSUCHCOIN'; known: {known}")
 
     def test_malformed_date(self):
         assert (_error(venues.preset, "binance-usdm", date="10/10/2025")
@@ -337,29 +342,48 @@ class TestSymbolsAndDates:
         assert "effective 2021-03-18" in design.margin.source
         assert ("no binance-usdm BTCUSDT table known on 2020-01-01; using the earliest, effective 2021-03-18"
                 in design.notes)
-        hl = venues.preset("hyperliquid", symbol="ETH", date="2025-10-10")
-        assert hl.margin.floors == (0.0, 100e6)
-        assert "no hyperliquid ETH table known on 2025-10-10; using the earliest, effective 2026-01-27" in hl.notes
+        assert design.margin.caveat.startswith("out of date: ")
+        assert design.margin.margin_source.startswith("binance-usdm BTCUSDT 2021-03-18 [out of date: ")
+        hl = venues.preset("hyperliquid", symbol="SOL", date="2025-10-10")
+        first = _tables._load("hyperliquid")["SOL"][0]
+        assert first.effective > dt.date(2025, 10, 10)  # no 2025 SOL table is known
+        assert hl.margin.floors == first.floors
+        assert (f"no hyperliquid SOL table known on 2025-10-10; using the earliest, effective {first.effective}"
+                in hl.notes)
 
-    @pytest.mark.parametrize("date", ["2024-01-01", "2021-03-18", "2025-08-18", dt.date(2024, 1, 1)])
+    @pytest.mark.parametrize("date", ["2024-01-01", "2021-03-18", "2024-05-29", dt.date(2024, 1, 1)])
     def test_btcusdt_2021_table(self, date):
         design = venues.preset("binance-usdm", symbol="BTCUSDT", date=date)
         assert design.margin.floors == BTC_2021_FLOORS
         assert design.margin.rates == BTC_2021_RATES
         assert "effective 2021-03-18" in design.notes
         assert "earliest" not in design.notes and "gap" not in design.notes  # complete table, in force
+        assert design.margin.margin_source == "binance-usdm BTCUSDT 2021-03-18"
         p = design.engine_params()
         np.testing.assert_allclose(p.mm_cums, BTC_2021_CUMS, rtol=0, atol=1e-6)
 
-    @pytest.mark.parametrize("date", ["2025-10-10", "2025-08-19", "2025-10-10T21:15:00Z", dt.date(2025, 10, 10), None])
-    def test_btcusdt_2025_table_notes_its_gap(self, date):
+    @pytest.mark.parametrize("date", ["2025-08-19", "2025-08-20T21:15:00Z", dt.date(2025, 8, 20)])
+    def test_btcusdt_incomplete_table_notes_its_gap(self, date):
         design = venues.preset("binance-usdm", symbol="BTCUSDT", date=date)
         assert design.margin.floors == BTC_2025_FLOORS
         assert design.margin.rates == BTC_2025_RATES
         assert "effective 2025-08-19" in design.notes
         assert "brackets 1-4 of 12 only" in design.notes
-        assert "gap: brackets 5-12 (notional above 12,000,000 USDT) are not in public sources" in design.notes
+        assert "gap: brackets 5-12 (notional above 12,000,000 USDT) are not in these captures" in design.notes
+        assert design.margin.margin_source == "binance-usdm BTCUSDT 2025-08-19 (incomplete)"
         assert "earliest" not in design.notes
+
+    @pytest.mark.parametrize("date", ["2025-10-10", "2025-10-10T21:15:00Z", dt.date(2025, 10, 10), None])
+    def test_btcusdt_table_in_force_on_2025_10_10(self, date):
+        design = venues.preset("binance-usdm", symbol="BTCUSDT", date=date)
+        assert design.margin.floors == BTC_2025_08_21_FLOORS
+        assert design.margin.rates == BTC_2025_08_21_RATES
+        assert design.margin.margin_source == "binance-usdm BTCUSDT 2025-08-21"
+        assert "freqtrade" in design.notes and "gap" not in design.notes
+        # the maintenance amounts of the capture follow from the continuity recursion
+        cums = design.engine_params().mm_cums
+        np.testing.assert_allclose(cums, (0, 300, 1500, 12_000, 132_000, 482_000, 2_982_000, 14_482_000,
+                                          26_482_000, 41_482_000, 121_482_000, 421_482_000), rtol=0, atol=1e-6)
 
     def test_build_passes_symbol_and_date(self):
         design = venues.build({"preset": "binance-usdm", "symbol": "BTCUSDT", "date": "2024-01-01"})
@@ -416,9 +440,12 @@ class TestOverrides:
         variant = binance.with_overrides({"margin": {"floors": [0, 1e6], "rates": [0.01, 0.02]}})
         assert variant.margin.floors == (0.0, 1e6) and variant.margin.rates == (0.01, 0.02)
         assert variant.margin.source == binance.margin.source  # the unchanged key is kept
+        # but the preset table's label no longer names it
+        assert variant.margin.margin_source == "given in the design"
         # a table of a different length must change both lists
         msg = _error(binance.with_overrides, {"margin": {"floors": [0, 1e6]}})
-        assert msg == "venue design 'binance-usdm': margin: floors and rates must have the same length (2 vs 4)"
+        assert msg == (f"venue design 'binance-usdm': margin: floors and rates must have the same length "
+                       f"(2 vs {len(binance.margin.rates)})")
 
     def test_overrides_do_not_touch_the_callers_mapping(self):
         overrides = {"adl": {"policy": "pro-rata"}, "fund": {"initial": 1.0}}
@@ -428,7 +455,7 @@ class TestOverrides:
 
     def test_round_trip(self):
         for name in venues.names():
-            design = venues.preset(name)
+            design = venues.preset(name, symbol=_a_symbol(name))
             assert VenueDesign.from_dict(design.model_dump()) == design
             assert VenueDesign.model_validate_json(design.model_dump_json()) == design
 
@@ -457,7 +484,7 @@ class TestBuild:
         assert design.fund.initial == 1e6 and design.fund.takeover is True and design.fund.capacity == 1.0
 
     def test_preset_only(self):
-        assert venues.build({"preset": "okx"}) == venues.preset("okx")
+        assert venues.build({"preset": "bitmex"}) == venues.preset("bitmex")
 
     def test_without_a_preset(self):
         design = venues.build({"name": "plain", "adl": {"policy": "none"}})
@@ -481,10 +508,17 @@ def _tape_with_stream() -> Scenario:
     return Scenario("tiny", tape, pop)
 
 
+def _a_symbol(name: str) -> str:
+    """The preset's default symbol when it has a table, else its first symbol with one."""
+    default = venues._MODULES[name].DEFAULT_SYMBOL
+    known = _tables.symbols(name)
+    return default if default in known else known[0]
+
+
 class TestPresets:
     @pytest.mark.parametrize("name", PRESETS)
     def test_every_preset_builds_and_resolves(self, name):
-        design = venues.preset(name)
+        design = venues.preset(name, symbol=_a_symbol(name))
         assert isinstance(design, VenueDesign)
         assert design.name == name and design.preset == name
         assert design.notes  # sources and gaps are stated
@@ -496,17 +530,20 @@ class TestPresets:
         assert p.adl_policy == AdlPolicy[design.adl.policy.upper().replace("-", "_")]
         assert p.adl_ranking == AdlRanking[design.adl.ranking.upper().replace("-", "_")]
         assert p.adl_price == AdlPrice[design.adl.price.upper().replace("-", "_")]
-        assert venues.build({"preset": name}) == design
+        assert venues.build({"preset": name, "symbol": _a_symbol(name)}) == design
         # and the engine runs it
         res = run(_tape_with_stream(), design)
         assert res.table["liquidations"].iloc[0] >= 1
 
-    @pytest.mark.parametrize("name", ["bitmex", "bybit", "drift", "dydx-v4", "okx"])
-    def test_placeholder_margin_is_labelled(self, name):
-        design = venues.preset(name)
-        assert design.margin.floors == (0.0,) and design.margin.rates == (0.005,)
-        assert design.margin.source.startswith(f"placeholder: the reference has no {name} margin table")
-        assert "placeholder" in design.notes
+    @pytest.mark.parametrize("name", PRESETS)
+    def test_no_preset_runs_on_a_placeholder(self, name):
+        """Every symbol of every preset is a stored, dated, cited table (issue 11: bybit, okx,
+        bitmex, dydx-v4 and drift ran on one made-up 0.5% tier)."""
+        for symbol in _tables.symbols(name):
+            design = venues.preset(name, symbol=symbol)
+            assert "placeholder" not in design.notes.lower()
+            assert design.margin.label.startswith(f"{name} {symbol} 20")
+            assert design.margin.source.startswith(f"{name} {symbol} margin table effective 20")
 
     def test_hyperliquid_max_leverage_gives_a_single_tier(self):
         design = venues.preset("hyperliquid", max_leverage=10)

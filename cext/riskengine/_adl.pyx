@@ -353,6 +353,7 @@ def py_adl_queue(double side, double mark, sizes, entries, collaterals, int rank
     tiers.rates = &r[0]
     tiers.cums = &cums[0]
     tiers.n = f.shape[0]
+    tiers.whole = False
     p.policy = ADL_QUEUE
     p.ranking = ranking
     p.short_mark_over_entry = short_mark_over_entry

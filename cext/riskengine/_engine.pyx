@@ -1046,6 +1046,7 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     e.tiers.rates = &r_view[0]
     e.tiers.cums = &c_view[0]
     e.tiers.n = f_view.shape[0]
+    e.tiers.whole = params.mm_whole_position
     e.adl.policy = params.adl_policy
     e.adl.ranking = params.adl_ranking
     e.adl.short_mark_over_entry = params.adl_short_mark_over_entry

@@ -2,10 +2,13 @@ from riskengine._typedefs cimport float64_t
 
 cdef struct Tiers:
     # Tiered maintenance margin: MM(N) = N * rates[k] - cums[k], k the tier holding N.
+    # whole: the whole-position form (cums all 0, a step at each floor), which the
+    # liquidation-price solver must know (the schedule is not continuous).
     const float64_t* floors
     const float64_t* rates
     const float64_t* cums
     Py_ssize_t n
+    bint whole
 
 cdef float64_t maintenance_margin(const Tiers* tiers, float64_t notional) noexcept nogil
 cdef float64_t liquidation_price(const Tiers* tiers, float64_t col, float64_t pos,

@@ -24,6 +24,46 @@ cdef bint crosses(const Tiers* tiers, float64_t col, float64_t pos, float64_t en
     return equity < maintenance_margin(tiers, fabs(pos) * mark)
 
 
+cdef float64_t _step_liquidation_price(const Tiers* tiers, float64_t col, float64_t pos,
+                                       float64_t entry, float64_t ratio) noexcept nogil:
+    """:c:func:`liquidation_price` for the whole-position form ``MM(N) = N rate_k``.
+
+    On tier ``k``'s price segment ``[L_k, U_k)`` (``L_k = floor_k / |q|``) the margin
+    ``f_k(P) = E(P) - ratio |q| P rate_k`` is linear, with root ``root_k``; at each floor
+    ``f`` steps down by ``ratio floor_k (rate_k - rate_{k-1})`` as the price rises. For a
+    short ``f`` only falls as the price rises, so the region ``f < 0`` is ``[key, inf)``: the
+    first segment whose start is already below zero gives ``L_k``, else the first whose root
+    lies inside it gives ``root_k``. For a long ``f`` rises within a segment and steps down at
+    its floor, so a long can also be liquidated by a rise that lifts its notional into a tier
+    of a higher rate: the region is a union of ``[L_k, root_k)``; the key is its supremum,
+    ``root_k`` of the highest tier whose ``root_k > L_k`` (any mark above it is safe; a key
+    above the mark makes the account a candidate that the exact test re-checks).
+    """
+    cdef float64_t size = fabs(pos)
+    cdef float64_t num, root
+    cdef Py_ssize_t k
+    if pos > 0.0:
+        num = pos * entry - col
+        if num <= 0.0:
+            return -INFINITY
+        k = tiers.n - 1
+        while k >= 0:
+            root = num / (pos * (1.0 - ratio * tiers.rates[k]))
+            if root * size > tiers.floors[k]:
+                return root
+            k -= 1
+        return -INFINITY
+    num = col + size * entry
+    for k in range(tiers.n):
+        # f_k at the segment's start, where |q| P = floor_k
+        if num - tiers.floors[k] * (1.0 + ratio * tiers.rates[k]) < 0.0:
+            return tiers.floors[k] / size
+        root = num / (size * (1.0 + ratio * tiers.rates[k]))
+        if k + 1 == tiers.n or root * size < tiers.floors[k + 1]:
+            return root
+    return INFINITY
+
+
 cdef float64_t liquidation_price(const Tiers* tiers, float64_t col, float64_t pos,
                                  float64_t entry, float64_t ratio) noexcept nogil:
     """Price at which equity equals ``ratio`` x the tiered maintenance margin.
@@ -34,13 +74,16 @@ cdef float64_t liquidation_price(const Tiers* tiers, float64_t col, float64_t po
     price. ``E(P) - ratio MM(|q| P)`` is continuous and monotone in ``P`` (increasing for a long,
     decreasing for a short, since every rate is < 1), so the root lies in the first tier
     whose upper price boundary is past it. Returns -inf for a long that no positive price
-    liquidates and +inf for a flat position.
+    liquidates and +inf for a flat position. The whole-position form (``tiers.whole``) is not
+    continuous: :c:func:`_step_liquidation_price`.
     """
     cdef float64_t size = fabs(pos)
     cdef float64_t upper, f
     cdef Py_ssize_t k
     if pos == 0.0:
         return INFINITY
+    if tiers.whole:
+        return _step_liquidation_price(tiers, col, pos, entry, ratio)
     if pos > 0.0:
         if col - pos * entry + ratio * tiers.cums[0] >= 0.0:
             return -INFINITY
@@ -280,24 +323,26 @@ cdef float64_t dydx_isolated_liquidation_price(float64_t equity, float64_t pos, 
 
 
 cdef Tiers _tiers(const float64_t[::1] floors, const float64_t[::1] rates,
-                  const float64_t[::1] cums):
+                  const float64_t[::1] cums, bint whole=False):
     cdef Tiers t
     t.floors = &floors[0]
     t.rates = &rates[0]
     t.cums = &cums[0]
     t.n = floors.shape[0]
+    t.whole = whole
     return t
 
 
-def _deductions(floors, rates):
+def _deductions(floors, rates, bint whole=False):
     from riskengine.params import maintenance_deductions
 
     floors = np.ascontiguousarray(floors, dtype=np.float64)
     rates = np.ascontiguousarray(rates, dtype=np.float64)
-    return floors, rates, maintenance_deductions(floors, rates)
+    cums = np.zeros(floors.shape[0]) if whole else maintenance_deductions(floors, rates)
+    return floors, rates, cums
 
 
-def py_maintenance_margin(double notional, floors, rates):
+def py_maintenance_margin(double notional, floors, rates, bint whole=False):
     """Tiered maintenance margin of one position (Python wrapper of the kernel).
 
     Parameters
@@ -306,18 +351,20 @@ def py_maintenance_margin(double notional, floors, rates):
         Position notional ``|q| x mark``.
     floors, rates : array_like
         Tier floors (first 0) and maintenance rates.
+    whole : bool
+        Whole-position form ``N x rate_k`` (no deductions).
 
     Returns
     -------
     float
     """
-    f, r, c = _deductions(floors, rates)
-    cdef Tiers t = _tiers(f, r, c)
+    f, r, c = _deductions(floors, rates, whole)
+    cdef Tiers t = _tiers(f, r, c, whole)
     return maintenance_margin(&t, notional)
 
 
 def py_liquidation_price(double collateral, double size, double entry, floors, rates,
-                         double ratio=1.0):
+                         double ratio=1.0, bint whole=False):
     """Liquidation price of one position: the root of ``E(P) = ratio x MM(|q| P)``.
 
     Parameters
@@ -333,14 +380,18 @@ def py_liquidation_price(double collateral, double size, double entry, floors, r
     ratio : float
         Share of maintenance margin the equity is compared with (1: liquidation; Hyperliquid's
         backstop: 2/3).
+    whole : bool
+        Whole-position form ``N x rate_k``: the price is then the highest price that
+        liquidates a long (which a rise into a tier of a higher rate can do), the lowest that
+        liquidates a short.
 
     Returns
     -------
     float
         The price; ``-inf`` when no positive price liquidates a long.
     """
-    f, r, c = _deductions(floors, rates)
-    cdef Tiers t = _tiers(f, r, c)
+    f, r, c = _deductions(floors, rates, whole)
+    cdef Tiers t = _tiers(f, r, c, whole)
     return liquidation_price(&t, collateral, size, entry, ratio)
 
 

@@ -15,18 +15,21 @@ contortion, so it is left out rather than imitated.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from riskengine.errors import suggest
-from riskengine.venue import VenueDesign
-from riskengine.venues import binance_usdm, bitmex, bybit, drift, dydx_v4, hyperliquid, okx
+from pydantic import ValidationError
 
-_PRESETS: dict[str, Callable[..., VenueDesign]] = {
-    m.NAME: m.preset for m in (binance_usdm, hyperliquid, bybit, okx, bitmex, dydx_v4, drift)
-}
+from riskengine.errors import suggest
+from riskengine.venue import Margin, VenueDesign
+from riskengine.venues import binance_usdm, bitmex, bybit, drift, dydx_v4, hyperliquid, okx
+from riskengine.venues._tables import NoTable
+
+_MODULES = {m.NAME: m for m in (binance_usdm, hyperliquid, bybit, okx, bitmex, dydx_v4, drift)}
+_PRESETS: dict[str, Callable[..., VenueDesign]] = {name: m.preset for name, m in _MODULES.items()}
 #: keys of a design spec that choose the preset rather than override a component
-_PRESET_KEYS = ("preset", "symbol", "date", "max_leverage")
+_PRESET_KEYS = ("preset", "symbol", "date", "max_leverage", "assumed_table")
 
 
 def names() -> list[str]:
@@ -51,12 +54,41 @@ def preset(name: str, **options: Any) -> VenueDesign:
         raise ValueError(f"preset {name!r}: {exc}") from None
 
 
-def build(spec: Mapping[str, Any], where: str = "venue") -> VenueDesign:
+def symbol_for(name: str, underlying: str) -> str:
+    """The symbol of preset ``name``'s venue for ``underlying`` (``binance-usdm``, ``AAVE`` ->
+    ``AAVEUSDT``; ``okx`` -> ``AAVE-USDT-SWAP``; ``hyperliquid`` -> ``AAVE``)."""
+    return _MODULES[name].symbol_for(underlying)
+
+
+def given_margin(spec: Mapping[str, Any]) -> Margin | None:
+    """The table a design spec gives itself (``margin.floors`` and ``margin.rates``), if any.
+    An invalid one gives the stand-in ``Margin()``: applying the overrides then reports it."""
+    margin = spec.get("margin")
+    if isinstance(margin, Margin):
+        return margin
+    if not isinstance(margin, Mapping) or not {"floors", "rates"} <= set(margin):
+        return None
+    try:
+        return Margin.model_validate({k: margin[k] for k in ("floors", "rates", "form") if k in margin})
+    except ValidationError:
+        return Margin()
+
+
+def build(spec: Mapping[str, Any], where: str = "venue", underlying: str | None = None,
+          date: str | dt.date | None = None) -> VenueDesign:
     """A design from a config table: an optional ``preset`` (with ``symbol``, ``date``,
-    ``max_leverage``) whose components the other keys override.
+    ``max_leverage``, ``assumed_table``) whose components the other keys override.
+
+    ``underlying`` and ``date`` are the scenario's: without a ``symbol`` the preset takes its
+    venue's symbol for the underlying (:func:`symbol_for`), without a ``date`` the table in force
+    on the scenario's date. A symbol without a stored table is refused, unless the table gives
+    its own margin table (``margin.floors`` and ``margin.rates``) or names one as assumed
+    (``assumed_table``).
 
     >>> build({"preset": "binance-usdm", "name": "bin-small-fund", "fund": {"initial": 1e6}}).fund.initial
     1000000.0
+    >>> build({"preset": "binance-usdm"}, underlying="ETH", date="2025-10-10").margin.label.split()[:2]
+    ['binance-usdm', 'ETHUSDT']
     """
     spec = dict(spec)
     options = {k: spec.pop(k) for k in _PRESET_KEYS if k in spec}
@@ -65,8 +97,19 @@ def build(spec: Mapping[str, Any], where: str = "venue") -> VenueDesign:
         if options:
             raise ValueError(f"{where}: {', '.join(options)}: only valid with a 'preset'")
         return VenueDesign.from_dict(spec, where=where)
+    if name in _MODULES:
+        if "symbol" not in options and underlying is not None and "max_leverage" not in options:
+            options["symbol"] = symbol_for(name, underlying)
+        if "date" not in options and date is not None:
+            options["date"] = date
+        given = given_margin(spec)
+        if given is not None:
+            options["margin"] = given
     try:
         base = preset(name, **options)
+    except NoTable as exc:
+        raise ValueError(f"{where}: {exc}; give the table (margin.floors and margin.rates) or name one as "
+                         f"assumed (assumed_table = \"{_MODULES[name].DEFAULT_SYMBOL}\")") from None
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
     if not spec:

@@ -2,10 +2,13 @@
 
 Sources: ../shared/reference/venue-mechanisms.md §1 and the keys cited there.
 
-* Margin: notional brackets with maintenance amount; tables per symbol and date in
-  ``tables/binance-usdm.toml`` (BTCUSDT 2021-03-18 complete [DOC S7]; 2025-08-19 brackets 1-4
-  of 12 [3P S6, S9], the rest a stated gap). Tier changes can apply to existing positions
-  (2025-09-15 announcement [DOC S68]).
+* Margin: notional brackets with maintenance amount (``deduction`` form); tables per symbol
+  and date in ``tables/binance-usdm.toml`` (BTCUSDT 2021-03-18 [DOC S7]; BTC/ETH/SOL and the
+  12 COIN-M alts' USDⓈ-M tables from dated weekly captures of ``GET /fapi/v1/leverageBracket``,
+  each table's source in the file). Tier changes can apply to existing positions (2025-09-15
+  announcement [DOC S68]). A scenario's underlying picks ``<UNDERLYING>USDT``: the engine
+  simulates a linear USDⓈ-margined perp, so a COIN-M price path runs on the same underlying's
+  USDⓈ-M table.
 * Mark: median of the funding-adjusted index, index + moving-average basis and the last price
   [DOC S15, S16]; modelled as ``binance-median`` with a 5-minute basis EMA (USD-M text uses a
   5-minute MA basis [3P S17]; no funding stream, so the first input is the index [INF]). With
@@ -30,7 +33,7 @@ Sources: ../shared/reference/venue-mechanisms.md §1 and the keys cited there.
 from __future__ import annotations
 
 from riskengine.venue import Adl, Fund, Liquidation, Margin, Mark, VenueDesign
-from riskengine.venues._tables import margin_table
+from riskengine.venues._tables import notes, preset_margin
 
 NAME = "binance-usdm"
 DEFAULT_SYMBOL = "BTCUSDT"
@@ -39,25 +42,31 @@ MARKET_TAKE_BOUND = {"BTCUSDT": 0.05}
 SHARED_FUND_2025_10_10 = 1.23e9
 
 
-def preset(symbol: str = DEFAULT_SYMBOL, date: str | None = None) -> VenueDesign:
-    """The Binance USD-M rulebook for ``symbol`` with the margin table in force on ``date``."""
-    table, note = margin_table(NAME, symbol, date)
-    notes = [table.describe()]
-    if note:
-        notes.append(note)
+def symbol_for(underlying: str) -> str:
+    """The USDⓈ-M perpetual of ``underlying`` (``AAVE`` -> ``AAVEUSDT``)."""
+    return f"{underlying}USDT"
+
+
+def preset(symbol: str = DEFAULT_SYMBOL, date: str | None = None, assumed_table: str | None = None,
+           margin: Margin | None = None) -> VenueDesign:
+    """The Binance USD-M rulebook for ``symbol`` with the margin table in force on ``date``
+    (``assumed_table``: the symbol whose table a symbol without one uses; ``margin``: a table
+    given instead of the stored ones)."""
+    margin = preset_margin(NAME, symbol, date, assumed_table, margin)
+    more = []
     fee = LIQUIDATION_FEE.get(symbol)
     if fee is None:
         fee = LIQUIDATION_FEE[DEFAULT_SYMBOL]
-        notes.append(f"no liquidationFee capture for {symbol}: using BTCUSDT's {fee:.2%}")
+        more.append(f"no liquidationFee capture for {symbol}: using BTCUSDT's {fee:.2%}")
     band = MARKET_TAKE_BOUND.get(symbol, MARKET_TAKE_BOUND[DEFAULT_SYMBOL])
     return VenueDesign(
         name=NAME,
         preset=NAME,
-        margin=Margin(floors=table.floors, rates=table.rates, source=table.describe()),
+        margin=margin,
         mark=Mark(method="binance-median", ema_s=300.0),
         liquidation=Liquidation(fee=fee, limit="bankruptcy", price_band=band),
         fund=Fund(initial=SHARED_FUND_2025_10_10, takeover=True, capacity=1.0,
                   unwind_interval_s=60.0, unwind_fraction=0.1),
         adl=Adl(policy="queue", ranking="binance-leverage-pnl", price="bankruptcy"),
-        notes="; ".join(notes),
+        notes=notes(margin, *more),
     )

@@ -12,27 +12,42 @@ Sources: ../shared/reference/venue-mechanisms.md §3 (dYdX) [DOC S48, code S48b,
   (one help page says by profit and leverage, another says randomly; ranked by PnL x leverage
   here).
 * Per-block caps on how much can be liquidated are not modelled as such (see
-  ``liquidation.max_per_step``). Gaps: the reference has no dYdX margin table (placeholder
-  margin; E18's 5% MMF is hypothetical).
+  ``liquidation.max_per_step``).
+* Margin: one maintenance fraction per market (its liquidity tier's base IMF x maintenance
+  fraction; dydxprotocol/v4-chain ``x/perpetuals``), per market and date in
+  ``tables/dydx-v4.toml``: the mainnet genesis tiers (2023-10-26) and later values where a dated
+  source was found (each table's source in the file). The open-interest scaling of the IMF
+  does not change the MMF (stated in the file). ``<UNDERLYING>-USD`` for a scenario's underlying.
 """
 
 from __future__ import annotations
 
-from riskengine.venue import Adl, Liquidation, Mark, VenueDesign
-from riskengine.venues._placeholder import placeholder_margin
+from riskengine.venue import Adl, Liquidation, Margin, Mark, VenueDesign
+from riskengine.venues._tables import notes, preset_margin
 
 NAME = "dydx-v4"
 MAX_LIQUIDATION_FEE = 0.015
 SPREAD_TO_MMF = 1.5
 
 
-def preset(symbol: str = "BTC-USD", date: str | None = None) -> VenueDesign:
-    """The dYdX v4 rulebook (mechanisms; the margin table is a labelled placeholder)."""
-    margin = placeholder_margin(NAME)
+DEFAULT_SYMBOL = "BTC-USD"
+
+
+def symbol_for(underlying: str) -> str:
+    """The dYdX v4 market of ``underlying`` (``AAVE`` -> ``AAVE-USD``)."""
+    return f"{underlying}-USD"
+
+
+def preset(symbol: str = DEFAULT_SYMBOL, date: str | None = None, assumed_table: str | None = None,
+           margin: Margin | None = None) -> VenueDesign:
+    """The dYdX v4 rulebook for ``symbol`` with the margin table in force on ``date`` (``assumed_table``:
+    the symbol whose table a symbol without one uses; ``margin``: a table given instead of the
+    stored ones)."""
+    margin = preset_margin(NAME, symbol, date, assumed_table, margin)
     return VenueDesign(
         name=NAME, preset=NAME, margin=margin,
         mark=Mark(method="stream"),
         liquidation=Liquidation(fee=MAX_LIQUIDATION_FEE, price_band=SPREAD_TO_MMF * margin.rates[0]),
         adl=Adl(policy="queue", ranking="pnl-leverage", price="bankruptcy", on_negative_equity=True),
-        notes=margin.source + f"; price band = {SPREAD_TO_MMF} x the first tier's MMF",
+        notes=notes(margin, f"price band = {SPREAD_TO_MMF} x the first tier's MMF"),
     )

@@ -2,8 +2,10 @@
 
 Sources: ../shared/reference/venue-mechanisms.md §2 and the keys cited there.
 
-* Margin tables: BTC 40x to 150M then 20x; ETH 25x to 100M then 15x; SOL 20x to 70M then 10x
-  (``tables/hyperliquid.toml``, docs snapshots 2026-01-27 .. 2026-07-03 [DOC S20, S31]);
+* Margin tables (``tables/hyperliquid.toml``, each table's source in the file): BTC 40x to 150M
+  then 20x; ETH 25x to 100M then 15x; SOL 20x to 70M then 10x, and the alts' tier lists (docs
+  snapshots 2026-01-27 .. 2026-07-03 [DOC S20, S31]); BTC 40x and ETH 25x since the 2025-03-12
+  cut (first tier only); a scenario's underlying is the coin;
   tables with id < 50 are single-tier with max leverage = id: ``preset("HYPE", max_leverage=10)``.
   Maintenance margin = half the initial margin at max leverage [DOC S20].
 * Mark: median(oracle + 150 s EMA basis, median(bid, ask, last), external perp mids) [DOC S34];
@@ -37,7 +39,7 @@ from __future__ import annotations
 
 from riskengine.ranges import check_leverage
 from riskengine.venue import Adl, Backstop, Liquidation, Margin, Mark, VenueDesign
-from riskengine.venues._tables import margin_table
+from riskengine.venues._tables import notes, preset_margin
 
 NAME = "hyperliquid"
 DEFAULT_SYMBOL = "BTC"
@@ -58,20 +60,25 @@ def max_market_order(max_leverage: float) -> float:
     return 500e3
 
 
+def symbol_for(underlying: str) -> str:
+    """Hyperliquid names a perp by its coin (``AAVE``)."""
+    return underlying
+
+
 def preset(symbol: str = DEFAULT_SYMBOL, date: str | None = None,
-           max_leverage: float | None = None) -> VenueDesign:
-    """The Hyperliquid rulebook for ``symbol`` (or a single-tier table of ``max_leverage``)."""
+           max_leverage: float | None = None, assumed_table: str | None = None,
+           margin: Margin | None = None) -> VenueDesign:
+    """The Hyperliquid rulebook for ``symbol`` (or a single-tier table of ``max_leverage``;
+    ``assumed_table``: the coin whose table a coin without one uses; ``margin``: a table given
+    instead of the stored ones)."""
     if max_leverage is not None:
         max_leverage = check_leverage(max_leverage, f"{NAME}: max_leverage")
         source = f"single-tier table, max leverage {max_leverage:g} (ids < 50, [DOC S20])"
-        margin = Margin.from_max_leverage((0.0,), (max_leverage,), source)
-        notes = source
-        top = max_leverage
+        margin = Margin.from_max_leverage((0.0,), (max_leverage,), source,
+                                          label=f"{NAME} single-tier {max_leverage:g}x")
     else:
-        table, note = margin_table(NAME, symbol, date)
-        margin = Margin.from_max_leverage(table.floors, table.max_leverage, table.describe())
-        notes = table.describe() + (f"; {note}" if note else "")
-        top = table.max_leverage[0]
+        margin = preset_margin(NAME, symbol, date, assumed_table, margin)
+    top = round(1.0 / (2.0 * margin.rates[0]), 9)  # the first tier's max leverage (rate = 1 / (2 x leverage))
     return VenueDesign(
         name=NAME,
         preset=NAME,
@@ -82,5 +89,5 @@ def preset(symbol: str = DEFAULT_SYMBOL, date: str | None = None,
                                 max_order=max_market_order(top)),
         backstop=Backstop(ratio=BACKSTOP_RATIO),
         adl=Adl(policy="queue", ranking="hl-index", price="previous-mark", on_negative_equity=True),
-        notes=notes,
+        notes=notes(margin),
     )

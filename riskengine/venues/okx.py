@@ -12,21 +12,36 @@ Sources: ../shared/reference/venue-mechanisms.md §3 (OKX) [DOC S45, 3P S45b].
   [INF].
 * Historical alternative (OKEx): socialized clawback of uncovered loss across profitable
   users, pro rata [3P S45b] — ``adl.policy = "pro-rata-pnl"``.
-* Gaps: no OKX tier table in the reference (placeholder margin); mark method not specified
-  there — index + EMA basis [INF].
+* Margin: position tiers in contracts, the tier's MMR on the whole position (``whole-position``
+  form: OKX help "Tiered Maintenance Margin Ratio", okx.com/help/tier), per instrument and date in
+  ``tables/okx.toml``: BTC/ETH/SOL-USDT-SWAP from a dated API capture of 2025-07-23, SOL from a
+  2022-11-08 announcement; contracts converted to USDT at stated prices (each table's source and
+  conversion in the file). ``<UNDERLYING>-USDT-SWAP`` for a scenario's underlying.
+* Gaps: mark method not specified in the reference — index + EMA basis [INF].
 """
 
 from __future__ import annotations
 
-from riskengine.venue import Adl, Fund, Liquidation, Mark, VenueDesign
-from riskengine.venues._placeholder import placeholder_margin
+from riskengine.venue import Adl, Fund, Liquidation, Margin, Mark, VenueDesign
+from riskengine.venues._tables import notes, preset_margin
 
 NAME = "okx"
 
 
-def preset(symbol: str = "BTC-USDT-SWAP", date: str | None = None) -> VenueDesign:
-    """The OKX rulebook (mechanisms; the margin table is a labelled placeholder)."""
-    margin = placeholder_margin(NAME)
+DEFAULT_SYMBOL = "BTC-USDT-SWAP"
+
+
+def symbol_for(underlying: str) -> str:
+    """The USDT-margined swap of ``underlying`` (``AAVE`` -> ``AAVE-USDT-SWAP``)."""
+    return f"{underlying}-USDT-SWAP"
+
+
+def preset(symbol: str = DEFAULT_SYMBOL, date: str | None = None, assumed_table: str | None = None,
+           margin: Margin | None = None) -> VenueDesign:
+    """The OKX rulebook for ``symbol`` with the margin table in force on ``date`` (``assumed_table``:
+    the symbol whose table a symbol without one uses; ``margin``: a table given instead of the
+    stored ones)."""
+    margin = preset_margin(NAME, symbol, date, assumed_table, margin)
     return VenueDesign(
         name=NAME, preset=NAME, margin=margin,
         mark=Mark(method="index-ema-basis", ema_s=300.0),
@@ -34,5 +49,5 @@ def preset(symbol: str = "BTC-USDT-SWAP", date: str | None = None) -> VenueDesig
         fund=Fund(takeover=True, unwind_interval_s=60.0, unwind_fraction=0.1),
         adl=Adl(policy="queue", ranking="pnl-leverage", price="mark",
                 fund_drawdown=0.30, fund_window_s=8 * 3600.0),
-        notes=margin.source,
+        notes=notes(margin),
     )
