@@ -401,9 +401,11 @@ def scenario_designs(loaded: LoadedConfig, index: int, tape: Tape) -> list[Venue
 
 
 def margin_warnings(scenario: str, designs: list[VenueDesign]) -> list[str]:
-    """One line per design whose margin table is assumed or out of date (its caveat)."""
-    return [f"{scenario}: design {d.name!r}: margin table {d.margin.label}: {d.margin.caveat}"
-            for d in designs if d.margin.caveat]
+    """One line per design whose margin table is assumed or out of date (its caveat), or
+    incomplete (its gap)."""
+    return [f"{scenario}: design {d.name!r}: margin table {d.margin.label}: "
+            + "; ".join(x for x in (d.margin.caveat, d.margin.gap) if x)
+            for d in designs if d.margin.caveat or d.margin.gap]
 
 
 def _scenario_where(loaded: LoadedConfig, index: int) -> str:

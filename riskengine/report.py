@@ -452,15 +452,17 @@ def _columns_reference(columns: Sequence[str]) -> str:
 
 
 def _margin_note(table: pd.DataFrame) -> str:
-    """A note naming each run whose margin table is assumed or out of date (empty when none)."""
+    """A note naming each run whose margin table is assumed, out of date or incomplete (empty when none)."""
     if metrics.MARGIN_SOURCE not in table.columns:
         return ""
     items = [f"<li>{_e(r.scenario)} · {_e(r.design)}: {_e(r.margin_source)}</li>"
-             for r in table.itertuples(index=False) if metrics.margin_caveat(r.margin_source)]
+             for r in table.itertuples(index=False)
+             if metrics.margin_caveat(r.margin_source) or "(incomplete)" in r.margin_source]
     if not items:
         return ""
     return ('<p class="note" id="margin-caveats"><strong>Margin tables not the venue\'s on the replay date</strong> '
-            "(assumed or out of date; column <code>margin_source</code>):</p><ul class=\"note\">"
+            "(assumed or out of date), or incomplete (column <code>margin_source</code>; the run's warnings say what "
+            "is missing):</p><ul class=\"note\">"
             + "".join(items) + "</ul>")
 
 

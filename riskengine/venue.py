@@ -58,6 +58,8 @@ class Margin(Component):
                                        "'default one-tier 0.5%' or 'given in the design')")
     caveat: str = Field("", description="why the table may not be the venue's on the replay date (assumed, out of "
                                         "date); a run shows it as a warning")
+    gap: str = Field("", description="what a stored table lacks (tiers or dates the sources do not give; its label "
+                                     "says '(incomplete)'); a run shows it as a warning")
 
     @field_validator("floors")
     @classmethod

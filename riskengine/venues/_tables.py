@@ -286,7 +286,7 @@ def preset_margin(venue: str, symbol: str, date: str | dt.date | None = None,
         return margin
     table, caveat = resolve(venue, symbol, date, assumed_table)
     return Margin(floors=table.floors, rates=table.rates, form=table.form, source=table.describe(),
-                  label=table.label, caveat=caveat)
+                  label=table.label, caveat=caveat, gap="" if table.complete else table.gap)
 
 
 def notes(margin: "Margin", *more: str) -> str:
