@@ -70,7 +70,8 @@ Which table a design uses in a scenario:
 
 Every assumed or out-of-date table shows in the `margin_source` result column (in brackets after the
 table's name), as a `riskengine: warning:` line on stderr when the run starts, and in a note of the
-report. The engine simulates a linear, quote-margined perpetual: replaying a COIN-M (inverse) price
+report; so does an incomplete one (`(incomplete)` after its name; the warning says what is
+missing). The engine simulates a linear, quote-margined perpetual: replaying a COIN-M (inverse) price
 path, a design uses the same underlying's linear table: for a Binance design, the USDⓈ-M table of that
 underlying (`AAVEUSD_PERP` -> `AAVEUSDT`), as in `backtests/coinm-alts-2025-10-10.toml`.
 """
@@ -556,6 +557,23 @@ def _mistakes(mistakes: tuple = _MISTAKES) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ rendering
+def _stored_tables() -> list[str]:
+    """The stored tables, per preset and symbol: each table's effective date, ``*`` when it is
+    incomplete (its file says what is missing and where each table comes from)."""
+    from riskengine import venues
+    from riskengine.venues import _tables
+
+    out = ["The stored tables (effective dates; `*`: incomplete; sources, gaps and tiers in each file):", "",
+           "| preset | form | symbol: tables |", "|---|---|---|"]
+    for venue in venues.names():
+        stored = _tables._load(venue)
+        forms = sorted({t.form for tables in stored.values() for t in tables})
+        cells = "; ".join(f"{symbol}: " + ", ".join(f"{t.effective}{'' if t.complete else '*'}" for t in tables)
+                          for symbol, tables in sorted(stored.items()))
+        out.append(f"| `{venue}` | {', '.join(forms)} | {cells} |")
+    return [*out, ""]
+
+
 def render() -> str:
     """The text of ``docs/config.md``."""
     schema, design = _schema()
@@ -609,7 +627,7 @@ def render() -> str:
         for key, kind, default, allowed, meaning in section.rows:
             out.append(f"| `{key}` | {kind} | {default} | {allowed} | {meaning} |")
         out.append("")
-    out += ["## Margin tables", "", *MARGIN_TABLES_DOC.rstrip("\n").splitlines(), ""]
+    out += ["## Margin tables", "", *MARGIN_TABLES_DOC.rstrip("\n").splitlines(), "", *_stored_tables()]
     out += _ranges()
     out += [
         "## Preset values",
