@@ -312,6 +312,8 @@ def _sweep(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         first = result.failures.iloc[0]
         print(f"{len(result.failures)} run(s) failed (see failures.parquet); the first: run {first['run']}: "
               f"{first['error']}")
+    for line in metrics.margin_source_warnings(result.results):  # as `run` warns (validate says what is missing)
+        print(f"riskengine: warning: {line}", file=sys.stderr)
     print(f"wrote results.parquet, results.csv, results.md, ranking.csv, ranking.md and runs/ to {result.out}",
           file=sys.stderr)
     if not result.failures.empty:  # the finished runs' rows are written; the sweep is not complete

@@ -177,6 +177,16 @@ def margin_caveat(margin_source: str) -> str:
     return rest[:-1] if rest.endswith("]") else ""
 
 
+def margin_source_warnings(table: pd.DataFrame) -> list[str]:
+    """One line per distinct design and margin table of a result table whose table is assumed,
+    out of date or incomplete (``margin_source``), with how many rows used it."""
+    if MARGIN_SOURCE not in table.columns or table.empty:
+        return []
+    flagged = table[[bool(margin_caveat(m)) or "(incomplete)" in str(m) for m in table[MARGIN_SOURCE]]]
+    counts = flagged.groupby(["design", MARGIN_SOURCE], sort=True).size()
+    return [f"design {design!r}: {n} row(s) on margin table {source}" for (design, source), n in counts.items()]
+
+
 COLUMNS: tuple[Column, ...] = (
     Column("scenario", "scenario name", lambda c: c.scenario),
     Column("design", "venue design name", lambda c: c.design),

@@ -365,3 +365,17 @@ class TestWholePositionForm:
         p = venues.preset("bitmex", symbol=symbol).engine_params()
         assert p.mm_whole_position and not p.mm_cums.any()
         assert not venues.preset("binance-usdm").engine_params().mm_whole_position
+
+
+def test_a_sweep_warns_of_the_incomplete_tables_its_runs_used(tmp_path):
+    # a synthetic tape is BTC on 2025-10-10, where Hyperliquid's stored BTC table lacks its upper tier
+    # (incomplete); the Binance table of that day is complete and draws no warning
+    config_path = write(tmp_path, '[scenario]\nname = "s"\nsynthetic = { ticks = 2_000 }\n\n[population]\n'
+                                  'accounts = 300\n\n[[venues]]\npreset = "hyperliquid"\n\n[[venues]]\n'
+                                  'preset = "binance-usdm"\n\n[sweep]\ngrid = { "population.seed" = [1, 2] }\n',
+                        "grid.toml")
+    proc = run_cli("sweep", str(config_path), "--executor", "serial", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    warned = [line for line in proc.stderr.splitlines() if line.startswith("riskengine: warning:")]
+    assert warned == ["riskengine: warning: design 'hyperliquid': 2 row(s) on margin table hyperliquid BTC "
+                      "2025-03-12 (incomplete)"]
