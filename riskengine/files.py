@@ -97,53 +97,80 @@ def _lock_holder(fd: int) -> str:
 
 
 @contextlib.contextmanager
-def output_lock(folder: str | os.PathLike) -> Iterator[Path]:
-    """Hold ``folder`` as its one writer while the block runs: an exclusive ``flock`` on the
-    sibling file ``.<name>.lock``, which names the holder (pid, host, start time). The kernel
-    drops a ``flock`` when its process ends, however it ends, so a crashed or killed run never
-    leaves the folder locked; its left-over file is taken over by the next writer. The file is
-    removed on release, and so are parent folders made for it that are still empty.
+def exclusive_lock(path: Path, busy: Callable[[str], str], cannot: Callable[[str], str]) -> Iterator[Path]:
+    """Hold the lock file ``path`` while the block runs: an exclusive ``flock`` on it, the file
+    naming the holder (pid, host, start time). The kernel drops a ``flock`` when its process
+    ends, however it ends, so a crashed or killed holder never leaves it locked; its left-over
+    file is taken over by the next one. The file is removed on release. Without ``fcntl`` (not
+    POSIX) nothing is locked.
 
     Raises
     ------
     ValueError
-        Another process holds the folder (one line naming it), or the lock cannot be created.
+        ``busy(holder)`` when another process holds it; ``cannot(reason)`` when the lock file
+        cannot be created.
     """
-    import fcntl  # POSIX
-
-    folder = Path(folder)
-    parent = folder.parent if str(folder.parent) else Path(".")
-    made = [p for p in (parent, *parent.parents) if not p.exists()]
-    path = parent / f".{folder.name}.lock"
+    try:
+        import fcntl
+    except ImportError:
+        yield path
+        return
     fd = -1
     try:
         try:
-            parent.mkdir(parents=True, exist_ok=True)
             while True:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
-                    raise ValueError(f"{folder}: {_lock_holder(fd)} is writing this folder (wait for it to end, "
-                                     f"or choose another with --out)") from None
+                    raise ValueError(busy(_lock_holder(fd))) from None
                 # the holder before us removes the file as it lets go: hold the file that is at the path
                 with contextlib.suppress(FileNotFoundError):
                     if os.stat(path).st_ino == os.fstat(fd).st_ino:
                         break
                 os.close(fd)
                 fd = -1
+            started = time.strftime("%Y-%m-%d %H:%M:%S")
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"riskengine pid {os.getpid()} on {socket.gethostname()}, since {started}\n".encode(), 0)
         except OSError as exc:
-            raise ValueError(f"{folder}: cannot create its lock file {path}: {exc.strerror or exc} "
-                             f"(choose another with --out)") from None
-        started = time.strftime("%Y-%m-%d %H:%M:%S")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"riskengine pid {os.getpid()} on {socket.gethostname()}, since {started}\n".encode(), 0)
+            raise ValueError(cannot(exc.strerror or str(exc))) from None
         yield path
     finally:
         if fd >= 0:
             with contextlib.suppress(OSError):
                 path.unlink()
             os.close(fd)
+
+
+@contextlib.contextmanager
+def output_lock(folder: str | os.PathLike) -> Iterator[Path]:
+    """Hold ``folder`` as its one writer while the block runs (:func:`exclusive_lock` on the
+    sibling file ``.<name>.lock``); parent folders made for the lock file are removed on release
+    when still empty.
+
+    Raises
+    ------
+    ValueError
+        Another process holds the folder (one line naming it), or the lock cannot be created.
+    """
+    folder = Path(folder)
+    parent = folder.parent if str(folder.parent) else Path(".")
+    made = [p for p in (parent, *parent.parents) if not p.exists()]
+    path = parent / f".{folder.name}.lock"
+
+    def cannot(reason: str) -> str:
+        return f"{folder}: cannot create its lock file {path}: {reason} (choose another with --out)"
+
+    try:
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(cannot(exc.strerror or str(exc))) from None
+        with exclusive_lock(path, lambda holder: f"{folder}: {holder} is writing this folder (wait for it to end, "
+                                                 f"or choose another with --out)", cannot):
+            yield path
+    finally:
         for empty in made:  # deepest first
             with contextlib.suppress(OSError):
                 empty.rmdir()

@@ -49,13 +49,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-try:
-    import fcntl
-except ImportError:  # Windows: no import lock
-    fcntl = None
-
 from riskengine.data import binance, hyperliquid, tardis
 from riskengine.data.schema import KINDS
+from riskengine.files import check_writable_dir, exclusive_lock, write_atomic
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 #: (source, kind) -> reader(path) yielding ``(exchange, symbol, batch, first_row)`` with batches
@@ -256,8 +252,6 @@ class Catalog:
             One line naming the file, the row or partition and what was expected; the catalog
             is unchanged. Also: a catalog folder that cannot be written, another import running.
         """
-        from riskengine.files import check_writable_dir
-
         paths = [Path(p) for p in paths]
         kinds = [self._kind_of(path, source, kind) for path in paths]
         check_writable_dir(self.root, f"catalog {self.root}")
@@ -446,7 +440,6 @@ class Catalog:
             removals += [_rel(f, self.root) for f in part.folder.glob("*.parquet") if f.name != PARTITION_FILE]
         if not moves:
             return
-        from riskengine.files import write_atomic
 
         text = json.dumps({"move": moves, "remove": removals})
         write_atomic(txn / PLAN, lambda p: _write_synced(p, text))
@@ -483,13 +476,10 @@ class Catalog:
     @contextlib.contextmanager
     def _import_lock(self) -> Iterator[None]:
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / LOCK, "a") as f:
-            if fcntl is not None:
-                try:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    raise ValueError(f"catalog {self.root}: another import into it is running; try again when "
-                                     f"it has finished") from None
+        with exclusive_lock(self.root / LOCK,
+                            lambda holder: f"catalog {self.root}: another import into it is running; try again "
+                                           f"when it has finished",
+                            lambda reason: f"catalog {self.root}: cannot create its lock file: {reason}"):
             yield
 
     def _label(self, folder: Path) -> str:
