@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def run_cli(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
     """``python -m riskengine.cli ARGS`` in a child process, output captured as text."""
@@ -72,3 +74,12 @@ def run_in_terminal(*args: str, timeout: float = 300, command: list[str] | None 
         code = proc.wait(timeout)
     os.close(leader)
     return code, b"".join(out).decode(), b"".join(chunks).decode(errors="replace")
+
+
+def raised_line(call, *args, **kwargs) -> str:
+    """The message of the ``ValueError`` that ``call`` raises; it must be one line."""
+    with pytest.raises(ValueError) as info:
+        call(*args, **kwargs)
+    msg = str(info.value)
+    assert "\n" not in msg, msg
+    return msg

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _cli import one_error_line, run_cli, write
+from _cli import one_error_line, raised_line as _error, run_cli, write
 from riskengine import Population, Scenario, Tape, backtest, calculators, config, metrics, run, venues
 from riskengine.codes import EventKind
 from riskengine.venue import Margin, VenueDesign
@@ -26,14 +26,6 @@ NS = 1_000_000_000
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "backtests").glob("*.toml"))
 PRESETS = venues.names()
-
-
-def _error(call, *args, **kwargs) -> str:
-    with pytest.raises(ValueError) as info:
-        call(*args, **kwargs)
-    msg = str(info.value)
-    assert "\n" not in msg, msg
-    return msg
 
 
 def _shipped_configs():

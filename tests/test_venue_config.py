@@ -17,6 +17,7 @@ import re
 import numpy as np
 import pytest
 
+from _cli import raised_line as _error
 from riskengine import EngineParams, Population, Scenario, Tape, run, venues
 from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, MarkMethod
 from riskengine.venue import Adl, Backstop, Fund, Liquidation, Margin, Mark, VenueDesign
@@ -40,15 +41,6 @@ BTC_2025_RATES = (0.004, 0.005, 0.0065, 0.01)
 # the complete BTCUSDT table in force on 2025-10-10 (freqtrade's capture of 2025-08-21)
 BTC_2025_08_21_FLOORS = (0.0, 300e3, 800e3, 3e6, 12e6, 70e6, 100e6, 230e6, 480e6, 600e6, 800e6, 1.2e9)
 BTC_2025_08_21_RATES = (0.004, 0.005, 0.0065, 0.01, 0.02, 0.025, 0.05, 0.1, 0.125, 0.15, 0.25, 0.5)
-
-
-def _error(call, *args, **kwargs) -> str:
-    """The message of the ``ValueError`` that ``call`` raises; it must be one line."""
-    with pytest.raises(ValueError) as info:
-        call(*args, **kwargs)
-    msg = str(info.value)
-    assert "\n" not in msg, msg
-    return msg
 
 
 def _nested(path: str, value) -> dict:
