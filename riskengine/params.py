@@ -20,11 +20,12 @@ NS = 1_000_000_000
 MARGIN_FORMS = ("deduction", "whole-position")
 
 
-def maintenance_deductions(floors: np.ndarray, rates: np.ndarray) -> np.ndarray:
+def maintenance_deductions(floors: np.ndarray, rates: np.ndarray, whole: bool = False) -> np.ndarray:
     """Maintenance deductions (Binance ``cum``) that make a tiered schedule continuous.
 
     ``cum_0 = 0`` and ``cum_k = cum_{k-1} + floor_k * (rate_k - rate_{k-1})``
-    (Binance "Leverage & Margin" example and Hyperliquid "Margin tiers"; reference §0).
+    (Binance "Leverage & Margin" example and Hyperliquid "Margin tiers"; reference §0). The
+    whole-position form (``whole``: ``MM = N x rate_k``, :class:`riskengine.venue.Margin`) has none.
 
     Parameters
     ----------
@@ -32,6 +33,8 @@ def maintenance_deductions(floors: np.ndarray, rates: np.ndarray) -> np.ndarray:
         Lower notional bound of each tier, starting at 0, strictly increasing.
     rates : ndarray of float64
         Maintenance margin rate of each tier.
+    whole : bool
+        The whole-position form: all deductions 0.
 
     Returns
     -------
@@ -39,6 +42,8 @@ def maintenance_deductions(floors: np.ndarray, rates: np.ndarray) -> np.ndarray:
         The deduction of each tier.
     """
     cums = np.zeros(len(floors), dtype=np.float64)
+    if whole:
+        return cums
     for k in range(1, len(floors)):
         cums[k] = cums[k - 1] + floors[k] * (rates[k] - rates[k - 1])
     return cums
@@ -212,8 +217,7 @@ class EngineParams:
         check_tiers(floors, rates)
         floors.setflags(write=False)
         rates.setflags(write=False)
-        # whole-position form: MM = N x rate_k with no deduction (riskengine.venue.Margin)
-        cums = np.zeros(len(floors)) if self.mm_whole_position else maintenance_deductions(floors, rates)
+        cums = maintenance_deductions(floors, rates, self.mm_whole_position)
         cums.setflags(write=False)
         object.__setattr__(self, "mm_floors", floors)
         object.__setattr__(self, "mm_rates", rates)

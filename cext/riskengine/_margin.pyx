@@ -338,8 +338,7 @@ def _deductions(floors, rates, bint whole=False):
 
     floors = np.ascontiguousarray(floors, dtype=np.float64)
     rates = np.ascontiguousarray(rates, dtype=np.float64)
-    cums = np.zeros(floors.shape[0]) if whole else maintenance_deductions(floors, rates)
-    return floors, rates, cums
+    return floors, rates, maintenance_deductions(floors, rates, whole)
 
 
 def py_maintenance_margin(double notional, floors, rates, bint whole=False):
