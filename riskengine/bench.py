@@ -1,7 +1,8 @@
 """The standard throughput workloads and ``riskengine bench``: one definition for the CLI and
 the benchmark suite (``tests/benchmarks``).
 
-Workloads are seeded and built with vectorised NumPy (no Python loop per tick or account). Each
+Workloads are seeded and built by the shared generators (:mod:`riskengine.generators`: vectorised
+NumPy, no Python loop per tick or account); this module states their parameters. Each
 builder returns a :class:`Workload`: a validated :class:`riskengine.Scenario` and the resolved
 :class:`riskengine.EngineParams`. Arrays are generated in place where it matters (the 10M-tick
 tapes), so building a workload does not itself dominate peak memory.
@@ -38,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from riskengine.codes import EventKind, MarginMode
+from riskengine import generators
+from riskengine.codes import EventKind
 from riskengine.files import check_writable_dir, write_atomic
 from riskengine.liquidity import ConstantDepth
 from riskengine.metrics import LIQUIDATION_KINDS
@@ -96,73 +98,6 @@ ENGINE_INPUTS = ("tape.ts", "tape.price", "tape.stream", "population.collateral"
                  "population.size", "population.entry")
 
 
-# --------------------------------------------------------------------------- building blocks
-def tick_times(ticks: int, tick_ns: int) -> np.ndarray:
-    """``START_NS + k * tick_ns`` for k = 0..ticks-1 (int64, built in place)."""
-    ts = np.arange(ticks, dtype=np.int64)
-    ts *= tick_ns
-    ts += START_NS
-    return ts
-
-
-def reflected_walk(rng: np.random.Generator, n: int, step: float, band: float,
-                   out: np.ndarray | None = None) -> np.ndarray:
-    """A Gaussian random walk of per-step sd ``step`` reflected into ``[-band, band]``.
-
-    The cumulative sum is folded with a triangle wave of period ``4 band`` (continuous, slope
-    +/-1), entirely in place: one float64 array of length ``n`` and no temporaries.
-    """
-    if out is None:
-        out = np.empty(n, dtype=np.float64)
-    rng.standard_normal(n, dtype=np.float64, out=out)
-    out *= step
-    np.cumsum(out, out=out)
-    out += band
-    np.mod(out, 4.0 * band, out=out)  # [0, 4b)
-    out -= 2.0 * band                 # [-2b, 2b)
-    np.abs(out, out=out)              # [0, 2b]
-    out -= band                       # [-b, b]; 0 maps to -b ...
-    np.negative(out, out=out)         # ... so flip: b - |y|, 0 maps to 0
-    return out
-
-
-def _smoothstep_inplace(z: np.ndarray) -> np.ndarray:
-    np.clip(z, 0.0, 1.0, out=z)
-    s = np.multiply(z, -2.0)
-    s += 3.0
-    s *= z
-    s *= z
-    return s
-
-
-def leveraged_population(rng: np.random.Generator, accounts: int, *, price: float,
-                         long_share: float, long_leverage: tuple[float, float],
-                         short_leverage: tuple[float, float], notional_median: float = 10_000.0,
-                         notional_sigma: float = 1.0, entry_spread: float = 0.02,
-                         flat_share: float = 0.01) -> Population:
-    """Accounts with one position each, equity at ``price`` = notional / leverage.
-
-    The margin fraction 1 / leverage is uniform over the side's leverage range (so liquidation
-    prices spread evenly between the extremes), entries uniform within ``+/- entry_spread`` of
-    ``price``, notionals lognormal; a ``flat_share`` of the accounts hold collateral only.
-    """
-    is_long = rng.random(accounts) < long_share
-    side = np.where(is_long, 1.0, -1.0)
-    notional = rng.lognormal(math.log(notional_median), notional_sigma, accounts)
-    entry = price * (1.0 + rng.uniform(-entry_spread, entry_spread, accounts))
-    size = side * notional / entry
-    lo = np.where(is_long, 1.0 / long_leverage[1], 1.0 / short_leverage[1])
-    hi = np.where(is_long, 1.0 / long_leverage[0], 1.0 / short_leverage[0])
-    margin_fraction = lo + (hi - lo) * rng.random(accounts)
-    equity = np.abs(size) * price * margin_fraction
-    collateral = np.maximum(equity - size * (price - entry), 0.0)
-    flat = rng.random(accounts) < flat_share
-    size[flat] = 0.0
-    collateral[flat] = rng.uniform(100.0, 10_000.0, int(flat.sum()))
-    mode = np.where(rng.random(accounts) < 0.5, MarginMode.CROSS, MarginMode.ISOLATED).astype(np.int8)
-    return Population.from_arrays(collateral, size, entry, mode)
-
-
 # --------------------------------------------------------------------------- workloads
 def quiet(ticks: int = 10_000_000, accounts: int = 1_000_000, seed: int = 11,
           tick_ns: int = 1_000_000, band: float = 0.0005) -> Workload:
@@ -173,13 +108,10 @@ def quiet(ticks: int = 10_000_000, accounts: int = 1_000_000, seed: int = 11,
     1% flat; maintenance margin 0.5%; mark = last trade; infinite depth.
     """
     rng = np.random.default_rng(seed)
-    ts = tick_times(ticks, tick_ns)
-    price = reflected_walk(rng, ticks, 1e-5, band)
-    price += 1.0
-    price *= 100.0
-    tape = Tape.from_arrays(ts, price)
+    tape = generators.quiet_tape(ticks, rng, start_price=100.0, start_ns=START_NS, tick_ns=tick_ns,
+                                 step=1e-5, band=band)
     pop = leveraged_population(rng, accounts, price=100.0, long_share=0.5,
-                               long_leverage=(2.0, 5.0), short_leverage=(2.0, 5.0),
+                               leverage=generators.LeverageRange(long=(2.0, 5.0), short=(2.0, 5.0)),
                                entry_spread=0.01)
     design = VenueDesign(name="bench-quiet", margin=Margin(floors=(0.0,), rates=(0.005,)),
                          mark=Mark(method="last"), fund=Fund(initial=1_000_000.0), adl=Adl(policy="queue"))
@@ -200,30 +132,32 @@ def crash_tape(ticks: int, tick_ns: int, rng: np.random.Generator, *, start: flo
     The fall is a smooth slide plus gap-down jumps (``gaps``: position, relative size), with the
     slide scaled so slide and gaps together end exactly ``drop`` lower; after the bottom the
     price recovers ``rebound`` (relative to the low) over the rest of the tape. A reflected
-    random walk of +/- ``noise`` rides on top. Built in place (a few tape-sized arrays).
+    random walk of +/- ``noise`` rides on top. Built in place by
+    :func:`riskengine.generators.crash_tape` (a few tape-sized arrays).
     """
-    u = np.arange(ticks, dtype=np.float64)
-    u /= ticks
-    gap_log = sum(math.log1p(-g) for _, g in gaps)
-    slide_log = math.log1p(-drop) - gap_log
     a, b = fall
-    z = u - a
-    z /= (b - a)
-    logp = _smoothstep_inplace(z)
-    logp *= slide_log
-    z = u - b
-    z /= (1.0 - b)
-    up = _smoothstep_inplace(z)
-    up *= math.log1p(rebound)
-    logp += up
-    del up, z
-    for pos, g in gaps:
-        logp[int(pos * ticks):] += math.log1p(-g)
-    noise_walk = reflected_walk(rng, ticks, noise / 20.0, noise, out=u)  # reuses u's memory
-    logp += noise_walk
-    np.exp(logp, out=logp)
-    logp *= start
-    return Tape.from_arrays(tick_times(ticks, tick_ns), logp)
+    jumps = tuple(generators.Gap(pos, g) for pos, g in gaps)
+    return generators.crash_tape(
+        ticks, rng, start_price=start, start_ns=START_NS, tick_ns=tick_ns,
+        ramps=(generators.Ramp(a, b - a, generators.slide_log_move(drop, jumps)),
+               generators.Ramp(b, 1.0 - b, math.log1p(rebound))),
+        gaps=jumps, noise=generators.Noise(noise / 20.0, band=noise), smoothstep_order="slope-first")
+
+
+#: the order the workloads' populations draw their aspects in (see riskengine.generators)
+POPULATION_DRAW_ORDER = ("side", "size", "entry", "leverage", "flat", "flat_collateral", "mode")
+
+
+def leveraged_population(rng: np.random.Generator, accounts: int, *, price: float, long_share: float,
+                         leverage: generators.LeverageRange, entry_spread: float) -> Population:
+    """The workloads' accounts: one position each, lognormal notionals (median 10,000, sd of log 1),
+    entries uniform within ``+/- entry_spread`` of ``price``, margin fraction uniform over the
+    side's leverage range (liquidation prices spread evenly), half cross, 1% flat
+    (:func:`riskengine.generators.leveraged_population`)."""
+    return generators.leveraged_population(
+        accounts, rng, price=price, long_share=long_share, leverage=leverage,
+        notional_median=10_000.0, notional_sigma=1.0, entry_spread=entry_spread, entry_scatter="uniform",
+        cross_share=0.5, cross_excess=None, flat_share=0.01, draw_order=POPULATION_DRAW_ORDER)
 
 
 def crash(ticks: int = 10_000_000, accounts: int = 1_000_000, seed: int = 23, *,
@@ -245,7 +179,7 @@ def crash(ticks: int = 10_000_000, accounts: int = 1_000_000, seed: int = 23, *,
     tick_ns = max(1, int(round(span_s * NS / ticks)))
     tape = crash_tape(ticks, tick_ns, rng)
     pop = leveraged_population(rng, accounts, price=float(tape.price[0]), long_share=0.6,
-                               long_leverage=(3.0, 50.0), short_leverage=(2.0, 20.0),
+                               leverage=generators.LeverageRange(long=(3.0, 50.0), short=(2.0, 20.0)),
                                entry_spread=0.02)
     design = VenueDesign(name="bench-crash", margin=Margin(floors=(0.0,), rates=(0.005,)),
                          mark=Mark(method="last"), liquidation=Liquidation(fee=liquidation_fee),

@@ -3,7 +3,9 @@
 A population is the set of accounts a replay starts with, one position each on the scenario's
 instrument (:class:`riskengine.Population`). It is either generated from a few parameters
 (:func:`generate`, configured by :class:`riskengine.config.PopulationSpec`) or read from a CSV or
-Parquet file (:func:`load_population`).
+Parquet file (:func:`load_population`). The fixed-shape populations of the synthetic scenario and
+the benchmarks come from :func:`riskengine.generators.leveraged_population`; why :func:`generate`
+is a design of its own is said there.
 
 The external market (the order book and everyone outside the population) is the counterparty of
 whatever the population does not hold itself: its position is ``-sum(size)``
@@ -53,10 +55,11 @@ import numpy as np
 
 from riskengine.codes import MarginMode
 from riskengine.config import PopulationSpec
+# FLAT_COLLATERAL_USD: collateral of an account without a position (illustrative), shared with
+# the synthetic and benchmark populations
+from riskengine.generators import FLAT_COLLATERAL_USD, collateral_for_equity
 from riskengine.scenario import Population, Tape
 
-#: collateral of an account without a position, USD, drawn uniformly (illustrative)
-FLAT_COLLATERAL_USD = (100.0, 10_000.0)
 #: an account whose unrealised profit alone exceeds its target equity keeps this share of the
 #: target as collateral (it then runs below its drawn leverage); see :func:`generate`
 MIN_COLLATERAL_SHARE = 0.01
@@ -248,8 +251,7 @@ def generate(spec: PopulationSpec, price: float, tape: Tape | None = None,
 
     with np.errstate(invalid="ignore"):
         equity = notional / leverage * excess
-    upnl = size * (price - entry)
-    collateral = np.maximum(equity - upnl, MIN_COLLATERAL_SHARE * equity)
+    collateral = collateral_for_equity(equity, size, entry, price, MIN_COLLATERAL_SHARE)
     collateral[flat] = rngs[_FLAT].uniform(*FLAT_COLLATERAL_USD, n)[flat]
 
     population = Population.from_arrays(collateral, size, entry, mode)

@@ -3,21 +3,22 @@
 Used by ``riskengine run`` (the built-in default), the tests and the benchmarks. The calibrated
 population generator and real tapes come with the data and cascade-realism work; the numbers
 here are illustrative and say where they come from. The designs are the documented presets
-(``riskengine.venues``), with fund and vault sizes scaled to the synthetic book.
+(``riskengine.venues``), with fund and vault sizes scaled to the synthetic book. The tape and the
+population come from the shared generators (:mod:`riskengine.generators`); this module states
+their parameters.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from riskengine.codes import MarginMode
+from riskengine import generators, venues
 from riskengine.scenario import Population, Scenario, Tape
-from riskengine import venues
 from riskengine.venue import VenueDesign
 
 NS = 1_000_000_000
 #: 2025-10-10 20:00 UTC, the start of the default window
 CRASH_DAY_START_NS = 1_760_126_400 * NS
+#: the unit of the synthetic tape's shape: hours since the first trade
+HOUR_S = 3_600.0
 
 
 def crash_tape(ticks: int = 200_000, *, start_price: float = 121_700.0, duration_s: float = 7_200.0,
@@ -26,8 +27,11 @@ def crash_tape(ticks: int = 200_000, *, start_price: float = 121_700.0, duration
     """A crash tape: a calm hour, a ~16% fall in the next 20 minutes ending in a wick, a rebound.
 
     The shape follows BTC on 2025-10-10 (about 121.7k to a low near 102.5k around 21:20 UTC,
-    data/README.md). The index stream is the same path without the wick and the tick noise, as
-    an index built from other venues would be.
+    data/README.md): a 2% drift down over the first hour, a smooth fall of ``drop`` over the
+    next 21 minutes, a 1.2-minute wide wick centred at 1 h 20 min 24 s, a rebound over the last
+    39 minutes of a 2-hour tape. The index stream is the same path without the wick and the tick
+    noise, as an index built from other venues would be. Built by
+    :func:`riskengine.generators.crash_tape` (times drawn at random over ``duration_s``).
 
     Parameters
     ----------
@@ -36,7 +40,7 @@ def crash_tape(ticks: int = 200_000, *, start_price: float = 121_700.0, duration
     start_price : float
         First price.
     duration_s : float
-        Span of the tape.
+        Span of the tape (the shape is placed in hours from the start, whatever the span).
     drop : float
         Log fall of the smooth path during the crash (after a 2% drift in the first hour).
     wick : float
@@ -57,66 +61,34 @@ def crash_tape(ticks: int = 200_000, *, start_price: float = 121_700.0, duration
     """
     if ticks < 2:
         raise ValueError(f"ticks: expected at least 2 (got {ticks})")
-    rng = np.random.default_rng(seed)
-    u = np.sort(rng.random(ticks))
-    u[0] = 0.0
-    ts = start_ns + (u * duration_s * NS).astype(np.int64)
-    x = u * duration_s / 3600.0  # hours since start
-    def smoothstep(z):
-        z = np.clip(z, 0.0, 1.0)
-        return z * z * (3.0 - 2.0 * z)
-
-    smooth = (-0.02 * np.clip(x, 0.0, 1.0) - drop * smoothstep((x - 1.0) / 0.35)
-              + rebound * smoothstep((x - 1.35) / 0.65))
-    wick_center, wick_width = 1.34, 0.02
-    spike = -wick * np.exp(-0.5 * ((x - wick_center) / wick_width) ** 2)
-    walk = np.cumsum(rng.normal(0.0, noise, ticks))
-    walk -= np.convolve(walk, np.ones(501) / 501, mode="same")
-    index = start_price * np.exp(smooth)
-    price = start_price * np.exp(smooth + spike + walk)
-    qty = rng.lognormal(-3.0, 1.5, ticks)
-    return Tape.from_arrays(ts, price, qty, index)
+    return generators.crash_tape(
+        ticks, seed, start_price=start_price, start_ns=start_ns, duration_s=duration_s, time_unit_s=HOUR_S,
+        ramps=(generators.Ramp(0.0, 1.0, -0.02, smooth=False),  # the calm hour's drift
+               generators.Ramp(1.0, 0.35, -drop),
+               generators.Ramp(1.35, 0.65, rebound)),
+        wicks=(generators.Wick(1.34, 0.02, wick),),
+        noise=generators.Noise(noise, detrend_ticks=501),
+        index_stream=True, trade_sizes=(-3.0, 1.5), smoothstep_order="square-first")
 
 
 def population(accounts: int = 100_000, *, price: float = 121_700.0, open_interest: float = 1e9,
                long_share: float = 0.7, leverage=(2, 5, 10, 20, 40),
                leverage_weights=(0.2, 0.3, 0.3, 0.15, 0.05), cross_share: float = 0.5,
                flat_share: float = 0.02, entry_spread: float = 0.02, seed: int = 7) -> Population:
-    """A simple seeded population of leveraged traders.
+    """A simple seeded population of leveraged traders (:func:`riskengine.generators.leveraged_population`).
 
-    Sizes are lognormal (heavy-tailed), scaled so long notional at ``price`` is
-    ``open_interest x long_share`` and short notional ``open_interest x (1 - long_share)``;
-    the external market holds the difference. Entries scatter around ``price``; collateral is
-    set so equity at ``price`` is notional / leverage (cross accounts hold 1-3x that: their
-    wallet). A ``flat_share`` of
-    accounts hold collateral and no position.
+    Sizes are lognormal (sd of log size 1.5, heavy-tailed), scaled so long notional at the entry
+    prices is ``open_interest x long_share`` and short notional ``open_interest x (1 - long_share)``;
+    the external market holds the difference. Each account is long with probability
+    ``long_share``. Entries scatter around ``price`` (``price x exp(N(0, entry_spread))``);
+    collateral is set so equity at ``price`` is notional / leverage (cross accounts hold 1-3x
+    that: their wallet). A ``flat_share`` of accounts hold collateral and no position.
     """
-    if accounts < 1:
-        raise ValueError(f"accounts: expected at least 1 (got {accounts})")
-    w = np.asarray(leverage_weights, dtype=np.float64)
-    if abs(w.sum() - 1.0) > 1e-9:
-        raise ValueError(f"leverage_weights: expected weights summing to 1 (got {w.sum()!r})")
-    rng = np.random.default_rng(seed)
-    side = np.where(rng.random(accounts) < long_share, 1.0, -1.0)
-    flat = rng.random(accounts) < flat_share
-    raw = rng.lognormal(0.0, 1.5, accounts)
-    raw[flat] = 0.0
-    notional = np.zeros(accounts)
-    for s, share in ((1.0, long_share), (-1.0, 1.0 - long_share)):
-        mask = side == s
-        total = raw[mask].sum()
-        if total > 0:
-            notional[mask] = raw[mask] / total * open_interest * share
-    lev = rng.choice(np.asarray(leverage, dtype=np.float64), size=accounts, p=w)
-    entry = price * np.exp(rng.normal(0.0, entry_spread, accounts))
-    size = side * notional / entry
-    mode = np.where(rng.random(accounts) < cross_share, MarginMode.CROSS, MarginMode.ISOLATED).astype(np.int8)
-    # leverage is what the account runs at the window's start: equity = notional / leverage
-    upnl = size * (price - entry)
-    equity = np.abs(size) * price / lev * np.where(mode == MarginMode.CROSS, rng.uniform(1.0, 3.0, accounts), 1.0)
-    collateral = np.maximum(equity - upnl, 0.0)
-    collateral[flat] = rng.uniform(100.0, 10_000.0, flat.sum())
-    return Population.from_arrays(collateral, size, entry, mode)
+    return generators.leveraged_population(
+        accounts, seed, price=price, long_share=long_share, open_interest=open_interest,
+        leverage=generators.DiscreteLeverage(tuple(leverage), tuple(leverage_weights)),
+        notional_median=1.0, notional_sigma=1.5, entry_spread=entry_spread, entry_scatter="lognormal",
+        cross_share=cross_share, cross_excess=(1.0, 3.0), flat_share=flat_share, draw_order=generators.ASPECTS)
 
 
 def crash_scenario(ticks: int = 200_000, accounts: int = 100_000, seed: int = 7, **tape_kw) -> Scenario:
