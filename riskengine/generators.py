@@ -506,9 +506,10 @@ def leveraged_population(accounts: int, rng: Rng, *, price: float, long_share: f
     flat_collateral : (float, float)
         Range of a flat account's collateral.
     draw_order : sequence of str
-        The order the aspects of :data:`ASPECTS` are drawn in (``excess`` only with
-        ``cross_excess``; ``flat`` before ``flat_collateral``). It changes which draws each
-        aspect gets, not what they mean (module docstring: reproducing each caller).
+        The order the aspects of :data:`ASPECTS` are drawn in, each once (``excess`` is skipped,
+        and may be left out, without ``cross_excess``; ``flat`` before ``flat_collateral``). It
+        changes which draws each aspect gets, not what they mean (module docstring: reproducing
+        each caller).
 
     Returns
     -------
@@ -531,16 +532,16 @@ def leveraged_population(accounts: int, rng: Rng, *, price: float, long_share: f
             raise ValueError(f"{name}: expected a share in [0, 1] (got {share!r})")
     if entry_scatter not in ("lognormal", "uniform"):
         raise ValueError(f"entry_scatter: expected lognormal or uniform (got {entry_scatter!r})")
+    order = [a for a in draw_order if a != "excess" or cross_excess is not None]
     needed = [a for a in ASPECTS if a != "excess" or cross_excess is not None]
-    if sorted(draw_order) != sorted(needed) or list(draw_order).index("flat") > list(draw_order).index(
-            "flat_collateral"):
-        raise ValueError(f"draw_order: expected each of {', '.join(needed)} once, flat before flat_collateral "
-                         f"(got {', '.join(draw_order)})")
+    if sorted(order) != sorted(needed) or order.index("flat") > order.index("flat_collateral"):
+        raise ValueError(f"draw_order: expected each of {', '.join(needed)} once (excess optional without "
+                         f"cross_excess), flat before flat_collateral (got {', '.join(draw_order)})")
     rng = np.random.default_rng(rng)
     n = accounts
 
     drawn: dict[str, np.ndarray] = {}
-    for aspect in draw_order:
+    for aspect in order:
         if aspect == "side":
             drawn[aspect] = rng.random(n) < long_share
         elif aspect == "flat":
