@@ -1,7 +1,7 @@
 """Hand-made scenarios with numbers worked out by hand, run through both engines.
 
 Each test states the venue rule it exercises; the expected figures follow from the formulas in
-riskengine/reference.py's docstring and ../shared/reference/venue-mechanisms.md.
+riskengine/reference/__init__.py's docstring and ../shared/reference/venue-mechanisms.md.
 """
 
 import math

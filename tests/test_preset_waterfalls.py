@@ -4,7 +4,7 @@ Each test builds a preset with ``with_overrides`` (a small fund or vault, a simp
 table where the venue's real one would make the arithmetic long), a tape of a few ticks (times in seconds)
 and 3-6 accounts, and asserts the complete event log and the end state. Every expected number
 comes from the arithmetic in the comments, which follows the semantics in the docstring of
-``riskengine/reference.py`` (tick loop, cascade rounds, the loss waterfall, limited IOC orders
+``riskengine/reference/__init__.py`` (tick loop, cascade rounds, the loss waterfall, limited IOC orders
 with fund takeover, ADL prices and queues, fees, socialization). None of them was copied from
 an engine run.
 

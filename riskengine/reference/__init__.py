@@ -1,0 +1,191 @@
+"""Plain-Python reference engine: the oracle the Cython engine is tested against.
+
+It implements the engine's semantics the obvious way — every account is scanned at every
+cascade round, nothing is indexed — and is slow on purpose. The Cython engine
+(``cext/riskengine/_engine.pyx``) must produce the same event log on every scenario; the
+property-based tests in ``tests/test_parity.py`` check that. The package mirrors
+``cext/riskengine/`` module by module (see "Modules" at the end), and the tolerances that decide
+a branch in both engines come from one place, :mod:`riskengine.tolerances`.
+
+Semantics (this docstring is the specification both engines follow)
+--------------------------------------------------------------------
+Accounts hold collateral ``c``, one signed position ``q`` with entry price ``e`` on the
+scenario's instrument, a margin mode and a status. Equity at mark ``M`` is
+``E = c + q (M - e)``; maintenance margin is the tiered ``MM(|q| M)``. An account is
+*crossing* when ``E < MM``. Besides the accounts there are three ledgers: the insurance fund
+(cash plus any inventory it took over), the backstop vault (cash plus inventory) and the
+external market (the order book's counterparties).
+
+For each tape tick ``i`` at time ``t``:
+
+1. **Price.** The depth book switches to the latest snapshot at or before ``t``; the transient
+   impact multiplier ``m`` (and the stress flow) decay toward 1 (0) with the impact half-life;
+   the simulated price is ``S = tape_price * m``. In a counterfactual replay ``tape_price`` is
+   the tape with the observed liquidation flow's impact taken out (:func:`counterfactual_tape`).
+2. **Mark.** The venue's method gives ``M`` (last = ``S``; EMA = time-weighted EMA of ``S``;
+   stream = the supplied stream, ``S`` until it starts; index + EMA of ``S - index``; Binance's
+   median(index, index + EMA basis, last); Hyperliquid's median(oracle + EMA basis, last,
+   30 s EMA of last)). The mark before this update is the *previous mark*. If the fund
+   drawdown trigger is set, the fund balance is sampled for its rolling peak.
+3. **Cascade rounds.** Repeat: refresh ``S`` (and ``M`` where it follows ``S`` directly) and
+   check the backstop vault's loss at the new mark (below); every
+   ACTIVE account that crosses and was not partially liquidated at this tick becomes PENDING,
+   due at ``t + latency``, appended in account-id order to one FIFO queue; then due entries
+   are taken from the queue front, at most ``max_liqs_per_step`` per tick, re-checked (an
+   account that no longer crosses becomes ACTIVE again) and liquidated. Stop when a round
+   liquidates nothing or the cap is reached.
+4. **Inventories.** Every ``vault_unwind_interval`` the backstop vault sells
+   ``vault_unwind_fraction`` of its inventory into the book. The insurance fund offloads any
+   inventory the same way every ``fund_unwind_interval``.
+5. **Record** drawdowns and, at most once per ``series_interval``, a series sample.
+
+Liquidating an account (the loss waterfall), first rule that applies:
+
+* equity below zero and ``adl_on_negative_equity``: the whole position is auto-deleveraged;
+* equity below ``backstop_ratio x MM`` while the vault is within its loss threshold (below): the
+  vault takes the position at mark and the account's remaining equity (the maintenance margin is
+  not returned);
+* the fund-drawdown trigger is active (fund below ``1 - adl_fund_drawdown`` of its peak over
+  ``adl_fund_window``): the whole position is auto-deleveraged instead of going to the book;
+* otherwise a market order: the whole position, or a partial order — a fraction above a
+  notional threshold outside the cooldown while the account is solvent (and leaving at least
+  the dust notional), or just enough to step the notional down into a lower margin tier where
+  the account is healthy — capped at ``liq_max_order_notional`` at mark (the venue's largest
+  market order; a capped order is partial: the rest waits for the next tick, without the
+  partial-liquidation cooldown) — walking the depth curve from ``S`` (:class:`Book`: sells walk the
+  bids, buys the asks, thinned by recent flow under stress; a wall at ``tape x (1 +/- max_move)``;
+  ``feedback`` of the move persists in ``m``).
+
+  - Unlimited order: if its fill would leave a deficit larger than the fund's cash, the book
+    cannot liquidate the account successfully, so the vault takes the whole position over as
+    above when the venue has a backstop within its loss threshold (Hyperliquid [DOC S21]: the
+    vault steps in "without successful book liquidation"), else the order is auto-deleveraged;
+    otherwise it fills, the liquidation fee (capped at the
+    collateral left; all of it with ``liq_surplus_to_fund`` once the position is closed) goes
+    to the fund, and the fund pays any deficit.
+  - Limited order (at the bankruptcy price and/or within a price band around the mark): it
+    fills only as far as the limit. The rest is taken over by the insurance fund at the
+    bankruptcy price when the venue does that and the fund can carry it (its inventory within
+    ``fund_capacity`` x its equity, its equity not negative, both after paying the deficit the
+    takeover can leave: a partial order's share of negative collateral); otherwise it is
+    auto-deleveraged, or, without ADL, sent to the book unlimited. The fee is charged on the
+    whole liquidated notional, capped at the collateral left.
+
+The backstop vault's loss threshold. The vault's loss is its start balance minus its equity at
+the mark; ``vault_loss_limit`` is the loss it may carry (the venue layer sets it to a share of the
+balance, ``Backstop.loss_limit_share``). The loss is checked whenever the vault's equity
+changes: after every takeover, after every unwind, and at every re-mark (each cascade round,
+after the mark is refreshed, before the scan). Once the loss passes the threshold (equity below
+``vault_initial - vault_loss_limit``) while the vault holds inventory, the whole inventory is
+auto-deleveraged at once, so the loss passes the threshold by no more than the takeover, unwind
+or price move that crossed it — plus, when the opposite side cannot absorb the whole inventory,
+the slippage of selling the rest to the book (as for an account's ADL order). A vault beyond its
+threshold takes nothing over: an account that would go to it is liquidated as on a venue without
+a backstop (a market order; one the book cannot close without a deficit the fund cannot pay is
+auto-deleveraged). Without ADL (``NONE``, ``SOCIALIZE``) the vault keeps its inventory and keeps
+unwinding it, and takes over again once its loss is back within the threshold. ``vault_min``
+is the lowest vault equity at any of these checks.
+
+Auto-deleveraging closes the order against opposite-side accounts in profit at mark, at the
+bankruptcy price of the liquidated account, the mark or the previous mark. The policy decides
+how much each absorbs: a queue by score (ties by account id, ranked at most once per
+``adl_rank_interval`` and consumed in between), or a capped allocation by weight (size,
+positive equity, positive PnL, notional, notional x leverage^p) or water-filling on leverage.
+A fill never takes an ADL'd account's equity below zero; what the opposite side cannot absorb
+goes to the book. The haircut of a fill is what the account gives up against the mark; the
+deficit an ADL order covers is the liquidated side's shortfall at mark on the closed size, and
+the order's overshoot is its fills' haircut beyond that deficit (summed over orders in the
+``adl_overshoot`` scalar; ``adl_fills`` counts the fills, one per winner per order).
+
+Logging ADL fills. The queue logs every fill as one ADL_FILL row, just before its order's
+ADL_LIQUIDATION row. The weighted policies and water-filling fill *every* winner on every
+order, so k orders against m winners would log k x m fills (on the default scenario with 100k
+accounts and no backstop vault: 457M rows, 42 GB, and the OOM killer). They log at most one row
+per winner per series interval of tape time instead — interval ``k`` holds the ticks with
+``k = (t - t0) // series_interval_ns``, the resolution of the sampled series (by default a
+2,000th of the tape), so rows <= winners x intervals with ADL. A winner's first fill in an
+interval writes its row, and each later fill in the same interval is added to that row: size,
+notional and haircut summed, price the volume-weighted price (notional / |size|), equity and
+fund balance as after the latest fill, counterparty the liquidated account, or
+``ADL_ORDERS_ID`` once fills from several orders are in the row; ts, tick and round stay those
+of the first fill. (With an interval shorter than the tick spacing this is one row per winner
+per tick.) The account state changes fill by fill, exactly as unmerged, and sums over rows (ADL
+notional, haircuts per account, distinct accounts, first ADL time) are unchanged; what the rows
+no longer show — fills per order — the two scalars keep.
+
+A deficit left after the fund is socialized over every open position in proportion to its
+size (never below zero equity) under the ``SOCIALIZE`` policy — one event per deficit, each
+account's share in ``RawRun.socialized``; what nobody covers is bad debt.
+
+All money moves conserve ``sum(c - q e) + fund + vault + external market - bad debt``, and every
+closed size has a counterparty: the book (the external market), the fund, the vault or an
+ADL'd account.
+
+Modules
+-------
+Each module is the plain-Python twin of the compiled module of the same name in
+``cext/riskengine/``, with the same arithmetic in the same order:
+
+* ``_engine.py`` — ``_engine.pyx``: the tick loop, the loss waterfall, settlement, ADL orders
+  (:func:`run_reference`);
+* ``_adl.py`` — ``_adl.pyx``: ADL scores, candidates, weights, the capped allocation and
+  water-filling (:func:`adl_score`, :func:`adl_gather`, :func:`adl_weight`,
+  :func:`capped_allocation`, :func:`water_filling`);
+* ``_liquidity.py`` — ``_liquidity.pyx``: the depth book, impact and stress
+  (:class:`Book`, :func:`curve_depth`, :func:`curve_walk`, :func:`counterfactual_tape`,
+  :func:`walk_depth`, :func:`fillable_depth`);
+* ``_mark.py`` — ``_mark.pyx``: the mark methods and their EMAs (:class:`MarkState`,
+  :func:`mark_update`, :func:`mark_refresh`, :func:`ema_update`);
+* ``_margin.py`` — ``_margin.pyx``: maintenance margin, the trigger test, the tier holding a
+  notional, the bankruptcy price (:func:`maintenance_margin`, :func:`crosses`, :func:`crossing`,
+  :func:`tier_index`, :func:`bankruptcy_price`);
+* ``_events.py`` — ``_events.pyx``: the event log and the series (one list per column);
+* ``_calc.py`` — ``_calc.pyx``: :func:`median3` (its other kernels are calculators the engine
+  does not use).
+
+No twin: ``_index.pyx`` (the liquidation index; the reference scans every account each cascade
+round instead, :func:`crossing`) and ``_typedefs.pyx`` (the integer codes, which the reference
+takes from :mod:`riskengine.codes`; ``tests/test_codes.py`` checks they agree).
+"""
+
+from __future__ import annotations
+
+from riskengine.reference._adl import (
+    adl_gather, adl_score, adl_weight, capped_allocation, water_filling,
+)
+from riskengine.reference._calc import median3
+from riskengine.reference._engine import PROGRESS_STEPS, run_reference
+from riskengine.reference._liquidity import (
+    Book, counterfactual_tape, curve_depth, curve_walk, fillable_depth, walk_depth,
+)
+from riskengine.reference._margin import (
+    bankruptcy_price, crosses, crossing, maintenance_margin, tier_index,
+)
+from riskengine.reference._mark import Ema, MarkState, ema_update, mark_refresh, mark_update
+
+__all__ = [
+    "PROGRESS_STEPS",
+    "Book",
+    "Ema",
+    "MarkState",
+    "adl_gather",
+    "adl_score",
+    "adl_weight",
+    "bankruptcy_price",
+    "capped_allocation",
+    "counterfactual_tape",
+    "crosses",
+    "crossing",
+    "curve_depth",
+    "curve_walk",
+    "ema_update",
+    "fillable_depth",
+    "maintenance_margin",
+    "mark_refresh",
+    "mark_update",
+    "median3",
+    "run_reference",
+    "tier_index",
+    "walk_depth",
+    "water_filling",
+]
