@@ -15,3 +15,4 @@ def py_adl_queue(
     rates: Sequence[float] = ...,
     short_mark_over_entry: bool = ...,
 ) -> tuple[np.ndarray, np.ndarray]: ...  # int64[:], float64[:]
+def shared_tolerances() -> dict[str, int]: ...  # riskengine.tolerances as compiled in

@@ -16,3 +16,5 @@ def run_engine(
     params: EngineParams,
     max_events: int = 0,  # event-log row budget (0: none); one more raises MemoryError
 ) -> dict[str, Any]: ...
+def params_struct(params: EngineParams) -> dict[str, Any]: ...  # the struct as _engine_init fills it
+def shared_tolerances() -> dict[str, float]: ...  # riskengine.tolerances as compiled in

@@ -38,6 +38,7 @@ order fills every winner. The plain-Python twins are in ``riskengine.reference``
 
 import numpy as np
 
+from riskengine import tolerances as _tol
 from riskengine._margin cimport Tiers, maintenance_margin
 from riskengine._typedefs cimport (
     ADL_QUEUE, RANK_HL_INDEX, RANK_PNL_LEVERAGE, ST_ACTIVE, float64_t, i64, i8,
@@ -51,7 +52,14 @@ from riskengine._typedefs cimport (
     ADL_LEVERED_PRO_RATA, ADL_PRO_RATA, ADL_PRO_RATA_EQUITY, ADL_PRO_RATA_PNL,
 )
 
-cdef int WATER_FILLING_STEPS = 60
+# bisection steps of the water-filling level; shared with the reference engine, read at import
+cdef int WATER_FILLING_STEPS = _tol.WATER_FILLING_STEPS
+
+
+def shared_tolerances():
+    """The shared tolerances this module compiled in, by name (``tests/test_tolerances.py``
+    checks them against ``riskengine.tolerances.SHARED``)."""
+    return {"WATER_FILLING_STEPS": WATER_FILLING_STEPS}
 
 
 cdef float64_t adl_score(const AdlParams* p, float64_t pos, float64_t col, float64_t entry,

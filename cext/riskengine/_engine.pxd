@@ -7,7 +7,8 @@ from riskengine._mark cimport MarkState
 from riskengine._typedefs cimport float64_t, i32, i64, i8
 
 cdef struct Params:
-    # Mirrors riskengine.params.EngineParams (times in ns, money in quote currency).
+    # Mirrors riskengine.params.EngineParams under the same names (times in ns, money in quote
+    # currency); _fill_params in _engine.pyx fills it, tests/test_engine_struct.py checks it.
     float64_t liq_fee_rate
     bint liq_limit_bankruptcy
     bint liq_surplus_to_fund
@@ -37,6 +38,8 @@ cdef struct Params:
     i64 adl_rank_interval_ns
 
 cdef struct Engine:
+    # Zeroed, then set up, by _engine_init in _engine.pyx; the work arrays it allocates and frees
+    # are listed once, in _work_arrays (a new array is one row there).
     Params p
     Tiers tiers
     AdlParams adl

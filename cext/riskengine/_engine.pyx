@@ -9,6 +9,7 @@ import numpy as np
 from libc.math cimport INFINITY, NAN, fabs
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.stdint cimport INT64_MIN
+from libc.string cimport memset
 
 from riskengine._adl cimport (
     AdlParams, RatioIndex, adl_gather, adl_weight, capped_allocation, water_filling,
@@ -29,13 +30,22 @@ from riskengine._liquidity cimport (
 from riskengine._margin cimport Tiers, crosses, liquidation_price, maintenance_margin
 from riskengine._mark cimport MarkState, mark_refresh, mark_update
 from riskengine._typedefs cimport *
+from riskengine import tolerances as _tol
 
-cdef float64_t ADL_REST_TOL = 1e-12
-cdef float64_t ADL_EQUITY_GUARD = 1e-12
-cdef float64_t DUST_NOTIONAL = 1.0
-cdef float64_t TIER_STEP_MARGIN = 1e-9
+# the tolerances both engines share, read once at import (riskengine.tolerances says what each is)
+cdef float64_t ADL_REST_TOL = _tol.ADL_REST_TOL
+cdef float64_t ADL_EQUITY_GUARD = _tol.ADL_EQUITY_GUARD
+cdef float64_t DUST_NOTIONAL = _tol.DUST_NOTIONAL
+cdef float64_t TIER_STEP_MARGIN = _tol.TIER_STEP_MARGIN
 # the liquidation index is rebuilt once its heaps hold more than 2 n + this many entries
 cdef Py_ssize_t INDEX_SLACK = 64
+
+
+def shared_tolerances():
+    """The shared tolerances this module compiled in, by name (``tests/test_tolerances.py``
+    checks them against ``riskengine.tolerances.SHARED``)."""
+    return {"ADL_REST_TOL": ADL_REST_TOL, "ADL_EQUITY_GUARD": ADL_EQUITY_GUARD,
+            "DUST_NOTIONAL": DUST_NOTIONAL, "TIER_STEP_MARGIN": TIER_STEP_MARGIN}
 
 
 cdef inline float64_t _sign(float64_t x) noexcept nogil:
@@ -887,31 +897,76 @@ cdef int _loop(Engine* e, float64_t* stats) except -1 nogil:
     return 0
 
 
+# --- setting the engine up: one function zeroes and fills the struct, one table lists its arrays ---
+
+cdef enum:
+    # how many entries a work array holds (WorkArray.count)
+    PER_ACCOUNT = 0        # one per account slot: n + 2 (the accounts, the vault, the fund)
+    PER_RADIX_DIGIT = 1    # one per 16-bit digit value: the radix sort's counters
+    PER_PEAK = 2           # the fund peak window's first capacity (_sample_fund_peak grows it)
+
+cdef enum:
+    MAX_WORK_ARRAYS = 64   # room in the table (_alloc refuses more rows)
+    RADIX_DIGITS = 65536
+    PEAK_START = 64
+
+
+cdef struct WorkArray:
+    void** field           # address of the Engine's pointer field
+    size_t item            # bytes per entry
+    int count              # PER_ACCOUNT, PER_RADIX_DIGIT or PER_PEAK
+    bint zeroed            # calloc'ed: starts zero, its pages touched only where used
+
+
+cdef inline Py_ssize_t _row(WorkArray* table, Py_ssize_t k, void** field, size_t item, int count,
+                            bint zeroed) noexcept nogil:
+    if k < MAX_WORK_ARRAYS:
+        table[k].field = field
+        table[k].item = item
+        table[k].count = count
+        table[k].zeroed = zeroed
+    return k + 1
+
+
+cdef Py_ssize_t _work_arrays(Engine* e, WorkArray* t) noexcept nogil:
+    """The engine's work arrays, one row each: what :c:func:`_alloc` allocates and
+    :c:func:`_free` frees (a new array is one row here). Returns the number of rows."""
+    cdef Py_ssize_t k = 0
+    k = _row(t, k, <void**>&e.pend_ids, sizeof(i64), PER_ACCOUNT, False)
+    k = _row(t, k, <void**>&e.pend_due, sizeof(i64), PER_ACCOUNT, False)
+    k = _row(t, k, <void**>&e.work_ids, sizeof(i64), PER_ACCOUNT, False)
+    k = _row(t, k, <void**>&e.work_vals, sizeof(float64_t), PER_ACCOUNT, False)
+    k = _row(t, k, <void**>&e.work_caps, sizeof(float64_t), PER_ACCOUNT, False)
+    k = _row(t, k, <void**>&e.work_out, sizeof(float64_t), PER_ACCOUNT, False)
+    k = _row(t, k, <void**>&e.work_a, sizeof(float64_t), PER_ACCOUNT, False)
+    k = _row(t, k, <void**>&e.work_b, sizeof(float64_t), PER_ACCOUNT, False)
+    k = _row(t, k, <void**>&e.work_ratio, sizeof(RatioIndex), PER_ACCOUNT, False)
+    k = _row(t, k, <void**>&e.work_live, sizeof(i64), PER_ACCOUNT, False)
+    k = _row(t, k, <void**>&e.hold_keys, sizeof(float64_t), PER_ACCOUNT, False)
+    k = _row(t, k, <void**>&e.hold_ids, sizeof(i64), PER_ACCOUNT, False)
+    k = _row(t, k, <void**>&e.hold_vers, sizeof(i64), PER_ACCOUNT, False)
+    k = _row(t, k, <void**>&e.deferred, sizeof(i64), PER_ACCOUNT, False)
+    k = _row(t, k, <void**>&e.dirty, sizeof(i64), PER_ACCOUNT, False)
+    k = _row(t, k, <void**>&e.is_dirty, sizeof(i8), PER_ACCOUNT, True)
+    k = _row(t, k, <void**>&e.partial_tick, sizeof(i64), PER_ACCOUNT, False)
+    k = _row(t, k, <void**>&e.cooldown_until, sizeof(i64), PER_ACCOUNT, False)
+    k = _row(t, k, <void**>&e.version, sizeof(i64), PER_ACCOUNT, True)
+    k = _row(t, k, <void**>&e.fill_row, sizeof(i64), PER_ACCOUNT, False)
+    k = _row(t, k, <void**>&e.fill_bucket, sizeof(i64), PER_ACCOUNT, True)  # touched for winners only
+    k = _row(t, k, <void**>&e.radix_count, sizeof(Py_ssize_t), PER_RADIX_DIGIT, False)
+    k = _row(t, k, <void**>&e.peak_ts, sizeof(i64), PER_PEAK, False)
+    k = _row(t, k, <void**>&e.peak_val, sizeof(float64_t), PER_PEAK, False)
+    return k
+
+
 cdef void _free(Engine* e) noexcept nogil:
-    free(e.pend_ids)
-    free(e.pend_due)
-    free(e.work_ids)
-    free(e.work_vals)
-    free(e.hold_keys)
-    free(e.hold_ids)
-    free(e.hold_vers)
-    free(e.deferred)
-    free(e.dirty)
-    free(e.is_dirty)
-    free(e.partial_tick)
-    free(e.cooldown_until)
-    free(e.version)
-    free(e.radix_count)
-    free(e.work_caps)
-    free(e.work_out)
-    free(e.work_a)
-    free(e.work_b)
-    free(e.work_ratio)
-    free(e.work_live)
-    free(e.peak_ts)
-    free(e.peak_val)
-    free(e.fill_row)
-    free(e.fill_bucket)
+    """Free everything the engine allocated; safe on a zeroed engine and after a failed
+    :c:func:`_alloc` (unallocated pointers are NULL)."""
+    cdef WorkArray table[MAX_WORK_ARRAYS]
+    cdef Py_ssize_t rows = _work_arrays(e, table), k
+    for k in range(rows if rows < MAX_WORK_ARRAYS else MAX_WORK_ARRAYS):
+        free(table[k].field[0])
+        table[k].field[0] = NULL
     index_free(&e.index)
     heap_free(&e.adl_rank[0])
     heap_free(&e.adl_rank[1])
@@ -920,44 +975,243 @@ cdef void _free(Engine* e) noexcept nogil:
 
 
 cdef int _alloc(Engine* e, Py_ssize_t n) except -1 nogil:
-    cdef Py_ssize_t m = n + 2
-    e.pend_cap = m
-    e.pend_ids = <i64*>malloc(m * sizeof(i64))
-    e.pend_due = <i64*>malloc(m * sizeof(i64))
-    e.work_ids = <i64*>malloc(m * sizeof(i64))
-    e.work_vals = <float64_t*>malloc(m * sizeof(float64_t))
-    e.hold_keys = <float64_t*>malloc(m * sizeof(float64_t))
-    e.hold_ids = <i64*>malloc(m * sizeof(i64))
-    e.hold_vers = <i64*>malloc(m * sizeof(i64))
-    e.deferred = <i64*>malloc(m * sizeof(i64))
-    e.dirty = <i64*>malloc(m * sizeof(i64))
-    e.is_dirty = <i8*>calloc(m, sizeof(i8))
-    e.partial_tick = <i64*>malloc(m * sizeof(i64))
-    e.cooldown_until = <i64*>malloc(m * sizeof(i64))
-    e.version = <i64*>calloc(m, sizeof(i64))
-    e.radix_count = <Py_ssize_t*>malloc(65536 * sizeof(Py_ssize_t))
-    e.work_caps = <float64_t*>malloc(m * sizeof(float64_t))
-    e.work_out = <float64_t*>malloc(m * sizeof(float64_t))
-    e.work_a = <float64_t*>malloc(m * sizeof(float64_t))
-    e.work_b = <float64_t*>malloc(m * sizeof(float64_t))
-    e.work_ratio = <RatioIndex*>malloc(m * sizeof(RatioIndex))
-    e.work_live = <i64*>malloc(m * sizeof(i64))
-    e.fill_row = <i64*>malloc(m * sizeof(i64))
-    e.fill_bucket = <i64*>calloc(m, sizeof(i64))  # zero pages: touched for winners only
-    e.peak_cap = 64
-    e.peak_ts = <i64*>malloc(e.peak_cap * sizeof(i64))
-    e.peak_val = <float64_t*>malloc(e.peak_cap * sizeof(float64_t))
-    if (e.pend_ids == NULL or e.pend_due == NULL or e.work_ids == NULL or e.work_vals == NULL
-            or e.hold_keys == NULL or e.hold_ids == NULL or e.hold_vers == NULL
-            or e.deferred == NULL or e.partial_tick == NULL or e.cooldown_until == NULL
-            or e.version == NULL or e.work_caps == NULL or e.work_out == NULL
-            or e.work_a == NULL or e.work_b == NULL
-            or e.work_ratio == NULL or e.radix_count == NULL or e.peak_ts == NULL or e.peak_val == NULL
-            or e.fill_row == NULL or e.fill_bucket == NULL or e.dirty == NULL or e.is_dirty == NULL
-            or e.work_live == NULL):
+    """Allocate every work array of :c:func:`_work_arrays` for ``n`` accounts."""
+    cdef WorkArray table[MAX_WORK_ARRAYS]
+    cdef Py_ssize_t rows = _work_arrays(e, table), k, count
+    if rows > MAX_WORK_ARRAYS:
         with gil:
-            raise MemoryError("engine: out of memory for account work arrays")
+            raise RuntimeError(f"engine: {rows} work arrays but room for {MAX_WORK_ARRAYS} "
+                               "(raise MAX_WORK_ARRAYS)")
+    e.pend_cap = n + 2
+    e.peak_cap = PEAK_START
+    for k in range(rows):
+        if table[k].count == PER_ACCOUNT:
+            count = n + 2
+        elif table[k].count == PER_RADIX_DIGIT:
+            count = RADIX_DIGITS
+        else:
+            count = PEAK_START
+        if table[k].zeroed:
+            table[k].field[0] = calloc(count, table[k].item)
+        else:
+            table[k].field[0] = malloc(count * table[k].item)
+        if table[k].field[0] == NULL:
+            with gil:
+                raise MemoryError("engine: out of memory for account work arrays")
     return 0
+
+
+cdef int _fill_params(Params* p, params) except -1:
+    """Fill ``p`` from ``params`` (:class:`riskengine.params.EngineParams`), every field under
+    its own name (``tests/test_engine_struct.py`` checks that none is missed)."""
+    p.liq_fee_rate = params.liq_fee_rate
+    p.liq_limit_bankruptcy = params.liq_limit_bankruptcy
+    p.liq_surplus_to_fund = params.liq_surplus_to_fund
+    p.liq_price_band = params.liq_price_band
+    p.liq_max_order_notional = params.liq_max_order_notional
+    p.partial_mode = params.partial_mode
+    p.partial_fraction = params.partial_fraction
+    p.partial_threshold = params.partial_threshold
+    p.partial_cooldown_ns = params.partial_cooldown_ns
+    p.max_liqs_per_step = params.max_liqs_per_step
+    p.latency_ns = params.latency_ns
+    p.takeover = params.takeover
+    p.fund_initial = params.fund_initial
+    p.fund_capacity = params.fund_capacity
+    p.fund_unwind_interval_ns = params.fund_unwind_interval_ns
+    p.fund_unwind_fraction = params.fund_unwind_fraction
+    p.adl_fund_drawdown = params.adl_fund_drawdown
+    p.adl_fund_window_ns = params.adl_fund_window_ns
+    p.backstop_ratio = params.backstop_ratio
+    p.vault_initial = params.vault_initial
+    p.vault_unwind_interval_ns = params.vault_unwind_interval_ns
+    p.vault_unwind_fraction = params.vault_unwind_fraction
+    p.vault_loss_limit = params.vault_loss_limit
+    p.adl_price = params.adl_price
+    p.adl_on_negative_equity = params.adl_on_negative_equity
+    p.series_interval_ns = params.series_interval_ns
+    p.adl_rank_interval_ns = params.adl_rank_interval_ns
+    return 0
+
+
+cdef object _engine_init(Engine* e, params, const i64[::1] tape_ts, const float64_t[::1] tape_price,
+                         const float64_t[::1] stream, const float64_t[::1] collateral,
+                         const float64_t[::1] size, const float64_t[::1] entry,
+                         float64_t[::1] col, float64_t[::1] pos, float64_t[::1] ep, i8[::1] status,
+                         float64_t[::1] socialized, Py_ssize_t max_events):
+    """Zero the whole engine, then set it up for a run: parameters (:c:func:`_fill_params`),
+    margin tiers, ADL, mark and book settings, the tape (with observed flow, the counterfactual
+    tape: ``riskengine._liquidity.counterfactual_tape``), the accounts (copied into ``col``,
+    ``pos``, ``ep``, ``status``; ``n + 2`` slots: the vault and the fund last), the ledgers, the
+    index, the logs and the work arrays (:c:func:`_alloc`).
+
+    Everything not set here starts at zero. :c:func:`_free` is safe from the first line on,
+    whether or not this function finished.
+
+    Returns
+    -------
+    tuple
+        The arrays the struct borrows besides the arguments; keep them until ``_free``.
+    """
+    cdef Py_ssize_t n = collateral.shape[0], a
+    memset(e, 0, sizeof(Engine))
+    _fill_params(&e.p, params)
+    floors = np.ascontiguousarray(params.mm_floors, dtype=np.float64)
+    rates = np.ascontiguousarray(params.mm_rates, dtype=np.float64)
+    cums = np.ascontiguousarray(params.mm_cums, dtype=np.float64)
+    cdef const float64_t[::1] f_view = floors
+    cdef const float64_t[::1] r_view = rates
+    cdef const float64_t[::1] c_view = cums
+    e.tiers.floors = &f_view[0]
+    e.tiers.rates = &r_view[0]
+    e.tiers.cums = &c_view[0]
+    e.tiers.n = f_view.shape[0]
+    e.tiers.whole = params.mm_whole_position
+    e.adl.policy = params.adl_policy
+    e.adl.ranking = params.adl_ranking
+    e.adl.short_mark_over_entry = params.adl_short_mark_over_entry
+    e.adl.risk_power = params.adl_risk_power
+    e.adl.tiers = &e.tiers
+    e.mark.method = params.mark_method
+    e.mark.basis.tau_ns = params.mark_ema_tau_ns
+    e.mark.last.tau_ns = params.mark_ema2_tau_ns
+    e.mark.index = NAN
+    book_ts = np.ascontiguousarray(params.book_ts, dtype=np.int64)
+    book_delta = np.ascontiguousarray(params.book_delta, dtype=np.float64)
+    book_notional = np.ascontiguousarray(params.book_notional, dtype=np.float64)
+    cdef const i64[::1] bt_v = book_ts
+    cdef const float64_t[::1] bd_v = book_delta
+    cdef const float64_t[::1] bn_v = book_notional
+    depth_init(&e.book, &bt_v[0], &bd_v[0], &bn_v[0], bt_v.shape[0], params.book_knots,
+               params.max_move, params.impact_half_life_ns, params.impact_feedback,
+               params.impact_stress_k)
+    # counterfactual replay: the tape with the observed flow's impact taken out
+    obs_ts = np.ascontiguousarray(params.observed_ts, dtype=np.int64)
+    obs_side = np.ascontiguousarray(params.observed_side, dtype=np.float64)
+    obs_notional = np.ascontiguousarray(params.observed_notional, dtype=np.float64)
+    cdef const i64[::1] ot_v = obs_ts
+    cdef const float64_t[::1] os_v = obs_side
+    cdef const float64_t[::1] on_v = obs_notional
+    cdef DepthBook obs_book
+    cdef float64_t[::1] cf_v
+    cf_tape = None
+    if ot_v.shape[0] and tape_ts.shape[0]:
+        cf_tape = np.empty(tape_ts.shape[0], dtype=np.float64)
+        cf_v = cf_tape
+        obs_book = e.book
+        with nogil:
+            counterfactual_tape(&obs_book, &tape_ts[0], &tape_price[0], tape_ts.shape[0],
+                                &ot_v[0], &os_v[0], &on_v[0], ot_v.shape[0], &cf_v[0])
+        tape_price = cf_tape
+    e.ts = &tape_ts[0] if tape_ts.shape[0] else NULL
+    e.px = &tape_price[0] if tape_price.shape[0] else NULL
+    e.stream = &stream[0] if stream.shape[0] else NULL
+    e.n_ticks = tape_ts.shape[0]
+    e.col = &col[0]
+    e.pos = &pos[0]
+    e.ep = &ep[0]
+    e.status = &status[0]
+    e.socialized = &socialized[0]
+    e.n = n
+    e.V = n
+    e.F = n + 1
+    e.fund_min = e.p.fund_initial
+    e.vault_min = e.p.vault_initial
+    e.merge_fills = ADL_PRO_RATA <= e.adl.policy <= ADL_WATER_FILLING
+    index_init(&e.index, 16)
+    heap_init(&e.adl_rank[0], 16)
+    heap_init(&e.adl_rank[1], 16)
+    cdef size_t[::1] event_items = column_items(EVENT_COLUMNS)
+    cdef size_t[::1] series_items = column_items(SERIES_COLUMNS)
+    log_init(&e.log, &event_items[0], event_items.shape[0], 1024, max_events)
+    log_init(&e.series, &series_items[0], series_items.shape[0], 1024, 0)
+    with nogil:
+        _alloc(e, n)
+        for a in range(n):
+            e.col[a] = collateral[a]
+            e.pos[a] = size[a]
+            e.ep[a] = entry[a]
+            e.status[a] = ST_ACTIVE if size[a] != 0.0 else ST_FLAT
+            e.partial_tick[a] = -1
+            e.cooldown_until[a] = INT64_MIN
+            e.ext_pos -= size[a]
+            e.ext_cash += size[a] * entry[a]
+            if size[a] > 0:
+                e.long_oi += size[a]
+            elif size[a] < 0:
+                e.short_oi -= size[a]
+        for a in range(n, n + 2):
+            e.pos[a] = 0.0
+            e.ep[a] = 0.0
+            e.status[a] = ST_FLAT
+            e.partial_tick[a] = -1
+            e.cooldown_until[a] = INT64_MIN
+        e.col[n] = e.p.vault_initial
+        e.col[n + 1] = e.p.fund_initial
+    return (floors, rates, cums, book_ts, book_delta, book_notional, cf_tape)
+
+
+cdef object _copy(const float64_t* values, Py_ssize_t count):
+    out = np.empty(count, dtype=np.float64)
+    cdef float64_t[::1] v = out
+    cdef Py_ssize_t k
+    for k in range(count):
+        v[k] = values[k]
+    return out
+
+
+def params_struct(params):
+    """The engine's settings as :c:func:`_engine_init` fills them from ``params``.
+
+    For ``tests/test_engine_struct.py``, which checks them against
+    :class:`riskengine.params.EngineParams` field by field.
+
+    Parameters
+    ----------
+    params : riskengine.params.EngineParams
+
+    Returns
+    -------
+    dict
+        ``p``: the ``Params`` struct, every field under its own name (Cython's struct to dict);
+        ``tiers``, ``adl``, ``mark``, ``book``: the fields of those structs that come from
+        ``params`` (the rest is run state), arrays copied.
+    """
+    cdef Engine e
+    cdef Py_ssize_t values, k
+    cdef const i64[::1] no_ticks = np.empty(0, dtype=np.int64)
+    cdef const float64_t[::1] no_values = np.empty(0, dtype=np.float64)
+    # no accounts: only the vault's and the fund's slots
+    cdef float64_t[::1] col = np.zeros(2, dtype=np.float64)
+    cdef float64_t[::1] pos = np.zeros(2, dtype=np.float64)
+    cdef float64_t[::1] ep = np.zeros(2, dtype=np.float64)
+    cdef float64_t[::1] socialized = np.zeros(2, dtype=np.float64)
+    cdef i8[::1] status = np.zeros(2, dtype=np.int8)
+    try:
+        owners = _engine_init(&e, params, no_ticks, no_values, no_values, no_values, no_values,
+                              no_values, col, pos, ep, status, socialized, 0)
+        values = e.book.n_snap * 2 * e.book.knots
+        return {
+            "p": e.p,
+            "tiers": {"floors": _copy(e.tiers.floors, e.tiers.n),
+                      "rates": _copy(e.tiers.rates, e.tiers.n),
+                      "cums": _copy(e.tiers.cums, e.tiers.n),
+                      "n": e.tiers.n, "whole": e.tiers.whole},
+            "adl": {"policy": e.adl.policy, "ranking": e.adl.ranking,
+                    "short_mark_over_entry": e.adl.short_mark_over_entry,
+                    "risk_power": e.adl.risk_power},
+            "mark": {"method": e.mark.method, "basis.tau_ns": e.mark.basis.tau_ns,
+                     "last.tau_ns": e.mark.last.tau_ns},
+            "book": {"snap_ts": np.array([e.book.snap_ts[k] for k in range(e.book.n_snap)],
+                                         dtype=np.int64),
+                     "delta": _copy(e.book.delta, values),
+                     "notional": _copy(e.book.notional, values),
+                     "knots": e.book.knots, "max_move": e.book.max_move,
+                     "half_life_ns": e.book.half_life_ns, "feedback": e.book.feedback,
+                     "stress_k": e.book.stress_k},
+        }
+    finally:
+        _free(&e)
 
 
 def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
@@ -996,200 +1250,23 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     without the GIL.
     """
     cdef Engine e
-    cdef Py_ssize_t n = collateral.shape[0], a
+    cdef Py_ssize_t n = collateral.shape[0]
     cdef float64_t stats[5]
-    floors = np.ascontiguousarray(params.mm_floors, dtype=np.float64)
-    rates = np.ascontiguousarray(params.mm_rates, dtype=np.float64)
-    cums = np.ascontiguousarray(params.mm_cums, dtype=np.float64)
-    cdef const float64_t[::1] f_view = floors
-    cdef const float64_t[::1] r_view = rates
-    cdef const float64_t[::1] c_view = cums
     col = np.empty(n + 2, dtype=np.float64)
     pos = np.empty(n + 2, dtype=np.float64)
     ep = np.empty(n + 2, dtype=np.float64)
     status = np.empty(n + 2, dtype=np.int8)
+    socialized = np.zeros(n + 2, dtype=np.float64)
+    # typed before the try: nothing can raise between it and _engine_init's memset
     cdef float64_t[::1] col_v = col
     cdef float64_t[::1] pos_v = pos
     cdef float64_t[::1] ep_v = ep
     cdef i8[::1] st_v = status
-    socialized = np.zeros(n + 2, dtype=np.float64)
     cdef float64_t[::1] soc_v = socialized
-
-    e.p.liq_fee_rate = params.liq_fee_rate
-    e.p.liq_limit_bankruptcy = params.liq_limit_bankruptcy
-    e.p.liq_surplus_to_fund = params.liq_surplus_to_fund
-    e.p.liq_price_band = params.liq_price_band
-    e.p.liq_max_order_notional = params.liq_max_order_notional
-    e.p.partial_mode = params.partial_mode
-    e.p.takeover = params.takeover
-    e.p.fund_capacity = params.fund_capacity
-    e.p.fund_unwind_interval_ns = params.fund_unwind_interval_ns
-    e.p.fund_unwind_fraction = params.fund_unwind_fraction
-    e.p.adl_fund_drawdown = params.adl_fund_drawdown
-    e.p.adl_fund_window_ns = params.adl_fund_window_ns
-    e.p.partial_fraction = params.partial_fraction
-    e.p.partial_threshold = params.partial_threshold
-    e.p.partial_cooldown_ns = params.partial_cooldown_ns
-    e.p.max_liqs_per_step = params.max_liqs_per_step
-    e.p.latency_ns = params.latency_ns
-    e.p.fund_initial = params.fund_initial
-    e.p.backstop_ratio = params.backstop_ratio
-    e.p.vault_initial = params.vault_initial
-    e.p.vault_unwind_interval_ns = params.vault_unwind_interval_ns
-    e.p.vault_unwind_fraction = params.vault_unwind_fraction
-    e.p.vault_loss_limit = params.vault_loss_limit
-    e.p.adl_price = params.adl_price
-    e.p.adl_on_negative_equity = params.adl_on_negative_equity
-    e.p.series_interval_ns = params.series_interval_ns
-    e.p.adl_rank_interval_ns = params.adl_rank_interval_ns
-    e.tiers.floors = &f_view[0]
-    e.tiers.rates = &r_view[0]
-    e.tiers.cums = &c_view[0]
-    e.tiers.n = f_view.shape[0]
-    e.tiers.whole = params.mm_whole_position
-    e.adl.policy = params.adl_policy
-    e.adl.ranking = params.adl_ranking
-    e.adl.short_mark_over_entry = params.adl_short_mark_over_entry
-    e.adl.risk_power = params.adl_risk_power
-    e.adl.tiers = &e.tiers
-    book_ts = np.ascontiguousarray(params.book_ts, dtype=np.int64)
-    book_delta = np.ascontiguousarray(params.book_delta, dtype=np.float64)
-    book_notional = np.ascontiguousarray(params.book_notional, dtype=np.float64)
-    cdef const i64[::1] bt_v = book_ts
-    cdef const float64_t[::1] bd_v = book_delta
-    cdef const float64_t[::1] bn_v = book_notional
-    depth_init(&e.book, &bt_v[0], &bd_v[0], &bn_v[0], bt_v.shape[0], params.book_knots,
-               params.max_move, params.impact_half_life_ns, params.impact_feedback,
-               params.impact_stress_k)
-    # counterfactual replay: the tape with the observed flow's impact taken out
-    obs_ts = np.ascontiguousarray(params.observed_ts, dtype=np.int64)
-    obs_side = np.ascontiguousarray(params.observed_side, dtype=np.float64)
-    obs_notional = np.ascontiguousarray(params.observed_notional, dtype=np.float64)
-    cdef const i64[::1] ot_v = obs_ts
-    cdef const float64_t[::1] os_v = obs_side
-    cdef const float64_t[::1] on_v = obs_notional
-    cdef DepthBook obs_book
-    cdef float64_t[::1] cf_v
-    if ot_v.shape[0] and tape_ts.shape[0]:
-        cf_tape = np.empty(tape_ts.shape[0], dtype=np.float64)
-        cf_v = cf_tape
-        obs_book = e.book
-        with nogil:
-            counterfactual_tape(&obs_book, &tape_ts[0], &tape_price[0], tape_ts.shape[0],
-                                &ot_v[0], &os_v[0], &on_v[0], ot_v.shape[0], &cf_v[0])
-        tape_price = cf_tape
-    e.mark.method = params.mark_method
-    e.mark.basis.tau_ns = params.mark_ema_tau_ns
-    e.mark.basis.num = 0.0
-    e.mark.basis.den = 0.0
-    e.mark.last.tau_ns = params.mark_ema2_tau_ns
-    e.mark.last.num = 0.0
-    e.mark.last.den = 0.0
-    e.mark.index = NAN
-    e.mark.mark = 0.0
-
-    e.ts = &tape_ts[0] if tape_ts.shape[0] else NULL
-    e.px = &tape_price[0] if tape_price.shape[0] else NULL
-    e.stream = &stream[0] if stream.shape[0] else NULL
-    e.n_ticks = tape_ts.shape[0]
-    e.col = &col_v[0]
-    e.pos = &pos_v[0]
-    e.ep = &ep_v[0]
-    e.status = &st_v[0]
-    e.socialized = &soc_v[0]
-    e.n = n
-    e.V = n
-    e.F = n + 1
-    e.fund_min = params.fund_initial
-    e.vault_min = params.vault_initial
-    e.bad_debt = 0.0
-    e.ext_pos = 0.0
-    e.ext_cash = 0.0
-    e.long_oi = 0.0
-    e.short_oi = 0.0
-    e.cum_liq = 0
-    e.cum_liq_notional = 0.0
-    e.cum_adl = 0
-    e.cum_adl_notional = 0.0
-    e.adl_overshoot = 0.0
-    e.order_haircut = 0.0
-    e.merge_fills = ADL_PRO_RATA <= e.adl.policy <= ADL_WATER_FILLING
-    e.adl_bucket = 0
-    e.vault_next_unwind = 0
-    e.fund_next_unwind = 0
-    e.prev_mark = 0.0
-    e.peak_head = 0
-    e.peak_tail = 0
-    e.peak_cap = 0
-    e.t = 0
-    e.i = 0
-    e.round = 0
-    e.tape = 0.0
-    e.pend_head = 0
-    e.pend_tail = 0
-    e.n_deferred = 0
-    e.n_dirty = 0
-    e.pend_ids = NULL
-    e.pend_due = NULL
-    e.work_ids = NULL
-    e.work_vals = NULL
-    e.hold_keys = NULL
-    e.hold_ids = NULL
-    e.hold_vers = NULL
-    e.deferred = NULL
-    e.dirty = NULL
-    e.is_dirty = NULL
-    e.partial_tick = NULL
-    e.cooldown_until = NULL
-    e.version = NULL
-    e.radix_count = NULL
-    e.work_caps = NULL
-    e.work_out = NULL
-    e.work_a = NULL
-    e.work_b = NULL
-    e.work_ratio = NULL
-    e.work_live = NULL
-    e.peak_ts = NULL
-    e.peak_val = NULL
-    e.fill_row = NULL
-    e.fill_bucket = NULL
-    index_init(&e.index, 16)
-    heap_init(&e.adl_rank[0], 16)
-    heap_init(&e.adl_rank[1], 16)
-    e.adl_rank_built[0] = False
-    e.adl_rank_built[1] = False
-    e.adl_rank_time[0] = 0
-    e.adl_rank_time[1] = 0
-    cdef size_t[::1] event_items = column_items(EVENT_COLUMNS)
-    cdef size_t[::1] series_items = column_items(SERIES_COLUMNS)
-    e.log.ncols = 0
-    e.series.ncols = 0
-    log_init(&e.log, &event_items[0], event_items.shape[0], 1024, max_events)
-    log_init(&e.series, &series_items[0], series_items.shape[0], 1024, 0)
     try:
+        owners = _engine_init(&e, params, tape_ts, tape_price, stream, collateral, size, entry,
+                              col_v, pos_v, ep_v, st_v, soc_v, max_events)
         with nogil:
-            _alloc(&e, n)
-            for a in range(n):
-                e.col[a] = collateral[a]
-                e.pos[a] = size[a]
-                e.ep[a] = entry[a]
-                e.status[a] = ST_ACTIVE if size[a] != 0.0 else ST_FLAT
-                e.partial_tick[a] = -1
-                e.cooldown_until[a] = INT64_MIN
-                e.ext_pos -= size[a]
-                e.ext_cash += size[a] * entry[a]
-                if size[a] > 0:
-                    e.long_oi += size[a]
-                elif size[a] < 0:
-                    e.short_oi -= size[a]
-            for a in range(n, n + 2):
-                e.pos[a] = 0.0
-                e.ep[a] = 0.0
-                e.status[a] = ST_FLAT
-                e.partial_tick[a] = -1
-                e.cooldown_until[a] = INT64_MIN
-            e.col[n] = e.p.vault_initial
-            e.col[n + 1] = e.p.fund_initial
             _build_index(&e)
             _loop(&e, stats)
         events = log_to_numpy(&e.log, EVENT_COLUMNS)

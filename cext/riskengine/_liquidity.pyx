@@ -32,11 +32,19 @@ from libc.math cimport INFINITY, exp
 from libc.stdint cimport INT64_MAX
 
 from riskengine._typedefs cimport float64_t, i64
+from riskengine import tolerances as _tol
 
 cdef float64_t LN2 = 0.6931471805599453
 cdef float64_t ONE_PCT = 0.01
-# a fillable share of an order below this is rounding (a limit at the price): no fill
-cdef float64_t FILL_TOL = 1e-12
+# a fillable share of an order below this is rounding (a limit at the price): no fill; shared
+# with the reference engine, read once at import
+cdef float64_t FILL_TOL = _tol.FILL_TOL
+
+
+def shared_tolerances():
+    """The shared tolerances this module compiled in, by name (``tests/test_tolerances.py``
+    checks them against ``riskengine.tolerances.SHARED``)."""
+    return {"FILL_TOL": FILL_TOL}
 
 
 cdef void depth_init(DepthBook* book, const i64* snap_ts, const float64_t* delta,
