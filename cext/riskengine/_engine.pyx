@@ -1,6 +1,6 @@
 """The replay loop: tape ticks through mark, trigger, liquidation, settlement and ADL.
 
-The semantics are specified in ``riskengine/reference.py`` (the plain-Python oracle); this
+The semantics are specified in ``riskengine/reference/_engine.py`` (the plain-Python oracle); this
 module is the same machine over struct-of-arrays state, with the liquidation index instead
 of a scan, growable C buffers for the log, and the whole loop under ``nogil``.
 """
