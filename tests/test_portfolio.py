@@ -102,8 +102,7 @@ def test_flat_positions_need_no_entry_and_isolated_margin_may_be_zero():
                                 dict(accounts=3_000, cross_share=1.0, flat_share=0.1, seed=11)])
 def test_from_population_gives_todays_accounts(kw):
     pop = synthetic.population(**kw)
-    # the cases the mapping must keep: flat accounts and isolated positions without collateral
-    assert (pop.size == 0).any() or kw["accounts"] == 3_000
+    assert (pop.size == 0).any()  # flat accounts: kept as margin accounts with a zero position
     accounts = Portfolio.from_population(pop).margin_accounts()
     n = len(pop)
     assert isinstance(accounts, MarginAccounts) and len(accounts) == n
