@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from riskengine.codes import MarginMode
-from riskengine.config import PopulationSpec
+from riskengine.config import PopulationSpec, SizeDistribution
 # FLAT_COLLATERAL_USD: collateral of an account without a position (illustrative), shared with
 # the synthetic and benchmark populations
 from riskengine.generators import FLAT_COLLATERAL_USD, collateral_for_equity
@@ -116,6 +116,15 @@ def external_position(population: Population) -> float:
     market (the book), so ``population.size.sum() + external_position(population) == 0``.
     """
     return -float(np.sum(population.size))
+
+
+def raw_sizes(sizes: SizeDistribution, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` heavy-tailed raw sizes (scaled to open interest by the caller): lognormal with median
+    1 and sd of log size ``sizes.sigma``, or Pareto I with scale 1 and tail index ``sizes.alpha``
+    (``P(X > x) = x^-alpha``)."""
+    if sizes.distribution == "pareto":
+        return rng.pareto(sizes.tail, n) + 1.0
+    return rng.lognormal(0.0, sizes.tail, n)
 
 
 def _stamp(ns: int) -> str:
@@ -219,11 +228,7 @@ def generate(spec: PopulationSpec, price: float, tape: Tape | None = None,
     side = rngs[_SIDES].permutation(side)
     is_long, is_short, flat = side > 0, side < 0, side == 0
 
-    tail = spec.sizes.tail
-    if spec.sizes.distribution == "pareto":
-        raw = rngs[_SIZES].pareto(tail, n) + 1.0  # Pareto I, scale 1: P(X > x) = x^-alpha
-    else:
-        raw = rngs[_SIZES].lognormal(0.0, tail, n)
+    raw = raw_sizes(spec.sizes, rngs[_SIZES], n)
     raw[flat] = 0.0
     long_total, short_total = raw[is_long].sum(), raw[is_short].sum()
     scale = np.where(is_long, spec.open_interest_usd * long_share / long_total if long_total > 0 else 0.0,

@@ -48,7 +48,7 @@ def _as_array(name: str, values, dtype) -> np.ndarray:
         arr_f = arr.astype(np.float64)
         i = _first(lambda a: ~np.isin(a, (0.0, 1.0)), arr_f)
         if i >= 0:
-            raise ValueError(f"{name}[{i}] = {arr[i]!r}: expected 0 (isolated) or 1 (cross)")
+            raise ValueError(f"{name}[{i}] = {arr[i].item()!r}: expected 0 (isolated) or 1 (cross)")
     out = np.ascontiguousarray(arr, dtype=dtype)
     if out is arr or np.shares_memory(out, arr):
         out = out.view()
@@ -69,7 +69,7 @@ def _first(mask_fn, arr: np.ndarray, *extra: np.ndarray) -> int:
 def _require(name: str, arr: np.ndarray, bad, expected: str) -> None:
     i = _first(bad, arr)
     if i >= 0:
-        raise ValueError(f"{name}[{i}] = {arr[i]!r}: expected {expected}")
+        raise ValueError(f"{name}[{i}] = {arr[i].item()!r}: expected {expected}")
 
 
 def _check_length(name: str, arr: np.ndarray, n: int, ref: str) -> None:
@@ -233,7 +233,8 @@ class Population:
         _require("population.size", size_a, lambda a: ~np.isfinite(a), "a finite signed size")
         i = _first(lambda e, q: (q != 0) & ~(np.isfinite(e) & (e > 0)), entry_a, size_a)
         if i >= 0:
-            raise ValueError(f"population.entry[{i}] = {entry_a[i]!r}: expected a finite entry price > 0 for a position")
+            raise ValueError(f"population.entry[{i}] = {entry_a[i].item()!r}: expected a finite entry price > 0 "
+                             "for a position")
         if mode is None:
             mode_a = np.zeros(n, dtype=np.int8)
             mode_a.flags.writeable = False
