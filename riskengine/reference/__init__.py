@@ -154,7 +154,7 @@ from riskengine.reference._adl import (
     adl_gather, adl_score, adl_weight, capped_allocation, water_filling,
 )
 from riskengine.reference._calc import median3
-from riskengine.reference._engine import PROGRESS_STEPS, run_reference
+from riskengine.reference._engine import PROGRESS_STEPS, run_portfolio, run_reference
 from riskengine.reference._liquidity import (
     Book, counterfactual_tape, curve_depth, curve_walk, fillable_depth, walk_depth,
 )
@@ -184,6 +184,7 @@ __all__ = [
     "mark_refresh",
     "mark_update",
     "median3",
+    "run_portfolio",
     "run_reference",
     "tier_index",
     "walk_depth",
