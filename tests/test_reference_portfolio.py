@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from riskengine import synthetic, venues
-from riskengine.codes import FUND_ID, VAULT_ID, AdlPolicy, AdlPrice, EventKind, MarkMethod, Status
+from riskengine.codes import FUND_ID, VAULT_ID, AdlPolicy, AdlPrice, EventKind, Status, Takeover
 from riskengine.engine import run_raw
 from riskengine.engine_inputs import PER_INSTRUMENT_FIELDS
 from riskengine.invariants import portfolio_violations
@@ -269,6 +269,28 @@ def test_the_fund_pays_a_deficit_in_one_instrument_with_fees_earned_in_another()
     assert (debt["account"], debt["instrument"], debt["amount"]) == (2, 2, 5.0)
 
 
+def test_the_funds_capacity_counts_its_inventory_in_every_instrument():
+    # Takeover by the fund at the bankruptcy price, fund 100, capacity 2 x its equity. At t=1
+    # instrument 0 falls to 85: A (long 1 at 100, margin 10, bankrupt at 90) cannot be sold
+    # above 90, so the fund takes 1 at 90 (equity 100 - 5 = 95, exposure 85 <= 190). At t=2
+    # instrument 0 falls to 50 (the fund's inventory: -40). At t=3 instrument 1 falls to 85
+    # and B (the same position there) would be taken at 90: equity 100 - 40 - 5 = 55, exposure
+    # 50 + 85 = 135 > 2 x 55 = 110, so the fund refuses and B is sold on the book at 85, the
+    # fund paying its deficit of 5. Counting instrument 1 alone (equity 95 or exposure 85) it
+    # would have taken B; with no capacity limit it does.
+    p = params(liq_limit_bankruptcy=True, takeover=Takeover.FUND, fund_initial=100.0, fund_capacity=2.0,
+               fund_unwind_interval_ns=1000 * S)
+    accounts = Accounts([(1, 10.0, 0, 1.0, 100.0), (2, 10.0, 1, 1.0, 100.0)])
+    tapes = [([0, 1, 2], [100.0, 85.0, 50.0]), ([0, 3], [100.0, 85.0])]
+    raw = run(tapes, accounts, [p, p])
+    assert [(r["kind"], r["account"], r["instrument"], r["price"]) for r in rows(raw)] == [
+        (K.FUND_TAKEOVER, 1, 0, 90.0), (K.LIQUIDATION, 2, 1, 85.0), (K.FUND_PAYMENT, 2, 1, 0.0)]
+    assert rows(raw, K.FUND_PAYMENT)[0]["amount"] == 5.0 and raw.scalars["fund_final"] == 95.0
+    assert raw.by_instrument["fund_pos"].tolist() == [1.0, 0.0]
+    unlimited = run(tapes, accounts, [dataclasses.replace(p, fund_capacity=math.inf)] * 2)
+    assert [(r["kind"], r["instrument"]) for r in rows(unlimited)] == [(K.FUND_TAKEOVER, 0), (K.FUND_TAKEOVER, 1)]
+
+
 def test_equal_timestamps_are_processed_in_instrument_order():
     # P (fee 9.4, as above) and Q (deficit 5) crash at the same time t=1. Ticks at one time run
     # in instrument order: with P in instrument 0 its fee is in the fund before Q's deficit
@@ -284,6 +306,22 @@ def test_equal_timestamps_are_processed_in_instrument_order():
     unpaid = run(tapes, Accounts([(1, 100.0, 1, 10.0, 100.0), (2, 10.0, 0, 1.0, 100.0)]), [p, p])
     assert [r["kind"] for r in rows(unpaid)] == [K.LIQUIDATION, K.BAD_DEBT, K.LIQUIDATION]
     assert [r["instrument"] for r in rows(unpaid)] == [0, 0, 1]
+
+
+def test_a_socialized_deficit_is_charged_to_open_positions_in_its_own_instrument():
+    # SOCIALIZE, fund 0. Q (long 1 at 100, margin 10) in instrument 0 is liquidated at 85: a
+    # deficit of 10 - 15 = -5. The open positions in instrument 0 -- R, short 1 at 100 with
+    # margin 50 (equity 65 at 85) -- pay it by size: R pays 5. U, long 1 at 50 in instrument 1,
+    # pays nothing: sizes in different instruments are not comparable, and ADL (its
+    # alternative) stays in the instrument too.
+    p = params(adl_policy=AdlPolicy.SOCIALIZE)
+    accounts = Accounts([(1, 10.0, 0, 1.0, 100.0), (2, 50.0, 0, -1.0, 100.0), (3, 50.0, 1, 1.0, 50.0)])
+    raw = run([([0, 2], [100.0, 85.0]), ([1, 3], [50.0, 50.0])], accounts, [p, p])
+    (soc,) = rows(raw, K.SOCIALIZED_LOSS)
+    assert (soc["account"], soc["instrument"], soc["amount"]) == (1, 0, 5.0)
+    assert raw.socialized.tolist() == [0.0, 5.0, 0.0]
+    assert raw.collateral.tolist() == [0.0, 45.0, 50.0]
+    assert rows(raw, K.BAD_DEBT) == []
 
 
 # ------------------------------------------------------------------ series and scalars
