@@ -212,6 +212,23 @@ def test_an_order_on_another_instruments_tick_sees_that_books_snapshot_at_the_ti
     assert liq["price"] == pytest.approx(94.0 * (1 - 0.0047), rel=1e-12)
 
 
+def test_a_mark_follows_its_book_at_the_next_round_of_any_instrument():
+    # One liquidation per tick (max_liqs_per_step 1). At t=1 A (long 10 at 100, margin 100) is
+    # sold at instrument 0's tick at 94 into a book of 10,000 per 1%: S_0 = 94 x (1 - 0.00094),
+    # and the tick ends at the cap, before a round that would refresh the mark (sample at t=1:
+    # mark 94). At t=2 instrument 1 ticks: its first round refreshes every mark, so instrument
+    # 0's mark is S_0, whose book was not read since t=1 (no decay yet: lazy).
+    p0 = params(depth_per_pct=10_000.0, max_liqs_per_step=1, fund_initial=1e6)
+    p1 = dataclasses.replace(p0, depth_per_pct=math.inf)
+    raw = run([([0, 1], [100.0, 94.0]), ([2], [50.0])], Accounts([(1, 100.0, 0, 10.0, 100.0)]), [p0, p1])
+    se = raw.series
+    first = (se["instrument"] == 0) & (se["ts"] == T0 + S)
+    later = (se["instrument"] == 0) & (se["ts"] == T0 + 2 * S)
+    s_0 = 94.0 * (1 - 0.00094)
+    assert se["mark"][first].tolist() == [94.0] and se["sim_price"][first] == pytest.approx(s_0, rel=1e-12)
+    assert se["mark"][later] == pytest.approx(s_0, rel=1e-12) and se["sim_price"][later] == se["mark"][later]
+
+
 # ------------------------------------------------------------------ one vault, one fund
 
 

@@ -163,10 +163,13 @@ margin accounts are not scanned and it has no ledger inventory.
 2. Mark: ``M_k = mark_update(S_k, stream[i], dt)`` with ``dt = t -`` the time of ``k``'s previous
    mark update (0 at its first tick, where its previous mark becomes ``M_k`` too). Other marks do
    not change. The fund's peak is sampled (when the drawdown trigger is set).
-3. Cascade rounds as above. In rounds after the first the mark of every instrument that has
-   ticked is refreshed from its ``S_j`` (refreshing a mark whose ``S_j`` did not move gives the
-   same mark to the bit, so an implementation may refresh only instruments whose books were
-   read). The scan takes every ACTIVE margin account of every instrument that has ticked, not
+3. Cascade rounds as above. At every round, before the vault's check and the scan, the mark of
+   every instrument that has ticked is refreshed from its ``S_j`` (:func:`mark_refresh`), so a
+   mark follows the orders (and inventory unwinds) that moved its book at earlier ticks too.
+   With one instrument this is the rule above: at round 0 the refresh follows the mark update
+   and changes nothing. A refresh of a mark whose ``S_j`` has not moved since the mark was last
+   computed gives the same mark to the bit, so an implementation may refresh only instruments
+   flagged when their book moved. The scan takes every ACTIVE margin account of every instrument that has ticked, not
    partially liquidated at this tick, crossing at its instrument's mark with its instrument's
    tiers, in margin-account index order. A liquidation of a position in ``j`` uses ``j``'s mark,
    previous mark, tiers, simulated and tape price, book and order limits; the vault or fund takes

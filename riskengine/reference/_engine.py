@@ -819,10 +819,11 @@ class _Reference:
                 self.sample_fund_peak()
             executed = 0
             while True:
-                if self.round > 0:
-                    for ins in self.instruments:
-                        if ins.ticked:
-                            ins.mark = mark_refresh(ins.marks, ins.sim_price())
+                # every mark follows its simulated price, moved by orders since it was computed
+                # (the same mark, to the bit, where nothing moved: the ticked instrument at round 0)
+                for ins in self.instruments:
+                    if ins.ticked:
+                        ins.mark = mark_refresh(ins.marks, ins.sim_price())
                 if self.holds(self.vault_slot(0)):
                     self.vault_check()  # the inventory re-marked
                 for a in np.flatnonzero(self.crossing_now()):
