@@ -129,11 +129,12 @@ class RawRun:
     Attributes
     ----------
     events : dict of ndarray
-        Event log columns (:data:`EVENT_COLUMNS`).
+        Event log columns (:data:`EVENT_COLUMNS`, or :data:`PORTFOLIO_EVENT_COLUMNS` from the
+        portfolio engine).
     series : dict of ndarray
-        Sampled time series (:data:`SERIES_COLUMNS`).
+        Sampled time series (:data:`SERIES_COLUMNS`, or :data:`PORTFOLIO_SERIES_COLUMNS`).
     collateral, size, entry : ndarray of float64
-        Final state of each account.
+        Final state of each account (of each margin account in a portfolio run).
     socialized : ndarray of float64
         Loss socialized onto each account over the run (``SOCIALIZE`` policy).
     status : ndarray of int8
