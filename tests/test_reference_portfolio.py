@@ -471,7 +471,7 @@ def portfolio_cases(draw):
     return merged, Accounts(rows_), plist
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(portfolio_cases())
 def test_random_portfolios_keep_the_invariants_isolation_and_determinism(case):
     (ts, inst, price, stream), accounts, plist = case

@@ -189,7 +189,8 @@ margin accounts are not scanned and it has no ledger inventory.
    ``instrument``, its tape price, ``S_j`` and mark (NaN before its first tick) and open
    interest; the fund, the vault's equity and the cumulative counters shared.
 
-*Ledgers and the waterfall across instruments.* The vault's loss check uses its whole equity;
+*Ledgers and the waterfall across instruments.* The vault's loss check uses its whole equity
+(at every round while it holds inventory in any instrument, and after every takeover and unwind);
 beyond the threshold it auto-deleverages its inventory in every instrument (instrument order,
 each an ADL order in that instrument), ``vault_min`` noted before and after them all. The fund
 can take ``dq`` of ``j`` at ``price`` after paying ``deficit`` when ``value = cash + sum_k
