@@ -121,13 +121,110 @@ All money moves conserve ``sum(c - q e) + fund + vault + external market - bad d
 closed size has a counterparty: the book (the external market), the fund, the vault or an
 ADL'd account.
 
+Portfolios (issue 12, step 1)
+-----------------------------
+:func:`run_portfolio` replays several instruments ``k = 0..I-1`` at once; everything above is
+the rule for one margin account on its instrument, and :func:`run_reference` is the run with
+one instrument and margin account ``a`` = account ``a`` (its results are exactly the
+single-instrument results, plus the ``instrument`` columns, all 0, and ``by_instrument``).
+
+*Inputs.* The **merged tape**: ``ts`` (int64), ``inst`` (int32, the instrument the tick moves),
+``price`` and ``stream`` (that instrument's tape price and stream value as of the tick, NaN where
+it has none yet), merged by time with equal times in instrument order, then each tape's own order;
+the engine processes ticks in the order given. **Margin accounts** ``m = 0..M-1`` in CSR form:
+``owner[m]`` (the user account, the id events show), ``collateral[m]`` (a cross wallet or an
+isolated position's margin), positions ``start[m]:start[m+1]`` with ``instrument``, ``size``,
+``entry``. Step 1: at most one position per margin account (a user's isolated positions are
+margin accounts of their own sharing its ``owner``); no user holds one instrument twice; a margin
+account without a position is FLAT for the whole run. **Parameters**: one ``EngineParams`` per
+instrument; ``riskengine.engine_inputs.PER_INSTRUMENT_FIELDS`` (margin tiers, liquidity model
+and book, observed flow, ``liq_max_order_notional``, ``liq_price_band``) are the instrument's,
+every other field is the venue design's and must be equal in every entry. Violations are one
+``ValueError`` line (``riskengine.engine_inputs``, which both engines call).
+
+*State.* Per instrument ``k``: its parameters, mark state ``M_k`` and previous mark, tape price,
+book (snapshot cursor, impact ``m_k``, stress flow and ``book_t_k``, the time it was last
+brought to), the time of its last mark update, its margin accounts (those with a position in
+``k``, by index), long/short open interest, external position and cash, ADL ranking snapshots per
+side, drawdown trackers and counters (liquidations, liquidated notional, ADL fills and
+notional). Shared: the fund's cash and the vault's cash, each ledger's inventory per instrument
+(size, entry), one unwind schedule per ledger, the pending queue (one FIFO), the cumulative
+counters, the fund's rolling peaks, bad debt, the ADL overshoot and merged fill rows, the event log
+and the series. A ledger's equity is its cash plus each inventory at its instrument's mark,
+summed in instrument order. Before its first tick an instrument has no mark (``M_k = 0``): its
+margin accounts are not scanned and it has no ledger inventory.
+
+*Tick* ``i`` (instrument ``k = inst[i]``, time ``t``):
+
+1. Price: at ``k``'s first tick ``book_t_k`` and the mark time are set to ``t``. The tape price
+   is ``price[i]``, in a counterfactual replay with ``k``'s observed flow taken out of ``k``'s own
+   ticks (:func:`counterfactual_tape` on the subsequence of ``k``'s ticks). Book ``k`` is
+   *brought to* ``t``: ``seek(t)``, ``decay(t - book_t_k)``, ``book_t_k = t``. ``S_k = tape_k m_k``.
+2. Mark: ``M_k = mark_update(S_k, stream[i], dt)`` with ``dt = t -`` the time of ``k``'s previous
+   mark update (0 at its first tick, where its previous mark becomes ``M_k`` too). Other marks do
+   not change. The fund's peak is sampled (when the drawdown trigger is set).
+3. Cascade rounds as above. At every round, before the vault's check and the scan, the mark of
+   every instrument that has ticked is refreshed from its ``S_j`` (:func:`mark_refresh`), so a
+   mark follows the orders (and inventory unwinds) that moved its book at earlier ticks too.
+   With one instrument this is the rule above: at round 0 the refresh follows the mark update
+   and changes nothing. A refresh of a mark whose ``S_j`` has not moved since the mark was last
+   computed gives the same mark to the bit, so an implementation may refresh only instruments
+   flagged when their book moved. The scan takes every ACTIVE margin account of every instrument that has ticked, not
+   partially liquidated at this tick, crossing at its instrument's mark with its instrument's
+   tiers, in margin-account index order. A liquidation of a position in ``j`` uses ``j``'s mark,
+   previous mark, tiers, simulated and tape price, book and order limits; the vault or fund takes
+   it into its inventory in ``j``; its ADL closes against margin accounts in ``j`` only.
+   **Lazy books**: before an order reads book ``j`` at time ``t`` (a market order's walk, the
+   fillable size under a limit, an inventory unwind, the rest of an ADL order sent to the book),
+   book ``j`` is brought to ``t`` (bringing it to the time it is at changes nothing). Nothing
+   else moves ``m_j``: between its ticks and orders it stays as of ``book_t_j`` (series rows and
+   mark refreshes read it so); decayed in one step it equals the step-by-step decay to rounding.
+4. Inventories: once the vault holds inventory in any instrument and ``t`` reaches its unwind
+   time, it unwinds ``vault_unwind_fraction`` of each inventory (instrument order; the dust rule
+   at ``S_j``), its loss checked after each; then its next unwind time is ``t`` plus the
+   interval. The fund likewise (its minimum noted after each). A ledger's first unwind time is
+   set when it takes inventory while holding none in any instrument.
+5. Every instrument's previous mark becomes its mark; ``k``'s drawdowns are updated; a series
+   sample (decided by ``t`` as above) writes one row per instrument in instrument order:
+   ``instrument``, its tape price, ``S_j`` and mark (NaN before its first tick) and open
+   interest; the fund, the vault's equity and the cumulative counters shared.
+
+*Ledgers and the waterfall across instruments.* The vault's loss check uses its whole equity
+(at every round while it holds inventory in any instrument, and after every takeover and unwind);
+beyond the threshold it auto-deleverages its inventory in every instrument (instrument order,
+each an ADL order in that instrument), ``vault_min`` noted before and after them all. The fund
+can take ``dq`` of ``j`` at ``price`` after paying ``deficit`` when ``value = cash + sum_k
+inv_k (M_k - e_k) + dq (M_j - price) - deficit >= 0`` and ``sum_k |inv_k'| M_k <= fund_capacity
+x value`` with ``inv_j' = inv_j + dq`` (sums in instrument order). Fund payments, fees and a
+takeover's handed-over equity go to or from the shared cash. A ledger's ADL price at bankruptcy
+and its order's shortfall use its whole cash against its inventory in the order's instrument.
+ADL candidates of an order in ``j`` are the margin accounts in ``j``, scored with ``j``'s
+parameters at ``M_j``, ties by margin-account index; queue snapshots are per instrument and side.
+Weighted policies merge fill rows per winning margin account and series interval, intervals
+counted from the merged tape's first tick. ``SOCIALIZE`` charges the open positions of the
+deficit's instrument only.
+
+*Outputs.* Events (``riskengine.runlog.PORTFOLIO_EVENT_COLUMNS``): ``account`` is the margin
+account's ``owner`` (or the vault's or fund's id), ``instrument`` the instrument of the position
+or inventory the row is about (a fund payment, bad debt or socialized loss: the liquidated
+position's; an ADL fill: the winner's, the order's instrument), ``counterparty`` the other margin
+account's ``owner`` or a negative id. Series: ``PORTFOLIO_SERIES_COLUMNS``. Final collateral,
+size, entry, status and socialized share per margin account. Scalars as above, instrument 0's
+value where a figure is per instrument (``final_mark``, ``final_sim_price``, ``tape_*``,
+``sim_*``, ``fund_pos``, ``fund_entry``, ``vault_pos``, ``vault_entry``, ``ext_pos``,
+``ext_cash``; ``fund_final`` and ``vault_col`` are the cash); ``by_instrument``
+(``riskengine.runlog.BY_INSTRUMENT``) holds each per-instrument figure as an array of length
+``I``. Money is conserved across instruments and positions per instrument
+(``riskengine.invariants.portfolio_violations``). ``max_events`` > 0 is a budget of event rows:
+one more raises ``MemoryError``.
+
 Modules
 -------
 Each module is the plain-Python twin of the compiled module of the same name in
 ``cext/riskengine/``, with the same arithmetic in the same order:
 
-* ``_engine.py`` — ``_engine.pyx``: the tick loop, the loss waterfall, settlement, ADL orders
-  (:func:`run_reference`);
+* ``_engine.py`` — ``_engine.pyx``: the tick loop, the loss waterfall, settlement, ADL orders,
+  the per-instrument state (:func:`run_portfolio`, :func:`run_reference`);
 * ``_adl.py`` — ``_adl.pyx``: ADL scores, candidates, weights, the capped allocation and
   water-filling (:func:`adl_score`, :func:`adl_gather`, :func:`adl_weight`,
   :func:`capped_allocation`, :func:`water_filling`);
@@ -154,7 +251,7 @@ from riskengine.reference._adl import (
     adl_gather, adl_score, adl_weight, capped_allocation, water_filling,
 )
 from riskengine.reference._calc import median3
-from riskengine.reference._engine import PROGRESS_STEPS, run_reference
+from riskengine.reference._engine import PROGRESS_STEPS, run_portfolio, run_reference
 from riskengine.reference._liquidity import (
     Book, counterfactual_tape, curve_depth, curve_walk, fillable_depth, walk_depth,
 )
@@ -184,6 +281,7 @@ __all__ = [
     "mark_refresh",
     "mark_update",
     "median3",
+    "run_portfolio",
     "run_reference",
     "tier_index",
     "walk_depth",
