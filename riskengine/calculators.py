@@ -13,7 +13,10 @@ Conventions
   each tier (first 0, strictly increasing) and its maintenance margin rate (in ``[0, 1)``, not
   decreasing). The deductions (Binance ``cum``) follow from the continuity recursion
   ``cum_k = cum_{k-1} + floor_k (rate_k - rate_{k-1})`` (reference §0). An object with
-  ``mm_floors`` / ``mm_rates`` attributes (:class:`riskengine.EngineParams`) is accepted too.
+  ``mm_floors`` / ``mm_rates`` attributes (:class:`riskengine.EngineParams`) is accepted too,
+  and one with ``floors`` / ``rates`` / ``form`` (a stored table,
+  ``riskengine.venues._tables.MarginTable``, or a design's :class:`riskengine.venue.Margin`);
+  such an object's own form applies unless ``form`` is given.
 * A liquidation price of ``-inf`` means no positive price liquidates the account (e.g. a long
   whose margin covers its whole notional).
 """
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 import numpy as np
 
@@ -36,6 +39,8 @@ __all__ = [
     "bankruptcy_price",
     "binance_coinm_mark",
     "binance_liquidation_price",
+    "CrossMargin",
+    "cross_account_margin",
     "dydx_isolated_liquidation_price",
     "hyperliquid_liquidation_price",
     "hyperliquid_mark",
@@ -43,6 +48,7 @@ __all__ = [
     "liquidation_price",
     "maintenance_margin",
     "median3",
+    "portfolio_liquidation_price",
     "weighted_median",
 ]
 
@@ -115,6 +121,8 @@ def _optional_price(name: str, value: Any) -> float:
 def _tiers(name: str, tiers: Any) -> tuple[np.ndarray, np.ndarray]:
     if hasattr(tiers, "mm_floors") and hasattr(tiers, "mm_rates"):
         floors, rates = tiers.mm_floors, tiers.mm_rates
+    elif hasattr(tiers, "floors") and hasattr(tiers, "rates"):  # a stored MarginTable, a design's Margin
+        floors, rates = tiers.floors, tiers.rates
     else:
         try:
             floors, rates = tiers
@@ -129,6 +137,16 @@ def _tiers(name: str, tiers: Any) -> tuple[np.ndarray, np.ndarray]:
     return f, r
 
 
+def _deduction_tiers(name: str, tiers: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A table for a venue formula written for the deduction form (Binance, Hyperliquid): a
+    whole-position table (its own form) is refused rather than read as deductions."""
+    f, r = _tiers(name, tiers)
+    if _form(None, tiers, name):
+        raise ValueError(f"{name}: this formula uses the deduction form (MM = N x rate - cum); "
+                         "got a whole-position table (use liquidation_price with form='whole-position')")
+    return f, r
+
+
 def _mode(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value.lower() not in choices:
         raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))} (got {value!r})")
@@ -138,10 +156,14 @@ def _mode(name: str, value: Any, choices: tuple[str, ...]) -> str:
 # --- margin -------------------------------------------------------------------------------
 
 
-def _form(form: Any, tiers: Any) -> bool:
-    """Whether the table is in the whole-position form (``form``, or an EngineParams' own)."""
+def _form(form: Any, tiers: Any, name: str = "tiers") -> bool:
+    """Whether the table is in the whole-position form: ``form``, else the table's own (an
+    EngineParams' ``mm_whole_position``, a MarginTable's or Margin's ``form``), else deduction."""
     if form is None:
-        return bool(getattr(tiers, "mm_whole_position", False))
+        if hasattr(tiers, "mm_whole_position"):
+            return bool(tiers.mm_whole_position)
+        own = getattr(tiers, "form", None)
+        return own is not None and _mode(f"{name} form", own, MARGIN_FORMS) == "whole-position"
     return _mode("form", form, MARGIN_FORMS) == "whole-position"
 
 
@@ -278,6 +300,249 @@ def liquidation_price(
     return _margin.py_liquidation_price(col + oup - rat * omm, q, ep, f, r, rat, _form(form, tiers))
 
 
+# --- portfolio: one cross margin account holding several instruments ------------------------
+
+
+class CrossMargin(NamedTuple):
+    """A cross margin account at given marks (see :func:`cross_account_margin`)."""
+
+    equity: float
+    """``E = wallet + sum_i size_i (mark_i - entry_i)``."""
+    maintenance: float
+    """``MM = sum_i MM_i(|size_i| mark_i)``, each position on its own instrument's table."""
+    slack: float
+    """``E - MM``: the account is liquidated when it is < 0."""
+
+
+class _Held(NamedTuple):
+    symbol: str
+    size: float
+    entry: float
+    where: str  # the row as the caller wrote it: positions[1] or positions['BTCUSDT']
+
+
+def _cross_positions(positions: Any) -> list[_Held]:
+    """The positions of one cross account: distinct symbols, finite sizes, entries > 0 where the
+    size is not 0."""
+    rows: list[tuple[str, Any, Any, Any]] = []
+    if isinstance(positions, Mapping):
+        for symbol, value in positions.items():
+            where = f"positions[{symbol!r}]"
+            try:
+                size, entry = value
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: expected (size, entry) (got {value!r})") from None
+            rows.append((where, symbol, size, entry))
+    elif isinstance(positions, Sequence) and not isinstance(positions, (str, bytes)):
+        for i, row in enumerate(positions):
+            where = f"positions[{i}]"
+            try:
+                symbol, size, entry = row
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: expected a row (symbol, size, entry) (got {row!r})") from None
+            rows.append((where, symbol, size, entry))
+    else:
+        raise ValueError(
+            f"positions: expected rows (symbol, size, entry) or a mapping symbol -> (size, entry) (got {positions!r})"
+        )
+    held: list[_Held] = []
+    first: dict[str, str] = {}
+    for where, symbol, size, entry in rows:
+        if not isinstance(symbol, str) or not symbol:
+            raise ValueError(f"{where}: expected an instrument symbol, a non-empty string (got {symbol!r})")
+        if symbol in first:
+            raise ValueError(f"{where}: {symbol!r} is held twice ({first[symbol]} and {where}); "
+                             "a cross account holds one position per instrument")
+        first[symbol] = where
+        q = _finite(f"{where} size", size)
+        ep = _positive(f"{where} entry", entry) if q != 0.0 else _finite(f"{where} entry", entry)
+        held.append(_Held(symbol, q, ep, where))
+    return held
+
+
+def _check_market(marks: Any, tables: Any, form: Any) -> None:
+    if not isinstance(marks, Mapping):
+        raise ValueError(f"marks: expected a mapping symbol -> mark price (got {marks!r})")
+    if not isinstance(tables, Mapping):
+        raise ValueError(f"tables: expected a mapping symbol -> tier table (got {tables!r})")
+    if form is not None:
+        _mode("form", form, MARGIN_FORMS)
+
+
+def _mark(held: _Held, marks: Mapping[str, Any]) -> float:
+    if held.symbol not in marks:
+        raise ValueError(f"marks: no mark price for {held.symbol!r} ({held.where})")
+    return _positive(f"marks[{held.symbol!r}]", marks[held.symbol])
+
+
+def _table(held: _Held, tables: Mapping[str, Any], form: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+    if held.symbol not in tables:
+        raise ValueError(f"tables: no margin table for {held.symbol!r} ({held.where})")
+    name = f"tables[{held.symbol!r}]"
+    f, r = _tiers(name, tables[held.symbol])
+    return f, r, _form(form, tables[held.symbol], name)
+
+
+def _margin_and_upnl(held: _Held, marks: Mapping[str, Any], tables: Mapping[str, Any],
+                     form: Any) -> tuple[float, float]:
+    """Tiered maintenance margin (the engine's kernel) and unrealized PnL of one position at its
+    mark, computed as the engine's trigger test does (``|q| mark``, ``q (mark - entry)``)."""
+    mark = _mark(held, marks)
+    f, r, whole = _table(held, tables, form)
+    return _margin.py_maintenance_margin(abs(held.size) * mark, f, r, whole), held.size * (mark - held.entry)
+
+
+def cross_account_margin(
+    wallet: float,
+    positions: Sequence[tuple[str, float, float]] | Mapping[str, tuple[float, float]],
+    marks: Mapping[str, float],
+    tables: Mapping[str, TierTable],
+    *,
+    form: str | None = None,
+) -> CrossMargin:
+    """Equity, maintenance margin and slack ``E - MM`` of a cross margin account at given marks.
+
+    The definition of a cross account's margin that the engine's multi-position accounts follow
+    (reference §0, §1.2, §2.2)::
+
+        E  = wallet + sum_i size_i (mark_i - entry_i)
+        MM = sum_i MM_i(|size_i| mark_i)
+
+    each ``MM_i`` the tiered maintenance margin of instrument ``i``'s own table at its own mark
+    (:func:`maintenance_margin`); the account is liquidated when ``E < MM`` (``slack < 0``).
+    Binance: the cross margin balance is the wallet balance plus the uPnL of every cross
+    position, and an account is liquidated when it falls below the sum of their maintenance
+    margins — its liquidation-price formula holds the other contracts' ``TMM1`` and ``UPNL1``
+    ([DOC S2, S12]). Hyperliquid: cross ``account_value`` against the maintenance margin of all
+    cross positions, "Funding and other cross positions move it" ([DOC S21]).
+
+    An isolated position is not part of the account: it is margined by its own allocated margin
+    alone (a margin account of its own; its liquidation price is :func:`liquidation_price`).
+
+    Parameters
+    ----------
+    wallet : float
+        Cross wallet balance (quote currency), finite.
+    positions : sequence of (symbol, size, entry), or mapping symbol -> (size, entry)
+        The account's cross positions, one per instrument: signed size (0 allowed, ignored) and
+        entry price (> 0 where the size is not 0).
+    marks : mapping symbol -> float
+        Mark price of every held instrument (> 0); other symbols are ignored.
+    tables : mapping symbol -> TierTable
+        Margin table of every held instrument: ``(floors, rates)``, an EngineParams, a stored
+        ``MarginTable`` or a design's ``Margin``.
+    form : {"deduction", "whole-position"}, optional
+        For every table; default: each table's own form (deduction for a plain tuple).
+
+    Returns
+    -------
+    CrossMargin
+        ``(equity, maintenance, slack)``; the sums are taken in the order of ``positions``,
+        starting from the wallet (another order can differ in the last bits).
+
+    Examples
+    --------
+    >>> acct = cross_account_margin(20_000, [("BTC", 1, 100_000), ("ETH", 10, 4_000)],
+    ...                             {"BTC": 100_000, "ETH": 4_000},
+    ...                             {"BTC": ([0], [0.0125]), "ETH": ([0], [0.02])})
+    >>> acct.equity, acct.maintenance, acct.slack
+    (20000.0, 2050.0, 17950.0)
+    """
+    wb = _finite("wallet", wallet)
+    held = _cross_positions(positions)
+    _check_market(marks, tables, form)
+    equity, maintenance = wb, 0.0
+    for h in held:
+        if h.size != 0.0:
+            mm, upnl = _margin_and_upnl(h, marks, tables, form)
+            equity += upnl
+            maintenance += mm
+    return CrossMargin(equity, maintenance, equity - maintenance)
+
+
+def portfolio_liquidation_price(
+    wallet: float,
+    positions: Sequence[tuple[str, float, float]] | Mapping[str, tuple[float, float]],
+    marks: Mapping[str, float],
+    tables: Mapping[str, TierTable],
+    instrument: str,
+    *,
+    ratio: float = 1.0,
+    form: str | None = None,
+) -> float:
+    """Liquidation price of one instrument of a cross margin account, the others held at their marks.
+
+    The price ``P`` of ``instrument`` at which the account's equity equals ``ratio`` x its
+    maintenance margin (:func:`cross_account_margin`), every other position held at its mark::
+
+        wallet + U_o + q (P - entry) = ratio (MM_o + MM(|q| P))
+
+    with ``U_o = sum_{j != k} size_j (mark_j - entry_j)`` and ``MM_o = sum_{j != k}
+    MM_j(|size_j| mark_j)`` (each on its own table). It generalises Binance's cross formula with
+    ``TMM1`` and ``UPNL1`` ([DOC S2, S12]; reference §1.2) and Hyperliquid's cross
+    ``margin_available`` ([DOC S21]; reference §2.2) to an account of several instruments,
+    each with its own table, and is solved by the engine's own kernel
+    (``_margin.liquidation_price``, through :func:`liquidation_price` with ``other_maintenance =
+    MM_o`` and ``other_upnl = U_o``): the tier is the one holding the notional *at* ``P``.
+
+    Isolated positions are not part of a cross account: an isolated position's loss is bounded
+    by its own margin, so its liquidation price is :func:`liquidation_price` with that margin and
+    nothing else. One-way positions only; Binance hedge-mode legs of one symbol:
+    :func:`binance_liquidation_price`.
+
+    Parameters
+    ----------
+    wallet : float
+        Cross wallet balance, finite.
+    positions : sequence of (symbol, size, entry), or mapping symbol -> (size, entry)
+        The account's cross positions, one per instrument (see :func:`cross_account_margin`).
+    marks : mapping symbol -> float
+        Mark price of every other held instrument; ``instrument``'s own mark is not needed (the
+        price does not depend on it) and is only checked if given.
+    tables : mapping symbol -> TierTable
+        Margin table of every held instrument.
+    instrument : str
+        The symbol whose liquidation price is wanted; held with a non-zero size.
+    ratio : float
+        Share of maintenance margin, in ``(0, 1]``: 1 liquidation, 2/3 Hyperliquid's backstop.
+    form : {"deduction", "whole-position"}, optional
+        For every table; default: each table's own form (see :func:`liquidation_price`).
+
+    Returns
+    -------
+    float
+        The price; ``-inf`` for a long that no positive price liquidates, a value <= 0 for a short
+        that every positive price does.
+
+    Examples
+    --------
+    >>> round(portfolio_liquidation_price(  # E1 as a two-position account
+    ...     10.72, [("BTCUSDT", -0.005, 9_451.53), ("ETHUSDT", 1, 199.53)], {"ETHUSDT": 200},
+    ...     {"BTCUSDT": ([0], [0.004]), "ETHUSDT": ([0], [0.0065])}, "BTCUSDT"), 2)
+    11383.99
+    """
+    wb = _finite("wallet", wallet)
+    held = _cross_positions(positions)
+    _check_market(marks, tables, form)
+    target = next((h for h in held if h.symbol == instrument), None)
+    if target is None:
+        symbols = ", ".join(h.symbol for h in held) or "none"
+        raise ValueError(f"instrument: {instrument!r} is not held (positions: {symbols})")
+    if target.size == 0.0:
+        raise ValueError(f"instrument: the position in {instrument!r} is flat (size 0); nothing to liquidate")
+    if target.symbol in marks:
+        _mark(target, marks)
+    other_mm = other_upnl = 0.0
+    for h in held:
+        if h is not target and h.size != 0.0:
+            mm, upnl = _margin_and_upnl(h, marks, tables, form)
+            other_mm += mm
+            other_upnl += upnl
+    f, r, whole = _table(target, tables, form)
+    return liquidation_price(wb, target.size, target.entry, (f, r), other_maintenance=other_mm, other_upnl=other_upnl,
+                             ratio=ratio, form=MARGIN_FORMS[1] if whole else MARGIN_FORMS[0])
+
+
 # --- Binance ------------------------------------------------------------------------------
 
 
@@ -387,7 +652,7 @@ def binance_liquidation_price(
     legs = _binance_positions(positions)
     tmm = _non_negative("other_maintenance", other_maintenance)
     upnl = _finite("other_upnl", other_upnl)
-    f, r = _tiers("brackets", brackets)
+    f, r = _deduction_tiers("brackets", brackets)
     mode = _mode("margin_type", margin_type, ("cross", "isolated"))
     if mode == "isolated":
         if tmm != 0.0:
@@ -442,7 +707,7 @@ def _hyperliquid_args(margin, size, price, tiers, mode, other_maintenance):
     m = _finite("margin", margin)
     q = _size("size", size)
     p = _positive("price", price)
-    f, r = _tiers("tiers", tiers)
+    f, r = _deduction_tiers("tiers", tiers)
     md = _mode("mode", mode, ("cross", "isolated"))
     omm = _non_negative("other_maintenance", other_maintenance)
     if md == "isolated" and omm != 0.0:
