@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -269,7 +270,22 @@ _SIDE_CODES = {"long": 1.0, "short": -1.0, "+1": 1.0, "1": 1.0, "-1": -1.0, "1.0
 _MODE_CODES = {"isolated": int(MarginMode.ISOLATED), "cross": int(MarginMode.CROSS)}
 
 
-def _read_frame(path: Path):
+def _read_frame(path: Path, kind: str = "population", columns: Sequence[str] = (), empty: str = "an account"):
+    """The rows of a CSV or Parquet ``kind`` file, refused in one line when the file is missing,
+    unreadable, lacks one of ``columns`` or has no rows (``empty``: what a row should hold)."""
+    if not path.is_file():
+        raise ValueError(f"{path}: no such {kind} file")
+    frame = _read_any(path, kind)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                         f"(expected columns: {', '.join(columns)})")
+    if len(frame) == 0:
+        raise ValueError(f"{path}: no rows: expected at least {empty}")
+    return frame
+
+
+def _read_any(path: Path, kind: str):
     import pandas as pd
 
     name = path.name.lower()
@@ -285,7 +301,7 @@ def _read_frame(path: Path):
             return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
         except Exception as exc:  # noqa: BLE001
             raise ValueError(f"{path}: cannot read as CSV ({exc})") from None
-    raise ValueError(f"{path}: expected a .csv, .csv.gz or .parquet population file")
+    raise ValueError(f"{path}: expected a .csv, .csv.gz or .parquet {kind} file")
 
 
 def _first_bad(mask: np.ndarray) -> int:
@@ -327,15 +343,7 @@ def load_population(path: str | os.PathLike, *, return_ids: bool = False):
     import pandas as pd
 
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such population file")
-    frame = _read_frame(path)
-    missing = [c for c in COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                         f"(expected columns: {', '.join(COLUMNS)})")
-    if len(frame) == 0:
-        raise ValueError(f"{path}: no rows: expected at least one account")
+    frame = _read_frame(path, "population", COLUMNS, "one account")
 
     def where(i: int, column: str, value) -> str:
         if isinstance(value, np.generic):
@@ -437,5 +445,5 @@ def write_population(population: Population, path: str | os.PathLike, ids=None) 
     elif name.endswith((".csv", ".csv.gz")):
         frame.to_csv(path, index=False, float_format="%.17g")
     else:
-        raise ValueError(f"{path}: expected a .csv, .csv.gz or .parquet population file")
+        raise ValueError(f"{path}: expected a .csv, .csv.gz or .parquet {kind} file")
     return path

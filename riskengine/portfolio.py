@@ -564,16 +564,8 @@ def load_portfolio(path: str | os.PathLike, symbols: Sequence[str], *, return_id
 
     symbols = _check_symbols(symbols)
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such positions file")
-    frame = _read_frame(path)
-    missing = [c for c in COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                         f"(expected columns: {', '.join(COLUMNS)})")
+    frame = _read_frame(path, "positions", COLUMNS, "one position or wallet")
     rows = len(frame)
-    if rows == 0:
-        raise ValueError(f"{path}: no rows: expected at least one position or wallet")
     n_inst = len(symbols)
 
     def value(i: int, column: str):
