@@ -93,7 +93,7 @@ from riskengine.files import write_atomic
 from riskengine.generators import FLAT_COLLATERAL_USD, DiscreteLeverage, collateral_for_equity
 from riskengine.liquidity import ConstantDepth, DepthCurve
 from riskengine.population import MIN_COLLATERAL_SHARE, _first_bad, _read_frame, raw_sizes
-from riskengine.scenario import Population, Tape, _as_array, _check_length, _first, _require
+from riskengine.scenario import Population, Tape, _as_array, _one_d, _check_length, _first, _require
 
 #: columns of a positions file, in order
 COLUMNS = ("account", "instrument", "size", "entry_price", "margin_mode", "isolated_margin", "wallet")
@@ -117,14 +117,7 @@ def _plain(value):
 
 def _as_integers(name: str, values, dtype, lo: int, hi: int, expected: str) -> np.ndarray:
     """A read-only 1-D integer array of ``dtype`` with values in ``lo..hi`` (checked before the cast)."""
-    try:
-        arr = np.asarray(values)
-    except Exception as exc:  # noqa: BLE001 - any conversion failure is a user error here
-        raise ValueError(f"{name}: could not read as an array ({exc})") from None
-    if arr.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D array (got shape {arr.shape})")
-    if arr.size == 0:
-        arr = np.empty(0, dtype=dtype)
+    arr = _one_d(name, values, dtype)
     if arr.dtype.kind not in "iu":
         raise ValueError(f"{name}: expected integers (got dtype {arr.dtype})")
     _require(name, arr, lambda a: (a < lo) | (a > hi), expected)

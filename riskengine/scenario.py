@@ -18,15 +18,19 @@ import numpy as np
 _CHUNK = 1 << 20
 
 
-def _as_array(name: str, values, dtype) -> np.ndarray:
+def _one_d(name: str, values, dtype) -> np.ndarray:
+    """``values`` as a 1-D array (an empty one of ``dtype``), refused in one line otherwise."""
     try:
         arr = np.asarray(values)
     except Exception as exc:  # noqa: BLE001 - any conversion failure is a user error here
         raise ValueError(f"{name}: could not read as an array ({exc})") from None
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected a 1-D array (got shape {arr.shape})")
-    if arr.size == 0:
-        arr = np.empty(0, dtype=dtype)
+    return np.empty(0, dtype=dtype) if arr.size == 0 else arr
+
+
+def _as_array(name: str, values, dtype) -> np.ndarray:
+    arr = _one_d(name, values, dtype)
     if dtype is np.int64 and arr.dtype.kind not in "iu":
         if arr.dtype.kind == "M":
             arr = arr.astype("datetime64[ns]")
