@@ -18,6 +18,7 @@ EVENT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("round", "int32", "cascade round within the tick (0 = first)"),
     ("kind", "int8", "event kind, see riskengine.codes.EventKind"),
     ("account", "int64", "account id (-1 backstop vault, -3 insurance fund)"),
+    ("instrument", "int32", "instrument of the position the event closes, pays or charges (0 in a single-instrument run)"),
     ("counterparty", "int64", "account id of the other side (-1 vault, -2 order book, -3 insurance fund, -4 all open positions, -5 several ADL orders: a weighted-policy ADL fill row summing fills from more than one order)"),
     ("size", "float64", "signed size closed on `account` (+ = a long was reduced)"),
     ("price", "float64", "execution price (fill, takeover or ADL close price; volume-weighted over the fills a weighted-policy ADL fill row sums)"),
@@ -28,10 +29,13 @@ EVENT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("fund_after", "float64", "insurance-fund balance after the event, quote currency"),
 )
 
-#: Time-series columns, sampled at most once per ``series_interval_ns`` and at the last tick.
+#: Time-series columns, sampled at most once per ``series_interval_ns`` and at the last tick; each
+#: sample is one row per instrument (the fund, the vault and the cumulative counters are the
+#: run's, the same on each of a sample's rows).
 SERIES_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("ts", "int64", "sample time, ns since epoch UTC"),
-    ("tape_price", "float64", "tape price"),
+    ("instrument", "int32", "instrument of the row's prices and open interest: a sample has one row per instrument, in instrument order (0 in a single-instrument run)"),
+    ("tape_price", "float64", "tape price (the instrument's latest)"),
     ("sim_price", "float64", "tape price moved by the transient impact of simulated flow"),
     ("mark", "float64", "mark price"),
     ("fund", "float64", "insurance-fund balance, quote currency"),
@@ -52,6 +56,13 @@ SCALARS: tuple[str, ...] = (
     "final_mark", "final_sim_price", "max_rounds", "ticks", "adl_fills", "adl_overshoot",
 )
 
+#: Per-instrument final figures of a run (``RawRun.by_instrument``: one array of length I each,
+#: in instrument order); the scalars of the same names hold instrument 0's.
+BY_INSTRUMENT: tuple[str, ...] = (
+    "final_mark", "final_sim_price", "tape_max_drawdown", "sim_max_drawdown", "tape_min", "sim_min",
+    "fund_pos", "fund_entry", "vault_pos", "vault_entry", "ext_pos", "ext_cash", "liquidations",
+    "liquidated_notional", "adl_fills", "adl_notional",
+)
 
 #: Weighted ADL policies (pro-rata by size, equity or PnL, levered and risk-aware pro-rata,
 #: water-filling) fill every winner on every order, so their ADL_FILL rows are one per winner per
@@ -78,7 +89,10 @@ class RawRun:
     status : ndarray of int8
         Final status of each account (:class:`riskengine.codes.Status`).
     scalars : dict
-        :data:`SCALARS`.
+        :data:`SCALARS` (instrument 0's value where the figure is per instrument).
+    by_instrument : dict of ndarray, optional
+        Per-instrument final figures, arrays of length I in instrument order
+        (:data:`BY_INSTRUMENT`); None from an engine that does not report them.
     """
 
     events: dict[str, np.ndarray]
@@ -89,6 +103,7 @@ class RawRun:
     status: np.ndarray
     scalars: dict[str, float]
     socialized: np.ndarray | None = None
+    by_instrument: dict[str, np.ndarray] | None = None
 
     def events_table(self) -> pa.Table:
         """The event log as one Arrow table."""

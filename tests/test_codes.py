@@ -23,8 +23,12 @@ def test_event_and_series_buffers_match_runlog_dtypes():
     from riskengine._events import column_items
     from riskengine.runlog import EVENT_COLUMNS, SERIES_COLUMNS
 
-    # ts, tick, round, kind, account, counterparty, then 7 float64 columns
-    assert [name for name, _, _ in EVENT_COLUMNS][:6] == ["ts", "tick", "round", "kind", "account", "counterparty"]
-    assert column_items(EVENT_COLUMNS).tolist() == [8, 8, 4, 1, 8, 8] + [8] * 7
-    assert [d for _, d, _ in EVENT_COLUMNS] == ["int64", "int64", "int32", "int8", "int64", "int64"] + ["float64"] * 7
-    assert [d for _, d, _ in SERIES_COLUMNS] == (["int64"] + ["float64"] * 7 + ["int64", "float64", "int64", "float64"])
+    # ts, tick, round, kind, account, instrument, counterparty, then 7 float64 columns
+    assert [name for name, _, _ in EVENT_COLUMNS][:7] == ["ts", "tick", "round", "kind", "account", "instrument",
+                                                         "counterparty"]
+    assert column_items(EVENT_COLUMNS).tolist() == [8, 8, 4, 1, 8, 4, 8] + [8] * 7
+    assert [d for _, d, _ in EVENT_COLUMNS] == ["int64", "int64", "int32", "int8", "int64", "int32", "int64"] + ["float64"] * 7
+    # ts, instrument, then the figures in series_push's order
+    assert [name for name, _, _ in SERIES_COLUMNS][:2] == ["ts", "instrument"]
+    assert [d for _, d, _ in SERIES_COLUMNS] == (["int64", "int32"] + ["float64"] * 7
+                                                 + ["int64", "float64", "int64", "float64"])
