@@ -8,7 +8,7 @@ liquidity model and the run options reduced to numbers, checked once. Users buil
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -147,8 +147,7 @@ class EngineParams:
 
     Attributes mirror the C struct ``Params`` in ``cext/riskengine/_engine.pxd`` and the
     instrument's struct ``Inst`` beside it (its tiers, ADL, mark and book structs, price band and
-    order cap: :data:`INSTRUMENT_FIELDS` and the ADL and mark settings;
-    ``tests/test_engine_struct.py`` checks them field by field).
+    order cap; ``tests/test_engine_struct.py`` checks them field by field).
 
     The book is either the constant ``depth_per_pct`` (the one-knot curve at 1%) or a depth
     curve: ``depth_ts`` (S,) snapshot times, ``depth_pct`` and ``depth_notional`` (S, 2, K)
@@ -312,43 +311,6 @@ class EngineParams:
     def maintenance_margin(self, notional: float) -> float:
         """Maintenance margin of one position of ``notional`` (see :func:`maintenance_margin`)."""
         return maintenance_margin(notional, self.mm_floors, self.mm_rates, self.mm_cums)
-
-
-#: :class:`EngineParams` fields that may differ between the instruments of one run (a portfolio
-#: run takes one EngineParams per instrument): the margin tiers, the liquidity model, the observed
-#: flow (taken out of that instrument's ticks), the largest liquidation order and the price band.
-#: Every other field is the venue design's and must be equal in all of them
-#: (:func:`check_instrument_params`).
-INSTRUMENT_FIELDS: tuple[str, ...] = (
-    "mm_floors", "mm_rates", "mm_whole_position", "mm_cums",
-    "depth_per_pct", "depth_ts", "depth_pct", "depth_notional", "max_move", "impact_half_life_ns",
-    "impact_feedback", "impact_stress_k", "book_ts", "book_delta", "book_notional", "book_knots",
-    "observed_ts", "observed_side", "observed_notional",
-    "liq_max_order_notional", "liq_price_band",
-)
-
-
-def check_instrument_params(params: list[EngineParams]) -> None:
-    """Check the parameters of a portfolio run, one :class:`EngineParams` per instrument: every
-    field outside :data:`INSTRUMENT_FIELDS` is the design's and must be equal in all of them.
-
-    Raises
-    ------
-    ValueError
-        Naming the first entry and field that differ from entry 0, e.g.
-        ``params[2].latency_ns: expected the design's value, the same for every instrument
-        (got 5000000, params[0] has 0)``.
-    """
-    shared = [f.name for f in fields(EngineParams) if f.name not in INSTRUMENT_FIELDS]
-    first = params[0]
-    for k, other in enumerate(params[1:], 1):
-        if not isinstance(other, EngineParams):
-            raise ValueError(f"params[{k}]: expected an EngineParams (got {type(other).__name__})")
-        for name in shared:
-            mine, theirs = getattr(other, name), getattr(first, name)
-            if mine != theirs and not (mine != mine and theirs != theirs):
-                raise ValueError(f"params[{k}].{name}: expected the design's value, the same for every "
-                                 f"instrument (got {mine!r}, params[0] has {theirs!r})")
 
 
 def maintenance_margin(notional: float, floors: np.ndarray, rates: np.ndarray, cums: np.ndarray) -> float:

@@ -11,8 +11,9 @@ and the vault's cash, the pending queue, the counters and the logs are shared. E
 account holds at most one position, in one instrument (``slot_inst``), and is keyed in that
 instrument's index only: a tick scans the index of its own instrument, whose mark moved, plus
 the instruments whose index took entries since their last scan (``touched``: accounts re-keyed
-after a fill, an ADL or a socialized loss); no tick loops over the instruments. Another
-instrument's book is brought forward to the tick's time only when an order walks it
+after a fill, an ADL or a socialized loss) or whose mark a later cascade round moved
+(:c:func:`_refresh_marks`); a tick where nothing crosses does not loop over the instruments.
+Another instrument's book is brought forward to the tick's time only when an order walks it
 (:c:func:`_bring`). A single-instrument run is the run it was before, to the last bit.
 """
 
@@ -29,8 +30,8 @@ from riskengine._events cimport (
     ColumnLog, events_merge, events_push, log_free, log_init, log_to_numpy, series_push,
 )
 from riskengine._events import column_items
-from riskengine.params import check_instrument_params
-from riskengine.runlog import BY_INSTRUMENT, EVENT_COLUMNS, SERIES_COLUMNS
+from riskengine.engine_inputs import check_margin_accounts, design_params
+from riskengine.runlog import BY_INSTRUMENT, PORTFOLIO_EVENT_COLUMNS, PORTFOLIO_SERIES_COLUMNS
 from riskengine._index cimport (
     KeyHeap, LiqIndex, SideIndex, heap_free, heap_init, heap_pop, heapify_from, index_free,
     index_init, side_build, side_pop, side_push, side_top, trigger_key,
@@ -921,16 +922,20 @@ cdef inline bint _pending_empty(Engine* e) noexcept nogil:
 
 
 cdef int _record(Engine* e) except -1 nogil:
-    """A series sample: one row per instrument, in instrument order (the fund, the vault and
-    the counters are the shared values on each)."""
-    cdef float64_t vault = _vault_equity(e)
+    """A series sample: one row per instrument, in instrument order: its prices, mark and open
+    interest (as of its latest tick or order; NaN prices before its first tick), and the shared
+    fund, vault equity and counters."""
+    cdef float64_t vault = _vault_equity(e), tape, sim, mark
     cdef Py_ssize_t k
     cdef Inst* x
     for k in range(e.n_inst):
         x = &e.insts[k]
-        series_push(&e.series, e.t, <i32>k, x.tape, _sim(x), x.mark.mark, _fund(e), vault,
-                    x.long_oi, x.short_oi, e.cum_liq, e.cum_liq_notional, e.cum_adl,
-                    e.cum_adl_notional)
+        if x.ticked:
+            tape, sim, mark = x.tape, _sim(x), x.mark.mark
+        else:  # no price yet
+            tape = sim = mark = NAN
+        series_push(&e.series, e.t, <i32>k, tape, sim, mark, _fund(e), vault, x.long_oi,
+                    x.short_oi, e.cum_liq, e.cum_liq_notional, e.cum_adl, e.cum_adl_notional)
     return 0
 
 
@@ -946,7 +951,7 @@ cdef int _unwind(Engine* e, Py_ssize_t h, float64_t fraction, int kind) except -
 
 
 cdef int _inventories(Engine* e) except -1 nogil:
-    """Step 4: the vault's unwinding in every instrument (its loss checked after), then the
+    """Step 4: the vault's unwinding in every instrument (its loss checked after each), then the
     fund's offloading, each in instrument order."""
     cdef Py_ssize_t k, h
     if e.held[0] != 0 and e.t >= e.vault_next_unwind:
@@ -954,15 +959,15 @@ cdef int _inventories(Engine* e) except -1 nogil:
             h = e.V + 2 * k
             if e.pos[h] != 0.0:
                 _unwind(e, h, e.p.vault_unwind_fraction, EV_VAULT_UNWIND)
+                _vault_check(e)
         e.vault_next_unwind = e.t + e.p.vault_unwind_interval_ns
-        _vault_check(e)
     if e.held[1] != 0 and e.t >= e.fund_next_unwind:
         for k in range(e.n_inst):
             h = e.F + 2 * k
             if e.pos[h] != 0.0:
                 _unwind(e, h, e.p.fund_unwind_fraction, EV_FUND_UNWIND)
+                _note_fund(e)
         e.fund_next_unwind = e.t + e.p.fund_unwind_interval_ns
-        _note_fund(e)
     return 0
 
 
@@ -982,12 +987,29 @@ cdef inline void _drawdowns(Inst* x) noexcept nogil:
         x.sim_min = s
 
 
+cdef void _refresh_marks(Engine* e, Inst* x) noexcept nogil:
+    """A later cascade round: every instrument's mark that follows its simulated price follows
+    it again (orders of this tick may have walked any instrument's book); an instrument whose
+    mark moved is scanned in this round like the ticking one."""
+    cdef Py_ssize_t k
+    cdef float64_t before
+    cdef Inst* y
+    for k in range(e.n_inst):
+        y = &e.insts[k]
+        if not y.ticked:
+            continue
+        before = y.mark.mark
+        mark_refresh(&y.mark, _sim(y))
+        if y != x and y.mark.mark != before:
+            _touch(e, y)
+
+
 cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
     cdef Py_ssize_t i, j, a
     cdef i64 t, next_sample, cap = e.p.max_liqs_per_step
     cdef i64 executed, done
     cdef float64_t stream_value
-    cdef bint recorded_last = False
+    cdef bint recorded_last = False, refreshed
     cdef bint has_stream = e.stream != NULL
     cdef bint track_peak = e.p.adl_fund_drawdown != INFINITY
     cdef Inst* x = &e.insts[0]
@@ -1022,12 +1044,15 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
         if track_peak:
             _sample_fund_peak(e)
         executed = 0
+        refreshed = False
         while True:
             if e.round > 0:
-                mark_refresh(&x.mark, _sim(x))
-            # the vault's equity moved only if it holds inventory in x (it was checked after
-            # every other change), so this check is the same as checking on any inventory
-            if e.pos[x.V] != 0.0:
+                _refresh_marks(e, x)
+                refreshed = True
+            # in round 0 only x's mark has moved since the vault's last check (it is checked after
+            # every other change of its equity), so its equity can only have moved if it holds
+            # inventory in x: the same as checking whenever it holds any, without a loop
+            if (e.pos[x.V] != 0.0) if e.round == 0 else (e.held[0] != 0):
                 _vault_check(e)  # the inventory re-marked
             _scan(e, x)
             done = 0
@@ -1056,7 +1081,11 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
         e.n_deferred = 0
         if e.held[0] != 0 or e.held[1] != 0:
             _inventories(e)
-        x.prev_mark = x.mark.mark
+        if refreshed:  # every mark may have moved
+            for j in range(e.n_inst):
+                e.insts[j].prev_mark = e.insts[j].mark.mark
+        else:
+            x.prev_mark = x.mark.mark
         _drawdowns(x)
         recorded_last = False
         if t >= next_sample:
@@ -1387,8 +1416,8 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
     e.merge_fills = ADL_PRO_RATA <= e.insts[0].adl.policy <= ADL_WATER_FILLING
     cursor = np.empty(n_inst, dtype=np.int64)
     cdef i64[::1] cursor_v = cursor
-    cdef size_t[::1] event_items = column_items(EVENT_COLUMNS)
-    cdef size_t[::1] series_items = column_items(SERIES_COLUMNS)
+    cdef size_t[::1] event_items = column_items(PORTFOLIO_EVENT_COLUMNS)
+    cdef size_t[::1] series_items = column_items(PORTFOLIO_SERIES_COLUMNS)
     log_init(&e.log, &event_items[0], event_items.shape[0], 1024, max_events)
     log_init(&e.series, &series_items[0], series_items.shape[0], 1024, 0)
     with nogil:
@@ -1493,16 +1522,12 @@ def params_struct(params):
         _free(&e)
 
 
-_INTEGER_COUNTS = ("liquidations", "adl_fills")
-
-
 cdef dict _by_instrument(Engine* e):
     """Each instrument's final figures (``riskengine.runlog.BY_INSTRUMENT``), arrays in
     instrument order."""
     cdef Py_ssize_t k
     cdef Inst* x
-    out = {name: np.empty(e.n_inst, dtype=np.int64 if name in _INTEGER_COUNTS else np.float64)
-           for name in BY_INSTRUMENT}
+    out = {name: np.empty(e.n_inst, dtype=dtype) for name, dtype, _ in BY_INSTRUMENT}
     for k in range(e.n_inst):
         x = &e.insts[k]
         out["final_mark"][k] = x.mark.mark
@@ -1552,8 +1577,8 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
             for k in range(e.n_inst):
                 _build_index(&e, &e.insts[k])
             _loop(&e, &max_rounds)
-        events = log_to_numpy(&e.log, EVENT_COLUMNS)
-        series = log_to_numpy(&e.series, SERIES_COLUMNS)
+        events = log_to_numpy(&e.log, PORTFOLIO_EVENT_COLUMNS)
+        series = log_to_numpy(&e.series, PORTFOLIO_SERIES_COLUMNS)
         by_instrument = _by_instrument(&e)
         x = &e.insts[0]
         scalars = {
@@ -1628,8 +1653,8 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
     params : list of riskengine.params.EngineParams
         One per instrument: its margin tiers, liquidity model, observed flow (taken out of its
         own ticks, ``riskengine._liquidity.counterfactual_tape``), order cap and price band
-        (``riskengine.params.INSTRUMENT_FIELDS``); every other field is the design's and must
-        be equal in all of them.
+        (``riskengine.engine_inputs.PER_INSTRUMENT_FIELDS``); every other field is the design's
+        and must be equal in all of them.
     max_events : int
         Budget of event-log rows (0: none); one more raises ``MemoryError``.
 
@@ -1645,9 +1670,10 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
     Raises
     ------
     ValueError
-        When the parameters disagree on a design field, the arrays' lengths do not match, an
-        instrument id is out of range, or a margin account holds more than one position (step 1
-        of issue 12: cross accounts with several positions come with step 2).
+        The checks both engines make (``riskengine.engine_inputs``): parameters that disagree on
+        a design field, arrays of the wrong lengths, an instrument id out of range, a margin
+        account with more than one position (step 1 of issue 12: cross accounts with several
+        positions come with step 2) or a user holding one instrument twice.
 
     Notes
     -----
@@ -1655,42 +1681,19 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
     ``riskengine.portfolio`` check them). The loop runs without the GIL.
     """
     plist = list(params)
-    if not plist:
-        raise ValueError("params: expected one EngineParams per instrument (got none)")
-    check_instrument_params(plist)
+    design_params(plist)
     n_inst = len(plist)
-    ticks = ts.shape[0]
-    if price.shape[0] != ticks or stream.shape[0] not in (0, ticks):
-        raise ValueError(f"tape: ts, price and stream must have equal lengths (stream may be empty) "
-                         f"(got {ticks}, {price.shape[0]}, {stream.shape[0]})")
-    if inst.shape[0] != ticks and not (inst.shape[0] == 0 and n_inst == 1):
-        raise ValueError(f"inst: expected the instrument of each of the {ticks} ticks (empty only "
-                         f"with one instrument; got {inst.shape[0]})")
-    _check_ids("inst", "tick", np.asarray(inst), n_inst)
-    m = collateral.shape[0]
-    if owner.shape[0] != m or start.shape[0] != m + 1:
-        raise ValueError(f"margin accounts: owner, collateral and start must have lengths M, M and "
-                         f"M + 1 (got {owner.shape[0]}, {m}, {start.shape[0]})")
-    p = instrument.shape[0]
-    if size.shape[0] != p or entry.shape[0] != p:
-        raise ValueError(f"positions: instrument, size and entry must have equal lengths "
-                         f"(got {p}, {size.shape[0]}, {entry.shape[0]})")
+    if inst.shape[0] == 0 and n_inst == 1:  # one instrument: every tick is instrument 0
+        inst = np.zeros(ts.shape[0], dtype=np.int32)
     starts = np.asarray(start)
-    counts = np.diff(starts)
-    if starts[0] != 0 or starts[m] != p or (counts < 0).any():
-        raise ValueError(f"start: expected 0, then non-decreasing offsets ending at the {p} "
-                         f"positions (got {starts[0]} .. {starts[m]})")
-    crowded = np.flatnonzero(counts > 1)
-    if len(crowded):
-        a = int(crowded[0])
-        raise ValueError(f"margin account {a} (owner {owner[a]}): {counts[a]} positions; this "
-                         "engine takes at most one position per margin account (cross accounts "
-                         "with several positions come with step 2 of issue 12)")
-    _check_ids("instrument", "position", np.asarray(instrument), n_inst)
-    if p == m:  # every margin account holds one position
+    check_margin_accounts(np.asarray(ts), np.asarray(inst), np.asarray(price), np.asarray(stream),
+                          np.asarray(owner), np.asarray(collateral), starts, np.asarray(instrument),
+                          np.asarray(size), np.asarray(entry), n_inst)
+    m = collateral.shape[0]
+    if instrument.shape[0] == m:  # every margin account holds one position
         acc_inst, acc_size, acc_entry = instrument, size, entry
     else:
-        held = counts == 1
+        held = starts[1:] > starts[:m]
         first = starts[:m][held]
         acc_inst = np.zeros(m, dtype=np.int32)
         acc_size = np.zeros(m, dtype=np.float64)
@@ -1698,19 +1701,8 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
         acc_inst[held] = np.asarray(instrument)[first]
         acc_size[held] = np.asarray(size)[first]
         acc_entry[held] = np.asarray(entry)[first]
-    return _run(plist, ts, inst, price, stream, owner, acc_inst, collateral, acc_size, acc_entry,
-                max_events)
-
-
-def _check_ids(str name, str row, ids, Py_ssize_t n_inst):
-    """Refuse an instrument id outside ``0 .. n_inst - 1`` (one line naming the first)."""
-    if len(ids) == 0:
-        return
-    bad = np.flatnonzero((ids < 0) | (ids >= n_inst))
-    if len(bad):
-        j = int(bad[0])
-        raise ValueError(f"{name}: {row} {j}: expected an instrument in 0..{n_inst - 1} "
-                         f"(got {ids[j]})")
+    return _run(plist, ts, inst if n_inst > 1 else _NO_INSTRUMENTS, price, stream, owner, acc_inst,
+                collateral, acc_size, acc_entry, max_events)
 
 
 _NO_INSTRUMENTS = np.empty(0, dtype=np.int32)

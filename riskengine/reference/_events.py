@@ -28,14 +28,13 @@ def log_to_numpy(log: ColumnLog, columns: Sequence[tuple[str, str, str]]) -> dic
 
 def events_push(log: ColumnLog, ts: int, tick: int, round: int, kind: int, account: int,
                 counterparty: int, size: float, price: float, fee: float, amount: float,
-                equity_after: float, fund_after: float, instrument: int = 0) -> None:
+                equity_after: float, fund_after: float) -> None:
     """Append one event row; its notional is ``|size| x price``."""
     log["ts"].append(ts)
     log["tick"].append(tick)
     log["round"].append(round)
     log["kind"].append(int(kind))
     log["account"].append(account)
-    log["instrument"].append(instrument)
     log["counterparty"].append(counterparty)
     log["size"].append(size)
     log["price"].append(price)
@@ -65,10 +64,9 @@ def events_merge(log: ColumnLog, row: int, counterparty: int, mixed: int, size: 
 def series_push(log: ColumnLog, ts: int, tape_price: float, sim_price: float, mark: float,
                 fund: float, vault_equity: float, long_oi: float, short_oi: float,
                 cum_liquidations: int, cum_liquidated_notional: float, cum_adl_fills: int,
-                cum_adl_notional: float, instrument: int = 0) -> None:
+                cum_adl_notional: float) -> None:
     """Append one series sample."""
     log["ts"].append(ts)
-    log["instrument"].append(instrument)
     log["tape_price"].append(tape_price)
     log["sim_price"].append(sim_price)
     log["mark"].append(mark)
