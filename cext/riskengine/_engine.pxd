@@ -48,6 +48,8 @@ cdef struct Inst:
     i64 mark_ts               # time of the last mark update (the EMAs' step)
     bint ticked               # k has had a tick: its mark and prices exist
     bint touched              # its index took entries since its last scan (Engine.touched)
+    bint moved                # its book moved since its mark was computed (Engine.moved)
+    bint remarked             # a refresh moved its mark at this tick (Engine.remarked)
     i32 id
     Py_ssize_t V              # slot of the vault's inventory in k (n + 2 k)
     Py_ssize_t F              # slot of the fund's inventory in k (n + 2 k + 1)
@@ -166,6 +168,10 @@ cdef struct Engine:
     Py_ssize_t n_dirty
     i32* touched              # instruments whose index took entries since their last scan
     Py_ssize_t n_touched
+    i32* moved                # instruments whose book moved since their mark was computed
+    Py_ssize_t n_moved
+    i32* remarked             # instruments other than the ticking one whose mark moved at this tick
+    Py_ssize_t n_remarked
     i64* member_ids           # Inst.members of every instrument, one after the other
     ColumnLog log
     ColumnLog series

@@ -11,8 +11,9 @@ and the vault's cash, the pending queue, the counters and the logs are shared. E
 account holds at most one position, in one instrument (``slot_inst``), and is keyed in that
 instrument's index only: a tick scans the index of its own instrument, whose mark moved, plus
 the instruments whose index took entries since their last scan (``touched``: accounts re-keyed
-after a fill, an ADL or a socialized loss) or whose mark a later cascade round moved
-(:c:func:`_refresh_marks`); a tick where nothing crosses does not loop over the instruments.
+after a fill, an ADL or a socialized loss) or whose mark a cascade round moved (a mark follows
+the orders that moved its book, :c:func:`_refresh_marks`); a tick where nothing crosses does not
+loop over the instruments.
 Another instrument's book is brought forward to the tick's time only when an order walks it
 (:c:func:`_bring`). A single-instrument run is the run it was before, to the last bit.
 """
@@ -160,6 +161,15 @@ cdef inline void _touch(Engine* e, Inst* x) noexcept nogil:
         x.touched = True
         e.touched[e.n_touched] = x.id
         e.n_touched += 1
+
+
+cdef inline void _moved(Engine* e, Inst* x) noexcept nogil:
+    """``x``'s simulated price may have moved (an order walked its book, or its book caught up
+    with the time): its mark follows it at the next cascade round (:c:func:`_refresh_marks`)."""
+    if not x.moved:
+        x.moved = True
+        e.moved[e.n_moved] = x.id
+        e.n_moved += 1
 
 
 cdef inline Py_ssize_t _member(const Inst* x, Py_ssize_t j) noexcept nogil:
@@ -362,6 +372,7 @@ cdef inline void _bring(Engine* e, Inst* x) noexcept nogil:
         depth_seek(&x.book, e.t)
         impact_decay(&x.book, e.t - x.book_ts)
         x.book_ts = e.t
+        _moved(e, x)
 
 
 cdef inline void _count_liquidation(Engine* e, Inst* x, float64_t notional) noexcept nogil:
@@ -390,6 +401,7 @@ cdef float64_t _book_fill(Engine* e, Py_ssize_t a, float64_t size, int kind, flo
     cdef float64_t fee = 0.0
     cdef Inst* x = _inst(e, a)
     impact_commit(&x.book, side, move, fabs(size) * fill)
+    _moved(e, x)
     x.ext_pos += size
     x.ext_cash -= size * fill
     realized = _reduce(e, a, size, fill)
@@ -987,21 +999,35 @@ cdef inline void _drawdowns(Inst* x) noexcept nogil:
         x.sim_min = s
 
 
-cdef void _refresh_marks(Engine* e, Inst* x) noexcept nogil:
-    """A later cascade round: every instrument's mark that follows its simulated price follows
-    it again (orders of this tick may have walked any instrument's book); an instrument whose
-    mark moved is scanned in this round like the ticking one."""
-    cdef Py_ssize_t k
+cdef bint _refresh_marks(Engine* e, Inst* x) noexcept nogil:
+    """Every cascade round: the mark of each instrument whose book moved since its mark was
+    computed follows its simulated price again (the reference refreshes every instrument that
+    has ticked; a refresh where the price has not moved gives the same mark to the bit). An
+    instrument other than the ticking ``x`` whose mark moved is scanned in this round and takes
+    its new mark as its previous mark at the end of the tick. Returns whether a mark moved
+    where the vault holds inventory."""
+    cdef Py_ssize_t j
     cdef float64_t before
+    cdef bint vault = False
     cdef Inst* y
-    for k in range(e.n_inst):
-        y = &e.insts[k]
+    for j in range(e.n_moved):
+        y = &e.insts[e.moved[j]]
+        y.moved = False
         if not y.ticked:
             continue
         before = y.mark.mark
         mark_refresh(&y.mark, _sim(y))
-        if y != x and y.mark.mark != before:
+        if y.mark.mark == before:
+            continue
+        vault = vault or e.pos[y.V] != 0.0
+        if y != x:
             _touch(e, y)
+            if not y.remarked:
+                y.remarked = True
+                e.remarked[e.n_remarked] = y.id
+                e.n_remarked += 1
+    e.n_moved = 0
+    return vault
 
 
 cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
@@ -1009,7 +1035,7 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
     cdef i64 t, next_sample, cap = e.p.max_liqs_per_step
     cdef i64 executed, done
     cdef float64_t stream_value
-    cdef bint recorded_last = False, refreshed
+    cdef bint recorded_last = False, vault_remarked
     cdef bint has_stream = e.stream != NULL
     cdef bint track_peak = e.p.adl_fund_drawdown != INFINITY
     cdef Inst* x = &e.insts[0]
@@ -1044,15 +1070,12 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
         if track_peak:
             _sample_fund_peak(e)
         executed = 0
-        refreshed = False
         while True:
-            if e.round > 0:
-                _refresh_marks(e, x)
-                refreshed = True
-            # in round 0 only x's mark has moved since the vault's last check (it is checked after
-            # every other change of its equity), so its equity can only have moved if it holds
-            # inventory in x: the same as checking whenever it holds any, without a loop
-            if (e.pos[x.V] != 0.0) if e.round == 0 else (e.held[0] != 0):
+            vault_remarked = _refresh_marks(e, x) if e.n_moved else False
+            # the vault is checked after every other change of its equity, so at round 0 it can
+            # only have moved with a mark where it holds inventory: the same as checking at every
+            # round while it holds any (the reference), without a loop over the instruments
+            if e.held[0] != 0 and (e.round > 0 or e.pos[x.V] != 0.0 or vault_remarked):
                 _vault_check(e)  # the inventory re-marked
             _scan(e, x)
             done = 0
@@ -1081,11 +1104,12 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
         e.n_deferred = 0
         if e.held[0] != 0 or e.held[1] != 0:
             _inventories(e)
-        if refreshed:  # every mark may have moved
-            for j in range(e.n_inst):
-                e.insts[j].prev_mark = e.insts[j].mark.mark
-        else:
-            x.prev_mark = x.mark.mark
+        x.prev_mark = x.mark.mark
+        for j in range(e.n_remarked):  # the other marks that moved at this tick
+            y = &e.insts[e.remarked[j]]
+            y.prev_mark = y.mark.mark
+            y.remarked = False
+        e.n_remarked = 0
         _drawdowns(x)
         recorded_last = False
         if t >= next_sample:
@@ -1135,6 +1159,8 @@ cdef Py_ssize_t _work_arrays(Engine* e, WorkArray* t) noexcept nogil:
     cdef Py_ssize_t k = 0
     k = _row(t, k, <void**>&e.insts, sizeof(Inst), PER_INSTRUMENT, True)
     k = _row(t, k, <void**>&e.touched, sizeof(i32), PER_INSTRUMENT, False)
+    k = _row(t, k, <void**>&e.moved, sizeof(i32), PER_INSTRUMENT, False)
+    k = _row(t, k, <void**>&e.remarked, sizeof(i32), PER_INSTRUMENT, False)
     k = _row(t, k, <void**>&e.slot_inst, sizeof(i32), PER_SLOT, False)
     k = _row(t, k, <void**>&e.member_ids, sizeof(i64), PER_SLOT, False)
     k = _row(t, k, <void**>&e.pend_ids, sizeof(i64), PER_SLOT, False)
