@@ -95,10 +95,11 @@ cdef struct Engine:
     const float64_t* stream
     Py_ssize_t n_ticks
     # slots: struct of arrays, n + 2 I entries. Slots 0 .. n - 1 are the margin accounts (each
-    # with at most one position, in instrument slot_inst[a]; owner[a] is the public id events
-    # name); slot n + 2 k holds the backstop vault's inventory in instrument k, n + 2 k + 1 the
-    # insurance fund's. The ledgers' cash is col[V] (V = n) and col[F] (F = n + 1), the slots
-    # of instrument 0; the col of the other inventory slots stays 0 (_cash).
+    # with at most one position, in instrument slot_inst[a]: set and read only when I > 1,
+    # _inst_id; owner[a] is the public id events name, owner NULL: a); slot n + 2 k holds the
+    # backstop vault's inventory in instrument k, n + 2 k + 1 the insurance fund's. The ledgers'
+    # cash is col[V] (V = n) and col[F] (F = n + 1), the slots of instrument 0; the col of the
+    # other inventory slots stays 0 (_cash).
     float64_t* col
     float64_t* pos
     float64_t* ep

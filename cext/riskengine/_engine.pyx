@@ -13,9 +13,9 @@ instrument's index only: a tick scans the index of its own instrument, whose mar
 the instruments whose index took entries since their last scan (``touched``: accounts re-keyed
 after a fill, an ADL or a socialized loss) or whose mark a cascade round moved (a mark follows
 the orders that moved its book, :c:func:`_refresh_marks`); a tick where nothing crosses does not
-loop over the instruments.
-Another instrument's book is brought forward to the tick's time only when an order walks it
-(:c:func:`_bring`). A single-instrument run is the run it was before, to the last bit.
+loop over the instruments. Another instrument's book is brought forward to the tick's time only
+when an order walks it (:c:func:`_bring`). A single-instrument run is the run it was before, to
+the last bit.
 """
 
 import numpy as np
@@ -67,9 +67,14 @@ cdef inline float64_t _sign(float64_t x) noexcept nogil:
     return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
 
 
+cdef inline i32 _inst_id(Engine* e, Py_ssize_t a) noexcept nogil:
+    """The instrument of slot ``a`` (an account's position, or an inventory); with one
+    instrument without a look-up (a cache miss per account a cascade touches)."""
+    return e.slot_inst[a] if e.n_inst > 1 else 0
+
+
 cdef inline Inst* _inst(Engine* e, Py_ssize_t a) noexcept nogil:
-    """The instrument of slot ``a`` (an account's position, or an inventory)."""
-    return &e.insts[e.slot_inst[a]]
+    return &e.insts[_inst_id(e, a)]
 
 
 cdef inline float64_t _sim(const Inst* x) noexcept nogil:
@@ -103,7 +108,7 @@ cdef float64_t _ledger_equity(Engine* e, Py_ssize_t cash) noexcept nogil:
 cdef inline float64_t _equity(Engine* e, Py_ssize_t a) noexcept nogil:
     """Equity at mark of slot ``a``: an account's, or that of the ledger an inventory is in."""
     if a < e.n:
-        return e.col[a] + e.pos[a] * (e.insts[e.slot_inst[a]].mark.mark - e.ep[a])
+        return e.col[a] + e.pos[a] * (_inst(e, a).mark.mark - e.ep[a])
     return _ledger_equity(e, _cash(e, a))
 
 
@@ -118,14 +123,14 @@ cdef inline bint _is_vault(Engine* e, Py_ssize_t a) noexcept nogil:
 
 cdef inline i64 _public_id(Engine* e, Py_ssize_t a) noexcept nogil:
     if a < e.n:
-        return e.owner[a]
+        return e.owner[a] if e.owner != NULL else a
     return VAULT_ID if _is_vault(e, a) else FUND_ID
 
 
 cdef int _emit(Engine* e, int kind, Py_ssize_t a, i64 counterparty, float64_t size,
                float64_t price, float64_t fee, float64_t amount,
                float64_t equity_after) except -1 nogil:
-    return events_push(&e.log, e.t, e.i, e.round, <i8>kind, _public_id(e, a), e.slot_inst[a],
+    return events_push(&e.log, e.t, e.i, e.round, <i8>kind, _public_id(e, a), _inst_id(e, a),
                        counterparty, size, price, fee, amount, equity_after, _fund(e))
 
 
@@ -895,8 +900,14 @@ cdef Py_ssize_t _collect_side(Engine* e, const Inst* x, SideIndex* side, float64
 
 
 cdef inline Py_ssize_t _collect(Engine* e, Inst* x, Py_ssize_t ncross) except -1 nogil:
-    ncross = _collect_side(e, x, &x.index.longs, x.mark.mark, ncross)
-    return _collect_side(e, x, &x.index.shorts, -x.mark.mark, ncross)
+    """Both sides of ``x``'s index; a side with nothing at or past the mark (most ticks) costs
+    one compare here, not a call."""
+    cdef float64_t top
+    if side_top(&x.index.longs, &top) and top >= x.mark.mark:
+        ncross = _collect_side(e, x, &x.index.longs, x.mark.mark, ncross)
+    if side_top(&x.index.shorts, &top) and top >= -x.mark.mark:
+        ncross = _collect_side(e, x, &x.index.shorts, -x.mark.mark, ncross)
+    return ncross
 
 
 cdef int _scan(Engine* e, Inst* x) except -1 nogil:
@@ -1436,7 +1447,7 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
     e.ep = &ep[0]
     e.status = &status[0]
     e.socialized = &socialized[0]
-    e.owner = &owner[0] if n else NULL
+    e.owner = &owner[0] if owner.shape[0] else NULL  # none: each account is its own owner
     e.fund_min = e.p.fund_initial
     e.vault_min = e.p.vault_initial
     e.merge_fills = ADL_PRO_RATA <= e.insts[0].adl.policy <= ADL_WATER_FILLING
@@ -1447,11 +1458,15 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
     log_init(&e.log, &event_items[0], event_items.shape[0], 1024, max_events)
     log_init(&e.series, &series_items[0], series_items.shape[0], 1024, 0)
     with nogil:
-        if n:
+        if n_inst == 1:  # every account is in instrument 0 (members NULL: all of them)
+            e.insts[0].n_members = n
+        else:
             _members(e, &acc_inst[0], &cursor_v[0])
+        x = &e.insts[0]
         for a in range(n):
-            x = &e.insts[acc_inst[a]]
-            e.slot_inst[a] = acc_inst[a]
+            if n_inst > 1:
+                x = &e.insts[acc_inst[a]]
+                e.slot_inst[a] = acc_inst[a]
             e.col[a] = collateral[a]
             e.pos[a] = size[a]
             e.ep[a] = entry[a]
@@ -1580,7 +1595,8 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
                const i64[::1] owner, const i32[::1] acc_inst, const float64_t[::1] collateral,
                const float64_t[::1] size, const float64_t[::1] entry, Py_ssize_t max_events):
     """Run the engine on validated arrays: one position (or none) per margin account, in
-    instrument ``acc_inst[m]``; see :func:`run_portfolio`."""
+    instrument ``acc_inst[m]`` (may be empty with one instrument), owned by ``owner[m]``
+    (empty: by ``m``); see :func:`run_portfolio`."""
     cdef Engine e
     cdef Py_ssize_t n = collateral.shape[0], slots = n + 2 * len(plist), k
     cdef i64 max_rounds = 0
@@ -1731,7 +1747,9 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
                 collateral, acc_size, acc_entry, max_events)
 
 
+# run_engine's defaults: every tick and account in instrument 0, every account its own owner
 _NO_INSTRUMENTS = np.empty(0, dtype=np.int32)
+_NO_OWNERS = np.empty(0, dtype=np.int64)
 
 
 def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
@@ -1771,7 +1789,5 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     Arguments are assumed valid (``riskengine.engine.run`` checks them). The loop runs
     without the GIL.
     """
-    n = collateral.shape[0]
-    return _run([params], tape_ts, _NO_INSTRUMENTS, tape_price, stream,
-                np.arange(n, dtype=np.int64), np.zeros(n, dtype=np.int32), collateral, size, entry,
-                max_events)
+    return _run([params], tape_ts, _NO_INSTRUMENTS, tape_price, stream, _NO_OWNERS,
+                _NO_INSTRUMENTS, collateral, size, entry, max_events)
