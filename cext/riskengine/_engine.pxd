@@ -95,8 +95,8 @@ cdef struct Engine:
     const float64_t* stream
     Py_ssize_t n_ticks
     # slots: struct of arrays, n + 2 I entries. Slots 0 .. n - 1 are the margin accounts (each
-    # with at most one position, in instrument slot_inst[a]: set and read only when I > 1,
-    # _inst_id; owner[a] is the public id events name, owner NULL: a); slot n + 2 k holds the
+    # with at most one position, in instrument slot_inst[a]: allocated, set and read only when
+    # I > 1, _inst_id; owner[a] is the public id events name, owner NULL: a); slot n + 2 k holds the
     # backstop vault's inventory in instrument k, n + 2 k + 1 the insurance fund's. The ledgers'
     # cash is col[V] (V = n) and col[F] (F = n + 1), the slots of instrument 0; the col of the
     # other inventory slots stays 0 (_cash).
@@ -173,6 +173,6 @@ cdef struct Engine:
     Py_ssize_t n_moved
     i32* remarked             # instruments other than the ticking one whose mark moved at this tick
     Py_ssize_t n_remarked
-    i64* member_ids           # Inst.members of every instrument, one after the other
+    i64* member_ids           # Inst.members of every instrument, one after the other (I > 1)
     ColumnLog log
     ColumnLog series

@@ -419,12 +419,15 @@ cdef float64_t _book_fill(Engine* e, Py_ssize_t a, float64_t size, int kind, flo
     return fill
 
 
-cdef float64_t _adl_available(Engine* e, Py_ssize_t i, float64_t price) noexcept nogil:
+cdef inline float64_t _adl_available(Engine* e, Py_ssize_t i, float64_t price,
+                                     float64_t mark) noexcept nogil:
+    """How much of winner ``i`` (an account at ``mark``, its instrument's) ADL can close at
+    ``price`` keeping its equity at or above zero."""
     cdef float64_t q = e.pos[i]
-    cdef float64_t worse = _sign(q) * (price - _inst(e, i).mark.mark)
+    cdef float64_t worse = _sign(q) * (price - mark)
     cdef float64_t cap
     if worse < 0.0:
-        cap = _equity(e, i) / (-worse) * (1.0 - ADL_EQUITY_GUARD)
+        cap = (e.col[i] + q * (mark - e.ep[i])) / (-worse) * (1.0 - ADL_EQUITY_GUARD)
         return cap if cap < fabs(q) else fabs(q)
     return fabs(q)
 
@@ -517,7 +520,7 @@ cdef float64_t _adl_allocate(Engine* e, Inst* x, Py_ssize_t a, float64_t side, f
                        e.work_ids, e.work_vals)
     for k in range(count):
         j = e.work_ids[k]
-        e.work_caps[k] = _adl_available(e, j, price)
+        e.work_caps[k] = _adl_available(e, j, price, mark)
     if x.adl.policy == ADL_WATER_FILLING:
         for k in range(count):
             j = e.work_ids[k]
@@ -546,7 +549,7 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
     cdef float64_t price = _adl_price(e, a)
     cdef float64_t wanted = fabs(size)
     cdef float64_t remaining = wanted, absorbed = 0.0, avail, take, rest
-    cdef float64_t closed_a, q_a, shortfall, fee_rate, key
+    cdef float64_t closed_a, q_a, shortfall, fee_rate, key, mark = x.mark.mark
     cdef i64 idx, ver
     cdef int kind
     cdef KeyHeap* h
@@ -557,13 +560,13 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
         h = &x.adl_rank[1 if side > 0.0 else 0]
         _adl_rank(e, x, side)
         while h.size > 0 and remaining > 0.0:
-            idx = h.items[0].id
+            idx = h.items[0].id  # an account in x
             if (e.status[idx] != ST_ACTIVE or e.pos[idx] * side >= 0.0
-                    or e.pos[idx] * (x.mark.mark - e.ep[idx]) <= 0.0
-                    or _equity(e, idx) <= 0.0):
+                    or e.pos[idx] * (mark - e.ep[idx]) <= 0.0
+                    or e.col[idx] + e.pos[idx] * (mark - e.ep[idx]) <= 0.0):
                 heap_pop(h, &key, &idx, &ver)
                 continue
-            avail = _adl_available(e, idx, price)
+            avail = _adl_available(e, idx, price, mark)
             if avail <= 0.0:
                 heap_pop(h, &key, &idx, &ver)
                 continue
@@ -1137,9 +1140,10 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
 cdef enum:
     # how many entries a work array holds (WorkArray.count)
     PER_SLOT = 0           # one per slot: n + 2 I (the accounts, the vault's and the fund's inventories)
-    PER_INSTRUMENT = 1     # one per instrument: I
-    PER_RADIX_DIGIT = 2    # one per 16-bit digit value: the radix sort's counters
-    PER_PEAK = 3           # the fund peak window's first capacity (_sample_fund_peak grows it)
+    PER_SLOT_IF_SEVERAL = 1  # as PER_SLOT with several instruments, none (NULL) with one
+    PER_INSTRUMENT = 2     # one per instrument: I
+    PER_RADIX_DIGIT = 3    # one per 16-bit digit value: the radix sort's counters
+    PER_PEAK = 4           # the fund peak window's first capacity (_sample_fund_peak grows it)
 
 cdef enum:
     MAX_WORK_ARRAYS = 64   # room in the table (_alloc refuses more rows)
@@ -1150,7 +1154,7 @@ cdef enum:
 cdef struct WorkArray:
     void** field           # address of the Engine's pointer field
     size_t item            # bytes per entry
-    int count              # PER_SLOT, PER_INSTRUMENT, PER_RADIX_DIGIT or PER_PEAK
+    int count              # PER_SLOT, PER_SLOT_IF_SEVERAL, PER_INSTRUMENT, PER_RADIX_DIGIT, PER_PEAK
     bint zeroed            # calloc'ed: starts zero, its pages touched only where used
 
 
@@ -1172,8 +1176,8 @@ cdef Py_ssize_t _work_arrays(Engine* e, WorkArray* t) noexcept nogil:
     k = _row(t, k, <void**>&e.touched, sizeof(i32), PER_INSTRUMENT, False)
     k = _row(t, k, <void**>&e.moved, sizeof(i32), PER_INSTRUMENT, False)
     k = _row(t, k, <void**>&e.remarked, sizeof(i32), PER_INSTRUMENT, False)
-    k = _row(t, k, <void**>&e.slot_inst, sizeof(i32), PER_SLOT, False)
-    k = _row(t, k, <void**>&e.member_ids, sizeof(i64), PER_SLOT, False)
+    k = _row(t, k, <void**>&e.slot_inst, sizeof(i32), PER_SLOT_IF_SEVERAL, False)
+    k = _row(t, k, <void**>&e.member_ids, sizeof(i64), PER_SLOT_IF_SEVERAL, False)
     k = _row(t, k, <void**>&e.pend_ids, sizeof(i64), PER_SLOT, False)
     k = _row(t, k, <void**>&e.pend_due, sizeof(i64), PER_SLOT, False)
     k = _row(t, k, <void**>&e.work_ids, sizeof(i64), PER_SLOT, False)
@@ -1234,6 +1238,10 @@ cdef int _alloc(Engine* e) except -1 nogil:
     for k in range(rows):
         if table[k].count == PER_SLOT:
             count = e.n_slots
+        elif table[k].count == PER_SLOT_IF_SEVERAL:
+            count = e.n_slots if e.n_inst > 1 else 0
+            if count == 0:
+                continue
         elif table[k].count == PER_INSTRUMENT:
             count = e.n_inst
         elif table[k].count == PER_RADIX_DIGIT:
@@ -1480,7 +1488,8 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
             elif size[a] < 0:
                 x.short_oi -= size[a]
         for h in range(n, e.n_slots):
-            e.slot_inst[h] = <i32>((h - n) // 2)
+            if n_inst > 1:
+                e.slot_inst[h] = <i32>((h - n) // 2)
             e.col[h] = 0.0
             e.pos[h] = 0.0
             e.ep[h] = 0.0
@@ -1673,9 +1682,8 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
     ----------
     ts : ndarray of int64, shape (T,)
         Tick times of the merged tape, ns, non-decreasing.  # const int64_t[::1]
-    inst : ndarray of int32, shape (T,) or (0,)
-        The instrument each tick moves, in ``0 .. I - 1`` (empty: one instrument, every tick
-        is instrument 0).  # const int32_t[::1]
+    inst : ndarray of int32, shape (T,)
+        The instrument each tick moves, in ``0 .. I - 1``.  # const int32_t[::1]
     price : ndarray of float64, shape (T,)
         Tick prices, > 0 (each in its instrument's quote).  # const float64_t[::1]
     stream : ndarray of float64, shape (T,) or (0,)
@@ -1725,8 +1733,6 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
     plist = list(params)
     design_params(plist)
     n_inst = len(plist)
-    if inst.shape[0] == 0 and n_inst == 1:  # one instrument: every tick is instrument 0
-        inst = np.zeros(ts.shape[0], dtype=np.int32)
     starts = np.asarray(start)
     check_margin_accounts(np.asarray(ts), np.asarray(inst), np.asarray(price), np.asarray(stream),
                           np.asarray(owner), np.asarray(collateral), starts, np.asarray(instrument),
