@@ -233,7 +233,7 @@ cdef int _rekey_dirty(Engine* e) except -1 nogil:
     return 0
 
 
-cdef float64_t _reduce(Engine* e, Py_ssize_t a, float64_t closed, float64_t price) noexcept nogil:
+cdef inline float64_t _reduce(Engine* e, Py_ssize_t a, float64_t closed, float64_t price) noexcept nogil:
     cdef float64_t realized = closed * (price - e.ep[a])
     cdef float64_t before = e.pos[a]
     cdef Inst* x
