@@ -145,8 +145,9 @@ def _need(name: str, value: float, ok: bool, expected: str) -> None:
 class EngineParams:
     """Every number one engine run needs. Times are nanoseconds, money is quote currency.
 
-    Attributes mirror the C struct ``Params`` in ``cext/riskengine/_engine.pxd`` and the tiers,
-    ADL, mark and book structs beside it (``tests/test_engine_struct.py`` checks them field by field).
+    Attributes mirror the C struct ``Params`` in ``cext/riskengine/_engine.pxd`` and the
+    instrument's struct ``Inst`` beside it (its tiers, ADL, mark and book structs, price band and
+    order cap; ``tests/test_engine_struct.py`` checks them field by field).
 
     The book is either the constant ``depth_per_pct`` (the one-knot curve at 1%) or a depth
     curve: ``depth_ts`` (S,) snapshot times, ``depth_pct`` and ``depth_notional`` (S, 2, K)

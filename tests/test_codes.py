@@ -21,10 +21,15 @@ def test_event_and_series_buffers_match_runlog_dtypes():
     """The C push functions write columns in a fixed order with fixed C types; the buffers are
     sized from riskengine.runlog. If either side changes, this fails before memory does."""
     from riskengine._events import column_items
-    from riskengine.runlog import EVENT_COLUMNS, SERIES_COLUMNS
+    from riskengine.runlog import PORTFOLIO_EVENT_COLUMNS, PORTFOLIO_SERIES_COLUMNS
 
-    # ts, tick, round, kind, account, counterparty, then 7 float64 columns
-    assert [name for name, _, _ in EVENT_COLUMNS][:6] == ["ts", "tick", "round", "kind", "account", "counterparty"]
-    assert column_items(EVENT_COLUMNS).tolist() == [8, 8, 4, 1, 8, 8] + [8] * 7
-    assert [d for _, d, _ in EVENT_COLUMNS] == ["int64", "int64", "int32", "int8", "int64", "int64"] + ["float64"] * 7
-    assert [d for _, d, _ in SERIES_COLUMNS] == (["int64"] + ["float64"] * 7 + ["int64", "float64", "int64", "float64"])
+    # the compiled engine logs the portfolio columns: ts, tick, round, kind, account, instrument,
+    # counterparty, then 7 float64 columns
+    events, series = PORTFOLIO_EVENT_COLUMNS, PORTFOLIO_SERIES_COLUMNS
+    assert [name for name, _, _ in events][:7] == ["ts", "tick", "round", "kind", "account", "instrument",
+                                                  "counterparty"]
+    assert column_items(events).tolist() == [8, 8, 4, 1, 8, 4, 8] + [8] * 7
+    assert [d for _, d, _ in events] == ["int64", "int64", "int32", "int8", "int64", "int32", "int64"] + ["float64"] * 7
+    # ts, instrument, then the figures in series_push's order
+    assert [name for name, _, _ in series][:2] == ["ts", "instrument"]
+    assert [d for _, d, _ in series] == ["int64", "int32"] + ["float64"] * 7 + ["int64", "float64", "int64", "float64"]

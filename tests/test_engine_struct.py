@@ -3,8 +3,8 @@
 ``riskengine._engine.params_struct`` sets an engine up exactly as a run does (``_engine_init``:
 the struct zeroed, then filled) and returns what it holds: the ``Params`` struct under its own
 field names (Cython's struct-to-dict conversion, so a field added to the struct shows up here
-unasked) and the tiers, ADL, mark and book settings. Every field is compared with the
-``EngineParams`` field it comes from, for parameter sets where every field is away from zero
+unasked) and the instrument's tiers, ADL, mark, book and order settings (``Inst``). Every field is
+compared with the ``EngineParams`` field it comes from, for parameter sets where every field is away from zero
 and its default, each number different from the others (a field the set-up forgets stays 0; two
 fields swapped differ). Every ``EngineParams`` field must reach the struct or be listed in
 :data:`NOT_IN_STRUCT` with the reason.
@@ -43,6 +43,8 @@ OTHER_STRUCTS = {
     ("book", "half_life_ns"): "impact_half_life_ns",
     ("book", "feedback"): "impact_feedback",
     ("book", "stress_k"): "impact_stress_k",
+    ("inst", "liq_price_band"): "liq_price_band",
+    ("inst", "liq_max_order_notional"): "liq_max_order_notional",
 }
 #: struct fields derived from an EngineParams field rather than copied: (struct, field) -> value
 DERIVED = {
@@ -132,7 +134,7 @@ def test_each_setting_is_nonzero_in_some_case():
     """A field the set-up forgets stays at the memset's zero: each scalar must be non-zero in
     some case for the comparison to notice."""
     structs = [params_struct(p) for p in CASES[:2]]
-    for which in ("p", "tiers", "adl", "mark", "book"):
+    for which in ("p", "tiers", "adl", "mark", "book", "inst"):
         for field, value in structs[0][which].items():
             if not isinstance(value, np.ndarray):
                 assert any(s[which][field] != 0 for s in structs), (which, field)
@@ -156,8 +158,8 @@ def test_params_struct_equals_engine_params(params):
 def test_every_struct_setting_is_mapped():
     """Every field ``params_struct`` reports beside ``Params`` has its EngineParams source."""
     struct = params_struct(CASES[0])
-    reported = {(which, field) for which in ("tiers", "adl", "mark", "book") for field in struct[which]}
-    assert set(struct) == {"p", "tiers", "adl", "mark", "book"}
+    reported = {(which, field) for which in ("tiers", "adl", "mark", "book", "inst") for field in struct[which]}
+    assert set(struct) == {"p", "tiers", "adl", "mark", "book", "inst"}
     assert reported == set(OTHER_STRUCTS) | set(DERIVED)
 
 

@@ -16,7 +16,7 @@ cdef float64_t adl_score(const AdlParams* p, float64_t pos, float64_t col, float
                          float64_t mark) noexcept nogil
 cdef Py_ssize_t adl_gather(const AdlParams* p, float64_t side, float64_t mark,
                            const float64_t* col, const float64_t* pos, const float64_t* entry,
-                           const i8* status, Py_ssize_t n, i64* ids_out,
+                           const i8* status, const i64* members, Py_ssize_t n, i64* ids_out,
                            float64_t* scores_out) noexcept nogil
 cdef float64_t adl_weight(const AdlParams* p, float64_t pos, float64_t col, float64_t entry,
                           float64_t mark) noexcept nogil

@@ -86,21 +86,30 @@ cdef float64_t adl_score(const AdlParams* p, float64_t pos, float64_t col, float
 
 cdef Py_ssize_t adl_gather(const AdlParams* p, float64_t side, float64_t mark,
                            const float64_t* col, const float64_t* pos, const float64_t* entry,
-                           const i8* status, Py_ssize_t n, i64* ids_out,
+                           const i8* status, const i64* members, Py_ssize_t n, i64* ids_out,
                            float64_t* scores_out) noexcept nogil:
     """Write the candidates' ids (ascending) and, for a queue, their scores; return the count.
 
-    The scan has no branch per account (every id is written, the count advances by the test):
-    weighted policies gather on every ADL order, and which side an account is on is a coin
-    flip the branch predictor loses."""
-    cdef Py_ssize_t i, k = 0
+    The accounts looked at are ``members[0 .. n)`` (ascending ids: the accounts of one
+    instrument), or ``0 .. n - 1`` when ``members`` is NULL (every account is in it). The scan
+    has no branch per account (every id is written, the count advances by the test): weighted
+    policies gather on every ADL order, and which side an account is on is a coin flip the
+    branch predictor loses."""
+    cdef Py_ssize_t i, j, k = 0
     cdef float64_t upnl
-    cdef i64 j
-    for i in range(n):
-        upnl = pos[i] * (mark - entry[i])
-        ids_out[k] = i
-        k += ((status[i] == ST_ACTIVE) & (pos[i] * side < 0.0) & (upnl > 0.0)
-              & (col[i] + upnl > 0.0))
+    if members == NULL:
+        for i in range(n):
+            upnl = pos[i] * (mark - entry[i])
+            ids_out[k] = i
+            k += ((status[i] == ST_ACTIVE) & (pos[i] * side < 0.0) & (upnl > 0.0)
+                  & (col[i] + upnl > 0.0))
+    else:
+        for j in range(n):
+            i = members[j]
+            upnl = pos[i] * (mark - entry[i])
+            ids_out[k] = i
+            k += ((status[i] == ST_ACTIVE) & (pos[i] * side < 0.0) & (upnl > 0.0)
+                  & (col[i] + upnl > 0.0))
     if p.policy == ADL_QUEUE:
         for i in range(k):
             j = ids_out[i]
@@ -366,7 +375,8 @@ def py_adl_queue(double side, double mark, sizes, entries, collaterals, int rank
     p.ranking = ranking
     p.short_mark_over_entry = short_mark_over_entry
     p.tiers = &tiers
-    k = adl_gather(&p, side, mark, &c[0], &q[0], &e[0], &status[0], q.shape[0], &ids[0], &scores[0])
+    k = adl_gather(&p, side, mark, &c[0], &q[0], &e[0], &status[0], NULL, q.shape[0], &ids[0],
+                   &scores[0])
     order = np.empty(k, dtype=np.int64)
     out_scores = np.empty(k, dtype=np.float64)
     heap_init(&heap, k)

@@ -8,12 +8,12 @@ from riskengine._typedefs cimport float64_t, i32, i64, i8
 
 cdef struct Params:
     # Mirrors riskengine.params.EngineParams under the same names (times in ns, money in quote
-    # currency); _fill_params in _engine.pyx fills it, tests/test_engine_struct.py checks it.
+    # currency): the design's fields, shared by every instrument; the fields that may differ per
+    # instrument (riskengine.params.INSTRUMENT_FIELDS) are in Inst. _fill_params in _engine.pyx
+    # fills it, tests/test_engine_struct.py checks it.
     float64_t liq_fee_rate
     bint liq_limit_bankruptcy
     bint liq_surplus_to_fund
-    float64_t liq_price_band
-    float64_t liq_max_order_notional
     int partial_mode
     float64_t partial_fraction
     float64_t partial_threshold
@@ -37,39 +37,88 @@ cdef struct Params:
     i64 series_interval_ns
     i64 adl_rank_interval_ns
 
+cdef struct Inst:
+    # One instrument k: its settings (from its own EngineParams), mark, book, prices, open
+    # interest, external market, liquidation index, ADL ranking, drawdowns and counters.
+    # _inst_init in _engine.pyx sets it up; Engine.insts holds one per instrument.
+    MarkState mark
+    float64_t tape            # latest tape price (counterfactual where observed flow is given)
+    float64_t prev_mark       # the mark at the end of k's previous tick (ADL at previous mark)
+    i64 book_ts               # time the book was last brought forward (seek and decay) to
+    i64 mark_ts               # time of the last mark update (the EMAs' step)
+    bint ticked               # k has had a tick: its mark and prices exist
+    bint touched              # its index took entries since its last scan (Engine.touched)
+    bint moved                # its book moved since its mark was computed (Engine.moved)
+    bint remarked             # a refresh moved its mark at this tick (Engine.remarked)
+    i32 id
+    Py_ssize_t V              # slot of the vault's inventory in k (n + 2 k)
+    Py_ssize_t F              # slot of the fund's inventory in k (n + 2 k + 1)
+    LiqIndex index
+    Tiers tiers
+    AdlParams adl             # the design's ADL settings on k's tiers
+    float64_t liq_price_band
+    float64_t liq_max_order_notional
+    # the margin accounts with a position in k, ascending (NULL: all of them, 0 .. n - 1)
+    const i64* members
+    Py_ssize_t n_members
+    Py_ssize_t n_dirty        # of Engine.dirty, those in k (_rekey_dirty)
+    float64_t long_oi
+    float64_t short_oi
+    float64_t ext_pos
+    float64_t ext_cash
+    KeyHeap adl_rank[2]       # ranked ADL queue snapshots: [0] longs, [1] shorts
+    i64 adl_rank_time[2]
+    bint adl_rank_built[2]
+    float64_t tape_peak
+    float64_t sim_peak
+    float64_t tape_dd
+    float64_t sim_dd
+    float64_t tape_min
+    float64_t sim_min
+    i64 liquidations
+    float64_t liquidated_notional
+    i64 adl_fills
+    float64_t adl_notional
+    DepthBook book            # the liquidity model
+
 cdef struct Engine:
     # Zeroed, then set up, by _engine_init in _engine.pyx; the work arrays it allocates and frees
     # are listed once, in _work_arrays (a new array is one row there).
     Params p
-    Tiers tiers
-    AdlParams adl
-    MarkState mark
-    # tape (borrowed, read-only)
+    # instruments, and the merged tape (borrowed, read-only): tick i moves instrument
+    # tick_inst[i] (NULL: one instrument, every tick is instrument 0)
+    Inst* insts
+    Py_ssize_t n_inst
     const i64* ts
+    const i32* tick_inst
     const float64_t* px
     const float64_t* stream
     Py_ssize_t n_ticks
-    # accounts: struct of arrays, n + 2 entries: the backstop vault is slot V = n and the
-    # insurance fund slot F = n + 1 (its cash is col[F], its inventory pos[F] at ep[F])
+    # slots: struct of arrays, n + 2 I entries. Slots 0 .. n - 1 are the margin accounts (each
+    # with at most one position, in instrument slot_inst[a]: allocated, set and read only when
+    # I > 1, _inst_id; owner[a] is the public id events name, owner NULL: a); slot n + 2 k holds the
+    # backstop vault's inventory in instrument k, n + 2 k + 1 the insurance fund's. The ledgers'
+    # cash is col[V] (V = n) and col[F] (F = n + 1), the slots of instrument 0; the col of the
+    # other inventory slots stays 0 (_cash).
     float64_t* col
     float64_t* pos
     float64_t* ep
     i8* status
+    i32* slot_inst
+    const i64* owner
     i64* partial_tick
     i64* cooldown_until
     i64* version
     float64_t* socialized
     Py_ssize_t n
+    Py_ssize_t n_slots
     Py_ssize_t V
     Py_ssize_t F
+    Py_ssize_t held[2]        # instruments where the vault [0] / the fund [1] holds inventory
     # ledgers
     float64_t fund_min
     float64_t vault_min       # lowest vault equity at mark, at every check of its loss
     float64_t bad_debt
-    float64_t ext_pos
-    float64_t ext_cash
-    float64_t long_oi
-    float64_t short_oi
     i64 cum_liq
     float64_t cum_liq_notional
     i64 cum_adl
@@ -85,7 +134,6 @@ cdef struct Engine:
     i64* fill_bucket
     i64 vault_next_unwind
     i64 fund_next_unwind
-    float64_t prev_mark
     # rolling peak of the fund balance (monotonic deque) for the drawdown ADL trigger
     i64* peak_ts
     float64_t* peak_val
@@ -96,9 +144,7 @@ cdef struct Engine:
     i64 t
     i64 i
     i32 round
-    float64_t tape
-    # liquidation index and work queues
-    LiqIndex index
+    # work queues
     i64* pend_ids
     i64* pend_due
     Py_ssize_t pend_head
@@ -121,9 +167,12 @@ cdef struct Engine:
     i64* dirty                # ADL'd winners to re-key before the next scan (each once)
     i8* is_dirty
     Py_ssize_t n_dirty
-    KeyHeap adl_rank[2]       # ranked ADL queue snapshots: [0] longs, [1] shorts
-    i64 adl_rank_time[2]
-    bint adl_rank_built[2]
+    i32* touched              # instruments whose index took entries since their last scan
+    Py_ssize_t n_touched
+    i32* moved                # instruments whose book moved since their mark was computed
+    Py_ssize_t n_moved
+    i32* remarked             # instruments other than the ticking one whose mark moved at this tick
+    Py_ssize_t n_remarked
+    i64* member_ids           # Inst.members of every instrument, one after the other (I > 1)
     ColumnLog log
     ColumnLog series
-    DepthBook book            # the liquidity model (last: keeps the hot fields' layout)

@@ -3,6 +3,19 @@
 The semantics are specified in ``riskengine/reference/_engine.py`` (the plain-Python oracle); this
 module is the same machine over struct-of-arrays state, with the liquidation index instead
 of a scan, growable C buffers for the log, and the whole loop under ``nogil``.
+
+Portfolios (issue 12, step 1). A run replays several instruments: the merged tape's tick ``i``
+moves instrument ``tick_inst[i]``, whose state (mark, book, prices, open interest, external
+market, liquidation index, ADL ranking, drawdowns, counters) is one :c:type:`Inst`; the fund's
+and the vault's cash, the pending queue, the counters and the logs are shared. Every margin
+account holds at most one position, in one instrument (``slot_inst``), and is keyed in that
+instrument's index only: a tick scans the index of its own instrument, whose mark moved, plus
+the instruments whose index took entries since their last scan (``touched``: accounts re-keyed
+after a fill, an ADL or a socialized loss) or whose mark a cascade round moved (a mark follows
+the orders that moved its book, :c:func:`_refresh_marks`); a tick where nothing crosses does not
+loop over the instruments. Another instrument's book is brought forward to the tick's time only
+when an order walks it (:c:func:`_bring`). A single-instrument run is the run it was before, to
+the last bit.
 """
 
 import numpy as np
@@ -18,7 +31,8 @@ from riskengine._events cimport (
     ColumnLog, events_merge, events_push, log_free, log_init, log_to_numpy, series_push,
 )
 from riskengine._events import column_items
-from riskengine.runlog import EVENT_COLUMNS, SERIES_COLUMNS
+from riskengine.engine_inputs import check_margin_accounts, design_params
+from riskengine.runlog import BY_INSTRUMENT, PORTFOLIO_EVENT_COLUMNS, PORTFOLIO_SERIES_COLUMNS
 from riskengine._index cimport (
     KeyHeap, LiqIndex, SideIndex, heap_free, heap_init, heap_pop, heapify_from, index_free,
     index_init, side_build, side_pop, side_push, side_top, trigger_key,
@@ -37,7 +51,8 @@ cdef float64_t ADL_REST_TOL = _tol.ADL_REST_TOL
 cdef float64_t ADL_EQUITY_GUARD = _tol.ADL_EQUITY_GUARD
 cdef float64_t DUST_NOTIONAL = _tol.DUST_NOTIONAL
 cdef float64_t TIER_STEP_MARGIN = _tol.TIER_STEP_MARGIN
-# the liquidation index is rebuilt once its heaps hold more than 2 n + this many entries
+# an instrument's liquidation index is rebuilt once its heaps hold more than 2 x its accounts +
+# this many entries
 cdef Py_ssize_t INDEX_SLACK = 64
 
 
@@ -52,36 +67,71 @@ cdef inline float64_t _sign(float64_t x) noexcept nogil:
     return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
 
 
-cdef inline float64_t _sim(Engine* e) noexcept nogil:
-    return e.tape * e.book.m
+cdef inline i32 _inst_id(Engine* e, Py_ssize_t a) noexcept nogil:
+    """The instrument of slot ``a`` (an account's position, or an inventory); with one
+    instrument without a look-up (a cache miss per account a cascade touches)."""
+    return e.slot_inst[a] if e.n_inst > 1 else 0
+
+
+cdef inline Inst* _inst(Engine* e, Py_ssize_t a) noexcept nogil:
+    return &e.insts[_inst_id(e, a)]
+
+
+cdef inline float64_t _sim(const Inst* x) noexcept nogil:
+    return x.tape * x.book.m
+
+
+cdef inline Py_ssize_t _cash(Engine* e, Py_ssize_t a) noexcept nogil:
+    """The slot whose ``col`` is slot ``a``'s cash: its own for an account; for an inventory,
+    the vault's (``V``) or the fund's (``F``), one cash for their inventories in every
+    instrument."""
+    if a < e.n:
+        return a
+    return e.V + ((a - e.n) & 1)
 
 
 cdef inline float64_t _fund(Engine* e) noexcept nogil:
     return e.col[e.F]
 
 
+cdef float64_t _ledger_equity(Engine* e, Py_ssize_t cash) noexcept nogil:
+    """The vault's (``cash`` = V) or the fund's (F) equity: its cash plus its inventory in every
+    instrument at that instrument's mark, in instrument order."""
+    cdef float64_t equity = e.col[cash]
+    cdef Py_ssize_t k, h
+    for k in range(e.n_inst):
+        h = cash + 2 * k
+        equity += e.pos[h] * (e.insts[k].mark.mark - e.ep[h])
+    return equity
+
+
 cdef inline float64_t _equity(Engine* e, Py_ssize_t a) noexcept nogil:
-    return e.col[a] + e.pos[a] * (e.mark.mark - e.ep[a])
+    """Equity at mark of slot ``a``: an account's, or that of the ledger an inventory is in."""
+    if a < e.n:
+        return e.col[a] + e.pos[a] * (_inst(e, a).mark.mark - e.ep[a])
+    return _ledger_equity(e, _cash(e, a))
 
 
 cdef inline bint _closes(Engine* e) noexcept nogil:
     """Whether the ADL policy closes positions (NONE and SOCIALIZE do not)."""
-    return e.adl.policy != ADL_NONE and e.adl.policy != ADL_SOCIALIZE
+    return e.insts[0].adl.policy != ADL_NONE and e.insts[0].adl.policy != ADL_SOCIALIZE
+
+
+cdef inline bint _is_vault(Engine* e, Py_ssize_t a) noexcept nogil:
+    return a >= e.n and ((a - e.n) & 1) == 0
 
 
 cdef inline i64 _public_id(Engine* e, Py_ssize_t a) noexcept nogil:
-    if a == e.V:
-        return VAULT_ID
-    if a == e.F:
-        return FUND_ID
-    return a
+    if a < e.n:
+        return e.owner[a] if e.owner != NULL else a
+    return VAULT_ID if _is_vault(e, a) else FUND_ID
 
 
 cdef int _emit(Engine* e, int kind, Py_ssize_t a, i64 counterparty, float64_t size,
                float64_t price, float64_t fee, float64_t amount,
                float64_t equity_after) except -1 nogil:
-    return events_push(&e.log, e.t, e.i, e.round, <i8>kind, _public_id(e, a), counterparty,
-                       size, price, fee, amount, equity_after, _fund(e))
+    return events_push(&e.log, e.t, e.i, e.round, <i8>kind, _public_id(e, a), _inst_id(e, a),
+                       counterparty, size, price, fee, amount, equity_after, _fund(e))
 
 
 cdef inline void _note_fund(Engine* e) noexcept nogil:
@@ -90,11 +140,11 @@ cdef inline void _note_fund(Engine* e) noexcept nogil:
 
 
 cdef inline float64_t _vault_equity(Engine* e) noexcept nogil:
-    return e.col[e.V] + e.pos[e.V] * (e.mark.mark - e.ep[e.V])
+    return _ledger_equity(e, e.V)
 
 
 cdef inline bint _vault_beyond(Engine* e) noexcept nogil:
-    """Whether the vault's loss at the mark passes its threshold."""
+    """Whether the vault's loss at the marks passes its threshold."""
     return _vault_equity(e) < e.p.vault_initial - e.p.vault_loss_limit
 
 
@@ -103,115 +153,168 @@ cdef inline bint _vault_takes(Engine* e) noexcept nogil:
     return e.p.backstop_ratio > 0.0 and not _vault_beyond(e)
 
 
+cdef inline void _held(Engine* e, Py_ssize_t h, float64_t before) noexcept nogil:
+    """Count the instruments where the vault or the fund holds inventory, after inventory slot
+    ``h`` changed from ``before`` (a tick asks whether any is held without a loop)."""
+    e.held[(h - e.n) & 1] += (e.pos[h] != 0.0) - (before != 0.0)
+
+
+cdef inline void _touch(Engine* e, Inst* x) noexcept nogil:
+    """Instrument ``x``'s index took entries: scan it in the next round whatever instrument
+    ticks (its mark has not moved, but a re-keyed account may cross it)."""
+    if not x.touched:
+        x.touched = True
+        e.touched[e.n_touched] = x.id
+        e.n_touched += 1
+
+
+cdef inline void _moved(Engine* e, Inst* x) noexcept nogil:
+    """``x``'s simulated price may have moved (an order walked its book, or its book caught up
+    with the time): its mark follows it at the next cascade round (:c:func:`_refresh_marks`)."""
+    if not x.moved:
+        x.moved = True
+        e.moved[e.n_moved] = x.id
+        e.n_moved += 1
+
+
+cdef inline Py_ssize_t _member(const Inst* x, Py_ssize_t j) noexcept nogil:
+    """The ``j``-th account (ascending) with a position in ``x``."""
+    return x.members[j] if x.members != NULL else j
+
+
 cdef int _rekey(Engine* e, Py_ssize_t a) except -1 nogil:
-    """Put an ACTIVE account back in the index under its current liquidation price.
+    """Put an ACTIVE account back in its instrument's index under its current liquidation price.
 
     Re-keying pushes a new entry and leaves the old one stale, so the heaps grow with every
-    re-key; once they hold more than ``2 n + INDEX_SLACK`` entries the index is rebuilt from the
-    live accounts (O(n) after at least n pushes: O(1) amortized), so it stays O(n) however long
-    the cascade. (Re-keying every winner on every weighted ADL order grew the heaps by
-    orders x winners entries, 11 GB on 100k accounts; winners are now re-keyed once per scan,
-    :c:func:`_rekey_dirty`.)"""
+    re-key; once an instrument's heaps hold more than ``2 m + INDEX_SLACK`` entries (``m`` its
+    accounts) its index is rebuilt from its live accounts (O(m) after at least m pushes: O(1)
+    amortized), so it stays O(m) however long the cascade. (Re-keying every winner on every
+    weighted ADL order grew the heaps by orders x winners entries, 11 GB on 100k accounts;
+    winners are now re-keyed once per scan, :c:func:`_rekey_dirty`.)"""
     cdef float64_t lp
+    cdef Inst* x
     e.version[a] += 1
     if e.status[a] != ST_ACTIVE:
         return 0
-    lp = liquidation_price(&e.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
+    x = _inst(e, a)
+    lp = liquidation_price(&x.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
     if e.pos[a] > 0.0:
         if lp > 0.0:
-            side_push(&e.index.longs, trigger_key(lp, e.pos[a], e.ep[a]), a, e.version[a])
+            side_push(&x.index.longs, trigger_key(lp, e.pos[a], e.ep[a]), a, e.version[a])
     else:
-        side_push(&e.index.shorts, trigger_key(lp, e.pos[a], e.ep[a]), a, e.version[a])
-    if e.index.longs.heap.size + e.index.shorts.heap.size > 2 * e.n + INDEX_SLACK:
-        _build_index(e)
+        side_push(&x.index.shorts, trigger_key(lp, e.pos[a], e.ep[a]), a, e.version[a])
+    _touch(e, x)
+    if x.index.longs.heap.size + x.index.shorts.heap.size > 2 * x.n_members + INDEX_SLACK:
+        _build_index(e, x)
     return 0
 
 
 cdef int _rekey_dirty(Engine* e) except -1 nogil:
     """Re-key the winners ADL filled since the last scan, once each however many orders
-    filled them (a weighted policy fills every winner on every order); when they are many,
-    one O(n) rebuild is cheaper than their pushes. Until then their old entries stay live: no
-    scan runs in between, and nothing else reads the index."""
+    filled them (a weighted policy fills every winner on every order); in an instrument where
+    they are many, one O(m) rebuild is cheaper than their pushes. Until then their old entries
+    stay live: no scan runs in between, and nothing else reads the index."""
     cdef Py_ssize_t j
-    if 4 * e.n_dirty > e.n:
-        _build_index(e)
-        for j in range(e.n_dirty):
-            e.is_dirty[e.dirty[j]] = 0
-    else:
-        for j in range(e.n_dirty):
-            e.is_dirty[e.dirty[j]] = 0
-            _rekey(e, e.dirty[j])
+    cdef i64 a
+    cdef Inst* x
+    for j in range(e.n_dirty):
+        x = _inst(e, e.dirty[j])
+        if x.n_dirty > 0 and 4 * x.n_dirty > x.n_members:
+            _build_index(e, x)
+            x.n_dirty = 0  # rebuilt: its winners need no push
+    for j in range(e.n_dirty):
+        a = e.dirty[j]
+        e.is_dirty[a] = 0
+        if _inst(e, a).n_dirty > 0:
+            _rekey(e, a)
+    for j in range(e.n_dirty):
+        _inst(e, e.dirty[j]).n_dirty = 0
     e.n_dirty = 0
     return 0
 
 
-cdef float64_t _reduce(Engine* e, Py_ssize_t a, float64_t closed, float64_t price) noexcept nogil:
+cdef inline float64_t _reduce(Engine* e, Py_ssize_t a, float64_t closed, float64_t price) noexcept nogil:
     cdef float64_t realized = closed * (price - e.ep[a])
-    e.col[a] += realized
-    e.pos[a] -= closed
+    cdef float64_t before = e.pos[a]
+    cdef Inst* x
+    e.col[_cash(e, a)] += realized
+    e.pos[a] = before - closed
     if a < e.n:
+        x = _inst(e, a)
         if closed > 0:
-            e.long_oi -= closed
+            x.long_oi -= closed
         else:
-            e.short_oi += closed
+            x.short_oi += closed
+    else:
+        _held(e, a, before)
     return realized
 
 
 cdef void _take(Engine* e, Py_ssize_t h, float64_t dq, float64_t price) noexcept nogil:
-    """Inventory holder ``h`` (vault or fund) changes its position by ``dq`` at ``price``."""
+    """Inventory slot ``h`` (the vault's or the fund's in one instrument) changes its position
+    by ``dq`` at ``price``."""
     cdef float64_t q = e.pos[h]
     if q == 0.0 or _sign(q) == _sign(dq):
         e.ep[h] = (q * e.ep[h] + dq * price) / (q + dq)
         e.pos[h] = q + dq
+        _held(e, h, q)
     elif fabs(dq) <= fabs(q):
         _reduce(e, h, -dq, price)
     else:
-        e.col[h] += q * (price - e.ep[h])
+        e.col[_cash(e, h)] += q * (price - e.ep[h])
         e.pos[h] = q + dq
         e.ep[h] = price
+        _held(e, h, q)
 
 
-cdef int _build_index(Engine* e) except -1 nogil:
-    """(Re)build the liquidation index of every ACTIVE account in O(n) per side; every
-    account's version moves on, so entries left from before are stale."""
-    cdef Py_ssize_t a, nl = 0, ns = 0
+cdef int _build_index(Engine* e, Inst* x) except -1 nogil:
+    """(Re)build instrument ``x``'s liquidation index from its ACTIVE accounts in O(m) per
+    side; each one's version moves on, so entries left from before are stale."""
+    cdef Py_ssize_t j, a, nl = 0, ns = 0
     cdef float64_t lp
-    for a in range(e.n):
+    for j in range(x.n_members):
+        a = _member(x, j)
         if e.status[a] != ST_ACTIVE:
             continue
         e.version[a] += 1
-        lp = liquidation_price(&e.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
+        lp = liquidation_price(&x.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
         if e.pos[a] > 0.0:
             if lp > 0.0:
                 e.hold_keys[nl] = trigger_key(lp, e.pos[a], e.ep[a])
                 e.hold_ids[nl] = a
                 e.hold_vers[nl] = e.version[a]
                 nl += 1
-    side_build(&e.index.longs, e.hold_keys, e.hold_ids, e.hold_vers, nl)
-    for a in range(e.n):
+    side_build(&x.index.longs, e.hold_keys, e.hold_ids, e.hold_vers, nl)
+    for j in range(x.n_members):
+        a = _member(x, j)
         if e.status[a] != ST_ACTIVE or e.pos[a] >= 0.0:
             continue
-        lp = liquidation_price(&e.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
+        lp = liquidation_price(&x.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
         e.hold_keys[ns] = trigger_key(lp, e.pos[a], e.ep[a])
         e.hold_ids[ns] = a
         e.hold_vers[ns] = e.version[a]
         ns += 1
-    side_build(&e.index.shorts, e.hold_keys, e.hold_ids, e.hold_vers, ns)
+    side_build(&x.index.shorts, e.hold_keys, e.hold_ids, e.hold_vers, ns)
+    _touch(e, x)
     return 0
 
 
 cdef float64_t _socialize(Engine* e, Py_ssize_t a, float64_t loss) except -1 nogil:
-    """Charge ``loss`` to every open ACTIVE position by size, never below zero equity; one
-    event records the total. Every charged account's liquidation price moves, so the index is
-    rebuilt once (O(accounts)) rather than re-keyed account by account."""
-    cdef Py_ssize_t i
+    """Charge ``loss`` to every open ACTIVE position in account ``a``'s instrument by size,
+    never below zero equity; one event records the total. Every charged account's liquidation
+    price moves, so the instrument's index is rebuilt once (O(its accounts)) rather than
+    re-keyed account by account."""
+    cdef Inst* x = _inst(e, a)
+    cdef Py_ssize_t j, i
     cdef float64_t total = 0.0, covered = 0.0, charge, room
-    for i in range(e.n):
+    for j in range(x.n_members):
+        i = _member(x, j)
         if e.status[i] == ST_ACTIVE and e.pos[i] != 0.0:
             total += fabs(e.pos[i])
     if total <= 0.0:
         return covered
-    for i in range(e.n):
+    for j in range(x.n_members):
+        i = _member(x, j)
         if e.status[i] != ST_ACTIVE or e.pos[i] == 0.0:
             continue
         charge = loss * fabs(e.pos[i]) / total
@@ -225,7 +328,7 @@ cdef float64_t _socialize(Engine* e, Py_ssize_t a, float64_t loss) except -1 nog
         covered += charge
     if covered > 0.0:
         e.col[a] += covered  # the market pays this much of the deficit
-        _build_index(e)
+        _build_index(e, x)
         _emit(e, EV_SOCIALIZED_LOSS, a, MARKET_ID, 0.0, 0.0, 0.0, covered, _equity(e, a))
     return covered
 
@@ -240,7 +343,7 @@ cdef int _cover_deficit(Engine* e, Py_ssize_t a) except -1 nogil:
         e.col[a] += pay
         _emit(e, EV_FUND_PAYMENT, a, BOOK_ID, 0.0, 0.0, 0.0, pay, _equity(e, a))
     rest = deficit - pay
-    if rest > 0.0 and e.adl.policy == ADL_SOCIALIZE:
+    if rest > 0.0 and e.insts[0].adl.policy == ADL_SOCIALIZE:
         rest -= _socialize(e, a, rest)  # credits the account with what it covered
         if rest <= ADL_REST_TOL * deficit:
             rest = 0.0
@@ -266,12 +369,32 @@ cdef float64_t _charge_fee(Engine* e, Py_ssize_t a, float64_t fee) noexcept nogi
     return fee
 
 
+cdef inline void _bring(Engine* e, Inst* x) noexcept nogil:
+    """Bring ``x``'s book forward to now before an order walks it: its snapshot and its impact
+    decay since it was last brought forward. The ticking instrument's book already is; another
+    instrument's catches up here, lazily, not on every tick."""
+    if x.book_ts != e.t:
+        depth_seek(&x.book, e.t)
+        impact_decay(&x.book, e.t - x.book_ts)
+        x.book_ts = e.t
+        _moved(e, x)
+
+
+cdef inline void _count_liquidation(Engine* e, Inst* x, float64_t notional) noexcept nogil:
+    e.cum_liq += 1
+    e.cum_liq_notional += notional
+    x.liquidations += 1
+    x.liquidated_notional += notional
+
+
 cdef float64_t _book_close(Engine* e, Py_ssize_t a, float64_t size, int kind,
                            float64_t fee_rate, bint settle) except? -1 nogil:
-    """Send a market order closing ``size`` of account ``a`` into the depth curve; return the
-    fill. ``settle=False`` leaves a negative balance for the caller to settle."""
+    """Send a market order closing ``size`` of slot ``a`` into its instrument's depth curve;
+    return the fill. ``settle=False`` leaves a negative balance for the caller to settle."""
     cdef float64_t fill, move
-    depth_walk(&e.book, -_sign(size), fabs(size), _sim(e), e.tape, &fill, &move)
+    cdef Inst* x = _inst(e, a)
+    _bring(e, x)
+    depth_walk(&x.book, -_sign(size), fabs(size), _sim(x), x.tape, &fill, &move)
     return _book_fill(e, a, size, kind, fee_rate, settle, fill, move)
 
 
@@ -281,33 +404,38 @@ cdef float64_t _book_fill(Engine* e, Py_ssize_t a, float64_t size, int kind, flo
     cdef float64_t side = -_sign(size)
     cdef float64_t realized
     cdef float64_t fee = 0.0
-    impact_commit(&e.book, side, move, fabs(size) * fill)
-    e.ext_pos += size
-    e.ext_cash -= size * fill
+    cdef Inst* x = _inst(e, a)
+    impact_commit(&x.book, side, move, fabs(size) * fill)
+    _moved(e, x)
+    x.ext_pos += size
+    x.ext_cash -= size * fill
     realized = _reduce(e, a, size, fill)
     if a < e.n:
         fee = _charge_fee(e, a, fee_rate * fabs(size) * fill)
-        e.cum_liq += 1
-        e.cum_liq_notional += fabs(size) * fill
+        _count_liquidation(e, x, fabs(size) * fill)
     _emit(e, kind, a, BOOK_ID, size, fill, fee, realized, _equity(e, a))
     if settle and a < e.n and e.col[a] < 0.0:
         _cover_deficit(e, a)
     return fill
 
 
-cdef float64_t _adl_available(Engine* e, Py_ssize_t i, float64_t price) noexcept nogil:
+cdef inline float64_t _adl_available(Engine* e, Py_ssize_t i, float64_t price,
+                                     float64_t mark) noexcept nogil:
+    """How much of winner ``i`` (an account at ``mark``, its instrument's) ADL can close at
+    ``price`` keeping its equity at or above zero."""
     cdef float64_t q = e.pos[i]
-    cdef float64_t worse = _sign(q) * (price - e.mark.mark)
+    cdef float64_t worse = _sign(q) * (price - mark)
     cdef float64_t cap
     if worse < 0.0:
-        cap = _equity(e, i) / (-worse) * (1.0 - ADL_EQUITY_GUARD)
+        cap = (e.col[i] + q * (mark - e.ep[i])) / (-worse) * (1.0 - ADL_EQUITY_GUARD)
         return cap if cap < fabs(q) else fabs(q)
     return fabs(q)
 
 
 cdef int _adl_fill(Engine* e, Py_ssize_t i, Py_ssize_t a, float64_t take,
                    float64_t price) except -1 nogil:
-    """Close ``take`` of winner ``i`` at ``price`` against the order of account ``a``, and log it.
+    """Close ``take`` of winner ``i`` at ``price`` against the order of slot ``a`` (same
+    instrument), and log it.
 
     Under the weighted policies (``merge_fills``) a winner already filled in this series
     interval (``adl_bucket``, set per order by :c:func:`_adl_close`) gets no new row: the fill
@@ -318,6 +446,7 @@ cdef int _adl_fill(Engine* e, Py_ssize_t i, Py_ssize_t a, float64_t take,
     cdef float64_t closed = _sign(e.pos[i]) * take
     cdef float64_t haircut
     cdef i64 counterparty = _public_id(e, a)
+    cdef Inst* x = _inst(e, i)
     _reduce(e, i, closed, price)
     if e.pos[i] == 0.0:
         e.status[i] = ST_CLOSED
@@ -325,11 +454,14 @@ cdef int _adl_fill(Engine* e, Py_ssize_t i, Py_ssize_t a, float64_t take,
         e.is_dirty[i] = 1
         e.dirty[e.n_dirty] = i
         e.n_dirty += 1
-    haircut = -closed * (price - e.mark.mark)
+        x.n_dirty += 1
+    haircut = -closed * (price - x.mark.mark)
     if not haircut > 0.0:
         haircut = 0.0
     e.cum_adl += 1
     e.cum_adl_notional += take * price
+    x.adl_fills += 1
+    x.adl_notional += take * price
     e.order_haircut += haircut
     if e.merge_fills:
         if e.fill_bucket[i] == e.adl_bucket:
@@ -342,53 +474,54 @@ cdef int _adl_fill(Engine* e, Py_ssize_t i, Py_ssize_t a, float64_t take,
     return 0
 
 
-cdef int _adl_rank(Engine* e, float64_t side) except -1 nogil:
-    """Re-rank the ADL queue against a liquidated ``side`` when its snapshot is stale."""
+cdef int _adl_rank(Engine* e, Inst* x, float64_t side) except -1 nogil:
+    """Re-rank ``x``'s ADL queue against a liquidated ``side`` when its snapshot is stale."""
     cdef int s = 1 if side > 0.0 else 0
     cdef Py_ssize_t count
-    if e.adl_rank_built[s] and e.t - e.adl_rank_time[s] < e.p.adl_rank_interval_ns:
+    if x.adl_rank_built[s] and e.t - x.adl_rank_time[s] < e.p.adl_rank_interval_ns:
         return 0
-    count = adl_gather(&e.adl, side, e.mark.mark, e.col, e.pos, e.ep, e.status, e.n,
-                       e.work_ids, e.work_vals)
-    heapify_from(&e.adl_rank[s], e.work_vals, e.work_ids, e.work_ids, count)
-    e.adl_rank_built[s] = True
-    e.adl_rank_time[s] = e.t
+    count = adl_gather(&x.adl, side, x.mark.mark, e.col, e.pos, e.ep, e.status, x.members,
+                       x.n_members, e.work_ids, e.work_vals)
+    heapify_from(&x.adl_rank[s], e.work_vals, e.work_ids, e.work_ids, count)
+    x.adl_rank_built[s] = True
+    x.adl_rank_time[s] = e.t
     return 0
 
 
 cdef float64_t _adl_price(Engine* e, Py_ssize_t a) noexcept nogil:
     cdef float64_t price
+    cdef Inst* x = _inst(e, a)
     if e.p.adl_price == ADL_AT_BANKRUPTCY:
-        price = e.ep[a] - e.col[a] / e.pos[a]
-        return price if price > 0.0 else e.mark.mark
+        price = e.ep[a] - e.col[_cash(e, a)] / e.pos[a]
+        return price if price > 0.0 else x.mark.mark
     if e.p.adl_price == ADL_AT_PREVIOUS_MARK:
-        return e.prev_mark
-    return e.mark.mark
+        return x.prev_mark
+    return x.mark.mark
 
 
 cdef inline void _unwind_kind(Engine* e, Py_ssize_t a, int* kind, float64_t* fee_rate) noexcept nogil:
-    if a == e.V:
-        kind[0] = EV_VAULT_UNWIND
-        fee_rate[0] = 0.0
-    elif a == e.F:
-        kind[0] = EV_FUND_UNWIND
-        fee_rate[0] = 0.0
-    else:
+    if a < e.n:
         kind[0] = EV_LIQUIDATION
         fee_rate[0] = e.p.liq_fee_rate
+    elif _is_vault(e, a):
+        kind[0] = EV_VAULT_UNWIND
+        fee_rate[0] = 0.0
+    else:
+        kind[0] = EV_FUND_UNWIND
+        fee_rate[0] = 0.0
 
 
-cdef float64_t _adl_allocate(Engine* e, Py_ssize_t a, float64_t side, float64_t wanted,
+cdef float64_t _adl_allocate(Engine* e, Inst* x, Py_ssize_t a, float64_t side, float64_t wanted,
                              float64_t price) except -1 nogil:
     """The weighted and water-filling policies: fill every candidate's share; return the total."""
     cdef Py_ssize_t count, k, j
-    cdef float64_t absorbed = 0.0, mark = e.mark.mark
-    count = adl_gather(&e.adl, side, mark, e.col, e.pos, e.ep, e.status, e.n,
+    cdef float64_t absorbed = 0.0, mark = x.mark.mark
+    count = adl_gather(&x.adl, side, mark, e.col, e.pos, e.ep, e.status, x.members, x.n_members,
                        e.work_ids, e.work_vals)
     for k in range(count):
         j = e.work_ids[k]
-        e.work_caps[k] = _adl_available(e, j, price)
-    if e.adl.policy == ADL_WATER_FILLING:
+        e.work_caps[k] = _adl_available(e, j, price, mark)
+    if x.adl.policy == ADL_WATER_FILLING:
         for k in range(count):
             j = e.work_ids[k]
             e.work_a[k] = fabs(e.pos[j]) * mark
@@ -398,7 +531,7 @@ cdef float64_t _adl_allocate(Engine* e, Py_ssize_t a, float64_t side, float64_t 
     else:
         for k in range(count):
             j = e.work_ids[k]
-            e.work_vals[k] = adl_weight(&e.adl, e.pos[j], e.col[j], e.ep[j], mark)
+            e.work_vals[k] = adl_weight(&x.adl, e.pos[j], e.col[j], e.ep[j], mark)
         capped_allocation(e.work_vals, e.work_caps, count, wanted, e.work_out, e.work_ratio,
                           e.work_a)
     for k in range(count):
@@ -409,29 +542,31 @@ cdef float64_t _adl_allocate(Engine* e, Py_ssize_t a, float64_t side, float64_t 
 
 
 cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -1 nogil:
-    """Auto-deleverage ``size`` of account ``a`` (or an inventory) against the other side."""
+    """Auto-deleverage ``size`` of slot ``a`` (an account or an inventory) against the other
+    side of its instrument."""
+    cdef Inst* x = _inst(e, a)
     cdef float64_t side = _sign(size)
     cdef float64_t price = _adl_price(e, a)
     cdef float64_t wanted = fabs(size)
     cdef float64_t remaining = wanted, absorbed = 0.0, avail, take, rest
-    cdef float64_t closed_a, q_a, shortfall, fee_rate, key
+    cdef float64_t closed_a, q_a, shortfall, fee_rate, key, mark = x.mark.mark
     cdef i64 idx, ver
     cdef int kind
     cdef KeyHeap* h
     e.order_haircut = 0.0
     if e.merge_fills:  # the series interval this order's fills are logged in (from 1)
         e.adl_bucket = (e.t - e.ts[0]) // e.p.series_interval_ns + 1
-    if e.adl.policy == ADL_QUEUE:
-        h = &e.adl_rank[1 if side > 0.0 else 0]
-        _adl_rank(e, side)
+    if x.adl.policy == ADL_QUEUE:
+        h = &x.adl_rank[1 if side > 0.0 else 0]
+        _adl_rank(e, x, side)
         while h.size > 0 and remaining > 0.0:
-            idx = h.items[0].id
+            idx = h.items[0].id  # an account in x
             if (e.status[idx] != ST_ACTIVE or e.pos[idx] * side >= 0.0
-                    or e.pos[idx] * (e.mark.mark - e.ep[idx]) <= 0.0
-                    or _equity(e, idx) <= 0.0):
+                    or e.pos[idx] * (mark - e.ep[idx]) <= 0.0
+                    or e.col[idx] + e.pos[idx] * (mark - e.ep[idx]) <= 0.0):
                 heap_pop(h, &key, &idx, &ver)
                 continue
-            avail = _adl_available(e, idx, price)
+            avail = _adl_available(e, idx, price, mark)
             if avail <= 0.0:
                 heap_pop(h, &key, &idx, &ver)
                 continue
@@ -444,22 +579,22 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
             remaining -= take
             absorbed += take
     else:
-        absorbed = _adl_allocate(e, a, side, wanted, price)
+        absorbed = _adl_allocate(e, x, a, side, wanted, price)
     rest = wanted - absorbed
     if rest <= ADL_REST_TOL * wanted:
         rest = 0.0
     if absorbed > 0.0:
         q_a = e.pos[a]
         closed_a = q_a if (full and rest == 0.0) else side * absorbed
-        shortfall = -(e.col[a] * fabs(closed_a) / fabs(q_a) + closed_a * (e.mark.mark - e.ep[a]))
+        shortfall = -(e.col[_cash(e, a)] * fabs(closed_a) / fabs(q_a)
+                      + closed_a * (x.mark.mark - e.ep[a]))
         if not shortfall > 0.0:
             shortfall = 0.0
         if e.order_haircut > shortfall:
             e.adl_overshoot += e.order_haircut - shortfall
         _reduce(e, a, closed_a, price)
         if a < e.n:
-            e.cum_liq += 1
-            e.cum_liq_notional += fabs(closed_a) * price
+            _count_liquidation(e, x, fabs(closed_a) * price)
         _emit(e, EV_ADL_LIQUIDATION, a, BOOK_ID, closed_a, price, 0.0, shortfall, _equity(e, a))
     if rest > 0.0:
         _unwind_kind(e, a, &kind, &fee_rate)
@@ -471,13 +606,18 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
 
 cdef int _vault_check(Engine* e) except -1 nogil:
     """After every change of the vault's equity (a takeover, an unwind, a re-mark): note its
-    lowest equity; once its loss passes the threshold, deleverage its whole inventory."""
+    lowest equity; once its loss passes the threshold, deleverage its whole inventory, in
+    every instrument (in instrument order)."""
     cdef float64_t equity = _vault_equity(e)
+    cdef Py_ssize_t k, h
     if equity < e.vault_min:
         e.vault_min = equity
-    if (e.pos[e.V] != 0.0 and _closes(e)
+    if (e.held[0] != 0 and _closes(e)
             and equity < e.p.vault_initial - e.p.vault_loss_limit):
-        _adl_close(e, e.V, e.pos[e.V], True)
+        for k in range(e.n_inst):
+            h = e.V + 2 * k
+            if e.pos[h] != 0.0:
+                _adl_close(e, h, e.pos[h], True)
         equity = _vault_equity(e)
         if equity < e.vault_min:
             e.vault_min = equity
@@ -485,17 +625,16 @@ cdef int _vault_check(Engine* e) except -1 nogil:
 
 
 cdef int _backstop(Engine* e, Py_ssize_t a, float64_t equity) except -1 nogil:
+    cdef Inst* x = _inst(e, a)
     cdef float64_t q = e.pos[a]
-    cdef Py_ssize_t v = e.V
-    cdef float64_t mark = e.mark.mark
-    if e.pos[v] == 0.0:
+    cdef float64_t mark = x.mark.mark
+    if e.held[0] == 0:  # the vault's unwind clock starts with its first inventory
         e.vault_next_unwind = e.t + e.p.vault_unwind_interval_ns
-    _take(e, v, q, mark)
-    e.col[v] += equity
+    _take(e, x.V, q, mark)
+    e.col[e.V] += equity
     _reduce(e, a, q, mark)
     e.col[a] = 0.0
-    e.cum_liq += 1
-    e.cum_liq_notional += fabs(q) * mark
+    _count_liquidation(e, x, fabs(q) * mark)
     _emit(e, EV_BACKSTOP, a, VAULT_ID, q, mark, 0.0, equity, 0.0)
     _vault_check(e)
     return 0
@@ -504,6 +643,7 @@ cdef int _backstop(Engine* e, Py_ssize_t a, float64_t equity) except -1 nogil:
 cdef float64_t _order_size(Engine* e, Py_ssize_t a, float64_t q, float64_t equity,
                            float64_t notional, bint* full) noexcept nogil:
     """Size of the liquidation order; ``full`` says whether it closes the whole position."""
+    cdef const Tiers* tiers = &_inst(e, a).tiers
     cdef Py_ssize_t k = 0, j
     cdef float64_t target
     full[0] = True
@@ -515,12 +655,12 @@ cdef float64_t _order_size(Engine* e, Py_ssize_t a, float64_t q, float64_t equit
             full[0] = False
             return q * e.p.partial_fraction
         return q
-    while k + 1 < e.tiers.n and e.tiers.floors[k + 1] <= notional:
+    while k + 1 < tiers.n and tiers.floors[k + 1] <= notional:
         k += 1
     j = k
     while j > 0:
-        target = e.tiers.floors[j] * (1.0 - TIER_STEP_MARGIN)
-        if equity >= maintenance_margin(&e.tiers, target):
+        target = tiers.floors[j] * (1.0 - TIER_STEP_MARGIN)
+        if equity >= maintenance_margin(tiers, target):
             full[0] = False
             return q * (1.0 - target / notional)
         j -= 1
@@ -529,37 +669,49 @@ cdef float64_t _order_size(Engine* e, Py_ssize_t a, float64_t q, float64_t equit
 
 cdef float64_t _limit_price(Engine* e, Py_ssize_t a, float64_t side) noexcept nogil:
     """Worst price the liquidation order may fill at (NaN: no limit)."""
+    cdef Inst* x = _inst(e, a)
     cdef float64_t limit = NAN, band
     if e.p.liq_limit_bankruptcy:
         limit = e.ep[a] - e.col[a] / e.pos[a]
-    if e.p.liq_price_band != INFINITY:
-        band = e.mark.mark * (1.0 + side * e.p.liq_price_band)
+    if x.liq_price_band != INFINITY:
+        band = x.mark.mark * (1.0 + side * x.liq_price_band)
         if limit != limit or side * (band - limit) < 0.0:
             limit = band
     return limit
 
 
-cdef bint _fund_can_take(Engine* e, float64_t dq, float64_t price, float64_t deficit) noexcept nogil:
-    """Whether the fund can take ``dq`` at ``price`` within its capacity, after paying
-    ``deficit`` (what the takeover may leave the account owing)."""
-    cdef Py_ssize_t f = e.F
-    cdef float64_t q = e.pos[f]
-    cdef float64_t new_q = q + dq
-    cdef float64_t value = (e.col[f] + q * (e.mark.mark - e.ep[f]) + dq * (e.mark.mark - price)
-                            - deficit)
-    return value >= 0.0 and fabs(new_q) * e.mark.mark <= e.p.fund_capacity * value
+cdef bint _fund_can_take(Engine* e, Inst* x, float64_t dq, float64_t price,
+                         float64_t deficit) noexcept nogil:
+    """Whether the fund can take ``dq`` of instrument ``x`` at ``price`` within its capacity,
+    after paying ``deficit`` (what the takeover may leave the account owing): its inventory in
+    every instrument at that instrument's mark within ``fund_capacity`` x its equity (cash plus
+    inventory at the marks)."""
+    cdef float64_t value = e.col[e.F], exposure = 0.0, q
+    cdef Py_ssize_t k, h
+    for k in range(e.n_inst):
+        h = e.F + 2 * k
+        value += e.pos[h] * (e.insts[k].mark.mark - e.ep[h])
+    value = value + dq * (x.mark.mark - price) - deficit
+    if not value >= 0.0:
+        return False
+    for k in range(e.n_inst):
+        h = e.F + 2 * k
+        q = e.pos[h] + dq if k == x.id else e.pos[h]
+        exposure += fabs(q) * e.insts[k].mark.mark
+    return exposure <= e.p.fund_capacity * value
 
 
 cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
                              bint full) except -1 nogil:
+    cdef Inst* x = _inst(e, a)
     cdef float64_t side = -_sign(size)
     cdef float64_t limit = _limit_price(e, a, side)
     cdef float64_t fill, move, after, deficit, filled, bankruptcy, rest, part, realized, fee, owed
     cdef float64_t filled_notional = 0.0
     cdef bint to_fund
-    cdef Py_ssize_t f = e.F
+    _bring(e, x)
     if limit != limit:
-        depth_walk(&e.book, side, fabs(size), _sim(e), e.tape, &fill, &move)
+        depth_walk(&x.book, side, fabs(size), _sim(x), x.tape, &fill, &move)
         after = e.col[a] + size * (fill - e.ep[a])
         deficit = -after if after < 0.0 else 0.0
         if deficit > _fund(e) and _vault_takes(e):
@@ -569,7 +721,7 @@ cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
         else:
             _book_fill(e, a, size, kind, e.p.liq_fee_rate, True, fill, move)  # walked once
         return 0
-    filled = depth_fillable(&e.book, side, fabs(size), _sim(e), e.tape, limit)
+    filled = depth_fillable(&x.book, side, fabs(size), _sim(x), x.tape, limit)
     if filled >= fabs(size):
         _book_close(e, a, size, kind, e.p.liq_fee_rate, True)
         return 0
@@ -580,19 +732,18 @@ cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
     # share of negative collateral (fills better than the limit only reduce it)
     owed = 0.0 if full else -e.col[a] * (1.0 - size / e.pos[a])
     to_fund = (e.p.takeover == TAKEOVER_FUND
-               and _fund_can_take(e, rest, bankruptcy, owed if owed > 0.0 else 0.0))
+               and _fund_can_take(e, x, rest, bankruptcy, owed if owed > 0.0 else 0.0))
     if filled > 0.0:
         fill = _book_close(e, a, -side * filled, kind, 0.0 if to_fund else e.p.liq_fee_rate, False)
         filled_notional = filled * fill
     part = e.pos[a] if full else rest
     if to_fund:
-        if e.pos[f] == 0.0:
+        if e.held[1] == 0:  # the fund's unwind clock starts with its first inventory
             e.fund_next_unwind = e.t + e.p.fund_unwind_interval_ns
-        _take(e, f, part, bankruptcy)
+        _take(e, x.F, part, bankruptcy)
         realized = _reduce(e, a, part, bankruptcy)
         fee = _charge_fee(e, a, e.p.liq_fee_rate * (filled_notional + fabs(part) * bankruptcy))
-        e.cum_liq += 1
-        e.cum_liq_notional += fabs(part) * bankruptcy
+        _count_liquidation(e, x, fabs(part) * bankruptcy)
         _emit(e, EV_FUND_TAKEOVER, a, FUND_ID, part, bankruptcy, fee, realized, _equity(e, a))
         if e.col[a] < 0.0:
             _cover_deficit(e, a)
@@ -645,10 +796,11 @@ cdef int _sample_fund_peak(Engine* e) except -1 nogil:
 
 
 cdef int _liquidate(Engine* e, Py_ssize_t a) except -1 nogil:
+    cdef Inst* x = _inst(e, a)
     cdef float64_t q = e.pos[a]
     cdef float64_t equity = _equity(e, a)
-    cdef float64_t notional = fabs(q) * e.mark.mark
-    cdef float64_t mm = maintenance_margin(&e.tiers, notional)
+    cdef float64_t notional = fabs(q) * x.mark.mark
+    cdef float64_t mm = maintenance_margin(&x.tiers, notional)
     cdef float64_t size
     cdef bint full, partial
     cdef int kind
@@ -661,9 +813,9 @@ cdef int _liquidate(Engine* e, Py_ssize_t a) except -1 nogil:
     else:
         size = _order_size(e, a, q, equity, notional, &full)
         partial = not full
-        if fabs(size) * e.mark.mark > e.p.liq_max_order_notional:
+        if fabs(size) * x.mark.mark > x.liq_max_order_notional:
             # the venue's largest market order; the rest waits for the next tick
-            size = _sign(size) * e.p.liq_max_order_notional / e.mark.mark
+            size = _sign(size) * x.liq_max_order_notional / x.mark.mark
             full = False
         kind = EV_LIQUIDATION if full else EV_PARTIAL_LIQUIDATION
         _market_liquidation(e, a, size, kind, full)
@@ -685,8 +837,8 @@ cdef int _liquidate(Engine* e, Py_ssize_t a) except -1 nogil:
 
 
 cdef void _sort_ids(Engine* e, i64* ids, Py_ssize_t k) noexcept nogil:
-    """Sort k account ids ascending: insertion sort when few, else an LSD radix sort on 16-bit
-    digits (ids are below n + 2), using ``hold_ids`` as the scratch buffer."""
+    """Sort k slot ids ascending: insertion sort when few, else an LSD radix sort on 16-bit
+    digits (ids are below n + 2 I), using ``hold_ids`` as the scratch buffer."""
     cdef Py_ssize_t i, j, c, total
     cdef i64 x
     cdef i64* src = ids
@@ -702,7 +854,7 @@ cdef void _sort_ids(Engine* e, i64* ids, Py_ssize_t k) noexcept nogil:
                 j -= 1
             ids[j + 1] = x
         return
-    while (<i64>1 << (16 * passes)) < e.n + 2:
+    while (<i64>1 << (16 * passes)) < e.n_slots:
         passes += 1
     for shift in range(0, 16 * passes, 16):
         for c in range(65536):
@@ -725,9 +877,10 @@ cdef void _sort_ids(Engine* e, i64* ids, Py_ssize_t k) noexcept nogil:
             ids[i] = src[i]
 
 
-cdef Py_ssize_t _collect_side(Engine* e, SideIndex* side, float64_t bound,
+cdef Py_ssize_t _collect_side(Engine* e, const Inst* x, SideIndex* side, float64_t bound,
                               Py_ssize_t ncross) except -1 nogil:
-    """Pop every entry keyed at or past ``bound``; keep the accounts that really cross."""
+    """Pop every entry of ``x``'s index keyed at or past ``bound``; keep the accounts that
+    really cross at ``x``'s mark."""
     cdef float64_t key, top
     cdef i64 a, ver
     cdef Py_ssize_t nhold = 0, j
@@ -735,8 +888,8 @@ cdef Py_ssize_t _collect_side(Engine* e, SideIndex* side, float64_t bound,
         side_pop(side, &key, &a, &ver)
         if ver != e.version[a] or e.status[a] != ST_ACTIVE:
             continue
-        if e.partial_tick[a] != e.i and crosses(&e.tiers, e.col[a], e.pos[a], e.ep[a],
-                                                e.mark.mark):
+        if e.partial_tick[a] != e.i and crosses(&x.tiers, e.col[a], e.pos[a], e.ep[a],
+                                                x.mark.mark):
             e.work_ids[ncross] = a
             ncross += 1
         else:
@@ -749,14 +902,36 @@ cdef Py_ssize_t _collect_side(Engine* e, SideIndex* side, float64_t bound,
     return ncross
 
 
-cdef int _scan(Engine* e) except -1 nogil:
-    """Trigger: crossing ACTIVE accounts become PENDING, queued in account-id order."""
+cdef inline Py_ssize_t _collect(Engine* e, Inst* x, Py_ssize_t ncross) except -1 nogil:
+    """Both sides of ``x``'s index; a side with nothing at or past the mark (most ticks) costs
+    one compare here, not a call."""
+    cdef float64_t top
+    if side_top(&x.index.longs, &top) and top >= x.mark.mark:
+        ncross = _collect_side(e, x, &x.index.longs, x.mark.mark, ncross)
+    if side_top(&x.index.shorts, &top) and top >= -x.mark.mark:
+        ncross = _collect_side(e, x, &x.index.shorts, -x.mark.mark, ncross)
+    return ncross
+
+
+cdef int _scan(Engine* e, Inst* x) except -1 nogil:
+    """Trigger: crossing ACTIVE accounts become PENDING, queued in account-id order. The
+    candidates are in the index of the ticking instrument ``x`` (its mark moved) and in those
+    of the instruments whose index took entries since they were last scanned (their marks
+    did not move; an account re-keyed there may cross)."""
     cdef Py_ssize_t ncross = 0, j
     cdef i64 a
+    cdef Inst* y
     if e.n_dirty:  # checked here: _scan runs every tick
         _rekey_dirty(e)
-    ncross = _collect_side(e, &e.index.longs, e.mark.mark, ncross)
-    ncross = _collect_side(e, &e.index.shorts, -e.mark.mark, ncross)
+    x.touched = False
+    ncross = _collect(e, x, ncross)
+    for j in range(e.n_touched):
+        y = &e.insts[e.touched[j]]
+        if y.touched:  # not x, scanned above
+            y.touched = False
+            if y.ticked:  # an instrument without a tick has no mark yet (nor re-keyed accounts)
+                ncross = _collect(e, y, ncross)
+    e.n_touched = 0
     if ncross > 1:
         _sort_ids(e, e.work_ids, ncross)
     for j in range(ncross):
@@ -773,82 +948,157 @@ cdef inline bint _pending_empty(Engine* e) noexcept nogil:
 
 
 cdef int _record(Engine* e) except -1 nogil:
-    cdef Py_ssize_t v = e.V
-    return series_push(&e.series, e.t, e.tape, _sim(e), e.mark.mark, _fund(e),
-                       e.col[v] + e.pos[v] * (e.mark.mark - e.ep[v]), e.long_oi, e.short_oi,
-                       e.cum_liq, e.cum_liq_notional, e.cum_adl, e.cum_adl_notional)
+    """A series sample: one row per instrument, in instrument order: its prices, mark and open
+    interest (as of its latest tick or order; NaN prices before its first tick), and the shared
+    fund, vault equity and counters."""
+    cdef float64_t vault = _vault_equity(e), tape, sim, mark
+    cdef Py_ssize_t k
+    cdef Inst* x
+    for k in range(e.n_inst):
+        x = &e.insts[k]
+        if x.ticked:
+            tape, sim, mark = x.tape, _sim(x), x.mark.mark
+        else:  # no price yet
+            tape = sim = mark = NAN
+        series_push(&e.series, e.t, <i32>k, tape, sim, mark, _fund(e), vault, x.long_oi,
+                    x.short_oi, e.cum_liq, e.cum_liq_notional, e.cum_adl, e.cum_adl_notional)
+    return 0
 
 
 cdef int _unwind(Engine* e, Py_ssize_t h, float64_t fraction, int kind) except -1 nogil:
+    cdef Inst* x = _inst(e, h)
     cdef float64_t q = e.pos[h]
     cdef float64_t size = q * fraction
-    if fabs(q - size) * _sim(e) < DUST_NOTIONAL:
+    _bring(e, x)
+    if fabs(q - size) * _sim(x) < DUST_NOTIONAL:
         size = q
     _book_close(e, h, size, kind, 0.0, True)
     return 0
 
 
 cdef int _inventories(Engine* e) except -1 nogil:
-    """Step 4: the vault's unwinding (its loss checked after), then the fund's offloading."""
-    cdef Py_ssize_t v = e.V, f = e.F
-    if e.pos[v] != 0.0 and e.t >= e.vault_next_unwind:
-        _unwind(e, v, e.p.vault_unwind_fraction, EV_VAULT_UNWIND)
+    """Step 4: the vault's unwinding in every instrument (its loss checked after each), then the
+    fund's offloading, each in instrument order."""
+    cdef Py_ssize_t k, h
+    if e.held[0] != 0 and e.t >= e.vault_next_unwind:
+        for k in range(e.n_inst):
+            h = e.V + 2 * k
+            if e.pos[h] != 0.0:
+                _unwind(e, h, e.p.vault_unwind_fraction, EV_VAULT_UNWIND)
+                _vault_check(e)
         e.vault_next_unwind = e.t + e.p.vault_unwind_interval_ns
-        _vault_check(e)
-    if e.pos[f] != 0.0 and e.t >= e.fund_next_unwind:
-        _unwind(e, f, e.p.fund_unwind_fraction, EV_FUND_UNWIND)
+    if e.held[1] != 0 and e.t >= e.fund_next_unwind:
+        for k in range(e.n_inst):
+            h = e.F + 2 * k
+            if e.pos[h] != 0.0:
+                _unwind(e, h, e.p.fund_unwind_fraction, EV_FUND_UNWIND)
+                _note_fund(e)
         e.fund_next_unwind = e.t + e.p.fund_unwind_interval_ns
-        _note_fund(e)
     return 0
 
 
-cdef int _loop(Engine* e, float64_t* stats) except -1 nogil:
+cdef inline void _drawdowns(Inst* x) noexcept nogil:
+    cdef float64_t s = _sim(x)
+    if x.tape > x.tape_peak:
+        x.tape_peak = x.tape
+    if s > x.sim_peak:
+        x.sim_peak = s
+    if 1.0 - x.tape / x.tape_peak > x.tape_dd:
+        x.tape_dd = 1.0 - x.tape / x.tape_peak
+    if 1.0 - s / x.sim_peak > x.sim_dd:
+        x.sim_dd = 1.0 - s / x.sim_peak
+    if x.tape < x.tape_min:
+        x.tape_min = x.tape
+    if s < x.sim_min:
+        x.sim_min = s
+
+
+cdef bint _refresh_marks(Engine* e, Inst* x) noexcept nogil:
+    """Every cascade round: the mark of each instrument whose book moved since its mark was
+    computed follows its simulated price again (the reference refreshes every instrument that
+    has ticked; a refresh where the price has not moved gives the same mark to the bit). An
+    instrument other than the ticking ``x`` whose mark moved is scanned in this round and takes
+    its new mark as its previous mark at the end of the tick. Returns whether a mark moved
+    where the vault holds inventory."""
+    cdef Py_ssize_t j
+    cdef float64_t before
+    cdef bint vault = False
+    cdef Inst* y
+    for j in range(e.n_moved):
+        y = &e.insts[e.moved[j]]
+        y.moved = False
+        if not y.ticked:
+            continue
+        before = y.mark.mark
+        mark_refresh(&y.mark, _sim(y))
+        if y.mark.mark == before:
+            continue
+        vault = vault or e.pos[y.V] != 0.0
+        if y != x:
+            _touch(e, y)
+            if not y.remarked:
+                y.remarked = True
+                e.remarked[e.n_remarked] = y.id
+                e.n_remarked += 1
+    e.n_moved = 0
+    return vault
+
+
+cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
     cdef Py_ssize_t i, j, a
-    cdef i64 t, dt, last_ts, next_sample, cap = e.p.max_liqs_per_step
+    cdef i64 t, next_sample, cap = e.p.max_liqs_per_step
     cdef i64 executed, done
-    cdef float64_t tape_peak = 0.0, sim_peak = 0.0, tape_dd = 0.0, sim_dd = 0.0
-    cdef float64_t tape_min = INFINITY, sim_min = INFINITY, s
     cdef float64_t stream_value
-    cdef i64 max_rounds = 0
-    cdef bint recorded_last = False
+    cdef bint recorded_last = False, vault_remarked
     cdef bint has_stream = e.stream != NULL
     cdef bint track_peak = e.p.adl_fund_drawdown != INFINITY
+    cdef Inst* x = &e.insts[0]
+    cdef Inst* y
+    max_rounds[0] = 0
     if e.n_ticks == 0:
         return 0
-    last_ts = e.ts[0]
     next_sample = e.ts[0]
     for i in range(e.n_ticks):
         t = e.ts[i]
+        if e.tick_inst != NULL:
+            x = &e.insts[e.tick_inst[i]]
         e.i = i
         e.t = t
-        e.tape = e.px[i]
+        x.tape = e.px[i]
         e.round = 0
-        dt = t - last_ts
-        depth_seek(&e.book, t)
-        impact_decay(&e.book, dt)
-        last_ts = t
-        if e.mark.method == MARK_LAST:
-            e.mark.mark = _sim(e)  # the common case, without a call
+        if not x.ticked:  # its first tick: no time has passed for its book and its EMAs
+            x.book_ts = t
+            x.mark_ts = t
+        depth_seek(&x.book, t)
+        impact_decay(&x.book, t - x.book_ts)
+        x.book_ts = t
+        if x.mark.method == MARK_LAST:
+            x.mark.mark = _sim(x)  # the common case, without a call
         else:
             stream_value = e.stream[i] if has_stream else NAN
-            mark_update(&e.mark, _sim(e), stream_value, dt)
-        if i == 0:
-            e.prev_mark = e.mark.mark
+            mark_update(&x.mark, _sim(x), stream_value, t - x.mark_ts)
+        x.mark_ts = t
+        if not x.ticked:
+            x.prev_mark = x.mark.mark
+            x.ticked = True
         if track_peak:
             _sample_fund_peak(e)
         executed = 0
         while True:
-            if e.round > 0:
-                mark_refresh(&e.mark, _sim(e))
-            if e.pos[e.V] != 0.0:
+            vault_remarked = _refresh_marks(e, x) if e.n_moved else False
+            # the vault is checked after every other change of its equity, so at round 0 it can
+            # only have moved with a mark where it holds inventory: the same as checking at every
+            # round while it holds any (the reference), without a loop over the instruments
+            if e.held[0] != 0 and (e.round > 0 or e.pos[x.V] != 0.0 or vault_remarked):
                 _vault_check(e)  # the inventory re-marked
-            _scan(e)
+            _scan(e, x)
             done = 0
             while (not _pending_empty(e) and e.pend_due[e.pend_head] <= t
                    and (cap == 0 or executed < cap)):
                 a = e.pend_ids[e.pend_head]
                 e.pend_head = (e.pend_head + 1) % e.pend_cap
-                if crosses(&e.tiers, e.col[a], e.pos[a], e.ep[a], e.mark.mark):
+                y = _inst(e, a)
+                if crosses(&y.tiers, e.col[a], e.pos[a], e.ep[a], y.mark.mark):
                     _liquidate(e, a)
                     done += 1
                     executed += 1
@@ -858,30 +1108,23 @@ cdef int _loop(Engine* e, float64_t* stats) except -1 nogil:
             if done == 0 or (cap != 0 and executed >= cap):
                 break
             e.round += 1
-        if e.round + 1 > max_rounds:
-            max_rounds = e.round + 1
+        if e.round + 1 > max_rounds[0]:
+            max_rounds[0] = e.round + 1
         e.round += 1
         for j in range(e.n_deferred):
             a = e.deferred[j]
             if e.status[a] == ST_ACTIVE:
                 _rekey(e, a)
         e.n_deferred = 0
-        if e.pos[e.V] != 0.0 or e.pos[e.F] != 0.0:
+        if e.held[0] != 0 or e.held[1] != 0:
             _inventories(e)
-        e.prev_mark = e.mark.mark
-        s = _sim(e)
-        if e.tape > tape_peak:
-            tape_peak = e.tape
-        if s > sim_peak:
-            sim_peak = s
-        if 1.0 - e.tape / tape_peak > tape_dd:
-            tape_dd = 1.0 - e.tape / tape_peak
-        if 1.0 - s / sim_peak > sim_dd:
-            sim_dd = 1.0 - s / sim_peak
-        if e.tape < tape_min:
-            tape_min = e.tape
-        if s < sim_min:
-            sim_min = s
+        x.prev_mark = x.mark.mark
+        for j in range(e.n_remarked):  # the other marks that moved at this tick
+            y = &e.insts[e.remarked[j]]
+            y.prev_mark = y.mark.mark
+            y.remarked = False
+        e.n_remarked = 0
+        _drawdowns(x)
         recorded_last = False
         if t >= next_sample:
             _record(e)
@@ -889,11 +1132,6 @@ cdef int _loop(Engine* e, float64_t* stats) except -1 nogil:
             recorded_last = True
     if not recorded_last:
         _record(e)
-    stats[0] = tape_dd
-    stats[1] = sim_dd
-    stats[2] = tape_min
-    stats[3] = sim_min
-    stats[4] = <float64_t>max_rounds
     return 0
 
 
@@ -901,9 +1139,11 @@ cdef int _loop(Engine* e, float64_t* stats) except -1 nogil:
 
 cdef enum:
     # how many entries a work array holds (WorkArray.count)
-    PER_ACCOUNT = 0        # one per account slot: n + 2 (the accounts, the vault, the fund)
-    PER_RADIX_DIGIT = 1    # one per 16-bit digit value: the radix sort's counters
-    PER_PEAK = 2           # the fund peak window's first capacity (_sample_fund_peak grows it)
+    PER_SLOT = 0           # one per slot: n + 2 I (the accounts, the vault's and the fund's inventories)
+    PER_SLOT_IF_SEVERAL = 1  # as PER_SLOT with several instruments, none (NULL) with one
+    PER_INSTRUMENT = 2     # one per instrument: I
+    PER_RADIX_DIGIT = 3    # one per 16-bit digit value: the radix sort's counters
+    PER_PEAK = 4           # the fund peak window's first capacity (_sample_fund_peak grows it)
 
 cdef enum:
     MAX_WORK_ARRAYS = 64   # room in the table (_alloc refuses more rows)
@@ -914,7 +1154,7 @@ cdef enum:
 cdef struct WorkArray:
     void** field           # address of the Engine's pointer field
     size_t item            # bytes per entry
-    int count              # PER_ACCOUNT, PER_RADIX_DIGIT or PER_PEAK
+    int count              # PER_SLOT, PER_SLOT_IF_SEVERAL, PER_INSTRUMENT, PER_RADIX_DIGIT, PER_PEAK
     bint zeroed            # calloc'ed: starts zero, its pages touched only where used
 
 
@@ -932,27 +1172,33 @@ cdef Py_ssize_t _work_arrays(Engine* e, WorkArray* t) noexcept nogil:
     """The engine's work arrays, one row each: what :c:func:`_alloc` allocates and
     :c:func:`_free` frees (a new array is one row here). Returns the number of rows."""
     cdef Py_ssize_t k = 0
-    k = _row(t, k, <void**>&e.pend_ids, sizeof(i64), PER_ACCOUNT, False)
-    k = _row(t, k, <void**>&e.pend_due, sizeof(i64), PER_ACCOUNT, False)
-    k = _row(t, k, <void**>&e.work_ids, sizeof(i64), PER_ACCOUNT, False)
-    k = _row(t, k, <void**>&e.work_vals, sizeof(float64_t), PER_ACCOUNT, False)
-    k = _row(t, k, <void**>&e.work_caps, sizeof(float64_t), PER_ACCOUNT, False)
-    k = _row(t, k, <void**>&e.work_out, sizeof(float64_t), PER_ACCOUNT, False)
-    k = _row(t, k, <void**>&e.work_a, sizeof(float64_t), PER_ACCOUNT, False)
-    k = _row(t, k, <void**>&e.work_b, sizeof(float64_t), PER_ACCOUNT, False)
-    k = _row(t, k, <void**>&e.work_ratio, sizeof(RatioIndex), PER_ACCOUNT, False)
-    k = _row(t, k, <void**>&e.work_live, sizeof(i64), PER_ACCOUNT, False)
-    k = _row(t, k, <void**>&e.hold_keys, sizeof(float64_t), PER_ACCOUNT, False)
-    k = _row(t, k, <void**>&e.hold_ids, sizeof(i64), PER_ACCOUNT, False)
-    k = _row(t, k, <void**>&e.hold_vers, sizeof(i64), PER_ACCOUNT, False)
-    k = _row(t, k, <void**>&e.deferred, sizeof(i64), PER_ACCOUNT, False)
-    k = _row(t, k, <void**>&e.dirty, sizeof(i64), PER_ACCOUNT, False)
-    k = _row(t, k, <void**>&e.is_dirty, sizeof(i8), PER_ACCOUNT, True)
-    k = _row(t, k, <void**>&e.partial_tick, sizeof(i64), PER_ACCOUNT, False)
-    k = _row(t, k, <void**>&e.cooldown_until, sizeof(i64), PER_ACCOUNT, False)
-    k = _row(t, k, <void**>&e.version, sizeof(i64), PER_ACCOUNT, True)
-    k = _row(t, k, <void**>&e.fill_row, sizeof(i64), PER_ACCOUNT, False)
-    k = _row(t, k, <void**>&e.fill_bucket, sizeof(i64), PER_ACCOUNT, True)  # touched for winners only
+    k = _row(t, k, <void**>&e.insts, sizeof(Inst), PER_INSTRUMENT, True)
+    k = _row(t, k, <void**>&e.touched, sizeof(i32), PER_INSTRUMENT, False)
+    k = _row(t, k, <void**>&e.moved, sizeof(i32), PER_INSTRUMENT, False)
+    k = _row(t, k, <void**>&e.remarked, sizeof(i32), PER_INSTRUMENT, False)
+    k = _row(t, k, <void**>&e.slot_inst, sizeof(i32), PER_SLOT_IF_SEVERAL, False)
+    k = _row(t, k, <void**>&e.member_ids, sizeof(i64), PER_SLOT_IF_SEVERAL, False)
+    k = _row(t, k, <void**>&e.pend_ids, sizeof(i64), PER_SLOT, False)
+    k = _row(t, k, <void**>&e.pend_due, sizeof(i64), PER_SLOT, False)
+    k = _row(t, k, <void**>&e.work_ids, sizeof(i64), PER_SLOT, False)
+    k = _row(t, k, <void**>&e.work_vals, sizeof(float64_t), PER_SLOT, False)
+    k = _row(t, k, <void**>&e.work_caps, sizeof(float64_t), PER_SLOT, False)
+    k = _row(t, k, <void**>&e.work_out, sizeof(float64_t), PER_SLOT, False)
+    k = _row(t, k, <void**>&e.work_a, sizeof(float64_t), PER_SLOT, False)
+    k = _row(t, k, <void**>&e.work_b, sizeof(float64_t), PER_SLOT, False)
+    k = _row(t, k, <void**>&e.work_ratio, sizeof(RatioIndex), PER_SLOT, False)
+    k = _row(t, k, <void**>&e.work_live, sizeof(i64), PER_SLOT, False)
+    k = _row(t, k, <void**>&e.hold_keys, sizeof(float64_t), PER_SLOT, False)
+    k = _row(t, k, <void**>&e.hold_ids, sizeof(i64), PER_SLOT, False)
+    k = _row(t, k, <void**>&e.hold_vers, sizeof(i64), PER_SLOT, False)
+    k = _row(t, k, <void**>&e.deferred, sizeof(i64), PER_SLOT, False)
+    k = _row(t, k, <void**>&e.dirty, sizeof(i64), PER_SLOT, False)
+    k = _row(t, k, <void**>&e.is_dirty, sizeof(i8), PER_SLOT, True)
+    k = _row(t, k, <void**>&e.partial_tick, sizeof(i64), PER_SLOT, False)
+    k = _row(t, k, <void**>&e.cooldown_until, sizeof(i64), PER_SLOT, False)
+    k = _row(t, k, <void**>&e.version, sizeof(i64), PER_SLOT, True)
+    k = _row(t, k, <void**>&e.fill_row, sizeof(i64), PER_SLOT, False)
+    k = _row(t, k, <void**>&e.fill_bucket, sizeof(i64), PER_SLOT, True)  # touched for winners only
     k = _row(t, k, <void**>&e.radix_count, sizeof(Py_ssize_t), PER_RADIX_DIGIT, False)
     k = _row(t, k, <void**>&e.peak_ts, sizeof(i64), PER_PEAK, False)
     k = _row(t, k, <void**>&e.peak_val, sizeof(float64_t), PER_PEAK, False)
@@ -961,32 +1207,43 @@ cdef Py_ssize_t _work_arrays(Engine* e, WorkArray* t) noexcept nogil:
 
 cdef void _free(Engine* e) noexcept nogil:
     """Free everything the engine allocated; safe on a zeroed engine and after a failed
-    :c:func:`_alloc` (unallocated pointers are NULL)."""
+    :c:func:`_alloc` (unallocated pointers are NULL; the instruments are calloc'ed)."""
     cdef WorkArray table[MAX_WORK_ARRAYS]
     cdef Py_ssize_t rows = _work_arrays(e, table), k
+    cdef Inst* x
+    if e.insts != NULL:
+        for k in range(e.n_inst):
+            x = &e.insts[k]
+            index_free(&x.index)
+            heap_free(&x.adl_rank[0])
+            heap_free(&x.adl_rank[1])
     for k in range(rows if rows < MAX_WORK_ARRAYS else MAX_WORK_ARRAYS):
         free(table[k].field[0])
         table[k].field[0] = NULL
-    index_free(&e.index)
-    heap_free(&e.adl_rank[0])
-    heap_free(&e.adl_rank[1])
     log_free(&e.log)
     log_free(&e.series)
 
 
-cdef int _alloc(Engine* e, Py_ssize_t n) except -1 nogil:
-    """Allocate every work array of :c:func:`_work_arrays` for ``n`` accounts."""
+cdef int _alloc(Engine* e) except -1 nogil:
+    """Allocate every work array of :c:func:`_work_arrays` for ``e.n_slots`` slots and
+    ``e.n_inst`` instruments."""
     cdef WorkArray table[MAX_WORK_ARRAYS]
     cdef Py_ssize_t rows = _work_arrays(e, table), k, count
     if rows > MAX_WORK_ARRAYS:
         with gil:
             raise RuntimeError(f"engine: {rows} work arrays but room for {MAX_WORK_ARRAYS} "
                                "(raise MAX_WORK_ARRAYS)")
-    e.pend_cap = n + 2
+    e.pend_cap = e.n_slots
     e.peak_cap = PEAK_START
     for k in range(rows):
-        if table[k].count == PER_ACCOUNT:
-            count = n + 2
+        if table[k].count == PER_SLOT:
+            count = e.n_slots
+        elif table[k].count == PER_SLOT_IF_SEVERAL:
+            count = e.n_slots if e.n_inst > 1 else 0
+            if count == 0:
+                continue
+        elif table[k].count == PER_INSTRUMENT:
+            count = e.n_inst
         elif table[k].count == PER_RADIX_DIGIT:
             count = RADIX_DIGITS
         else:
@@ -1007,8 +1264,6 @@ cdef int _fill_params(Params* p, params) except -1:
     p.liq_fee_rate = params.liq_fee_rate
     p.liq_limit_bankruptcy = params.liq_limit_bankruptcy
     p.liq_surplus_to_fund = params.liq_surplus_to_fund
-    p.liq_price_band = params.liq_price_band
-    p.liq_max_order_notional = params.liq_max_order_notional
     p.partial_mode = params.partial_mode
     p.partial_fraction = params.partial_fraction
     p.partial_threshold = params.partial_threshold
@@ -1034,76 +1289,164 @@ cdef int _fill_params(Params* p, params) except -1:
     return 0
 
 
-cdef object _engine_init(Engine* e, params, const i64[::1] tape_ts, const float64_t[::1] tape_price,
-                         const float64_t[::1] stream, const float64_t[::1] collateral,
-                         const float64_t[::1] size, const float64_t[::1] entry,
-                         float64_t[::1] col, float64_t[::1] pos, float64_t[::1] ep, i8[::1] status,
-                         float64_t[::1] socialized, Py_ssize_t max_events):
-    """Zero the whole engine, then set it up for a run: parameters (:c:func:`_fill_params`),
-    margin tiers, ADL, mark and book settings, the tape (with observed flow, the counterfactual
-    tape: ``riskengine._liquidity.counterfactual_tape``), the accounts (copied into ``col``,
-    ``pos``, ``ep``, ``status``; ``n + 2`` slots: the vault and the fund last), the ledgers, the
-    index, the logs and the work arrays (:c:func:`_alloc`).
+cdef object _inst_init(Engine* e, Inst* x, Py_ssize_t k, params):
+    """Set instrument ``k`` up from its ``params``: margin tiers, ADL settings on those tiers,
+    mark settings, book, price band and order cap, its inventory slots, its index and ranking
+    heaps; its drawdown minima start at infinity (the rest of ``x`` is zero).
+
+    Returns
+    -------
+    tuple
+        The arrays ``x`` borrows; keep them until ``_free``.
+    """
+    floors = np.ascontiguousarray(params.mm_floors, dtype=np.float64)
+    rates = np.ascontiguousarray(params.mm_rates, dtype=np.float64)
+    cums = np.ascontiguousarray(params.mm_cums, dtype=np.float64)
+    book_ts = np.ascontiguousarray(params.book_ts, dtype=np.int64)
+    book_delta = np.ascontiguousarray(params.book_delta, dtype=np.float64)
+    book_notional = np.ascontiguousarray(params.book_notional, dtype=np.float64)
+    cdef const float64_t[::1] f_view = floors
+    cdef const float64_t[::1] r_view = rates
+    cdef const float64_t[::1] c_view = cums
+    cdef const i64[::1] bt_v = book_ts
+    cdef const float64_t[::1] bd_v = book_delta
+    cdef const float64_t[::1] bn_v = book_notional
+    x.id = <i32>k
+    x.V = e.n + 2 * k
+    x.F = e.n + 2 * k + 1
+    x.tiers.floors = &f_view[0]
+    x.tiers.rates = &r_view[0]
+    x.tiers.cums = &c_view[0]
+    x.tiers.n = f_view.shape[0]
+    x.tiers.whole = params.mm_whole_position
+    x.adl.policy = params.adl_policy
+    x.adl.ranking = params.adl_ranking
+    x.adl.short_mark_over_entry = params.adl_short_mark_over_entry
+    x.adl.risk_power = params.adl_risk_power
+    x.adl.tiers = &x.tiers
+    x.mark.method = params.mark_method
+    x.mark.basis.tau_ns = params.mark_ema_tau_ns
+    x.mark.last.tau_ns = params.mark_ema2_tau_ns
+    x.mark.index = NAN
+    depth_init(&x.book, &bt_v[0], &bd_v[0], &bn_v[0], bt_v.shape[0], params.book_knots,
+               params.max_move, params.impact_half_life_ns, params.impact_feedback,
+               params.impact_stress_k)
+    x.liq_price_band = params.liq_price_band
+    x.liq_max_order_notional = params.liq_max_order_notional
+    x.tape_min = INFINITY
+    x.sim_min = INFINITY
+    index_init(&x.index, 16)
+    heap_init(&x.adl_rank[0], 16)
+    heap_init(&x.adl_rank[1], 16)
+    return (floors, rates, cums, book_ts, book_delta, book_notional)
+
+
+cdef object _counterfactual(Engine* e, list plist, tape_ts, tick_inst, tape_price):
+    """The merged tape's prices with each instrument's observed flow taken out of its own
+    ticks (``riskengine._liquidity.counterfactual_tape`` on a fresh copy of its book), or None
+    when no instrument has observed flow."""
+    cdef DepthBook obs_book
+    cdef const i64[::1] ts_v
+    cdef const float64_t[::1] px_v
+    cdef const i64[::1] ot_v
+    cdef const float64_t[::1] os_v
+    cdef const float64_t[::1] on_v
+    cdef float64_t[::1] out_v
+    cdef Py_ssize_t k, count
+    cf_tape = None
+    for k in range(e.n_inst):
+        params = plist[k]
+        ot_v = np.ascontiguousarray(params.observed_ts, dtype=np.int64)
+        if ot_v.shape[0] == 0 or len(tape_ts) == 0:
+            continue
+        os_v = np.ascontiguousarray(params.observed_side, dtype=np.float64)
+        on_v = np.ascontiguousarray(params.observed_notional, dtype=np.float64)
+        ticks = None if len(tick_inst) == 0 else np.flatnonzero(np.asarray(tick_inst) == k)
+        if ticks is None:  # one instrument: the whole tape
+            ts_v = tape_ts
+            px_v = tape_price
+        elif len(ticks) == 0:
+            continue
+        else:
+            ts_v = np.ascontiguousarray(np.asarray(tape_ts)[ticks])
+            px_v = np.ascontiguousarray(np.asarray(tape_price)[ticks])
+        count = ts_v.shape[0]
+        out = np.empty(count, dtype=np.float64)
+        out_v = out
+        obs_book = e.insts[k].book
+        with nogil:
+            counterfactual_tape(&obs_book, &ts_v[0], &px_v[0], count, &ot_v[0], &os_v[0],
+                                &on_v[0], ot_v.shape[0], &out_v[0])
+        if ticks is None:
+            cf_tape = out
+        else:
+            if cf_tape is None:
+                cf_tape = np.array(tape_price, dtype=np.float64)
+            cf_tape[ticks] = out
+    return cf_tape
+
+
+cdef int _members(Engine* e, const i32* acc_inst, i64* cursor) except -1 nogil:
+    """Each instrument's accounts, ascending, one list after the other in ``member_ids``; an
+    instrument that holds every account gets no list (``members`` NULL: 0 .. n - 1)."""
+    cdef Py_ssize_t a, k, offset = 0
+    cdef Inst* x
+    for a in range(e.n):
+        e.insts[acc_inst[a]].n_members += 1
+    for k in range(e.n_inst):
+        x = &e.insts[k]
+        cursor[k] = offset
+        x.members = &e.member_ids[offset] if x.n_members < e.n else NULL
+        offset += x.n_members
+    for a in range(e.n):
+        k = acc_inst[a]
+        if e.insts[k].members != NULL:
+            e.member_ids[cursor[k]] = a
+            cursor[k] += 1
+    return 0
+
+
+cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
+                         const float64_t[::1] tape_price, const float64_t[::1] stream,
+                         const i64[::1] owner, const i32[::1] acc_inst,
+                         const float64_t[::1] collateral, const float64_t[::1] size,
+                         const float64_t[::1] entry, float64_t[::1] col, float64_t[::1] pos,
+                         float64_t[::1] ep, i8[::1] status, float64_t[::1] socialized,
+                         Py_ssize_t max_events):
+    """Zero the whole engine, then set it up for a run: the design's parameters
+    (:c:func:`_fill_params`, from ``plist[0]``; the list's entries agree on them), the work
+    arrays (:c:func:`_alloc`), one :c:type:`Inst` per entry of ``plist``
+    (:c:func:`_inst_init`), the merged tape (with observed flow, the counterfactual tape:
+    :c:func:`_counterfactual`), each instrument's accounts (:c:func:`_members`), the margin
+    accounts (copied into ``col``, ``pos``, ``ep``, ``status``; ``n + 2 I`` slots: the vault's
+    and the fund's inventory slots last), the ledgers and the logs.
 
     Everything not set here starts at zero. :c:func:`_free` is safe from the first line on,
     whether or not this function finished.
 
     Returns
     -------
-    tuple
+    list
         The arrays the struct borrows besides the arguments; keep them until ``_free``.
     """
-    cdef Py_ssize_t n = collateral.shape[0], a
+    cdef Py_ssize_t n = collateral.shape[0], n_inst = len(plist), a, k, h
+    cdef Inst* x
     memset(e, 0, sizeof(Engine))
-    _fill_params(&e.p, params)
-    floors = np.ascontiguousarray(params.mm_floors, dtype=np.float64)
-    rates = np.ascontiguousarray(params.mm_rates, dtype=np.float64)
-    cums = np.ascontiguousarray(params.mm_cums, dtype=np.float64)
-    cdef const float64_t[::1] f_view = floors
-    cdef const float64_t[::1] r_view = rates
-    cdef const float64_t[::1] c_view = cums
-    e.tiers.floors = &f_view[0]
-    e.tiers.rates = &r_view[0]
-    e.tiers.cums = &c_view[0]
-    e.tiers.n = f_view.shape[0]
-    e.tiers.whole = params.mm_whole_position
-    e.adl.policy = params.adl_policy
-    e.adl.ranking = params.adl_ranking
-    e.adl.short_mark_over_entry = params.adl_short_mark_over_entry
-    e.adl.risk_power = params.adl_risk_power
-    e.adl.tiers = &e.tiers
-    e.mark.method = params.mark_method
-    e.mark.basis.tau_ns = params.mark_ema_tau_ns
-    e.mark.last.tau_ns = params.mark_ema2_tau_ns
-    e.mark.index = NAN
-    book_ts = np.ascontiguousarray(params.book_ts, dtype=np.int64)
-    book_delta = np.ascontiguousarray(params.book_delta, dtype=np.float64)
-    book_notional = np.ascontiguousarray(params.book_notional, dtype=np.float64)
-    cdef const i64[::1] bt_v = book_ts
-    cdef const float64_t[::1] bd_v = book_delta
-    cdef const float64_t[::1] bn_v = book_notional
-    depth_init(&e.book, &bt_v[0], &bd_v[0], &bn_v[0], bt_v.shape[0], params.book_knots,
-               params.max_move, params.impact_half_life_ns, params.impact_feedback,
-               params.impact_stress_k)
-    # counterfactual replay: the tape with the observed flow's impact taken out
-    obs_ts = np.ascontiguousarray(params.observed_ts, dtype=np.int64)
-    obs_side = np.ascontiguousarray(params.observed_side, dtype=np.float64)
-    obs_notional = np.ascontiguousarray(params.observed_notional, dtype=np.float64)
-    cdef const i64[::1] ot_v = obs_ts
-    cdef const float64_t[::1] os_v = obs_side
-    cdef const float64_t[::1] on_v = obs_notional
-    cdef DepthBook obs_book
-    cdef float64_t[::1] cf_v
-    cf_tape = None
-    if ot_v.shape[0] and tape_ts.shape[0]:
-        cf_tape = np.empty(tape_ts.shape[0], dtype=np.float64)
-        cf_v = cf_tape
-        obs_book = e.book
-        with nogil:
-            counterfactual_tape(&obs_book, &tape_ts[0], &tape_price[0], tape_ts.shape[0],
-                                &ot_v[0], &os_v[0], &on_v[0], ot_v.shape[0], &cf_v[0])
+    e.n = n
+    e.n_inst = n_inst
+    e.n_slots = n + 2 * n_inst
+    e.V = n
+    e.F = n + 1
+    _fill_params(&e.p, plist[0])
+    with nogil:
+        _alloc(e)
+    owners = [_inst_init(e, &e.insts[k], k, plist[k]) for k in range(n_inst)]
+    cf_tape = _counterfactual(e, plist, tape_ts, tick_inst, tape_price)
+    if cf_tape is not None:
         tape_price = cf_tape
+        owners.append(cf_tape)
     e.ts = &tape_ts[0] if tape_ts.shape[0] else NULL
+    e.tick_inst = &tick_inst[0] if tick_inst.shape[0] else NULL
     e.px = &tape_price[0] if tape_price.shape[0] else NULL
     e.stream = &stream[0] if stream.shape[0] else NULL
     e.n_ticks = tape_ts.shape[0]
@@ -1112,43 +1455,50 @@ cdef object _engine_init(Engine* e, params, const i64[::1] tape_ts, const float6
     e.ep = &ep[0]
     e.status = &status[0]
     e.socialized = &socialized[0]
-    e.n = n
-    e.V = n
-    e.F = n + 1
+    e.owner = &owner[0] if owner.shape[0] else NULL  # none: each account is its own owner
     e.fund_min = e.p.fund_initial
     e.vault_min = e.p.vault_initial
-    e.merge_fills = ADL_PRO_RATA <= e.adl.policy <= ADL_WATER_FILLING
-    index_init(&e.index, 16)
-    heap_init(&e.adl_rank[0], 16)
-    heap_init(&e.adl_rank[1], 16)
-    cdef size_t[::1] event_items = column_items(EVENT_COLUMNS)
-    cdef size_t[::1] series_items = column_items(SERIES_COLUMNS)
+    e.merge_fills = ADL_PRO_RATA <= e.insts[0].adl.policy <= ADL_WATER_FILLING
+    cursor = np.empty(n_inst, dtype=np.int64)
+    cdef i64[::1] cursor_v = cursor
+    cdef size_t[::1] event_items = column_items(PORTFOLIO_EVENT_COLUMNS)
+    cdef size_t[::1] series_items = column_items(PORTFOLIO_SERIES_COLUMNS)
     log_init(&e.log, &event_items[0], event_items.shape[0], 1024, max_events)
     log_init(&e.series, &series_items[0], series_items.shape[0], 1024, 0)
     with nogil:
-        _alloc(e, n)
+        if n_inst == 1:  # every account is in instrument 0 (members NULL: all of them)
+            e.insts[0].n_members = n
+        else:
+            _members(e, &acc_inst[0], &cursor_v[0])
+        x = &e.insts[0]
         for a in range(n):
+            if n_inst > 1:
+                x = &e.insts[acc_inst[a]]
+                e.slot_inst[a] = acc_inst[a]
             e.col[a] = collateral[a]
             e.pos[a] = size[a]
             e.ep[a] = entry[a]
             e.status[a] = ST_ACTIVE if size[a] != 0.0 else ST_FLAT
             e.partial_tick[a] = -1
             e.cooldown_until[a] = INT64_MIN
-            e.ext_pos -= size[a]
-            e.ext_cash += size[a] * entry[a]
+            x.ext_pos -= size[a]
+            x.ext_cash += size[a] * entry[a]
             if size[a] > 0:
-                e.long_oi += size[a]
+                x.long_oi += size[a]
             elif size[a] < 0:
-                e.short_oi -= size[a]
-        for a in range(n, n + 2):
-            e.pos[a] = 0.0
-            e.ep[a] = 0.0
-            e.status[a] = ST_FLAT
-            e.partial_tick[a] = -1
-            e.cooldown_until[a] = INT64_MIN
-        e.col[n] = e.p.vault_initial
-        e.col[n + 1] = e.p.fund_initial
-    return (floors, rates, cums, book_ts, book_delta, book_notional, cf_tape)
+                x.short_oi -= size[a]
+        for h in range(n, e.n_slots):
+            if n_inst > 1:
+                e.slot_inst[h] = <i32>((h - n) // 2)
+            e.col[h] = 0.0
+            e.pos[h] = 0.0
+            e.ep[h] = 0.0
+            e.status[h] = ST_FLAT
+            e.partial_tick[h] = -1
+            e.cooldown_until[h] = INT64_MIN
+        e.col[e.V] = e.p.vault_initial
+        e.col[e.F] = e.p.fund_initial
+    return owners
 
 
 cdef object _copy(const float64_t* values, Py_ssize_t count):
@@ -1161,7 +1511,8 @@ cdef object _copy(const float64_t* values, Py_ssize_t count):
 
 
 def params_struct(params):
-    """The engine's settings as :c:func:`_engine_init` fills them from ``params``.
+    """The engine's settings as :c:func:`_engine_init` fills them from ``params`` (one
+    instrument).
 
     For ``tests/test_engine_struct.py``, which checks them against
     :class:`riskengine.params.EngineParams` field by field.
@@ -1174,12 +1525,15 @@ def params_struct(params):
     -------
     dict
         ``p``: the ``Params`` struct, every field under its own name (Cython's struct to dict);
-        ``tiers``, ``adl``, ``mark``, ``book``: the fields of those structs that come from
-        ``params`` (the rest is run state), arrays copied.
+        ``tiers``, ``adl``, ``mark``, ``book``, ``inst``: the fields of the instrument's
+        structs that come from ``params`` (the rest is run state), arrays copied.
     """
     cdef Engine e
     cdef Py_ssize_t values, k
+    cdef Inst* x
     cdef const i64[::1] no_ticks = np.empty(0, dtype=np.int64)
+    cdef const i32[::1] no_ids = np.empty(0, dtype=np.int32)
+    cdef const i64[::1] no_owners = np.empty(0, dtype=np.int64)
     cdef const float64_t[::1] no_values = np.empty(0, dtype=np.float64)
     # no accounts: only the vault's and the fund's slots
     cdef float64_t[::1] col = np.zeros(2, dtype=np.float64)
@@ -1188,37 +1542,228 @@ def params_struct(params):
     cdef float64_t[::1] socialized = np.zeros(2, dtype=np.float64)
     cdef i8[::1] status = np.zeros(2, dtype=np.int8)
     try:
-        owners = _engine_init(&e, params, no_ticks, no_values, no_values, no_values, no_values,
-                              no_values, col, pos, ep, status, socialized, 0)
-        values = e.book.n_snap * 2 * e.book.knots
+        owners = _engine_init(&e, [params], no_ticks, no_ids, no_values, no_values, no_owners,
+                              no_ids, no_values, no_values, no_values, col, pos, ep, status,
+                              socialized, 0)
+        x = &e.insts[0]
+        values = x.book.n_snap * 2 * x.book.knots
         return {
             "p": e.p,
-            "tiers": {"floors": _copy(e.tiers.floors, e.tiers.n),
-                      "rates": _copy(e.tiers.rates, e.tiers.n),
-                      "cums": _copy(e.tiers.cums, e.tiers.n),
-                      "n": e.tiers.n, "whole": e.tiers.whole},
-            "adl": {"policy": e.adl.policy, "ranking": e.adl.ranking,
-                    "short_mark_over_entry": e.adl.short_mark_over_entry,
-                    "risk_power": e.adl.risk_power},
-            "mark": {"method": e.mark.method, "basis.tau_ns": e.mark.basis.tau_ns,
-                     "last.tau_ns": e.mark.last.tau_ns},
-            "book": {"snap_ts": np.array([e.book.snap_ts[k] for k in range(e.book.n_snap)],
+            "tiers": {"floors": _copy(x.tiers.floors, x.tiers.n),
+                      "rates": _copy(x.tiers.rates, x.tiers.n),
+                      "cums": _copy(x.tiers.cums, x.tiers.n),
+                      "n": x.tiers.n, "whole": x.tiers.whole},
+            "adl": {"policy": x.adl.policy, "ranking": x.adl.ranking,
+                    "short_mark_over_entry": x.adl.short_mark_over_entry,
+                    "risk_power": x.adl.risk_power},
+            "mark": {"method": x.mark.method, "basis.tau_ns": x.mark.basis.tau_ns,
+                     "last.tau_ns": x.mark.last.tau_ns},
+            "book": {"snap_ts": np.array([x.book.snap_ts[k] for k in range(x.book.n_snap)],
                                          dtype=np.int64),
-                     "delta": _copy(e.book.delta, values),
-                     "notional": _copy(e.book.notional, values),
-                     "knots": e.book.knots, "max_move": e.book.max_move,
-                     "half_life_ns": e.book.half_life_ns, "feedback": e.book.feedback,
-                     "stress_k": e.book.stress_k},
+                     "delta": _copy(x.book.delta, values),
+                     "notional": _copy(x.book.notional, values),
+                     "knots": x.book.knots, "max_move": x.book.max_move,
+                     "half_life_ns": x.book.half_life_ns, "feedback": x.book.feedback,
+                     "stress_k": x.book.stress_k},
+            "inst": {"liq_price_band": x.liq_price_band,
+                     "liq_max_order_notional": x.liq_max_order_notional},
         }
     finally:
         _free(&e)
+
+
+cdef dict _by_instrument(Engine* e):
+    """Each instrument's final figures (``riskengine.runlog.BY_INSTRUMENT``), arrays in
+    instrument order."""
+    cdef Py_ssize_t k
+    cdef Inst* x
+    out = {name: np.empty(e.n_inst, dtype=dtype) for name, dtype, _ in BY_INSTRUMENT}
+    for k in range(e.n_inst):
+        x = &e.insts[k]
+        out["final_mark"][k] = x.mark.mark
+        out["final_sim_price"][k] = _sim(x) if x.ticked else NAN
+        out["tape_max_drawdown"][k] = x.tape_dd
+        out["sim_max_drawdown"][k] = x.sim_dd
+        out["tape_min"][k] = x.tape_min
+        out["sim_min"][k] = x.sim_min
+        out["fund_pos"][k] = e.pos[x.F]
+        out["fund_entry"][k] = e.ep[x.F]
+        out["vault_pos"][k] = e.pos[x.V]
+        out["vault_entry"][k] = e.ep[x.V]
+        out["ext_pos"][k] = x.ext_pos
+        out["ext_cash"][k] = x.ext_cash
+        out["liquidations"][k] = x.liquidations
+        out["liquidated_notional"][k] = x.liquidated_notional
+        out["adl_fills"][k] = x.adl_fills
+        out["adl_notional"][k] = x.adl_notional
+    return out
+
+
+cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
+               const float64_t[::1] tape_price, const float64_t[::1] stream,
+               const i64[::1] owner, const i32[::1] acc_inst, const float64_t[::1] collateral,
+               const float64_t[::1] size, const float64_t[::1] entry, Py_ssize_t max_events):
+    """Run the engine on validated arrays: one position (or none) per margin account, in
+    instrument ``acc_inst[m]`` (may be empty with one instrument), owned by ``owner[m]``
+    (empty: by ``m``); see :func:`run_portfolio`."""
+    cdef Engine e
+    cdef Py_ssize_t n = collateral.shape[0], slots = n + 2 * len(plist), k
+    cdef i64 max_rounds = 0
+    cdef Inst* x
+    col = np.empty(slots, dtype=np.float64)
+    pos = np.empty(slots, dtype=np.float64)
+    ep = np.empty(slots, dtype=np.float64)
+    status = np.empty(slots, dtype=np.int8)
+    socialized = np.zeros(slots, dtype=np.float64)
+    # typed before the try: nothing can raise between it and _engine_init's memset
+    cdef float64_t[::1] col_v = col
+    cdef float64_t[::1] pos_v = pos
+    cdef float64_t[::1] ep_v = ep
+    cdef i8[::1] st_v = status
+    cdef float64_t[::1] soc_v = socialized
+    try:
+        owners = _engine_init(&e, plist, tape_ts, tick_inst, tape_price, stream, owner, acc_inst,
+                              collateral, size, entry, col_v, pos_v, ep_v, st_v, soc_v, max_events)
+        with nogil:
+            for k in range(e.n_inst):
+                _build_index(&e, &e.insts[k])
+            _loop(&e, &max_rounds)
+        events = log_to_numpy(&e.log, PORTFOLIO_EVENT_COLUMNS)
+        series = log_to_numpy(&e.series, PORTFOLIO_SERIES_COLUMNS)
+        by_instrument = _by_instrument(&e)
+        x = &e.insts[0]
+        scalars = {
+            "fund_final": col[e.F],
+            "fund_min": e.fund_min,
+            "fund_pos": pos[e.F],
+            "fund_entry": ep[e.F],
+            "vault_col": col[e.V],
+            "vault_pos": pos[e.V],
+            "vault_entry": ep[e.V],
+            "vault_min": e.vault_min,
+            "bad_debt": e.bad_debt,
+            "ext_cash": x.ext_cash,
+            "ext_pos": x.ext_pos,
+            "tape_max_drawdown": x.tape_dd,
+            "sim_max_drawdown": x.sim_dd,
+            "tape_min": x.tape_min,
+            "sim_min": x.sim_min,
+            "final_mark": x.mark.mark,
+            "final_sim_price": _sim(x) if x.ticked else np.nan,
+            "max_rounds": int(max_rounds),
+            "ticks": int(e.n_ticks),
+            "adl_fills": int(e.cum_adl),
+            "adl_overshoot": e.adl_overshoot,
+        }
+    finally:
+        _free(&e)
+    return {
+        "events": events,
+        "series": series,
+        "collateral": col[:n].copy(),
+        "size": pos[:n].copy(),
+        "entry": ep[:n].copy(),
+        "status": status[:n].copy(),
+        "scalars": scalars,
+        "socialized": socialized[:n].copy(),
+        "by_instrument": by_instrument,
+    }
+
+
+def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] price,
+                  const float64_t[::1] stream, const i64[::1] owner,
+                  const float64_t[::1] collateral, const i64[::1] start,
+                  const i32[::1] instrument, const float64_t[::1] size,
+                  const float64_t[::1] entry, params, Py_ssize_t max_events=0):
+    """Run the compiled engine on several instruments: their merged tape and margin accounts
+    whose positions are given in CSR form (``riskengine.portfolio``).
+
+    Parameters
+    ----------
+    ts : ndarray of int64, shape (T,)
+        Tick times of the merged tape, ns, non-decreasing.  # const int64_t[::1]
+    inst : ndarray of int32, shape (T,)
+        The instrument each tick moves, in ``0 .. I - 1``.  # const int32_t[::1]
+    price : ndarray of float64, shape (T,)
+        Tick prices, > 0 (each in its instrument's quote).  # const float64_t[::1]
+    stream : ndarray of float64, shape (T,) or (0,)
+        The ticking instrument's supplied mark/index price as of each tick, NaN where it has
+        none yet (empty when the mark method uses none).  # const float64_t[::1]
+    owner : ndarray of int64, shape (M,)
+        Public id of each margin account's user: the events' ``account``.  # const int64_t[::1]
+    collateral : ndarray of float64, shape (M,)
+        Each margin account's cash (a cross wallet, or an isolated position's margin); copied,
+        never modified.  # const float64_t[::1]
+    start : ndarray of int64, shape (M + 1,)
+        Margin account ``m``'s positions are ``start[m] .. start[m + 1] - 1``.
+        # const int64_t[::1]
+    instrument, size, entry : ndarrays of int32, float64, float64, shape (P,)
+        Each position's instrument (``0 .. I - 1``), signed size and entry price.
+        # const int32_t[::1], const float64_t[::1], const float64_t[::1]
+    params : list of riskengine.params.EngineParams
+        One per instrument: its margin tiers, liquidity model, observed flow (taken out of its
+        own ticks, ``riskengine._liquidity.counterfactual_tape``), order cap and price band
+        (``riskengine.engine_inputs.PER_INSTRUMENT_FIELDS``); every other field is the design's
+        and must be equal in all of them.
+    max_events : int
+        Budget of event-log rows (0: none); one more raises ``MemoryError``.
+
+    Returns
+    -------
+    dict
+        ``events``, ``series`` (dicts of arrays; the series has one row per instrument per
+        sample), ``collateral``, ``size``, ``entry``, ``status``, ``socialized`` (final margin
+        account arrays, length M; a margin account without a position has size and entry 0),
+        ``scalars`` (instrument 0's where per instrument) and ``by_instrument`` (dict of arrays
+        of length I, ``riskengine.runlog.BY_INSTRUMENT``).
+
+    Raises
+    ------
+    ValueError
+        The checks both engines make (``riskengine.engine_inputs``): parameters that disagree on
+        a design field, arrays of the wrong lengths, an instrument id out of range, a margin
+        account with more than one position (step 1 of issue 12: cross accounts with several
+        positions come with step 2) or a user holding one instrument twice.
+
+    Notes
+    -----
+    Prices, sizes and times are assumed valid (``riskengine.engine`` and
+    ``riskengine.portfolio`` check them). The loop runs without the GIL.
+    """
+    plist = list(params)
+    design_params(plist)
+    n_inst = len(plist)
+    starts = np.asarray(start)
+    check_margin_accounts(np.asarray(ts), np.asarray(inst), np.asarray(price), np.asarray(stream),
+                          np.asarray(owner), np.asarray(collateral), starts, np.asarray(instrument),
+                          np.asarray(size), np.asarray(entry), n_inst)
+    m = collateral.shape[0]
+    if instrument.shape[0] == m:  # every margin account holds one position
+        acc_inst, acc_size, acc_entry = instrument, size, entry
+    else:
+        held = starts[1:] > starts[:m]
+        first = starts[:m][held]
+        acc_inst = np.zeros(m, dtype=np.int32)
+        acc_size = np.zeros(m, dtype=np.float64)
+        acc_entry = np.zeros(m, dtype=np.float64)
+        acc_inst[held] = np.asarray(instrument)[first]
+        acc_size[held] = np.asarray(size)[first]
+        acc_entry[held] = np.asarray(entry)[first]
+    return _run(plist, ts, inst if n_inst > 1 else _NO_INSTRUMENTS, price, stream, owner, acc_inst,
+                collateral, acc_size, acc_entry, max_events)
+
+
+# run_engine's defaults: every tick and account in instrument 0, every account its own owner
+_NO_INSTRUMENTS = np.empty(0, dtype=np.int32)
+_NO_OWNERS = np.empty(0, dtype=np.int64)
 
 
 def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
                const float64_t[::1] stream, const float64_t[::1] collateral,
                const float64_t[::1] size, const float64_t[::1] entry, params,
                Py_ssize_t max_events=0):
-    """Run the compiled engine on validated arrays.
+    """Run the compiled engine on one instrument's validated arrays: :func:`run_portfolio` with
+    one instrument and one margin account per account (its id its owner).
 
     Parameters
     ----------
@@ -1241,68 +1786,14 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     Returns
     -------
     dict
-        ``events``, ``series`` (dicts of arrays), ``collateral``, ``size``, ``entry``,
-        ``status`` (final account arrays) and ``scalars``.
+        As :func:`run_portfolio`: ``events``, ``series`` (dicts of arrays), ``collateral``,
+        ``size``, ``entry``, ``status`` (final account arrays), ``scalars`` and
+        ``by_instrument`` (one instrument).
 
     Notes
     -----
     Arguments are assumed valid (``riskengine.engine.run`` checks them). The loop runs
     without the GIL.
     """
-    cdef Engine e
-    cdef Py_ssize_t n = collateral.shape[0]
-    cdef float64_t stats[5]
-    col = np.empty(n + 2, dtype=np.float64)
-    pos = np.empty(n + 2, dtype=np.float64)
-    ep = np.empty(n + 2, dtype=np.float64)
-    status = np.empty(n + 2, dtype=np.int8)
-    socialized = np.zeros(n + 2, dtype=np.float64)
-    # typed before the try: nothing can raise between it and _engine_init's memset
-    cdef float64_t[::1] col_v = col
-    cdef float64_t[::1] pos_v = pos
-    cdef float64_t[::1] ep_v = ep
-    cdef i8[::1] st_v = status
-    cdef float64_t[::1] soc_v = socialized
-    try:
-        owners = _engine_init(&e, params, tape_ts, tape_price, stream, collateral, size, entry,
-                              col_v, pos_v, ep_v, st_v, soc_v, max_events)
-        with nogil:
-            _build_index(&e)
-            _loop(&e, stats)
-        events = log_to_numpy(&e.log, EVENT_COLUMNS)
-        series = log_to_numpy(&e.series, SERIES_COLUMNS)
-    finally:
-        _free(&e)
-    scalars = {
-        "fund_final": col[n + 1],
-        "fund_min": e.fund_min,
-        "fund_pos": pos[n + 1],
-        "fund_entry": ep[n + 1],
-        "vault_col": col[n],
-        "vault_pos": pos[n],
-        "vault_entry": ep[n],
-        "vault_min": e.vault_min,
-        "bad_debt": e.bad_debt,
-        "ext_cash": e.ext_cash,
-        "ext_pos": e.ext_pos,
-        "tape_max_drawdown": stats[0] if e.n_ticks else 0.0,
-        "sim_max_drawdown": stats[1] if e.n_ticks else 0.0,
-        "tape_min": stats[2] if e.n_ticks else INFINITY,
-        "sim_min": stats[3] if e.n_ticks else INFINITY,
-        "final_mark": e.mark.mark,
-        "final_sim_price": e.tape * e.book.m if e.n_ticks else np.nan,
-        "max_rounds": int(stats[4]) if e.n_ticks else 0,
-        "ticks": int(e.n_ticks),
-        "adl_fills": int(e.cum_adl),
-        "adl_overshoot": e.adl_overshoot,
-    }
-    return {
-        "events": events,
-        "series": series,
-        "collateral": col[:n].copy(),
-        "size": pos[:n].copy(),
-        "entry": ep[:n].copy(),
-        "status": status[:n].copy(),
-        "scalars": scalars,
-        "socialized": socialized[:n].copy(),
-    }
+    return _run([params], tape_ts, _NO_INSTRUMENTS, tape_price, stream, _NO_OWNERS,
+                _NO_INSTRUMENTS, collateral, size, entry, max_events)

@@ -22,13 +22,13 @@ cdef int log_init(ColumnLog* log, const size_t* items, Py_ssize_t ncols,
 cdef void log_free(ColumnLog* log) noexcept nogil
 cdef dict log_to_numpy(ColumnLog* log, object columns)
 cdef int events_push(ColumnLog* log, i64 ts, i64 tick, i32 round, i8 kind, i64 account,
-                     i64 counterparty, float64_t size, float64_t price, float64_t fee,
+                     i32 instrument, i64 counterparty, float64_t size, float64_t price, float64_t fee,
                      float64_t amount, float64_t equity_after,
                      float64_t fund_after) except -1 nogil
 cdef void events_merge(ColumnLog* log, Py_ssize_t row, i64 counterparty, i64 mixed, float64_t size,
                        float64_t notional, float64_t amount, float64_t equity_after,
                        float64_t fund_after) noexcept nogil
-cdef int series_push(ColumnLog* log, i64 ts, float64_t tape_price, float64_t sim_price,
+cdef int series_push(ColumnLog* log, i64 ts, i32 instrument, float64_t tape_price, float64_t sim_price,
                      float64_t mark, float64_t fund, float64_t vault_equity,
                      float64_t long_oi, float64_t short_oi, i64 cum_liquidations,
                      float64_t cum_liquidated_notional, i64 cum_adl_fills,

@@ -121,7 +121,7 @@ cdef dict log_to_numpy(ColumnLog* log, object columns):
 
 
 cdef int events_push(ColumnLog* log, i64 ts, i64 tick, i32 round, i8 kind, i64 account,
-                     i64 counterparty, float64_t size, float64_t price, float64_t fee,
+                     i32 instrument, i64 counterparty, float64_t size, float64_t price, float64_t fee,
                      float64_t amount, float64_t equity_after,
                      float64_t fund_after) except -1 nogil:
     cdef Py_ssize_t j = _next_row(log)
@@ -130,14 +130,15 @@ cdef int events_push(ColumnLog* log, i64 ts, i64 tick, i32 round, i8 kind, i64 a
     (<i32*>log.cols[2].data)[j] = round
     (<i8*>log.cols[3].data)[j] = kind
     (<i64*>log.cols[4].data)[j] = account
-    (<i64*>log.cols[5].data)[j] = counterparty
-    (<float64_t*>log.cols[6].data)[j] = size
-    (<float64_t*>log.cols[7].data)[j] = price
-    (<float64_t*>log.cols[8].data)[j] = (size if size >= 0.0 else -size) * price
-    (<float64_t*>log.cols[9].data)[j] = fee
-    (<float64_t*>log.cols[10].data)[j] = amount
-    (<float64_t*>log.cols[11].data)[j] = equity_after
-    (<float64_t*>log.cols[12].data)[j] = fund_after
+    (<i32*>log.cols[5].data)[j] = instrument
+    (<i64*>log.cols[6].data)[j] = counterparty
+    (<float64_t*>log.cols[7].data)[j] = size
+    (<float64_t*>log.cols[8].data)[j] = price
+    (<float64_t*>log.cols[9].data)[j] = (size if size >= 0.0 else -size) * price
+    (<float64_t*>log.cols[10].data)[j] = fee
+    (<float64_t*>log.cols[11].data)[j] = amount
+    (<float64_t*>log.cols[12].data)[j] = equity_after
+    (<float64_t*>log.cols[13].data)[j] = fund_after
     return 0
 
 
@@ -148,37 +149,38 @@ cdef void events_merge(ColumnLog* log, Py_ssize_t row, i64 counterparty, i64 mix
     notional and amount are summed, the price becomes the volume-weighted price
     ``notional / |size|``, the state columns take the values after this fill, and the
     counterparty becomes ``mixed`` unless it is the row's."""
-    cdef float64_t* sizes = <float64_t*>log.cols[6].data
-    cdef float64_t* notionals = <float64_t*>log.cols[8].data
-    cdef i64* counterparties = <i64*>log.cols[5].data
+    cdef float64_t* sizes = <float64_t*>log.cols[7].data
+    cdef float64_t* notionals = <float64_t*>log.cols[9].data
+    cdef i64* counterparties = <i64*>log.cols[6].data
     cdef float64_t total
     if counterparties[row] != counterparty:
         counterparties[row] = mixed
     sizes[row] += size
     notionals[row] += notional
     total = sizes[row] if sizes[row] >= 0.0 else -sizes[row]
-    (<float64_t*>log.cols[7].data)[row] = notionals[row] / total
-    (<float64_t*>log.cols[10].data)[row] += amount
-    (<float64_t*>log.cols[11].data)[row] = equity_after
-    (<float64_t*>log.cols[12].data)[row] = fund_after
+    (<float64_t*>log.cols[8].data)[row] = notionals[row] / total
+    (<float64_t*>log.cols[11].data)[row] += amount
+    (<float64_t*>log.cols[12].data)[row] = equity_after
+    (<float64_t*>log.cols[13].data)[row] = fund_after
 
 
-cdef int series_push(ColumnLog* log, i64 ts, float64_t tape_price, float64_t sim_price,
-                     float64_t mark, float64_t fund, float64_t vault_equity,
+cdef int series_push(ColumnLog* log, i64 ts, i32 instrument, float64_t tape_price,
+                     float64_t sim_price, float64_t mark, float64_t fund, float64_t vault_equity,
                      float64_t long_oi, float64_t short_oi, i64 cum_liquidations,
                      float64_t cum_liquidated_notional, i64 cum_adl_fills,
                      float64_t cum_adl_notional) except -1 nogil:
     cdef Py_ssize_t j = _next_row(log)
     (<i64*>log.cols[0].data)[j] = ts
-    (<float64_t*>log.cols[1].data)[j] = tape_price
-    (<float64_t*>log.cols[2].data)[j] = sim_price
-    (<float64_t*>log.cols[3].data)[j] = mark
-    (<float64_t*>log.cols[4].data)[j] = fund
-    (<float64_t*>log.cols[5].data)[j] = vault_equity
-    (<float64_t*>log.cols[6].data)[j] = long_oi
-    (<float64_t*>log.cols[7].data)[j] = short_oi
-    (<i64*>log.cols[8].data)[j] = cum_liquidations
-    (<float64_t*>log.cols[9].data)[j] = cum_liquidated_notional
-    (<i64*>log.cols[10].data)[j] = cum_adl_fills
-    (<float64_t*>log.cols[11].data)[j] = cum_adl_notional
+    (<i32*>log.cols[1].data)[j] = instrument
+    (<float64_t*>log.cols[2].data)[j] = tape_price
+    (<float64_t*>log.cols[3].data)[j] = sim_price
+    (<float64_t*>log.cols[4].data)[j] = mark
+    (<float64_t*>log.cols[5].data)[j] = fund
+    (<float64_t*>log.cols[6].data)[j] = vault_equity
+    (<float64_t*>log.cols[7].data)[j] = long_oi
+    (<float64_t*>log.cols[8].data)[j] = short_oi
+    (<i64*>log.cols[9].data)[j] = cum_liquidations
+    (<float64_t*>log.cols[10].data)[j] = cum_liquidated_notional
+    (<i64*>log.cols[11].data)[j] = cum_adl_fills
+    (<float64_t*>log.cols[12].data)[j] = cum_adl_notional
     return 0
