@@ -24,14 +24,14 @@ from riskengine.invariants import violations
 from riskengine.liquidity import ConstantDepth, DepthCurve
 from riskengine.metrics import RunContext, summarize
 from riskengine.params import EngineParams
-from riskengine.runlog import PORTFOLIO_EVENT_COLUMNS, RawRun
+from riskengine.runlog import EVENT_COLUMNS, RawRun
 from riskengine.scenario import Scenario
 from riskengine.venue import VenueDesign
 
 ENGINES = ("cython", "reference")
 
-#: bytes of one event-log row of the compiled engine (:data:`riskengine.runlog.PORTFOLIO_EVENT_COLUMNS`)
-EVENT_ROW_BYTES = sum(np.dtype(dtype).itemsize for _, dtype, _ in PORTFOLIO_EVENT_COLUMNS)
+#: bytes of one event-log row of the compiled engine (:data:`riskengine.runlog.EVENT_COLUMNS`)
+EVENT_ROW_BYTES = sum(np.dtype(dtype).itemsize for _, dtype, _ in EVENT_COLUMNS)
 #: share of the memory available at the start of a run that its event log may fill: after the
 #: run the log becomes Arrow tables with two label columns and is summarized, which takes
 #: about as much again

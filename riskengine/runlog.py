@@ -3,12 +3,8 @@
 Column order of the event log and the series is defined here once; the Cython engine fills
 its C buffers in the same order (``cext/riskengine/_events.pxd``).
 
-The portfolio engine (issue 12, step 1) adds an ``instrument`` column to both: right after
-``account`` in the event log and right after ``ts`` in the series
-(:data:`PORTFOLIO_EVENT_COLUMNS`, :data:`PORTFOLIO_SERIES_COLUMNS`). The reference engine logs
-those; until the Cython engine logs them too, :data:`EVENT_COLUMNS` and :data:`SERIES_COLUMNS`
-stay the columns it fills, and a :class:`RawRun` holds whichever set its engine logged
-(:func:`event_columns`, :func:`series_columns`).
+Both carry an ``instrument`` column (the portfolio engine, issue 12): right after ``account`` in
+the event log and right after ``ts`` in the series; a single-instrument run logs 0.
 """
 
 from __future__ import annotations
@@ -18,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-#: Event-log columns: name, dtype, meaning.
-EVENT_COLUMNS: tuple[tuple[str, str, str], ...] = (
+#: Event-log columns before the instrument column is added: name, dtype, meaning.
+_EVENT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("ts", "int64", "time of the tape tick being processed, ns since epoch UTC"),
     ("tick", "int64", "index of that tick in the tape"),
     ("round", "int32", "cascade round within the tick (0 = first)"),
@@ -35,8 +31,8 @@ EVENT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("fund_after", "float64", "insurance-fund balance after the event, quote currency"),
 )
 
-#: Time-series columns, sampled at most once per ``series_interval_ns`` and at the last tick.
-SERIES_COLUMNS: tuple[tuple[str, str, str], ...] = (
+#: Time-series columns before the instrument column is added.
+_SERIES_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("ts", "int64", "sample time, ns since epoch UTC"),
     ("tape_price", "float64", "tape price"),
     ("sim_price", "float64", "tape price moved by the transient impact of simulated flow"),
@@ -64,24 +60,15 @@ def _with_instrument(columns: tuple[tuple[str, str, str], ...], after: str,
     return columns[:at] + ((INSTRUMENT_COLUMN[0], INSTRUMENT_COLUMN[1], meaning),) + columns[at:]
 
 
-#: Event-log columns of the portfolio engine: :data:`EVENT_COLUMNS` with ``instrument`` after
-#: ``account``.
-PORTFOLIO_EVENT_COLUMNS = _with_instrument(EVENT_COLUMNS, "account", INSTRUMENT_COLUMN[2])
-#: Series columns of the portfolio engine: :data:`SERIES_COLUMNS` with ``instrument`` after ``ts``
-#: (a sample is one row per instrument; the fund, vault and cumulative counters are shared).
-PORTFOLIO_SERIES_COLUMNS = _with_instrument(
-    SERIES_COLUMNS, "ts", "instrument the row's prices and open interest are about (one row per instrument "
+#: Event-log columns: name, dtype, meaning (``instrument`` after ``account``).
+EVENT_COLUMNS = _with_instrument(_EVENT_COLUMNS, "account", INSTRUMENT_COLUMN[2])
+#: Time-series columns, sampled at most once per ``series_interval_ns`` and at the last tick
+#: (``instrument`` after ``ts``: a sample is one row per instrument; the fund, vault and
+#: cumulative counters are shared).
+SERIES_COLUMNS = _with_instrument(
+    _SERIES_COLUMNS, "ts", "instrument the row's prices and open interest are about (one row per instrument "
                           "per sample, in instrument order; 0 in a single-instrument run)")
 
-
-def event_columns(events: dict[str, np.ndarray]) -> tuple[tuple[str, str, str], ...]:
-    """The event columns a log holds: the portfolio engine's when it has ``instrument``."""
-    return PORTFOLIO_EVENT_COLUMNS if INSTRUMENT_COLUMN[0] in events else EVENT_COLUMNS
-
-
-def series_columns(series: dict[str, np.ndarray]) -> tuple[tuple[str, str, str], ...]:
-    """The series columns a log holds: the portfolio engine's when it has ``instrument``."""
-    return PORTFOLIO_SERIES_COLUMNS if INSTRUMENT_COLUMN[0] in series else SERIES_COLUMNS
 
 
 #: Scalar outcomes of a run.
@@ -129,10 +116,9 @@ class RawRun:
     Attributes
     ----------
     events : dict of ndarray
-        Event log columns (:data:`EVENT_COLUMNS`, or :data:`PORTFOLIO_EVENT_COLUMNS` from the
-        portfolio engine).
+        Event log columns (:data:`EVENT_COLUMNS`).
     series : dict of ndarray
-        Sampled time series (:data:`SERIES_COLUMNS`, or :data:`PORTFOLIO_SERIES_COLUMNS`).
+        Sampled time series (:data:`SERIES_COLUMNS`).
     collateral, size, entry : ndarray of float64
         Final state of each account (of each margin account in a portfolio run).
     socialized : ndarray of float64
@@ -157,9 +143,9 @@ class RawRun:
     by_instrument: dict[str, np.ndarray] | None = None
 
     def events_table(self) -> pa.Table:
-        """The event log as one Arrow table (:func:`event_columns`)."""
-        return pa.table({name: self.events[name] for name, _, _ in event_columns(self.events)})
+        """The event log as one Arrow table (:data:`EVENT_COLUMNS`)."""
+        return pa.table({name: self.events[name] for name, _, _ in EVENT_COLUMNS})
 
     def series_table(self) -> pa.Table:
-        """The sampled time series as one Arrow table (:func:`series_columns`)."""
-        return pa.table({name: self.series[name] for name, _, _ in series_columns(self.series)})
+        """The sampled time series as one Arrow table (:data:`SERIES_COLUMNS`)."""
+        return pa.table({name: self.series[name] for name, _, _ in SERIES_COLUMNS})

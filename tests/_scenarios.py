@@ -33,30 +33,19 @@ def events(raw) -> list[dict]:
     return [{k: ev[k][j].item() for k in ev} for j in range(len(ev["ts"]))]
 
 
-def shared_columns(x: dict, y: dict) -> list[str]:
-    """The columns two logs (events or series) share, in ``x``'s order. Issue 12 adds an
-    ``instrument`` column to both engines' logs, each engine on its own branch: until both log it,
-    a run of one engine may have it and the other's not; then it must be all 0 (one instrument).
-    Any other column in one log only fails."""
-    for name in set(x) ^ set(y):
-        assert name == "instrument", f"column {name!r} is in one log only"
-        column = x[name] if name in x else y[name]
-        assert (column == 0).all(), "a single-instrument run logs instrument 0"
-    return [name for name in x if name in y]
-
-
 def assert_same_run(a, b, rtol: float = 1e-9) -> None:
     """Identical event logs (same events, same order, numbers equal to ``rtol``), series,
     final state and scalars."""
     assert len(a.events["ts"]) == len(b.events["ts"]), (len(a.events["ts"]), len(b.events["ts"]))
-    for name in shared_columns(a.events, b.events):
+    assert list(a.events) == list(b.events) and list(a.series) == list(b.series), "both engines log the same columns"
+    for name in a.events:
         arr, other = a.events[name], b.events[name]
         if arr.dtype.kind in "iu":
             mism = np.flatnonzero(arr != other)
         else:
             mism = np.flatnonzero(~np.isclose(arr, other, rtol=rtol, atol=1e-9))
         assert not len(mism), f"event column {name!r} differs first at row {mism[0]}: {arr[mism[0]]!r} vs {other[mism[0]]!r}"
-    for name in shared_columns(a.series, b.series):
+    for name in a.series:
         np.testing.assert_allclose(a.series[name], b.series[name], rtol=rtol, atol=1e-9, err_msg=f"series {name}")
     for name in ("collateral", "size", "entry", "socialized"):
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol, atol=1e-9, err_msg=name)

@@ -14,9 +14,8 @@ import riskengine.engine as engine_mod
 from riskengine import ConstantDepth, Result, VenueDesign, run, synthetic, venues
 from riskengine.codes import FUND_ID, VAULT_ID, EventKind
 from riskengine.metrics import COLUMNS, TIMING_COLUMNS
-from riskengine.runlog import PORTFOLIO_EVENT_COLUMNS, PORTFOLIO_SERIES_COLUMNS
+from riskengine.runlog import EVENT_COLUMNS, SERIES_COLUMNS
 
-from _scenarios import shared_columns
 
 # a limited order's unfilled remainder taken over by the insurance fund (binance-usdm) is a
 # liquidation event too
@@ -86,19 +85,19 @@ class TestResultShape:
     def test_events_schema(self, result):
         events = result.events
         assert isinstance(events, pa.Table)
-        assert events.column_names == ["scenario", "design"] + [name for name, _, _ in PORTFOLIO_EVENT_COLUMNS]
+        assert events.column_names == ["scenario", "design"] + [name for name, _, _ in EVENT_COLUMNS]
         assert events.schema.field("scenario").type == pa.string()
         assert events.schema.field("design").type == pa.string()
-        for name, dtype, _ in PORTFOLIO_EVENT_COLUMNS:
+        for name, dtype, _ in EVENT_COLUMNS:
             assert events.schema.field(name).type == pa.from_numpy_dtype(np.dtype(dtype)), name
 
     def test_series_schema(self, result):
         series = result.series
         assert isinstance(series, pa.Table)
-        assert series.column_names == ["scenario", "design"] + [name for name, _, _ in PORTFOLIO_SERIES_COLUMNS]
+        assert series.column_names == ["scenario", "design"] + [name for name, _, _ in SERIES_COLUMNS]
         assert series.schema.field("scenario").type == pa.string()
         assert series.schema.field("design").type == pa.string()
-        for name, dtype, _ in PORTFOLIO_SERIES_COLUMNS:
+        for name, dtype, _ in SERIES_COLUMNS:
             assert series.schema.field(name).type == pa.from_numpy_dtype(np.dtype(dtype)), name
 
     def test_every_design_is_labelled(self, result, scenario):
@@ -214,7 +213,8 @@ class TestReferenceEngine:
         slow = run(small_scenario, _designs(), DEPTH, engine="reference").events
         assert fast.num_rows == slow.num_rows > 0
         fast, slow = ({name: table[name].to_numpy() for name in table.column_names} for table in (fast, slow))
-        for name in shared_columns(fast, slow):
+        assert list(fast) == list(slow)
+        for name in fast:
             a, b = fast[name], slow[name]
             if a.dtype.kind == "f":
                 np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-6, err_msg=name)

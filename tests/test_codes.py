@@ -21,11 +21,11 @@ def test_event_and_series_buffers_match_runlog_dtypes():
     """The C push functions write columns in a fixed order with fixed C types; the buffers are
     sized from riskengine.runlog. If either side changes, this fails before memory does."""
     from riskengine._events import column_items
-    from riskengine.runlog import PORTFOLIO_EVENT_COLUMNS, PORTFOLIO_SERIES_COLUMNS
+    from riskengine.runlog import EVENT_COLUMNS, SERIES_COLUMNS
 
-    # the compiled engine logs the portfolio columns: ts, tick, round, kind, account, instrument,
+    # ts, tick, round, kind, account, instrument,
     # counterparty, then 7 float64 columns
-    events, series = PORTFOLIO_EVENT_COLUMNS, PORTFOLIO_SERIES_COLUMNS
+    events, series = EVENT_COLUMNS, SERIES_COLUMNS
     assert [name for name, _, _ in events][:7] == ["ts", "tick", "round", "kind", "account", "instrument",
                                                   "counterparty"]
     assert column_items(events).tolist() == [8, 8, 4, 1, 8, 4, 8] + [8] * 7

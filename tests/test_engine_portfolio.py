@@ -19,7 +19,7 @@ from riskengine._engine import run_engine, run_portfolio
 from riskengine.codes import AdlPolicy, EventKind, Status
 from riskengine.liquidity import ConstantDepth
 from riskengine.params import EngineParams
-from riskengine.runlog import BY_INSTRUMENT, PORTFOLIO_EVENT_COLUMNS, PORTFOLIO_SERIES_COLUMNS
+from riskengine.runlog import BY_INSTRUMENT, EVENT_COLUMNS, SERIES_COLUMNS
 
 from _cli import raised_line
 
@@ -55,7 +55,7 @@ def margin_accounts(rows):
 
 def events(out) -> list[dict]:
     ev = out["events"]
-    return [{name: ev[name][j].item() for name, _, _ in PORTFOLIO_EVENT_COLUMNS} for j in range(len(ev["ts"]))]
+    return [{name: ev[name][j].item() for name, _, _ in EVENT_COLUMNS} for j in range(len(ev["ts"]))]
 
 
 def test_an_isolated_crash_in_one_instrument_leaves_the_users_other_positions_whole():
@@ -90,7 +90,7 @@ def test_a_series_sample_is_one_row_per_instrument_nan_before_its_first_tick():
     rows = [(7, 10.0, 0, 1.0, 100.0), (7, 10.0, 1, 2.0, 50.0)]
     p = params(fund_initial=100.0)
     se = run_portfolio(ts, inst, price, NO_STREAM, *margin_accounts(rows), [p, p])["series"]
-    assert list(se) == [name for name, _, _ in PORTFOLIO_SERIES_COLUMNS]
+    assert list(se) == [name for name, _, _ in SERIES_COLUMNS]
     assert ((se["ts"] - T0) // S).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
     assert se["instrument"].tolist() == [0, 1] * 4
     np.testing.assert_array_equal(se["tape_price"], [100.0, np.nan, 100.0, 50.0, 80.0, 50.0, 80.0, 50.5])

@@ -27,7 +27,7 @@ from riskengine.params import EngineParams
 from riskengine.scenario import Population, Scenario, Tape
 from riskengine.venue import Backstop
 
-from _scenarios import assert_same_run, shared_columns
+from _scenarios import assert_same_run
 
 S = 1_000_000_000
 SEGMENTS = ("walk", "crash", "gap", "flat", "rally", "burst")
@@ -251,9 +251,10 @@ def _exactly(a: np.ndarray, b: np.ndarray) -> bool:
 
 def assert_bit_identical(a, b) -> None:
     """Every event and series column, the final state and the scalars exactly equal."""
-    for name in shared_columns(a.events, b.events):
+    assert list(a.events) == list(b.events) and list(a.series) == list(b.series)
+    for name in a.events:
         assert _exactly(a.events[name], b.events[name]), f"event column {name!r}"
-    for name in shared_columns(a.series, b.series):
+    for name in a.series:
         assert _exactly(a.series[name], b.series[name]), f"series column {name!r}"
     for name in ("collateral", "size", "entry", "status", "socialized"):
         assert _exactly(getattr(a, name), getattr(b, name)), name

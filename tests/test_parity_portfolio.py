@@ -26,13 +26,9 @@ from riskengine._engine import run_portfolio
 from riskengine.codes import EventKind
 from riskengine.runlog import RawRun
 
-if not hasattr(reference, "run_portfolio"):  # the reference's portfolio runs land with branch i12-refpf
-    pytest.skip("the reference engine has no run_portfolio yet (issue 12, step 1, branch i12-refpf)",
-                allow_module_level=True)
-
-import test_parity as tp  # noqa: E402
-from riskengine.invariants import portfolio_violations  # noqa: E402
-from test_reference_portfolio import portfolio_cases  # noqa: E402
+import test_parity as tp
+from riskengine.invariants import portfolio_violations
+from test_reference_portfolio import portfolio_cases
 
 
 @st.composite

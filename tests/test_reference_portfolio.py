@@ -28,7 +28,7 @@ from riskengine.liquidity import ConstantDepth
 from riskengine.params import EngineParams
 from riskengine.reference import run_portfolio
 from riskengine.reference._liquidity import Book
-from riskengine.runlog import BY_INSTRUMENT, PORTFOLIO_EVENT_COLUMNS, PORTFOLIO_SERIES_COLUMNS
+from riskengine.runlog import BY_INSTRUMENT, EVENT_COLUMNS, SERIES_COLUMNS
 
 import test_parity as tp
 
@@ -89,7 +89,7 @@ def run(tapes, accounts: Accounts, plist: list[EngineParams], stream=None):
 
 def rows(raw, kind=None) -> list[dict]:
     ev = raw.events
-    out = [{name: ev[name][j].item() for name, _, _ in PORTFOLIO_EVENT_COLUMNS} for j in range(len(ev["ts"]))]
+    out = [{name: ev[name][j].item() for name, _, _ in EVENT_COLUMNS} for j in range(len(ev["ts"]))]
     return [r for r in out if kind is None or r["kind"] == kind]
 
 
@@ -351,7 +351,7 @@ def test_series_sample_one_row_per_instrument():
     p = params(fund_initial=100.0)
     raw = run([([0, 2], [100.0, 80.0]), ([1, 3], [50.0, 50.5])], accounts, [p, p])
     se = raw.series
-    assert list(se) == [name for name, _, _ in PORTFOLIO_SERIES_COLUMNS]
+    assert list(se) == [name for name, _, _ in SERIES_COLUMNS]
     assert se["instrument"].dtype == np.int32
     assert ((se["ts"] - T0) // S).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
     assert se["instrument"].tolist() == [0, 1] * 4
@@ -389,7 +389,7 @@ def test_a_single_instrument_run_has_instrument_0_everywhere():
     assert len(raw.events["ts"]) > 0
     assert raw.events["instrument"].dtype == np.int32 and not raw.events["instrument"].any()
     assert not raw.series["instrument"].any()
-    assert raw.events_table().column_names == [name for name, _, _ in PORTFOLIO_EVENT_COLUMNS]
+    assert raw.events_table().column_names == [name for name, _, _ in EVENT_COLUMNS]
     for name in ("final_mark", "fund_pos", "vault_pos", "ext_cash", "tape_min", "sim_max_drawdown"):
         assert raw.by_instrument[name].tolist() == [raw.scalars[name]], name
     assert raw.by_instrument["liquidations"].tolist() == [raw.series["cum_liquidations"][-1]]

@@ -32,7 +32,7 @@ from riskengine._events cimport (
 )
 from riskengine._events import column_items
 from riskengine.engine_inputs import check_margin_accounts, design_params
-from riskengine.runlog import BY_INSTRUMENT, PORTFOLIO_EVENT_COLUMNS, PORTFOLIO_SERIES_COLUMNS
+from riskengine.runlog import BY_INSTRUMENT, EVENT_COLUMNS, SERIES_COLUMNS
 from riskengine._index cimport (
     KeyHeap, LiqIndex, SideIndex, heap_free, heap_init, heap_pop, heapify_from, index_free,
     index_init, side_build, side_pop, side_push, side_top, trigger_key,
@@ -1461,8 +1461,8 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
     e.merge_fills = ADL_PRO_RATA <= e.insts[0].adl.policy <= ADL_WATER_FILLING
     cursor = np.empty(n_inst, dtype=np.int64)
     cdef i64[::1] cursor_v = cursor
-    cdef size_t[::1] event_items = column_items(PORTFOLIO_EVENT_COLUMNS)
-    cdef size_t[::1] series_items = column_items(PORTFOLIO_SERIES_COLUMNS)
+    cdef size_t[::1] event_items = column_items(EVENT_COLUMNS)
+    cdef size_t[::1] series_items = column_items(SERIES_COLUMNS)
     log_init(&e.log, &event_items[0], event_items.shape[0], 1024, max_events)
     log_init(&e.series, &series_items[0], series_items.shape[0], 1024, 0)
     with nogil:
@@ -1628,8 +1628,8 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
             for k in range(e.n_inst):
                 _build_index(&e, &e.insts[k])
             _loop(&e, &max_rounds)
-        events = log_to_numpy(&e.log, PORTFOLIO_EVENT_COLUMNS)
-        series = log_to_numpy(&e.series, PORTFOLIO_SERIES_COLUMNS)
+        events = log_to_numpy(&e.log, EVENT_COLUMNS)
+        series = log_to_numpy(&e.series, SERIES_COLUMNS)
         by_instrument = _by_instrument(&e)
         x = &e.insts[0]
         scalars = {

@@ -204,11 +204,11 @@ Weighted policies merge fill rows per winning margin account and series interval
 counted from the merged tape's first tick. ``SOCIALIZE`` charges the open positions of the
 deficit's instrument only.
 
-*Outputs.* Events (``riskengine.runlog.PORTFOLIO_EVENT_COLUMNS``): ``account`` is the margin
+*Outputs.* Events (``riskengine.runlog.EVENT_COLUMNS``): ``account`` is the margin
 account's ``owner`` (or the vault's or fund's id), ``instrument`` the instrument of the position
 or inventory the row is about (a fund payment, bad debt or socialized loss: the liquidated
 position's; an ADL fill: the winner's, the order's instrument), ``counterparty`` the other margin
-account's ``owner`` or a negative id. Series: ``PORTFOLIO_SERIES_COLUMNS``. Final collateral,
+account's ``owner`` or a negative id. Series: ``SERIES_COLUMNS``. Final collateral,
 size, entry, status and socialized share per margin account. Scalars as above, instrument 0's
 value where a figure is per instrument (``final_mark``, ``final_sim_price``, ``tape_*``,
 ``sim_*``, ``fund_pos``, ``fund_entry``, ``vault_pos``, ``vault_entry``, ``ext_pos``,

@@ -48,7 +48,7 @@ from riskengine.reference._margin import (
     bankruptcy_price, crosses, crossing, maintenance_margin, tier_index,
 )
 from riskengine.reference._mark import MarkState, mark_refresh, mark_update
-from riskengine.runlog import BY_INSTRUMENT, PORTFOLIO_EVENT_COLUMNS, PORTFOLIO_SERIES_COLUMNS, RawRun
+from riskengine.runlog import BY_INSTRUMENT, EVENT_COLUMNS, SERIES_COLUMNS, RawRun
 from riskengine.tolerances import ADL_EQUITY_GUARD, ADL_REST_TOL, DUST_NOTIONAL, TIER_STEP_MARGIN
 
 #: times a run reports its progress (``on_tick``) over the tape
@@ -191,8 +191,8 @@ class _Reference:
         for ins in self.instruments:
             ins.members = np.flatnonzero(held & (acc_inst == ins.k))
         self.px = self.counterfactual(params, price)
-        self.events = log_init(PORTFOLIO_EVENT_COLUMNS)
-        self.series = log_init(PORTFOLIO_SERIES_COLUMNS)
+        self.events = log_init(EVENT_COLUMNS)
+        self.series = log_init(SERIES_COLUMNS)
         self.pending: deque[tuple[int, int]] = deque()
         self.vault_next_unwind = 0
         self.fund_next_unwind = 0
@@ -909,8 +909,8 @@ class _Reference:
                    else np.array([per[name](s) for s in self.instruments], dtype=dtype))
             for name, dtype, _ in BY_INSTRUMENT
         }
-        return RawRun(log_to_numpy(self.events, PORTFOLIO_EVENT_COLUMNS),
-                      log_to_numpy(self.series, PORTFOLIO_SERIES_COLUMNS),
+        return RawRun(log_to_numpy(self.events, EVENT_COLUMNS),
+                      log_to_numpy(self.series, SERIES_COLUMNS),
                       self.col[:n].copy(), self.pos[:n].copy(), self.ep[:n].copy(), self.status.copy(),
                       scalars, self.socialized.copy(), by_instrument)
 

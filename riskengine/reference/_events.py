@@ -1,9 +1,7 @@
 """Plain-Python twin of ``cext/riskengine/_events.pyx``: the event log and the sampled series.
 
 A log is one Python list per column (the compiled engine grows one C buffer per column); column
-order and dtypes are ``riskengine.runlog``'s ``PORTFOLIO_EVENT_COLUMNS`` and
-``PORTFOLIO_SERIES_COLUMNS`` (``EVENT_COLUMNS`` and ``SERIES_COLUMNS`` with an ``instrument``
-column), and
+order and dtypes are ``riskengine.runlog``'s ``EVENT_COLUMNS`` and ``SERIES_COLUMNS``, and
 :func:`log_to_numpy` turns the lists into arrays of those dtypes at the end of a run.
 :func:`events_merge` adds a later fill into a row already written (the weighted ADL policies' one
 row per winner per series interval; see "Logging ADL fills" in :mod:`riskengine.reference`).
