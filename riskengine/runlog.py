@@ -2,6 +2,13 @@
 
 Column order of the event log and the series is defined here once; the Cython engine fills
 its C buffers in the same order (``cext/riskengine/_events.pxd``).
+
+The portfolio engine (issue 12, step 1) adds an ``instrument`` column to both: right after
+``account`` in the event log and right after ``ts`` in the series
+(:data:`PORTFOLIO_EVENT_COLUMNS`, :data:`PORTFOLIO_SERIES_COLUMNS`). The reference engine logs
+those; until the Cython engine logs them too, :data:`EVENT_COLUMNS` and :data:`SERIES_COLUMNS`
+stay the columns it fills, and a :class:`RawRun` holds whichever set its engine logged
+(:func:`event_columns`, :func:`series_columns`).
 """
 
 from __future__ import annotations
@@ -44,12 +51,66 @@ SERIES_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("cum_adl_notional", "float64", "ADL notional so far, quote currency"),
 )
 
+#: the instrument a row is about (its index in the scenario's instruments; 0 in a
+#: single-instrument run)
+INSTRUMENT_COLUMN: tuple[str, str, str] = (
+    "instrument", "int32", "instrument of the position or inventory the event is about (0..I-1, "
+    "the scenario's instrument order; 0 in a single-instrument run)")
+
+
+def _with_instrument(columns: tuple[tuple[str, str, str], ...], after: str,
+                     meaning: str) -> tuple[tuple[str, str, str], ...]:
+    at = [name for name, _, _ in columns].index(after) + 1
+    return columns[:at] + ((INSTRUMENT_COLUMN[0], INSTRUMENT_COLUMN[1], meaning),) + columns[at:]
+
+
+#: Event-log columns of the portfolio engine: :data:`EVENT_COLUMNS` with ``instrument`` after
+#: ``account``.
+PORTFOLIO_EVENT_COLUMNS = _with_instrument(EVENT_COLUMNS, "account", INSTRUMENT_COLUMN[2])
+#: Series columns of the portfolio engine: :data:`SERIES_COLUMNS` with ``instrument`` after ``ts``
+#: (a sample is one row per instrument; the fund, vault and cumulative counters are shared).
+PORTFOLIO_SERIES_COLUMNS = _with_instrument(
+    SERIES_COLUMNS, "ts", "instrument the row's prices and open interest are about (one row per instrument "
+                          "per sample, in instrument order; 0 in a single-instrument run)")
+
+
+def event_columns(events: dict[str, np.ndarray]) -> tuple[tuple[str, str, str], ...]:
+    """The event columns a log holds: the portfolio engine's when it has ``instrument``."""
+    return PORTFOLIO_EVENT_COLUMNS if INSTRUMENT_COLUMN[0] in events else EVENT_COLUMNS
+
+
+def series_columns(series: dict[str, np.ndarray]) -> tuple[tuple[str, str, str], ...]:
+    """The series columns a log holds: the portfolio engine's when it has ``instrument``."""
+    return PORTFOLIO_SERIES_COLUMNS if INSTRUMENT_COLUMN[0] in series else SERIES_COLUMNS
+
+
 #: Scalar outcomes of a run.
 SCALARS: tuple[str, ...] = (
     "fund_final", "fund_min", "fund_pos", "fund_entry", "vault_col", "vault_pos", "vault_entry", "vault_min",
     "bad_debt",
     "ext_cash", "ext_pos", "tape_max_drawdown", "sim_max_drawdown", "tape_min", "sim_min",
     "final_mark", "final_sim_price", "max_rounds", "ticks", "adl_fills", "adl_overshoot",
+)
+
+#: Per-instrument outcomes of a portfolio run (``RawRun.by_instrument``: one array of length I
+#: each, in instrument order). The scalars of the same name hold instrument 0's value.
+BY_INSTRUMENT: tuple[tuple[str, str, str], ...] = (
+    ("final_mark", "float64", "mark at the end of the run (0 if the instrument never ticked)"),
+    ("final_sim_price", "float64", "simulated price at the end of the run (NaN if it never ticked)"),
+    ("tape_max_drawdown", "float64", "largest drawdown of the tape price from its running peak"),
+    ("sim_max_drawdown", "float64", "largest drawdown of the simulated price from its running peak"),
+    ("tape_min", "float64", "lowest tape price (inf if it never ticked)"),
+    ("sim_min", "float64", "lowest simulated price (inf if it never ticked)"),
+    ("fund_pos", "float64", "insurance fund's inventory at the end, base units"),
+    ("fund_entry", "float64", "entry price of that inventory"),
+    ("vault_pos", "float64", "backstop vault's inventory at the end, base units"),
+    ("vault_entry", "float64", "entry price of that inventory"),
+    ("ext_pos", "float64", "external market's position (the book's counterparties), base units"),
+    ("ext_cash", "float64", "external market's cash from those trades, quote currency"),
+    ("liquidations", "int64", "liquidations of positions in the instrument (as cum_liquidations)"),
+    ("liquidated_notional", "float64", "notional liquidated in the instrument, quote currency"),
+    ("adl_fills", "int64", "ADL fills in the instrument"),
+    ("adl_notional", "float64", "ADL notional in the instrument, quote currency"),
 )
 
 
@@ -79,6 +140,9 @@ class RawRun:
         Final status of each account (:class:`riskengine.codes.Status`).
     scalars : dict
         :data:`SCALARS`.
+    by_instrument : dict of ndarray, optional
+        :data:`BY_INSTRUMENT`, one entry per instrument (the portfolio engine; None from an
+        engine that does not report them yet).
     """
 
     events: dict[str, np.ndarray]
@@ -89,11 +153,12 @@ class RawRun:
     status: np.ndarray
     scalars: dict[str, float]
     socialized: np.ndarray | None = None
+    by_instrument: dict[str, np.ndarray] | None = None
 
     def events_table(self) -> pa.Table:
-        """The event log as one Arrow table."""
-        return pa.table({name: self.events[name] for name, _, _ in EVENT_COLUMNS})
+        """The event log as one Arrow table (:func:`event_columns`)."""
+        return pa.table({name: self.events[name] for name, _, _ in event_columns(self.events)})
 
     def series_table(self) -> pa.Table:
-        """The sampled time series as one Arrow table."""
-        return pa.table({name: self.series[name] for name, _, _ in SERIES_COLUMNS})
+        """The sampled time series as one Arrow table (:func:`series_columns`)."""
+        return pa.table({name: self.series[name] for name, _, _ in series_columns(self.series)})

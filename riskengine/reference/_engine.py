@@ -1,17 +1,26 @@
 """Plain-Python twin of ``cext/riskengine/_engine.pyx``: the replay loop, the loss waterfall,
-settlement and ADL orders, over one account's state at a time.
+settlement and ADL orders, over one margin account's state at a time.
 
 The loop follows the specification in :mod:`riskengine.reference` step by step, the obvious way:
-every account is scanned at every cascade round (:func:`~riskengine.reference._margin.crossing`),
-nothing is indexed, and it is slow on purpose. The kernels it calls live beside it, one module per
-compiled module (``_adl``, ``_liquidity``, ``_mark``, ``_margin``, ``_events``).
+every margin account is scanned at every cascade round
+(:func:`~riskengine.reference._margin.crossing`, instrument by instrument), nothing is indexed,
+and it is slow on purpose. The state of each instrument (its mark, book, open interest, external
+market, ADL ranking, drawdowns and counters) is an :class:`_Instrument`; the engine indexes it by
+the instrument of the position it is working on. The kernels it calls live beside it, one module
+per compiled module (``_adl``, ``_liquidity``, ``_mark``, ``_margin``, ``_events``).
+
+Slots. Margin accounts are slots ``0..M-1``; the backstop vault's inventory in instrument ``k``
+is slot ``M + k`` and the insurance fund's is slot ``M + I + k``. ``col`` holds the margin
+accounts' collateral, then the vault's cash (``col[M]``) and the fund's cash (``col[M + 1]``),
+shared by their inventories (:meth:`_Reference.wallet`). With one instrument this is the
+single-instrument layout: vault ``M``, fund ``M + 1``.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -28,6 +37,7 @@ from riskengine.codes import (
     Status,
     Takeover,
 )
+from riskengine.engine_inputs import check_margin_accounts, design_params
 from riskengine.params import EngineParams
 from riskengine.reference._adl import adl_gather, adl_weight, capped_allocation, water_filling
 from riskengine.reference._events import (
@@ -38,7 +48,7 @@ from riskengine.reference._margin import (
     bankruptcy_price, crosses, crossing, maintenance_margin, tier_index,
 )
 from riskengine.reference._mark import MarkState, mark_refresh, mark_update
-from riskengine.runlog import EVENT_COLUMNS, SERIES_COLUMNS, RawRun
+from riskengine.runlog import BY_INSTRUMENT, PORTFOLIO_EVENT_COLUMNS, PORTFOLIO_SERIES_COLUMNS, RawRun
 from riskengine.tolerances import ADL_EQUITY_GUARD, ADL_REST_TOL, DUST_NOTIONAL, TIER_STEP_MARGIN
 
 #: times a run reports its progress (``on_tick``) over the tape
@@ -49,48 +59,143 @@ def _sign(x: float) -> float:
     return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
 
 
-class _Reference:
-    def __init__(self, tape_ts, tape_price, stream, col, pos, entry, params: EngineParams):
+class _Instrument:
+    """The state of instrument ``k`` in a portfolio run (:mod:`riskengine.reference`,
+    "Portfolios"): its parameters, mark, book and tape price, open interest, external market,
+    ADL ranking snapshots, drawdown trackers and counters."""
+
+    def __init__(self, k: int, params: EngineParams):
+        self.k = k
         self.p = params
-        self.ts = tape_ts
-        self.px = tape_price
-        self.stream = stream
+        self.book = Book(params)
+        self.marks = MarkState.of(params)
+        self.mark = self.marks.mark
+        self.prev_mark = 0.0
+        self.tape = 0.0
+        self.ticked = False  # no mark before its first tick: its positions are not checked
+        self.book_t = 0  # the time its book was last brought to (:meth:`bring`)
+        self.mark_t = 0  # the time of its last mark update (its previous tick)
+        self.members = np.empty(0, dtype=np.int64)  # margin accounts with a position in it
+        self.long_oi = 0.0
+        self.short_oi = 0.0
+        self.ext_pos = 0.0
+        self.ext_cash = 0.0
+        self.rank_ids: dict[float, deque[int]] = {}
+        self.rank_time: dict[float, int] = {}
+        self.tape_peak = 0.0
+        self.sim_peak = 0.0
+        self.tape_dd = 0.0
+        self.sim_dd = 0.0
+        self.tape_min = math.inf
+        self.sim_min = math.inf
+        self.liquidations = 0
+        self.liquidated_notional = 0.0
+        self.adl_fills = 0
+        self.adl_notional = 0.0
+
+    def sim_price(self) -> float:
+        return self.tape * self.book.m
+
+    def mm(self, notional: float) -> float:
+        return maintenance_margin(notional, self.p.mm_floors, self.p.mm_rates, self.p.mm_cums)
+
+    def bring(self, t: int) -> None:
+        """Bring the book to time ``t``: the snapshot in use at ``t``, the impact decayed over the
+        time since the book was last brought (lazily: at the instrument's ticks and before an
+        order reads it; bringing it to the time it is at changes nothing)."""
+        self.book.seek(t)
+        self.book.decay(t - self.book_t)
+        self.book_t = t
+
+    def tick(self, t: int, tape: float, stream_value: float) -> None:
+        """Steps 1 and 2 of a tick of this instrument: its price, then its mark."""
+        first = not self.ticked
+        if first:
+            self.book_t = t
+            self.mark_t = t
+        self.tape = tape
+        self.bring(t)
+        dt = t - self.mark_t
+        self.mark_t = t
+        self.mark = mark_update(self.marks, self.sim_price(), stream_value, dt)
+        if first:
+            self.prev_mark = self.mark
+            self.ticked = True
+
+    def drawdowns(self) -> None:
+        """Step 5: the tape's and the simulated price's peaks, drawdowns and minima."""
+        s = self.sim_price()
+        if self.tape > self.tape_peak:
+            self.tape_peak = self.tape
+        if s > self.sim_peak:
+            self.sim_peak = s
+        if 1.0 - self.tape / self.tape_peak > self.tape_dd:
+            self.tape_dd = 1.0 - self.tape / self.tape_peak
+        if 1.0 - s / self.sim_peak > self.sim_dd:
+            self.sim_dd = 1.0 - s / self.sim_peak
+        if self.tape < self.tape_min:
+            self.tape_min = self.tape
+        if s < self.sim_min:
+            self.sim_min = s
+
+
+class _Reference:
+    def __init__(self, ts, inst, price, stream, owner, col, start, instrument, size, entry,
+                 params: Sequence[EngineParams], max_events: int = 0):
+        self.p = design_params(params)
+        n_inst = len(params)
+        check_margin_accounts(ts, inst, price, stream, owner, col, start, instrument, size, entry, n_inst)
+        self.ts = ts
+        self.tick_inst = inst
+        self.stream = stream if len(stream) == len(ts) else np.full(len(ts), np.nan)
+        self.max_events = max_events
+        self.instruments = [_Instrument(k, params[k]) for k in range(n_inst)]
         n = len(col)
         self.n = n
-        self.V = n  # the vault's slot
-        self.F = n + 1  # the insurance fund's slot: its cash is col[F]
-        self.col = np.concatenate([np.array(col, dtype=np.float64), [params.vault_initial, params.fund_initial]])
-        self.pos = np.concatenate([np.array(pos, dtype=np.float64), [0.0, 0.0]])
-        self.ep = np.concatenate([np.array(entry, dtype=np.float64), [0.0, 0.0]])
+        self.n_inst = n_inst
+        self.owner = np.asarray(owner, dtype=np.int64)
+        start = np.asarray(start, dtype=np.int64)
+        held = start[1:] > start[:-1]  # step 1: at most one position each (checked above)
+        first = start[:-1][held]
+        acc_pos = np.zeros(n, dtype=np.float64)
+        acc_ep = np.zeros(n, dtype=np.float64)
+        acc_inst = np.zeros(n, dtype=np.int32)
+        acc_pos[held] = np.asarray(size, dtype=np.float64)[first]
+        acc_ep[held] = np.asarray(entry, dtype=np.float64)[first]
+        acc_inst[held] = np.asarray(instrument, dtype=np.int32)[first]
+        p = self.p
+        self.col = np.concatenate([np.array(col, dtype=np.float64), [p.vault_initial, p.fund_initial]])
+        ledgers = np.zeros(2 * n_inst, dtype=np.float64)
+        self.pos = np.concatenate([acc_pos, ledgers])
+        self.ep = np.concatenate([acc_ep, ledgers])
+        own = np.arange(n_inst, dtype=np.int32)
+        self.inst = np.concatenate([acc_inst, own, own])  # the instrument of every slot
         self.status = np.where(self.pos[:n] != 0.0, Status.ACTIVE, Status.FLAT).astype(np.int8)
         self.partial_tick = np.full(n, -1, dtype=np.int64)
         self.socialized = np.zeros(n, dtype=np.float64)
         self.cooldown_until = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
-        self.fund_min = params.fund_initial
-        self.vault_min = params.vault_initial
+        self.fund_min = p.fund_initial
+        self.vault_min = p.vault_initial
         self.bad_debt = 0.0
-        self.ext_pos = 0.0
-        self.ext_cash = 0.0
-        for i in range(n):
-            self.ext_pos -= float(self.pos[i])
-            self.ext_cash += float(self.pos[i]) * float(self.ep[i])
-        self.long_oi = 0.0
-        self.short_oi = 0.0
-        for i in range(n):
-            q = float(self.pos[i])
+        for a in np.flatnonzero(held):
+            ins = self.instruments[int(acc_inst[a])]
+            ins.ext_pos -= float(self.pos[a])
+            ins.ext_cash += float(self.pos[a]) * float(self.ep[a])
+        for a in np.flatnonzero(held):
+            ins = self.instruments[int(acc_inst[a])]
+            q = float(self.pos[a])
             if q > 0:
-                self.long_oi += q
+                ins.long_oi += q
             elif q < 0:
-                self.short_oi -= q
-        self.book = Book(params)
-        self.px = counterfactual_tape(params, tape_ts, tape_price)
-        self.events = log_init(EVENT_COLUMNS)
-        self.series = log_init(SERIES_COLUMNS)
+                ins.short_oi -= q
+        for ins in self.instruments:
+            ins.members = np.flatnonzero(held & (acc_inst == ins.k))
+        self.px = self.counterfactual(params, price)
+        self.events = log_init(PORTFOLIO_EVENT_COLUMNS)
+        self.series = log_init(PORTFOLIO_SERIES_COLUMNS)
         self.pending: deque[tuple[int, int]] = deque()
         self.vault_next_unwind = 0
         self.fund_next_unwind = 0
-        self.rank_ids: dict[float, deque[int]] = {}
-        self.rank_time: dict[float, int] = {}
         self.fund_peaks: deque[tuple[int, float]] = deque()
         self.cum_liq = 0
         self.cum_liq_notional = 0.0
@@ -98,35 +203,81 @@ class _Reference:
         self.cum_adl_notional = 0.0
         self.adl_overshoot = 0.0
         self.order_haircut = 0.0
-        self.merge_fills = AdlPolicy(params.adl_policy).merges_fills
+        self.merge_fills = AdlPolicy(p.adl_policy).merges_fills
         self.fill_row: dict[int, tuple[int, int]] = {}  # winner -> (interval, row) of its latest row
         self.adl_bucket = 0  # series interval of the ADL order being filled (from 1)
+
+    def counterfactual(self, params: Sequence[EngineParams], price: np.ndarray) -> np.ndarray:
+        """The merged tape's prices with each instrument's observed flow taken out of its own
+        ticks (:func:`counterfactual_tape`; the prices themselves when there is none)."""
+        px = price
+        for k, pk in enumerate(params):
+            if len(pk.observed_ts) == 0:
+                continue
+            if px is price:
+                px = np.array(price, dtype=np.float64)
+            ticks = np.flatnonzero(self.tick_inst == k)
+            px[ticks] = counterfactual_tape(pk, self.ts[ticks], price[ticks])
+        return px
 
     # ---------------------------------------------------------------- helpers
     @property
     def fund(self) -> float:
-        return float(self.col[self.F])
+        return float(self.col[self.n + 1])
 
-    def mm(self, notional: float) -> float:
-        return maintenance_margin(notional, self.p.mm_floors, self.p.mm_rates, self.p.mm_cums)
+    def instrument(self, a: int) -> _Instrument:
+        """The instrument of slot ``a`` (a margin account's position, or an inventory)."""
+        return self.instruments[int(self.inst[a])]
+
+    def is_vault(self, a: int) -> bool:
+        return self.n <= a < self.n + self.n_inst
+
+    def is_fund(self, a: int) -> bool:
+        return a >= self.n + self.n_inst
+
+    def wallet(self, a: int) -> int:
+        """Where slot ``a``'s cash is: its own collateral, or the vault's or the fund's cash."""
+        if a < self.n:
+            return a
+        return self.n if self.is_vault(a) else self.n + 1
+
+    def vault_slot(self, k: int) -> int:
+        return self.n + k
+
+    def fund_slot(self, k: int) -> int:
+        return self.n + self.n_inst + k
+
+    def holds(self, first: int) -> bool:
+        """Whether the ledger whose inventory slots start at ``first`` holds any inventory."""
+        return any(float(self.pos[first + k]) != 0.0 for k in range(self.n_inst))
+
+    def ledger_equity(self, first: int) -> float:
+        """Cash plus every inventory at its instrument's mark, in instrument order."""
+        equity = float(self.col[self.wallet(first)])
+        for k, ins in enumerate(self.instruments):
+            h = first + k
+            equity += float(self.pos[h]) * (ins.mark - float(self.ep[h]))
+        return equity
 
     def equity(self, a: int) -> float:
-        return float(self.col[a]) + float(self.pos[a]) * (self.mark - float(self.ep[a]))
-
-    def sim_price(self) -> float:
-        return self.tape * self.book.m
+        """A margin account's equity at its instrument's mark; a ledger's whole equity."""
+        if a < self.n:
+            return float(self.col[a]) + float(self.pos[a]) * (self.instrument(a).mark - float(self.ep[a]))
+        return self.ledger_equity(self.n if self.is_vault(a) else self.n + self.n_inst)
 
     def public_id(self, a: int) -> int:
-        if a == self.V:
-            return VAULT_ID
-        if a == self.F:
-            return FUND_ID
-        return a
+        if a < self.n:
+            return int(self.owner[a])
+        return VAULT_ID if self.is_vault(a) else FUND_ID
 
     def emit(self, kind: int, account: int, counterparty: int, size: float, price: float, fee: float,
              amount: float, equity_after: float) -> None:
-        """Log an event of this tick and round (slots as public ids; the fund balance after it)."""
+        """Log an event of this tick and round (slots as public ids, the slot's instrument; the
+        fund balance after it)."""
+        if self.max_events and len(self.events["ts"]) >= self.max_events:
+            raise MemoryError(f"the event log passed its budget of {self.max_events:,} rows")
         events_push(self.events, self.t, self.i, self.round, kind, self.public_id(account),
+                    int(self.inst[account]),
                     self.public_id(counterparty) if counterparty >= 0 else counterparty,
                     size, price, fee, amount, equity_after, self.fund)
 
@@ -135,11 +286,10 @@ class _Reference:
             self.fund_min = self.fund
 
     def vault_equity(self) -> float:
-        v = self.V
-        return float(self.col[v]) + float(self.pos[v]) * (self.mark - float(self.ep[v]))
+        return self.ledger_equity(self.n)
 
     def vault_beyond(self) -> bool:
-        """Whether the vault's loss at the mark passes its threshold."""
+        """Whether the vault's loss at the marks passes its threshold."""
         return self.vault_equity() < self.p.vault_initial - self.p.vault_loss_limit
 
     def vault_takes(self) -> bool:
@@ -148,33 +298,38 @@ class _Reference:
 
     def vault_check(self) -> None:
         """After every change of the vault's equity (a takeover, an unwind, a re-mark): note
-        its lowest equity; once its loss passes the threshold, deleverage its whole inventory."""
-        v = self.V
+        its lowest equity; once its loss passes the threshold, deleverage its whole inventory,
+        instrument by instrument."""
         equity = self.vault_equity()
         if equity < self.vault_min:
             self.vault_min = equity
         closes = self.p.adl_policy not in (AdlPolicy.NONE, AdlPolicy.SOCIALIZE)
-        if (float(self.pos[v]) != 0.0 and closes
+        if (self.holds(self.vault_slot(0)) and closes
                 and equity < self.p.vault_initial - self.p.vault_loss_limit):
-            self.adl_close(v, float(self.pos[v]), True)
+            for k in range(self.n_inst):
+                v = self.vault_slot(k)
+                if float(self.pos[v]) != 0.0:
+                    self.adl_close(v, float(self.pos[v]), True)
             equity = self.vault_equity()
             if equity < self.vault_min:
                 self.vault_min = equity
 
     def reduce(self, a: int, closed: float, price: float) -> float:
-        """Close ``closed`` (same sign as the position) of account ``a`` at ``price``."""
+        """Close ``closed`` (same sign as the position) of slot ``a`` at ``price``."""
         realized = closed * (price - float(self.ep[a]))
-        self.col[a] += realized
+        self.col[self.wallet(a)] += realized
         self.pos[a] -= closed
         if a < self.n:
+            ins = self.instrument(a)
             if closed > 0:
-                self.long_oi -= closed
+                ins.long_oi -= closed
             else:
-                self.short_oi += closed
+                ins.short_oi += closed
         return realized
 
     def take(self, h: int, dq: float, price: float) -> None:
-        """Inventory holder ``h`` (vault or fund) changes its position by ``dq`` at ``price``."""
+        """Inventory slot ``h`` (the vault's or the fund's in one instrument) changes by ``dq``
+        at ``price``."""
         q = float(self.pos[h])
         if q == 0.0 or _sign(q) == _sign(dq):
             self.ep[h] = (q * float(self.ep[h]) + dq * price) / (q + dq)
@@ -182,7 +337,7 @@ class _Reference:
         elif abs(dq) <= abs(q):
             self.reduce(h, -dq, price)
         else:
-            self.col[h] += q * (price - float(self.ep[h]))
+            self.col[self.wallet(h)] += q * (price - float(self.ep[h]))
             self.pos[h] = q + dq
             self.ep[h] = price
 
@@ -191,7 +346,7 @@ class _Reference:
         cash = self.fund if self.fund > 0.0 else 0.0  # inventory losses can leave it negative
         pay = deficit if deficit < cash else cash
         if pay > 0.0:
-            self.col[self.F] -= pay
+            self.col[self.n + 1] -= pay
             self.col[a] += pay
             self.emit(EventKind.FUND_PAYMENT, a, BOOK_ID, 0.0, 0.0, 0.0, pay, self.equity(a))
         rest = deficit - pay
@@ -209,10 +364,11 @@ class _Reference:
         self.note_fund()
 
     def socialize(self, a: int, loss: float) -> float:
-        """Charge ``loss`` to every open ACTIVE position by size, never below zero equity; one
-        event records the total, ``socialized`` each account's share."""
-        n = self.n
-        holders = [int(i) for i in np.flatnonzero((self.status == Status.ACTIVE) & (self.pos[:n] != 0.0))]
+        """Charge ``loss`` to every open ACTIVE position in ``a``'s instrument by size, never
+        below zero equity; one event records the total, ``socialized`` each account's share."""
+        members = self.instrument(a).members
+        open_ = (self.status[members] == Status.ACTIVE) & (self.pos[members] != 0.0)
+        holders = [int(i) for i in members[open_]]
         total = 0.0
         for i in holders:
             total += abs(float(self.pos[i]))
@@ -234,28 +390,37 @@ class _Reference:
             self.emit(EventKind.SOCIALIZED_LOSS, a, MARKET_ID, 0.0, 0.0, 0.0, covered, self.equity(a))
         return covered
 
+    def count_liquidation(self, ins: _Instrument, notional: float) -> None:
+        self.cum_liq += 1
+        self.cum_liq_notional += notional
+        ins.liquidations += 1
+        ins.liquidated_notional += notional
+
     # ------------------------------------------------------------ execution
     def book_close(self, a: int, size: float, kind: int, fee_rate: float, settle: bool = True) -> float:
-        """Send a market order closing ``size`` of account ``a`` to the book; return the fill.
+        """Send a market order closing ``size`` of slot ``a`` to its instrument's book; return
+        the fill.
 
         ``settle=False`` leaves a negative balance for the caller to settle (the order is the
         first part of a liquidation whose rest goes elsewhere)."""
-        fill, move = self.book.walk(-_sign(size), abs(size), self.sim_price(), self.tape)
+        ins = self.instrument(a)
+        ins.bring(self.t)
+        fill, move = ins.book.walk(-_sign(size), abs(size), ins.sim_price(), ins.tape)
         return self.book_fill(a, size, kind, fee_rate, settle, fill, move)
 
     def book_fill(self, a: int, size: float, kind: int, fee_rate: float, settle: bool,
                   fill: float, move: float) -> float:
         """Settle a market order already walked through the book (``fill``, ``move``)."""
+        ins = self.instrument(a)
         side = -_sign(size)
-        self.book.commit(side, move, abs(size) * fill)
-        self.ext_pos += size
-        self.ext_cash -= size * fill
+        ins.book.commit(side, move, abs(size) * fill)
+        ins.ext_pos += size
+        ins.ext_cash -= size * fill
         realized = self.reduce(a, size, fill)
         fee = 0.0
         if a < self.n:
             fee = self.charge_fee(a, fee_rate * abs(size) * fill)
-            self.cum_liq += 1
-            self.cum_liq_notional += abs(size) * fill
+            self.count_liquidation(ins, abs(size) * fill)
         self.emit(kind, a, BOOK_ID, size, fill, fee, realized, self.equity(a))
         if settle and a < self.n and float(self.col[a]) < 0.0:
             self.cover_deficit(a)
@@ -270,55 +435,60 @@ class _Reference:
         if fee > room:
             fee = room if room > 0.0 else 0.0
         self.col[a] -= fee
-        self.col[self.F] += fee
+        self.col[self.n + 1] += fee
         return fee
 
-    def adl_candidates(self, side: float) -> list[int]:
-        """Opposite-side ACTIVE accounts in profit at mark with positive equity (queue: in
-        queue order)."""
-        n = self.n
-        return adl_gather(self.p, side, self.mark, self.col[:n], self.pos[:n], self.ep[:n], self.status)
+    def adl_candidates(self, ins: _Instrument, side: float) -> list[int]:
+        """Opposite-side ACTIVE margin accounts in ``ins`` in profit at its mark with positive
+        equity, by margin-account index (queue: in queue order)."""
+        m = ins.members
+        found = adl_gather(ins.p, side, ins.mark, self.col[m], self.pos[m], self.ep[m], self.status[m])
+        return [int(m[j]) for j in found]
 
-    def adl_queue(self, side: float) -> deque[int]:
-        """The ranked queue against a liquidated position of ``side``, re-ranked when stale.
+    def adl_queue(self, ins: _Instrument, side: float) -> deque[int]:
+        """The ranked queue in ``ins`` against a liquidated position of ``side``, re-ranked when
+        stale.
 
         The queue is a snapshot taken at most once per ``adl_rank_interval`` of tape time and
         consumed from the front in between; accounts no longer eligible are skipped.
         """
-        built = self.rank_time.get(side)
+        built = ins.rank_time.get(side)
         if built is None or self.t - built >= self.p.adl_rank_interval_ns:
-            self.rank_ids[side] = deque(self.adl_candidates(side))
-            self.rank_time[side] = self.t
-        return self.rank_ids[side]
+            ins.rank_ids[side] = deque(self.adl_candidates(ins, side))
+            ins.rank_time[side] = self.t
+        return ins.rank_ids[side]
 
     def adl_eligible(self, i: int, side: float) -> bool:
         q = float(self.pos[i])
-        upnl = q * (self.mark - float(self.ep[i]))
+        upnl = q * (self.instrument(i).mark - float(self.ep[i]))
         return (self.status[i] == Status.ACTIVE and q * side < 0 and upnl > 0
                 and float(self.col[i]) + upnl > 0)
 
     def adl_available(self, i: int, price: float) -> float:
         """Largest size of winner ``i`` that can close at ``price`` keeping its equity >= 0."""
         q = float(self.pos[i])
-        worse = _sign(q) * (price - self.mark)
+        worse = _sign(q) * (price - self.instrument(i).mark)
         if worse < 0.0:
             cap = self.equity(i) / (-worse) * (1.0 - ADL_EQUITY_GUARD)
             return cap if cap < abs(q) else abs(q)
         return abs(q)
 
     def adl_fill(self, i: int, a: int, take: float, price: float) -> float:
-        """Close ``take`` of winner ``i`` at ``price`` against account ``a``'s order; log it
+        """Close ``take`` of winner ``i`` at ``price`` against slot ``a``'s order; log it
         (a row of its own, or added to the winner's row of this interval: see "Logging ADL fills" in
         :mod:`riskengine.reference`)."""
+        ins = self.instrument(i)
         closed = _sign(float(self.pos[i])) * take
         self.reduce(i, closed, price)
         if float(self.pos[i]) == 0.0:
             self.status[i] = Status.CLOSED
-        haircut = -closed * (price - self.mark)
+        haircut = -closed * (price - ins.mark)
         if not haircut > 0.0:
             haircut = 0.0
         self.cum_adl += 1
         self.cum_adl_notional += take * price
+        ins.adl_fills += 1
+        ins.adl_notional += take * price
         self.order_haircut += haircut
         if self.merge_fills:
             bucket, row = self.fill_row.get(i, (0, -1))
@@ -331,16 +501,19 @@ class _Reference:
         return haircut
 
     def adl_price(self, a: int) -> float:
+        ins = self.instrument(a)
         p = self.p.adl_price
         if p == AdlPrice.BANKRUPTCY:
-            price = bankruptcy_price(float(self.col[a]), float(self.pos[a]), float(self.ep[a]))
-            return price if price > 0.0 else self.mark
+            price = bankruptcy_price(float(self.col[self.wallet(a)]), float(self.pos[a]), float(self.ep[a]))
+            return price if price > 0.0 else ins.mark
         if p == AdlPrice.PREVIOUS_MARK:
-            return self.prev_mark
-        return self.mark
+            return ins.prev_mark
+        return ins.mark
 
     def adl_close(self, a: int, size: float, full: bool) -> None:
-        """Auto-deleverage ``size`` of account ``a`` (or an inventory) against the other side."""
+        """Auto-deleverage ``size`` of slot ``a`` (a margin account or an inventory) against the
+        other side in the same instrument."""
+        ins = self.instrument(a)
         side = _sign(size)
         price = self.adl_price(a)
         wanted = abs(size)
@@ -351,7 +524,7 @@ class _Reference:
         if self.merge_fills:
             self.adl_bucket = (self.t - int(self.ts[0])) // self.p.series_interval_ns + 1
         if policy == AdlPolicy.QUEUE:
-            queue = self.adl_queue(side)
+            queue = self.adl_queue(ins, side)
             while queue and remaining > 0.0:
                 i = queue[0]
                 if not self.adl_eligible(i, side):
@@ -370,15 +543,15 @@ class _Reference:
                 remaining -= take
                 absorbed += take
         else:
-            ids = self.adl_candidates(side)
+            ids = self.adl_candidates(ins, side)
             caps = [self.adl_available(i, price) for i in ids]
             if policy == AdlPolicy.WATER_FILLING:
-                notional = [abs(float(self.pos[i])) * self.mark for i in ids]
+                notional = [abs(float(self.pos[i])) * ins.mark for i in ids]
                 equity = [self.equity(i) for i in ids]
-                takes = water_filling(notional, equity, caps, self.mark, wanted)
+                takes = water_filling(notional, equity, caps, ins.mark, wanted)
             else:
                 weights = [adl_weight(policy, float(self.pos[i]), float(self.col[i]), float(self.ep[i]),
-                                      self.mark, self.p.adl_risk_power) for i in ids]
+                                      ins.mark, self.p.adl_risk_power) for i in ids]
                 takes = capped_allocation(weights, caps, wanted)
             for i, take in zip(ids, takes):
                 if take > 0.0:
@@ -391,15 +564,15 @@ class _Reference:
         if absorbed > 0.0:
             q_a = float(self.pos[a])
             closed_a = q_a if (full and rest == 0.0) else side * absorbed
-            shortfall = -(float(self.col[a]) * abs(closed_a) / abs(q_a) + closed_a * (self.mark - float(self.ep[a])))
+            shortfall = -(float(self.col[self.wallet(a)]) * abs(closed_a) / abs(q_a)
+                          + closed_a * (ins.mark - float(self.ep[a])))
             if not shortfall > 0.0:
                 shortfall = 0.0
             if self.order_haircut > shortfall:
                 self.adl_overshoot += self.order_haircut - shortfall
             self.reduce(a, closed_a, price)
             if a < self.n:
-                self.cum_liq += 1
-                self.cum_liq_notional += abs(closed_a) * price
+                self.count_liquidation(ins, abs(closed_a) * price)
             self.emit(EventKind.ADL_LIQUIDATION, a, BOOK_ID, closed_a, price, 0.0, shortfall, self.equity(a))
         if rest > 0.0:
             kind, fee_rate = self.unwind_kind(a)
@@ -408,24 +581,24 @@ class _Reference:
             self.cover_deficit(a)
 
     def unwind_kind(self, a: int) -> tuple[int, float]:
-        if a == self.V:
+        if self.is_vault(a):
             return EventKind.VAULT_UNWIND, 0.0
-        if a == self.F:
+        if self.is_fund(a):
             return EventKind.FUND_UNWIND, 0.0
         return EventKind.LIQUIDATION, self.p.liq_fee_rate
 
     def backstop(self, a: int, equity: float) -> None:
+        ins = self.instrument(a)
         q = float(self.pos[a])
-        v = self.V
-        if float(self.pos[v]) == 0.0:
+        v = self.vault_slot(ins.k)
+        if not self.holds(self.vault_slot(0)):
             self.vault_next_unwind = self.t + self.p.vault_unwind_interval_ns
-        self.take(v, q, self.mark)
-        self.col[v] += equity
-        self.reduce(a, q, self.mark)
+        self.take(v, q, ins.mark)
+        self.col[self.n] += equity
+        self.reduce(a, q, ins.mark)
         self.col[a] = 0.0
-        self.cum_liq += 1
-        self.cum_liq_notional += abs(q) * self.mark
-        self.emit(EventKind.BACKSTOP, a, v, q, self.mark, 0.0, equity, 0.0)
+        self.count_liquidation(ins, abs(q) * ins.mark)
+        self.emit(EventKind.BACKSTOP, a, v, q, ins.mark, 0.0, equity, 0.0)
         self.vault_check()
 
     def order_size(self, a: int, q: float, equity: float, notional: float) -> tuple[float, bool]:
@@ -438,42 +611,53 @@ class _Reference:
                     and notional * (1.0 - p.partial_fraction) >= DUST_NOTIONAL):
                 return q * p.partial_fraction, False
             return q, True
-        floors = p.mm_floors
+        ins = self.instrument(a)
+        floors = ins.p.mm_floors
         for j in range(tier_index(floors, notional), 0, -1):
             target = float(floors[j]) * (1.0 - TIER_STEP_MARGIN)
-            if equity >= self.mm(target):
+            if equity >= ins.mm(target):
                 return q * (1.0 - target / notional), False
         return q, True
 
     def limit_price(self, a: int, side: float) -> float:
         """Worst price the liquidation order may fill at (NaN: no limit)."""
-        p = self.p
+        ins = self.instrument(a)
         limit = math.nan
-        if p.liq_limit_bankruptcy:
+        if self.p.liq_limit_bankruptcy:
             limit = bankruptcy_price(float(self.col[a]), float(self.pos[a]), float(self.ep[a]))
-        if p.liq_price_band != math.inf:
-            band = self.mark * (1.0 + side * p.liq_price_band)
+        if ins.p.liq_price_band != math.inf:
+            band = ins.mark * (1.0 + side * ins.p.liq_price_band)
             if limit != limit or side * (band - limit) < 0.0:
                 limit = band
         return limit
 
-    def fund_can_take(self, dq: float, price: float, deficit: float) -> bool:
-        """Whether the fund can take ``dq`` at ``price`` within its capacity, after paying
-        ``deficit`` (what the takeover may leave the account owing)."""
-        f = self.F
-        q = float(self.pos[f])
-        new_q = q + dq
-        value = (float(self.col[f]) + q * (self.mark - float(self.ep[f])) + dq * (self.mark - price)
-                 - deficit)
-        return value >= 0.0 and abs(new_q) * self.mark <= self.p.fund_capacity * value
+    def fund_can_take(self, k: int, dq: float, price: float, deficit: float) -> bool:
+        """Whether the fund can take ``dq`` of instrument ``k`` at ``price`` within its capacity
+        (its inventory in every instrument at the marks within ``fund_capacity`` x its equity,
+        that equity not negative), after paying ``deficit`` (what the takeover may leave the
+        account owing)."""
+        value = float(self.col[self.n + 1])
+        for j, ins in enumerate(self.instruments):
+            f = self.fund_slot(j)
+            value += float(self.pos[f]) * (ins.mark - float(self.ep[f]))
+        value = value + dq * (self.instruments[k].mark - price) - deficit
+        exposure = 0.0
+        for j, ins in enumerate(self.instruments):
+            q = float(self.pos[self.fund_slot(j)])
+            if j == k:
+                q = q + dq
+            exposure += abs(q) * ins.mark
+        return value >= 0.0 and exposure <= self.p.fund_capacity * value
 
     def market_liquidation(self, a: int, size: float, kind: int, full: bool) -> None:
         p = self.p
+        ins = self.instrument(a)
+        ins.bring(self.t)
         closes = p.adl_policy not in (AdlPolicy.NONE, AdlPolicy.SOCIALIZE)
         side = -_sign(size)
         limit = self.limit_price(a, side)
         if limit != limit:
-            fill, move = self.book.walk(side, abs(size), self.sim_price(), self.tape)
+            fill, move = ins.book.walk(side, abs(size), ins.sim_price(), ins.tape)
             after = float(self.col[a]) + size * (fill - float(self.ep[a]))
             deficit = -after if after < 0.0 else 0.0
             if deficit > self.fund and self.vault_takes():
@@ -483,7 +667,7 @@ class _Reference:
             else:
                 self.book_fill(a, size, kind, p.liq_fee_rate, True, fill, move)  # walked once
             return
-        filled = self.book.fillable(side, abs(size), self.sim_price(), self.tape, limit)
+        filled = ins.book.fillable(side, abs(size), ins.sim_price(), ins.tape, limit)
         if filled >= abs(size):
             self.book_close(a, size, kind, p.liq_fee_rate)
             return
@@ -493,7 +677,8 @@ class _Reference:
         # at the bankruptcy price a whole close leaves the account >= 0; a partial one keeps its
         # share of negative collateral (fills better than the limit only reduce it)
         owed = 0.0 if full else -float(self.col[a]) * (1.0 - size / float(self.pos[a]))
-        to_fund = p.takeover == Takeover.FUND and self.fund_can_take(rest, bankruptcy, owed if owed > 0.0 else 0.0)
+        to_fund = p.takeover == Takeover.FUND and self.fund_can_take(ins.k, rest, bankruptcy,
+                                                                     owed if owed > 0.0 else 0.0)
         filled_notional = 0.0
         if filled > 0.0:
             fill = self.book_close(a, -side * filled, kind, 0.0 if to_fund else p.liq_fee_rate,
@@ -501,14 +686,13 @@ class _Reference:
             filled_notional = filled * fill
         part = float(self.pos[a]) if full else rest
         if to_fund:
-            f = self.F
-            if float(self.pos[f]) == 0.0:
+            f = self.fund_slot(ins.k)
+            if not self.holds(self.fund_slot(0)):
                 self.fund_next_unwind = self.t + p.fund_unwind_interval_ns
             self.take(f, part, bankruptcy)
             realized = self.reduce(a, part, bankruptcy)
             fee = self.charge_fee(a, p.liq_fee_rate * (filled_notional + abs(part) * bankruptcy))
-            self.cum_liq += 1
-            self.cum_liq_notional += abs(part) * bankruptcy
+            self.count_liquidation(ins, abs(part) * bankruptcy)
             self.emit(EventKind.FUND_TAKEOVER, a, FUND_ID, part, bankruptcy, fee, realized, self.equity(a))
             if float(self.col[a]) < 0.0:
                 self.cover_deficit(a)
@@ -519,10 +703,11 @@ class _Reference:
 
     def liquidate(self, a: int) -> None:
         p = self.p
+        ins = self.instrument(a)
         q = float(self.pos[a])
         equity = self.equity(a)
-        notional = abs(q) * self.mark
-        mm = self.mm(notional)
+        notional = abs(q) * ins.mark
+        mm = ins.mm(notional)
         closes = p.adl_policy not in (AdlPolicy.NONE, AdlPolicy.SOCIALIZE)
         if equity < 0.0 and p.adl_on_negative_equity and closes:
             self.adl_close(a, q, True)
@@ -533,8 +718,8 @@ class _Reference:
         else:
             size, full = self.order_size(a, q, equity, notional)
             partial = not full
-            if abs(size) * self.mark > p.liq_max_order_notional:
-                size = _sign(size) * p.liq_max_order_notional / self.mark
+            if abs(size) * ins.mark > ins.p.liq_max_order_notional:
+                size = _sign(size) * ins.p.liq_max_order_notional / ins.mark
                 full = False
             kind = EventKind.LIQUIDATION if full else EventKind.PARTIAL_LIQUIDATION
             self.market_liquidation(a, size, kind, full)
@@ -561,44 +746,63 @@ class _Reference:
 
     # ------------------------------------------------------------- the loop
     def record(self) -> None:
-        series_push(self.series, self.t, self.tape, self.sim_price(), self.mark, self.fund,
-                    self.vault_equity(), self.long_oi, self.short_oi, self.cum_liq,
-                    self.cum_liq_notional, self.cum_adl, self.cum_adl_notional)
+        """A series sample: one row per instrument, in instrument order (prices, mark and open
+        interest the instrument's, as of its last tick or order; NaN prices before its first
+        tick); fund, vault equity and the cumulative counters shared."""
+        vault = self.vault_equity()
+        for ins in self.instruments:
+            tape, sim, mark = (ins.tape, ins.sim_price(), ins.mark) if ins.ticked else (math.nan,) * 3
+            series_push(self.series, self.t, ins.k, tape, sim, mark, self.fund, vault, ins.long_oi,
+                        ins.short_oi, self.cum_liq, self.cum_liq_notional, self.cum_adl,
+                        self.cum_adl_notional)
 
     def inventories(self) -> None:
-        """Step 4: the vault's unwinding (its loss checked after), then the fund's offloading."""
+        """Step 4: the vault's unwinding in every instrument (its loss checked after each), then
+        the fund's offloading, in instrument order."""
         p = self.p
-        v = self.V
-        if float(self.pos[v]) != 0.0 and self.t >= self.vault_next_unwind:
-            self.unwind(v, p.vault_unwind_fraction, EventKind.VAULT_UNWIND)
+        if self.holds(self.vault_slot(0)) and self.t >= self.vault_next_unwind:
+            for k in range(self.n_inst):
+                v = self.vault_slot(k)
+                if float(self.pos[v]) != 0.0:
+                    self.unwind(v, p.vault_unwind_fraction, EventKind.VAULT_UNWIND)
+                    self.vault_check()
             self.vault_next_unwind = self.t + p.vault_unwind_interval_ns
-            self.vault_check()
-        f = self.F
-        if float(self.pos[f]) != 0.0 and self.t >= self.fund_next_unwind:
-            self.unwind(f, p.fund_unwind_fraction, EventKind.FUND_UNWIND)
+        if self.holds(self.fund_slot(0)) and self.t >= self.fund_next_unwind:
+            for k in range(self.n_inst):
+                f = self.fund_slot(k)
+                if float(self.pos[f]) != 0.0:
+                    self.unwind(f, p.fund_unwind_fraction, EventKind.FUND_UNWIND)
+                    self.note_fund()
             self.fund_next_unwind = self.t + p.fund_unwind_interval_ns
-            self.note_fund()
 
     def unwind(self, h: int, fraction: float, kind: int) -> None:
+        ins = self.instrument(h)
+        ins.bring(self.t)
         q = float(self.pos[h])
         size = q * fraction
-        if abs(q - size) * self.sim_price() < DUST_NOTIONAL:
+        if abs(q - size) * ins.sim_price() < DUST_NOTIONAL:
             size = q
         self.book_close(h, size, kind, 0.0)
+
+    def crossing_now(self) -> np.ndarray:
+        """Step 3's scan: the ACTIVE margin accounts not partially liquidated at this tick that
+        cross at their instrument's mark (instruments that have not ticked yet: none)."""
+        n = self.n
+        newly = np.zeros(n, dtype=bool)
+        for ins in self.instruments:
+            if not ins.ticked:
+                continue
+            m = ins.members
+            newly[m] = ((self.status[m] == Status.ACTIVE) & (self.partial_tick[m] != self.i)
+                        & crossing(ins.p, self.col[m], self.pos[m], self.ep[m], ins.mark))
+        return newly
 
     def run(self, on_tick: Callable[[int], None] | None = None) -> RawRun:
         p = self.p
         n = self.n
         cap = p.max_liqs_per_step
-        marks = MarkState.of(p)
-        self.mark = marks.mark
-        self.prev_mark = 0.0
-        tape_peak = sim_peak = 0.0
-        tape_dd = sim_dd = 0.0
-        tape_min = sim_min = math.inf
         max_rounds = 0
         next_sample = int(self.ts[0]) if len(self.ts) else 0
-        last_ts = int(self.ts[0]) if len(self.ts) else 0
         recorded_last = False
         track_peak = p.adl_fund_drawdown != math.inf
         every = max(len(self.ts) // PROGRESS_STEPS, 1)
@@ -606,34 +810,30 @@ class _Reference:
             if on_tick is not None and i % every == 0:  # reads nothing of the run: its result is the same
                 on_tick(i)
             t = int(self.ts[i])
+            ticked = self.instruments[int(self.tick_inst[i])]
             self.i = i
             self.t = t
-            self.tape = float(self.px[i])
             self.round = 0
-            dt = t - last_ts
-            self.book.seek(t)
-            self.book.decay(dt)
-            last_ts = t
-            self.mark = mark_update(marks, self.sim_price(), float(self.stream[i]), dt)
-            self.prev_mark = self.mark if i == 0 else self.prev_mark
+            ticked.tick(t, float(self.px[i]), float(self.stream[i]))
             if track_peak:
                 self.sample_fund_peak()
             executed = 0
             while True:
                 if self.round > 0:
-                    self.mark = mark_refresh(marks, self.sim_price())
-                if float(self.pos[self.V]) != 0.0:
+                    for ins in self.instruments:
+                        if ins.ticked:
+                            ins.mark = mark_refresh(ins.marks, ins.sim_price())
+                if self.holds(self.vault_slot(0)):
                     self.vault_check()  # the inventory re-marked
-                newly = ((self.status == Status.ACTIVE) & (self.partial_tick != i)
-                         & crossing(p, self.col[:n], self.pos[:n], self.ep[:n], self.mark))
-                for a in np.flatnonzero(newly):
+                for a in np.flatnonzero(self.crossing_now()):
                     a = int(a)
                     self.status[a] = Status.PENDING
                     self.pending.append((a, t + p.latency_ns))
                 done = 0
                 while self.pending and self.pending[0][1] <= t and (cap == 0 or executed < cap):
                     a, _ = self.pending.popleft()
-                    if crosses(p, float(self.col[a]), float(self.pos[a]), float(self.ep[a]), self.mark):
+                    ins = self.instrument(a)
+                    if crosses(ins.p, float(self.col[a]), float(self.pos[a]), float(self.ep[a]), ins.mark):
                         self.liquidate(a)
                         done += 1
                         executed += 1
@@ -646,20 +846,9 @@ class _Reference:
                 max_rounds = self.round + 1
             self.round += 1
             self.inventories()
-            self.prev_mark = self.mark
-            s = self.sim_price()
-            if self.tape > tape_peak:
-                tape_peak = self.tape
-            if s > sim_peak:
-                sim_peak = s
-            if 1.0 - self.tape / tape_peak > tape_dd:
-                tape_dd = 1.0 - self.tape / tape_peak
-            if 1.0 - s / sim_peak > sim_dd:
-                sim_dd = 1.0 - s / sim_peak
-            if self.tape < tape_min:
-                tape_min = self.tape
-            if s < sim_min:
-                sim_min = s
+            for ins in self.instruments:
+                ins.prev_mark = ins.mark
+            ticked.drawdowns()
             recorded_last = False
             if t >= next_sample:
                 self.record()
@@ -667,40 +856,120 @@ class _Reference:
                 recorded_last = True
         if len(self.ts) and not recorded_last:
             self.record()
-        events = log_to_numpy(self.events, EVENT_COLUMNS)
-        series = log_to_numpy(self.series, SERIES_COLUMNS)
-        v, f = self.V, self.F
+        return self.result(max_rounds)
+
+    def result(self, max_rounds: int) -> RawRun:
+        n = self.n
+        first = self.instruments[0]
+        v0, f0 = self.vault_slot(0), self.fund_slot(0)
         scalars = {
             "fund_final": self.fund,
             "fund_min": self.fund_min,
-            "fund_pos": float(self.pos[f]),
-            "fund_entry": float(self.ep[f]),
-            "vault_col": float(self.col[v]),
-            "vault_pos": float(self.pos[v]),
-            "vault_entry": float(self.ep[v]),
+            "fund_pos": float(self.pos[f0]),
+            "fund_entry": float(self.ep[f0]),
+            "vault_col": float(self.col[n]),
+            "vault_pos": float(self.pos[v0]),
+            "vault_entry": float(self.ep[v0]),
             "vault_min": self.vault_min,
             "bad_debt": self.bad_debt,
-            "ext_cash": self.ext_cash,
-            "ext_pos": self.ext_pos,
-            "tape_max_drawdown": tape_dd,
-            "sim_max_drawdown": sim_dd,
-            "tape_min": tape_min,
-            "sim_min": sim_min,
-            "final_mark": self.mark,
-            "final_sim_price": self.sim_price() if len(self.ts) else math.nan,
+            "ext_cash": first.ext_cash,
+            "ext_pos": first.ext_pos,
+            "tape_max_drawdown": first.tape_dd,
+            "sim_max_drawdown": first.sim_dd,
+            "tape_min": first.tape_min,
+            "sim_min": first.sim_min,
+            "final_mark": first.mark,
+            "final_sim_price": first.sim_price() if first.ticked else math.nan,
             "max_rounds": max_rounds,
             "ticks": len(self.ts),
             "adl_fills": self.cum_adl,
             "adl_overshoot": self.adl_overshoot,
         }
-        return RawRun(events, series, self.col[:n].copy(), self.pos[:n].copy(),
-                      self.ep[:n].copy(), self.status.copy(), scalars, self.socialized.copy())
+        ledgers = {
+            "fund_pos": self.pos[n + self.n_inst:], "fund_entry": self.ep[n + self.n_inst:],
+            "vault_pos": self.pos[n:n + self.n_inst], "vault_entry": self.ep[n:n + self.n_inst],
+        }
+        per = {
+            "final_mark": lambda s: s.mark,
+            "final_sim_price": lambda s: s.sim_price() if s.ticked else math.nan,
+            "tape_max_drawdown": lambda s: s.tape_dd,
+            "sim_max_drawdown": lambda s: s.sim_dd,
+            "tape_min": lambda s: s.tape_min,
+            "sim_min": lambda s: s.sim_min,
+            "ext_pos": lambda s: s.ext_pos,
+            "ext_cash": lambda s: s.ext_cash,
+            "liquidations": lambda s: s.liquidations,
+            "liquidated_notional": lambda s: s.liquidated_notional,
+            "adl_fills": lambda s: s.adl_fills,
+            "adl_notional": lambda s: s.adl_notional,
+        }
+        by_instrument = {
+            name: (ledgers[name].copy().astype(dtype) if name in ledgers
+                   else np.array([per[name](s) for s in self.instruments], dtype=dtype))
+            for name, dtype, _ in BY_INSTRUMENT
+        }
+        return RawRun(log_to_numpy(self.events, PORTFOLIO_EVENT_COLUMNS),
+                      log_to_numpy(self.series, PORTFOLIO_SERIES_COLUMNS),
+                      self.col[:n].copy(), self.pos[:n].copy(), self.ep[:n].copy(), self.status.copy(),
+                      scalars, self.socialized.copy(), by_instrument)
+
+
+def run_portfolio(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, stream: np.ndarray,
+                  owner: np.ndarray, collateral: np.ndarray, start: np.ndarray, instrument: np.ndarray,
+                  size: np.ndarray, entry: np.ndarray, params: Sequence[EngineParams], max_events: int = 0,
+                  on_tick: Callable[[int], None] | None = None) -> RawRun:
+    """Run the reference engine on a portfolio: instruments' tapes merged in time, margin
+    accounts in CSR form (see "Portfolios" in :mod:`riskengine.reference`).
+
+    Parameters
+    ----------
+    ts : ndarray of int64, shape (T,)
+        Tick times of the merged tape, ns, non-decreasing (equal times in instrument order).
+    inst : ndarray of int32, shape (T,)
+        The instrument each tick moves, ``0..I-1``.
+    price : ndarray of float64, shape (T,)
+        Tick prices (of the tick's instrument), > 0.
+    stream : ndarray of float64, shape (T,) or (0,)
+        The tick's instrument's mark/index stream as of the tick (NaN where none yet; empty:
+        no stream).
+    owner : ndarray of int64, shape (M,)
+        The user account of each margin account (its id in events).
+    collateral : ndarray of float64, shape (M,)
+        Each margin account's collateral (a cross wallet or an isolated position's margin).
+    start : ndarray of int64, shape (M+1,)
+        Margin account ``m``'s positions are ``start[m]:start[m+1]`` (step 1: at most one).
+    instrument, size, entry : ndarray, shape (P,)
+        Each position's instrument (int32), signed size and entry price (float64).
+    params : sequence of EngineParams, one per instrument
+        Fields of :data:`riskengine.engine_inputs.PER_INSTRUMENT_FIELDS` may differ; every other
+        field must be equal (the venue design's).
+    max_events : int
+        Budget of event-log rows (0: none); one more raises ``MemoryError``.
+    on_tick : callable, optional
+        Progress: called with the ticks done, :data:`PROGRESS_STEPS` times over the tape.
+
+    Returns
+    -------
+    RawRun
+        Events and series with an ``instrument`` column; final state per margin account;
+        ``by_instrument`` per instrument.
+
+    Raises
+    ------
+    ValueError
+        A design-level field that differs between instruments, arrays of the wrong shape, a
+        margin account with more than one position, or two positions of one user account in
+        one instrument (:mod:`riskengine.engine_inputs`).
+    """
+    ref = _Reference(ts, inst, price, stream, owner, collateral, start, instrument, size, entry, params, max_events)
+    return ref.run(on_tick)
 
 
 def run_reference(tape_ts: np.ndarray, tape_price: np.ndarray, stream: np.ndarray,
                   collateral: np.ndarray, size: np.ndarray, entry: np.ndarray,
                   params: EngineParams, on_tick: Callable[[int], None] | None = None) -> RawRun:
-    """Run the reference engine on validated arrays (see :func:`riskengine.engine.run`).
+    """Run the reference engine on one instrument (see :func:`riskengine.engine.run`): a
+    portfolio run where margin account ``a`` is account ``a`` with its one position.
 
     Parameters
     ----------
@@ -721,5 +990,9 @@ def run_reference(tape_ts: np.ndarray, tape_price: np.ndarray, stream: np.ndarra
     Returns
     -------
     RawRun
+        As :func:`run_portfolio`: ``instrument`` columns all 0, ``by_instrument`` of length 1.
     """
-    return _Reference(tape_ts, tape_price, stream, collateral, size, entry, params).run(on_tick)
+    n = len(collateral)
+    return run_portfolio(tape_ts, np.zeros(len(tape_ts), dtype=np.int32), tape_price, stream,
+                         np.arange(n, dtype=np.int64), collateral, np.arange(n + 1, dtype=np.int64),
+                         np.zeros(n, dtype=np.int32), size, entry, [params], on_tick=on_tick)

@@ -1,7 +1,9 @@
 """Plain-Python twin of ``cext/riskengine/_events.pyx``: the event log and the sampled series.
 
 A log is one Python list per column (the compiled engine grows one C buffer per column); column
-order and dtypes are ``riskengine.runlog``'s ``EVENT_COLUMNS`` and ``SERIES_COLUMNS``, and
+order and dtypes are ``riskengine.runlog``'s ``PORTFOLIO_EVENT_COLUMNS`` and
+``PORTFOLIO_SERIES_COLUMNS`` (``EVENT_COLUMNS`` and ``SERIES_COLUMNS`` with an ``instrument``
+column), and
 :func:`log_to_numpy` turns the lists into arrays of those dtypes at the end of a run.
 :func:`events_merge` adds a later fill into a row already written (the weighted ADL policies' one
 row per winner per series interval; see "Logging ADL fills" in :mod:`riskengine.reference`).
@@ -27,14 +29,15 @@ def log_to_numpy(log: ColumnLog, columns: Sequence[tuple[str, str, str]]) -> dic
 
 
 def events_push(log: ColumnLog, ts: int, tick: int, round: int, kind: int, account: int,
-                counterparty: int, size: float, price: float, fee: float, amount: float,
-                equity_after: float, fund_after: float) -> None:
+                instrument: int, counterparty: int, size: float, price: float, fee: float,
+                amount: float, equity_after: float, fund_after: float) -> None:
     """Append one event row; its notional is ``|size| x price``."""
     log["ts"].append(ts)
     log["tick"].append(tick)
     log["round"].append(round)
     log["kind"].append(int(kind))
     log["account"].append(account)
+    log["instrument"].append(instrument)
     log["counterparty"].append(counterparty)
     log["size"].append(size)
     log["price"].append(price)
@@ -61,12 +64,13 @@ def events_merge(log: ColumnLog, row: int, counterparty: int, mixed: int, size: 
     log["fund_after"][row] = fund_after
 
 
-def series_push(log: ColumnLog, ts: int, tape_price: float, sim_price: float, mark: float,
-                fund: float, vault_equity: float, long_oi: float, short_oi: float,
+def series_push(log: ColumnLog, ts: int, instrument: int, tape_price: float, sim_price: float,
+                mark: float, fund: float, vault_equity: float, long_oi: float, short_oi: float,
                 cum_liquidations: int, cum_liquidated_notional: float, cum_adl_fills: int,
                 cum_adl_notional: float) -> None:
-    """Append one series sample."""
+    """Append one series row (a sample writes one row per instrument)."""
     log["ts"].append(ts)
+    log["instrument"].append(instrument)
     log["tape_price"].append(tape_price)
     log["sim_price"].append(sim_price)
     log["mark"].append(mark)

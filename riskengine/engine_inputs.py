@@ -1,0 +1,136 @@
+"""The inputs both engines' ``run_portfolio`` take, and the checks they make before running.
+
+A portfolio run (issue 12; ``riskengine.reference``, "Portfolios") takes a merged tape
+(``ts``, ``inst``, ``price``, ``stream``), margin accounts in CSR form (``owner``,
+``collateral``, ``start``; positions ``instrument``, ``size``, ``entry``) and one
+:class:`~riskengine.params.EngineParams` per instrument. Some of those parameters belong to an
+instrument (:data:`PER_INSTRUMENT_FIELDS`: its margin table, its liquidity model and observed
+flow, its order limits); every other field is the venue design's and must be the same in every
+instrument's entry (:func:`design_params`). :func:`check_margin_accounts` checks the arrays'
+shapes and the limits of step 1 (at most one position per margin account). Each failure is one
+``ValueError`` line naming the field or row and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from riskengine.params import EngineParams
+
+#: EngineParams fields that may differ between instruments: the margin tiers, the liquidity
+#: model (and the book derived from it), the observed flow of a counterfactual replay (applied
+#: to that instrument's ticks only) and the order limits
+PER_INSTRUMENT_FIELDS: frozenset[str] = frozenset({
+    "mm_floors", "mm_rates", "mm_whole_position", "mm_cums",
+    "depth_per_pct", "depth_ts", "depth_pct", "depth_notional", "max_move",
+    "impact_half_life_ns", "impact_feedback", "impact_stress_k",
+    "book_ts", "book_delta", "book_notional", "book_knots",
+    "observed_ts", "observed_side", "observed_notional",
+    "liq_max_order_notional", "liq_price_band",
+})
+
+#: step 1 of the portfolio engine: positions per margin account
+MAX_POSITIONS_STEP1 = 1
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        if a is None or b is None:
+            return False
+        x, y = np.asarray(a), np.asarray(b)
+        return x.shape == y.shape and bool(np.array_equal(x, y, equal_nan=x.dtype.kind == "f"))
+    return a == b
+
+
+def design_params(params: Sequence[EngineParams]) -> EngineParams:
+    """The venue design's parameters of a portfolio run: ``params[0]``, after checking that
+    every field not in :data:`PER_INSTRUMENT_FIELDS` is equal in every entry.
+
+    Raises
+    ------
+    ValueError
+        No parameters, or a design-level field that differs (the line names the entry and the
+        field).
+    """
+    params = list(params)
+    if not params:
+        raise ValueError("params: expected one EngineParams per instrument (got none)")
+    first = params[0]
+    for j, other in enumerate(params):
+        if not isinstance(other, EngineParams):
+            raise ValueError(f"params[{j}]: expected EngineParams (got {type(other).__name__})")
+        for f in dataclasses.fields(EngineParams):
+            if f.name in PER_INSTRUMENT_FIELDS:
+                continue
+            a, b = getattr(first, f.name), getattr(other, f.name)
+            if not _same(a, b):
+                raise ValueError(f"params[{j}].{f.name}: a venue-design field must be equal for every "
+                                 f"instrument (params[0] has {a!r}, params[{j}] has {b!r})")
+    return first
+
+
+def check_margin_accounts(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, stream: np.ndarray,
+                          owner: np.ndarray, collateral: np.ndarray, start: np.ndarray,
+                          instrument: np.ndarray, size: np.ndarray, entry: np.ndarray,
+                          n_instruments: int) -> None:
+    """Check the shapes of a portfolio run's arrays and the limits of step 1.
+
+    The merged tape's arrays have one length T (``stream`` may also be empty: no stream) and
+    ``inst`` is in ``0..I-1``; ``owner`` and ``collateral`` have one entry per margin account M;
+    ``start`` (M+1) starts at 0, never decreases and ends at the number of positions P, the
+    length of ``instrument`` (in ``0..I-1``), ``size`` and ``entry``. Step 1: a margin account
+    holds at most one position, and no user account (``owner``) holds two positions in one
+    instrument (events name the user account and the instrument).
+
+    Raises
+    ------
+    ValueError
+        One line naming the array, the row and what was expected.
+    """
+    t = len(ts)
+    for name, arr in (("inst", inst), ("price", price)):
+        if len(arr) != t:
+            raise ValueError(f"{name}: expected one entry per tick ({t}), got {len(arr)}")
+    if len(stream) not in (0, t):
+        raise ValueError(f"stream: expected one entry per tick ({t}) or none, got {len(stream)}")
+    bad = np.flatnonzero((inst < 0) | (inst >= n_instruments))
+    if len(bad):
+        raise ValueError(f"inst[{int(bad[0])}]: expected an instrument in 0..{n_instruments - 1} "
+                         f"(one EngineParams each), got {int(inst[bad[0]])}")
+    m = len(owner)
+    if len(collateral) != m:
+        raise ValueError(f"collateral: expected one entry per margin account ({m}), got {len(collateral)}")
+    if len(start) != m + 1:
+        raise ValueError(f"start: expected one entry per margin account plus one ({m + 1}), got {len(start)}")
+    p = len(instrument)
+    for name, arr in (("size", size), ("entry", entry)):
+        if len(arr) != p:
+            raise ValueError(f"{name}: expected one entry per position ({p}), got {len(arr)}")
+    if start[0] != 0 or start[-1] != p:
+        raise ValueError(f"start: expected to run from 0 to the number of positions {p} "
+                         f"(got {int(start[0])} .. {int(start[-1])})")
+    held = np.diff(start)
+    bad = np.flatnonzero(held < 0)
+    if len(bad):
+        raise ValueError(f"start[{int(bad[0]) + 1}]: must not decrease "
+                         f"({int(start[bad[0] + 1])} after {int(start[bad[0]])})")
+    bad = np.flatnonzero(held > MAX_POSITIONS_STEP1)
+    if len(bad):
+        raise ValueError(f"margin account {int(bad[0])} (account {int(owner[bad[0]])}) holds {int(held[bad[0]])} "
+                         f"positions: this engine takes at most {MAX_POSITIONS_STEP1} per margin account "
+                         "(cross accounts with several positions come in step 2 of issue 12)")
+    bad = np.flatnonzero((instrument < 0) | (instrument >= n_instruments))
+    if len(bad):
+        raise ValueError(f"instrument[{int(bad[0])}]: expected an instrument in 0..{n_instruments - 1}, "
+                         f"got {int(instrument[bad[0]])}")
+    holder = np.repeat(np.asarray(owner, dtype=np.int64), held)
+    key = np.stack([holder, np.asarray(instrument, dtype=np.int64)])
+    order = np.lexsort(key[::-1])
+    twice = np.flatnonzero((np.diff(key[0][order]) == 0) & (np.diff(key[1][order]) == 0))
+    if len(twice):
+        a, b = sorted((int(order[twice[0]]), int(order[twice[0] + 1])))
+        raise ValueError(f"positions {a} and {b}: account {int(holder[a])} holds instrument "
+                         f"{int(instrument[a])} twice (one position per account and instrument)")
