@@ -38,6 +38,7 @@ from riskengine.files import check_output_folder
 from riskengine.liquidity import ConstantDepth, DepthCurve, ObservedFlow, window_snapshots
 from riskengine.scenario import Population, Scenario, Tape
 from riskengine.venue import VenueDesign
+from riskengine.venues import underlying_of
 
 NS = 1_000_000_000
 #: the files ``riskengine run`` writes into its output folder
@@ -311,27 +312,6 @@ def build_liquidity(loaded: LoadedConfig, window: Window, where: str = "liquidit
     else:
         depth = float("inf")
     return ConstantDepth(depth, **model)
-
-
-#: quote currencies and contract suffixes stripped from a tape's symbol to find its underlying
-_QUOTES = ("USDT", "USDC", "BUSD", "USD")
-_SUFFIXES = ("_PERP", "-PERP", "-SWAP", "PERP")
-
-
-def underlying_of(symbol: str) -> str:
-    """The asset of a market symbol: ``BTCUSD_PERP`` -> ``BTC``, ``AAVE-USDT-SWAP`` -> ``AAVE``,
-    ``TRXUSDT`` -> ``TRX``, ``XBTUSD`` -> ``BTC``, ``SOL`` -> ``SOL``."""
-    name = symbol.upper()
-    for suffix in _SUFFIXES:
-        if name.endswith(suffix) and len(name) > len(suffix):
-            name = name[: -len(suffix)]
-            break
-    name = name.rstrip("-_/")
-    for quote in _QUOTES:
-        if name.endswith(quote) and len(name) > len(quote):
-            name = name[: -len(quote)].rstrip("-_/")
-            break
-    return "BTC" if name == "XBT" else name
 
 
 def scenario_underlying(spec: ScenarioSpec) -> str | None:
