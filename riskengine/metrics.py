@@ -409,7 +409,9 @@ def describe_columns(columns: tuple[Column, ...] = COLUMNS) -> str:
 
 
 # ------------------------------------------------------------------ units and numbers, as read
-_BY_NAME = {c.name: c for c in (*COLUMNS, *INSTRUMENT_COLUMNS)}
+_BY_NAME = {c.name: c for c in COLUMNS}
+#: the per-instrument table's own columns (the others are result columns)
+_INSTRUMENT_ONLY = {c.name: c for c in INSTRUMENT_COLUMNS if c.name not in _BY_NAME}
 #: prefixes and suffixes of columns derived from a result column, with its unit: the observed
 #: twins (riskengine.observed) and a sweep ranking's aggregates (riskengine.sweep.rank)
 _DERIVED_PREFIXES = ("observed_",)
@@ -421,6 +423,8 @@ def unit_of(column: str) -> str:
     (``observed_adl_notional``, ``bad_debt_mean``); ``text`` for any other column."""
     if column in _BY_NAME:
         return _BY_NAME[column].unit
+    if column in _INSTRUMENT_ONLY:
+        return _INSTRUMENT_ONLY[column].unit
     for prefix in _DERIVED_PREFIXES:
         if column.startswith(prefix) and column[len(prefix):] in _BY_NAME:
             return _BY_NAME[column[len(prefix):]].unit
