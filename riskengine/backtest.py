@@ -42,7 +42,8 @@ from riskengine.venues import underlying_of
 
 NS = 1_000_000_000
 #: the files ``riskengine run`` writes into its output folder
-OUTPUT_FILES = ("results.parquet", "results.csv", "results.md", "events.parquet", "series.parquet", "report.html")
+OUTPUT_FILES = ("results.parquet", "results.csv", "results.md", "results_by_instrument.parquet", "events.parquet",
+                "series.parquet", "report.html")
 Progress = Callable[[str], None]
 #: ``memo(kind, key, load)``: what ``load()`` builds, or the value an earlier call with the same
 #: kind and key built (a sweep worker keeps tapes across runs; ``key`` says all they depend on)
@@ -641,6 +642,8 @@ def write_outputs(result: Result, out_dir: str | os.PathLike, overwrite: bool = 
         pq.write_table(table, tmp / "results.parquet")
         result.table.to_csv(tmp / "results.csv", index=False)
         (tmp / "results.md").write_text(markdown(result.table), encoding="utf-8")
+        pq.write_table(pa.Table.from_pandas(result.by_instrument, preserve_index=False),
+                       tmp / "results_by_instrument.parquet")
         pq.write_table(result.events, tmp / "events.parquet", compression="zstd")
         pq.write_table(result.series, tmp / "series.parquet", compression="zstd")
         from riskengine import report  # matplotlib loads only when a report is written
