@@ -208,8 +208,8 @@ def portfolio_engine(engine: str) -> Callable[..., RawRun | dict]:
 
         compiled = getattr(_engine, "run_portfolio", None)
         if compiled is None:  # TEMPORARY (issue 12, step 1): until the compiled engine gains run_portfolio
-            raise ValueError("engine cython: the compiled portfolio engine is not built yet: run a "
-                             "multi-instrument scenario with the reference engine (--engine reference)")
+            raise ValueError("engine cython: the compiled portfolio engine is not built yet: a multi-instrument "
+                             "scenario runs on the reference engine only (riskengine run --engine reference)")
         return compiled
     raise ValueError(f"engine: expected one of {', '.join(ENGINES)} (got {engine!r})")
 
@@ -310,7 +310,6 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
             params = d.engine_params(liquidity, interval)
             out.append(Resolved(d, (d,), (params,), _check_stream(scenario, d, params)))
         return out
-    portfolio_engine(engine)
     tape, accounts, day = scenario.tape, scenario.margin_accounts, scenario.start_day
     check_margin_accounts(tape.ts, tape.inst, tape.price, np.empty(0), accounts.owner, accounts.collateral,
                           accounts.start, accounts.instrument, accounts.size, accounts.entry,
@@ -326,6 +325,7 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
         except ValueError as exc:
             raise ValueError(f"venue design {d.name!r} (instruments {', '.join(scenario.symbols)}): {exc}") from None
         out.append(Resolved(d, per, params, _check_stream(scenario, d, params[0])))
+    portfolio_engine(engine)  # last: every problem of the inputs is reported first
     return out
 
 

@@ -133,8 +133,8 @@ def test_the_compiled_engine_runs_the_same_portfolio_or_says_it_cannot_yet(scena
     designs = [venues.preset("binance-usdm", date="2025-10-10"), venues.preset("hyperliquid", date="2025-10-10")]
     if not hasattr(_engine, "run_portfolio"):  # TEMPORARY (issue 12 step 1): until the compiled engine has it
         line = raised_line(run, scenario, designs, ConstantDepth(5e6))
-        assert line == ("engine cython: the compiled portfolio engine is not built yet: run a multi-instrument "
-                        "scenario with the reference engine (--engine reference)")
+        assert line == ("engine cython: the compiled portfolio engine is not built yet: a multi-instrument "
+                        "scenario runs on the reference engine only (riskengine run --engine reference)")
         return
     compiled = run(scenario, designs, ConstantDepth(5e6), check_invariants=True)
     pd.testing.assert_frame_equal(compiled.table.drop(columns=[*TIMING_COLUMNS, "engine"]),
