@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -272,7 +272,8 @@ class Resolved(NamedTuple):
 
 def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Iterable[VenueDesign],
             liquidity: ConstantDepth | DepthCurve | None = None, *, engine: str = "cython",
-            series_interval_s: float | None = None, max_events: int | None = None) -> list[Resolved]:
+            series_interval_s: float | None = None, max_events: int | None = None,
+            instrument_designs: Sequence[Sequence[VenueDesign]] | None = None) -> list[Resolved]:
     """Every check :func:`run` makes before an engine starts, and what it resolves: each design
     with its engine parameters (one per instrument) and the stream its mark method reads (the
     arguments as for :func:`run`). ``riskengine validate`` and a sweep's up-front checks call it
@@ -314,10 +315,15 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
     check_margin_accounts(tape.ts, tape.inst, tape.price, np.empty(0), accounts.owner, accounts.collateral,
                           accounts.start, accounts.instrument, accounts.size, accounts.entry,
                           len(scenario.instruments))
+    if instrument_designs is not None and (len(instrument_designs) != len(designs) or any(
+            len(row) != len(scenario.instruments) for row in instrument_designs)):
+        raise ValueError(f"instrument_designs: expected one design per instrument ({len(scenario.instruments)}) "
+                         f"for each of the {len(designs)} design(s)")
     out = []
-    for d in designs:
-        per = tuple(venues.for_symbol(d, ins.symbol, day, where=f"venue design {d.name!r}")
-                    for ins in scenario.instruments)
+    for j, d in enumerate(designs):
+        per = (tuple(instrument_designs[j]) if instrument_designs is not None else
+               tuple(venues.for_symbol(d, ins.symbol, day, where=f"venue design {d.name!r}")
+                     for ins in scenario.instruments))
         params = tuple(p.engine_params(ins.liquidity or liquidity, interval)
                        for p, ins in zip(per, scenario.instruments))
         try:
@@ -377,7 +383,8 @@ def _portfolio_contexts(scenario: PortfolioScenario, raw: RawRun, base: RunConte
 def run(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Iterable[VenueDesign],
         liquidity: ConstantDepth | DepthCurve | None = None, *, engine: str = "cython",
         series_interval_s: float | None = None, check_invariants: bool = False,
-        max_events: int | None = None, show_progress: bool | None = None) -> Result:
+        max_events: int | None = None, show_progress: bool | None = None,
+        instrument_designs: Sequence[Sequence[VenueDesign]] | None = None) -> Result:
     """Replay ``scenario`` through each venue design.
 
     Parameters
@@ -404,6 +411,11 @@ def run(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Iterable[
     show_progress : bool, optional
         Draw each design's run live on stderr (:mod:`riskengine.progress`: the reference engine
         tick by tick, the compiled one with its elapsed time); default: when stderr is a terminal.
+    instrument_designs : sequence of sequences of VenueDesign, optional
+        A portfolio scenario: each design as it applies to each instrument (``[j][k]``: design
+        ``j`` on instrument ``k``), e.g. built from a config's design table per instrument
+        (:func:`riskengine.backtest.instrument_designs`); default: :func:`riskengine.venues.for_symbol`
+        of each design and instrument symbol on the scenario's day.
 
     Returns
     -------
@@ -421,7 +433,7 @@ def run(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Iterable[
     """
     # every design is resolved and checked before anything runs
     resolved = resolve(scenario, designs, liquidity, engine=engine, series_interval_s=series_interval_s,
-                       max_events=max_events)
+                       max_events=max_events, instrument_designs=instrument_designs)
     portfolio = isinstance(scenario, PortfolioScenario)
     tape = scenario.tape
     rows, by_instrument, events, series, raws = [], [], [], [], []
