@@ -553,13 +553,23 @@ def preflight(loaded: LoadedConfig, memo: Memo = _no_memo, engine: str = "cython
         progress(f"[{i + 1}/{len(specs)}] {spec.name}: loading")
         prepared = prepare(loaded, i, memo)
         designs = scenario_designs(loaded, i, prepared.scenario.tape)
-        resolved = resolve(prepared.scenario, designs, prepared.liquidity, engine=engine,
-                           series_interval_s=loaded.config.outputs.series_interval_s,
-                           instrument_designs=scenario_instrument_designs(loaded, i, prepared.scenario.tape))
+        per = scenario_instrument_designs(loaded, i, prepared.scenario.tape)
+        resolved = _resolved(loaded, i, prepared, designs, per, engine)
         lines.append(f"{spec.name}: {_accounts(prepared)} x {len(designs)} design(s) "
                      f"({', '.join(d.name for d in designs)}); {_trades(prepared)}")
         lines += [f"warning: {line}" for line in resolved_warnings(spec.name, resolved)]
     return lines
+
+
+def _resolved(loaded: LoadedConfig, index: int, prepared: "Prepared", designs: list[VenueDesign],
+              per: list[list[VenueDesign]] | None, engine: str) -> list[Resolved]:
+    """:func:`riskengine.engine.resolve` of a prepared scenario, a problem named with the config
+    file and the scenario."""
+    try:
+        return resolve(prepared.scenario, designs, prepared.liquidity, engine=engine,
+                       series_interval_s=loaded.config.outputs.series_interval_s, instrument_designs=per)
+    except ValueError as exc:
+        raise ValueError(f"{_scenario_where(loaded, index)}: {exc}") from None
 
 
 def _accounts(prepared: "Prepared") -> str:
@@ -728,8 +738,7 @@ def run_config(loaded: LoadedConfig, progress: Progress = _quiet, engine: str = 
             prepared = prepare(loaded, i, memo)
         designs = scenario_designs(loaded, i, prepared.scenario.tape)
         per = scenario_instrument_designs(loaded, i, prepared.scenario.tape)
-        resolved = resolve(prepared.scenario, designs, prepared.liquidity, engine=engine,
-                           series_interval_s=loaded.config.outputs.series_interval_s, instrument_designs=per)
+        resolved = _resolved(loaded, i, prepared, designs, per, engine)
         for line in resolved_warnings(spec.name, resolved):
             warn(line)
         progress(f"[{i + 1}/{len(specs)}] {spec.name}: {_accounts(prepared)}, {_trades(prepared)}; "

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskengine import synthetic, venues
+from riskengine import backtest, config, metrics, synthetic, venues
 from riskengine.engine import run
 from riskengine.liquidity import ConstantDepth
 from riskengine.metrics import INSTRUMENT_COLUMNS, TIMING_COLUMNS
 from riskengine.portfolio import Instrument, Portfolio, PortfolioScenario, PortfolioSpec, generate_portfolio
-from tests._cli import raised_line
+from tests._cli import one_error_line, raised_line, run_cli, write
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 #: what a per-instrument table sums to the run's row: counts and money of its events
@@ -154,3 +154,228 @@ def test_a_single_instrument_scenario_has_one_instrument_row_with_its_figures():
         shared = [c for c in by.columns if c in out.table.columns and c not in TIMING_COLUMNS]
         pd.testing.assert_frame_equal(by[shared], out.table[shared])
         assert list(by["final_mark"]) == [raw.scalars["final_mark"] for raw in out.raw]
+
+
+# ------------------------------------------------------------------------------ configs, through the CLI
+THREE_COINS = """\
+[scenario]
+name = "three-coins"
+
+[[scenario.instruments]]
+symbol = "BTCUSDT"
+synthetic = { ticks = 3_000, seed = 1 }
+
+[[scenario.instruments]]
+symbol = "ETHUSDT"
+synthetic = { ticks = 2_000, start_price = 4_300.0, drop = 0.2, seed = 2 }
+liquidity = { depth_per_pct = 2e6 }
+
+[[scenario.instruments]]
+symbol = "SOLUSDT"
+synthetic = { ticks = 1_500, start_price = 220.0, drop = 0.25, seed = 3 }
+
+[scenario.portfolio]
+accounts = 600
+open_interest_usd = [3e8, 1.7e8, 1e8]
+max_leverage = [40, 25, 20]
+holdings = [0.6, 0.3, 0.1]
+cross_share = 0
+seed = 5
+
+[liquidity]
+depth_per_pct = 5e6
+
+[[venues]]
+preset = "binance-usdm"
+
+[[venues]]
+preset = "hyperliquid"
+backstop = { vault_balance = 2e6 }
+"""
+
+#: two instruments whose accounts come from a positions file (POSITIONS below)
+TWO_FROM_FILE = """\
+[[scenarios]]
+name = "btc-eth-book"
+window = { start = 2025-10-10T20:00:00Z }
+
+[[scenarios.instruments]]
+symbol = "BTCUSDT"
+synthetic = { ticks = 2_000, drop = 0.2, seed = 11 }
+
+[[scenarios.instruments]]
+symbol = "ETHUSDT"
+synthetic = { ticks = 2_000, start_price = 4_300.0, drop = 0.3, seed = 12 }
+
+[scenarios.portfolio]
+file = "positions.csv"
+
+[liquidity]
+depth_per_pct = 1e6
+
+[[venues]]
+preset = "binance-usdm"
+"""
+
+#: account a: a cross BTC long and an isolated ETH long; b: isolated on both sides; c: a wallet only
+POSITIONS = """\
+account,instrument,size,entry_price,margin_mode,isolated_margin,wallet
+a,BTCUSDT,2.0,121700,cross,,30000
+a,ETHUSDT,40,4300,isolated,9000,30000
+b,ETHUSDT,-10,4300,isolated,5000,0
+b,BTCUSDT,1.0,121700,isolated,4000,0
+c,,0,,,,500
+"""
+
+
+def _config(folder, text: str, name: str = "portfolio.toml", positions: str | None = None):
+    if positions is not None:
+        (folder / "positions.csv").write_text(positions)
+    return write(folder, text, name)
+
+
+@pytest.fixture(scope="module")
+def three_coins(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("three")
+    path = _config(folder, THREE_COINS)
+    proc = run_cli("run", str(path), "--engine", "reference", "--out", str(folder / "out"))
+    assert proc.returncode == 0, proc.stderr
+    return proc, folder / "out"
+
+
+def test_a_three_instrument_config_runs_end_to_end(three_coins):
+    proc, out = three_coins
+    assert sorted(p.name for p in out.iterdir()) == sorted(backtest.OUTPUT_FILES)
+    results = pd.read_parquet(out / "results.parquet")
+    by = pd.read_parquet(out / "results_by_instrument.parquet")
+    assert list(results["design"]) == ["binance-usdm", "hyperliquid"]
+    assert results["instruments"].tolist() == [3, 3] and results["instruments"].dtype.kind == "i"
+    assert list(zip(by["design"], by["symbol"])) == [(d, s) for d in ("binance-usdm", "hyperliquid") for s in SYMBOLS]
+    assert by["ticks"].tolist() == [3_000, 2_000, 1_500] * 2
+    assert [s.split()[1] for s in by["margin_source"]] == [*SYMBOLS, "BTC", "ETH", "SOL"]
+    for column in ADDITIVE:
+        sums = by.groupby("design", sort=False)[column].sum().to_numpy(dtype=float)
+        assert np.allclose(sums, results[column].to_numpy(dtype=float), rtol=1e-12, atol=1e-6), column
+    assert (by["liquidations"] > 0).all()
+    # the events name each row's instrument; their fees are each instrument's
+    events = pd.read_parquet(out / "events.parquet")
+    fees = events.groupby(["design", "instrument"], sort=True)["fee"].sum()
+    assert np.allclose(fees.to_numpy(), by.set_index(["design", "instrument"])["fees_collected"].sort_index(),
+                       rtol=1e-12, atol=1e-9)
+    # the terminal and the progress say what ran
+    assert "3 instruments: BTCUSDT 3,000, ETHUSDT 2,000 (depth 2,000,000/1%), SOLUSDT 1,500" in proc.stderr
+
+
+def test_the_same_config_through_the_python_api_gives_the_same_rows(three_coins):
+    _, out = three_coins
+    loaded = config.load(out.parent / "portfolio.toml")
+    result = backtest.run_config(loaded, engine="reference")
+    written = pd.read_parquet(out / "results_by_instrument.parquet")
+    pd.testing.assert_frame_equal(result.by_instrument.drop(columns=list(TIMING_COLUMNS), errors="ignore"),
+                                  written.drop(columns=list(TIMING_COLUMNS), errors="ignore"))
+
+
+def test_a_positions_file_gives_the_accounts(tmp_path):
+    path = _config(tmp_path, TWO_FROM_FILE, positions=POSITIONS)
+    proc = run_cli("run", str(path), "--engine", "reference", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    results = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    by = pd.read_parquet(tmp_path / "out" / "results_by_instrument.parquet")
+    assert (results["accounts"].item(), results["positions"].item(), results["instruments"].item()) == (3, 2, 2)
+    assert by["positions"].tolist() == [2, 2]
+    # a 20% BTC fall liquidates b's isolated BTC long (121,700 on 4,000 of margin: 30x); a 30% ETH fall
+    # a's isolated ETH long (172,000 on 9,000: 19x); b's ETH short gains
+    events = pd.read_parquet(tmp_path / "out" / "events.parquet")
+    liquidated = events[events["kind"].isin([int(k) for k in metrics.LIQUIDATION_KINDS])]
+    assert set(zip(liquidated["account"], liquidated["instrument"])) >= {(1, 0), (0, 1)}
+    assert 2 not in set(events["account"])  # c holds a wallet only
+
+
+def test_validate_reads_every_instrument_or_names_the_missing_engine(tmp_path):
+    path = _config(tmp_path, TWO_FROM_FILE, positions=POSITIONS)
+    proc = run_cli("validate", str(path))
+    from riskengine import _engine
+
+    if not hasattr(_engine, "run_portfolio"):  # TEMPORARY (issue 12 step 1): until the compiled engine has it
+        line = one_error_line(proc, progress_first=False)
+        assert line.endswith("engine cython: the compiled portfolio engine is not built yet: a multi-instrument "
+                             "scenario runs on the reference engine only (riskengine run --engine reference)"), line
+        return
+    assert proc.returncode == 0, proc.stderr
+    assert "btc-eth-book: 3 accounts, 4 positions x 1 design(s) (binance-usdm); 4,000 trades" in proc.stdout
+
+
+BAD_INPUTS = [
+    pytest.param(TWO_FROM_FILE, POSITIONS.replace("b,BTCUSDT,", "b,SOLUSDT,"),
+                 "positions.csv: row 4: instrument 'SOLUSDT': expected a symbol of the scenario (no tape for this "
+                 "one; instruments: BTCUSDT, ETHUSDT)", id="a position in an instrument with no tape"),
+    pytest.param(TWO_FROM_FILE.replace('symbol = "ETHUSDT"', 'symbol = "DOGEUSDT"'), POSITIONS.replace("ETHUSDT", "DOGEUSDT"),
+                 "scenarios[0].instruments[1]: venues[0]: binance-usdm: no margin table for symbol 'DOGEUSDT'",
+                 id="a symbol the design has no table for"),
+    pytest.param(TWO_FROM_FILE, POSITIONS.replace("isolated,4000,", "isolated,0,"),
+                 "positions.csv: row 4: isolated_margin '0': expected an isolated margin > 0 for an isolated position",
+                 id="isolated margin 0"),
+    pytest.param(TWO_FROM_FILE, POSITIONS.replace("isolated,4000,", "isolated,-4000,"),
+                 "positions.csv: row 4: isolated_margin '-4000': expected an isolated margin > 0", id="negative margin"),
+    pytest.param(TWO_FROM_FILE, POSITIONS.replace("b,BTCUSDT,", "b,ETHUSDT,"),
+                 "positions.csv: row 4: instrument 'ETHUSDT': repeats row 3 (account 'b'): expected one row per "
+                 "account and instrument", id="duplicate account and instrument"),
+    pytest.param(TWO_FROM_FILE.replace('symbol = "ETHUSDT"', 'symbol = "BTCUSDT"'), POSITIONS,
+                 "scenarios[0]: instruments[1].symbol: 'BTCUSDT' repeats instruments[0].symbol: expected one "
+                 "instrument per symbol", id="two instruments with one symbol"),
+    pytest.param(THREE_COINS.replace("open_interest_usd = [3e8, 1.7e8, 1e8]", "open_interest_usd = [3e8, 1.7e8]"),
+                 None, "scenario: portfolio.open_interest_usd: 2 values: expected one number, or one per instrument (3)",
+                 id="per-instrument facts of the wrong length"),
+    pytest.param(THREE_COINS.replace("cross_share = 0", "cross_share = 1"), None,
+                 "scenario: margin account 0 (account 0) holds 3 positions: this engine takes at most 1 per margin "
+                 "account (cross accounts with several positions come in step 2 of issue 12)",
+                 id="cross accounts with several positions (until step 2 takes them)"),
+    pytest.param(THREE_COINS.replace('[[scenario.instruments]]\nsymbol = "SOLUSDT"',
+                                     '[[scenario.instruments]]\nsymbol = "SOLUSDT"\nstream = { source = "tardis", '
+                                     'path = "nowhere.csv" }'), None,
+                 "scenario.instruments[2].stream.path: no such file", id="a missing stream file"),
+]
+
+
+@pytest.mark.parametrize("text, positions, expected", BAD_INPUTS)
+def test_bad_input_is_one_line_and_nothing_runs(tmp_path, text, positions, expected):
+    path = _config(tmp_path, text, positions=positions)
+    line = one_error_line(run_cli("validate", str(path)), progress_first=False)
+    assert str(path) in line or str(tmp_path / "positions.csv") in line, line
+    assert expected in line, line
+    proc = run_cli("run", str(path), "--engine", "reference", "--out", str(tmp_path / "out"))
+    assert one_error_line(proc) == line
+    assert not (tmp_path / "out").exists()
+
+
+SINGLE = """\
+[scenario]
+name = "btc-crash"
+synthetic = { ticks = 3_000, seed = 3 }
+
+[population]
+accounts = 800
+
+[liquidity]
+depth_per_pct = 2e6
+
+[[venues]]
+preset = "binance-usdm"
+
+[[venues]]
+preset = "hyperliquid"
+backstop = { vault_balance = 1e5 }
+"""
+
+
+@pytest.mark.parametrize("engine", ["cython", "reference"])
+def test_a_single_instrument_config_gets_one_row_per_design(tmp_path, engine):
+    path = _config(tmp_path, SINGLE, "single.toml")
+    proc = run_cli("run", str(path), "--engine", engine, "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    results = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    by = pd.read_parquet(tmp_path / "out" / "results_by_instrument.parquet")
+    assert results["instruments"].tolist() == [1, 1]
+    assert list(zip(by["design"], by["instrument"], by["symbol"])) == [("binance-usdm", 0, ""), ("hyperliquid", 0, "")]
+    shared = [c for c in by.columns if c in results.columns]
+    pd.testing.assert_frame_equal(by[shared], results[shared])
