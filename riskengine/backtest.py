@@ -581,15 +581,21 @@ def _accounts(prepared: "Prepared") -> str:
 
 
 def _trades(prepared: "Prepared") -> str:
-    """A prepared scenario's trades (per instrument) and book depth, for a progress or validate line."""
+    """A prepared scenario's trades (per instrument) and book depth, for a validate line."""
+    return (f"{len(prepared.scenario.tape):,} trades, depth {prepared.liquidity.depth_per_pct:,.0f}/1%"
+            f"{_each_instrument(prepared)}")
+
+
+def _each_instrument(prepared: "Prepared") -> str:
+    """``; I instruments: SYMBOL trades (depth of its own book), ...`` of a scenario with
+    instruments ('' for a single tape)."""
     scenario = prepared.scenario
-    text = f"{len(scenario.tape):,} trades, depth {prepared.liquidity.depth_per_pct:,.0f}/1%"
-    if isinstance(scenario, PortfolioScenario):
-        each = ", ".join(f"{ins.symbol} {len(ins.tape):,}" + ("" if ins.liquidity is None else
-                                                             f" (depth {ins.liquidity.depth_per_pct:,.0f}/1%)")
-                         for ins in scenario.instruments)
-        text += f"; {len(scenario.instruments)} instruments: {each}"
-    return text
+    if not isinstance(scenario, PortfolioScenario):
+        return ""
+    each = ", ".join(f"{ins.symbol} {len(ins.tape):,}" + ("" if ins.liquidity is None else
+                                                         f" (depth {ins.liquidity.depth_per_pct:,.0f}/1%)")
+                     for ins in scenario.instruments)
+    return f"; {len(scenario.instruments)} instruments: {each}"
 
 
 class KeepAll:
@@ -741,8 +747,9 @@ def run_config(loaded: LoadedConfig, progress: Progress = _quiet, engine: str = 
         resolved = _resolved(loaded, i, prepared, designs, per, engine)
         for line in resolved_warnings(spec.name, resolved):
             warn(line)
-        progress(f"[{i + 1}/{len(specs)}] {spec.name}: {_accounts(prepared)}, {_trades(prepared)}; "
-                 f"{len(designs)} design(s)")
+        tape = prepared.scenario.tape
+        progress(f"[{i + 1}/{len(specs)}] {spec.name}: {len(tape):,} trades, {_accounts(prepared)}, depth "
+                 f"{prepared.liquidity.depth_per_pct:,.0f}/1%{_each_instrument(prepared)}; {len(designs)} design(s)")
         result = run(prepared.scenario, designs, prepared.liquidity, engine=engine,
                      series_interval_s=loaded.config.outputs.series_interval_s,
                      check_invariants=check_invariants, show_progress=show_progress, instrument_designs=per)
