@@ -108,6 +108,21 @@ def test_for_symbol_keeps_what_the_design_changed_and_takes_the_instruments_tabl
     assert venues.for_symbol(given, "SOLUSDT", "2025-10-10") is given  # its own table serves every instrument
 
 
+@pytest.mark.parametrize("preset", venues.names())
+def test_every_preset_runs_on_every_symbol_it_has_a_table_for(preset):
+    """A preset's design-level parameters do not depend on the symbol: one design can serve every
+    instrument (the per-instrument ones: riskengine.engine_inputs.PER_INSTRUMENT_FIELDS)."""
+    from riskengine.engine_inputs import design_params
+    from riskengine.venues import _tables
+
+    design = venues.preset(preset, date="2025-10-10")
+    symbols = _tables.symbols(preset)
+    per = [venues.for_symbol(design, s, "2025-10-10") for s in symbols]
+    assert [d.margin.label.split()[1] for d in per] == symbols
+    params = [d.engine_params() for d in per]
+    assert design_params(params) is params[0]  # raises on a design-level field that differs
+
+
 def test_a_symbol_without_a_table_is_refused_in_one_line(scenario):
     doge = Instrument("DOGEUSDT", synthetic.crash_tape(500, start_price=0.25, seed=4))
     two = PortfolioScenario("doge", (scenario.instruments[0], doge),
