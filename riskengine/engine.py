@@ -452,8 +452,12 @@ def run(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Iterable[
         except MemoryError as exc:
             raise _too_large(exc, scenario, design) from None
         if check_invariants:
-            broken = (portfolio_violations(raw, scenario.margin_accounts, item.params) if portfolio
-                      else violations(raw, scenario.population, item.params[0]))
+            if portfolio:
+                accounts = scenario.margin_accounts
+                broken = portfolio_violations(raw, accounts.owner, accounts.collateral, *accounts.per_account(),
+                                              item.params[0])
+            else:
+                broken = violations(raw, scenario.population, item.params[0])
             if broken:
                 raise AssertionError(f"design {design.name!r}: " + "; ".join(broken))
         params = item.params[0]

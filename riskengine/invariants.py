@@ -8,16 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
 from riskengine.codes import AdlPolicy, EventKind
 from riskengine.params import EngineParams
 from riskengine.runlog import RawRun
 from riskengine.scenario import Population
-
-if TYPE_CHECKING:
-    from riskengine.portfolio import MarginAccounts
 
 #: relative tolerance of the conservation checks (DESIGN.md: 1e-9 relative)
 REL_TOL = 1e-9
@@ -88,9 +82,14 @@ def violations(raw: RawRun, population: Population, params: EngineParams) -> lis
     return out
 
 
-def portfolio_violations(raw: RawRun, accounts: "MarginAccounts", params: Sequence[EngineParams]) -> list[str]:
+def portfolio_violations(raw: RawRun, owner: np.ndarray, collateral: np.ndarray, instrument: np.ndarray,
+                         size: np.ndarray, entry: np.ndarray, params: EngineParams) -> list[str]:
     """Every invariant a portfolio run broke (:func:`violations`, across instruments), as
     readable lines (empty if none).
+
+    The arguments are the run's margin accounts at the start, one entry each: the user account
+    (``owner``), collateral, the instrument of its position (-1: none) and the position's size
+    and entry (0 without one); ``params`` the design's (any instrument's entry).
 
     * money conservation: the margin accounts' ``c - q e``, the fund's and the vault's cash less
       their inventories at entry in every instrument, the external market's cash in every
@@ -101,42 +100,34 @@ def portfolio_violations(raw: RawRun, accounts: "MarginAccounts", params: Sequen
       without one appears in no event;
     * ADL never leaves an ADL'd account with negative equity; no margin account without a
       position ends with negative collateral.
-
-    ``raw`` holds one final state per margin account, each with at most one position (step 1 of
-    issue 12).
     """
     out: list[str] = []
     s, per = raw.scalars, raw.by_instrument
-    p = params[0]
-    n_inst = len(params)
-    held = np.diff(accounts.start) > 0
-    slot_inst = np.zeros(len(accounts), dtype=np.int64)
-    slot_inst[held] = accounts.instrument[accounts.start[:-1][held]]
-    size0 = np.zeros(len(accounts))
-    size0[held] = accounts.size[accounts.start[:-1][held]]
-    gross = float(np.sum(np.abs(accounts.size) * np.nan_to_num(accounts.entry)))
-    start = float(np.sum(accounts.collateral)) + p.fund_initial + p.vault_initial
+    if per is None:
+        return ["the run reports no per-instrument figures (by_instrument)"]
+    n_inst = len(per["ext_pos"])
+    slot = np.where(instrument >= 0, instrument, 0).astype(np.int64)
+    gross = float(np.sum(np.abs(size) * entry))
+    start = float(np.sum(collateral)) + params.fund_initial + params.vault_initial
     total = (float(np.sum(raw.collateral - raw.size * raw.entry))
              + s["fund_final"] - float(np.sum(per["fund_pos"] * per["fund_entry"]))
              + s["vault_col"] - float(np.sum(per["vault_pos"] * per["vault_entry"]))
              + float(np.sum(per["ext_cash"])) - s["bad_debt"])
     if abs(total - start) > REL_TOL * (abs(start) + gross + 1.0):
         out.append(f"money not conserved: start {start!r}, end {total!r} (diff {total - start:.6g})")
-    net = (np.bincount(slot_inst, raw.size, minlength=n_inst) + per["vault_pos"] + per["fund_pos"]
-           + per["ext_pos"])
-    size_scale = np.bincount(slot_inst, np.abs(size0), minlength=n_inst) + 1e-12
+    net = np.bincount(slot, raw.size, minlength=n_inst) + per["vault_pos"] + per["fund_pos"] + per["ext_pos"]
+    size_scale = np.bincount(slot, np.abs(size), minlength=n_inst) + 1e-12
     bad = np.flatnonzero(np.abs(net) > REL_TOL * size_scale)
     if len(bad):
         k = int(bad[0])
-        out.append(f"positions not conserved in instrument {k}: accounts + vault + fund + market = {net[k]!r}")
+        out.append(f"positions in instrument {k} not conserved: accounts + vault + fund + market = {net[k]!r}")
     ev = raw.events
-    flat = np.flatnonzero(size0 == 0)
-    changed = flat[raw.collateral[flat] != accounts.collateral[flat]]
+    flat = np.flatnonzero(size == 0)
+    changed = flat[raw.collateral[flat] != collateral[flat]]
     if len(changed):
         out.append(f"collateral of {len(changed)} margin accounts without a position changed "
                    f"(first: margin account {int(changed[0])})")
-    users_holding = np.unique(accounts.owner[size0 != 0])
-    idle = np.setdiff1d(np.unique(accounts.owner), users_holding)
+    idle = np.setdiff1d(np.unique(owner), np.unique(owner[size != 0]))
     touched = np.isin(ev["account"], idle)
     if touched.any():
         out.append(f"{int(touched.sum())} events touch accounts that had no position "
@@ -148,8 +139,8 @@ def portfolio_violations(raw: RawRun, accounts: "MarginAccounts", params: Sequen
         if len(bad):
             out.append(f"{len(bad)} ADL fills left negative equity (first: {eq[bad[0]]!r})")
         t0 = int(raw.series["ts"][0]) if len(raw.series["ts"]) else 0
-        out += _adl_matches(ev, (ev["ts"] - t0) // p.series_interval_ns
-                            if AdlPolicy(p.adl_policy).merges_fills else None)
+        out += _adl_matches(ev, (ev["ts"] - t0) // params.series_interval_ns
+                            if AdlPolicy(params.adl_policy).merges_fills else None)
     owing = (raw.collateral < 0) & (raw.size == 0)
     if owing.any():
         out.append(f"{int(owing.sum())} margin accounts without a position end with negative collateral "

@@ -312,6 +312,17 @@ class MarginAccounts:
     def __len__(self) -> int:
         return len(self.owner)
 
+    def per_account(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each margin account's first position: its instrument (-1: none), size and entry (0:
+        none) -- the whole account while each holds at most one (step 1 of issue 12;
+        :func:`riskengine.invariants.portfolio_violations`)."""
+        held = np.diff(self.start) > 0
+        first = self.start[:-1][held]
+        instrument = np.full(len(self), -1, dtype=np.int64)
+        size, entry = np.zeros(len(self)), np.zeros(len(self))
+        instrument[held], size[held], entry[held] = self.instrument[first], self.size[first], self.entry[first]
+        return instrument, size, entry
+
 
 @dataclass(frozen=True)
 class Portfolio:
