@@ -1,7 +1,10 @@
 """The engine invariants of DESIGN.md, checked on a finished run.
 
 ``run(..., check_invariants=True)`` (the engine's debug mode) and the test suite call
-:func:`violations`; an empty list means every invariant held.
+:func:`violations`; an empty list means every invariant held. A portfolio run (several
+instruments, margin accounts; :func:`riskengine.reference.run_portfolio`) is checked by
+:func:`portfolio_violations`: money conserved across instruments, positions conserved per
+instrument, and the same account-level checks per margin account.
 """
 
 from __future__ import annotations
@@ -22,12 +25,25 @@ def money_total(raw: RawRun) -> float:
 
     With every position's counterparty in the ledger (sum of positions is zero) this is the
     total equity of the system at any common price.
+
+    With ``raw.by_instrument`` (a portfolio run) the vault's and the fund's inventories and the
+    external market are summed over instruments; with one instrument that is the same number.
     """
     s = raw.scalars
     accounts = float(np.sum(raw.collateral - raw.size * raw.entry))
-    vault = s["vault_col"] - s["vault_pos"] * s["vault_entry"]
-    fund = s["fund_final"] - s["fund_pos"] * s["fund_entry"]
-    return accounts + fund + vault + s["ext_cash"] - s["bad_debt"]
+    by = raw.by_instrument
+    if by is None:
+        vault = s["vault_col"] - s["vault_pos"] * s["vault_entry"]
+        fund = s["fund_final"] - s["fund_pos"] * s["fund_entry"]
+        return accounts + fund + vault + s["ext_cash"] - s["bad_debt"]
+    vault = s["vault_col"]
+    fund = s["fund_final"]
+    external = 0.0
+    for k in range(len(by["ext_cash"])):
+        vault -= float(by["vault_pos"][k]) * float(by["vault_entry"][k])
+        fund -= float(by["fund_pos"][k]) * float(by["fund_entry"][k])
+        external += float(by["ext_cash"][k])
+    return accounts + fund + vault + external - s["bad_debt"]
 
 
 def violations(raw: RawRun, population: Population, params: EngineParams) -> list[str]:
@@ -44,28 +60,84 @@ def violations(raw: RawRun, population: Population, params: EngineParams) -> lis
       position may sit on negative collateral when its unrealized profit covers it, e.g.
       after ADL closed part of it beyond its entry price.
     """
-    out: list[str] = []
+    out = _money(raw, population.collateral, population.size, population.entry, params)
     s = raw.scalars
-    gross = float(np.sum(np.abs(population.size) * population.entry))
-    start = float(np.sum(population.collateral)) + params.fund_initial + params.vault_initial
-    scale = abs(start) + gross + 1.0
-    total = money_total(raw)
-    if abs(total - start) > REL_TOL * scale:
-        out.append(f"money not conserved: start {start!r}, end {total!r} (diff {total - start:.6g})")
     net = float(np.sum(raw.size)) + s["vault_pos"] + s["fund_pos"] + s["ext_pos"]
     size_scale = float(np.sum(np.abs(population.size))) + 1e-12
     if abs(net) > REL_TOL * size_scale:
         out.append(f"positions not conserved: population + vault + market = {net!r}")
     ev = raw.events
-    kind = ev["kind"]
     flat = np.flatnonzero(population.size == 0)
     if len(flat):
         touched = np.isin(ev["account"], flat)
         if touched.any():
             out.append(f"{int(touched.sum())} events touch accounts that had no position (first: account {int(ev['account'][touched][0])})")
-        changed = flat[raw.collateral[flat] != population.collateral[flat]]
-        if len(changed):
-            out.append(f"collateral of {len(changed)} flat accounts changed (first: account {int(changed[0])})")
+        out += _flat_untouched(raw, population.collateral, flat)
+    return out + _accounts(raw, params, None)
+
+
+def portfolio_violations(raw: RawRun, owner: np.ndarray, collateral: np.ndarray, instrument: np.ndarray,
+                         size: np.ndarray, entry: np.ndarray, params: EngineParams) -> list[str]:
+    """Every invariant a portfolio run broke, as readable lines (empty if none).
+
+    The arguments are the run's margin accounts at the start, one entry each: the user account
+    (``owner``), collateral, the instrument of its position (-1: none) and the position's size
+    and entry (0 without one); ``params`` the design's (any instrument's entry). As
+    :func:`violations`, with money conserved across instruments (:func:`money_total`) and
+    positions conserved in every instrument: the margin accounts' positions in ``k`` plus the
+    vault's, the fund's and the external market's inventory in ``k`` sum to zero. A margin
+    account without a position (or with size 0) never pays: its collateral is untouched and no
+    event names its user account in its instrument. ADL fill rows are matched with their orders
+    per instrument.
+    """
+    by = raw.by_instrument
+    if by is None:
+        return ["the run reports no per-instrument figures (by_instrument)"]
+    out = _money(raw, collateral, size, entry, params)
+    for k in range(len(by["ext_pos"])):
+        mine = instrument == k
+        net = float(np.sum(raw.size[mine])) + float(by["vault_pos"][k]) + float(by["fund_pos"][k]) + float(by["ext_pos"][k])
+        size_scale = float(np.sum(np.abs(size[mine]))) + 1e-12
+        if abs(net) > REL_TOL * size_scale:
+            out.append(f"positions in instrument {k} not conserved: accounts + vault + fund + market = {net!r}")
+    ev = raw.events
+    flat = np.flatnonzero(size == 0)
+    if len(flat):
+        named = instrument[flat] >= 0
+        pairs = set(zip(owner[flat][named].tolist(), instrument[flat][named].tolist()))
+        touched = [j for j, pair in enumerate(zip(ev["account"].tolist(), ev["instrument"].tolist())) if pair in pairs]
+        if touched:
+            out.append(f"{len(touched)} events touch margin accounts that had no position (first: account "
+                       f"{int(ev['account'][touched[0]])} in instrument {int(ev['instrument'][touched[0]])})")
+        out += _flat_untouched(raw, collateral, flat)
+    return out + _accounts(raw, params, len(by["ext_pos"]))
+
+
+def _money(raw: RawRun, collateral: np.ndarray, size: np.ndarray, entry: np.ndarray,
+           params: EngineParams) -> list[str]:
+    """Money conservation: :func:`money_total` equals the starting collateral, fund and vault."""
+    gross = float(np.sum(np.abs(size) * entry))
+    start = float(np.sum(collateral)) + params.fund_initial + params.vault_initial
+    scale = abs(start) + gross + 1.0
+    total = money_total(raw)
+    if abs(total - start) > REL_TOL * scale:
+        return [f"money not conserved: start {start!r}, end {total!r} (diff {total - start:.6g})"]
+    return []
+
+
+def _flat_untouched(raw: RawRun, collateral: np.ndarray, flat: np.ndarray) -> list[str]:
+    changed = flat[raw.collateral[flat] != collateral[flat]]
+    if len(changed):
+        return [f"collateral of {len(changed)} flat accounts changed (first: account {int(changed[0])})"]
+    return []
+
+
+def _accounts(raw: RawRun, params: EngineParams, instruments: int | None) -> list[str]:
+    """ADL never below zero equity, ADL fills matching their orders (per instrument when
+    ``instruments`` is given), no flat account left owing."""
+    out: list[str] = []
+    ev = raw.events
+    kind = ev["kind"]
     adl = kind == EventKind.ADL_FILL
     if adl.any():
         eq = ev["equity_after"][adl]
@@ -75,76 +147,13 @@ def violations(raw: RawRun, population: Population, params: EngineParams) -> lis
             out.append(f"{len(bad)} ADL fills left negative equity (first: {eq[bad[0]]!r})")
         merged = AdlPolicy(params.adl_policy).merges_fills
         t0 = int(raw.series["ts"][0]) if len(raw.series["ts"]) else 0  # the first tick's time
-        out += _adl_matches(ev, (ev["ts"] - t0) // params.series_interval_ns if merged else None)
+        interval = (ev["ts"] - t0) // params.series_interval_ns if merged else None
+        if interval is not None and instruments is not None:
+            interval = interval * instruments + ev["instrument"]  # an order's fills are in its instrument
+        out += _adl_matches(ev, interval)
     owing = (raw.collateral < 0) & (raw.size == 0)
     if owing.any():
         out.append(f"{int(owing.sum())} flat accounts end with negative collateral (first: account {int(np.flatnonzero(owing)[0])})")
-    return out
-
-
-def portfolio_violations(raw: RawRun, owner: np.ndarray, collateral: np.ndarray, instrument: np.ndarray,
-                         size: np.ndarray, entry: np.ndarray, params: EngineParams) -> list[str]:
-    """Every invariant a portfolio run broke (:func:`violations`, across instruments), as
-    readable lines (empty if none).
-
-    The arguments are the run's margin accounts at the start, one entry each: the user account
-    (``owner``), collateral, the instrument of its position (-1: none) and the position's size
-    and entry (0 without one); ``params`` the design's (any instrument's entry).
-
-    * money conservation: the margin accounts' ``c - q e``, the fund's and the vault's cash less
-      their inventories at entry in every instrument, the external market's cash in every
-      instrument, less bad debt, equal the initial collateral, fund and vault;
-    * position conservation per instrument: the margin accounts' positions in it, the vault's,
-      the fund's and the external market's sum to zero; ADL fills match the orders they fill;
-    * a margin account without a position at the start keeps its collateral, and a user account
-      without one appears in no event;
-    * ADL never leaves an ADL'd account with negative equity; no margin account without a
-      position ends with negative collateral.
-    """
-    out: list[str] = []
-    s, per = raw.scalars, raw.by_instrument
-    if per is None:
-        return ["the run reports no per-instrument figures (by_instrument)"]
-    n_inst = len(per["ext_pos"])
-    slot = np.where(instrument >= 0, instrument, 0).astype(np.int64)
-    gross = float(np.sum(np.abs(size) * entry))
-    start = float(np.sum(collateral)) + params.fund_initial + params.vault_initial
-    total = (float(np.sum(raw.collateral - raw.size * raw.entry))
-             + s["fund_final"] - float(np.sum(per["fund_pos"] * per["fund_entry"]))
-             + s["vault_col"] - float(np.sum(per["vault_pos"] * per["vault_entry"]))
-             + float(np.sum(per["ext_cash"])) - s["bad_debt"])
-    if abs(total - start) > REL_TOL * (abs(start) + gross + 1.0):
-        out.append(f"money not conserved: start {start!r}, end {total!r} (diff {total - start:.6g})")
-    net = np.bincount(slot, raw.size, minlength=n_inst) + per["vault_pos"] + per["fund_pos"] + per["ext_pos"]
-    size_scale = np.bincount(slot, np.abs(size), minlength=n_inst) + 1e-12
-    bad = np.flatnonzero(np.abs(net) > REL_TOL * size_scale)
-    if len(bad):
-        k = int(bad[0])
-        out.append(f"positions in instrument {k} not conserved: accounts + vault + fund + market = {net[k]!r}")
-    ev = raw.events
-    flat = np.flatnonzero(size == 0)
-    changed = flat[raw.collateral[flat] != collateral[flat]]
-    if len(changed):
-        out.append(f"collateral of {len(changed)} margin accounts without a position changed "
-                   f"(first: margin account {int(changed[0])})")
-    idle = np.setdiff1d(np.unique(owner), np.unique(owner[size != 0]))
-    touched = np.isin(ev["account"], idle)
-    if touched.any():
-        out.append(f"{int(touched.sum())} events touch accounts that had no position "
-                   f"(first: account {int(ev['account'][touched][0])})")
-    adl = ev["kind"] == EventKind.ADL_FILL
-    if adl.any():
-        eq = ev["equity_after"][adl]
-        bad = np.flatnonzero(eq < -REL_TOL * (ev["notional"][adl] + 1.0))
-        if len(bad):
-            out.append(f"{len(bad)} ADL fills left negative equity (first: {eq[bad[0]]!r})")
-        t0 = int(raw.series["ts"][0]) if len(raw.series["ts"]) else 0
-        out += _adl_matches(ev, (ev["ts"] - t0) // params.series_interval_ns
-                            if AdlPolicy(params.adl_policy).merges_fills else None)
-    owing = (raw.collateral < 0) & (raw.size == 0)
-    if owing.any():
-        out.append(f"{int(owing.sum())} margin accounts without a position end with negative collateral "
-                   f"(first: margin account {int(np.flatnonzero(owing)[0])})")
     return out
 
 
