@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from riskengine.engine import Result, run
     from riskengine.liquidity import ConstantDepth, DepthCurve, ObservedFlow
     from riskengine.params import EngineParams
+    from riskengine.portfolio import Instrument, Portfolio, PortfolioScenario
     from riskengine.scenario import Population, Scenario, Tape
     from riskengine.venue import VenueDesign
 
@@ -26,6 +27,9 @@ _EXPORTS = {
     "DepthCurve": "riskengine.liquidity",
     "ObservedFlow": "riskengine.liquidity",
     "EngineParams": "riskengine.params",
+    "Instrument": "riskengine.portfolio",
+    "Portfolio": "riskengine.portfolio",
+    "PortfolioScenario": "riskengine.portfolio",
     "Population": "riskengine.scenario",
     "Result": "riskengine.engine",
     "Scenario": "riskengine.scenario",

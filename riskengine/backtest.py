@@ -30,18 +30,21 @@ from pydantic import ValidationError
 
 from riskengine import (metrics, observed as observations, population as populations, progress as live, synthetic,
                         venues)
-from riskengine.config import (GENERATOR_KEYS, CatalogTape, DepthFile, FileTape, LiquiditySpec, LoadedConfig,
-                               PopulationSpec, ScenarioSpec, Window, canonical_json)
-from riskengine.engine import Result, run
+from riskengine.config import (GENERATOR_KEYS, CatalogTape, DepthFile, FileTape, InstrumentSpec, LiquiditySpec,
+                               LoadedConfig, PopulationSpec, ScenarioSpec, Window, canonical_json)
+from riskengine.engine import Resolved, Result, resolve, run
 from riskengine.errors import format_validation_error
 from riskengine.files import check_output_folder
 from riskengine.liquidity import ConstantDepth, DepthCurve, ObservedFlow, window_snapshots
+from riskengine.portfolio import Instrument, Portfolio, PortfolioScenario
 from riskengine.scenario import Population, Scenario, Tape
 from riskengine.venue import VenueDesign
+from riskengine.venues import underlying_of
 
 NS = 1_000_000_000
 #: the files ``riskengine run`` writes into its output folder
-OUTPUT_FILES = ("results.parquet", "results.csv", "results.md", "events.parquet", "series.parquet", "report.html")
+OUTPUT_FILES = ("results.parquet", "results.csv", "results.md", "results_by_instrument.parquet", "events.parquet",
+                "series.parquet", "report.html")
 Progress = Callable[[str], None]
 #: ``memo(kind, key, load)``: what ``load()`` builds, or the value an earlier call with the same
 #: kind and key built (a sweep worker keeps tapes across runs; ``key`` says all they depend on)
@@ -291,6 +294,20 @@ def liquidity_spec(loaded: LoadedConfig, spec: ScenarioSpec, where: str) -> Liqu
         raise ValueError(format_validation_error(exc, LiquiditySpec, f"{where}.liquidity.")) from None
 
 
+def instrument_liquidity_spec(loaded: LoadedConfig, spec: ScenarioSpec, k: int, where: str) -> LiquiditySpec | None:
+    """The liquidity of instrument ``k`` of a scenario with instruments: the scenario's
+    (:func:`liquidity_spec`) with the instrument's own changes, or None when it has none (it then
+    uses the scenario's model)."""
+    changes = spec.instruments[k].liquidity
+    if not changes:
+        return None
+    base = liquidity_spec(loaded, spec, where)
+    try:
+        return LiquiditySpec.model_validate({**base.model_dump(exclude_unset=True), **changes})
+    except ValidationError as exc:
+        raise ValueError(format_validation_error(exc, LiquiditySpec, f"{where}.instruments[{k}].liquidity.")) from None
+
+
 def build_liquidity(loaded: LoadedConfig, window: Window, where: str = "liquidity",
                     liq: LiquiditySpec | None = None) -> ConstantDepth | DepthCurve:
     """The run's liquidity model (plain replay when the config gives no depth): a constant depth
@@ -313,32 +330,13 @@ def build_liquidity(loaded: LoadedConfig, window: Window, where: str = "liquidit
     return ConstantDepth(depth, **model)
 
 
-#: quote currencies and contract suffixes stripped from a tape's symbol to find its underlying
-_QUOTES = ("USDT", "USDC", "BUSD", "USD")
-_SUFFIXES = ("_PERP", "-PERP", "-SWAP", "PERP")
-
-
-def underlying_of(symbol: str) -> str:
-    """The asset of a market symbol: ``BTCUSD_PERP`` -> ``BTC``, ``AAVE-USDT-SWAP`` -> ``AAVE``,
-    ``TRXUSDT`` -> ``TRX``, ``XBTUSD`` -> ``BTC``, ``SOL`` -> ``SOL``."""
-    name = symbol.upper()
-    for suffix in _SUFFIXES:
-        if name.endswith(suffix) and len(name) > len(suffix):
-            name = name[: -len(suffix)]
-            break
-    name = name.rstrip("-_/")
-    for quote in _QUOTES:
-        if name.endswith(quote) and len(name) > len(quote):
-            name = name[: -len(quote)].rstrip("-_/")
-            break
-    return "BTC" if name == "XBT" else name
-
-
 def scenario_underlying(spec: ScenarioSpec) -> str | None:
     """The asset a scenario's tape prices: its ``underlying``, else from its tape's ``symbol``
     key, else BTC for a synthetic tape (shaped like BTC); None when the config does not say."""
     if spec.underlying is not None:
         return spec.underlying.upper()
+    if spec.instruments:  # the designs resolve for the first; each other takes its own (venues.for_symbol)
+        return underlying_of(spec.instruments[0].symbol)
     if spec.tape is not None and spec.tape.symbol:
         return underlying_of(spec.tape.symbol)
     if spec.synthetic is not None:
@@ -352,7 +350,7 @@ def scenario_date(spec: ScenarioSpec) -> dt.date | None:
     the tape's first trade)."""
     if spec.window.start is not None:
         return spec.window.start.astimezone(dt.timezone.utc).date()
-    if spec.synthetic is not None:
+    if spec.synthetic is not None or (spec.instruments and all(i.synthetic is not None for i in spec.instruments)):
         return dt.datetime.fromtimestamp(synthetic.CRASH_DAY_START_NS // NS, dt.timezone.utc).date()
     return None
 
@@ -397,20 +395,93 @@ def scenario_designs(loaded: LoadedConfig, index: int, tape: Tape) -> list[Venue
     tape's first trade."""
     if scenario_date(loaded.config.all_scenarios()[index]) is not None:
         return build_designs(loaded, index)
-    return build_designs(loaded, index, dt.datetime.fromtimestamp(int(tape.ts[0]) // NS, dt.timezone.utc).date())
+    return build_designs(loaded, index, _tape_day(tape))
+
+
+def scenario_instrument_designs(loaded: LoadedConfig, index: int, tape) -> list[list[VenueDesign]] | None:
+    """:func:`instrument_designs` of scenario ``index`` as its run uses them (the day of its
+    tape's first trade when it names no date); None for a single-tape scenario."""
+    if not loaded.config.all_scenarios()[index].instruments:
+        return None
+    return instrument_designs(loaded, index, _tape_day(tape))
 
 
 def margin_warnings(scenario: str, designs: list[VenueDesign]) -> list[str]:
     """One line per design whose margin table is assumed or out of date (its caveat), or
-    incomplete (its gap)."""
-    return [f"{scenario}: design {d.name!r}: margin table {d.margin.label}: "
-            + "; ".join(x for x in (d.margin.caveat, d.margin.gap) if x)
-            for d in designs if d.margin.caveat or d.margin.gap]
+    incomplete (its gap); a design listed once per instrument gets a line per distinct table."""
+    lines = [f"{scenario}: design {d.name!r}: margin table {d.margin.label}: "
+             + "; ".join(x for x in (d.margin.caveat, d.margin.gap) if x)
+             for d in designs if d.margin.caveat or d.margin.gap]
+    return list(dict.fromkeys(lines))  # a design's table shared by several instruments: once
+
+
+def resolved_warnings(scenario: str, resolved: list[Resolved]) -> list[str]:
+    """:func:`margin_warnings` of resolved designs: of each instrument's table (a
+    single-instrument scenario: the design's)."""
+    return margin_warnings(scenario, [d for item in resolved for d in item.instruments])
 
 
 def _scenario_where(loaded: LoadedConfig, index: int) -> str:
     where = str(loaded.path) if loaded.path is not None else "config"
     return f"{where}: scenario" if loaded.config.scenario is not None else f"{where}: scenarios[{index}]"
+
+
+def _check_sources(loaded: LoadedConfig, spec: ScenarioSpec | InstrumentSpec, where: str) -> None:
+    """The files and catalog folders of a tape and its stream exist."""
+    for part, src in (("tape", spec.tape), ("stream", spec.stream)):
+        if isinstance(src, FileTape) and not loaded.resolve(src.path).is_file():
+            raise ValueError(f"{where}.{part}.path: no such file {loaded.resolve(src.path)}")
+        if isinstance(src, CatalogTape) and not loaded.resolve(src.catalog).is_dir():
+            raise ValueError(f"{where}.{part}.catalog: no catalog folder {loaded.resolve(src.catalog)}")
+
+
+def instrument_designs(loaded: LoadedConfig, index: int, tape_day: dt.date | None = None) -> list[list[VenueDesign]]:
+    """Each ``[[venues]]`` table built for each instrument of scenario ``index`` (a scenario
+    with instruments), as :func:`build_designs` builds it for a single tape: ``[j][k]`` is
+    design ``j`` on instrument ``k``, with its venue's symbol for the underlying of the
+    instrument's symbol (:func:`riskengine.venues.underlying_of`) and the tables in force on the
+    scenario's date (else ``tape_day``; neither: the newest). A table's own ``symbol``,
+    ``max_leverage``, ``date`` or margin table serves every instrument.
+
+    Raises
+    ------
+    ValueError
+        ``FILE: scenarios[i].instruments[k]: venues[j]: ...``: a design whose venue has no margin
+        table for the instrument's symbol (or any other problem of the table).
+    """
+    spec = loaded.config.all_scenarios()[index]
+    where, day = _scenario_where(loaded, index), scenario_date(spec) or tape_day
+    return [[venues.build(table, where=f"{where}.instruments[{k}]: venues[{j}]", underlying=underlying_of(ins.symbol),
+                          date=day) for k, ins in enumerate(spec.instruments)]
+            for j, table in enumerate(loaded.config.venues)]
+
+
+def _tape_day(tape) -> dt.date:
+    """The day (UTC) of a tape's first trade."""
+    return dt.datetime.fromtimestamp(int(tape.ts[0]) // NS, dt.timezone.utc).date()
+
+
+def _check_instruments(loaded: LoadedConfig, index: int, spec: ScenarioSpec, where: str,
+                       designs: list[VenueDesign]) -> list[str]:
+    """:func:`check` of a scenario with instruments: each instrument's margin table in every
+    design, its tape, stream and liquidity changes, and the positions file; its description
+    line and margin warnings."""
+    per = instrument_designs(loaded, index)
+    for k, ins in enumerate(spec.instruments):
+        here = f"{where}.instruments[{k}]"
+        _check_sources(loaded, ins, here)
+        instrument_liquidity_spec(loaded, spec, k, where)
+    accounts = spec.portfolio
+    if accounts.file is not None:
+        path = loaded.resolve(accounts.file)
+        if not path.is_file():
+            raise ValueError(f"{where}.portfolio.file: no such file {path}")
+        held = f"the accounts of {path.name}"
+    else:
+        held = f"{accounts.accounts:,} accounts"
+    lines = [f"{spec.name}: {held} in {len(spec.instruments)} instruments ({', '.join(spec.symbols)}) x "
+             f"{len(designs)} design(s) ({', '.join(d.name for d in designs)})"]
+    return lines + [f"warning: {line}" for line in margin_warnings(spec.name, [d for row in per for d in row])]
 
 
 def check(loaded: LoadedConfig) -> list[str]:
@@ -432,6 +503,9 @@ def check(loaded: LoadedConfig) -> list[str]:
         for d in designs:
             d.engine_params(ConstantDepth(), 1.0)
         where = _scenario_where(loaded, i)
+        if spec.instruments:
+            lines += _check_instruments(loaded, i, spec, where, designs)
+            continue
         pop = population_spec(loaded, spec, where)
         if spec.observed is not None:  # the folder and the ticker, checked now
             try:
@@ -439,11 +513,7 @@ def check(loaded: LoadedConfig) -> list[str]:
             except ValueError as exc:
                 raise ValueError(f"{where}.observed: {exc}") from None
         liquidity_spec(loaded, spec, where)
-        for part, src in (("tape", spec.tape), ("stream", spec.stream)):
-            if isinstance(src, FileTape) and not loaded.resolve(src.path).is_file():
-                raise ValueError(f"{where}.{part}.path: no such file {loaded.resolve(src.path)}")
-            if isinstance(src, CatalogTape) and not loaded.resolve(src.catalog).is_dir():
-                raise ValueError(f"{where}.{part}.catalog: no catalog folder {loaded.resolve(src.catalog)}")
+        _check_sources(loaded, spec, where)
         lines.append(f"{spec.name}: {pop.accounts:,} accounts x {len(designs)} design(s) "
                      f"({', '.join(d.name for d in designs)})")
         lines += [f"warning: {line}" for line in margin_warnings(spec.name, designs)]
@@ -476,8 +546,6 @@ def preflight(loaded: LoadedConfig, memo: Memo = _no_memo, engine: str = "cython
     ValueError
         The first problem, as one line.
     """
-    from riskengine.engine import resolve
-
     check(loaded)
     specs = loaded.config.all_scenarios()
     lines = []
@@ -485,13 +553,49 @@ def preflight(loaded: LoadedConfig, memo: Memo = _no_memo, engine: str = "cython
         progress(f"[{i + 1}/{len(specs)}] {spec.name}: loading")
         prepared = prepare(loaded, i, memo)
         designs = scenario_designs(loaded, i, prepared.scenario.tape)
-        resolve(prepared.scenario, designs, prepared.liquidity, engine=engine,
-                series_interval_s=loaded.config.outputs.series_interval_s)
-        lines.append(f"{spec.name}: {len(prepared.scenario.population):,} accounts x {len(designs)} design(s) "
-                     f"({', '.join(d.name for d in designs)}); {len(prepared.scenario.tape):,} trades, depth "
-                     f"{prepared.liquidity.depth_per_pct:,.0f}/1%")
-        lines += [f"warning: {line}" for line in margin_warnings(spec.name, designs)]
+        per = scenario_instrument_designs(loaded, i, prepared.scenario.tape)
+        resolved = _resolved(loaded, i, prepared, designs, per, engine)
+        lines.append(f"{spec.name}: {_accounts(prepared)} x {len(designs)} design(s) "
+                     f"({', '.join(d.name for d in designs)}); {_trades(prepared)}")
+        lines += [f"warning: {line}" for line in resolved_warnings(spec.name, resolved)]
     return lines
+
+
+def _resolved(loaded: LoadedConfig, index: int, prepared: "Prepared", designs: list[VenueDesign],
+              per: list[list[VenueDesign]] | None, engine: str) -> list[Resolved]:
+    """:func:`riskengine.engine.resolve` of a prepared scenario, a problem named with the config
+    file and the scenario."""
+    try:
+        return resolve(prepared.scenario, designs, prepared.liquidity, engine=engine,
+                       series_interval_s=loaded.config.outputs.series_interval_s, instrument_designs=per)
+    except ValueError as exc:
+        raise ValueError(f"{_scenario_where(loaded, index)}: {exc}") from None
+
+
+def _accounts(prepared: "Prepared") -> str:
+    """A prepared scenario's accounts, for a progress or validate line."""
+    scenario = prepared.scenario
+    if isinstance(scenario, PortfolioScenario):
+        return f"{len(scenario.portfolio):,} accounts, {scenario.portfolio.positions:,} positions"
+    return f"{len(scenario.population):,} accounts"
+
+
+def _trades(prepared: "Prepared") -> str:
+    """A prepared scenario's trades (per instrument) and book depth, for a validate line."""
+    return (f"{len(prepared.scenario.tape):,} trades, depth {prepared.liquidity.depth_per_pct:,.0f}/1%"
+            f"{_each_instrument(prepared)}")
+
+
+def _each_instrument(prepared: "Prepared") -> str:
+    """``; I instruments: SYMBOL trades (depth of its own book), ...`` of a scenario with
+    instruments ('' for a single tape)."""
+    scenario = prepared.scenario
+    if not isinstance(scenario, PortfolioScenario):
+        return ""
+    each = ", ".join(f"{ins.symbol} {len(ins.tape):,}" + ("" if ins.liquidity is None else
+                                                         f" (depth {ins.liquidity.depth_per_pct:,.0f}/1%)")
+                     for ins in scenario.instruments)
+    return f"; {len(scenario.instruments)} instruments: {each}"
 
 
 class KeepAll:
@@ -509,9 +613,10 @@ class KeepAll:
 
 @dataclass
 class Prepared:
-    """One scenario ready to run."""
+    """One scenario ready to run (``liquidity``: its model; a scenario with instruments: that of
+    every instrument without changes of its own)."""
 
-    scenario: Scenario
+    scenario: Scenario | PortfolioScenario
     liquidity: ConstantDepth | DepthCurve
 
 
@@ -528,13 +633,10 @@ def prepare(loaded: LoadedConfig, index: int, memo: Memo = _no_memo) -> Prepared
     model built earlier from the same inputs."""
     spec = loaded.config.all_scenarios()[index]
     where = _scenario_where(loaded, index)
-
-    def load_tape() -> tuple[pa.Table | None, Tape]:
-        full = read_source(loaded, spec.tape, f"{where}.tape") if spec.tape is not None else None  # read once
-        return full, build_tape(loaded, spec, where, full)
-
+    if spec.instruments:
+        return _prepare_instruments(loaded, spec, where, memo)
     key = tape_key(loaded, spec)
-    full, tape = memo("tape", key, load_tape)
+    full, tape = memo("tape", key, lambda: _load_tape(loaded, spec, where))
     pop_spec = population_spec(loaded, spec, where)
 
     def load_population() -> Population:
@@ -549,6 +651,73 @@ def prepare(loaded: LoadedConfig, index: int, memo: Memo = _no_memo) -> Prepared
                      lambda: build_liquidity(loaded, spec.window,
                                              f"{where}.liquidity" if spec.liquidity else "liquidity", liq_spec))
     return Prepared(Scenario(spec.name, tape, pop), liquidity)
+
+
+def _load_tape(loaded: LoadedConfig, spec: ScenarioSpec, where: str) -> tuple[pa.Table | None, Tape]:
+    """The rows of a scenario's tape source (None: synthetic) and its tape (:func:`build_tape`)."""
+    full = read_source(loaded, spec.tape, f"{where}.tape") if spec.tape is not None else None  # read once
+    return full, build_tape(loaded, spec, where, full)
+
+
+def instrument_tape_spec(spec: ScenarioSpec, k: int) -> ScenarioSpec:
+    """Instrument ``k`` of a scenario with instruments as a single-tape scenario: its tape (or
+    synthetic) and stream, the scenario's window (what :func:`build_tape` and :func:`tape_key` read)."""
+    ins = spec.instruments[k]
+    return ScenarioSpec(name=f"{spec.name}/{ins.symbol}", tape=ins.tape, synthetic=ins.synthetic, stream=ins.stream,
+                        window=spec.window)
+
+
+def build_portfolio(loaded: LoadedConfig, spec: ScenarioSpec, instruments: list[Instrument], where: str) -> Portfolio:
+    """The accounts of a scenario with instruments: read from its positions file, or generated
+    (:func:`riskengine.portfolio.generate_portfolio`) and priced at each instrument's first
+    trade in the window."""
+    from riskengine.generators import DiscreteLeverage
+    from riskengine.portfolio import PortfolioSpec, generate_portfolio, load_portfolio
+
+    accounts, symbols = spec.portfolio, spec.symbols
+    if accounts.file is not None:
+        return load_portfolio(loaded.resolve(accounts.file), symbols)
+    n = len(symbols)
+    caps = accounts.per_instrument("max_leverage", n) or (max(accounts.leverage.values),) * n
+    try:
+        facts = PortfolioSpec(
+            symbols=symbols, open_interest_usd=accounts.per_instrument("open_interest_usd", n), max_leverage=caps,
+            long_share=accounts.per_instrument("long_share", n), accounts=accounts.accounts,
+            holdings=accounts.holdings_for(n), hedged_share=accounts.hedged_share, cross_share=accounts.cross_share,
+            cross_excess=accounts.cross_excess, flat_share=accounts.flat_share,
+            leverage=DiscreteLeverage(accounts.leverage.values, accounts.leverage.weights), sizes=accounts.sizes,
+            entry_spread=accounts.entry_spread, seed=accounts.seed)
+        return generate_portfolio(facts, [float(ins.tape.price[0]) for ins in instruments]).portfolio
+    except ValueError as exc:
+        raise ValueError(f"{where}.portfolio: {exc}") from None
+
+
+def _prepare_instruments(loaded: LoadedConfig, spec: ScenarioSpec, where: str, memo: Memo) -> Prepared:
+    """:func:`prepare` of a scenario with instruments: each instrument's tape, stream and book,
+    the portfolio, the scenario's liquidity model."""
+    liq_spec = liquidity_spec(loaded, spec, where)
+    liquidity = memo("liquidity", canonical_json(loaded.resolved([liq_spec, spec.window])),
+                     lambda: build_liquidity(loaded, spec.window,
+                                             f"{where}.liquidity" if spec.liquidity else "liquidity", liq_spec))
+    instruments, keys = [], []
+    for k, ins in enumerate(spec.instruments):
+        here = f"{where}.instruments[{k}]"
+        one = instrument_tape_spec(spec, k)
+        key = tape_key(loaded, one)
+        _, tape = memo("tape", key, lambda: _load_tape(loaded, one, here))
+        own = instrument_liquidity_spec(loaded, spec, k, where)
+        book = None if own is None else memo(
+            "liquidity", canonical_json(loaded.resolved([own, spec.window])),
+            lambda: build_liquidity(loaded, spec.window, f"{here}.liquidity", own))
+        instruments.append(Instrument(ins.symbol, tape, book))
+        keys.append(key)
+    portfolio = memo("portfolio", canonical_json([keys, spec.symbols, loaded.resolved(spec.portfolio)]),
+                     lambda: build_portfolio(loaded, spec, instruments, where))
+    try:
+        scenario = PortfolioScenario(spec.name, tuple(instruments), portfolio, scenario_date(spec))
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    return Prepared(scenario, liquidity)
 
 
 def run_config(loaded: LoadedConfig, progress: Progress = _quiet, engine: str = "cython",
@@ -568,21 +737,22 @@ def run_config(loaded: LoadedConfig, progress: Progress = _quiet, engine: str = 
     specs = loaded.config.all_scenarios()
     for i in range(len(specs)):  # every scenario's designs resolve before any runs
         build_designs(loaded, i)
-    tables, events, series, raws = [], [], [], []
+    tables, by_instrument, events, series, raws = [], [], [], [], []
     for i, spec in enumerate(specs):
         progress(f"[{i + 1}/{len(specs)}] {spec.name}: loading")
         with live.display(show_progress) as shown, shown.task(f"[{i + 1}/{len(specs)}] {spec.name}: loading"):
             prepared = prepare(loaded, i, memo)
-        tape = prepared.scenario.tape
-        designs = scenario_designs(loaded, i, tape)
-        for line in margin_warnings(spec.name, designs):
+        designs = scenario_designs(loaded, i, prepared.scenario.tape)
+        per = scenario_instrument_designs(loaded, i, prepared.scenario.tape)
+        resolved = _resolved(loaded, i, prepared, designs, per, engine)
+        for line in resolved_warnings(spec.name, resolved):
             warn(line)
-        progress(f"[{i + 1}/{len(specs)}] {spec.name}: {len(tape):,} trades, "
-                 f"{len(prepared.scenario.population):,} accounts, depth "
-                 f"{prepared.liquidity.depth_per_pct:,.0f}/1%; {len(designs)} design(s)")
+        tape = prepared.scenario.tape
+        progress(f"[{i + 1}/{len(specs)}] {spec.name}: {len(tape):,} trades, {_accounts(prepared)}, depth "
+                 f"{prepared.liquidity.depth_per_pct:,.0f}/1%{_each_instrument(prepared)}; {len(designs)} design(s)")
         result = run(prepared.scenario, designs, prepared.liquidity, engine=engine,
                      series_interval_s=loaded.config.outputs.series_interval_s,
-                     check_invariants=check_invariants, show_progress=show_progress)
+                     check_invariants=check_invariants, show_progress=show_progress, instrument_designs=per)
         if spec.observed is not None:
             where = _scenario_where(loaded, i)
             figures = observations.hyperliquid(loaded.resolve(spec.observed.path), spec.observed.ticker)
@@ -591,11 +761,16 @@ def run_config(loaded: LoadedConfig, progress: Progress = _quiet, engine: str = 
             progress(f"[{i + 1}/{len(specs)}] {spec.name}: observed figures of {spec.observed.ticker} "
                      f"from {where}.observed")
         tables.append(result.table)
+        by_instrument.append(result.by_instrument)
         events.append(result.events)
         series.append(result.series)
         raws += result.raw
-    return Result(_observed_beside_simulated(pd.concat(tables, ignore_index=True)), pa.concat_tables(events),
-                  pa.concat_tables(series), raws)
+    # a scenario with instruments logs an instrument column; in a config mixing both kinds the
+    # other scenarios' rows leave it null
+    return Result(_observed_beside_simulated(pd.concat(tables, ignore_index=True)),
+                  pa.concat_tables(events, promote_options="default"),
+                  pa.concat_tables(series, promote_options="default"), raws,
+                  pd.concat(by_instrument, ignore_index=True))
 
 
 def _observed_beside_simulated(table: pd.DataFrame) -> pd.DataFrame:
@@ -661,6 +836,8 @@ def write_outputs(result: Result, out_dir: str | os.PathLike, overwrite: bool = 
         pq.write_table(table, tmp / "results.parquet")
         result.table.to_csv(tmp / "results.csv", index=False)
         (tmp / "results.md").write_text(markdown(result.table), encoding="utf-8")
+        pq.write_table(pa.Table.from_pandas(result.by_instrument, preserve_index=False),
+                       tmp / "results_by_instrument.parquet")
         pq.write_table(result.events, tmp / "events.parquet", compression="zstd")
         pq.write_table(result.series, tmp / "series.parquet", compression="zstd")
         from riskengine import report  # matplotlib loads only when a report is written

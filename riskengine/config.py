@@ -302,33 +302,185 @@ class ObservedSpec(_Model):
     ticker: str = Field(min_length=1, description="The asset whose figures this scenario replays")
 
 
-class ScenarioSpec(_Model):
-    """One market scenario: a tape (from a file, the catalog, or synthetic), an optional
-    mark/index stream, a window, and population changes for this tape."""
+class InstrumentSpec(_Model):
+    """One instrument of a multi-instrument scenario (``[[scenario.instruments]]``, or
+    ``[[scenarios.instruments]]`` in each ``[[scenarios]]`` table): its symbol, its tape (from a file, the catalog, or synthetic), an optional mark/index stream and
+    changes of [liquidity] for its own book. Every instrument is cut to the scenario's window;
+    the tapes are replayed merged in time order."""
 
-    name: str = Field(min_length=1, description="Label in result tables; unique within the config")
+    symbol: str = Field(
+        min_length=1, pattern=r"^\S+$",
+        description="The instrument's symbol, e.g. BTCUSDT: the positions file's instrument column names it, and "
+                    "each venue preset takes its own symbol's margin table for the symbol's underlying (BTCUSDT -> "
+                    "BTC: binance-usdm BTCUSDT, hyperliquid BTC); unique within the scenario")
     tape: TapeSpec | None = Field(None, description="Trades read from a file or the catalog (or give synthetic)")
     synthetic: SyntheticTape | None = Field(None, description="A synthetic crash tape (or give tape)")
+    stream: StreamSpec | None = Field(None, description="Mark/index price stream, aligned as of each of its trades")
+    liquidity: dict[str, Any] = Field(default_factory=dict,
+                                      description="Keys of [liquidity] changed for this instrument's book")
+
+    @model_validator(mode="after")
+    def _one_tape(self) -> "InstrumentSpec":
+        if (self.tape is None) == (self.synthetic is None):
+            raise ValueError("expected exactly one of tape or synthetic")
+        return self
+
+
+#: the keys of a scenario's ``portfolio`` table that parameterise the generator (meaningless with ``file``)
+PORTFOLIO_GENERATOR_KEYS = ("accounts", "open_interest_usd", "long_share", "max_leverage", "holdings", "hedged_share",
+                            "cross_share", "cross_excess", "flat_share", "leverage", "sizes", "entry_spread", "seed")
+#: the generator keys given per instrument: one number for every instrument, or one each
+PER_INSTRUMENT_KEYS = ("open_interest_usd", "long_share", "max_leverage")
+#: how many instruments an account holds when ``holdings`` is not given: the generator's own
+#: default (``riskengine.portfolio``), cut to the scenario's instruments and rescaled
+DEFAULT_HOLDINGS = (0.7, 0.2, 0.1)
+
+
+class PortfolioAccounts(_Model):
+    """The accounts of a multi-instrument scenario: user accounts with a wallet and positions in
+    several instruments, each cross or isolated. Generated
+    (:func:`riskengine.portfolio.generate_portfolio`, seeded, priced at each instrument's first
+    trade in the window) or read from a positions file
+    (:func:`riskengine.portfolio.load_portfolio`). Give ``file`` or generator keys, not both.
+    Where each default comes from: ``riskengine.portfolio``. Until the engines take cross
+    accounts with several positions (issue 12, step 2), a cross account may hold one cross
+    position: give ``cross_share = 0`` or ``holdings = [1.0]`` to a generated portfolio."""
+
+    file: str | None = Field(None, min_length=1, description=(
+        "CSV or Parquet positions file, one row per position, with columns account, instrument (a symbol of "
+        "the scenario), size, entry_price, margin_mode, isolated_margin, wallet; relative to the config "
+        "file's folder (instead of the generator keys)"))
+    accounts: PositiveCount = Field(100_000, description="Number of user accounts (those with a wallet only "
+                                                         "included)")
+    open_interest_usd: PositiveMoney | tuple[PositiveMoney, ...] = Field(1e9, description=(
+        "Each instrument's open interest held by the accounts (long + short notional at its start price): one "
+        "number for every instrument, or one per instrument in the order of instruments"))
+    long_share: Share | tuple[Share, ...] = Field(0.7, description=(
+        "Each instrument's share of open interest held long (one number, or one per instrument)"))
+    max_leverage: LeverageValue | tuple[LeverageValue, ...] | None = Field(None, description=(
+        "Each instrument's leverage cap: a position's drawn leverage is capped at it (one number, or one per "
+        "instrument; unset: no cap beyond leverage.values)"))
+    holdings: tuple[Share, ...] | None = Field(None, description=(
+        "Probabilities of holding 1, 2, ... K instruments (K at most the number of instruments), summing to 1 "
+        "(default: 0.7, 0.2, 0.1 cut to the number of instruments and rescaled)"))
+    hedged_share: Share = Field(0.18, description=(
+        "Share of the accounts holding two instruments or more whose book is hedged (a long and a short)"))
+    cross_share: Share = Field(0.5, description="Probability that a position is cross (else isolated)")
+    cross_excess: tuple[Multiple, Multiple] = Field(
+        (1.0, 3.0), description="Range of a cross account's equity as a multiple of its cross positions' margin "
+                                "(uniform)")
+    flat_share: ShareBelowOne = Field(0.02, description="Share of accounts with a wallet and no position")
+    leverage: Leverage = Field(Leverage(), description="Leverage distribution of a position (before its "
+                                                       "instrument's cap)")
+    sizes: SizeDistribution = Field(SizeDistribution(), description="Position size distribution")
+    entry_spread: LogMove = Field(0.02, description="Log spread of entry prices around each instrument's start price")
+    seed: Seed = Field(7, description="Random seed of the generator")
+
+    @model_validator(mode="after")
+    def _file_or_generator(self) -> "PortfolioAccounts":
+        if self.cross_excess[0] > self.cross_excess[1]:
+            raise ValueError(f"cross_excess: expected [low, high] with low <= high (got {list(self.cross_excess)})")
+        if self.holdings is not None and (not self.holdings or abs(sum(self.holdings) - 1.0) > 1e-9):
+            raise ValueError(f"holdings: expected probabilities summing to 1 (got {list(self.holdings)})")
+        if self.file is not None:
+            given = [k for k in PORTFOLIO_GENERATOR_KEYS if k in self.model_fields_set]
+            if given:
+                raise ValueError(f"give file or generator keys, not both (got file and {', '.join(given)})")
+        return self
+
+    def per_instrument(self, name: str, count: int) -> tuple[float, ...] | None:
+        """The value of generator key ``name`` (:data:`PER_INSTRUMENT_KEYS`) for each of
+        ``count`` instruments (None: unset)."""
+        value = getattr(self, name)
+        if value is None or isinstance(value, tuple):
+            return value
+        return (value,) * count
+
+    def holdings_for(self, count: int) -> tuple[float, ...]:
+        """``holdings``, or :data:`DEFAULT_HOLDINGS` cut to ``count`` instruments and rescaled."""
+        if self.holdings is not None:
+            return self.holdings
+        cut = DEFAULT_HOLDINGS[:count]
+        return tuple(w / sum(cut) for w in cut)
+
+
+class ScenarioSpec(_Model):
+    """One market scenario: a tape (from a file, the catalog, or synthetic), an optional
+    mark/index stream, a window, and population changes for this tape; or several instruments,
+    each with its own tape, stream and book, and the portfolio of accounts holding them."""
+
+    name: str = Field(min_length=1, description="Label in result tables; unique within the config")
+    tape: TapeSpec | None = Field(None, description="Trades read from a file or the catalog (or give synthetic, or "
+                                                    "instruments)")
+    synthetic: SyntheticTape | None = Field(None, description="A synthetic crash tape (or give tape, or instruments)")
+    instruments: list[InstrumentSpec] | None = Field(
+        None, description="Several instruments replayed together (instead of tape or synthetic): "
+                          "[[scenarios.instruments]] tables, each with its symbol, tape, stream and liquidity; the "
+                          "accounts come from portfolio")
     stream: StreamSpec | None = Field(
         None, description="Mark/index price stream, aligned as of each trade")
     window: Window = Field(Window(), description="The replayed span (default: the whole tape)")
     population: dict[str, Any] = Field(default_factory=dict,
                                        description="Keys of [population] changed for this scenario")
+    portfolio: PortfolioAccounts | None = Field(
+        None, description="The accounts of a scenario with instruments (instead of [population])")
     liquidity: dict[str, Any] = Field(default_factory=dict,
-                                      description="Keys of [liquidity] changed for this scenario")
+                                      description="Keys of [liquidity] changed for this scenario (with instruments: "
+                                                  "for every instrument's book, before its own changes)")
     observed: ObservedSpec | None = Field(None, description="Observed outcomes to show next to the simulated ones")
     underlying: str | None = Field(
         None, min_length=1, pattern=r"^[A-Za-z0-9]+$",
         description="The asset the tape prices, e.g. AAVE: each venue preset without a symbol uses its own "
                     "symbol for it (binance-usdm AAVEUSDT, hyperliquid AAVE, okx AAVE-USDT-SWAP, ...) and that "
                     "symbol's margin table. Default: from the tape's symbol key (BTCUSD_PERP -> BTC); BTC for a "
-                    "synthetic tape; otherwise each preset's default symbol, marked assumed")
+                    "synthetic tape; otherwise each preset's default symbol, marked assumed. With instruments: "
+                    "each instrument's symbol says its own")
 
     @model_validator(mode="after")
     def _one_tape(self) -> "ScenarioSpec":
-        if (self.tape is None) == (self.synthetic is None):
-            raise ValueError("expected exactly one of tape or synthetic")
+        if self.instruments is None:
+            if (self.tape is None) == (self.synthetic is None):
+                raise ValueError("expected exactly one of tape or synthetic (or instruments: several, each with "
+                                 "its own tape)")
+            if self.portfolio is not None:
+                raise ValueError("portfolio: the accounts of a scenario with instruments (a single tape's accounts "
+                                 "are [population])")
+            return self
+        if self.tape is not None or self.synthetic is not None:
+            raise ValueError("give instruments, or one tape or synthetic, not both (each instrument has its own)")
+        if not self.instruments:
+            raise ValueError("instruments: expected at least one [[scenarios.instruments]] table")
+        if self.stream is not None:
+            raise ValueError("stream: with instruments, each instrument has its own (instruments[i].stream)")
+        if self.underlying is not None:
+            raise ValueError("underlying: with instruments, each instrument's symbol says its underlying")
+        if self.population:
+            raise ValueError("population: with instruments, the accounts are the portfolio table")
+        if self.portfolio is None:
+            raise ValueError("portfolio: expected the accounts of the instruments (a positions file, or generator "
+                             "keys)")
+        seen: dict[str, int] = {}
+        for k, instrument in enumerate(self.instruments):
+            if instrument.symbol in seen:
+                raise ValueError(f"instruments[{k}].symbol: {instrument.symbol!r} repeats "
+                                 f"instruments[{seen[instrument.symbol]}].symbol: expected one instrument per symbol")
+            seen[instrument.symbol] = k
+        count = len(self.instruments)
+        for name in PER_INSTRUMENT_KEYS:
+            value = getattr(self.portfolio, name)
+            if isinstance(value, tuple) and len(value) != count:
+                raise ValueError(f"portfolio.{name}: {len(value)} values: expected one number, or one per instrument "
+                                 f"({count})")
+        holdings = self.portfolio.holdings
+        if holdings is not None and len(holdings) > count:
+            raise ValueError(f"portfolio.holdings: {len(holdings)} values: expected the probabilities of holding "
+                             f"1..K instruments, K at most the instruments' count ({count})")
         return self
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """The instruments' symbols (empty for a single-tape scenario)."""
+        return tuple(i.symbol for i in self.instruments or ())
 
 
 class Outputs(_Model):
@@ -492,8 +644,9 @@ def _fields(models: list[type[BaseModel]]) -> dict[str, Any]:
 def check_key(config: Config, key: str) -> KeyPath:
     """Check that ``key`` names a key of ``config``'s schema: a model field at each step,
     ``[i]`` within the config's lists (``venues[i]`` is a venue design table: its preset keys
-    and :class:`riskengine.venue.VenueDesign`'s components; a scenario's ``population`` and
-    ``liquidity`` hold keys of [population] and [liquidity]).
+    and :class:`riskengine.venue.VenueDesign`'s components; a scenario's ``instruments[i]``; a
+    scenario's ``population`` and ``liquidity`` and an instrument's ``liquidity`` hold keys of
+    [population] and [liquidity]).
 
     Returns
     -------
@@ -513,12 +666,16 @@ def check_key(config: Config, key: str) -> KeyPath:
     models: list[type[BaseModel]] = [Config]
     value: Any = config  # the config's value at the path so far (None where unset)
     extra: tuple[str, ...] = ()  # names valid beside the models' fields (a venue table's preset keys)
-    changes = {(ScenarioSpec, "population"): PopulationSpec, (ScenarioSpec, "liquidity"): LiquiditySpec}
+    changes = {(ScenarioSpec, "population"): PopulationSpec, (ScenarioSpec, "liquidity"): LiquiditySpec,
+               (InstrumentSpec, "liquidity"): LiquiditySpec}
     for k, part in enumerate(parts):
         here = format_key(parts[:k])
         if isinstance(part, int):
-            if here not in ("venues", "scenarios"):
+            if here not in ("venues", "scenarios") and not here.endswith(".instruments"):
                 raise ValueError(f"{key!r}: {here} is one value: sweep it whole (e.g. [[2, 5], [10, 20]])")
+            if not isinstance(value, (list, tuple)) and here != "scenarios":
+                raise ValueError(f"{key!r}: the scenario has no {here.rsplit('.', 1)[-1]} (a sweep changes the "
+                                 "instruments a config gives)")
             if not isinstance(value, (list, tuple)):
                 raise ValueError(f"{key!r}: the config has no [[scenarios]] list (it has one [scenario]: "
                                  f"use {format_key(('scenario', *parts[k + 1:]))!r})")

@@ -68,6 +68,14 @@ Which table a design uses in a scenario:
    names one as assumed (`assumed_table`); a day before the symbol's earliest table uses that table,
    marked out of date.
 
+In a scenario with instruments (`[[scenario.instruments]]`) each instrument takes its own table
+by the same rules: the venue's symbol for the underlying of the instrument's `symbol` (`ETHUSDT` ->
+ETH: binance-usdm `ETHUSDT`, hyperliquid `ETH`), on the scenario's day (or the table's `date`). A
+`[[venues]]` table that gives its own table (`margin.floors` and `margin.rates`), a `max_leverage` or
+a `symbol` uses that one table for every instrument; an instrument whose symbol the venue has no
+table for is refused with one line naming the instrument and the design (or takes the table's
+`assumed_table`).
+
 Every assumed or out-of-date table shows in the `margin_source` result column (in brackets after the
 table's name), as a `riskengine: warning:` line on stderr when the run starts, and in a note of the
 report; so does an incomplete one (`(incomplete)` after its name; the warning says what is
@@ -178,6 +186,43 @@ file = "populations/btc-accounts.parquet"   # account, side, size, entry_price, 
 
 [[venues]]
 preset = "binance-usdm"
+"""
+
+#: several instruments in one scenario, synthetic: runs anywhere (with --engine reference for now)
+EXAMPLE_INSTRUMENTS = """\
+[scenario]
+name = "three-coins"
+
+[[scenario.instruments]]       # instrument 0: each design uses its BTC margin table
+symbol = "BTCUSDT"
+synthetic = { ticks = 30_000, seed = 1 }
+
+[[scenario.instruments]]       # a deeper fall on a thinner book of its own
+symbol = "ETHUSDT"
+synthetic = { ticks = 20_000, start_price = 4_300.0, drop = 0.2, seed = 2 }
+liquidity = { depth_per_pct = 2e6 }
+
+[[scenario.instruments]]
+symbol = "SOLUSDT"
+synthetic = { ticks = 15_000, start_price = 220.0, drop = 0.25, seed = 3 }
+
+[scenario.portfolio]           # or: file = "positions.parquet" (one row per position)
+accounts = 20_000
+open_interest_usd = [3e8, 1.7e8, 1e8]  # one per instrument, in their order
+max_leverage = [40, 25, 20]
+holdings = [0.7, 0.2, 0.1]     # 70% of accounts hold one instrument, 20% two, 10% three
+cross_share = 0                # isolated positions: a cross account holds one position until step 2
+seed = 5
+
+[liquidity]                    # every instrument's book, unless it changes keys of its own
+depth_per_pct = 5e6
+
+[[venues]]
+preset = "binance-usdm"
+
+[[venues]]
+preset = "hyperliquid"
+backstop = { vault_balance = 5e6 }
 """
 
 #: config mistakes whose one-line message the reference shows (rendered by the real parser)
@@ -371,9 +416,10 @@ def _sections(schema: dict, design: dict) -> list[_Section]:
                 if known is not None:  # [[scenarios]]: the keys of [scenario], documented once
                     links.append(f"[{known}](#{_slug(known)})")
                     continue
-                sub = f"{key} ({_variant_name(o)})" if len(tables) > 1 else key
+                item = f"{key}[i]" if lists and prefix else key  # a list inside a table: its items' keys
+                sub = f"{item} ({_variant_name(o)})" if len(tables) > 1 else item
                 by_title.setdefault(o.get("title", sub), sub)
-                pending.append((sub, key, o, ""))
+                pending.append((sub, item, o, ""))
                 links.append(f"[{sub}](#{_slug(sub)})")
             if name == "venues" and not prefix:  # free-form tables here: a venue design each
                 kind, allowed, links = "list of tables", _allowed(prop), ["[venues](#venues)"]
@@ -381,8 +427,10 @@ def _sections(schema: dict, design: dict) -> list[_Section]:
                 kind, allowed = "list of tables", ""
             elif tables:
                 kind, allowed = "table", ""
-            else:
-                kind, allowed = _scalar(options[0]), _allowed(options[0])
+            else:  # one value, or one of several shapes (a number or a list of numbers)
+                kind = " or ".join(dict.fromkeys(_scalar(o) for o in options))
+                shown = {a.removeprefix("each "): a for a in map(_allowed, reversed(options)) if a}
+                allowed = "; ".join(shown.values())  # a number or a list of them: one range
             if links:
                 kind += ": " + " or ".join(links)
             default = "required" if name in required else _literal(prop.get("default"))
@@ -653,6 +701,17 @@ def render() -> str:
         "",
         "```toml",
         EXAMPLE_SCENARIOS.rstrip("\n"),
+        "```",
+        "",
+        "Several instruments replayed together, merged in time order: each with its own tape (a file, the",
+        "catalog or synthetic), stream and changes of `[liquidity]`, the accounts from a generated portfolio or",
+        "a positions file (columns `account, instrument, size, entry_price, margin_mode, isolated_margin,",
+        "wallet`, one row per position). Each design takes each instrument's margin table by its symbol;",
+        "`results_by_instrument.parquet` holds a row per instrument (for now `riskengine run --engine",
+        "reference`: the compiled engine does not take several instruments yet):",
+        "",
+        "```toml",
+        EXAMPLE_INSTRUMENTS.rstrip("\n"),
         "```",
         "",
         "A tape and stream from the local catalog (`riskengine data import`, [docs/cli/data.md](cli/data.md))",

@@ -5,25 +5,35 @@
 >>> result = run(scenario, synthetic.binance_style())  # the binance-usdm preset
 >>> int(result.table["liquidations"].iloc[0]) >= 0
 True
+
+A scenario is a :class:`riskengine.scenario.Scenario` (one tape, one population: the
+single-instrument path, unchanged) or a :class:`riskengine.portfolio.PortfolioScenario`
+(instruments with their own tapes, streams and liquidity models, and a portfolio of accounts
+holding them): its tapes are merged in time, its portfolio becomes margin accounts, each design
+is resolved per instrument (:func:`riskengine.venues.for_symbol`: the margin table of the
+instrument's symbol on the scenario's day) and the engine's ``run_portfolio`` replays it.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from riskengine import progress
+from riskengine import progress, venues
 from riskengine.codes import AdlPolicy, MarkMethod
-from riskengine.invariants import violations
+from riskengine.engine_inputs import check_margin_accounts, design_params
+from riskengine.invariants import portfolio_violations, violations
 from riskengine.liquidity import ConstantDepth, DepthCurve
-from riskengine.metrics import RunContext, summarize
+from riskengine.metrics import INSTRUMENT_COLUMNS, MARGIN_SOURCES_SEPARATOR, RunContext, instrument_run, summarize, summarize_instrument
 from riskengine.params import EngineParams
+from riskengine.portfolio import PortfolioScenario
 from riskengine.runlog import EVENT_COLUMNS, RawRun
 from riskengine.scenario import Scenario
 from riskengine.venue import VenueDesign
@@ -94,6 +104,9 @@ class Result:
     ----------
     table : pandas.DataFrame
         One row per scenario x design (columns: :data:`riskengine.metrics.COLUMNS`).
+    by_instrument : pandas.DataFrame
+        One row per scenario x design x instrument (columns:
+        :data:`riskengine.metrics.INSTRUMENT_COLUMNS`); a single-instrument run has one.
     events : pyarrow.Table
         Event log of every run, with ``scenario`` and ``design`` columns in front.
     series : pyarrow.Table
@@ -106,6 +119,8 @@ class Result:
     events: pa.Table
     series: pa.Table
     raw: list[RawRun]
+    by_instrument: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=[c.name for c in INSTRUMENT_COLUMNS]))
 
 
 def _labelled(table: pa.Table, scenario: str, design: str) -> pa.Table:
@@ -120,14 +135,23 @@ NEEDS_STREAM = (MarkMethod.STREAM, MarkMethod.INDEX_EMA_BASIS)
 USES_STREAM = (MarkMethod.BINANCE_MEDIAN, MarkMethod.HL_MEDIAN)
 
 
-def _check_stream(scenario: Scenario, design: VenueDesign, params: EngineParams) -> np.ndarray:
-    """The stream the design's mark method reads (empty when it reads none)."""
+def _check_stream(scenario: Scenario | PortfolioScenario, design: VenueDesign, params: EngineParams) -> np.ndarray:
+    """The stream the design's mark method reads (empty when it reads none). In a portfolio
+    scenario every instrument needs its own stream for a method that cannot work without one."""
     stream = scenario.tape.stream
-    if params.mark_method in NEEDS_STREAM and stream is None:
-        raise ValueError(
-            f"venue design {design.name!r}: mark.method {design.mark.method!r} needs a mark/index "
-            f"stream, but scenario {scenario.name!r} has none (use Tape.with_stream)"
-        )
+    if params.mark_method in NEEDS_STREAM:
+        if isinstance(scenario, PortfolioScenario):
+            lacking = [ins.symbol for ins in scenario.instruments if ins.tape.stream is None]
+            if lacking:
+                raise ValueError(
+                    f"venue design {design.name!r}: mark.method {design.mark.method!r} needs a mark/index "
+                    f"stream for every instrument, but instrument {lacking[0]} of scenario {scenario.name!r} "
+                    "has none (give it a stream)")
+        elif stream is None:
+            raise ValueError(
+                f"venue design {design.name!r}: mark.method {design.mark.method!r} needs a mark/index "
+                f"stream, but scenario {scenario.name!r} has none (use Tape.with_stream)"
+            )
     if params.mark_method in NEEDS_STREAM + USES_STREAM and stream is not None:
         return stream
     return np.empty(0, dtype=np.float64)
@@ -166,32 +190,106 @@ def run_raw(scenario: Scenario, params: EngineParams, engine: str = "cython",
     return raw, time.perf_counter() - start
 
 
-def _too_large(exc: MemoryError, scenario: Scenario, design: VenueDesign) -> RunTooLarge:
+def portfolio_engine(engine: str) -> Callable[..., RawRun | dict]:
+    """The ``run_portfolio`` of ``engine`` (:func:`riskengine.reference.run_portfolio`, or the
+    compiled engine's of the same signature).
+
+    Raises
+    ------
+    ValueError
+        An unknown engine, or a compiled engine built without ``run_portfolio``.
+    """
+    if engine == "reference":
+        from riskengine.reference._engine import run_portfolio
+
+        return run_portfolio
+    if engine == "cython":
+        from riskengine import _engine
+
+        compiled = getattr(_engine, "run_portfolio", None)
+        if compiled is None:  # TEMPORARY (issue 12, step 1): until the compiled engine gains run_portfolio
+            raise ValueError("engine cython: the compiled portfolio engine is not built yet: a multi-instrument "
+                             "scenario runs on the reference engine only (riskengine run --engine reference)")
+        return compiled
+    raise ValueError(f"engine: expected one of {', '.join(ENGINES)} (got {engine!r})")
+
+
+def run_portfolio_raw(scenario: PortfolioScenario, params: list[EngineParams], engine: str = "cython",
+                      stream: np.ndarray | None = None, max_events: int | None = None,
+                      on_tick: Callable[[int], None] | None = None) -> tuple[RawRun, float]:
+    """Run one engine's ``run_portfolio`` on a portfolio scenario: its merged tape, its margin
+    accounts and one resolved :class:`EngineParams` per instrument (arguments as for
+    :func:`run_raw`; ``stream``: the merged tape's stream the design reads, None: the scenario's).
+
+    Returns
+    -------
+    (RawRun, elapsed seconds)
+    """
+    run_portfolio = portfolio_engine(engine)
+    tape, accounts = scenario.tape, scenario.margin_accounts
+    if stream is None:
+        stream = tape.stream if tape.stream is not None else np.empty(0, dtype=np.float64)
+    budget = event_budget() if max_events is None else max_events
+    start = time.perf_counter()
+    args = (tape.ts, tape.inst, tape.price, stream, accounts.owner, accounts.collateral, accounts.start,
+            accounts.instrument, accounts.size, accounts.entry, list(params), budget)
+    out = run_portfolio(*args, on_tick=on_tick) if engine == "reference" else run_portfolio(*args)
+    raw = out if isinstance(out, RawRun) else RawRun(**out)
+    return raw, time.perf_counter() - start
+
+
+def _size_of(scenario: Scenario | PortfolioScenario) -> str:
+    if isinstance(scenario, PortfolioScenario):
+        return (f"{len(scenario.portfolio):,} accounts, {len(scenario.instruments)} instruments, "
+                f"{len(scenario.tape):,} ticks")
+    return f"{len(scenario.population):,} accounts, {len(scenario.tape):,} ticks"
+
+
+def _too_large(exc: MemoryError, scenario: Scenario | PortfolioScenario, design: VenueDesign) -> RunTooLarge:
     """The one line a user reads when a design's event log outgrew its budget."""
     weighted = AdlPolicy[design.adl.policy.upper().replace("-", "_")].merges_fills
     why = (f" ({design.adl.policy} logs up to one ADL fill row per winner per series interval)"
            if weighted else "")
     return RunTooLarge(
-        f"design {design.name!r} (ADL policy {design.adl.policy}, {len(scenario.population):,} accounts, "
-        f"{len(scenario.tape):,} ticks): {exc}{why}; run fewer accounts or a shorter window"
-        f"{', or the queue policy' if weighted else ''}, or raise ${MAX_EVENTS_ENV} on a machine "
-        "with more memory")
+        f"design {design.name!r} (ADL policy {design.adl.policy}, {_size_of(scenario)}): {exc}{why}; run fewer "
+        f"accounts or a shorter window{', or the queue policy' if weighted else ''}, or raise ${MAX_EVENTS_ENV} "
+        "on a machine with more memory")
 
 
-def resolve(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
+class Resolved(NamedTuple):
+    """A design resolved for a scenario (:func:`resolve`)."""
+
+    design: VenueDesign
+    """The design as given (its name labels the results)."""
+    instruments: tuple[VenueDesign, ...]
+    """The design as it applies to each instrument (:func:`riskengine.venues.for_symbol`; a
+    single-instrument scenario: the design itself)."""
+    params: tuple[EngineParams, ...]
+    """One engine parameter set per instrument."""
+    stream: np.ndarray
+    """The stream the design's mark method reads (empty when none)."""
+
+
+def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Iterable[VenueDesign],
             liquidity: ConstantDepth | DepthCurve | None = None, *, engine: str = "cython",
-            series_interval_s: float | None = None,
-            max_events: int | None = None) -> list[tuple[VenueDesign, EngineParams, np.ndarray]]:
+            series_interval_s: float | None = None, max_events: int | None = None,
+            instrument_designs: Sequence[Sequence[VenueDesign]] | None = None) -> list[Resolved]:
     """Every check :func:`run` makes before an engine starts, and what it resolves: each design
-    with its engine parameters and the stream its mark method reads (the arguments as for
-    :func:`run`). ``riskengine validate`` and a sweep's up-front checks call it too.
+    with its engine parameters (one per instrument) and the stream its mark method reads (the
+    arguments as for :func:`run`). ``riskengine validate`` and a sweep's up-front checks call it
+    too.
 
     Raises
     ------
     ValueError
         No design, repeated design names, an unknown engine, a bad series interval or
         ``$RISKENGINE_MAX_EVENTS``, a design the liquidity model cannot resolve, or a mark
-        method that needs a stream the tape lacks.
+        method that needs a stream the tape lacks. A portfolio scenario also: an instrument
+        whose symbol the design has no margin table for, a design whose parameters would differ
+        between instruments beyond the per-instrument ones
+        (:data:`riskengine.engine_inputs.PER_INSTRUMENT_FIELDS`), margin accounts the engine
+        cannot take (:func:`riskengine.engine_inputs.check_margin_accounts`), or the compiled
+        engine without ``run_portfolio``.
     """
     if isinstance(designs, VenueDesign):
         designs = [designs]
@@ -207,12 +305,39 @@ def resolve(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
     if engine == "cython" and max_events is None:
         event_budget()  # a malformed $RISKENGINE_MAX_EVENTS is refused now, not after the first design ran
     interval = series_interval(scenario, series_interval_s)
-    resolved = [(d, d.engine_params(liquidity, interval)) for d in designs]
-    return [(d, p, _check_stream(scenario, d, p)) for d, p in resolved]
+    if not isinstance(scenario, PortfolioScenario):
+        out = []
+        for d in designs:
+            params = d.engine_params(liquidity, interval)
+            out.append(Resolved(d, (d,), (params,), _check_stream(scenario, d, params)))
+        return out
+    tape, accounts, day = scenario.tape, scenario.margin_accounts, scenario.start_day
+    check_margin_accounts(tape.ts, tape.inst, tape.price, np.empty(0), accounts.owner, accounts.collateral,
+                          accounts.start, accounts.instrument, accounts.size, accounts.entry,
+                          len(scenario.instruments))
+    if instrument_designs is not None and (len(instrument_designs) != len(designs) or any(
+            len(row) != len(scenario.instruments) for row in instrument_designs)):
+        raise ValueError(f"instrument_designs: expected one design per instrument ({len(scenario.instruments)}) "
+                         f"for each of the {len(designs)} design(s)")
+    out = []
+    for j, d in enumerate(designs):
+        per = (tuple(instrument_designs[j]) if instrument_designs is not None else
+               tuple(venues.for_symbol(d, ins.symbol, day, where=f"venue design {d.name!r}")
+                     for ins in scenario.instruments))
+        params = tuple(p.engine_params(ins.liquidity or liquidity, interval)
+                       for p, ins in zip(per, scenario.instruments))
+        try:
+            design_params(params)
+        except ValueError as exc:
+            raise ValueError(f"venue design {d.name!r} (instruments {', '.join(scenario.symbols)}): {exc}") from None
+        out.append(Resolved(d, per, params, _check_stream(scenario, d, params[0])))
+    portfolio_engine(engine)  # last: every problem of the inputs is reported first
+    return out
 
 
-def series_interval(scenario: Scenario, series_interval_s: float | None = None) -> float:
-    """The series sampling interval of a run: ``series_interval_s``, or the tape's span / 2,000."""
+def series_interval(scenario: Scenario | PortfolioScenario, series_interval_s: float | None = None) -> float:
+    """The series sampling interval of a run: ``series_interval_s``, or the tape's span / 2,000
+    (a portfolio scenario: its merged tape's)."""
     if series_interval_s is None:
         tape = scenario.tape
         return max(float(tape.ts[-1] - tape.ts[0]) / 1e9 / 2000.0, 1e-9)
@@ -221,20 +346,57 @@ def series_interval(scenario: Scenario, series_interval_s: float | None = None) 
     return series_interval_s
 
 
-def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
+def _notional(price: np.ndarray, qty: np.ndarray) -> float:
+    # a plain (pairwise) sum, not np.dot: BLAS would wake its threads, which then spin beside the
+    # engine loop (and beside every other worker of a sweep)
+    return float(np.multiply(price, qty).sum())
+
+
+def _portfolio_contexts(scenario: PortfolioScenario, raw: RawRun, base: RunContext,
+                        resolved: Resolved) -> tuple[RunContext, list[RunContext]]:
+    """The run's context (its money and counts over every instrument; the drawdowns the largest
+    of the instruments') and one per instrument (:func:`riskengine.metrics.instrument_run`)."""
+    tape, pf = scenario.tape, scenario.portfolio
+    n_inst = len(scenario.instruments)
+    ticks = np.bincount(tape.inst, minlength=n_inst)
+    held = pf.size != 0
+    holders = np.repeat(np.arange(len(pf), dtype=np.int64), np.diff(pf.start))
+    per = []
+    for k, ins in enumerate(scenario.instruments):
+        per.append(RunContext(
+            **{**base.__dict__, "raw": instrument_run(raw, k, int(ticks[k])),
+               "positions": int(np.count_nonzero(held & (pf.instrument == k))),
+               "tape_notional": _notional(ins.tape.price, ins.tape.qty), "currency": ins.tape.quote,
+               "margin_source": resolved.instruments[k].margin.margin_source, "instrument": k,
+               "symbol": ins.symbol}))
+    scalars = dict(raw.scalars)
+    if raw.by_instrument is not None:  # the run's drawdowns: the largest fall of any instrument
+        for name in ("tape_max_drawdown", "sim_max_drawdown"):
+            scalars[name] = float(np.max(raw.by_instrument[name]))
+    sources = list(dict.fromkeys(d.margin.margin_source for d in resolved.instruments))
+    total = RunContext(**{**base.__dict__, "raw": RawRun(**{**raw.__dict__, "scalars": scalars}),
+                          "positions": int(len(np.unique(holders[held]))), "instruments": n_inst,
+                          "margin_source": MARGIN_SOURCES_SEPARATOR.join(sources)})
+    return total, per
+
+
+def run(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Iterable[VenueDesign],
         liquidity: ConstantDepth | DepthCurve | None = None, *, engine: str = "cython",
         series_interval_s: float | None = None, check_invariants: bool = False,
-        max_events: int | None = None, show_progress: bool | None = None) -> Result:
+        max_events: int | None = None, show_progress: bool | None = None,
+        instrument_designs: Sequence[Sequence[VenueDesign]] | None = None) -> Result:
     """Replay ``scenario`` through each venue design.
 
     Parameters
     ----------
-    scenario : Scenario
-        Tape and population.
+    scenario : Scenario or PortfolioScenario
+        Tape and population, or instruments and a portfolio (each design is then resolved per
+        instrument: :func:`riskengine.venues.for_symbol`).
     designs : VenueDesign or iterable of VenueDesign
         The designs to compare; each gets a fresh copy of the population.
     liquidity : ConstantDepth or DepthCurve, optional
-        Liquidity model (default: infinite depth, i.e. plain replay).
+        Liquidity model (default: infinite depth, i.e. plain replay); in a portfolio scenario,
+        that of every instrument that gives none of its own.
     engine : {"cython", "reference"}
         The compiled engine, or the slow plain-Python oracle.
     series_interval_s : float, optional
@@ -249,50 +411,73 @@ def run(scenario: Scenario, designs: VenueDesign | Iterable[VenueDesign],
     show_progress : bool, optional
         Draw each design's run live on stderr (:mod:`riskengine.progress`: the reference engine
         tick by tick, the compiled one with its elapsed time); default: when stderr is a terminal.
+    instrument_designs : sequence of sequences of VenueDesign, optional
+        A portfolio scenario: each design as it applies to each instrument (``[j][k]``: design
+        ``j`` on instrument ``k``), e.g. built from a config's design table per instrument
+        (:func:`riskengine.backtest.instrument_designs`); default: :func:`riskengine.venues.for_symbol`
+        of each design and instrument symbol on the scenario's day.
 
     Returns
     -------
     Result
+        ``table``: one row per design (its ``instruments`` column: how many were replayed);
+        ``by_instrument``: one row per design and instrument.
 
     Raises
     ------
     ValueError
-        On an invalid design, or a mark method that needs a stream the tape lacks.
+        On an invalid design, or a mark method that needs a stream the tape lacks (and the
+        portfolio checks of :func:`resolve`).
     RunTooLarge
         When a run's event log passes its budget (or memory runs out).
     """
     # every design is resolved and checked before anything runs
     resolved = resolve(scenario, designs, liquidity, engine=engine, series_interval_s=series_interval_s,
-                       max_events=max_events)
+                       max_events=max_events, instrument_designs=instrument_designs)
+    portfolio = isinstance(scenario, PortfolioScenario)
     tape = scenario.tape
-    rows, events, series, raws = [], [], [], []
-    # a plain (pairwise) sum, not np.dot: BLAS would wake its threads, which then spin beside the
-    # engine loop (and beside every other worker of a sweep)
-    tape_notional = float(np.multiply(tape.price, tape.qty).sum())
-    for k, (design, params, stream) in enumerate(resolved, 1):
+    rows, by_instrument, events, series, raws = [], [], [], [], []
+    tape_notional = _notional(tape.price, tape.qty)
+    for k, item in enumerate(resolved, 1):
+        design = item.design
         try:
             with progress.display(show_progress) as shown, shown.task(
                     f"{scenario.name}: [{k}/{len(resolved)}] {design.name} ({engine})",
                     len(tape) if engine == "reference" else None, "ticks") as advance:
-                raw, elapsed = run_raw(scenario, params, engine, stream, max_events, advance)
+                if portfolio:
+                    raw, elapsed = run_portfolio_raw(scenario, list(item.params), engine, item.stream,
+                                                     max_events, advance)
+                else:
+                    raw, elapsed = run_raw(scenario, item.params[0], engine, item.stream, max_events, advance)
         except MemoryError as exc:
             raise _too_large(exc, scenario, design) from None
         if check_invariants:
-            broken = violations(raw, scenario.population, params)
+            if portfolio:
+                accounts = scenario.margin_accounts
+                broken = portfolio_violations(raw, accounts.owner, accounts.collateral, *accounts.per_account(),
+                                              item.params[0])
+            else:
+                broken = violations(raw, scenario.population, item.params[0])
             if broken:
                 raise AssertionError(f"design {design.name!r}: " + "; ".join(broken))
+        params = item.params[0]
         ctx = RunContext(
             raw=raw, scenario=scenario.name, design=design.name, engine=engine,
-            accounts=len(scenario.population),
-            positions=int(np.count_nonzero(scenario.population.size)),
+            accounts=len(scenario.portfolio if portfolio else scenario.population),
+            positions=0 if portfolio else int(np.count_nonzero(scenario.population.size)),
             tape_start_ns=int(tape.ts[0]), fund_initial=params.fund_initial,
             vault_initial=params.vault_initial, elapsed_s=elapsed, tape_notional=tape_notional,
             vault_loss_limit=params.vault_loss_limit,
-            currency=tape.quote,
+            currency=scenario.quote if portfolio else tape.quote,
             margin_source=design.margin.margin_source,
         )
+        per = [ctx]
+        if portfolio:
+            ctx, per = _portfolio_contexts(scenario, raw, ctx, item)
         rows.append(summarize(ctx))
+        by_instrument += [summarize_instrument(c) for c in per]
         events.append(_labelled(raw.events_table(), scenario.name, design.name))
         series.append(_labelled(raw.series_table(), scenario.name, design.name))
         raws.append(raw)
-    return Result(pd.DataFrame(rows), pa.concat_tables(events), pa.concat_tables(series), raws)
+    return Result(pd.DataFrame(rows), pa.concat_tables(events), pa.concat_tables(series), raws,
+                  pd.DataFrame(by_instrument, columns=[c.name for c in INSTRUMENT_COLUMNS]))

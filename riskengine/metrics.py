@@ -78,6 +78,9 @@ class RunContext:
     vault_loss_limit: float = float("inf")  #: the vault's loss threshold (``Backstop.loss_threshold``)
     currency: str | None = None  #: the tape's quote currency (None: unknown)
     margin_source: str = ""  #: the design's margin table (riskengine.venue.Margin.margin_source)
+    instruments: int = 1  #: instruments replayed
+    instrument: int = 0  #: the instrument a per-instrument row is about (:func:`instrument_run`)
+    symbol: str = ""  #: its symbol ('' in a single-instrument scenario, which names none)
 
     def kind_mask(self, *kinds) -> np.ndarray:
         k = self.raw.events["kind"]
@@ -100,8 +103,11 @@ def _sum(ctx: RunContext, column: str, mask: np.ndarray) -> float:
 
 
 def _vault_pnl(ctx: RunContext) -> float:
-    s = ctx.raw.scalars
-    equity = s["vault_col"] + s["vault_pos"] * (s["final_mark"] - s["vault_entry"])
+    s, per = ctx.raw.scalars, ctx.raw.by_instrument
+    if per is None or len(per["vault_pos"]) == 1:
+        equity = s["vault_col"] + s["vault_pos"] * (s["final_mark"] - s["vault_entry"])
+    else:  # its inventory in every instrument, each at its own final mark
+        equity = s["vault_col"] + float(np.sum(per["vault_pos"] * (per["final_mark"] - per["vault_entry"])))
     return float(equity - ctx.vault_initial)
 
 
@@ -169,12 +175,19 @@ def _amplification(ctx: RunContext) -> float:
 
 #: the column naming each run's margin table; a caveat is the text in [brackets] after the label
 MARGIN_SOURCE = "margin_source"
+#: between the tables of a multi-instrument run's ``margin_source`` cell (one per instrument)
+MARGIN_SOURCES_SEPARATOR = " | "
 
 
 def margin_caveat(margin_source: str) -> str:
-    """The caveat of a ``margin_source`` cell ('' when the table is the venue's on the replay date)."""
-    label, _, rest = str(margin_source).partition(" [")
-    return rest[:-1] if rest.endswith("]") else ""
+    """The caveat of a ``margin_source`` cell ('' when the table is the venue's on the replay
+    date; a multi-instrument run's cell: its tables' caveats, joined by ``; ``)."""
+    caveats = []
+    for source in str(margin_source).split(MARGIN_SOURCES_SEPARATOR):
+        label, _, rest = source.partition(" [")
+        if rest.endswith("]"):
+            caveats.append(rest[:-1])
+    return "; ".join(caveats)
 
 
 def margin_source_warnings(table: pd.DataFrame) -> list[str]:
@@ -198,10 +211,13 @@ COLUMNS: tuple[Column, ...] = (
            "stored table; 'given in the design' for a config's own margin.floors/rates), '(incomplete)' when tiers "
            "are missing, and in [brackets] why it may not be the venue's table on the replay date: 'assumed' "
            "(another symbol's table, named by assumed_table, or the preset's default symbol when the scenario "
-           "names no underlying) or 'out of date' (the replay precedes the symbol's earliest table)",
+           "names no underlying) or 'out of date' (the replay precedes the symbol's earliest table); a "
+           f"multi-instrument run lists each instrument's table, separated by '{MARGIN_SOURCES_SEPARATOR.strip()}'",
            lambda c: c.margin_source),
     Column("accounts", "accounts in the population", lambda c: c.accounts, unit="count"),
     Column("positions", "accounts holding a position at the start", lambda c: c.positions, unit="count"),
+    Column("instruments", "instruments replayed (1: a single-instrument scenario); results_by_instrument "
+           "has a row for each", lambda c: c.instruments, unit="count"),
     Column("ticks", "tape ticks replayed", lambda c: int(c.raw.scalars["ticks"]), unit="count"),
     Column("liquidations", "liquidation events: book (full and partial), backstop, fund takeover and ADL'd",
            lambda c: int(_liq(c).sum()), unit="count"),
@@ -255,9 +271,11 @@ COLUMNS: tuple[Column, ...] = (
     Column("fund_takeovers", "liquidation remainders the insurance fund took over",
            lambda c: int(c.kind_mask(EventKind.FUND_TAKEOVER).sum()), unit="count"),
     Column("tape_drawdown", "largest peak-to-trough fall of the tape price (counterfactual mode: of the tape "
-           "with the observed liquidations' impact taken out, the world the simulated flow is put on)",
+           "with the observed liquidations' impact taken out, the world the simulated flow is put on; several "
+           "instruments: the largest of theirs)",
            lambda c: float(c.raw.scalars["tape_max_drawdown"]), unit="share"),
-    Column("sim_drawdown", "largest peak-to-trough fall of the simulated price",
+    Column("sim_drawdown", "largest peak-to-trough fall of the simulated price (several instruments: the "
+           "largest of theirs)",
            lambda c: float(c.raw.scalars["sim_max_drawdown"]), unit="share"),
     Column("amplification", "simulated drawdown / tape drawdown (>1: the design amplified the fall)",
            _amplification, unit="ratio"),
@@ -296,6 +314,63 @@ def summarize(ctx: RunContext) -> dict:
     return {col.name: col.compute(ctx) for col in COLUMNS}
 
 
+# ------------------------------------------------------------------ per instrument
+def instrument_run(raw: RawRun, k: int, ticks: int) -> RawRun:
+    """The part of a portfolio run about instrument ``k``: its event and series rows (the
+    ``instrument`` column), and its own figures (``raw.by_instrument``: final mark, drawdowns,
+    inventories, ADL fills) in place of the scalars of the same name; ``ticks``: its ticks.
+    What the instruments share (fund, vault cash, bad debt) stays the run's."""
+    def part(log: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if "instrument" not in log:  # a single-instrument log
+            return log
+        mask = log["instrument"] == k
+        return {name: column[mask] for name, column in log.items()}
+
+    scalars = {**raw.scalars, "ticks": ticks}
+    if raw.by_instrument is not None:
+        scalars.update({name: values[k].item() for name, values in raw.by_instrument.items() if name in scalars})
+    return RawRun(part(raw.events), part(raw.series), raw.collateral, raw.size, raw.entry, raw.status, scalars,
+                  raw.socialized, raw.by_instrument)
+
+
+#: result columns that describe one instrument too: computed on its part of the run
+#: (:func:`instrument_run`), they sum over the instruments to the run's (counts and money)
+_PER_INSTRUMENT = (
+    "currency", MARGIN_SOURCE, "positions", "ticks", "liquidations", "liquidated_notional", "accounts_liquidated",
+    "partial_liquidations", "backstop_liquidations", "fund_takeovers", "fund_paid_out", "fees_collected",
+    "vault_adl_notional", "adl_fills", "adl_notional", "adl_accounts", "adl_haircut", "adl_deficit_covered",
+    "adl_max_haircut_share", "adl_haircut_gini", "socialized_loss", "tape_drawdown", "sim_drawdown",
+    "amplification", "first_liquidation_s", "first_adl_s", "adl_to_liquidated", "first_adl_delay_s",
+    "liquidation_volume_share", "cascade_rounds", "max_cascade_rounds", "last_liquidation_s", "cascade_duration_s",
+)
+_COLUMN = {c.name: c for c in COLUMNS}
+
+#: Columns of the per-instrument table (``Result.by_instrument``, ``results_by_instrument.parquet``):
+#: one row per scenario x design x instrument.
+INSTRUMENT_COLUMNS: tuple[Column, ...] = (
+    *(_COLUMN[name] for name in ("scenario", "design", "engine")),
+    Column("instrument", "the instrument's index in the scenario (0..I-1, the order the scenario lists them; "
+           "0 in a single-instrument run)", lambda c: c.instrument),
+    Column("symbol", "the instrument's symbol (empty in a single-instrument run, whose scenario names none)",
+           lambda c: c.symbol),
+    *(_COLUMN[name] for name in _PER_INSTRUMENT),
+    Column("bad_debt", "deficits of positions in this instrument that neither the insurance fund nor ADL covered",
+           lambda c: _sum(c, "amount", c.kind_mask(EventKind.BAD_DEBT)), unit="quote"),
+    Column("final_mark", "the instrument's mark at the end of the run", lambda c: float(c.raw.scalars["final_mark"]),
+           unit="quote"),
+    Column("tape_low", "the instrument's lowest tape price", lambda c: float(c.raw.scalars["tape_min"]),
+           unit="quote"),
+    Column("sim_low", "the instrument's lowest simulated price", lambda c: float(c.raw.scalars["sim_min"]),
+           unit="quote"),
+)
+
+
+def summarize_instrument(ctx: RunContext) -> dict:
+    """One per-instrument row (:data:`INSTRUMENT_COLUMNS`) for one run's instrument: ``ctx``
+    holds its part of the run (:func:`instrument_run`); a single-instrument run's whole run."""
+    return {col.name: col.compute(ctx) for col in INSTRUMENT_COLUMNS}
+
+
 def negative_balance_notes(table) -> list[str]:
     """One sentence per run whose insurance fund or backstop vault went below zero, saying why.
 
@@ -325,15 +400,18 @@ def negative_balance_notes(table) -> list[str]:
     return notes
 
 
-def describe_columns() -> str:
-    """The column reference as Markdown (for docs and ``--help``)."""
+def describe_columns(columns: tuple[Column, ...] = COLUMNS) -> str:
+    """The column reference as Markdown (for docs and ``--help``): of the result table, or of
+    ``columns`` (e.g. :data:`INSTRUMENT_COLUMNS`)."""
     lines = ["| column | meaning |", "|---|---|"]
-    lines += [f"| `{c.name}` | {c.meaning} |" for c in COLUMNS]
+    lines += [f"| `{c.name}` | {c.meaning} |" for c in columns]
     return "\n".join(lines)
 
 
 # ------------------------------------------------------------------ units and numbers, as read
 _BY_NAME = {c.name: c for c in COLUMNS}
+#: the per-instrument table's own columns (the others are result columns)
+_INSTRUMENT_ONLY = {c.name: c for c in INSTRUMENT_COLUMNS if c.name not in _BY_NAME}
 #: prefixes and suffixes of columns derived from a result column, with its unit: the observed
 #: twins (riskengine.observed) and a sweep ranking's aggregates (riskengine.sweep.rank)
 _DERIVED_PREFIXES = ("observed_",)
@@ -345,6 +423,8 @@ def unit_of(column: str) -> str:
     (``observed_adl_notional``, ``bad_debt_mean``); ``text`` for any other column."""
     if column in _BY_NAME:
         return _BY_NAME[column].unit
+    if column in _INSTRUMENT_ONLY:
+        return _INSTRUMENT_ONLY[column].unit
     for prefix in _DERIVED_PREFIXES:
         if column.startswith(prefix) and column[len(prefix):] in _BY_NAME:
             return _BY_NAME[column[len(prefix):]].unit

@@ -1,8 +1,10 @@
 """Portfolios: user accounts holding positions in several instruments, each cross or isolated.
 
-The data model of issue 12 (``../shared/DESIGN.md``, "Portfolios"). The engines take it from
-step 1 of issue 12: until then a run still takes one :class:`riskengine.scenario.Tape` and one
-:class:`riskengine.scenario.Population`, and nothing in the configs or the CLI builds a portfolio.
+The data model of issue 12 (``../shared/DESIGN.md``, "Portfolios"). A
+:class:`PortfolioScenario` (instruments and a portfolio) runs through
+:func:`riskengine.engine.run` like a single-instrument :class:`riskengine.scenario.Scenario`
+(which keeps its own path: a tape and a population); a config builds one from a scenario's
+``[[scenarios.instruments]]`` and its ``portfolio`` table (:mod:`riskengine.config`).
 
 Vocabulary
 ----------
@@ -80,9 +82,11 @@ Parameter               Default                   Source
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -301,6 +305,17 @@ class MarginAccounts:
     def __len__(self) -> int:
         return len(self.owner)
 
+    def per_account(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each margin account's first position: its instrument (-1: none), size and entry (0:
+        none) -- the whole account while each holds at most one (step 1 of issue 12;
+        :func:`riskengine.invariants.portfolio_violations`)."""
+        held = np.diff(self.start) > 0
+        first = self.start[:-1][held]
+        instrument = np.full(len(self), -1, dtype=np.int64)
+        size, entry = np.zeros(len(self)), np.zeros(len(self))
+        instrument[held], size[held], entry[held] = self.instrument[first], self.size[first], self.entry[first]
+        return instrument, size, entry
+
 
 @dataclass(frozen=True)
 class Portfolio:
@@ -509,6 +524,78 @@ def notional_by_instrument(portfolio: Portfolio, prices: Sequence[float]) -> tup
     long = np.bincount(portfolio.instrument, np.maximum(notional, 0.0), minlength=portfolio.n_instruments)
     short = np.bincount(portfolio.instrument, np.maximum(-notional, 0.0), minlength=portfolio.n_instruments)
     return long, short
+
+
+@dataclass(frozen=True)
+class PortfolioScenario:
+    """A named multi-instrument scenario: instruments (each its tape, stream and liquidity model)
+    and the portfolio of user accounts holding them (:func:`riskengine.engine.run` replays it;
+    a single-instrument :class:`riskengine.scenario.Scenario` keeps its own path).
+
+    >>> from riskengine import synthetic
+    >>> btc = Instrument("BTCUSDT", synthetic.crash_tape(500, seed=1))
+    >>> eth = Instrument("ETHUSDT", synthetic.crash_tape(500, start_price=4_300.0, seed=2))
+    >>> book = Portfolio.from_arrays([0.0, 0.0], [0, 1, 2], [0, 1], [1.0, -10.0], [121_700.0, 4_300.0],
+    ...                              [0, 0], [20_000.0, 9_000.0], n_instruments=2)
+    >>> scenario = PortfolioScenario("two-coins", (btc, eth), book)
+    >>> len(scenario.tape), scenario.symbols
+    (1000, ('BTCUSDT', 'ETHUSDT'))
+
+    Attributes
+    ----------
+    name : str
+        Label in result tables.
+    instruments : tuple of Instrument
+        At least one, distinct symbols; instrument ``k`` is ``instruments[k]``.
+    portfolio : Portfolio
+        Its ``n_instruments`` is the number of instruments.
+    date : datetime.date, optional
+        The day whose margin tables apply (:func:`riskengine.venues.for_symbol`); None: the day
+        of the first tick.
+    tape : MergedTape
+        The instruments' tapes merged in time (:func:`merge_tapes`), made on construction.
+    """
+
+    name: str
+    instruments: tuple[Instrument, ...]
+    portfolio: Portfolio
+    date: dt.date | None = None
+    tape: MergedTape = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "instruments", tuple(self.instruments))
+        if not isinstance(self.portfolio, Portfolio):
+            raise ValueError(f"scenario {self.name!r}: portfolio: expected a Portfolio "
+                             f"(got {type(self.portfolio).__name__})")
+        tape = merge_tapes(self.instruments)  # checks the instruments and their symbols
+        if self.portfolio.n_instruments != len(self.instruments):
+            raise ValueError(f"scenario {self.name!r}: portfolio: holds {self.portfolio.n_instruments} "
+                             f"instrument(s): expected one per instrument of the scenario ({len(self.instruments)})")
+        object.__setattr__(self, "tape", tape)
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """The instruments' symbols, in index order."""
+        return self.tape.symbols
+
+    @property
+    def quote(self) -> str | None:
+        """The quote currency every instrument's prices are in, or None when they do not all say
+        the same one."""
+        quotes = {ins.tape.quote for ins in self.instruments}
+        return quotes.pop() if len(quotes) == 1 else None
+
+    @property
+    def start_day(self) -> dt.date:
+        """The day whose margin tables apply: :attr:`date`, else the day (UTC) of the first tick."""
+        if self.date is not None:
+            return self.date
+        return dt.datetime.fromtimestamp(int(self.tape.ts[0]) // 1_000_000_000, dt.timezone.utc).date()
+
+    @cached_property
+    def margin_accounts(self) -> MarginAccounts:
+        """The portfolio's margin accounts (:meth:`Portfolio.margin_accounts`), made once."""
+        return self.portfolio.margin_accounts()
 
 
 # ------------------------------------------------------------------------------ positions files

@@ -161,8 +161,13 @@ def design_colours(designs: Sequence[str]) -> dict[str, str]:
 
 
 def _frames(result: Result) -> dict[tuple[str, str], pd.DataFrame]:
-    """Each run's series as a frame (time as UTC datetime64), keyed by (scenario, design)."""
+    """Each run's series as a frame (time as UTC datetime64), keyed by (scenario, design). A run
+    of several instruments samples a row per instrument: its first instrument's rows are drawn
+    (the fund, the vault and the cumulative counts are the run's on every row; each instrument's
+    own figures are in ``results_by_instrument.parquet``)."""
     frame = result.series.to_pandas()
+    if "instrument" in frame.columns:
+        frame = frame[frame["instrument"].fillna(0) == 0]
     frame["time"] = pd.to_datetime(frame["ts"], unit="ns")
     return {key: part for key, part in frame.groupby(["scenario", "design"], sort=False)}
 

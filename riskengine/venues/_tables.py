@@ -79,6 +79,10 @@ class MarginTable:
         return text
 
 
+#: how the caveat of an assumed table (another symbol's, named by ``assumed_table``) begins
+ASSUMED = "assumed: no "
+
+
 class TableError(ValueError):
     """A malformed table file (one line: file, symbol, table, field)."""
 
@@ -271,7 +275,7 @@ def resolve(venue: str, symbol: str, date: str | dt.date | None = None,
             table, caveat = margin_table(venue, assumed_table, date)
         except NoTable as exc:
             raise NoTable(f"assumed_table: {exc}") from None
-        assumed = f"assumed: no {venue} table for {symbol}, {assumed_table}'s used (assumed_table)"
+        assumed = f"{ASSUMED}{venue} table for {symbol}, {assumed_table}'s used (assumed_table)"
         return table, assumed + (f"; {caveat}" if caveat else "")
     return margin_table(venue, symbol, date)
 
