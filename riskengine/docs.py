@@ -188,7 +188,7 @@ file = "populations/btc-accounts.parquet"   # account, side, size, entry_price, 
 preset = "binance-usdm"
 """
 
-#: several instruments in one scenario, synthetic: runs anywhere (with --engine reference for now)
+#: several instruments in one scenario, synthetic: runs anywhere
 EXAMPLE_INSTRUMENTS = """\
 [scenario]
 name = "three-coins"
@@ -707,8 +707,7 @@ def render() -> str:
         "catalog or synthetic), stream and changes of `[liquidity]`, the accounts from a generated portfolio or",
         "a positions file (columns `account, instrument, size, entry_price, margin_mode, isolated_margin,",
         "wallet`, one row per position). Each design takes each instrument's margin table by its symbol;",
-        "`results_by_instrument.parquet` holds a row per instrument (for now `riskengine run --engine",
-        "reference`: the compiled engine does not take several instruments yet):",
+        "`results_by_instrument.parquet` holds a row per instrument:",
         "",
         "```toml",
         EXAMPLE_INSTRUMENTS.rstrip("\n"),

@@ -191,26 +191,22 @@ def run_raw(scenario: Scenario, params: EngineParams, engine: str = "cython",
 
 
 def portfolio_engine(engine: str) -> Callable[..., RawRun | dict]:
-    """The ``run_portfolio`` of ``engine`` (:func:`riskengine.reference.run_portfolio`, or the
-    compiled engine's of the same signature).
+    """The ``run_portfolio`` of ``engine``: the compiled engine's or
+    :func:`riskengine.reference.run_portfolio` (the same signature).
 
     Raises
     ------
     ValueError
-        An unknown engine, or a compiled engine built without ``run_portfolio``.
+        An unknown engine.
     """
     if engine == "reference":
         from riskengine.reference._engine import run_portfolio
 
         return run_portfolio
     if engine == "cython":
-        from riskengine import _engine
+        from riskengine._engine import run_portfolio
 
-        compiled = getattr(_engine, "run_portfolio", None)
-        if compiled is None:  # TEMPORARY (issue 12, step 1): until the compiled engine gains run_portfolio
-            raise ValueError("engine cython: the compiled portfolio engine is not built yet: a multi-instrument "
-                             "scenario runs on the reference engine only (riskengine run --engine reference)")
-        return compiled
+        return run_portfolio
     raise ValueError(f"engine: expected one of {', '.join(ENGINES)} (got {engine!r})")
 
 

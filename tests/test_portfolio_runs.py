@@ -142,15 +142,8 @@ def test_cross_accounts_with_several_positions_are_refused_before_running(scenar
     assert "holds 2 positions" in line and "step 2" in line, line
 
 
-def test_the_compiled_engine_runs_the_same_portfolio_or_says_it_cannot_yet(scenario, result):
-    from riskengine import _engine
-
+def test_the_compiled_engine_runs_the_same_portfolio(scenario, result):
     designs = [venues.preset("binance-usdm", date="2025-10-10"), venues.preset("hyperliquid", date="2025-10-10")]
-    if not hasattr(_engine, "run_portfolio"):  # TEMPORARY (issue 12 step 1): until the compiled engine has it
-        line = raised_line(run, scenario, designs, ConstantDepth(5e6))
-        assert line == ("engine cython: the compiled portfolio engine is not built yet: a multi-instrument "
-                        "scenario runs on the reference engine only (riskengine run --engine reference)")
-        return
     compiled = run(scenario, designs, ConstantDepth(5e6), check_invariants=True)
     pd.testing.assert_frame_equal(compiled.table.drop(columns=[*TIMING_COLUMNS, "engine"]),
                                   result.table.drop(columns=[*TIMING_COLUMNS, "engine"]))
@@ -253,7 +246,7 @@ def _config(folder, text: str, name: str = "portfolio.toml", positions: str | No
 def three_coins(tmp_path_factory):
     folder = tmp_path_factory.mktemp("three")
     path = _config(folder, THREE_COINS)
-    proc = run_cli("run", str(path), "--engine", "reference", "--out", str(folder / "out"))
+    proc = run_cli("run", str(path), "--out", str(folder / "out"))
     assert proc.returncode == 0, proc.stderr
     return proc, folder / "out"
 
@@ -281,18 +274,20 @@ def test_a_three_instrument_config_runs_end_to_end(three_coins):
     assert "3 instruments: BTCUSDT 3,000, ETHUSDT 2,000 (depth 2,000,000/1%), SOLUSDT 1,500" in proc.stderr
 
 
-def test_the_same_config_through_the_python_api_gives_the_same_rows(three_coins):
-    _, out = three_coins
+def test_the_same_config_through_the_python_api_gives_the_same_rows_on_either_engine(three_coins):
+    _, out = three_coins  # written by the CLI on the compiled engine
     loaded = config.load(out.parent / "portfolio.toml")
     result = backtest.run_config(loaded, engine="reference")
     written = pd.read_parquet(out / "results_by_instrument.parquet")
-    pd.testing.assert_frame_equal(result.by_instrument.drop(columns=list(TIMING_COLUMNS), errors="ignore"),
-                                  written.drop(columns=list(TIMING_COLUMNS), errors="ignore"))
+    assert set(written["engine"]) == {"cython"} and set(result.by_instrument["engine"]) == {"reference"}
+    drop = [*TIMING_COLUMNS, "engine"]
+    pd.testing.assert_frame_equal(result.by_instrument.drop(columns=drop, errors="ignore"),
+                                  written.drop(columns=drop, errors="ignore"), rtol=1e-9)
 
 
 def test_a_positions_file_gives_the_accounts(tmp_path):
     path = _config(tmp_path, TWO_FROM_FILE, positions=POSITIONS)
-    proc = run_cli("run", str(path), "--engine", "reference", "--out", str(tmp_path / "out"))
+    proc = run_cli("run", str(path), "--out", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
     results = pd.read_parquet(tmp_path / "out" / "results.parquet")
     by = pd.read_parquet(tmp_path / "out" / "results_by_instrument.parquet")
@@ -306,16 +301,9 @@ def test_a_positions_file_gives_the_accounts(tmp_path):
     assert 2 not in set(events["account"])  # c holds a wallet only
 
 
-def test_validate_reads_every_instrument_or_names_the_missing_engine(tmp_path):
+def test_validate_reads_every_instrument(tmp_path):
     path = _config(tmp_path, TWO_FROM_FILE, positions=POSITIONS)
     proc = run_cli("validate", str(path))
-    from riskengine import _engine
-
-    if not hasattr(_engine, "run_portfolio"):  # TEMPORARY (issue 12 step 1): until the compiled engine has it
-        line = one_error_line(proc, progress_first=False)
-        assert line.endswith("engine cython: the compiled portfolio engine is not built yet: a multi-instrument "
-                             "scenario runs on the reference engine only (riskengine run --engine reference)"), line
-        return
     assert proc.returncode == 0, proc.stderr
     assert "btc-eth-book: 3 accounts, 4 positions x 1 design(s) (binance-usdm); 4,000 trades" in proc.stdout
 
@@ -358,7 +346,7 @@ def test_bad_input_is_one_line_and_nothing_runs(tmp_path, text, positions, expec
     line = one_error_line(run_cli("validate", str(path)), progress_first=False)
     assert str(path) in line or str(tmp_path / "positions.csv") in line, line
     assert expected in line, line
-    proc = run_cli("run", str(path), "--engine", "reference", "--out", str(tmp_path / "out"))
+    proc = run_cli("run", str(path), "--out", str(tmp_path / "out"))
     assert one_error_line(proc) == line
     assert not (tmp_path / "out").exists()
 
