@@ -32,7 +32,7 @@ from riskengine import (metrics, observed as observations, population as populat
                         venues)
 from riskengine.config import (GENERATOR_KEYS, CatalogTape, DepthFile, FileTape, InstrumentSpec, LiquiditySpec,
                                LoadedConfig, PopulationSpec, ScenarioSpec, Window, canonical_json)
-from riskengine.engine import Resolved, Result, resolve, run
+from riskengine.engine import Resolved, Result, event_budget, resolve, run
 from riskengine.errors import format_validation_error
 from riskengine.files import check_output_folder
 from riskengine.liquidity import ConstantDepth, DepthCurve, ObservedFlow, window_snapshots
@@ -564,7 +564,9 @@ def preflight(loaded: LoadedConfig, memo: Memo = _no_memo, engine: str = "cython
 def _resolved(loaded: LoadedConfig, index: int, prepared: "Prepared", designs: list[VenueDesign],
               per: list[list[VenueDesign]] | None, engine: str) -> list[Resolved]:
     """:func:`riskengine.engine.resolve` of a prepared scenario, a problem named with the config
-    file and the scenario."""
+    file and the scenario (not an environment variable's, which is no part of either)."""
+    if engine == "cython":
+        event_budget()
     try:
         return resolve(prepared.scenario, designs, prepared.liquidity, engine=engine,
                        series_interval_s=loaded.config.outputs.series_interval_s, instrument_designs=per)
