@@ -81,13 +81,25 @@ cdef inline float64_t _sim(const Inst* x) noexcept nogil:
     return x.tape * x.book.m
 
 
+cdef inline Py_ssize_t _acct(Engine* e, Py_ssize_t s) noexcept nogil:
+    """The margin account of position slot ``s``."""
+    return s if s < e.n else e.xacc[s - e.n]
+
+
+cdef inline bint _multi(Engine* e, Py_ssize_t a) noexcept nogil:
+    """Whether margin account ``a`` is a cross account holding several positions."""
+    return e.xstart != NULL and e.xstart[a + 1] > e.xstart[a]
+
+
 cdef inline Py_ssize_t _cash(Engine* e, Py_ssize_t a) noexcept nogil:
-    """The slot whose ``col`` is slot ``a``'s cash: its own for an account; for an inventory,
-    the vault's (``V``) or the fund's (``F``), one cash for their inventories in every
+    """The slot whose ``col`` is slot ``a``'s cash: its account's wallet for a position; for an
+    inventory, the vault's (``V``) or the fund's (``F``), one cash for their inventories in every
     instrument."""
     if a < e.n:
         return a
-    return e.V + ((a - e.n) & 1)
+    if a < e.n_pos:
+        return e.xacc[a - e.n]
+    return e.V + ((a - e.n_pos) & 1)
 
 
 cdef inline float64_t _fund(Engine* e) noexcept nogil:
@@ -105,10 +117,26 @@ cdef float64_t _ledger_equity(Engine* e, Py_ssize_t cash) noexcept nogil:
     return equity
 
 
+cdef float64_t _account_equity(Engine* e, Py_ssize_t a) noexcept nogil:
+    """A cross account's equity ``c + sum_j q_j (M_j - e_j)`` at the marks, in position order
+    (a position whose instrument has not ticked at its entry: PnL 0)."""
+    cdef float64_t equity = e.col[a]
+    cdef Py_ssize_t j, s
+    cdef const Inst* x
+    for j in range(-1, e.xstart[a + 1] - e.xstart[a]):
+        s = a if j < 0 else e.n + e.xstart[a] + j
+        x = _inst(e, s)
+        equity += e.pos[s] * ((x.mark.mark if x.ticked else e.ep[s]) - e.ep[s])
+    return equity
+
+
 cdef inline float64_t _equity(Engine* e, Py_ssize_t a) noexcept nogil:
-    """Equity at mark of slot ``a``: an account's, or that of the ledger an inventory is in."""
-    if a < e.n:
-        return e.col[a] + e.pos[a] * (_inst(e, a).mark.mark - e.ep[a])
+    """Equity at mark of slot ``a``: its margin account's (a position's), or that of the ledger
+    an inventory is in."""
+    if a < e.n_pos:
+        if e.xstart == NULL:  # every account holds one position at most
+            return e.col[a] + e.pos[a] * (_inst(e, a).mark.mark - e.ep[a])
+        return _account_equity(e, _acct(e, a))
     return _ledger_equity(e, _cash(e, a))
 
 
@@ -118,12 +146,14 @@ cdef inline bint _closes(Engine* e) noexcept nogil:
 
 
 cdef inline bint _is_vault(Engine* e, Py_ssize_t a) noexcept nogil:
-    return a >= e.n and ((a - e.n) & 1) == 0
+    return a >= e.n_pos and ((a - e.n_pos) & 1) == 0
 
 
 cdef inline i64 _public_id(Engine* e, Py_ssize_t a) noexcept nogil:
     if a < e.n:
         return e.owner[a] if e.owner != NULL else a
+    if a < e.n_pos:
+        return e.owner[e.xacc[a - e.n]]
     return VAULT_ID if _is_vault(e, a) else FUND_ID
 
 
@@ -156,7 +186,7 @@ cdef inline bint _vault_takes(Engine* e) noexcept nogil:
 cdef inline void _held(Engine* e, Py_ssize_t h, float64_t before) noexcept nogil:
     """Count the instruments where the vault or the fund holds inventory, after inventory slot
     ``h`` changed from ``before`` (a tick asks whether any is held without a loop)."""
-    e.held[(h - e.n) & 1] += (e.pos[h] != 0.0) - (before != 0.0)
+    e.held[(h - e.n_pos) & 1] += (e.pos[h] != 0.0) - (before != 0.0)
 
 
 cdef inline void _touch(Engine* e, Inst* x) noexcept nogil:
@@ -239,7 +269,7 @@ cdef inline float64_t _reduce(Engine* e, Py_ssize_t a, float64_t closed, float64
     cdef Inst* x
     e.col[_cash(e, a)] += realized
     e.pos[a] = before - closed
-    if a < e.n:
+    if a < e.n_pos:
         x = _inst(e, a)
         if closed > 0:
             x.long_oi -= closed
@@ -410,11 +440,11 @@ cdef float64_t _book_fill(Engine* e, Py_ssize_t a, float64_t size, int kind, flo
     x.ext_pos += size
     x.ext_cash -= size * fill
     realized = _reduce(e, a, size, fill)
-    if a < e.n:
+    if a < e.n_pos:
         fee = _charge_fee(e, a, fee_rate * fabs(size) * fill)
         _count_liquidation(e, x, fabs(size) * fill)
     _emit(e, kind, a, BOOK_ID, size, fill, fee, realized, _equity(e, a))
-    if settle and a < e.n and e.col[a] < 0.0:
+    if settle and a < e.n_pos and e.col[a] < 0.0:
         _cover_deficit(e, a)
     return fill
 
@@ -500,7 +530,7 @@ cdef float64_t _adl_price(Engine* e, Py_ssize_t a) noexcept nogil:
 
 
 cdef inline void _unwind_kind(Engine* e, Py_ssize_t a, int* kind, float64_t* fee_rate) noexcept nogil:
-    if a < e.n:
+    if a < e.n_pos:
         kind[0] = EV_LIQUIDATION
         fee_rate[0] = e.p.liq_fee_rate
     elif _is_vault(e, a):
@@ -593,13 +623,13 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
         if e.order_haircut > shortfall:
             e.adl_overshoot += e.order_haircut - shortfall
         _reduce(e, a, closed_a, price)
-        if a < e.n:
+        if a < e.n_pos:
             _count_liquidation(e, x, fabs(closed_a) * price)
         _emit(e, EV_ADL_LIQUIDATION, a, BOOK_ID, closed_a, price, 0.0, shortfall, _equity(e, a))
     if rest > 0.0:
         _unwind_kind(e, a, &kind, &fee_rate)
         _book_close(e, a, e.pos[a] if full else side * rest, kind, fee_rate, True)
-    elif a < e.n and e.col[a] < 0.0:
+    elif a < e.n_pos and e.col[a] < 0.0:
         _cover_deficit(e, a)
     return 0
 
@@ -1270,6 +1300,7 @@ cdef int _fill_params(Params* p, params) except -1:
     p.partial_cooldown_ns = params.partial_cooldown_ns
     p.max_liqs_per_step = params.max_liqs_per_step
     p.latency_ns = params.latency_ns
+    p.cross_order = params.cross_order
     p.takeover = params.takeover
     p.fund_initial = params.fund_initial
     p.fund_capacity = params.fund_capacity
@@ -1312,8 +1343,8 @@ cdef object _inst_init(Engine* e, Inst* x, Py_ssize_t k, params):
     cdef const float64_t[::1] bd_v = book_delta
     cdef const float64_t[::1] bn_v = book_notional
     x.id = <i32>k
-    x.V = e.n + 2 * k
-    x.F = e.n + 2 * k + 1
+    x.V = e.n_pos + 2 * k
+    x.F = e.n_pos + 2 * k + 1
     x.tiers.floors = &f_view[0]
     x.tiers.rates = &r_view[0]
     x.tiers.cums = &c_view[0]
@@ -1387,22 +1418,25 @@ cdef object _counterfactual(Engine* e, list plist, tape_ts, tick_inst, tape_pric
 
 
 cdef int _members(Engine* e, const i32* acc_inst, i64* cursor) except -1 nogil:
-    """Each instrument's accounts, ascending, one list after the other in ``member_ids``; an
-    instrument that holds every account gets no list (``members`` NULL: 0 .. n - 1)."""
-    cdef Py_ssize_t a, k, offset = 0
+    """Each instrument's positions (slots) in margin-account order, one list after the other in
+    ``member_ids``; an instrument that holds every account's only position gets no list
+    (``members`` NULL: 0 .. n - 1)."""
+    cdef Py_ssize_t a, k, s, j, offset = 0
     cdef Inst* x
-    for a in range(e.n):
-        e.insts[acc_inst[a]].n_members += 1
+    for s in range(e.n_pos):
+        e.insts[acc_inst[s]].n_members += 1
     for k in range(e.n_inst):
         x = &e.insts[k]
         cursor[k] = offset
-        x.members = &e.member_ids[offset] if x.n_members < e.n else NULL
+        x.members = &e.member_ids[offset] if (x.n_members < e.n or e.n_pos > e.n) else NULL
         offset += x.n_members
     for a in range(e.n):
-        k = acc_inst[a]
-        if e.insts[k].members != NULL:
-            e.member_ids[cursor[k]] = a
-            cursor[k] += 1
+        for j in range(-1, (e.xstart[a + 1] - e.xstart[a]) if e.xstart != NULL else 0):
+            s = a if j < 0 else e.n + e.xstart[a] + j
+            k = acc_inst[s]
+            if e.insts[k].members != NULL:
+                e.member_ids[cursor[k]] = s
+                cursor[k] += 1
     return 0
 
 
@@ -1410,16 +1444,19 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
                          const float64_t[::1] tape_price, const float64_t[::1] stream,
                          const i64[::1] owner, const i32[::1] acc_inst,
                          const float64_t[::1] collateral, const float64_t[::1] size,
-                         const float64_t[::1] entry, float64_t[::1] col, float64_t[::1] pos,
+                         const float64_t[::1] entry, const i64[::1] xacc, const i64[::1] xstart,
+                         const i64[::1] user, float64_t[::1] col, float64_t[::1] pos,
                          float64_t[::1] ep, i8[::1] status, float64_t[::1] socialized,
                          Py_ssize_t max_events):
     """Zero the whole engine, then set it up for a run: the design's parameters
     (:c:func:`_fill_params`, from ``plist[0]``; the list's entries agree on them), the work
     arrays (:c:func:`_alloc`), one :c:type:`Inst` per entry of ``plist``
     (:c:func:`_inst_init`), the merged tape (with observed flow, the counterfactual tape:
-    :c:func:`_counterfactual`), each instrument's accounts (:c:func:`_members`), the margin
-    accounts (copied into ``col``, ``pos``, ``ep``, ``status``; ``n + 2 I`` slots: the vault's
-    and the fund's inventory slots last), the ledgers and the logs.
+    :c:func:`_counterfactual`), each instrument's positions (:c:func:`_members`), the margin
+    accounts and their positions (copied into ``col``, ``pos``, ``ep``, ``status``; ``n_pos + 2 I``
+    slots: ``size``, ``entry`` and ``acc_inst`` give the ``n_pos`` position slots, ``xacc`` and
+    ``xstart`` the extra positions' accounts (empty: none), ``user`` each account's user (empty:
+    the account); the vault's and the fund's inventory slots last), the ledgers and the logs.
 
     Everything not set here starts at zero. :c:func:`_free` is safe from the first line on,
     whether or not this function finished.
@@ -1429,14 +1466,15 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
     list
         The arrays the struct borrows besides the arguments; keep them until ``_free``.
     """
-    cdef Py_ssize_t n = collateral.shape[0], n_inst = len(plist), a, k, h
+    cdef Py_ssize_t n = collateral.shape[0], n_inst = len(plist), a, k, h, j, s, n_pos = size.shape[0]
     cdef Inst* x
     memset(e, 0, sizeof(Engine))
     e.n = n
+    e.n_pos = n_pos
     e.n_inst = n_inst
-    e.n_slots = n + 2 * n_inst
-    e.V = n
-    e.F = n + 1
+    e.n_slots = n_pos + 2 * n_inst
+    e.V = n_pos
+    e.F = n_pos + 1
     _fill_params(&e.p, plist[0])
     with nogil:
         _alloc(e)
@@ -1456,6 +1494,9 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
     e.status = &status[0]
     e.socialized = &socialized[0]
     e.owner = &owner[0] if owner.shape[0] else NULL  # none: each account is its own owner
+    e.xacc = &xacc[0] if xacc.shape[0] else NULL
+    e.xstart = &xstart[0] if xacc.shape[0] else NULL
+    e.user = &user[0] if user.shape[0] else NULL
     e.fund_min = e.p.fund_initial
     e.vault_min = e.p.vault_initial
     e.merge_fills = ADL_PRO_RATA <= e.insts[0].adl.policy <= ADL_WATER_FILLING
@@ -1472,24 +1513,34 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
             _members(e, &acc_inst[0], &cursor_v[0])
         x = &e.insts[0]
         for a in range(n):
-            if n_inst > 1:
-                x = &e.insts[acc_inst[a]]
-                e.slot_inst[a] = acc_inst[a]
             e.col[a] = collateral[a]
-            e.pos[a] = size[a]
-            e.ep[a] = entry[a]
-            e.status[a] = ST_ACTIVE if size[a] != 0.0 else ST_FLAT
+            e.status[a] = ST_FLAT
             e.partial_tick[a] = -1
             e.cooldown_until[a] = INT64_MIN
-            x.ext_pos -= size[a]
-            x.ext_cash += size[a] * entry[a]
-            if size[a] > 0:
-                x.long_oi += size[a]
-            elif size[a] < 0:
-                x.short_oi -= size[a]
-        for h in range(n, e.n_slots):
+            # the account's positions in position order: slot a, then its extra slots
+            for j in range(-1, (e.xstart[a + 1] - e.xstart[a]) if e.xstart != NULL else 0):
+                s = a if j < 0 else n + e.xstart[a] + j
+                if n_inst > 1:
+                    x = &e.insts[acc_inst[s]]
+                    e.slot_inst[s] = acc_inst[s]
+                e.pos[s] = size[s]
+                e.ep[s] = entry[s]
+                if size[s] != 0.0:
+                    e.status[a] = ST_ACTIVE
+                x.ext_pos -= size[s]
+                x.ext_cash += size[s] * entry[s]
+                if size[s] > 0:
+                    x.long_oi += size[s]
+                elif size[s] < 0:
+                    x.short_oi -= size[s]
+        for s in range(n, n_pos):
+            e.col[s] = 0.0
+            e.status[s] = ST_FLAT
+            e.partial_tick[s] = -1
+            e.cooldown_until[s] = INT64_MIN
+        for h in range(n_pos, e.n_slots):
             if n_inst > 1:
-                e.slot_inst[h] = <i32>((h - n) // 2)
+                e.slot_inst[h] = <i32>((h - n_pos) // 2)
             e.col[h] = 0.0
             e.pos[h] = 0.0
             e.ep[h] = 0.0
@@ -1543,8 +1594,8 @@ def params_struct(params):
     cdef i8[::1] status = np.zeros(2, dtype=np.int8)
     try:
         owners = _engine_init(&e, [params], no_ticks, no_ids, no_values, no_values, no_owners,
-                              no_ids, no_values, no_values, no_values, col, pos, ep, status,
-                              socialized, 0)
+                              no_ids, no_values, no_values, no_values, no_owners, no_owners,
+                              no_owners, col, pos, ep, status, socialized, 0)
         x = &e.insts[0]
         values = x.book.n_snap * 2 * x.book.knots
         return {
@@ -1602,12 +1653,15 @@ cdef dict _by_instrument(Engine* e):
 cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
                const float64_t[::1] tape_price, const float64_t[::1] stream,
                const i64[::1] owner, const i32[::1] acc_inst, const float64_t[::1] collateral,
-               const float64_t[::1] size, const float64_t[::1] entry, Py_ssize_t max_events):
-    """Run the engine on validated arrays: one position (or none) per margin account, in
-    instrument ``acc_inst[m]`` (may be empty with one instrument), owned by ``owner[m]``
-    (empty: by ``m``); see :func:`run_portfolio`."""
+               const float64_t[::1] size, const float64_t[::1] entry, const i64[::1] xacc,
+               const i64[::1] xstart, const i64[::1] user, Py_ssize_t max_events):
+    """Run the engine on validated arrays: position slots ``size``, ``entry`` in instrument
+    ``acc_inst`` (may be empty with one instrument): margin account ``m``'s first position (or
+    none: size 0) in slot ``m``, the others after the accounts' slots (``xacc``, ``xstart``:
+    :c:type:`Engine`); account ``m`` owned by ``owner[m]`` (empty: by ``m``), its user
+    ``user[m]`` (empty: ``m``); see :func:`run_portfolio`."""
     cdef Engine e
-    cdef Py_ssize_t n = collateral.shape[0], slots = n + 2 * len(plist), k
+    cdef Py_ssize_t n = collateral.shape[0], slots = size.shape[0] + 2 * len(plist), k
     cdef i64 max_rounds = 0
     cdef Inst* x
     col = np.empty(slots, dtype=np.float64)
@@ -1623,7 +1677,8 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
     cdef float64_t[::1] soc_v = socialized
     try:
         owners = _engine_init(&e, plist, tape_ts, tick_inst, tape_price, stream, owner, acc_inst,
-                              collateral, size, entry, col_v, pos_v, ep_v, st_v, soc_v, max_events)
+                              collateral, size, entry, xacc, xstart, user, col_v, pos_v, ep_v,
+                              st_v, soc_v, max_events)
         with nogil:
             for k in range(e.n_inst):
                 _build_index(&e, &e.insts[k])
@@ -1663,6 +1718,8 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
         "collateral": col[:n].copy(),
         "size": pos[:n].copy(),
         "entry": ep[:n].copy(),
+        "slot_size": pos[:size.shape[0]],
+        "slot_entry": ep[:size.shape[0]],
         "status": status[:n].copy(),
         "scalars": scalars,
         "socialized": socialized[:n].copy(),
@@ -1737,20 +1794,45 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
     check_margin_accounts(np.asarray(ts), np.asarray(inst), np.asarray(price), np.asarray(stream),
                           np.asarray(owner), np.asarray(collateral), starts, np.asarray(instrument),
                           np.asarray(size), np.asarray(entry), n_inst)
-    m = collateral.shape[0]
-    if instrument.shape[0] == m:  # every margin account holds one position
-        acc_inst, acc_size, acc_entry = instrument, size, entry
-    else:
-        held = starts[1:] > starts[:m]
-        first = starts[:m][held]
-        acc_inst = np.zeros(m, dtype=np.int32)
-        acc_size = np.zeros(m, dtype=np.float64)
-        acc_entry = np.zeros(m, dtype=np.float64)
-        acc_inst[held] = np.asarray(instrument)[first]
-        acc_size[held] = np.asarray(size)[first]
-        acc_entry[held] = np.asarray(entry)[first]
-    return _run(plist, ts, inst if n_inst > 1 else _NO_INSTRUMENTS, price, stream, owner, acc_inst,
-                collateral, acc_size, acc_entry, max_events)
+    source, xacc, xstart = _position_slots(starts)
+    user = np.unique(np.asarray(owner), return_inverse=True)[1].astype(np.int64)
+    out = _run(plist, ts, inst if n_inst > 1 else _NO_INSTRUMENTS, price, stream, owner,
+               _gather(instrument, source, np.int32), collateral, _gather(size, source, np.float64),
+               _gather(entry, source, np.float64), xacc, xstart, user, max_events)
+    placed = np.flatnonzero(source >= 0)
+    slot_of = np.empty(len(size), dtype=np.int64)
+    slot_of[source[placed]] = placed
+    out["positions_size"] = out.pop("slot_size")[slot_of]
+    out["positions_entry"] = out.pop("slot_entry")[slot_of]
+    return out
+
+
+def _position_slots(starts):
+    """Where a run's positions go (:c:type:`Engine`): the position each slot holds (``-1``:
+    none), the extra slots' accounts and each account's offsets into them (both empty when no
+    margin account holds several positions).
+
+    Slot ``m`` holds margin account ``m``'s first position (``starts[m]``); the others follow the
+    accounts' slots in position (CSR) order."""
+    m = len(starts) - 1
+    held = np.diff(starts)
+    first = np.where(held > 0, starts[:m], -1).astype(np.int64)
+    extra = np.maximum(held - 1, 0)
+    count = int(extra.sum())
+    if count == 0:
+        return first, _NO_OWNERS, _NO_OWNERS
+    xstart = np.concatenate([[0], np.cumsum(extra)]).astype(np.int64)
+    xacc = np.repeat(np.arange(m, dtype=np.int64), extra)
+    rank = np.arange(count, dtype=np.int64) - xstart[xacc]
+    return np.concatenate([first, starts[xacc] + 1 + rank]), xacc, xstart
+
+
+def _gather(values, source, dtype):
+    """``values`` at the positions ``source`` names (0 where it names none)."""
+    out = np.zeros(len(source), dtype=dtype)
+    held = source >= 0
+    out[held] = np.asarray(values)[source[held]]
+    return out
 
 
 # run_engine's defaults: every tick and account in instrument 0, every account its own owner
@@ -1795,5 +1877,8 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     Arguments are assumed valid (``riskengine.engine.run`` checks them). The loop runs
     without the GIL.
     """
-    return _run([params], tape_ts, _NO_INSTRUMENTS, tape_price, stream, _NO_OWNERS,
-                _NO_INSTRUMENTS, collateral, size, entry, max_events)
+    out = _run([params], tape_ts, _NO_INSTRUMENTS, tape_price, stream, _NO_OWNERS,
+               _NO_INSTRUMENTS, collateral, size, entry, _NO_OWNERS, _NO_OWNERS, _NO_OWNERS,
+               max_events)
+    del out["slot_size"], out["slot_entry"]
+    return out
