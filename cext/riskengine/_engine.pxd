@@ -63,6 +63,10 @@ cdef struct Inst:
     const i64* members
     Py_ssize_t n_members
     Py_ssize_t n_dirty        # of Engine.dirty, those in k (_rekey_dirty)
+    # the cross accounts with several positions that hold a position in k, ascending (they are
+    # not in the index: _scan checks them exactly)
+    const i64* multi
+    Py_ssize_t n_multi
     float64_t long_oi
     float64_t short_oi
     float64_t ext_pos
@@ -182,5 +186,11 @@ cdef struct Engine:
     i32* remarked             # instruments other than the ticking one whose mark moved at this tick
     Py_ssize_t n_remarked
     i64* member_ids           # Inst.members of every instrument, one after the other (I > 1)
+    i64* multi_ids            # Inst.multi of every instrument, one after the other (I > 1)
+    i64* recheck              # cross accounts with several positions to check at the next scan
+    i8* in_recheck
+    Py_ssize_t n_recheck
+    i64* seen                 # the scan that last checked each such account (scan_no)
+    i64 scan_no
     ColumnLog log
     ColumnLog series

@@ -25,7 +25,8 @@ from libc.stdint cimport INT64_MIN
 from libc.string cimport memset
 
 from riskengine._adl cimport (
-    AdlParams, RatioIndex, adl_gather, adl_weight, capped_allocation, water_filling,
+    AdlParams, RatioIndex, adl_gather, adl_score_account, adl_weight, adl_weight_account,
+    capped_allocation, water_filling,
 )
 from riskengine._events cimport (
     ColumnLog, events_merge, events_push, log_free, log_init, log_to_numpy, series_push,
@@ -117,17 +118,111 @@ cdef float64_t _ledger_equity(Engine* e, Py_ssize_t cash) noexcept nogil:
     return equity
 
 
+cdef inline Py_ssize_t _n_held(Engine* e, Py_ssize_t a) noexcept nogil:
+    """How many position slots margin account ``a`` has (1: slot ``a`` only, which may be flat)."""
+    return 1 + (e.xstart[a + 1] - e.xstart[a]) if e.xstart != NULL else 1
+
+
+cdef inline Py_ssize_t _slot(Engine* e, Py_ssize_t a, Py_ssize_t j) noexcept nogil:
+    """The slot of margin account ``a``'s ``j``-th position (position order; 0: slot ``a``)."""
+    return a if j == 0 else e.n + e.xstart[a] + j - 1
+
+
+cdef inline float64_t _mark_of(Engine* e, Py_ssize_t s) noexcept nogil:
+    """The price position ``s`` is valued at: its instrument's mark, its entry before the
+    instrument's first tick."""
+    cdef const Inst* x = _inst(e, s)
+    return x.mark.mark if x.ticked else e.ep[s]
+
+
+cdef inline float64_t _upnl(Engine* e, Py_ssize_t s) noexcept nogil:
+    return e.pos[s] * (_mark_of(e, s) - e.ep[s])
+
+
 cdef float64_t _account_equity(Engine* e, Py_ssize_t a) noexcept nogil:
-    """A cross account's equity ``c + sum_j q_j (M_j - e_j)`` at the marks, in position order
-    (a position whose instrument has not ticked at its entry: PnL 0)."""
+    """Margin account ``a``'s equity: the wallet, then each position's PnL ``q_j (M_j - e_j)``
+    added in position order (reference: ``account_figures``)."""
     cdef float64_t equity = e.col[a]
-    cdef Py_ssize_t j, s
-    cdef const Inst* x
-    for j in range(-1, e.xstart[a + 1] - e.xstart[a]):
-        s = a if j < 0 else e.n + e.xstart[a] + j
-        x = _inst(e, s)
-        equity += e.pos[s] * ((x.mark.mark if x.ticked else e.ep[s]) - e.ep[s])
+    cdef Py_ssize_t j
+    for j in range(_n_held(e, a)):
+        equity += _upnl(e, _slot(e, a, j))
     return equity
+
+
+cdef float64_t _account_figures(Engine* e, Py_ssize_t a, float64_t* mm) noexcept nogil:
+    """Margin account ``a``'s equity (returned) and maintenance margin (``mm``: from 0.0, each
+    position's ``MM_j(|q_j| M_j)`` on its instrument's tiers added in position order)."""
+    cdef float64_t equity = e.col[a], margin = 0.0, mark
+    cdef Py_ssize_t j, s
+    for j in range(_n_held(e, a)):
+        s = _slot(e, a, j)
+        mark = _mark_of(e, s)
+        equity += e.pos[s] * (mark - e.ep[s])
+        margin += maintenance_margin(&_inst(e, s).tiers, fabs(e.pos[s]) * mark)
+    mm[0] = margin
+    return equity
+
+
+cdef bint _account_crosses(Engine* e, Py_ssize_t a) noexcept nogil:
+    """The trigger on a cross account with several positions: ``E < MM`` on its sums."""
+    cdef float64_t mm
+    return _account_figures(e, a, &mm) < mm
+
+
+cdef bint _all_ticked(Engine* e, Py_ssize_t a) noexcept nogil:
+    """Whether every instrument margin account ``a`` holds has ticked (it is scanned only then)."""
+    cdef Py_ssize_t j
+    for j in range(_n_held(e, a)):
+        if not _inst(e, _slot(e, a, j)).ticked:
+            return False
+    return True
+
+
+cdef float64_t _rest(Engine* e, Py_ssize_t s, float64_t* others) noexcept nogil:
+    """For position slot ``s``: the rest of its account ``W = c + O`` (returned) and ``O``, the
+    other positions' PnL from 0.0 in position order (``others``, when not NULL). ``W`` is what
+    a one-position account's collateral was: ``c + 0.0``."""
+    cdef Py_ssize_t a = _acct(e, s), j, i
+    cdef float64_t o = 0.0
+    if _multi(e, a):
+        for j in range(_n_held(e, a)):
+            i = _slot(e, a, j)
+            if i != s:
+                o += _upnl(e, i)
+    if others != NULL:
+        others[0] = o
+    return e.col[a] + o
+
+
+cdef inline float64_t _cash_of(Engine* e, Py_ssize_t a) noexcept nogil:
+    """What stands behind slot ``a`` besides its own PnL: the rest of its margin account (a
+    position), or a ledger's whole cash."""
+    if a < e.n_pos:
+        return _rest(e, a, NULL)
+    return e.col[_cash(e, a)]
+
+
+cdef float64_t _other_mm(Engine* e, Py_ssize_t s) noexcept nogil:
+    """The maintenance margin of the positions of ``s``'s account other than ``s`` (from 0.0,
+    in position order)."""
+    cdef Py_ssize_t a = _acct(e, s), j, i
+    cdef float64_t mm = 0.0
+    if not _multi(e, a):
+        return mm
+    for j in range(_n_held(e, a)):
+        i = _slot(e, a, j)
+        if i != s:
+            mm += maintenance_margin(&_inst(e, i).tiers, fabs(e.pos[i]) * _mark_of(e, i))
+    return mm
+
+
+cdef bint _holds_position(Engine* e, Py_ssize_t a) noexcept nogil:
+    """Whether margin account ``a`` still holds an open position."""
+    cdef Py_ssize_t j
+    for j in range(_n_held(e, a)):
+        if e.pos[_slot(e, a, j)] != 0.0:
+            return True
+    return False
 
 
 cdef inline float64_t _equity(Engine* e, Py_ssize_t a) noexcept nogil:
@@ -212,8 +307,23 @@ cdef inline Py_ssize_t _member(const Inst* x, Py_ssize_t j) noexcept nogil:
     return x.members[j] if x.members != NULL else j
 
 
+cdef inline i64 _user(Engine* e, Py_ssize_t a) noexcept nogil:
+    """Margin account ``a``'s user: the key of the partial-liquidation cooldown."""
+    return e.user[a] if e.user != NULL else a
+
+
+cdef inline void _recheck(Engine* e, Py_ssize_t a) noexcept nogil:
+    """Cross account ``a`` with several positions changed (its wallet or positions): check it
+    exactly at the next scan (it has no entries in the liquidation indexes)."""
+    if not e.in_recheck[a]:
+        e.in_recheck[a] = 1
+        e.recheck[e.n_recheck] = a
+        e.n_recheck += 1
+
+
 cdef int _rekey(Engine* e, Py_ssize_t a) except -1 nogil:
-    """Put an ACTIVE account back in its instrument's index under its current liquidation price.
+    """Put an ACTIVE account back in its instrument's index under its current liquidation price
+    (slot ``a`` a position of a cross account with several: :c:func:`_recheck` the account).
 
     Re-keying pushes a new entry and leaves the old one stale, so the heaps grow with every
     re-key; once an instrument's heaps hold more than ``2 m + INDEX_SLACK`` entries (``m`` its
@@ -223,6 +333,9 @@ cdef int _rekey(Engine* e, Py_ssize_t a) except -1 nogil:
     winners are now re-keyed once per scan, :c:func:`_rekey_dirty`.)"""
     cdef float64_t lp
     cdef Inst* x
+    if a >= e.n or _multi(e, a):
+        _recheck(e, _acct(e, a))
+        return 0
     e.version[a] += 1
     if e.status[a] != ST_ACTIVE:
         return 0
@@ -255,7 +368,7 @@ cdef int _rekey_dirty(Engine* e) except -1 nogil:
     for j in range(e.n_dirty):
         a = e.dirty[j]
         e.is_dirty[a] = 0
-        if _inst(e, a).n_dirty > 0:
+        if _inst(e, a).n_dirty > 0 or a >= e.n or _multi(e, a):
             _rekey(e, a)
     for j in range(e.n_dirty):
         _inst(e, e.dirty[j]).n_dirty = 0
@@ -304,8 +417,8 @@ cdef int _build_index(Engine* e, Inst* x) except -1 nogil:
     cdef float64_t lp
     for j in range(x.n_members):
         a = _member(x, j)
-        if e.status[a] != ST_ACTIVE:
-            continue
+        if e.status[a] != ST_ACTIVE or (e.xstart != NULL and _multi(e, a)):
+            continue  # (a cross account with several positions is checked exactly: _scan)
         e.version[a] += 1
         lp = liquidation_price(&x.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
         if e.pos[a] > 0.0:
@@ -317,7 +430,7 @@ cdef int _build_index(Engine* e, Inst* x) except -1 nogil:
     side_build(&x.index.longs, e.hold_keys, e.hold_ids, e.hold_vers, nl)
     for j in range(x.n_members):
         a = _member(x, j)
-        if e.status[a] != ST_ACTIVE or e.pos[a] >= 0.0:
+        if e.status[a] != ST_ACTIVE or e.pos[a] >= 0.0 or (e.xstart != NULL and _multi(e, a)):
             continue
         lp = liquidation_price(&x.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
         e.hold_keys[ns] = trigger_key(lp, e.pos[a], e.ep[a])
@@ -335,66 +448,80 @@ cdef float64_t _socialize(Engine* e, Py_ssize_t a, float64_t loss) except -1 nog
     price moves, so the instrument's index is rebuilt once (O(its accounts)) rather than
     re-keyed account by account."""
     cdef Inst* x = _inst(e, a)
-    cdef Py_ssize_t j, i
+    cdef Py_ssize_t j, i, m
     cdef float64_t total = 0.0, covered = 0.0, charge, room
     for j in range(x.n_members):
         i = _member(x, j)
-        if e.status[i] == ST_ACTIVE and e.pos[i] != 0.0:
+        if e.status[_acct(e, i)] == ST_ACTIVE and e.pos[i] != 0.0:
             total += fabs(e.pos[i])
     if total <= 0.0:
         return covered
     for j in range(x.n_members):
         i = _member(x, j)
-        if e.status[i] != ST_ACTIVE or e.pos[i] == 0.0:
+        m = _acct(e, i)
+        if e.status[m] != ST_ACTIVE or e.pos[i] == 0.0:
             continue
         charge = loss * fabs(e.pos[i]) / total
-        room = _equity(e, i)
+        room = _equity(e, i)  # the account's: never below zero account equity
         if charge > room:
             charge = room if room > 0.0 else 0.0
         if charge <= 0.0:
             continue
-        e.col[i] -= charge
-        e.socialized[i] += charge
+        e.col[m] -= charge
+        e.socialized[m] += charge
         covered += charge
+        if i >= e.n or _multi(e, m):
+            _recheck(e, m)
     if covered > 0.0:
-        e.col[a] += covered  # the market pays this much of the deficit
+        e.col[_acct(e, a)] += covered  # the market pays this much of the deficit
         _build_index(e, x)
         _emit(e, EV_SOCIALIZED_LOSS, a, MARKET_ID, 0.0, 0.0, 0.0, covered, _equity(e, a))
     return covered
 
 
 cdef int _cover_deficit(Engine* e, Py_ssize_t a) except -1 nogil:
-    cdef float64_t deficit = -e.col[a]
+    """Settle the deficit ``-W`` an order on position slot ``a`` left (``W`` the rest of its
+    account, :c:func:`_rest`): the fund pays what it can into the wallet, ``SOCIALIZE`` charges
+    the rest to the instrument's open positions, what is left is bad debt. The wallet ends at
+    ``-rest - O`` (``0.0 - O`` once paid or written off), so ``W`` is what the collateral was
+    with one position."""
+    cdef Py_ssize_t m = _acct(e, a)
+    cdef float64_t others
+    cdef float64_t deficit = -_rest(e, a, &others)
     cdef float64_t cash = _fund(e) if _fund(e) > 0.0 else 0.0  # inventory losses can leave it negative
     cdef float64_t pay = deficit if deficit < cash else cash
     cdef float64_t rest
     if pay > 0.0:
         e.col[e.F] -= pay
-        e.col[a] += pay
+        e.col[m] += pay
         _emit(e, EV_FUND_PAYMENT, a, BOOK_ID, 0.0, 0.0, 0.0, pay, _equity(e, a))
     rest = deficit - pay
     if rest > 0.0 and e.insts[0].adl.policy == ADL_SOCIALIZE:
         rest -= _socialize(e, a, rest)  # credits the account with what it covered
         if rest <= ADL_REST_TOL * deficit:
             rest = 0.0
-        e.col[a] = -rest
+        e.col[m] = -rest - others
     if rest > 0.0:
         e.bad_debt += rest
-        e.col[a] = 0.0
+        e.col[m] = 0.0 - others
         _emit(e, EV_BAD_DEBT, a, BOOK_ID, 0.0, 0.0, 0.0, rest, _equity(e, a))
-    elif e.col[a] < 0.0:
-        e.col[a] = 0.0
+    elif e.col[m] + others < 0.0:
+        e.col[m] = 0.0 - others
     _note_fund(e)
     return 0
 
 
 cdef float64_t _charge_fee(Engine* e, Py_ssize_t a, float64_t fee) noexcept nogil:
-    cdef float64_t room = e.col[a]
-    if e.p.liq_surplus_to_fund and e.pos[a] == 0.0 and room > fee:
+    """Move the liquidation fee of an order on position slot ``a`` into the fund, capped at the
+    rest of its account ``W`` (the collateral left, with one position); with
+    ``liq_surplus_to_fund`` an account left without any position hands over all that is left."""
+    cdef Py_ssize_t m = _acct(e, a)
+    cdef float64_t room = _rest(e, a, NULL)
+    if e.p.liq_surplus_to_fund and room > fee and not _holds_position(e, m):
         fee = room
     if fee > room:
         fee = room if room > 0.0 else 0.0
-    e.col[a] -= fee
+    e.col[m] -= fee
     e.col[e.F] += fee
     return fee
 
@@ -444,7 +571,7 @@ cdef float64_t _book_fill(Engine* e, Py_ssize_t a, float64_t size, int kind, flo
         fee = _charge_fee(e, a, fee_rate * fabs(size) * fill)
         _count_liquidation(e, x, fabs(size) * fill)
     _emit(e, kind, a, BOOK_ID, size, fill, fee, realized, _equity(e, a))
-    if settle and a < e.n_pos and e.col[a] < 0.0:
+    if settle and a < e.n_pos and _rest(e, a, NULL) < 0.0:
         _cover_deficit(e, a)
     return fill
 
@@ -457,7 +584,7 @@ cdef inline float64_t _adl_available(Engine* e, Py_ssize_t i, float64_t price,
     cdef float64_t worse = _sign(q) * (price - mark)
     cdef float64_t cap
     if worse < 0.0:
-        cap = (e.col[i] + q * (mark - e.ep[i])) / (-worse) * (1.0 - ADL_EQUITY_GUARD)
+        cap = _equity(e, i) / (-worse) * (1.0 - ADL_EQUITY_GUARD)  # its account's equity
         return cap if cap < fabs(q) else fabs(q)
     return fabs(q)
 
@@ -478,8 +605,8 @@ cdef int _adl_fill(Engine* e, Py_ssize_t i, Py_ssize_t a, float64_t take,
     cdef i64 counterparty = _public_id(e, a)
     cdef Inst* x = _inst(e, i)
     _reduce(e, i, closed, price)
-    if e.pos[i] == 0.0:
-        e.status[i] = ST_CLOSED
+    if not _holds_position(e, _acct(e, i)):
+        e.status[_acct(e, i)] = ST_CLOSED
     if not e.is_dirty[i]:  # re-keyed once, before the next scan (_rekey_dirty)
         e.is_dirty[i] = 1
         e.dirty[e.n_dirty] = i
@@ -504,15 +631,46 @@ cdef int _adl_fill(Engine* e, Py_ssize_t i, Py_ssize_t a, float64_t take,
     return 0
 
 
+cdef Py_ssize_t _gather_accounts(Engine* e, Inst* x, float64_t side, i64* ids_out,
+                                 float64_t* scores_out, i64* order_out) noexcept nogil:
+    """``adl_gather`` in an instrument where cross accounts with several positions hold
+    positions: the positions (slots, in ``ids_out``; their rank among ``x``'s members, which is
+    position order, in ``order_out``) on the other side of ``side`` in profit at ``x``'s mark
+    whose margin account is ACTIVE with positive equity; for a queue their scores on their
+    accounts' figures (``adl_score_account``)."""
+    cdef Py_ssize_t j, s, a, k = 0
+    cdef float64_t mark = x.mark.mark, upnl, equity, mm
+    for j in range(x.n_members):
+        s = _member(x, j)
+        a = _acct(e, s)
+        upnl = e.pos[s] * (mark - e.ep[s])
+        if e.status[a] != ST_ACTIVE or not e.pos[s] * side < 0.0 or not upnl > 0.0:
+            continue
+        equity = _account_figures(e, a, &mm)
+        if not equity > 0.0:
+            continue
+        ids_out[k] = s
+        order_out[k] = j
+        if x.adl.policy == ADL_QUEUE:
+            scores_out[k] = adl_score_account(&x.adl, e.pos[s], e.ep[s], mark, equity, e.col[a], mm)
+        k += 1
+    return k
+
+
 cdef int _adl_rank(Engine* e, Inst* x, float64_t side) except -1 nogil:
-    """Re-rank ``x``'s ADL queue against a liquidated ``side`` when its snapshot is stale."""
+    """Re-rank ``x``'s ADL queue against a liquidated ``side`` when its snapshot is stale. An
+    entry's id orders ties (the position's rank in ``x``), its version is the slot."""
     cdef int s = 1 if side > 0.0 else 0
     cdef Py_ssize_t count
     if x.adl_rank_built[s] and e.t - x.adl_rank_time[s] < e.p.adl_rank_interval_ns:
         return 0
-    count = adl_gather(&x.adl, side, x.mark.mark, e.col, e.pos, e.ep, e.status, x.members,
-                       x.n_members, e.work_ids, e.work_vals)
-    heapify_from(&x.adl_rank[s], e.work_vals, e.work_ids, e.work_ids, count)
+    if x.n_multi:
+        count = _gather_accounts(e, x, side, e.work_ids, e.work_vals, e.work_live)
+        heapify_from(&x.adl_rank[s], e.work_vals, e.work_live, e.work_ids, count)
+    else:
+        count = adl_gather(&x.adl, side, x.mark.mark, e.col, e.pos, e.ep, e.status, x.members,
+                           x.n_members, e.work_ids, e.work_vals)
+        heapify_from(&x.adl_rank[s], e.work_vals, e.work_ids, e.work_ids, count)
     x.adl_rank_built[s] = True
     x.adl_rank_time[s] = e.t
     return 0
@@ -522,7 +680,7 @@ cdef float64_t _adl_price(Engine* e, Py_ssize_t a) noexcept nogil:
     cdef float64_t price
     cdef Inst* x = _inst(e, a)
     if e.p.adl_price == ADL_AT_BANKRUPTCY:
-        price = e.ep[a] - e.col[_cash(e, a)] / e.pos[a]
+        price = e.ep[a] - _cash_of(e, a) / e.pos[a]
         return price if price > 0.0 else x.mark.mark
     if e.p.adl_price == ADL_AT_PREVIOUS_MARK:
         return x.prev_mark
@@ -546,8 +704,11 @@ cdef float64_t _adl_allocate(Engine* e, Inst* x, Py_ssize_t a, float64_t side, f
     """The weighted and water-filling policies: fill every candidate's share; return the total."""
     cdef Py_ssize_t count, k, j
     cdef float64_t absorbed = 0.0, mark = x.mark.mark
-    count = adl_gather(&x.adl, side, mark, e.col, e.pos, e.ep, e.status, x.members, x.n_members,
-                       e.work_ids, e.work_vals)
+    if x.n_multi:
+        count = _gather_accounts(e, x, side, e.work_ids, e.work_vals, e.work_live)
+    else:
+        count = adl_gather(&x.adl, side, mark, e.col, e.pos, e.ep, e.status, x.members,
+                           x.n_members, e.work_ids, e.work_vals)
     for k in range(count):
         j = e.work_ids[k]
         e.work_caps[k] = _adl_available(e, j, price, mark)
@@ -558,6 +719,12 @@ cdef float64_t _adl_allocate(Engine* e, Inst* x, Py_ssize_t a, float64_t side, f
             e.work_b[k] = _equity(e, j)
         water_filling(e.work_a, e.work_b, e.work_caps, count, mark, wanted,
                       e.work_out, e.work_vals, e.work_live)
+    elif x.n_multi:
+        for k in range(count):
+            j = e.work_ids[k]
+            e.work_vals[k] = adl_weight_account(&x.adl, e.pos[j], e.ep[j], mark, _equity(e, j))
+        capped_allocation(e.work_vals, e.work_caps, count, wanted, e.work_out, e.work_ratio,
+                          e.work_a)
     else:
         for k in range(count):
             j = e.work_ids[k]
@@ -582,6 +749,7 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
     cdef float64_t closed_a, q_a, shortfall, fee_rate, key, mark = x.mark.mark
     cdef i64 idx, ver
     cdef int kind
+    cdef bint eligible
     cdef KeyHeap* h
     e.order_haircut = 0.0
     if e.merge_fills:  # the series interval this order's fills are logged in (from 1)
@@ -590,21 +758,26 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
         h = &x.adl_rank[1 if side > 0.0 else 0]
         _adl_rank(e, x, side)
         while h.size > 0 and remaining > 0.0:
-            idx = h.items[0].id  # an account in x
-            if (e.status[idx] != ST_ACTIVE or e.pos[idx] * side >= 0.0
-                    or e.pos[idx] * (mark - e.ep[idx]) <= 0.0
-                    or e.col[idx] + e.pos[idx] * (mark - e.ep[idx]) <= 0.0):
-                heap_pop(h, &key, &idx, &ver)
+            idx = h.items[0].version  # a position in x
+            if x.n_multi:
+                eligible = (e.status[_acct(e, idx)] == ST_ACTIVE and e.pos[idx] * side < 0.0
+                            and e.pos[idx] * (mark - e.ep[idx]) > 0.0 and _equity(e, idx) > 0.0)
+            else:
+                eligible = not (e.status[idx] != ST_ACTIVE or e.pos[idx] * side >= 0.0
+                                or e.pos[idx] * (mark - e.ep[idx]) <= 0.0
+                                or e.col[idx] + e.pos[idx] * (mark - e.ep[idx]) <= 0.0)
+            if not eligible:
+                heap_pop(h, &key, &ver, &ver)
                 continue
             avail = _adl_available(e, idx, price, mark)
             if avail <= 0.0:
-                heap_pop(h, &key, &idx, &ver)
+                heap_pop(h, &key, &ver, &ver)
                 continue
             if remaining < avail:
                 take = remaining
             else:
                 take = avail
-                heap_pop(h, &key, &idx, &ver)
+                heap_pop(h, &key, &ver, &ver)
             _adl_fill(e, idx, a, take, price)
             remaining -= take
             absorbed += take
@@ -616,7 +789,7 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
     if absorbed > 0.0:
         q_a = e.pos[a]
         closed_a = q_a if (full and rest == 0.0) else side * absorbed
-        shortfall = -(e.col[_cash(e, a)] * fabs(closed_a) / fabs(q_a)
+        shortfall = -(_cash_of(e, a) * fabs(closed_a) / fabs(q_a)
                       + closed_a * (x.mark.mark - e.ep[a]))
         if not shortfall > 0.0:
             shortfall = 0.0
@@ -629,7 +802,7 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
     if rest > 0.0:
         _unwind_kind(e, a, &kind, &fee_rate)
         _book_close(e, a, e.pos[a] if full else side * rest, kind, fee_rate, True)
-    elif a < e.n_pos and e.col[a] < 0.0:
+    elif a < e.n_pos and _rest(e, a, NULL) < 0.0:
         _cover_deficit(e, a)
     return 0
 
@@ -654,18 +827,37 @@ cdef int _vault_check(Engine* e) except -1 nogil:
     return 0
 
 
-cdef int _backstop(Engine* e, Py_ssize_t a, float64_t equity) except -1 nogil:
-    cdef Inst* x = _inst(e, a)
-    cdef float64_t q = e.pos[a]
-    cdef float64_t mark = x.mark.mark
+cdef int _backstop(Engine* e, Py_ssize_t m, float64_t equity) except -1 nogil:
+    """The vault takes over margin account ``m``: all its positions at their marks and its
+    remaining ``equity`` (the maintenance margin is not returned; Hyperliquid [DOC S21],
+    reference §2.4: "cross -> all cross positions and cross margin transferred"). The vault
+    takes each open position into its inventory (position order), its cash gains ``equity``,
+    then each position is closed in the account at its mark, one BACKSTOP event each (amount:
+    ``equity`` on the first, 0 on the others); the wallet is then 0 and the vault's loss is
+    checked once."""
+    cdef Inst* x
+    cdef float64_t q, mark, amount = equity
+    cdef Py_ssize_t j, s, held = _n_held(e, m)
     if e.held[0] == 0:  # the vault's unwind clock starts with its first inventory
         e.vault_next_unwind = e.t + e.p.vault_unwind_interval_ns
-    _take(e, x.V, q, mark)
+    for j in range(held):
+        s = _slot(e, m, j)
+        if e.pos[s] != 0.0:
+            x = _inst(e, s)
+            _take(e, x.V, e.pos[s], x.mark.mark)
     e.col[e.V] += equity
-    _reduce(e, a, q, mark)
-    e.col[a] = 0.0
-    _count_liquidation(e, x, fabs(q) * mark)
-    _emit(e, EV_BACKSTOP, a, VAULT_ID, q, mark, 0.0, equity, 0.0)
+    for j in range(held):
+        s = _slot(e, m, j)
+        q = e.pos[s]
+        if q == 0.0:
+            continue
+        x = _inst(e, s)
+        mark = x.mark.mark
+        _reduce(e, s, q, mark)
+        _count_liquidation(e, x, fabs(q) * mark)
+        _emit(e, EV_BACKSTOP, s, VAULT_ID, q, mark, 0.0, amount, 0.0)
+        amount = 0.0
+    e.col[m] = 0.0
     _vault_check(e)
     return 0
 
@@ -675,9 +867,9 @@ cdef float64_t _order_size(Engine* e, Py_ssize_t a, float64_t q, float64_t equit
     """Size of the liquidation order; ``full`` says whether it closes the whole position."""
     cdef const Tiers* tiers = &_inst(e, a).tiers
     cdef Py_ssize_t k = 0, j
-    cdef float64_t target
+    cdef float64_t target, others
     full[0] = True
-    if e.t < e.cooldown_until[a]:
+    if e.t < e.cooldown_until[_user(e, _acct(e, a))]:  # the user's cooldown
         return q
     if e.p.partial_mode == PARTIAL_FRACTION:
         if (e.p.partial_fraction < 1.0 and notional > e.p.partial_threshold and equity >= 0.0
@@ -688,9 +880,10 @@ cdef float64_t _order_size(Engine* e, Py_ssize_t a, float64_t q, float64_t equit
     while k + 1 < tiers.n and tiers.floors[k + 1] <= notional:
         k += 1
     j = k
+    others = _other_mm(e, a)  # the account stays healthy: E >= MMo + MM(target)
     while j > 0:
         target = tiers.floors[j] * (1.0 - TIER_STEP_MARGIN)
-        if equity >= maintenance_margin(tiers, target):
+        if equity >= others + maintenance_margin(tiers, target):
             full[0] = False
             return q * (1.0 - target / notional)
         j -= 1
@@ -702,7 +895,7 @@ cdef float64_t _limit_price(Engine* e, Py_ssize_t a, float64_t side) noexcept no
     cdef Inst* x = _inst(e, a)
     cdef float64_t limit = NAN, band
     if e.p.liq_limit_bankruptcy:
-        limit = e.ep[a] - e.col[a] / e.pos[a]
+        limit = e.ep[a] - _rest(e, a, NULL) / e.pos[a]
     if x.liq_price_band != INFINITY:
         band = x.mark.mark * (1.0 + side * x.liq_price_band)
         if limit != limit or side * (band - limit) < 0.0:
@@ -737,15 +930,17 @@ cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
     cdef float64_t side = -_sign(size)
     cdef float64_t limit = _limit_price(e, a, side)
     cdef float64_t fill, move, after, deficit, filled, bankruptcy, rest, part, realized, fee, owed
+    cdef float64_t behind
     cdef float64_t filled_notional = 0.0
     cdef bint to_fund
     _bring(e, x)
     if limit != limit:
         depth_walk(&x.book, side, fabs(size), _sim(x), x.tape, &fill, &move)
-        after = e.col[a] + size * (fill - e.ep[a])
+        after = _rest(e, a, NULL) + size * (fill - e.ep[a])
         deficit = -after if after < 0.0 else 0.0
         if deficit > _fund(e) and _vault_takes(e):
-            _backstop(e, a, _equity(e, a))  # the book cannot close it: not successful
+            # the book cannot close it: not successful; the vault takes the whole account
+            _backstop(e, _acct(e, a), _equity(e, a))
         elif deficit > _fund(e) and _closes(e):
             _adl_close(e, a, size, full)
         else:
@@ -756,11 +951,12 @@ cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
         _book_close(e, a, size, kind, e.p.liq_fee_rate, True)
         return 0
     # the rest's route is decided before anything fills
-    bankruptcy = e.ep[a] - e.col[a] / e.pos[a]
+    behind = _rest(e, a, NULL)
+    bankruptcy = e.ep[a] - behind / e.pos[a]
     rest = -side * (fabs(size) - filled)
     # at the bankruptcy price a whole close leaves the account >= 0; a partial one keeps its
     # share of negative collateral (fills better than the limit only reduce it)
-    owed = 0.0 if full else -e.col[a] * (1.0 - size / e.pos[a])
+    owed = 0.0 if full else -behind * (1.0 - size / e.pos[a])
     to_fund = (e.p.takeover == TAKEOVER_FUND
                and _fund_can_take(e, x, rest, bankruptcy, owed if owed > 0.0 else 0.0))
     if filled > 0.0:
@@ -775,7 +971,7 @@ cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
         fee = _charge_fee(e, a, e.p.liq_fee_rate * (filled_notional + fabs(part) * bankruptcy))
         _count_liquidation(e, x, fabs(part) * bankruptcy)
         _emit(e, EV_FUND_TAKEOVER, a, FUND_ID, part, bankruptcy, fee, realized, _equity(e, a))
-        if e.col[a] < 0.0:
+        if _rest(e, a, NULL) < 0.0:
             _cover_deficit(e, a)
     elif _closes(e):
         _adl_close(e, a, part, full)
@@ -825,19 +1021,50 @@ cdef int _sample_fund_peak(Engine* e) except -1 nogil:
     return 0
 
 
-cdef int _liquidate(Engine* e, Py_ssize_t a) except -1 nogil:
-    cdef Inst* x = _inst(e, a)
-    cdef float64_t q = e.pos[a]
-    cdef float64_t equity = _equity(e, a)
-    cdef float64_t notional = fabs(q) * x.mark.mark
-    cdef float64_t mm = maintenance_margin(&x.tiers, notional)
-    cdef float64_t size
+cdef Py_ssize_t _choose(Engine* e, Py_ssize_t m) noexcept nogil:
+    """The position (slot) of cross account ``m`` a liquidation closes (``cross_order``: the
+    largest notional ``|q| M``, or the most negative PnL ``q (M - e)``; ties: the first in
+    position order). Venues do not document an order, hence the named setting."""
+    cdef Py_ssize_t best = -1, j, s
+    cdef float64_t key = 0.0, value, q
+    cdef bint loss = e.p.cross_order == CROSS_LOSS
+    for j in range(_n_held(e, m)):
+        s = _slot(e, m, j)
+        q = e.pos[s]
+        if q == 0.0:
+            continue
+        value = q * (_mark_of(e, s) - e.ep[s]) if loss else fabs(q) * _mark_of(e, s)
+        if best < 0 or (value < key if loss else value > key):
+            best = s
+            key = value
+    return best
+
+
+cdef int _liquidate(Engine* e, Py_ssize_t m) except -1 nogil:
+    """Liquidate crossing margin account ``m``: its position, or for a cross account with
+    several one of them (:c:func:`_choose`), routed with the account's equity and maintenance
+    margin."""
+    cdef Py_ssize_t a = m
+    cdef Inst* x
+    cdef float64_t q, equity, notional, mm, size
     cdef bint full, partial
     cdef int kind
+    if e.xstart != NULL and _multi(e, m):
+        equity = _account_figures(e, m, &mm)
+        a = _choose(e, m)
+        x = _inst(e, a)
+        q = e.pos[a]
+        notional = fabs(q) * x.mark.mark
+    else:
+        x = _inst(e, a)
+        q = e.pos[a]
+        equity = _equity(e, a)
+        notional = fabs(q) * x.mark.mark
+        mm = maintenance_margin(&x.tiers, notional)
     if equity < 0.0 and e.p.adl_on_negative_equity and _closes(e):
         _adl_close(e, a, q, True)
     elif e.p.backstop_ratio > 0.0 and equity < e.p.backstop_ratio * mm and not _vault_beyond(e):
-        _backstop(e, a, equity)
+        _backstop(e, m, equity)
     elif _closes(e) and _fund_drawdown_active(e):
         _adl_close(e, a, q, True)
     else:
@@ -850,19 +1077,19 @@ cdef int _liquidate(Engine* e, Py_ssize_t a) except -1 nogil:
         kind = EV_LIQUIDATION if full else EV_PARTIAL_LIQUIDATION
         _market_liquidation(e, a, size, kind, full)
         if partial:
-            e.cooldown_until[a] = e.t + e.p.partial_cooldown_ns
+            e.cooldown_until[_user(e, m)] = e.t + e.p.partial_cooldown_ns
         if not full:
-            e.partial_tick[a] = e.i
-    if e.pos[a] != 0.0:
-        e.status[a] = ST_ACTIVE
-        if e.partial_tick[a] == e.i:
-            e.deferred[e.n_deferred] = a
+            e.partial_tick[m] = e.i
+    if _holds_position(e, m):
+        e.status[m] = ST_ACTIVE
+        if e.partial_tick[m] == e.i:
+            e.deferred[e.n_deferred] = m
             e.n_deferred += 1
         else:
-            _rekey(e, a)
+            _rekey(e, m)
     else:
-        e.status[a] = ST_CLOSED
-        e.version[a] += 1
+        e.status[m] = ST_CLOSED
+        e.version[m] += 1
     return 0
 
 
@@ -943,25 +1170,59 @@ cdef inline Py_ssize_t _collect(Engine* e, Inst* x, Py_ssize_t ncross) except -1
     return ncross
 
 
+cdef Py_ssize_t _check_account(Engine* e, Py_ssize_t a, Py_ssize_t ncross) noexcept nogil:
+    """The exact check of cross account ``a`` with several positions (once per scan): ACTIVE,
+    not partially liquidated at this tick, every instrument it holds ticked, ``E < MM``."""
+    if e.seen[a] == e.scan_no:
+        return ncross
+    e.seen[a] = e.scan_no
+    if (e.status[a] == ST_ACTIVE and e.partial_tick[a] != e.i and _all_ticked(e, a)
+            and _account_crosses(e, a)):
+        e.work_ids[ncross] = a
+        ncross += 1
+    return ncross
+
+
+cdef inline Py_ssize_t _check_multi(Engine* e, const Inst* x, Py_ssize_t ncross) noexcept nogil:
+    """Check every cross account with several positions that holds one in ``x`` (its mark
+    moved, or its index took entries)."""
+    cdef Py_ssize_t j
+    for j in range(x.n_multi):
+        ncross = _check_account(e, x.multi[j], ncross)
+    return ncross
+
+
 cdef int _scan(Engine* e, Inst* x) except -1 nogil:
     """Trigger: crossing ACTIVE accounts become PENDING, queued in account-id order. The
     candidates are in the index of the ticking instrument ``x`` (its mark moved) and in those
     of the instruments whose index took entries since they were last scanned (their marks
-    did not move; an account re-keyed there may cross)."""
+    did not move; an account re-keyed there may cross); the cross accounts with several
+    positions in those instruments, and those that changed since the last scan, are checked
+    exactly."""
     cdef Py_ssize_t ncross = 0, j
     cdef i64 a
     cdef Inst* y
     if e.n_dirty:  # checked here: _scan runs every tick
         _rekey_dirty(e)
+    e.scan_no += 1
     x.touched = False
     ncross = _collect(e, x, ncross)
+    if x.n_multi:
+        ncross = _check_multi(e, x, ncross)
     for j in range(e.n_touched):
         y = &e.insts[e.touched[j]]
         if y.touched:  # not x, scanned above
             y.touched = False
             if y.ticked:  # an instrument without a tick has no mark yet (nor re-keyed accounts)
                 ncross = _collect(e, y, ncross)
+                if y.n_multi:
+                    ncross = _check_multi(e, y, ncross)
     e.n_touched = 0
+    for j in range(e.n_recheck):
+        a = e.recheck[j]
+        e.in_recheck[a] = 0
+        ncross = _check_account(e, a, ncross)
+    e.n_recheck = 0
     if ncross > 1:
         _sort_ids(e, e.work_ids, ncross)
     for j in range(ncross):
@@ -1128,7 +1389,8 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
                 a = e.pend_ids[e.pend_head]
                 e.pend_head = (e.pend_head + 1) % e.pend_cap
                 y = _inst(e, a)
-                if crosses(&y.tiers, e.col[a], e.pos[a], e.ep[a], y.mark.mark):
+                if (_account_crosses(e, a) if e.xstart != NULL and _multi(e, a)
+                        else crosses(&y.tiers, e.col[a], e.pos[a], e.ep[a], y.mark.mark)):
                     _liquidate(e, a)
                     done += 1
                     executed += 1
@@ -1208,6 +1470,10 @@ cdef Py_ssize_t _work_arrays(Engine* e, WorkArray* t) noexcept nogil:
     k = _row(t, k, <void**>&e.remarked, sizeof(i32), PER_INSTRUMENT, False)
     k = _row(t, k, <void**>&e.slot_inst, sizeof(i32), PER_SLOT_IF_SEVERAL, False)
     k = _row(t, k, <void**>&e.member_ids, sizeof(i64), PER_SLOT_IF_SEVERAL, False)
+    k = _row(t, k, <void**>&e.multi_ids, sizeof(i64), PER_SLOT_IF_SEVERAL, False)
+    k = _row(t, k, <void**>&e.recheck, sizeof(i64), PER_SLOT_IF_SEVERAL, False)
+    k = _row(t, k, <void**>&e.in_recheck, sizeof(i8), PER_SLOT_IF_SEVERAL, True)
+    k = _row(t, k, <void**>&e.seen, sizeof(i64), PER_SLOT_IF_SEVERAL, True)
     k = _row(t, k, <void**>&e.pend_ids, sizeof(i64), PER_SLOT, False)
     k = _row(t, k, <void**>&e.pend_due, sizeof(i64), PER_SLOT, False)
     k = _row(t, k, <void**>&e.work_ids, sizeof(i64), PER_SLOT, False)
@@ -1436,6 +1702,25 @@ cdef int _members(Engine* e, const i32* acc_inst, i64* cursor) except -1 nogil:
             k = acc_inst[s]
             if e.insts[k].members != NULL:
                 e.member_ids[cursor[k]] = s
+                cursor[k] += 1
+    if e.xstart == NULL:
+        return 0
+    # the cross accounts with several positions of each instrument, ascending
+    for a in range(e.n):
+        if _multi(e, a):
+            for j in range(_n_held(e, a)):
+                e.insts[acc_inst[_slot(e, a, j)]].n_multi += 1
+    offset = 0
+    for k in range(e.n_inst):
+        x = &e.insts[k]
+        cursor[k] = offset
+        x.multi = &e.multi_ids[offset]
+        offset += x.n_multi
+    for a in range(e.n):
+        if _multi(e, a):
+            for j in range(_n_held(e, a)):
+                k = acc_inst[_slot(e, a, j)]
+                e.multi_ids[cursor[k]] = a
                 cursor[k] += 1
     return 0
 
