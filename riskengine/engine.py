@@ -308,9 +308,11 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
             out.append(Resolved(d, (d,), (params,), _check_stream(scenario, d, params)))
         return out
     tape, accounts, day = scenario.tape, scenario.margin_accounts, scenario.start_day
+    # the compiled engine takes one position per margin account until it has step 2 of issue 12
     check_margin_accounts(tape.ts, tape.inst, tape.price, np.empty(0), accounts.owner, accounts.collateral,
                           accounts.start, accounts.instrument, accounts.size, accounts.entry,
-                          len(scenario.instruments))
+                          len(scenario.instruments), max_positions=1 if engine == "cython" else None,
+                          mode=accounts.mode)
     if instrument_designs is not None and (len(instrument_designs) != len(designs) or any(
             len(row) != len(scenario.instruments) for row in instrument_designs)):
         raise ValueError(f"instrument_designs: expected one design per instrument ({len(scenario.instruments)}) "
@@ -450,8 +452,8 @@ def run(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Iterable[
         if check_invariants:
             if portfolio:
                 accounts = scenario.margin_accounts
-                broken = portfolio_violations(raw, accounts.owner, accounts.collateral, *accounts.per_account(),
-                                              item.params[0])
+                broken = portfolio_violations(raw, accounts.owner, accounts.collateral, accounts.instrument,
+                                              accounts.size, accounts.entry, item.params[0], start=accounts.start)
             else:
                 broken = violations(raw, scenario.population, item.params[0])
             if broken:
