@@ -308,11 +308,9 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
             out.append(Resolved(d, (d,), (params,), _check_stream(scenario, d, params)))
         return out
     tape, accounts, day = scenario.tape, scenario.margin_accounts, scenario.start_day
-    # the compiled engine takes one position per margin account until it has step 2 of issue 12
     check_margin_accounts(tape.ts, tape.inst, tape.price, np.empty(0), accounts.owner, accounts.collateral,
                           accounts.start, accounts.instrument, accounts.size, accounts.entry,
-                          len(scenario.instruments), max_positions=1 if engine == "cython" else None,
-                          mode=accounts.mode)
+                          len(scenario.instruments), max_positions=None, mode=accounts.mode)
     if instrument_designs is not None and (len(instrument_designs) != len(designs) or any(
             len(row) != len(scenario.instruments) for row in instrument_designs)):
         raise ValueError(f"instrument_designs: expected one design per instrument ({len(scenario.instruments)}) "

@@ -2055,17 +2055,18 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
     dict
         ``events``, ``series`` (dicts of arrays; the series has one row per instrument per
         sample), ``collateral``, ``size``, ``entry``, ``status``, ``socialized`` (final margin
-        account arrays, length M; a margin account without a position has size and entry 0),
-        ``scalars`` (instrument 0's where per instrument) and ``by_instrument`` (dict of arrays
-        of length I, ``riskengine.runlog.BY_INSTRUMENT``).
+        account arrays, length M; ``size`` and ``entry`` each account's first position, 0
+        without one), ``positions_size`` and ``positions_entry`` (every position, length P, CSR
+        order), ``scalars`` (instrument 0's where per instrument) and ``by_instrument`` (dict of
+        arrays of length I, ``riskengine.runlog.BY_INSTRUMENT``).
 
     Raises
     ------
     ValueError
         The checks both engines make (``riskengine.engine_inputs``): parameters that disagree on
-        a design field, arrays of the wrong lengths, an instrument id out of range, a margin
-        account with more than one position (step 1 of issue 12: cross accounts with several
-        positions come with step 2) or a user holding one instrument twice.
+        a design field, arrays of the wrong lengths, an instrument id out of range or a user
+        holding one instrument twice. A cross margin account may hold several positions (issue
+        12 step 2).
 
     Notes
     -----
@@ -2078,7 +2079,7 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
     starts = np.asarray(start)
     check_margin_accounts(np.asarray(ts), np.asarray(inst), np.asarray(price), np.asarray(stream),
                           np.asarray(owner), np.asarray(collateral), starts, np.asarray(instrument),
-                          np.asarray(size), np.asarray(entry), n_inst)
+                          np.asarray(size), np.asarray(entry), n_inst, max_positions=None)
     source, xacc, xstart = _position_slots(starts)
     user = np.unique(np.asarray(owner), return_inverse=True)[1].astype(np.int64)
     out = _run(plist, ts, inst if n_inst > 1 else _NO_INSTRUMENTS, price, stream, owner,
