@@ -125,7 +125,8 @@ def check_margin_accounts(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, s
         if len(bad):
             raise ValueError(f"margin account {int(bad[0])} (account {int(owner[bad[0]])}) holds {int(held[bad[0]])} "
                              f"positions: the compiled engine takes at most {max_positions} per margin account "
-                             "for now (cross accounts with several positions: engine='reference')")
+                             "for now (cross accounts with several positions: the reference engine, "
+                             "engine='reference' in riskengine.run)")
     if mode is not None:
         bad = np.flatnonzero((np.asarray(mode) == MarginMode.ISOLATED) & (held != 1))
         if len(bad):
