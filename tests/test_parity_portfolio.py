@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from riskengine import reference
@@ -76,10 +76,6 @@ def assert_same_portfolio_run(cy: RawRun, ref: RawRun) -> None:
 def _both(case) -> tuple[RawRun, RawRun]:
     (ts, inst, price, stream), accounts, plist = case
     arrays = accounts.arrays()
-    # TEMPORARY (issue 12 step 2): the reference engine's partial-liquidation cooldown is the
-    # user's, shared by a user's margin accounts; the compiled engine's becomes so on branch
-    # i12-cy2 -- remove this when merging it
-    assume(plist[0].partial_cooldown_ns == 0 or len(np.unique(arrays[0])) == len(arrays[0]))
     cy = RawRun(**run_portfolio(ts, inst, price, stream, *arrays, plist))
     ref = reference.run_portfolio(ts, inst, price, stream, *arrays, plist)
     a_inst, a_size, a_entry = accounts.per_account()

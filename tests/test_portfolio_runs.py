@@ -133,7 +133,7 @@ def test_a_symbol_without_a_table_is_refused_in_one_line(scenario):
                            "for symbol 'DOGEUSDT'"), line
 
 
-def test_cross_accounts_with_several_positions_run_on_the_reference_engine(scenario):
+def test_cross_accounts_with_several_positions_run_on_either_engine(scenario):
     instruments = scenario.instruments[:2]
     book = Portfolio.from_arrays([50_000.0], [0, 2], [0, 1], [1.0, -5.0], [121_700.0, 4_300.0], [1, 1],
                                  n_instruments=2)
@@ -142,15 +142,14 @@ def test_cross_accounts_with_several_positions_run_on_the_reference_engine(scena
     out = run(hedged, design, engine="reference", check_invariants=True)
     (raw,) = out.raw
     assert len(raw.positions_size) == 2 and list(raw.collateral) != [] and len(raw.status) == 1
-    # TEMPORARY (issue 12 step 2): the compiled engine takes them on branch i12-cy2; until then
-    # it refuses them before running, in one line
-    line = raised_line(run, hedged, design, engine="cython")
-    assert "holds 2 positions" in line and "engine='reference'" in line, line
+    compiled = run(hedged, design, check_invariants=True)
+    (cy,) = compiled.raw
+    assert cy.positions_size.tobytes() == raw.positions_size.tobytes()
+    assert cy.collateral.tobytes() == raw.collateral.tobytes()
+    pd.testing.assert_frame_equal(compiled.by_instrument.drop(columns=[*TIMING_COLUMNS, "engine"], errors="ignore"),
+                                  out.by_instrument.drop(columns=[*TIMING_COLUMNS, "engine"], errors="ignore"))
 
 
-@pytest.mark.xfail(strict=True, reason="TEMPORARY issue 12 step 2: the reference engine's partial-liquidation "
-                                       "cooldown is the user's (shared by a user's isolated accounts); the compiled "
-                                       "engine's becomes so on branch i12-cy2 -- remove this mark when merging it")
 def test_the_compiled_engine_runs_the_same_portfolio(scenario, result):
     designs = [venues.preset("binance-usdm", date="2025-10-10"), venues.preset("hyperliquid", date="2025-10-10")]
     compiled = run(scenario, designs, ConstantDepth(5e6), check_invariants=True)
@@ -283,9 +282,6 @@ def test_a_three_instrument_config_runs_end_to_end(three_coins):
     assert "3 instruments: BTCUSDT 3,000, ETHUSDT 2,000 (depth 2,000,000/1%), SOLUSDT 1,500" in proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="TEMPORARY issue 12 step 2: the reference engine's partial-liquidation "
-                                       "cooldown is the user's (shared by a user's isolated accounts); the compiled "
-                                       "engine's becomes so on branch i12-cy2 -- remove this mark when merging it")
 def test_the_same_config_through_the_python_api_gives_the_same_rows_on_either_engine(three_coins):
     _, out = three_coins  # written by the CLI on the compiled engine
     loaded = config.load(out.parent / "portfolio.toml")
@@ -341,12 +337,6 @@ BAD_INPUTS = [
     pytest.param(THREE_COINS.replace("open_interest_usd = [3e8, 1.7e8, 1e8]", "open_interest_usd = [3e8, 1.7e8]"),
                  None, "scenario: portfolio.open_interest_usd: 2 values: expected one number, or one per instrument (3)",
                  id="per-instrument facts of the wrong length"),
-    # TEMPORARY (issue 12 step 2): the compiled engine takes them on branch i12-cy2
-    pytest.param(THREE_COINS.replace("cross_share = 0", "cross_share = 1"), None,
-                 "scenario: margin account 0 (account 0) holds 3 positions: the compiled engine takes at most 1 per "
-                 "margin account for now (cross accounts with several positions: the reference engine, "
-                 "engine='reference' in riskengine.run)",
-                 id="cross accounts with several positions (until the compiled engine takes them)"),
     pytest.param(THREE_COINS.replace('[[scenario.instruments]]\nsymbol = "SOLUSDT"',
                                      '[[scenario.instruments]]\nsymbol = "SOLUSDT"\nstream = { source = "tardis", '
                                      'path = "nowhere.csv" }'), None,
