@@ -199,7 +199,7 @@ def _both_cross(case) -> tuple[RawRun, RawRun]:
     return cy, ref
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cross_cases())
 def test_compiled_matches_reference_on_cross_accounts_with_several_positions(case):
     cy, ref = _both_cross(case)

@@ -63,8 +63,8 @@ cdef struct Inst:
     const i64* members
     Py_ssize_t n_members
     Py_ssize_t n_dirty        # of Engine.dirty, those in k (_rekey_dirty)
-    # the cross accounts with several positions that hold a position in k, ascending (they are
-    # not in the index: _scan checks them exactly)
+    # the cross accounts with several positions that hold a position in k, ascending (checked
+    # at k's first tick: they are keyed once every instrument they hold has ticked)
     const i64* multi
     Py_ssize_t n_multi
     float64_t long_oi
@@ -192,5 +192,16 @@ cdef struct Engine:
     Py_ssize_t n_recheck
     i64* seen                 # the scan that last checked each such account (scan_no)
     i64 scan_no
+    float64_t* trig           # each such account's positions' keys as last split (-inf: no entry)
+    i8* keyed                 # each such account: its positions are in the indexes (version)
+    i8* hot                   # each such account: on the hot list (checked at every scan)
+    i64* hot_ids
+    Py_ssize_t n_hot
+    # what the index of cross accounts with several positions did (run_portfolio(stats=True)):
+    # exact checks, splits (of which ended on the hot list), triggers passed
+    i64 cross_checks
+    i64 cross_splits
+    i64 cross_hot
+    i64 cross_fired
     ColumnLog log
     ColumnLog series

@@ -52,6 +52,7 @@ cdef float64_t ADL_REST_TOL = _tol.ADL_REST_TOL
 cdef float64_t ADL_EQUITY_GUARD = _tol.ADL_EQUITY_GUARD
 cdef float64_t DUST_NOTIONAL = _tol.DUST_NOTIONAL
 cdef float64_t TIER_STEP_MARGIN = _tol.TIER_STEP_MARGIN
+cdef float64_t SLACK_SPLIT_MARGIN = _tol.SLACK_SPLIT_MARGIN
 # an instrument's liquidation index is rebuilt once its heaps hold more than 2 x its accounts +
 # this many entries
 cdef Py_ssize_t INDEX_SLACK = 64
@@ -61,7 +62,8 @@ def shared_tolerances():
     """The shared tolerances this module compiled in, by name (``tests/test_tolerances.py``
     checks them against ``riskengine.tolerances.SHARED``)."""
     return {"ADL_REST_TOL": ADL_REST_TOL, "ADL_EQUITY_GUARD": ADL_EQUITY_GUARD,
-            "DUST_NOTIONAL": DUST_NOTIONAL, "TIER_STEP_MARGIN": TIER_STEP_MARGIN}
+            "DUST_NOTIONAL": DUST_NOTIONAL, "TIER_STEP_MARGIN": TIER_STEP_MARGIN,
+            "SLACK_SPLIT_MARGIN": SLACK_SPLIT_MARGIN}
 
 
 cdef inline float64_t _sign(float64_t x) noexcept nogil:
@@ -412,13 +414,23 @@ cdef void _take(Engine* e, Py_ssize_t h, float64_t dq, float64_t price) noexcept
 
 cdef int _build_index(Engine* e, Inst* x) except -1 nogil:
     """(Re)build instrument ``x``'s liquidation index from its ACTIVE accounts in O(m) per
-    side; each one's version moves on, so entries left from before are stale."""
-    cdef Py_ssize_t j, a, nl = 0, ns = 0
+    side; each one's version moves on, so entries left from before are stale (the positions
+    of cross accounts with several keep their keys and versions: :c:func:`_split`)."""
+    cdef Py_ssize_t j, a, m, nl = 0, ns = 0
     cdef float64_t lp
     for j in range(x.n_members):
         a = _member(x, j)
-        if e.status[a] != ST_ACTIVE or (e.xstart != NULL and _multi(e, a)):
-            continue  # (a cross account with several positions is checked exactly: _scan)
+        if e.xstart != NULL and (a >= e.n or _multi(e, a)):
+            # a position of a cross account with several: its entry as split (_split)
+            m = _acct(e, a)
+            if e.status[m] == ST_ACTIVE and e.keyed[m] and e.pos[a] > 0.0 and e.trig[a] != -INFINITY:
+                e.hold_keys[nl] = e.trig[a]
+                e.hold_ids[nl] = a
+                e.hold_vers[nl] = e.version[m]
+                nl += 1
+            continue
+        if e.status[a] != ST_ACTIVE:
+            continue
         e.version[a] += 1
         lp = liquidation_price(&x.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
         if e.pos[a] > 0.0:
@@ -430,7 +442,15 @@ cdef int _build_index(Engine* e, Inst* x) except -1 nogil:
     side_build(&x.index.longs, e.hold_keys, e.hold_ids, e.hold_vers, nl)
     for j in range(x.n_members):
         a = _member(x, j)
-        if e.status[a] != ST_ACTIVE or e.pos[a] >= 0.0 or (e.xstart != NULL and _multi(e, a)):
+        if e.xstart != NULL and (a >= e.n or _multi(e, a)):
+            m = _acct(e, a)
+            if e.status[m] == ST_ACTIVE and e.keyed[m] and e.pos[a] < 0.0 and e.trig[a] != -INFINITY:
+                e.hold_keys[ns] = e.trig[a]
+                e.hold_ids[ns] = a
+                e.hold_vers[ns] = e.version[m]
+                ns += 1
+            continue
+        if e.status[a] != ST_ACTIVE or e.pos[a] >= 0.0:
             continue
         lp = liquidation_price(&x.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
         e.hold_keys[ns] = trigger_key(lp, e.pos[a], e.ep[a])
@@ -1139,11 +1159,16 @@ cdef Py_ssize_t _collect_side(Engine* e, const Inst* x, SideIndex* side, float64
     """Pop every entry of ``x``'s index keyed at or past ``bound``; keep the accounts that
     really cross at ``x``'s mark."""
     cdef float64_t key, top
-    cdef i64 a, ver
+    cdef i64 a, ver, m
     cdef Py_ssize_t nhold = 0, j
     while side_top(side, &top) and top >= bound:
         side_pop(side, &key, &a, &ver)
-        if ver != e.version[a] or e.status[a] != ST_ACTIVE:
+        m = a if a < e.n else e.xacc[a - e.n]
+        if ver != e.version[m] or e.status[m] != ST_ACTIVE:
+            continue
+        if e.xstart != NULL and (a >= e.n or _multi(e, m)):
+            _recheck(e, m)  # a position's share of its account's slack used up: check it exactly
+            e.cross_fired += 1
             continue
         if e.partial_tick[a] != e.i and crosses(&x.tiers, e.col[a], e.pos[a], e.ep[a],
                                                 x.mark.mark):
@@ -1170,25 +1195,115 @@ cdef inline Py_ssize_t _collect(Engine* e, Inst* x, Py_ssize_t ncross) except -1
     return ncross
 
 
-cdef Py_ssize_t _check_account(Engine* e, Py_ssize_t a, Py_ssize_t ncross) noexcept nogil:
-    """The exact check of cross account ``a`` with several positions (once per scan): ACTIVE,
-    not partially liquidated at this tick, every instrument it holds ticked, ``E < MM``."""
-    if e.seen[a] == e.scan_no:
+cdef inline void _make_hot(Engine* e, Py_ssize_t m) noexcept nogil:
+    if not e.hot[m]:
+        e.hot[m] = 1
+        e.hot_ids[e.n_hot] = m
+        e.n_hot += 1
+
+
+cdef int _split(Engine* e, Py_ssize_t m, float64_t equity, float64_t mm) except -1 nogil:
+    """Key cross account ``m`` (several positions, not crossing: ``equity >= mm``) in its
+    instruments' indexes: its slack ``E - MM``, less ``SLACK_SPLIT_MARGIN`` x (wallet + gross
+    exposure at entry and mark) held back against rounding, is split over its open positions in
+    proportion to their notional ``|q_i| M_i``; position ``i``'s trigger is the price where
+    ``f_i(p) = q_i (p - e_i) - MM_i(|q_i| p)`` has fallen by its share from ``f_i(M_i)`` (the
+    one-position root solver on the collateral ``share_i - f_i(M_i)``), padded outward
+    (``trigger_key``). While every mark is on the safe side of its trigger, ``E - MM = c + sum_i
+    f_i(p_i)`` is at least the margin held back: the account cannot cross. An account with no
+    slack to split, or a trigger at or past its mark already, goes on the hot list instead
+    (checked exactly at every scan)."""
+    cdef Py_ssize_t j, s, held = _n_held(e, m)
+    cdef float64_t scale = fabs(e.col[m]), weight = 0.0, slack, q, mark, share, lp, key
+    cdef Inst* x
+    e.version[m] += 1  # its entries from before are stale
+    e.keyed[m] = 0
+    for j in range(held):
+        s = _slot(e, m, j)
+        q = e.pos[s]
+        if q != 0.0:
+            mark = _inst(e, s).mark.mark
+            scale += fabs(q) * (mark + e.ep[s])
+            weight += fabs(q) * mark
+    slack = (equity - mm) - SLACK_SPLIT_MARGIN * scale
+    e.cross_splits += 1
+    if not (slack > 0.0 and weight > 0.0):
+        e.cross_hot += 1
+        _make_hot(e, m)
+        return 0
+    for j in range(held):
+        s = _slot(e, m, j)
+        q = e.pos[s]
+        e.trig[s] = -INFINITY  # no entry
+        if q == 0.0:
+            continue
+        x = _inst(e, s)
+        mark = x.mark.mark
+        share = slack * (fabs(q) * mark / weight)
+        lp = liquidation_price(&x.tiers, share - q * (mark - e.ep[s])
+                               + maintenance_margin(&x.tiers, fabs(q) * mark), q, e.ep[s], 1.0)
+        if q > 0.0 and not lp > 0.0:
+            continue  # no positive price uses up its share
+        key = trigger_key(lp, q, e.ep[s])
+        if not key < (mark if q > 0.0 else -mark):  # would fire at once: check it exactly instead
+            e.cross_hot += 1
+            _make_hot(e, m)
+            return 0
+        e.trig[s] = key
+    e.keyed[m] = 1
+    e.hot[m] = 0  # (left in the hot list until the list is next compacted)
+    for j in range(held):
+        s = _slot(e, m, j)
+        if e.trig[s] != -INFINITY:
+            x = _inst(e, s)
+            side_push(&x.index.longs if e.pos[s] > 0.0 else &x.index.shorts, e.trig[s], s,
+                      e.version[m])
+    for j in range(held):
+        x = _inst(e, _slot(e, m, j))
+        if x.index.longs.heap.size + x.index.shorts.heap.size > 2 * x.n_members + INDEX_SLACK:
+            _build_index(e, x)
+    return 0
+
+
+cdef Py_ssize_t _check_account(Engine* e, Py_ssize_t m, Py_ssize_t ncross) except -1 nogil:
+    """The exact check of cross account ``m`` with several positions (once per scan): ACTIVE,
+    not partially liquidated at this tick (it is re-keyed when its tick or liquidation is
+    done), every instrument it holds ticked (it is checked again at its last instrument's first
+    tick), ``E < MM``; an account that does not cross is split and keyed again
+    (:c:func:`_split`)."""
+    cdef float64_t equity, mm
+    if e.seen[m] == e.scan_no:
         return ncross
-    e.seen[a] = e.scan_no
-    if (e.status[a] == ST_ACTIVE and e.partial_tick[a] != e.i and _all_ticked(e, a)
-            and _account_crosses(e, a)):
-        e.work_ids[ncross] = a
-        ncross += 1
+    e.seen[m] = e.scan_no
+    if e.status[m] != ST_ACTIVE or e.partial_tick[m] == e.i or not _all_ticked(e, m):
+        return ncross
+    e.cross_checks += 1
+    equity = _account_figures(e, m, &mm)
+    if equity < mm:
+        e.work_ids[ncross] = m
+        return ncross + 1
+    _split(e, m, equity, mm)
     return ncross
 
 
-cdef inline Py_ssize_t _check_multi(Engine* e, const Inst* x, Py_ssize_t ncross) noexcept nogil:
-    """Check every cross account with several positions that holds one in ``x`` (its mark
-    moved, or its index took entries)."""
-    cdef Py_ssize_t j
-    for j in range(x.n_multi):
-        ncross = _check_account(e, x.multi[j], ncross)
+cdef Py_ssize_t _scan_cross(Engine* e, Py_ssize_t ncross) except -1 nogil:
+    """The cross accounts with several positions a scan checks exactly: those on the hot list
+    (compacted here) and those whose trigger passed or whose state changed since the last
+    scan (``recheck``)."""
+    cdef Py_ssize_t j, count = e.n_hot
+    cdef i64 a
+    e.scan_no += 1
+    e.n_hot = 0
+    for j in range(count):  # an account still hot after its check is appended again
+        a = e.hot_ids[j]
+        if e.hot[a]:
+            e.hot[a] = 0
+            ncross = _check_account(e, a, ncross)
+    for j in range(e.n_recheck):
+        a = e.recheck[j]
+        e.in_recheck[a] = 0
+        ncross = _check_account(e, a, ncross)
+    e.n_recheck = 0
     return ncross
 
 
@@ -1204,25 +1319,17 @@ cdef int _scan(Engine* e, Inst* x) except -1 nogil:
     cdef Inst* y
     if e.n_dirty:  # checked here: _scan runs every tick
         _rekey_dirty(e)
-    e.scan_no += 1
     x.touched = False
     ncross = _collect(e, x, ncross)
-    if x.n_multi:
-        ncross = _check_multi(e, x, ncross)
     for j in range(e.n_touched):
         y = &e.insts[e.touched[j]]
         if y.touched:  # not x, scanned above
             y.touched = False
             if y.ticked:  # an instrument without a tick has no mark yet (nor re-keyed accounts)
                 ncross = _collect(e, y, ncross)
-                if y.n_multi:
-                    ncross = _check_multi(e, y, ncross)
     e.n_touched = 0
-    for j in range(e.n_recheck):
-        a = e.recheck[j]
-        e.in_recheck[a] = 0
-        ncross = _check_account(e, a, ncross)
-    e.n_recheck = 0
+    if e.xstart != NULL:
+        ncross = _scan_cross(e, ncross)
     if ncross > 1:
         _sort_ids(e, e.work_ids, ncross)
     for j in range(ncross):
@@ -1370,6 +1477,8 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
             mark_update(&x.mark, _sim(x), stream_value, t - x.mark_ts)
         x.mark_ts = t
         if not x.ticked:
+            for j in range(x.n_multi):  # they may now have every instrument ticked
+                _recheck(e, x.multi[j])
             x.prev_mark = x.mark.mark
             x.ticked = True
         if track_peak:
@@ -1474,6 +1583,10 @@ cdef Py_ssize_t _work_arrays(Engine* e, WorkArray* t) noexcept nogil:
     k = _row(t, k, <void**>&e.recheck, sizeof(i64), PER_SLOT_IF_SEVERAL, False)
     k = _row(t, k, <void**>&e.in_recheck, sizeof(i8), PER_SLOT_IF_SEVERAL, True)
     k = _row(t, k, <void**>&e.seen, sizeof(i64), PER_SLOT_IF_SEVERAL, True)
+    k = _row(t, k, <void**>&e.trig, sizeof(float64_t), PER_SLOT_IF_SEVERAL, False)
+    k = _row(t, k, <void**>&e.keyed, sizeof(i8), PER_SLOT_IF_SEVERAL, True)
+    k = _row(t, k, <void**>&e.hot, sizeof(i8), PER_SLOT_IF_SEVERAL, True)
+    k = _row(t, k, <void**>&e.hot_ids, sizeof(i64), PER_SLOT_IF_SEVERAL, False)
     k = _row(t, k, <void**>&e.pend_ids, sizeof(i64), PER_SLOT, False)
     k = _row(t, k, <void**>&e.pend_due, sizeof(i64), PER_SLOT, False)
     k = _row(t, k, <void**>&e.work_ids, sizeof(i64), PER_SLOT, False)
@@ -1995,6 +2108,8 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
             "adl_fills": int(e.cum_adl),
             "adl_overshoot": e.adl_overshoot,
         }
+        index_stats = {"checks": int(e.cross_checks), "splits": int(e.cross_splits),
+                       "hot": int(e.cross_hot), "fired": int(e.cross_fired)}
     finally:
         _free(&e)
     return {
@@ -2009,6 +2124,7 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
         "scalars": scalars,
         "socialized": socialized[:n].copy(),
         "by_instrument": by_instrument,
+        "index_stats": index_stats,
     }
 
 
@@ -2016,7 +2132,7 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
                   const float64_t[::1] stream, const i64[::1] owner,
                   const float64_t[::1] collateral, const i64[::1] start,
                   const i32[::1] instrument, const float64_t[::1] size,
-                  const float64_t[::1] entry, params, Py_ssize_t max_events=0):
+                  const float64_t[::1] entry, params, Py_ssize_t max_events=0, bint index_stats=False):
     """Run the compiled engine on several instruments: their merged tape and margin accounts
     whose positions are given in CSR form (``riskengine.portfolio``).
 
@@ -2049,6 +2165,11 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
         and must be equal in all of them.
     max_events : int
         Budget of event-log rows (0: none); one more raises ``MemoryError``.
+    index_stats : bool
+        Also return ``index_stats``: what the liquidation index of the cross accounts with
+        several positions did (``checks``: exact checks of an account, ``splits``: splits of
+        its slack, ``hot``: of those, the ones that put it on the hot list, ``fired``: triggers
+        passed; see the module docstring), for tests of its cost.
 
     Returns
     -------
@@ -2058,7 +2179,8 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
         account arrays, length M; ``size`` and ``entry`` each account's first position, 0
         without one), ``positions_size`` and ``positions_entry`` (every position, length P, CSR
         order), ``scalars`` (instrument 0's where per instrument) and ``by_instrument`` (dict of
-        arrays of length I, ``riskengine.runlog.BY_INSTRUMENT``).
+        arrays of length I, ``riskengine.runlog.BY_INSTRUMENT``): ``riskengine.runlog.RawRun``'s
+        fields.
 
     Raises
     ------
@@ -2090,6 +2212,9 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
     slot_of[source[placed]] = placed
     out["positions_size"] = out.pop("slot_size")[slot_of]
     out["positions_entry"] = out.pop("slot_entry")[slot_of]
+    stats = out.pop("index_stats")
+    if index_stats:
+        out["index_stats"] = stats
     return out
 
 
@@ -2166,5 +2291,5 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     out = _run([params], tape_ts, _NO_INSTRUMENTS, tape_price, stream, _NO_OWNERS,
                _NO_INSTRUMENTS, collateral, size, entry, _NO_OWNERS, _NO_OWNERS, _NO_OWNERS,
                max_events)
-    del out["slot_size"], out["slot_entry"]
+    del out["slot_size"], out["slot_entry"], out["index_stats"]
     return out
