@@ -310,6 +310,27 @@ def test_adl_ranks_a_winner_by_its_accounts_figures(ranking, other_loses):
     assert winner_status == (Status.ACTIVE if first == 2 else Status.CLOSED)  # user 2 keeps instrument 1
 
 
+def test_a_cross_position_is_deleveraged_at_the_price_where_the_accounts_equity_is_zero():
+    # Loser: user 0, wallet 15, short 1 @ 100 in instrument 0 and long 1 @ 100 in 1; winner:
+    # user 1, wallet 100, long 1 @ 100 in 0. Instrument 1 falls to 95 at t=1 (the loser's
+    # E = 15 - 5 = 10 >= MM = 5 + 4.75), instrument 0 rises to 112 at t=2:
+    #   E = 15 - 12 - 5 = -2 < 0: the larger notional (112 > 95), the short in 0, is
+    #   auto-deleveraged whole at p_bk = M - E / q = 112 - (-2) / (-1) = 110
+    #   (= e - W / q with W = 15 - 5 = 10: 100 + 10). The winner closes 1 at 110 (haircut
+    #   -(110 - 112) = 2); the order's shortfall -(10 x 1 + (-1)(112 - 100)) = 2.
+    #   The loser's wallet 15 - 10 = 5, E = 5 - 5 = 0 < MM 4.75: round 1 closes the long in 1 at
+    #   95 (realized -5, wallet 0): no deficit.
+    p = params(adl_policy=AdlPolicy.QUEUE, adl_on_negative_equity=True)
+    accounts = [(0, 15.0, [(0, -1.0, 100.0), (1, 1.0, 100.0)]), (1, 100.0, [(0, 1.0, 100.0)])]
+    raw = run([([0, 2], [100.0, 112.0]), ([0, 1], [100.0, 95.0])], accounts, p)
+    fill, order, liq = rows(raw)
+    assert brief(fill) == (K.ADL_FILL, 1, 0, 1.0, 110.0, 2.0) and fill["counterparty"] == 0
+    assert brief(order) == (K.ADL_LIQUIDATION, 0, 0, -1.0, 110.0, 2.0) and order["equity_after"] == 0.0
+    assert brief(liq) == (K.LIQUIDATION, 0, 1, 1.0, 95.0, -5.0) and liq["round"] == 1
+    assert raw.collateral.tolist() == [0.0, 110.0]
+    assert raw.status.tolist() == [Status.CLOSED, Status.CLOSED]
+
+
 def test_socialized_losses_stop_at_zero_account_equity_and_spare_accounts_without_a_position_there():
     # SOCIALIZE, no fund. Loser: user 0, wallet 100, short 10 @ 100 in instrument 0. Instrument
     # 1 falls to 90 at t=1; instrument 0 rises to 120 at t=2: the loser's E = 100 - 200 = -100
