@@ -199,3 +199,60 @@ def test_design_fields_must_agree_between_instruments():
     assert line.startswith("params[1].latency_ns:"), line
     line = raised_line(run_portfolio, ts, inst, price, NO_STREAM, *rows, [params()])
     assert "inst[" in line and "expected an instrument in 0..0" in line, line
+
+
+# ------------------------------------------------------------------ the index of cross accounts
+
+
+def hedged_book(n: int, wallet_over_mm: float):
+    """``n`` cross accounts, each long 1 of instrument 0 (entry 100) and short 2 of instrument 1
+    (entry 50): notional 100 a leg, MM 0.05 x 100 x 2 = 10, wallet ``wallet_over_mm`` x 10."""
+    return (np.arange(n, dtype=np.int64), np.full(n, 10.0 * wallet_over_mm), np.arange(0, 2 * n + 1, 2),
+            np.tile(np.array([0, 1], dtype=np.int32), n), np.tile([1.0, -2.0], n), np.tile([100.0, 50.0], n))
+
+
+def together(path):
+    """Instrument 0 on ``path`` and instrument 1 at half of it, one tick each per second."""
+    t = np.arange(len(path))
+    return merge([(t, path), (t, np.asarray(path) / 2.0)])
+
+
+def test_a_quiet_tape_checks_each_cross_account_once():
+    # wallets 3 x MM: slack 20 split 10 / 10 (equal notionals); the long's trigger is where
+    # (p - 100) - 0.05 p has fallen by 10 (p ~ 89.5), the short's where -2 (p - 50) - 0.1 p has
+    # (p ~ 54.8): a walk of 0.01% steps over 3,000 ticks (std ~0.5%) reaches neither. Each account
+    # is checked once, when instrument 1 first ticks, and never again.
+    rng = np.random.default_rng(5)
+    path = 100.0 * np.exp(np.cumsum(rng.normal(0, 1e-4, 3_000)))
+    ts, inst, price = together(path)
+    out = run_portfolio(ts, inst, price, NO_STREAM, *hedged_book(2_000, 3.0), [params(), params()],
+                        index_stats=True)
+    assert len(out["events"]["ts"]) == 0
+    assert out["index_stats"] == {"checks": 2_000, "splits": 2_000, "hot": 0, "fired": 0}
+
+
+def test_a_hedge_whose_legs_move_together_is_split_again_not_checked_every_tick():
+    # both legs rise 30% together: the long gains what the short loses (E stays 30), MM grows
+    # to 13, nobody crosses. The short uses up its share every few % and is split again at the
+    # new marks: a handful of exact checks per account, not one per tick (6,000 ticks).
+    path = np.linspace(100.0, 130.0, 3_000)
+    ts, inst, price = together(path)
+    out = run_portfolio(ts, inst, price, NO_STREAM, *hedged_book(500, 3.0), [params(), params()],
+                        index_stats=True)
+    stats = out["index_stats"]
+    assert len(out["events"]["ts"]) == 0
+    assert stats["hot"] == 0 and stats["fired"] > 500
+    assert stats["checks"] == 500 + stats["fired"] and stats["checks"] < 20 * 500
+
+
+def test_a_cross_account_without_slack_is_on_the_hot_list():
+    # wallets exactly at MM (10): no slack to split; checked at every scan until a leg moves in
+    # its favour (the long up, the short with it down: instrument 1 stays at 50), then split.
+    ts, inst, price = merge([([0, 1, 2, 3], [100.0, 100.0, 101.0, 102.0]), ([0, 1, 2, 3], [50.0] * 4)])
+    out = run_portfolio(ts, inst, price, NO_STREAM, *hedged_book(3, 1.0), [params(), params()],
+                        index_stats=True)
+    stats = out["index_stats"]
+    # t=0 (instrument 1's first tick): E = 10 = MM, split fails: hot. t=1: both ticks check
+    # the three (still no slack). t=2, instrument 0 at 101: E = 11 > MM 10.05, split.
+    assert len(out["events"]["ts"]) == 0
+    assert stats["hot"] == 3 * 3 and stats["splits"] == 3 * 4 and stats["fired"] == 0

@@ -120,8 +120,9 @@ def cross_cases(draw):
     most of them hedged (a long in one instrument and a short in another that follows it: some
     instruments' tapes are a noisy copy of instrument 0's), with wallets from a fraction of
     their maintenance margin to several times it, so that hedges fail when the legs part, some
-    users also holding isolated positions (the cooldown is the user's) or a wallet only; either
-    ``cross_order``."""
+    users also holding isolated positions (the cooldown is the user's) or a wallet only; some
+    accounts entered at the first prices with a wallet of exactly their maintenance margin (no
+    slack: the compiled index's hot list); either ``cross_order``."""
     (_, _, _, _), _, plist = draw(portfolio_cases())
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
@@ -166,16 +167,21 @@ def cross_cases(draw):
     for user in range(draw(st.integers(1, 20))):
         held = rng.permutation(n_inst)[:int(rng.integers(2, n_inst + 1))]
         notional = float(rng.lognormal(4.0, 1.0))
+        at_margin = rng.random() < 0.15  # entered at the first prices, wallet = MM: no slack
         positions = []
         for j, k in enumerate(held):
             if j == 0:
                 side = float(rng.choice([-1.0, 1.0]))
             else:  # hedged: the opposite side of the first leg, mostly
                 side = -positions[0][1] / abs(positions[0][1]) if rng.random() < 0.7 else float(rng.choice([-1.0, 1.0]))
-            e = first[k] * float(np.exp(rng.normal(0, 0.02)))
+            e = first[k] if at_margin else first[k] * float(np.exp(rng.normal(0, 0.02)))
             positions.append((int(k), side * notional * float(rng.uniform(0.5, 1.5)) / e, e))
-        mm = sum(abs(q) * e * rate[k] for k, q, e in positions)
-        account(user, mm * float(rng.choice([0.3, 0.8, 1.2, 2.0, 5.0])) * float(rng.uniform(0.8, 1.2)), positions)
+        if at_margin:
+            account(user, sum(plist[k].maintenance_margin(abs(q) * e) for k, q, e in positions), positions)
+        else:
+            mm = sum(abs(q) * e * rate[k] for k, q, e in positions)
+            account(user, mm * float(rng.choice([0.3, 0.8, 1.2, 2.0, 5.0])) * float(rng.uniform(0.8, 1.2)),
+                    positions)
         taken = {int(k) for k in held}
         for k in range(n_inst):  # isolated positions of the same user in the instruments left
             if k not in taken and rng.random() < 0.3:
@@ -191,7 +197,10 @@ def cross_cases(draw):
 
 def _both_cross(case) -> tuple[RawRun, RawRun]:
     (ts, inst, price, stream), arrays, plist = case
-    cy = RawRun(**run_portfolio(ts, inst, price, stream, *arrays, plist))
+    out = run_portfolio(ts, inst, price, stream, *arrays, plist, index_stats=True)
+    stats = out.pop("index_stats")
+    event(f"the index: a trigger passed {stats['fired'] > 0}, the hot list {stats['hot'] > 0}")
+    cy = RawRun(**out)
     ref = reference.run_portfolio(ts, inst, price, stream, *arrays, plist)
     owner, collateral, start, instrument, size, entry = arrays
     for raw in (cy, ref):

@@ -7,15 +7,53 @@ of a scan, growable C buffers for the log, and the whole loop under ``nogil``.
 Portfolios (issue 12, step 1). A run replays several instruments: the merged tape's tick ``i``
 moves instrument ``tick_inst[i]``, whose state (mark, book, prices, open interest, external
 market, liquidation index, ADL ranking, drawdowns, counters) is one :c:type:`Inst`; the fund's
-and the vault's cash, the pending queue, the counters and the logs are shared. Every margin
-account holds at most one position, in one instrument (``slot_inst``), and is keyed in that
-instrument's index only: a tick scans the index of its own instrument, whose mark moved, plus
-the instruments whose index took entries since their last scan (``touched``: accounts re-keyed
-after a fill, an ADL or a socialized loss) or whose mark a cascade round moved (a mark follows
-the orders that moved its book, :c:func:`_refresh_marks`); a tick where nothing crosses does not
-loop over the instruments. Another instrument's book is brought forward to the tick's time only
-when an order walks it (:c:func:`_bring`). A single-instrument run is the run it was before, to
-the last bit.
+and the vault's cash, the pending queue, the counters and the logs are shared. A margin account
+with one position (an isolated one, or a cross wallet holding one instrument) is keyed in that
+instrument's index only, at its liquidation price: a tick scans the index of its own instrument,
+whose mark moved, plus the instruments whose index took entries since their last scan
+(``touched``: accounts re-keyed after a fill, an ADL or a socialized loss) or whose mark a cascade
+round moved (a mark follows the orders that moved its book, :c:func:`_refresh_marks`); a tick
+where nothing crosses does not loop over the instruments. Another instrument's book is brought
+forward to the tick's time only when an order walks it (:c:func:`_bring`). A single-instrument
+run is the run it was before, to the last bit.
+
+Cross accounts with several positions (issue 12, step 2). Slots ``0 .. n - 1`` are the margin
+accounts, each with its first position; the other positions of the cross accounts that hold
+several follow (``xacc``, ``xstart``: :c:type:`Engine`), then the ledgers' inventories. A
+position slot's cash is its account's wallet (:c:func:`_cash`); the account's figures are sums
+over its positions in position order (:c:func:`_account_figures`, :c:func:`_rest`), exactly the
+reference's. Such an account has no liquidation price of its own (its ``E - MM`` moves with
+every mark it holds), so the index keys each of its positions in its instrument's index at a
+trigger price, and the account is never scanned as a whole on a quiet tick:
+
+* *Split* (:c:func:`_split`). At the current marks the account's slack ``E - MM`` is separable,
+  ``c + sum_i f_i(M_i)`` with ``f_i(p) = q_i (p - e_i) - MM_i(|q_i| p)``. Less a margin held
+  back against rounding (``SLACK_SPLIT_MARGIN``, :mod:`riskengine.tolerances`, times the wallet
+  plus the gross exposure at entry and mark), it is split over the open positions in proportion
+  to their notional ``|q_i| M_i``. Position ``i``'s trigger is the price at which ``f_i`` has
+  fallen by its share from ``f_i(M_i)``, the others held at their marks: the one-position root
+  solver (``liquidation_price``) on the collateral ``share_i - f_i(M_i)`` (tiered MM is convex,
+  ``f_i`` monotone; the whole-position form's solver gives the supremum of the unsafe region),
+  padded outward like any key (``trigger_key``). While every mark is on the safe side of its
+  position's trigger, ``E - MM >= `` the margin held back: the account cannot cross, and a
+  quiet tick costs what it costs without such accounts (one compare per side of the ticking
+  instrument's index).
+* *A trigger passed* (:c:func:`_collect_side`). The account is checked exactly at the end of
+  the scan (``recheck``, :c:func:`_check_account`): it becomes PENDING if ``E < MM``, else it
+  is split again at the new marks (its earlier entries go stale by its version). A hedged
+  account whose legs move together uses up one leg's share and is re-split: re-splits come once
+  per move of the size of a share, not per tick.
+* *The hot list.* An account whose slack is not larger than the margin held back, or one of
+  whose triggers is already at or past its mark (near-zero slack; a long near a tier floor of
+  the whole-position form), gets no entries: it is on the hot list, checked exactly at every
+  scan (and split again when that succeeds). Its length is the number of accounts at their
+  maintenance margin, not the number of accounts.
+* Every change of such an account (a fill, a fee, a deficit paid, an ADL fill as a winner, a
+  socialized loss) re-checks it at the next scan (:c:func:`_rekey`, :c:func:`_recheck`); until
+  every instrument it holds has ticked it has no entries, and it is checked at each of those
+  instruments' first tick. A rebuilt index keeps the entries of the accounts split into it.
+
+``run_portfolio(..., index_stats=True)`` reports how often this happened.
 """
 
 import numpy as np
