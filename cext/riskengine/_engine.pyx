@@ -218,10 +218,7 @@ cdef bint _all_ticked(Engine* e, Py_ssize_t a) noexcept nogil:
     return True
 
 
-cdef float64_t _rest(Engine* e, Py_ssize_t s, float64_t* others) noexcept nogil:
-    """For position slot ``s``: the rest of its account ``W = c + O`` (returned) and ``O``, the
-    other positions' PnL from 0.0 in position order (``others``, when not NULL). ``W`` is what
-    a one-position account's collateral was: ``c + 0.0``."""
+cdef float64_t _rest_of_account(Engine* e, Py_ssize_t s, float64_t* others) noexcept nogil:
     cdef Py_ssize_t a = _acct(e, s), j, i
     cdef float64_t o = 0.0
     if _multi(e, a):
@@ -232,6 +229,18 @@ cdef float64_t _rest(Engine* e, Py_ssize_t s, float64_t* others) noexcept nogil:
     if others != NULL:
         others[0] = o
     return e.col[a] + o
+
+
+cdef inline float64_t _rest(Engine* e, Py_ssize_t s, float64_t* others) noexcept nogil:
+    """For position slot ``s``: the rest of its account ``W = c + O`` (returned) and ``O``, the
+    other positions' PnL from 0.0 in position order (``others``, when not NULL). ``W`` is what
+    a one-position account's collateral was: ``c + 0.0`` (``c`` itself in a run where no
+    account holds several positions, as before them)."""
+    if e.xstart == NULL:
+        if others != NULL:
+            others[0] = 0.0
+        return e.col[s]
+    return _rest_of_account(e, s, others)
 
 
 cdef inline float64_t _cash_of(Engine* e, Py_ssize_t a) noexcept nogil:
@@ -245,8 +254,11 @@ cdef inline float64_t _cash_of(Engine* e, Py_ssize_t a) noexcept nogil:
 cdef float64_t _other_mm(Engine* e, Py_ssize_t s) noexcept nogil:
     """The maintenance margin of the positions of ``s``'s account other than ``s`` (from 0.0,
     in position order)."""
-    cdef Py_ssize_t a = _acct(e, s), j, i
+    cdef Py_ssize_t a, j, i
     cdef float64_t mm = 0.0
+    if e.xstart == NULL:
+        return mm
+    a = _acct(e, s)
     if not _multi(e, a):
         return mm
     for j in range(_n_held(e, a)):
@@ -256,9 +268,11 @@ cdef float64_t _other_mm(Engine* e, Py_ssize_t s) noexcept nogil:
     return mm
 
 
-cdef bint _holds_position(Engine* e, Py_ssize_t a) noexcept nogil:
+cdef inline bint _holds_position(Engine* e, Py_ssize_t a) noexcept nogil:
     """Whether margin account ``a`` still holds an open position."""
     cdef Py_ssize_t j
+    if e.xstart == NULL:
+        return e.pos[a] != 0.0
     for j in range(_n_held(e, a)):
         if e.pos[_slot(e, a, j)] != 0.0:
             return True
@@ -456,9 +470,10 @@ cdef int _build_index(Engine* e, Inst* x) except -1 nogil:
     of cross accounts with several keep their keys and versions: :c:func:`_split`)."""
     cdef Py_ssize_t j, a, m, nl = 0, ns = 0
     cdef float64_t lp
+    cdef bint cross = e.xstart != NULL  # (read once: stores below may alias it for the compiler)
     for j in range(x.n_members):
         a = _member(x, j)
-        if e.xstart != NULL and (a >= e.n or _multi(e, a)):
+        if cross and (a >= e.n or _multi(e, a)):
             # a position of a cross account with several: its entry as split (_split)
             m = _acct(e, a)
             if e.status[m] == ST_ACTIVE and e.keyed[m] and e.pos[a] > 0.0 and e.trig[a] != -INFINITY:
@@ -480,7 +495,7 @@ cdef int _build_index(Engine* e, Inst* x) except -1 nogil:
     side_build(&x.index.longs, e.hold_keys, e.hold_ids, e.hold_vers, nl)
     for j in range(x.n_members):
         a = _member(x, j)
-        if e.xstart != NULL and (a >= e.n or _multi(e, a)):
+        if cross and (a >= e.n or _multi(e, a)):
             m = _acct(e, a)
             if e.status[m] == ST_ACTIVE and e.keyed[m] and e.pos[a] < 0.0 and e.trig[a] != -INFINITY:
                 e.hold_keys[ns] = e.trig[a]
@@ -807,7 +822,7 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
     cdef float64_t closed_a, q_a, shortfall, fee_rate, key, mark = x.mark.mark
     cdef i64 idx, ver
     cdef int kind
-    cdef bint eligible
+    cdef bint eligible, multi
     cdef KeyHeap* h
     e.order_haircut = 0.0
     if e.merge_fills:  # the series interval this order's fills are logged in (from 1)
@@ -815,9 +830,10 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
     if x.adl.policy == ADL_QUEUE:
         h = &x.adl_rank[1 if side > 0.0 else 0]
         _adl_rank(e, x, side)
+        multi = x.n_multi != 0
         while h.size > 0 and remaining > 0.0:
             idx = h.items[0].version  # a position in x
-            if x.n_multi:
+            if multi:
                 eligible = (e.status[_acct(e, idx)] == ST_ACTIVE and e.pos[idx] * side < 0.0
                             and e.pos[idx] * (mark - e.ep[idx]) > 0.0 and _equity(e, idx) > 0.0)
             else:
