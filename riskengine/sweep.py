@@ -57,6 +57,7 @@ from riskengine import backtest, metrics, progress as live
 from riskengine.files import check_output_folder, write_atomic
 from riskengine.metrics import TIMING_COLUMNS
 from riskengine.config import KeyPath, LoadedConfig, SweepSpec, canonical_json, parse, parse_key
+from riskengine.venue import VenueDesign
 
 #: bump when the hashed form of a run changes, so --resume does not reuse rows of another meaning
 HASH_FORMAT = 2
@@ -203,6 +204,13 @@ def expand(loaded: LoadedConfig) -> list[Run]:
     return runs
 
 
+def _hashed_design(design: VenueDesign) -> dict:
+    """A design as :func:`run_hash` hashes it: its fields, less ``margin_mode`` when it is the
+    default ("as-held"), so a design that keeps the default hashes as before the field existed."""
+    left_out = {"margin_mode"} if design.margin_mode == "as-held" else None
+    return design.model_dump(mode="json", exclude=left_out)
+
+
 def run_hash(loaded: LoadedConfig) -> str:
     """The identity of a run: a hash of its resolved config -- each scenario with its own
     population and liquidity (defaults filled in), each venue design as built from its preset
@@ -219,7 +227,7 @@ def run_hash(loaded: LoadedConfig) -> str:
                           "liquidity": backtest.liquidity_spec(loaded, spec, "sweep")})
     body = {"format": HASH_FORMAT, "scenarios": scenarios,
             # each scenario's designs, resolved for it (its underlying's and date's margin tables)
-            "designs": [[d.model_dump(mode="json") for d in backtest.build_designs(loaded, i)]
+            "designs": [[_hashed_design(d) for d in backtest.build_designs(loaded, i)]
                         for i in range(len(scenarios))],
             # the series interval also sets how weighted ADL fills are grouped into event rows
             "series_interval_s": loaded.config.outputs.series_interval_s}
