@@ -321,7 +321,7 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
         try:
             check_margin_accounts(tape.ts, tape.inst, tape.price, np.empty(0), accounts.owner, accounts.collateral,
                                   accounts.start, accounts.instrument, accounts.size, accounts.entry,
-                                  len(scenario.instruments), max_positions=None, mode=accounts.mode)
+                                  len(scenario.instruments), mode=accounts.mode)
         except ValueError as exc:
             if held is scenario:
                 raise

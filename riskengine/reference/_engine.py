@@ -167,8 +167,7 @@ class _Reference:
                  params: Sequence[EngineParams], max_events: int = 0):
         self.p = design_params(params)
         n_inst = len(params)
-        check_margin_accounts(ts, inst, price, stream, owner, col, start, instrument, size, entry, n_inst,
-                              max_positions=None)
+        check_margin_accounts(ts, inst, price, stream, owner, col, start, instrument, size, entry, n_inst)
         self.ts = ts
         self.tick_inst = inst
         self.stream = stream if len(stream) == len(ts) else np.full(len(ts), np.nan)
@@ -1101,7 +1100,8 @@ def run_portfolio(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, stream: n
     collateral : ndarray of float64, shape (M,)
         Each margin account's collateral (a cross wallet or an isolated position's margin).
     start : ndarray of int64, shape (M+1,)
-        Margin account ``m``'s positions are ``start[m]:start[m+1]`` (step 1: at most one).
+        Margin account ``m``'s positions are ``start[m]:start[m+1]`` (a cross account may hold
+        several, each in a different instrument; an isolated one holds one).
     instrument, size, entry : ndarray, shape (P,)
         Each position's instrument (int32), signed size and entry price (float64).
     params : sequence of EngineParams, one per instrument
@@ -1115,15 +1115,15 @@ def run_portfolio(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, stream: n
     Returns
     -------
     RawRun
-        Events and series with an ``instrument`` column; final state per margin account;
-        ``by_instrument`` per instrument.
+        Events and series with an ``instrument`` column; final collateral, status and
+        socialized loss per margin account (``size``, ``entry``: its first position);
+        ``positions_size``, ``positions_entry`` per position; ``by_instrument`` per instrument.
 
     Raises
     ------
     ValueError
-        A design-level field that differs between instruments, arrays of the wrong shape, a
-        margin account with more than one position, or two positions of one user account in
-        one instrument (:mod:`riskengine.engine_inputs`).
+        A design-level field that differs between instruments, arrays of the wrong shape, or
+        two positions of one user account in one instrument (:mod:`riskengine.engine_inputs`).
     """
     ref = _Reference(ts, inst, price, stream, owner, collateral, start, instrument, size, entry, params, max_events)
     return ref.run(on_tick)
