@@ -264,6 +264,10 @@ class Resolved(NamedTuple):
     """One engine parameter set per instrument."""
     stream: np.ndarray
     """The stream the design's mark method reads (empty when none)."""
+    scenario: Scenario | PortfolioScenario | None = None
+    """The scenario as the design margins it (a portfolio scenario:
+    :meth:`riskengine.portfolio.PortfolioScenario.in_margin_mode` of the design's
+    ``margin_mode``; else the scenario itself)."""
 
 
 def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Iterable[VenueDesign],
@@ -305,12 +309,23 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
         out = []
         for d in designs:
             params = d.engine_params(liquidity, interval)
-            out.append(Resolved(d, (d,), (params,), _check_stream(scenario, d, params)))
+            out.append(Resolved(d, (d,), (params,), _check_stream(scenario, d, params), scenario))
         return out
-    tape, accounts, day = scenario.tape, scenario.margin_accounts, scenario.start_day
-    check_margin_accounts(tape.ts, tape.inst, tape.price, np.empty(0), accounts.owner, accounts.collateral,
-                          accounts.start, accounts.instrument, accounts.size, accounts.entry,
-                          len(scenario.instruments), max_positions=None, mode=accounts.mode)
+    tape, day = scenario.tape, scenario.start_day
+    margined: dict[str, PortfolioScenario] = {}  # one conversion per margin mode the designs use
+    for d in designs:
+        if d.margin_mode in margined:
+            continue
+        margined[d.margin_mode] = held = scenario.in_margin_mode(d.margin_mode)
+        accounts = held.margin_accounts
+        try:
+            check_margin_accounts(tape.ts, tape.inst, tape.price, np.empty(0), accounts.owner, accounts.collateral,
+                                  accounts.start, accounts.instrument, accounts.size, accounts.entry,
+                                  len(scenario.instruments), mode=accounts.mode)
+        except ValueError as exc:
+            if held is scenario:
+                raise
+            raise ValueError(f"venue design {d.name!r} (margin_mode {d.margin_mode}): {exc}") from None
     if instrument_designs is not None and (len(instrument_designs) != len(designs) or any(
             len(row) != len(scenario.instruments) for row in instrument_designs)):
         raise ValueError(f"instrument_designs: expected one design per instrument ({len(scenario.instruments)}) "
@@ -326,7 +341,7 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
             design_params(params)
         except ValueError as exc:
             raise ValueError(f"venue design {d.name!r} (instruments {', '.join(scenario.symbols)}): {exc}") from None
-        out.append(Resolved(d, per, params, _check_stream(scenario, d, params[0])))
+        out.append(Resolved(d, per, params, _check_stream(scenario, d, params[0]), margined[d.margin_mode]))
     portfolio_engine(engine)  # last: every problem of the inputs is reported first
     return out
 
@@ -435,7 +450,7 @@ def run(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Iterable[
     rows, by_instrument, events, series, raws = [], [], [], [], []
     tape_notional = _notional(tape.price, tape.qty)
     for k, item in enumerate(resolved, 1):
-        design = item.design
+        design, scenario = item.design, item.scenario  # the scenario as the design margins it
         try:
             with progress.display(show_progress) as shown, shown.task(
                     f"{scenario.name}: [{k}/{len(resolved)}] {design.name} ({engine})",
@@ -465,7 +480,7 @@ def run(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Iterable[
             vault_initial=params.vault_initial, elapsed_s=elapsed, tape_notional=tape_notional,
             vault_loss_limit=params.vault_loss_limit,
             currency=scenario.quote if portfolio else tape.quote,
-            margin_source=design.margin.margin_source,
+            margin_source=design.margin.margin_source, margin_mode=design.margin_mode,
         )
         per = [ctx]
         if portfolio:

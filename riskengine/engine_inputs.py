@@ -73,8 +73,7 @@ def design_params(params: Sequence[EngineParams]) -> EngineParams:
 def check_margin_accounts(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, stream: np.ndarray,
                           owner: np.ndarray, collateral: np.ndarray, start: np.ndarray,
                           instrument: np.ndarray, size: np.ndarray, entry: np.ndarray,
-                          n_instruments: int, *, max_positions: int | None = 1,
-                          mode: np.ndarray | None = None) -> None:
+                          n_instruments: int, *, mode: np.ndarray | None = None) -> None:
     """Check the shapes of a portfolio run's arrays and what the engine takes.
 
     The merged tape's arrays have one length T (``stream`` may also be empty: no stream) and
@@ -82,9 +81,7 @@ def check_margin_accounts(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, s
     ``start`` (M+1) starts at 0, never decreases and ends at the number of positions P, the
     length of ``instrument`` (in ``0..I-1``), ``size`` and ``entry``. No user account
     (``owner``) holds two positions in one instrument (events name the user account and the
-    instrument). A margin account holds at most ``max_positions`` positions (None: any number,
-    the reference engine since step 2 of issue 12; the default 1 is the compiled engine's
-    limit until it takes cross accounts with several positions). With ``mode``
+    instrument). A cross margin account may hold several positions (step 2 of issue 12); with ``mode``
     (:class:`riskengine.codes.MarginMode` per margin account) an isolated margin account holds
     exactly one position.
 
@@ -120,13 +117,6 @@ def check_margin_accounts(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, s
     if len(bad):
         raise ValueError(f"start[{int(bad[0]) + 1}]: must not decrease "
                          f"({int(start[bad[0] + 1])} after {int(start[bad[0]])})")
-    if max_positions is not None:
-        bad = np.flatnonzero(held > max_positions)
-        if len(bad):
-            raise ValueError(f"margin account {int(bad[0])} (account {int(owner[bad[0]])}) holds {int(held[bad[0]])} "
-                             f"positions: the compiled engine takes at most {max_positions} per margin account "
-                             "for now (cross accounts with several positions: the reference engine, "
-                             "engine='reference' in riskengine.run)")
     if mode is not None:
         bad = np.flatnonzero((np.asarray(mode) == MarginMode.ISOLATED) & (held != 1))
         if len(bad):

@@ -78,6 +78,7 @@ class RunContext:
     vault_loss_limit: float = float("inf")  #: the vault's loss threshold (``Backstop.loss_threshold``)
     currency: str | None = None  #: the tape's quote currency (None: unknown)
     margin_source: str = ""  #: the design's margin table (riskengine.venue.Margin.margin_source)
+    margin_mode: str = "as-held"  #: the design's margin mode (riskengine.venue.VenueDesign.margin_mode)
     instruments: int = 1  #: instruments replayed
     instrument: int = 0  #: the instrument a per-instrument row is about (:func:`instrument_run`)
     symbol: str = ""  #: its symbol ('' in a single-instrument scenario, which names none)
@@ -214,6 +215,9 @@ COLUMNS: tuple[Column, ...] = (
            "names no underlying) or 'out of date' (the replay precedes the symbol's earliest table); a "
            f"multi-instrument run lists each instrument's table, separated by '{MARGIN_SOURCES_SEPARATOR.strip()}'",
            lambda c: c.margin_source),
+    Column("margin_mode", "how the design margined the positions: as-held (each position's own mode, as the "
+           "population has it), cross (every position in its user's cross account) or isolated (every position "
+           "on its own margin); the design's margin_mode", lambda c: c.margin_mode),
     Column("accounts", "accounts in the population", lambda c: c.accounts, unit="count"),
     Column("positions", "accounts holding a position at the start", lambda c: c.positions, unit="count"),
     Column("instruments", "instruments replayed (1: a single-instrument scenario); results_by_instrument "

@@ -98,6 +98,7 @@ from riskengine.generators import FLAT_COLLATERAL_USD, DiscreteLeverage, collate
 from riskengine.liquidity import ConstantDepth, DepthCurve
 from riskengine.population import MIN_COLLATERAL_SHARE, _first_bad, _read_frame, raw_sizes
 from riskengine.scenario import Population, Tape, _as_array, _one_d, _check_length, _first, _require
+from riskengine.venue import MARGIN_MODES
 
 #: columns of a positions file, in order
 COLUMNS = ("account", "instrument", "size", "entry_price", "margin_mode", "isolated_margin", "wallet")
@@ -459,6 +460,75 @@ class Portfolio:
         """The number of positions."""
         return len(self.size)
 
+    def in_margin_mode(self, mode: str) -> "Portfolio":
+        """The same positions margined as a venue design's ``margin_mode`` says
+        (:attr:`riskengine.venue.VenueDesign.margin_mode`); the engines then need nothing new.
+
+        * ``"as-held"``: this portfolio, unchanged (each position's own mode).
+        * ``"cross"``: every position cross; each isolated position's margin is added to its
+          user's wallet (Binance cross: ``WB`` is the wallet shared by every cross position
+          [DOC S2, S12], reference §1.2; Hyperliquid: "cross = shared collateral" [DOC S29],
+          reference §2.1).
+        * ``"isolated"``: every cross position with a size becomes isolated and its user's wallet
+          is split among them in proportion to entry notional ``|size| x entry`` (a stated rule:
+          no venue allocates a wallet for the user; Binance isolated: ``WB`` = the position's
+          isolated margin [DOC S12]; Hyperliquid "isolated = per-asset collateral" [DOC S29]).
+          Positions already isolated keep their margin; a user with no cross position of
+          non-zero size keeps its wallet (a flat cross account, as in the population), and
+          flat positions (size 0) stay cross with it.
+
+        Money is conserved per user: the wallet plus the isolated margins are the same sum (to
+        float rounding of the split, a few ulps of the wallet).
+
+        Parameters
+        ----------
+        mode : {"as-held", "cross", "isolated"}
+
+        Returns
+        -------
+        Portfolio
+            ``self`` when nothing changes; else a new validated portfolio with the same users,
+            offsets, instruments, sizes and entries.
+
+        Raises
+        ------
+        ValueError
+            ``margin_mode: ...``: a mode not in :data:`riskengine.venue.MARGIN_MODES`.
+
+        >>> book = Portfolio.from_arrays([100.0], [0, 2], [0, 1], [1.0, -3.0], [300.0, 100.0], [1, 0],
+        ...                              [0.0, 50.0], n_instruments=2)
+        >>> book.in_margin_mode("cross").wallet.tolist()        # 100 + 50
+        [150.0]
+        >>> book.in_margin_mode("isolated").margin.tolist()     # 100 x 300/300 on the cross one
+        [100.0, 50.0]
+        """
+        if mode not in MARGIN_MODES:
+            raise ValueError(f"margin_mode: expected one of {', '.join(MARGIN_MODES)} (got {mode!r})")
+        isolated = self.mode == MarginMode.ISOLATED
+        users = len(self.wallet)
+        if mode == "as-held":
+            return self
+        if mode == "cross":
+            if not isolated.any():
+                return self
+            wallet = self.wallet + np.bincount(self.owners(), np.where(isolated, self.margin, 0.0), minlength=users)
+            mode_a = np.full(self.positions, MarginMode.CROSS, dtype=np.int8)
+            return Portfolio.from_arrays(wallet, self.start, self.instrument, self.size, self.entry, mode_a,
+                                         n_instruments=self.n_instruments)
+        convert = ~isolated & (self.size != 0)
+        if not convert.any():
+            return self
+        user = self.owners()
+        notional = np.where(convert, np.abs(self.size) * self.entry, 0.0)  # NaN entries of flat positions drop out
+        total = np.bincount(user, notional, minlength=users)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(convert, notional / total[user], 0.0)
+        margin = np.where(convert, self.wallet[user] * share, self.margin)
+        wallet = np.where(total > 0, 0.0, self.wallet)
+        mode_a = np.where(convert, MarginMode.ISOLATED, self.mode).astype(np.int8)
+        return Portfolio.from_arrays(wallet, self.start, self.instrument, self.size, self.entry, mode_a, margin,
+                                     n_instruments=self.n_instruments)
+
     def owners(self) -> np.ndarray:
         """The user account of each position (int64, shape (P,))."""
         return np.repeat(np.arange(len(self.wallet), dtype=np.int64), np.diff(self.start))
@@ -592,6 +662,19 @@ class PortfolioScenario:
         if self.date is not None:
             return self.date
         return dt.datetime.fromtimestamp(int(self.tape.ts[0]) // 1_000_000_000, dt.timezone.utc).date()
+
+    def in_margin_mode(self, mode: str) -> "PortfolioScenario":
+        """This scenario with its portfolio margined as ``mode`` says
+        (:meth:`Portfolio.in_margin_mode`); the same instruments and merged tape (not merged
+        again). ``self`` when the portfolio does not change."""
+        portfolio = self.portfolio.in_margin_mode(mode)
+        if portfolio is self.portfolio:
+            return self
+        out = object.__new__(PortfolioScenario)
+        for name in ("name", "instruments", "date", "tape"):
+            object.__setattr__(out, name, getattr(self, name))
+        object.__setattr__(out, "portfolio", portfolio)
+        return out
 
     @cached_property
     def margin_accounts(self) -> MarginAccounts:

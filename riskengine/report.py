@@ -50,6 +50,18 @@ BAR_METRICS = (
     ("vault_pnl", "backstop vault PnL"),
     ("amplification", "amplification"),
 )
+#: per-instrument table of a scenario with several instruments (``results_by_instrument``)
+INSTRUMENT_TABLE_COLUMNS = (
+    "symbol", "design", "positions", "liquidations", "liquidated_notional", "accounts_liquidated",
+    "backstop_liquidations", "adl_notional", "bad_debt", "fund_paid_out", "tape_drawdown", "sim_drawdown",
+    "first_liquidation_s",
+)
+#: per-instrument bars: column and panel title
+INSTRUMENT_BAR_METRICS = (
+    ("liquidated_notional", "liquidated notional"),
+    ("adl_notional", "ADL notional"),
+    ("bad_debt", "bad debt"),
+)
 #: columns shown as percentages
 PERCENT_COLUMNS = ("tape_drawdown", "sim_drawdown", "liquidation_volume_share", "adl_max_haircut_share")
 #: most points drawn per line; longer series are downsampled to bucket minima and maxima
@@ -58,6 +70,8 @@ MAX_POINTS = 600
 _DESCRIPTIONS = {c.name: c.meaning for c in metrics.COLUMNS} | {
     c.name: "; ".join(filter(None, (f"observed: {c.description}", metrics.UNITS[metrics.unit_of(c.name)][0])))
     for c in observed.COLUMNS}
+#: the per-instrument table's column meanings (its bad_debt is the instrument's part)
+_INSTRUMENT_DESCRIPTIONS = _DESCRIPTIONS | {c.name: c.meaning for c in metrics.INSTRUMENT_COLUMNS}
 _TAPE_COLOUR = "#9a9a9a"
 #: fill of the observed figures' bars (hatched)
 OBSERVED_COLOUR = "#3b3b3b"
@@ -158,6 +172,23 @@ def design_colours(designs: Sequence[str]) -> dict[str, str]:
     and table of a report."""
     palette = matplotlib.colormaps["tab10"].colors
     return {d: matplotlib.colors.to_hex(palette[i % len(palette)]) for i, d in enumerate(designs)}
+
+
+def _instrument_prices(result: Result) -> dict[str, pd.DataFrame]:
+    """Each scenario of several instruments: its instruments' tape prices as sampled in its first
+    design's run (the tape is the same in every run), one frame with columns ``time``,
+    ``instrument`` and ``tape_price``."""
+    frame = result.series.to_pandas()
+    if "instrument" not in frame.columns:
+        return {}
+    out = {}
+    for scenario, part in frame.groupby("scenario", sort=False):
+        if part["instrument"].nunique() < 2:
+            continue
+        part = part[part["design"] == part["design"].iloc[0]]
+        out[scenario] = pd.DataFrame({"time": pd.to_datetime(part["ts"], unit="ns"),
+                                      "instrument": part["instrument"].astype(int), "tape_price": part["tape_price"]})
+    return out
 
 
 def _frames(result: Result) -> dict[tuple[str, str], pd.DataFrame]:
@@ -338,6 +369,42 @@ def _bar_figure(table: pd.DataFrame, scenarios: Sequence[str], designs: Sequence
     return fig
 
 
+def _instrument_bar_figure(rows: pd.DataFrame, symbols: Sequence[str], designs: Sequence[str],
+                           colours: dict) -> Figure:
+    """One scenario's per-instrument figures (:data:`INSTRUMENT_BAR_METRICS`): a panel per
+    figure, a group of bars per instrument (one bar per design)."""
+    by_symbol = rows.assign(scenario=rows["symbol"])  # _bars groups by its scenario column
+    metrics_ = [(c, t) for c, t in INSTRUMENT_BAR_METRICS if c in rows.columns]
+    fig, axes = _figure(1, len(metrics_), max(2.6, 0.7 + 0.13 * len(designs) * len(symbols) + 0.12 * len(symbols)))
+    currency = metrics.table_currency(rows)
+    for ax, (column, title) in zip(axes, metrics_):
+        _bars(ax, by_symbol, column, colours, symbols, designs)
+        _style(ax, _with_unit(title, column, currency))
+    fig.legend(handles=[matplotlib.patches.Patch(color=colours[d], label=d) for d in designs],
+               loc="outside lower center", ncols=min(len(designs), 6), fontsize=8, frameon=False)
+    return fig
+
+
+def _instrument_price_figure(frame: pd.DataFrame, symbols: Sequence[str], max_points: int) -> Figure:
+    """Each instrument's tape price relative to its first sampled price (one line each), so
+    instruments of any price level share one axis."""
+    fig, axes = _figure(1, 1, 3.6)
+    ax = axes[0]
+    tab20 = matplotlib.colormaps["tab20"].colors
+    palette = tab20[0::2] + tab20[1::2]  # the ten strong colours before their light twins
+    for k, symbol in enumerate(symbols):
+        part = frame[(frame["instrument"] == k) & frame["tape_price"].notna()]  # NaN before its first trade
+        if part.empty:
+            continue
+        price = part["tape_price"].to_numpy(dtype=np.float64)
+        x, y = downsample(part["time"].to_numpy(), price / price[0] - 1.0, max_points)
+        ax.plot(x, y, drawstyle="steps-post", color=palette[k % len(palette)], linewidth=1.0, label=symbol)
+    _style(ax, "tape price against its first sample (%)", percent=True, time_axis=True)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v * 100:.3g}%"))  # ticks at 2.5% steps too
+    ax.legend(fontsize=7, loc="lower left", frameon=False, ncols=min(len(symbols), 6))
+    return fig
+
+
 # ---------------------------------------------------------------------------------- HTML
 _CSS = """
 :root { color-scheme: light; }
@@ -389,16 +456,17 @@ def _with_unit(title: str, column: str, currency: str) -> str:
     return f"{title} ({unit})" if unit and not title.endswith(f"({unit})") else title
 
 
-def _table(table: pd.DataFrame, columns: Sequence[str], colours: dict, by_scenario: bool = False) -> str:
+def _table(table: pd.DataFrame, columns: Sequence[str], colours: dict, by_scenario: bool = False,
+           descriptions: dict[str, str] = _DESCRIPTIONS) -> str:
     """An HTML table of ``columns``, one row per run; ``by_scenario``: the scenario as a heading
-    row above its runs instead of a column (narrower)."""
+    row above its runs instead of a column (narrower); ``descriptions``: the headers' meanings."""
     if by_scenario:
         columns = [c for c in columns if c != "scenario"]
     text = {c for c in columns if not pd.api.types.is_numeric_dtype(table[c])}  # left-aligned
     currency = metrics.table_currency(table)
     head = "".join(
         f'<th class="{"text" if c in text else "num"}" title="{_e(c)}: '
-        f'{_e(_DESCRIPTIONS.get(c, c))}">{_e(label(c, currency))}</th>' for c in columns)
+        f'{_e(descriptions.get(c, c))}">{_e(label(c, currency))}</th>' for c in columns)
     body = []
     current = None
     for scenario, row in zip(table["scenario"], table[list(columns)].itertuples(index=False)):
@@ -471,6 +539,30 @@ def _margin_note(table: pd.DataFrame) -> str:
             + "".join(items) + "</ul>")
 
 
+def _instrument_section(scenario: str, rows: pd.DataFrame, symbols: Sequence[str], designs: Sequence[str],
+                        colours: dict, plot: Callable[[str, Figure, str], str], prices: pd.DataFrame | None,
+                        max_points: int) -> str:
+    """A scenario of several instruments: its per-instrument table (``results_by_instrument``), a
+    panel of bars per figure with a group per instrument, and each instrument's tape price."""
+    order = {sym: k for k, sym in enumerate(symbols)}
+    rank = {d: k for k, d in enumerate(designs)}
+    rows = rows[rows["design"].isin(designs)]
+    rows = rows.iloc[np.lexsort((rows["design"].map(rank).to_numpy(), rows["symbol"].map(order).to_numpy()))]
+    columns = [c for c in INSTRUMENT_TABLE_COLUMNS if c in rows.columns]
+    out = [f'<h3 id="{_anchor(scenario)}-instruments">Per instrument</h3>'
+           '<p class="note">One row per instrument × design (<code>results_by_instrument.parquet</code>): each '
+           "instrument's part of the run; counts and money sum over the instruments to the comparison's row. "
+           "Hover a header for its meaning.</p>",
+           _table(rows, columns, colours, descriptions=_INSTRUMENT_DESCRIPTIONS),
+           plot(f"instruments:{scenario}", _instrument_bar_figure(rows, symbols, designs, colours),
+                "Per instrument and design: where the liquidations, the auto-deleveraging and the bad debt "
+                "happened.")]
+    if prices is not None:
+        out.append(plot(f"instrument-prices:{scenario}", _instrument_price_figure(prices, symbols, max_points),
+                        "Each instrument's tape price relative to its first sample in the window."))
+    return "".join(out)
+
+
 def render(result: Result, title: str = "riskengine report", *, source: str | None = None,
            max_points: int = MAX_POINTS, progress: Callable[[str], None] | None = None) -> str:
     """The report of a run as one self-contained HTML page.
@@ -498,6 +590,8 @@ def render(result: Result, title: str = "riskengine report", *, source: str | No
     designs = list(dict.fromkeys(table["design"]))
     colours = design_colours(designs)
     frames = _frames(result)
+    instrument_prices = _instrument_prices(result)
+    by_instrument = result.by_instrument
     figures = 0
 
     def plot(name: str, fig: Figure, caption: str) -> str:
@@ -558,7 +652,11 @@ def render(result: Result, title: str = "riskengine report", *, source: str | No
         first = rows.iloc[0]
         start = frames[(s, run_designs[0])]["time"].iloc[0] if run_designs else None
         end = frames[(s, run_designs[0])]["time"].iloc[-1] if run_designs else None
-        facts = [f"{int(first['ticks']):,} ticks" if "ticks" in rows else "",
+        own = by_instrument[by_instrument["scenario"] == s] if "scenario" in by_instrument else by_instrument.iloc[:0]
+        symbols = list(dict.fromkeys(own.sort_values("instrument", kind="stable")["symbol"]))
+        several = len(symbols) > 1
+        facts = [f"{len(symbols)} instruments" if several else "",
+                 f"{int(first['ticks']):,} ticks" if "ticks" in rows else "",
                  f"{int(first['accounts']):,} accounts" if "accounts" in rows else "",
                  f"{start:%Y-%m-%d %H:%M:%S} – {end:%H:%M:%S} UTC" if start is not None else "",
                  f"tape drawdown {cell('tape_drawdown', float(first['tape_drawdown']))}"
@@ -568,10 +666,14 @@ def render(result: Result, title: str = "riskengine report", *, source: str | No
         if not run_designs:
             parts.append('<p class="note">No series recorded.</p></section>')
             continue
+        if several:
+            parts.append(_instrument_section(s, own, symbols, run_designs, colours, plot,
+                                             instrument_prices.get(s), max_points))
         parts.append(plot(f"prices:{s}", _price_figure(frames, s, run_designs, colours, max_points, currency),
-                          "Tape price (grey), simulated price (the tape moved by the impact of the simulated "
-                          "liquidations; drawn on top) and mark price (dashed; hidden where it equals the "
-                          "simulated price), per design."))
+                          (f"The first instrument, {symbols[0]}: " if several else "")
+                          + "Tape price (grey), simulated price (the tape moved by the impact of the simulated "
+                            "liquidations; drawn on top) and mark price (dashed; hidden where it equals the "
+                            "simulated price), per design."))
         parts.append(plot(f"cascade:{s}", _time_panels(
             frames, s, run_designs, colours, max_points,
             [("cum_liquidated_notional", f"cumulative liquidated notional ({currency})"),

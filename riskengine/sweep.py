@@ -57,6 +57,7 @@ from riskengine import backtest, metrics, progress as live
 from riskengine.files import check_output_folder, write_atomic
 from riskengine.metrics import TIMING_COLUMNS
 from riskengine.config import KeyPath, LoadedConfig, SweepSpec, canonical_json, parse, parse_key
+from riskengine.venue import VenueDesign
 
 #: bump when the hashed form of a run changes, so --resume does not reuse rows of another meaning
 HASH_FORMAT = 2
@@ -203,6 +204,29 @@ def expand(loaded: LoadedConfig) -> list[Run]:
     return runs
 
 
+#: design fields that only a portfolio (several instruments) reads, with the default at which
+#: :func:`run_hash` leaves them out: a design that keeps them hashes as before they existed, so the
+#: finished runs of a sweep stay finished
+PORTFOLIO_DESIGN_DEFAULTS: dict[tuple[str, ...], object] = {
+    ("margin_mode",): "as-held",
+    ("liquidation", "cross_order"): "notional",
+}
+
+
+def _hashed_design(design: VenueDesign) -> dict:
+    """A design as :func:`run_hash` hashes it: its fields, less each of
+    :data:`PORTFOLIO_DESIGN_DEFAULTS` that holds its default."""
+    body = design.model_dump(mode="json")
+    for path, default in PORTFOLIO_DESIGN_DEFAULTS.items():
+        *parents, name = path
+        holder = body
+        for key in parents:
+            holder = holder.get(key) or {}
+        if name in holder and holder[name] == default:
+            del holder[name]
+    return body
+
+
 def run_hash(loaded: LoadedConfig) -> str:
     """The identity of a run: a hash of its resolved config -- each scenario with its own
     population and liquidity (defaults filled in), each venue design as built from its preset
@@ -219,7 +243,7 @@ def run_hash(loaded: LoadedConfig) -> str:
                           "liquidity": backtest.liquidity_spec(loaded, spec, "sweep")})
     body = {"format": HASH_FORMAT, "scenarios": scenarios,
             # each scenario's designs, resolved for it (its underlying's and date's margin tables)
-            "designs": [[d.model_dump(mode="json") for d in backtest.build_designs(loaded, i)]
+            "designs": [[_hashed_design(d) for d in backtest.build_designs(loaded, i)]
                         for i in range(len(scenarios))],
             # the series interval also sets how weighted ADL fills are grouped into event rows
             "series_interval_s": loaded.config.outputs.series_interval_s}

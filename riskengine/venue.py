@@ -28,6 +28,8 @@ from riskengine.ranges import (Count, Fraction, Money, MultipleOfBalance, Power,
                                Share, ShareBelowOne, ShareInside, check_leverage)
 
 NS = 1_000_000_000
+#: values of :attr:`VenueDesign.margin_mode` (:meth:`riskengine.portfolio.Portfolio.in_margin_mode`)
+MARGIN_MODES = ("as-held", "cross", "isolated")
 
 
 class Component(BaseModel):
@@ -223,6 +225,15 @@ class VenueDesign(Component):
         The preset it was built from, if any.
     margin, mark, liquidation, fund, backstop, adl
         The components.
+    margin_mode : {"as-held", "cross", "isolated"}
+        How a portfolio's positions are margined before the run
+        (:meth:`riskengine.portfolio.Portfolio.in_margin_mode`): the population's own modes, or every
+        position cross, or every position isolated. Both venues let a user choose per position:
+        Binance "Cross Margin Mode" / "Isolated Margin Mode" [DOC S2, S12] (reference §1.2:
+        isolated: ``TMM1 = UPNL1 = 0``, ``WB`` = the position's isolated margin), Hyperliquid
+        "cross = shared collateral; isolated = per-asset collateral" [DOC S29] (reference §2.1).
+        Which mode users pick is not published, so the engines take it from the population and this
+        setting makes the all-cross and all-isolated books of the same positions comparable.
     notes : str
         Sources, snapshot dates and known gaps.
     """
@@ -235,6 +246,14 @@ class VenueDesign(Component):
     fund: Fund = Field(Fund(), description="the insurance fund")
     backstop: Backstop = Field(Backstop(), description="the backstop (liquidator) vault")
     adl: Adl = Field(Adl(), description="auto-deleveraging")
+    margin_mode: Literal[MARGIN_MODES] = Field(
+        "as-held", description="how a portfolio's positions are margined: as-held: each position's own mode (the "
+                               "population's); cross: every position of a user in the user's cross account, "
+                               "isolated margins added to its wallet; isolated: every cross position isolated, the "
+                               "user's wallet split among them in proportion to entry notional (a user with no "
+                               "cross position keeps its wallet as a flat cross account); see "
+                               "riskengine.portfolio.Portfolio.in_margin_mode. A single-instrument scenario's "
+                               "accounts hold one position each, so the three give the same run")
     notes: str = Field("", description="sources, snapshot dates and known gaps")
 
     @classmethod

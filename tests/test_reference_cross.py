@@ -203,6 +203,42 @@ def test_the_vault_takes_all_positions_and_the_wallet_below_two_thirds_of_mm():
     assert by["liquidations"].tolist() == [1, 1]
 
 
+@pytest.mark.parametrize("fund", [0.0, 10.0])
+def test_the_vault_takes_the_whole_account_when_the_book_would_leave_a_deficit_the_fund_cannot_pay(fund):
+    # Wallet 80, long 10 @ 100 in instrument 0 (a thin book: 100 of notional per 1%) and long 1
+    # @ 100 in instrument 1 (infinite depth). Instrument 0 falls to 96 at t=1:
+    #   E = 80 - 40 = 40 < MM = 48 + 5 = 53, but >= 2/3 MM = 35.33: a market order on the larger
+    #   notional (960 in instrument 0). Walking the book: 960 of notional moves the price
+    #   960 / 100 x 1% = 9.6%, the average fill is 4.8% below 96: 91.392; the account's equity
+    #   after it would be 80 + 10 x (91.392 - 100) + 0 = -6.08.
+    #   fund 0:  the deficit 6.08 is more than the fund holds: the vault takes the whole account
+    #            at the marks (10 of 0 at 96, 1 of 1 at 100) and its equity 40.
+    #   fund 10: the order fills (realized -86.08) and the fund pays 6.08 into the wallet; then
+    #            E = 0 < 2/3 x MM 5: the next round's liquidation hands the vault the position in
+    #            1 at 100 with the equity 0.
+    p0 = params(backstop_ratio=2.0 / 3.0, vault_initial=1_000.0, fund_initial=fund, depth_per_pct=100.0)
+    p1 = dataclasses.replace(p0, depth_per_pct=float("inf"))
+    ts, inst, price = merge([([0, 1], [100.0, 96.0]), ([0], [100.0])])
+    owner, collateral, start, instrument, size, entry = csr([(0, 80.0, [(0, 10.0, 100.0), (1, 1.0, 100.0)])])
+    raw = run_portfolio(ts, inst, price, np.full(len(ts), np.nan), owner, collateral, start, instrument, size,
+                        entry, [p0, p1])
+    assert portfolio_violations(raw, owner, collateral, instrument, size, entry, p0, start=start) == []
+    if fund == 0.0:
+        first, second = rows(raw)
+        assert brief(first) == (K.BACKSTOP, 0, 0, 10.0, 96.0, 40.0)
+        assert brief(second) == (K.BACKSTOP, 0, 1, 1.0, 100.0, 0.0)
+        assert raw.scalars["vault_col"] == 1_040.0 and raw.by_instrument["vault_pos"].tolist() == [10.0, 1.0]
+        assert raw.collateral.tolist() == [0.0] and raw.status.tolist() == [Status.CLOSED]
+    else:
+        liq, pay, rest = rows(raw)
+        assert (liq["kind"], liq["instrument"], liq["size"]) == (K.LIQUIDATION, 0, 10.0)
+        assert liq["price"] == pytest.approx(91.392, rel=1e-12) and liq["amount"] == pytest.approx(-86.08, rel=1e-12)
+        assert pay["kind"] == K.FUND_PAYMENT and pay["amount"] == pytest.approx(6.08, rel=1e-9)
+        assert pay["equity_after"] == 0.0
+        assert (brief(rest), rest["round"]) == ((K.BACKSTOP, 0, 1, 1.0, 100.0, 0.0), 1)
+        assert raw.positions_size.tolist() == [0.0, 0.0] and raw.status.tolist() == [Status.CLOSED]
+
+
 def test_binance_e1_and_e2_accounts_are_liquidated_at_their_printed_prices():
     # Binance's cross examples (reference §6, [DOC S2]; tests/test_calculators_portfolio.py):
     # instrument 0 BTCUSDT (MMR 0.4%), instrument 1 ETHUSDT (MMR 0.65%), cum 0.

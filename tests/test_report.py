@@ -25,6 +25,8 @@ REMOTE = re.compile(r"""(?:\b(?:src|href|srcset|poster|data)\s*=\s*["']?\s*|url\
                     r"""(?:https?:)?//""", re.IGNORECASE)
 #: what each plot is, per scenario: its data-plot names
 PER_SCENARIO = ("prices", "cascade", "balances")
+#: and before them, in a scenario of several instruments
+PER_INSTRUMENT = ("instruments", "instrument-prices")
 
 PLOTS_JS = """
 [...document.querySelectorAll('figure.plot')].map(f => {
@@ -71,11 +73,14 @@ def _pixels(png: bytes):
     return image.size, counts
 
 
-def _expected_plots(table) -> list[str]:
+def _expected_plots(result) -> list[str]:
+    table = result.table
     names = ["metrics"]
     if any(c.startswith("observed_") for c in table.columns):
         names.append("observed")
     for s in dict.fromkeys(table["scenario"]):
+        if int(table.loc[table["scenario"] == s, "instruments"].iloc[0]) > 1:  # several: their figures first
+            names += [f"{kind}:{s}" for kind in PER_INSTRUMENT]
         names += [f"{kind}:{s}" for kind in PER_SCENARIO]
     return names
 
@@ -91,7 +96,7 @@ def _check_page(browser: Browser, path: Path, result, extra_js: str = "null") ->
     try:
         assert page.problems() == []
         plots = page.evaluate(PLOTS_JS)
-        assert [p["name"] for p in plots] == _expected_plots(result.table)
+        assert [p["name"] for p in plots] == _expected_plots(result)
         designs = list(dict.fromkeys(result.table["design"]))
         for p in plots:
             assert p["shown"], p
@@ -106,7 +111,7 @@ def _check_page(browser: Browser, path: Path, result, extra_js: str = "null") ->
             white = counts.get((255, 255, 255), 0)
             assert 1 - white / (w * h) > 0.02, f"{p['name']}: the plot looks blank"
             assert len(counts) > 20, f"{p['name']}: only {len(counts)} colours"
-            if p["name"] in ("metrics", "observed"):  # every design's bars, in its colour
+            if p["name"] in ("metrics", "observed") or p["name"].startswith("instruments:"):  # every design's bars
                 for design, colour in report.design_colours(designs).items():
                     assert counts.get(_rgb(colour), 0) > 50, f"{p['name']}: no bars of {design} ({colour})"
             if p["name"] == "observed":
@@ -166,7 +171,7 @@ def test_render_small_run_is_offline_and_repeatable():
     assert first == report.render(result, title="a & b")  # same result, same bytes
     assert "http://" not in first and "https://" not in first
     assert "<h1>a &amp; b</h1>" in first and "tiny &lt;crash&gt;" in first  # text escaped
-    assert [html.unescape(n) for n in re.findall(r'data-plot="([^"]+)"', first)] == _expected_plots(result.table)
+    assert [html.unescape(n) for n in re.findall(r'data-plot="([^"]+)"', first)] == _expected_plots(result)
 
 
 
@@ -224,6 +229,51 @@ def test_replay_report_shows_observed_beside_simulated(browser, shared_data, tmp
     figures = [(float(row[c.simulated]), float(row[c.name])) for _, row in result.table.iterrows() for c in pairs]
     assert all(obs > 0 for _, obs in figures)  # every observed figure here is a positive number
     assert [r[3] for r in rows] == ["–" if math.isnan(sim) else f"{sim / obs:.2f}×" for sim, obs in figures]
+
+
+def _portfolio_config(modes=("as-held", "isolated")):
+    """Three synthetic instruments and a generated portfolio, every position isolated (so each
+    margin account holds one position), under Hyperliquid with each margin mode of ``modes``."""
+    instruments = [{"symbol": sym, "synthetic": {"ticks": 2_000, "start_price": price, "drop": drop, "seed": k}}
+                   for k, (sym, price, drop) in enumerate((("BTCUSDT", 121_700.0, 0.15), ("ETHUSDT", 4_300.0, 0.2),
+                                                          ("SOLUSDT", 220.0, 0.25)))]
+    return config.parse({
+        "scenario": {"name": "three <coins>", "instruments": instruments,
+                     "portfolio": {"accounts": 1_500, "open_interest_usd": [3e7, 2e7, 1e7], "max_leverage": [40, 25, 20],
+                                   "holdings": [0.5, 0.3, 0.2], "cross_share": 0.0, "seed": 4}},
+        "liquidity": {"depth_per_pct": 2e6},
+        "venues": [{"preset": "hyperliquid", "name": f"hl-{mode}", "margin_mode": mode,
+                    "backstop": {"vault_balance": 1e6}} for mode in modes]})
+
+
+def test_a_portfolio_report_shows_each_instruments_figures(browser, tmp_path):
+    result = backtest.run_config(_portfolio_config())
+    scenario = result.table["scenario"].iloc[0]
+    path = tmp_path / "report.html"
+    path.write_text(report.render(result, title="portfolio"), encoding="utf-8")
+    anchor = report._anchor(scenario) + "-instruments"
+    plots, rows = _check_page(browser, path, result,
+                              f"[...document.getElementById('{anchor}').nextElementSibling.nextElementSibling"
+                              ".querySelectorAll('tbody tr')].map(tr => [...tr.cells].map(td => td.textContent.trim()))")
+    assert f"instruments:{scenario}" in plots and f"instrument-prices:{scenario}" in plots
+    # one row per instrument x design: the instruments in the scenario's order, the designs in the
+    # comparison's, each cell the by-instrument figure as the report writes it
+    by = result.by_instrument
+    columns = [c for c in report.INSTRUMENT_TABLE_COLUMNS if c in by.columns]
+    expected = [[str(row[c]) if c in ("symbol", "design") else report.cell(c, row[c]) for c in columns]
+                for sym in ("BTCUSDT", "ETHUSDT", "SOLUSDT") for design in ("hl-as-held", "hl-isolated")
+                for _, row in by[(by["symbol"] == sym) & (by["design"] == design)].iterrows()]
+    assert len(expected) == 6 and rows == expected
+    assert by["liquidations"].gt(0).all()  # every bar of the figure is drawn (the colour check above)
+    page = path.read_text(encoding="utf-8")
+    assert "The first instrument, BTCUSDT: Tape price" in page
+
+
+def test_a_single_instrument_report_has_no_per_instrument_section():
+    loaded = config.parse({"scenario": {"name": "one", "synthetic": {"ticks": 2_000, "seed": 1}},
+                           "population": {"accounts": 300, "seed": 2}, "venues": [{"preset": "hyperliquid"}]})
+    page = report.render(backtest.run_config(loaded))
+    assert "Per instrument" not in page and 'data-plot="instruments:' not in page
 
 
 def test_harness_reports_console_errors_and_network(browser, tmp_path):

@@ -2255,7 +2255,7 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
     starts = np.asarray(start)
     check_margin_accounts(np.asarray(ts), np.asarray(inst), np.asarray(price), np.asarray(stream),
                           np.asarray(owner), np.asarray(collateral), starts, np.asarray(instrument),
-                          np.asarray(size), np.asarray(entry), n_inst, max_positions=None)
+                          np.asarray(size), np.asarray(entry), n_inst)
     source, xacc, xstart = _position_slots(starts)
     user = np.unique(np.asarray(owner), return_inverse=True)[1].astype(np.int64)
     out = _run(plist, ts, inst if n_inst > 1 else _NO_INSTRUMENTS, price, stream, owner,

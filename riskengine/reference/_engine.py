@@ -167,8 +167,7 @@ class _Reference:
                  params: Sequence[EngineParams], max_events: int = 0):
         self.p = design_params(params)
         n_inst = len(params)
-        check_margin_accounts(ts, inst, price, stream, owner, col, start, instrument, size, entry, n_inst,
-                              max_positions=None)
+        check_margin_accounts(ts, inst, price, stream, owner, col, start, instrument, size, entry, n_inst)
         self.ts = ts
         self.tick_inst = inst
         self.stream = stream if len(stream) == len(ts) else np.full(len(ts), np.nan)
