@@ -211,7 +211,7 @@ accounts = 20_000
 open_interest_usd = [3e8, 1.7e8, 1e8]  # one per instrument, in their order
 max_leverage = [40, 25, 20]
 holdings = [0.7, 0.2, 0.1]     # 70% of accounts hold one instrument, 20% two, 10% three
-cross_share = 0                # isolated positions: a cross account holds one position until step 2
+cross_share = 0                # every position isolated (1: every position cross, one account per user)
 seed = 5
 
 [liquidity]                    # every instrument's book, unless it changes keys of its own
