@@ -144,6 +144,9 @@ def test_a_design_keeping_the_default_margin_mode_hashes_as_before(tmp_path):
     cross = sweep.run_hash(_config(tmp_path, 'margin_mode = "cross"\n'))
     isolated = sweep.run_hash(_config(tmp_path, 'margin_mode = "isolated"\n'))
     assert len({default, cross, isolated}) == 3
+    # a sweep grid may vary it: one run per mode, each with that mode's hash
+    loaded = _config(tmp_path, '[sweep]\ngrid = { "venues[0].margin_mode" = ["cross", "isolated"] }\n')
+    assert [r.hash for r in sweep.expand(loaded)] == [cross, isolated]
 
 
 # ----------------------------------------------------------------------------- runs
