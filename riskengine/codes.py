@@ -101,6 +101,14 @@ class Takeover(IntEnum):
     FUND = 1  #: the insurance fund, at the bankruptcy price, within its capacity
 
 
+class CrossOrder(IntEnum):
+    """Which position of a crossing cross margin account with several positions is liquidated
+    first (venues do not document an order: a named design setting, ``liquidation.cross_order``)."""
+
+    NOTIONAL = 0  #: the largest notional ``|q| M`` first
+    LOSS = 1  #: the most negative unrealized PnL ``q (M - e)`` first
+
+
 VAULT_ID = -1  #: account id used in the event log for the backstop vault
 BOOK_ID = -2  #: counterparty id of a trade against the order book (the external market)
 FUND_ID = -3  #: account id used in the event log for the insurance fund's own trades

@@ -342,9 +342,10 @@ class PortfolioAccounts(_Model):
     (:func:`riskengine.portfolio.generate_portfolio`, seeded, priced at each instrument's first
     trade in the window) or read from a positions file
     (:func:`riskengine.portfolio.load_portfolio`). Give ``file`` or generator keys, not both.
-    Where each default comes from: ``riskengine.portfolio``. Until the engines take cross
-    accounts with several positions (issue 12, step 2), a cross account may hold one cross
-    position: give ``cross_share = 0`` or ``holdings = [1.0]`` to a generated portfolio."""
+    Where each default comes from: ``riskengine.portfolio``. Until the compiled engine (the one
+    configs run on) takes cross accounts with several positions (issue 12, step 2; the reference
+    engine takes them), a cross account may hold one cross position: give ``cross_share = 0`` or
+    ``holdings = [1.0]`` to a generated portfolio."""
 
     file: str | None = Field(None, min_length=1, description=(
         "CSV or Parquet positions file, one row per position, with columns account, instrument (a symbol of "

@@ -321,7 +321,7 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
         try:
             check_margin_accounts(tape.ts, tape.inst, tape.price, np.empty(0), accounts.owner, accounts.collateral,
                                   accounts.start, accounts.instrument, accounts.size, accounts.entry,
-                                  len(scenario.instruments))
+                                  len(scenario.instruments), mode=accounts.mode)
         except ValueError as exc:
             if held is scenario:
                 raise
@@ -465,8 +465,8 @@ def run(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Iterable[
         if check_invariants:
             if portfolio:
                 accounts = scenario.margin_accounts
-                broken = portfolio_violations(raw, accounts.owner, accounts.collateral, *accounts.per_account(),
-                                              item.params[0])
+                broken = portfolio_violations(raw, accounts.owner, accounts.collateral, accounts.instrument,
+                                              accounts.size, accounts.entry, item.params[0], start=accounts.start)
             else:
                 broken = violations(raw, scenario.population, item.params[0])
             if broken:

@@ -7,8 +7,9 @@ A portfolio run (issue 12; ``riskengine.reference``, "Portfolios") takes a merge
 instrument (:data:`PER_INSTRUMENT_FIELDS`: its margin table, its liquidity model and observed
 flow, its order limits); every other field is the venue design's and must be the same in every
 instrument's entry (:func:`design_params`). :func:`check_margin_accounts` checks the arrays'
-shapes and the limits of step 1 (at most one position per margin account). Each failure is one
-``ValueError`` line naming the field or row and what was expected.
+shapes and what an engine takes (a cross margin account may hold several positions since step 2;
+an isolated one holds one). Each failure is one ``ValueError`` line naming the field or row and
+what was expected.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from riskengine.codes import MarginMode
 from riskengine.params import EngineParams
 
 #: EngineParams fields that may differ between instruments: the margin tiers, the liquidity
@@ -31,10 +33,6 @@ PER_INSTRUMENT_FIELDS: frozenset[str] = frozenset({
     "observed_ts", "observed_side", "observed_notional",
     "liq_max_order_notional", "liq_price_band",
 })
-
-#: step 1 of the portfolio engine: positions per margin account
-MAX_POSITIONS_STEP1 = 1
-
 
 def _same(a: object, b: object) -> bool:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
@@ -75,15 +73,17 @@ def design_params(params: Sequence[EngineParams]) -> EngineParams:
 def check_margin_accounts(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, stream: np.ndarray,
                           owner: np.ndarray, collateral: np.ndarray, start: np.ndarray,
                           instrument: np.ndarray, size: np.ndarray, entry: np.ndarray,
-                          n_instruments: int) -> None:
-    """Check the shapes of a portfolio run's arrays and the limits of step 1.
+                          n_instruments: int, *, mode: np.ndarray | None = None) -> None:
+    """Check the shapes of a portfolio run's arrays and what the engine takes.
 
     The merged tape's arrays have one length T (``stream`` may also be empty: no stream) and
     ``inst`` is in ``0..I-1``; ``owner`` and ``collateral`` have one entry per margin account M;
     ``start`` (M+1) starts at 0, never decreases and ends at the number of positions P, the
-    length of ``instrument`` (in ``0..I-1``), ``size`` and ``entry``. Step 1: a margin account
-    holds at most one position, and no user account (``owner``) holds two positions in one
-    instrument (events name the user account and the instrument).
+    length of ``instrument`` (in ``0..I-1``), ``size`` and ``entry``. No user account
+    (``owner``) holds two positions in one instrument (events name the user account and the
+    instrument). A cross margin account may hold several positions (step 2 of issue 12); with ``mode``
+    (:class:`riskengine.codes.MarginMode` per margin account) an isolated margin account holds
+    exactly one position.
 
     Raises
     ------
@@ -117,11 +117,11 @@ def check_margin_accounts(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, s
     if len(bad):
         raise ValueError(f"start[{int(bad[0]) + 1}]: must not decrease "
                          f"({int(start[bad[0] + 1])} after {int(start[bad[0]])})")
-    bad = np.flatnonzero(held > MAX_POSITIONS_STEP1)
-    if len(bad):
-        raise ValueError(f"margin account {int(bad[0])} (account {int(owner[bad[0]])}) holds {int(held[bad[0]])} "
-                         f"positions: this engine takes at most {MAX_POSITIONS_STEP1} per margin account "
-                         "(cross accounts with several positions come in step 2 of issue 12)")
+    if mode is not None:
+        bad = np.flatnonzero((np.asarray(mode) == MarginMode.ISOLATED) & (held != 1))
+        if len(bad):
+            raise ValueError(f"margin account {int(bad[0])} (account {int(owner[bad[0]])}): an isolated margin "
+                             f"account holds exactly one position (got {int(held[bad[0]])})")
     bad = np.flatnonzero((instrument < 0) | (instrument >= n_instruments))
     if len(bad):
         raise ValueError(f"instrument[{int(bad[0])}]: expected an instrument in 0..{n_instruments - 1}, "

@@ -2,9 +2,10 @@
 
 ``run(..., check_invariants=True)`` (the engine's debug mode) and the test suite call
 :func:`violations`; an empty list means every invariant held. A portfolio run (several
-instruments, margin accounts; :func:`riskengine.reference.run_portfolio`) is checked by
-:func:`portfolio_violations`: money conserved across instruments, positions conserved per
-instrument, and the same account-level checks per margin account.
+instruments, margin accounts with one or several positions;
+:func:`riskengine.reference.run_portfolio`) is checked by :func:`portfolio_violations`: money
+conserved across instruments, positions conserved per instrument, and the same account-level
+checks per margin account.
 """
 
 from __future__ import annotations
@@ -28,9 +29,14 @@ def money_total(raw: RawRun) -> float:
 
     With ``raw.by_instrument`` (a portfolio run) the vault's and the fund's inventories and the
     external market are summed over instruments; with one instrument that is the same number.
+    With ``raw.positions_size`` (every position of a portfolio run, several per cross account)
+    the accounts' part is ``sum(c) - sum(q e)`` over the positions.
     """
     s = raw.scalars
-    accounts = float(np.sum(raw.collateral - raw.size * raw.entry))
+    if raw.positions_size is not None:
+        accounts = float(np.sum(raw.collateral)) - float(np.sum(raw.positions_size * raw.positions_entry))
+    else:
+        accounts = float(np.sum(raw.collateral - raw.size * raw.entry))
     by = raw.by_instrument
     if by is None:
         vault = s["vault_col"] - s["vault_pos"] * s["vault_entry"]
@@ -73,44 +79,62 @@ def violations(raw: RawRun, population: Population, params: EngineParams) -> lis
         if touched.any():
             out.append(f"{int(touched.sum())} events touch accounts that had no position (first: account {int(ev['account'][touched][0])})")
         out += _flat_untouched(raw, population.collateral, flat)
-    return out + _accounts(raw, params, None)
+    return out + _accounts(raw, params, None, raw.size == 0)
 
 
 def portfolio_violations(raw: RawRun, owner: np.ndarray, collateral: np.ndarray, instrument: np.ndarray,
-                         size: np.ndarray, entry: np.ndarray, params: EngineParams) -> list[str]:
+                         size: np.ndarray, entry: np.ndarray, params: EngineParams,
+                         start: np.ndarray | None = None) -> list[str]:
     """Every invariant a portfolio run broke, as readable lines (empty if none).
 
-    The arguments are the run's margin accounts at the start, one entry each: the user account
-    (``owner``), collateral, the instrument of its position (-1: none) and the position's size
-    and entry (0 without one); ``params`` the design's (any instrument's entry). As
-    :func:`violations`, with money conserved across instruments (:func:`money_total`) and
-    positions conserved in every instrument: the margin accounts' positions in ``k`` plus the
-    vault's, the fund's and the external market's inventory in ``k`` sum to zero. A margin
-    account without a position (or with size 0) never pays: its collateral is untouched and no
-    event names its user account in its instrument. ADL fill rows are matched with their orders
-    per instrument.
+    The arguments are the run's margin accounts at the start: the user account (``owner``) and
+    collateral of each, and its positions: with ``start`` (M+1, CSR) ``instrument``, ``size``,
+    ``entry`` are the positions (P; a cross account may hold several); without it they are one
+    entry per margin account (its position's instrument, -1: none, and size and entry, 0
+    without one). ``params`` is the design's (any instrument's entry). As :func:`violations`,
+    with money conserved across instruments (:func:`money_total`) and positions conserved in
+    every instrument: the positions in ``k`` plus the vault's, the fund's and the external
+    market's inventory in ``k`` sum to zero. A margin account without an open position at the
+    start never pays: its collateral is untouched; no event names a position of size 0 (its user
+    account in its instrument). No margin account without an open position at the end owes
+    money. ADL fill rows are matched with their orders per instrument.
     """
     by = raw.by_instrument
     if by is None:
         return ["the run reports no per-instrument figures (by_instrument)"]
+    instrument, size, entry = (np.asarray(a) for a in (instrument, size, entry))
+    if start is None:  # one entry per margin account: its position, if any
+        held = instrument >= 0
+        start = np.concatenate([[0], np.cumsum(held)]).astype(np.int64)
+        instrument, size, entry = instrument[held], size[held], entry[held]
+    start = np.asarray(start, dtype=np.int64)
+    count = np.diff(start)
+    holder = np.repeat(np.arange(len(count)), count)  # each position's margin account
+    if raw.positions_size is not None:
+        final = raw.positions_size
+    else:  # an engine reporting one position per margin account
+        final = raw.size[count > 0]
     out = _money(raw, collateral, size, entry, params)
     for k in range(len(by["ext_pos"])):
         mine = instrument == k
-        net = float(np.sum(raw.size[mine])) + float(by["vault_pos"][k]) + float(by["fund_pos"][k]) + float(by["ext_pos"][k])
+        net = float(np.sum(final[mine])) + float(by["vault_pos"][k]) + float(by["fund_pos"][k]) + float(by["ext_pos"][k])
         size_scale = float(np.sum(np.abs(size[mine]))) + 1e-12
         if abs(net) > REL_TOL * size_scale:
             out.append(f"positions in instrument {k} not conserved: accounts + vault + fund + market = {net!r}")
     ev = raw.events
-    flat = np.flatnonzero(size == 0)
-    if len(flat):
-        named = instrument[flat] >= 0
-        pairs = set(zip(owner[flat][named].tolist(), instrument[flat][named].tolist()))
+    zero = np.flatnonzero(size == 0)
+    if len(zero):
+        pairs = set(zip(np.asarray(owner)[holder[zero]].tolist(), instrument[zero].tolist()))
         touched = [j for j, pair in enumerate(zip(ev["account"].tolist(), ev["instrument"].tolist())) if pair in pairs]
         if touched:
             out.append(f"{len(touched)} events touch margin accounts that had no position (first: account "
                        f"{int(ev['account'][touched[0]])} in instrument {int(ev['instrument'][touched[0]])})")
+    open_start = np.bincount(holder, weights=(size != 0), minlength=len(count)) > 0
+    flat = np.flatnonzero(~open_start)
+    if len(flat):
         out += _flat_untouched(raw, collateral, flat)
-    return out + _accounts(raw, params, len(by["ext_pos"]))
+    open_end = np.bincount(holder, weights=(final != 0), minlength=len(count)) > 0
+    return out + _accounts(raw, params, len(by["ext_pos"]), ~open_end)
 
 
 def _money(raw: RawRun, collateral: np.ndarray, size: np.ndarray, entry: np.ndarray,
@@ -132,9 +156,10 @@ def _flat_untouched(raw: RawRun, collateral: np.ndarray, flat: np.ndarray) -> li
     return []
 
 
-def _accounts(raw: RawRun, params: EngineParams, instruments: int | None) -> list[str]:
+def _accounts(raw: RawRun, params: EngineParams, instruments: int | None, flat_end: np.ndarray) -> list[str]:
     """ADL never below zero equity, ADL fills matching their orders (per instrument when
-    ``instruments`` is given), no flat account left owing."""
+    ``instruments`` is given), no account without a position at the end (``flat_end``) left
+    owing."""
     out: list[str] = []
     ev = raw.events
     kind = ev["kind"]
@@ -151,7 +176,7 @@ def _accounts(raw: RawRun, params: EngineParams, instruments: int | None) -> lis
         if interval is not None and instruments is not None:
             interval = interval * instruments + ev["instrument"]  # an order's fills are in its instrument
         out += _adl_matches(ev, interval)
-    owing = (raw.collateral < 0) & (raw.size == 0)
+    owing = (raw.collateral < 0) & flat_end
     if owing.any():
         out.append(f"{int(owing.sum())} flat accounts end with negative collateral (first: account {int(np.flatnonzero(owing)[0])})")
     return out

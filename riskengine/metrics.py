@@ -334,7 +334,7 @@ def instrument_run(raw: RawRun, k: int, ticks: int) -> RawRun:
     if raw.by_instrument is not None:
         scalars.update({name: values[k].item() for name, values in raw.by_instrument.items() if name in scalars})
     return RawRun(part(raw.events), part(raw.series), raw.collateral, raw.size, raw.entry, raw.status, scalars,
-                  raw.socialized, raw.by_instrument)
+                  raw.socialized, raw.by_instrument, raw.positions_size, raw.positions_entry)
 
 
 #: result columns that describe one instrument too: computed on its part of the run

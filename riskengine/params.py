@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, MarkMethod, PartialMode, Takeover
+from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, CrossOrder, MarkMethod, PartialMode, Takeover
 
 NS = 1_000_000_000
 #: the forms of a tier table: ``N x rate_k - cum_k`` (continuous) or ``N x rate_k`` (a step per
@@ -157,6 +157,8 @@ class EngineParams:
     ns, side +1/-1, quote notional) is observed liquidation flow taken out of the tape
     (counterfactual replay). See :mod:`riskengine.liquidity`. ``mm_whole_position``: the tiers
     apply the tier's rate to the whole position (``mm_cums`` all 0; :class:`riskengine.venue.Margin`).
+    ``cross_order`` (a :class:`riskengine.codes.CrossOrder`): which position of a crossing cross
+    margin account with several positions is liquidated first (portfolios only).
     """
 
     mm_floors: np.ndarray
@@ -176,6 +178,7 @@ class EngineParams:
     partial_cooldown_ns: int = 0
     max_liqs_per_step: int = 0
     latency_ns: int = 0
+    cross_order: int = CrossOrder.NOTIONAL
     takeover: int = Takeover.NONE
     fund_initial: float = 0.0
     fund_capacity: float = math.inf
@@ -246,6 +249,7 @@ class EngineParams:
               float(self.max_liqs_per_step).is_integer() and self.max_liqs_per_step >= 0,
               "a whole count >= 0 (0 = unlimited)")
         _need("latency_ns", self.latency_ns, self.latency_ns >= 0, "a duration >= 0")
+        _need("cross_order", self.cross_order, self.cross_order in set(CrossOrder), "one of " + ", ".join(m.name for m in CrossOrder))
         _need("fund_initial", self.fund_initial, math.isfinite(self.fund_initial) and self.fund_initial >= 0, "a finite balance >= 0")
         _need("backstop_ratio", self.backstop_ratio, 0.0 <= self.backstop_ratio <= 1.0, "a ratio of maintenance margin in [0, 1] (0 = no backstop)")
         _need("vault_initial", self.vault_initial, math.isfinite(self.vault_initial) and self.vault_initial >= 0, "a finite balance >= 0")

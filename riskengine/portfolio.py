@@ -308,8 +308,9 @@ class MarginAccounts:
 
     def per_account(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each margin account's first position: its instrument (-1: none), size and entry (0:
-        none) -- the whole account while each holds at most one (step 1 of issue 12;
-        :func:`riskengine.invariants.portfolio_violations`)."""
+        none) -- the whole account when each holds at most one (as step 1 of issue 12 had it;
+        :func:`riskengine.invariants.portfolio_violations` also takes the positions with
+        ``start``)."""
         held = np.diff(self.start) > 0
         first = self.start[:-1][held]
         instrument = np.full(len(self), -1, dtype=np.int64)

@@ -130,6 +130,10 @@ class RawRun:
     by_instrument : dict of ndarray, optional
         :data:`BY_INSTRUMENT`, one entry per instrument (the portfolio engine; None from an
         engine that does not report them yet).
+    positions_size, positions_entry : ndarray of float64, shape (P,), optional
+        Final size and entry of every position of a portfolio run, in the margin accounts'
+        CSR order (a cross account may hold several; ``size`` and ``entry`` hold each margin
+        account's first position); None from an engine that does not report them yet.
     """
 
     events: dict[str, np.ndarray]
@@ -141,6 +145,8 @@ class RawRun:
     scalars: dict[str, float]
     socialized: np.ndarray | None = None
     by_instrument: dict[str, np.ndarray] | None = None
+    positions_size: np.ndarray | None = None
+    positions_entry: np.ndarray | None = None
 
     def events_table(self) -> pa.Table:
         """The event log as one Arrow table (:data:`EVENT_COLUMNS`)."""

@@ -204,11 +204,27 @@ def expand(loaded: LoadedConfig) -> list[Run]:
     return runs
 
 
+#: design fields that only a portfolio (several instruments) reads, with the default at which
+#: :func:`run_hash` leaves them out: a design that keeps them hashes as before they existed, so the
+#: finished runs of a sweep stay finished
+PORTFOLIO_DESIGN_DEFAULTS: dict[tuple[str, ...], object] = {
+    ("margin_mode",): "as-held",
+    ("liquidation", "cross_order"): "notional",
+}
+
+
 def _hashed_design(design: VenueDesign) -> dict:
-    """A design as :func:`run_hash` hashes it: its fields, less ``margin_mode`` when it is the
-    default ("as-held"), so a design that keeps the default hashes as before the field existed."""
-    left_out = {"margin_mode"} if design.margin_mode == "as-held" else None
-    return design.model_dump(mode="json", exclude=left_out)
+    """A design as :func:`run_hash` hashes it: its fields, less each of
+    :data:`PORTFOLIO_DESIGN_DEFAULTS` that holds its default."""
+    body = design.model_dump(mode="json")
+    for path, default in PORTFOLIO_DESIGN_DEFAULTS.items():
+        *parents, name = path
+        holder = body
+        for key in parents:
+            holder = holder.get(key) or {}
+        if name in holder and holder[name] == default:
+            del holder[name]
+    return body
 
 
 def run_hash(loaded: LoadedConfig) -> str:

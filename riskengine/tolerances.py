@@ -20,6 +20,10 @@ FILL_TOL = 1e-12
 TIER_STEP_MARGIN = 1e-9
 #: bisection steps of the water-filling level
 WATER_FILLING_STEPS = 60
+#: the compiled engine's liquidation index splits a cross account's slack over its positions
+#: after holding back this share of its wallet plus gross exposure (at entry and mark) against
+#: rounding, so a mark on the safe side of every trigger cannot hide a crossing
+SLACK_SPLIT_MARGIN = 1e-9
 
 #: every shared tolerance by name (what the compiled modules report back for the test)
 SHARED = {
@@ -29,4 +33,5 @@ SHARED = {
     "FILL_TOL": FILL_TOL,
     "TIER_STEP_MARGIN": TIER_STEP_MARGIN,
     "WATER_FILLING_STEPS": WATER_FILLING_STEPS,
+    "SLACK_SPLIT_MARGIN": SLACK_SPLIT_MARGIN,
 }

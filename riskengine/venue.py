@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, MarkMethod, PartialMode, Takeover
+from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, CrossOrder, MarkMethod, PartialMode, Takeover
 from riskengine.errors import format_validation_error
 from riskengine.liquidity import ConstantDepth, DepthCurve
 from riskengine.params import MARGIN_FORMS, EngineParams
@@ -134,6 +134,11 @@ class Liquidation(Component):
     cooldown_s: Seconds = Field(0.0, description="after a partial order, orders are for the whole position for this long")
     max_per_step: Count = Field(0, description="liquidations processed per tape tick (0 = unlimited)")
     latency_s: Seconds = Field(0.0, description="delay between trigger and order")
+    cross_order: Literal["notional", "loss"] = Field(
+        "notional", description="which position of a crossing cross account with several positions is liquidated "
+                                "first (one per liquidation; venues do not document an order): notional: the "
+                                "largest notional at mark; loss: the most negative unrealized PnL; ties: the "
+                                "first position")
 
 
 class Fund(Component):
@@ -306,6 +311,7 @@ class VenueDesign(Component):
                 partial_cooldown_ns=round(liq.cooldown_s * NS),
                 max_liqs_per_step=liq.max_per_step,
                 latency_ns=round(liq.latency_s * NS),
+                cross_order=_code(CrossOrder, liq.cross_order),
                 takeover=Takeover.FUND if fund.takeover else Takeover.NONE,
                 fund_initial=fund.initial,
                 fund_capacity=math.inf if fund.capacity is None else fund.capacity,

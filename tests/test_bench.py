@@ -11,11 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from riskengine import bench
 from riskengine.cli import main
-from riskengine.engine import run_raw
+from riskengine.codes import MarginMode
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "cli" / "bench.md"
 #: 20,000 ticks x 2,000 accounts; the reference comparison on 400 x 40
@@ -58,7 +59,9 @@ def test_bench_prints_the_figures_and_shows_progress(bench_run):
     assert re.search(r"^quiet\s+20,000\s+2,000\s+0\s", stdout, flags=re.M), stdout
     assert re.search(r"^crash\s+20,000\s+2,000\s+[1-9][\d,]*\s", stdout, flags=re.M), stdout
     assert "speed-up" in stdout and "same events" in stdout
-    assert "[1/4] quiet" in stderr and "[4/4] crash" in stderr and "reference engine" in stderr
+    assert re.search(r"^portfolio\s+20,000\s+2,000\s+[1-9][\d,]*\s", stdout, flags=re.M), stdout
+    assert "[1/6] quiet" in stderr and "[4/6] crash" in stderr and "[6/6] portfolio" in stderr
+    assert "reference engine" in stderr
     assert f"wrote {out}" in stderr
     assert sorted(p.name for p in out.parent.iterdir()) == ["bench.json"]  # no temporary left
 
@@ -79,7 +82,8 @@ def test_bench_json_has_the_documented_keys_and_sane_values(bench_run):
     report["bars"] = bench.bars({**report, "mode": "full", "scale": 1.0})
     assert [b["name"] for b in report["bars"]] == [
         "quiet ticks/s", "quiet peak memory MB", "crash liquidations/s",
-        "crash wall s (slowest round)", "crash speed-up over the reference"]
+        "crash wall s (slowest round)", "crash speed-up over the reference",
+        "portfolio ticks/s", "portfolio peak memory MB"]
     assert key_paths(report) == documented_keys()
 
     specs = [s.scaled(SCALE) for s in bench.QUICK]
@@ -97,10 +101,11 @@ def test_bench_json_has_the_documented_keys_and_sane_values(bench_run):
 
         # the same workload run here: the counts are the engine's own
         work = bench.BUILDERS[w["name"]](w["ticks"], w["accounts"])
-        raw, _ = run_raw(work.scenario, work.params, "cython")
+        raw, _ = work.run("cython")
         assert w["liquidations"] == bench.engine_liquidations(raw) == bench.liquidation_stats(raw)["liquidations"]
         assert w["events"] == len(raw.events["kind"])
-    quiet, crash = report["workloads"]
+    quiet, crash, book = report["workloads"]
+    assert book["liquidations"] > 0 and book["input_mb"] > book["engine_input_mb"] > 0
     assert quiet["liquidations"] == 0 and quiet["liquidations_per_s"] == 0
     assert crash["liquidations"] > crash["accounts"] / 3  # every long is liquidated
     assert crash["liquidations_per_s"] == pytest.approx(crash["liquidations"] / crash["wall_s"])
@@ -118,14 +123,52 @@ def test_the_report_speaks_of_the_benchmarks_bars(bench_run):
 
 
 def test_bars_follow_the_values():
-    figures = {"ticks_per_s": 60e6, "peak_memory_mb": 400.0, "engine_input_mb": 175.0,
+    figures = {"ticks_per_s": 60e6, "peak_memory_mb": 400.0, "engine_input_mb": 175.0, "input_mb": 90.0,
                "liquidations_per_s": 0.9e6, "wall_s_rounds": [0.5, 12.0], "reference": {"speedup": 150.0}}
     report = {"mode": "full", "scale": 1.0,
-              "workloads": [{**figures, "name": "quiet"}, {**figures, "name": "crash"}]}
+              "workloads": [{**figures, "name": "quiet"}, {**figures, "name": "crash"},
+                            {**figures, "name": "portfolio", "ticks_per_s": 20e6}]}
     met = {b["name"]: b["met"] for b in bench.bars(report)}
+    # quiet's memory bar is on the engine's inputs (2 x 175 + 200), the portfolio's on all of
+    # its inputs (2 x 90 + 200 = 380 < 400)
     assert met == {"quiet ticks/s": True, "quiet peak memory MB": True, "crash liquidations/s": False,
-                   "crash wall s (slowest round)": False, "crash speed-up over the reference": True}
+                   "crash wall s (slowest round)": False, "crash speed-up over the reference": True,
+                   "portfolio ticks/s": False, "portfolio peak memory MB": False}
     assert bench.bars({**report, "mode": "quick"}) == []
+
+
+def test_the_portfolio_workload_is_what_it_says():
+    """15 instruments interleaved in time, 5 crashing by 25-45%, accounts holding 1-5 of them
+    (cross and isolated mixed, several cross positions in one margin account, hedged books)."""
+    w = bench.portfolio(30_000, 3_000)
+    s = w.scenario
+    assert w.is_portfolio and len(s.instruments) == bench.PORTFOLIO_INSTRUMENTS == 15
+    assert w.ticks == 30_000 and w.accounts == 3_000 and len(w.params) == 15
+    # interleaved: the merged tape visits the instruments in turn, one tick per span / ticks
+    assert list(s.tape.inst[:30]) == list(range(15)) * 2
+    assert set(np.diff(s.tape.ts)) == {w.info["tick_ns"]}
+    for k, ins in enumerate(s.instruments):
+        p = ins.tape.price
+        fall = 1.0 - p.min() / p[0]
+        if k < 5:
+            assert fall == pytest.approx(bench.PORTFOLIO_DROPS[k], abs=0.02)
+        else:
+            assert fall < 0.002 and p.max() / p[0] - 1.0 < 0.002
+    b = s.portfolio
+    held = np.diff(b.start)
+    assert held.min() == 1 and held.max() == 5
+    cross = b.mode == MarginMode.CROSS
+    assert 0.45 < cross.mean() < 0.55
+    m = s.margin_accounts
+    assert np.diff(m.start).max() >= 2  # cross accounts with several positions
+    owner_sides = {}
+    for u, q in zip(np.repeat(np.arange(len(held)), held), b.size):
+        owner_sides.setdefault(int(u), set()).add(bool(q > 0))
+    multi = [u for u in range(len(held)) if held[u] >= 2]
+    hedged = sum(len(owner_sides[u]) == 2 for u in multi)
+    assert hedged / len(multi) == pytest.approx(0.2, abs=0.01)
+    bars_limit = bench.memory_bar_mb(w.input_mb())
+    assert w.input_mb() > w.engine_input_mb() > 0 and bars_limit > 200
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -1,6 +1,7 @@
-"""The compiled engine on portfolios (issue 12, step 1): several instruments, each with its own
-tape, merged in time; margin accounts in CSR form, at most one position each (a user's isolated
-positions in several instruments); one fund and one vault behind every instrument.
+"""The compiled engine on portfolios (issue 12): several instruments, each with its own tape,
+merged in time; margin accounts in CSR form (a user's isolated positions in several instruments,
+step 1; cross accounts with several positions, step 2); one fund and one vault behind every
+instrument.
 
 ``riskengine._engine.run_portfolio`` is tested here on its own; ``tests/test_parity_portfolio.py``
 compares it with the reference engine on random portfolios. Hand-worked numbers use maintenance
@@ -16,7 +17,7 @@ import pytest
 
 from riskengine import synthetic
 from riskengine._engine import run_engine, run_portfolio
-from riskengine.codes import AdlPolicy, EventKind, Status
+from riskengine.codes import AdlPolicy, CrossOrder, EventKind, Status
 from riskengine.liquidity import ConstantDepth
 from riskengine.params import EngineParams
 from riskengine.runlog import BY_INSTRUMENT, EVENT_COLUMNS, SERIES_COLUMNS
@@ -156,14 +157,35 @@ def test_run_engine_is_run_portfolio_with_one_instrument():
         assert one[name].tobytes() == pf[name].tobytes(), name
 
 
-def test_a_margin_account_with_two_positions_is_refused():
-    ts, inst, price = merge([([0], [100.0]), ([0], [50.0])])
-    owner, collateral = np.array([3], dtype=np.int64), np.array([100.0])
-    start = np.array([0, 2], dtype=np.int64)  # one cross account holding both instruments
-    line = raised_line(run_portfolio, ts, inst, price, NO_STREAM, owner, collateral, start,
-                       np.array([0, 1], dtype=np.int32), np.array([1.0, -1.0]), np.array([100.0, 50.0]),
-                       [params(), params()])
-    assert "margin account 0 (account 3) holds 2 positions" in line and "step 2" in line
+@pytest.mark.parametrize("order", [CrossOrder.NOTIONAL, CrossOrder.LOSS])
+def test_a_cross_account_with_two_positions_is_liquidated_one_position_per_round(order):
+    # user 3's cross wallet 10 backs a long of 1 in instrument 0 (entry 100) and a short of 1
+    # in instrument 1 (entry 50); the fund holds 100. At t=1 (both instruments ticked): E = 10,
+    # MM = 0.05 x 100 + 0.05 x 50 = 7.5, safe. At t=3 instrument 1 rises to 62: E = 10 + 0 - 12
+    # = -2 < MM = 5 + 3.1 = 8.1.
+    # notional: the long (notional 100 > 62) goes first, sold at 100: realized 0; the rest of the
+    # account W = 10 - 12 = -2 is the deficit, paid by the fund (wallet 12, fund 98); round 1:
+    # E = 12 - 12 = 0 < MM 3.1, the short is bought at 62: realized -12, wallet 0.
+    # loss: the short (PnL -12 < 0) goes first: realized -12, wallet -2, E = -2; the fund pays 2
+    # (wallet 0); round 1: E = 0 < MM 5, the long is sold at 100: realized 0.
+    ts, inst, price = merge([([0, 2], [100.0, 100.0]), ([1, 3], [50.0, 62.0])])
+    p = params(fund_initial=100.0, cross_order=order)
+    out = run_portfolio(ts, inst, price, NO_STREAM, np.array([3], dtype=np.int64), np.array([10.0]),
+                        np.array([0, 2], dtype=np.int64), np.array([0, 1], dtype=np.int32),
+                        np.array([1.0, -1.0]), np.array([100.0, 50.0]), [p, p])
+    got = [(r["kind"], r["account"], r["instrument"], r["size"], r["price"], r["amount"], r["equity_after"],
+            r["tick"], r["round"]) for r in events(out)]
+    long = (K.LIQUIDATION, 3, 0, 1.0, 100.0, 0.0)
+    short = (K.LIQUIDATION, 3, 1, -1.0, 62.0, -12.0)
+    if order == CrossOrder.NOTIONAL:
+        assert got == [(*long, -2.0, 3, 0), (K.FUND_PAYMENT, 3, 0, 0.0, 0.0, 2.0, 0.0, 3, 0),
+                       (*short, 0.0, 3, 1)]
+    else:
+        assert got == [(*short, -2.0, 3, 0), (K.FUND_PAYMENT, 3, 1, 0.0, 0.0, 2.0, 0.0, 3, 0),
+                       (*long, 0.0, 3, 1)]
+    assert out["positions_size"].tolist() == [0.0, 0.0]
+    assert out["collateral"].tolist() == [0.0] and out["status"].tolist() == [Status.CLOSED]
+    assert out["scalars"]["fund_final"] == 98.0
 
 
 def test_design_fields_must_agree_between_instruments():

@@ -150,6 +150,13 @@ def test_a_design_keeping_the_default_margin_mode_hashes_as_before(tmp_path):
     assert [r.hash for r in sweep.expand(loaded)] == [cross, isolated]
 
 
+def test_a_design_keeping_the_default_cross_order_hashes_as_before(tmp_path):
+    # liquidation.cross_order likewise (sweep.PORTFOLIO_DESIGN_DEFAULTS)
+    default = sweep.run_hash(_config(tmp_path, ""))
+    assert sweep.run_hash(_config(tmp_path, '[venues.liquidation]\ncross_order = "notional"\n')) == default
+    assert sweep.run_hash(_config(tmp_path, '[venues.liquidation]\ncross_order = "loss"\n')) != default
+
+
 # ----------------------------------------------------------------------------- runs
 def hedged_user() -> PortfolioScenario:
     """One user, wallet 200, cross: long 10 A @ 100 and short 10 B @ 100 (a hedged book). A falls

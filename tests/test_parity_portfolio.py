@@ -23,11 +23,12 @@ from hypothesis import strategies as st
 
 from riskengine import reference
 from riskengine._engine import run_portfolio
-from riskengine.codes import EventKind
+from riskengine.codes import CrossOrder, EventKind
 from riskengine.runlog import RawRun
 
 import test_parity as tp
 from riskengine.invariants import portfolio_violations
+from test_parity import S, T0
 from test_reference_portfolio import portfolio_cases
 
 
@@ -108,3 +109,101 @@ def test_compiled_matches_reference_with_a_book_per_instrument(case):
     cy, ref = _both(case)
     assert_same_portfolio_run(cy, ref)
     _statistics(cy, case[2])
+
+
+# ------------------------------------------------------------------ step 2: cross accounts with several positions
+
+
+@st.composite
+def cross_cases(draw):
+    """A portfolio where users hold cross margin accounts with 2-4 positions (issue 12 step 2):
+    most of them hedged (a long in one instrument and a short in another that follows it: some
+    instruments' tapes are a noisy copy of instrument 0's), with wallets from a fraction of
+    their maintenance margin to several times it, so that hedges fail when the legs part, some
+    users also holding isolated positions (the cooldown is the user's) or a wallet only; either
+    ``cross_order``."""
+    (_, _, _, _), _, plist = draw(portfolio_cases())
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    order = draw(st.sampled_from(list(CrossOrder)))
+    plist = [dataclasses.replace(p, cross_order=order) for p in plist]
+    n_inst = len(plist)
+    base = tp.make_tape(rng, draw(st.lists(st.sampled_from(tp.SEGMENTS), min_size=1, max_size=4)),
+                        with_stream=bool(rng.random() < 0.7))
+    tapes = []
+    for k in range(n_inst):
+        if k == 0 or rng.random() < 0.6:  # follows instrument 0, with noise of its own
+            level = float(rng.uniform(0.2, 5.0))
+            noise = np.exp(np.cumsum(rng.normal(0, float(rng.choice([0.0005, 0.004, 0.02])), len(base))))
+            price = base.price * level * (noise if k else 1.0)
+            ts = base.ts
+            stream = base.stream * level if base.stream is not None else np.full(len(base), np.nan)
+        else:
+            tape = tp.make_tape(rng, draw(st.lists(st.sampled_from(tp.SEGMENTS), min_size=1, max_size=4)),
+                                with_stream=bool(rng.random() < 0.7))
+            price, ts = tape.price, tape.ts
+            stream = tape.stream if tape.stream is not None else np.full(len(tape), np.nan)
+        ts = T0 + (ts - ts[0]) // S * S + int(rng.integers(0, 5)) * S
+        tapes.append((ts, price, stream))
+    ts = np.concatenate([t for t, _, _ in tapes])
+    inst = np.concatenate([np.full(len(t), k, dtype=np.int32) for k, (t, _, _) in enumerate(tapes)])
+    merge_order = np.lexsort((inst, ts))
+    merged = (ts[merge_order], inst[merge_order], np.concatenate([p for _, p, _ in tapes])[merge_order],
+              np.concatenate([s for _, _, s in tapes])[merge_order])
+    first = [float(p[0]) for _, p, _ in tapes]
+    rate = [float(p.mm_rates[0]) + 0.002 for p in plist]
+    owner, collateral, start, instrument, size, entry = [], [], [0], [], [], []
+
+    def account(user, wallet, positions):
+        owner.append(user)
+        collateral.append(wallet)
+        for k, q, e in positions:
+            instrument.append(k)
+            size.append(q)
+            entry.append(e)
+        start.append(len(size))
+
+    for user in range(draw(st.integers(1, 20))):
+        held = rng.permutation(n_inst)[:int(rng.integers(2, n_inst + 1))]
+        notional = float(rng.lognormal(4.0, 1.0))
+        positions = []
+        for j, k in enumerate(held):
+            if j == 0:
+                side = float(rng.choice([-1.0, 1.0]))
+            else:  # hedged: the opposite side of the first leg, mostly
+                side = -positions[0][1] / abs(positions[0][1]) if rng.random() < 0.7 else float(rng.choice([-1.0, 1.0]))
+            e = first[k] * float(np.exp(rng.normal(0, 0.02)))
+            positions.append((int(k), side * notional * float(rng.uniform(0.5, 1.5)) / e, e))
+        mm = sum(abs(q) * e * rate[k] for k, q, e in positions)
+        account(user, mm * float(rng.choice([0.3, 0.8, 1.2, 2.0, 5.0])) * float(rng.uniform(0.8, 1.2)), positions)
+        taken = {int(k) for k in held}
+        for k in range(n_inst):  # isolated positions of the same user in the instruments left
+            if k not in taken and rng.random() < 0.3:
+                e = first[k] * float(np.exp(rng.normal(0, 0.02)))
+                q = float(rng.choice([-1.0, 1.0])) * notional / e
+                account(user, abs(q) * e * float(rng.uniform(0.01, 0.2)), [(k, q, e)])
+        if rng.random() < 0.2:
+            account(user, float(rng.uniform(0, 100)), [])
+    arrays = (np.array(owner, dtype=np.int64), np.array(collateral), np.array(start, dtype=np.int64),
+              np.array(instrument, dtype=np.int32), np.array(size), np.array(entry))
+    return merged, arrays, plist
+
+
+def _both_cross(case) -> tuple[RawRun, RawRun]:
+    (ts, inst, price, stream), arrays, plist = case
+    cy = RawRun(**run_portfolio(ts, inst, price, stream, *arrays, plist))
+    ref = reference.run_portfolio(ts, inst, price, stream, *arrays, plist)
+    owner, collateral, start, instrument, size, entry = arrays
+    for raw in (cy, ref):
+        assert portfolio_violations(raw, owner, collateral, instrument, size, entry, plist[0], start=start) == []
+    return cy, ref
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cross_cases())
+def test_compiled_matches_reference_on_cross_accounts_with_several_positions(case):
+    cy, ref = _both_cross(case)
+    assert_same_portfolio_run(cy, ref)
+    assert _exactly(cy.positions_size, ref.positions_size) and _exactly(cy.positions_entry, ref.positions_entry)
+    _statistics(cy, case[2])
+    event(f"cross_order {CrossOrder(case[2][0].cross_order).name}")

@@ -133,13 +133,21 @@ def test_a_symbol_without_a_table_is_refused_in_one_line(scenario):
                            "for symbol 'DOGEUSDT'"), line
 
 
-def test_cross_accounts_with_several_positions_are_refused_before_running(scenario):
+def test_cross_accounts_with_several_positions_run_on_either_engine(scenario):
     instruments = scenario.instruments[:2]
     book = Portfolio.from_arrays([50_000.0], [0, 2], [0, 1], [1.0, -5.0], [121_700.0, 4_300.0], [1, 1],
                                  n_instruments=2)
-    line = raised_line(run, PortfolioScenario("hedged", instruments, book),
-                       venues.preset("binance-usdm", date="2025-10-10"), engine="reference")
-    assert "holds 2 positions" in line and "step 2" in line, line
+    hedged = PortfolioScenario("hedged", instruments, book)
+    design = venues.preset("binance-usdm", date="2025-10-10")
+    out = run(hedged, design, engine="reference", check_invariants=True)
+    (raw,) = out.raw
+    assert len(raw.positions_size) == 2 and list(raw.collateral) != [] and len(raw.status) == 1
+    compiled = run(hedged, design, check_invariants=True)
+    (cy,) = compiled.raw
+    assert cy.positions_size.tobytes() == raw.positions_size.tobytes()
+    assert cy.collateral.tobytes() == raw.collateral.tobytes()
+    pd.testing.assert_frame_equal(compiled.by_instrument.drop(columns=[*TIMING_COLUMNS, "engine"], errors="ignore"),
+                                  out.by_instrument.drop(columns=[*TIMING_COLUMNS, "engine"], errors="ignore"))
 
 
 def test_the_compiled_engine_runs_the_same_portfolio(scenario, result):
@@ -329,10 +337,6 @@ BAD_INPUTS = [
     pytest.param(THREE_COINS.replace("open_interest_usd = [3e8, 1.7e8, 1e8]", "open_interest_usd = [3e8, 1.7e8]"),
                  None, "scenario: portfolio.open_interest_usd: 2 values: expected one number, or one per instrument (3)",
                  id="per-instrument facts of the wrong length"),
-    pytest.param(THREE_COINS.replace("cross_share = 0", "cross_share = 1"), None,
-                 "scenario: margin account 0 (account 0) holds 3 positions: this engine takes at most 1 per margin "
-                 "account (cross accounts with several positions come in step 2 of issue 12)",
-                 id="cross accounts with several positions (until step 2 takes them)"),
     pytest.param(THREE_COINS.replace('[[scenario.instruments]]\nsymbol = "SOLUSDT"',
                                      '[[scenario.instruments]]\nsymbol = "SOLUSDT"\nstream = { source = "tardis", '
                                      'path = "nowhere.csv" }'), None,

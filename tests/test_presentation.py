@@ -273,7 +273,7 @@ def test_an_import_and_the_bench_show_they_are_working_on_a_terminal(shared_data
     assert f"importing {Path(TRX_PERP).name}" in terminal and "0:00:0" in terminal  # the elapsed time
     code, _, terminal = run_in_terminal("bench", "--quick", "--scale", "0.02")
     assert code == 0, terminal
-    assert "bench (quick): 4 steps, each in a fresh process" in terminal and "0:00:0" in terminal
+    assert "bench (quick): 6 steps, each in a fresh process" in terminal and "0:00:0" in terminal
 
 
 # ------------------------------------------------------------- figures the docs quote from runs
@@ -395,11 +395,11 @@ def test_bench_page_counts_are_the_engines():
     """The liquidations in docs/cli/bench.md's example are the seeded workloads' own counts."""
     text = (DOCS / "bench.md").read_text(encoding="utf-8")
     rows = {tuple(line.split()[:3]): line.split()[3] for line in text.splitlines()
-            if re.match(r"(quiet|crash)\s+[\d,]+\s+[\d,]+\s+[\d,]+\s", line)}
-    assert len(rows) == 4, rows  # each workload at the full and at the reference's size
+            if re.match(r"(quiet|crash|portfolio)\s+[\d,]+\s+[\d,]+\s+[\d,]+\s", line)}
+    assert len(rows) == 6, rows  # each workload at the full and at the reference's size
     for (name, ticks, accounts), liquidations in rows.items():
         n_ticks, n_accounts = (int(x.replace(",", "")) for x in (ticks, accounts))
         work = bench.BUILDERS[name](n_ticks, n_accounts)
-        raw, _ = run_raw(work.scenario, work.params, "cython")
+        raw, _ = work.run("cython")
         assert f"{bench.engine_liquidations(raw):,}" == liquidations, (name, ticks, accounts)
         del work, raw

@@ -1,6 +1,7 @@
 """The reference engine on portfolios (issue 12, step 1): several instruments, each with its own
-tape, merged in time; margin accounts in CSR form, at most one position each (a user's isolated
-positions in several instruments); one fund and one vault behind every instrument.
+tape, merged in time; margin accounts in CSR form, here at most one position each (a user's
+isolated positions in several instruments; cross accounts with several positions, step 2:
+``tests/test_reference_cross.py``); one fund and one vault behind every instrument.
 
 Hand-worked scenarios have their arithmetic in comments (maintenance margin 5% of notional,
 infinite depth unless stated: a liquidation fills at the mark). The property test draws random
@@ -119,13 +120,20 @@ def test_a_crash_in_one_instrument_leaves_the_users_other_position_and_wallet_wh
     assert raw.scalars["fund_final"] == 90.0
 
 
-def test_two_positions_in_one_margin_account_are_refused_until_step_2():
+def test_a_cross_account_with_two_positions_runs_and_reports_each_position():
+    # step 2 takes several positions per cross margin account (tests/test_reference_cross.py
+    # liquidates them): user 7's wallet 100 backs a long of 1 in instrument 0 (entry 100) and a
+    # short of 1 in instrument 1 (entry 50). At the marks 100 and 50: E = 100, MM = 0.05 x 100
+    # + 0.05 x 50 = 7.5: nothing happens, and both positions are reported as they were.
     ts, inst, price = merge([([0], [100.0]), ([0], [50.0])])
-    with pytest.raises(ValueError, match=r"^margin account 0 \(account 7\) holds 2 positions: .*step 2") as err:
-        run_portfolio(ts, inst, price, np.full(2, np.nan), np.array([7]), np.array([100.0]),
-                      np.array([0, 2]), np.array([0, 1], dtype=np.int32), np.array([1.0, -1.0]),
-                      np.array([100.0, 50.0]), [params(), params()])
-    assert "\n" not in str(err.value)
+    raw = run_portfolio(ts, inst, price, np.full(2, np.nan), np.array([7]), np.array([100.0]),
+                        np.array([0, 2]), np.array([0, 1], dtype=np.int32), np.array([1.0, -1.0]),
+                        np.array([100.0, 50.0]), [params(), params()])
+    assert len(raw.events["ts"]) == 0
+    assert raw.positions_size.tolist() == [1.0, -1.0]
+    assert raw.positions_entry.tolist() == [100.0, 50.0]
+    assert raw.collateral.tolist() == [100.0]
+    assert raw.status.tolist() == [Status.ACTIVE]
 
 
 def test_bad_portfolio_inputs_are_one_line_errors():

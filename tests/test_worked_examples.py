@@ -214,7 +214,10 @@ class TestE16AdlOrderings:
         for ranking in AdlRanking:
             _, s = self.order(ranking)
             for i in range(3):
-                assert adl_score(ranking, self.sizes[i], self.wallets[i], self.entries[i], 60_000.0, p) == s[i]
+                # one-position accounts: account value WB + U, the account's MM the position's
+                q, wb, e = self.sizes[i], self.wallets[i], self.entries[i]
+                equity, mm = wb + q * (60_000.0 - e), p.maintenance_margin(abs(q) * 60_000.0)
+                assert adl_score(ranking, q, e, 60_000.0, equity, wb, mm, p) == s[i]
 
     def test_short_convention_switch(self):
         # profitable short: entry 100, mark 80; side-adjusted ratio e/M = 1.25, as written M/e = 0.8

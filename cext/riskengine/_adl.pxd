@@ -14,6 +14,11 @@ cdef struct RatioIndex:
 
 cdef float64_t adl_score(const AdlParams* p, float64_t pos, float64_t col, float64_t entry,
                          float64_t mark) noexcept nogil
+cdef float64_t adl_score_account(const AdlParams* p, float64_t pos, float64_t entry,
+                                 float64_t mark, float64_t equity, float64_t wallet,
+                                 float64_t mm) noexcept nogil
+cdef float64_t adl_weight_account(const AdlParams* p, float64_t pos, float64_t entry,
+                                  float64_t mark, float64_t equity) noexcept nogil
 cdef Py_ssize_t adl_gather(const AdlParams* p, float64_t side, float64_t mark,
                            const float64_t* col, const float64_t* pos, const float64_t* entry,
                            const i8* status, const i64* members, Py_ssize_t n, i64* ids_out,

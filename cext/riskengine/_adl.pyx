@@ -84,6 +84,50 @@ cdef float64_t adl_score(const AdlParams* p, float64_t pos, float64_t col, float
     return (pnl / wallet) * (mm / equity)
 
 
+cdef float64_t adl_score_account(const AdlParams* p, float64_t pos, float64_t entry,
+                                 float64_t mark, float64_t equity, float64_t wallet,
+                                 float64_t mm) noexcept nogil:
+    """:c:func:`adl_score` of a position of a cross account with several (issue 12 step 2):
+    size, entry, PnL and notional the position's; ``equity`` (account value), ``wallet``
+    (``WB``) and ``mm`` its margin account's (Binance LeveragePnl [DOC S2, S27], Hyperliquid
+    [DOC S38]). With one position (``equity = wallet + U``, ``mm = MM(|q| M)``) it is
+    :c:func:`adl_score`."""
+    cdef float64_t upnl = pos * (mark - entry)
+    cdef float64_t notional, ratio, wb, pnl
+    if equity <= 0.0:
+        return 0.0
+    notional = fabs(pos) * mark
+    if p.ranking == RANK_PNL_LEVERAGE:
+        return (upnl / (fabs(pos) * entry)) * (notional / equity)
+    if p.ranking == RANK_HL_INDEX:
+        if pos > 0 or p.short_mark_over_entry:
+            ratio = mark / entry
+        else:
+            ratio = entry / mark
+        return ratio * (notional / equity)
+    wb = wallet if wallet > 1.0 else 1.0
+    pnl = upnl if upnl > 0.0 else 0.0
+    return (pnl / wb) * (mm / equity)
+
+
+cdef float64_t adl_weight_account(const AdlParams* p, float64_t pos, float64_t entry,
+                                  float64_t mark, float64_t equity) noexcept nogil:
+    """:c:func:`adl_weight` of a position whose margin account's equity is ``equity`` (size,
+    PnL and notional the position's)."""
+    cdef float64_t upnl, notional
+    if p.policy == ADL_PRO_RATA:
+        return fabs(pos)
+    upnl = pos * (mark - entry)
+    if p.policy == ADL_PRO_RATA_EQUITY:
+        return equity
+    if p.policy == ADL_PRO_RATA_PNL:
+        return upnl
+    notional = fabs(pos) * mark
+    if p.policy == ADL_LEVERED_PRO_RATA:
+        return notional
+    return notional * pow(notional / equity, p.risk_power)
+
+
 cdef Py_ssize_t adl_gather(const AdlParams* p, float64_t side, float64_t mark,
                            const float64_t* col, const float64_t* pos, const float64_t* entry,
                            const i8* status, const i64* members, Py_ssize_t n, i64* ids_out,

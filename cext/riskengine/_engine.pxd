@@ -20,6 +20,7 @@ cdef struct Params:
     i64 partial_cooldown_ns
     i64 max_liqs_per_step
     i64 latency_ns
+    int cross_order           # CROSS_NOTIONAL or CROSS_LOSS: a crossing cross account's first position
     int takeover
     float64_t fund_initial
     float64_t fund_capacity
@@ -51,8 +52,8 @@ cdef struct Inst:
     bint moved                # its book moved since its mark was computed (Engine.moved)
     bint remarked             # a refresh moved its mark at this tick (Engine.remarked)
     i32 id
-    Py_ssize_t V              # slot of the vault's inventory in k (n + 2 k)
-    Py_ssize_t F              # slot of the fund's inventory in k (n + 2 k + 1)
+    Py_ssize_t V              # slot of the vault's inventory in k (n_pos + 2 k)
+    Py_ssize_t F              # slot of the fund's inventory in k (n_pos + 2 k + 1)
     LiqIndex index
     Tiers tiers
     AdlParams adl             # the design's ADL settings on k's tiers
@@ -62,6 +63,10 @@ cdef struct Inst:
     const i64* members
     Py_ssize_t n_members
     Py_ssize_t n_dirty        # of Engine.dirty, those in k (_rekey_dirty)
+    # the cross accounts with several positions that hold a position in k, ascending (checked
+    # at k's first tick: they are keyed once every instrument they hold has ticked)
+    const i64* multi
+    Py_ssize_t n_multi
     float64_t long_oi
     float64_t short_oi
     float64_t ext_pos
@@ -94,12 +99,15 @@ cdef struct Engine:
     const float64_t* px
     const float64_t* stream
     Py_ssize_t n_ticks
-    # slots: struct of arrays, n + 2 I entries. Slots 0 .. n - 1 are the margin accounts (each
-    # with at most one position, in instrument slot_inst[a]: allocated, set and read only when
-    # I > 1, _inst_id; owner[a] is the public id events name, owner NULL: a); slot n + 2 k holds the
-    # backstop vault's inventory in instrument k, n + 2 k + 1 the insurance fund's. The ledgers'
-    # cash is col[V] (V = n) and col[F] (F = n + 1), the slots of instrument 0; the col of the
-    # other inventory slots stays 0 (_cash).
+    # slots: struct of arrays, n_pos + 2 I entries. Slots 0 .. n - 1 are the margin accounts:
+    # account a's wallet (col), status and per-account state, and its first position (pos, ep, in
+    # instrument slot_inst[a]: allocated, set and read only when I > 1, _inst_id); owner[a] is the
+    # public id events name (owner NULL: a). Slots n .. n_pos - 1 hold the other positions of the
+    # cross accounts with several (their account xacc[s - n]; col unused): account a's positions
+    # are a, then n + xstart[a] .. n + xstart[a + 1] - 1, in position (CSR) order. Slot
+    # n_pos + 2 k holds the backstop vault's inventory in instrument k, n_pos + 2 k + 1 the
+    # insurance fund's. The ledgers' cash is col[V] (V = n_pos) and col[F] (F = n_pos + 1), the
+    # slots of instrument 0; the col of the other inventory slots stays 0 (_cash).
     float64_t* col
     float64_t* pos
     float64_t* ep
@@ -111,7 +119,11 @@ cdef struct Engine:
     i64* version
     float64_t* socialized
     Py_ssize_t n
+    Py_ssize_t n_pos          # n + the extra positions (slots before the ledgers')
     Py_ssize_t n_slots
+    const i64* xacc           # account of extra position slot n + j (NULL: no account holds several)
+    const i64* xstart         # n + 1 offsets of each account's extra slots (NULL: none)
+    const i64* user           # each account's user, dense (the cooldown's key; NULL: the account)
     Py_ssize_t V
     Py_ssize_t F
     Py_ssize_t held[2]        # instruments where the vault [0] / the fund [1] holds inventory
@@ -174,5 +186,22 @@ cdef struct Engine:
     i32* remarked             # instruments other than the ticking one whose mark moved at this tick
     Py_ssize_t n_remarked
     i64* member_ids           # Inst.members of every instrument, one after the other (I > 1)
+    i64* multi_ids            # Inst.multi of every instrument, one after the other (I > 1)
+    i64* recheck              # cross accounts with several positions to check at the next scan
+    i8* in_recheck
+    Py_ssize_t n_recheck
+    i64* seen                 # the scan that last checked each such account (scan_no)
+    i64 scan_no
+    float64_t* trig           # each such account's positions' keys as last split (-inf: no entry)
+    i8* keyed                 # each such account: its positions are in the indexes (version)
+    i8* hot                   # each such account: on the hot list (checked at every scan)
+    i64* hot_ids
+    Py_ssize_t n_hot
+    # what the index of cross accounts with several positions did (run_portfolio(stats=True)):
+    # exact checks, splits (of which ended on the hot list), triggers passed
+    i64 cross_checks
+    i64 cross_splits
+    i64 cross_hot
+    i64 cross_fired
     ColumnLog log
     ColumnLog series

@@ -25,7 +25,8 @@ from libc.stdint cimport INT64_MIN
 from libc.string cimport memset
 
 from riskengine._adl cimport (
-    AdlParams, RatioIndex, adl_gather, adl_weight, capped_allocation, water_filling,
+    AdlParams, RatioIndex, adl_gather, adl_score_account, adl_weight, adl_weight_account,
+    capped_allocation, water_filling,
 )
 from riskengine._events cimport (
     ColumnLog, events_merge, events_push, log_free, log_init, log_to_numpy, series_push,
@@ -51,6 +52,7 @@ cdef float64_t ADL_REST_TOL = _tol.ADL_REST_TOL
 cdef float64_t ADL_EQUITY_GUARD = _tol.ADL_EQUITY_GUARD
 cdef float64_t DUST_NOTIONAL = _tol.DUST_NOTIONAL
 cdef float64_t TIER_STEP_MARGIN = _tol.TIER_STEP_MARGIN
+cdef float64_t SLACK_SPLIT_MARGIN = _tol.SLACK_SPLIT_MARGIN
 # an instrument's liquidation index is rebuilt once its heaps hold more than 2 x its accounts +
 # this many entries
 cdef Py_ssize_t INDEX_SLACK = 64
@@ -60,7 +62,8 @@ def shared_tolerances():
     """The shared tolerances this module compiled in, by name (``tests/test_tolerances.py``
     checks them against ``riskengine.tolerances.SHARED``)."""
     return {"ADL_REST_TOL": ADL_REST_TOL, "ADL_EQUITY_GUARD": ADL_EQUITY_GUARD,
-            "DUST_NOTIONAL": DUST_NOTIONAL, "TIER_STEP_MARGIN": TIER_STEP_MARGIN}
+            "DUST_NOTIONAL": DUST_NOTIONAL, "TIER_STEP_MARGIN": TIER_STEP_MARGIN,
+            "SLACK_SPLIT_MARGIN": SLACK_SPLIT_MARGIN}
 
 
 cdef inline float64_t _sign(float64_t x) noexcept nogil:
@@ -81,13 +84,25 @@ cdef inline float64_t _sim(const Inst* x) noexcept nogil:
     return x.tape * x.book.m
 
 
+cdef inline Py_ssize_t _acct(Engine* e, Py_ssize_t s) noexcept nogil:
+    """The margin account of position slot ``s``."""
+    return s if s < e.n else e.xacc[s - e.n]
+
+
+cdef inline bint _multi(Engine* e, Py_ssize_t a) noexcept nogil:
+    """Whether margin account ``a`` is a cross account holding several positions."""
+    return e.xstart != NULL and e.xstart[a + 1] > e.xstart[a]
+
+
 cdef inline Py_ssize_t _cash(Engine* e, Py_ssize_t a) noexcept nogil:
-    """The slot whose ``col`` is slot ``a``'s cash: its own for an account; for an inventory,
-    the vault's (``V``) or the fund's (``F``), one cash for their inventories in every
+    """The slot whose ``col`` is slot ``a``'s cash: its account's wallet for a position; for an
+    inventory, the vault's (``V``) or the fund's (``F``), one cash for their inventories in every
     instrument."""
     if a < e.n:
         return a
-    return e.V + ((a - e.n) & 1)
+    if a < e.n_pos:
+        return e.xacc[a - e.n]
+    return e.V + ((a - e.n_pos) & 1)
 
 
 cdef inline float64_t _fund(Engine* e) noexcept nogil:
@@ -105,10 +120,120 @@ cdef float64_t _ledger_equity(Engine* e, Py_ssize_t cash) noexcept nogil:
     return equity
 
 
+cdef inline Py_ssize_t _n_held(Engine* e, Py_ssize_t a) noexcept nogil:
+    """How many position slots margin account ``a`` has (1: slot ``a`` only, which may be flat)."""
+    return 1 + (e.xstart[a + 1] - e.xstart[a]) if e.xstart != NULL else 1
+
+
+cdef inline Py_ssize_t _slot(Engine* e, Py_ssize_t a, Py_ssize_t j) noexcept nogil:
+    """The slot of margin account ``a``'s ``j``-th position (position order; 0: slot ``a``)."""
+    return a if j == 0 else e.n + e.xstart[a] + j - 1
+
+
+cdef inline float64_t _mark_of(Engine* e, Py_ssize_t s) noexcept nogil:
+    """The price position ``s`` is valued at: its instrument's mark, its entry before the
+    instrument's first tick."""
+    cdef const Inst* x = _inst(e, s)
+    return x.mark.mark if x.ticked else e.ep[s]
+
+
+cdef inline float64_t _upnl(Engine* e, Py_ssize_t s) noexcept nogil:
+    return e.pos[s] * (_mark_of(e, s) - e.ep[s])
+
+
+cdef float64_t _account_equity(Engine* e, Py_ssize_t a) noexcept nogil:
+    """Margin account ``a``'s equity: the wallet, then each position's PnL ``q_j (M_j - e_j)``
+    added in position order (reference: ``account_figures``)."""
+    cdef float64_t equity = e.col[a]
+    cdef Py_ssize_t j
+    for j in range(_n_held(e, a)):
+        equity += _upnl(e, _slot(e, a, j))
+    return equity
+
+
+cdef float64_t _account_figures(Engine* e, Py_ssize_t a, float64_t* mm) noexcept nogil:
+    """Margin account ``a``'s equity (returned) and maintenance margin (``mm``: from 0.0, each
+    position's ``MM_j(|q_j| M_j)`` on its instrument's tiers added in position order)."""
+    cdef float64_t equity = e.col[a], margin = 0.0, mark
+    cdef Py_ssize_t j, s
+    for j in range(_n_held(e, a)):
+        s = _slot(e, a, j)
+        mark = _mark_of(e, s)
+        equity += e.pos[s] * (mark - e.ep[s])
+        margin += maintenance_margin(&_inst(e, s).tiers, fabs(e.pos[s]) * mark)
+    mm[0] = margin
+    return equity
+
+
+cdef bint _account_crosses(Engine* e, Py_ssize_t a) noexcept nogil:
+    """The trigger on a cross account with several positions: ``E < MM`` on its sums."""
+    cdef float64_t mm
+    return _account_figures(e, a, &mm) < mm
+
+
+cdef bint _all_ticked(Engine* e, Py_ssize_t a) noexcept nogil:
+    """Whether every instrument margin account ``a`` holds has ticked (it is scanned only then)."""
+    cdef Py_ssize_t j
+    for j in range(_n_held(e, a)):
+        if not _inst(e, _slot(e, a, j)).ticked:
+            return False
+    return True
+
+
+cdef float64_t _rest(Engine* e, Py_ssize_t s, float64_t* others) noexcept nogil:
+    """For position slot ``s``: the rest of its account ``W = c + O`` (returned) and ``O``, the
+    other positions' PnL from 0.0 in position order (``others``, when not NULL). ``W`` is what
+    a one-position account's collateral was: ``c + 0.0``."""
+    cdef Py_ssize_t a = _acct(e, s), j, i
+    cdef float64_t o = 0.0
+    if _multi(e, a):
+        for j in range(_n_held(e, a)):
+            i = _slot(e, a, j)
+            if i != s:
+                o += _upnl(e, i)
+    if others != NULL:
+        others[0] = o
+    return e.col[a] + o
+
+
+cdef inline float64_t _cash_of(Engine* e, Py_ssize_t a) noexcept nogil:
+    """What stands behind slot ``a`` besides its own PnL: the rest of its margin account (a
+    position), or a ledger's whole cash."""
+    if a < e.n_pos:
+        return _rest(e, a, NULL)
+    return e.col[_cash(e, a)]
+
+
+cdef float64_t _other_mm(Engine* e, Py_ssize_t s) noexcept nogil:
+    """The maintenance margin of the positions of ``s``'s account other than ``s`` (from 0.0,
+    in position order)."""
+    cdef Py_ssize_t a = _acct(e, s), j, i
+    cdef float64_t mm = 0.0
+    if not _multi(e, a):
+        return mm
+    for j in range(_n_held(e, a)):
+        i = _slot(e, a, j)
+        if i != s:
+            mm += maintenance_margin(&_inst(e, i).tiers, fabs(e.pos[i]) * _mark_of(e, i))
+    return mm
+
+
+cdef bint _holds_position(Engine* e, Py_ssize_t a) noexcept nogil:
+    """Whether margin account ``a`` still holds an open position."""
+    cdef Py_ssize_t j
+    for j in range(_n_held(e, a)):
+        if e.pos[_slot(e, a, j)] != 0.0:
+            return True
+    return False
+
+
 cdef inline float64_t _equity(Engine* e, Py_ssize_t a) noexcept nogil:
-    """Equity at mark of slot ``a``: an account's, or that of the ledger an inventory is in."""
-    if a < e.n:
-        return e.col[a] + e.pos[a] * (_inst(e, a).mark.mark - e.ep[a])
+    """Equity at mark of slot ``a``: its margin account's (a position's), or that of the ledger
+    an inventory is in."""
+    if a < e.n_pos:
+        if e.xstart == NULL:  # every account holds one position at most
+            return e.col[a] + e.pos[a] * (_inst(e, a).mark.mark - e.ep[a])
+        return _account_equity(e, _acct(e, a))
     return _ledger_equity(e, _cash(e, a))
 
 
@@ -118,12 +243,14 @@ cdef inline bint _closes(Engine* e) noexcept nogil:
 
 
 cdef inline bint _is_vault(Engine* e, Py_ssize_t a) noexcept nogil:
-    return a >= e.n and ((a - e.n) & 1) == 0
+    return a >= e.n_pos and ((a - e.n_pos) & 1) == 0
 
 
 cdef inline i64 _public_id(Engine* e, Py_ssize_t a) noexcept nogil:
     if a < e.n:
         return e.owner[a] if e.owner != NULL else a
+    if a < e.n_pos:
+        return e.owner[e.xacc[a - e.n]]
     return VAULT_ID if _is_vault(e, a) else FUND_ID
 
 
@@ -156,7 +283,7 @@ cdef inline bint _vault_takes(Engine* e) noexcept nogil:
 cdef inline void _held(Engine* e, Py_ssize_t h, float64_t before) noexcept nogil:
     """Count the instruments where the vault or the fund holds inventory, after inventory slot
     ``h`` changed from ``before`` (a tick asks whether any is held without a loop)."""
-    e.held[(h - e.n) & 1] += (e.pos[h] != 0.0) - (before != 0.0)
+    e.held[(h - e.n_pos) & 1] += (e.pos[h] != 0.0) - (before != 0.0)
 
 
 cdef inline void _touch(Engine* e, Inst* x) noexcept nogil:
@@ -182,8 +309,23 @@ cdef inline Py_ssize_t _member(const Inst* x, Py_ssize_t j) noexcept nogil:
     return x.members[j] if x.members != NULL else j
 
 
+cdef inline i64 _user(Engine* e, Py_ssize_t a) noexcept nogil:
+    """Margin account ``a``'s user: the key of the partial-liquidation cooldown."""
+    return e.user[a] if e.user != NULL else a
+
+
+cdef inline void _recheck(Engine* e, Py_ssize_t a) noexcept nogil:
+    """Cross account ``a`` with several positions changed (its wallet or positions): check it
+    exactly at the next scan (it has no entries in the liquidation indexes)."""
+    if not e.in_recheck[a]:
+        e.in_recheck[a] = 1
+        e.recheck[e.n_recheck] = a
+        e.n_recheck += 1
+
+
 cdef int _rekey(Engine* e, Py_ssize_t a) except -1 nogil:
-    """Put an ACTIVE account back in its instrument's index under its current liquidation price.
+    """Put an ACTIVE account back in its instrument's index under its current liquidation price
+    (slot ``a`` a position of a cross account with several: :c:func:`_recheck` the account).
 
     Re-keying pushes a new entry and leaves the old one stale, so the heaps grow with every
     re-key; once an instrument's heaps hold more than ``2 m + INDEX_SLACK`` entries (``m`` its
@@ -193,6 +335,9 @@ cdef int _rekey(Engine* e, Py_ssize_t a) except -1 nogil:
     winners are now re-keyed once per scan, :c:func:`_rekey_dirty`.)"""
     cdef float64_t lp
     cdef Inst* x
+    if a >= e.n or _multi(e, a):
+        _recheck(e, _acct(e, a))
+        return 0
     e.version[a] += 1
     if e.status[a] != ST_ACTIVE:
         return 0
@@ -225,7 +370,7 @@ cdef int _rekey_dirty(Engine* e) except -1 nogil:
     for j in range(e.n_dirty):
         a = e.dirty[j]
         e.is_dirty[a] = 0
-        if _inst(e, a).n_dirty > 0:
+        if _inst(e, a).n_dirty > 0 or a >= e.n or _multi(e, a):
             _rekey(e, a)
     for j in range(e.n_dirty):
         _inst(e, e.dirty[j]).n_dirty = 0
@@ -239,7 +384,7 @@ cdef inline float64_t _reduce(Engine* e, Py_ssize_t a, float64_t closed, float64
     cdef Inst* x
     e.col[_cash(e, a)] += realized
     e.pos[a] = before - closed
-    if a < e.n:
+    if a < e.n_pos:
         x = _inst(e, a)
         if closed > 0:
             x.long_oi -= closed
@@ -269,11 +414,21 @@ cdef void _take(Engine* e, Py_ssize_t h, float64_t dq, float64_t price) noexcept
 
 cdef int _build_index(Engine* e, Inst* x) except -1 nogil:
     """(Re)build instrument ``x``'s liquidation index from its ACTIVE accounts in O(m) per
-    side; each one's version moves on, so entries left from before are stale."""
-    cdef Py_ssize_t j, a, nl = 0, ns = 0
+    side; each one's version moves on, so entries left from before are stale (the positions
+    of cross accounts with several keep their keys and versions: :c:func:`_split`)."""
+    cdef Py_ssize_t j, a, m, nl = 0, ns = 0
     cdef float64_t lp
     for j in range(x.n_members):
         a = _member(x, j)
+        if e.xstart != NULL and (a >= e.n or _multi(e, a)):
+            # a position of a cross account with several: its entry as split (_split)
+            m = _acct(e, a)
+            if e.status[m] == ST_ACTIVE and e.keyed[m] and e.pos[a] > 0.0 and e.trig[a] != -INFINITY:
+                e.hold_keys[nl] = e.trig[a]
+                e.hold_ids[nl] = a
+                e.hold_vers[nl] = e.version[m]
+                nl += 1
+            continue
         if e.status[a] != ST_ACTIVE:
             continue
         e.version[a] += 1
@@ -287,6 +442,14 @@ cdef int _build_index(Engine* e, Inst* x) except -1 nogil:
     side_build(&x.index.longs, e.hold_keys, e.hold_ids, e.hold_vers, nl)
     for j in range(x.n_members):
         a = _member(x, j)
+        if e.xstart != NULL and (a >= e.n or _multi(e, a)):
+            m = _acct(e, a)
+            if e.status[m] == ST_ACTIVE and e.keyed[m] and e.pos[a] < 0.0 and e.trig[a] != -INFINITY:
+                e.hold_keys[ns] = e.trig[a]
+                e.hold_ids[ns] = a
+                e.hold_vers[ns] = e.version[m]
+                ns += 1
+            continue
         if e.status[a] != ST_ACTIVE or e.pos[a] >= 0.0:
             continue
         lp = liquidation_price(&x.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
@@ -305,66 +468,80 @@ cdef float64_t _socialize(Engine* e, Py_ssize_t a, float64_t loss) except -1 nog
     price moves, so the instrument's index is rebuilt once (O(its accounts)) rather than
     re-keyed account by account."""
     cdef Inst* x = _inst(e, a)
-    cdef Py_ssize_t j, i
+    cdef Py_ssize_t j, i, m
     cdef float64_t total = 0.0, covered = 0.0, charge, room
     for j in range(x.n_members):
         i = _member(x, j)
-        if e.status[i] == ST_ACTIVE and e.pos[i] != 0.0:
+        if e.status[_acct(e, i)] == ST_ACTIVE and e.pos[i] != 0.0:
             total += fabs(e.pos[i])
     if total <= 0.0:
         return covered
     for j in range(x.n_members):
         i = _member(x, j)
-        if e.status[i] != ST_ACTIVE or e.pos[i] == 0.0:
+        m = _acct(e, i)
+        if e.status[m] != ST_ACTIVE or e.pos[i] == 0.0:
             continue
         charge = loss * fabs(e.pos[i]) / total
-        room = _equity(e, i)
+        room = _equity(e, i)  # the account's: never below zero account equity
         if charge > room:
             charge = room if room > 0.0 else 0.0
         if charge <= 0.0:
             continue
-        e.col[i] -= charge
-        e.socialized[i] += charge
+        e.col[m] -= charge
+        e.socialized[m] += charge
         covered += charge
+        if i >= e.n or _multi(e, m):
+            _recheck(e, m)
     if covered > 0.0:
-        e.col[a] += covered  # the market pays this much of the deficit
+        e.col[_acct(e, a)] += covered  # the market pays this much of the deficit
         _build_index(e, x)
         _emit(e, EV_SOCIALIZED_LOSS, a, MARKET_ID, 0.0, 0.0, 0.0, covered, _equity(e, a))
     return covered
 
 
 cdef int _cover_deficit(Engine* e, Py_ssize_t a) except -1 nogil:
-    cdef float64_t deficit = -e.col[a]
+    """Settle the deficit ``-W`` an order on position slot ``a`` left (``W`` the rest of its
+    account, :c:func:`_rest`): the fund pays what it can into the wallet, ``SOCIALIZE`` charges
+    the rest to the instrument's open positions, what is left is bad debt. The wallet ends at
+    ``-rest - O`` (``0.0 - O`` once paid or written off), so ``W`` is what the collateral was
+    with one position."""
+    cdef Py_ssize_t m = _acct(e, a)
+    cdef float64_t others
+    cdef float64_t deficit = -_rest(e, a, &others)
     cdef float64_t cash = _fund(e) if _fund(e) > 0.0 else 0.0  # inventory losses can leave it negative
     cdef float64_t pay = deficit if deficit < cash else cash
     cdef float64_t rest
     if pay > 0.0:
         e.col[e.F] -= pay
-        e.col[a] += pay
+        e.col[m] += pay
         _emit(e, EV_FUND_PAYMENT, a, BOOK_ID, 0.0, 0.0, 0.0, pay, _equity(e, a))
     rest = deficit - pay
     if rest > 0.0 and e.insts[0].adl.policy == ADL_SOCIALIZE:
         rest -= _socialize(e, a, rest)  # credits the account with what it covered
         if rest <= ADL_REST_TOL * deficit:
             rest = 0.0
-        e.col[a] = -rest
+        e.col[m] = -rest - others
     if rest > 0.0:
         e.bad_debt += rest
-        e.col[a] = 0.0
+        e.col[m] = 0.0 - others
         _emit(e, EV_BAD_DEBT, a, BOOK_ID, 0.0, 0.0, 0.0, rest, _equity(e, a))
-    elif e.col[a] < 0.0:
-        e.col[a] = 0.0
+    elif e.col[m] + others < 0.0:
+        e.col[m] = 0.0 - others
     _note_fund(e)
     return 0
 
 
 cdef float64_t _charge_fee(Engine* e, Py_ssize_t a, float64_t fee) noexcept nogil:
-    cdef float64_t room = e.col[a]
-    if e.p.liq_surplus_to_fund and e.pos[a] == 0.0 and room > fee:
+    """Move the liquidation fee of an order on position slot ``a`` into the fund, capped at the
+    rest of its account ``W`` (the collateral left, with one position); with
+    ``liq_surplus_to_fund`` an account left without any position hands over all that is left."""
+    cdef Py_ssize_t m = _acct(e, a)
+    cdef float64_t room = _rest(e, a, NULL)
+    if e.p.liq_surplus_to_fund and room > fee and not _holds_position(e, m):
         fee = room
     if fee > room:
         fee = room if room > 0.0 else 0.0
-    e.col[a] -= fee
+    e.col[m] -= fee
     e.col[e.F] += fee
     return fee
 
@@ -410,11 +587,11 @@ cdef float64_t _book_fill(Engine* e, Py_ssize_t a, float64_t size, int kind, flo
     x.ext_pos += size
     x.ext_cash -= size * fill
     realized = _reduce(e, a, size, fill)
-    if a < e.n:
+    if a < e.n_pos:
         fee = _charge_fee(e, a, fee_rate * fabs(size) * fill)
         _count_liquidation(e, x, fabs(size) * fill)
     _emit(e, kind, a, BOOK_ID, size, fill, fee, realized, _equity(e, a))
-    if settle and a < e.n and e.col[a] < 0.0:
+    if settle and a < e.n_pos and _rest(e, a, NULL) < 0.0:
         _cover_deficit(e, a)
     return fill
 
@@ -427,7 +604,7 @@ cdef inline float64_t _adl_available(Engine* e, Py_ssize_t i, float64_t price,
     cdef float64_t worse = _sign(q) * (price - mark)
     cdef float64_t cap
     if worse < 0.0:
-        cap = (e.col[i] + q * (mark - e.ep[i])) / (-worse) * (1.0 - ADL_EQUITY_GUARD)
+        cap = _equity(e, i) / (-worse) * (1.0 - ADL_EQUITY_GUARD)  # its account's equity
         return cap if cap < fabs(q) else fabs(q)
     return fabs(q)
 
@@ -448,8 +625,8 @@ cdef int _adl_fill(Engine* e, Py_ssize_t i, Py_ssize_t a, float64_t take,
     cdef i64 counterparty = _public_id(e, a)
     cdef Inst* x = _inst(e, i)
     _reduce(e, i, closed, price)
-    if e.pos[i] == 0.0:
-        e.status[i] = ST_CLOSED
+    if not _holds_position(e, _acct(e, i)):
+        e.status[_acct(e, i)] = ST_CLOSED
     if not e.is_dirty[i]:  # re-keyed once, before the next scan (_rekey_dirty)
         e.is_dirty[i] = 1
         e.dirty[e.n_dirty] = i
@@ -474,15 +651,46 @@ cdef int _adl_fill(Engine* e, Py_ssize_t i, Py_ssize_t a, float64_t take,
     return 0
 
 
+cdef Py_ssize_t _gather_accounts(Engine* e, Inst* x, float64_t side, i64* ids_out,
+                                 float64_t* scores_out, i64* order_out) noexcept nogil:
+    """``adl_gather`` in an instrument where cross accounts with several positions hold
+    positions: the positions (slots, in ``ids_out``; their rank among ``x``'s members, which is
+    position order, in ``order_out``) on the other side of ``side`` in profit at ``x``'s mark
+    whose margin account is ACTIVE with positive equity; for a queue their scores on their
+    accounts' figures (``adl_score_account``)."""
+    cdef Py_ssize_t j, s, a, k = 0
+    cdef float64_t mark = x.mark.mark, upnl, equity, mm
+    for j in range(x.n_members):
+        s = _member(x, j)
+        a = _acct(e, s)
+        upnl = e.pos[s] * (mark - e.ep[s])
+        if e.status[a] != ST_ACTIVE or not e.pos[s] * side < 0.0 or not upnl > 0.0:
+            continue
+        equity = _account_figures(e, a, &mm)
+        if not equity > 0.0:
+            continue
+        ids_out[k] = s
+        order_out[k] = j
+        if x.adl.policy == ADL_QUEUE:
+            scores_out[k] = adl_score_account(&x.adl, e.pos[s], e.ep[s], mark, equity, e.col[a], mm)
+        k += 1
+    return k
+
+
 cdef int _adl_rank(Engine* e, Inst* x, float64_t side) except -1 nogil:
-    """Re-rank ``x``'s ADL queue against a liquidated ``side`` when its snapshot is stale."""
+    """Re-rank ``x``'s ADL queue against a liquidated ``side`` when its snapshot is stale. An
+    entry's id orders ties (the position's rank in ``x``), its version is the slot."""
     cdef int s = 1 if side > 0.0 else 0
     cdef Py_ssize_t count
     if x.adl_rank_built[s] and e.t - x.adl_rank_time[s] < e.p.adl_rank_interval_ns:
         return 0
-    count = adl_gather(&x.adl, side, x.mark.mark, e.col, e.pos, e.ep, e.status, x.members,
-                       x.n_members, e.work_ids, e.work_vals)
-    heapify_from(&x.adl_rank[s], e.work_vals, e.work_ids, e.work_ids, count)
+    if x.n_multi:
+        count = _gather_accounts(e, x, side, e.work_ids, e.work_vals, e.work_live)
+        heapify_from(&x.adl_rank[s], e.work_vals, e.work_live, e.work_ids, count)
+    else:
+        count = adl_gather(&x.adl, side, x.mark.mark, e.col, e.pos, e.ep, e.status, x.members,
+                           x.n_members, e.work_ids, e.work_vals)
+        heapify_from(&x.adl_rank[s], e.work_vals, e.work_ids, e.work_ids, count)
     x.adl_rank_built[s] = True
     x.adl_rank_time[s] = e.t
     return 0
@@ -492,7 +700,7 @@ cdef float64_t _adl_price(Engine* e, Py_ssize_t a) noexcept nogil:
     cdef float64_t price
     cdef Inst* x = _inst(e, a)
     if e.p.adl_price == ADL_AT_BANKRUPTCY:
-        price = e.ep[a] - e.col[_cash(e, a)] / e.pos[a]
+        price = e.ep[a] - _cash_of(e, a) / e.pos[a]
         return price if price > 0.0 else x.mark.mark
     if e.p.adl_price == ADL_AT_PREVIOUS_MARK:
         return x.prev_mark
@@ -500,7 +708,7 @@ cdef float64_t _adl_price(Engine* e, Py_ssize_t a) noexcept nogil:
 
 
 cdef inline void _unwind_kind(Engine* e, Py_ssize_t a, int* kind, float64_t* fee_rate) noexcept nogil:
-    if a < e.n:
+    if a < e.n_pos:
         kind[0] = EV_LIQUIDATION
         fee_rate[0] = e.p.liq_fee_rate
     elif _is_vault(e, a):
@@ -516,8 +724,11 @@ cdef float64_t _adl_allocate(Engine* e, Inst* x, Py_ssize_t a, float64_t side, f
     """The weighted and water-filling policies: fill every candidate's share; return the total."""
     cdef Py_ssize_t count, k, j
     cdef float64_t absorbed = 0.0, mark = x.mark.mark
-    count = adl_gather(&x.adl, side, mark, e.col, e.pos, e.ep, e.status, x.members, x.n_members,
-                       e.work_ids, e.work_vals)
+    if x.n_multi:
+        count = _gather_accounts(e, x, side, e.work_ids, e.work_vals, e.work_live)
+    else:
+        count = adl_gather(&x.adl, side, mark, e.col, e.pos, e.ep, e.status, x.members,
+                           x.n_members, e.work_ids, e.work_vals)
     for k in range(count):
         j = e.work_ids[k]
         e.work_caps[k] = _adl_available(e, j, price, mark)
@@ -528,6 +739,12 @@ cdef float64_t _adl_allocate(Engine* e, Inst* x, Py_ssize_t a, float64_t side, f
             e.work_b[k] = _equity(e, j)
         water_filling(e.work_a, e.work_b, e.work_caps, count, mark, wanted,
                       e.work_out, e.work_vals, e.work_live)
+    elif x.n_multi:
+        for k in range(count):
+            j = e.work_ids[k]
+            e.work_vals[k] = adl_weight_account(&x.adl, e.pos[j], e.ep[j], mark, _equity(e, j))
+        capped_allocation(e.work_vals, e.work_caps, count, wanted, e.work_out, e.work_ratio,
+                          e.work_a)
     else:
         for k in range(count):
             j = e.work_ids[k]
@@ -552,6 +769,7 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
     cdef float64_t closed_a, q_a, shortfall, fee_rate, key, mark = x.mark.mark
     cdef i64 idx, ver
     cdef int kind
+    cdef bint eligible
     cdef KeyHeap* h
     e.order_haircut = 0.0
     if e.merge_fills:  # the series interval this order's fills are logged in (from 1)
@@ -560,21 +778,26 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
         h = &x.adl_rank[1 if side > 0.0 else 0]
         _adl_rank(e, x, side)
         while h.size > 0 and remaining > 0.0:
-            idx = h.items[0].id  # an account in x
-            if (e.status[idx] != ST_ACTIVE or e.pos[idx] * side >= 0.0
-                    or e.pos[idx] * (mark - e.ep[idx]) <= 0.0
-                    or e.col[idx] + e.pos[idx] * (mark - e.ep[idx]) <= 0.0):
-                heap_pop(h, &key, &idx, &ver)
+            idx = h.items[0].version  # a position in x
+            if x.n_multi:
+                eligible = (e.status[_acct(e, idx)] == ST_ACTIVE and e.pos[idx] * side < 0.0
+                            and e.pos[idx] * (mark - e.ep[idx]) > 0.0 and _equity(e, idx) > 0.0)
+            else:
+                eligible = not (e.status[idx] != ST_ACTIVE or e.pos[idx] * side >= 0.0
+                                or e.pos[idx] * (mark - e.ep[idx]) <= 0.0
+                                or e.col[idx] + e.pos[idx] * (mark - e.ep[idx]) <= 0.0)
+            if not eligible:
+                heap_pop(h, &key, &ver, &ver)
                 continue
             avail = _adl_available(e, idx, price, mark)
             if avail <= 0.0:
-                heap_pop(h, &key, &idx, &ver)
+                heap_pop(h, &key, &ver, &ver)
                 continue
             if remaining < avail:
                 take = remaining
             else:
                 take = avail
-                heap_pop(h, &key, &idx, &ver)
+                heap_pop(h, &key, &ver, &ver)
             _adl_fill(e, idx, a, take, price)
             remaining -= take
             absorbed += take
@@ -586,20 +809,20 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
     if absorbed > 0.0:
         q_a = e.pos[a]
         closed_a = q_a if (full and rest == 0.0) else side * absorbed
-        shortfall = -(e.col[_cash(e, a)] * fabs(closed_a) / fabs(q_a)
+        shortfall = -(_cash_of(e, a) * fabs(closed_a) / fabs(q_a)
                       + closed_a * (x.mark.mark - e.ep[a]))
         if not shortfall > 0.0:
             shortfall = 0.0
         if e.order_haircut > shortfall:
             e.adl_overshoot += e.order_haircut - shortfall
         _reduce(e, a, closed_a, price)
-        if a < e.n:
+        if a < e.n_pos:
             _count_liquidation(e, x, fabs(closed_a) * price)
         _emit(e, EV_ADL_LIQUIDATION, a, BOOK_ID, closed_a, price, 0.0, shortfall, _equity(e, a))
     if rest > 0.0:
         _unwind_kind(e, a, &kind, &fee_rate)
         _book_close(e, a, e.pos[a] if full else side * rest, kind, fee_rate, True)
-    elif a < e.n and e.col[a] < 0.0:
+    elif a < e.n_pos and _rest(e, a, NULL) < 0.0:
         _cover_deficit(e, a)
     return 0
 
@@ -624,18 +847,37 @@ cdef int _vault_check(Engine* e) except -1 nogil:
     return 0
 
 
-cdef int _backstop(Engine* e, Py_ssize_t a, float64_t equity) except -1 nogil:
-    cdef Inst* x = _inst(e, a)
-    cdef float64_t q = e.pos[a]
-    cdef float64_t mark = x.mark.mark
+cdef int _backstop(Engine* e, Py_ssize_t m, float64_t equity) except -1 nogil:
+    """The vault takes over margin account ``m``: all its positions at their marks and its
+    remaining ``equity`` (the maintenance margin is not returned; Hyperliquid [DOC S21],
+    reference §2.4: "cross -> all cross positions and cross margin transferred"). The vault
+    takes each open position into its inventory (position order), its cash gains ``equity``,
+    then each position is closed in the account at its mark, one BACKSTOP event each (amount:
+    ``equity`` on the first, 0 on the others); the wallet is then 0 and the vault's loss is
+    checked once."""
+    cdef Inst* x
+    cdef float64_t q, mark, amount = equity
+    cdef Py_ssize_t j, s, held = _n_held(e, m)
     if e.held[0] == 0:  # the vault's unwind clock starts with its first inventory
         e.vault_next_unwind = e.t + e.p.vault_unwind_interval_ns
-    _take(e, x.V, q, mark)
+    for j in range(held):
+        s = _slot(e, m, j)
+        if e.pos[s] != 0.0:
+            x = _inst(e, s)
+            _take(e, x.V, e.pos[s], x.mark.mark)
     e.col[e.V] += equity
-    _reduce(e, a, q, mark)
-    e.col[a] = 0.0
-    _count_liquidation(e, x, fabs(q) * mark)
-    _emit(e, EV_BACKSTOP, a, VAULT_ID, q, mark, 0.0, equity, 0.0)
+    for j in range(held):
+        s = _slot(e, m, j)
+        q = e.pos[s]
+        if q == 0.0:
+            continue
+        x = _inst(e, s)
+        mark = x.mark.mark
+        _reduce(e, s, q, mark)
+        _count_liquidation(e, x, fabs(q) * mark)
+        _emit(e, EV_BACKSTOP, s, VAULT_ID, q, mark, 0.0, amount, 0.0)
+        amount = 0.0
+    e.col[m] = 0.0
     _vault_check(e)
     return 0
 
@@ -645,9 +887,9 @@ cdef float64_t _order_size(Engine* e, Py_ssize_t a, float64_t q, float64_t equit
     """Size of the liquidation order; ``full`` says whether it closes the whole position."""
     cdef const Tiers* tiers = &_inst(e, a).tiers
     cdef Py_ssize_t k = 0, j
-    cdef float64_t target
+    cdef float64_t target, others
     full[0] = True
-    if e.t < e.cooldown_until[a]:
+    if e.t < e.cooldown_until[_user(e, _acct(e, a))]:  # the user's cooldown
         return q
     if e.p.partial_mode == PARTIAL_FRACTION:
         if (e.p.partial_fraction < 1.0 and notional > e.p.partial_threshold and equity >= 0.0
@@ -658,9 +900,10 @@ cdef float64_t _order_size(Engine* e, Py_ssize_t a, float64_t q, float64_t equit
     while k + 1 < tiers.n and tiers.floors[k + 1] <= notional:
         k += 1
     j = k
+    others = _other_mm(e, a)  # the account stays healthy: E >= MMo + MM(target)
     while j > 0:
         target = tiers.floors[j] * (1.0 - TIER_STEP_MARGIN)
-        if equity >= maintenance_margin(tiers, target):
+        if equity >= others + maintenance_margin(tiers, target):
             full[0] = False
             return q * (1.0 - target / notional)
         j -= 1
@@ -672,7 +915,7 @@ cdef float64_t _limit_price(Engine* e, Py_ssize_t a, float64_t side) noexcept no
     cdef Inst* x = _inst(e, a)
     cdef float64_t limit = NAN, band
     if e.p.liq_limit_bankruptcy:
-        limit = e.ep[a] - e.col[a] / e.pos[a]
+        limit = e.ep[a] - _rest(e, a, NULL) / e.pos[a]
     if x.liq_price_band != INFINITY:
         band = x.mark.mark * (1.0 + side * x.liq_price_band)
         if limit != limit or side * (band - limit) < 0.0:
@@ -707,15 +950,17 @@ cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
     cdef float64_t side = -_sign(size)
     cdef float64_t limit = _limit_price(e, a, side)
     cdef float64_t fill, move, after, deficit, filled, bankruptcy, rest, part, realized, fee, owed
+    cdef float64_t behind
     cdef float64_t filled_notional = 0.0
     cdef bint to_fund
     _bring(e, x)
     if limit != limit:
         depth_walk(&x.book, side, fabs(size), _sim(x), x.tape, &fill, &move)
-        after = e.col[a] + size * (fill - e.ep[a])
+        after = _rest(e, a, NULL) + size * (fill - e.ep[a])
         deficit = -after if after < 0.0 else 0.0
         if deficit > _fund(e) and _vault_takes(e):
-            _backstop(e, a, _equity(e, a))  # the book cannot close it: not successful
+            # the book cannot close it: not successful; the vault takes the whole account
+            _backstop(e, _acct(e, a), _equity(e, a))
         elif deficit > _fund(e) and _closes(e):
             _adl_close(e, a, size, full)
         else:
@@ -726,11 +971,12 @@ cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
         _book_close(e, a, size, kind, e.p.liq_fee_rate, True)
         return 0
     # the rest's route is decided before anything fills
-    bankruptcy = e.ep[a] - e.col[a] / e.pos[a]
+    behind = _rest(e, a, NULL)
+    bankruptcy = e.ep[a] - behind / e.pos[a]
     rest = -side * (fabs(size) - filled)
     # at the bankruptcy price a whole close leaves the account >= 0; a partial one keeps its
     # share of negative collateral (fills better than the limit only reduce it)
-    owed = 0.0 if full else -e.col[a] * (1.0 - size / e.pos[a])
+    owed = 0.0 if full else -behind * (1.0 - size / e.pos[a])
     to_fund = (e.p.takeover == TAKEOVER_FUND
                and _fund_can_take(e, x, rest, bankruptcy, owed if owed > 0.0 else 0.0))
     if filled > 0.0:
@@ -745,7 +991,7 @@ cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
         fee = _charge_fee(e, a, e.p.liq_fee_rate * (filled_notional + fabs(part) * bankruptcy))
         _count_liquidation(e, x, fabs(part) * bankruptcy)
         _emit(e, EV_FUND_TAKEOVER, a, FUND_ID, part, bankruptcy, fee, realized, _equity(e, a))
-        if e.col[a] < 0.0:
+        if _rest(e, a, NULL) < 0.0:
             _cover_deficit(e, a)
     elif _closes(e):
         _adl_close(e, a, part, full)
@@ -795,19 +1041,50 @@ cdef int _sample_fund_peak(Engine* e) except -1 nogil:
     return 0
 
 
-cdef int _liquidate(Engine* e, Py_ssize_t a) except -1 nogil:
-    cdef Inst* x = _inst(e, a)
-    cdef float64_t q = e.pos[a]
-    cdef float64_t equity = _equity(e, a)
-    cdef float64_t notional = fabs(q) * x.mark.mark
-    cdef float64_t mm = maintenance_margin(&x.tiers, notional)
-    cdef float64_t size
+cdef Py_ssize_t _choose(Engine* e, Py_ssize_t m) noexcept nogil:
+    """The position (slot) of cross account ``m`` a liquidation closes (``cross_order``: the
+    largest notional ``|q| M``, or the most negative PnL ``q (M - e)``; ties: the first in
+    position order). Venues do not document an order, hence the named setting."""
+    cdef Py_ssize_t best = -1, j, s
+    cdef float64_t key = 0.0, value, q
+    cdef bint loss = e.p.cross_order == CROSS_LOSS
+    for j in range(_n_held(e, m)):
+        s = _slot(e, m, j)
+        q = e.pos[s]
+        if q == 0.0:
+            continue
+        value = q * (_mark_of(e, s) - e.ep[s]) if loss else fabs(q) * _mark_of(e, s)
+        if best < 0 or (value < key if loss else value > key):
+            best = s
+            key = value
+    return best
+
+
+cdef int _liquidate(Engine* e, Py_ssize_t m) except -1 nogil:
+    """Liquidate crossing margin account ``m``: its position, or for a cross account with
+    several one of them (:c:func:`_choose`), routed with the account's equity and maintenance
+    margin."""
+    cdef Py_ssize_t a = m
+    cdef Inst* x
+    cdef float64_t q, equity, notional, mm, size
     cdef bint full, partial
     cdef int kind
+    if e.xstart != NULL and _multi(e, m):
+        equity = _account_figures(e, m, &mm)
+        a = _choose(e, m)
+        x = _inst(e, a)
+        q = e.pos[a]
+        notional = fabs(q) * x.mark.mark
+    else:
+        x = _inst(e, a)
+        q = e.pos[a]
+        equity = _equity(e, a)
+        notional = fabs(q) * x.mark.mark
+        mm = maintenance_margin(&x.tiers, notional)
     if equity < 0.0 and e.p.adl_on_negative_equity and _closes(e):
         _adl_close(e, a, q, True)
     elif e.p.backstop_ratio > 0.0 and equity < e.p.backstop_ratio * mm and not _vault_beyond(e):
-        _backstop(e, a, equity)
+        _backstop(e, m, equity)
     elif _closes(e) and _fund_drawdown_active(e):
         _adl_close(e, a, q, True)
     else:
@@ -820,19 +1097,19 @@ cdef int _liquidate(Engine* e, Py_ssize_t a) except -1 nogil:
         kind = EV_LIQUIDATION if full else EV_PARTIAL_LIQUIDATION
         _market_liquidation(e, a, size, kind, full)
         if partial:
-            e.cooldown_until[a] = e.t + e.p.partial_cooldown_ns
+            e.cooldown_until[_user(e, m)] = e.t + e.p.partial_cooldown_ns
         if not full:
-            e.partial_tick[a] = e.i
-    if e.pos[a] != 0.0:
-        e.status[a] = ST_ACTIVE
-        if e.partial_tick[a] == e.i:
-            e.deferred[e.n_deferred] = a
+            e.partial_tick[m] = e.i
+    if _holds_position(e, m):
+        e.status[m] = ST_ACTIVE
+        if e.partial_tick[m] == e.i:
+            e.deferred[e.n_deferred] = m
             e.n_deferred += 1
         else:
-            _rekey(e, a)
+            _rekey(e, m)
     else:
-        e.status[a] = ST_CLOSED
-        e.version[a] += 1
+        e.status[m] = ST_CLOSED
+        e.version[m] += 1
     return 0
 
 
@@ -882,11 +1159,16 @@ cdef Py_ssize_t _collect_side(Engine* e, const Inst* x, SideIndex* side, float64
     """Pop every entry of ``x``'s index keyed at or past ``bound``; keep the accounts that
     really cross at ``x``'s mark."""
     cdef float64_t key, top
-    cdef i64 a, ver
+    cdef i64 a, ver, m
     cdef Py_ssize_t nhold = 0, j
     while side_top(side, &top) and top >= bound:
         side_pop(side, &key, &a, &ver)
-        if ver != e.version[a] or e.status[a] != ST_ACTIVE:
+        m = a if a < e.n else e.xacc[a - e.n]
+        if ver != e.version[m] or e.status[m] != ST_ACTIVE:
+            continue
+        if e.xstart != NULL and (a >= e.n or _multi(e, m)):
+            _recheck(e, m)  # a position's share of its account's slack used up: check it exactly
+            e.cross_fired += 1
             continue
         if e.partial_tick[a] != e.i and crosses(&x.tiers, e.col[a], e.pos[a], e.ep[a],
                                                 x.mark.mark):
@@ -913,11 +1195,125 @@ cdef inline Py_ssize_t _collect(Engine* e, Inst* x, Py_ssize_t ncross) except -1
     return ncross
 
 
+cdef inline void _make_hot(Engine* e, Py_ssize_t m) noexcept nogil:
+    if not e.hot[m]:
+        e.hot[m] = 1
+        e.hot_ids[e.n_hot] = m
+        e.n_hot += 1
+
+
+cdef int _split(Engine* e, Py_ssize_t m, float64_t equity, float64_t mm) except -1 nogil:
+    """Key cross account ``m`` (several positions, not crossing: ``equity >= mm``) in its
+    instruments' indexes: its slack ``E - MM``, less ``SLACK_SPLIT_MARGIN`` x (wallet + gross
+    exposure at entry and mark) held back against rounding, is split over its open positions in
+    proportion to their notional ``|q_i| M_i``; position ``i``'s trigger is the price where
+    ``f_i(p) = q_i (p - e_i) - MM_i(|q_i| p)`` has fallen by its share from ``f_i(M_i)`` (the
+    one-position root solver on the collateral ``share_i - f_i(M_i)``), padded outward
+    (``trigger_key``). While every mark is on the safe side of its trigger, ``E - MM = c + sum_i
+    f_i(p_i)`` is at least the margin held back: the account cannot cross. An account with no
+    slack to split, or a trigger at or past its mark already, goes on the hot list instead
+    (checked exactly at every scan)."""
+    cdef Py_ssize_t j, s, held = _n_held(e, m)
+    cdef float64_t scale = fabs(e.col[m]), weight = 0.0, slack, q, mark, share, lp, key
+    cdef Inst* x
+    e.version[m] += 1  # its entries from before are stale
+    e.keyed[m] = 0
+    for j in range(held):
+        s = _slot(e, m, j)
+        q = e.pos[s]
+        if q != 0.0:
+            mark = _inst(e, s).mark.mark
+            scale += fabs(q) * (mark + e.ep[s])
+            weight += fabs(q) * mark
+    slack = (equity - mm) - SLACK_SPLIT_MARGIN * scale
+    e.cross_splits += 1
+    if not (slack > 0.0 and weight > 0.0):
+        e.cross_hot += 1
+        _make_hot(e, m)
+        return 0
+    for j in range(held):
+        s = _slot(e, m, j)
+        q = e.pos[s]
+        e.trig[s] = -INFINITY  # no entry
+        if q == 0.0:
+            continue
+        x = _inst(e, s)
+        mark = x.mark.mark
+        share = slack * (fabs(q) * mark / weight)
+        lp = liquidation_price(&x.tiers, share - q * (mark - e.ep[s])
+                               + maintenance_margin(&x.tiers, fabs(q) * mark), q, e.ep[s], 1.0)
+        if q > 0.0 and not lp > 0.0:
+            continue  # no positive price uses up its share
+        key = trigger_key(lp, q, e.ep[s])
+        if not key < (mark if q > 0.0 else -mark):  # would fire at once: check it exactly instead
+            e.cross_hot += 1
+            _make_hot(e, m)
+            return 0
+        e.trig[s] = key
+    e.keyed[m] = 1
+    e.hot[m] = 0  # (left in the hot list until the list is next compacted)
+    for j in range(held):
+        s = _slot(e, m, j)
+        if e.trig[s] != -INFINITY:
+            x = _inst(e, s)
+            side_push(&x.index.longs if e.pos[s] > 0.0 else &x.index.shorts, e.trig[s], s,
+                      e.version[m])
+    for j in range(held):
+        x = _inst(e, _slot(e, m, j))
+        if x.index.longs.heap.size + x.index.shorts.heap.size > 2 * x.n_members + INDEX_SLACK:
+            _build_index(e, x)
+    return 0
+
+
+cdef Py_ssize_t _check_account(Engine* e, Py_ssize_t m, Py_ssize_t ncross) except -1 nogil:
+    """The exact check of cross account ``m`` with several positions (once per scan): ACTIVE,
+    not partially liquidated at this tick (it is re-keyed when its tick or liquidation is
+    done), every instrument it holds ticked (it is checked again at its last instrument's first
+    tick), ``E < MM``; an account that does not cross is split and keyed again
+    (:c:func:`_split`)."""
+    cdef float64_t equity, mm
+    if e.seen[m] == e.scan_no:
+        return ncross
+    e.seen[m] = e.scan_no
+    if e.status[m] != ST_ACTIVE or e.partial_tick[m] == e.i or not _all_ticked(e, m):
+        return ncross
+    e.cross_checks += 1
+    equity = _account_figures(e, m, &mm)
+    if equity < mm:
+        e.work_ids[ncross] = m
+        return ncross + 1
+    _split(e, m, equity, mm)
+    return ncross
+
+
+cdef Py_ssize_t _scan_cross(Engine* e, Py_ssize_t ncross) except -1 nogil:
+    """The cross accounts with several positions a scan checks exactly: those on the hot list
+    (compacted here) and those whose trigger passed or whose state changed since the last
+    scan (``recheck``)."""
+    cdef Py_ssize_t j, count = e.n_hot
+    cdef i64 a
+    e.scan_no += 1
+    e.n_hot = 0
+    for j in range(count):  # an account still hot after its check is appended again
+        a = e.hot_ids[j]
+        if e.hot[a]:
+            e.hot[a] = 0
+            ncross = _check_account(e, a, ncross)
+    for j in range(e.n_recheck):
+        a = e.recheck[j]
+        e.in_recheck[a] = 0
+        ncross = _check_account(e, a, ncross)
+    e.n_recheck = 0
+    return ncross
+
+
 cdef int _scan(Engine* e, Inst* x) except -1 nogil:
     """Trigger: crossing ACTIVE accounts become PENDING, queued in account-id order. The
     candidates are in the index of the ticking instrument ``x`` (its mark moved) and in those
     of the instruments whose index took entries since they were last scanned (their marks
-    did not move; an account re-keyed there may cross)."""
+    did not move; an account re-keyed there may cross); the cross accounts with several
+    positions in those instruments, and those that changed since the last scan, are checked
+    exactly."""
     cdef Py_ssize_t ncross = 0, j
     cdef i64 a
     cdef Inst* y
@@ -932,6 +1328,8 @@ cdef int _scan(Engine* e, Inst* x) except -1 nogil:
             if y.ticked:  # an instrument without a tick has no mark yet (nor re-keyed accounts)
                 ncross = _collect(e, y, ncross)
     e.n_touched = 0
+    if e.xstart != NULL:
+        ncross = _scan_cross(e, ncross)
     if ncross > 1:
         _sort_ids(e, e.work_ids, ncross)
     for j in range(ncross):
@@ -1079,6 +1477,8 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
             mark_update(&x.mark, _sim(x), stream_value, t - x.mark_ts)
         x.mark_ts = t
         if not x.ticked:
+            for j in range(x.n_multi):  # they may now have every instrument ticked
+                _recheck(e, x.multi[j])
             x.prev_mark = x.mark.mark
             x.ticked = True
         if track_peak:
@@ -1098,7 +1498,8 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
                 a = e.pend_ids[e.pend_head]
                 e.pend_head = (e.pend_head + 1) % e.pend_cap
                 y = _inst(e, a)
-                if crosses(&y.tiers, e.col[a], e.pos[a], e.ep[a], y.mark.mark):
+                if (_account_crosses(e, a) if e.xstart != NULL and _multi(e, a)
+                        else crosses(&y.tiers, e.col[a], e.pos[a], e.ep[a], y.mark.mark)):
                     _liquidate(e, a)
                     done += 1
                     executed += 1
@@ -1178,6 +1579,14 @@ cdef Py_ssize_t _work_arrays(Engine* e, WorkArray* t) noexcept nogil:
     k = _row(t, k, <void**>&e.remarked, sizeof(i32), PER_INSTRUMENT, False)
     k = _row(t, k, <void**>&e.slot_inst, sizeof(i32), PER_SLOT_IF_SEVERAL, False)
     k = _row(t, k, <void**>&e.member_ids, sizeof(i64), PER_SLOT_IF_SEVERAL, False)
+    k = _row(t, k, <void**>&e.multi_ids, sizeof(i64), PER_SLOT_IF_SEVERAL, False)
+    k = _row(t, k, <void**>&e.recheck, sizeof(i64), PER_SLOT_IF_SEVERAL, False)
+    k = _row(t, k, <void**>&e.in_recheck, sizeof(i8), PER_SLOT_IF_SEVERAL, True)
+    k = _row(t, k, <void**>&e.seen, sizeof(i64), PER_SLOT_IF_SEVERAL, True)
+    k = _row(t, k, <void**>&e.trig, sizeof(float64_t), PER_SLOT_IF_SEVERAL, False)
+    k = _row(t, k, <void**>&e.keyed, sizeof(i8), PER_SLOT_IF_SEVERAL, True)
+    k = _row(t, k, <void**>&e.hot, sizeof(i8), PER_SLOT_IF_SEVERAL, True)
+    k = _row(t, k, <void**>&e.hot_ids, sizeof(i64), PER_SLOT_IF_SEVERAL, False)
     k = _row(t, k, <void**>&e.pend_ids, sizeof(i64), PER_SLOT, False)
     k = _row(t, k, <void**>&e.pend_due, sizeof(i64), PER_SLOT, False)
     k = _row(t, k, <void**>&e.work_ids, sizeof(i64), PER_SLOT, False)
@@ -1270,6 +1679,7 @@ cdef int _fill_params(Params* p, params) except -1:
     p.partial_cooldown_ns = params.partial_cooldown_ns
     p.max_liqs_per_step = params.max_liqs_per_step
     p.latency_ns = params.latency_ns
+    p.cross_order = params.cross_order
     p.takeover = params.takeover
     p.fund_initial = params.fund_initial
     p.fund_capacity = params.fund_capacity
@@ -1312,8 +1722,8 @@ cdef object _inst_init(Engine* e, Inst* x, Py_ssize_t k, params):
     cdef const float64_t[::1] bd_v = book_delta
     cdef const float64_t[::1] bn_v = book_notional
     x.id = <i32>k
-    x.V = e.n + 2 * k
-    x.F = e.n + 2 * k + 1
+    x.V = e.n_pos + 2 * k
+    x.F = e.n_pos + 2 * k + 1
     x.tiers.floors = &f_view[0]
     x.tiers.rates = &r_view[0]
     x.tiers.cums = &c_view[0]
@@ -1387,22 +1797,44 @@ cdef object _counterfactual(Engine* e, list plist, tape_ts, tick_inst, tape_pric
 
 
 cdef int _members(Engine* e, const i32* acc_inst, i64* cursor) except -1 nogil:
-    """Each instrument's accounts, ascending, one list after the other in ``member_ids``; an
-    instrument that holds every account gets no list (``members`` NULL: 0 .. n - 1)."""
-    cdef Py_ssize_t a, k, offset = 0
+    """Each instrument's positions (slots) in margin-account order, one list after the other in
+    ``member_ids``; an instrument that holds every account's only position gets no list
+    (``members`` NULL: 0 .. n - 1)."""
+    cdef Py_ssize_t a, k, s, j, offset = 0
     cdef Inst* x
-    for a in range(e.n):
-        e.insts[acc_inst[a]].n_members += 1
+    for s in range(e.n_pos):
+        e.insts[acc_inst[s]].n_members += 1
     for k in range(e.n_inst):
         x = &e.insts[k]
         cursor[k] = offset
-        x.members = &e.member_ids[offset] if x.n_members < e.n else NULL
+        x.members = &e.member_ids[offset] if (x.n_members < e.n or e.n_pos > e.n) else NULL
         offset += x.n_members
     for a in range(e.n):
-        k = acc_inst[a]
-        if e.insts[k].members != NULL:
-            e.member_ids[cursor[k]] = a
-            cursor[k] += 1
+        for j in range(-1, (e.xstart[a + 1] - e.xstart[a]) if e.xstart != NULL else 0):
+            s = a if j < 0 else e.n + e.xstart[a] + j
+            k = acc_inst[s]
+            if e.insts[k].members != NULL:
+                e.member_ids[cursor[k]] = s
+                cursor[k] += 1
+    if e.xstart == NULL:
+        return 0
+    # the cross accounts with several positions of each instrument, ascending
+    for a in range(e.n):
+        if _multi(e, a):
+            for j in range(_n_held(e, a)):
+                e.insts[acc_inst[_slot(e, a, j)]].n_multi += 1
+    offset = 0
+    for k in range(e.n_inst):
+        x = &e.insts[k]
+        cursor[k] = offset
+        x.multi = &e.multi_ids[offset]
+        offset += x.n_multi
+    for a in range(e.n):
+        if _multi(e, a):
+            for j in range(_n_held(e, a)):
+                k = acc_inst[_slot(e, a, j)]
+                e.multi_ids[cursor[k]] = a
+                cursor[k] += 1
     return 0
 
 
@@ -1410,16 +1842,19 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
                          const float64_t[::1] tape_price, const float64_t[::1] stream,
                          const i64[::1] owner, const i32[::1] acc_inst,
                          const float64_t[::1] collateral, const float64_t[::1] size,
-                         const float64_t[::1] entry, float64_t[::1] col, float64_t[::1] pos,
+                         const float64_t[::1] entry, const i64[::1] xacc, const i64[::1] xstart,
+                         const i64[::1] user, float64_t[::1] col, float64_t[::1] pos,
                          float64_t[::1] ep, i8[::1] status, float64_t[::1] socialized,
                          Py_ssize_t max_events):
     """Zero the whole engine, then set it up for a run: the design's parameters
     (:c:func:`_fill_params`, from ``plist[0]``; the list's entries agree on them), the work
     arrays (:c:func:`_alloc`), one :c:type:`Inst` per entry of ``plist``
     (:c:func:`_inst_init`), the merged tape (with observed flow, the counterfactual tape:
-    :c:func:`_counterfactual`), each instrument's accounts (:c:func:`_members`), the margin
-    accounts (copied into ``col``, ``pos``, ``ep``, ``status``; ``n + 2 I`` slots: the vault's
-    and the fund's inventory slots last), the ledgers and the logs.
+    :c:func:`_counterfactual`), each instrument's positions (:c:func:`_members`), the margin
+    accounts and their positions (copied into ``col``, ``pos``, ``ep``, ``status``; ``n_pos + 2 I``
+    slots: ``size``, ``entry`` and ``acc_inst`` give the ``n_pos`` position slots, ``xacc`` and
+    ``xstart`` the extra positions' accounts (empty: none), ``user`` each account's user (empty:
+    the account); the vault's and the fund's inventory slots last), the ledgers and the logs.
 
     Everything not set here starts at zero. :c:func:`_free` is safe from the first line on,
     whether or not this function finished.
@@ -1429,14 +1864,15 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
     list
         The arrays the struct borrows besides the arguments; keep them until ``_free``.
     """
-    cdef Py_ssize_t n = collateral.shape[0], n_inst = len(plist), a, k, h
+    cdef Py_ssize_t n = collateral.shape[0], n_inst = len(plist), a, k, h, j, s, n_pos = size.shape[0]
     cdef Inst* x
     memset(e, 0, sizeof(Engine))
     e.n = n
+    e.n_pos = n_pos
     e.n_inst = n_inst
-    e.n_slots = n + 2 * n_inst
-    e.V = n
-    e.F = n + 1
+    e.n_slots = n_pos + 2 * n_inst
+    e.V = n_pos
+    e.F = n_pos + 1
     _fill_params(&e.p, plist[0])
     with nogil:
         _alloc(e)
@@ -1456,6 +1892,9 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
     e.status = &status[0]
     e.socialized = &socialized[0]
     e.owner = &owner[0] if owner.shape[0] else NULL  # none: each account is its own owner
+    e.xacc = &xacc[0] if xacc.shape[0] else NULL
+    e.xstart = &xstart[0] if xacc.shape[0] else NULL
+    e.user = &user[0] if user.shape[0] else NULL
     e.fund_min = e.p.fund_initial
     e.vault_min = e.p.vault_initial
     e.merge_fills = ADL_PRO_RATA <= e.insts[0].adl.policy <= ADL_WATER_FILLING
@@ -1472,24 +1911,34 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
             _members(e, &acc_inst[0], &cursor_v[0])
         x = &e.insts[0]
         for a in range(n):
-            if n_inst > 1:
-                x = &e.insts[acc_inst[a]]
-                e.slot_inst[a] = acc_inst[a]
             e.col[a] = collateral[a]
-            e.pos[a] = size[a]
-            e.ep[a] = entry[a]
-            e.status[a] = ST_ACTIVE if size[a] != 0.0 else ST_FLAT
+            e.status[a] = ST_FLAT
             e.partial_tick[a] = -1
             e.cooldown_until[a] = INT64_MIN
-            x.ext_pos -= size[a]
-            x.ext_cash += size[a] * entry[a]
-            if size[a] > 0:
-                x.long_oi += size[a]
-            elif size[a] < 0:
-                x.short_oi -= size[a]
-        for h in range(n, e.n_slots):
+            # the account's positions in position order: slot a, then its extra slots
+            for j in range(-1, (e.xstart[a + 1] - e.xstart[a]) if e.xstart != NULL else 0):
+                s = a if j < 0 else n + e.xstart[a] + j
+                if n_inst > 1:
+                    x = &e.insts[acc_inst[s]]
+                    e.slot_inst[s] = acc_inst[s]
+                e.pos[s] = size[s]
+                e.ep[s] = entry[s]
+                if size[s] != 0.0:
+                    e.status[a] = ST_ACTIVE
+                x.ext_pos -= size[s]
+                x.ext_cash += size[s] * entry[s]
+                if size[s] > 0:
+                    x.long_oi += size[s]
+                elif size[s] < 0:
+                    x.short_oi -= size[s]
+        for s in range(n, n_pos):
+            e.col[s] = 0.0
+            e.status[s] = ST_FLAT
+            e.partial_tick[s] = -1
+            e.cooldown_until[s] = INT64_MIN
+        for h in range(n_pos, e.n_slots):
             if n_inst > 1:
-                e.slot_inst[h] = <i32>((h - n) // 2)
+                e.slot_inst[h] = <i32>((h - n_pos) // 2)
             e.col[h] = 0.0
             e.pos[h] = 0.0
             e.ep[h] = 0.0
@@ -1543,8 +1992,8 @@ def params_struct(params):
     cdef i8[::1] status = np.zeros(2, dtype=np.int8)
     try:
         owners = _engine_init(&e, [params], no_ticks, no_ids, no_values, no_values, no_owners,
-                              no_ids, no_values, no_values, no_values, col, pos, ep, status,
-                              socialized, 0)
+                              no_ids, no_values, no_values, no_values, no_owners, no_owners,
+                              no_owners, col, pos, ep, status, socialized, 0)
         x = &e.insts[0]
         values = x.book.n_snap * 2 * x.book.knots
         return {
@@ -1602,12 +2051,15 @@ cdef dict _by_instrument(Engine* e):
 cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
                const float64_t[::1] tape_price, const float64_t[::1] stream,
                const i64[::1] owner, const i32[::1] acc_inst, const float64_t[::1] collateral,
-               const float64_t[::1] size, const float64_t[::1] entry, Py_ssize_t max_events):
-    """Run the engine on validated arrays: one position (or none) per margin account, in
-    instrument ``acc_inst[m]`` (may be empty with one instrument), owned by ``owner[m]``
-    (empty: by ``m``); see :func:`run_portfolio`."""
+               const float64_t[::1] size, const float64_t[::1] entry, const i64[::1] xacc,
+               const i64[::1] xstart, const i64[::1] user, Py_ssize_t max_events):
+    """Run the engine on validated arrays: position slots ``size``, ``entry`` in instrument
+    ``acc_inst`` (may be empty with one instrument): margin account ``m``'s first position (or
+    none: size 0) in slot ``m``, the others after the accounts' slots (``xacc``, ``xstart``:
+    :c:type:`Engine`); account ``m`` owned by ``owner[m]`` (empty: by ``m``), its user
+    ``user[m]`` (empty: ``m``); see :func:`run_portfolio`."""
     cdef Engine e
-    cdef Py_ssize_t n = collateral.shape[0], slots = n + 2 * len(plist), k
+    cdef Py_ssize_t n = collateral.shape[0], slots = size.shape[0] + 2 * len(plist), k
     cdef i64 max_rounds = 0
     cdef Inst* x
     col = np.empty(slots, dtype=np.float64)
@@ -1623,7 +2075,8 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
     cdef float64_t[::1] soc_v = socialized
     try:
         owners = _engine_init(&e, plist, tape_ts, tick_inst, tape_price, stream, owner, acc_inst,
-                              collateral, size, entry, col_v, pos_v, ep_v, st_v, soc_v, max_events)
+                              collateral, size, entry, xacc, xstart, user, col_v, pos_v, ep_v,
+                              st_v, soc_v, max_events)
         with nogil:
             for k in range(e.n_inst):
                 _build_index(&e, &e.insts[k])
@@ -1655,6 +2108,8 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
             "adl_fills": int(e.cum_adl),
             "adl_overshoot": e.adl_overshoot,
         }
+        index_stats = {"checks": int(e.cross_checks), "splits": int(e.cross_splits),
+                       "hot": int(e.cross_hot), "fired": int(e.cross_fired)}
     finally:
         _free(&e)
     return {
@@ -1663,10 +2118,13 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
         "collateral": col[:n].copy(),
         "size": pos[:n].copy(),
         "entry": ep[:n].copy(),
+        "slot_size": pos[:size.shape[0]],
+        "slot_entry": ep[:size.shape[0]],
         "status": status[:n].copy(),
         "scalars": scalars,
         "socialized": socialized[:n].copy(),
         "by_instrument": by_instrument,
+        "index_stats": index_stats,
     }
 
 
@@ -1674,7 +2132,7 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
                   const float64_t[::1] stream, const i64[::1] owner,
                   const float64_t[::1] collateral, const i64[::1] start,
                   const i32[::1] instrument, const float64_t[::1] size,
-                  const float64_t[::1] entry, params, Py_ssize_t max_events=0):
+                  const float64_t[::1] entry, params, Py_ssize_t max_events=0, bint index_stats=False):
     """Run the compiled engine on several instruments: their merged tape and margin accounts
     whose positions are given in CSR form (``riskengine.portfolio``).
 
@@ -1707,23 +2165,30 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
         and must be equal in all of them.
     max_events : int
         Budget of event-log rows (0: none); one more raises ``MemoryError``.
+    index_stats : bool
+        Also return ``index_stats``: what the liquidation index of the cross accounts with
+        several positions did (``checks``: exact checks of an account, ``splits``: splits of
+        its slack, ``hot``: of those, the ones that put it on the hot list, ``fired``: triggers
+        passed; see the module docstring), for tests of its cost.
 
     Returns
     -------
     dict
         ``events``, ``series`` (dicts of arrays; the series has one row per instrument per
         sample), ``collateral``, ``size``, ``entry``, ``status``, ``socialized`` (final margin
-        account arrays, length M; a margin account without a position has size and entry 0),
-        ``scalars`` (instrument 0's where per instrument) and ``by_instrument`` (dict of arrays
-        of length I, ``riskengine.runlog.BY_INSTRUMENT``).
+        account arrays, length M; ``size`` and ``entry`` each account's first position, 0
+        without one), ``positions_size`` and ``positions_entry`` (every position, length P, CSR
+        order), ``scalars`` (instrument 0's where per instrument) and ``by_instrument`` (dict of
+        arrays of length I, ``riskengine.runlog.BY_INSTRUMENT``): ``riskengine.runlog.RawRun``'s
+        fields.
 
     Raises
     ------
     ValueError
         The checks both engines make (``riskengine.engine_inputs``): parameters that disagree on
-        a design field, arrays of the wrong lengths, an instrument id out of range, a margin
-        account with more than one position (step 1 of issue 12: cross accounts with several
-        positions come with step 2) or a user holding one instrument twice.
+        a design field, arrays of the wrong lengths, an instrument id out of range or a user
+        holding one instrument twice. A cross margin account may hold several positions (issue
+        12 step 2).
 
     Notes
     -----
@@ -1737,20 +2202,48 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
     check_margin_accounts(np.asarray(ts), np.asarray(inst), np.asarray(price), np.asarray(stream),
                           np.asarray(owner), np.asarray(collateral), starts, np.asarray(instrument),
                           np.asarray(size), np.asarray(entry), n_inst)
-    m = collateral.shape[0]
-    if instrument.shape[0] == m:  # every margin account holds one position
-        acc_inst, acc_size, acc_entry = instrument, size, entry
-    else:
-        held = starts[1:] > starts[:m]
-        first = starts[:m][held]
-        acc_inst = np.zeros(m, dtype=np.int32)
-        acc_size = np.zeros(m, dtype=np.float64)
-        acc_entry = np.zeros(m, dtype=np.float64)
-        acc_inst[held] = np.asarray(instrument)[first]
-        acc_size[held] = np.asarray(size)[first]
-        acc_entry[held] = np.asarray(entry)[first]
-    return _run(plist, ts, inst if n_inst > 1 else _NO_INSTRUMENTS, price, stream, owner, acc_inst,
-                collateral, acc_size, acc_entry, max_events)
+    source, xacc, xstart = _position_slots(starts)
+    user = np.unique(np.asarray(owner), return_inverse=True)[1].astype(np.int64)
+    out = _run(plist, ts, inst if n_inst > 1 else _NO_INSTRUMENTS, price, stream, owner,
+               _gather(instrument, source, np.int32), collateral, _gather(size, source, np.float64),
+               _gather(entry, source, np.float64), xacc, xstart, user, max_events)
+    placed = np.flatnonzero(source >= 0)
+    slot_of = np.empty(len(size), dtype=np.int64)
+    slot_of[source[placed]] = placed
+    out["positions_size"] = out.pop("slot_size")[slot_of]
+    out["positions_entry"] = out.pop("slot_entry")[slot_of]
+    stats = out.pop("index_stats")
+    if index_stats:
+        out["index_stats"] = stats
+    return out
+
+
+def _position_slots(starts):
+    """Where a run's positions go (:c:type:`Engine`): the position each slot holds (``-1``:
+    none), the extra slots' accounts and each account's offsets into them (both empty when no
+    margin account holds several positions).
+
+    Slot ``m`` holds margin account ``m``'s first position (``starts[m]``); the others follow the
+    accounts' slots in position (CSR) order."""
+    m = len(starts) - 1
+    held = np.diff(starts)
+    first = np.where(held > 0, starts[:m], -1).astype(np.int64)
+    extra = np.maximum(held - 1, 0)
+    count = int(extra.sum())
+    if count == 0:
+        return first, _NO_OWNERS, _NO_OWNERS
+    xstart = np.concatenate([[0], np.cumsum(extra)]).astype(np.int64)
+    xacc = np.repeat(np.arange(m, dtype=np.int64), extra)
+    rank = np.arange(count, dtype=np.int64) - xstart[xacc]
+    return np.concatenate([first, starts[xacc] + 1 + rank]), xacc, xstart
+
+
+def _gather(values, source, dtype):
+    """``values`` at the positions ``source`` names (0 where it names none)."""
+    out = np.zeros(len(source), dtype=dtype)
+    held = source >= 0
+    out[held] = np.asarray(values)[source[held]]
+    return out
 
 
 # run_engine's defaults: every tick and account in instrument 0, every account its own owner
@@ -1795,5 +2288,8 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     Arguments are assumed valid (``riskengine.engine.run`` checks them). The loop runs
     without the GIL.
     """
-    return _run([params], tape_ts, _NO_INSTRUMENTS, tape_price, stream, _NO_OWNERS,
-                _NO_INSTRUMENTS, collateral, size, entry, max_events)
+    out = _run([params], tape_ts, _NO_INSTRUMENTS, tape_price, stream, _NO_OWNERS,
+               _NO_INSTRUMENTS, collateral, size, entry, _NO_OWNERS, _NO_OWNERS, _NO_OWNERS,
+               max_events)
+    del out["slot_size"], out["slot_entry"], out["index_stats"]
+    return out

@@ -64,6 +64,10 @@ cdef enum:
     TAKEOVER_FUND = 1
 
 cdef enum:
+    CROSS_NOTIONAL = 0
+    CROSS_LOSS = 1
+
+cdef enum:
     VAULT_ID = -1
     BOOK_ID = -2
     FUND_ID = -3

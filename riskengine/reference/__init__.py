@@ -134,7 +134,8 @@ it has none yet), merged by time with equal times in instrument order, then each
 the engine processes ticks in the order given. **Margin accounts** ``m = 0..M-1`` in CSR form:
 ``owner[m]`` (the user account, the id events show), ``collateral[m]`` (a cross wallet or an
 isolated position's margin), positions ``start[m]:start[m+1]`` with ``instrument``, ``size``,
-``entry``. Step 1: at most one position per margin account (a user's isolated positions are
+``entry``. Step 1: at most one position per margin account (step 2 below lifts this for cross
+accounts; a user's isolated positions are
 margin accounts of their own sharing its ``owner``); no user holds one instrument twice; a margin
 account without a position is FLAT for the whole run. **Parameters**: one ``EngineParams`` per
 instrument; ``riskengine.engine_inputs.PER_INSTRUMENT_FIELDS`` (margin tiers, liquidity model
@@ -218,6 +219,98 @@ value where a figure is per instrument (``final_mark``, ``final_sim_price``, ``t
 (``riskengine.invariants.portfolio_violations``). ``max_events`` > 0 is a budget of event rows:
 one more raises ``MemoryError``.
 
+Portfolios, step 2 (issue 12): cross accounts with several positions
+--------------------------------------------------------------------
+Step 2 lifts step 1's limit for CROSS margin accounts; an isolated position stays a margin
+account of its own with exactly one position.
+
+1. *Positions.* A cross margin account ``m`` holds positions ``start[m]:start[m+1]``, each in a
+   different instrument. For a position ``j`` of it, ``q_j``, ``e_j`` are its size and entry and
+   ``M_j`` its instrument's mark.
+2. *Account figures* at the current marks: ``E = c + sum_j q_j (M_j - e_j)`` and
+   ``MM = sum_j MM_j(|q_j| M_j)`` with instrument ``j``'s tiers, summed in position (CSR) order:
+   ``E`` starts at ``c`` and adds each ``U_j = q_j (M_j - e_j)``, ``MM`` starts at 0.0 and adds
+   each ``MM_j``. For position ``j`` the *rest of the account* is ``W_j = c + O_j`` with ``O_j``
+   the other positions' ``U_i`` summed from 0.0 in position order (skipping ``j``); ``MMo_j`` is
+   likewise the other positions' MM. With one position ``W_j = c`` and ``MMo_j = 0``, so every
+   single-position figure is computed exactly as before.
+   A position in an instrument that has not ticked yet is valued at its entry (PnL 0, MM at
+   ``|q| e``) wherever a figure needs it (ADL ranking, weights, vault takeover); an account is
+   *scanned* only once every instrument it holds has ticked (step 1's rule), so single-position
+   results do not change.
+3. *Trigger*: the account crosses when ``E < MM`` (the ``crosses`` test and tolerance, on the
+   account's sums): Hyperliquid [DOC S21] "account equity (cross) < maintenance margin"
+   (reference §2.4); Binance [DOC S2, S14] margin balance < maintenance margin (§1.2, §1.4).
+4. *Which position.* A crossing account is liquidated ONE position per liquidation, chosen by
+   the design setting ``liquidation.cross_order`` (``EngineParams.cross_order``,
+   :class:`riskengine.codes.CrossOrder`; venues do not document an order, so it is a named
+   setting): ``notional`` (default) the largest notional ``|q_j| M_j`` first, ``loss`` the most
+   negative unrealized PnL ``q_j (M_j - e_j)`` first; ties: the lowest position index. The
+   account then stays ACTIVE while it holds positions and is found again by the next cascade
+   round's scan (with latency, as any account). Closing a whole position is not a partial
+   liquidation; a partial order of a position marks the account "partially liquidated at this
+   tick" as for one position.
+5. *Route* of the chosen position ``j`` with the ACCOUNT's ``E`` and ``MM``, first rule that
+   applies (the single-position waterfall's order):
+
+   - ``E < 0`` and ``adl_on_negative_equity``: ``j`` is auto-deleveraged whole at its bankruptcy
+     price ``p_bk,j = M_j - E / q_j`` (the price of ``j`` at which account equity is 0, the
+     others at their marks), computed as ``e_j - W_j / q_j`` (step 1's ``bankruptcy_price`` with
+     ``W_j`` for the collateral; the same number up to rounding);
+   - ``E < backstop_ratio x MM`` and the vault within its threshold: the vault takes over ALL the
+     account's positions at their marks and its remaining equity, the maintenance margin not
+     returned (Hyperliquid [DOC S21], reference §2.4: "cross -> all cross positions and cross
+     margin transferred"); one takeover event per position, in position order. Order: the vault
+     takes each open position into its inventory at its mark, then its cash gains ``E``, then
+     each position is closed in the account at its mark (realized PnL into the wallet), one
+     BACKSTOP event each (``amount`` = ``E`` on the first, 0 on the others, ``equity_after`` 0),
+     then the wallet is set to 0 and the vault's loss checked once. The same takeover of the
+     whole account happens when an unlimited order on ``j`` would leave a deficit larger than the
+     fund's cash (step 1's rule);
+   - the fund-drawdown trigger active: ``j`` auto-deleveraged whole;
+   - otherwise a market order on ``j``: the partial rules on ``j``'s notional, the order cap and
+     price band of ``j``'s instrument, limited at ``p_bk,j`` where the venue limits orders at
+     bankruptcy (Binance [DOC S2]: the bankruptcy price of the account, §1.4).
+6. *Money after an order on j.* Realized PnL and fees go to the wallet ``c``. The order's deficit
+   is ``max(0, -E_after)``, ``E_after`` the account equity at marks after the fill (``= c`` when
+   no position is left, as in step 1); the fund pays it into the wallet. The liquidation fee is
+   capped at ``max(0, E_after)``. The "unlimited order would leave a deficit larger than the
+   fund's cash" test uses the same deficit. *Chosen:* ``E_after`` is ``W_j`` after the fill:
+   the account's equity at marks once ``j`` is closed whole; after a partial order ``j``'s
+   remaining part is not counted, as step 1 counted only the collateral after a partial order
+   (so single-instrument logs do not change). Wherever step 1 read the collateral of the
+   liquidated position it reads ``W_j``: the test for a deficit (``W_j < 0``, after every order,
+   ADL order or fund takeover on ``j``), the fee cap, the share of negative collateral a partial
+   fund takeover leaves (``-W_j`` times the share of ``j`` left), an ADL order's shortfall
+   (``-(W_j |closed| / |q_j| + closed (M_j - e_j))``) and the limit at ``p_bk,j``. Settling sets
+   the wallet so that ``W_j`` is what the collateral was in step 1: ``-rest - O_j`` after a
+   socialized loss, ``0.0 - O_j`` once the deficit is paid or written off. With
+   ``liq_surplus_to_fund`` the whole of ``W_j`` goes to the fund once the account holds no
+   position at all. The partial rules' "healthy" test of a tier step of ``j`` to notional
+   ``N'`` is ``E >= MMo_j + MM_j(N')``; "solvent" is ``E >= 0``.
+7. *Cooldown per user.* Hyperliquid [DOC S21, S35] (reference §2.4): "after a block in which any
+   of the user's positions is partially liquidated there is a 30 s cooldown; during the cooldown
+   all market liquidation orders for that user are for the entire position". The cooldown is
+   keyed by the user (``owner``), shared by the user's cross account and isolated margin accounts.
+8. *ADL* stays per instrument: an order in ``j`` closes against opposite-side positions in ``j``
+   in profit at mark (the position's PnL > 0). Every figure that is the account's on the venue is
+   the margin account's: equity / account value, wallet balance, maintenance margin (Binance
+   LeveragePnl [DOC S2, S27], reference §1.6: ``PnlPercent = max(0, U_j) / max(1, WB)``,
+   ``MarginRatio = MM_account / (WB + U_account)``; Hyperliquid [DOC S38], §2.5:
+   ``(mark/entry) x (notional_j / account value)``); size, notional, entry and PnL are the
+   position's. Weights by "positive equity" use the account's equity. A fill never takes the
+   ADL'd account's equity below zero (the cap uses account equity). ``SOCIALIZE`` charges the
+   open positions of the deficit's instrument in proportion to size, never below zero account
+   equity. Hyperliquid [DOC S38]: "a user with no open positions never socializes losses".
+   The ADL candidates are positions (``members`` of the instrument are position slots); a
+   winner's row of merged fills is per position (user and instrument); a winner's margin
+   account becomes CLOSED once it holds no position.
+9. *Outputs.* ``RawRun`` gains the final positions (``positions_size``, ``positions_entry``, one
+   entry per position, CSR order); the margin-account arrays keep collateral and status, and
+   ``size`` / ``entry`` hold each margin account's first position (0 without one).
+   ``riskengine.invariants.portfolio_violations`` takes the positions in CSR form (``start=``).
+   Single-instrument runs log exactly the events they logged before.
+
 Modules
 -------
 Each module is the plain-Python twin of the compiled module of the same name in
@@ -240,8 +333,9 @@ Each module is the plain-Python twin of the compiled module of the same name in
 * ``_calc.py`` — ``_calc.pyx``: :func:`median3` (its other kernels are calculators the engine
   does not use).
 
-No twin: ``_index.pyx`` (the liquidation index; the reference scans every account each cascade
-round instead, :func:`crossing`) and ``_typedefs.pyx`` (the integer codes, which the reference
+No twin: ``_index.pyx`` (the liquidation index; the reference scans every margin account each
+cascade round instead, its equity and maintenance margin summed over its positions;
+:func:`crossing` is that test for accounts of one position) and ``_typedefs.pyx`` (the integer codes, which the reference
 takes from :mod:`riskengine.codes`; ``tests/test_codes.py`` checks they agree).
 """
 

@@ -15,24 +15,27 @@ import numpy as np
 
 from riskengine.codes import AdlPolicy, AdlRanking, Status
 from riskengine.params import EngineParams
-from riskengine.reference._margin import maintenance_margin
 from riskengine.tolerances import WATER_FILLING_STEPS
 
 
-def adl_score(ranking: int, pos: float, col: float, entry: float, mark: float,
-              params: EngineParams) -> float:
-    """ADL ranking score of an account in profit (higher is deleveraged first).
+def adl_score(ranking: int, pos: float, entry: float, mark: float, equity: float, wallet: float,
+              mm: float, params: EngineParams) -> float:
+    """ADL ranking score of a position in profit (higher is deleveraged first).
+
+    ``pos``, ``entry`` (and so the PnL ``U = q (M - e)`` and notional ``|q| M``) are the
+    position's; ``equity`` (account value, ``WB + U_account``), ``wallet`` (``WB``) and ``mm``
+    are its margin account's (issue 12 step 2: every figure the venue takes from the account;
+    for a one-position account ``equity = wallet + U`` and ``mm = MM(|q| M)``).
 
     * ``PNL_LEVERAGE`` (BitMEX "Auto-Deleveraging", Bybit ADL; reference §3): PnL% x effective
       leverage with ``PnL% = U / (|q| e)`` and effective leverage ``|q| M / E``.
-    * ``HL_INDEX`` (Hyperliquid "Auto-deleveraging"; reference §2.5):
+    * ``HL_INDEX`` (Hyperliquid "Auto-deleveraging" [DOC S38]; reference §2.5):
       ``(mark / entry) x (notional / account value)``; for shorts the side-adjusted
       ``entry / mark`` unless ``adl_short_mark_over_entry`` keeps the formula as written.
-    * ``BINANCE_LEVERAGE_PNL`` (Binance ADL FAQ; reference §1.6):
-      ``max(0, U) / max(1, WB) x MM / (WB + U)``.
+    * ``BINANCE_LEVERAGE_PNL`` (Binance ADL FAQ [DOC S2, S27]; reference §1.6):
+      ``max(0, U) / max(1, WB) x MM / (WB + U_account)``.
     """
     upnl = pos * (mark - entry)
-    equity = col + upnl
     if equity <= 0.0:
         return 0.0
     notional = abs(pos) * mark
@@ -44,36 +47,39 @@ def adl_score(ranking: int, pos: float, col: float, entry: float, mark: float,
         else:
             ratio = entry / mark
         return ratio * (notional / equity)
-    mm = maintenance_margin(notional, params.mm_floors, params.mm_rates, params.mm_cums)
-    wallet = col if col > 1.0 else 1.0
+    wb = wallet if wallet > 1.0 else 1.0
     pnl = upnl if upnl > 0.0 else 0.0
-    return (pnl / wallet) * (mm / equity)
+    return (pnl / wb) * (mm / equity)
 
 
 
-def adl_gather(params: EngineParams, side: float, mark: float, col: np.ndarray, pos: np.ndarray,
-               entry: np.ndarray, status: np.ndarray) -> list[int]:
-    """The ADL candidates against a liquidated position of ``side``: ACTIVE accounts on the
-    other side in profit at ``mark`` with positive equity, in account-id order, or for the
-    ``QUEUE`` policy in queue order (highest :func:`adl_score` first, ties by lower id)."""
+def adl_gather(params: EngineParams, side: float, mark: float, pos: np.ndarray, entry: np.ndarray,
+               equity: np.ndarray, wallet: np.ndarray, mm: np.ndarray, status: np.ndarray) -> list[int]:
+    """The ADL candidates against a liquidated position of ``side``: positions on the other side
+    in profit at ``mark`` whose margin account is ACTIVE with positive equity, in index order,
+    or for the ``QUEUE`` policy in queue order (highest :func:`adl_score` first, ties by lower
+    index). ``pos`` and ``entry`` are the positions'; ``equity``, ``wallet``, ``mm`` and
+    ``status`` their margin accounts' (one entry per position)."""
     upnl = pos * (mark - entry)
-    mask = (status == Status.ACTIVE) & (pos * side < 0) & (upnl > 0) & (col + upnl > 0)
+    mask = (status == Status.ACTIVE) & (pos * side < 0) & (upnl > 0) & (equity > 0)
     ids = [int(i) for i in np.flatnonzero(mask)]
     if params.adl_policy == AdlPolicy.QUEUE:
         scores = {
-            i: adl_score(params.adl_ranking, float(pos[i]), float(col[i]), float(entry[i]), mark, params)
+            i: adl_score(params.adl_ranking, float(pos[i]), float(entry[i]), mark, float(equity[i]),
+                         float(wallet[i]), float(mm[i]), params)
             for i in ids
         }
         ids.sort(key=lambda i: (-scores[i], i))
     return ids
 
 
-def adl_weight(policy: int, pos: float, col: float, entry: float, mark: float, power: float) -> float:
-    """Allocation weight of a winner under a weighted ADL policy (see ``_adl.pyx``)."""
+def adl_weight(policy: int, pos: float, entry: float, mark: float, equity: float, power: float) -> float:
+    """Allocation weight of a winning position under a weighted ADL policy (see ``_adl.pyx``):
+    size, PnL and notional the position's, ``equity`` (by equity; the leverage of the
+    risk-aware weights) its margin account's."""
     if policy == AdlPolicy.PRO_RATA:
         return abs(pos)
     upnl = pos * (mark - entry)
-    equity = col + upnl
     if policy == AdlPolicy.PRO_RATA_EQUITY:
         return equity
     if policy == AdlPolicy.PRO_RATA_PNL:

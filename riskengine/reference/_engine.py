@@ -2,18 +2,42 @@
 settlement and ADL orders, over one margin account's state at a time.
 
 The loop follows the specification in :mod:`riskengine.reference` step by step, the obvious way:
-every margin account is scanned at every cascade round
-(:func:`~riskengine.reference._margin.crossing`, instrument by instrument), nothing is indexed,
+every margin account is scanned at every cascade round (its equity and maintenance margin
+summed over its positions, :meth:`_Reference.all_figures`), nothing is indexed,
 and it is slow on purpose. The state of each instrument (its mark, book, open interest, external
 market, ADL ranking, drawdowns and counters) is an :class:`_Instrument`; the engine indexes it by
 the instrument of the position it is working on. The kernels it calls live beside it, one module
 per compiled module (``_adl``, ``_liquidity``, ``_mark``, ``_margin``, ``_events``).
 
-Slots. Margin accounts are slots ``0..M-1``; the backstop vault's inventory in instrument ``k``
-is slot ``M + k`` and the insurance fund's is slot ``M + I + k``. ``col`` holds the margin
-accounts' collateral, then the vault's cash (``col[M]``) and the fund's cash (``col[M + 1]``),
-shared by their inventories (:meth:`_Reference.wallet`). With one instrument this is the
-single-instrument layout: vault ``M``, fund ``M + 1``.
+Slots. The margin accounts' positions are slots ``0..P-1`` (CSR order: margin account ``m``
+holds ``start[m]:start[m+1]``, ``acct[s]`` is slot ``s``'s margin account); the backstop vault's
+inventory in instrument ``k`` is slot ``P + k`` and the insurance fund's is slot ``P + I + k``.
+``col`` holds the margin accounts' collateral (indexed by margin account), then the vault's cash
+(``col[M]``) and the fund's cash (``col[M + 1]``), shared by their inventories
+(:meth:`_Reference.wallet`). Status, the partial-liquidation tick and the socialized loss are
+per margin account, the partial-liquidation cooldown per user (``owner``). With one instrument
+(one position per account, ``P = M``) this is the single-instrument layout: vault ``M``, fund
+``M + 1``.
+
+Account figures (:mod:`riskengine.reference`, "Portfolios, step 2"), with ``U_i = q_i (M_i -
+e_i)`` the PnL of position ``i`` at its instrument's mark (at its entry before the instrument's
+first tick: ``M_i = e_i``):
+
+* the account's equity ``E``: ``c``, then each ``U_i`` added in position order
+  (:meth:`_Reference.account_figures`); its maintenance margin ``MM``: from 0.0, each
+  ``MM_i(|q_i| M_i)`` added in position order;
+* for position ``j``, the *rest of the account* ``W_j = c + O_j`` with ``O_j`` the other positions'
+  PnL, summed from 0.0 in position order skipping ``j`` (:meth:`_Reference.rest`). ``W_j`` is
+  what step 1 used the collateral for, so a one-position account computes exactly what it did:
+  ``j``'s bankruptcy price ``e_j - W_j / q_j`` (= ``M_j - E / q_j``), the deficit after an order
+  on ``j`` (``max(0, -W_j)``: the account equity at marks after a whole close; after a partial
+  order ``j``'s rest is not counted, as in step 1 where the deficit was the negative collateral),
+  the fee cap ``max(0, W_j)``, the share of negative collateral a partial fund takeover leaves
+  (``-W_j`` times the share of ``j`` left), an ADL order's shortfall. Settling a deficit sets the
+  wallet to ``-rest - O_j`` (``0.0 - O_j`` once it is paid or written off), so ``W_j`` is
+  ``-rest`` (0) as the collateral was in step 1;
+* the partial rules' "healthy" test of a tier step of ``j`` to notional ``N'``:
+  ``E >= MMo_j + MM_j(N')``, ``MMo_j`` the other positions' MM from 0.0 in position order.
 """
 
 from __future__ import annotations
@@ -32,6 +56,7 @@ from riskengine.codes import (
     VAULT_ID,
     AdlPolicy,
     AdlPrice,
+    CrossOrder,
     EventKind,
     PartialMode,
     Status,
@@ -44,9 +69,7 @@ from riskengine.reference._events import (
     events_merge, events_push, log_init, log_to_numpy, series_push,
 )
 from riskengine.reference._liquidity import Book, counterfactual_tape
-from riskengine.reference._margin import (
-    bankruptcy_price, crosses, crossing, maintenance_margin, tier_index,
-)
+from riskengine.reference._margin import bankruptcy_price, maintenance_margin, tier_index
 from riskengine.reference._mark import MarkState, mark_refresh, mark_update
 from riskengine.runlog import BY_INSTRUMENT, EVENT_COLUMNS, SERIES_COLUMNS, RawRun
 from riskengine.tolerances import ADL_EQUITY_GUARD, ADL_REST_TOL, DUST_NOTIONAL, TIER_STEP_MARGIN
@@ -154,42 +177,44 @@ class _Reference:
         self.n = n
         self.n_inst = n_inst
         self.owner = np.asarray(owner, dtype=np.int64)
-        start = np.asarray(start, dtype=np.int64)
-        held = start[1:] > start[:-1]  # step 1: at most one position each (checked above)
-        first = start[:-1][held]
-        acc_pos = np.zeros(n, dtype=np.float64)
-        acc_ep = np.zeros(n, dtype=np.float64)
-        acc_inst = np.zeros(n, dtype=np.int32)
-        acc_pos[held] = np.asarray(size, dtype=np.float64)[first]
-        acc_ep[held] = np.asarray(entry, dtype=np.float64)[first]
-        acc_inst[held] = np.asarray(instrument, dtype=np.int32)[first]
+        self.start = np.asarray(start, dtype=np.int64)
+        held = np.diff(self.start)
+        self.held = held
+        self.P = P = int(self.start[-1])
+        self.acct = np.repeat(np.arange(n, dtype=np.int64), held)  # each position's margin account
+        # rank r of every account's positions: the accounts holding more than r and their r-th slot
+        self.ranks = [(np.flatnonzero(held > r), self.start[:-1][held > r] + r)
+                      for r in range(int(held.max()) if n else 0)]
+        _, self.user = np.unique(self.owner, return_inverse=True)  # the cooldown is the user's
         p = self.p
         self.col = np.concatenate([np.array(col, dtype=np.float64), [p.vault_initial, p.fund_initial]])
         ledgers = np.zeros(2 * n_inst, dtype=np.float64)
-        self.pos = np.concatenate([acc_pos, ledgers])
-        self.ep = np.concatenate([acc_ep, ledgers])
+        self.pos = np.concatenate([np.asarray(size, dtype=np.float64), ledgers])
+        self.ep = np.concatenate([np.asarray(entry, dtype=np.float64), ledgers])
         own = np.arange(n_inst, dtype=np.int32)
-        self.inst = np.concatenate([acc_inst, own, own])  # the instrument of every slot
-        self.status = np.where(self.pos[:n] != 0.0, Status.ACTIVE, Status.FLAT).astype(np.int8)
+        self.inst = np.concatenate([np.asarray(instrument, dtype=np.int32), own, own])  # every slot's instrument
+        has_open = np.zeros(n, dtype=bool)
+        has_open[self.acct[self.pos[:P] != 0.0]] = True
+        self.status = np.where(has_open, Status.ACTIVE, Status.FLAT).astype(np.int8)
         self.partial_tick = np.full(n, -1, dtype=np.int64)
         self.socialized = np.zeros(n, dtype=np.float64)
-        self.cooldown_until = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+        self.cooldown_until = np.full(int(self.user.max()) + 1 if n else 0, np.iinfo(np.int64).min, dtype=np.int64)
         self.fund_min = p.fund_initial
         self.vault_min = p.vault_initial
         self.bad_debt = 0.0
-        for a in np.flatnonzero(held):
-            ins = self.instruments[int(acc_inst[a])]
-            ins.ext_pos -= float(self.pos[a])
-            ins.ext_cash += float(self.pos[a]) * float(self.ep[a])
-        for a in np.flatnonzero(held):
-            ins = self.instruments[int(acc_inst[a])]
-            q = float(self.pos[a])
+        for s in range(P):
+            ins = self.instrument(s)
+            ins.ext_pos -= float(self.pos[s])
+            ins.ext_cash += float(self.pos[s]) * float(self.ep[s])
+        for s in range(P):
+            ins = self.instrument(s)
+            q = float(self.pos[s])
             if q > 0:
                 ins.long_oi += q
             elif q < 0:
                 ins.short_oi -= q
         for ins in self.instruments:
-            ins.members = np.flatnonzero(held & (acc_inst == ins.k))
+            ins.members = np.flatnonzero(self.inst[:P] == ins.k)  # its positions' slots
         self.px = self.counterfactual(params, price)
         self.events = log_init(EVENT_COLUMNS)
         self.series = log_init(SERIES_COLUMNS)
@@ -230,22 +255,96 @@ class _Reference:
         return self.instruments[int(self.inst[a])]
 
     def is_vault(self, a: int) -> bool:
-        return self.n <= a < self.n + self.n_inst
+        return self.P <= a < self.P + self.n_inst
 
     def is_fund(self, a: int) -> bool:
-        return a >= self.n + self.n_inst
+        return a >= self.P + self.n_inst
 
     def wallet(self, a: int) -> int:
-        """Where slot ``a``'s cash is: its own collateral, or the vault's or the fund's cash."""
-        if a < self.n:
-            return a
+        """Where slot ``a``'s cash is: its margin account's collateral, or the vault's or the
+        fund's cash."""
+        if a < self.P:
+            return int(self.acct[a])
         return self.n if self.is_vault(a) else self.n + 1
 
     def vault_slot(self, k: int) -> int:
-        return self.n + k
+        return self.P + k
 
     def fund_slot(self, k: int) -> int:
-        return self.n + self.n_inst + k
+        return self.P + self.n_inst + k
+
+    def positions(self, m: int) -> range:
+        """Margin account ``m``'s position slots, in position order."""
+        return range(int(self.start[m]), int(self.start[m + 1]))
+
+    def mark_of(self, s: int) -> float:
+        """The price position ``s`` is valued at: its instrument's mark, its entry before the
+        instrument's first tick."""
+        ins = self.instrument(s)
+        return ins.mark if ins.ticked else float(self.ep[s])
+
+    def upnl(self, s: int) -> float:
+        """Position ``s``'s unrealized PnL ``q (M - e)``."""
+        return float(self.pos[s]) * (self.mark_of(s) - float(self.ep[s]))
+
+    def account_figures(self, m: int) -> tuple[float, float]:
+        """Margin account ``m``'s equity ``E`` (the wallet, then each position's PnL added in
+        position order) and maintenance margin ``MM`` (from 0.0, each position's MM with its
+        instrument's tiers added in position order)."""
+        equity = float(self.col[m])
+        mm = 0.0
+        for s in self.positions(m):
+            equity += self.upnl(s)
+            mm += self.instrument(s).mm(abs(float(self.pos[s])) * self.mark_of(s))
+        return equity, mm
+
+    def all_figures(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`account_figures` of every margin account at once (the same sums in the same
+        order), and whether every instrument it holds has ticked."""
+        P = self.P
+        mark = self.ep[:P].copy()
+        ticked = np.zeros(P, dtype=bool)
+        mm = np.zeros(P, dtype=np.float64)
+        for ins in self.instruments:
+            if ins.ticked:
+                mark[ins.members] = ins.mark
+                ticked[ins.members] = True
+        upnl = self.pos[:P] * (mark - self.ep[:P])
+        notional = np.abs(self.pos[:P]) * mark
+        for ins in self.instruments:
+            m = ins.members
+            tier = np.searchsorted(ins.p.mm_floors, notional[m], side="right") - 1
+            mm[m] = notional[m] * ins.p.mm_rates[tier] - ins.p.mm_cums[tier]
+        equity = self.col[:self.n].copy()
+        margin = np.zeros(self.n, dtype=np.float64)
+        scannable = np.ones(self.n, dtype=bool)
+        for accounts, slots in self.ranks:
+            equity[accounts] += upnl[slots]
+            margin[accounts] += mm[slots]
+            scannable[accounts] &= ticked[slots]
+        return equity, margin, scannable
+
+    def rest(self, s: int) -> tuple[float, float]:
+        """For position slot ``s``: ``O`` (the other positions' PnL, from 0.0 in position order)
+        and ``W = c + O`` (the rest of the account; see the module docstring)."""
+        m = int(self.acct[s])
+        others = 0.0
+        for i in self.positions(m):
+            if i != s:
+                others += self.upnl(i)
+        return others, float(self.col[m]) + others
+
+    def other_mm(self, s: int) -> float:
+        """The maintenance margin of the account's positions other than ``s`` (from 0.0, in
+        position order)."""
+        mm = 0.0
+        for i in self.positions(int(self.acct[s])):
+            if i != s:
+                mm += self.instrument(i).mm(abs(float(self.pos[i])) * self.mark_of(i))
+        return mm
+
+    def holds_position(self, m: int) -> bool:
+        return any(float(self.pos[s]) != 0.0 for s in self.positions(m))
 
     def holds(self, first: int) -> bool:
         """Whether the ledger whose inventory slots start at ``first`` holds any inventory."""
@@ -260,14 +359,15 @@ class _Reference:
         return equity
 
     def equity(self, a: int) -> float:
-        """A margin account's equity at its instrument's mark; a ledger's whole equity."""
-        if a < self.n:
-            return float(self.col[a]) + float(self.pos[a]) * (self.instrument(a).mark - float(self.ep[a]))
-        return self.ledger_equity(self.n if self.is_vault(a) else self.n + self.n_inst)
+        """The equity of position slot ``a``'s margin account (:meth:`account_figures`); a
+        ledger's whole equity."""
+        if a < self.P:
+            return self.account_figures(int(self.acct[a]))[0]
+        return self.ledger_equity(self.vault_slot(0) if self.is_vault(a) else self.fund_slot(0))
 
     def public_id(self, a: int) -> int:
-        if a < self.n:
-            return int(self.owner[a])
+        if a < self.P:
+            return int(self.owner[self.acct[a]])
         return VAULT_ID if self.is_vault(a) else FUND_ID
 
     def emit(self, kind: int, account: int, counterparty: int, size: float, price: float, fee: float,
@@ -286,7 +386,7 @@ class _Reference:
             self.fund_min = self.fund
 
     def vault_equity(self) -> float:
-        return self.ledger_equity(self.n)
+        return self.ledger_equity(self.vault_slot(0))
 
     def vault_beyond(self) -> bool:
         """Whether the vault's loss at the marks passes its threshold."""
@@ -319,7 +419,7 @@ class _Reference:
         realized = closed * (price - float(self.ep[a]))
         self.col[self.wallet(a)] += realized
         self.pos[a] -= closed
-        if a < self.n:
+        if a < self.P:
             ins = self.instrument(a)
             if closed > 0:
                 ins.long_oi -= closed
@@ -342,32 +442,38 @@ class _Reference:
             self.ep[h] = price
 
     def cover_deficit(self, a: int) -> None:
-        deficit = -float(self.col[a])
+        """Settle the deficit ``-W`` an order on position slot ``a`` left (``W`` the rest of
+        its account, :meth:`rest`): the fund pays what it can into the wallet, ``SOCIALIZE``
+        charges the rest to the instrument's open positions, what is left is bad debt."""
+        m = int(self.acct[a])
+        others, rest_of_account = self.rest(a)
+        deficit = -rest_of_account
         cash = self.fund if self.fund > 0.0 else 0.0  # inventory losses can leave it negative
         pay = deficit if deficit < cash else cash
         if pay > 0.0:
             self.col[self.n + 1] -= pay
-            self.col[a] += pay
+            self.col[m] += pay
             self.emit(EventKind.FUND_PAYMENT, a, BOOK_ID, 0.0, 0.0, 0.0, pay, self.equity(a))
         rest = deficit - pay
         if rest > 0.0 and self.p.adl_policy == AdlPolicy.SOCIALIZE:
             rest -= self.socialize(a, rest)  # credits the account with what it covered
             if rest <= ADL_REST_TOL * deficit:
                 rest = 0.0
-            self.col[a] = -rest
+            self.col[m] = -rest - others
         if rest > 0.0:
             self.bad_debt += rest
-            self.col[a] = 0.0
+            self.col[m] = 0.0 - others
             self.emit(EventKind.BAD_DEBT, a, BOOK_ID, 0.0, 0.0, 0.0, rest, self.equity(a))
-        elif self.col[a] < 0.0:
-            self.col[a] = 0.0
+        elif float(self.col[m]) + others < 0.0:
+            self.col[m] = 0.0 - others
         self.note_fund()
 
     def socialize(self, a: int, loss: float) -> float:
-        """Charge ``loss`` to every open ACTIVE position in ``a``'s instrument by size, never
-        below zero equity; one event records the total, ``socialized`` each account's share."""
+        """Charge ``loss`` to every open position in ``a``'s instrument of an ACTIVE margin
+        account by size, never below zero account equity, taken from the account's wallet;
+        one event records the total, ``socialized`` each margin account's share."""
         members = self.instrument(a).members
-        open_ = (self.status[members] == Status.ACTIVE) & (self.pos[members] != 0.0)
+        open_ = (self.status[self.acct[members]] == Status.ACTIVE) & (self.pos[members] != 0.0)
         holders = [int(i) for i in members[open_]]
         total = 0.0
         for i in holders:
@@ -382,11 +488,11 @@ class _Reference:
                 charge = room if room > 0.0 else 0.0
             if charge <= 0.0:
                 continue
-            self.col[i] -= charge
-            self.socialized[i] += charge
+            self.col[self.acct[i]] -= charge
+            self.socialized[self.acct[i]] += charge
             covered += charge
         if covered > 0.0:
-            self.col[a] += covered  # the market pays this much of the deficit
+            self.col[self.acct[a]] += covered  # the market pays this much of the deficit
             self.emit(EventKind.SOCIALIZED_LOSS, a, MARKET_ID, 0.0, 0.0, 0.0, covered, self.equity(a))
         return covered
 
@@ -418,31 +524,39 @@ class _Reference:
         ins.ext_cash -= size * fill
         realized = self.reduce(a, size, fill)
         fee = 0.0
-        if a < self.n:
+        if a < self.P:
             fee = self.charge_fee(a, fee_rate * abs(size) * fill)
             self.count_liquidation(ins, abs(size) * fill)
         self.emit(kind, a, BOOK_ID, size, fill, fee, realized, self.equity(a))
-        if settle and a < self.n and float(self.col[a]) < 0.0:
+        if settle and a < self.P and self.rest(a)[1] < 0.0:
             self.cover_deficit(a)
         return fill
 
     def charge_fee(self, a: int, fee: float) -> float:
-        """Move the liquidation fee into the fund, capped at the collateral left; with
-        ``liq_surplus_to_fund`` a closed-out account hands over all that is left."""
-        room = float(self.col[a])
-        if self.p.liq_surplus_to_fund and float(self.pos[a]) == 0.0 and room > fee:
+        """Move the liquidation fee of an order on position slot ``a`` into the fund, capped at
+        the rest of the account ``W`` (:meth:`rest`; the collateral left, for one position); with
+        ``liq_surplus_to_fund`` an account left without any position hands over all that is
+        left."""
+        m = int(self.acct[a])
+        room = self.rest(a)[1]
+        if self.p.liq_surplus_to_fund and not self.holds_position(m) and room > fee:
             fee = room
         if fee > room:
             fee = room if room > 0.0 else 0.0
-        self.col[a] -= fee
+        self.col[m] -= fee
         self.col[self.n + 1] += fee
         return fee
 
     def adl_candidates(self, ins: _Instrument, side: float) -> list[int]:
-        """Opposite-side ACTIVE margin accounts in ``ins`` in profit at its mark with positive
-        equity, by margin-account index (queue: in queue order)."""
+        """Opposite-side positions in ``ins`` in profit at its mark whose margin account is
+        ACTIVE with positive equity, by position slot (queue: in queue order). The account's
+        figures (equity, wallet, maintenance margin) are the margin account's
+        (:meth:`all_figures`)."""
         m = ins.members
-        found = adl_gather(ins.p, side, ins.mark, self.col[m], self.pos[m], self.ep[m], self.status[m])
+        equity, mm, _ = self.all_figures()
+        acct = self.acct[m]
+        found = adl_gather(ins.p, side, ins.mark, self.pos[m], self.ep[m], equity[acct], self.col[acct],
+                           mm[acct], self.status[acct])
         return [int(m[j]) for j in found]
 
     def adl_queue(self, ins: _Instrument, side: float) -> deque[int]:
@@ -459,13 +573,16 @@ class _Reference:
         return ins.rank_ids[side]
 
     def adl_eligible(self, i: int, side: float) -> bool:
+        """Whether position ``i`` can still be deleveraged against ``side``: its margin account
+        ACTIVE with positive equity, the position on the other side in profit at mark."""
         q = float(self.pos[i])
         upnl = q * (self.instrument(i).mark - float(self.ep[i]))
-        return (self.status[i] == Status.ACTIVE and q * side < 0 and upnl > 0
-                and float(self.col[i]) + upnl > 0)
+        return (self.status[self.acct[i]] == Status.ACTIVE and q * side < 0 and upnl > 0
+                and self.equity(i) > 0)
 
     def adl_available(self, i: int, price: float) -> float:
-        """Largest size of winner ``i`` that can close at ``price`` keeping its equity >= 0."""
+        """Largest size of winner ``i`` that can close at ``price`` keeping its account's equity
+        >= 0."""
         q = float(self.pos[i])
         worse = _sign(q) * (price - self.instrument(i).mark)
         if worse < 0.0:
@@ -480,8 +597,8 @@ class _Reference:
         ins = self.instrument(i)
         closed = _sign(float(self.pos[i])) * take
         self.reduce(i, closed, price)
-        if float(self.pos[i]) == 0.0:
-            self.status[i] = Status.CLOSED
+        if not self.holds_position(int(self.acct[i])):
+            self.status[self.acct[i]] = Status.CLOSED
         haircut = -closed * (price - ins.mark)
         if not haircut > 0.0:
             haircut = 0.0
@@ -504,15 +621,20 @@ class _Reference:
         ins = self.instrument(a)
         p = self.p.adl_price
         if p == AdlPrice.BANKRUPTCY:
-            price = bankruptcy_price(float(self.col[self.wallet(a)]), float(self.pos[a]), float(self.ep[a]))
+            price = bankruptcy_price(self.cash_of(a), float(self.pos[a]), float(self.ep[a]))
             return price if price > 0.0 else ins.mark
         if p == AdlPrice.PREVIOUS_MARK:
             return ins.prev_mark
         return ins.mark
 
+    def cash_of(self, a: int) -> float:
+        """What stands behind slot ``a`` besides its own PnL: the rest of its margin account
+        ``W`` (:meth:`rest`), or a ledger's whole cash."""
+        return self.rest(a)[1] if a < self.P else float(self.col[self.wallet(a)])
+
     def adl_close(self, a: int, size: float, full: bool) -> None:
-        """Auto-deleverage ``size`` of slot ``a`` (a margin account or an inventory) against the
-        other side in the same instrument."""
+        """Auto-deleverage ``size`` of slot ``a`` (a margin account's position or an inventory)
+        against the other side in the same instrument."""
         ins = self.instrument(a)
         side = _sign(size)
         price = self.adl_price(a)
@@ -550,8 +672,8 @@ class _Reference:
                 equity = [self.equity(i) for i in ids]
                 takes = water_filling(notional, equity, caps, ins.mark, wanted)
             else:
-                weights = [adl_weight(policy, float(self.pos[i]), float(self.col[i]), float(self.ep[i]),
-                                      ins.mark, self.p.adl_risk_power) for i in ids]
+                weights = [adl_weight(policy, float(self.pos[i]), float(self.ep[i]), ins.mark, self.equity(i),
+                                      self.p.adl_risk_power) for i in ids]
                 takes = capped_allocation(weights, caps, wanted)
             for i, take in zip(ids, takes):
                 if take > 0.0:
@@ -564,20 +686,20 @@ class _Reference:
         if absorbed > 0.0:
             q_a = float(self.pos[a])
             closed_a = q_a if (full and rest == 0.0) else side * absorbed
-            shortfall = -(float(self.col[self.wallet(a)]) * abs(closed_a) / abs(q_a)
+            shortfall = -(self.cash_of(a) * abs(closed_a) / abs(q_a)
                           + closed_a * (ins.mark - float(self.ep[a])))
             if not shortfall > 0.0:
                 shortfall = 0.0
             if self.order_haircut > shortfall:
                 self.adl_overshoot += self.order_haircut - shortfall
             self.reduce(a, closed_a, price)
-            if a < self.n:
+            if a < self.P:
                 self.count_liquidation(ins, abs(closed_a) * price)
             self.emit(EventKind.ADL_LIQUIDATION, a, BOOK_ID, closed_a, price, 0.0, shortfall, self.equity(a))
         if rest > 0.0:
             kind, fee_rate = self.unwind_kind(a)
             self.book_close(a, float(self.pos[a]) if full else side * rest, kind, fee_rate)
-        elif a < self.n and float(self.col[a]) < 0.0:
+        elif a < self.P and self.rest(a)[1] < 0.0:
             self.cover_deficit(a)
 
     def unwind_kind(self, a: int) -> tuple[int, float]:
@@ -587,24 +709,43 @@ class _Reference:
             return EventKind.FUND_UNWIND, 0.0
         return EventKind.LIQUIDATION, self.p.liq_fee_rate
 
-    def backstop(self, a: int, equity: float) -> None:
-        ins = self.instrument(a)
-        q = float(self.pos[a])
-        v = self.vault_slot(ins.k)
+    def backstop(self, m: int, equity: float) -> None:
+        """The vault takes over margin account ``m``: all its positions at their marks and its
+        remaining ``equity`` (the maintenance margin is not returned; Hyperliquid [DOC S21],
+        reference §2.4: "cross -> all cross positions and cross margin transferred").
+
+        Order: the vault takes each open position into its inventory in the position's
+        instrument (position order); then its cash gains ``equity``; then each position is
+        closed in the account at its mark (realized PnL into the wallet), one BACKSTOP event
+        each (amount: ``equity`` on the first, 0 on the others; equity after: 0); then the wallet
+        is set to 0 and the vault's loss is checked once."""
+        slots = [s for s in self.positions(m) if float(self.pos[s]) != 0.0]
         if not self.holds(self.vault_slot(0)):
             self.vault_next_unwind = self.t + self.p.vault_unwind_interval_ns
-        self.take(v, q, ins.mark)
+        for s in slots:
+            ins = self.instrument(s)
+            self.take(self.vault_slot(ins.k), float(self.pos[s]), ins.mark)
         self.col[self.n] += equity
-        self.reduce(a, q, ins.mark)
-        self.col[a] = 0.0
-        self.count_liquidation(ins, abs(q) * ins.mark)
-        self.emit(EventKind.BACKSTOP, a, v, q, ins.mark, 0.0, equity, 0.0)
+        amount = equity
+        for s in slots:
+            ins = self.instrument(s)
+            q = float(self.pos[s])
+            self.reduce(s, q, ins.mark)
+            self.count_liquidation(ins, abs(q) * ins.mark)
+            self.emit(EventKind.BACKSTOP, s, self.vault_slot(ins.k), q, ins.mark, 0.0, amount, 0.0)
+            amount = 0.0
+        self.col[m] = 0.0
         self.vault_check()
 
     def order_size(self, a: int, q: float, equity: float, notional: float) -> tuple[float, bool]:
-        """Size of the liquidation order and whether it closes the whole position."""
+        """Size of the liquidation order on position slot ``a`` (size ``q``, ``notional`` at
+        mark; ``equity`` its account's) and whether it closes the whole position. The cooldown
+        is the user's (Hyperliquid [DOC S21, S35]: after a partial liquidation of any of the
+        user's positions, all orders for that user are for the entire position); a tier step
+        must leave the account healthy: ``equity >= MMo + MM(target)`` with ``MMo`` the other
+        positions' maintenance margin."""
         p = self.p
-        if self.t < self.cooldown_until[a]:
+        if self.t < self.cooldown_until[self.user[self.acct[a]]]:
             return q, True
         if p.partial_mode == PartialMode.FRACTION:
             if (p.partial_fraction < 1.0 and notional > p.partial_threshold and equity >= 0.0
@@ -613,9 +754,10 @@ class _Reference:
             return q, True
         ins = self.instrument(a)
         floors = ins.p.mm_floors
+        others = self.other_mm(a)
         for j in range(tier_index(floors, notional), 0, -1):
             target = float(floors[j]) * (1.0 - TIER_STEP_MARGIN)
-            if equity >= ins.mm(target):
+            if equity >= others + ins.mm(target):
                 return q * (1.0 - target / notional), False
         return q, True
 
@@ -624,7 +766,7 @@ class _Reference:
         ins = self.instrument(a)
         limit = math.nan
         if self.p.liq_limit_bankruptcy:
-            limit = bankruptcy_price(float(self.col[a]), float(self.pos[a]), float(self.ep[a]))
+            limit = bankruptcy_price(self.rest(a)[1], float(self.pos[a]), float(self.ep[a]))
         if ins.p.liq_price_band != math.inf:
             band = ins.mark * (1.0 + side * ins.p.liq_price_band)
             if limit != limit or side * (band - limit) < 0.0:
@@ -658,10 +800,11 @@ class _Reference:
         limit = self.limit_price(a, side)
         if limit != limit:
             fill, move = ins.book.walk(side, abs(size), ins.sim_price(), ins.tape)
-            after = float(self.col[a]) + size * (fill - float(self.ep[a]))
+            after = self.rest(a)[1] + size * (fill - float(self.ep[a]))
             deficit = -after if after < 0.0 else 0.0
             if deficit > self.fund and self.vault_takes():
-                self.backstop(a, self.equity(a))  # the book cannot close it: not successful
+                # the book cannot close it: not successful; the vault takes the whole account
+                self.backstop(int(self.acct[a]), self.equity(a))
             elif deficit > self.fund and closes:
                 self.adl_close(a, size, full)
             else:
@@ -672,11 +815,12 @@ class _Reference:
             self.book_close(a, size, kind, p.liq_fee_rate)
             return
         # the rest's route is decided before anything fills
-        bankruptcy = bankruptcy_price(float(self.col[a]), float(self.pos[a]), float(self.ep[a]))
+        behind = self.rest(a)[1]
+        bankruptcy = bankruptcy_price(behind, float(self.pos[a]), float(self.ep[a]))
         rest = -side * (abs(size) - filled)
         # at the bankruptcy price a whole close leaves the account >= 0; a partial one keeps its
         # share of negative collateral (fills better than the limit only reduce it)
-        owed = 0.0 if full else -float(self.col[a]) * (1.0 - size / float(self.pos[a]))
+        owed = 0.0 if full else -behind * (1.0 - size / float(self.pos[a]))
         to_fund = p.takeover == Takeover.FUND and self.fund_can_take(ins.k, rest, bankruptcy,
                                                                      owed if owed > 0.0 else 0.0)
         filled_notional = 0.0
@@ -694,25 +838,42 @@ class _Reference:
             fee = self.charge_fee(a, p.liq_fee_rate * (filled_notional + abs(part) * bankruptcy))
             self.count_liquidation(ins, abs(part) * bankruptcy)
             self.emit(EventKind.FUND_TAKEOVER, a, FUND_ID, part, bankruptcy, fee, realized, self.equity(a))
-            if float(self.col[a]) < 0.0:
+            if self.rest(a)[1] < 0.0:
                 self.cover_deficit(a)
         elif closes:
             self.adl_close(a, part, full)
         else:
             self.book_close(a, part, kind, p.liq_fee_rate)
 
-    def liquidate(self, a: int) -> None:
+    def choose(self, m: int) -> int:
+        """The position of margin account ``m`` a liquidation closes (``cross_order``: the
+        largest notional ``|q| M``, or the most negative PnL ``q (M - e)``; ties: the lowest
+        position index). Venues do not document an order, hence the named setting."""
+        best, key = -1, 0.0
+        loss = self.p.cross_order == CrossOrder.LOSS
+        for s in self.positions(m):
+            q = float(self.pos[s])
+            if q == 0.0:
+                continue
+            value = q * (self.mark_of(s) - float(self.ep[s])) if loss else abs(q) * self.mark_of(s)
+            if best < 0 or (value < key if loss else value > key):
+                best, key = s, value
+        return best
+
+    def liquidate(self, m: int) -> None:
+        """Liquidate crossing margin account ``m``: one position (:meth:`choose`), routed with the
+        account's equity and maintenance margin (the waterfall in :mod:`riskengine.reference`)."""
         p = self.p
+        equity, mm = self.account_figures(m)
+        a = self.choose(m)
         ins = self.instrument(a)
         q = float(self.pos[a])
-        equity = self.equity(a)
         notional = abs(q) * ins.mark
-        mm = ins.mm(notional)
         closes = p.adl_policy not in (AdlPolicy.NONE, AdlPolicy.SOCIALIZE)
         if equity < 0.0 and p.adl_on_negative_equity and closes:
             self.adl_close(a, q, True)
         elif p.backstop_ratio > 0.0 and equity < p.backstop_ratio * mm and not self.vault_beyond():
-            self.backstop(a, equity)
+            self.backstop(m, equity)
         elif closes and self.fund_drawdown_active():
             self.adl_close(a, q, True)
         else:
@@ -724,10 +885,10 @@ class _Reference:
             kind = EventKind.LIQUIDATION if full else EventKind.PARTIAL_LIQUIDATION
             self.market_liquidation(a, size, kind, full)
             if partial:
-                self.cooldown_until[a] = self.t + p.partial_cooldown_ns
+                self.cooldown_until[self.user[m]] = self.t + p.partial_cooldown_ns
             if not full:
-                self.partial_tick[a] = self.i
-        self.status[a] = Status.ACTIVE if float(self.pos[a]) != 0.0 else Status.CLOSED
+                self.partial_tick[m] = self.i
+        self.status[m] = Status.ACTIVE if self.holds_position(m) else Status.CLOSED
 
     def fund_drawdown_active(self) -> bool:
         if self.p.adl_fund_drawdown == math.inf or not self.fund_peaks:
@@ -785,17 +946,12 @@ class _Reference:
         self.book_close(h, size, kind, 0.0)
 
     def crossing_now(self) -> np.ndarray:
-        """Step 3's scan: the ACTIVE margin accounts not partially liquidated at this tick that
-        cross at their instrument's mark (instruments that have not ticked yet: none)."""
-        n = self.n
-        newly = np.zeros(n, dtype=bool)
-        for ins in self.instruments:
-            if not ins.ticked:
-                continue
-            m = ins.members
-            newly[m] = ((self.status[m] == Status.ACTIVE) & (self.partial_tick[m] != self.i)
-                        & crossing(ins.p, self.col[m], self.pos[m], self.ep[m], ins.mark))
-        return newly
+        """Step 3's scan: the ACTIVE margin accounts not partially liquidated at this tick, every
+        instrument they hold ticked, whose equity is below their maintenance margin at the marks
+        (:meth:`all_figures`)."""
+        equity, mm, scannable = self.all_figures()
+        return ((self.status == Status.ACTIVE) & (self.partial_tick != self.i) & scannable
+                & (equity < mm))
 
     def run(self, on_tick: Callable[[int], None] | None = None) -> RawRun:
         p = self.p
@@ -833,8 +989,8 @@ class _Reference:
                 done = 0
                 while self.pending and self.pending[0][1] <= t and (cap == 0 or executed < cap):
                     a, _ = self.pending.popleft()
-                    ins = self.instrument(a)
-                    if crosses(ins.p, float(self.col[a]), float(self.pos[a]), float(self.ep[a]), ins.mark):
+                    equity, mm = self.account_figures(a)
+                    if equity < mm:
                         self.liquidate(a)
                         done += 1
                         executed += 1
@@ -887,8 +1043,8 @@ class _Reference:
             "adl_overshoot": self.adl_overshoot,
         }
         ledgers = {
-            "fund_pos": self.pos[n + self.n_inst:], "fund_entry": self.ep[n + self.n_inst:],
-            "vault_pos": self.pos[n:n + self.n_inst], "vault_entry": self.ep[n:n + self.n_inst],
+            "fund_pos": self.pos[f0:], "fund_entry": self.ep[f0:],
+            "vault_pos": self.pos[v0:f0], "vault_entry": self.ep[v0:f0],
         }
         per = {
             "final_mark": lambda s: s.mark,
@@ -909,10 +1065,16 @@ class _Reference:
                    else np.array([per[name](s) for s in self.instruments], dtype=dtype))
             for name, dtype, _ in BY_INSTRUMENT
         }
+        # per margin account: its first position (its only one, but for a cross account with
+        # several); every position in positions_size / positions_entry
+        first = self.start[:-1][self.held > 0]
+        size, entry = np.zeros(n), np.zeros(n)
+        size[self.held > 0], entry[self.held > 0] = self.pos[first], self.ep[first]
         return RawRun(log_to_numpy(self.events, EVENT_COLUMNS),
                       log_to_numpy(self.series, SERIES_COLUMNS),
-                      self.col[:n].copy(), self.pos[:n].copy(), self.ep[:n].copy(), self.status.copy(),
-                      scalars, self.socialized.copy(), by_instrument)
+                      self.col[:n].copy(), size, entry, self.status.copy(),
+                      scalars, self.socialized.copy(), by_instrument,
+                      self.pos[:self.P].copy(), self.ep[:self.P].copy())
 
 
 def run_portfolio(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, stream: np.ndarray,
@@ -938,7 +1100,8 @@ def run_portfolio(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, stream: n
     collateral : ndarray of float64, shape (M,)
         Each margin account's collateral (a cross wallet or an isolated position's margin).
     start : ndarray of int64, shape (M+1,)
-        Margin account ``m``'s positions are ``start[m]:start[m+1]`` (step 1: at most one).
+        Margin account ``m``'s positions are ``start[m]:start[m+1]`` (a cross account may hold
+        several, each in a different instrument; an isolated one holds one).
     instrument, size, entry : ndarray, shape (P,)
         Each position's instrument (int32), signed size and entry price (float64).
     params : sequence of EngineParams, one per instrument
@@ -952,15 +1115,15 @@ def run_portfolio(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, stream: n
     Returns
     -------
     RawRun
-        Events and series with an ``instrument`` column; final state per margin account;
-        ``by_instrument`` per instrument.
+        Events and series with an ``instrument`` column; final collateral, status and
+        socialized loss per margin account (``size``, ``entry``: its first position);
+        ``positions_size``, ``positions_entry`` per position; ``by_instrument`` per instrument.
 
     Raises
     ------
     ValueError
-        A design-level field that differs between instruments, arrays of the wrong shape, a
-        margin account with more than one position, or two positions of one user account in
-        one instrument (:mod:`riskengine.engine_inputs`).
+        A design-level field that differs between instruments, arrays of the wrong shape, or
+        two positions of one user account in one instrument (:mod:`riskengine.engine_inputs`).
     """
     ref = _Reference(ts, inst, price, stream, owner, collateral, start, instrument, size, entry, params, max_events)
     return ref.run(on_tick)

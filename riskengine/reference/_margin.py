@@ -8,7 +8,8 @@ mark); reference §0, §1.1, §2.1-2.2.
 :func:`maintenance_margin` is ``riskengine.params.maintenance_margin``, the one plain-Python copy
 (``EngineParams.maintenance_margin`` uses it too). ``_margin.pyx``'s liquidation price has no twin:
 it keys the compiled engine's liquidation index, and the reference scans every account instead
-(:func:`crossing`). Its venue calculators (Binance, Hyperliquid, dYdX liquidation prices) are
+(summing a margin account's positions, ``_engine._Reference.all_figures``; :func:`crosses` and
+:func:`crossing` are the test for an account with one position). Its venue calculators (Binance, Hyperliquid, dYdX liquidation prices) are
 ``riskengine.calculators``' kernels, not the engine's.
 """
 from __future__ import annotations
@@ -30,8 +31,7 @@ def crosses(params: EngineParams, col: float, pos: float, entry: float, mark: fl
 
 def crossing(params: EngineParams, col: np.ndarray, pos: np.ndarray, entry: np.ndarray,
              mark: float) -> np.ndarray:
-    """:func:`crosses` for every account at once (the scan that stands in for the liquidation
-    index): a boolean array."""
+    """:func:`crosses` for every one-position account at once: a boolean array."""
     equity = col + pos * (mark - entry)
     notional = np.abs(pos) * mark
     tier = np.searchsorted(params.mm_floors, notional, side="right") - 1
