@@ -183,6 +183,22 @@ def test_isolated_liquidates_the_losing_position_alone(engine):
     assert (by.loc["A", "liquidations"], by.loc["B", "liquidations"]) == (1, 0)
 
 
+@pytest.mark.parametrize("engine", ["reference", "cython"])
+def test_cross_survives_the_same_fall_thanks_to_the_other_positions_profit(engine):
+    # cross: one account, wallet 200, both positions. A at 92, B still at 100 (t=1): equity
+    # 200 + 10 x (92 - 100) - 10 x (100 - 100) = 120 >= MM 0.05 x (920 + 1000) = 96. B at 92
+    # (t=2): equity 200 - 80 + 80 = 200 >= MM 0.05 x (920 + 920) = 92. Nothing is liquidated:
+    # the short's profit pays for the long's loss, which isolated margin (above) did not allow.
+    result = riskengine.run(hedged_user(), [design("cross", "cross"), design("isolated", "isolated")],
+                            engine=engine, check_invariants=True)
+    table = result.table.set_index("design")
+    assert table.loc["cross", "margin_mode"] == "cross"
+    assert (table.loc["cross", "liquidations"], table.loc["isolated", "liquidations"]) == (0, 1)
+    assert table.loc["cross", "bad_debt"] == 0.0
+    ev = result.events.to_pandas()
+    assert not ((ev["design"] == "cross") & (ev["kind"] == int(EventKind.LIQUIDATION))).any()
+
+
 def test_a_single_instrument_run_is_the_same_in_every_margin_mode():
     # each account of a population holds one position: its cross wallet or its isolated margin is
     # the same money behind the same position, so the three modes replay the same events
