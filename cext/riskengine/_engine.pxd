@@ -58,6 +58,8 @@ cdef struct Inst:
     AdlParams adl             # the design's ADL settings on k's tiers
     float64_t liq_price_band
     float64_t liq_max_order_notional
+    i32 fund_group            # the insurance fund its deficits draw on (EngineParams.fund_group)
+    i32 vault_group           # the backstop vault that takes its positions over
     # the margin accounts with a position in k, ascending (NULL: all of them, 0 .. n - 1)
     const i64* members
     Py_ssize_t n_members

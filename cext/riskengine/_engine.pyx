@@ -31,7 +31,7 @@ from riskengine._events cimport (
     ColumnLog, events_merge, events_push, log_free, log_init, log_to_numpy, series_push,
 )
 from riskengine._events import column_items
-from riskengine.engine_inputs import check_margin_accounts, design_params
+from riskengine.engine_inputs import check_margin_accounts, design_params, ledger_groups
 from riskengine.runlog import BY_INSTRUMENT, EVENT_COLUMNS, SERIES_COLUMNS
 from riskengine._index cimport (
     KeyHeap, LiqIndex, SideIndex, heap_free, heap_init, heap_pop, heapify_from, index_free,
@@ -1333,6 +1333,8 @@ cdef object _inst_init(Engine* e, Inst* x, Py_ssize_t k, params):
                params.impact_stress_k)
     x.liq_price_band = params.liq_price_band
     x.liq_max_order_notional = params.liq_max_order_notional
+    x.fund_group = params.fund_group
+    x.vault_group = params.vault_group
     x.tape_min = INFINITY
     x.sim_min = INFINITY
     index_init(&x.index, 16)
@@ -1566,7 +1568,8 @@ def params_struct(params):
                      "half_life_ns": x.book.half_life_ns, "feedback": x.book.feedback,
                      "stress_k": x.book.stress_k},
             "inst": {"liq_price_band": x.liq_price_band,
-                     "liq_max_order_notional": x.liq_max_order_notional},
+                     "liq_max_order_notional": x.liq_max_order_notional,
+                     "fund_group": x.fund_group, "vault_group": x.vault_group},
         }
     finally:
         _free(&e)
@@ -1596,6 +1599,8 @@ cdef dict _by_instrument(Engine* e):
         out["liquidated_notional"][k] = x.liquidated_notional
         out["adl_fills"][k] = x.adl_fills
         out["adl_notional"][k] = x.adl_notional
+        out["fund_group"][k] = x.fund_group
+        out["vault_group"][k] = x.vault_group
     return out
 
 
@@ -1732,6 +1737,11 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
     """
     plist = list(params)
     design_params(plist)
+    fund_group, vault_group = ledger_groups(plist)
+    if fund_group.any() or vault_group.any():
+        raise ValueError("params: this compiled engine runs one insurance fund and one backstop vault for every "
+                         "instrument (fund_group and vault_group 0: fund.shared and backstop.shared \"all\"); "
+                         "run designs with several on engine=\"reference\"")
     n_inst = len(plist)
     starts = np.asarray(start)
     check_margin_accounts(np.asarray(ts), np.asarray(inst), np.asarray(price), np.asarray(stream),
