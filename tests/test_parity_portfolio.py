@@ -1,5 +1,6 @@
-"""Parity on portfolios (issue 12, step 1): the compiled engine and the reference engine agree to
-the last bit on random multi-instrument scenarios.
+"""Parity on portfolios (issue 12, steps 1 and 3): the compiled engine and the reference engine
+agree to the last bit on random multi-instrument scenarios, and with their funds and vaults
+shared by random groups of instruments.
 
 The scenarios are ``tests/test_reference_portfolio.py``'s (built as in ``tests/test_parity.py``:
 random tape segments per instrument, random designs with the venue profiles, the presets): 2-4
@@ -29,6 +30,7 @@ from riskengine.runlog import RawRun
 import test_parity as tp
 from riskengine.invariants import portfolio_violations
 from test_reference_portfolio import portfolio_cases
+from test_shared_ledgers import grouped_cases
 
 
 @st.composite
@@ -108,3 +110,15 @@ def test_compiled_matches_reference_with_a_book_per_instrument(case):
     cy, ref = _both(case)
     assert_same_portfolio_run(cy, ref)
     _statistics(cy, case[2])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grouped_cases())
+def test_compiled_matches_reference_with_funds_and_vaults_shared_by_random_groups(case):
+    """Step 3: each instrument draws on a fund and a vault of a random grouping (one for all,
+    one each, or anything between)."""
+    cy, ref = _both(case)
+    assert_same_portfolio_run(cy, ref)
+    _statistics(cy, case[2])
+    groups = cy.by_instrument["fund_group"], cy.by_instrument["vault_group"]
+    event(f"funds {int(groups[0].max()) + 1}, vaults {int(groups[1].max()) + 1} of {len(case[2])}")

@@ -5,7 +5,9 @@ A design says which instruments draw on one fund (``fund.shared``) and one vault
 each) or groups of symbols, the instruments in no group sharing one more. Each ledger starts with
 the design's balance, has its own loss threshold (a vault), capacity (a fund) and unwind clock;
 ADL stays in the instrument of the order. Hand-worked scenarios carry their arithmetic in
-comments (maintenance margin 5% of notional, infinite depth: a market order fills at the mark).
+comments (maintenance margin 5% of notional, infinite depth: a market order fills at the mark);
+each runs on the reference engine and the compiled one gives the same run to the bit
+(``tests/test_parity_portfolio.py`` checks random groupings).
 """
 
 from __future__ import annotations
@@ -13,18 +15,22 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from riskengine import venues
-from riskengine.codes import FUND_ID, VAULT_ID, AdlPolicy, AdlPrice, EventKind
+from riskengine._engine import run_portfolio as compiled
+from riskengine.codes import VAULT_ID, AdlPolicy, AdlPrice, EventKind
 from riskengine.engine import resolve, run
 from riskengine.engine_inputs import ledger_groups
 from riskengine.invariants import portfolio_violations
 from riskengine.liquidity import ConstantDepth
+from riskengine.metrics import TIMING_COLUMNS
 from riskengine.reference import run_portfolio
-from riskengine.venue import Adl, Backstop, Fund, Liquidation, Margin, VenueDesign
+from riskengine.runlog import RawRun
+from riskengine.venue import Adl, Fund, Liquidation, Margin, VenueDesign
 from riskengine.venues.binance_usdm import SHARED_FUND_SYMBOLS
 
 from test_reference_portfolio import S, T0, Accounts, merge, params, portfolio_cases, rows
@@ -34,13 +40,21 @@ K = EventKind
 
 
 def _run(tapes, accounts: Accounts, plist):
-    """The reference engine on a hand-made portfolio, its invariants checked."""
+    """The reference engine on a hand-made portfolio, its invariants checked; the compiled
+    engine's run must be the same to the bit."""
     ts, inst, price = merge(tapes)
-    owner, collateral, start, instrument, size, entry = accounts.arrays()
-    raw = run_portfolio(ts, inst, price, np.full(len(ts), np.nan), owner, collateral, start, instrument, size,
-                        entry, plist)
+    args = (ts, inst, price, np.full(len(ts), np.nan), *accounts.arrays())
+    raw = run_portfolio(*args, plist)
+    owner, collateral = args[4], args[5]
     a_inst, a_size, a_entry = accounts.per_account()
     assert portfolio_violations(raw, owner, collateral, a_inst, a_size, a_entry, plist[0]) == []
+    cy = RawRun(**compiled(*args, plist))
+    for log in ("events", "series", "by_instrument"):
+        for name, values in getattr(raw, log).items():
+            assert np.array_equal(getattr(cy, log)[name], values, equal_nan=True), (log, name)
+    assert set(cy.scalars) == set(raw.scalars)
+    for name, value in cy.scalars.items():
+        assert np.array_equal(np.float64(value), np.float64(raw.scalars[name]), equal_nan=True), name
     return raw
 
 
@@ -227,18 +241,10 @@ def test_a_run_through_the_api_starts_each_ledger_with_the_designs_balance(_scen
     assert row["fund_start"] == 2 * design.fund.initial
     assert result.raw[0].by_instrument["fund_group"].tolist() == [0, 0, 1]
     assert result.raw[0].by_instrument["vault_group"].tolist() == [0, 1, 2]
-
-
-def test_the_compiled_engine_refuses_several_ledgers_in_one_line():
-    # step 3, part 1: the compiled engine runs "all" only (until its ledgers by group land)
-    from riskengine._engine import run_portfolio as compiled
-
-    ts, inst, price = merge([([0], [100.0]), ([0], [50.0])])
-    accounts = Accounts([(1, 10.0, 0, 1.0, 100.0), (2, 10.0, 1, 1.0, 50.0)])
-    with pytest.raises(ValueError, match=r"^params: this compiled engine runs one insurance fund and one backstop "
-                                         r"vault for every instrument .*engine=\"reference\"$") as err:
-        compiled(ts, inst, price, np.full(2, np.nan), *accounts.arrays(), [params(), params(vault_group=1)])
-    assert "\n" not in str(err.value)
+    # the compiled engine's table is the same, bar the engine's name and its timing
+    compiled_run = run(_scenario, [design], ConstantDepth(5e6), engine="cython", check_invariants=True)
+    same = [c for c in result.table.columns if c not in TIMING_COLUMNS + ("engine",)]
+    pd.testing.assert_frame_equal(compiled_run.table[same], result.table[same])
 
 
 # ------------------------------------------------------------------ random groupings
