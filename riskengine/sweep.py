@@ -203,6 +203,17 @@ def expand(loaded: LoadedConfig) -> list[Run]:
     return runs
 
 
+def _design_key(design) -> dict:
+    """A design as :func:`run_hash` hashes it: its JSON form, without ``fund.shared`` and
+    ``backstop.shared`` where they are ``"all"`` (the default, and the only value before they
+    existed: a run's hash is the one it had then, so finished runs of a sweep stay finished)."""
+    out = design.model_dump(mode="json")
+    for component in ("fund", "backstop"):
+        if out[component].get("shared") == "all":
+            del out[component]["shared"]
+    return out
+
+
 def run_hash(loaded: LoadedConfig) -> str:
     """The identity of a run: a hash of its resolved config -- each scenario with its own
     population and liquidity (defaults filled in), each venue design as built from its preset
@@ -219,7 +230,7 @@ def run_hash(loaded: LoadedConfig) -> str:
                           "liquidity": backtest.liquidity_spec(loaded, spec, "sweep")})
     body = {"format": HASH_FORMAT, "scenarios": scenarios,
             # each scenario's designs, resolved for it (its underlying's and date's margin tables)
-            "designs": [[d.model_dump(mode="json") for d in backtest.build_designs(loaded, i)]
+            "designs": [[_design_key(d) for d in backtest.build_designs(loaded, i)]
                         for i in range(len(scenarios))],
             # the series interval also sets how weighted ADL fills are grouped into event rows
             "series_interval_s": loaded.config.outputs.series_interval_s}

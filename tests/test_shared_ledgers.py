@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from riskengine import venues
+from riskengine import backtest, config, sweep, venues
 from riskengine._engine import run_portfolio as compiled
 from riskengine.codes import VAULT_ID, AdlPolicy, AdlPrice, EventKind
 from riskengine.engine import resolve, run
@@ -33,8 +33,11 @@ from riskengine.runlog import RawRun
 from riskengine.venue import Adl, Fund, Liquidation, Margin, VenueDesign
 from riskengine.venues.binance_usdm import SHARED_FUND_SYMBOLS
 
+from test_sweep import BASE
 from test_reference_portfolio import S, T0, Accounts, merge, params, portfolio_cases, rows
+from test_portfolio_runs import THREE_COINS
 from test_portfolio_runs import scenario as _scenario  # noqa: F401  (the three-coins fixture)
+from tests._cli import one_error_line, run_cli, write
 
 K = EventKind
 
@@ -245,6 +248,48 @@ def test_a_run_through_the_api_starts_each_ledger_with_the_designs_balance(_scen
     compiled_run = run(_scenario, [design], ConstantDepth(5e6), engine="cython", check_invariants=True)
     same = [c for c in result.table.columns if c not in TIMING_COLUMNS + ("engine",)]
     pd.testing.assert_frame_equal(compiled_run.table[same], result.table[same])
+
+
+def test_a_config_names_shared_funds_and_vaults_and_validate_checks_their_symbols(tmp_path):
+    # the three-coins config (tests/test_portfolio_runs.py) with BTC and ETH on one Binance fund,
+    # SOL on another, and one Hyperliquid vault each; then with a symbol the scenario lacks
+    shared = THREE_COINS.replace('[[venues]]\npreset = "binance-usdm"\n',
+                                 '[[venues]]\npreset = "binance-usdm"\nfund = { shared = [["btcusdt", "ETHUSDT"]] }\n')
+    shared = shared.replace("backstop = { vault_balance = 2e6 }", 'backstop = { vault_balance = 2e6, shared = "none" }')
+    assert shared.count("shared") == 2
+    path = write(tmp_path, shared, "shared.toml")
+    proc = run_cli("run", str(path), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    results = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    # two Binance funds of 1.23e9 each; three Hyperliquid vaults of 2e6 each
+    assert results["fund_start"].tolist() == [2 * 1.23e9, 0.0]
+    assert results["vault_start"].tolist() == [0.0, 3 * 2e6]
+    lacking = write(tmp_path, shared.replace('"ETHUSDT"]]', '"BNBUSDT"]]'), "lacking.toml")
+    line = one_error_line(run_cli("validate", str(lacking)), progress_first=False)
+    assert "venue design 'binance-usdm': fund.shared: symbol 'BNBUSDT' (group 0) is not an instrument of the " \
+           "scenario (it holds BTCUSDT, ETHUSDT, SOLUSDT)" in line, line
+    twice = write(tmp_path, shared.replace('"ETHUSDT"]]', '"ETHUSDT"], ["ethusdt"]]'), "twice.toml")
+    line = one_error_line(run_cli("validate", str(twice)), progress_first=False)
+    assert "fund.shared: symbol 'ethusdt' is listed in groups 0 and 1" in line, line
+
+
+def test_a_sweep_run_hash_is_what_it_was_unless_a_design_shares_otherwise(tmp_path):
+    # "all" is the default and the only value before fund.shared and backstop.shared existed: a
+    # run's hash leaves it out, so finished runs of a sweep stay finished; another value is
+    # another run
+    def hash_of(text: str, name: str) -> str:
+        return sweep.run_hash(config.load(write(tmp_path, text, name)))
+
+    plain = hash_of(BASE, "plain.toml")
+    explicit = BASE.replace("fund = { initial = 2e5 }", 'fund = { initial = 2e5, shared = "all" }')
+    explicit = explicit.replace("backstop = { vault_balance = 5e5 }", 'backstop = { vault_balance = 5e5, shared = "all" }')
+    assert explicit.count('"all"') == 2
+    assert hash_of(explicit, "explicit.toml") == plain
+    assert hash_of(explicit.replace('initial = 2e5, shared = "all"', 'initial = 2e5, shared = "none"'),
+                   "none.toml") != plain
+    # the design itself does hold it
+    (design, _) = backtest.build_designs(config.load(tmp_path / "plain.toml"))
+    assert (design.fund.shared, design.backstop.shared) == ("all", "all")
 
 
 # ------------------------------------------------------------------ random groupings
