@@ -338,6 +338,12 @@ def instrument_run(raw: RawRun, k: int, ticks: int) -> RawRun:
                   raw.socialized, raw.by_instrument)
 
 
+def _ledger(ctx: RunContext, name: str) -> int:
+    """The fund or vault (``name``: ``fund_group``, ``vault_group``) of the row's instrument."""
+    by = ctx.raw.by_instrument
+    return int(by[name][ctx.instrument]) if by is not None and name in by else 0
+
+
 #: result columns that describe one instrument too: computed on its part of the run
 #: (:func:`instrument_run`), they sum over the instruments to the run's (counts and money)
 _PER_INSTRUMENT = (
@@ -358,6 +364,10 @@ INSTRUMENT_COLUMNS: tuple[Column, ...] = (
            "0 in a single-instrument run)", lambda c: c.instrument),
     Column("symbol", "the instrument's symbol (empty in a single-instrument run, whose scenario names none)",
            lambda c: c.symbol),
+    Column("fund", "the insurance fund the instrument draws on (0..G-1, numbered in the order of each fund's "
+           "first instrument: fund.shared; 0 with one fund for all)", lambda c: _ledger(c, "fund_group")),
+    Column("vault", "the backstop vault the instrument draws on (0..G-1, numbered in the order of each vault's "
+           "first instrument: backstop.shared; 0 with one vault for all)", lambda c: _ledger(c, "vault_group")),
     *(_COLUMN[name] for name in _PER_INSTRUMENT),
     Column("bad_debt", "deficits of positions in this instrument that neither the insurance fund nor ADL covered",
            lambda c: _sum(c, "amount", c.kind_mask(EventKind.BAD_DEBT)), unit="quote"),

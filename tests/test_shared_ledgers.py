@@ -264,6 +264,9 @@ def test_a_config_names_shared_funds_and_vaults_and_validate_checks_their_symbol
     # two Binance funds of 1.23e9 each; three Hyperliquid vaults of 2e6 each
     assert results["fund_start"].tolist() == [2 * 1.23e9, 0.0]
     assert results["vault_start"].tolist() == [0.0, 3 * 2e6]
+    by = pd.read_parquet(tmp_path / "out" / "results_by_instrument.parquet")
+    assert by["fund"].tolist() == [0, 0, 1] + [0, 0, 0]  # binance-usdm's BTC and ETH share fund 0
+    assert by["vault"].tolist() == [0, 0, 0] + [0, 1, 2]  # hyperliquid: one vault each
     lacking = write(tmp_path, shared.replace('"ETHUSDT"]]', '"BNBUSDT"]]'), "lacking.toml")
     line = one_error_line(run_cli("validate", str(lacking)), progress_first=False)
     assert "venue design 'binance-usdm': fund.shared: symbol 'BNBUSDT' (group 0) is not an instrument of the " \
