@@ -174,6 +174,38 @@ def test_binances_shared_btc_eth_bnb_fund_pays_an_eth_deficit_from_btc_fees():
     assert [r["amount"] for r in rows(together, K.BAD_DEBT)] == [pytest.approx(0.6, rel=1e-9)]
 
 
+def test_the_fund_drawdown_trigger_watches_the_fund_of_the_positions_instrument():
+    # Funds of 100 each, ADL instead of the book once a fund is below half its rolling peak, ADL
+    # by queue at the bankruptcy price. Instrument 0: A (long 1 at 100, margin 10), B (long 1 at
+    # 100, margin 75), W_0 (short 1 at 100, margin 100); instrument 1: C (long 1 at 100, margin
+    # 10), W_1 (short 1 at 100, margin 100).
+    # t=1 instrument 0 at 30: A (10 - 70 = -60 < MM 1.5) is sold on the book at 30; its fund pays
+    #     the deficit of 60: 100 -> 40 (the liquidation's row shows the fund before it pays).
+    #     B (75 - 70 = 5 >= 1.5) holds.
+    # t=2 instrument 0 at 20: B (75 - 80 = -5) crosses; fund 0 is 40 < 0.5 x 100, so B is
+    #     auto-deleveraged against W_0 at its bankruptcy price 100 - 75 = 25.
+    # t=3 instrument 1 at 85: C (10 - 15 = -5) crosses.
+    # One fund each ("none"): fund 1 is at its peak, 100: C is sold on the book at 85 and fund 1
+    # pays 5 (95 left); the funds' sum was lowest at the end: 40 + 95 = 135.
+    # One fund for all: it is 40, below half its peak, so C is auto-deleveraged against W_1 at
+    # its bankruptcy price 100 - 10 = 90.
+    p = params(adl_policy=AdlPolicy.QUEUE, adl_price=AdlPrice.BANKRUPTCY, fund_initial=100.0,
+               adl_fund_drawdown=0.5, adl_fund_window_ns=3600 * S)
+    accounts = Accounts([(10, 10.0, 0, 1.0, 100.0), (11, 75.0, 0, 1.0, 100.0), (12, 10.0, 1, 1.0, 100.0),
+                         (20, 100.0, 0, -1.0, 100.0), (21, 100.0, 1, -1.0, 100.0)])
+    tapes = [([0, 1, 2], [100.0, 30.0, 20.0]), ([0, 3], [100.0, 85.0])]
+    first = [(K.LIQUIDATION, 10, 0, 30.0, 100.0), (K.FUND_PAYMENT, 10, 0, 0.0, 40.0),
+             (K.ADL_FILL, 20, 0, 25.0, 40.0), (K.ADL_LIQUIDATION, 11, 0, 25.0, 40.0)]
+    apart = _run(tapes, accounts, _grouped(p, [0, 1], "fund_group"))
+    assert [(r["kind"], r["account"], r["instrument"], r["price"], r["fund_after"]) for r in rows(apart)] == first + [
+        (K.LIQUIDATION, 12, 1, 85.0, 100.0), (K.FUND_PAYMENT, 12, 1, 0.0, 95.0)]
+    assert apart.scalars["fund_final"] == 135.0 and apart.scalars["fund_min"] == 135.0
+    together = _run(tapes, accounts, [p, p])
+    assert [(r["kind"], r["account"], r["instrument"], r["price"], r["fund_after"]) for r in rows(together)] == first + [
+        (K.ADL_FILL, 21, 1, 90.0, 40.0), (K.ADL_LIQUIDATION, 12, 1, 90.0, 40.0)]
+    assert together.scalars["fund_final"] == 40.0
+
+
 def test_the_presets_share_one_fund_and_one_vault():
     for name in venues.names():
         design = venues.preset(name)
