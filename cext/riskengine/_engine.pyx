@@ -1176,9 +1176,10 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
             # the vault is checked after every other change of its equity, so at round 0 it can
             # only have moved with a mark where it holds inventory: the same as checking at every
             # round while it holds any (the reference), without a loop over the instruments
-            # (with several vaults, every vault holding inventory is checked then: one that did
-            # not move is unchanged since its last check, which left it within its threshold or
-            # without inventory, so its check changes nothing)
+            # (with several vaults, every vault holding inventory is checked then, as the
+            # reference does: one whose equity did not move is as its last check left it -- within
+            # its threshold, without inventory, or without ADL to close it -- so its check notes
+            # the same sum and closes nothing)
             if e.held[0] != 0 and (e.round > 0 or e.pos[x.V] != 0.0 or vault_remarked):
                 _vault_checks(e)  # the inventory re-marked
             _scan(e, x)
