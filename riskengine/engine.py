@@ -404,7 +404,10 @@ def run(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Iterable[
         Tape and population, or instruments and a portfolio (each design is then resolved per
         instrument: :func:`riskengine.venues.for_symbol`).
     designs : VenueDesign or iterable of VenueDesign
-        The designs to compare; each gets a fresh copy of the population.
+        The designs to compare; each gets a fresh copy of the population. A portfolio scenario's
+        positions are margined as each design's ``margin_mode`` says
+        (:meth:`riskengine.portfolio.PortfolioScenario.in_margin_mode`, once per mode) before the
+        engine sees its margin accounts.
     liquidity : ConstantDepth or DepthCurve, optional
         Liquidity model (default: infinite depth, i.e. plain replay); in a portfolio scenario,
         that of every instrument that gives none of its own.

@@ -401,7 +401,7 @@ def _instrument_price_figure(frame: pd.DataFrame, symbols: Sequence[str], max_po
         ax.plot(x, y, drawstyle="steps-post", color=palette[k % len(palette)], linewidth=1.0, label=symbol)
     _style(ax, "tape price against its first sample (%)", percent=True, time_axis=True)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v * 100:.3g}%"))  # ticks at 2.5% steps too
-    ax.legend(fontsize=7, loc="lower left", frameon=False, ncols=min(len(symbols), 6))
+    fig.legend(loc="outside lower center", fontsize=7, frameon=False, ncols=min(len(symbols), 8))  # off the lines
     return fig
 
 

@@ -344,3 +344,60 @@ def test_observed_ticker_is_checked_before_running(shared_data, tmp_path):
     text = HL.read_text().replace('ticker = "SOL"', 'ticker = "SOLL"').replace("../../shared", str(shared_data.parent))
     line = one_error_line(_cli("validate", str(_write(tmp_path, text))))
     assert "scenarios[2].observed:" in line and "no ticker 'SOLL' (did you mean 'SOL'?)" in line, line
+
+
+# ------------------------------------------------------------------ the portfolio replay
+PORTFOLIO = ROOT / "backtests" / "portfolio-2025-10-10.toml"
+#: columns that depend on the machine or the engine, not on the run
+_TIMED = ["elapsed_s", "ticks_per_s", "engine"]
+
+
+def _portfolio_cut(start: str, end: str, accounts: int) -> config.LoadedConfig:
+    """The shipped portfolio config on a shorter window and fewer accounts (nothing else changed)."""
+    import tomllib
+
+    data = tomllib.loads(PORTFOLIO.read_text(encoding="utf-8"))
+    data["scenario"]["window"] = {"start": start, "end": end}
+    data["scenario"]["portfolio"]["accounts"] = accounts
+    return config.parse(data, where=str(PORTFOLIO), base_dir=PORTFOLIO.parent)
+
+
+def test_portfolio_config_pairs_designs_that_differ_only_in_margin_mode(shared_data):
+    loaded = config.load(PORTFOLIO)
+    spec = loaded.config.all_scenarios()[0]
+    assert len(spec.instruments) >= 10
+    for ins in spec.instruments:  # every tape and stream is a real file of ../shared/data
+        for source in (ins.tape, ins.stream):
+            if source is not None:
+                path = loaded.resolve(source.path)
+                assert path.is_file() and path.resolve().is_relative_to(shared_data.resolve()), path
+    designs = backtest.build_designs(loaded, 0)
+    assert len(designs) == 4
+    for preset in ("binance-usdm", "hyperliquid"):
+        pair = [d for d in designs if d.preset == preset]
+        assert sorted(d.margin_mode for d in pair) == ["cross", "isolated"]
+        cross, isolated = (d.model_dump(exclude={"name", "margin_mode"}) for d in pair)
+        assert cross == isolated
+    # the accounts hold several instruments, cross and isolated mixed ("as-held", used by no design)
+    portfolio = backtest.prepare(loaded, 0).scenario.portfolio
+    held = np.diff(portfolio.start)
+    assert len(portfolio) == 100_000 and held.max() == 4 and (held >= 2).mean() > 0.4
+
+
+def test_portfolio_config_runs_alike_on_both_engines(shared_data):
+    """The reference engine on two minutes of the crash (21:19-21:21 UTC) and 1,000 accounts
+    (fewer leave some instrument's side without a position the generator must give it): the same
+    result rows and per-instrument rows as the compiled engine, money and positions conserved
+    (check_invariants), and each instrument's rows summing to the run's."""
+    loaded = _portfolio_cut("2025-10-10T21:19:00Z", "2025-10-10T21:21:00Z", 1_000)
+    fast = backtest.run_config(loaded, check_invariants=True)
+    slow = backtest.run_config(loaded, engine="reference", check_invariants=True)
+    assert list(fast.table["margin_mode"]) == ["cross", "isolated", "cross", "isolated"]
+    assert (fast.table["instruments"] == 15).all() and fast.table["liquidations"].gt(0).all()
+    pd.testing.assert_frame_equal(fast.table.drop(columns=_TIMED), slow.table.drop(columns=_TIMED))
+    pd.testing.assert_frame_equal(fast.by_instrument.drop(columns=["engine"]),
+                                  slow.by_instrument.drop(columns=["engine"]))
+    summed = fast.by_instrument.groupby("design", sort=False)[["liquidations", "liquidated_notional"]].sum()
+    table = fast.table.set_index("design")
+    assert (summed["liquidations"] == table["liquidations"]).all()
+    np.testing.assert_allclose(summed["liquidated_notional"], table["liquidated_notional"], rtol=1e-12)

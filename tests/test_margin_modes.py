@@ -9,6 +9,7 @@ no fee, no ADL and infinite depth (a liquidation fills at the tape's price).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import riskengine
@@ -144,6 +145,9 @@ def test_a_design_keeping_the_default_margin_mode_hashes_as_before(tmp_path):
     cross = sweep.run_hash(_config(tmp_path, 'margin_mode = "cross"\n'))
     isolated = sweep.run_hash(_config(tmp_path, 'margin_mode = "isolated"\n'))
     assert len({default, cross, isolated}) == 3
+    # a sweep grid may vary it: one run per mode, each with that mode's hash
+    loaded = _config(tmp_path, '[sweep]\ngrid = { "venues[0].margin_mode" = ["cross", "isolated"] }\n')
+    assert [r.hash for r in sweep.expand(loaded)] == [cross, isolated]
 
 
 def test_a_design_keeping_the_default_cross_order_hashes_as_before(tmp_path):
@@ -177,3 +181,35 @@ def test_isolated_liquidates_the_losing_position_alone(engine):
     assert liq[["account", "instrument", "size", "price", "amount"]].values.tolist() == [[0, 0, 10.0, 92.0, -80.0]]
     by = result.by_instrument.set_index("symbol")
     assert (by.loc["A", "liquidations"], by.loc["B", "liquidations"]) == (1, 0)
+
+
+@pytest.mark.parametrize("engine", ["reference", "cython"])
+def test_cross_survives_the_same_fall_thanks_to_the_other_positions_profit(engine):
+    # cross: one account, wallet 200, both positions. A at 92, B still at 100 (t=1): equity
+    # 200 + 10 x (92 - 100) - 10 x (100 - 100) = 120 >= MM 0.05 x (920 + 1000) = 96. B at 92
+    # (t=2): equity 200 - 80 + 80 = 200 >= MM 0.05 x (920 + 920) = 92. Nothing is liquidated:
+    # the short's profit pays for the long's loss, which isolated margin (above) did not allow.
+    result = riskengine.run(hedged_user(), [design("cross", "cross"), design("isolated", "isolated")],
+                            engine=engine, check_invariants=True)
+    table = result.table.set_index("design")
+    assert table.loc["cross", "margin_mode"] == "cross"
+    assert (table.loc["cross", "liquidations"], table.loc["isolated", "liquidations"]) == (0, 1)
+    assert table.loc["cross", "bad_debt"] == 0.0
+    ev = result.events.to_pandas()
+    assert not ((ev["design"] == "cross") & (ev["kind"] == int(EventKind.LIQUIDATION))).any()
+
+
+def test_a_single_instrument_run_is_the_same_in_every_margin_mode():
+    # each account of a population holds one position: its cross wallet or its isolated margin is
+    # the same money behind the same position, so the three modes replay the same events
+    from riskengine import synthetic
+    from riskengine.scenario import Scenario
+
+    scenario = Scenario("one", synthetic.crash_tape(3_000, seed=4), synthetic.population(500, seed=5))
+    result = riskengine.run(scenario, [design(mode, mode) for mode in MARGIN_MODES])
+    assert list(result.table["margin_mode"]) == list(MARGIN_MODES)
+    events = result.events.to_pandas()
+    logs = [events[events["design"] == mode].drop(columns=["design"]).reset_index(drop=True) for mode in MARGIN_MODES]
+    assert len(logs[0]) > 0
+    for other in logs[1:]:
+        pd.testing.assert_frame_equal(other, logs[0])

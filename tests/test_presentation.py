@@ -328,6 +328,7 @@ def _same_table(shown: list[str], actual: list[str]) -> None:
     (None, 16),  # the embedded default: the whole table
     ("backtests/hyperliquid-2025-10-10.toml", None),  # excerpts
     ("backtests/coinm-alts-2025-10-10.toml", None),
+    ("backtests/portfolio-2025-10-10.toml", None),
 ])
 def test_run_page_tables_are_a_run(config_path, shown_lines, request):
     if config_path is not None:

@@ -231,16 +231,16 @@ def test_replay_report_shows_observed_beside_simulated(browser, shared_data, tmp
     assert [r[3] for r in rows] == ["–" if math.isnan(sim) else f"{sim / obs:.2f}×" for sim, obs in figures]
 
 
-def _portfolio_config(modes=("as-held", "isolated")):
-    """Three synthetic instruments and a generated portfolio, every position isolated (so each
-    margin account holds one position), under Hyperliquid with each margin mode of ``modes``."""
+def _portfolio_config(modes=("cross", "isolated")):
+    """Three synthetic instruments and a generated portfolio (accounts holding up to three, cross
+    and isolated), under Hyperliquid with each margin mode of ``modes``."""
     instruments = [{"symbol": sym, "synthetic": {"ticks": 2_000, "start_price": price, "drop": drop, "seed": k}}
                    for k, (sym, price, drop) in enumerate((("BTCUSDT", 121_700.0, 0.15), ("ETHUSDT", 4_300.0, 0.2),
                                                           ("SOLUSDT", 220.0, 0.25)))]
     return config.parse({
         "scenario": {"name": "three <coins>", "instruments": instruments,
                      "portfolio": {"accounts": 1_500, "open_interest_usd": [3e7, 2e7, 1e7], "max_leverage": [40, 25, 20],
-                                   "holdings": [0.5, 0.3, 0.2], "cross_share": 0.0, "seed": 4}},
+                                   "holdings": [0.5, 0.3, 0.2], "cross_share": 0.5, "seed": 4}},
         "liquidity": {"depth_per_pct": 2e6},
         "venues": [{"preset": "hyperliquid", "name": f"hl-{mode}", "margin_mode": mode,
                     "backstop": {"vault_balance": 1e6}} for mode in modes]})
@@ -261,7 +261,7 @@ def test_a_portfolio_report_shows_each_instruments_figures(browser, tmp_path):
     by = result.by_instrument
     columns = [c for c in report.INSTRUMENT_TABLE_COLUMNS if c in by.columns]
     expected = [[str(row[c]) if c in ("symbol", "design") else report.cell(c, row[c]) for c in columns]
-                for sym in ("BTCUSDT", "ETHUSDT", "SOLUSDT") for design in ("hl-as-held", "hl-isolated")
+                for sym in ("BTCUSDT", "ETHUSDT", "SOLUSDT") for design in ("hl-cross", "hl-isolated")
                 for _, row in by[(by["symbol"] == sym) & (by["design"] == design)].iterrows()]
     assert len(expected) == 6 and rows == expected
     assert by["liquidations"].gt(0).all()  # every bar of the figure is drawn (the colour check above)
