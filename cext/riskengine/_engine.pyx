@@ -1362,17 +1362,28 @@ cdef Py_ssize_t _check_account(Engine* e, Py_ssize_t m, Py_ssize_t ncross,
 
 cdef Py_ssize_t _scan_cross(Engine* e, Py_ssize_t ncross) except -1 nogil:
     """The cross accounts with several positions a scan checks exactly: those on the hot list
-    (compacted here) and those whose trigger passed or whose state changed since the last
-    scan (``recheck``)."""
-    cdef Py_ssize_t j, count = e.n_hot
+    (compacted here) that hold an instrument this scan looked at (``Inst.scanned``: its mark
+    moved, or its index took entries), and those whose trigger passed or whose state changed
+    since the last scan (``recheck``)."""
+    cdef Py_ssize_t j, k, count = e.n_hot
     cdef i64 a
-    e.scan_no += 1
+    cdef bint looked
     e.n_hot = 0
     for j in range(count):  # an account still hot after its check is appended again
         a = e.hot_ids[j]
-        if e.hot[a]:
-            e.hot[a] = 0
-            ncross = _check_account(e, a, ncross, True)
+        if not e.hot[a]:
+            continue  # split since it was listed
+        looked = False
+        for k in range(_n_held(e, a)):
+            if _inst(e, _slot(e, a, k)).scanned == e.scan_no:
+                looked = True
+                break
+        if not looked:  # none of its marks moved: it stays as it was
+            e.hot_ids[e.n_hot] = a
+            e.n_hot += 1
+            continue
+        e.hot[a] = 0
+        ncross = _check_account(e, a, ncross, True)
     for j in range(e.n_recheck):
         a = e.recheck[j]
         e.in_recheck[a] = 0
@@ -1386,13 +1397,17 @@ cdef int _scan(Engine* e, Inst* x) except -1 nogil:
     candidates are in the index of the ticking instrument ``x`` (its mark moved) and in those
     of the instruments whose index took entries since they were last scanned (their marks
     did not move; an account re-keyed there may cross); the cross accounts with several
-    positions in those instruments, and those that changed since the last scan, are checked
-    exactly."""
+    positions whose trigger passed there, those on the hot list that hold one of those
+    instruments, and those that changed since the last scan are checked exactly
+    (:c:func:`_scan_cross`)."""
     cdef Py_ssize_t ncross = 0, j
     cdef i64 a
     cdef Inst* y
     if e.n_dirty:  # checked here: _scan runs every tick
         _rekey_dirty(e)
+    if e.xstart != NULL:
+        e.scan_no += 1
+        x.scanned = e.scan_no
     x.touched = False
     ncross = _collect(e, x, ncross)
     for j in range(e.n_touched):
@@ -1400,6 +1415,7 @@ cdef int _scan(Engine* e, Inst* x) except -1 nogil:
         if y.touched:  # not x, scanned above
             y.touched = False
             if y.ticked:  # an instrument without a tick has no mark yet (nor re-keyed accounts)
+                y.scanned = e.scan_no
                 ncross = _collect(e, y, ncross)
     e.n_touched = 0
     if e.xstart != NULL:
