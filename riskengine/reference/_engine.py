@@ -185,6 +185,9 @@ class _Reference:
         # rank r of every account's positions: the accounts holding more than r and their r-th slot
         self.ranks = [(np.flatnonzero(held > r), self.start[:-1][held > r] + r)
                       for r in range(int(held.max()) if n else 0)]
+        # one instrument, margin account a = position a (run_reference): all_figures' sums are
+        # then the plain vectorised ones, without gathering by instrument and rank
+        self.one_each = n_inst == 1 and P == n and bool(np.all(held == 1))
         _, self.user = np.unique(self.owner, return_inverse=True)  # the cooldown is the user's
         p = self.p
         self.col = np.concatenate([np.array(col, dtype=np.float64), [p.vault_initial, p.fund_initial]])
@@ -302,6 +305,13 @@ class _Reference:
         """:meth:`account_figures` of every margin account at once (the same sums in the same
         order), and whether every instrument it holds has ticked."""
         P = self.P
+        if self.one_each and self.instruments[0].ticked:
+            ins = self.instruments[0]
+            # the same element-wise operations as below, on the instrument's one mark
+            notional = np.abs(self.pos[:P]) * ins.mark
+            tier = np.searchsorted(ins.p.mm_floors, notional, side="right") - 1
+            return (self.col[:P] + self.pos[:P] * (ins.mark - self.ep[:P]),
+                    notional * ins.p.mm_rates[tier] - ins.p.mm_cums[tier], np.ones(P, dtype=bool))
         mark = self.ep[:P].copy()
         ticked = np.zeros(P, dtype=bool)
         mm = np.zeros(P, dtype=np.float64)
