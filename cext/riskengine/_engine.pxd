@@ -193,6 +193,9 @@ cdef struct Engine:
     Py_ssize_t n_recheck
     i64* seen                 # the scan that last checked each such account (scan_no)
     i64 scan_no
+    # _scan_cross, called through a pointer: the compiler does not inline it into the scan, which
+    # stays small enough to be inlined into the tick loop
+    Py_ssize_t (*scan_cross)(Engine* e, Py_ssize_t ncross) except -1 nogil
     float64_t* trig           # each such account's positions' keys as last split (-inf: no entry)
     i8* keyed                 # each such account: its positions are in the indexes (version)
     i8* hot                   # each such account: on the hot list (checked at every scan)

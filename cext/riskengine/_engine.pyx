@@ -1368,6 +1368,7 @@ cdef Py_ssize_t _scan_cross(Engine* e, Py_ssize_t ncross) except -1 nogil:
     cdef Py_ssize_t j, k, count = e.n_hot
     cdef i64 a
     cdef bint looked
+    e.scan_no += 1
     e.n_hot = 0
     for j in range(count):  # an account still hot after its check is appended again
         a = e.hot_ids[j]
@@ -1392,7 +1393,7 @@ cdef Py_ssize_t _scan_cross(Engine* e, Py_ssize_t ncross) except -1 nogil:
     return ncross
 
 
-cdef int _scan(Engine* e, Inst* x) except -1 nogil:
+cdef inline int _scan(Engine* e, Inst* x) except -1 nogil:
     """Trigger: crossing ACTIVE accounts become PENDING, queued in account-id order. The
     candidates are in the index of the ticking instrument ``x`` (its mark moved) and in those
     of the instruments whose index took entries since they were last scanned (their marks
@@ -1405,9 +1406,7 @@ cdef int _scan(Engine* e, Inst* x) except -1 nogil:
     cdef Inst* y
     if e.n_dirty:  # checked here: _scan runs every tick
         _rekey_dirty(e)
-    if e.xstart != NULL:
-        e.scan_no += 1
-        x.scanned = e.scan_no
+    x.scanned = e.scan_no + 1  # this scan's number (_scan_cross counts it)
     x.touched = False
     ncross = _collect(e, x, ncross)
     for j in range(e.n_touched):
@@ -1415,11 +1414,11 @@ cdef int _scan(Engine* e, Inst* x) except -1 nogil:
         if y.touched:  # not x, scanned above
             y.touched = False
             if y.ticked:  # an instrument without a tick has no mark yet (nor re-keyed accounts)
-                y.scanned = e.scan_no
+                y.scanned = e.scan_no + 1
                 ncross = _collect(e, y, ncross)
     e.n_touched = 0
     if e.xstart != NULL:
-        ncross = _scan_cross(e, ncross)
+        ncross = e.scan_cross(e, ncross)
     if ncross > 1:
         _sort_ids(e, e.work_ids, ncross)
     for j in range(ncross):
@@ -1983,6 +1982,7 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
     e.socialized = &socialized[0]
     e.owner = &owner[0] if owner.shape[0] else NULL  # none: each account is its own owner
     e.xacc = &xacc[0] if xacc.shape[0] else NULL
+    e.scan_cross = _scan_cross
     e.xstart = &xstart[0] if xacc.shape[0] else NULL
     e.user = &user[0] if user.shape[0] else NULL
     e.fund_min = e.p.fund_initial
