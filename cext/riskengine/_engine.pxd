@@ -51,6 +51,7 @@ cdef struct Inst:
     bint touched              # its index took entries since its last scan (Engine.touched)
     bint moved                # its book moved since its mark was computed (Engine.moved)
     bint remarked             # a refresh moved its mark at this tick (Engine.remarked)
+    i64 scanned               # the last scan that looked at it (Engine.scan_no; _scan_cross)
     i32 id
     Py_ssize_t V              # slot of the vault's inventory in k (n_pos + 2 k)
     Py_ssize_t F              # slot of the fund's inventory in k (n_pos + 2 k + 1)
@@ -203,6 +204,9 @@ cdef struct Engine:
     Py_ssize_t n_recheck
     i64* seen                 # the scan that last checked each such account (scan_no)
     i64 scan_no
+    # _scan_cross, called through a pointer: the compiler does not inline it into the scan, which
+    # stays small enough to be inlined into the tick loop
+    Py_ssize_t (*scan_cross)(Engine* e, Py_ssize_t ncross) except -1 nogil
     float64_t* trig           # each such account's positions' keys as last split (-inf: no entry)
     i8* keyed                 # each such account: its positions are in the indexes (version)
     i8* hot                   # each such account: on the hot list (checked at every scan)
