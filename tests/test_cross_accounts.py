@@ -241,6 +241,38 @@ def test_the_vaults_take_each_position_and_the_chosen_positions_vault_the_equity
     assert raw.collateral.tolist() == [0.0] and raw.positions_size.tolist() == [0.0, 0.0]
 
 
+@pytest.mark.parametrize("order", [CrossOrder.NOTIONAL, CrossOrder.LOSS])
+def test_the_fund_of_the_liquidated_positions_instrument_pays_a_cross_accounts_deficit(order):
+    # Instruments 0 and 1, a fund each (100 each). User 5's cross account: wallet 30, long 1 @ 100
+    # in each; instrument 1 falls to 60 at t=1: E = 30 - 40 = -10 < MM = 5 + 3 = 8.
+    #   notional: instrument 0's position (100 > 60) closes at 100 (realized 0); W_0 = 30 - 40 =
+    #     -10: fund 0 pays 10 (100 -> 90), the wallet becomes 0 - (-40) = 40. Round 1: E = 0 < MM
+    #     3: the position in 1 closes at 60 (realized -40), W = 0: no deficit.
+    #   loss: instrument 1's position (PnL -40) closes at 60 (realized -40); W_1 = -10 + 0: fund 1
+    #     pays 10 (100 -> 90), the wallet 0. Round 1: E = 0 < MM 5: the position in 0 closes at
+    #     100 (realized 0).
+    p = params(fund_initial=100.0, cross_order=order)
+    ts, inst, price = merge([([0], [100.0]), ([0, 1], [100.0, 60.0])])
+    owner, collateral, start, instrument, size, entry = csr([(5, 30.0, [(0, 1.0, 100.0), (1, 1.0, 100.0)])])
+    plist = [dataclasses.replace(p, fund_group=k) for k in range(2)]
+    raw = run_portfolio(ts, inst, price, np.full(len(ts), np.nan), owner, collateral, start, instrument, size,
+                        entry, plist)
+    assert portfolio_violations(raw, owner, collateral, instrument, size, entry, p, start=start) == []
+    first, pay, second = rows(raw)
+    if order == CrossOrder.NOTIONAL:
+        assert brief(first) == (K.LIQUIDATION, 5, 0, 1.0, 100.0, 0.0)
+        assert brief(pay) == (K.FUND_PAYMENT, 5, 0, 0.0, 0.0, 10.0) and pay["fund_after"] == 90.0
+        assert brief(second) == (K.LIQUIDATION, 5, 1, 1.0, 60.0, -40.0) and second["fund_after"] == 100.0
+    else:
+        assert brief(first) == (K.LIQUIDATION, 5, 1, 1.0, 60.0, -40.0)
+        assert brief(pay) == (K.FUND_PAYMENT, 5, 1, 0.0, 0.0, 10.0) and pay["fund_after"] == 90.0
+        assert brief(second) == (K.LIQUIDATION, 5, 0, 1.0, 100.0, 0.0) and second["fund_after"] == 100.0
+    assert second["round"] == 1
+    assert raw.by_instrument["fund_group"].tolist() == [0, 1]
+    assert raw.scalars["fund_final"] == 190.0 and raw.scalars["fund_min"] == 190.0
+    assert raw.collateral.tolist() == [0.0] and raw.positions_size.tolist() == [0.0, 0.0]
+
+
 @pytest.mark.parametrize("loaded", [False, True])
 def test_a_vault_beyond_its_threshold_keeps_the_other_vaults_from_taking_a_cross_account(loaded):
     # Instruments 0 and 1, a vault each (1,000, loss limit 10), no ADL. User 8's cross account:
