@@ -32,7 +32,8 @@ from riskengine.params import EngineParams
 from riskengine.runlog import EVENT_COLUMNS
 from riskengine.venue import VenueDesign
 
-from test_reference_portfolio import T0, merge, portfolio_cases
+from test_reference_portfolio import T0, merge
+from test_shared_ledgers import grouped_cases
 
 S = 1_000_000_000
 K = EventKind
@@ -532,8 +533,9 @@ def test_socialized_losses_stop_at_zero_account_equity_and_spare_accounts_withou
 def cross_cases(draw):
     """A random portfolio case (tests/test_reference_portfolio.py) whose users put all their
     positions and wallet into one cross account (with a share of the margins, so some cross),
-    or keep them isolated; ``cross_order`` either way."""
-    merged, accounts, plist = draw(portfolio_cases())
+    or keep them isolated; ``cross_order`` either way; funds and vaults shared by random groups
+    of instruments (step 3)."""
+    merged, accounts, plist = draw(grouped_cases())
     order = draw(st.sampled_from(list(CrossOrder)))
     plist = [dataclasses.replace(p, cross_order=order) for p in plist]
     out: list[Margin] = []
