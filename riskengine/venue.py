@@ -246,8 +246,11 @@ class Backstop(Component):
     ``shared`` says which instruments of a scenario one vault serves: each vault starts with
     ``vault_balance``, has its own loss threshold (``loss_limit`` or ``loss_limit_share`` of its
     balance), takes over positions only in its own instruments, checks its loss on its own equity
-    and deleverages only its own inventory. Hyperliquid: one liquidator vault for every asset
-    (``all``; reference §2.4, §2.6).
+    and deleverages only its own inventory. A cross account the vaults take over hands each
+    position to its instrument's vault, and its remaining equity to the vault of the position the
+    liquidation chose (assumed: venues have one vault), while every one of those vaults is within
+    its threshold. Hyperliquid: one liquidator vault for every asset (``all``; reference §2.4,
+    §2.6).
     """
 
     ratio: Share = Field(0.0, description="take over when equity < ratio x MM, or when a market liquidation order would leave a deficit the fund cannot pay (the book cannot close it); 0 = no backstop")

@@ -5,7 +5,8 @@ the compiled engine (the ``engine`` fixture); the property test on the reference
 A cross margin account's equity and maintenance margin are its sums over its positions at their
 marks; a crossing account is liquidated one position per liquidation (``cross_order``); the vault
 takes all of it; the partial-liquidation cooldown is the user's; ADL and socialized losses use the
-account's figures. Hand-worked scenarios carry their arithmetic in comments: maintenance margin 5%
+account's figures; with a vault per instrument (step 3) each position goes to its instrument's
+vault and a vault beyond its threshold keeps the account from the vaults. Hand-worked scenarios carry their arithmetic in comments: maintenance margin 5%
 of notional unless stated, mark = last price, infinite depth (an order fills at the tape price),
 no fee, no ADL unless stated. The property test draws random portfolios whose users put their
 positions in one cross account or keep them isolated, and checks the invariants, isolation and
@@ -31,7 +32,8 @@ from riskengine.params import EngineParams
 from riskengine.runlog import EVENT_COLUMNS
 from riskengine.venue import VenueDesign
 
-from test_reference_portfolio import T0, merge, portfolio_cases
+from test_reference_portfolio import T0, merge
+from test_shared_ledgers import grouped_cases
 
 S = 1_000_000_000
 K = EventKind
@@ -200,6 +202,112 @@ def test_equal_notionals_close_the_first_position():
     (liq,) = rows(raw)
     assert brief(liq) == (K.LIQUIDATION, 0, 0, 1.0, 110.0, 10.0) and liq["equity_after"] == 10.5
     assert raw.positions_size.tolist() == [0.0, -1.0] and raw.collateral.tolist() == [20.5]
+
+
+# ------------------------------------------------------------------ with a vault per instrument (step 3)
+
+
+def one_vault_each(p: EngineParams, n_inst: int) -> list[EngineParams]:
+    """``p`` for each of ``n_inst`` instruments, each with a vault of its own (``backstop.shared =
+    "none"``), one fund for all."""
+    return [dataclasses.replace(p, vault_group=k) for k in range(n_inst)]
+
+
+@pytest.mark.parametrize("order", [CrossOrder.NOTIONAL, CrossOrder.LOSS])
+def test_the_vaults_take_each_position_and_the_chosen_positions_vault_the_equity(order):
+    # The account of test_the_vault_takes_all_positions_and_the_wallet_below_two_thirds_of_mm,
+    # instrument 0 and instrument 1 each with a vault of its own (1,000 each). Wallet 20, long 1 @
+    # 100 in 0, short 2 @ 50 in 1; instrument 0 falls to 85 at t=1:
+    #   E = 20 - 15 + 0 = 5 < 2/3 x MM = 2/3 x (4.25 + 5) = 6.17: the vaults take it all.
+    #   Vault 0 takes +1 of 0 at 85, vault 1 takes -2 of 1 at 50; the equity 5 goes to the vault of
+    #   the position the liquidation chose: notional: instrument 1's (100 > 85): vault 1 -> 1,005;
+    #   loss: instrument 0's (PnL -15 < 0): vault 0 -> 1,005.
+    p = params(backstop_ratio=2.0 / 3.0, vault_initial=1_000.0, cross_order=order)
+    ts, inst, price = merge([([0, 1], [100.0, 85.0]), ([0], [50.0])])
+    owner, collateral, start, instrument, size, entry = csr([(3, 20.0, [(0, 1.0, 100.0), (1, -2.0, 50.0)])])
+    raw = run_portfolio(ts, inst, price, np.full(len(ts), np.nan), owner, collateral, start, instrument, size,
+                        entry, one_vault_each(p, 2))
+    assert portfolio_violations(raw, owner, collateral, instrument, size, entry, p, start=start) == []
+    first, second = rows(raw)
+    assert brief(first) == (K.BACKSTOP, 3, 0, 1.0, 85.0, 5.0)  # the equity on the first row
+    assert brief(second) == (K.BACKSTOP, 3, 1, -2.0, 50.0, 0.0)
+    by = raw.by_instrument
+    assert by["vault_group"].tolist() == [0, 1]
+    assert by["vault_pos"].tolist() == [1.0, -2.0] and by["vault_entry"].tolist() == [85.0, 50.0]
+    assert raw.scalars["vault_col"] == 2_005.0  # 1,000 + 1,005 in either order
+    # the last series rows, one per instrument: the equity of its vault (inventory at entry = mark)
+    last = raw.series["ts"] == raw.series["ts"][-1]
+    equity = raw.series["vault_equity"][last].tolist()
+    assert equity == ([1_000.0, 1_005.0] if order == CrossOrder.NOTIONAL else [1_005.0, 1_000.0])
+    assert raw.collateral.tolist() == [0.0] and raw.positions_size.tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("order", [CrossOrder.NOTIONAL, CrossOrder.LOSS])
+def test_the_fund_of_the_liquidated_positions_instrument_pays_a_cross_accounts_deficit(order):
+    # Instruments 0 and 1, a fund each (100 each). User 5's cross account: wallet 30, long 1 @ 100
+    # in each; instrument 1 falls to 60 at t=1: E = 30 - 40 = -10 < MM = 5 + 3 = 8.
+    #   notional: instrument 0's position (100 > 60) closes at 100 (realized 0); W_0 = 30 - 40 =
+    #     -10: fund 0 pays 10 (100 -> 90), the wallet becomes 0 - (-40) = 40. Round 1: E = 0 < MM
+    #     3: the position in 1 closes at 60 (realized -40), W = 0: no deficit.
+    #   loss: instrument 1's position (PnL -40) closes at 60 (realized -40); W_1 = -10 + 0: fund 1
+    #     pays 10 (100 -> 90), the wallet 0. Round 1: E = 0 < MM 5: the position in 0 closes at
+    #     100 (realized 0).
+    p = params(fund_initial=100.0, cross_order=order)
+    ts, inst, price = merge([([0], [100.0]), ([0, 1], [100.0, 60.0])])
+    owner, collateral, start, instrument, size, entry = csr([(5, 30.0, [(0, 1.0, 100.0), (1, 1.0, 100.0)])])
+    plist = [dataclasses.replace(p, fund_group=k) for k in range(2)]
+    raw = run_portfolio(ts, inst, price, np.full(len(ts), np.nan), owner, collateral, start, instrument, size,
+                        entry, plist)
+    assert portfolio_violations(raw, owner, collateral, instrument, size, entry, p, start=start) == []
+    first, pay, second = rows(raw)
+    if order == CrossOrder.NOTIONAL:
+        assert brief(first) == (K.LIQUIDATION, 5, 0, 1.0, 100.0, 0.0)
+        assert brief(pay) == (K.FUND_PAYMENT, 5, 0, 0.0, 0.0, 10.0) and pay["fund_after"] == 90.0
+        assert brief(second) == (K.LIQUIDATION, 5, 1, 1.0, 60.0, -40.0) and second["fund_after"] == 100.0
+    else:
+        assert brief(first) == (K.LIQUIDATION, 5, 1, 1.0, 60.0, -40.0)
+        assert brief(pay) == (K.FUND_PAYMENT, 5, 1, 0.0, 0.0, 10.0) and pay["fund_after"] == 90.0
+        assert brief(second) == (K.LIQUIDATION, 5, 0, 1.0, 100.0, 0.0) and second["fund_after"] == 100.0
+    assert second["round"] == 1
+    assert raw.by_instrument["fund_group"].tolist() == [0, 1]
+    assert raw.scalars["fund_final"] == 190.0 and raw.scalars["fund_min"] == 190.0
+    assert raw.collateral.tolist() == [0.0] and raw.positions_size.tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("loaded", [False, True])
+def test_a_vault_beyond_its_threshold_keeps_the_other_vaults_from_taking_a_cross_account(loaded):
+    # Instruments 0 and 1, a vault each (1,000, loss limit 10), no ADL. User 8's cross account:
+    # wallet 20, long 1 @ 100 in 1, short 0.1 @ 80 in 0. Instrument 0: 100, 96 at t=1, 80 at t=2;
+    # instrument 1: 100, 82 at t=3.
+    # loaded: user 7 holds an isolated long 1 @ 100 in 0 with 6: at t=1 E = 6 - 4 = 2 < 2/3 x 4.8:
+    #   vault 0 takes it at 96 with 2 (1,002); at t=2 its equity is 1,002 + (80 - 96) = 986 < 1,000
+    #   - 10: beyond its threshold (no ADL: it keeps the inventory).
+    # t=3, user 8: E = 20 - 18 + 0 = 2 < 2/3 x MM = 2/3 x (4.1 + 0.4) = 3.
+    #   not loaded: the vaults take it: vault 1 the long at 82 with the equity 2 (the largest
+    #     notional, 82 > 8, is chosen), vault 0 the short at 80.
+    #   loaded: vault 0 is beyond its threshold and takes nothing, so neither vault takes the
+    #     account: a market order closes the chosen long at 82 (realized -18), W = 2: no deficit;
+    #     then E = 2 >= MM = 0.4 and the short stays.
+    p = params(backstop_ratio=2.0 / 3.0, vault_initial=1_000.0, vault_loss_limit=10.0)
+    accounts = [(8, 20.0, [(1, 1.0, 100.0), (0, -0.1, 80.0)])] + ([(7, 6.0, [(0, 1.0, 100.0)])] if loaded else [])
+    ts, inst, price = merge([([0, 1, 2], [100.0, 96.0, 80.0]), ([0, 3], [100.0, 82.0])])
+    owner, collateral, start, instrument, size, entry = csr(accounts)
+    raw = run_portfolio(ts, inst, price, np.full(len(ts), np.nan), owner, collateral, start, instrument, size,
+                        entry, one_vault_each(p, 2))
+    assert portfolio_violations(raw, owner, collateral, instrument, size, entry, p, start=start) == []
+    mine = [r for r in rows(raw) if r["account"] == 8]
+    if not loaded:
+        assert [brief(r) for r in mine] == [(K.BACKSTOP, 8, 1, 1.0, 82.0, 2.0), (K.BACKSTOP, 8, 0, -0.1, 80.0, 0.0)]
+        assert raw.by_instrument["vault_pos"].tolist() == [-0.1, 1.0]
+        assert raw.scalars["vault_col"] == 2_002.0
+        assert raw.positions_size.tolist() == [0.0, 0.0]
+    else:
+        assert brief(rows(raw)[0]) == (K.BACKSTOP, 7, 0, 1.0, 96.0, 2.0)
+        assert [brief(r) for r in mine] == [(K.LIQUIDATION, 8, 1, 1.0, 82.0, -18.0)]
+        assert mine[0]["equity_after"] == 2.0
+        assert raw.by_instrument["vault_pos"].tolist() == [1.0, 0.0]
+        assert raw.positions_size.tolist() == [0.0, -0.1, 0.0]
+        assert raw.collateral.tolist()[0] == 2.0 and raw.status.tolist()[0] == Status.ACTIVE
 
 
 # ------------------------------------------------------------------ the vault takes it all
@@ -425,8 +533,9 @@ def test_socialized_losses_stop_at_zero_account_equity_and_spare_accounts_withou
 def cross_cases(draw):
     """A random portfolio case (tests/test_reference_portfolio.py) whose users put all their
     positions and wallet into one cross account (with a share of the margins, so some cross),
-    or keep them isolated; ``cross_order`` either way."""
-    merged, accounts, plist = draw(portfolio_cases())
+    or keep them isolated; ``cross_order`` either way; funds and vaults shared by random groups
+    of instruments (step 3)."""
+    merged, accounts, plist = draw(grouped_cases())
     order = draw(st.sampled_from(list(CrossOrder)))
     plist = [dataclasses.replace(p, cross_order=order) for p in plist]
     out: list[Margin] = []

@@ -235,6 +235,19 @@ def test_compiled_matches_reference_on_cross_accounts_with_several_positions(cas
     event(f"cross_order {CrossOrder(case[2][0].cross_order).name}")
     groups = cy.by_instrument["fund_group"], cy.by_instrument["vault_group"]
     event(f"funds {int(groups[0].max()) + 1}, vaults {int(groups[1].max()) + 1} of {len(case[2])}")
+    event(f"a backstop hands one account's positions to several vaults: {_backstop_spans_vaults(cy)}")
+
+
+def _backstop_spans_vaults(raw: RawRun) -> bool:
+    """Whether a backstop's rows (consecutive BACKSTOP rows of one account at one tick and round)
+    name instruments of different vaults."""
+    ev, vault = raw.events, raw.by_instrument["vault_group"]
+    rows = np.flatnonzero(ev["kind"] == EventKind.BACKSTOP)
+    for a, b in zip(rows[:-1], rows[1:]):
+        same = b == a + 1 and all(ev[c][a] == ev[c][b] for c in ("tick", "round", "account"))
+        if same and vault[ev["instrument"][a]] != vault[ev["instrument"][b]]:
+            return True
+    return False
 
 
 def test_compiled_matches_reference_on_the_bench_portfolio_workload():

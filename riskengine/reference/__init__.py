@@ -294,8 +294,8 @@ account of its own with exactly one position.
      (realized PnL into the wallet), one BACKSTOP event each (``amount`` = ``E`` on the first, 0
      on the others, ``equity_after`` 0); the wallet is set to 0; then the loss of each vault that
      took a position is checked, in ledger order (with one vault: once). The same takeover of
-     the whole account happens when an unlimited order on ``j`` would leave a deficit larger
-     than the cash of the fund of ``j``'s instrument (step 1's rule);
+     the whole account happens, when the vaults may take it, if an unlimited order on ``j`` would
+     leave a deficit larger than the cash of the fund of ``j``'s instrument (step 1's rule);
    - the fund-drawdown trigger of the fund of ``j``'s instrument active: ``j`` auto-deleveraged
      whole;
    - otherwise a market order on ``j``: the partial rules on ``j``'s notional, the order cap and
