@@ -256,3 +256,40 @@ def test_a_cross_account_without_slack_is_on_the_hot_list():
     # the three (still no slack). t=2, instrument 0 at 101: E = 11 > MM 10.05, split.
     assert len(out["events"]["ts"]) == 0
     assert stats["hot"] == 3 * 3 and stats["splits"] == 3 * 4 and stats["fired"] == 0
+
+
+def test_the_vault_takes_every_position_of_a_cross_account_over():
+    # user 4's cross wallet 10 backs a long of 1 in instrument 0 (entry 100) and a short of 1 in
+    # instrument 1 (entry 50); a vault of 1,000 takes accounts below 2/3 of their MM. At t=3
+    # instrument 1 is at 58: E = 10 - 8 = 2 < MM = 5 + 2.9 = 7.9, and 2 < 2/3 x 7.9: the vault
+    # takes both positions at their marks (100 and 58) and the equity 2, one BACKSTOP row per
+    # position (the amount on the first); the wallet (10 - 8 realized = 2) is then 0.
+    ts, inst, price = merge([([0, 2], [100.0, 100.0]), ([1, 3], [50.0, 58.0])])
+    p = params(backstop_ratio=2 / 3, vault_initial=1_000.0)
+    out = run_portfolio(ts, inst, price, NO_STREAM, np.array([4], dtype=np.int64), np.array([10.0]),
+                        np.array([0, 2], dtype=np.int64), np.array([0, 1], dtype=np.int32),
+                        np.array([1.0, -1.0]), np.array([100.0, 50.0]), [p, p])
+    got = [(r["kind"], r["account"], r["instrument"], r["counterparty"], r["size"], r["price"], r["amount"],
+            r["equity_after"], r["tick"]) for r in events(out)]
+    assert got == [(K.BACKSTOP, 4, 0, -1, 1.0, 100.0, 2.0, 0.0, 3), (K.BACKSTOP, 4, 1, -1, -1.0, 58.0, 0.0, 0.0, 3)]
+    assert out["collateral"].tolist() == [0.0] and out["status"].tolist() == [Status.CLOSED]
+    assert out["positions_size"].tolist() == [0.0, 0.0]
+    by = out["by_instrument"]
+    assert by["vault_pos"].tolist() == [1.0, -1.0] and by["vault_entry"].tolist() == [100.0, 58.0]
+    assert out["scalars"]["vault_col"] == 1_002.0
+
+
+def test_a_partial_liquidation_starts_the_users_cooldown_for_all_its_accounts():
+    # user 9 holds an isolated long of 10 in instrument 0 (margin 60, entry 100) and an isolated
+    # long of 10 in instrument 1 (margin 60, entry 100); orders above notional 500 close a fifth
+    # of the position outside the cooldown (30 s). At t=1 instrument 0 is at 95: E = 60 - 50 = 10
+    # < MM 47.5: a partial order of 2 (notional 950 > 500). At t=2 instrument 1 is at 95 too:
+    # the user is in its cooldown, so the whole position (10) goes at once, not a fifth.
+    ts, inst, price = merge([([0, 1], [100.0, 95.0]), ([0, 2], [100.0, 95.0])])
+    p = params(partial_fraction=0.2, partial_threshold=500.0, partial_cooldown_ns=30 * S, fund_initial=1e6)
+    rows = [(9, 60.0, 0, 10.0, 100.0), (9, 60.0, 1, 10.0, 100.0)]
+    out = run_portfolio(ts, inst, price, NO_STREAM, *margin_accounts(rows), [p, p])
+    orders = [(r["kind"], r["instrument"], r["size"]) for r in events(out)
+              if r["kind"] in (K.LIQUIDATION, K.PARTIAL_LIQUIDATION)]
+    assert orders[0] == (K.PARTIAL_LIQUIDATION, 0, 2.0)
+    assert (K.LIQUIDATION, 1, 10.0) in orders and (K.PARTIAL_LIQUIDATION, 1, 2.0) not in orders

@@ -236,13 +236,15 @@ def test_heap_pops_highest_key_then_lowest_id():
     assert list(py_heap_order(keys)) == expected
 
 
-def test_index_side_pops_array_and_heap_in_priority_order():
-    """The index side: a radix-sorted array of built keys plus a heap of pushed ones, popped
-    together highest key first, ties by lower id (the same order a single heap gives)."""
+@pytest.mark.parametrize("built", [3_000, 20_000], ids=["qsort", "radix"])
+def test_index_side_pops_array_and_heap_in_priority_order(built):
+    """The index side: a sorted array of built keys (qsort below 8,192, radix above) plus a heap
+    of pushed ones, popped together highest key first, ties by lower id (the same order a single
+    heap gives)."""
     from riskengine._index import py_side_order
 
     rng = np.random.default_rng(1)
-    keys = np.concatenate([rng.normal(0, 1e3, 3_000), [-0.0, 0.0, 1e-300, -1e-300, 5.0, 5.0, np.inf]])
+    keys = np.concatenate([rng.normal(0, 1e3, built), [-0.0, 0.0, 1e-300, -1e-300, 5.0, 5.0, np.inf]])
     keys[17] = keys[40]  # a tie inside the array
     pushes = [(float(rng.normal(0, 1e3)), int(len(keys) + j)) for j in range(500)]
     pushes += [(float(keys[5]), 2), (float(keys[5]), 100_000)]  # ties across array and heap

@@ -58,7 +58,7 @@ trigger price, and the account is never scanned as a whole on a quiet tick:
 
 import numpy as np
 from libc.math cimport INFINITY, NAN, fabs
-from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.stdlib cimport calloc, free, malloc, qsort, realloc
 from libc.stdint cimport INT64_MIN
 from libc.string cimport memset
 
@@ -94,6 +94,8 @@ cdef float64_t SLACK_SPLIT_MARGIN = _tol.SLACK_SPLIT_MARGIN
 # an instrument's liquidation index is rebuilt once its heaps hold more than 2 x its accounts +
 # this many entries
 cdef Py_ssize_t INDEX_SLACK = 64
+# _sort_ids sorts this many ids or more by radix, fewer by qsort
+cdef Py_ssize_t RADIX_FROM = 4096
 
 
 def shared_tolerances():
@@ -1167,9 +1169,17 @@ cdef int _liquidate(Engine* e, Py_ssize_t m) except -1 nogil:
     return 0
 
 
+cdef int _cmp_id(const void* x, const void* y) noexcept nogil:
+    cdef i64 a = (<const i64*>x)[0]
+    cdef i64 b = (<const i64*>y)[0]
+    return (a > b) - (a < b)
+
+
 cdef void _sort_ids(Engine* e, i64* ids, Py_ssize_t k) noexcept nogil:
-    """Sort k slot ids ascending: insertion sort when few, else an LSD radix sort on 16-bit
-    digits (ids are below n + 2 I), using ``hold_ids`` as the scratch buffer."""
+    """Sort k slot ids ascending: insertion sort when few, ``qsort`` up to ``RADIX_FROM`` (a
+    radix pass clears and sums 65,536 counters: more than sorting a few thousand ids), else an
+    LSD radix sort on 16-bit digits (ids are below ``n_slots``), using ``hold_ids`` as the
+    scratch buffer."""
     cdef Py_ssize_t i, j, c, total
     cdef i64 x
     cdef i64* src = ids
@@ -1184,6 +1194,9 @@ cdef void _sort_ids(Engine* e, i64* ids, Py_ssize_t k) noexcept nogil:
                 ids[j + 1] = ids[j]
                 j -= 1
             ids[j + 1] = x
+        return
+    if k < RADIX_FROM:
+        qsort(ids, k, sizeof(i64), _cmp_id)
         return
     while (<i64>1 << (16 * passes)) < e.n_slots:
         passes += 1
