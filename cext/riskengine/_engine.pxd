@@ -63,10 +63,13 @@ cdef struct Inst:
     const i64* members
     Py_ssize_t n_members
     Py_ssize_t n_dirty        # of Engine.dirty, those in k (_rekey_dirty)
-    # the cross accounts with several positions that hold a position in k, ascending (checked
-    # at k's first tick: they are keyed once every instrument they hold has ticked)
+    # n_multi: how many cross accounts with several positions hold a position in k; multi: those
+    # of them whose instruments all have ticked by k's first tick and not before (k is the last
+    # of theirs to tick), n_last of them, ascending: checked at k's first tick (they are keyed
+    # once every instrument they hold has ticked)
     const i64* multi
     Py_ssize_t n_multi
+    Py_ssize_t n_last
     float64_t long_oi
     float64_t short_oi
     float64_t ext_pos

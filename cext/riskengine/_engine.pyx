@@ -517,6 +517,67 @@ cdef int _build_index(Engine* e, Inst* x) except -1 nogil:
     return 0
 
 
+cdef int _build_indexes(Engine* e) except -1 nogil:
+    """The first build of every instrument's index (:c:func:`_build_index` on each, with one
+    pass over the accounts instead of two per instrument): before the first tick no cross
+    account with several positions is keyed, so the entries are those of the ACTIVE accounts
+    with one position, in account order. Instrument ``k``'s longs fill ``hold_*`` upward from
+    its first member's offset, its shorts downward from its last (then turned around)."""
+    cdef Py_ssize_t a, k, offset = 0, i, j
+    cdef float64_t lp
+    cdef Inst* x
+    cdef Py_ssize_t* nl
+    cdef Py_ssize_t* ns
+    if e.n_inst == 1:
+        return _build_index(e, &e.insts[0])
+    nl = <Py_ssize_t*>malloc(2 * e.n_inst * sizeof(Py_ssize_t))
+    if nl == NULL:
+        with gil:
+            raise MemoryError("engine: out of memory for the index build")
+    ns = nl + e.n_inst
+    for k in range(e.n_inst):
+        nl[k] = offset  # next long's place
+        offset += e.insts[k].n_members
+        ns[k] = offset  # one past the next short's place
+    for a in range(e.n):
+        if e.status[a] != ST_ACTIVE or _multi(e, a):
+            continue
+        e.version[a] += 1
+        k = e.slot_inst[a]
+        x = &e.insts[k]
+        lp = liquidation_price(&x.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
+        if e.pos[a] > 0.0:
+            if lp > 0.0:
+                e.hold_keys[nl[k]] = trigger_key(lp, e.pos[a], e.ep[a])
+                e.hold_ids[nl[k]] = a
+                e.hold_vers[nl[k]] = e.version[a]
+                nl[k] += 1
+        elif e.pos[a] < 0.0:
+            ns[k] -= 1
+            e.hold_keys[ns[k]] = trigger_key(lp, e.pos[a], e.ep[a])
+            e.hold_ids[ns[k]] = a
+            e.hold_vers[ns[k]] = e.version[a]
+    offset = 0
+    for k in range(e.n_inst):
+        x = &e.insts[k]
+        side_build(&x.index.longs, &e.hold_keys[offset], &e.hold_ids[offset],
+                   &e.hold_vers[offset], nl[k] - offset)
+        offset += x.n_members
+        i = ns[k]
+        j = offset - 1
+        while i < j:  # account order
+            e.hold_keys[i], e.hold_keys[j] = e.hold_keys[j], e.hold_keys[i]
+            e.hold_ids[i], e.hold_ids[j] = e.hold_ids[j], e.hold_ids[i]
+            e.hold_vers[i], e.hold_vers[j] = e.hold_vers[j], e.hold_vers[i]
+            i += 1
+            j -= 1
+        side_build(&x.index.shorts, &e.hold_keys[ns[k]], &e.hold_ids[ns[k]], &e.hold_vers[ns[k]],
+                   offset - ns[k])
+        _touch(e, x)
+    free(nl)
+    return 0
+
+
 cdef float64_t _socialize(Engine* e, Py_ssize_t a, float64_t loss) except -1 nogil:
     """Charge ``loss`` to every open ACTIVE position in account ``a``'s instrument by size,
     never below zero equity; one event records the total. Every charged account's liquidation
@@ -714,14 +775,25 @@ cdef Py_ssize_t _gather_accounts(Engine* e, Inst* x, float64_t side, i64* ids_ou
     whose margin account is ACTIVE with positive equity; for a queue their scores on their
     accounts' figures (``adl_score_account``)."""
     cdef Py_ssize_t j, s, a, k = 0
-    cdef float64_t mark = x.mark.mark, upnl, equity, mm
+    cdef float64_t mark = x.mark.mark, upnl, equity, mm, q
     for j in range(x.n_members):
+        # the cheap tests first: most positions are on the wrong side or at a loss, and each
+        # array read here is a cache line per position
         s = _member(x, j)
-        a = _acct(e, s)
-        upnl = e.pos[s] * (mark - e.ep[s])
-        if e.status[a] != ST_ACTIVE or not e.pos[s] * side < 0.0 or not upnl > 0.0:
+        q = e.pos[s]
+        if not q * side < 0.0:
             continue
-        equity = _account_figures(e, a, &mm)
+        upnl = q * (mark - e.ep[s])
+        if not upnl > 0.0:
+            continue
+        a = _acct(e, s)
+        if e.status[a] != ST_ACTIVE:
+            continue
+        if a == s and x.ticked and not _multi(e, a):  # _account_figures of one position, unlooped
+            equity = e.col[a] + upnl
+            mm = 0.0 + maintenance_margin(&x.tiers, fabs(q) * mark)
+        else:
+            equity = _account_figures(e, a, &mm)
         if not equity > 0.0:
             continue
         ids_out[k] = s
@@ -1544,7 +1616,7 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
             mark_update(&x.mark, _sim(x), stream_value, t - x.mark_ts)
         x.mark_ts = t
         if not x.ticked:
-            for j in range(x.n_multi):  # they may now have every instrument ticked
+            for j in range(x.n_last):  # they now have every instrument ticked
                 _recheck(e, x.multi[j])
             x.prev_mark = x.mark.mark
             x.ticked = True
@@ -1866,8 +1938,10 @@ cdef object _counterfactual(Engine* e, list plist, tape_ts, tick_inst, tape_pric
 cdef int _members(Engine* e, const i32* acc_inst, i64* cursor) except -1 nogil:
     """Each instrument's positions (slots) in margin-account order, one list after the other in
     ``member_ids``; an instrument that holds every account's only position gets no list
-    (``members`` NULL: 0 .. n - 1)."""
-    cdef Py_ssize_t a, k, s, j, offset = 0
+    (``members`` NULL: 0 .. n - 1). Each instrument's count of cross accounts with several
+    positions (``n_multi``) and the list of those among them it is the last of theirs to tick
+    (``multi``; ``cursor`` holds each instrument's first tick)."""
+    cdef Py_ssize_t a, k, s, j, offset = 0, last
     cdef Inst* x
     for s in range(e.n_pos):
         e.insts[acc_inst[s]].n_members += 1
@@ -1885,23 +1959,46 @@ cdef int _members(Engine* e, const i32* acc_inst, i64* cursor) except -1 nogil:
                 cursor[k] += 1
     if e.xstart == NULL:
         return 0
-    # the cross accounts with several positions of each instrument, ascending
+    # the cross accounts with several positions of each instrument, and the instrument of theirs
+    # to tick last (-1: one never ticks), where they go in a list, ascending
+    cdef Py_ssize_t* first_tick = <Py_ssize_t*>malloc(e.n_inst * sizeof(Py_ssize_t))
+    if first_tick == NULL:
+        with gil:
+            raise MemoryError("engine: out of memory for the instruments' first ticks")
+    for k in range(e.n_inst):
+        first_tick[k] = -1
+    last = e.n_inst  # instruments yet to tick
+    for j in range(e.n_ticks):
+        if last == 0:
+            break
+        k = e.tick_inst[j]
+        if first_tick[k] < 0:
+            first_tick[k] = j
+            last -= 1
     for a in range(e.n):
         if _multi(e, a):
+            last = acc_inst[a] if first_tick[acc_inst[a]] >= 0 else -1
             for j in range(_n_held(e, a)):
-                e.insts[acc_inst[_slot(e, a, j)]].n_multi += 1
+                k = acc_inst[_slot(e, a, j)]
+                e.insts[k].n_multi += 1
+                if last >= 0 and (first_tick[k] < 0 or first_tick[k] > first_tick[last]):
+                    last = k if first_tick[k] >= 0 else -1
+            if last >= 0:
+                e.insts[last].n_last += 1
+            e.multi_ids[a] = last  # (scratch until the lists are laid out below)
     offset = 0
     for k in range(e.n_inst):
         x = &e.insts[k]
-        cursor[k] = offset
-        x.multi = &e.multi_ids[offset]
-        offset += x.n_multi
+        first_tick[k] = offset
+        offset += x.n_last
     for a in range(e.n):
-        if _multi(e, a):
-            for j in range(_n_held(e, a)):
-                k = acc_inst[_slot(e, a, j)]
-                e.multi_ids[cursor[k]] = a
-                cursor[k] += 1
+        if _multi(e, a) and e.multi_ids[a] >= 0:
+            k = e.multi_ids[a]
+            e.multi_ids[e.n + first_tick[k]] = a
+            first_tick[k] += 1
+    for k in range(e.n_inst):
+        e.insts[k].multi = &e.multi_ids[e.n + first_tick[k] - e.insts[k].n_last]
+    free(first_tick)
     return 0
 
 
@@ -2145,8 +2242,7 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
                               collateral, size, entry, xacc, xstart, user, col_v, pos_v, ep_v,
                               st_v, soc_v, max_events)
         with nogil:
-            for k in range(e.n_inst):
-                _build_index(&e, &e.insts[k])
+            _build_indexes(&e)
             _loop(&e, &max_rounds)
         events = log_to_numpy(&e.log, EVENT_COLUMNS)
         series = log_to_numpy(&e.series, SERIES_COLUMNS)
@@ -2270,7 +2366,7 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
                           np.asarray(owner), np.asarray(collateral), starts, np.asarray(instrument),
                           np.asarray(size), np.asarray(entry), n_inst)
     source, xacc, xstart = _position_slots(starts)
-    user = np.unique(np.asarray(owner), return_inverse=True)[1].astype(np.int64)
+    user = _users(np.asarray(owner))
     out = _run(plist, ts, inst if n_inst > 1 else _NO_INSTRUMENTS, price, stream, owner,
                _gather(instrument, source, np.int32), collateral, _gather(size, source, np.float64),
                _gather(entry, source, np.float64), xacc, xstart, user, max_events)
@@ -2283,6 +2379,15 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
     if index_stats:
         out["index_stats"] = stats
     return out
+
+
+def _users(owner):
+    """Each margin account's user as an id below the number of accounts (the key of the
+    partial-liquidation cooldown): the owner itself when every owner is such an id already (no
+    sort), else its rank among the distinct owners."""
+    if len(owner) == 0 or (owner.min() >= 0 and owner.max() < len(owner)):
+        return np.ascontiguousarray(owner, dtype=np.int64)
+    return np.unique(owner, return_inverse=True)[1].astype(np.int64)
 
 
 def _position_slots(starts):
