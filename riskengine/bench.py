@@ -374,13 +374,15 @@ def bars(report: dict) -> list[dict]:
     def bar(name: str, text: str, value: float, met: bool) -> None:
         out.append({"name": name, "bar": text, "value": value, "met": bool(met)})
 
+    def throughput(name: str, ticks_bar: float, input_key: str, inputs: str) -> None:
+        x = w[name]
+        bar(f"{name} ticks/s", f">= {ticks_bar:,.0f}", x["ticks_per_s"], x["ticks_per_s"] >= ticks_bar)
+        limit = memory_bar_mb(x[input_key])
+        bar(f"{name} peak memory MB", f"< 2 x {inputs} + 200 = {limit:,.0f}", x["peak_memory_mb"],
+            x["peak_memory_mb"] < limit)
+
     if "quiet" in w:
-        q = w["quiet"]
-        bar("quiet ticks/s", f">= {BAR_QUIET_TICKS_PER_S:,.0f}", q["ticks_per_s"],
-            q["ticks_per_s"] >= BAR_QUIET_TICKS_PER_S)
-        limit = memory_bar_mb(q["engine_input_mb"])
-        bar("quiet peak memory MB", f"< 2 x engine inputs + 200 = {limit:,.0f}", q["peak_memory_mb"],
-            q["peak_memory_mb"] < limit)
+        throughput("quiet", BAR_QUIET_TICKS_PER_S, "engine_input_mb", "engine inputs")
     if "crash" in w:
         c = w["crash"]
         bar("crash liquidations/s", f">= {BAR_CRASH_LIQ_PER_S:,.0f}", c["liquidations_per_s"],
@@ -390,13 +392,8 @@ def bars(report: dict) -> list[dict]:
         bar("crash speed-up over the reference", f">= {BAR_PARITY_SPEEDUP:g}x", c["reference"]["speedup"],
             c["reference"]["speedup"] >= BAR_PARITY_SPEEDUP)
     if "portfolio" in w:
-        p = w["portfolio"]
-        bar("portfolio ticks/s", f">= {BAR_PORTFOLIO_TICKS_PER_S:,.0f}", p["ticks_per_s"],
-            p["ticks_per_s"] >= BAR_PORTFOLIO_TICKS_PER_S)
         # a portfolio's inputs are its instruments' own tapes, the merged tape and the accounts
-        limit = memory_bar_mb(p["input_mb"])
-        bar("portfolio peak memory MB", f"< 2 x inputs + 200 = {limit:,.0f}", p["peak_memory_mb"],
-            p["peak_memory_mb"] < limit)
+        throughput("portfolio", BAR_PORTFOLIO_TICKS_PER_S, "input_mb", "inputs")
     return out
 
 

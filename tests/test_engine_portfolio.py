@@ -293,3 +293,18 @@ def test_a_partial_liquidation_starts_the_users_cooldown_for_all_its_accounts():
               if r["kind"] in (K.LIQUIDATION, K.PARTIAL_LIQUIDATION)]
     assert orders[0] == (K.PARTIAL_LIQUIDATION, 0, 2.0)
     assert (K.LIQUIDATION, 1, 10.0) in orders and (K.PARTIAL_LIQUIDATION, 1, 2.0) not in orders
+
+
+def test_a_cross_account_with_little_slack_stays_on_the_hot_list_instead_of_splitting_every_tick():
+    # wallets 10.01: slack 0.01 against notional 200, below HOT_SLACK (1e-4 x 200 = 0.02); a
+    # walk of 0.001% steps moves MM = 0.1 p by ~0.0014 over the run: they stay hot, uncrossed.
+    # Every tick after the first checks the three accounts exactly; none gets index entries
+    # (every split attempt ends on the hot list, none passes a trigger).
+    rng = np.random.default_rng(3)
+    path = 100.0 * np.exp(np.cumsum(rng.normal(0, 1e-5, 200)))
+    ts, inst, price = together(path)
+    out = run_portfolio(ts, inst, price, NO_STREAM, *hedged_book(3, 1.001), [params(), params()],
+                        index_stats=True)
+    stats = out["index_stats"]
+    assert len(out["events"]["ts"]) == 0
+    assert stats["fired"] == 0 and stats["hot"] == stats["splits"] == stats["checks"] == 3 * (2 * 200 - 1)

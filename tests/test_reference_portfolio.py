@@ -1,7 +1,7 @@
 """The reference engine on portfolios (issue 12, step 1): several instruments, each with its own
 tape, merged in time; margin accounts in CSR form, here at most one position each (a user's
 isolated positions in several instruments; cross accounts with several positions, step 2:
-``tests/test_reference_cross.py``); one fund and one vault behind every instrument.
+``tests/test_cross_accounts.py``); one fund and one vault behind every instrument.
 
 Hand-worked scenarios have their arithmetic in comments (maintenance margin 5% of notional,
 infinite depth unless stated: a liquidation fills at the mark). The property test draws random
@@ -121,7 +121,7 @@ def test_a_crash_in_one_instrument_leaves_the_users_other_position_and_wallet_wh
 
 
 def test_a_cross_account_with_two_positions_runs_and_reports_each_position():
-    # step 2 takes several positions per cross margin account (tests/test_reference_cross.py
+    # step 2 takes several positions per cross margin account (tests/test_cross_accounts.py
     # liquidates them): user 7's wallet 100 backs a long of 1 in instrument 0 (entry 100) and a
     # short of 1 in instrument 1 (entry 50). At the marks 100 and 50: E = 100, MM = 0.05 x 100
     # + 0.05 x 50 = 7.5: nothing happens, and both positions are reported as they were.

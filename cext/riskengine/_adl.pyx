@@ -64,24 +64,13 @@ def shared_tolerances():
 
 cdef float64_t adl_score(const AdlParams* p, float64_t pos, float64_t col, float64_t entry,
                          float64_t mark) noexcept nogil:
-    cdef float64_t upnl = pos * (mark - entry)
-    cdef float64_t equity = col + upnl
-    cdef float64_t notional, ratio, mm, wallet, pnl
-    if equity <= 0.0:
-        return 0.0
-    notional = fabs(pos) * mark
-    if p.ranking == RANK_PNL_LEVERAGE:
-        return (upnl / (fabs(pos) * entry)) * (notional / equity)
-    if p.ranking == RANK_HL_INDEX:
-        if pos > 0 or p.short_mark_over_entry:
-            ratio = mark / entry
-        else:
-            ratio = entry / mark
-        return ratio * (notional / equity)
-    mm = maintenance_margin(p.tiers, notional)
-    wallet = col if col > 1.0 else 1.0
-    pnl = upnl if upnl > 0.0 else 0.0
-    return (pnl / wallet) * (mm / equity)
+    """The ADL score of a one-position account: :c:func:`adl_score_account` with its equity
+    ``col + U``, its wallet ``col`` and (for Binance's LeveragePnl, the one ranking that reads
+    it) its maintenance margin."""
+    cdef float64_t mm = 0.0
+    if p.ranking != RANK_PNL_LEVERAGE and p.ranking != RANK_HL_INDEX:
+        mm = maintenance_margin(p.tiers, fabs(pos) * mark)
+    return adl_score_account(p, pos, entry, mark, col + pos * (mark - entry), col, mm)
 
 
 cdef float64_t adl_score_account(const AdlParams* p, float64_t pos, float64_t entry,

@@ -51,6 +51,7 @@ cdef struct Inst:
     bint touched              # its index took entries since its last scan (Engine.touched)
     bint moved                # its book moved since its mark was computed (Engine.moved)
     bint remarked             # a refresh moved its mark at this tick (Engine.remarked)
+    i64 scanned               # the last scan that looked at it (Engine.scan_no; _scan_cross)
     i32 id
     Py_ssize_t V              # slot of the vault's inventory in k (n_pos + 2 k)
     Py_ssize_t F              # slot of the fund's inventory in k (n_pos + 2 k + 1)

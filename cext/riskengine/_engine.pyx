@@ -43,11 +43,12 @@ trigger price, and the account is never scanned as a whole on a quiet tick:
   is split again at the new marks (its earlier entries go stale by its version). A hedged
   account whose legs move together uses up one leg's share and is re-split: re-splits come once
   per move of the size of a share, not per tick.
-* *The hot list.* An account whose slack is not larger than the margin held back, or one of
-  whose triggers is already at or past its mark (near-zero slack; a long near a tier floor of
-  the whole-position form), gets no entries: it is on the hot list, checked exactly at every
-  scan (and split again when that succeeds). Its length is the number of accounts at their
-  maintenance margin, not the number of accounts.
+* *The hot list.* An account whose slack is below ``HOT_SLACK`` of its notional (its triggers
+  would be passed, and it split again, at almost every tick), or one of whose triggers is
+  already at or past its mark (a long near a tier floor of the whole-position form), gets no
+  entries: it is on the hot list, checked exactly at every scan, and split again once its slack
+  is twice that (hysteresis). Its length is the number of accounts at their maintenance
+  margin, not the number of accounts.
 * Every change of such an account (a fill, a fee, a deficit paid, an ADL fill as a winner, a
   socialized loss) re-checks it at the next scan (:c:func:`_rekey`, :c:func:`_recheck`); until
   every instrument it holds has ticked it has no entries, and it is checked at each of those
@@ -94,6 +95,10 @@ cdef float64_t SLACK_SPLIT_MARGIN = _tol.SLACK_SPLIT_MARGIN
 # an instrument's liquidation index is rebuilt once its heaps hold more than 2 x its accounts +
 # this many entries
 cdef Py_ssize_t INDEX_SLACK = 64
+# a cross account with several positions whose slack is below this share of its notional is
+# checked exactly at every scan rather than split (twice this to be split again): the index's
+# hysteresis, no tolerance of the results (_split)
+cdef float64_t HOT_SLACK = 1e-4
 # _sort_ids sorts this many ids or more by radix, fewer by qsort
 cdef Py_ssize_t RADIX_FROM = 4096
 
@@ -1341,7 +1346,7 @@ cdef inline void _make_hot(Engine* e, Py_ssize_t m) noexcept nogil:
         e.n_hot += 1
 
 
-cdef int _split(Engine* e, Py_ssize_t m, float64_t equity, float64_t mm) except -1 nogil:
+cdef int _split(Engine* e, Py_ssize_t m, float64_t equity, float64_t mm, bint was_hot) except -1 nogil:
     """Key cross account ``m`` (several positions, not crossing: ``equity >= mm``) in its
     instruments' indexes: its slack ``E - MM``, less ``SLACK_SPLIT_MARGIN`` x (wallet + gross
     exposure at entry and mark) held back against rounding, is split over its open positions in
@@ -1349,9 +1354,10 @@ cdef int _split(Engine* e, Py_ssize_t m, float64_t equity, float64_t mm) except 
     ``f_i(p) = q_i (p - e_i) - MM_i(|q_i| p)`` has fallen by its share from ``f_i(M_i)`` (the
     one-position root solver on the collateral ``share_i - f_i(M_i)``), padded outward
     (``trigger_key``). While every mark is on the safe side of its trigger, ``E - MM = c + sum_i
-    f_i(p_i)`` is at least the margin held back: the account cannot cross. An account with no
-    slack to split, or a trigger at or past its mark already, goes on the hot list instead
-    (checked exactly at every scan)."""
+    f_i(p_i)`` is at least the margin held back: the account cannot cross. An account whose
+    slack is below ``HOT_SLACK`` of its notional (twice that to leave the hot list: its triggers
+    would pass at almost every tick), or with a trigger at or past its mark already, goes on
+    the hot list instead (checked exactly at every scan)."""
     cdef Py_ssize_t j, s, held = _n_held(e, m)
     cdef float64_t scale = fabs(e.col[m]), weight = 0.0, slack, q, mark, share, lp, key
     cdef Inst* x
@@ -1366,7 +1372,7 @@ cdef int _split(Engine* e, Py_ssize_t m, float64_t equity, float64_t mm) except 
             weight += fabs(q) * mark
     slack = (equity - mm) - SLACK_SPLIT_MARGIN * scale
     e.cross_splits += 1
-    if not (slack > 0.0 and weight > 0.0):
+    if not (slack > 0.0 and weight > 0.0 and slack >= (2.0 if was_hot else 1.0) * HOT_SLACK * weight):
         e.cross_hot += 1
         _make_hot(e, m)
         return 0
@@ -1404,7 +1410,8 @@ cdef int _split(Engine* e, Py_ssize_t m, float64_t equity, float64_t mm) except 
     return 0
 
 
-cdef Py_ssize_t _check_account(Engine* e, Py_ssize_t m, Py_ssize_t ncross) except -1 nogil:
+cdef Py_ssize_t _check_account(Engine* e, Py_ssize_t m, Py_ssize_t ncross,
+                               bint was_hot) except -1 nogil:
     """The exact check of cross account ``m`` with several positions (once per scan): ACTIVE,
     not partially liquidated at this tick (it is re-keyed when its tick or liquidation is
     done), every instrument it holds ticked (it is checked again at its last instrument's first
@@ -1421,27 +1428,38 @@ cdef Py_ssize_t _check_account(Engine* e, Py_ssize_t m, Py_ssize_t ncross) excep
     if equity < mm:
         e.work_ids[ncross] = m
         return ncross + 1
-    _split(e, m, equity, mm)
+    _split(e, m, equity, mm, was_hot)
     return ncross
 
 
 cdef Py_ssize_t _scan_cross(Engine* e, Py_ssize_t ncross) except -1 nogil:
     """The cross accounts with several positions a scan checks exactly: those on the hot list
-    (compacted here) and those whose trigger passed or whose state changed since the last
-    scan (``recheck``)."""
-    cdef Py_ssize_t j, count = e.n_hot
+    (compacted here) that hold an instrument this scan looked at (``Inst.scanned``: its mark
+    moved, or its index took entries), and those whose trigger passed or whose state changed
+    since the last scan (``recheck``)."""
+    cdef Py_ssize_t j, k, count = e.n_hot
     cdef i64 a
-    e.scan_no += 1
+    cdef bint looked
     e.n_hot = 0
     for j in range(count):  # an account still hot after its check is appended again
         a = e.hot_ids[j]
-        if e.hot[a]:
-            e.hot[a] = 0
-            ncross = _check_account(e, a, ncross)
+        if not e.hot[a]:
+            continue  # split since it was listed
+        looked = False
+        for k in range(_n_held(e, a)):
+            if _inst(e, _slot(e, a, k)).scanned == e.scan_no:
+                looked = True
+                break
+        if not looked:  # none of its marks moved: it stays as it was
+            e.hot_ids[e.n_hot] = a
+            e.n_hot += 1
+            continue
+        e.hot[a] = 0
+        ncross = _check_account(e, a, ncross, True)
     for j in range(e.n_recheck):
         a = e.recheck[j]
         e.in_recheck[a] = 0
-        ncross = _check_account(e, a, ncross)
+        ncross = _check_account(e, a, ncross, False)
     e.n_recheck = 0
     return ncross
 
@@ -1451,13 +1469,17 @@ cdef int _scan(Engine* e, Inst* x) except -1 nogil:
     candidates are in the index of the ticking instrument ``x`` (its mark moved) and in those
     of the instruments whose index took entries since they were last scanned (their marks
     did not move; an account re-keyed there may cross); the cross accounts with several
-    positions in those instruments, and those that changed since the last scan, are checked
-    exactly."""
+    positions whose trigger passed there, those on the hot list that hold one of those
+    instruments, and those that changed since the last scan are checked exactly
+    (:c:func:`_scan_cross`)."""
     cdef Py_ssize_t ncross = 0, j
     cdef i64 a
     cdef Inst* y
     if e.n_dirty:  # checked here: _scan runs every tick
         _rekey_dirty(e)
+    if e.xstart != NULL:
+        e.scan_no += 1
+        x.scanned = e.scan_no
     x.touched = False
     ncross = _collect(e, x, ncross)
     for j in range(e.n_touched):
@@ -1465,6 +1487,7 @@ cdef int _scan(Engine* e, Inst* x) except -1 nogil:
         if y.touched:  # not x, scanned above
             y.touched = False
             if y.ticked:  # an instrument without a tick has no mark yet (nor re-keyed accounts)
+                y.scanned = e.scan_no
                 ncross = _collect(e, y, ncross)
     e.n_touched = 0
     if e.xstart != NULL:

@@ -1,5 +1,6 @@
-"""The reference engine on cross accounts with several positions (issue 12, step 2; the
-reference package docstring, "Portfolios, step 2").
+"""Both engines on cross accounts with several positions (issue 12, step 2; the reference
+package docstring, "Portfolios, step 2"): every hand-worked scenario runs on the reference and on
+the compiled engine (the ``engine`` fixture); the property test on the reference.
 
 A cross margin account's equity and maintenance margin are its sums over its positions at their
 marks; a crossing account is liquidated one position per liquidation (``cross_order``); the vault
@@ -20,12 +21,13 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from riskengine.engine import portfolio_engine
+from riskengine.runlog import RawRun
 from riskengine.codes import (
     FUND_ID, MARKET_ID, VAULT_ID, AdlPolicy, AdlRanking, CrossOrder, EventKind, Status,
 )
 from riskengine.invariants import portfolio_violations
 from riskengine.params import EngineParams
-from riskengine.reference import run_portfolio
 from riskengine.runlog import EVENT_COLUMNS
 from riskengine.venue import VenueDesign
 
@@ -36,6 +38,29 @@ K = EventKind
 
 #: a margin account: (user, collateral, [(instrument, size, entry), ...])
 Margin = tuple[int, float, list[tuple[int, float, float]]]
+
+
+#: the engine the hand-worked scenarios run on (set by the ``engine`` fixture)
+ENGINE = {"name": "reference"}
+
+
+def pytest_generate_tests(metafunc):
+    # every hand-worked test on both engines; the hypothesis test (random cases) on the reference
+    if "engine" in metafunc.fixturenames and not hasattr(metafunc.function, "hypothesis"):
+        metafunc.parametrize("engine", ["reference", "cython"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def engine(request):
+    ENGINE["name"] = getattr(request, "param", "reference")
+    yield ENGINE["name"]
+    ENGINE["name"] = "reference"
+
+
+def run_portfolio(*args) -> RawRun:
+    """The ``run_portfolio`` of the engine under test, as a RawRun."""
+    out = portfolio_engine(ENGINE["name"])(*args)
+    return out if isinstance(out, RawRun) else RawRun(**out)
 
 
 def params(**kw) -> EngineParams:
@@ -57,7 +82,7 @@ def csr(accounts: list[Margin]):
 
 
 def run(tapes, accounts: list[Margin], p: EngineParams, n_inst: int | None = None):
-    """Run the reference engine (the same design for every instrument) and check the invariants."""
+    """Run the engine under test (the same design for every instrument) and check the invariants."""
     ts, inst, price = merge(tapes)
     plist = [p] * (n_inst or len(tapes))
     owner, collateral, start, instrument, size, entry = csr(accounts)
