@@ -87,6 +87,12 @@ from riskengine._typedefs cimport *
 from riskengine import tolerances as _tol
 
 # the tolerances both engines share, read once at import (riskengine.tolerances says what each is)
+cdef extern from *:
+    void __builtin_prefetch(const void* address) noexcept nogil
+
+# how many positions ahead _gather_accounts fetches the cache lines it will read
+cdef Py_ssize_t PREFETCH_AHEAD = 12
+
 cdef float64_t ADL_REST_TOL = _tol.ADL_REST_TOL
 cdef float64_t ADL_EQUITY_GUARD = _tol.ADL_EQUITY_GUARD
 cdef float64_t DUST_NOTIONAL = _tol.DUST_NOTIONAL
@@ -772,6 +778,30 @@ cdef int _adl_fill(Engine* e, Py_ssize_t i, Py_ssize_t a, float64_t take,
     return 0
 
 
+cdef inline void _prefetch_account(Engine* e, Py_ssize_t a) noexcept nogil:
+    """Start fetching the cache lines an exact check of margin account ``a`` reads first
+    (its own slot's; a check is a cache miss per array otherwise)."""
+    __builtin_prefetch(&e.xstart[a + 1])
+    __builtin_prefetch(&e.status[a])
+    __builtin_prefetch(&e.col[a])
+    __builtin_prefetch(&e.pos[a])
+    __builtin_prefetch(&e.ep[a])
+    __builtin_prefetch(&e.slot_inst[a])
+    __builtin_prefetch(&e.seen[a])
+    __builtin_prefetch(&e.partial_tick[a])
+    __builtin_prefetch(&e.version[a])
+
+
+cdef inline void _prefetch_positions(Engine* e, Py_ssize_t a) noexcept nogil:
+    """Then those of its other positions (``xstart[a]`` fetched by now)."""
+    cdef Py_ssize_t s = e.n + e.xstart[a]
+    if e.xstart[a + 1] > e.xstart[a]:
+        __builtin_prefetch(&e.pos[s])
+        __builtin_prefetch(&e.ep[s])
+        __builtin_prefetch(&e.slot_inst[s])
+        __builtin_prefetch(&e.trig[s])
+
+
 cdef Py_ssize_t _gather_accounts(Engine* e, Inst* x, float64_t side, i64* ids_out,
                                  float64_t* scores_out, i64* order_out) noexcept nogil:
     """``adl_gather`` in an instrument where cross accounts with several positions hold
@@ -779,11 +809,30 @@ cdef Py_ssize_t _gather_accounts(Engine* e, Inst* x, float64_t side, i64* ids_ou
     position order, in ``order_out``) on the other side of ``side`` in profit at ``x``'s mark
     whose margin account is ACTIVE with positive equity; for a queue their scores on their
     accounts' figures (``adl_score_account``)."""
-    cdef Py_ssize_t j, s, a, k = 0
+    cdef Py_ssize_t i, j, s, a, k = 0, n_side
     cdef float64_t mark = x.mark.mark, upnl, equity, mm, q
-    for j in range(x.n_members):
-        # the cheap tests first: most positions are on the wrong side or at a loss, and each
-        # array read here is a cache line per position
+    cdef int w = 1 if side > 0.0 else 0  # the winners' side: shorts against a long
+    n_side = x.n_by_side[w]
+    for i in range(n_side):
+        # each array read here is a cache miss per position: fetch a later one's lines now
+        if i + PREFETCH_AHEAD < n_side:
+            s = _member(x, x.by_side[w][i + PREFETCH_AHEAD])
+            __builtin_prefetch(&e.pos[s])
+            __builtin_prefetch(&e.ep[s])
+            if s < e.n:
+                __builtin_prefetch(&e.status[s])
+                __builtin_prefetch(&e.xstart[s + 1])
+                __builtin_prefetch(&e.col[s])
+            else:
+                __builtin_prefetch(&e.xacc[s - e.n])
+        if i + PREFETCH_AHEAD // 2 < n_side:  # its account's other lines (xacc, xstart fetched)
+            s = _member(x, x.by_side[w][i + PREFETCH_AHEAD // 2])
+            a = _acct(e, s)
+            if a != s:
+                _prefetch_account(e, a)
+            _prefetch_positions(e, a)
+        # the cheap tests first
+        j = x.by_side[w][i]
         s = _member(x, j)
         q = e.pos[s]
         if not q * side < 0.0:
@@ -1457,6 +1506,10 @@ cdef Py_ssize_t _scan_cross(Engine* e, Py_ssize_t ncross) except -1 nogil:
         e.hot[a] = 0
         ncross = _check_account(e, a, ncross, True)
     for j in range(e.n_recheck):
+        if j + PREFETCH_AHEAD < e.n_recheck:  # (thousands at a time in a crash, or at the start)
+            _prefetch_account(e, e.recheck[j + PREFETCH_AHEAD])
+        if j + PREFETCH_AHEAD // 2 < e.n_recheck:
+            _prefetch_positions(e, e.recheck[j + PREFETCH_AHEAD // 2])
         a = e.recheck[j]
         e.in_recheck[a] = 0
         ncross = _check_account(e, a, ncross, False)
@@ -1742,6 +1795,7 @@ cdef Py_ssize_t _work_arrays(Engine* e, WorkArray* t) noexcept nogil:
     k = _row(t, k, <void**>&e.slot_inst, sizeof(i32), PER_SLOT_IF_SEVERAL, False)
     k = _row(t, k, <void**>&e.member_ids, sizeof(i64), PER_SLOT_IF_SEVERAL, False)
     k = _row(t, k, <void**>&e.multi_ids, sizeof(i64), PER_SLOT_IF_SEVERAL, False)
+    k = _row(t, k, <void**>&e.side_ids, sizeof(i64), PER_SLOT_IF_SEVERAL, False)
     k = _row(t, k, <void**>&e.recheck, sizeof(i64), PER_SLOT_IF_SEVERAL, False)
     k = _row(t, k, <void**>&e.in_recheck, sizeof(i8), PER_SLOT_IF_SEVERAL, True)
     k = _row(t, k, <void**>&e.seen, sizeof(i64), PER_SLOT_IF_SEVERAL, True)
@@ -2025,6 +2079,23 @@ cdef int _members(Engine* e, const i32* acc_inst, i64* cursor) except -1 nogil:
     return 0
 
 
+cdef void _sides(Engine* e) noexcept nogil:
+    """Each instrument's members by side (``Inst.by_side``: ranks in ``members``, ascending),
+    from the positions as they start."""
+    cdef Py_ssize_t k, j, w, offset = 0
+    cdef Inst* x
+    for k in range(e.n_inst):
+        x = &e.insts[k]
+        for w in range(2):
+            x.by_side[w] = &e.side_ids[offset]
+            x.n_by_side[w] = 0
+            for j in range(x.n_members):
+                if (e.pos[_member(x, j)] > 0.0) if w == 0 else (e.pos[_member(x, j)] < 0.0):
+                    e.side_ids[offset] = j
+                    offset += 1
+                    x.n_by_side[w] += 1
+
+
 cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
                          const float64_t[::1] tape_price, const float64_t[::1] stream,
                          const i64[::1] owner, const i32[::1] acc_inst,
@@ -2134,6 +2205,8 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
             e.cooldown_until[h] = INT64_MIN
         e.col[e.V] = e.p.vault_initial
         e.col[e.F] = e.p.fund_initial
+        if e.xstart != NULL:
+            _sides(e)
     return owners
 
 
@@ -2301,14 +2374,14 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
     return {
         "events": events,
         "series": series,
-        "collateral": col[:n].copy(),
-        "size": pos[:n].copy(),
-        "entry": ep[:n].copy(),
+        "collateral": col[:n],
+        "size": pos[:n],
+        "entry": ep[:n],
         "slot_size": pos[:size.shape[0]],
         "slot_entry": ep[:size.shape[0]],
-        "status": status[:n].copy(),
+        "status": status[:n],
         "scalars": scalars,
-        "socialized": socialized[:n].copy(),
+        "socialized": socialized[:n],
         "by_instrument": by_instrument,
         "index_stats": index_stats,
     }
@@ -2390,12 +2463,17 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
                           np.asarray(size), np.asarray(entry), n_inst)
     source, xacc, xstart = _position_slots(starts)
     user = _users(np.asarray(owner))
+    whole = len(source) == len(size)  # every slot holds a position: source is a permutation
     out = _run(plist, ts, inst if n_inst > 1 else _NO_INSTRUMENTS, price, stream, owner,
-               _gather(instrument, source, np.int32), collateral, _gather(size, source, np.float64),
-               _gather(entry, source, np.float64), xacc, xstart, user, max_events)
-    placed = np.flatnonzero(source >= 0)
+               _gather(instrument, source, np.int32, whole), collateral,
+               _gather(size, source, np.float64, whole), _gather(entry, source, np.float64, whole),
+               xacc, xstart, user, max_events)
     slot_of = np.empty(len(size), dtype=np.int64)
-    slot_of[source[placed]] = placed
+    if whole:
+        slot_of[source] = np.arange(len(source), dtype=np.int64)
+    else:
+        placed = np.flatnonzero(source >= 0)
+        slot_of[source[placed]] = placed
     out["positions_size"] = out.pop("slot_size")[slot_of]
     out["positions_entry"] = out.pop("slot_entry")[slot_of]
     stats = out.pop("index_stats")
@@ -2433,8 +2511,11 @@ def _position_slots(starts):
     return np.concatenate([first, starts[xacc] + 1 + rank]), xacc, xstart
 
 
-def _gather(values, source, dtype):
-    """``values`` at the positions ``source`` names (0 where it names none)."""
+def _gather(values, source, dtype, whole=False):
+    """``values`` at the positions ``source`` names (0 where it names none; ``whole``: it names
+    one everywhere, gathered without a mask)."""
+    if whole:
+        return np.take(np.asarray(values), source).astype(dtype, copy=False)
     out = np.zeros(len(source), dtype=dtype)
     held = source >= 0
     out[held] = np.asarray(values)[source[held]]
