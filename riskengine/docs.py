@@ -329,6 +329,8 @@ def _scalar(node: dict) -> str:
         if "prefixItems" in node:
             return "[" + ", ".join(_scalar(i) for i in node["prefixItems"]) + "]"
         items = node.get("items") or {}
+        if items.get("type") == "array":  # a list of lists
+            return "list of " + _scalar(items).replace("list of", "lists of", 1)
         return f"list of {_scalar(items)}s" if items.get("type") else "list"
     if node.get("type") == "object":
         if isinstance(node.get("additionalProperties"), dict):
@@ -489,7 +491,8 @@ def _component(key: str, node: dict) -> _Section:
     section = _Section(key, key, node, _prose(node.get("description")))
     for name, prop in node["properties"].items():
         options, _ = _options(prop, {})
-        section.rows.append((f"{key}.{name}", _scalar(options[0]), _literal(prop.get("default")),
+        kind = " or ".join(dict.fromkeys(_scalar(o) for o in options))  # e.g. text or list of lists of texts
+        section.rows.append((f"{key}.{name}", kind, _literal(prop.get("default")),
                              _allowed(options[0]), _prose(prop.get("description"))))
     return section
 

@@ -29,7 +29,7 @@ import pyarrow as pa
 from riskengine import progress, venues
 from riskengine.codes import AdlPolicy, MarkMethod
 from riskengine.engine_inputs import check_margin_accounts, design_params
-from riskengine.invariants import portfolio_violations, violations
+from riskengine.invariants import ledger_counts, portfolio_violations, violations
 from riskengine.liquidity import ConstantDepth, DepthCurve
 from riskengine.metrics import INSTRUMENT_COLUMNS, MARGIN_SOURCES_SEPARATOR, RunContext, instrument_run, summarize, summarize_instrument
 from riskengine.params import EngineParams
@@ -285,7 +285,8 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
         No design, repeated design names, an unknown engine, a bad series interval or
         ``$RISKENGINE_MAX_EVENTS``, a design the liquidity model cannot resolve, or a mark
         method that needs a stream the tape lacks. A portfolio scenario also: an instrument
-        whose symbol the design has no margin table for, a design whose parameters would differ
+        whose symbol the design has no margin table for, a ``fund.shared`` or ``backstop.shared``
+        naming a symbol the scenario does not hold, a design whose parameters would differ
         between instruments beyond the per-instrument ones
         (:data:`riskengine.engine_inputs.PER_INSTRUMENT_FIELDS`), margin accounts the engine
         cannot take (:func:`riskengine.engine_inputs.check_margin_accounts`), or the compiled
@@ -335,8 +336,9 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
         per = (tuple(instrument_designs[j]) if instrument_designs is not None else
                tuple(venues.for_symbol(d, ins.symbol, day, where=f"venue design {d.name!r}")
                      for ins in scenario.instruments))
-        params = tuple(p.engine_params(ins.liquidity or liquidity, interval)
-                       for p, ins in zip(per, scenario.instruments))
+        funds, vaults = d.ledgers(scenario.symbols)  # the design's shared funds and vaults
+        params = tuple(p.engine_params(ins.liquidity or liquidity, interval, f, v)
+                       for p, ins, f, v in zip(per, scenario.instruments, funds, vaults))
         try:
             design_params(params)
         except ValueError as exc:
@@ -475,12 +477,13 @@ def run(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Iterable[
             if broken:
                 raise AssertionError(f"design {design.name!r}: " + "; ".join(broken))
         params = item.params[0]
+        funds, vaults = ledger_counts(raw)  # each fund and vault starts with the design's balance
         ctx = RunContext(
             raw=raw, scenario=scenario.name, design=design.name, engine=engine,
             accounts=len(scenario.portfolio if portfolio else scenario.population),
             positions=0 if portfolio else int(np.count_nonzero(scenario.population.size)),
-            tape_start_ns=int(tape.ts[0]), fund_initial=params.fund_initial,
-            vault_initial=params.vault_initial, elapsed_s=elapsed, tape_notional=tape_notional,
+            tape_start_ns=int(tape.ts[0]), fund_initial=funds * params.fund_initial,
+            vault_initial=vaults * params.vault_initial, elapsed_s=elapsed, tape_notional=tape_notional,
             vault_loss_limit=params.vault_loss_limit,
             currency=scenario.quote if portfolio else tape.quote,
             margin_source=design.margin.margin_source, margin_mode=design.margin_mode,

@@ -8,7 +8,8 @@ instrument (:data:`PER_INSTRUMENT_FIELDS`: its margin table, its liquidity model
 flow, its order limits); every other field is the venue design's and must be the same in every
 instrument's entry (:func:`design_params`). :func:`check_margin_accounts` checks the arrays'
 shapes and what an engine takes (a cross margin account may hold several positions since step 2;
-an isolated one holds one). Each failure is one ``ValueError`` line naming the field or row and
+an isolated one holds one); :func:`ledger_groups` the insurance fund and backstop vault each
+instrument draws on (step 3). Each failure is one ``ValueError`` line naming the field or row and
 what was expected.
 """
 
@@ -24,14 +25,15 @@ from riskengine.params import EngineParams
 
 #: EngineParams fields that may differ between instruments: the margin tiers, the liquidity
 #: model (and the book derived from it), the observed flow of a counterfactual replay (applied
-#: to that instrument's ticks only) and the order limits
+#: to that instrument's ticks only), the order limits and the insurance fund and backstop vault
+#: its deficits draw on (:func:`ledger_groups`)
 PER_INSTRUMENT_FIELDS: frozenset[str] = frozenset({
     "mm_floors", "mm_rates", "mm_whole_position", "mm_cums",
     "depth_per_pct", "depth_ts", "depth_pct", "depth_notional", "max_move",
     "impact_half_life_ns", "impact_feedback", "impact_stress_k",
     "book_ts", "book_delta", "book_notional", "book_knots",
     "observed_ts", "observed_side", "observed_notional",
-    "liq_max_order_notional", "liq_price_band",
+    "liq_max_order_notional", "liq_price_band", "fund_group", "vault_group",
 })
 
 def _same(a: object, b: object) -> bool:
@@ -68,6 +70,30 @@ def design_params(params: Sequence[EngineParams]) -> EngineParams:
                 raise ValueError(f"params[{j}].{f.name}: a venue-design field must be equal for every "
                                  f"instrument (params[0] has {a!r}, params[{j}] has {b!r})")
     return first
+
+
+def ledger_groups(params: Sequence[EngineParams]) -> tuple[np.ndarray, np.ndarray]:
+    """The insurance fund and the backstop vault of each instrument: ``fund_group[k]`` and
+    ``vault_group[k]`` (int64, one per instrument), ledger indices ``0..G-1`` numbered in the order
+    of each ledger's first instrument (so instrument 0's are 0, and every ledger serves at least one
+    instrument; :func:`riskengine.venue.ledger_groups` numbers a design's ``shared`` so).
+
+    Raises
+    ------
+    ValueError
+        A ledger index that skips one (the line names the entry, the field and the index expected).
+    """
+    out = []
+    for name in ("fund_group", "vault_group"):
+        groups = np.array([getattr(p, name) for p in params], dtype=np.int64)
+        seen = -1
+        for k, g in enumerate(groups.tolist()):
+            if g > seen + 1:
+                raise ValueError(f"params[{k}].{name}: expected a ledger index in 0..{seen + 1} (ledgers are "
+                                 f"numbered in the order of their first instrument), got {g}")
+            seen = max(seen, g)
+        out.append(groups)
+    return out[0], out[1]
 
 
 def check_margin_accounts(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, stream: np.ndarray,

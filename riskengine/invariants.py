@@ -27,8 +27,9 @@ def money_total(raw: RawRun) -> float:
     With every position's counterparty in the ledger (sum of positions is zero) this is the
     total equity of the system at any common price.
 
-    With ``raw.by_instrument`` (a portfolio run) the vault's and the fund's inventories and the
-    external market are summed over instruments; with one instrument that is the same number.
+    With ``raw.by_instrument`` (a portfolio run) the vaults' and the funds' inventories and the
+    external market are summed over instruments (the scalars ``fund_final`` and ``vault_col``
+    are already every fund's and vault's cash); with one instrument that is the same number.
     With ``raw.positions_size`` (every position of a portfolio run, several per cross account)
     the accounts' part is ``sum(c) - sum(q e)`` over the positions.
     """
@@ -50,6 +51,15 @@ def money_total(raw: RawRun) -> float:
         fund -= float(by["fund_pos"][k]) * float(by["fund_entry"][k])
         external += float(by["ext_cash"][k])
     return accounts + fund + vault + external - s["bad_debt"]
+
+
+def ledger_counts(raw: RawRun) -> tuple[int, int]:
+    """How many insurance funds and backstop vaults a run had (each starts with the design's
+    balance): from ``by_instrument``'s ``fund_group`` and ``vault_group`` (1 and 1 without them)."""
+    by = raw.by_instrument
+    if by is None or "fund_group" not in by or not len(by["fund_group"]):
+        return 1, 1
+    return int(np.max(by["fund_group"])) + 1, int(np.max(by["vault_group"])) + 1
 
 
 def violations(raw: RawRun, population: Population, params: EngineParams) -> list[str]:
@@ -139,9 +149,11 @@ def portfolio_violations(raw: RawRun, owner: np.ndarray, collateral: np.ndarray,
 
 def _money(raw: RawRun, collateral: np.ndarray, size: np.ndarray, entry: np.ndarray,
            params: EngineParams) -> list[str]:
-    """Money conservation: :func:`money_total` equals the starting collateral, fund and vault."""
+    """Money conservation: :func:`money_total` equals the starting collateral, funds and vaults
+    (:func:`ledger_counts` of each, at the design's balance)."""
     gross = float(np.sum(np.abs(size) * entry))
-    start = float(np.sum(collateral)) + params.fund_initial + params.vault_initial
+    funds, vaults = ledger_counts(raw)
+    start = float(np.sum(collateral)) + funds * params.fund_initial + vaults * params.vault_initial
     scale = abs(start) + gross + 1.0
     total = money_total(raw)
     if abs(total - start) > REL_TOL * scale:

@@ -235,21 +235,26 @@ COLUMNS: tuple[Column, ...] = (
            lambda c: int(c.kind_mask(EventKind.BACKSTOP).sum()), unit="count"),
     Column("bad_debt", "deficits neither the insurance fund nor ADL covered",
            lambda c: float(c.raw.scalars["bad_debt"]), unit="quote"),
-    Column("fund_start", "insurance fund at the start", lambda c: c.fund_initial, unit="quote"),
-    Column("fund_min", "lowest insurance-fund balance", lambda c: float(c.raw.scalars["fund_min"]), unit="quote"),
-    Column("fund_end", "insurance fund at the end", lambda c: float(c.raw.scalars["fund_final"]), unit="quote"),
+    Column("fund_start", "insurance fund at the start (every fund's, summed, where instruments have several: "
+           "fund.shared)", lambda c: c.fund_initial, unit="quote"),
+    Column("fund_min", "lowest insurance-fund balance (of every fund's summed)",
+           lambda c: float(c.raw.scalars["fund_min"]), unit="quote"),
+    Column("fund_end", "insurance fund at the end (every fund's, summed)",
+           lambda c: float(c.raw.scalars["fund_final"]), unit="quote"),
     Column("fund_paid_out", "insurance-fund payments for deficits",
            lambda c: _sum(c, "amount", c.kind_mask(EventKind.FUND_PAYMENT)), unit="quote"),
     Column("fees_collected", "liquidation fees paid into the fund",
            lambda c: float(c.raw.events["fee"].sum()), unit="quote"),
-    Column("vault_start", "backstop vault balance at the start", lambda c: c.vault_initial, unit="quote"),
+    Column("vault_start", "backstop vault balance at the start (every vault's, summed, where instruments have "
+           "several: backstop.shared)", lambda c: c.vault_initial, unit="quote"),
     Column("vault_pnl", "backstop vault equity at the final mark minus its start balance", _vault_pnl,
            unit="quote"),
-    Column("vault_loss_limit", "the backstop vault's loss threshold: past it its inventory is auto-deleveraged and it "
-           "takes nothing over (backstop.loss_limit, else loss_limit_share x vault_balance; inf: none)",
+    Column("vault_loss_limit", "the backstop vault's loss threshold (each vault's): past it its inventory is "
+           "auto-deleveraged and it takes nothing over (backstop.loss_limit, else loss_limit_share x vault_balance; "
+           "inf: none)",
            lambda c: float(c.vault_loss_limit), unit="quote"),
-    Column("vault_min", "lowest backstop-vault equity at mark (checked after every takeover, unwind and re-mark); "
-           "below 0: its inventory lost more than it held", lambda c: float(c.raw.scalars["vault_min"]), unit="quote"),
+    Column("vault_min", "lowest backstop-vault equity at mark (of every vault's summed; checked after every "
+           "takeover, unwind and re-mark); below 0: its inventory lost more than it held", lambda c: float(c.raw.scalars["vault_min"]), unit="quote"),
     Column("vault_adl_notional", "notional of the backstop vault's inventory closed by ADL once its loss passed "
            "the threshold", _vault_adl_notional, unit="quote"),
     Column("adl_fills", "ADL fills: one per opposite-side account per ADL order (the engine's count; weighted "
@@ -337,6 +342,12 @@ def instrument_run(raw: RawRun, k: int, ticks: int) -> RawRun:
                   raw.socialized, raw.by_instrument, raw.positions_size, raw.positions_entry)
 
 
+def _ledger(ctx: RunContext, name: str) -> int:
+    """The fund or vault (``name``: ``fund_group``, ``vault_group``) of the row's instrument."""
+    by = ctx.raw.by_instrument
+    return int(by[name][ctx.instrument]) if by is not None and name in by else 0
+
+
 #: result columns that describe one instrument too: computed on its part of the run
 #: (:func:`instrument_run`), they sum over the instruments to the run's (counts and money)
 _PER_INSTRUMENT = (
@@ -357,6 +368,10 @@ INSTRUMENT_COLUMNS: tuple[Column, ...] = (
            "0 in a single-instrument run)", lambda c: c.instrument),
     Column("symbol", "the instrument's symbol (empty in a single-instrument run, whose scenario names none)",
            lambda c: c.symbol),
+    Column("fund", "the insurance fund the instrument draws on (0..G-1, numbered in the order of each fund's "
+           "first instrument: fund.shared; 0 with one fund for all)", lambda c: _ledger(c, "fund_group")),
+    Column("vault", "the backstop vault the instrument draws on (0..G-1, numbered in the order of each vault's "
+           "first instrument: backstop.shared; 0 with one vault for all)", lambda c: _ledger(c, "vault_group")),
     *(_COLUMN[name] for name in _PER_INSTRUMENT),
     Column("bad_debt", "deficits of positions in this instrument that neither the insurance fund nor ADL covered",
            lambda c: _sum(c, "amount", c.kind_mask(EventKind.BAD_DEBT)), unit="quote"),

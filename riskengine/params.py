@@ -159,6 +159,9 @@ class EngineParams:
     apply the tier's rate to the whole position (``mm_cums`` all 0; :class:`riskengine.venue.Margin`).
     ``cross_order`` (a :class:`riskengine.codes.CrossOrder`): which position of a crossing cross
     margin account with several positions is liquidated first (portfolios only).
+    ``fund_group`` and ``vault_group``: the insurance fund and the backstop vault (ledger indices
+    ``0..G-1``) this instrument's deficits draw on in a portfolio run
+    (:func:`riskengine.engine_inputs.ledger_groups`; 0 in a single-instrument run).
     """
 
     mm_floors: np.ndarray
@@ -210,6 +213,8 @@ class EngineParams:
     observed_side: np.ndarray | None = None
     observed_notional: np.ndarray | None = None
     series_interval_ns: int = NS
+    fund_group: int = 0
+    vault_group: int = 0
     mm_cums: np.ndarray = field(init=False)
     book_ts: np.ndarray = field(init=False, repr=False)
     book_delta: np.ndarray = field(init=False, repr=False)
@@ -268,6 +273,11 @@ class EngineParams:
               math.isfinite(self.impact_stress_k) and self.impact_stress_k >= 0, "a finite factor >= 0 (0 = no thinning)")
         self._resolve_book()
         _need("series_interval_ns", self.series_interval_ns, self.series_interval_ns > 0, "a positive interval")
+        for name in ("fund_group", "vault_group"):
+            value = getattr(self, name)
+            _need(name, value, isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0,
+                  "a ledger index >= 0")
+            object.__setattr__(self, name, int(value))
 
     def _resolve_book(self) -> None:
         """The depth book both engines read: snapshot times and flattened knots (distances as

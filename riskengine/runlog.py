@@ -28,7 +28,7 @@ _EVENT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("fee", "float64", "liquidation fee paid into the insurance fund, quote currency"),
     ("amount", "float64", "kind-specific amount: realized PnL (book trades, fund takeover), equity handed over (backstop), payment (fund payment), haircut against the mark (ADL fill), deficit covered at mark (ADL liquidation), uncovered deficit (bad debt), total charged to open positions (socialized loss); quote currency"),
     ("equity_after", "float64", "account (or vault) equity at mark after the event, quote currency"),
-    ("fund_after", "float64", "insurance-fund balance after the event, quote currency"),
+    ("fund_after", "float64", "insurance-fund balance after the event (of the fund the row's instrument draws on), quote currency"),
 )
 
 #: Time-series columns before the instrument column is added.
@@ -37,8 +37,8 @@ _SERIES_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("tape_price", "float64", "tape price"),
     ("sim_price", "float64", "tape price moved by the transient impact of simulated flow"),
     ("mark", "float64", "mark price"),
-    ("fund", "float64", "insurance-fund balance, quote currency"),
-    ("vault_equity", "float64", "backstop vault equity at mark, quote currency"),
+    ("fund", "float64", "insurance-fund balance (of the fund the row's instrument draws on), quote currency"),
+    ("vault_equity", "float64", "backstop vault equity at mark (of the vault the row's instrument draws on), quote currency"),
     ("long_oi", "float64", "open long size of the population, base units"),
     ("short_oi", "float64", "open short size of the population, base units"),
     ("cum_liquidations", "int64", "liquidations so far (book, partial, backstop, fund takeover, ADL'd)"),
@@ -63,8 +63,8 @@ def _with_instrument(columns: tuple[tuple[str, str, str], ...], after: str,
 #: Event-log columns: name, dtype, meaning (``instrument`` after ``account``).
 EVENT_COLUMNS = _with_instrument(_EVENT_COLUMNS, "account", INSTRUMENT_COLUMN[2])
 #: Time-series columns, sampled at most once per ``series_interval_ns`` and at the last tick
-#: (``instrument`` after ``ts``: a sample is one row per instrument; the fund, vault and
-#: cumulative counters are shared).
+#: (``instrument`` after ``ts``: a sample is one row per instrument; the fund and the vault are
+#: those the row's instrument draws on, the cumulative counters are shared).
 SERIES_COLUMNS = _with_instrument(
     _SERIES_COLUMNS, "ts", "instrument the row's prices and open interest are about (one row per instrument "
                           "per sample, in instrument order; 0 in a single-instrument run)")
@@ -98,6 +98,8 @@ BY_INSTRUMENT: tuple[tuple[str, str, str], ...] = (
     ("liquidated_notional", "float64", "notional liquidated in the instrument, quote currency"),
     ("adl_fills", "int64", "ADL fills in the instrument"),
     ("adl_notional", "float64", "ADL notional in the instrument, quote currency"),
+    ("fund_group", "int64", "the insurance fund the instrument's deficits draw on (ledger 0..G-1; fund.shared)"),
+    ("vault_group", "int64", "the backstop vault that takes its positions over (ledger 0..G-1; backstop.shared)"),
 )
 
 

@@ -206,10 +206,13 @@ def expand(loaded: LoadedConfig) -> list[Run]:
 
 #: design fields that only a portfolio (several instruments) reads, with the default at which
 #: :func:`run_hash` leaves them out: a design that keeps them hashes as before they existed, so the
-#: finished runs of a sweep stay finished
+#: finished runs of a sweep stay finished (``fund.shared`` and ``backstop.shared``: ``"all"``, one
+#: insurance fund and one backstop vault for every instrument)
 PORTFOLIO_DESIGN_DEFAULTS: dict[tuple[str, ...], object] = {
     ("margin_mode",): "as-held",
     ("liquidation", "cross_order"): "notional",
+    ("fund", "shared"): "all",
+    ("backstop", "shared"): "all",
 }
 
 

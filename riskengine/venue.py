@@ -141,14 +141,91 @@ class Liquidation(Component):
                                 "first position")
 
 
-class Fund(Component):
-    """The insurance fund."""
+#: what ``fund.shared`` and ``backstop.shared`` hold: "all", "none" or groups of symbols
+Shared = Literal["all", "none"] | tuple[tuple[str, ...], ...]
 
-    initial: Money = Field(0.0, description="balance at the start")
+_SHARED_EXAMPLE = '[["BTCUSDT", "ETHUSDT", "BNBUSDT"]]'
+
+
+def _check_shared(value: Any) -> Any:
+    """``all``, ``none`` or groups of symbols (each a non-empty list of symbols, no symbol in two
+    groups, compared case-insensitively). Raises ``ValueError`` with one line."""
+    expected = f'expected "all", "none" or a list of groups of symbols, e.g. {_SHARED_EXAMPLE}'
+    if isinstance(value, str):
+        if value not in ("all", "none"):
+            raise ValueError(f"{expected} (got {value!r})")
+        return value
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{expected} (got {type(value).__name__} {value!r})")
+    seen: dict[str, int] = {}
+    groups = []
+    for j, group in enumerate(value):
+        if isinstance(group, str) or not isinstance(group, (list, tuple)) or not group:
+            raise ValueError(f"group {j}: expected a non-empty list of symbols, e.g. {_SHARED_EXAMPLE} (got {group!r})")
+        for symbol in group:
+            if not isinstance(symbol, str) or not symbol.strip():
+                raise ValueError(f"group {j}: expected symbols (non-empty text), got {symbol!r}")
+            key = symbol.strip().upper()
+            if key in seen:
+                where = "twice in group" if seen[key] == j else f"in groups {seen[key]} and"
+                raise ValueError(f"symbol {symbol!r} is listed {where} {j}: an instrument draws on one ledger")
+            seen[key] = j
+        groups.append(tuple(symbol.strip() for symbol in group))
+    return tuple(groups)
+
+
+def ledger_groups(shared: str | tuple[tuple[str, ...], ...], symbols: tuple[str, ...], where: str) -> list[int]:
+    """The ledger (0..G-1) of each instrument of a scenario with ``symbols`` under ``shared``
+    (``fund.shared`` or ``backstop.shared``): ``all`` one ledger for every instrument, ``none``
+    one each, or the given groups (symbols matched case-insensitively), the instruments in no
+    group sharing one more. Ledgers are numbered in the order of their first instrument
+    (:func:`riskengine.engine_inputs.ledger_groups`).
+
+    Raises
+    ------
+    ValueError
+        ``where: ...`` naming a symbol the scenario does not hold and the symbols it holds.
+    """
+    if shared == "all":
+        return [0] * len(symbols)
+    if shared == "none":
+        return list(range(len(symbols)))
+    index = {s.upper(): k for k, s in enumerate(symbols)}
+    label = [-1] * len(symbols)  # the group of each instrument, -1: in none
+    for j, group in enumerate(shared):
+        for symbol in group:
+            k = index.get(symbol.upper())
+            if k is None:
+                raise ValueError(f"{where}: symbol {symbol!r} (group {j}) is not an instrument of the scenario "
+                                 f"(it holds {', '.join(symbols)})")
+            label[k] = j
+    number: dict[int, int] = {}
+    return [number.setdefault(g, len(number)) for g in label]
+
+
+class Fund(Component):
+    """The insurance fund.
+
+    ``shared`` says which instruments of a scenario draw on one fund: each fund (ledger) starts
+    with ``initial`` and pays deficits, takes fees and takes inventory over only for its own
+    instruments, within its own capacity; the fund-drawdown ADL trigger (``adl.fund_drawdown``)
+    watches the fund of the liquidated position's instrument. Binance runs "several Futures
+    Insurance Funds" [DOC S23, S24], one of them shared by BTC, ETH and BNB USDⓈ-M contracts
+    [3P S26] (``riskengine.venues.binance_usdm.SHARED_FUND_SYMBOLS``).
+    """
+
+    initial: Money = Field(0.0, description="balance at the start (of each fund when there are several: shared)")
     takeover: bool = Field(False, description="takes over what a limited order leaves unfilled, at the bankruptcy price")
     capacity: PositiveMultiple | None = Field(None, description="largest inventory notional as a multiple of the fund's equity (None = unlimited)")
     unwind_interval_s: PositiveSeconds = Field(10.0, description="taken-over inventory is sold to the book this often")
     unwind_fraction: Fraction = Field(0.25, description="share of the inventory sold at each unwind")
+    shared: Shared = Field(
+        "all", description='which instruments share a fund: "all" (one fund for every instrument), "none" (one '
+                           'each), or groups of symbols, e.g. [["BTCUSDT", "ETHUSDT", "BNBUSDT"]] (matched to the '
+                           "scenario's symbols, case-insensitive; the instruments in no group share one more fund); "
+                           "each fund starts with initial; one instrument: one fund")
+
+    _shared = field_validator("shared", mode="before")(classmethod(lambda cls, v: _check_shared(v)))
 
 
 class Backstop(Component):
@@ -165,19 +242,33 @@ class Backstop(Component):
     liquidator vault loses above a threshold" [DOC S36]; reference §2.4, §7.5), so it is an
     assumption tied to the balance: by default the vault never loses more than it holds
     (``loss_limit_share = 1``), so a smaller vault deleverages sooner.
+
+    ``shared`` says which instruments of a scenario one vault serves: each vault starts with
+    ``vault_balance``, has its own loss threshold (``loss_limit`` or ``loss_limit_share`` of its
+    balance), takes over positions only in its own instruments, checks its loss on its own equity
+    and deleverages only its own inventory. Hyperliquid: one liquidator vault for every asset
+    (``all``; reference §2.4, §2.6).
     """
 
     ratio: Share = Field(0.0, description="take over when equity < ratio x MM, or when a market liquidation order would leave a deficit the fund cannot pay (the book cannot close it); 0 = no backstop")
-    vault_balance: Money = Field(0.0, description="the vault's balance at the start")
+    vault_balance: Money = Field(0.0, description="the vault's balance at the start (of each vault when there are several: shared)")
     unwind_interval_s: PositiveSeconds = Field(10.0, description="taken-over inventory is sold to the book this often")
     unwind_fraction: Fraction = Field(0.25, description="share of the inventory sold at each unwind")
     loss_limit_share: MultipleOfBalance = Field(
-        1.0, description="the vault's loss threshold as a share of vault_balance: once its loss at the mark passes "
+        1.0, description="the vault's loss threshold as a share of vault_balance (each vault's, of its own balance): once its loss at the mark passes "
                          "it, its inventory is auto-deleveraged and it takes nothing over (an assumption: the "
                          "threshold is not published; 1 = it never loses more than it holds; above 1 it may "
                          "lose more, e.g. with a parent vault behind it; 0 = at its first loss)")
     loss_limit: Money | None = Field(None, description="the loss threshold as an amount, in the quote currency; when set it "
                                                        "overrides loss_limit_share (None = loss_limit_share x vault_balance)")
+    shared: Shared = Field(
+        "all", description='which instruments share a vault: "all" (one vault for every instrument, Hyperliquid), '
+                           '"none" (one each), or groups of symbols, e.g. [["BTC", "ETH"]] (matched to the '
+                           "scenario's symbols, case-insensitive; the instruments in no group share one more vault); "
+                           "each vault starts with vault_balance and has its own loss threshold; one instrument: "
+                           "one vault")
+
+    _shared = field_validator("shared", mode="before")(classmethod(lambda cls, v: _check_shared(v)))
 
     @property
     def loss_threshold(self) -> float:
@@ -286,9 +377,23 @@ class VenueDesign(Component):
         merged = _merge(base, dict(overrides))
         return VenueDesign.from_dict(merged, where=f"venue design {merged.get('name', self.name)!r}")
 
+    def ledgers(self, symbols: tuple[str, ...]) -> tuple[list[int], list[int]]:
+        """The fund and the vault (ledger indices) of each instrument of a scenario holding
+        ``symbols`` (:func:`ledger_groups` of ``fund.shared`` and ``backstop.shared``).
+
+        Raises
+        ------
+        ValueError
+            ``venue design 'name': fund.shared: ...`` naming a symbol the scenario does not hold.
+        """
+        where = f"venue design {self.name!r}"
+        return (ledger_groups(self.fund.shared, symbols, f"{where}: fund.shared"),
+                ledger_groups(self.backstop.shared, symbols, f"{where}: backstop.shared"))
+
     def engine_params(self, liquidity: ConstantDepth | DepthCurve | None = None,
-                      series_interval_s: float = 1.0) -> EngineParams:
-        """Resolve this design and a liquidity model into :class:`EngineParams`."""
+                      series_interval_s: float = 1.0, fund_group: int = 0, vault_group: int = 0) -> EngineParams:
+        """Resolve this design and a liquidity model into :class:`EngineParams` (``fund_group``,
+        ``vault_group``: the instrument's ledgers in a portfolio run, :meth:`ledgers`)."""
         liquidity = liquidity or ConstantDepth()
         m, liq, fund, bs, adl = self.mark, self.liquidation, self.fund, self.backstop, self.adl
         partial = liq.partial
@@ -332,6 +437,8 @@ class VenueDesign(Component):
                 adl_fund_drawdown=math.inf if adl.fund_drawdown is None else adl.fund_drawdown,
                 adl_fund_window_ns=round(adl.fund_window_s * NS),
                 series_interval_ns=max(1, round(series_interval_s * NS)),
+                fund_group=fund_group,
+                vault_group=vault_group,
                 **liquidity.engine_fields(),
             )
         except ValueError as exc:

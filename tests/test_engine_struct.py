@@ -45,6 +45,8 @@ OTHER_STRUCTS = {
     ("book", "stress_k"): "impact_stress_k",
     ("inst", "liq_price_band"): "liq_price_band",
     ("inst", "liq_max_order_notional"): "liq_max_order_notional",
+    ("inst", "fund_group"): "fund_group",
+    ("inst", "vault_group"): "vault_group",
 }
 #: struct fields derived from an EngineParams field rather than copied: (struct, field) -> value
 DERIVED = {
@@ -84,7 +86,7 @@ AWAY_FROM_DEFAULTS = [
          adl_short_mark_over_entry=True, adl_rank_interval_ns=2 * NS + 9, adl_risk_power=1.7,
          depth_per_pct=2.5e6, max_move=0.43, impact_half_life_ns=17.5 * NS, impact_feedback=0.64,
          impact_stress_k=0.19, observed_ts=[5 * NS, 9 * NS], observed_side=[-1.0, 1.0],
-         observed_notional=[4.1e6, 6.2e5], series_interval_ns=5 * NS + 11),
+         observed_notional=[4.1e6, 6.2e5], series_interval_ns=5 * NS + 11, fund_group=4, vault_group=6),
     dict(mm_floors=[0.0, 5.5e4], mm_rates=[0.0045, 0.0095], mm_whole_position=True,
          mark_method=MarkMethod.BINANCE_MEDIAN, mark_ema_tau_ns=61.25 * NS, mark_ema2_tau_ns=12.75 * NS,
          liq_fee_rate=0.0052, liq_limit_bankruptcy=False, liq_surplus_to_fund=False,
@@ -100,7 +102,7 @@ AWAY_FROM_DEFAULTS = [
          depth_ts=[0, 60 * NS], depth_pct=[[[0.5, 2.0], [0.6, 1.8]], [[0.4, 1.5], [0.7, 2.5]]],
          depth_notional=[[[1.5e6, 4.5e6], [1.2e6, 3.9e6]], [[8.5e5, 2.1e6], [1.1e6, 5.2e6]]],
          max_move=0.31, impact_half_life_ns=9.5 * NS, impact_feedback=0.57, impact_stress_k=0.26,
-         series_interval_ns=3 * NS + 37),
+         series_interval_ns=3 * NS + 37, fund_group=5, vault_group=2),
 ]
 CASES = [EngineParams(**fields) for fields in AWAY_FROM_DEFAULTS] + [
     EngineParams(mm_floors=[0.0], mm_rates=[0.005]),  # the defaults (inf, 0 and flags off)

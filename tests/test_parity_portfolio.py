@@ -1,5 +1,7 @@
-"""Parity on portfolios (issue 12, step 1): the compiled engine and the reference engine agree to
-the last bit on random multi-instrument scenarios.
+"""Parity on portfolios (issue 12, steps 1 to 3): the compiled engine and the reference engine
+agree to the last bit on random multi-instrument scenarios, with their funds and vaults shared by
+random groups of instruments, and with cross accounts of several positions drawing on those
+groups (a cross account's positions may draw on different funds and vaults).
 
 The scenarios are ``tests/test_reference_portfolio.py``'s (built as in ``tests/test_parity.py``:
 random tape segments per instrument, random designs with the venue profiles, the presets): 2-4
@@ -30,6 +32,7 @@ import test_parity as tp
 from riskengine.invariants import portfolio_violations
 from test_parity import S, T0
 from test_reference_portfolio import portfolio_cases
+from test_shared_ledgers import grouped_cases
 
 
 @st.composite
@@ -111,6 +114,18 @@ def test_compiled_matches_reference_with_a_book_per_instrument(case):
     _statistics(cy, case[2])
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grouped_cases())
+def test_compiled_matches_reference_with_funds_and_vaults_shared_by_random_groups(case):
+    """Step 3: each instrument draws on a fund and a vault of a random grouping (one for all,
+    one each, or anything between)."""
+    cy, ref = _both(case)
+    assert_same_portfolio_run(cy, ref)
+    _statistics(cy, case[2])
+    groups = cy.by_instrument["fund_group"], cy.by_instrument["vault_group"]
+    event(f"funds {int(groups[0].max()) + 1}, vaults {int(groups[1].max()) + 1} of {len(case[2])}")
+
+
 # ------------------------------------------------------------------ step 2: cross accounts with several positions
 
 
@@ -122,8 +137,10 @@ def cross_cases(draw):
     their maintenance margin to several times it, so that hedges fail when the legs part, some
     users also holding isolated positions (the cooldown is the user's) or a wallet only; some
     accounts entered at the first prices with a wallet of exactly their maintenance margin (no
-    slack: the compiled index's hot list); either ``cross_order``."""
-    (_, _, _, _), _, plist = draw(portfolio_cases())
+    slack: the compiled index's hot list); either ``cross_order``; funds and vaults shared by
+    random groups of instruments (step 3), so that a cross account's positions may draw on
+    different ledgers."""
+    (_, _, _, _), _, plist = draw(grouped_cases())
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     order = draw(st.sampled_from(list(CrossOrder)))
@@ -216,6 +233,8 @@ def test_compiled_matches_reference_on_cross_accounts_with_several_positions(cas
     assert _exactly(cy.positions_size, ref.positions_size) and _exactly(cy.positions_entry, ref.positions_entry)
     _statistics(cy, case[2])
     event(f"cross_order {CrossOrder(case[2][0].cross_order).name}")
+    groups = cy.by_instrument["fund_group"], cy.by_instrument["vault_group"]
+    event(f"funds {int(groups[0].max()) + 1}, vaults {int(groups[1].max()) + 1} of {len(case[2])}")
 
 
 def test_compiled_matches_reference_on_the_bench_portfolio_workload():

@@ -60,6 +60,22 @@ cdef struct Inst:
     AdlParams adl             # the design's ADL settings on k's tiers
     float64_t liq_price_band
     float64_t liq_max_order_notional
+    i32 fund_group            # the insurance fund its deficits draw on (EngineParams.fund_group)
+    i32 vault_group           # the backstop vault that takes its positions over
+    # its ledgers (issue 12, step 3): the slots whose col is the cash of its vault (VC) and of
+    # its fund (FC), the V and F of the ledger's first instrument, its lead (instrument 0's with
+    # one vault and one fund); a lead keeps its ledgers' state
+    Py_ssize_t VC
+    Py_ssize_t FC
+    Py_ssize_t ledger_held[2] # lead: instruments where its vault [0] / its fund [1] holds inventory
+    i64 next_unwind[2]        # lead: when its vault [0] / its fund [1] next unwinds
+    bint takes_over           # lead of a vault: it takes a position of the account a backstop takes over
+    # lead of a fund: rolling peak of its cash (monotonic deque) for the drawdown ADL trigger
+    i64* peak_ts
+    float64_t* peak_val
+    Py_ssize_t peak_head
+    Py_ssize_t peak_tail
+    Py_ssize_t peak_cap
     # the margin accounts with a position in k, ascending (NULL: all of them, 0 .. n - 1)
     const i64* members
     Py_ssize_t n_members
@@ -115,8 +131,9 @@ cdef struct Engine:
     # cross accounts with several (their account xacc[s - n]; col unused): account a's positions
     # are a, then n + xstart[a] .. n + xstart[a + 1] - 1, in position (CSR) order. Slot
     # n_pos + 2 k holds the backstop vault's inventory in instrument k, n_pos + 2 k + 1 the
-    # insurance fund's. The ledgers' cash is col[V] (V = n_pos) and col[F] (F = n_pos + 1), the
-    # slots of instrument 0; the col of the other inventory slots stays 0 (_cash).
+    # insurance fund's. A ledger's cash is the col of its lead's slot (Inst.VC, Inst.FC); with one
+    # vault and one fund col[V] (V = n_pos) and col[F] (F = n_pos + 1), the slots of instrument 0.
+    # The col of the other inventory slots stays 0 (_cash).
     float64_t* col
     float64_t* pos
     float64_t* ep
@@ -135,10 +152,12 @@ cdef struct Engine:
     const i64* user           # each account's user, dense (the cooldown's key; NULL: the account)
     Py_ssize_t V
     Py_ssize_t F
-    Py_ssize_t held[2]        # instruments where the vault [0] / the fund [1] holds inventory
+    Py_ssize_t held[2]        # instruments where a vault [0] / a fund [1] holds inventory
+    Py_ssize_t n_vaults       # ledgers: vaults and funds (Inst.VC, Inst.FC)
+    Py_ssize_t n_funds
     # ledgers
-    float64_t fund_min
-    float64_t vault_min       # lowest vault equity at mark, at every check of its loss
+    float64_t fund_min        # lowest sum of the funds' cash
+    float64_t vault_min       # lowest sum of the vaults' equity at mark, at every check of a loss
     float64_t bad_debt
     i64 cum_liq
     float64_t cum_liq_notional
@@ -153,14 +172,6 @@ cdef struct Engine:
     i64 adl_bucket
     i64* fill_row
     i64* fill_bucket
-    i64 vault_next_unwind
-    i64 fund_next_unwind
-    # rolling peak of the fund balance (monotonic deque) for the drawdown ADL trigger
-    i64* peak_ts
-    float64_t* peak_val
-    Py_ssize_t peak_head
-    Py_ssize_t peak_tail
-    Py_ssize_t peak_cap
     # current step
     i64 t
     i64 i
@@ -202,6 +213,9 @@ cdef struct Engine:
     Py_ssize_t n_recheck
     i64* seen                 # the scan that last checked each such account (scan_no)
     i64 scan_no
+    # _scan_cross, called through a pointer: the compiler does not inline it into the scan, which
+    # stays small enough to be inlined into the tick loop
+    Py_ssize_t (*scan_cross)(Engine* e, Py_ssize_t ncross) except -1 nogil
     float64_t* trig           # each such account's positions' keys as last split (-inf: no entry)
     i8* keyed                 # each such account: its positions are in the indexes (version)
     i8* hot                   # each such account: on the hot list (checked at every scan)

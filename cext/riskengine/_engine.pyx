@@ -6,8 +6,12 @@ of a scan, growable C buffers for the log, and the whole loop under ``nogil``.
 
 Portfolios (issue 12, step 1). A run replays several instruments: the merged tape's tick ``i``
 moves instrument ``tick_inst[i]``, whose state (mark, book, prices, open interest, external
-market, liquidation index, ADL ranking, drawdowns, counters) is one :c:type:`Inst`; the fund's
-and the vault's cash, the pending queue, the counters and the logs are shared. A margin account
+market, liquidation index, ADL ranking, drawdowns, counters) is one :c:type:`Inst`; the pending
+queue, the counters and the logs are shared. Funds and vaults (step 3): each instrument draws on
+one of each (``EngineParams.fund_group``, ``vault_group``); a ledger's cash and state are kept at
+its lead, its first instrument (``Inst.VC``, ``Inst.FC``), so one fund and one vault for every
+instrument is instrument 0's, as before. A position draws on the ledgers of its instrument; a
+backstop of a cross account hands each position to the vault of its instrument. A margin account
 with one position (an isolated one, or a cross wallet holding one instrument) is keyed in that
 instrument's index only, at its liquidation price: a tick scans the index of its own instrument,
 whose mark moved, plus the instruments whose index took entries since their last scan
@@ -71,7 +75,7 @@ from riskengine._events cimport (
     ColumnLog, events_merge, events_push, log_free, log_init, log_to_numpy, series_push,
 )
 from riskengine._events import column_items
-from riskengine.engine_inputs import check_margin_accounts, design_params
+from riskengine.engine_inputs import check_margin_accounts, design_params, ledger_groups
 from riskengine.runlog import BY_INSTRUMENT, EVENT_COLUMNS, SERIES_COLUMNS
 from riskengine._index cimport (
     KeyHeap, LiqIndex, SideIndex, heap_free, heap_init, heap_pop, heapify_from, index_free,
@@ -147,27 +151,40 @@ cdef inline bint _multi(Engine* e, Py_ssize_t a) noexcept nogil:
 
 cdef inline Py_ssize_t _cash(Engine* e, Py_ssize_t a) noexcept nogil:
     """The slot whose ``col`` is slot ``a``'s cash: its account's wallet for a position; for an
-    inventory, the vault's (``V``) or the fund's (``F``), one cash for their inventories in every
-    instrument."""
+    inventory, its instrument's vault's (``VC``) or fund's (``FC``), one cash for the ledger's
+    inventories in each of its instruments."""
     if a < e.n:
         return a
     if a < e.n_pos:
         return e.xacc[a - e.n]
-    return e.V + ((a - e.n_pos) & 1)
+    return _inst(e, a).FC if (a - e.n_pos) & 1 else _inst(e, a).VC
 
 
-cdef inline float64_t _fund(Engine* e) noexcept nogil:
-    return e.col[e.F]
+cdef inline Inst* _lead(Engine* e, Py_ssize_t cash) noexcept nogil:
+    """The lead of the ledger whose cash is ``col[cash]`` (the instrument whose V or F it is):
+    where the ledger's state is kept."""
+    return &e.insts[(cash - e.n_pos) >> 1]
+
+
+cdef inline float64_t _fund(Engine* e, const Inst* x) noexcept nogil:
+    """The cash of the fund instrument ``x`` draws on."""
+    return e.col[x.FC]
 
 
 cdef float64_t _ledger_equity(Engine* e, Py_ssize_t cash) noexcept nogil:
-    """The vault's (``cash`` = V) or the fund's (F) equity: its cash plus its inventory in every
-    instrument at that instrument's mark, in instrument order."""
+    """The equity of the vault (``cash`` a VC) or the fund (an FC) whose cash is ``col[cash]``:
+    its cash plus its inventory in each of its instruments at that instrument's mark, in
+    instrument order."""
     cdef float64_t equity = e.col[cash]
+    cdef bint fund = (cash - e.n_pos) & 1
     cdef Py_ssize_t k, h
+    cdef Inst* y
     for k in range(e.n_inst):
-        h = cash + 2 * k
-        equity += e.pos[h] * (e.insts[k].mark.mark - e.ep[h])
+        y = &e.insts[k]
+        if (y.FC if fund else y.VC) != cash:
+            continue
+        h = y.F if fund else y.V
+        equity += e.pos[h] * (y.mark.mark - e.ep[h])
     return equity
 
 
@@ -292,6 +309,26 @@ cdef inline bint _holds_position(Engine* e, Py_ssize_t a) noexcept nogil:
     return False
 
 
+cdef float64_t _ledgers_total(Engine* e, bint fund, bint cash_only) noexcept nogil:
+    """Every fund's (``fund``) or every vault's cash (``cash_only``) or equity, summed in ledger
+    order (the leads in instrument order): the scalars ``fund_final``, ``vault_col`` and the
+    minima ``fund_min``, ``vault_min``."""
+    cdef float64_t total = 0.0, value
+    cdef bint first = True
+    cdef Py_ssize_t k, slot
+    for k in range(e.n_inst):
+        slot = e.insts[k].F if fund else e.insts[k].V
+        if (e.insts[k].FC if fund else e.insts[k].VC) != slot:
+            continue  # not a lead
+        value = e.col[slot] if cash_only else _ledger_equity(e, slot)
+        if first:
+            total = value
+            first = False
+        else:
+            total += value
+    return total
+
+
 cdef inline float64_t _equity(Engine* e, Py_ssize_t a) noexcept nogil:
     """Equity at mark of slot ``a``: its margin account's (a position's), or that of the ledger
     an inventory is in."""
@@ -322,33 +359,42 @@ cdef inline i64 _public_id(Engine* e, Py_ssize_t a) noexcept nogil:
 cdef int _emit(Engine* e, int kind, Py_ssize_t a, i64 counterparty, float64_t size,
                float64_t price, float64_t fee, float64_t amount,
                float64_t equity_after) except -1 nogil:
-    return events_push(&e.log, e.t, e.i, e.round, <i8>kind, _public_id(e, a), _inst_id(e, a),
-                       counterparty, size, price, fee, amount, equity_after, _fund(e))
+    """Log an event of slot ``a`` (with the cash of the fund its instrument draws on)."""
+    cdef Inst* x = _inst(e, a)
+    return events_push(&e.log, e.t, e.i, e.round, <i8>kind, _public_id(e, a), x.id,
+                       counterparty, size, price, fee, amount, equity_after, _fund(e, x))
 
 
 cdef inline void _note_fund(Engine* e) noexcept nogil:
-    if _fund(e) < e.fund_min:
-        e.fund_min = _fund(e)
+    """Note the lowest sum of the funds' cash."""
+    cdef float64_t total = e.col[e.F] if e.n_funds == 1 else _ledgers_total(e, True, True)
+    if total < e.fund_min:
+        e.fund_min = total
 
 
-cdef inline float64_t _vault_equity(Engine* e) noexcept nogil:
-    return _ledger_equity(e, e.V)
+cdef inline void _note_vault(Engine* e, float64_t equity) noexcept nogil:
+    """Note the lowest sum of the vaults' equity (``equity``: the vault just checked, which is
+    the sum with one vault)."""
+    cdef float64_t total = equity if e.n_vaults == 1 else _ledgers_total(e, False, False)
+    if total < e.vault_min:
+        e.vault_min = total
 
 
-cdef inline bint _vault_beyond(Engine* e) noexcept nogil:
-    """Whether the vault's loss at the marks passes its threshold."""
-    return _vault_equity(e) < e.p.vault_initial - e.p.vault_loss_limit
-
-
-cdef inline bint _vault_takes(Engine* e) noexcept nogil:
-    """Whether the venue has a backstop vault that may take an account over now."""
-    return e.p.backstop_ratio > 0.0 and not _vault_beyond(e)
+cdef inline bint _vault_beyond(Engine* e, Py_ssize_t cash) noexcept nogil:
+    """Whether the loss of the vault whose cash is ``col[cash]`` passes its threshold at the
+    marks."""
+    return _ledger_equity(e, cash) < e.p.vault_initial - e.p.vault_loss_limit
 
 
 cdef inline void _held(Engine* e, Py_ssize_t h, float64_t before) noexcept nogil:
-    """Count the instruments where the vault or the fund holds inventory, after inventory slot
-    ``h`` changed from ``before`` (a tick asks whether any is held without a loop)."""
-    e.held[(h - e.n_pos) & 1] += (e.pos[h] != 0.0) - (before != 0.0)
+    """Count the instruments where a vault or a fund holds inventory (all of them, and each
+    ledger's at its lead), after inventory slot ``h`` changed from ``before`` (a tick asks
+    whether any is held without a loop)."""
+    cdef int side = (h - e.n_pos) & 1
+    cdef Py_ssize_t change = (e.pos[h] != 0.0) - (before != 0.0)
+    cdef Inst* x = &e.insts[(h - e.n_pos) >> 1]
+    e.held[side] += change
+    _lead(e, x.FC if side else x.VC).ledger_held[side] += change
 
 
 cdef inline void _touch(Engine* e, Inst* x) noexcept nogil:
@@ -628,18 +674,19 @@ cdef float64_t _socialize(Engine* e, Py_ssize_t a, float64_t loss) except -1 nog
 
 cdef int _cover_deficit(Engine* e, Py_ssize_t a) except -1 nogil:
     """Settle the deficit ``-W`` an order on position slot ``a`` left (``W`` the rest of its
-    account, :c:func:`_rest`): the fund pays what it can into the wallet, ``SOCIALIZE`` charges
-    the rest to the instrument's open positions, what is left is bad debt. The wallet ends at
-    ``-rest - O`` (``0.0 - O`` once paid or written off), so ``W`` is what the collateral was
-    with one position."""
+    account, :c:func:`_rest`): the fund of ``a``'s instrument pays what it can into the wallet,
+    ``SOCIALIZE`` charges the rest to the instrument's open positions, what is left is bad debt.
+    The wallet ends at ``-rest - O`` (``0.0 - O`` once paid or written off), so ``W`` is what the
+    collateral was with one position."""
     cdef Py_ssize_t m = _acct(e, a)
+    cdef Py_ssize_t fund = _inst(e, a).FC
     cdef float64_t others
     cdef float64_t deficit = -_rest(e, a, &others)
-    cdef float64_t cash = _fund(e) if _fund(e) > 0.0 else 0.0  # inventory losses can leave it negative
+    cdef float64_t cash = e.col[fund] if e.col[fund] > 0.0 else 0.0  # inventory losses can leave it negative
     cdef float64_t pay = deficit if deficit < cash else cash
     cdef float64_t rest
     if pay > 0.0:
-        e.col[e.F] -= pay
+        e.col[fund] -= pay
         e.col[m] += pay
         _emit(e, EV_FUND_PAYMENT, a, BOOK_ID, 0.0, 0.0, 0.0, pay, _equity(e, a))
     rest = deficit - pay
@@ -669,7 +716,7 @@ cdef float64_t _charge_fee(Engine* e, Py_ssize_t a, float64_t fee) noexcept nogi
     if fee > room:
         fee = room if room > 0.0 else 0.0
     e.col[m] -= fee
-    e.col[e.F] += fee
+    e.col[_inst(e, a).FC] += fee  # the fund of its instrument
     return fee
 
 
@@ -770,7 +817,7 @@ cdef int _adl_fill(Engine* e, Py_ssize_t i, Py_ssize_t a, float64_t take,
     if e.merge_fills:
         if e.fill_bucket[i] == e.adl_bucket:
             events_merge(&e.log, e.fill_row[i], counterparty, ADL_ORDERS_ID, closed, take * price,
-                         haircut, _equity(e, i), _fund(e))
+                         haircut, _equity(e, i), _fund(e, x))
             return 0
         e.fill_bucket[i] = e.adl_bucket
         e.fill_row[i] = e.log.n
@@ -1009,45 +1056,75 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
     return 0
 
 
-cdef int _vault_check(Engine* e) except -1 nogil:
-    """After every change of the vault's equity (a takeover, an unwind, a re-mark): note its
-    lowest equity; once its loss passes the threshold, deleverage its whole inventory, in
-    every instrument (in instrument order)."""
-    cdef float64_t equity = _vault_equity(e)
+cdef int _vault_check(Engine* e, Py_ssize_t cash) except -1 nogil:
+    """After every change of the equity of the vault whose cash is ``col[cash]`` (a takeover,
+    an unwind, a re-mark): note the vaults' lowest equity; once its loss passes the threshold,
+    deleverage its whole inventory, in each of its instruments (in instrument order)."""
+    cdef float64_t equity = _ledger_equity(e, cash)
     cdef Py_ssize_t k, h
-    if equity < e.vault_min:
-        e.vault_min = equity
-    if (e.held[0] != 0 and _closes(e)
+    _note_vault(e, equity)
+    if (_lead(e, cash).ledger_held[0] != 0 and _closes(e)
             and equity < e.p.vault_initial - e.p.vault_loss_limit):
         for k in range(e.n_inst):
-            h = e.V + 2 * k
-            if e.pos[h] != 0.0:
+            h = e.insts[k].V
+            if e.insts[k].VC == cash and e.pos[h] != 0.0:
                 _adl_close(e, h, e.pos[h], True)
-        equity = _vault_equity(e)
-        if equity < e.vault_min:
-            e.vault_min = equity
+        _note_vault(e, _ledger_equity(e, cash))
     return 0
 
 
-cdef int _backstop(Engine* e, Py_ssize_t m, float64_t equity) except -1 nogil:
-    """The vault takes over margin account ``m``: all its positions at their marks and its
+cdef int _vault_checks(Engine* e) except -1 nogil:
+    """Check every vault that holds inventory, in ledger order (a re-mark)."""
+    cdef Py_ssize_t k
+    cdef Inst* y
+    for k in range(e.n_inst):
+        y = &e.insts[k]
+        if y.VC == y.V and y.ledger_held[0] != 0:  # a lead
+            _vault_check(e, y.V)
+    return 0
+
+
+cdef bint _vault_takes(Engine* e, Py_ssize_t m) noexcept nogil:
+    """Whether the venue has backstop vaults that may take margin account ``m`` over now: every
+    vault its open positions draw on within its loss threshold (a vault beyond it takes nothing
+    over)."""
+    cdef Py_ssize_t j, s
+    if not e.p.backstop_ratio > 0.0:
+        return False
+    for j in range(_n_held(e, m)):
+        s = _slot(e, m, j)
+        if e.pos[s] != 0.0 and _vault_beyond(e, _inst(e, s).VC):
+            return False
+    return True
+
+
+cdef int _backstop(Engine* e, Py_ssize_t m, Py_ssize_t a, float64_t equity) except -1 nogil:
+    """The vaults take over margin account ``m``: all its positions at their marks and its
     remaining ``equity`` (the maintenance margin is not returned; Hyperliquid [DOC S21],
-    reference §2.4: "cross -> all cross positions and cross margin transferred"). The vault
-    takes each open position into its inventory (position order), its cash gains ``equity``,
-    then each position is closed in the account at its mark, one BACKSTOP event each (amount:
-    ``equity`` on the first, 0 on the others); the wallet is then 0 and the vault's loss is
-    checked once."""
+    reference §2.4: "cross -> all cross positions and cross margin transferred"). Each position
+    goes into the inventory of its instrument's vault, ``equity`` to the vault of position ``a``'s
+    instrument (the one the liquidation chose). Each vault holding no inventory starts its unwind
+    clock; the vaults take each open position (position order); the cash of ``a``'s vault gains
+    ``equity``; then each position is closed in the account at its mark, one BACKSTOP event each
+    (amount: ``equity`` on the first, 0 on the others); the wallet is then 0 and the loss of each
+    vault that took a position is checked, in ledger order."""
     cdef Inst* x
+    cdef Inst* lead
     cdef float64_t q, mark, amount = equity
-    cdef Py_ssize_t j, s, held = _n_held(e, m)
-    if e.held[0] == 0:  # the vault's unwind clock starts with its first inventory
-        e.vault_next_unwind = e.t + e.p.vault_unwind_interval_ns
+    cdef Py_ssize_t j, s, k, held = _n_held(e, m)
+    for j in range(held):
+        s = _slot(e, m, j)
+        if e.pos[s] != 0.0:
+            lead = _lead(e, _inst(e, s).VC)
+            if lead.ledger_held[0] == 0:  # the vault's unwind clock starts with its first inventory
+                lead.next_unwind[0] = e.t + e.p.vault_unwind_interval_ns
+            lead.takes_over = True
     for j in range(held):
         s = _slot(e, m, j)
         if e.pos[s] != 0.0:
             x = _inst(e, s)
             _take(e, x.V, e.pos[s], x.mark.mark)
-    e.col[e.V] += equity
+    e.col[_inst(e, a).VC] += equity
     for j in range(held):
         s = _slot(e, m, j)
         q = e.pos[s]
@@ -1060,7 +1137,15 @@ cdef int _backstop(Engine* e, Py_ssize_t m, float64_t equity) except -1 nogil:
         _emit(e, EV_BACKSTOP, s, VAULT_ID, q, mark, 0.0, amount, 0.0)
         amount = 0.0
     e.col[m] = 0.0
-    _vault_check(e)
+    if e.n_vaults == 1:
+        e.insts[0].takes_over = False
+        _vault_check(e, e.insts[0].V)
+        return 0
+    for k in range(e.n_inst):  # the vaults that took a position, in ledger order (their leads)
+        x = &e.insts[k]
+        if x.takes_over:
+            x.takes_over = False
+            _vault_check(e, x.V)
     return 0
 
 
@@ -1107,20 +1192,19 @@ cdef float64_t _limit_price(Engine* e, Py_ssize_t a, float64_t side) noexcept no
 
 cdef bint _fund_can_take(Engine* e, Inst* x, float64_t dq, float64_t price,
                          float64_t deficit) noexcept nogil:
-    """Whether the fund can take ``dq`` of instrument ``x`` at ``price`` within its capacity,
-    after paying ``deficit`` (what the takeover may leave the account owing): its inventory in
-    every instrument at that instrument's mark within ``fund_capacity`` x its equity (cash plus
-    inventory at the marks)."""
-    cdef float64_t value = e.col[e.F], exposure = 0.0, q
+    """Whether the fund of instrument ``x`` can take ``dq`` of ``x`` at ``price`` within its
+    capacity, after paying ``deficit`` (what the takeover may leave the account owing): its
+    inventory in each of its instruments at that instrument's mark within ``fund_capacity`` x
+    its equity (cash plus inventory at the marks)."""
+    cdef float64_t value = _ledger_equity(e, x.FC), exposure = 0.0, q
     cdef Py_ssize_t k, h
-    for k in range(e.n_inst):
-        h = e.F + 2 * k
-        value += e.pos[h] * (e.insts[k].mark.mark - e.ep[h])
     value = value + dq * (x.mark.mark - price) - deficit
     if not value >= 0.0:
         return False
     for k in range(e.n_inst):
-        h = e.F + 2 * k
+        if e.insts[k].FC != x.FC:
+            continue
+        h = e.insts[k].F
         q = e.pos[h] + dq if k == x.id else e.pos[h]
         exposure += fabs(q) * e.insts[k].mark.mark
     return exposure <= e.p.fund_capacity * value
@@ -1140,10 +1224,10 @@ cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
         depth_walk(&x.book, side, fabs(size), _sim(x), x.tape, &fill, &move)
         after = _rest(e, a, NULL) + size * (fill - e.ep[a])
         deficit = -after if after < 0.0 else 0.0
-        if deficit > _fund(e) and _vault_takes(e):
-            # the book cannot close it: not successful; the vault takes the whole account
-            _backstop(e, _acct(e, a), _equity(e, a))
-        elif deficit > _fund(e) and _closes(e):
+        if deficit > _fund(e, x) and _vault_takes(e, _acct(e, a)):
+            # the book cannot close it: not successful; the vaults take the whole account
+            _backstop(e, _acct(e, a), a, _equity(e, a))
+        elif deficit > _fund(e, x) and _closes(e):
             _adl_close(e, a, size, full)
         else:
             _book_fill(e, a, size, kind, e.p.liq_fee_rate, True, fill, move)  # walked once
@@ -1166,8 +1250,8 @@ cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
         filled_notional = filled * fill
     part = e.pos[a] if full else rest
     if to_fund:
-        if e.held[1] == 0:  # the fund's unwind clock starts with its first inventory
-            e.fund_next_unwind = e.t + e.p.fund_unwind_interval_ns
+        if _lead(e, x.FC).ledger_held[1] == 0:  # the fund's unwind clock starts with its first inventory
+            _lead(e, x.FC).next_unwind[1] = e.t + e.p.fund_unwind_interval_ns
         _take(e, x.F, part, bankruptcy)
         realized = _reduce(e, a, part, bankruptcy)
         fee = _charge_fee(e, a, e.p.liq_fee_rate * (filled_notional + fabs(part) * bankruptcy))
@@ -1182,44 +1266,58 @@ cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
     return 0
 
 
-cdef bint _fund_drawdown_active(Engine* e) noexcept nogil:
-    if e.p.adl_fund_drawdown == INFINITY or e.peak_head == e.peak_tail:
+cdef bint _fund_drawdown_active(Engine* e, const Inst* x) noexcept nogil:
+    """Whether the fund of ``x`` (the liquidated position's instrument) is below ``1 -
+    adl_fund_drawdown`` of its rolling peak."""
+    cdef Inst* lead = _lead(e, x.FC)
+    if e.p.adl_fund_drawdown == INFINITY or lead.peak_head == lead.peak_tail:
         return False
-    return _fund(e) < (1.0 - e.p.adl_fund_drawdown) * e.peak_val[e.peak_head]
+    return _fund(e, x) < (1.0 - e.p.adl_fund_drawdown) * lead.peak_val[lead.peak_head]
 
 
-cdef int _sample_fund_peak(Engine* e) except -1 nogil:
-    """Rolling maximum of the fund balance over ``adl_fund_window`` (sampled per tick)."""
-    cdef float64_t value = _fund(e)
-    cdef Py_ssize_t j, live
+cdef int _sample_fund_peak(Engine* e, Inst* lead) except -1 nogil:
+    """Rolling maximum of the cash of the fund ``lead`` leads over ``adl_fund_window`` (sampled
+    per tick); its window starts with room for PEAK_START samples and doubles when full."""
+    cdef float64_t value = e.col[lead.FC]
+    cdef Py_ssize_t j, live, cap
     cdef i64* ts
     cdef float64_t* vals
-    while e.peak_tail > e.peak_head and e.peak_val[e.peak_tail - 1] <= value:
-        e.peak_tail -= 1
-    if e.peak_tail == e.peak_cap:
-        live = e.peak_tail - e.peak_head
-        if e.peak_head > 0:
+    while lead.peak_tail > lead.peak_head and lead.peak_val[lead.peak_tail - 1] <= value:
+        lead.peak_tail -= 1
+    if lead.peak_tail == lead.peak_cap:
+        live = lead.peak_tail - lead.peak_head
+        if lead.peak_head > 0:
             for j in range(live):
-                e.peak_ts[j] = e.peak_ts[e.peak_head + j]
-                e.peak_val[j] = e.peak_val[e.peak_head + j]
+                lead.peak_ts[j] = lead.peak_ts[lead.peak_head + j]
+                lead.peak_val[j] = lead.peak_val[lead.peak_head + j]
         else:
-            ts = <i64*>realloc(e.peak_ts, 2 * e.peak_cap * sizeof(i64))
-            vals = <float64_t*>realloc(e.peak_val, 2 * e.peak_cap * sizeof(float64_t))
+            cap = 2 * lead.peak_cap if lead.peak_cap else PEAK_START
+            ts = <i64*>realloc(lead.peak_ts, cap * sizeof(i64))
+            vals = <float64_t*>realloc(lead.peak_val, cap * sizeof(float64_t))
             if ts != NULL:
-                e.peak_ts = ts
+                lead.peak_ts = ts
             if vals != NULL:
-                e.peak_val = vals
+                lead.peak_val = vals
             if ts == NULL or vals == NULL:
                 with gil:
                     raise MemoryError("engine: out of memory for the fund peak window")
-            e.peak_cap *= 2
-        e.peak_head = 0
-        e.peak_tail = live
-    e.peak_ts[e.peak_tail] = e.t
-    e.peak_val[e.peak_tail] = value
-    e.peak_tail += 1
-    while e.peak_ts[e.peak_head] < e.t - e.p.adl_fund_window_ns:
-        e.peak_head += 1
+            lead.peak_cap = cap
+        lead.peak_head = 0
+        lead.peak_tail = live
+    lead.peak_ts[lead.peak_tail] = e.t
+    lead.peak_val[lead.peak_tail] = value
+    lead.peak_tail += 1
+    while lead.peak_ts[lead.peak_head] < e.t - e.p.adl_fund_window_ns:
+        lead.peak_head += 1
+    return 0
+
+
+cdef int _sample_fund_peaks(Engine* e) except -1 nogil:
+    """Each fund's rolling peak, in ledger order."""
+    cdef Py_ssize_t k
+    for k in range(e.n_inst):
+        if e.insts[k].FC == e.insts[k].F:  # a lead
+            _sample_fund_peak(e, &e.insts[k])
     return 0
 
 
@@ -1265,9 +1363,9 @@ cdef int _liquidate(Engine* e, Py_ssize_t m) except -1 nogil:
         mm = maintenance_margin(&x.tiers, notional)
     if equity < 0.0 and e.p.adl_on_negative_equity and _closes(e):
         _adl_close(e, a, q, True)
-    elif e.p.backstop_ratio > 0.0 and equity < e.p.backstop_ratio * mm and not _vault_beyond(e):
-        _backstop(e, m, equity)
-    elif _closes(e) and _fund_drawdown_active(e):
+    elif e.p.backstop_ratio > 0.0 and equity < e.p.backstop_ratio * mm and _vault_takes(e, m):
+        _backstop(e, m, a, equity)
+    elif _closes(e) and _fund_drawdown_active(e, x):
         _adl_close(e, a, q, True)
     else:
         size = _order_size(e, a, q, equity, notional, &full)
@@ -1489,6 +1587,7 @@ cdef Py_ssize_t _scan_cross(Engine* e, Py_ssize_t ncross) except -1 nogil:
     cdef Py_ssize_t j, k, count = e.n_hot
     cdef i64 a
     cdef bint looked
+    e.scan_no += 1
     e.n_hot = 0
     for j in range(count):  # an account still hot after its check is appended again
         a = e.hot_ids[j]
@@ -1517,7 +1616,7 @@ cdef Py_ssize_t _scan_cross(Engine* e, Py_ssize_t ncross) except -1 nogil:
     return ncross
 
 
-cdef int _scan(Engine* e, Inst* x) except -1 nogil:
+cdef inline int _scan(Engine* e, Inst* x) except -1 nogil:
     """Trigger: crossing ACTIVE accounts become PENDING, queued in account-id order. The
     candidates are in the index of the ticking instrument ``x`` (its mark moved) and in those
     of the instruments whose index took entries since they were last scanned (their marks
@@ -1530,9 +1629,7 @@ cdef int _scan(Engine* e, Inst* x) except -1 nogil:
     cdef Inst* y
     if e.n_dirty:  # checked here: _scan runs every tick
         _rekey_dirty(e)
-    if e.xstart != NULL:
-        e.scan_no += 1
-        x.scanned = e.scan_no
+    x.scanned = e.scan_no + 1  # this scan's number (_scan_cross counts it)
     x.touched = False
     ncross = _collect(e, x, ncross)
     for j in range(e.n_touched):
@@ -1540,11 +1637,11 @@ cdef int _scan(Engine* e, Inst* x) except -1 nogil:
         if y.touched:  # not x, scanned above
             y.touched = False
             if y.ticked:  # an instrument without a tick has no mark yet (nor re-keyed accounts)
-                y.scanned = e.scan_no
+                y.scanned = e.scan_no + 1
                 ncross = _collect(e, y, ncross)
     e.n_touched = 0
     if e.xstart != NULL:
-        ncross = _scan_cross(e, ncross)
+        ncross = e.scan_cross(e, ncross)
     if ncross > 1:
         _sort_ids(e, e.work_ids, ncross)
     for j in range(ncross):
@@ -1562,18 +1659,21 @@ cdef inline bint _pending_empty(Engine* e) noexcept nogil:
 
 cdef int _record(Engine* e) except -1 nogil:
     """A series sample: one row per instrument, in instrument order: its prices, mark and open
-    interest (as of its latest tick or order; NaN prices before its first tick), and the shared
-    fund, vault equity and counters."""
-    cdef float64_t vault = _vault_equity(e), tape, sim, mark
-    cdef Py_ssize_t k
+    interest (as of its latest tick or order; NaN prices before its first tick), the cash of its
+    fund and the equity of its vault, and the shared counters."""
+    cdef float64_t vault = 0.0, tape, sim, mark
+    cdef Py_ssize_t k, vault_of = -1
     cdef Inst* x
     for k in range(e.n_inst):
         x = &e.insts[k]
+        if x.VC != vault_of:  # once with one vault
+            vault_of = x.VC
+            vault = _ledger_equity(e, vault_of)
         if x.ticked:
             tape, sim, mark = x.tape, _sim(x), x.mark.mark
         else:  # no price yet
             tape = sim = mark = NAN
-        series_push(&e.series, e.t, <i32>k, tape, sim, mark, _fund(e), vault, x.long_oi,
+        series_push(&e.series, e.t, <i32>k, tape, sim, mark, _fund(e, x), vault, x.long_oi,
                     x.short_oi, e.cum_liq, e.cum_liq_notional, e.cum_adl, e.cum_adl_notional)
     return 0
 
@@ -1590,23 +1690,30 @@ cdef int _unwind(Engine* e, Py_ssize_t h, float64_t fraction, int kind) except -
 
 
 cdef int _inventories(Engine* e) except -1 nogil:
-    """Step 4: the vault's unwinding in every instrument (its loss checked after each), then the
-    fund's offloading, each in instrument order."""
-    cdef Py_ssize_t k, h
-    if e.held[0] != 0 and e.t >= e.vault_next_unwind:
-        for k in range(e.n_inst):
-            h = e.V + 2 * k
-            if e.pos[h] != 0.0:
+    """Step 4: each vault's unwinding in each of its instruments (its loss checked after each),
+    then each fund's offloading; ledgers in ledger order, instruments in instrument order."""
+    cdef Py_ssize_t k, j, h
+    cdef Inst* lead
+    for k in range(e.n_inst if e.held[0] != 0 else 0):
+        lead = &e.insts[k]
+        if lead.VC != lead.V or lead.ledger_held[0] == 0 or e.t < lead.next_unwind[0]:
+            continue
+        for j in range(e.n_inst):
+            h = e.insts[j].V
+            if e.insts[j].VC == lead.V and e.pos[h] != 0.0:
                 _unwind(e, h, e.p.vault_unwind_fraction, EV_VAULT_UNWIND)
-                _vault_check(e)
-        e.vault_next_unwind = e.t + e.p.vault_unwind_interval_ns
-    if e.held[1] != 0 and e.t >= e.fund_next_unwind:
-        for k in range(e.n_inst):
-            h = e.F + 2 * k
-            if e.pos[h] != 0.0:
+                _vault_check(e, lead.V)
+        lead.next_unwind[0] = e.t + e.p.vault_unwind_interval_ns
+    for k in range(e.n_inst if e.held[1] != 0 else 0):
+        lead = &e.insts[k]
+        if lead.FC != lead.F or lead.ledger_held[1] == 0 or e.t < lead.next_unwind[1]:
+            continue
+        for j in range(e.n_inst):
+            h = e.insts[j].F
+            if e.insts[j].FC == lead.F and e.pos[h] != 0.0:
                 _unwind(e, h, e.p.fund_unwind_fraction, EV_FUND_UNWIND)
                 _note_fund(e)
-        e.fund_next_unwind = e.t + e.p.fund_unwind_interval_ns
+        lead.next_unwind[1] = e.t + e.p.fund_unwind_interval_ns
     return 0
 
 
@@ -1697,15 +1804,19 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
             x.prev_mark = x.mark.mark
             x.ticked = True
         if track_peak:
-            _sample_fund_peak(e)
+            _sample_fund_peaks(e)
         executed = 0
         while True:
             vault_remarked = _refresh_marks(e, x) if e.n_moved else False
             # the vault is checked after every other change of its equity, so at round 0 it can
             # only have moved with a mark where it holds inventory: the same as checking at every
             # round while it holds any (the reference), without a loop over the instruments
+            # (with several vaults, every vault holding inventory is checked then, as the
+            # reference does: one whose equity did not move is as its last check left it -- within
+            # its threshold, without inventory, or without ADL to close it -- so its check notes
+            # the same sum and closes nothing)
             if e.held[0] != 0 and (e.round > 0 or e.pos[x.V] != 0.0 or vault_remarked):
-                _vault_check(e)  # the inventory re-marked
+                _vault_checks(e)  # the inventory re-marked
             _scan(e, x)
             done = 0
             while (not _pending_empty(e) and e.pend_due[e.pend_head] <= t
@@ -1759,18 +1870,17 @@ cdef enum:
     PER_SLOT_IF_SEVERAL = 1  # as PER_SLOT with several instruments, none (NULL) with one
     PER_INSTRUMENT = 2     # one per instrument: I
     PER_RADIX_DIGIT = 3    # one per 16-bit digit value: the radix sort's counters
-    PER_PEAK = 4           # the fund peak window's first capacity (_sample_fund_peak grows it)
 
 cdef enum:
     MAX_WORK_ARRAYS = 64   # room in the table (_alloc refuses more rows)
     RADIX_DIGITS = 65536
-    PEAK_START = 64
+    PEAK_START = 64        # a fund peak window's first capacity (_sample_fund_peak grows it)
 
 
 cdef struct WorkArray:
     void** field           # address of the Engine's pointer field
     size_t item            # bytes per entry
-    int count              # PER_SLOT, PER_SLOT_IF_SEVERAL, PER_INSTRUMENT, PER_RADIX_DIGIT, PER_PEAK
+    int count              # PER_SLOT, PER_SLOT_IF_SEVERAL, PER_INSTRUMENT, PER_RADIX_DIGIT
     bint zeroed            # calloc'ed: starts zero, its pages touched only where used
 
 
@@ -1825,8 +1935,6 @@ cdef Py_ssize_t _work_arrays(Engine* e, WorkArray* t) noexcept nogil:
     k = _row(t, k, <void**>&e.fill_row, sizeof(i64), PER_SLOT, False)
     k = _row(t, k, <void**>&e.fill_bucket, sizeof(i64), PER_SLOT, True)  # touched for winners only
     k = _row(t, k, <void**>&e.radix_count, sizeof(Py_ssize_t), PER_RADIX_DIGIT, False)
-    k = _row(t, k, <void**>&e.peak_ts, sizeof(i64), PER_PEAK, False)
-    k = _row(t, k, <void**>&e.peak_val, sizeof(float64_t), PER_PEAK, False)
     return k
 
 
@@ -1842,6 +1950,8 @@ cdef void _free(Engine* e) noexcept nogil:
             index_free(&x.index)
             heap_free(&x.adl_rank[0])
             heap_free(&x.adl_rank[1])
+            free(x.peak_ts)
+            free(x.peak_val)
     for k in range(rows if rows < MAX_WORK_ARRAYS else MAX_WORK_ARRAYS):
         free(table[k].field[0])
         table[k].field[0] = NULL
@@ -1859,7 +1969,6 @@ cdef int _alloc(Engine* e) except -1 nogil:
             raise RuntimeError(f"engine: {rows} work arrays but room for {MAX_WORK_ARRAYS} "
                                "(raise MAX_WORK_ARRAYS)")
     e.pend_cap = e.n_slots
-    e.peak_cap = PEAK_START
     for k in range(rows):
         if table[k].count == PER_SLOT:
             count = e.n_slots
@@ -1869,10 +1978,8 @@ cdef int _alloc(Engine* e) except -1 nogil:
                 continue
         elif table[k].count == PER_INSTRUMENT:
             count = e.n_inst
-        elif table[k].count == PER_RADIX_DIGIT:
-            count = RADIX_DIGITS
         else:
-            count = PEAK_START
+            count = RADIX_DIGITS
         if table[k].zeroed:
             table[k].field[0] = calloc(count, table[k].item)
         else:
@@ -1959,6 +2066,8 @@ cdef object _inst_init(Engine* e, Inst* x, Py_ssize_t k, params):
                params.impact_stress_k)
     x.liq_price_band = params.liq_price_band
     x.liq_max_order_notional = params.liq_max_order_notional
+    x.fund_group = params.fund_group
+    x.vault_group = params.vault_group
     x.tape_min = INFINITY
     x.sim_min = INFINITY
     index_init(&x.index, 16)
@@ -2151,10 +2260,9 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
     e.socialized = &socialized[0]
     e.owner = &owner[0] if owner.shape[0] else NULL  # none: each account is its own owner
     e.xacc = &xacc[0] if xacc.shape[0] else NULL
+    e.scan_cross = _scan_cross
     e.xstart = &xstart[0] if xacc.shape[0] else NULL
     e.user = &user[0] if user.shape[0] else NULL
-    e.fund_min = e.p.fund_initial
-    e.vault_min = e.p.vault_initial
     e.merge_fills = ADL_PRO_RATA <= e.insts[0].adl.policy <= ADL_WATER_FILLING
     cursor = np.empty(n_inst, dtype=np.int64)
     cdef i64[::1] cursor_v = cursor
@@ -2203,11 +2311,32 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
             e.status[h] = ST_FLAT
             e.partial_tick[h] = -1
             e.cooldown_until[h] = INT64_MIN
-        e.col[e.V] = e.p.vault_initial
-        e.col[e.F] = e.p.fund_initial
         if e.xstart != NULL:
             _sides(e)
+    _ledgers_init(e, plist)
     return owners
+
+
+cdef int _ledgers_init(Engine* e, list plist) except -1:
+    """Each instrument's vault and fund: the V and F slots of the first instrument with its
+    ``vault_group`` and ``fund_group`` (the ledger's lead) hold their cash, each starting with
+    the design's balance; the minima start at their sums."""
+    cdef Py_ssize_t k
+    cdef Inst* x
+    vaults, funds = {}, {}
+    for k in range(e.n_inst):
+        x = &e.insts[k]
+        x.VC = vaults.setdefault(plist[k].vault_group, x.V)
+        x.FC = funds.setdefault(plist[k].fund_group, x.F)
+        if x.VC == x.V:
+            e.col[x.V] = e.p.vault_initial
+        if x.FC == x.F:
+            e.col[x.F] = e.p.fund_initial
+    e.n_vaults = len(vaults)
+    e.n_funds = len(funds)
+    e.fund_min = _ledgers_total(e, True, True)
+    e.vault_min = _ledgers_total(e, False, True)  # no inventory yet
+    return 0
 
 
 cdef object _copy(const float64_t* values, Py_ssize_t count):
@@ -2275,7 +2404,8 @@ def params_struct(params):
                      "half_life_ns": x.book.half_life_ns, "feedback": x.book.feedback,
                      "stress_k": x.book.stress_k},
             "inst": {"liq_price_band": x.liq_price_band,
-                     "liq_max_order_notional": x.liq_max_order_notional},
+                     "liq_max_order_notional": x.liq_max_order_notional,
+                     "fund_group": x.fund_group, "vault_group": x.vault_group},
         }
     finally:
         _free(&e)
@@ -2305,6 +2435,8 @@ cdef dict _by_instrument(Engine* e):
         out["liquidated_notional"][k] = x.liquidated_notional
         out["adl_fills"][k] = x.adl_fills
         out["adl_notional"][k] = x.adl_notional
+        out["fund_group"][k] = x.fund_group
+        out["vault_group"][k] = x.vault_group
     return out
 
 
@@ -2345,11 +2477,11 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
         by_instrument = _by_instrument(&e)
         x = &e.insts[0]
         scalars = {
-            "fund_final": col[e.F],
+            "fund_final": _ledgers_total(&e, True, True),
             "fund_min": e.fund_min,
             "fund_pos": pos[e.F],
             "fund_entry": ep[e.F],
-            "vault_col": col[e.V],
+            "vault_col": _ledgers_total(&e, False, True),
             "vault_pos": pos[e.V],
             "vault_entry": ep[e.V],
             "vault_min": e.vault_min,
@@ -2419,9 +2551,9 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
         # const int32_t[::1], const float64_t[::1], const float64_t[::1]
     params : list of riskengine.params.EngineParams
         One per instrument: its margin tiers, liquidity model, observed flow (taken out of its
-        own ticks, ``riskengine._liquidity.counterfactual_tape``), order cap and price band
-        (``riskengine.engine_inputs.PER_INSTRUMENT_FIELDS``); every other field is the design's
-        and must be equal in all of them.
+        own ticks, ``riskengine._liquidity.counterfactual_tape``), order cap, price band, fund and
+        vault (``riskengine.engine_inputs.PER_INSTRUMENT_FIELDS``); every other field is the
+        design's and must be equal in all of them.
     max_events : int
         Budget of event-log rows (0: none); one more raises ``MemoryError``.
     index_stats : bool
@@ -2445,9 +2577,9 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
     ------
     ValueError
         The checks both engines make (``riskengine.engine_inputs``): parameters that disagree on
-        a design field, arrays of the wrong lengths, an instrument id out of range or a user
-        holding one instrument twice. A cross margin account may hold several positions (issue
-        12 step 2).
+        a design field, arrays of the wrong lengths, an instrument id out of range, a user holding
+        one instrument twice, or fund or vault indices that skip one (``ledger_groups``). A cross
+        margin account may hold several positions (issue 12 step 2).
 
     Notes
     -----
@@ -2456,6 +2588,7 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
     """
     plist = list(params)
     design_params(plist)
+    ledger_groups(plist)
     n_inst = len(plist)
     starts = np.asarray(start)
     check_margin_accounts(np.asarray(ts), np.asarray(inst), np.asarray(price), np.asarray(stream),

@@ -148,11 +148,11 @@ book (snapshot cursor, impact ``m_k``, stress flow and ``book_t_k``, the time it
 brought to), the time of its last mark update, its margin accounts (those with a position in
 ``k``, by index), long/short open interest, external position and cash, ADL ranking snapshots per
 side, drawdown trackers and counters (liquidations, liquidated notional, ADL fills and
-notional). Shared: the fund's cash and the vault's cash, each ledger's inventory per instrument
-(size, entry), one unwind schedule per ledger, the pending queue (one FIFO), the cumulative
-counters, the fund's rolling peaks, bad debt, the ADL overshoot and merged fill rows, the event log
-and the series. A ledger's equity is its cash plus each inventory at its instrument's mark,
-summed in instrument order. Before its first tick an instrument has no mark (``M_k = 0``): its
+notional). Ledgers (step 3, below): each fund's and each vault's cash, inventory per instrument
+(size, entry) and unwind schedule, each fund's rolling peaks. Shared: the pending queue (one
+FIFO), the cumulative counters, bad debt, the ADL overshoot and merged fill rows, the event log
+and the series. A ledger's equity is its cash plus its inventory in each of its instruments at
+that instrument's mark, summed in instrument order. Before its first tick an instrument has no mark (``M_k = 0``): its
 margin accounts are not scanned and it has no ledger inventory.
 
 *Tick* ``i`` (instrument ``k = inst[i]``, time ``t``):
@@ -163,7 +163,7 @@ margin accounts are not scanned and it has no ledger inventory.
    *brought to* ``t``: ``seek(t)``, ``decay(t - book_t_k)``, ``book_t_k = t``. ``S_k = tape_k m_k``.
 2. Mark: ``M_k = mark_update(S_k, stream[i], dt)`` with ``dt = t -`` the time of ``k``'s previous
    mark update (0 at its first tick, where its previous mark becomes ``M_k`` too). Other marks do
-   not change. The fund's peak is sampled (when the drawdown trigger is set).
+   not change. Each fund's peak is sampled, in ledger order (when the drawdown trigger is set).
 3. Cascade rounds as above. At every round, before the vault's check and the scan, the mark of
    every instrument that has ticked is refreshed from its ``S_j`` (:func:`mark_refresh`), so a
    mark follows the orders (and inventory unwinds) that moved its book at earlier ticks too.
@@ -180,25 +180,44 @@ margin accounts are not scanned and it has no ledger inventory.
    book ``j`` is brought to ``t`` (bringing it to the time it is at changes nothing). Nothing
    else moves ``m_j``: between its ticks and orders it stays as of ``book_t_j`` (series rows and
    mark refreshes read it so); decayed in one step it equals the step-by-step decay to rounding.
-4. Inventories: once the vault holds inventory in any instrument and ``t`` reaches its unwind
-   time, it unwinds ``vault_unwind_fraction`` of each inventory (instrument order; the dust rule
-   at ``S_j``), its loss checked after each; then its next unwind time is ``t`` plus the
-   interval. The fund likewise (its minimum noted after each). A ledger's first unwind time is
-   set when it takes inventory while holding none in any instrument.
+4. Inventories: each vault in ledger order, once it holds inventory in any of its instruments
+   and ``t`` reaches its unwind time, unwinds ``vault_unwind_fraction`` of each of its
+   inventories (instrument order; the dust rule at ``S_j``), its loss checked after each; then
+   its next unwind time is ``t`` plus the interval. Then each fund likewise (the funds' minimum
+   noted after each). A ledger's first unwind time is set when it takes inventory while holding
+   none in any of its instruments.
 5. Every instrument's previous mark becomes its mark; ``k``'s drawdowns are updated; a series
    sample (decided by ``t`` as above) writes one row per instrument in instrument order:
    ``instrument``, its tape price, ``S_j`` and mark (NaN before its first tick) and open
-   interest; the fund, the vault's equity and the cumulative counters shared.
+   interest, the cash of its fund and the equity of its vault; the cumulative counters shared.
 
-*Ledgers and the waterfall across instruments.* The vault's loss check uses its whole equity
-(at every round while it holds inventory in any instrument, and after every takeover and unwind);
-beyond the threshold it auto-deleverages its inventory in every instrument (instrument order,
-each an ADL order in that instrument), ``vault_min`` noted before and after them all. The fund
-can take ``dq`` of ``j`` at ``price`` after paying ``deficit`` when ``value = cash + sum_k
-inv_k (M_k - e_k) + dq (M_j - price) - deficit >= 0`` and ``sum_k |inv_k'| M_k <= fund_capacity
-x value`` with ``inv_j' = inv_j + dq`` (sums in instrument order). Fund payments, fees and a
-takeover's handed-over equity go to or from the shared cash. A ledger's ADL price at bankruptcy
-and its order's shortfall use its whole cash against its inventory in the order's instrument.
+*Ledgers and the waterfall across instruments (step 3: shared funds and vaults).* Instrument
+``k`` draws on fund ``fund_group[k]`` and vault ``vault_group[k]`` (``EngineParams`` fields, per
+instrument; ledgers ``0..G-1`` numbered in the order of their first instrument,
+:func:`riskengine.engine_inputs.ledger_groups`; the venue layer derives them from
+``fund.shared`` and ``backstop.shared``: one ledger for every instrument, one each, or groups of
+symbols). Every ledger starts with the design's balance (``fund_initial``, ``vault_initial``) and
+has the design's loss threshold, capacity and unwind settings of its own; a ledger's instruments
+are those that draw on it, and "its equity", "its inventory" below are over them only. With one
+fund and one vault (the default) every instrument draws on both: this is step 1's rule.
+A vault's loss check uses its whole equity (at every round while it holds inventory in any of
+its instruments, vaults in ledger order, and after each of its takeovers and unwinds); beyond
+its threshold it auto-deleverages its inventory in each of its instruments (instrument order,
+each an ADL order in that instrument), and while beyond it takes nothing over: a position in one
+of its instruments is liquidated as on a venue without a backstop (another vault's state does
+not matter for a one-position account; a cross account with several positions, whose backstop
+hands each position to its instrument's vault, needs every one of those vaults within its
+threshold: step 2, rule 5). ``vault_min`` is the lowest sum of every vault's equity (ledger order) at these
+checks, noted before and after the deleveraging. The fund of ``j`` can take ``dq`` of ``j`` at
+``price`` after paying ``deficit`` when ``value = cash + sum_k inv_k (M_k - e_k) + dq (M_j -
+price) - deficit >= 0`` and ``sum_k |inv_k'| M_k <= fund_capacity x value`` with ``inv_j' = inv_j
++ dq`` (sums over its instruments, in instrument order). A position's fee, its deficit payment
+and a fund takeover go to or from the cash of its instrument's fund; a backstop's handed-over
+equity to its instrument's vault (a cross account's: that of the position the liquidation chose); a deficit is "larger than the fund" when larger than that
+fund's cash. The fund-drawdown trigger watches the fund of the liquidated position's instrument
+(its own rolling peak). ``fund_min`` is the lowest sum of every fund's cash (ledger order),
+noted where a fund's cash falls (payments, unwinds). A ledger's ADL price at bankruptcy and its
+order's shortfall use its whole cash against its inventory in the order's instrument.
 ADL candidates of an order in ``j`` are the margin accounts in ``j``, scored with ``j``'s
 parameters at ``M_j``, ties by margin-account index; queue snapshots are per instrument and side.
 Weighted policies merge fill rows per winning margin account and series interval, intervals
@@ -209,13 +228,16 @@ deficit's instrument only.
 account's ``owner`` (or the vault's or fund's id), ``instrument`` the instrument of the position
 or inventory the row is about (a fund payment, bad debt or socialized loss: the liquidated
 position's; an ADL fill: the winner's, the order's instrument), ``counterparty`` the other margin
-account's ``owner`` or a negative id. Series: ``SERIES_COLUMNS``. Final collateral,
+account's ``owner`` or a negative id; ``fund_after`` the cash of the fund the row's instrument
+draws on. A ledger's rows keep the vault's and the fund's ids (which vault or fund: the row's
+``instrument`` and ``by_instrument``'s ``vault_group`` / ``fund_group``). Series: ``SERIES_COLUMNS``. Final collateral,
 size, entry, status and socialized share per margin account. Scalars as above, instrument 0's
 value where a figure is per instrument (``final_mark``, ``final_sim_price``, ``tape_*``,
 ``sim_*``, ``fund_pos``, ``fund_entry``, ``vault_pos``, ``vault_entry``, ``ext_pos``,
-``ext_cash``; ``fund_final`` and ``vault_col`` are the cash); ``by_instrument``
+``ext_cash``; ``fund_final`` and ``vault_col`` are the cash, summed over every fund and vault in
+ledger order); ``by_instrument``
 (``riskengine.runlog.BY_INSTRUMENT``) holds each per-instrument figure as an array of length
-``I``. Money is conserved across instruments and positions per instrument
+``I``, with the instrument's ``fund_group`` and ``vault_group``. Money is conserved across instruments and positions per instrument
 (``riskengine.invariants.portfolio_violations``). ``max_events`` > 0 is a budget of event rows:
 one more raises ``MemoryError``.
 
@@ -257,23 +279,31 @@ account of its own with exactly one position.
      price ``p_bk,j = M_j - E / q_j`` (the price of ``j`` at which account equity is 0, the
      others at their marks), computed as ``e_j - W_j / q_j`` (step 1's ``bankruptcy_price`` with
      ``W_j`` for the collateral; the same number up to rounding);
-   - ``E < backstop_ratio x MM`` and the vault within its threshold: the vault takes over ALL the
-     account's positions at their marks and its remaining equity, the maintenance margin not
-     returned (Hyperliquid [DOC S21], reference §2.4: "cross -> all cross positions and cross
-     margin transferred"); one takeover event per position, in position order. Order: the vault
-     takes each open position into its inventory at its mark, then its cash gains ``E``, then
-     each position is closed in the account at its mark (realized PnL into the wallet), one
-     BACKSTOP event each (``amount`` = ``E`` on the first, 0 on the others, ``equity_after`` 0),
-     then the wallet is set to 0 and the vault's loss checked once. The same takeover of the
-     whole account happens when an unlimited order on ``j`` would leave a deficit larger than the
-     fund's cash (step 1's rule);
-   - the fund-drawdown trigger active: ``j`` auto-deleveraged whole;
+   - ``E < backstop_ratio x MM`` and the vaults within their thresholds: the vaults take over
+     ALL the account's positions at their marks and its remaining equity, the maintenance margin
+     not returned (Hyperliquid [DOC S21], reference §2.4: "cross -> all cross positions and
+     cross margin transferred"); one takeover event per position, in position order. With funds
+     and vaults shared by groups (step 3) each position goes to the vault of its instrument, and
+     the takeover needs every vault the account's open positions draw on within its threshold (a
+     vault beyond it takes nothing over); *chosen* (venues have one backstop, so nothing is
+     documented): the remaining equity ``E`` goes to the vault of ``j``'s instrument. Order: each
+     of those vaults holding no inventory in any of its instruments starts its unwind clock;
+     each open position is taken into its vault's inventory at its mark (position order); the
+     cash of ``j``'s vault gains ``E``; each position is closed in the account at its mark
+     (realized PnL into the wallet), one BACKSTOP event each (``amount`` = ``E`` on the first, 0
+     on the others, ``equity_after`` 0); the wallet is set to 0; then the loss of each vault that
+     took a position is checked, in ledger order (with one vault: once). The same takeover of
+     the whole account happens when an unlimited order on ``j`` would leave a deficit larger
+     than the cash of the fund of ``j``'s instrument (step 1's rule);
+   - the fund-drawdown trigger of the fund of ``j``'s instrument active: ``j`` auto-deleveraged
+     whole;
    - otherwise a market order on ``j``: the partial rules on ``j``'s notional, the order cap and
      price band of ``j``'s instrument, limited at ``p_bk,j`` where the venue limits orders at
      bankruptcy (Binance [DOC S2]: the bankruptcy price of the account, §1.4).
 6. *Money after an order on j.* Realized PnL and fees go to the wallet ``c``. The order's deficit
    is ``max(0, -E_after)``, ``E_after`` the account equity at marks after the fill (``= c`` when
-   no position is left, as in step 1); the fund pays it into the wallet. The liquidation fee is
+   no position is left, as in step 1); the fund of ``j``'s instrument pays it into the wallet
+   (and the fee goes to that fund: step 3's ledgers are those of the position's instrument). The liquidation fee is
    capped at ``max(0, E_after)``. The "unlimited order would leave a deficit larger than the
    fund's cash" test uses the same deficit. *Chosen:* ``E_after`` is ``W_j`` after the fill:
    the account's equity at marks once ``j`` is closed whole; after a partial order ``j``'s

@@ -12,11 +12,13 @@ per compiled module (``_adl``, ``_liquidity``, ``_mark``, ``_margin``, ``_events
 Slots. The margin accounts' positions are slots ``0..P-1`` (CSR order: margin account ``m``
 holds ``start[m]:start[m+1]``, ``acct[s]`` is slot ``s``'s margin account); the backstop vault's
 inventory in instrument ``k`` is slot ``P + k`` and the insurance fund's is slot ``P + I + k``.
-``col`` holds the margin accounts' collateral (indexed by margin account), then the vault's cash
-(``col[M]``) and the fund's cash (``col[M + 1]``), shared by their inventories
-(:meth:`_Reference.wallet`). Status, the partial-liquidation tick and the socialized loss are
-per margin account, the partial-liquidation cooldown per user (``owner``). With one instrument
-(one position per account, ``P = M``) this is the single-instrument layout: vault ``M``, fund
+``col`` holds the margin accounts' collateral (indexed by margin account), then each vault's cash
+(``col[M + g]``, ``g = 0..GV-1``) and each fund's cash (``col[M + GV + g]``), each shared by its
+ledger's inventories (:meth:`_Reference.wallet`; instrument ``k``'s ledgers are
+``vault_group[k]`` and ``fund_group[k]``, so a position draws on the ledgers of its instrument).
+Status, the partial-liquidation tick and the socialized loss are per margin account, the
+partial-liquidation cooldown per user (``owner``). With one instrument (one position per account,
+``P = M``) and one vault and one fund this is the single-instrument layout: vault ``M``, fund
 ``M + 1``.
 
 Account figures (:mod:`riskengine.reference`, "Portfolios, step 2"), with ``U_i = q_i (M_i -
@@ -62,7 +64,7 @@ from riskengine.codes import (
     Status,
     Takeover,
 )
-from riskengine.engine_inputs import check_margin_accounts, design_params
+from riskengine.engine_inputs import check_margin_accounts, design_params, ledger_groups
 from riskengine.params import EngineParams
 from riskengine.reference._adl import adl_gather, adl_weight, capped_allocation, water_filling
 from riskengine.reference._events import (
@@ -190,7 +192,16 @@ class _Reference:
         self.one_each = n_inst == 1 and P == n and bool(np.all(held == 1))
         _, self.user = np.unique(self.owner, return_inverse=True)  # the cooldown is the user's
         p = self.p
-        self.col = np.concatenate([np.array(col, dtype=np.float64), [p.vault_initial, p.fund_initial]])
+        fund_group, vault_group = ledger_groups(params)
+        self.fund_group = [int(g) for g in fund_group]
+        self.vault_group = [int(g) for g in vault_group]
+        self.n_funds = max(self.fund_group) + 1
+        self.n_vaults = max(self.vault_group) + 1
+        # each ledger's instruments, in instrument order
+        self.fund_members = [[k for k in range(n_inst) if self.fund_group[k] == g] for g in range(self.n_funds)]
+        self.vault_members = [[k for k in range(n_inst) if self.vault_group[k] == g] for g in range(self.n_vaults)]
+        self.col = np.concatenate([np.array(col, dtype=np.float64), [p.vault_initial] * self.n_vaults,
+                                   [p.fund_initial] * self.n_funds])
         ledgers = np.zeros(2 * n_inst, dtype=np.float64)
         self.pos = np.concatenate([np.asarray(size, dtype=np.float64), ledgers])
         self.ep = np.concatenate([np.asarray(entry, dtype=np.float64), ledgers])
@@ -202,8 +213,8 @@ class _Reference:
         self.partial_tick = np.full(n, -1, dtype=np.int64)
         self.socialized = np.zeros(n, dtype=np.float64)
         self.cooldown_until = np.full(int(self.user.max()) + 1 if n else 0, np.iinfo(np.int64).min, dtype=np.int64)
-        self.fund_min = p.fund_initial
-        self.vault_min = p.vault_initial
+        self.fund_min = self.fund_total()
+        self.vault_min = self.vault_cash_total()  # no inventory yet
         self.bad_debt = 0.0
         for s in range(P):
             ins = self.instrument(s)
@@ -222,9 +233,9 @@ class _Reference:
         self.events = log_init(EVENT_COLUMNS)
         self.series = log_init(SERIES_COLUMNS)
         self.pending: deque[tuple[int, int]] = deque()
-        self.vault_next_unwind = 0
-        self.fund_next_unwind = 0
-        self.fund_peaks: deque[tuple[int, float]] = deque()
+        self.vault_next_unwind = [0] * self.n_vaults
+        self.fund_next_unwind = [0] * self.n_funds
+        self.fund_peaks: list[deque[tuple[int, float]]] = [deque() for _ in range(self.n_funds)]
         self.cum_liq = 0
         self.cum_liq_notional = 0.0
         self.cum_adl = 0
@@ -249,9 +260,31 @@ class _Reference:
         return px
 
     # ---------------------------------------------------------------- helpers
-    @property
-    def fund(self) -> float:
-        return float(self.col[self.n + 1])
+    def fund_cash(self, g: int) -> int:
+        """The index in ``col`` of fund ``g``'s cash."""
+        return self.n + self.n_vaults + g
+
+    def vault_cash(self, g: int) -> int:
+        """The index in ``col`` of vault ``g``'s cash."""
+        return self.n + g
+
+    def fund(self, k: int) -> float:
+        """The cash of the fund instrument ``k`` draws on."""
+        return float(self.col[self.fund_cash(self.fund_group[k])])
+
+    def fund_total(self) -> float:
+        """Every fund's cash, summed in ledger order (the scalars ``fund_final`` and ``fund_min``)."""
+        total = float(self.col[self.fund_cash(0)])
+        for g in range(1, self.n_funds):
+            total += float(self.col[self.fund_cash(g)])
+        return total
+
+    def vault_total(self) -> float:
+        """Every vault's equity, summed in ledger order (the scalar ``vault_min``)."""
+        total = self.vault_equity(0)
+        for g in range(1, self.n_vaults):
+            total += self.vault_equity(g)
+        return total
 
     def instrument(self, a: int) -> _Instrument:
         """The instrument of slot ``a`` (a margin account's position, or an inventory)."""
@@ -264,11 +297,12 @@ class _Reference:
         return a >= self.P + self.n_inst
 
     def wallet(self, a: int) -> int:
-        """Where slot ``a``'s cash is: its margin account's collateral, or the vault's or the
-        fund's cash."""
+        """Where slot ``a``'s cash is: its margin account's collateral, or its ledger's cash (the
+        vault's or the fund's of its instrument)."""
         if a < self.P:
             return int(self.acct[a])
-        return self.n if self.is_vault(a) else self.n + 1
+        k = int(self.inst[a])
+        return self.vault_cash(self.vault_group[k]) if self.is_vault(a) else self.fund_cash(self.fund_group[k])
 
     def vault_slot(self, k: int) -> int:
         return self.P + k
@@ -356,24 +390,33 @@ class _Reference:
     def holds_position(self, m: int) -> bool:
         return any(float(self.pos[s]) != 0.0 for s in self.positions(m))
 
-    def holds(self, first: int) -> bool:
-        """Whether the ledger whose inventory slots start at ``first`` holds any inventory."""
-        return any(float(self.pos[first + k]) != 0.0 for k in range(self.n_inst))
+    def vault_holds(self, g: int) -> bool:
+        """Whether vault ``g`` holds inventory in any of its instruments."""
+        return any(float(self.pos[self.vault_slot(k)]) != 0.0 for k in self.vault_members[g])
 
-    def ledger_equity(self, first: int) -> float:
-        """Cash plus every inventory at its instrument's mark, in instrument order."""
-        equity = float(self.col[self.wallet(first)])
-        for k, ins in enumerate(self.instruments):
+    def fund_holds(self, g: int) -> bool:
+        """Whether fund ``g`` holds inventory in any of its instruments."""
+        return any(float(self.pos[self.fund_slot(k)]) != 0.0 for k in self.fund_members[g])
+
+    def ledger_equity(self, first: int, cash: int, members: list[int]) -> float:
+        """A ledger's cash (``col[cash]``) plus its inventory (slots ``first + k``) in each of its
+        instruments at that instrument's mark, in instrument order."""
+        equity = float(self.col[cash])
+        for k in members:
             h = first + k
-            equity += float(self.pos[h]) * (ins.mark - float(self.ep[h]))
+            equity += float(self.pos[h]) * (self.instruments[k].mark - float(self.ep[h]))
         return equity
 
+    def fund_equity(self, g: int) -> float:
+        return self.ledger_equity(self.fund_slot(0), self.fund_cash(g), self.fund_members[g])
+
     def equity(self, a: int) -> float:
-        """The equity of position slot ``a``'s margin account (:meth:`account_figures`); a
-        ledger's whole equity."""
+        """The equity of position slot ``a``'s margin account (:meth:`account_figures`); the whole
+        equity of the ledger a ledger slot belongs to."""
         if a < self.P:
             return self.account_figures(int(self.acct[a]))[0]
-        return self.ledger_equity(self.vault_slot(0) if self.is_vault(a) else self.fund_slot(0))
+        k = int(self.inst[a])
+        return self.vault_equity(self.vault_group[k]) if self.is_vault(a) else self.fund_equity(self.fund_group[k])
 
     def public_id(self, a: int) -> int:
         if a < self.P:
@@ -383,46 +426,48 @@ class _Reference:
     def emit(self, kind: int, account: int, counterparty: int, size: float, price: float, fee: float,
              amount: float, equity_after: float) -> None:
         """Log an event of this tick and round (slots as public ids, the slot's instrument; the
-        fund balance after it)."""
+        balance after it of the fund that instrument draws on)."""
         if self.max_events and len(self.events["ts"]) >= self.max_events:
             raise MemoryError(f"the event log passed its budget of {self.max_events:,} rows")
         events_push(self.events, self.t, self.i, self.round, kind, self.public_id(account),
                     int(self.inst[account]),
                     self.public_id(counterparty) if counterparty >= 0 else counterparty,
-                    size, price, fee, amount, equity_after, self.fund)
+                    size, price, fee, amount, equity_after, self.fund(int(self.inst[account])))
 
     def note_fund(self) -> None:
-        if self.fund < self.fund_min:
-            self.fund_min = self.fund
+        """Note the funds' lowest total cash."""
+        total = self.fund_total()
+        if total < self.fund_min:
+            self.fund_min = total
 
-    def vault_equity(self) -> float:
-        return self.ledger_equity(self.vault_slot(0))
+    def note_vault(self, equity: float) -> None:
+        """Note the vaults' lowest total equity (``equity``: that of the vault just checked, the
+        total when there is one vault)."""
+        total = equity if self.n_vaults == 1 else self.vault_total()
+        if total < self.vault_min:
+            self.vault_min = total
 
-    def vault_beyond(self) -> bool:
-        """Whether the vault's loss at the marks passes its threshold."""
-        return self.vault_equity() < self.p.vault_initial - self.p.vault_loss_limit
+    def vault_equity(self, g: int) -> float:
+        return self.ledger_equity(self.vault_slot(0), self.vault_cash(g), self.vault_members[g])
 
-    def vault_takes(self) -> bool:
-        """Whether the venue has a backstop vault that may take an account over now."""
-        return self.p.backstop_ratio > 0.0 and not self.vault_beyond()
+    def vault_beyond(self, g: int) -> bool:
+        """Whether vault ``g``'s loss at the marks passes its threshold."""
+        return self.vault_equity(g) < self.p.vault_initial - self.p.vault_loss_limit
 
-    def vault_check(self) -> None:
-        """After every change of the vault's equity (a takeover, an unwind, a re-mark): note
-        its lowest equity; once its loss passes the threshold, deleverage its whole inventory,
-        instrument by instrument."""
-        equity = self.vault_equity()
-        if equity < self.vault_min:
-            self.vault_min = equity
+    def vault_check(self, g: int) -> None:
+        """After every change of vault ``g``'s equity (a takeover, an unwind, a re-mark): note
+        the vaults' lowest total equity; once its loss passes the threshold, deleverage its whole
+        inventory, instrument by instrument."""
+        equity = self.vault_equity(g)
+        self.note_vault(equity)
         closes = self.p.adl_policy not in (AdlPolicy.NONE, AdlPolicy.SOCIALIZE)
-        if (self.holds(self.vault_slot(0)) and closes
+        if (self.vault_holds(g) and closes
                 and equity < self.p.vault_initial - self.p.vault_loss_limit):
-            for k in range(self.n_inst):
+            for k in self.vault_members[g]:
                 v = self.vault_slot(k)
                 if float(self.pos[v]) != 0.0:
                     self.adl_close(v, float(self.pos[v]), True)
-            equity = self.vault_equity()
-            if equity < self.vault_min:
-                self.vault_min = equity
+            self.note_vault(self.vault_equity(g))
 
     def reduce(self, a: int, closed: float, price: float) -> float:
         """Close ``closed`` (same sign as the position) of slot ``a`` at ``price``."""
@@ -453,15 +498,17 @@ class _Reference:
 
     def cover_deficit(self, a: int) -> None:
         """Settle the deficit ``-W`` an order on position slot ``a`` left (``W`` the rest of
-        its account, :meth:`rest`): the fund pays what it can into the wallet, ``SOCIALIZE``
-        charges the rest to the instrument's open positions, what is left is bad debt."""
+        its account, :meth:`rest`): the fund ``a``'s instrument draws on pays what it can into the
+        wallet, ``SOCIALIZE`` charges the rest to the instrument's open positions, what is left is
+        bad debt."""
         m = int(self.acct[a])
         others, rest_of_account = self.rest(a)
         deficit = -rest_of_account
-        cash = self.fund if self.fund > 0.0 else 0.0  # inventory losses can leave it negative
+        fund = self.fund_cash(self.fund_group[int(self.inst[a])])
+        cash = float(self.col[fund]) if float(self.col[fund]) > 0.0 else 0.0  # inventory losses can leave it negative
         pay = deficit if deficit < cash else cash
         if pay > 0.0:
-            self.col[self.n + 1] -= pay
+            self.col[fund] -= pay
             self.col[m] += pay
             self.emit(EventKind.FUND_PAYMENT, a, BOOK_ID, 0.0, 0.0, 0.0, pay, self.equity(a))
         rest = deficit - pay
@@ -543,10 +590,10 @@ class _Reference:
         return fill
 
     def charge_fee(self, a: int, fee: float) -> float:
-        """Move the liquidation fee of an order on position slot ``a`` into the fund, capped at
-        the rest of the account ``W`` (:meth:`rest`; the collateral left, for one position); with
-        ``liq_surplus_to_fund`` an account left without any position hands over all that is
-        left."""
+        """Move the liquidation fee of an order on position slot ``a`` into the fund of ``a``'s
+        instrument, capped at the rest of the account ``W`` (:meth:`rest`; the collateral left, for
+        one position); with ``liq_surplus_to_fund`` an account left without any position hands
+        over all that is left."""
         m = int(self.acct[a])
         room = self.rest(a)[1]
         if self.p.liq_surplus_to_fund and not self.holds_position(m) and room > fee:
@@ -554,7 +601,7 @@ class _Reference:
         if fee > room:
             fee = room if room > 0.0 else 0.0
         self.col[m] -= fee
-        self.col[self.n + 1] += fee
+        self.col[self.fund_cash(self.fund_group[int(self.inst[a])])] += fee
         return fee
 
     def adl_candidates(self, ins: _Instrument, side: float) -> list[int]:
@@ -621,7 +668,7 @@ class _Reference:
             bucket, row = self.fill_row.get(i, (0, -1))
             if bucket == self.adl_bucket:
                 events_merge(self.events, row, self.public_id(a), ADL_ORDERS_ID, closed, take * price,
-                             haircut, self.equity(i), self.fund)
+                             haircut, self.equity(i), self.fund(ins.k))
                 return haircut
             self.fill_row[i] = (self.adl_bucket, len(self.events["ts"]))
         self.emit(EventKind.ADL_FILL, i, a, closed, price, 0.0, haircut, self.equity(i))
@@ -719,23 +766,44 @@ class _Reference:
             return EventKind.FUND_UNWIND, 0.0
         return EventKind.LIQUIDATION, self.p.liq_fee_rate
 
-    def backstop(self, m: int, equity: float) -> None:
-        """The vault takes over margin account ``m``: all its positions at their marks and its
+    def account_vaults(self, m: int) -> list[int]:
+        """The vaults margin account ``m``'s open positions draw on (those of their instruments),
+        in ledger order."""
+        return sorted({self.vault_group[int(self.inst[s])] for s in self.positions(m) if float(self.pos[s]) != 0.0})
+
+    def vault_takes(self, m: int) -> bool:
+        """Whether the venue has backstop vaults that may take margin account ``m`` over now: every
+        vault its open positions draw on within its loss threshold (a vault beyond it takes
+        nothing over)."""
+        if not self.p.backstop_ratio > 0.0:
+            return False
+        for g in self.account_vaults(m):
+            if self.vault_beyond(g):
+                return False
+        return True
+
+    def backstop(self, m: int, a: int, equity: float) -> None:
+        """The vaults take over margin account ``m``: all its positions at their marks and its
         remaining ``equity`` (the maintenance margin is not returned; Hyperliquid [DOC S21],
         reference §2.4: "cross -> all cross positions and cross margin transferred").
 
-        Order: the vault takes each open position into its inventory in the position's
-        instrument (position order); then its cash gains ``equity``; then each position is
-        closed in the account at its mark (realized PnL into the wallet), one BACKSTOP event
-        each (amount: ``equity`` on the first, 0 on the others; equity after: 0); then the wallet
-        is set to 0 and the vault's loss is checked once."""
+        Each position goes into the inventory of its instrument's vault; ``equity`` goes to the
+        vault of position ``a``'s instrument (the position the liquidation chose). Order: each
+        vault's first unwind time is set if it holds no inventory; each vault takes its open
+        positions (position order); then the cash of ``a``'s vault gains ``equity``; then each
+        position is closed in the account at its mark (realized PnL into the wallet), one BACKSTOP
+        event each (amount: ``equity`` on the first, 0 on the others; equity after: 0); then the
+        wallet is set to 0 and the loss of each vault that took a position is checked, in ledger
+        order."""
         slots = [s for s in self.positions(m) if float(self.pos[s]) != 0.0]
-        if not self.holds(self.vault_slot(0)):
-            self.vault_next_unwind = self.t + self.p.vault_unwind_interval_ns
+        vaults = self.account_vaults(m)
+        for g in vaults:
+            if not self.vault_holds(g):
+                self.vault_next_unwind[g] = self.t + self.p.vault_unwind_interval_ns
         for s in slots:
             ins = self.instrument(s)
             self.take(self.vault_slot(ins.k), float(self.pos[s]), ins.mark)
-        self.col[self.n] += equity
+        self.col[self.vault_cash(self.vault_group[int(self.inst[a])])] += equity
         amount = equity
         for s in slots:
             ins = self.instrument(s)
@@ -745,7 +813,8 @@ class _Reference:
             self.emit(EventKind.BACKSTOP, s, self.vault_slot(ins.k), q, ins.mark, 0.0, amount, 0.0)
             amount = 0.0
         self.col[m] = 0.0
-        self.vault_check()
+        for g in vaults:
+            self.vault_check(g)
 
     def order_size(self, a: int, q: float, equity: float, notional: float) -> tuple[float, bool]:
         """Size of the liquidation order on position slot ``a`` (size ``q``, ``notional`` at
@@ -784,17 +853,19 @@ class _Reference:
         return limit
 
     def fund_can_take(self, k: int, dq: float, price: float, deficit: float) -> bool:
-        """Whether the fund can take ``dq`` of instrument ``k`` at ``price`` within its capacity
-        (its inventory in every instrument at the marks within ``fund_capacity`` x its equity,
-        that equity not negative), after paying ``deficit`` (what the takeover may leave the
-        account owing)."""
-        value = float(self.col[self.n + 1])
-        for j, ins in enumerate(self.instruments):
+        """Whether the fund of instrument ``k`` can take ``dq`` of ``k`` at ``price`` within its
+        capacity (its inventory in each of its instruments at the marks within ``fund_capacity`` x
+        its equity, that equity not negative), after paying ``deficit`` (what the takeover may
+        leave the account owing)."""
+        members = self.fund_members[self.fund_group[k]]
+        value = float(self.col[self.fund_cash(self.fund_group[k])])
+        for j in members:
             f = self.fund_slot(j)
-            value += float(self.pos[f]) * (ins.mark - float(self.ep[f]))
+            value += float(self.pos[f]) * (self.instruments[j].mark - float(self.ep[f]))
         value = value + dq * (self.instruments[k].mark - price) - deficit
         exposure = 0.0
-        for j, ins in enumerate(self.instruments):
+        for j in members:
+            ins = self.instruments[j]
             q = float(self.pos[self.fund_slot(j)])
             if j == k:
                 q = q + dq
@@ -812,10 +883,12 @@ class _Reference:
             fill, move = ins.book.walk(side, abs(size), ins.sim_price(), ins.tape)
             after = self.rest(a)[1] + size * (fill - float(self.ep[a]))
             deficit = -after if after < 0.0 else 0.0
-            if deficit > self.fund and self.vault_takes():
-                # the book cannot close it: not successful; the vault takes the whole account
-                self.backstop(int(self.acct[a]), self.equity(a))
-            elif deficit > self.fund and closes:
+            m = int(self.acct[a])
+            fund = self.fund(ins.k)
+            if deficit > fund and self.vault_takes(m):
+                # the book cannot close it: not successful; the vaults take the whole account
+                self.backstop(m, a, self.equity(a))
+            elif deficit > fund and closes:
                 self.adl_close(a, size, full)
             else:
                 self.book_fill(a, size, kind, p.liq_fee_rate, True, fill, move)  # walked once
@@ -841,8 +914,9 @@ class _Reference:
         part = float(self.pos[a]) if full else rest
         if to_fund:
             f = self.fund_slot(ins.k)
-            if not self.holds(self.fund_slot(0)):
-                self.fund_next_unwind = self.t + p.fund_unwind_interval_ns
+            g = self.fund_group[ins.k]
+            if not self.fund_holds(g):
+                self.fund_next_unwind[g] = self.t + p.fund_unwind_interval_ns
             self.take(f, part, bankruptcy)
             realized = self.reduce(a, part, bankruptcy)
             fee = self.charge_fee(a, p.liq_fee_rate * (filled_notional + abs(part) * bankruptcy))
@@ -882,9 +956,9 @@ class _Reference:
         closes = p.adl_policy not in (AdlPolicy.NONE, AdlPolicy.SOCIALIZE)
         if equity < 0.0 and p.adl_on_negative_equity and closes:
             self.adl_close(a, q, True)
-        elif p.backstop_ratio > 0.0 and equity < p.backstop_ratio * mm and not self.vault_beyond():
-            self.backstop(m, equity)
-        elif closes and self.fund_drawdown_active():
+        elif p.backstop_ratio > 0.0 and equity < p.backstop_ratio * mm and self.vault_takes(m):
+            self.backstop(m, a, equity)
+        elif closes and self.fund_drawdown_active(self.fund_group[ins.k]):
             self.adl_close(a, q, True)
         else:
             size, full = self.order_size(a, q, equity, notional)
@@ -900,51 +974,59 @@ class _Reference:
                 self.partial_tick[m] = self.i
         self.status[m] = Status.ACTIVE if self.holds_position(m) else Status.CLOSED
 
-    def fund_drawdown_active(self) -> bool:
-        if self.p.adl_fund_drawdown == math.inf or not self.fund_peaks:
+    def fund_drawdown_active(self, g: int) -> bool:
+        """Whether fund ``g`` (that of the liquidated position's instrument) is below ``1 -
+        adl_fund_drawdown`` of its rolling peak."""
+        if self.p.adl_fund_drawdown == math.inf or not self.fund_peaks[g]:
             return False
-        return self.fund < (1.0 - self.p.adl_fund_drawdown) * self.fund_peaks[0][1]
+        return float(self.col[self.fund_cash(g)]) < (1.0 - self.p.adl_fund_drawdown) * self.fund_peaks[g][0][1]
 
     def sample_fund_peak(self) -> None:
-        """Rolling maximum of the fund balance over ``adl_fund_window`` (sampled per tick)."""
-        value = self.fund
-        peaks = self.fund_peaks
-        while peaks and peaks[-1][1] <= value:
-            peaks.pop()
-        peaks.append((self.t, value))
-        while peaks[0][0] < self.t - self.p.adl_fund_window_ns:
-            peaks.popleft()
+        """Rolling maximum of each fund's balance over ``adl_fund_window`` (sampled per tick, in
+        ledger order)."""
+        for g in range(self.n_funds):
+            value = float(self.col[self.fund_cash(g)])
+            peaks = self.fund_peaks[g]
+            while peaks and peaks[-1][1] <= value:
+                peaks.pop()
+            peaks.append((self.t, value))
+            while peaks[0][0] < self.t - self.p.adl_fund_window_ns:
+                peaks.popleft()
 
     # ------------------------------------------------------------- the loop
     def record(self) -> None:
         """A series sample: one row per instrument, in instrument order (prices, mark and open
         interest the instrument's, as of its last tick or order; NaN prices before its first
-        tick); fund, vault equity and the cumulative counters shared."""
-        vault = self.vault_equity()
+        tick); the cash of the fund and the equity of the vault the instrument draws on; the
+        cumulative counters shared."""
+        vault = [self.vault_equity(g) for g in range(self.n_vaults)]
         for ins in self.instruments:
             tape, sim, mark = (ins.tape, ins.sim_price(), ins.mark) if ins.ticked else (math.nan,) * 3
-            series_push(self.series, self.t, ins.k, tape, sim, mark, self.fund, vault, ins.long_oi,
+            series_push(self.series, self.t, ins.k, tape, sim, mark, self.fund(ins.k),
+                        vault[self.vault_group[ins.k]], ins.long_oi,
                         ins.short_oi, self.cum_liq, self.cum_liq_notional, self.cum_adl,
                         self.cum_adl_notional)
 
     def inventories(self) -> None:
-        """Step 4: the vault's unwinding in every instrument (its loss checked after each), then
-        the fund's offloading, in instrument order."""
+        """Step 4: each vault's unwinding in each of its instruments (its loss checked after
+        each), then each fund's offloading; ledgers in ledger order, instruments in instrument order."""
         p = self.p
-        if self.holds(self.vault_slot(0)) and self.t >= self.vault_next_unwind:
-            for k in range(self.n_inst):
-                v = self.vault_slot(k)
-                if float(self.pos[v]) != 0.0:
-                    self.unwind(v, p.vault_unwind_fraction, EventKind.VAULT_UNWIND)
-                    self.vault_check()
-            self.vault_next_unwind = self.t + p.vault_unwind_interval_ns
-        if self.holds(self.fund_slot(0)) and self.t >= self.fund_next_unwind:
-            for k in range(self.n_inst):
-                f = self.fund_slot(k)
-                if float(self.pos[f]) != 0.0:
-                    self.unwind(f, p.fund_unwind_fraction, EventKind.FUND_UNWIND)
-                    self.note_fund()
-            self.fund_next_unwind = self.t + p.fund_unwind_interval_ns
+        for g in range(self.n_vaults):
+            if self.vault_holds(g) and self.t >= self.vault_next_unwind[g]:
+                for k in self.vault_members[g]:
+                    v = self.vault_slot(k)
+                    if float(self.pos[v]) != 0.0:
+                        self.unwind(v, p.vault_unwind_fraction, EventKind.VAULT_UNWIND)
+                        self.vault_check(g)
+                self.vault_next_unwind[g] = self.t + p.vault_unwind_interval_ns
+        for g in range(self.n_funds):
+            if self.fund_holds(g) and self.t >= self.fund_next_unwind[g]:
+                for k in self.fund_members[g]:
+                    f = self.fund_slot(k)
+                    if float(self.pos[f]) != 0.0:
+                        self.unwind(f, p.fund_unwind_fraction, EventKind.FUND_UNWIND)
+                        self.note_fund()
+                self.fund_next_unwind[g] = self.t + p.fund_unwind_interval_ns
 
     def unwind(self, h: int, fraction: float, kind: int) -> None:
         ins = self.instrument(h)
@@ -990,8 +1072,9 @@ class _Reference:
                 for ins in self.instruments:
                     if ins.ticked:
                         ins.mark = mark_refresh(ins.marks, ins.sim_price())
-                if self.holds(self.vault_slot(0)):
-                    self.vault_check()  # the inventory re-marked
+                for g in range(self.n_vaults):
+                    if self.vault_holds(g):
+                        self.vault_check(g)  # the inventory re-marked
                 for a in np.flatnonzero(self.crossing_now()):
                     a = int(a)
                     self.status[a] = Status.PENDING
@@ -1025,16 +1108,23 @@ class _Reference:
             self.record()
         return self.result(max_rounds)
 
+    def vault_cash_total(self) -> float:
+        """Every vault's cash, summed in ledger order (the scalar ``vault_col``)."""
+        total = float(self.col[self.vault_cash(0)])
+        for g in range(1, self.n_vaults):
+            total += float(self.col[self.vault_cash(g)])
+        return total
+
     def result(self, max_rounds: int) -> RawRun:
         n = self.n
         first = self.instruments[0]
         v0, f0 = self.vault_slot(0), self.fund_slot(0)
         scalars = {
-            "fund_final": self.fund,
+            "fund_final": self.fund_total(),
             "fund_min": self.fund_min,
             "fund_pos": float(self.pos[f0]),
             "fund_entry": float(self.ep[f0]),
-            "vault_col": float(self.col[n]),
+            "vault_col": self.vault_cash_total(),
             "vault_pos": float(self.pos[v0]),
             "vault_entry": float(self.ep[v0]),
             "vault_min": self.vault_min,
@@ -1055,6 +1145,7 @@ class _Reference:
         ledgers = {
             "fund_pos": self.pos[f0:], "fund_entry": self.ep[f0:],
             "vault_pos": self.pos[v0:f0], "vault_entry": self.ep[v0:f0],
+            "fund_group": np.array(self.fund_group), "vault_group": np.array(self.vault_group),
         }
         per = {
             "final_mark": lambda s: s.mark,

@@ -23,7 +23,16 @@ Sources: ../shared/reference/venue-mechanisms.md §1 and the keys cited there.
 * Insurance fund: may hold net notional up to 100% of its size by default, beyond that ADL
   [DOC S23]; it offloads "slowly" by an unpublished algorithm (gap): modelled as 10% of the
   inventory every 60 s. Default balance ≈ 1.23B USDT, the shared BTC/ETH/BNB USD-M fund before
-  2025-10-10 [3P S26] — scale it to the scenario.
+  2025-10-10 [3P S26] — scale it to the scenario. Binance runs "several Futures Insurance Funds"
+  [DOC S23, S24] and does not publish which contracts each covers; BTC, ETH and BNB USDⓈ-M
+  shared one on 2025-10-10 [3P S26]. The preset keeps one fund for every instrument
+  (``fund.shared = "all"``); :data:`SHARED_FUND_SYMBOLS` is that fund's group, for a portfolio
+  whose other instruments each draw on their own fund::
+
+      preset().with_overrides({"fund": {"shared": [list(SHARED_FUND_SYMBOLS)]}})
+
+  (the instruments outside the group then share one more fund; each fund starts with
+  ``fund.initial``).
 * ADL when the fund cannot take the position, ranked by LeveragePnl
   (``max(0,U)/max(1,WB) x MM/(WB+U)``), closed at the bankruptcy price of the liquidated order
   [DOC S2, S27]. The public ADL quantile updates every 30 s [DOC S28]; the queue is re-ranked
@@ -40,6 +49,10 @@ DEFAULT_SYMBOL = "BTCUSDT"
 LIQUIDATION_FEE = {"BTCUSDT": 0.0125}
 MARKET_TAKE_BOUND = {"BTCUSDT": 0.05}
 SHARED_FUND_2025_10_10 = 1.23e9
+#: the USDⓈ-M contracts of Binance's shared BTC/ETH/BNB insurance fund (2025-10-10 [3P S26];
+#: "several Futures Insurance Funds" [DOC S23, S24]), a ``fund.shared`` group; a scenario that
+#: names its instruments by coin writes ``["BTC", "ETH", "BNB"]``
+SHARED_FUND_SYMBOLS: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 
 
 def symbol_for(underlying: str) -> str:

@@ -18,6 +18,8 @@ Sources: ../shared/reference/venue-mechanisms.md §2 and the keys cited there.
   liquidator vault takes the position and keeps the margin [DOC S21]. A market order whose walk
   of the book would leave the account in deficit is not a successful book liquidation, so the
   vault takes such an account over too (rather than the order going to ADL). Its size: a small share of HLP [DOC S36] — set ``backstop.vault_balance``.
+  One liquidator vault serves every asset (reference §2.4; on 2025-10-10 it backstopped 162
+  tickers, §2.6): ``backstop.shared = "all"``.
 * ADL when an account's value goes negative [DOC S38] or the vault's loss passes a threshold
   [DOC S36]; on 2025-10-10, 95.1% of ADL fills had HLP or the Liquidator vaults on the
   liquidated side (../shared/reference/portfolios-and-stress.md §2): the vault's own inventory
@@ -87,7 +89,7 @@ def preset(symbol: str = DEFAULT_SYMBOL, date: str | None = None,
         liquidation=Liquidation(fee=0.0, partial="fraction", partial_fraction=PARTIAL_FRACTION,
                                 partial_threshold=PARTIAL_THRESHOLD_USDC, cooldown_s=COOLDOWN_S,
                                 max_order=max_market_order(top)),
-        backstop=Backstop(ratio=BACKSTOP_RATIO),
+        backstop=Backstop(ratio=BACKSTOP_RATIO, shared="all"),
         adl=Adl(policy="queue", ranking="hl-index", price="previous-mark", on_negative_equity=True),
         notes=notes(margin),
     )
