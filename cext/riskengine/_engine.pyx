@@ -2188,21 +2188,57 @@ cdef int _members(Engine* e, const i32* acc_inst, i64* cursor) except -1 nogil:
     return 0
 
 
-cdef void _sides(Engine* e) noexcept nogil:
+cdef int _sides(Engine* e) except -1 nogil:
     """Each instrument's members by side (``Inst.by_side``: ranks in ``members``, ascending),
-    from the positions as they start."""
-    cdef Py_ssize_t k, j, w, offset = 0
+    from the positions as they start, in one pass over the accounts (:c:func:`_members`'
+    order): an instrument's longs fill its part of ``side_ids`` upward, its shorts downward
+    (then turned around)."""
+    cdef Py_ssize_t k, a, j, s, r, offset = 0
+    cdef Py_ssize_t* rank = <Py_ssize_t*>malloc(3 * e.n_inst * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* nl
+    cdef Py_ssize_t* ns
+    cdef i64 t
     cdef Inst* x
+    if rank == NULL:
+        with gil:
+            raise MemoryError("engine: out of memory for the members by side")
+    nl = rank + e.n_inst
+    ns = nl + e.n_inst
+    for k in range(e.n_inst):
+        rank[k] = 0
+        nl[k] = offset
+        offset += e.insts[k].n_members
+        ns[k] = offset
+    for a in range(e.n):
+        for j in range(_n_held(e, a)):
+            s = _slot(e, a, j)
+            k = e.slot_inst[s]
+            r = rank[k]
+            rank[k] += 1
+            if e.pos[s] > 0.0:
+                e.side_ids[nl[k]] = r
+                nl[k] += 1
+            elif e.pos[s] < 0.0:
+                ns[k] -= 1
+                e.side_ids[ns[k]] = r
+    offset = 0
     for k in range(e.n_inst):
         x = &e.insts[k]
-        for w in range(2):
-            x.by_side[w] = &e.side_ids[offset]
-            x.n_by_side[w] = 0
-            for j in range(x.n_members):
-                if (e.pos[_member(x, j)] > 0.0) if w == 0 else (e.pos[_member(x, j)] < 0.0):
-                    e.side_ids[offset] = j
-                    offset += 1
-                    x.n_by_side[w] += 1
+        x.by_side[0] = &e.side_ids[offset]
+        x.n_by_side[0] = nl[k] - offset
+        offset += x.n_members
+        x.by_side[1] = &e.side_ids[ns[k]]
+        x.n_by_side[1] = offset - ns[k]
+        a = ns[k]
+        j = offset - 1
+        while a < j:
+            t = e.side_ids[a]
+            e.side_ids[a] = e.side_ids[j]
+            e.side_ids[j] = t
+            a += 1
+            j -= 1
+    free(rank)
+    return 0
 
 
 cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
@@ -2638,10 +2674,13 @@ def _position_slots(starts):
     count = int(extra.sum())
     if count == 0:
         return first, _NO_OWNERS, _NO_OWNERS
-    xstart = np.concatenate([[0], np.cumsum(extra)]).astype(np.int64)
+    xstart = np.empty(m + 1, dtype=np.int64)
+    xstart[0] = 0
+    np.cumsum(extra, out=xstart[1:])
     xacc = np.repeat(np.arange(m, dtype=np.int64), extra)
-    rank = np.arange(count, dtype=np.int64) - xstart[xacc]
-    return np.concatenate([first, starts[xacc] + 1 + rank]), xacc, xstart
+    rest = np.ones(int(starts[m]), dtype=bool)  # the positions after their account's first
+    rest[first[first >= 0]] = False
+    return np.concatenate([first, np.flatnonzero(rest)]), xacc, xstart
 
 
 def _gather(values, source, dtype, whole=False):
