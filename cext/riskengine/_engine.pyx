@@ -1253,6 +1253,7 @@ cdef int _market_liquidation(Engine* e, Py_ssize_t a, float64_t size, int kind,
         if _lead(e, x.FC).ledger_held[1] == 0:  # the fund's unwind clock starts with its first inventory
             _lead(e, x.FC).next_unwind[1] = e.t + e.p.fund_unwind_interval_ns
         _take(e, x.F, part, bankruptcy)
+        _note_fund(e)  # taking against its own opposite inventory realizes the fund's PnL
         realized = _reduce(e, a, part, bankruptcy)
         fee = _charge_fee(e, a, e.p.liq_fee_rate * (filled_notional + fabs(part) * bankruptcy))
         _count_liquidation(e, x, fabs(part) * bankruptcy)

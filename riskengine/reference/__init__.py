@@ -216,7 +216,8 @@ and a fund takeover go to or from the cash of its instrument's fund; a backstop'
 equity to its instrument's vault (a cross account's: that of the position the liquidation chose); a deficit is "larger than the fund" when larger than that
 fund's cash. The fund-drawdown trigger watches the fund of the liquidated position's instrument
 (its own rolling peak). ``fund_min`` is the lowest sum of every fund's cash (ledger order),
-noted where a fund's cash falls (payments, unwinds). A ledger's ADL price at bankruptcy and its
+noted where a fund's cash falls (payments, unwinds, a takeover netted against its own opposite
+inventory). A ledger's ADL price at bankruptcy and its
 order's shortfall use its whole cash against its inventory in the order's instrument.
 ADL candidates of an order in ``j`` are the margin accounts in ``j``, scored with ``j``'s
 parameters at ``M_j``, ties by margin-account index; queue snapshots are per instrument and side.

@@ -918,6 +918,7 @@ class _Reference:
             if not self.fund_holds(g):
                 self.fund_next_unwind[g] = self.t + p.fund_unwind_interval_ns
             self.take(f, part, bankruptcy)
+            self.note_fund()  # taking against its own opposite inventory realizes the fund's PnL
             realized = self.reduce(a, part, bankruptcy)
             fee = self.charge_fee(a, p.liq_fee_rate * (filled_notional + abs(part) * bankruptcy))
             self.count_liquidation(ins, abs(part) * bankruptcy)
