@@ -153,6 +153,8 @@ def check_margin_accounts(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, s
         raise ValueError(f"instrument[{int(bad[0])}]: expected an instrument in 0..{n_instruments - 1}, "
                          f"got {int(instrument[bad[0]])}")
     holder = np.repeat(np.asarray(owner, dtype=np.int64), held)
+    if not _may_hold_twice(holder, np.asarray(instrument), n_instruments):
+        return
     key = np.stack([holder, np.asarray(instrument, dtype=np.int64)])
     order = np.lexsort(key[::-1])
     twice = np.flatnonzero((np.diff(key[0][order]) == 0) & (np.diff(key[1][order]) == 0))
@@ -160,3 +162,23 @@ def check_margin_accounts(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, s
         a, b = sorted((int(order[twice[0]]), int(order[twice[0] + 1])))
         raise ValueError(f"positions {a} and {b}: account {int(holder[a])} holds instrument "
                          f"{int(instrument[a])} twice (one position per account and instrument)")
+
+
+def _may_hold_twice(holder: np.ndarray, instrument: np.ndarray, n_instruments: int) -> bool:
+    """Whether some user (``holder``, one per position) may hold an instrument twice: False only
+    when none does, found in O(P) without a sort where the users' ids are small non-negative
+    integers and there are at most 48 instruments (a 1M-account run's lexsort took 0.16 s).
+
+    Each position adds ``2^instrument`` to its user's sum (``bincount``; exact in float64: at
+    most 48 distinct powers below ``2^48`` unless a user holds more than 48 positions, which is a
+    repeat). A user's positions are in distinct instruments exactly when adding their powers
+    carries nowhere, that is when the sum has as many bits set as the user has positions."""
+    if len(holder) == 0:
+        return False
+    if n_instruments > 48 or holder.min() < 0 or holder.max() >= 4 * len(holder) + 1024:
+        return True  # the caller's sort decides
+    count = np.bincount(holder)
+    if count.max() > n_instruments:
+        return True
+    total = np.bincount(holder, weights=np.ldexp(1.0, instrument.astype(np.int32)))
+    return bool((np.bitwise_count(total.astype(np.uint64)) != count).any())

@@ -158,6 +158,31 @@ def test_bad_portfolio_inputs_are_one_line_errors():
         assert "\n" not in str(err.value)
 
 
+def test_the_repeat_check_without_a_sort_finds_exactly_the_users_holding_an_instrument_twice():
+    from riskengine.engine_inputs import _may_hold_twice
+
+    def repeated(holder, instrument):  # the sort's answer
+        pairs = np.stack([holder, instrument], axis=1)
+        return len(np.unique(pairs, axis=0)) < len(pairs)
+
+    # user 0 holds instrument 3 twice and nothing else: 2^3 + 2^3 = 2^4 has one bit for two
+    # positions (a carry), where distinct instruments 3 and 4 would have two
+    assert _may_hold_twice(np.array([0, 0]), np.array([3, 3]), 15)
+    assert not _may_hold_twice(np.array([0, 0]), np.array([3, 4]), 15)
+    # 3 + 3 + 4 positions: 2^3 + 2^3 + 2^4 = 2^5 (two carries), 3 bits expected
+    assert _may_hold_twice(np.array([5, 5, 5]), np.array([3, 3, 4]), 15)
+    rng = np.random.default_rng(3)
+    for n_inst in (1, 2, 15, 48):
+        for _ in range(50):
+            p = int(rng.integers(1, 40))
+            holder = rng.integers(0, 12, p)
+            instrument = rng.integers(0, n_inst, p)
+            assert _may_hold_twice(holder, instrument, n_inst) == repeated(holder, instrument)
+    # past 48 instruments, or with ids the count cannot index, the sort decides
+    assert _may_hold_twice(np.array([0]), np.array([0]), 49)
+    assert _may_hold_twice(np.array([-1]), np.array([0]), 2)
+
+
 def test_per_instrument_fields_may_differ_and_name_real_fields():
     names = {f.name for f in dataclasses.fields(EngineParams)}
     assert PER_INSTRUMENT_FIELDS <= names

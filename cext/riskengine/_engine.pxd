@@ -80,10 +80,18 @@ cdef struct Inst:
     const i64* members
     Py_ssize_t n_members
     Py_ssize_t n_dirty        # of Engine.dirty, those in k (_rekey_dirty)
-    # the cross accounts with several positions that hold a position in k, ascending (checked
-    # at k's first tick: they are keyed once every instrument they hold has ticked)
+    # n_multi: how many cross accounts with several positions hold a position in k; multi: those
+    # of them whose instruments all have ticked by k's first tick and not before (k is the last
+    # of theirs to tick), n_last of them, ascending: checked at k's first tick (they are keyed
+    # once every instrument they hold has ticked)
     const i64* multi
     Py_ssize_t n_multi
+    Py_ssize_t n_last
+    # with cross accounts holding several positions: k's members by side, as their ranks in
+    # members, ascending: [0] the longs, [1] the shorts (a position never changes side; the ADL
+    # gathering of winners reads one side only)
+    const i64* by_side[2]
+    Py_ssize_t n_by_side[2]
     float64_t long_oi
     float64_t short_oi
     float64_t ext_pos
@@ -199,6 +207,7 @@ cdef struct Engine:
     Py_ssize_t n_remarked
     i64* member_ids           # Inst.members of every instrument, one after the other (I > 1)
     i64* multi_ids            # Inst.multi of every instrument, one after the other (I > 1)
+    i64* side_ids             # Inst.by_side of every instrument, one after the other (I > 1)
     i64* recheck              # cross accounts with several positions to check at the next scan
     i8* in_recheck
     Py_ssize_t n_recheck

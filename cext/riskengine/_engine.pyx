@@ -91,6 +91,12 @@ from riskengine._typedefs cimport *
 from riskengine import tolerances as _tol
 
 # the tolerances both engines share, read once at import (riskengine.tolerances says what each is)
+cdef extern from *:
+    void __builtin_prefetch(const void* address) noexcept nogil
+
+# how many positions ahead _gather_accounts fetches the cache lines it will read
+cdef Py_ssize_t PREFETCH_AHEAD = 12
+
 cdef float64_t ADL_REST_TOL = _tol.ADL_REST_TOL
 cdef float64_t ADL_EQUITY_GUARD = _tol.ADL_EQUITY_GUARD
 cdef float64_t DUST_NOTIONAL = _tol.DUST_NOTIONAL
@@ -568,6 +574,67 @@ cdef int _build_index(Engine* e, Inst* x) except -1 nogil:
     return 0
 
 
+cdef int _build_indexes(Engine* e) except -1 nogil:
+    """The first build of every instrument's index (:c:func:`_build_index` on each, with one
+    pass over the accounts instead of two per instrument): before the first tick no cross
+    account with several positions is keyed, so the entries are those of the ACTIVE accounts
+    with one position, in account order. Instrument ``k``'s longs fill ``hold_*`` upward from
+    its first member's offset, its shorts downward from its last (then turned around)."""
+    cdef Py_ssize_t a, k, offset = 0, i, j
+    cdef float64_t lp
+    cdef Inst* x
+    cdef Py_ssize_t* nl
+    cdef Py_ssize_t* ns
+    if e.n_inst == 1:
+        return _build_index(e, &e.insts[0])
+    nl = <Py_ssize_t*>malloc(2 * e.n_inst * sizeof(Py_ssize_t))
+    if nl == NULL:
+        with gil:
+            raise MemoryError("engine: out of memory for the index build")
+    ns = nl + e.n_inst
+    for k in range(e.n_inst):
+        nl[k] = offset  # next long's place
+        offset += e.insts[k].n_members
+        ns[k] = offset  # one past the next short's place
+    for a in range(e.n):
+        if e.status[a] != ST_ACTIVE or _multi(e, a):
+            continue
+        e.version[a] += 1
+        k = e.slot_inst[a]
+        x = &e.insts[k]
+        lp = liquidation_price(&x.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
+        if e.pos[a] > 0.0:
+            if lp > 0.0:
+                e.hold_keys[nl[k]] = trigger_key(lp, e.pos[a], e.ep[a])
+                e.hold_ids[nl[k]] = a
+                e.hold_vers[nl[k]] = e.version[a]
+                nl[k] += 1
+        elif e.pos[a] < 0.0:
+            ns[k] -= 1
+            e.hold_keys[ns[k]] = trigger_key(lp, e.pos[a], e.ep[a])
+            e.hold_ids[ns[k]] = a
+            e.hold_vers[ns[k]] = e.version[a]
+    offset = 0
+    for k in range(e.n_inst):
+        x = &e.insts[k]
+        side_build(&x.index.longs, &e.hold_keys[offset], &e.hold_ids[offset],
+                   &e.hold_vers[offset], nl[k] - offset)
+        offset += x.n_members
+        i = ns[k]
+        j = offset - 1
+        while i < j:  # account order
+            e.hold_keys[i], e.hold_keys[j] = e.hold_keys[j], e.hold_keys[i]
+            e.hold_ids[i], e.hold_ids[j] = e.hold_ids[j], e.hold_ids[i]
+            e.hold_vers[i], e.hold_vers[j] = e.hold_vers[j], e.hold_vers[i]
+            i += 1
+            j -= 1
+        side_build(&x.index.shorts, &e.hold_keys[ns[k]], &e.hold_ids[ns[k]], &e.hold_vers[ns[k]],
+                   offset - ns[k])
+        _touch(e, x)
+    free(nl)
+    return 0
+
+
 cdef float64_t _socialize(Engine* e, Py_ssize_t a, float64_t loss) except -1 nogil:
     """Charge ``loss`` to every open ACTIVE position in account ``a``'s instrument by size,
     never below zero equity; one event records the total. Every charged account's liquidation
@@ -758,6 +825,30 @@ cdef int _adl_fill(Engine* e, Py_ssize_t i, Py_ssize_t a, float64_t take,
     return 0
 
 
+cdef inline void _prefetch_account(Engine* e, Py_ssize_t a) noexcept nogil:
+    """Start fetching the cache lines an exact check of margin account ``a`` reads first
+    (its own slot's; a check is a cache miss per array otherwise)."""
+    __builtin_prefetch(&e.xstart[a + 1])
+    __builtin_prefetch(&e.status[a])
+    __builtin_prefetch(&e.col[a])
+    __builtin_prefetch(&e.pos[a])
+    __builtin_prefetch(&e.ep[a])
+    __builtin_prefetch(&e.slot_inst[a])
+    __builtin_prefetch(&e.seen[a])
+    __builtin_prefetch(&e.partial_tick[a])
+    __builtin_prefetch(&e.version[a])
+
+
+cdef inline void _prefetch_positions(Engine* e, Py_ssize_t a) noexcept nogil:
+    """Then those of its other positions (``xstart[a]`` fetched by now)."""
+    cdef Py_ssize_t s = e.n + e.xstart[a]
+    if e.xstart[a + 1] > e.xstart[a]:
+        __builtin_prefetch(&e.pos[s])
+        __builtin_prefetch(&e.ep[s])
+        __builtin_prefetch(&e.slot_inst[s])
+        __builtin_prefetch(&e.trig[s])
+
+
 cdef Py_ssize_t _gather_accounts(Engine* e, Inst* x, float64_t side, i64* ids_out,
                                  float64_t* scores_out, i64* order_out) noexcept nogil:
     """``adl_gather`` in an instrument where cross accounts with several positions hold
@@ -765,15 +856,45 @@ cdef Py_ssize_t _gather_accounts(Engine* e, Inst* x, float64_t side, i64* ids_ou
     position order, in ``order_out``) on the other side of ``side`` in profit at ``x``'s mark
     whose margin account is ACTIVE with positive equity; for a queue their scores on their
     accounts' figures (``adl_score_account``)."""
-    cdef Py_ssize_t j, s, a, k = 0
-    cdef float64_t mark = x.mark.mark, upnl, equity, mm
-    for j in range(x.n_members):
+    cdef Py_ssize_t i, j, s, a, k = 0, n_side
+    cdef float64_t mark = x.mark.mark, upnl, equity, mm, q
+    cdef int w = 1 if side > 0.0 else 0  # the winners' side: shorts against a long
+    n_side = x.n_by_side[w]
+    for i in range(n_side):
+        # each array read here is a cache miss per position: fetch a later one's lines now
+        if i + PREFETCH_AHEAD < n_side:
+            s = _member(x, x.by_side[w][i + PREFETCH_AHEAD])
+            __builtin_prefetch(&e.pos[s])
+            __builtin_prefetch(&e.ep[s])
+            if s < e.n:
+                __builtin_prefetch(&e.status[s])
+                __builtin_prefetch(&e.xstart[s + 1])
+                __builtin_prefetch(&e.col[s])
+            else:
+                __builtin_prefetch(&e.xacc[s - e.n])
+        if i + PREFETCH_AHEAD // 2 < n_side:  # its account's other lines (xacc, xstart fetched)
+            s = _member(x, x.by_side[w][i + PREFETCH_AHEAD // 2])
+            a = _acct(e, s)
+            if a != s:
+                _prefetch_account(e, a)
+            _prefetch_positions(e, a)
+        # the cheap tests first
+        j = x.by_side[w][i]
         s = _member(x, j)
-        a = _acct(e, s)
-        upnl = e.pos[s] * (mark - e.ep[s])
-        if e.status[a] != ST_ACTIVE or not e.pos[s] * side < 0.0 or not upnl > 0.0:
+        q = e.pos[s]
+        if not q * side < 0.0:
             continue
-        equity = _account_figures(e, a, &mm)
+        upnl = q * (mark - e.ep[s])
+        if not upnl > 0.0:
+            continue
+        a = _acct(e, s)
+        if e.status[a] != ST_ACTIVE:
+            continue
+        if a == s and x.ticked and not _multi(e, a):  # _account_figures of one position, unlooped
+            equity = e.col[a] + upnl
+            mm = 0.0 + maintenance_margin(&x.tiers, fabs(q) * mark)
+        else:
+            equity = _account_figures(e, a, &mm)
         if not equity > 0.0:
             continue
         ids_out[k] = s
@@ -1485,6 +1606,10 @@ cdef Py_ssize_t _scan_cross(Engine* e, Py_ssize_t ncross) except -1 nogil:
         e.hot[a] = 0
         ncross = _check_account(e, a, ncross, True)
     for j in range(e.n_recheck):
+        if j + PREFETCH_AHEAD < e.n_recheck:  # (thousands at a time in a crash, or at the start)
+            _prefetch_account(e, e.recheck[j + PREFETCH_AHEAD])
+        if j + PREFETCH_AHEAD // 2 < e.n_recheck:
+            _prefetch_positions(e, e.recheck[j + PREFETCH_AHEAD // 2])
         a = e.recheck[j]
         e.in_recheck[a] = 0
         ncross = _check_account(e, a, ncross, False)
@@ -1675,7 +1800,7 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
             mark_update(&x.mark, _sim(x), stream_value, t - x.mark_ts)
         x.mark_ts = t
         if not x.ticked:
-            for j in range(x.n_multi):  # they may now have every instrument ticked
+            for j in range(x.n_last):  # they now have every instrument ticked
                 _recheck(e, x.multi[j])
             x.prev_mark = x.mark.mark
             x.ticked = True
@@ -1781,6 +1906,7 @@ cdef Py_ssize_t _work_arrays(Engine* e, WorkArray* t) noexcept nogil:
     k = _row(t, k, <void**>&e.slot_inst, sizeof(i32), PER_SLOT_IF_SEVERAL, False)
     k = _row(t, k, <void**>&e.member_ids, sizeof(i64), PER_SLOT_IF_SEVERAL, False)
     k = _row(t, k, <void**>&e.multi_ids, sizeof(i64), PER_SLOT_IF_SEVERAL, False)
+    k = _row(t, k, <void**>&e.side_ids, sizeof(i64), PER_SLOT_IF_SEVERAL, False)
     k = _row(t, k, <void**>&e.recheck, sizeof(i64), PER_SLOT_IF_SEVERAL, False)
     k = _row(t, k, <void**>&e.in_recheck, sizeof(i8), PER_SLOT_IF_SEVERAL, True)
     k = _row(t, k, <void**>&e.seen, sizeof(i64), PER_SLOT_IF_SEVERAL, True)
@@ -1999,8 +2125,10 @@ cdef object _counterfactual(Engine* e, list plist, tape_ts, tick_inst, tape_pric
 cdef int _members(Engine* e, const i32* acc_inst, i64* cursor) except -1 nogil:
     """Each instrument's positions (slots) in margin-account order, one list after the other in
     ``member_ids``; an instrument that holds every account's only position gets no list
-    (``members`` NULL: 0 .. n - 1)."""
-    cdef Py_ssize_t a, k, s, j, offset = 0
+    (``members`` NULL: 0 .. n - 1). Each instrument's count of cross accounts with several
+    positions (``n_multi``) and the list of those among them it is the last of theirs to tick
+    (``multi``; ``cursor`` holds each instrument's first tick)."""
+    cdef Py_ssize_t a, k, s, j, offset = 0, last
     cdef Inst* x
     for s in range(e.n_pos):
         e.insts[acc_inst[s]].n_members += 1
@@ -2018,23 +2146,99 @@ cdef int _members(Engine* e, const i32* acc_inst, i64* cursor) except -1 nogil:
                 cursor[k] += 1
     if e.xstart == NULL:
         return 0
-    # the cross accounts with several positions of each instrument, ascending
+    # the cross accounts with several positions of each instrument, and the instrument of theirs
+    # to tick last (-1: one never ticks), where they go in a list, ascending
+    cdef Py_ssize_t* first_tick = <Py_ssize_t*>malloc(e.n_inst * sizeof(Py_ssize_t))
+    if first_tick == NULL:
+        with gil:
+            raise MemoryError("engine: out of memory for the instruments' first ticks")
+    for k in range(e.n_inst):
+        first_tick[k] = -1
+    last = e.n_inst  # instruments yet to tick
+    for j in range(e.n_ticks):
+        if last == 0:
+            break
+        k = e.tick_inst[j]
+        if first_tick[k] < 0:
+            first_tick[k] = j
+            last -= 1
     for a in range(e.n):
         if _multi(e, a):
+            last = acc_inst[a] if first_tick[acc_inst[a]] >= 0 else -1
             for j in range(_n_held(e, a)):
-                e.insts[acc_inst[_slot(e, a, j)]].n_multi += 1
+                k = acc_inst[_slot(e, a, j)]
+                e.insts[k].n_multi += 1
+                if last >= 0 and (first_tick[k] < 0 or first_tick[k] > first_tick[last]):
+                    last = k if first_tick[k] >= 0 else -1
+            if last >= 0:
+                e.insts[last].n_last += 1
+            e.multi_ids[a] = last  # (scratch until the lists are laid out below)
     offset = 0
     for k in range(e.n_inst):
         x = &e.insts[k]
-        cursor[k] = offset
-        x.multi = &e.multi_ids[offset]
-        offset += x.n_multi
+        first_tick[k] = offset
+        offset += x.n_last
     for a in range(e.n):
-        if _multi(e, a):
-            for j in range(_n_held(e, a)):
-                k = acc_inst[_slot(e, a, j)]
-                e.multi_ids[cursor[k]] = a
-                cursor[k] += 1
+        if _multi(e, a) and e.multi_ids[a] >= 0:
+            k = e.multi_ids[a]
+            e.multi_ids[e.n + first_tick[k]] = a
+            first_tick[k] += 1
+    for k in range(e.n_inst):
+        e.insts[k].multi = &e.multi_ids[e.n + first_tick[k] - e.insts[k].n_last]
+    free(first_tick)
+    return 0
+
+
+cdef int _sides(Engine* e) except -1 nogil:
+    """Each instrument's members by side (``Inst.by_side``: ranks in ``members``, ascending),
+    from the positions as they start, in one pass over the accounts (:c:func:`_members`'
+    order): an instrument's longs fill its part of ``side_ids`` upward, its shorts downward
+    (then turned around)."""
+    cdef Py_ssize_t k, a, j, s, r, offset = 0
+    cdef Py_ssize_t* rank = <Py_ssize_t*>malloc(3 * e.n_inst * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* nl
+    cdef Py_ssize_t* ns
+    cdef i64 t
+    cdef Inst* x
+    if rank == NULL:
+        with gil:
+            raise MemoryError("engine: out of memory for the members by side")
+    nl = rank + e.n_inst
+    ns = nl + e.n_inst
+    for k in range(e.n_inst):
+        rank[k] = 0
+        nl[k] = offset
+        offset += e.insts[k].n_members
+        ns[k] = offset
+    for a in range(e.n):
+        for j in range(_n_held(e, a)):
+            s = _slot(e, a, j)
+            k = e.slot_inst[s]
+            r = rank[k]
+            rank[k] += 1
+            if e.pos[s] > 0.0:
+                e.side_ids[nl[k]] = r
+                nl[k] += 1
+            elif e.pos[s] < 0.0:
+                ns[k] -= 1
+                e.side_ids[ns[k]] = r
+    offset = 0
+    for k in range(e.n_inst):
+        x = &e.insts[k]
+        x.by_side[0] = &e.side_ids[offset]
+        x.n_by_side[0] = nl[k] - offset
+        offset += x.n_members
+        x.by_side[1] = &e.side_ids[ns[k]]
+        x.n_by_side[1] = offset - ns[k]
+        a = ns[k]
+        j = offset - 1
+        while a < j:
+            t = e.side_ids[a]
+            e.side_ids[a] = e.side_ids[j]
+            e.side_ids[j] = t
+            a += 1
+            j -= 1
+    free(rank)
     return 0
 
 
@@ -2144,6 +2348,8 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
             e.status[h] = ST_FLAT
             e.partial_tick[h] = -1
             e.cooldown_until[h] = INT64_MIN
+        if e.xstart != NULL:
+            _sides(e)
     _ledgers_init(e, plist)
     return owners
 
@@ -2301,8 +2507,7 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
                               collateral, size, entry, xacc, xstart, user, col_v, pos_v, ep_v,
                               st_v, soc_v, max_events)
         with nogil:
-            for k in range(e.n_inst):
-                _build_index(&e, &e.insts[k])
+            _build_indexes(&e)
             _loop(&e, &max_rounds)
         events = log_to_numpy(&e.log, EVENT_COLUMNS)
         series = log_to_numpy(&e.series, SERIES_COLUMNS)
@@ -2338,14 +2543,14 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
     return {
         "events": events,
         "series": series,
-        "collateral": col[:n].copy(),
-        "size": pos[:n].copy(),
-        "entry": ep[:n].copy(),
+        "collateral": col[:n],
+        "size": pos[:n],
+        "entry": ep[:n],
         "slot_size": pos[:size.shape[0]],
         "slot_entry": ep[:size.shape[0]],
-        "status": status[:n].copy(),
+        "status": status[:n],
         "scalars": scalars,
-        "socialized": socialized[:n].copy(),
+        "socialized": socialized[:n],
         "by_instrument": by_instrument,
         "index_stats": index_stats,
     }
@@ -2427,19 +2632,33 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
                           np.asarray(owner), np.asarray(collateral), starts, np.asarray(instrument),
                           np.asarray(size), np.asarray(entry), n_inst)
     source, xacc, xstart = _position_slots(starts)
-    user = np.unique(np.asarray(owner), return_inverse=True)[1].astype(np.int64)
+    user = _users(np.asarray(owner))
+    whole = len(source) == len(size)  # every slot holds a position: source is a permutation
     out = _run(plist, ts, inst if n_inst > 1 else _NO_INSTRUMENTS, price, stream, owner,
-               _gather(instrument, source, np.int32), collateral, _gather(size, source, np.float64),
-               _gather(entry, source, np.float64), xacc, xstart, user, max_events)
-    placed = np.flatnonzero(source >= 0)
+               _gather(instrument, source, np.int32, whole), collateral,
+               _gather(size, source, np.float64, whole), _gather(entry, source, np.float64, whole),
+               xacc, xstart, user, max_events)
     slot_of = np.empty(len(size), dtype=np.int64)
-    slot_of[source[placed]] = placed
+    if whole:
+        slot_of[source] = np.arange(len(source), dtype=np.int64)
+    else:
+        placed = np.flatnonzero(source >= 0)
+        slot_of[source[placed]] = placed
     out["positions_size"] = out.pop("slot_size")[slot_of]
     out["positions_entry"] = out.pop("slot_entry")[slot_of]
     stats = out.pop("index_stats")
     if index_stats:
         out["index_stats"] = stats
     return out
+
+
+def _users(owner):
+    """Each margin account's user as an id below the number of accounts (the key of the
+    partial-liquidation cooldown): the owner itself when every owner is such an id already (no
+    sort), else its rank among the distinct owners."""
+    if len(owner) == 0 or (owner.min() >= 0 and owner.max() < len(owner)):
+        return np.ascontiguousarray(owner, dtype=np.int64)
+    return np.unique(owner, return_inverse=True)[1].astype(np.int64)
 
 
 def _position_slots(starts):
@@ -2456,14 +2675,20 @@ def _position_slots(starts):
     count = int(extra.sum())
     if count == 0:
         return first, _NO_OWNERS, _NO_OWNERS
-    xstart = np.concatenate([[0], np.cumsum(extra)]).astype(np.int64)
+    xstart = np.empty(m + 1, dtype=np.int64)
+    xstart[0] = 0
+    np.cumsum(extra, out=xstart[1:])
     xacc = np.repeat(np.arange(m, dtype=np.int64), extra)
-    rank = np.arange(count, dtype=np.int64) - xstart[xacc]
-    return np.concatenate([first, starts[xacc] + 1 + rank]), xacc, xstart
+    rest = np.ones(int(starts[m]), dtype=bool)  # the positions after their account's first
+    rest[first[first >= 0]] = False
+    return np.concatenate([first, np.flatnonzero(rest)]), xacc, xstart
 
 
-def _gather(values, source, dtype):
-    """``values`` at the positions ``source`` names (0 where it names none)."""
+def _gather(values, source, dtype, whole=False):
+    """``values`` at the positions ``source`` names (0 where it names none; ``whole``: it names
+    one everywhere, gathered without a mask)."""
+    if whole:
+        return np.take(np.asarray(values), source).astype(dtype, copy=False)
     out = np.zeros(len(source), dtype=dtype)
     held = source >= 0
     out[held] = np.asarray(values)[source[held]]

@@ -6,6 +6,7 @@ cdef enum:
 cdef struct Column:
     char* data
     size_t item
+    size_t mapped             # bytes mapped for data (mmap, grown by mremap); 0: malloc'ed
 
 cdef struct ColumnLog:
     # Growable struct-of-arrays table: one C buffer per column, item sizes fixed at init.

@@ -11,12 +11,51 @@ policies' one row per account per series interval, ``_engine._adl_fill``).
 import numpy as np
 
 cimport numpy as cnp
-from cpython.pycapsule cimport PyCapsule_Destructor, PyCapsule_GetPointer, PyCapsule_New
-from libc.stdlib cimport free, realloc
+from cpython.pycapsule cimport (
+    PyCapsule_Destructor, PyCapsule_GetContext, PyCapsule_GetPointer, PyCapsule_New,
+    PyCapsule_SetContext,
+)
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
 
 cnp.import_array()
 
 from riskengine._typedefs cimport float64_t, i32, i64, i8
+
+
+cdef extern from *:
+    """
+    #include <sys/mman.h>
+    /* Anonymous memory for a large column: mapped, and grown by moving its pages (mremap on
+       Linux), not by copying them. NULL when the system refuses. */
+    static void* re_map(size_t bytes) {
+        void* p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        return p == MAP_FAILED ? NULL : p;
+    }
+    static void* re_remap(void* p, size_t old_bytes, size_t bytes) {
+    #if defined(__linux__)
+        void* q = mremap(p, old_bytes, bytes, MREMAP_MAYMOVE);
+        return q == MAP_FAILED ? NULL : q;
+    #else
+        (void)p; (void)old_bytes; (void)bytes;
+        return NULL;
+    #endif
+    }
+    static void re_unmap(void* p, size_t bytes) { munmap(p, bytes); }
+    """
+    void* re_map(size_t bytes) nogil
+    void* re_remap(void* p, size_t old_bytes, size_t bytes) nogil
+    void re_unmap(void* p, size_t bytes) nogil
+
+
+# a column of this many bytes or more is mapped: growing it moves no data and faults no page
+# again (a realloc'ed one below glibc's mmap threshold, up to 32 MiB, is copied at each
+# doubling: a fifth of a 1M-account portfolio crash went to growing its 629k-row log)
+cdef size_t MAP_FROM = 1 << 20
+
+
+cdef struct Mapping:
+    size_t bytes
 
 
 def column_items(columns):
@@ -24,11 +63,44 @@ def column_items(columns):
     return np.array([np.dtype(dtype).itemsize for _, dtype, _ in columns], dtype=np.uintp)
 
 
+cdef char* _grow(Column* col, Py_ssize_t rows, Py_ssize_t cap) noexcept nogil:
+    """Column ``col`` with room for ``cap`` rows, its first ``rows`` kept (NULL: no memory)."""
+    cdef size_t bytes = cap * col.item
+    cdef char* p
+    if bytes < MAP_FROM and not col.mapped:
+        return <char*>realloc(col.data, bytes)
+    if col.mapped:
+        p = <char*>re_remap(col.data, col.mapped, bytes)
+        if p != NULL:
+            col.mapped = bytes
+            return p
+    p = <char*>re_map(bytes)
+    if p == NULL:
+        return NULL
+    if rows > 0:
+        memcpy(p, col.data, rows * col.item)
+    if col.mapped:
+        re_unmap(col.data, col.mapped)
+    else:
+        free(col.data)
+    col.mapped = bytes
+    return p
+
+
+cdef void _release(Column* col) noexcept nogil:
+    if col.mapped:
+        re_unmap(col.data, col.mapped)
+    else:
+        free(col.data)
+    col.data = NULL
+    col.mapped = 0
+
+
 cdef int _reserve(ColumnLog* log, Py_ssize_t cap) except -1 nogil:
     cdef Py_ssize_t c
     cdef char* p
     for c in range(log.ncols):
-        p = <char*>realloc(log.cols[c].data, cap * log.cols[c].item)
+        p = _grow(&log.cols[c], log.n, cap)
         if p == NULL:
             with gil:
                 raise MemoryError(f"event log: out of memory growing to {cap} rows")
@@ -56,14 +128,14 @@ cdef int log_init(ColumnLog* log, const size_t* items, Py_ssize_t ncols,
     for c in range(ncols):
         log.cols[c].data = NULL
         log.cols[c].item = items[c]
+        log.cols[c].mapped = 0
     return _reserve(log, cap)
 
 
 cdef void log_free(ColumnLog* log) noexcept nogil:
     cdef Py_ssize_t c
     for c in range(log.ncols):
-        free(log.cols[c].data)
-        log.cols[c].data = NULL
+        _release(&log.cols[c])
     log.n = 0
     log.cap = 0
 
@@ -93,7 +165,12 @@ cdef inline Py_ssize_t _next_row(ColumnLog* log) except -1 nogil:
 
 
 cdef void _free_buffer(object capsule) noexcept:
-    free(PyCapsule_GetPointer(capsule, NULL))
+    cdef Mapping* m = <Mapping*>PyCapsule_GetContext(capsule)
+    if m != NULL:
+        re_unmap(PyCapsule_GetPointer(capsule, NULL), m.bytes)
+        free(m)
+    else:
+        free(PyCapsule_GetPointer(capsule, NULL))
 
 
 cdef dict log_to_numpy(ColumnLog* log, object columns):
@@ -102,6 +179,7 @@ cdef dict log_to_numpy(ColumnLog* log, object columns):
     cdef Py_ssize_t c = 0
     cdef cnp.npy_intp dims[1]
     cdef void* data
+    cdef Mapping* m
     dims[0] = log.n
     out = {}
     for name, dtype, _ in columns:
@@ -109,12 +187,24 @@ cdef dict log_to_numpy(ColumnLog* log, object columns):
             out[name] = np.empty(0, dtype=dtype)
             c += 1
             continue
-        data = realloc(log.cols[c].data, log.n * log.cols[c].item)  # give back the spare room
-        if data == NULL:
+        m = NULL
+        if log.cols[c].mapped:  # (its spare room was never touched: it holds no memory)
             data = log.cols[c].data
-        log.cols[c].data = NULL
+            m = <Mapping*>malloc(sizeof(Mapping))
+            if m == NULL:
+                raise MemoryError("event log: out of memory")
+            m.bytes = log.cols[c].mapped
+        else:
+            data = realloc(log.cols[c].data, log.n * log.cols[c].item)  # give back the spare room
+            if data == NULL:
+                data = log.cols[c].data
         arr = cnp.PyArray_SimpleNewFromData(1, dims, np.dtype(dtype).num, data)
-        cnp.set_array_base(arr, PyCapsule_New(data, NULL, <PyCapsule_Destructor>_free_buffer))
+        capsule = PyCapsule_New(data, NULL, <PyCapsule_Destructor>_free_buffer)
+        if m != NULL:
+            PyCapsule_SetContext(capsule, m)
+        log.cols[c].data = NULL
+        log.cols[c].mapped = 0
+        cnp.set_array_base(arr, capsule)
         out[name] = arr
         c += 1
     return out
