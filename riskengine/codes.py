@@ -21,6 +21,7 @@ class EventKind(IntEnum):
     FUND_TAKEOVER = 9  #: the insurance fund takes over an unfilled remainder at the bankruptcy price
     FUND_UNWIND = 10  #: the insurance fund sells inventory into the book
     SOCIALIZED_LOSS = 11  #: a deficit charged to all open positions (one row per deficit)
+    FUNDING = 12  #: a funding payment of every open position of an instrument (one row per instrument and funding time)
 
 
 class Status(IntEnum):

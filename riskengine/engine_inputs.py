@@ -164,6 +164,40 @@ def check_margin_accounts(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, s
                          f"{int(instrument[a])} twice (one position per account and instrument)")
 
 
+def check_funding(funding_ts: np.ndarray, funding_inst: np.ndarray, funding_rate: np.ndarray,
+                  n_instruments: int) -> None:
+    """Check a run's funding payments (issue 13): one row per funding time of an instrument,
+    ``funding_ts`` (int64 ns) non-decreasing and, at one time, ``funding_inst`` (in
+    ``0..I-1``) increasing (each instrument once per time); ``funding_rate`` finite.
+
+    Raises
+    ------
+    ValueError
+        One line naming the array, the row and what was expected.
+    """
+    f = len(funding_ts)
+    for name, arr in (("funding_inst", funding_inst), ("funding_rate", funding_rate)):
+        if len(arr) != f:
+            raise ValueError(f"{name}: expected one entry per funding payment ({f}), got {len(arr)}")
+    if f == 0:
+        return
+    bad = np.flatnonzero((funding_inst < 0) | (funding_inst >= n_instruments))
+    if len(bad):
+        raise ValueError(f"funding_inst[{int(bad[0])}]: expected an instrument in 0..{n_instruments - 1}, "
+                         f"got {int(funding_inst[bad[0]])}")
+    bad = np.flatnonzero(~np.isfinite(funding_rate))
+    if len(bad):
+        raise ValueError(f"funding_rate[{int(bad[0])}]: expected a finite rate, got {funding_rate[bad[0]]}")
+    dt = np.diff(np.asarray(funding_ts, dtype=np.int64))
+    di = np.diff(np.asarray(funding_inst, dtype=np.int64))
+    bad = np.flatnonzero((dt < 0) | ((dt == 0) & (di <= 0)))
+    if len(bad):
+        r = int(bad[0]) + 1
+        raise ValueError(f"funding_ts[{r}]: expected payments sorted by time, then instrument, each instrument "
+                         f"once per time (got instrument {int(funding_inst[r])} at {int(funding_ts[r])} after "
+                         f"instrument {int(funding_inst[r - 1])} at {int(funding_ts[r - 1])})")
+
+
 def _may_hold_twice(holder: np.ndarray, instrument: np.ndarray, n_instruments: int) -> bool:
     """Whether some user (``holder``, one per position) may hold an instrument twice: False only
     when none does, found in O(P) without a sort where the users' ids are small non-negative
@@ -182,3 +216,21 @@ def _may_hold_twice(holder: np.ndarray, instrument: np.ndarray, n_instruments: i
         return True
     total = np.bincount(holder, weights=np.ldexp(1.0, instrument.astype(np.int32)))
     return bool((np.bitwise_count(total.astype(np.uint64)) != count).any())
+
+
+def no_funding() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A run's funding payments when it has none: empty ``funding_ts``, ``funding_inst``,
+    ``funding_rate``."""
+    return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float64)
+
+
+def funding_arrays(funding: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+                   n_instruments: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A run's funding payments as the engines take them: contiguous ``funding_ts`` (int64),
+    ``funding_inst`` (int32), ``funding_rate`` (float64), checked (:func:`check_funding`);
+    None: no funding."""
+    if funding is None:
+        return no_funding()
+    ts, inst, rate = (np.ascontiguousarray(a, dtype=d) for a, d in zip(funding, (np.int64, np.int32, np.float64)))
+    check_funding(ts, inst, rate, n_instruments)
+    return ts, inst, rate

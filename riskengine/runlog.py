@@ -26,7 +26,7 @@ _EVENT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("price", "float64", "execution price (fill, takeover or ADL close price; volume-weighted over the fills a weighted-policy ADL fill row sums)"),
     ("notional", "float64", "|size| x price (a weighted-policy ADL fill row: the sum over its fills), quote currency"),
     ("fee", "float64", "liquidation fee paid into the insurance fund, quote currency"),
-    ("amount", "float64", "kind-specific amount: realized PnL (book trades, fund takeover), equity handed over (backstop), payment (fund payment), haircut against the mark (ADL fill), deficit covered at mark (ADL liquidation), uncovered deficit (bad debt), total charged to open positions (socialized loss); quote currency"),
+    ("amount", "float64", "kind-specific amount: realized PnL (book trades, fund takeover), equity handed over (backstop), payment (fund payment), haircut against the mark (ADL fill), deficit covered at mark (ADL liquidation), uncovered deficit (bad debt), total charged to open positions (socialized loss), net funding the instrument's modelled positions paid the rest of the market (funding: its size is their net position, its price the mark); quote currency"),
     ("equity_after", "float64", "account (or vault) equity at mark after the event, quote currency"),
     ("fund_after", "float64", "insurance-fund balance after the event (of the fund the row's instrument draws on), quote currency"),
 )
@@ -76,7 +76,7 @@ SCALARS: tuple[str, ...] = (
     "fund_final", "fund_min", "fund_pos", "fund_entry", "vault_col", "vault_pos", "vault_entry", "vault_min",
     "bad_debt",
     "ext_cash", "ext_pos", "tape_max_drawdown", "sim_max_drawdown", "tape_min", "sim_min",
-    "final_mark", "final_sim_price", "max_rounds", "ticks", "adl_fills", "adl_overshoot",
+    "final_mark", "final_sim_price", "max_rounds", "ticks", "adl_fills", "adl_overshoot", "funding_paid",
 )
 
 #: Per-instrument outcomes of a portfolio run (``RawRun.by_instrument``: one array of length I
@@ -100,6 +100,8 @@ BY_INSTRUMENT: tuple[tuple[str, str, str], ...] = (
     ("adl_notional", "float64", "ADL notional in the instrument, quote currency"),
     ("fund_group", "int64", "the insurance fund the instrument's deficits draw on (ledger 0..G-1; fund.shared)"),
     ("vault_group", "int64", "the backstop vault that takes its positions over (ledger 0..G-1; backstop.shared)"),
+    ("funding_paid", "float64", "funding that changed hands in the instrument: what its payers paid, the rest of the "
+                                "market included (each payment's other side received it), quote currency"),
 )
 
 

@@ -124,7 +124,10 @@ def test_canonical_cases_cover_the_engine():
     vault and fund trades, the liquidity models and modes; each scenario small."""
     events = SMALL.table("events")
     kinds = set(events.column("kind").to_numpy().tolist())
-    assert kinds == {int(k) for k in EventKind}, sorted(set(EventKind) - {EventKind(k) for k in kinds})
+    # FUNDING came after the logs were recorded (issue 13): their runs pay none; the parity tests
+    # and tests/test_funding_engine.py cover it
+    recorded = {int(k) for k in EventKind if k != EventKind.FUNDING}
+    assert kinds == recorded, sorted({EventKind(k) for k in recorded} - {EventKind(k) for k in kinds})
     accounts = events.column("account").to_numpy()
     kind = events.column("kind").to_numpy()
     assert ((kind == EventKind.ADL_LIQUIDATION) & (accounts == VAULT_ID)).any(), "the vault's loss-limit ADL"

@@ -268,3 +268,72 @@ def test_compiled_matches_reference_on_the_bench_portfolio_workload():
     assert_same_portfolio_run(cy, ref)
     assert _exactly(cy.positions_size, ref.positions_size)
     assert len(cy.events["ts"]) > 0
+
+
+# ------------------------------------------------------------------ issue 13: funding
+
+
+@st.composite
+def funding_payments(draw, ts: np.ndarray, n_inst: int):
+    """Random funding payments over a merged tape: 1-8 times (on tick times, between them,
+    before the first tick and after the last), at each a random set of instruments with rates
+    from tiny to large enough to push accounts over (either sign)."""
+    t0, t1 = int(ts[0]), int(ts[-1])
+    times = draw(st.lists(st.one_of(st.sampled_from(sorted(set(ts.tolist()))), st.integers(t0 - 5 * S, t1 + 5 * S)),
+                          min_size=1, max_size=8, unique=True))
+    rates = st.one_of(st.sampled_from([0.0, 1e-4, -1e-4, 0.003, -0.003, 0.04, -0.04]),
+                      st.floats(-0.08, 0.08, allow_nan=False))
+    f_ts, f_inst, f_rate = [], [], []
+    for t in sorted(times):
+        for k in sorted(draw(st.sets(st.integers(0, n_inst - 1), min_size=1))):
+            f_ts.append(t)
+            f_inst.append(k)
+            f_rate.append(draw(rates))
+    return (np.array(f_ts, dtype=np.int64), np.array(f_inst, dtype=np.int32), np.array(f_rate, dtype=np.float64))
+
+
+def _both_funded(case, funding) -> tuple[RawRun, RawRun]:
+    (ts, inst, price, stream), arrays, plist = case
+    cy = RawRun(**run_portfolio(ts, inst, price, stream, *arrays, plist, funding=funding))
+    ref = reference.run_portfolio(ts, inst, price, stream, *arrays, plist, funding=funding)
+    owner, collateral, start, instrument, size, entry = arrays
+    for raw in (cy, ref):
+        assert portfolio_violations(raw, owner, collateral, instrument, size, entry, plist[0], start=start) == []
+    return cy, ref
+
+
+def _funding_statistics(cy: RawRun, funding) -> None:
+    rows = cy.events["kind"] == EventKind.FUNDING
+    event(f"funding rows: {min(int(rows.sum()), 3)}{'+' if rows.sum() >= 3 else ''}")
+    if rows.any():
+        first = int(np.flatnonzero(rows)[0])
+        later = cy.events["kind"][first + 1:]
+        event(f"liquidations after a funding payment: {bool(np.isin(later, [1, 2, 3, 6, 9]).any())}")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_compiled_matches_reference_with_funding_on_cross_accounts(data):
+    """Funding payments on portfolios with cross accounts of several positions (the compiled
+    engine rebuilds the paying instrument's index and checks its cross accounts again)."""
+    case = data.draw(cross_cases())
+    funding = data.draw(funding_payments(case[0][0], len(case[2])))
+    cy, ref = _both_funded(case, funding)
+    assert_same_portfolio_run(cy, ref)
+    assert _exactly(cy.positions_size, ref.positions_size) and _exactly(cy.positions_entry, ref.positions_entry)
+    _statistics(cy, case[2])
+    _funding_statistics(cy, funding)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_compiled_matches_reference_with_funding_and_shared_ledgers(data):
+    """Funding on isolated books whose funds and vaults are shared by random groups (their
+    inventories pay funding too)."""
+    (tape, accounts, plist) = data.draw(grouped_cases())
+    arrays = accounts.arrays()
+    funding = data.draw(funding_payments(tape[0], len(plist)))
+    cy, ref = _both_funded((tape, arrays, plist), funding)
+    assert_same_portfolio_run(cy, ref)
+    _statistics(cy, plist)
+    _funding_statistics(cy, funding)

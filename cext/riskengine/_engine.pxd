@@ -109,6 +109,7 @@ cdef struct Inst:
     float64_t liquidated_notional
     i64 adl_fills
     float64_t adl_notional
+    float64_t funding_paid    # what its funding payers paid, the rest of the market included
     DepthBook book            # the liquidity model
 
 cdef struct Engine:
@@ -124,6 +125,15 @@ cdef struct Engine:
     const float64_t* px
     const float64_t* stream
     Py_ssize_t n_ticks
+    # funding payments (borrowed, read-only; issue 13): time, instrument and rate of each, sorted
+    # by time then instrument; the next one to pay, and whether a vault's inventory paid since the
+    # vaults were last checked
+    const i64* funding_ts
+    const i32* funding_inst
+    const float64_t* funding_rate
+    Py_ssize_t n_funding
+    Py_ssize_t funding_next
+    bint funding_vault
     # slots: struct of arrays, n_pos + 2 I entries. Slots 0 .. n - 1 are the margin accounts:
     # account a's wallet (col), status and per-account state, and its first position (pos, ep, in
     # instrument slot_inst[a]: allocated, set and read only when I > 1, _inst_id); owner[a] is the

@@ -75,7 +75,7 @@ from riskengine._events cimport (
     ColumnLog, events_merge, events_push, log_free, log_init, log_to_numpy, series_push,
 )
 from riskengine._events import column_items
-from riskengine.engine_inputs import check_margin_accounts, design_params, ledger_groups
+from riskengine.engine_inputs import check_margin_accounts, design_params, funding_arrays, ledger_groups
 from riskengine.runlog import BY_INSTRUMENT, EVENT_COLUMNS, SERIES_COLUMNS
 from riskengine._index cimport (
     KeyHeap, LiqIndex, SideIndex, heap_free, heap_init, heap_pop, heapify_from, index_free,
@@ -1765,6 +1765,47 @@ cdef bint _refresh_marks(Engine* e, Inst* x) noexcept nogil:
     return vault
 
 
+cdef int _pay_funding(Engine* e, Inst* x, float64_t rate) except -1 nogil:
+    """Funding (reference: ``pay_funding``): every open position in ``x`` pays ``q M r`` at
+    ``x``'s mark from its cash (its margin account's wallet or margin, or its ledger's cash), in
+    position order, the vault's then the fund's inventory last; the rest of the market takes the
+    other side of the net. Then ``x``'s index is rebuilt (its accounts' collateral moved) and the
+    cross accounts with several positions holding ``x`` are checked at the next scan."""
+    cdef Py_ssize_t j, s, h
+    cdef float64_t mark = x.mark.mark, q, pay, net = 0.0, gross = 0.0, size = 0.0
+    cdef bint fund_paid = False
+    if not x.ticked:
+        return 0
+    for j in range(x.n_members + 2):
+        s = _member(x, j) if j < x.n_members else (x.V if j == x.n_members else x.F)
+        q = e.pos[s]
+        if q == 0.0:
+            continue
+        pay = q * mark * rate
+        h = _cash(e, s)
+        e.col[h] -= pay
+        net += pay
+        gross += fabs(pay)
+        size += q
+        if s == x.V:
+            e.funding_vault = True  # checked at this tick's first round, as every round checks it
+        elif s == x.F:
+            fund_paid = True
+    x.ext_cash += net
+    x.funding_paid += 0.5 * (gross + fabs(net))
+    if fund_paid:
+        _note_fund(e)
+    events_push(&e.log, e.t, e.i, e.round, <i8>EV_FUNDING, MARKET_ID, x.id, BOOK_ID, size, mark,
+                0.0, net, 0.0, _fund(e, x))
+    _build_index(e, x)
+    if x.n_multi:
+        for j in range(x.n_members):
+            s = _member(x, j)
+            if s >= e.n or _multi(e, s):
+                _recheck(e, _acct(e, s))
+    return 0
+
+
 cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
     cdef Py_ssize_t i, j, a
     cdef i64 t, next_sample, cap = e.p.max_liqs_per_step
@@ -1785,8 +1826,13 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
             x = &e.insts[e.tick_inst[i]]
         e.i = i
         e.t = t
-        x.tape = e.px[i]
         e.round = 0
+        while e.funding_next < e.n_funding and e.funding_ts[e.funding_next] < t:
+            # due before this tick: at the marks of the ticks at or before its time
+            _pay_funding(e, &e.insts[e.funding_inst[e.funding_next] if e.n_inst > 1 else 0],
+                         e.funding_rate[e.funding_next])
+            e.funding_next += 1
+        x.tape = e.px[i]
         if not x.ticked:  # its first tick: no time has passed for its book and its EMAs
             x.book_ts = t
             x.mark_ts = t
@@ -1816,8 +1862,9 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
             # reference does: one whose equity did not move is as its last check left it -- within
             # its threshold, without inventory, or without ADL to close it -- so its check notes
             # the same sum and closes nothing)
-            if e.held[0] != 0 and (e.round > 0 or e.pos[x.V] != 0.0 or vault_remarked):
+            if e.held[0] != 0 and (e.round > 0 or e.pos[x.V] != 0.0 or vault_remarked or e.funding_vault):
                 _vault_checks(e)  # the inventory re-marked
+            e.funding_vault = False
             _scan(e, x)
             done = 0
             while (not _pending_empty(e) and e.pend_due[e.pend_head] <= t
@@ -2448,6 +2495,15 @@ def params_struct(params):
         _free(&e)
 
 
+cdef float64_t _funding_total(Engine* e) noexcept nogil:
+    """Funding paid in every instrument, summed in instrument order (reference: ``funding_total``)."""
+    cdef float64_t total = 0.0
+    cdef Py_ssize_t k
+    for k in range(e.n_inst):
+        total += e.insts[k].funding_paid
+    return total
+
+
 cdef dict _by_instrument(Engine* e):
     """Each instrument's final figures (``riskengine.runlog.BY_INSTRUMENT``), arrays in
     instrument order."""
@@ -2474,6 +2530,7 @@ cdef dict _by_instrument(Engine* e):
         out["adl_notional"][k] = x.adl_notional
         out["fund_group"][k] = x.fund_group
         out["vault_group"][k] = x.vault_group
+        out["funding_paid"][k] = x.funding_paid
     return out
 
 
@@ -2481,12 +2538,15 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
                const float64_t[::1] tape_price, const float64_t[::1] stream,
                const i64[::1] owner, const i32[::1] acc_inst, const float64_t[::1] collateral,
                const float64_t[::1] size, const float64_t[::1] entry, const i64[::1] xacc,
-               const i64[::1] xstart, const i64[::1] user, Py_ssize_t max_events):
+               const i64[::1] xstart, const i64[::1] user, Py_ssize_t max_events,
+               const i64[::1] funding_ts, const i32[::1] funding_inst,
+               const float64_t[::1] funding_rate):
     """Run the engine on validated arrays: position slots ``size``, ``entry`` in instrument
     ``acc_inst`` (may be empty with one instrument): margin account ``m``'s first position (or
     none: size 0) in slot ``m``, the others after the accounts' slots (``xacc``, ``xstart``:
     :c:type:`Engine`); account ``m`` owned by ``owner[m]`` (empty: by ``m``), its user
-    ``user[m]`` (empty: ``m``); see :func:`run_portfolio`."""
+    ``user[m]`` (empty: ``m``); the funding payments ``funding_*`` (may be empty); see
+    :func:`run_portfolio`."""
     cdef Engine e
     cdef Py_ssize_t n = collateral.shape[0], slots = size.shape[0] + 2 * len(plist), k
     cdef i64 max_rounds = 0
@@ -2506,6 +2566,12 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
         owners = _engine_init(&e, plist, tape_ts, tick_inst, tape_price, stream, owner, acc_inst,
                               collateral, size, entry, xacc, xstart, user, col_v, pos_v, ep_v,
                               st_v, soc_v, max_events)
+        # the funding payments, borrowed like the tape (none: n_funding 0 from the memset)
+        e.n_funding = funding_ts.shape[0]
+        if e.n_funding:
+            e.funding_ts = &funding_ts[0]
+            e.funding_inst = &funding_inst[0]
+            e.funding_rate = &funding_rate[0]
         with nogil:
             _build_indexes(&e)
             _loop(&e, &max_rounds)
@@ -2535,6 +2601,7 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
             "ticks": int(e.n_ticks),
             "adl_fills": int(e.cum_adl),
             "adl_overshoot": e.adl_overshoot,
+            "funding_paid": _funding_total(&e),
         }
         index_stats = {"checks": int(e.cross_checks), "splits": int(e.cross_splits),
                        "hot": int(e.cross_hot), "fired": int(e.cross_fired)}
@@ -2560,7 +2627,8 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
                   const float64_t[::1] stream, const i64[::1] owner,
                   const float64_t[::1] collateral, const i64[::1] start,
                   const i32[::1] instrument, const float64_t[::1] size,
-                  const float64_t[::1] entry, params, Py_ssize_t max_events=0, bint index_stats=False):
+                  const float64_t[::1] entry, params, Py_ssize_t max_events=0, bint index_stats=False,
+                  funding=None):
     """Run the compiled engine on several instruments: their merged tape and margin accounts
     whose positions are given in CSR form (``riskengine.portfolio``).
 
@@ -2598,6 +2666,10 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
         several positions did (``checks``: exact checks of an account, ``splits``: splits of
         its slack, ``hot``: of those, the ones that put it on the hot list, ``fired``: triggers
         passed; see the module docstring), for tests of its cost.
+    funding : (ndarray of int64, ndarray of int32, ndarray of float64), optional
+        Funding payments: time, instrument and rate of each, sorted by time then instrument
+        (:func:`riskengine.engine_inputs.check_funding`); None: none. A payment at time ``T`` is
+        made before the first tick later than ``T`` (reference: ``run_portfolio``).
 
     Returns
     -------
@@ -2634,10 +2706,11 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
     source, xacc, xstart = _position_slots(starts)
     user = _users(np.asarray(owner))
     whole = len(source) == len(size)  # every slot holds a position: source is a permutation
+    f_ts, f_inst, f_rate = funding_arrays(funding, n_inst)
     out = _run(plist, ts, inst if n_inst > 1 else _NO_INSTRUMENTS, price, stream, owner,
                _gather(instrument, source, np.int32, whole), collateral,
                _gather(size, source, np.float64, whole), _gather(entry, source, np.float64, whole),
-               xacc, xstart, user, max_events)
+               xacc, xstart, user, max_events, f_ts, f_inst, f_rate)
     slot_of = np.empty(len(size), dtype=np.int64)
     if whole:
         slot_of[source] = np.arange(len(source), dtype=np.int64)
@@ -2703,7 +2776,7 @@ _NO_OWNERS = np.empty(0, dtype=np.int64)
 def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
                const float64_t[::1] stream, const float64_t[::1] collateral,
                const float64_t[::1] size, const float64_t[::1] entry, params,
-               Py_ssize_t max_events=0):
+               Py_ssize_t max_events=0, funding=None):
     """Run the compiled engine on one instrument's validated arrays: :func:`run_portfolio` with
     one instrument and one margin account per account (its id its owner).
 
@@ -2724,6 +2797,8 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
         observed flow's impact (``riskengine._liquidity.counterfactual_tape``).
     max_events : int
         Budget of event-log rows (0: none); one more raises ``MemoryError``.
+    funding : (ndarray of int64, ndarray of int32, ndarray of float64), optional
+        Funding payments (the instruments all 0), as for :func:`run_portfolio`.
 
     Returns
     -------
@@ -2737,8 +2812,9 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
     Arguments are assumed valid (``riskengine.engine.run`` checks them). The loop runs
     without the GIL.
     """
+    f_ts, f_inst, f_rate = funding_arrays(funding, 1)
     out = _run([params], tape_ts, _NO_INSTRUMENTS, tape_price, stream, _NO_OWNERS,
                _NO_INSTRUMENTS, collateral, size, entry, _NO_OWNERS, _NO_OWNERS, _NO_OWNERS,
-               max_events)
+               max_events, f_ts, f_inst, f_rate)
     del out["slot_size"], out["slot_entry"], out["index_stats"]
     return out

@@ -19,6 +19,7 @@ cdef enum:
     EV_FUND_TAKEOVER = 9
     EV_FUND_UNWIND = 10
     EV_SOCIALIZED_LOSS = 11
+    EV_FUNDING = 12
 
 cdef enum:
     ST_FLAT = 0

@@ -64,7 +64,7 @@ from riskengine.codes import (
     Status,
     Takeover,
 )
-from riskengine.engine_inputs import check_margin_accounts, design_params, ledger_groups
+from riskengine.engine_inputs import check_funding, check_margin_accounts, design_params, ledger_groups, no_funding
 from riskengine.params import EngineParams
 from riskengine.reference._adl import adl_gather, adl_weight, capped_allocation, water_filling
 from riskengine.reference._events import (
@@ -117,6 +117,7 @@ class _Instrument:
         self.liquidated_notional = 0.0
         self.adl_fills = 0
         self.adl_notional = 0.0
+        self.funding_paid = 0.0
 
     def sim_price(self) -> float:
         return self.tape * self.book.m
@@ -166,10 +167,13 @@ class _Instrument:
 
 class _Reference:
     def __init__(self, ts, inst, price, stream, owner, col, start, instrument, size, entry,
-                 params: Sequence[EngineParams], max_events: int = 0):
+                 params: Sequence[EngineParams], max_events: int = 0, funding=None):
         self.p = design_params(params)
         n_inst = len(params)
         check_margin_accounts(ts, inst, price, stream, owner, col, start, instrument, size, entry, n_inst)
+        self.funding_ts, self.funding_inst, self.funding_rate = no_funding() if funding is None else funding
+        check_funding(self.funding_ts, self.funding_inst, self.funding_rate, n_inst)
+        self.funding_next = 0
         self.ts = ts
         self.tick_inst = inst
         self.stream = stream if len(stream) == len(ts) else np.full(len(ts), np.nan)
@@ -427,12 +431,17 @@ class _Reference:
              amount: float, equity_after: float) -> None:
         """Log an event of this tick and round (slots as public ids, the slot's instrument; the
         balance after it of the fund that instrument draws on)."""
+        self.log(kind, self.public_id(account), int(self.inst[account]),
+                 self.public_id(counterparty) if counterparty >= 0 else counterparty,
+                 size, price, fee, amount, equity_after)
+
+    def log(self, kind: int, account_id: int, k: int, counterparty_id: int, size: float, price: float,
+            fee: float, amount: float, equity_after: float) -> None:
+        """Log an event of this tick and round about instrument ``k`` (public ids)."""
         if self.max_events and len(self.events["ts"]) >= self.max_events:
             raise MemoryError(f"the event log passed its budget of {self.max_events:,} rows")
-        events_push(self.events, self.t, self.i, self.round, kind, self.public_id(account),
-                    int(self.inst[account]),
-                    self.public_id(counterparty) if counterparty >= 0 else counterparty,
-                    size, price, fee, amount, equity_after, self.fund(int(self.inst[account])))
+        events_push(self.events, self.t, self.i, self.round, kind, account_id, k, counterparty_id,
+                    size, price, fee, amount, equity_after, self.fund(k))
 
     def note_fund(self) -> None:
         """Note the funds' lowest total cash."""
@@ -1038,6 +1047,36 @@ class _Reference:
             size = q
         self.book_close(h, size, kind, 0.0)
 
+    def pay_funding(self, ins: _Instrument, rate: float) -> None:
+        """Funding (issue 13): every open position in ``ins`` pays ``q M r`` at its mark ``M``
+        (a long pays a positive rate, a short receives it), from its margin account's
+        collateral, or from its ledger's cash (the vault's and the fund's inventories), in
+        position order; the rest of the market (the external book, holding the opposite of
+        every modelled position) pays or receives what the modelled positions do not, so funding
+        is zero-sum over every position. One FUNDING row; ``funding_paid`` counts what the payers
+        paid, the rest of the market included. An instrument without a mark yet pays nothing."""
+        if not ins.ticked:
+            return
+        mark = ins.mark
+        net = gross = size = 0.0
+        fund_paid = False
+        slots = list(ins.members) + [self.vault_slot(ins.k), self.fund_slot(ins.k)]
+        for s in slots:
+            q = float(self.pos[s])
+            if q == 0.0:
+                continue
+            pay = q * mark * rate
+            self.col[self.wallet(s)] -= pay
+            net += pay
+            gross += abs(pay)
+            size += q
+            fund_paid = fund_paid or self.is_fund(s)
+        ins.ext_cash += net
+        ins.funding_paid += 0.5 * (gross + abs(net))
+        if fund_paid:
+            self.note_fund()
+        self.log(EventKind.FUNDING, MARKET_ID, ins.k, BOOK_ID, size, mark, 0.0, net, 0.0)
+
     def crossing_now(self) -> np.ndarray:
         """Step 3's scan: the ACTIVE margin accounts not partially liquidated at this tick, every
         instrument they hold ticked, whose equity is below their maintenance margin at the marks
@@ -1063,6 +1102,11 @@ class _Reference:
             self.i = i
             self.t = t
             self.round = 0
+            # funding due before this tick: at the marks of the ticks at or before its time
+            while self.funding_next < len(self.funding_ts) and self.funding_ts[self.funding_next] < t:
+                j = self.funding_next
+                self.pay_funding(self.instruments[int(self.funding_inst[j])], float(self.funding_rate[j]))
+                self.funding_next += 1
             ticked.tick(t, float(self.px[i]), float(self.stream[i]))
             if track_peak:
                 self.sample_fund_peak()
@@ -1109,6 +1153,13 @@ class _Reference:
             self.record()
         return self.result(max_rounds)
 
+    def funding_total(self) -> float:
+        """Funding paid in every instrument, summed in instrument order (the scalar ``funding_paid``)."""
+        total = 0.0
+        for ins in self.instruments:
+            total += ins.funding_paid
+        return total
+
     def vault_cash_total(self) -> float:
         """Every vault's cash, summed in ledger order (the scalar ``vault_col``)."""
         total = float(self.col[self.vault_cash(0)])
@@ -1142,6 +1193,7 @@ class _Reference:
             "ticks": len(self.ts),
             "adl_fills": self.cum_adl,
             "adl_overshoot": self.adl_overshoot,
+            "funding_paid": self.funding_total(),
         }
         ledgers = {
             "fund_pos": self.pos[f0:], "fund_entry": self.ep[f0:],
@@ -1161,6 +1213,7 @@ class _Reference:
             "liquidated_notional": lambda s: s.liquidated_notional,
             "adl_fills": lambda s: s.adl_fills,
             "adl_notional": lambda s: s.adl_notional,
+            "funding_paid": lambda s: s.funding_paid,
         }
         by_instrument = {
             name: (ledgers[name].copy().astype(dtype) if name in ledgers
@@ -1182,7 +1235,8 @@ class _Reference:
 def run_portfolio(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, stream: np.ndarray,
                   owner: np.ndarray, collateral: np.ndarray, start: np.ndarray, instrument: np.ndarray,
                   size: np.ndarray, entry: np.ndarray, params: Sequence[EngineParams], max_events: int = 0,
-                  on_tick: Callable[[int], None] | None = None) -> RawRun:
+                  on_tick: Callable[[int], None] | None = None,
+                  funding: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> RawRun:
     """Run the reference engine on a portfolio: instruments' tapes merged in time, margin
     accounts in CSR form (see "Portfolios" in :mod:`riskengine.reference`).
 
@@ -1213,6 +1267,11 @@ def run_portfolio(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, stream: n
         Budget of event-log rows (0: none); one more raises ``MemoryError``.
     on_tick : callable, optional
         Progress: called with the ticks done, :data:`PROGRESS_STEPS` times over the tape.
+    funding : (ndarray of int64, ndarray of int32, ndarray of float64), optional
+        Funding payments (issue 13): the time, instrument and rate of each, sorted by time then
+        instrument (:func:`riskengine.engine_inputs.check_funding`); None: no funding. A payment
+        at time ``T`` is made before the first tick later than ``T``, at the marks then
+        (:meth:`_Reference.pay_funding`); one at or after the last tick is not made.
 
     Returns
     -------
@@ -1227,7 +1286,8 @@ def run_portfolio(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, stream: n
         A design-level field that differs between instruments, arrays of the wrong shape, or
         two positions of one user account in one instrument (:mod:`riskengine.engine_inputs`).
     """
-    ref = _Reference(ts, inst, price, stream, owner, collateral, start, instrument, size, entry, params, max_events)
+    ref = _Reference(ts, inst, price, stream, owner, collateral, start, instrument, size, entry, params, max_events,
+                     funding)
     return ref.run(on_tick)
 
 
