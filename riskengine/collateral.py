@@ -160,6 +160,13 @@ def _ratio_entry(venue: str, asset: str, where: str, entry: Any) -> CollateralRa
     return CollateralRatio(venue, asset, effective, ratio, source.strip(), ask, auto)
 
 
+def _case_hint(asset: str, known) -> str:
+    """`` (did you mean 'USDE'?)`` for a case slip only: USDE is not a misspelt USDT, so the
+    nearest-spelling hint of :func:`riskengine.errors.suggest` would mislead here."""
+    match = [k for k in known if str(k).upper() == asset.upper() and k != asset]
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
 def load_ratio_file(path: str | os.PathLike, venue: str) -> dict[str, list[CollateralRatio]]:
     """Read and check one venue's collateral-ratio file: asset -> its ratios, oldest first.
 
@@ -247,7 +254,7 @@ def collateral_ratio(venue: str, asset: str, date: str | dt.date | None = None,
     table = _load(venue)
     if asset not in table:
         if assumed is None:
-            raise CollateralError(f"{venue}: no collateral ratio for asset {asset!r}{suggest(asset, table)}; known: "
+            raise CollateralError(f"{venue}: no collateral ratio for asset {asset!r}{_case_hint(asset, table)}; known: "
                                   f"{', '.join(sorted(table))} (or give an assumed ratio)")
         ratio = _fraction(f"{venue}: {asset}", "assumed", assumed, 0.0, 1.0)
         day = _day(venue, date) if date is not None else dt.date(1970, 1, 1)
@@ -549,10 +556,10 @@ def check_inputs(wallet: Wallet, prices: Mapping[str, Any], ratios: Mapping[str,
     """
     for asset in wallet.assets:
         if asset not in prices:
-            raise CollateralError(f"{where}: asset {asset!r} has no price stream{suggest(asset, prices)} "
+            raise CollateralError(f"{where}: asset {asset!r} has no price stream{_case_hint(asset, prices)} "
                                   f"(streams for: {', '.join(sorted(prices)) or 'none'})")
         if asset not in ratios:
-            raise CollateralError(f"{where}: asset {asset!r} has no collateral ratio{suggest(asset, ratios)} "
+            raise CollateralError(f"{where}: asset {asset!r} has no collateral ratio{_case_hint(asset, ratios)} "
                                   f"(ratios for: {', '.join(sorted(ratios)) or 'none'})")
 
 
