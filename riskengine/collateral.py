@@ -267,6 +267,20 @@ def collateral_ratio(venue: str, asset: str, date: str | dt.date | None = None,
     return select_ratio(history, _day(venue, date))
 
 
+def ratios_for(venue: str, assets: Sequence[str], date: str | dt.date | None = None,
+               assumed: Mapping[str, float] | None = None) -> tuple[dict[str, CollateralRatio], list[str]]:
+    """:func:`collateral_ratio` of each asset of a wallet: the ratios and their caveats (the
+    non-empty ones, each naming its asset), e.g. ``assumed={"USDE": 0.9}``."""
+    assumed = dict(assumed or {})
+    out, caveats = {}, []
+    for asset in assets:
+        row, caveat = collateral_ratio(venue, asset, date, assumed.get(asset))
+        out[asset] = row
+        if caveat:
+            caveats.append(f"{asset}: {caveat}")
+    return out, caveats
+
+
 # ------------------------------------------------------------------------------ price streams
 @dataclass(frozen=True)
 class PriceStream:
@@ -600,6 +614,31 @@ def wallet_value_series(wallet: Wallet, streams: Mapping[str, PriceStream], rati
         r = ratios[asset]
         total += asset_value(np.full(len(t), float(amount)), streams[asset].asof(t), r.ratio, r.ask_buffer)
     return total
+
+
+def collateral_trigger(amount: float, index: float, ratio: CollateralRatio, slack: float) -> tuple[float, int]:
+    """The index price at which one holding has lost ``slack`` of margin value, the others
+    held still: the trigger of a collateral holding in the liquidation index (DESIGN.md
+    "Portfolios": each holding is keyed like a position, with its share of the account's slack).
+
+    The value is linear in the price (:func:`asset_value`), so the trigger is exact: a holding
+    (``amount > 0``) loses ``slack`` when the index falls to ``index - slack / (amount x ratio)``;
+    a debt (``amount < 0``) when it rises to ``index + slack / (-amount x (1 + ask_buffer))``.
+
+    Returns
+    -------
+    (price, side)
+        ``side`` -1: the trigger is passed when the index is at or below ``price``; +1: at or
+        above; 0: never (no amount, a ratio of 0, or a fall below a zero price).
+    """
+    if not (math.isfinite(slack) and slack >= 0):
+        raise CollateralError(f"collateral trigger: slack: expected a finite amount >= 0 (got {slack!r})")
+    if amount > 0 and ratio.ratio > 0:
+        price = index - slack / (amount * ratio.ratio)
+        return (price, -1) if price > 0 else (0.0, 0)
+    if amount < 0:
+        return index + slack / (-amount * (1.0 + ratio.ask_buffer)), 1
+    return 0.0, 0
 
 
 # ------------------------------------------------------------------------------ auto-exchange

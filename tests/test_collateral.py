@@ -411,3 +411,32 @@ def test_bad_stream_file_is_one_line(tmp_path):
         col.read_stream_file(tmp_path / "missing.csv", "USDE", "binance-vision", kind="klines")
     with pytest.raises(CollateralError, match=r"^USDE stream: no catalog folder "):
         col.read_stream_catalog(tmp_path / "nothing", "USDE", "binance", "USDEUSDT")
+
+
+# ------------------------------------------------------------------------------ helpers for the engines
+def test_ratios_for_a_wallet_with_caveats():
+    ratios, caveats = col.ratios_for("binance-usdm", ["USDT", "USDE", "BNB"], "2025-10-10", assumed={"USDE": 0.9})
+    assert {a: r.ratio for a, r in ratios.items()} == {"USDT": 0.9999, "USDE": 0.9, "BNB": 0.95}
+    assert caveats == ["USDE: assumed: no binance-usdm collateral ratio for USDE, 0.9 used (assumed)"]
+    # ADA stopped counting on 2023-07-27 (ratio 0 from then)
+    ratios, _ = col.ratios_for("binance-usdm", ["ADA"], "2023-07-26")
+    assert ratios["ADA"].ratio == 0.9
+    ratios, _ = col.ratios_for("binance-usdm", ["ADA"], "2023-07-27")
+    assert ratios["ADA"].ratio == 0.0
+
+
+def test_collateral_trigger_is_exact():
+    usde = ratio("USDE", 0.9)
+    # 5,000 USDe at 1.00 with 900 of slack: 1 - 900 / (5,000 x 0.9) = 1 - 0.2 = 0.8, passed at or below
+    price, side = col.collateral_trigger(5_000.0, 1.0, usde, 900.0)
+    assert side == -1 and price == pytest.approx(0.8, abs=1e-15)
+    # at that price the holding is worth exactly 900 less: 5,000 x 1 x 0.9 - 5,000 x 0.8 x 0.9 = 4,500 - 3,600
+    assert col.asset_value(5_000.0, 1.0, 0.9, 0.1) - col.asset_value(5_000.0, price, 0.9, 0.1) == pytest.approx(900.0)
+    # a debt of 2,000 USDT (ask buffer 0.0001) with 100 of slack: 1 + 100 / (2,000 x 1.0001) = 1.049995...
+    price, side = col.collateral_trigger(-2_000.0, 1.0, ratio("USDT", 0.9999), 100.0)
+    assert side == 1 and price == pytest.approx(1 + 100 / 2_000.2, abs=1e-15)
+    # slack larger than the holding's whole value: no positive price passes it
+    assert col.collateral_trigger(5_000.0, 1.0, usde, 5_000.0) == (0.0, 0)
+    assert col.collateral_trigger(0.0, 1.0, usde, 1.0) == (0.0, 0)
+    with pytest.raises(CollateralError, match=r"^collateral trigger: slack: expected a finite amount >= 0 \(got -1.0\)$"):
+        col.collateral_trigger(1.0, 1.0, usde, -1.0)
