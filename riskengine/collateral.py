@@ -78,7 +78,8 @@ AUTO_EXCHANGE_THRESHOLD_USD = 10_000.0
 #: trigger (3) of Binance's auto-exchange ("no positions or open orders ... LTV >= 1") is not
 #: modelled: the pages cited above do not define LTV, and an account with no position and no
 #: order has no liquidation to decide, which is what the engines replay
-LTV_TRIGGER = "not modelled: Binance's Multi-Assets pages do not define LTV; it applies only to accounts with no position"
+LTV_TRIGGER = ("not modelled: Binance's Multi-Assets pages do not define LTV; it applies only to accounts "
+               "with no position")
 #: the index constructions an asset can be valued at
 INDEX_CHOICES = ("own-book", "external-median", "redemption-floor")
 #: keys a ratio table may hold

@@ -440,3 +440,28 @@ def test_collateral_trigger_is_exact():
     assert col.collateral_trigger(0.0, 1.0, usde, 1.0) == (0.0, 0)
     with pytest.raises(CollateralError, match=r"^collateral trigger: slack: expected a finite amount >= 0 \(got -1.0\)$"):
         col.collateral_trigger(1.0, 1.0, usde, -1.0)
+
+
+# ------------------------------------------------------------------------------ real files in ../shared/data
+GEMINI_BTC = "2025-10-10/spot-trades/gemini_trades_2025-10-10_BTCUSD.csv.gz"
+BINANCE_BTC_5M = "2025-10-10/binance-price-klines/BTCUSDT-5m-2025-10-10.zip"
+
+
+def test_external_median_on_real_btc_streams(shared_data):
+    import pandas as pd
+
+    gemini = col.read_stream_file(shared_data / GEMINI_BTC, "BTC", "tardis")
+    binance = col.read_stream_file(shared_data / BINANCE_BTC_5M, "BTC", "binance-vision")
+    assert len(gemini) > 1_000 and len(binance) == 288  # a 5-minute bar a day
+    index = col.external_median([gemini, binance])
+    # an independent as-of join: each source's last price at or before every time either prints
+    times = pd.DataFrame({"ts": np.union1d(gemini.ts, binance.ts)})
+    for name, s in (("g", gemini), ("b", binance)):
+        frame = pd.DataFrame({"ts": s.ts, name: s.price}).groupby("ts", as_index=False).last()
+        times = pd.merge_asof(times, frame, on="ts", direction="backward")
+    expected = times[["g", "b"]].mean(axis=1, skipna=True)  # the median of two is their mean
+    np.testing.assert_array_equal(index.ts, times["ts"].to_numpy())
+    np.testing.assert_allclose(index.price, expected.to_numpy(), rtol=1e-15)
+    # 1 BTC of collateral at 95% is worth 0.95 x the index at every time
+    value = col.wallet_value_series(Wallet({"BTC": 1.0}), {"BTC": index}, {"BTC": ratio("BTC", 0.95)}, index.ts)
+    np.testing.assert_allclose(value, 0.95 * index.price, rtol=1e-15)
