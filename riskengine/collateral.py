@@ -598,6 +598,33 @@ def wallet_value(wallet: Wallet, prices: Mapping[str, float], ratios: Mapping[st
     return total
 
 
+def account_equity(wallet: Wallet, prices: Mapping[str, float], ratios: Mapping[str, CollateralRatio],
+                   unrealized: Mapping[str, float] | None = None) -> float:
+    """Binance Multi-Assets account equity: :func:`wallet_value` of each asset's equity, that is
+    its wallet balance plus the unrealized PnL of the contracts margined in it (USDT-margined
+    PnL is USDT, USDC-margined PnL is USDC) [FAQ "How to Calculate Margin in Multi-Assets
+    Mode": ``Account Equity = sum of min(assetEquity x bidRate, assetEquity x askRate)``].
+
+    Raises
+    ------
+    CollateralError
+        As :func:`wallet_value`; also an unrealized PnL in an asset without a price or ratio.
+    """
+    equity = dict(wallet.amounts)
+    for asset, pnl in (unrealized or {}).items():
+        equity[asset] = equity.get(asset, 0.0) + pnl
+    return wallet_value(Wallet(equity), prices, ratios)
+
+
+def margin_ratio(maintenance: float, equity: float) -> float:
+    """Binance Multi-Assets margin ratio, account maintenance margin / account equity; every
+    position is liquidated when it reaches 1 (100%) (FAQ "How to Calculate Margin in
+    Multi-Assets Mode"). An equity at or below 0 gives ``inf`` (liquidated)."""
+    if equity <= 0:
+        return math.inf
+    return maintenance / equity
+
+
 def wallet_value_series(wallet: Wallet, streams: Mapping[str, PriceStream], ratios: Mapping[str, CollateralRatio],
                         times) -> np.ndarray:
     """The wallet's margin value at each of ``times`` (int64 ns), each asset at its stream's

@@ -465,3 +465,23 @@ def test_external_median_on_real_btc_streams(shared_data):
     # 1 BTC of collateral at 95% is worth 0.95 x the index at every time
     value = col.wallet_value_series(Wallet({"BTC": 1.0}), {"BTC": index}, {"BTC": ratio("BTC", 0.95)}, index.ts)
     np.testing.assert_allclose(value, 0.95 * index.price, rtol=1e-15)
+
+
+def test_depeg_liquidates_an_account_with_no_losing_position():
+    # Long 1 BTCUSDT at 100,000, mark 100,000 (unrealized PnL 0), maintenance 0.5% = 500 USDT;
+    # wallet 200 USDT + 500 USDe (USDe ratio 0.9, assumed)
+    ratios, _ = col.ratios_for("binance-usdm", ["USDT", "USDE"], "2025-10-10", assumed={"USDE": 0.9})
+    wallet = Wallet({"USDT": 200.0, "USDE": 500.0})
+    # at the peg: 200 x 0.9999 + 500 x 1 x 0.9 = 199.98 + 450 = 649.98; ratio 500 / 649.98 = 0.769 < 1
+    peg = col.account_equity(wallet, {"USDT": 1.0, "USDE": 1.0}, ratios, {"USDT": 0.0})
+    assert peg == pytest.approx(649.98, abs=1e-9) and col.margin_ratio(500.0, peg) < 1
+    # own book at 0.65: 199.98 + 500 x 0.65 x 0.9 = 199.98 + 292.5 = 492.48; 500 / 492.48 = 1.0153 >= 1: liquidated
+    own = col.account_equity(wallet, {"USDT": 1.0, "USDE": 0.65}, ratios)
+    assert own == pytest.approx(492.48, abs=1e-9) and col.margin_ratio(500.0, own) == pytest.approx(500 / 492.48)
+    assert col.margin_ratio(500.0, own) >= 1
+    # redemption price with a 0.97 floor: 199.98 + 500 x 0.97 x 0.9 = 199.98 + 436.5 = 636.48: survives
+    floored = col.account_equity(wallet, {"USDT": 1.0, "USDE": 0.97}, ratios)
+    assert floored == pytest.approx(636.48, abs=1e-9) and col.margin_ratio(500.0, floored) < 1
+    # a loss of 700 USDT of unrealized PnL makes USDT equity -500: -500 x 1 x 1.0001 + 450 = -50.05
+    lost = col.account_equity(wallet, {"USDT": 1.0, "USDE": 1.0}, ratios, {"USDT": -700.0})
+    assert lost == pytest.approx(-50.05, abs=1e-9) and col.margin_ratio(500.0, lost) == float("inf")
