@@ -692,7 +692,8 @@ def auto_exchange(wallet: Wallet, prices: Mapping[str, float], ratios: Mapping[s
     liquidation leaves). Its whole debt ``D = -amount x index`` is repaid from the positive
     assets in proportion to each one's index value ``v_i``: asset ``i`` sells
     ``D x v_i / sum(v) / (index_i x (1 - auto_exchange_buffer_i))`` units (Binance: "20,000 BUSD /
-    97.5% = 20,513 BUSD of the BTC"), and the debt is set to 0. Pass a wallet balance without
+    97.5% = 20,513 BUSD of the BTC"), and the debt is set to 0. A holding smaller than its share
+    is sold out and the others cover the rest of its share. Pass a wallet balance without
     unrealized PnL: Binance compares the wallet balance (transfers + realized PnL + funding -
     commission). Trigger (3), LTV >= 1 with no position, is :data:`LTV_TRIGGER`.
 
@@ -720,22 +721,24 @@ def auto_exchange(wallet: Wallet, prices: Mapping[str, float], ratios: Mapping[s
         if owed <= 0 or not (liquidation or owed > threshold_usd):
             continue
         reason = f"below -{threshold_usd:g} USD" if owed > threshold_usd else "liquidation deficit"
-        holders = {a: amounts[a] * prices[a] for a in amounts if a != debtor and amounts[a] > 0}
-        total = sum(holders.values())
-        if total <= 0:
-            continue
-        repaid = 0.0
-        for asset, value in holders.items():
-            rate = prices[asset] * (1.0 - ratios[asset].auto_exchange_buffer)
-            want = owed * value / total / rate
-            sold = min(want, amounts[asset])
-            amounts[asset] -= sold
-            usd = sold * rate
-            repaid += usd
-            done.append(Exchange(asset, sold, debtor, usd, reason))
-        amounts[debtor] += repaid / prices[debtor]
-        if abs(amounts[debtor]) * prices[debtor] < 1e-9 * max(1.0, owed):  # rounding of the proportional split
-            amounts[debtor] = 0.0
+        left = owed
+        # a holding whose share is more than it has is sold out; the rest of its share goes to
+        # the others in the next pass (at most one pass per asset)
+        for _ in range(len(amounts)):
+            holders = {a: amounts[a] * prices[a] for a in amounts if a != debtor and amounts[a] > 0}
+            total = sum(holders.values())
+            if total <= 0 or left <= 1e-12 * owed:
+                break
+            repaid = 0.0
+            for asset, value in holders.items():
+                rate = prices[asset] * (1.0 - ratios[asset].auto_exchange_buffer)
+                sold = min(left * value / total / rate, amounts[asset])
+                amounts[asset] -= sold
+                usd = sold * rate
+                repaid += usd
+                done.append(Exchange(asset, sold, debtor, usd, reason))
+            left -= repaid
+        amounts[debtor] = -left / prices[debtor] if left > 1e-12 * owed else 0.0
     return Wallet(amounts), done
 
 

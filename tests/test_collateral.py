@@ -485,3 +485,56 @@ def test_depeg_liquidates_an_account_with_no_losing_position():
     # a loss of 700 USDT of unrealized PnL makes USDT equity -500: -500 x 1 x 1.0001 + 450 = -50.05
     lost = col.account_equity(wallet, {"USDT": 1.0, "USDE": 1.0}, ratios, {"USDT": -700.0})
     assert lost == pytest.approx(-50.05, abs=1e-9) and col.margin_ratio(500.0, lost) == float("inf")
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_amount = st.floats(0.0, 1e6, allow_nan=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(debt=st.floats(0.0, 1e6, allow_nan=False), btc=_amount, bnb=_amount,
+       p_btc=st.floats(1.0, 1e5), p_bnb=st.floats(1.0, 1e4), liquidation=st.booleans())
+def test_auto_exchange_moves_value_less_the_haircut(debt, btc, bnb, p_btc, p_bnb, liquidation):
+    # BTC sold at 97.5% (ratio 0.95), BNB at 95% (ratio 0.9): different haircuts
+    ratios = {"USDT": ratio("USDT", 0.9999), "BTC": ratio("BTC", 0.95), "BNB": ratio("BNB", 0.9)}
+    prices = {"USDT": 1.0, "BTC": p_btc, "BNB": p_bnb}
+    before = Wallet({"USDT": -debt, "BTC": btc, "BNB": bnb})
+    after, done = col.auto_exchange(before, prices, ratios, liquidation=liquidation)
+
+    def at_index(w):
+        return sum(a * prices[k] for k, a in w.amounts.items())
+
+    triggered = debt > 10_000 or (liquidation and debt > 0)
+    assert bool(done) == (triggered and (btc > 0 or bnb > 0))
+    # what auto-exchange sells is worth its index value less its auto-exchange haircut:
+    # the wallet's index value falls by exactly sum(sold x index x haircut), 2.5% BTC, 5% BNB
+    haircut = sum(e.sold * prices[e.asset] * {"BTC": 0.025, "BNB": 0.05}[e.asset] for e in done)
+    assert at_index(after) == pytest.approx(at_index(before) - haircut, rel=1e-9, abs=1e-6)
+    # nothing is sold below zero, and a debt is never overpaid
+    assert all(a >= 0 for k, a in after.amounts.items() if k != "USDT")
+    assert -debt - 1e-6 <= after.amounts["USDT"] <= 1e-6
+    if done and after.amounts["USDT"] < -1e-6:  # not covered: every holding was sold
+        assert after.amounts["BTC"] == 0.0 and after.amounts["BNB"] == 0.0
+
+
+def test_auto_exchange_sells_out_a_small_holding_and_the_others_cover_its_share():
+    # -20,000 USDT; 1 BTC at 19,000 (sold at 97.5%) and 1,000 BNB at 1 (sold at 95%): shares by
+    # index value 19,000 / 20,000 and 1,000 / 20,000. Pass 1: BTC covers 19,000 (sells 19,000 /
+    # 18,525 = 1.025641 BTC > 1 held: sold out, repays 18,525); BNB covers 1,000 (sells 1,000 /
+    # 0.95 = 1,052.6 > 1,000 held: sold out, repays 950). Both sold out: 20,000 - 18,525 - 950 = 525 left.
+    ratios = {"USDT": ratio("USDT", 0.9999), "BTC": ratio("BTC", 0.95), "BNB": ratio("BNB", 0.9)}
+    after, done = col.auto_exchange(Wallet({"USDT": -20_000.0, "BTC": 1.0, "BNB": 1_000.0}),
+                                    {"USDT": 1.0, "BTC": 19_000.0, "BNB": 1.0}, ratios)
+    assert after.amounts["BTC"] == 0.0 and after.amounts["BNB"] == 0.0
+    assert after.amounts["USDT"] == pytest.approx(-525.0, abs=1e-9)
+    # BTC at 19,800 instead (total 20,800): pass 1 BTC covers 20,000 x 19,800 / 20,800 = 19,038.46
+    # (0.986 BTC at 19,800 x 0.975 = 19,305 each), BNB's share 961.54 is more than its 1,000 x 0.95
+    # = 950: sold out. Pass 2: BTC covers the 11.54 left. BTC repays 20,000 - 950 = 19,050 in all:
+    # 19,050 / 19,305 BTC sold
+    after, done = col.auto_exchange(Wallet({"USDT": -20_000.0, "BTC": 1.0, "BNB": 1_000.0}),
+                                    {"USDT": 1.0, "BTC": 19_800.0, "BNB": 1.0}, ratios)
+    assert after.amounts["USDT"] == 0.0 and after.amounts["BNB"] == 0.0
+    assert after.amounts["BTC"] == pytest.approx(1 - 19_050 / 19_305, rel=1e-9)
+    assert [e.asset for e in done] == ["BTC", "BNB", "BTC"]
