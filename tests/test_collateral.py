@@ -538,3 +538,8 @@ def test_auto_exchange_sells_out_a_small_holding_and_the_others_cover_its_share(
     assert after.amounts["USDT"] == 0.0 and after.amounts["BNB"] == 0.0
     assert after.amounts["BTC"] == pytest.approx(1 - 19_050 / 19_305, rel=1e-9)
     assert [e.asset for e in done] == ["BTC", "BNB", "BTC"]
+
+
+def test_venue_without_a_ratio_file():
+    with pytest.raises(CollateralError, match=r"^bybit: no collateral-ratio file \(riskengine/venues/collateral/bybit.toml\)$"):
+        col.collateral_ratio("bybit", "USDT", "2025-10-10")
