@@ -110,6 +110,17 @@ class CrossOrder(IntEnum):
     LOSS = 1  #: the most negative unrealized PnL ``q (M - e)`` first
 
 
+class FundingPrice(IntEnum):
+    """The price a funding payment values a position at (``funding.price``)."""
+
+    #: the mark: Binance "Funding Amount = Nominal Value of Positions x Funding Rate", the nominal
+    #: value at the mark price [DOC S2]
+    MARK = 0
+    #: the instrument's index/oracle stream as of its last tick (the mark where it has none yet):
+    #: Hyperliquid "position size x oracle price x funding rate" (docs, "Funding")
+    INDEX = 1
+
+
 VAULT_ID = -1  #: account id used in the event log for the backstop vault
 BOOK_ID = -2  #: counterparty id of a trade against the order book (the external market)
 FUND_ID = -3  #: account id used in the event log for the insurance fund's own trades

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, CrossOrder, MarkMethod, PartialMode, Takeover
+from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, CrossOrder, FundingPrice, MarkMethod, PartialMode, Takeover
 
 NS = 1_000_000_000
 #: the forms of a tier table: ``N x rate_k - cum_k`` (continuous) or ``N x rate_k`` (a step per
@@ -159,6 +159,8 @@ class EngineParams:
     apply the tier's rate to the whole position (``mm_cums`` all 0; :class:`riskengine.venue.Margin`).
     ``cross_order`` (a :class:`riskengine.codes.CrossOrder`): which position of a crossing cross
     margin account with several positions is liquidated first (portfolios only).
+    ``funding_price`` (a :class:`riskengine.codes.FundingPrice`): the price a funding payment
+    values a position at (runs with funding payments only).
     ``fund_group`` and ``vault_group``: the insurance fund and the backstop vault (ledger indices
     ``0..G-1``) this instrument's deficits draw on in a portfolio run
     (:func:`riskengine.engine_inputs.ledger_groups`; 0 in a single-instrument run).
@@ -182,6 +184,7 @@ class EngineParams:
     max_liqs_per_step: int = 0
     latency_ns: int = 0
     cross_order: int = CrossOrder.NOTIONAL
+    funding_price: int = FundingPrice.MARK
     takeover: int = Takeover.NONE
     fund_initial: float = 0.0
     fund_capacity: float = math.inf
@@ -255,6 +258,8 @@ class EngineParams:
               "a whole count >= 0 (0 = unlimited)")
         _need("latency_ns", self.latency_ns, self.latency_ns >= 0, "a duration >= 0")
         _need("cross_order", self.cross_order, self.cross_order in set(CrossOrder), "one of " + ", ".join(m.name for m in CrossOrder))
+        _need("funding_price", self.funding_price, self.funding_price in set(FundingPrice),
+              "one of " + ", ".join(m.name for m in FundingPrice))
         _need("fund_initial", self.fund_initial, math.isfinite(self.fund_initial) and self.fund_initial >= 0, "a finite balance >= 0")
         _need("backstop_ratio", self.backstop_ratio, 0.0 <= self.backstop_ratio <= 1.0, "a ratio of maintenance margin in [0, 1] (0 = no backstop)")
         _need("vault_initial", self.vault_initial, math.isfinite(self.vault_initial) and self.vault_initial >= 0, "a finite balance >= 0")

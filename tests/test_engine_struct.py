@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from riskengine._engine import params_struct
-from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, CrossOrder, MarkMethod, PartialMode, Takeover
+from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, CrossOrder, FundingPrice, MarkMethod, PartialMode, Takeover
 from riskengine.params import NS, EngineParams
 
 #: fields of the structs beside ``Params`` that come from ``EngineParams``: (struct, field) -> name
@@ -76,7 +76,7 @@ AWAY_FROM_DEFAULTS = [
          liq_fee_rate=0.0031, liq_limit_bankruptcy=True, liq_surplus_to_fund=True,
          liq_price_band=0.037, liq_max_order_notional=3.3e7, partial_mode=PartialMode.TIER_STEP,
          partial_fraction=0.21, partial_threshold=1.07e5, partial_cooldown_ns=29 * NS + 1,
-         max_liqs_per_step=7, latency_ns=3_000_001, cross_order=CrossOrder.LOSS, takeover=Takeover.FUND,
+         max_liqs_per_step=7, latency_ns=3_000_001, cross_order=CrossOrder.LOSS, funding_price=FundingPrice.INDEX, takeover=Takeover.FUND,
          fund_initial=1.23e6,
          fund_capacity=4.5, fund_unwind_interval_ns=11 * NS + 3, fund_unwind_fraction=0.27,
          adl_fund_drawdown=0.33, adl_fund_window_ns=7 * 3600 * NS + 5, backstop_ratio=0.61,

@@ -154,3 +154,22 @@ def test_bad_funding_payments_are_refused_in_one_line(pays, message):
     ts, inst, rate = (np.array(a, dtype=d) for a, d in zip(pays, (np.int64, np.int32, np.float64)))
     with pytest.raises(ValueError, match="^" + re.escape(message)):
         check_funding(ts, inst, rate, 2)
+
+
+def test_funding_at_the_index_values_positions_at_the_instruments_stream(engine):
+    # Hyperliquid values a position at the oracle price: funding_price INDEX. The stream (index) is
+    # 98 at t=1 while the last price (the mark) is 100. Rate 1%: the long 1 pays 1 x 98 x 0.01 = 0.98
+    # at the index, 1 at the mark. A stream with no value yet (NaN) falls back to the mark.
+    from riskengine.codes import FundingPrice
+    from riskengine.engine import portfolio_engine
+    from riskengine.runlog import RawRun
+
+    ts, inst, price = merge([([0, 1, 2], [100.0, 100.0, 100.0])])
+    owner, collateral, start, instrument, size, entry = csr([(0, 50.0, [(0, 1.0, 100.0)])])
+    for stream, at, paid in (([99.0, 98.0, 98.0], FundingPrice.INDEX, 0.98), ([99.0, 98.0, 98.0], FundingPrice.MARK, 1.0),
+                             ([np.nan] * 3, FundingPrice.INDEX, 1.0)):
+        out = portfolio_engine(tc.ENGINE["name"])(ts, inst, price, np.array(stream), owner, collateral, start, instrument,
+                                                  size, entry, [params(funding_price=at)], 0, funding=funding((1, 0, 0.01)))
+        raw = out if isinstance(out, RawRun) else RawRun(**out)
+        assert raw.collateral[0] == pytest.approx(50.0 - paid, abs=1e-12), (stream, at)
+        assert rows(raw, K.FUNDING)[0]["price"] == paid * 100.0

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from riskengine import reference
 from riskengine._engine import run_portfolio
-from riskengine.codes import CrossOrder, EventKind
+from riskengine.codes import CrossOrder, EventKind, FundingPrice
 from riskengine.runlog import RawRun
 
 import test_parity as tp
@@ -292,8 +292,10 @@ def funding_payments(draw, ts: np.ndarray, n_inst: int):
     return (np.array(f_ts, dtype=np.int64), np.array(f_inst, dtype=np.int32), np.array(f_rate, dtype=np.float64))
 
 
-def _both_funded(case, funding) -> tuple[RawRun, RawRun]:
+def _both_funded(case, funding, at: FundingPrice) -> tuple[RawRun, RawRun]:
     (ts, inst, price, stream), arrays, plist = case
+    plist = [dataclasses.replace(p, funding_price=at) for p in plist]
+    event(f"funding at the {at.name}")
     cy = RawRun(**run_portfolio(ts, inst, price, stream, *arrays, plist, funding=funding))
     ref = reference.run_portfolio(ts, inst, price, stream, *arrays, plist, funding=funding)
     owner, collateral, start, instrument, size, entry = arrays
@@ -318,7 +320,7 @@ def test_compiled_matches_reference_with_funding_on_cross_accounts(data):
     engine rebuilds the paying instrument's index and checks its cross accounts again)."""
     case = data.draw(cross_cases())
     funding = data.draw(funding_payments(case[0][0], len(case[2])))
-    cy, ref = _both_funded(case, funding)
+    cy, ref = _both_funded(case, funding, data.draw(st.sampled_from(list(FundingPrice))))
     assert_same_portfolio_run(cy, ref)
     assert _exactly(cy.positions_size, ref.positions_size) and _exactly(cy.positions_entry, ref.positions_entry)
     _statistics(cy, case[2])
@@ -333,7 +335,7 @@ def test_compiled_matches_reference_with_funding_and_shared_ledgers(data):
     (tape, accounts, plist) = data.draw(grouped_cases())
     arrays = accounts.arrays()
     funding = data.draw(funding_payments(tape[0], len(plist)))
-    cy, ref = _both_funded((tape, arrays, plist), funding)
+    cy, ref = _both_funded((tape, arrays, plist), funding, data.draw(st.sampled_from(list(FundingPrice))))
     assert_same_portfolio_run(cy, ref)
     _statistics(cy, plist)
     _funding_statistics(cy, funding)

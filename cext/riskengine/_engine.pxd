@@ -21,6 +21,7 @@ cdef struct Params:
     i64 max_liqs_per_step
     i64 latency_ns
     int cross_order           # CROSS_NOTIONAL or CROSS_LOSS: a crossing cross account's first position
+    int funding_price         # FUNDING_AT_MARK or FUNDING_AT_INDEX: the price a funding payment values a position at
     int takeover
     float64_t fund_initial
     float64_t fund_capacity
@@ -44,6 +45,7 @@ cdef struct Inst:
     # _inst_init in _engine.pyx sets it up; Engine.insts holds one per instrument.
     MarkState mark
     float64_t tape            # latest tape price (counterfactual where observed flow is given)
+    float64_t index_px        # its stream (index/oracle) as of its last tick (NaN: none yet; funding at the index)
     float64_t prev_mark       # the mark at the end of k's previous tick (ADL at previous mark)
     i64 book_ts               # time the book was last brought forward (seek and decay) to
     i64 mark_ts               # time of the last mark update (the EMAs' step)

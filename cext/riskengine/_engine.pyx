@@ -1767,7 +1767,7 @@ cdef bint _refresh_marks(Engine* e, Inst* x) noexcept nogil:
 
 cdef int _pay_funding(Engine* e, Inst* x, float64_t rate) except -1 nogil:
     """Funding (reference: ``pay_funding``): every open position in ``x`` pays ``q M r`` at
-    ``x``'s mark from its cash (its margin account's wallet or margin, or its ledger's cash), in
+    ``x``'s mark (``funding_price``: or its index) from its cash (its margin account's wallet or margin, or its ledger's cash), in
     position order, the vault's then the fund's inventory last; the rest of the market takes the
     other side of the net. Then ``x``'s index is rebuilt (its accounts' collateral moved) and the
     cross accounts with several positions holding ``x`` are checked at the next scan."""
@@ -1776,6 +1776,8 @@ cdef int _pay_funding(Engine* e, Inst* x, float64_t rate) except -1 nogil:
     cdef bint fund_paid = False
     if not x.ticked:
         return 0
+    if e.p.funding_price == FUNDING_AT_INDEX and x.index_px == x.index_px:  # (not NaN)
+        mark = x.index_px
     for j in range(x.n_members + 2):
         s = _member(x, j) if j < x.n_members else (x.V if j == x.n_members else x.F)
         q = e.pos[s]
@@ -1839,6 +1841,8 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
         depth_seek(&x.book, t)
         impact_decay(&x.book, t - x.book_ts)
         x.book_ts = t
+        if has_stream:
+            x.index_px = e.stream[i]
         if x.mark.method == MARK_LAST:
             x.mark.mark = _sim(x)  # the common case, without a call
         else:
@@ -2051,6 +2055,7 @@ cdef int _fill_params(Params* p, params) except -1:
     p.max_liqs_per_step = params.max_liqs_per_step
     p.latency_ns = params.latency_ns
     p.cross_order = params.cross_order
+    p.funding_price = params.funding_price
     p.takeover = params.takeover
     p.fund_initial = params.fund_initial
     p.fund_capacity = params.fund_capacity
@@ -2117,6 +2122,7 @@ cdef object _inst_init(Engine* e, Inst* x, Py_ssize_t k, params):
     x.fund_group = params.fund_group
     x.vault_group = params.vault_group
     x.tape_min = INFINITY
+    x.index_px = NAN  # no stream value before its first tick
     x.sim_min = INFINITY
     index_init(&x.index, 16)
     heap_init(&x.adl_rank[0], 16)

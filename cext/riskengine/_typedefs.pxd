@@ -69,6 +69,10 @@ cdef enum:
     CROSS_LOSS = 1
 
 cdef enum:
+    FUNDING_AT_MARK = 0
+    FUNDING_AT_INDEX = 1
+
+cdef enum:
     VAULT_ID = -1
     BOOK_ID = -2
     FUND_ID = -3

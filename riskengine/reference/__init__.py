@@ -342,6 +342,37 @@ account of its own with exactly one position.
    ``riskengine.invariants.portfolio_violations`` takes the positions in CSR form (``start=``).
    Single-instrument runs log exactly the events they logged before.
 
+Funding (issue 13)
+------------------
+A run may carry funding payments: a time ``T``, an instrument ``k`` and a rate ``r`` each,
+sorted by time, then instrument (``riskengine.engine_inputs.check_funding``). Perpetual funding
+is a payment between longs and shorts of ``position value x funding rate`` at each funding time,
+a long paying a positive rate (Binance [DOC S2], "Funding"; Hyperliquid [DOC S32], hourly, on
+the oracle... the engine pays at the mark, the value its other rules use):
+
+1. *When.* Before the first tape tick later than ``T`` (with its ``tick`` and ``ts`` in the
+   event log), so at the marks of the ticks at or before ``T``; several due payments in their
+   order. A payment at or after the last tick is not made (no later tick); one in an instrument
+   that has not ticked yet pays nothing (it has no mark).
+2. *Who pays what.* Every open position ``s`` in ``k``, in position order, then the vault's and
+   the fund's inventories in ``k``: ``pay = q_s M r``, taken from its cash (its margin
+   account's wallet or isolated margin; a ledger's cash), which may go negative (the scan of
+   that tick finds an account the payment left below its maintenance margin). A payment by the
+   fund's inventory notes the funds' lowest cash.
+3. *Zero-sum.* The modelled positions need not balance (a population is a sample of the
+   market, and liquidations on the book hand positions to the outside): the rest of the market,
+   which holds ``ext_pos`` (the opposite of every modelled position), pays or receives the net
+   ``sum pay``, credited to the instrument's ``ext_cash``. Money is conserved as before.
+4. *Outputs.* One FUNDING row per payment made (account MARKET_ID, counterparty BOOK_ID,
+   ``size`` the modelled positions' net size, ``price`` the mark, ``amount`` the net paid to the
+   rest of the market, ``fee`` and ``equity_after`` 0). ``funding_paid`` per instrument
+   (``by_instrument``) and summed over instruments in instrument order (the scalar): what the
+   payers paid, the rest of the market included: ``(sum |pay| + |sum pay|) / 2`` per payment.
+5. *The compiled engine* then rebuilds ``k``'s liquidation index (its accounts' collateral
+   moved) and checks the cross accounts with several positions holding ``k`` at the next scan;
+   a vault whose inventory paid is checked at that tick's first round, as every round's check
+   would.
+
 Modules
 -------
 Each module is the plain-Python twin of the compiled module of the same name in

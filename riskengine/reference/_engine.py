@@ -60,6 +60,7 @@ from riskengine.codes import (
     AdlPrice,
     CrossOrder,
     EventKind,
+    FundingPrice,
     PartialMode,
     Status,
     Takeover,
@@ -97,6 +98,7 @@ class _Instrument:
         self.mark = self.marks.mark
         self.prev_mark = 0.0
         self.tape = 0.0
+        self.index = math.nan  # its stream (index/oracle) as of its last tick
         self.ticked = False  # no mark before its first tick: its positions are not checked
         self.book_t = 0  # the time its book was last brought to (:meth:`bring`)
         self.mark_t = 0  # the time of its last mark update (its previous tick)
@@ -140,6 +142,7 @@ class _Instrument:
             self.book_t = t
             self.mark_t = t
         self.tape = tape
+        self.index = stream_value
         self.bring(t)
         dt = t - self.mark_t
         self.mark_t = t
@@ -1049,7 +1052,8 @@ class _Reference:
 
     def pay_funding(self, ins: _Instrument, rate: float) -> None:
         """Funding (issue 13): every open position in ``ins`` pays ``q M r`` at its mark ``M``
-        (a long pays a positive rate, a short receives it), from its margin account's
+        (``funding_price`` INDEX: its index, the mark while it has none; a long pays a positive
+        rate, a short receives it), from its margin account's
         collateral, or from its ledger's cash (the vault's and the fund's inventories), in
         position order; the rest of the market (the external book, holding the opposite of
         every modelled position) pays or receives what the modelled positions do not, so funding
@@ -1058,6 +1062,8 @@ class _Reference:
         if not ins.ticked:
             return
         mark = ins.mark
+        if self.p.funding_price == FundingPrice.INDEX and not math.isnan(ins.index):
+            mark = ins.index
         net = gross = size = 0.0
         fund_paid = False
         slots = list(ins.members) + [self.vault_slot(ins.k), self.fund_slot(ins.k)]
