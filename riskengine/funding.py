@@ -197,10 +197,10 @@ class FundingStream:
                                  f"{_hours(expected)} later ({what})")
         i = _first(lambda a: ~np.isfinite(a), rate_a)
         if i >= 0:
-            raise ValueError(f"{where}.rate[{i}] = {rate_a[i]!r} at {_utc(ts_a[i])}: expected a finite rate")
+            raise ValueError(f"{where}.rate[{i}] = {rate_a[i].item()!r} at {_utc(ts_a[i])}: expected a finite rate")
         i = _first(lambda a: np.abs(a) > max_abs_rate, rate_a)
         if i >= 0:
-            raise ValueError(f"{where}.rate[{i}] = {rate_a[i]!r} at {_utc(ts_a[i])}: beyond the sanity bound "
+            raise ValueError(f"{where}.rate[{i}] = {rate_a[i].item()!r} at {_utc(ts_a[i])}: beyond the sanity bound "
                              f"|rate| <= {max_abs_rate:g} per interval (a fraction, not percent; max_abs_rate)")
         premium_a = None
         if premium is not None:
@@ -209,7 +209,7 @@ class FundingStream:
                 raise ValueError(f"{where}.premium: length {len(premium_a)} does not match {where}.ts (length {n})")
             i = _first(lambda a: np.isinf(a), premium_a)
             if i >= 0:
-                raise ValueError(f"{where}.premium[{i}] = {premium_a[i]!r}: expected a finite premium or NaN")
+                raise ValueError(f"{where}.premium[{i}] = {premium_a[i].item()!r}: expected a finite premium or NaN")
         return cls(ts_a, rate_a, interval_a, symbol, premium_a)
 
     @classmethod
@@ -230,7 +230,7 @@ class FundingStream:
         hours = table.column("interval_hours").to_numpy(zero_copy_only=False).astype(np.float64)
         bad = np.flatnonzero(~(np.isfinite(hours) & (hours > 0)))
         if len(bad):
-            raise ValueError(f"{where}.interval_hours[{bad[0]}] = {hours[bad[0]]!r}: expected an interval > 0 hours")
+            raise ValueError(f"{where}.interval_hours[{bad[0]}] = {hours[bad[0]].item()!r}: expected an interval > 0 hours")
         premium = None
         if "premium" in table.column_names:
             premium = table.column("premium").to_numpy(zero_copy_only=False).astype(np.float64)
@@ -334,7 +334,7 @@ def _series(name: str, series) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{name}.ts[{i + 1}] is earlier than {name}.ts[{i}]: expected non-decreasing times")
     i = _first(lambda a: ~(np.isfinite(a) & (a > 0)), px)
     if i >= 0:
-        raise ValueError(f"{name}.price[{i}] = {px[i]!r}: expected a finite price > 0")
+        raise ValueError(f"{name}.price[{i}] = {px[i].item()!r}: expected a finite price > 0")
     return ts_a, px
 
 
@@ -346,12 +346,13 @@ def _as_of(ts: np.ndarray, px: np.ndarray, at: np.ndarray) -> np.ndarray:
 def funding_times(perp_ts: np.ndarray, index_ts: np.ndarray, interval_ns: int, sample_ns: int,
                   start: int | None = None, end: int | None = None) -> np.ndarray:
     """Funding times on the UTC grid of ``interval_ns`` (multiples of it since the epoch: Binance
-    00:00, 08:00, 16:00; Hyperliquid every hour) whose whole interval both series cover: each
-    has a value at or before the interval's first sample, and data reaching at least its last
-    sample's step (so the last samples are not carried from long before). ``start``/``end``
-    (ns) narrow them to ``start < T <= end``."""
+    00:00, 08:00, 16:00; Hyperliquid every hour) whose whole interval the series cover: both
+    have a value at or before the interval's first sample, and the perp tape reaches within one
+    sample step of the funding time (the index is carried as of each sample, as a stream aligned
+    to a tape is: a steady oracle may publish rarely). ``start``/``end`` (ns) narrow them to
+    ``start < T <= end``."""
     first = max(int(perp_ts[0]), int(index_ts[0]))
-    last = min(int(perp_ts[-1]), int(index_ts[-1]))
+    last = int(perp_ts[-1])
     lo = -(-(first - sample_ns) // interval_ns) * interval_ns + interval_ns  # T - interval + sample >= first
     hi = ((last + sample_ns) // interval_ns) * interval_ns
     if start is not None:
