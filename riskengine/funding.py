@@ -174,14 +174,15 @@ class FundingStream:
         if i >= 0:
             raise ValueError(f"{where}.interval[{i}] = {interval_a[i]}: expected a funding interval > 0 ns")
         if n > 1:
+            other = where.rsplit(": ", 1)[-1]  # the second field named in a line: without a file prefix again
             step = np.diff(ts_a)
             i = _first(lambda d: d < 0, step)
             if i >= 0:
-                raise ValueError(f"{where}.ts[{i + 1}] = {_utc(ts_a[i + 1])} is earlier than {where}.ts[{i}] = "
+                raise ValueError(f"{where}.ts[{i + 1}] = {_utc(ts_a[i + 1])} is earlier than {other}.ts[{i}] = "
                                  f"{_utc(ts_a[i])}: expected increasing funding times (sort them first)")
             i = _first(lambda d: d == 0, step)
             if i >= 0:
-                raise ValueError(f"{where}.ts[{i + 1}] = {_utc(ts_a[i + 1])} repeats {where}.ts[{i}]: expected one "
+                raise ValueError(f"{where}.ts[{i + 1}] = {_utc(ts_a[i + 1])} repeats {other}.ts[{i}]: expected one "
                                  f"rate per funding time")
             # a time closes the interval it names, or the one before it names (the venue switched
             # intervals at that time, e.g. Binance 8 h -> 4 h)
@@ -193,7 +194,7 @@ class FundingStream:
                 what = ("a missing funding time" if step[i] > expected
                         else "a funding time off the schedule")
                 raise ValueError(f"{where}.ts[{i + 1}] = {_utc(ts_a[i + 1])} comes {_hours(step[i])} after "
-                                 f"{where}.ts[{i}] = {_utc(ts_a[i])}: expected the next funding time "
+                                 f"{other}.ts[{i}] = {_utc(ts_a[i])}: expected the next funding time "
                                  f"{_hours(expected)} later ({what})")
         i = _first(lambda a: ~np.isfinite(a), rate_a)
         if i >= 0:
