@@ -104,6 +104,13 @@ def test_hyperliquid_documented_example_to_the_cent():
     assert [round(10 * 10_000 * r, 2) for r in s.rate] == [118.75] * 3
 
 
+def test_a_published_hyperliquid_record_follows_the_hourly_rule():
+    # a fundingHistory record as a public client quotes it: HYPE, "fundingRate": "0.0000125",
+    # "premium": "-0.0002319741". I - P = 0.0001 + 0.000232 = 0.000332 is inside the ±0.05% clamp,
+    # so the 8-hour rate is the interest, 0.0001, and the hour pays an eighth: 0.0000125
+    assert rate_from_premium(-0.0002319741, 1) == pytest.approx(0.0000125, abs=1e-15)
+
+
 def test_hyperliquid_cap_is_4_percent_an_hour():
     # a perp 50% below its oracle all hour: premium -0.5, 8-hour rate -0.5 + 0.0005 = -0.4995, an
     # hour's eighth -0.0624375, beyond the 4%/hour cap -> -0.04
