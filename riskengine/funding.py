@@ -231,7 +231,8 @@ class FundingStream:
         hours = table.column("interval_hours").to_numpy(zero_copy_only=False).astype(np.float64)
         bad = np.flatnonzero(~(np.isfinite(hours) & (hours > 0)))
         if len(bad):
-            raise ValueError(f"{where}.interval_hours[{bad[0]}] = {hours[bad[0]].item()!r}: expected an interval > 0 hours")
+            raise ValueError(f"{where}.interval_hours[{bad[0]}] = {hours[bad[0]].item()!r}: expected an interval "
+                             f"> 0 hours")
         premium = None
         if "premium" in table.column_names:
             premium = table.column("premium").to_numpy(zero_copy_only=False).astype(np.float64)
@@ -273,7 +274,8 @@ class FundingStream:
             symbols = sorted({row["symbol"] for row in catalog.list()})
             if symbol is None:
                 if len(symbols) != 1:
-                    raise ValueError(f"{path}: holds {len(symbols)} symbols; choose one (e.g. {', '.join(symbols[:5])})")
+                    raise ValueError(f"{path}: holds {len(symbols)} symbols; choose one "
+                                     f"(e.g. {', '.join(symbols[:5])})")
                 symbol = symbols[0]
             elif symbol not in symbols:
                 raise ValueError(f"{path}: holds no {symbol!r} (it holds {', '.join(symbols[:20])})")

@@ -226,7 +226,8 @@ def test_fetch_funding_rate_months(funding_archive, tmp_path):
     assert gets == ["/data/futures/um/monthly/fundingRate/BTCUSDT/BTCUSDT-fundingRate-2025-09.zip",
                     "/data/futures/um/monthly/fundingRate/BTCUSDT/BTCUSDT-fundingRate-2025-10.zip"]
     stream = FundingStream.from_catalog(f.catalog, "binance", "BTCUSDT")
-    assert len(stream) == 183 and np.round(np.diff(stream.ts) / 3_600_000_000_000).tolist() == [8] * 182  # across the month boundary
+    # 8 hours apart throughout, across the month boundary too
+    assert len(stream) == 183 and np.round(np.diff(stream.ts) / 3_600_000_000_000).tolist() == [8] * 182
     again = f.fetch("binance-um", "fundingRate", "BTCUSDT", "2025-10-01")
     assert again.downloaded == [] and again.skipped == ["BTCUSDT-fundingRate-2025-10.zip"]
 

@@ -54,7 +54,8 @@ def test_an_interval_switch_is_not_a_gap():
      r"expected the next funding time 8h later \(a missing funding time\)$"),
     ([T0, T0 + H8, T0 + H8 + HOUR_NS], [0.0] * 3,
      r"comes 1h after .*: expected the next funding time 8h later \(a funding time off the schedule\)$"),
-    ([T0, T0 + H8], [0.0001, float("nan")], r"^funding\.rate\[1\] = nan at 2025-10-01T08:00:00.000Z: expected a finite rate$"),
+    ([T0, T0 + H8], [0.0001, float("nan")],
+     r"^funding\.rate\[1\] = nan at 2025-10-01T08:00:00.000Z: expected a finite rate$"),
     ([T0, T0 + H8], [0.0001, float("-inf")], r"^funding\.rate\[1\] = -inf .*expected a finite rate$"),
     ([T0, T0 + H8], [0.0001, 0.75], r"^funding\.rate\[1\] = 0\.75 at 2025-10-01T08:00:00.000Z: beyond the sanity "
                                     r"bound \|rate\| <= 0\.05 per interval"),
@@ -218,7 +219,8 @@ def tapes(shared_data, tmp_path_factory):
     catalog = Catalog(tmp_path_factory.mktemp("funding") / "catalog")
     out = {}
     for alt in ALTS:
-        catalog.import_file(shared_data / f"{DAY}/binance-coinm-perp-trades/binance-delivery_trades_{DAY}_{alt}USD_PERP.csv.gz")
+        perp_file = f"{DAY}/binance-coinm-perp-trades/binance-delivery_trades_{DAY}_{alt}USD_PERP.csv.gz"
+        catalog.import_file(shared_data / perp_file)
         report = catalog.import_file(shared_data / _index_file(alt))
         perp = catalog.arrays("binance-delivery", f"{alt}USD_PERP")[:2]
         out[alt] = (perp, catalog.arrays(report.source, report.symbol)[:2])

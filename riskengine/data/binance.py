@@ -396,8 +396,8 @@ def read_funding_rate(path: str | Path) -> Iterator[tuple[str, str, pa.RecordBat
     first = data.split(b"\n", 1)[0].decode(errors="replace").strip().lstrip("\ufeff")
     if tuple(c.strip().strip('"') for c in first.split(",")) != FUNDING_RATE_COLUMNS:
         raise ValueError(f"{path}: expected the header {','.join(FUNDING_RATE_COLUMNS)} (got {first[:100]!r})")
-    table, row = _table(path, data, FUNDING_RATE_COLUMNS, {"calc_time": pa.int64(), "funding_interval_hours": pa.float64(),
-                                                          "last_funding_rate": pa.float64()})
+    types = {"calc_time": pa.int64(), "funding_interval_hours": pa.float64(), "last_funding_rate": pa.float64()}
+    table, row = _table(path, data, FUNDING_RATE_COLUMNS, types)
     calc = table.column("calc_time")
     if calc.null_count:
         i = int(np.flatnonzero(np.asarray(calc.is_null()))[0])

@@ -69,7 +69,8 @@ from riskengine.data.schema import DEPTH, EVENTS, FUNDING, NOT_FINITE, TICKER, T
 
 BLOCK_LINES = 20_000
 #: the files this module reads
-FILE_TYPES = "JSON lines, LZ4-compressed (.lz4) or plain; asset_ctxs as .csv.lz4 or .csv"
+FILE_TYPES = ("JSON lines, LZ4-compressed (.lz4) or plain; asset_ctxs as .csv.lz4 or .csv; fundingHistory as a "
+              "JSON array (.json) or JSON lines")
 ASSET_CTXS_COLUMNS = ("time", "coin", "funding", "open_interest", "prev_day_px", "day_ntl_vlm", "premium",
                       "oracle_px", "mark_px", "mid_px", "impact_bid_px", "impact_ask_px")
 #: archive folder (or part of a file name) -> kind; the folder nearest the file wins
