@@ -461,3 +461,26 @@ def hyperliquid_funding(perp, index, *, cap: float = HYPERLIQUID_CAP_PER_HOUR, i
     """
     return _computed(perp, index, 1, cap, None, interest_8h, "equal", sample_ns, start, end, symbol,
                      "hyperliquid")
+
+
+def read_funding(loaded, spec, where: str, **limits) -> FundingStream:
+    """A funding stream named in a config the way a tape or stream is (:func:`riskengine.backtest.
+    read_source`): ``{ source = "binance-vision", path = "BTCUSDT-fundingRate-2025-10.zip" }``
+    (a file read by its importer) or ``{ catalog = DIR, source = "binance", symbol = "BTCUSDT",
+    kind = "funding" }``. ``where``: the config key, which error lines start with.
+
+    Raises
+    ------
+    ValueError
+        One line: what :func:`read_source` refuses, a table that holds no funding rates (another
+        kind), or a stream error (:meth:`FundingStream.from_arrays`).
+    """
+    from riskengine.backtest import PARTITION_METADATA, read_source
+
+    table = read_source(loaded, spec, where)
+    if "rate" not in table.column_names:
+        raise ValueError(f"{where}: holds {', '.join(table.column_names)}, not funding rates "
+                         f"(give a funding file, or kind = \"funding\" for the catalog)")
+    meta = table.schema.metadata or {}
+    symbol = meta[PARTITION_METADATA[1]].decode() if PARTITION_METADATA[1] in meta else None
+    return FundingStream.from_table(table, symbol, where=where, **limits)

@@ -203,3 +203,31 @@ def test_cli_imports_funding(tmp_path):
     assert "10 funding rows -> binance/BTCUSDT" in done.stdout + done.stderr
     table = Catalog(tmp_path / "cat").read("funding", "binance", "BTCUSDT")
     assert pd.Series(table.column("rate").to_pylist()).between(-0.0001, 0.0001).all()
+
+
+def test_read_funding_as_a_config_names_it(tmp_path):
+    """The way a config names a tape or stream: a file read by its importer, or a catalog
+    partition (kind ``funding``); relative paths from the config's folder."""
+    from riskengine import config
+    from riskengine.funding import read_funding
+
+    loaded = config.load_default().model_copy(update={"base_dir": tmp_path})
+    path = write_binance(tmp_path / "in", binance_rows(12))
+    s = read_funding(loaded, config.FileTape(source="binance-vision", path="in/" + path.name), "c.toml: funding")
+    assert s.symbol == "BTCUSDT" and len(s) == 12
+    Catalog(tmp_path / "cat").import_file(path, source="binance-vision")
+    s = read_funding(loaded, config.CatalogTape(catalog="cat", source="binance", symbol="BTCUSDT", kind="funding"),
+                     "c.toml: funding")
+    assert len(s) == 12 and s.rate[:3].tolist() == pytest.approx([-0.0001, -0.00005, 0.0])
+    # a trades partition is not funding: one line naming the key
+    spot = tmp_path / "trades.csv"
+    spot.write_text("exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"
+                    "gemini,BTCUSD,1759276800000000,1759276800000000,1,buy,100.0,1\n")
+    with pytest.raises(ValueError, match=r"^c\.toml: funding: holds ts, price, qty, side, trade_id, not funding rates"):
+        read_funding(loaded, config.FileTape(source="tardis", path="trades.csv"), "c.toml: funding")
+    # a gap names the config key
+    rows = binance_rows(6)
+    del rows[4]
+    gapped = write_binance(tmp_path / "gap", rows)
+    with pytest.raises(ValueError, match=r"^c\.toml: funding\.ts\[4\] = .* \(a missing funding time\)$"):
+        read_funding(loaded, config.FileTape(source="binance-vision", path=str(gapped)), "c.toml: funding")
