@@ -238,3 +238,12 @@ def test_fetch_funding_rate_missing_month(funding_archive, tmp_path):
     with pytest.raises(ValueError, match=r"fundingRate/BTCUSDT/BTCUSDT-fundingRate-2025-11.zip.CHECKSUM: "
                                          r"not in the archive \(HTTP 404\)"):
         f.fetch("binance-um", "fundingRate", "BTCUSDT", "2025-11-01")
+
+
+def test_cli_fetch_funding_rate(funding_archive, tmp_path):
+    url, _, _ = funding_archive
+    args = [sys.executable, "-m", "riskengine.cli", "data", "fetch", "binance-um", "fundingRate", "BTCUSDT",
+            "2025-10-05..2025-10-06", "--base-url", url, "--catalog", str(tmp_path / "cat")]
+    done = subprocess.run(args, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "downloaded 1 file(s), skipped 0 already in the catalog, imported 93 rows" in done.stdout
