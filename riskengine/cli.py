@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = _command(data_sub, "fetch", "download Binance Vision daily files and import them")
     fetch.add_argument("market", choices=("binance-um", "binance-cm"), help="USD-M or COIN-M futures")
     fetch.add_argument("kind", help="aggTrades, trades, bookDepth, metrics, klines, markPriceKlines, "
-                                    "indexPriceKlines or premiumIndexKlines (klines: the 1m files)")
+                                    "indexPriceKlines, premiumIndexKlines (klines: the 1m files) or fundingRate (monthly files: "
+                                    "the months holding the dates)")
     fetch.add_argument("symbol", help="e.g. BTCUSDT or BTCUSD_PERP")
     fetch.add_argument("dates", help="YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD")
     fetch.add_argument("--base-url", default=None,

@@ -3,18 +3,22 @@ out like the public archive, built here from the real files in ../shared/data.""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import http.server
+import io
 import subprocess
 import sys
 import threading
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from riskengine.data import Catalog
 from riskengine.data.fetch import Fetcher, archive_path, dates
+from riskengine.funding import FundingStream
 
 KLINES = "2025-10-10/binance-price-klines"
 DEPTH_CSV = "2025-10-10/binance-usdm-bookdepth/BTCUSDT-bookDepth-2025-10-10.csv"
@@ -171,3 +175,75 @@ def test_cli_fetch(archive, tmp_path):
     bad = subprocess.run(args[:-5] + ["2025-13-01"] + args[-4:], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("riskengine: error: dates:")
     assert "Traceback" not in bad.stderr
+
+
+# ------------------------------------------------------------------------------ fundingRate (monthly)
+FUNDING_HEADER = "calc_time,funding_interval_hours,last_funding_rate"
+
+
+def _funding_zip(symbol: str, month: str, first_ms: int, n: int) -> bytes:
+    """A monthly fundingRate zip as the archive ships it: one CSV named like the zip, the header,
+    a row every 8 hours (calc_time with a millisecond of jitter)."""
+    rows = [f"{first_ms + k * 28_800_000 + k % 2},8,{0.0001 - 0.00002 * (k % 4):.8f}" for k in range(n)]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(f"{symbol}-fundingRate-{month}.csv", "\n".join([FUNDING_HEADER, *rows]) + "\n")
+    return buf.getvalue()
+
+
+@pytest.fixture()
+def funding_archive(tmp_path):
+    """September and October 2025 BTCUSDT fundingRate files (90 and 93 rows), written here in the
+    published format (no such files are in ../shared/data), served on 127.0.0.1."""
+    root = tmp_path / "archive"
+    for month, first_ms, n in (("2025-09", 1_756_684_800_000, 90), ("2025-10", 1_759_276_800_000, 93)):
+        rel = archive_path("binance-um", "fundingRate", "BTCUSDT", dt.date.fromisoformat(f"{month}-01"))
+        _publish(root, rel, _funding_zip("BTCUSDT", month, first_ms, n))
+    handler = type("Handler", (_Handler,), {"fail": {}, "requests": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a, **k: handler(*a, directory=str(root), **k))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler, root
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_funding_rate_archive_path_is_monthly():
+    assert archive_path("binance-um", "fundingRate", "BTCUSDT", dt.date(2025, 10, 10)) == (
+        "data/futures/um/monthly/fundingRate/BTCUSDT/BTCUSDT-fundingRate-2025-10.zip")
+
+
+def test_fetch_funding_rate_months(funding_archive, tmp_path):
+    url, handler, _ = funding_archive
+    f, _ = fetcher(tmp_path, url)
+    # the dates touch two months: one file each, once, however many days
+    report = f.fetch("binance-um", "fundingRate", "BTCUSDT", "2025-09-28..2025-10-10")
+    assert report.downloaded == ["BTCUSDT-fundingRate-2025-09.zip", "BTCUSDT-fundingRate-2025-10.zip"]
+    assert report.imported_rows == 90 + 93
+    gets = [p for p, _ in handler.requests if p.endswith(".zip")]
+    assert gets == ["/data/futures/um/monthly/fundingRate/BTCUSDT/BTCUSDT-fundingRate-2025-09.zip",
+                    "/data/futures/um/monthly/fundingRate/BTCUSDT/BTCUSDT-fundingRate-2025-10.zip"]
+    stream = FundingStream.from_catalog(f.catalog, "binance", "BTCUSDT")
+    # 8 hours apart throughout, across the month boundary too
+    assert len(stream) == 183 and np.round(np.diff(stream.ts) / 3_600_000_000_000).tolist() == [8] * 182
+    again = f.fetch("binance-um", "fundingRate", "BTCUSDT", "2025-10-01")
+    assert again.downloaded == [] and again.skipped == ["BTCUSDT-fundingRate-2025-10.zip"]
+
+
+def test_fetch_funding_rate_missing_month(funding_archive, tmp_path):
+    url, _, _ = funding_archive
+    f, _ = fetcher(tmp_path, url)
+    with pytest.raises(ValueError, match=r"fundingRate/BTCUSDT/BTCUSDT-fundingRate-2025-11.zip.CHECKSUM: "
+                                         r"not in the archive \(HTTP 404\)"):
+        f.fetch("binance-um", "fundingRate", "BTCUSDT", "2025-11-01")
+
+
+def test_cli_fetch_funding_rate(funding_archive, tmp_path):
+    url, _, _ = funding_archive
+    args = [sys.executable, "-m", "riskengine.cli", "data", "fetch", "binance-um", "fundingRate", "BTCUSDT",
+            "2025-10-05..2025-10-06", "--base-url", url, "--catalog", str(tmp_path / "cat")]
+    done = subprocess.run(args, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "downloaded 1 file(s), skipped 0 already in the catalog, imported 93 rows" in done.stdout

@@ -20,6 +20,13 @@
   Published COIN-M rows bear this out (BTCUSD_PERP, 2023-06-25 00:00: 5,578,700 contracts and
   18,265.0 BTC, i.e. $557.9M at $30.5k per BTC, that day's price).
 
+* ``fundingRate`` (monthly only: ``data/futures/um/monthly/fundingRate/SYMBOL/SYMBOL-fundingRate-
+  YYYY-MM.zip``): the header ``calc_time,funding_interval_hours,last_funding_rate`` (required;
+  another header is refused naming the file and the expected one), ``calc_time`` the funding
+  time in ms (with milliseconds of jitter, e.g. ``1780272000001``), the interval in hours (8, 4
+  or 1: Binance switches symbols between them), the rate per interval as a fraction. Imported as
+  kind ``funding`` (:data:`riskengine.data.schema.FUNDING`).
+
 Kinds come from the archive folder in the path (``markPriceKlines`` ...) or the file name
 (``-bookDepth-``, ``-metrics-``), or are given.
 
@@ -43,7 +50,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from riskengine.data.schema import DEPTH, METRICS, NOT_FINITE, STREAM, coinm_face, shown
+from riskengine.data.schema import DEPTH, FUNDING, METRICS, NOT_FINITE, STREAM, coinm_face, shown
 
 KLINE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
                  "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore")
@@ -53,6 +60,8 @@ AGG_TRADES_COLUMNS = ("agg_trade_id", "price", "quantity", "first_trade_id", "la
 TRADES_COLUMNS = ("id", "price", "qty", "quote_qty", "time", "is_buyer_maker")
 #: the files this module reads
 FILE_TYPES = "the daily .zip (one CSV inside), or that .csv"
+#: the header of a ``fundingRate`` file, required as is (a file with another is refused)
+FUNDING_RATE_COLUMNS = ("calc_time", "funding_interval_hours", "last_funding_rate")
 METRICS_COLUMNS = ("create_time", "symbol", "sum_open_interest", "sum_open_interest_value",
                    "count_toptrader_long_short_ratio", "sum_toptrader_long_short_ratio", "count_long_short_ratio",
                    "sum_taker_long_short_vol_ratio")
@@ -63,9 +72,10 @@ METRICS_RATIOS = {"count_toptrader_long_short_ratio": "top_trader_long_short_acc
                   "sum_taker_long_short_vol_ratio": "taker_long_short_volume"}
 FOLDER_KINDS = {"klines": "klines", "markPriceKlines": "mark", "indexPriceKlines": "index",
                 "premiumIndexKlines": "premium", "bookDepth": "depth", "aggTrades": "agg-trades",
-                "trades": "trades", "metrics": "metrics"}
+                "trades": "trades", "metrics": "metrics", "fundingRate": "funding"}
 BLOCK_BYTES = 8 << 20
-NAME = re.compile(r"^(?P<symbol>[A-Z0-9_]+)-(?P<what>[A-Za-z0-9]+)-(?P<date>\d{4}-\d{2}-\d{2})\.(csv|zip)$")
+#: a daily (``-YYYY-MM-DD``) or monthly (``-YYYY-MM``: ``fundingRate`` is published monthly only) file
+NAME = re.compile(r"^(?P<symbol>[A-Z0-9_]+)-(?P<what>[A-Za-z0-9]+)-(?P<date>\d{4}-\d{2}(-\d{2})?)\.(csv|zip)$")
 
 
 def kind_of(path: Path) -> str | None:
@@ -82,6 +92,8 @@ def kind_of(path: Path) -> str | None:
         return "trades"
     if m and m.group("what") == "metrics":
         return "metrics"
+    if m and m.group("what") == "fundingRate":
+        return "funding"
     if m and re.fullmatch(r"\d+[smhdwM]", m.group("what")):
         return "klines"
     return None
@@ -90,8 +102,8 @@ def kind_of(path: Path) -> str | None:
 def symbol_of(path: Path) -> str:
     m = NAME.match(path.name)
     if not m:
-        raise ValueError(f"{path}: not a Binance Vision file name (expected SYMBOL-INTERVAL-YYYY-MM-DD.zip "
-                         f"or SYMBOL-bookDepth-YYYY-MM-DD.zip)")
+        raise ValueError(f"{path}: not a Binance Vision file name (expected SYMBOL-INTERVAL-YYYY-MM-DD.zip, "
+                         f"SYMBOL-bookDepth-YYYY-MM-DD.zip or SYMBOL-fundingRate-YYYY-MM.zip)")
     return m.group("symbol")
 
 
@@ -355,3 +367,49 @@ def read_trades(path: str | Path, kind: str = "agg-trades",
         raise ValueError(f"{path}: truncated or corrupt zip file ({exc})") from None
     except pa.ArrowInvalid as exc:
         raise ValueError(f"{path}: {str(exc).splitlines()[0]}") from None
+
+
+def read_funding_rate(path: str | Path) -> Iterator[tuple[str, str, pa.RecordBatch, int]]:
+    """A ``fundingRate`` file as funding rates (kind ``funding``).
+
+    Parameters
+    ----------
+    path : str or Path
+        ``SYMBOL-fundingRate-YYYY-MM.zip`` (one CSV inside) or that ``.csv``, with the header
+        ``calc_time,funding_interval_hours,last_funding_rate``.
+
+    Yields
+    ------
+    tuple
+        ``("binance", symbol, batch, first_row)``, the batch in the ``FUNDING`` schema (time, rate,
+        interval in hours; premium null: the file does not give it).
+
+    Raises
+    ------
+    ValueError
+        Naming the file: another header (and the expected one); naming the row: a time that is
+        not a positive integer, an interval that is not > 0, a rate that is not a finite number.
+    """
+    path = Path(path)
+    symbol = symbol_of(path)
+    data = _text(path)
+    first = data.split(b"\n", 1)[0].decode(errors="replace").strip().lstrip("\ufeff")
+    if tuple(c.strip().strip('"') for c in first.split(",")) != FUNDING_RATE_COLUMNS:
+        raise ValueError(f"{path}: expected the header {','.join(FUNDING_RATE_COLUMNS)} (got {first[:100]!r})")
+    types = {"calc_time": pa.int64(), "funding_interval_hours": pa.float64(), "last_funding_rate": pa.float64()}
+    table, row = _table(path, data, FUNDING_RATE_COLUMNS, types)
+    calc = table.column("calc_time")
+    if calc.null_count:
+        i = int(np.flatnonzero(np.asarray(calc.is_null()))[0])
+        raise ValueError(f"{path}: row {i + row}: column 'calc_time' is empty")
+    t = calc.to_numpy()
+    bad = np.flatnonzero(t <= 0)
+    if len(bad):
+        raise ValueError(f"{path}: row {int(bad[0]) + row}: column 'calc_time': expected a time in ms > 0 "
+                         f"(got {int(t[bad[0]])})")
+    hours = _numbers(path, table.column("funding_interval_hours"), "funding_interval_hours", row)
+    rate = _numbers(path, table.column("last_funding_rate"), "last_funding_rate", row, minimum=None)
+    scale = 1_000 if t.max(initial=0) > 10**14 else 1_000_000  # µs or ms -> ns
+    batch = pa.RecordBatch.from_arrays([pa.array(t * scale).cast(pa.timestamp("ns", tz="UTC")), pa.array(rate),
+                                        pa.array(hours), pa.nulls(len(t), pa.float64())], schema=FUNDING)
+    yield "binance", symbol, batch, row

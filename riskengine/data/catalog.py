@@ -70,15 +70,17 @@ READERS = {
     ("binance-vision", "premium"): binance.read_klines,
     ("binance-vision", "depth"): binance.read_book_depth,
     ("binance-vision", "metrics"): binance.read_metrics,
+    ("binance-vision", "funding"): binance.read_funding_rate,
     ("hyperliquid", "trades"): lambda path: hyperliquid.read(path, "trades"),
     ("hyperliquid", "events"): lambda path: hyperliquid.read(path, "events"),
     ("hyperliquid", "node-trades"): hyperliquid.read_node_trades,
     ("hyperliquid", "asset-ctxs"): hyperliquid.read_asset_ctxs,
     ("hyperliquid", "l2book"): hyperliquid.read_l2book,
+    ("hyperliquid", "funding-history"): hyperliquid.read_funding_history,
 }
 #: the catalog kind (schema) a source kind is stored as, where the names differ
 STORED_AS = {"agg-trades": "trades", "node-trades": "trades", "asset-ctxs": "ticker", "l2book": "depth",
-             **tardis.STORED_AS}
+             "funding-history": "funding", **tardis.STORED_AS}
 #: the kind a file holds when none is given (None: cannot tell)
 KIND_OF = {"tardis": tardis.kind_of, "binance-vision": binance.kind_of,
            "hyperliquid": hyperliquid.kind_of}

@@ -3,7 +3,10 @@
 Daily files live at ``{base}/data/futures/{um|cm}/daily/{kind}/{SYMBOL}/{SYMBOL}-{kind}-{date}.zip``
 (``aggTrades``, ``trades``, ``bookDepth``, ``metrics``) and, for the klines families, at
 ``.../{kind}/{SYMBOL}/1m/{SYMBOL}-1m-{date}.zip``; each has a ``.CHECKSUM`` file
-(``sha256  filename``; ../shared/data/README.md). For every date the downloader skips a file
+(``sha256  filename``; ../shared/data/README.md). Funding rates are published monthly only, at
+``{base}/data/futures/{um|cm}/monthly/fundingRate/{SYMBOL}/{SYMBOL}-fundingRate-{YYYY-MM}.zip``
+(layout as public readers of the archive use it, found with code search): for ``fundingRate`` the
+dates select the months that hold them, one file per month. For every date the downloader skips a file
 the catalog already holds, downloads to ``<cache>/...part`` resuming with an HTTP Range request,
 retries transient failures with back-off, refuses a file whose SHA-256 does not match its
 checksum, and imports what it got.
@@ -31,7 +34,9 @@ DEFAULT_BASE_URL = "https://data.binance.vision"
 MARKETS = {"binance-um": "um", "binance-cm": "cm"}
 KLINE_KINDS = ("klines", "markPriceKlines", "indexPriceKlines", "premiumIndexKlines")
 FILE_KINDS = ("aggTrades", "trades", "bookDepth", "metrics")
-IMPORTABLE = {*FILE_KINDS, *KLINE_KINDS}
+#: kinds the archive publishes monthly only
+MONTHLY_KINDS = ("fundingRate",)
+IMPORTABLE = {*FILE_KINDS, *KLINE_KINDS, *MONTHLY_KINDS}
 CHUNK = 1 << 20
 
 
@@ -62,11 +67,16 @@ def dates(spec: str) -> list[dt.date]:
 
 
 def archive_path(market: str, kind: str, symbol: str, day: dt.date) -> str:
-    """Path of one daily file inside the archive."""
+    """Path inside the archive of the daily file of ``day`` (of the monthly file holding it, for
+    :data:`MONTHLY_KINDS`)."""
     if market not in MARKETS:
         raise ValueError(f"market: expected one of {', '.join(MARKETS)} (got {market!r})")
-    if kind not in KLINE_KINDS + FILE_KINDS:
-        raise ValueError(f"kind: expected one of {', '.join(KLINE_KINDS + FILE_KINDS)} (got {kind!r})")
+    kinds = KLINE_KINDS + FILE_KINDS + MONTHLY_KINDS
+    if kind not in kinds:
+        raise ValueError(f"kind: expected one of {', '.join(kinds)} (got {kind!r})")
+    if kind in MONTHLY_KINDS:
+        return (f"data/futures/{MARKETS[market]}/monthly/{kind}/{symbol}/"
+                f"{symbol}-{kind}-{day.year:04d}-{day.month:02d}.zip")
     folder = f"data/futures/{MARKETS[market]}/daily/{kind}/{symbol}"
     if kind in KLINE_KINDS:
         return f"{folder}/1m/{symbol}-1m-{day.isoformat()}.zip"
@@ -88,7 +98,8 @@ class Fetcher:
         self.progress = progress or (lambda text: print(text, file=sys.stderr, flush=True))
 
     def fetch(self, market: str, kind: str, symbol: str, spec: str) -> FetchReport:
-        """Fetch ``kind`` of ``symbol`` for the dates in ``spec`` and import them.
+        """Fetch ``kind`` of ``symbol`` for the dates in ``spec`` (for ``fundingRate``, the months
+        holding them) and import them.
 
         Raises
         ------
@@ -100,6 +111,8 @@ class Fetcher:
 
         report = FetchReport()
         days = dates(spec)
+        if kind in MONTHLY_KINDS:  # one file per month the dates touch
+            days = sorted({day.replace(day=1) for day in days})
         check_writable_dir(self.catalog.root, f"catalog {self.catalog.root}")  # before any download
         check_writable_dir(self.cache, f"cache {self.cache}")
         for k, day in enumerate(days, 1):

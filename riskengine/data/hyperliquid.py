@@ -29,6 +29,14 @@ data archive (../shared/data/README.md "Public formats").
   with mid the mean of the best bid and ask, ``depth`` and ``notional`` cumulative from the best
   level outward; rows run from the widest bid to the widest ask, as Binance's ``bookDepth``.
 
+* Funding history, kind ``funding-history``, stored as ``funding``: what the info endpoint
+  returns for ``{"type": "fundingHistory", "coin": COIN, "startTime": MS[, "endTime": MS]}``, a
+  JSON array of records ``{coin, fundingRate, premium, time}`` (rates and premiums as decimal
+  text, ``time`` in ms), saved as one array (``.json``) or as JSON lines holding records or
+  arrays (one API page per line); the file name contains ``fundingHistory`` (or
+  ``funding_history``). Funding is hourly: each record is the rate paid for the hour ending at
+  ``time`` (interval 1 h), with the hour's average premium.
+
 Files hold many coins (except l2Book): batches come per coin. A line that is not the record
 the kind expects is an error naming the file, the line and what was expected.
 
@@ -37,7 +45,9 @@ Sources: https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/nodes/l1
 (nanosecond node_trades times, the archive's periods), the Hyperliquid ``l2Book`` websocket
 message (https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/websocket/subscriptions)
 and public readers of the ``hyperliquid-archive`` bucket found with code search (l2Book wrapper
-and asset_ctxs header and time format).
+and asset_ctxs header and time format), the info endpoint's ``fundingHistory`` request
+(https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/info-endpoint/perpetuals) and
+public clients of it found with code search (``coin``, ``fundingRate``, ``premium``, ``time``).
 """
 
 from __future__ import annotations
@@ -55,16 +65,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from riskengine.data.binance import _numbers, _table
-from riskengine.data.schema import DEPTH, EVENTS, NOT_FINITE, TICKER, TRADES
+from riskengine.data.schema import DEPTH, EVENTS, FUNDING, NOT_FINITE, TICKER, TRADES
 
 BLOCK_LINES = 20_000
 #: the files this module reads
-FILE_TYPES = "JSON lines, LZ4-compressed (.lz4) or plain; asset_ctxs as .csv.lz4 or .csv"
+FILE_TYPES = ("JSON lines, LZ4-compressed (.lz4) or plain; asset_ctxs as .csv.lz4 or .csv; fundingHistory as a "
+              "JSON array (.json) or JSON lines")
 ASSET_CTXS_COLUMNS = ("time", "coin", "funding", "open_interest", "prev_day_px", "day_ntl_vlm", "premium",
                       "oracle_px", "mark_px", "mid_px", "impact_bid_px", "impact_ask_px")
 #: archive folder (or part of a file name) -> kind; the folder nearest the file wins
 FOLDER_KINDS = {"node_trades": "node-trades", "asset_ctxs": "asset-ctxs", "l2Book": "l2book",
-                "node_fills_by_block": "trades", "node_fills": "trades"}
+                "node_fills_by_block": "trades", "node_fills": "trades", "fundingHistory": "funding-history",
+                "funding_history": "funding-history"}
+FUNDING_RECORD = "a fundingHistory record {coin, fundingRate, premium, time}"
 FILLS = "a node_fills_by_block block {block_time, events: [[user, fill], ...]} or a node_fills [user, fill] pair"
 NODE_TRADE = "a node_trades record {coin, side, time, px, sz, hash, side_info}"
 L2BOOK = "an l2Book snapshot {time, raw: {channel: 'l2Book', data: {coin, time, levels: [bids, asks]}}}"
@@ -470,3 +483,74 @@ def _flush_depth(parts: dict[str, list], line: int) -> Iterator[tuple[str, str, 
         columns = [np.concatenate(c) for c in zip(*parts.pop(coin))]
         arrays = [pa.array(columns[0]).cast(pa.timestamp("ns", tz="UTC"))] + [pa.array(c) for c in columns[1:]]
         yield "hyperliquid", coin, pa.RecordBatch.from_arrays(arrays, schema=DEPTH), line
+
+
+def _funding_records(path: Path) -> Iterator[tuple[str, object]]:
+    """(where, record) for every record of a fundingHistory file: one JSON array, or JSON lines
+    holding a record or an array (an API page) each; ``where`` names the line and position."""
+    text = _bytes(path).decode("utf-8", errors="replace")
+    if text.lstrip().startswith("[") and "\n[" not in text.strip():
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: line {exc.lineno}: not JSON ({exc.msg}); expected a JSON array of "
+                             f"{FUNDING_RECORD}s") from None
+        for k, record in enumerate(records):
+            yield f"record {k + 1}", record
+        return
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: line {line_no}: not JSON ({exc.msg}); expected {FUNDING_RECORD}") from None
+        if isinstance(record, list):
+            for k, item in enumerate(record):
+                yield f"line {line_no} record {k + 1}", item
+        else:
+            yield f"line {line_no}", record
+
+
+def read_funding_history(path: str | Path) -> Iterator[tuple[str, str, pa.RecordBatch, int]]:
+    """A saved ``fundingHistory`` answer as funding rates (kind ``funding``), a batch per coin.
+
+    Each record becomes a row: time (ms -> ns), rate = ``fundingRate`` (per hour), interval 1 h,
+    premium = ``premium``.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and the line/record: not JSON, not a record with ``coin``,
+        ``fundingRate``, ``premium`` and ``time``, a rate or premium that is not a finite number, a
+        time that is not a positive integer of ms.
+    """
+    path = Path(path)
+    rows: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
+    first_line: dict[str, int] = {}
+    for n, (where, record) in enumerate(_funding_records(path), start=1):
+        if not isinstance(record, dict) or not all(k in record for k in ("coin", "fundingRate", "premium", "time")):
+            have = f" (keys: {', '.join(map(str, record))})" if isinstance(record, dict) else ""
+            raise ValueError(f"{path}: {where}: expected {FUNDING_RECORD}{have}")
+        coin = record["coin"]
+        if not isinstance(coin, str) or not coin:
+            raise ValueError(f"{path}: {where}: 'coin': expected a coin name (got {coin!r})")
+        values = []
+        for key in ("fundingRate", "premium"):
+            try:
+                value = float(record[key])
+            except (TypeError, ValueError):
+                raise ValueError(f"{path}: {where}: {key!r}: expected a number (got {record[key]!r})") from None
+            if not np.isfinite(value):
+                raise ValueError(f"{path}: {where}: {key!r}: {NOT_FINITE} (got {record[key]!r})")
+            values.append(value)
+        time = record["time"]
+        if isinstance(time, bool) or not isinstance(time, int) or time <= 0:
+            raise ValueError(f"{path}: {where}: 'time': expected a time in ms, an integer > 0 (got {time!r})")
+        rows[coin].append((time * 1_000_000, values[0], values[1]))
+        first_line.setdefault(coin, n)
+    for coin, items in rows.items():
+        ts, rate, premium = (np.array(column) for column in zip(*items))
+        yield "hyperliquid", coin, pa.RecordBatch.from_arrays(
+            [pa.array(ts.astype(np.int64)).cast(pa.timestamp("ns", tz="UTC")), pa.array(rate, pa.float64()),
+             pa.array(np.ones(len(ts))), pa.array(premium, pa.float64())], schema=FUNDING), first_line[coin]

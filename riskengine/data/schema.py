@@ -119,6 +119,17 @@ METRICS = pa.schema([
     pa.field("taker_long_short_volume", pa.float64(), nullable=True),
 ])
 
+#: Funding rates: the rate paid at each funding time ``ts``, a fraction of notional per funding
+#: interval (positive: longs pay shorts), the interval that time closes (hours: Binance switches
+#: symbols between 8, 4 and 1) and the interval's average premium where the source gives it
+#: (Hyperliquid). Read as a validated stream by :class:`riskengine.funding.FundingStream`.
+FUNDING = pa.schema([
+    pa.field("ts", pa.timestamp("ns", tz="UTC"), nullable=False),
+    pa.field("rate", pa.float64(), nullable=False),
+    pa.field("interval_hours", pa.float64(), nullable=False),
+    pa.field("premium", pa.float64(), nullable=True),
+])
+
 #: kind -> schema; the stream kinds share one schema
 KINDS = {"trades": TRADES, "klines": STREAM, "mark": STREAM, "index": STREAM, "premium": STREAM,
-         "depth": DEPTH, "events": EVENTS, "ticker": TICKER, "metrics": METRICS}
+         "depth": DEPTH, "events": EVENTS, "ticker": TICKER, "metrics": METRICS, "funding": FUNDING}
