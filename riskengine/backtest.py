@@ -31,8 +31,9 @@ from pydantic import ValidationError
 from riskengine import (metrics, observed as observations, population as populations, progress as live, synthetic,
                         venues)
 from riskengine.config import (GENERATOR_KEYS, CatalogTape, DepthFile, FileTape, InstrumentSpec, LiquiditySpec,
-                               LoadedConfig, PopulationSpec, ScenarioSpec, Window, canonical_json)
+                               LoadedConfig, PopulationSpec, ScenarioSpec, TapeSpec, Window, canonical_json)
 from riskengine.engine import Resolved, Result, event_budget, resolve, run
+from riskengine.funding import FundingStream, read_funding
 from riskengine.errors import format_validation_error
 from riskengine.files import check_output_folder
 from riskengine.liquidity import ConstantDepth, DepthCurve, ObservedFlow, window_snapshots
@@ -652,7 +653,15 @@ def prepare(loaded: LoadedConfig, index: int, memo: Memo = _no_memo) -> Prepared
     liquidity = memo("liquidity", canonical_json(loaded.resolved([liq_spec, spec.window])),
                      lambda: build_liquidity(loaded, spec.window,
                                              f"{where}.liquidity" if spec.liquidity else "liquidity", liq_spec))
-    return Prepared(Scenario(spec.name, tape, pop), liquidity)
+    return Prepared(Scenario(spec.name, tape, pop, _funding(loaded, spec.funding, f"{where}.funding", memo)),
+                    liquidity)
+
+
+def _funding(loaded: LoadedConfig, spec: TapeSpec | None, where: str, memo: Memo) -> FundingStream | None:
+    """The funding rates a scenario's (or an instrument's) ``funding`` table names (None: none)."""
+    if spec is None:
+        return None
+    return memo("funding", canonical_json(loaded.resolved(spec)), lambda: read_funding(loaded, spec, where))
 
 
 def _load_tape(loaded: LoadedConfig, spec: ScenarioSpec, where: str) -> tuple[pa.Table | None, Tape]:
@@ -711,7 +720,7 @@ def _prepare_instruments(loaded: LoadedConfig, spec: ScenarioSpec, where: str, m
         book = None if own is None else memo(
             "liquidity", canonical_json(loaded.resolved([own, spec.window])),
             lambda: build_liquidity(loaded, spec.window, f"{here}.liquidity", own))
-        instruments.append(Instrument(ins.symbol, tape, book))
+        instruments.append(Instrument(ins.symbol, tape, book, _funding(loaded, ins.funding, f"{here}.funding", memo)))
         keys.append(key)
     portfolio = memo("portfolio", canonical_json([keys, spec.symbols, loaded.resolved(spec.portfolio)]),
                      lambda: build_portfolio(loaded, spec, instruments, where))

@@ -293,6 +293,12 @@ StreamSpec = Annotated[Annotated[FileStream, Tag("in-file")] | Annotated[Catalog
                        Discriminator(_where)]
 
 
+#: what a scenario's (or an instrument's) ``funding`` table is
+FUNDING_DESCRIPTION = ("Funding rates paid at their times (read by riskengine.funding.read_funding): a Binance Vision "
+                       "fundingRate file or a saved Hyperliquid fundingHistory answer, or the catalog's kind "
+                       "\"funding\"; paid by the designs whose funding.rule is data (the default)")
+
+
 class ObservedSpec(_Model):
     """What really happened, put next to the simulated figures (:mod:`riskengine.observed`)."""
 
@@ -316,6 +322,7 @@ class InstrumentSpec(_Model):
     tape: TapeSpec | None = Field(None, description="Trades read from a file or the catalog (or give synthetic)")
     synthetic: SyntheticTape | None = Field(None, description="A synthetic crash tape (or give tape)")
     stream: StreamSpec | None = Field(None, description="Mark/index price stream, aligned as of each of its trades")
+    funding: TapeSpec | None = Field(None, description=FUNDING_DESCRIPTION)
     liquidity: dict[str, Any] = Field(default_factory=dict,
                                       description="Keys of [liquidity] changed for this instrument's book")
 
@@ -419,6 +426,7 @@ class ScenarioSpec(_Model):
                           "accounts come from portfolio")
     stream: StreamSpec | None = Field(
         None, description="Mark/index price stream, aligned as of each trade")
+    funding: TapeSpec | None = Field(None, description=FUNDING_DESCRIPTION)
     window: Window = Field(Window(), description="The replayed span (default: the whole tape)")
     population: dict[str, Any] = Field(default_factory=dict,
                                        description="Keys of [population] changed for this scenario")
@@ -452,6 +460,8 @@ class ScenarioSpec(_Model):
             raise ValueError("instruments: expected at least one [[scenarios.instruments]] table")
         if self.stream is not None:
             raise ValueError("stream: with instruments, each instrument has its own (instruments[i].stream)")
+        if self.funding is not None:
+            raise ValueError("funding: with instruments, each instrument has its own (instruments[i].funding)")
         if self.underlying is not None:
             raise ValueError("underlying: with instruments, each instrument's symbol says its underlying")
         if self.population:

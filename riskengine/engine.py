@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 
 from riskengine import progress, venues
-from riskengine.codes import AdlPolicy, MarkMethod
+from riskengine.codes import AdlPolicy, FundingPrice, MarkMethod
 from riskengine.engine_inputs import check_margin_accounts, design_params
 from riskengine.invariants import ledger_counts, portfolio_violations, violations
 from riskengine.liquidity import ConstantDepth, DepthCurve
@@ -135,9 +135,11 @@ NEEDS_STREAM = (MarkMethod.STREAM, MarkMethod.INDEX_EMA_BASIS)
 USES_STREAM = (MarkMethod.BINANCE_MEDIAN, MarkMethod.HL_MEDIAN)
 
 
-def _check_stream(scenario: Scenario | PortfolioScenario, design: VenueDesign, params: EngineParams) -> np.ndarray:
-    """The stream the design's mark method reads (empty when it reads none). In a portfolio
-    scenario every instrument needs its own stream for a method that cannot work without one."""
+def _check_stream(scenario: Scenario | PortfolioScenario, design: VenueDesign, params: EngineParams,
+                  funded: bool = False) -> np.ndarray:
+    """The stream the design's mark method reads, or its funding payments at the index
+    (``funded``: it makes some); empty when it reads none. In a portfolio scenario every
+    instrument needs its own stream for a method that cannot work without one."""
     stream = scenario.tape.stream
     if params.mark_method in NEEDS_STREAM:
         if isinstance(scenario, PortfolioScenario):
@@ -152,15 +154,76 @@ def _check_stream(scenario: Scenario | PortfolioScenario, design: VenueDesign, p
                 f"venue design {design.name!r}: mark.method {design.mark.method!r} needs a mark/index "
                 f"stream, but scenario {scenario.name!r} has none (use Tape.with_stream)"
             )
-    if params.mark_method in NEEDS_STREAM + USES_STREAM and stream is not None:
+    at_index = funded and params.funding_price == FundingPrice.INDEX
+    if (params.mark_method in NEEDS_STREAM + USES_STREAM or at_index) and stream is not None:
         return stream
     return np.empty(0, dtype=np.float64)
 
 
+def funding_payments(scenario: Scenario | PortfolioScenario,
+                     design: VenueDesign) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The funding payments ``design`` makes on ``scenario``: the time, instrument and rate of
+    each, sorted by time, then instrument, as the engines take them (None: none).
+
+    ``funding.rule`` ``data``: the scenario's rates (``Scenario.funding``, each
+    ``Instrument.funding``); ``none``: none; ``binance`` / ``hyperliquid``: the venue's formula
+    on the premium of each instrument's tape over its stream (:func:`riskengine.funding.
+    binance_funding`, :func:`riskengine.funding.hyperliquid_funding`), at the funding times
+    whose whole interval the tape and stream cover (a replay shorter than an interval pays none).
+
+    Raises
+    ------
+    ValueError
+        A computed rule on an instrument without a stream (its index).
+    """
+    from riskengine import funding as fmod
+
+    f = design.funding
+    if f.rule == "none":
+        return None
+    if isinstance(scenario, PortfolioScenario):
+        items = [(ins.symbol, ins.tape, ins.funding) for ins in scenario.instruments]
+    else:
+        items = [(scenario.name, scenario.tape, scenario.funding)]
+    parts = []
+    for k, (symbol, tape, data) in enumerate(items):
+        if f.rule == "data":
+            rates = data
+        else:
+            if tape.stream is None:
+                where = f"instrument {symbol} of scenario {scenario.name!r}" if len(items) > 1 or isinstance(
+                    scenario, PortfolioScenario) else f"scenario {scenario.name!r}"
+                raise ValueError(f"venue design {design.name!r}: funding.rule {f.rule!r} computes rates from the "
+                                 f"premium of the tape over its index stream, but {where} has none (give it a stream)")
+            known = np.isfinite(tape.stream)
+            perp, index = (tape.ts, tape.price), (tape.ts[known], tape.stream[known])
+            hours = f.interval_hours if f.rule == "binance" else 1
+            if not known.any() or not len(fmod.funding_times(tape.ts, index[0], int(hours * fmod.HOUR_NS),
+                                                             fmod.SAMPLE_NS)):
+                continue  # no whole funding interval in the replay
+            if f.rule == "binance":
+                rates = fmod.binance_funding(perp, index, cap=f.cap or fmod.BINANCE_USDM_OTHER_CAP, floor=f.floor,
+                                             interval_hours=f.interval_hours, interest_8h=f.interest_8h,
+                                             symbol=symbol)
+            else:
+                rates = fmod.hyperliquid_funding(perp, index, cap=f.cap or fmod.HYPERLIQUID_CAP_PER_HOUR,
+                                                 interest_8h=f.interest_8h, symbol=symbol)
+        if rates is not None and len(rates):
+            parts.append((np.asarray(rates.ts, dtype=np.int64), np.full(len(rates), k, dtype=np.int32),
+                          np.asarray(rates.rate, dtype=np.float64)))
+    if not parts:
+        return None
+    ts, inst, rate = (np.concatenate(a) for a in zip(*parts))
+    order = np.lexsort((inst, ts))
+    return ts[order], inst[order], rate[order]
+
+
 def run_raw(scenario: Scenario, params: EngineParams, engine: str = "cython",
             stream: np.ndarray | None = None, max_events: int | None = None,
-            on_tick: Callable[[int], None] | None = None) -> tuple[RawRun, float]:
-    """Run one engine on a validated scenario and resolved parameters.
+            on_tick: Callable[[int], None] | None = None,
+            funding: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> tuple[RawRun, float]:
+    """Run one engine on a validated scenario and resolved parameters (``funding``: the
+    payments to make, :func:`funding_payments`).
 
     ``max_events`` is the compiled engine's event-log budget in rows (None: :func:`event_budget`,
     0: none); past it the run stops with ``MemoryError``. ``on_tick``: the reference engine's
@@ -178,13 +241,15 @@ def run_raw(scenario: Scenario, params: EngineParams, engine: str = "cython",
         from riskengine._engine import run_engine
 
         budget = event_budget() if max_events is None else max_events
-        out = run_engine(tape.ts, tape.price, stream, pop.collateral, pop.size, pop.entry, params, budget)
+        out = run_engine(tape.ts, tape.price, stream, pop.collateral, pop.size, pop.entry, params, budget,
+                         funding=funding)
         raw = RawRun(**out)
     elif engine == "reference":
         from riskengine.reference import run_reference
 
         ref_stream = stream if len(stream) else np.full(len(tape), np.nan)
-        raw = run_reference(tape.ts, tape.price, ref_stream, pop.collateral, pop.size, pop.entry, params, on_tick)
+        raw = run_reference(tape.ts, tape.price, ref_stream, pop.collateral, pop.size, pop.entry, params, on_tick,
+                            funding=funding)
     else:
         raise ValueError(f"engine: expected one of {', '.join(ENGINES)} (got {engine!r})")
     return raw, time.perf_counter() - start
@@ -212,7 +277,8 @@ def portfolio_engine(engine: str) -> Callable[..., RawRun | dict]:
 
 def run_portfolio_raw(scenario: PortfolioScenario, params: list[EngineParams], engine: str = "cython",
                       stream: np.ndarray | None = None, max_events: int | None = None,
-                      on_tick: Callable[[int], None] | None = None) -> tuple[RawRun, float]:
+                      on_tick: Callable[[int], None] | None = None,
+                      funding: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> tuple[RawRun, float]:
     """Run one engine's ``run_portfolio`` on a portfolio scenario: its merged tape, its margin
     accounts and one resolved :class:`EngineParams` per instrument (arguments as for
     :func:`run_raw`; ``stream``: the merged tape's stream the design reads, None: the scenario's).
@@ -229,7 +295,8 @@ def run_portfolio_raw(scenario: PortfolioScenario, params: list[EngineParams], e
     start = time.perf_counter()
     args = (tape.ts, tape.inst, tape.price, stream, accounts.owner, accounts.collateral, accounts.start,
             accounts.instrument, accounts.size, accounts.entry, list(params), budget)
-    out = run_portfolio(*args, on_tick=on_tick) if engine == "reference" else run_portfolio(*args)
+    out = (run_portfolio(*args, on_tick=on_tick, funding=funding) if engine == "reference"
+           else run_portfolio(*args, funding=funding))
     raw = out if isinstance(out, RawRun) else RawRun(**out)
     return raw, time.perf_counter() - start
 
@@ -268,6 +335,8 @@ class Resolved(NamedTuple):
     """The scenario as the design margins it (a portfolio scenario:
     :meth:`riskengine.portfolio.PortfolioScenario.in_margin_mode` of the design's
     ``margin_mode``; else the scenario itself)."""
+    funding: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    """The funding payments the design makes (:func:`funding_payments`; None: none)."""
 
 
 def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Iterable[VenueDesign],
@@ -310,7 +379,9 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
         out = []
         for d in designs:
             params = d.engine_params(liquidity, interval)
-            out.append(Resolved(d, (d,), (params,), _check_stream(scenario, d, params), scenario))
+            pays = funding_payments(scenario, d)
+            out.append(Resolved(d, (d,), (params,), _check_stream(scenario, d, params, pays is not None),
+                                scenario, pays))
         return out
     tape, day = scenario.tape, scenario.start_day
     margined: dict[str, PortfolioScenario] = {}  # one conversion per margin mode the designs use
@@ -343,7 +414,9 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
             design_params(params)
         except ValueError as exc:
             raise ValueError(f"venue design {d.name!r} (instruments {', '.join(scenario.symbols)}): {exc}") from None
-        out.append(Resolved(d, per, params, _check_stream(scenario, d, params[0]), margined[d.margin_mode]))
+        pays = funding_payments(scenario, d)
+        out.append(Resolved(d, per, params, _check_stream(scenario, d, params[0], pays is not None),
+                            margined[d.margin_mode], pays))
     portfolio_engine(engine)  # last: every problem of the inputs is reported first
     return out
 
@@ -462,9 +535,10 @@ def run(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Iterable[
                     len(tape) if engine == "reference" else None, "ticks") as advance:
                 if portfolio:
                     raw, elapsed = run_portfolio_raw(scenario, list(item.params), engine, item.stream,
-                                                     max_events, advance)
+                                                     max_events, advance, item.funding)
                 else:
-                    raw, elapsed = run_raw(scenario, item.params[0], engine, item.stream, max_events, advance)
+                    raw, elapsed = run_raw(scenario, item.params[0], engine, item.stream, max_events, advance,
+                                           item.funding)
         except MemoryError as exc:
             raise _too_large(exc, scenario, design) from None
         if check_invariants:

@@ -277,6 +277,9 @@ COLUMNS: tuple[Column, ...] = (
            lambda c: gini(_haircut_by_account(c)), unit="index"),
     Column("socialized_loss", "deficits charged to all open positions (loss socialization)",
            lambda c: _sum(c, "amount", c.kind_mask(EventKind.SOCIALIZED_LOSS)), unit="quote"),
+    Column("funding_paid", "funding that changed hands: what the payers paid at each funding time, the rest of the "
+           "market included (each payment's other side received it; riskengine.reference, \"Funding\")",
+           lambda c: float(c.raw.scalars.get("funding_paid", 0.0)), unit="quote"),
     Column("fund_takeovers", "liquidation remainders the insurance fund took over",
            lambda c: int(c.kind_mask(EventKind.FUND_TAKEOVER).sum()), unit="count"),
     Column("tape_drawdown", "largest peak-to-trough fall of the tape price (counterfactual mode: of the tape "
@@ -354,7 +357,7 @@ _PER_INSTRUMENT = (
     "currency", MARGIN_SOURCE, "positions", "ticks", "liquidations", "liquidated_notional", "accounts_liquidated",
     "partial_liquidations", "backstop_liquidations", "fund_takeovers", "fund_paid_out", "fees_collected",
     "vault_adl_notional", "adl_fills", "adl_notional", "adl_accounts", "adl_haircut", "adl_deficit_covered",
-    "adl_max_haircut_share", "adl_haircut_gini", "socialized_loss", "tape_drawdown", "sim_drawdown",
+    "adl_max_haircut_share", "adl_haircut_gini", "socialized_loss", "funding_paid", "tape_drawdown", "sim_drawdown",
     "amplification", "first_liquidation_s", "first_adl_s", "adl_to_liquidated", "first_adl_delay_s",
     "liquidation_volume_share", "cascade_rounds", "max_cascade_rounds", "last_liquidation_s", "cascade_duration_s",
 )

@@ -88,6 +88,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -99,6 +100,9 @@ from riskengine.liquidity import ConstantDepth, DepthCurve
 from riskengine.population import MIN_COLLATERAL_SHARE, _first_bad, _read_frame, raw_sizes
 from riskengine.scenario import Population, Tape, _as_array, _one_d, _check_length, _first, _require
 from riskengine.venue import MARGIN_MODES
+
+if TYPE_CHECKING:
+    from riskengine.funding import FundingStream
 
 #: columns of a positions file, in order
 COLUMNS = ("account", "instrument", "size", "entry_price", "margin_mode", "isolated_margin", "wallet")
@@ -184,11 +188,14 @@ class Instrument:
         Its trades; ``tape.stream`` is its mark/index stream, if any.
     liquidity : ConstantDepth or DepthCurve, optional
         Its book; None: the design's default.
+    funding : riskengine.funding.FundingStream, optional
+        Its funding rates, paid by the designs whose ``funding.rule`` is ``data``.
     """
 
     symbol: str
     tape: Tape
     liquidity: ConstantDepth | DepthCurve | None = None
+    funding: FundingStream | None = None
 
     def __post_init__(self) -> None:
         _check_symbols((self.symbol,), "instrument.symbol")

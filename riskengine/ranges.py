@@ -117,6 +117,7 @@ Share = number("share", ge=0, le=1)
 Fraction = number("share", gt=0, le=1)
 ShareBelowOne = number("share", ge=0, lt=1)
 ShareInside = number("share", gt=0, lt=1)
+NegativeShare = number("share", ge=-1, lt=0)  # a rate below zero, e.g. a funding floor
 Seconds = number("seconds", ge=0, le=MAX_SECONDS)
 PositiveSeconds = number("seconds", gt=0, le=MAX_SECONDS)
 LogMove = number("log move", ge=0, le=MAX_LOG_MOVE)

@@ -10,8 +10,12 @@ from it, or pass a copy.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from riskengine.funding import FundingStream
 
 
 #: rows checked at a time, so validating a long tape needs no tape-sized temporaries
@@ -268,8 +272,11 @@ class Population:
 
 @dataclass(frozen=True)
 class Scenario:
-    """A named tape and population."""
+    """A named tape and population; ``funding``: the funding rates paid over the tape, if any
+    (a :class:`riskengine.funding.FundingStream`, paid by the designs whose ``funding.rule`` is
+    ``data``)."""
 
     name: str
     tape: Tape
     population: Population
+    funding: FundingStream | None = None

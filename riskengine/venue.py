@@ -20,11 +20,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, CrossOrder, MarkMethod, PartialMode, Takeover
+from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, CrossOrder, FundingPrice, MarkMethod, PartialMode, Takeover
 from riskengine.errors import format_validation_error
 from riskengine.liquidity import ConstantDepth, DepthCurve
 from riskengine.params import MARGIN_FORMS, EngineParams
-from riskengine.ranges import (Count, Fraction, Money, MultipleOfBalance, Power, PositiveMoney, PositiveMultiple, PositiveSeconds, Seconds,
+from riskengine.ranges import (Count, Fraction, Money, MultipleOfBalance, NegativeShare, Power, PositiveMoney, PositiveMultiple, PositiveSeconds, Seconds,
                                Share, ShareBelowOne, ShareInside, check_leverage)
 
 NS = 1_000_000_000
@@ -304,6 +304,37 @@ class Adl(Component):
     fund_window_s: PositiveSeconds = Field(8 * 3600.0, description="window of that rolling peak")
 
 
+class Funding(Component):
+    """Funding payments between longs and shorts (issue 13): where the rates come from and the
+    price a payment values a position at.
+
+    ``rule``: ``data``, the scenario's funding rates (``scenarios[i].funding``, or each
+    instrument's; none given: no funding); ``none``, no funding even where the scenario gives
+    rates; ``binance`` or ``hyperliquid``, the venue's documented formula applied to the premium
+    of the scenario's tape over its stream (``riskengine.funding.binance_funding``: time-weighted
+    premium over ``interval_hours``, ``P + clamp(interest - P, +/-0.05%)``, capped;
+    ``riskengine.funding.hyperliquid_funding``: hourly, plain mean, one eighth of the 8-hour
+    rate, capped at 4%/h). Every open position pays ``size x price x rate`` at each funding time
+    (``riskengine.reference``, "Funding"); ``price``: ``mark`` (Binance: nominal value at the
+    mark price [DOC S2]) or ``index`` (Hyperliquid: "position size x oracle price x funding
+    rate", docs "Funding").
+    """
+
+    rule: Literal["data", "none", "binance", "hyperliquid"] = Field(
+        "data", description="data: the scenario's funding rates (none given: no funding); none: no funding; "
+                            "binance / hyperliquid: the venue's formula on the premium of the tape over its stream")
+    price: Literal["mark", "index"] = Field(
+        "mark", description="the price a payment values a position at: mark (Binance) or the instrument's "
+                            "index/oracle stream as of its last tick (Hyperliquid; the mark where it has none yet)")
+    cap: Fraction | None = Field(
+        None, description="computed rates: largest rate per interval (default: binance 2%, the USDⓈ-M rule "
+                          "for symbols outside the listed majors; hyperliquid 4% per hour)")
+    floor: NegativeShare | None = Field(None, description="computed rates: lowest rate per interval (default: -cap)")
+    interval_hours: Literal[1, 4, 8] = Field(8, description="computed binance rates: the funding interval N")
+    interest_8h: Share = Field(0.0001, description="computed rates: the interest rate per 8 hours "
+                                                                    "(0.01%; 0 for contracts a venue exempts)")
+
+
 def _code(enum, name: str) -> int:
     return int(enum[name.upper().replace("-", "_")])
 
@@ -340,6 +371,7 @@ class VenueDesign(Component):
     fund: Fund = Field(Fund(), description="the insurance fund")
     backstop: Backstop = Field(Backstop(), description="the backstop (liquidator) vault")
     adl: Adl = Field(Adl(), description="auto-deleveraging")
+    funding: Funding = Field(Funding(), description="funding payments")
     margin_mode: Literal[MARGIN_MODES] = Field(
         "as-held", description="how a portfolio's positions are margined: as-held: each position's own mode (the "
                                "population's); cross: every position of a user in the user's cross account, "
@@ -420,6 +452,7 @@ class VenueDesign(Component):
                 max_liqs_per_step=liq.max_per_step,
                 latency_ns=round(liq.latency_s * NS),
                 cross_order=_code(CrossOrder, liq.cross_order),
+                funding_price=_code(FundingPrice, self.funding.price),
                 takeover=Takeover.FUND if fund.takeover else Takeover.NONE,
                 fund_initial=fund.initial,
                 fund_capacity=math.inf if fund.capacity is None else fund.capacity,

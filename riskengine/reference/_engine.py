@@ -1299,9 +1299,11 @@ def run_portfolio(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, stream: n
 
 def run_reference(tape_ts: np.ndarray, tape_price: np.ndarray, stream: np.ndarray,
                   collateral: np.ndarray, size: np.ndarray, entry: np.ndarray,
-                  params: EngineParams, on_tick: Callable[[int], None] | None = None) -> RawRun:
+                  params: EngineParams, on_tick: Callable[[int], None] | None = None,
+                  funding: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> RawRun:
     """Run the reference engine on one instrument (see :func:`riskengine.engine.run`): a
-    portfolio run where margin account ``a`` is account ``a`` with its one position.
+    portfolio run where margin account ``a`` is account ``a`` with its one position
+    (``funding``: as :func:`run_portfolio`'s, every instrument 0).
 
     Parameters
     ----------
@@ -1327,4 +1329,5 @@ def run_reference(tape_ts: np.ndarray, tape_price: np.ndarray, stream: np.ndarra
     n = len(collateral)
     return run_portfolio(tape_ts, np.zeros(len(tape_ts), dtype=np.int32), tape_price, stream,
                          np.arange(n, dtype=np.int64), collateral, np.arange(n + 1, dtype=np.int64),
-                         np.zeros(n, dtype=np.int32), size, entry, [params], on_tick=on_tick)
+                         np.zeros(n, dtype=np.int32), size, entry, [params], on_tick=on_tick,
+                         funding=funding)

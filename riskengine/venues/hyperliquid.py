@@ -40,7 +40,7 @@ Sources: ../shared/reference/venue-mechanisms.md §2 and the keys cited there.
 from __future__ import annotations
 
 from riskengine.ranges import check_leverage
-from riskengine.venue import Adl, Backstop, Liquidation, Margin, Mark, VenueDesign
+from riskengine.venue import Adl, Backstop, Funding, Liquidation, Margin, Mark, VenueDesign
 from riskengine.venues._tables import notes, preset_margin
 
 NAME = "hyperliquid"
@@ -91,5 +91,7 @@ def preset(symbol: str = DEFAULT_SYMBOL, date: str | None = None,
                                 max_order=max_market_order(top)),
         backstop=Backstop(ratio=BACKSTOP_RATIO, shared="all"),
         adl=Adl(policy="queue", ranking="hl-index", price="previous-mark", on_negative_equity=True),
+        # "position size x oracle price x funding rate" (docs, "Funding"): the oracle is the stream
+        funding=Funding(price="index"),
         notes=notes(margin),
     )
