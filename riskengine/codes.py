@@ -22,6 +22,7 @@ class EventKind(IntEnum):
     FUND_UNWIND = 10  #: the insurance fund sells inventory into the book
     SOCIALIZED_LOSS = 11  #: a deficit charged to all open positions (one row per deficit)
     FUNDING = 12  #: a funding payment of every open position of an instrument (one row per instrument and funding time)
+    COLLATERAL_EXCHANGE = 13  #: a collateral holding sold at market for the account's debts (auto-exchange at liquidation)
 
 
 class Status(IntEnum):

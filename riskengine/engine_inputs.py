@@ -25,15 +25,15 @@ from riskengine.params import EngineParams
 
 #: EngineParams fields that may differ between instruments: the margin tiers, the liquidity
 #: model (and the book derived from it), the observed flow of a counterfactual replay (applied
-#: to that instrument's ticks only), the order limits and the insurance fund and backstop vault
-#: its deficits draw on (:func:`ledger_groups`)
+#: to that instrument's ticks only), the order limits, the insurance fund and backstop vault
+#: its deficits draw on (:func:`ledger_groups`) and whether it is a collateral asset
 PER_INSTRUMENT_FIELDS: frozenset[str] = frozenset({
     "mm_floors", "mm_rates", "mm_whole_position", "mm_cums",
     "depth_per_pct", "depth_ts", "depth_pct", "depth_notional", "max_move",
     "impact_half_life_ns", "impact_feedback", "impact_stress_k",
     "book_ts", "book_delta", "book_notional", "book_knots",
     "observed_ts", "observed_side", "observed_notional",
-    "liq_max_order_notional", "liq_price_band", "fund_group", "vault_group",
+    "liq_max_order_notional", "liq_price_band", "fund_group", "vault_group", "collateral",
 })
 
 def _same(a: object, b: object) -> bool:

@@ -161,6 +161,10 @@ class EngineParams:
     margin account with several positions is liquidated first (portfolios only).
     ``funding_price`` (a :class:`riskengine.codes.FundingPrice`): the price a funding payment
     values a position at (runs with funding payments only).
+    ``collateral``: the instrument is a collateral asset (issue 13): its positions are holdings
+    valued at its price (the design's index of the asset times its collateral ratio), with no
+    maintenance margin (``mm_rates`` 0), marked at that price, sold at market only when their
+    account holds no other position (``riskengine.reference``, "Collateral").
     ``fund_group`` and ``vault_group``: the insurance fund and the backstop vault (ledger indices
     ``0..G-1``) this instrument's deficits draw on in a portfolio run
     (:func:`riskengine.engine_inputs.ledger_groups`; 0 in a single-instrument run).
@@ -185,6 +189,7 @@ class EngineParams:
     latency_ns: int = 0
     cross_order: int = CrossOrder.NOTIONAL
     funding_price: int = FundingPrice.MARK
+    collateral: bool = False
     takeover: int = Takeover.NONE
     fund_initial: float = 0.0
     fund_capacity: float = math.inf
@@ -260,6 +265,8 @@ class EngineParams:
         _need("cross_order", self.cross_order, self.cross_order in set(CrossOrder), "one of " + ", ".join(m.name for m in CrossOrder))
         _need("funding_price", self.funding_price, self.funding_price in set(FundingPrice),
               "one of " + ", ".join(m.name for m in FundingPrice))
+        _need("collateral", self.collateral, not self.collateral or not np.any(np.asarray(self.mm_rates)),
+              "a collateral asset has no maintenance margin (mm_rates all 0)")
         _need("fund_initial", self.fund_initial, math.isfinite(self.fund_initial) and self.fund_initial >= 0, "a finite balance >= 0")
         _need("backstop_ratio", self.backstop_ratio, 0.0 <= self.backstop_ratio <= 1.0, "a ratio of maintenance margin in [0, 1] (0 = no backstop)")
         _need("vault_initial", self.vault_initial, math.isfinite(self.vault_initial) and self.vault_initial >= 0, "a finite balance >= 0")

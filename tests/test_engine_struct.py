@@ -47,6 +47,7 @@ OTHER_STRUCTS = {
     ("inst", "liq_max_order_notional"): "liq_max_order_notional",
     ("inst", "fund_group"): "fund_group",
     ("inst", "vault_group"): "vault_group",
+    ("inst", "collateral"): "collateral",
 }
 #: struct fields derived from an EngineParams field rather than copied: (struct, field) -> value
 DERIVED = {
@@ -136,11 +137,23 @@ def test_the_parameter_sets_are_away_from_defaults_and_distinct(fields):
 def test_each_setting_is_nonzero_in_some_case():
     """A field the set-up forgets stays at the memset's zero: each scalar must be non-zero in
     some case for the comparison to notice."""
-    structs = [params_struct(p) for p in CASES[:2]]
+    # a collateral asset has no maintenance margin, so the cases far from the defaults cannot be one
+    structs = [params_struct(p) for p in CASES[:2]] + [params_struct(COLLATERAL)]
     for which in ("p", "tiers", "adl", "mark", "book", "inst"):
         for field, value in structs[0][which].items():
             if not isinstance(value, np.ndarray):
                 assert any(s[which][field] != 0 for s in structs), (which, field)
+
+
+#: a collateral asset (no maintenance margin; its mark is its price whatever the design's method)
+COLLATERAL = EngineParams(mm_floors=[0.0], mm_rates=[0.0], collateral=True, mark_method=MarkMethod.HL_MEDIAN)
+
+
+def test_a_collateral_asset_is_marked_at_its_price():
+    struct = params_struct(COLLATERAL)
+    assert struct["inst"]["collateral"] == 1 and struct["mark"]["method"] == MarkMethod.LAST
+    with pytest.raises(ValueError, match="collateral"):
+        EngineParams(mm_floors=[0.0], mm_rates=[0.01], collateral=True)
 
 
 @pytest.mark.parametrize("params", CASES, ids=["set-a", "set-b", "defaults"])

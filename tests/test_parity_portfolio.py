@@ -339,3 +339,44 @@ def test_compiled_matches_reference_with_funding_and_shared_ledgers(data):
     assert_same_portfolio_run(cy, ref)
     _statistics(cy, plist)
     _funding_statistics(cy, funding)
+
+
+# ------------------------------------------------------------------ issue 13: collateral assets (with funding)
+
+
+@st.composite
+def collateral_cases(draw):
+    """:func:`cross_cases` where some instruments (never instrument 0) are collateral assets: no
+    maintenance margin, their positions holdings (long, entry 0) priced by their tapes (random
+    segments: depegs, crashes, recoveries); some wallets start in debt (a negative balance
+    covered by holdings); with random funding payments in every instrument (the assets' too:
+    a holding pays what any position would) and either funding price."""
+    (ts, inst, price, stream), arrays, plist = draw(cross_cases())
+    n_inst = len(plist)
+    assets = {k for k in range(1, n_inst) if draw(st.booleans())} or {n_inst - 1}
+    plist = [dataclasses.replace(p, mm_floors=np.array([0.0]), mm_rates=np.array([0.0]), collateral=True)
+             if k in assets else p for k, p in enumerate(plist)]
+    owner, collateral, start, instrument, size, entry = (np.array(a) for a in arrays)
+    held = np.isin(instrument, list(assets))
+    size = np.where(held, np.abs(size), size)
+    entry = np.where(held, 0.0, entry)
+    holders = np.repeat(np.arange(len(owner)), np.diff(start))
+    in_debt = np.zeros(len(owner), dtype=bool)
+    in_debt[holders[held]] = draw(st.booleans())
+    collateral = np.where(in_debt, -0.3 * np.abs(collateral), collateral)
+    event(f"collateral assets {len(assets)} of {n_inst}; wallets in debt {bool(in_debt.any())}")
+    return (ts, inst, price, stream), (owner, collateral, start, instrument, size, entry), plist
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_compiled_matches_reference_with_collateral_assets_and_funding(data):
+    """Collateral holdings in cross accounts (a fall of an asset liquidates accounts, the
+    auto-exchange sells holdings) with funding payments: both engines to the last bit."""
+    case = data.draw(collateral_cases())
+    funding = data.draw(funding_payments(case[0][0], len(case[2])))
+    cy, ref = _both_funded(case, funding, data.draw(st.sampled_from(list(FundingPrice))))
+    assert_same_portfolio_run(cy, ref)
+    assert _exactly(cy.positions_size, ref.positions_size) and _exactly(cy.positions_entry, ref.positions_entry)
+    _statistics(cy, case[2])
+    _funding_statistics(cy, funding)

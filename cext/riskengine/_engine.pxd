@@ -50,6 +50,7 @@ cdef struct Inst:
     i64 book_ts               # time the book was last brought forward (seek and decay) to
     i64 mark_ts               # time of the last mark update (the EMAs' step)
     bint ticked               # k has had a tick: its mark and prices exist
+    bint collateral           # a collateral asset: holdings, marked at its price (EngineParams.collateral)
     bint touched              # its index took entries since its last scan (Engine.touched)
     bint moved                # its book moved since its mark was computed (Engine.moved)
     bint remarked             # a refresh moved its mark at this tick (Engine.remarked)

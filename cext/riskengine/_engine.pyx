@@ -761,7 +761,7 @@ cdef float64_t _book_fill(Engine* e, Py_ssize_t a, float64_t size, int kind, flo
     x.ext_pos += size
     x.ext_cash -= size * fill
     realized = _reduce(e, a, size, fill)
-    if a < e.n_pos:
+    if a < e.n_pos and not x.collateral:  # an exchange of collateral is no liquidation
         fee = _charge_fee(e, a, fee_rate * fabs(size) * fill)
         _count_liquidation(e, x, fabs(size) * fill)
     _emit(e, kind, a, BOOK_ID, size, fill, fee, realized, _equity(e, a))
@@ -1325,20 +1325,49 @@ cdef int _sample_fund_peaks(Engine* e) except -1 nogil:
 cdef Py_ssize_t _choose(Engine* e, Py_ssize_t m) noexcept nogil:
     """The position (slot) of cross account ``m`` a liquidation closes (``cross_order``: the
     largest notional ``|q| M``, or the most negative PnL ``q (M - e)``; ties: the first in
-    position order). Venues do not document an order, hence the named setting."""
+    position order). Venues do not document an order, hence the named setting. Collateral
+    holdings only once no other position is open (reference: ``choose``)."""
     cdef Py_ssize_t best = -1, j, s
     cdef float64_t key = 0.0, value, q
     cdef bint loss = e.p.cross_order == CROSS_LOSS
+    cdef int holdings
+    for holdings in range(2):
+        for j in range(_n_held(e, m)):
+            s = _slot(e, m, j)
+            q = e.pos[s]
+            if q == 0.0 or _inst(e, s).collateral != holdings:
+                continue
+            value = q * (_mark_of(e, s) - e.ep[s]) if loss else fabs(q) * _mark_of(e, s)
+            if best < 0 or (value < key if loss else value > key):
+                best = s
+                key = value
+        if best >= 0:
+            return best
+    return best
+
+
+cdef int _exchange_collateral(Engine* e, Py_ssize_t m) except -1 nogil:
+    """Auto-exchange at liquidation (reference: ``exchange_collateral``): cross account ``m``,
+    left with collateral holdings only and a negative wallet, sells the same share of each at
+    market; the last sale settles what is still owed."""
+    cdef Py_ssize_t j, s, last = -1
+    cdef float64_t value = 0.0, share, q
+    for j in range(_n_held(e, m)):
+        s = _slot(e, m, j)
+        if e.pos[s] != 0.0:
+            if not _inst(e, s).collateral:
+                return 0
+            value += e.pos[s] * _mark_of(e, s)
+            last = s
+    if not value > 0.0:
+        return 0
+    share = -e.col[m] / value
     for j in range(_n_held(e, m)):
         s = _slot(e, m, j)
         q = e.pos[s]
-        if q == 0.0:
-            continue
-        value = q * (_mark_of(e, s) - e.ep[s]) if loss else fabs(q) * _mark_of(e, s)
-        if best < 0 or (value < key if loss else value > key):
-            best = s
-            key = value
-    return best
+        if q != 0.0:
+            _book_close(e, s, q if share >= 1.0 else q * share, EV_COLLATERAL_EXCHANGE, 0.0, s == last)
+    return 0
 
 
 cdef int _liquidate(Engine* e, Py_ssize_t m) except -1 nogil:
@@ -1362,7 +1391,9 @@ cdef int _liquidate(Engine* e, Py_ssize_t m) except -1 nogil:
         equity = _equity(e, a)
         notional = fabs(q) * x.mark.mark
         mm = maintenance_margin(&x.tiers, notional)
-    if equity < 0.0 and e.p.adl_on_negative_equity and _closes(e):
+    if x.collateral:  # only holdings left: sold at market, what they miss is a deficit
+        _book_close(e, a, q, EV_COLLATERAL_EXCHANGE, 0.0, True)
+    elif equity < 0.0 and e.p.adl_on_negative_equity and _closes(e):
         _adl_close(e, a, q, True)
     elif e.p.backstop_ratio > 0.0 and equity < e.p.backstop_ratio * mm and _vault_takes(e, m):
         _backstop(e, m, a, equity)
@@ -1381,6 +1412,8 @@ cdef int _liquidate(Engine* e, Py_ssize_t m) except -1 nogil:
             e.cooldown_until[_user(e, m)] = e.t + e.p.partial_cooldown_ns
         if not full:
             e.partial_tick[m] = e.i
+    if e.col[m] < 0.0 and not x.collateral and e.xstart != NULL and _multi(e, m):
+        _exchange_collateral(e, m)
     if _holds_position(e, m):
         e.status[m] = ST_ACTIVE
         if e.partial_tick[m] == e.i:
@@ -2110,7 +2143,8 @@ cdef object _inst_init(Engine* e, Inst* x, Py_ssize_t k, params):
     x.adl.short_mark_over_entry = params.adl_short_mark_over_entry
     x.adl.risk_power = params.adl_risk_power
     x.adl.tiers = &x.tiers
-    x.mark.method = params.mark_method
+    x.collateral = params.collateral
+    x.mark.method = MARK_LAST if params.collateral else params.mark_method  # a holding is worth its price
     x.mark.basis.tau_ns = params.mark_ema_tau_ns
     x.mark.last.tau_ns = params.mark_ema2_tau_ns
     x.mark.index = NAN
@@ -2495,7 +2529,8 @@ def params_struct(params):
                      "stress_k": x.book.stress_k},
             "inst": {"liq_price_band": x.liq_price_band,
                      "liq_max_order_notional": x.liq_max_order_notional,
-                     "fund_group": x.fund_group, "vault_group": x.vault_group},
+                     "fund_group": x.fund_group, "vault_group": x.vault_group,
+                     "collateral": x.collateral},
         }
     finally:
         _free(&e)

@@ -20,6 +20,7 @@ cdef enum:
     EV_FUND_UNWIND = 10
     EV_SOCIALIZED_LOSS = 11
     EV_FUNDING = 12
+    EV_COLLATERAL_EXCHANGE = 13
 
 cdef enum:
     ST_FLAT = 0

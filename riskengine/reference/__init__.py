@@ -373,6 +373,35 @@ the oracle... the engine pays at the mark, the value its other rules use):
    a vault whose inventory paid is checked at that tick's first round, as every round's check
    would.
 
+Collateral (issue 13)
+---------------------
+A collateral asset is an instrument whose ``EngineParams.collateral`` is set: its positions are
+holdings of the asset (long, entry 0, in cross accounts), its tape the asset's price as the
+design values it (its index, as the design builds it, times its collateral ratio: Binance
+Multi-Assets Mode counts a holding at ``index x (1 - bidBuffer)`` [Binance API "Multi-Assets
+Mode Asset Index"; FAQ "How to Calculate Margin in Multi-Assets Mode"]; ``riskengine.collateral``),
+its maintenance margin 0 (``mm_rates`` all 0), its mark its price whatever the design's mark
+method. So a cross account's equity counts each holding at its price, and a fall of an asset
+(a depeg of its index) can liquidate an account none of whose positions lost.
+
+1. *Choice.* A liquidation closes the account's positions first (``cross_order`` among them);
+   a holding only once no other position is open (Binance liquidates positions and
+   auto-exchanges assets to cover a negative balance).
+2. *Auto-exchange at liquidation.* After a liquidation of a position (not of a holding), an
+   account left with holdings only and a negative wallet sells the same share ``min(1, -wallet
+   / value)`` of every holding (``value``: their sum at their prices) at market in position
+   order (COLLATERAL_EXCHANGE rows, no fee, not counted as liquidations); the last sale settles
+   what is still owed (the deficit waterfall). Binance sells "in proportion to each asset's
+   holding" [Binance "Multi-Assets Info"]; at the asset's price (index x ratio) here, not at
+   Binance's auto-exchange bid rate, a named simplification. The other triggers (an asset
+   balance below -10,000 USD, LTV >= 1 without a position) are not modelled in the engines.
+3. *A crossing account of holdings only* (its wallet in debt beyond their value: equity < 0 =
+   its maintenance margin) sells them all at market, one COLLATERAL_EXCHANGE row each, the
+   deficit waterfall settling what they miss.
+4. Everything else treats a holding as a position: it is in the liquidation index (a trigger
+   on its asset's price, :mod:`riskengine._index`'s slack share), a vault taking the account
+   over takes it, funding payments in its instrument (none unless given) are paid by it.
+
 Modules
 -------
 Each module is the plain-Python twin of the compiled module of the same name in

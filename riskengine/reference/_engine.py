@@ -61,6 +61,7 @@ from riskengine.codes import (
     CrossOrder,
     EventKind,
     FundingPrice,
+    MarkMethod,
     PartialMode,
     Status,
     Takeover,
@@ -93,8 +94,11 @@ class _Instrument:
     def __init__(self, k: int, params: EngineParams):
         self.k = k
         self.p = params
+        self.collateral = bool(params.collateral)  # a collateral asset: marked at its price
         self.book = Book(params)
         self.marks = MarkState.of(params)
+        if self.collateral:
+            self.marks.method = MarkMethod.LAST
         self.mark = self.marks.mark
         self.prev_mark = 0.0
         self.tape = 0.0
@@ -397,6 +401,27 @@ class _Reference:
     def holds_position(self, m: int) -> bool:
         return any(float(self.pos[s]) != 0.0 for s in self.positions(m))
 
+    def exchange_collateral(self, m: int) -> None:
+        """Auto-exchange at liquidation (Binance Multi-Assets: the assets are sold to cover a
+        negative balance; ``riskengine.collateral``): margin account ``m``, left without any
+        position but collateral holdings and with a negative wallet, sells the same share
+        ``min(1, -wallet / value)`` of every holding (``value``: their sum at their prices) at
+        market, in position order, COLLATERAL_EXCHANGE rows; the last sale settles what is
+        still owed (:meth:`cover_deficit`)."""
+        held = [s for s in self.positions(m) if float(self.pos[s]) != 0.0]
+        if not held or any(not self.instrument(s).collateral for s in held):
+            return
+        value = 0.0
+        for s in held:
+            value += float(self.pos[s]) * self.mark_of(s)
+        if not value > 0.0:
+            return
+        share = -float(self.col[m]) / value
+        for j, s in enumerate(held):
+            q = float(self.pos[s])
+            self.book_close(s, q if share >= 1.0 else q * share, EventKind.COLLATERAL_EXCHANGE, 0.0,
+                            settle=j == len(held) - 1)
+
     def vault_holds(self, g: int) -> bool:
         """Whether vault ``g`` holds inventory in any of its instruments."""
         return any(float(self.pos[self.vault_slot(k)]) != 0.0 for k in self.vault_members[g])
@@ -593,7 +618,7 @@ class _Reference:
         ins.ext_cash -= size * fill
         realized = self.reduce(a, size, fill)
         fee = 0.0
-        if a < self.P:
+        if a < self.P and not ins.collateral:  # an exchange of collateral is no liquidation
             fee = self.charge_fee(a, fee_rate * abs(size) * fill)
             self.count_liquidation(ins, abs(size) * fill)
         self.emit(kind, a, BOOK_ID, size, fill, fee, realized, self.equity(a))
@@ -945,16 +970,21 @@ class _Reference:
     def choose(self, m: int) -> int:
         """The position of margin account ``m`` a liquidation closes (``cross_order``: the
         largest notional ``|q| M``, or the most negative PnL ``q (M - e)``; ties: the lowest
-        position index). Venues do not document an order, hence the named setting."""
+        position index). Venues do not document an order, hence the named setting. Collateral
+        holdings only once no other position is open (Binance closes positions, then
+        auto-exchanges assets to cover a negative balance)."""
         best, key = -1, 0.0
         loss = self.p.cross_order == CrossOrder.LOSS
-        for s in self.positions(m):
-            q = float(self.pos[s])
-            if q == 0.0:
-                continue
-            value = q * (self.mark_of(s) - float(self.ep[s])) if loss else abs(q) * self.mark_of(s)
-            if best < 0 or (value < key if loss else value > key):
-                best, key = s, value
+        for holdings in (False, True):
+            for s in self.positions(m):
+                q = float(self.pos[s])
+                if q == 0.0 or self.instrument(s).collateral != holdings:
+                    continue
+                value = q * (self.mark_of(s) - float(self.ep[s])) if loss else abs(q) * self.mark_of(s)
+                if best < 0 or (value < key if loss else value > key):
+                    best, key = s, value
+            if best >= 0:
+                return best
         return best
 
     def liquidate(self, m: int) -> None:
@@ -967,7 +997,9 @@ class _Reference:
         q = float(self.pos[a])
         notional = abs(q) * ins.mark
         closes = p.adl_policy not in (AdlPolicy.NONE, AdlPolicy.SOCIALIZE)
-        if equity < 0.0 and p.adl_on_negative_equity and closes:
+        if ins.collateral:  # only holdings left: sold at market, what they miss is a deficit
+            self.book_close(a, q, EventKind.COLLATERAL_EXCHANGE, 0.0)
+        elif equity < 0.0 and p.adl_on_negative_equity and closes:
             self.adl_close(a, q, True)
         elif p.backstop_ratio > 0.0 and equity < p.backstop_ratio * mm and self.vault_takes(m):
             self.backstop(m, a, equity)
@@ -985,6 +1017,8 @@ class _Reference:
                 self.cooldown_until[self.user[m]] = self.t + p.partial_cooldown_ns
             if not full:
                 self.partial_tick[m] = self.i
+        if float(self.col[m]) < 0.0 and not ins.collateral:
+            self.exchange_collateral(m)
         self.status[m] = Status.ACTIVE if self.holds_position(m) else Status.CLOSED
 
     def fund_drawdown_active(self, g: int) -> bool:
