@@ -124,9 +124,10 @@ def test_canonical_cases_cover_the_engine():
     vault and fund trades, the liquidity models and modes; each scenario small."""
     events = SMALL.table("events")
     kinds = set(events.column("kind").to_numpy().tolist())
-    # FUNDING came after the logs were recorded (issue 13): their runs pay none; the parity tests
-    # and tests/test_funding_engine.py cover it
-    recorded = {int(k) for k in EventKind if k != EventKind.FUNDING}
+    # FUNDING and COLLATERAL_EXCHANGE came after the logs were recorded (issue 13): their runs pay
+    # no funding and hold no collateral asset; the parity tests, tests/test_funding_engine.py and
+    # tests/test_collateral_engine.py cover them
+    recorded = {int(k) for k in EventKind if k not in (EventKind.FUNDING, EventKind.COLLATERAL_EXCHANGE)}
     assert kinds == recorded, sorted({EventKind(k) for k in recorded} - {EventKind(k) for k in kinds})
     accounts = events.column("account").to_numpy()
     kind = events.column("kind").to_numpy()
