@@ -538,15 +538,17 @@ def _portfolio_contexts(scenario: PortfolioScenario, raw: RawRun, base: RunConte
             **{**base.__dict__, "raw": instrument_run(raw, k, int(ticks[k])),
                "positions": int(np.count_nonzero(held & (pf.instrument == k))),
                "tape_notional": _notional(ins.tape.price, ins.tape.qty), "currency": ins.tape.quote,
-               "margin_source": resolved.instruments[k].margin.margin_source, "instrument": k,
-               "symbol": ins.symbol}))
+               "margin_source": ("collateral asset" if k in pf.assets else
+                                 resolved.instruments[k].margin.margin_source), "instrument": k,
+               "symbol": ins.symbol, "collateral": k in pf.assets}))
     scalars = dict(raw.scalars)
-    if raw.by_instrument is not None:  # the run's drawdowns: the largest fall of any instrument
+    perps = list(scenario.perpetuals)
+    if raw.by_instrument is not None:  # the run's drawdowns: the largest fall of any instrument (not an asset)
         for name in ("tape_max_drawdown", "sim_max_drawdown"):
-            scalars[name] = float(np.max(raw.by_instrument[name]))
-    sources = list(dict.fromkeys(d.margin.margin_source for d in resolved.instruments))
+            scalars[name] = float(np.max(np.asarray(raw.by_instrument[name])[perps]))
+    sources = list(dict.fromkeys(resolved.instruments[k].margin.margin_source for k in perps))
     total = RunContext(**{**base.__dict__, "raw": RawRun(**{**raw.__dict__, "scalars": scalars}),
-                          "positions": int(len(np.unique(holders[held]))), "instruments": n_inst,
+                          "positions": int(len(np.unique(holders[held & ~pf.holdings]))), "instruments": n_inst,
                           "margin_source": MARGIN_SOURCES_SEPARATOR.join(sources)})
     return total, per
 
