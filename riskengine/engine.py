@@ -32,7 +32,7 @@ from riskengine.codes import AdlPolicy, FundingPrice, MarkMethod
 from riskengine.engine_inputs import check_margin_accounts, design_params
 from riskengine.invariants import ledger_counts, portfolio_violations, violations
 from riskengine.liquidity import ConstantDepth, DepthCurve
-from riskengine.metrics import INSTRUMENT_COLUMNS, MARGIN_SOURCES_SEPARATOR, RunContext, instrument_run, summarize, summarize_instrument
+from riskengine.metrics import COLLATERAL_SOURCE, INSTRUMENT_COLUMNS, MARGIN_SOURCES_SEPARATOR, RunContext, instrument_run, summarize, summarize_instrument
 from riskengine.params import EngineParams
 from riskengine.portfolio import PortfolioScenario
 from riskengine.runlog import EVENT_COLUMNS, RawRun
@@ -538,7 +538,7 @@ def _portfolio_contexts(scenario: PortfolioScenario, raw: RawRun, base: RunConte
             **{**base.__dict__, "raw": instrument_run(raw, k, int(ticks[k])),
                "positions": int(np.count_nonzero(held & (pf.instrument == k))),
                "tape_notional": _notional(ins.tape.price, ins.tape.qty), "currency": ins.tape.quote,
-               "margin_source": ("collateral asset" if k in pf.assets else
+               "margin_source": (COLLATERAL_SOURCE if k in pf.assets else
                                  resolved.instruments[k].margin.margin_source), "instrument": k,
                "symbol": ins.symbol, "collateral": k in pf.assets}))
     scalars = dict(raw.scalars)

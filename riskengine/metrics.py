@@ -98,6 +98,8 @@ def _liq(ctx: RunContext) -> np.ndarray:
     return ctx.kind_mask(*LIQUIDATION_KINDS)
 
 
+#: the ``margin_source`` of a collateral asset's per-instrument row (it has no margin table)
+COLLATERAL_SOURCE = "collateral asset"
 #: what the liquidation columns count in a collateral asset's per-instrument row
 _ASSET_ROW = ("; in a collateral asset's per-instrument row (issue 13): its COLLATERAL_EXCHANGE rows (holdings "
               "sold at market), not liquidations")

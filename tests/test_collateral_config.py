@@ -260,3 +260,36 @@ def _raw(loaded) -> dict:
     import tomllib
 
     return tomllib.loads(loaded.path.read_text(encoding="utf-8"))
+
+
+# ------------------------------------------------------------------------------------- report
+def test_the_report_draws_collateral_value_and_cumulative_funding(tmp_path, shared_data):
+    from riskengine import report
+    from test_funding_config import T21_MS, HOUR_MS, write_config, write_rates
+
+    loaded = config.load(_config(tmp_path, POSITIONS))
+    result = backtest.run_config(loaded)
+    held = report._collateral_frames(result, "usde", result.by_instrument)
+    assert list(held) == ["USDE"]
+    floor = held["USDE"][held["USDE"].design == "floor"]["value"].to_numpy()
+    # redemption-floor: (500 + 1,000) USDe held throughout at max(0.97, 1) x 0.9 = 1,350
+    np.testing.assert_allclose(floor, 1_500 * 0.9)
+    own = held["USDE"][held["USDE"].design == "own-book"]["value"].to_numpy()
+    assert own.min() < 1_500 * 0.9 * 0.7  # the depeg to ~0.65 shows
+    page = report.render(result)
+    assert 'data-plot="collateral:usde"' in page and 'data-plot="funding:' not in page
+
+    folder = tmp_path / "funding"
+    folder.mkdir()
+    rates = write_rates(folder, [(T21_MS, 0.001), (T21_MS + HOUR_MS, -0.002)])
+    funded = backtest.run_config(write_config(folder, f'funding = {{ source = "binance-vision", path = "{rates}" }}',
+                                              '[[venues]]\npreset = "binance-usdm"\n'))
+    paid = report._funding_frame(funded, "avax")
+    ev = funded.events.to_pandas()
+    rows = ev[ev.kind == int(EventKind.FUNDING)]
+    assert len(paid) == len(rows) == 2
+    assert paid["paid"].iloc[-1] == pytest.approx(rows["amount"].sum())
+    # (funding_paid is the gross that changed hands; the plot is what the population paid net)
+    assert abs(paid["paid"].iloc[-1]) <= funded.table["funding_paid"].iloc[0]
+    page = report.render(funded)
+    assert 'data-plot="funding:avax"' in page and 'data-plot="collateral:' not in page
