@@ -1,6 +1,7 @@
 """Collateral: multi-asset wallets valued at an index price times a dated collateral ratio, the
 venue's auto-exchange rule, the index constructions an asset can be valued at, and a
-constructed USDe depeg path. Pure functions over arrays; the engines are not involved.
+constructed USDe depeg path. Pure functions over arrays; the engines see an asset as an
+instrument whose tape is its index x ratio (:func:`riskengine.engine.collateral_variant`).
 
 The venue rules (each cited where it is encoded; the list is in ``docs/collateral.md``):
 
