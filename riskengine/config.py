@@ -43,7 +43,7 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, Validati
 
 from riskengine.errors import format_validation_error, nearest, suggest
 from riskengine.liquidity import TAIL_FLOOR_SHARE
-from riskengine.ranges import (Alpha, Factor, Leverage as LeverageValue, LogMove, Multiple, Percent, PositiveCount,
+from riskengine.ranges import (Alpha, Factor, number, Leverage as LeverageValue, LogMove, Multiple, Percent, PositiveCount,
                                PositiveMoney, PositiveSeconds, Seconds, Seed, Share, ShareBelowOne, ShareInside, Sigma,
                                TickCount)
 
@@ -308,6 +308,10 @@ class ObservedSpec(_Model):
     ticker: str = Field(min_length=1, description="The asset whose figures this scenario replays")
 
 
+#: a constructed path's noise: a share of its price, below 20% (riskengine.collateral.DepegPath.check)
+_PathNoise = number("share", ge=0, lt=0.2)
+
+
 class ConstructedDepeg(_Model):
     """A constructed price path of a collateral asset that loses its peg and recovers
     (:class:`riskengine.collateral.DepegPath`, seeded): CONSTRUCTED, not data, and labelled so
@@ -329,8 +333,8 @@ class ConstructedDepeg(_Model):
                                         description="the price leaves the trough (an assumption)")
     recovered_at: dt.datetime = Field(dt.datetime(2025, 10, 10, 22, 16, tzinfo=dt.timezone.utc),
                                       description="back at the peg (the compensation window closes, as reported)")
-    noise: float = Field(0.01, ge=0, lt=0.2, description="multiplicative noise during the depeg (share of price)")
-    calm_noise: float = Field(0.0002, ge=0, lt=0.2, description="multiplicative noise outside it")
+    noise: _PathNoise = Field(0.01, description="multiplicative noise during the depeg (share of price)")
+    calm_noise: _PathNoise = Field(0.0002, description="multiplicative noise outside it")
     seed: Seed = Field(7, description="random seed of the noise")
 
     @field_validator("start", "end", "depeg_start", "trough_at", "recovery_start", "recovered_at")

@@ -24,7 +24,7 @@ from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, CrossOrder, Fundin
 from riskengine.errors import format_validation_error
 from riskengine.liquidity import ConstantDepth, DepthCurve
 from riskengine.params import MARGIN_FORMS, EngineParams
-from riskengine.ranges import (Count, Fraction, Money, MultipleOfBalance, NegativeShare, Power, PositiveMoney, PositiveMultiple, PositiveSeconds, Seconds,
+from riskengine.ranges import (Count, PositiveCount, Fraction, Money, MultipleOfBalance, NegativeShare, Power, PositiveMoney, PositiveMultiple, PositiveSeconds, Seconds,
                                Share, ShareBelowOne, ShareInside, check_leverage)
 
 NS = 1_000_000_000
@@ -359,7 +359,7 @@ class Collateral(Component):
                                                   "Binance announced a floor for USDe without publishing it)")
     weight: Share = Field(1.0, description="redemption-floor: the redemption price's weight (1: the redemption "
                                            "price alone; below 1 needs the scenario's own-book stream)")
-    min_sources: int = Field(1, ge=1, description="external-median: external streams that must have printed for "
+    min_sources: PositiveCount = Field(1, description="external-median: external streams that must have printed for "
                                                   "an index print")
     ratios: str | None = Field(None, min_length=1, description=(
         "the venue whose collateral-ratio table applies (riskengine/venues/collateral/<venue>.toml, or "
