@@ -25,7 +25,7 @@ from riskengine.errors import format_validation_error
 from riskengine.liquidity import ConstantDepth, DepthCurve
 from riskengine.params import MARGIN_FORMS, EngineParams
 from riskengine.ranges import (Count, PositiveCount, Fraction, Money, MultipleOfBalance, NegativeShare, Power, PositiveMoney, PositiveMultiple, PositiveSeconds, Seconds,
-                               Share, ShareBelowOne, ShareInside, check_leverage)
+                               Share, ShareBelowOne, ShareInside, check_leverage, whole)
 
 NS = 1_000_000_000
 #: values of :attr:`VenueDesign.margin_mode` (:meth:`riskengine.portfolio.Portfolio.in_margin_mode`)
@@ -330,7 +330,15 @@ class Funding(Component):
         None, description="computed rates: largest rate per interval (default: binance 2%, the USDⓈ-M rule "
                           "for symbols outside the listed majors; hyperliquid 4% per hour)")
     floor: NegativeShare | None = Field(None, description="computed rates: lowest rate per interval (default: -cap)")
-    interval_hours: Literal[1, 4, 8] = Field(8, description="computed binance rates: the funding interval N")
+    interval_hours: whole("count", ge=1, le=8) = Field(  # type: ignore[valid-type]
+        8, description="computed binance rates: the funding interval N in hours (1, 4 or 8)")
+    @field_validator("interval_hours")
+    @classmethod
+    def _binance_interval(cls, value: int) -> int:
+        if value not in (1, 4, 8):
+            raise ValueError(f"expected 1, 4 or 8 hours, Binance's funding intervals (got {value})")
+        return value
+
     interest_8h: Share = Field(0.0001, description="computed rates: the interest rate per 8 hours "
                                                                     "(0.01%; 0 for contracts a venue exempts)")
 

@@ -36,7 +36,7 @@ def test_the_suite_fails_on_any_warning(pytestconfig: pytest.Config):
 #: the result columns that hold money (an independent list: a new money column must say so)
 MONEY = {"liquidated_notional", "bad_debt", "fund_start", "fund_min", "fund_end", "fund_paid_out",
          "fees_collected", "vault_pnl", "adl_notional", "adl_haircut", "adl_deficit_covered", "adl_overshoot",
-         "socialized_loss", "vault_start", "vault_loss_limit", "vault_min", "vault_adl_notional"}
+         "socialized_loss", "funding_paid", "vault_start", "vault_loss_limit", "vault_min", "vault_adl_notional"}
 TRX_USDT = "2025-10-10/spot-trades/binance_trades_2025-10-10_TRXUSDT.csv.gz"
 TRX_PERP = "2025-10-10/binance-coinm-perp-trades/binance-delivery_trades_2025-10-10_TRXUSD_PERP.csv.gz"
 #: numbers written with an exponent (2.42682e+08)
