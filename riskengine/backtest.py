@@ -464,6 +464,35 @@ def _tape_day(tape) -> dt.date:
     return dt.datetime.fromtimestamp(int(tape.ts[0]) // NS, dt.timezone.utc).date()
 
 
+def _check_collateral(loaded: LoadedConfig, spec: ScenarioSpec, where: str, designs: list[VenueDesign]) -> None:
+    """:func:`check` of a scenario's collateral assets: their stream files exist, and every design
+    has a collateral ratio for each (its venue's table, or an assumed one; Hyperliquid: USDC
+    only), as :func:`riskengine.engine.collateral_variant` will need."""
+    from riskengine import collateral as coll
+
+    items = spec.collateral or ()
+    for k, item in enumerate(items):
+        streams = [("own_book", item.own_book), *((f"external[{j}]", s) for j, s in enumerate(item.external))]
+        for part, src in streams:
+            if isinstance(src, FileTape) and not loaded.resolve(src.path).is_file():
+                raise ValueError(f"{where}.collateral[{k}].{part}.path: no such file {loaded.resolve(src.path)}")
+            if isinstance(src, CatalogTape) and not loaded.resolve(src.catalog).is_dir():
+                raise ValueError(f"{where}.collateral[{k}].{part}.catalog: no catalog folder "
+                                 f"{loaded.resolve(src.catalog)}")
+    if not items:
+        return
+    assets = [item.asset for item in items]
+    for d in designs:
+        venue = d.collateral.ratios or d.preset
+        try:
+            if not venue:
+                raise coll.CollateralError("ratios: expected the venue whose collateral ratios apply (the design "
+                                           "has no preset)")
+            coll.ratios_for(venue, assets, d.collateral.date or scenario_date(spec), d.collateral.assumed)
+        except coll.CollateralError as exc:
+            raise ValueError(f"{where}: venue design {d.name!r}: collateral: {exc}") from None
+
+
 def _check_instruments(loaded: LoadedConfig, index: int, spec: ScenarioSpec, where: str,
                        designs: list[VenueDesign]) -> list[str]:
     """:func:`check` of a scenario with instruments: each instrument's margin table in every
@@ -474,6 +503,7 @@ def _check_instruments(loaded: LoadedConfig, index: int, spec: ScenarioSpec, whe
         here = f"{where}.instruments[{k}]"
         _check_sources(loaded, ins, here)
         instrument_liquidity_spec(loaded, spec, k, where)
+    _check_collateral(loaded, spec, where, designs)
     accounts = spec.portfolio
     if accounts.file is not None:
         path = loaded.resolve(accounts.file)

@@ -346,6 +346,9 @@ class Resolved(NamedTuple):
     caveats: tuple[str, ...] = ()
     """Why the design's valuation of collateral assets may not be the venue's: assumed or out of
     date collateral ratios, constructed price paths (:func:`collateral_variant`)."""
+    asset_sources: dict[int, str] = {}
+    """How the design values each collateral asset instrument (index and ratio, constructed or
+    assumed said so): the ``margin_source`` of its per-instrument row."""
 
 
 def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Iterable[VenueDesign],
@@ -394,16 +397,16 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
         return out
     day = scenario.start_day
     perps = scenario.perpetuals
-    margined: dict[tuple[str, str], tuple[PortfolioScenario, tuple[str, ...]]] = {}  # one per mode and valuation
+    margined: dict[tuple[str, str], tuple[PortfolioScenario, tuple[str, ...], dict[int, str]]] = {}  # per mode, valuation
     keys = []
     for d in designs:
         key = (d.margin_mode, d.collateral.model_dump_json() if scenario.assets else "")
         keys.append(key)
         if key in margined:
             continue
-        valued, caveats = collateral_variant(scenario, d)
+        valued, caveats, sources = collateral_variant(scenario, d)
         held = valued.in_margin_mode(d.margin_mode)
-        margined[key] = held, caveats
+        margined[key] = held, caveats, sources
         accounts, tape = held.margin_accounts, held.tape
         try:
             check_margin_accounts(tape.ts, tape.inst, tape.price, np.empty(0), accounts.owner, accounts.collateral,
@@ -445,15 +448,16 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
             design_params(params)
         except ValueError as exc:
             raise ValueError(f"venue design {d.name!r} (instruments {', '.join(scenario.symbols)}): {exc}") from None
-        held, caveats = margined[keys[j]]
+        held, caveats, sources = margined[keys[j]]
         pays = funding_payments(held, d)
         out.append(Resolved(d, per, params, _check_stream(held, d, params[perps[0]], pays is not None),
-                            held, pays, caveats))
+                            held, pays, caveats, sources))
     portfolio_engine(engine)  # last: every problem of the inputs is reported first
     return out
 
 
-def collateral_variant(scenario: PortfolioScenario, design: VenueDesign) -> tuple[PortfolioScenario, tuple[str, ...]]:
+def collateral_variant(scenario: PortfolioScenario,
+                       design: VenueDesign) -> tuple[PortfolioScenario, tuple[str, ...], dict[int, str]]:
     """``scenario`` with each collateral asset instrument's tape the asset's price as ``design``
     values it (issue 13): the index of ``design.collateral.index`` built from the scenario's
     prices (:meth:`riskengine.collateral.AssetPrices.index`), times the collateral ratio of the
@@ -463,8 +467,10 @@ def collateral_variant(scenario: PortfolioScenario, design: VenueDesign) -> tupl
 
     Returns
     -------
-    (PortfolioScenario, caveats)
-        ``caveats``: assumed or out-of-date ratios and constructed price paths, one line each.
+    (PortfolioScenario, caveats, sources)
+        ``caveats``: assumed or out-of-date ratios and constructed price paths, one line each;
+        ``sources``: per asset instrument, its index and ratio as one line
+        (:data:`riskengine.metrics.COLLATERAL_SOURCE`, then how it is valued).
 
     Raises
     ------
@@ -477,7 +483,7 @@ def collateral_variant(scenario: PortfolioScenario, design: VenueDesign) -> tupl
     from riskengine.scenario import Tape
 
     if not scenario.assets:
-        return scenario, ()
+        return scenario, (), {}
     c = design.collateral
     where = f"venue design {design.name!r}: collateral"
     venue = c.ratios or design.preset
@@ -492,18 +498,21 @@ def collateral_variant(scenario: PortfolioScenario, design: VenueDesign) -> tupl
     try:
         ratios, caveats = coll.ratios_for(venue, [a.asset for a in scenario.assets], c.date or scenario.start_day,
                                           c.assumed)
-        tapes = {}
+        tapes, sources = {}, {}
         for k, a in zip(scenario.portfolio.assets, scenario.assets):
             index = a.index(c.index, start, c.floor, c.weight, c.min_sources)
-            ts, price = coll.ratio_tape_prices(index, ratios[a.asset].ratio, start, end)
+            ratio = ratios[a.asset]
+            ts, price = coll.ratio_tape_prices(index, ratio.ratio, start, end)
             tapes[k] = Tape.from_arrays(ts, price, quote=quote)
+            sources[k] = (f"{COLLATERAL_SOURCE}: {index.label} x {ratio.label}"
+                          + (f" ({ratio.source})" if ratio.source.startswith("assumed") else ""))
             if index.constructed:
                 caveats.append(f"{a.asset}: index {c.index} built on a constructed price path, not data "
                                f"({index.label})")
     except coll.CollateralError as exc:
         raise ValueError(f"{where}: {exc}") from None
     lines = tuple(f"design {design.name!r}: collateral {line}" for line in caveats)
-    return scenario.with_asset_tapes(tapes), lines
+    return scenario.with_asset_tapes(tapes), lines, sources
 
 
 def series_interval(scenario: Scenario | PortfolioScenario, series_interval_s: float | None = None) -> float:
@@ -538,7 +547,7 @@ def _portfolio_contexts(scenario: PortfolioScenario, raw: RawRun, base: RunConte
             **{**base.__dict__, "raw": instrument_run(raw, k, int(ticks[k])),
                "positions": int(np.count_nonzero(held & (pf.instrument == k))),
                "tape_notional": _notional(ins.tape.price, ins.tape.qty), "currency": ins.tape.quote,
-               "margin_source": (COLLATERAL_SOURCE if k in pf.assets else
+               "margin_source": (resolved.asset_sources.get(k, COLLATERAL_SOURCE) if k in pf.assets else
                                  resolved.instruments[k].margin.margin_source), "instrument": k,
                "symbol": ins.symbol, "collateral": k in pf.assets}))
     scalars = dict(raw.scalars)

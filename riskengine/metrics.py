@@ -98,7 +98,8 @@ def _liq(ctx: RunContext) -> np.ndarray:
     return ctx.kind_mask(*LIQUIDATION_KINDS)
 
 
-#: the ``margin_source`` of a collateral asset's per-instrument row (it has no margin table)
+#: how the ``margin_source`` of a collateral asset's per-instrument row starts (it has no margin
+#: table; the rest says its index and collateral ratio, :func:`riskengine.engine.collateral_variant`)
 COLLATERAL_SOURCE = "collateral asset"
 #: what the liquidation columns count in a collateral asset's per-instrument row
 _ASSET_ROW = ("; in a collateral asset's per-instrument row (issue 13): its COLLATERAL_EXCHANGE rows (holdings "
@@ -225,7 +226,9 @@ COLUMNS: tuple[Column, ...] = (
            "are missing, and in [brackets] why it may not be the venue's table on the replay date: 'assumed' "
            "(another symbol's table, named by assumed_table, or the preset's default symbol when the scenario "
            "names no underlying) or 'out of date' (the replay precedes the symbol's earliest table); a "
-           f"multi-instrument run lists each instrument's table, separated by '{MARGIN_SOURCES_SEPARATOR.strip()}'",
+           f"multi-instrument run lists each instrument's table, separated by '{MARGIN_SOURCES_SEPARATOR.strip()}'; "
+           f"a collateral asset's per-instrument row: '{COLLATERAL_SOURCE}: ' and its index and collateral ratio "
+           "(a constructed path and an assumed ratio said so)",
            lambda c: c.margin_source),
     Column("margin_mode", "how the design margined the positions: as-held (each position's own mode, as the "
            "population has it), cross (every position in its user's cross account) or isolated (every position "

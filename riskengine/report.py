@@ -197,7 +197,7 @@ def _collateral_frames(result: Result, scenario: str, by_instrument: pd.DataFram
     rows' mark (the asset's price as the design values it, index x ratio) x long open interest
     (the amount held), keyed by symbol (empty without collateral assets)."""
     rows = by_instrument[(by_instrument["scenario"] == scenario)
-                         & (by_instrument["margin_source"] == metrics.COLLATERAL_SOURCE)] \
+                         & by_instrument["margin_source"].str.startswith(metrics.COLLATERAL_SOURCE)] \
         if {"scenario", "margin_source"} <= set(by_instrument.columns) else by_instrument.iloc[:0]
     if rows.empty:
         return {}
