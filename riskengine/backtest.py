@@ -723,8 +723,9 @@ def asset_prices(loaded: LoadedConfig, spec: ScenarioSpec, where: str, memo: Mem
         def stream(s, name: str):
             def load():
                 table = read_source(loaded, s, name).combine_chunks()
+                source = s.path if isinstance(s, FileTape) else f"{s.catalog}: {s.kind}/{s.source}/{s.symbol}"
                 try:
-                    return coll.stream_from_table(table, item.asset, s.field, f"{name} ({Path(getattr(s, 'path', '') or s.catalog).name})")
+                    return coll.stream_from_table(table, item.asset, s.field, f"{name} ({source})")
                 except ValueError as exc:
                     raise ValueError(f"{name}: {exc}") from None
             return memo("asset-stream", canonical_json([item.asset, loaded.resolved(s)]), load)

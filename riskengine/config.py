@@ -760,7 +760,7 @@ def _fields(models: list[type[BaseModel]]) -> dict[str, Any]:
 def check_key(config: Config, key: str) -> KeyPath:
     """Check that ``key`` names a key of ``config``'s schema: a model field at each step,
     ``[i]`` within the config's lists (``venues[i]`` is a venue design table: its preset keys
-    and :class:`riskengine.venue.VenueDesign`'s components; a scenario's ``instruments[i]``; a
+    and :class:`riskengine.venue.VenueDesign`'s components; a scenario's ``instruments[i]`` and ``collateral[i]``; a
     scenario's ``population`` and ``liquidity`` and an instrument's ``liquidity`` hold keys of
     [population] and [liquidity]).
 
@@ -787,7 +787,7 @@ def check_key(config: Config, key: str) -> KeyPath:
     for k, part in enumerate(parts):
         here = format_key(parts[:k])
         if isinstance(part, int):
-            if here not in ("venues", "scenarios") and not here.endswith(".instruments"):
+            if here not in ("venues", "scenarios") and not here.endswith((".instruments", ".collateral")):
                 raise ValueError(f"{key!r}: {here} is one value: sweep it whole (e.g. [[2, 5], [10, 20]])")
             if not isinstance(value, (list, tuple)) and here != "scenarios":
                 raise ValueError(f"{key!r}: the scenario has no {here.rsplit('.', 1)[-1]} (a sweep changes the "

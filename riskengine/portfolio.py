@@ -914,8 +914,10 @@ def write_portfolio(portfolio: Portfolio, path: str | os.PathLike, symbols: Sequ
     :func:`load_portfolio` format.
 
     One row per position, by user and in the portfolio's order; a user with no position gets
-    one wallet-only row (no instrument, size 0). Numbers are written exactly (CSV: 17 significant
-    digits), so :func:`load_portfolio` gives the same arrays back.
+    one wallet-only row (no instrument, size 0); a holding of a collateral asset
+    (:attr:`Portfolio.assets`) without an entry price. Numbers are written exactly (CSV: 17
+    significant digits), so :func:`load_portfolio` gives the same arrays back (with ``assets``
+    naming the collateral symbols).
 
     Parameters
     ----------
@@ -956,7 +958,8 @@ def write_portfolio(portfolio: Portfolio, path: str | os.PathLike, symbols: Sequ
     if i >= 0:
         raise ValueError(f"portfolio.margin[{i}] = {_plain(portfolio.margin[i])!r}: a positions file expects an "
                          "isolated margin > 0")
-    i = _first_bad(~np.isnan(portfolio.entry) & ~(np.isfinite(portfolio.entry) & (portfolio.entry > 0)))
+    holding = portfolio.holdings  # a holding of a collateral asset: written without an entry
+    i = _first_bad(~holding & ~np.isnan(portfolio.entry) & ~(np.isfinite(portfolio.entry) & (portfolio.entry > 0)))
     if i >= 0:
         raise ValueError(f"portfolio.entry[{i}] = {_plain(portfolio.entry[i])!r}: a positions file expects an "
                          "entry price > 0, or NaN (not given) on a flat position")
@@ -979,7 +982,7 @@ def write_portfolio(portfolio: Portfolio, path: str | os.PathLike, symbols: Sequ
         "account": ids[row_user],
         "instrument": at_positions(symbol_of[portfolio.instrument], None),
         "size": at_positions(portfolio.size, 0.0),
-        "entry_price": at_positions(portfolio.entry, np.nan),
+        "entry_price": at_positions(np.where(holding, np.nan, portfolio.entry), np.nan),
         "margin_mode": at_positions(mode_of[portfolio.mode], None),
         "isolated_margin": at_positions(np.where(isolated, portfolio.margin, np.nan), np.nan),
         "wallet": portfolio.wallet[row_user],

@@ -315,3 +315,30 @@ def test_shipped_depeg_config_runs_alike_on_both_engines(shared_data):
                                   slow.by_instrument.drop(columns=["engine"]))
     by = fast.by_instrument.set_index(["design", "symbol"])["liquidations"]
     assert by[("binance-own-book", "USDE")] > 0  # holdings were sold in the cut
+
+
+# ------------------------------------------------------------------------- files and sweeps
+def test_a_portfolio_with_holdings_round_trips_through_a_positions_file(tmp_path):
+    from riskengine.portfolio import load_portfolio, write_portfolio
+
+    loaded = config.load(_config(tmp_path, POSITIONS))
+    pf = backtest.prepare(loaded, 0).scenario.portfolio
+    for name in ("back.csv", "back.parquet"):
+        write_portfolio(pf, tmp_path / name, ("BTCUSDT", "USDE"))
+        again = load_portfolio(tmp_path / name, ("BTCUSDT", "USDE"), assets=("USDE",))
+        assert again.assets == pf.assets == (1,)
+        for field in ("wallet", "start", "instrument", "size", "entry", "mode", "margin"):
+            np.testing.assert_array_equal(getattr(again, field), getattr(pf, field))
+    with pytest.raises(ValueError, match=r"back.csv: row 2: instrument 'USDE': expected a symbol of the scenario"):
+        load_portfolio(tmp_path / "back.csv", ("BTCUSDT",))  # without the asset, its rows are no instrument
+
+
+def test_a_sweep_varies_the_depeg_and_the_floor(tmp_path):
+    import tomllib
+
+    path = _config(tmp_path, POSITIONS)
+    data = tomllib.loads(path.read_text())
+    data["sweep"] = {"grid": {"scenario.collateral[0].constructed.trough": [0.65, 0.8],
+                              "venues[1].collateral.floor": [0.9, 0.97]}}
+    runs = sweep.expand(config.parse(data, base_dir=tmp_path, path=path))
+    assert len({r.hash for r in runs}) == 4
