@@ -14,6 +14,7 @@ the engines consume (:class:`riskengine.params.EngineParams`); that mapping live
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -372,8 +373,8 @@ class Collateral(Component):
     ratios: str | None = Field(None, min_length=1, description=(
         "the venue whose collateral-ratio table applies (riskengine/venues/collateral/<venue>.toml, or "
         "hyperliquid: USDC only, ratio 1); default: the design's preset"))
-    date: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$",
-                             description="YYYY-MM-DD: the day whose ratios apply (default: the scenario's date)")
+    date: dt.date | None = Field(None, description="the day whose ratios apply, e.g. 2025-10-10 (default: the "
+                                                   "scenario's date)")
     assumed: dict[str, Share] = Field(default_factory=dict, description=(
         "ratios for assets the table lacks, e.g. { USDE = 0.9 } (each is a warning, as an assumed margin table)"))
 
