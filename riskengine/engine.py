@@ -371,7 +371,14 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
         between instruments beyond the per-instrument ones
         (:data:`riskengine.engine_inputs.PER_INSTRUMENT_FIELDS`), margin accounts the engine
         cannot take (:func:`riskengine.engine_inputs.check_margin_accounts`), or the compiled
-        engine without ``run_portfolio``.
+        engine without ``run_portfolio``; a scenario with collateral assets also: a design that
+        cannot value one (:func:`collateral_variant`: no ratio, an asset its venue does not take,
+        an index the scenario gives no price for).
+
+    Collateral assets (issue 13): each design's scenario has each asset instrument's tape the
+    asset's index x ratio as the design values it (:func:`collateral_variant`, once per margin
+    mode and valuation); an asset's parameters are the design's with no maintenance margin,
+    infinite depth and ``collateral`` set; it pays no funding.
     """
     if isinstance(designs, VenueDesign):
         designs = [designs]
