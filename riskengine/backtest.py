@@ -418,8 +418,10 @@ def margin_warnings(scenario: str, designs: list[VenueDesign]) -> list[str]:
 
 def resolved_warnings(scenario: str, resolved: list[Resolved]) -> list[str]:
     """:func:`margin_warnings` of resolved designs: of each instrument's table (a
-    single-instrument scenario: the design's)."""
-    return margin_warnings(scenario, [d for item in resolved for d in item.instruments])
+    single-instrument scenario: the design's), then each design's collateral caveats (assumed or
+    out-of-date collateral ratios, constructed price paths: :func:`riskengine.engine.collateral_variant`)."""
+    lines = margin_warnings(scenario, [d for item in resolved for d in item.instruments])
+    return lines + list(dict.fromkeys(f"{scenario}: {line}" for item in resolved for line in item.caveats))
 
 
 def _scenario_where(loaded: LoadedConfig, index: int) -> str:
@@ -462,6 +464,35 @@ def _tape_day(tape) -> dt.date:
     return dt.datetime.fromtimestamp(int(tape.ts[0]) // NS, dt.timezone.utc).date()
 
 
+def _check_collateral(loaded: LoadedConfig, spec: ScenarioSpec, where: str, designs: list[VenueDesign]) -> None:
+    """:func:`check` of a scenario's collateral assets: their stream files exist, and every design
+    has a collateral ratio for each (its venue's table, or an assumed one; Hyperliquid: USDC
+    only), as :func:`riskengine.engine.collateral_variant` will need."""
+    from riskengine import collateral as coll
+
+    items = spec.collateral or ()
+    for k, item in enumerate(items):
+        streams = [("own_book", item.own_book), *((f"external[{j}]", s) for j, s in enumerate(item.external))]
+        for part, src in streams:
+            if isinstance(src, FileTape) and not loaded.resolve(src.path).is_file():
+                raise ValueError(f"{where}.collateral[{k}].{part}.path: no such file {loaded.resolve(src.path)}")
+            if isinstance(src, CatalogTape) and not loaded.resolve(src.catalog).is_dir():
+                raise ValueError(f"{where}.collateral[{k}].{part}.catalog: no catalog folder "
+                                 f"{loaded.resolve(src.catalog)}")
+    if not items:
+        return
+    assets = [item.asset for item in items]
+    for d in designs:
+        venue = d.collateral.ratios or d.preset
+        try:
+            if not venue:
+                raise coll.CollateralError("ratios: expected the venue whose collateral ratios apply (the design "
+                                           "has no preset)")
+            coll.ratios_for(venue, assets, d.collateral.date or scenario_date(spec), d.collateral.assumed)
+        except coll.CollateralError as exc:
+            raise ValueError(f"{where}: venue design {d.name!r}: collateral: {exc}") from None
+
+
 def _check_instruments(loaded: LoadedConfig, index: int, spec: ScenarioSpec, where: str,
                        designs: list[VenueDesign]) -> list[str]:
     """:func:`check` of a scenario with instruments: each instrument's margin table in every
@@ -472,6 +503,7 @@ def _check_instruments(loaded: LoadedConfig, index: int, spec: ScenarioSpec, whe
         here = f"{where}.instruments[{k}]"
         _check_sources(loaded, ins, here)
         instrument_liquidity_spec(loaded, spec, k, where)
+    _check_collateral(loaded, spec, where, designs)
     accounts = spec.portfolio
     if accounts.file is not None:
         path = loaded.resolve(accounts.file)
@@ -678,16 +710,54 @@ def instrument_tape_spec(spec: ScenarioSpec, k: int) -> ScenarioSpec:
                         window=spec.window)
 
 
-def build_portfolio(loaded: LoadedConfig, spec: ScenarioSpec, instruments: list[Instrument], where: str) -> Portfolio:
+def asset_prices(loaded: LoadedConfig, spec: ScenarioSpec, where: str, memo: Memo = _no_memo) -> list:
+    """The prices of a scenario's collateral assets (:class:`riskengine.collateral.AssetPrices`,
+    one per ``collateral`` table): own-book and external streams read as mark/index streams are,
+    a constructed path generated from its seed (labelled constructed)."""
+    from riskengine import collateral as coll
+
+    out = []
+    for k, item in enumerate(spec.collateral or ()):
+        here = f"{where}.collateral[{k}]"
+
+        def stream(s, name: str):
+            def load():
+                table = read_source(loaded, s, name).combine_chunks()
+                source = s.path if isinstance(s, FileTape) else f"{s.catalog}: {s.kind}/{s.source}/{s.symbol}"
+                try:
+                    return coll.stream_from_table(table, item.asset, s.field, f"{name} ({source})")
+                except ValueError as exc:
+                    raise ValueError(f"{name}: {exc}") from None
+            return memo("asset-stream", canonical_json([item.asset, loaded.resolved(s)]), load)
+
+        try:
+            if item.constructed is not None:
+                c = item.constructed
+                own = memo("asset-stream", canonical_json([item.asset, c]), lambda: c.path(item.asset).generate(c.seed))
+            else:
+                own = None if item.own_book is None else stream(item.own_book, f"{here}.own_book")
+            external = [stream(s, f"{here}.external[{j}]") for j, s in enumerate(item.external)]
+            out.append(coll.AssetPrices(item.asset, own, tuple(external), item.redemption))
+        except coll.CollateralError as exc:
+            raise ValueError(f"{here}: {exc}") from None
+    return out
+
+
+def build_portfolio(loaded: LoadedConfig, spec: ScenarioSpec, instruments: list[Instrument], where: str,
+                    assets: list | None = None) -> Portfolio:
     """The accounts of a scenario with instruments: read from its positions file, or generated
     (:func:`riskengine.portfolio.generate_portfolio`) and priced at each instrument's first
-    trade in the window."""
+    trade in the window; holdings of the collateral assets (``assets``, the instruments after
+    ``spec.instruments``) from the file's rows in them or ``portfolio.collateral``
+    (:func:`riskengine.portfolio.add_holdings`, at each asset's reference index at the start)."""
     from riskengine.generators import DiscreteLeverage
-    from riskengine.portfolio import PortfolioSpec, generate_portfolio, load_portfolio
+    from riskengine.portfolio import PortfolioSpec, add_holdings, generate_portfolio, load_portfolio
 
     accounts, symbols = spec.portfolio, spec.symbols
+    assets = assets or []
+    names = tuple(a.asset for a in assets)
     if accounts.file is not None:
-        return load_portfolio(loaded.resolve(accounts.file), symbols)
+        return load_portfolio(loaded.resolve(accounts.file), symbols + names, assets=names)
     n = len(symbols)
     caps = accounts.per_instrument("max_leverage", n) or (max(accounts.leverage.values),) * n
     try:
@@ -698,9 +768,37 @@ def build_portfolio(loaded: LoadedConfig, spec: ScenarioSpec, instruments: list[
             cross_excess=accounts.cross_excess, flat_share=accounts.flat_share,
             leverage=DiscreteLeverage(accounts.leverage.values, accounts.leverage.weights), sizes=accounts.sizes,
             entry_spread=accounts.entry_spread, seed=accounts.seed)
-        return generate_portfolio(facts, [float(ins.tape.price[0]) for ins in instruments]).portfolio
+        portfolio = generate_portfolio(facts, [float(ins.tape.price[0]) for ins in instruments[:n]]).portfolio
+        if not assets:
+            return portfolio
+        start = min(int(ins.tape.ts[0]) for ins in instruments[:n])
+        held = [accounts.collateral.get(name) for name in names]
+        return add_holdings(portfolio, [(0.0, 0.0) if h is None else (h.share, h.fraction) for h in held],
+                            [float(a.reference(start).asof([start])[0]) for a in assets], accounts.seed)
     except ValueError as exc:
         raise ValueError(f"{where}.portfolio: {exc}") from None
+
+
+def asset_instruments(instruments: list[Instrument], assets: list, where: str) -> list[Instrument]:
+    """One instrument per collateral asset, its tape the asset's reference index at ratio 1 from
+    the replay's start (:meth:`riskengine.collateral.AssetPrices.reference`; each design puts its
+    own index x ratio there, :func:`riskengine.engine.resolve`), quoted as the instruments are."""
+    from riskengine import collateral as coll
+
+    if not assets:
+        return []
+    start = min(int(ins.tape.ts[0]) for ins in instruments)
+    end = max(int(ins.tape.ts[-1]) for ins in instruments) + 1
+    quotes = {ins.tape.quote for ins in instruments}
+    quote = quotes.pop() if len(quotes) == 1 else None
+    out = []
+    for k, a in enumerate(assets):
+        try:
+            ts, price = coll.ratio_tape_prices(a.reference(start), 1.0, start, end)
+        except coll.CollateralError as exc:
+            raise ValueError(f"{where}.collateral[{k}]: {exc}") from None
+        out.append(Instrument(a.asset, Tape.from_arrays(ts, price, quote=quote)))
+    return out
 
 
 def _prepare_instruments(loaded: LoadedConfig, spec: ScenarioSpec, where: str, memo: Memo) -> Prepared:
@@ -722,10 +820,13 @@ def _prepare_instruments(loaded: LoadedConfig, spec: ScenarioSpec, where: str, m
             lambda: build_liquidity(loaded, spec.window, f"{here}.liquidity", own))
         instruments.append(Instrument(ins.symbol, tape, book, _funding(loaded, ins.funding, f"{here}.funding", memo)))
         keys.append(key)
-    portfolio = memo("portfolio", canonical_json([keys, spec.symbols, loaded.resolved(spec.portfolio)]),
-                     lambda: build_portfolio(loaded, spec, instruments, where))
+    assets = asset_prices(loaded, spec, where, memo)
+    instruments += asset_instruments(instruments, assets, where)
+    portfolio = memo("portfolio", canonical_json([keys, spec.symbols, loaded.resolved(spec.portfolio),
+                                                  loaded.resolved(spec.collateral)]),
+                     lambda: build_portfolio(loaded, spec, instruments, where, assets))
     try:
-        scenario = PortfolioScenario(spec.name, tuple(instruments), portfolio, scenario_date(spec))
+        scenario = PortfolioScenario(spec.name, tuple(instruments), portfolio, scenario_date(spec), tuple(assets))
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
     return Prepared(scenario, liquidity)

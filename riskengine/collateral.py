@@ -1,6 +1,7 @@
 """Collateral: multi-asset wallets valued at an index price times a dated collateral ratio, the
 venue's auto-exchange rule, the index constructions an asset can be valued at, and a
-constructed USDe depeg path. Pure functions over arrays; the engines are not involved.
+constructed USDe depeg path. Pure functions over arrays; the engines see an asset as an
+instrument whose tape is its index x ratio (:func:`riskengine.engine.collateral_variant`).
 
 The venue rules (each cited where it is encoded; the list is in ``docs/collateral.md``):
 
@@ -529,6 +530,110 @@ def build_index(choice: str, *, own: PriceStream | None = None, external: Sequen
     if redemption is None or floor is None:
         raise CollateralError("redemption-floor: expected a redemption stream and a floor")
     return redemption_floor(redemption, floor, market, weight)
+
+
+# ------------------------------------------------------------------------------ a scenario's asset prices
+@dataclass(frozen=True)
+class AssetPrices:
+    """The prices a scenario gives for one collateral asset, from which each design builds the
+    index it values the asset at (:meth:`index`; the choice is the design's
+    ``collateral.index``, :class:`riskengine.venue.Collateral`).
+
+    Attributes
+    ----------
+    asset : str
+        The asset's symbol (``USDE``): a positions file's instrument column names it.
+    own : PriceStream, optional
+        The venue's own spot book (``own-book``; a constructed path stands for it).
+    external : tuple of PriceStream
+        External books (``external-median``).
+    redemption : float, optional
+        The redemption price (USDe: 1.0; ``redemption-floor``).
+    """
+
+    asset: str
+    own: PriceStream | None = None
+    external: tuple[PriceStream, ...] = ()
+    redemption: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "external", tuple(self.external))
+        if self.own is None and not self.external and self.redemption is None:
+            raise CollateralError(f"collateral asset {self.asset}: no price: expected an own-book stream, external "
+                                  f"streams or a redemption price")
+        if self.redemption is not None and not (math.isfinite(self.redemption) and self.redemption > 0):
+            raise CollateralError(f"collateral asset {self.asset}: redemption: expected a finite price > 0 "
+                                  f"(got {self.redemption!r})")
+
+    @property
+    def constructed(self) -> bool:
+        """True when any of its streams is a constructed path (not data)."""
+        return any(s.constructed for s in (self.own, *self.external) if s is not None)
+
+    def streams(self) -> list[PriceStream]:
+        """Its streams (own book first)."""
+        return [s for s in (self.own, *self.external) if s is not None]
+
+    def index(self, choice: str, start_ns: int, floor: float | None = None, weight: float = 1.0,
+              min_sources: int = 1) -> PriceStream:
+        """The index of :data:`INDEX_CHOICES` ``choice`` (:func:`build_index`) from these prices;
+        the redemption price holds from ``start_ns`` (the replay's start) on.
+
+        Raises
+        ------
+        CollateralError
+            One line naming the asset and the price the choice needs that the scenario lacks.
+        """
+        where = f"collateral asset {self.asset}: index {choice}"
+        if choice == "own-book" and self.own is None:
+            raise CollateralError(f"{where}: the scenario gives no own-book stream of {self.asset} (own_book or "
+                                  f"constructed)")
+        if choice == "external-median" and not self.external:
+            raise CollateralError(f"{where}: the scenario gives no external stream of {self.asset} (external)")
+        if choice == "redemption-floor":
+            if self.redemption is None:
+                raise CollateralError(f"{where}: the scenario gives no redemption price of {self.asset} (redemption)")
+            if weight < 1.0 and self.own is None:
+                raise CollateralError(f"{where}: weight {weight:g} < 1 weighs in the own-book stream, which the "
+                                      f"scenario does not give")
+        redemption = (None if self.redemption is None else
+                      constant_stream(self.asset, self.redemption, min(start_ns, *(int(s.ts[0]) for s in self.streams())),
+                                      f"{self.asset} redemption {self.redemption:g}"))
+        try:
+            return build_index(choice, own=self.own, external=self.external, redemption=redemption, floor=floor,
+                               market=self.own if weight < 1.0 else None, weight=weight, min_sources=min_sources)
+        except CollateralError as exc:
+            raise CollateralError(f"collateral asset {self.asset}: {exc}") from None
+
+    def reference(self, start_ns: int) -> PriceStream:
+        """The index a scenario shows before a design chooses one: the own book, else the
+        external median, else the redemption price."""
+        if self.own is not None:
+            return self.index("own-book", start_ns)
+        if self.external:
+            return self.index("external-median", start_ns)
+        return self.index("redemption-floor", start_ns, floor=0.0)
+
+
+def ratio_tape_prices(index: PriceStream, ratio: float, start_ns: int, end_ns: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The tape of a collateral asset instrument (times, prices): ``index x ratio`` at each index
+    print in ``[start_ns, end_ns)``, and a first print at ``start_ns`` with the index as of then
+    (so holdings have a price from the replay's first tick).
+
+    Raises
+    ------
+    CollateralError
+        An index with no price at ``start_ns`` (it starts later), or a ratio outside [0, 1].
+    """
+    ratio = _fraction(index.asset, "ratio", ratio, 0.0, 1.0)
+    first = float(index.asof([start_ns])[0])
+    if math.isnan(first):
+        raise CollateralError(f"collateral asset {index.asset}: {index.label} starts at {int(index.ts[0])} ns, after "
+                              f"the replay's start ({start_ns} ns): expected a price from the start")
+    keep = (index.ts > start_ns) & (True if end_ns is None else index.ts < end_ns)
+    ts = np.concatenate([[start_ns], index.ts[keep]]).astype(np.int64)
+    price = np.concatenate([[first], index.price[keep]]) * ratio
+    return ts, price
 
 
 # ------------------------------------------------------------------------------ wallet

@@ -43,7 +43,7 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, Validati
 
 from riskengine.errors import format_validation_error, nearest, suggest
 from riskengine.liquidity import TAIL_FLOOR_SHARE
-from riskengine.ranges import (Alpha, Factor, Leverage as LeverageValue, LogMove, Multiple, Percent, PositiveCount,
+from riskengine.ranges import (Alpha, Factor, number, Leverage as LeverageValue, LogMove, Multiple, Percent, PositiveCount,
                                PositiveMoney, PositiveSeconds, Seconds, Seed, Share, ShareBelowOne, ShareInside, Sigma,
                                TickCount)
 
@@ -308,6 +308,86 @@ class ObservedSpec(_Model):
     ticker: str = Field(min_length=1, description="The asset whose figures this scenario replays")
 
 
+#: a constructed path's noise: a share of its price, below 20% (riskengine.collateral.DepegPath.check)
+_PathNoise = number("share", ge=0, lt=0.2)
+
+
+class ConstructedDepeg(_Model):
+    """A constructed price path of a collateral asset that loses its peg and recovers
+    (:class:`riskengine.collateral.DepegPath`, seeded): CONSTRUCTED, not data, and labelled so
+    in its stream's label, warnings and the design's notes. Times are UTC; the defaults are
+    DepegPath's (USDe on Binance on 2025-10-10 as reported: 21:36 fall, 0.65 at 21:43, back at
+    22:16; ``docs/collateral.md`` says where each comes from)."""
+
+    start: dt.datetime = Field(dt.datetime(2025, 10, 10, 21, 0, tzinfo=dt.timezone.utc),
+                               description="first price of the path")
+    end: dt.datetime = Field(dt.datetime(2025, 10, 10, 23, 0, tzinfo=dt.timezone.utc), description="last price")
+    step_s: PositiveSeconds = Field(1.0, description="seconds between prices")
+    peg: PositiveMoney = Field(1.0, description="level before and after the depeg")
+    depeg_start: dt.datetime = Field(dt.datetime(2025, 10, 10, 21, 36, tzinfo=dt.timezone.utc),
+                                     description="the fall starts (Binance's compensation window opens, as reported)")
+    trough_at: dt.datetime = Field(dt.datetime(2025, 10, 10, 21, 43, tzinfo=dt.timezone.utc),
+                                   description="the fall reaches the trough (an assumption: 7 minutes)")
+    trough: PositiveMoney = Field(0.65, description="the low (USDe near 0.65 on Binance, as reported)")
+    recovery_start: dt.datetime = Field(dt.datetime(2025, 10, 10, 21, 50, tzinfo=dt.timezone.utc),
+                                        description="the price leaves the trough (an assumption)")
+    recovered_at: dt.datetime = Field(dt.datetime(2025, 10, 10, 22, 16, tzinfo=dt.timezone.utc),
+                                      description="back at the peg (the compensation window closes, as reported)")
+    noise: _PathNoise = Field(0.01, description="multiplicative noise during the depeg (share of price)")
+    calm_noise: _PathNoise = Field(0.0002, description="multiplicative noise outside it")
+    seed: Seed = Field(7, description="random seed of the noise")
+
+    @field_validator("start", "end", "depeg_start", "trough_at", "recovery_start", "recovered_at")
+    @classmethod
+    def _utc(cls, value: dt.datetime) -> dt.datetime:
+        return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+
+    def path(self, asset: str):
+        """The :class:`riskengine.collateral.DepegPath` these parameters give (without the seed)."""
+        from riskengine.collateral import DepegPath
+
+        return DepegPath(asset=asset, **self.model_dump(exclude={"seed"}))
+
+
+class CollateralAssetSpec(_Model):
+    """A collateral asset of a scenario with instruments (``[[scenarios.collateral]]`` or
+    ``[[scenario.collateral]]``; issue 13, :mod:`riskengine.collateral`): its symbol and its
+    prices, from which each design builds the index it values the asset at
+    (``venues[i].collateral.index``). Holdings come from the positions file (rows whose
+    instrument is the asset) or the generator (``portfolio.collateral``)."""
+
+    asset: str = Field(min_length=1, pattern=r"^[A-Za-z0-9]+$",
+                       description="The asset's symbol, e.g. USDE: a positions file's instrument column names it "
+                                   "and the design's collateral-ratio table lists it")
+    own_book: StreamSpec | None = Field(None, description=(
+        "The venue's own spot book of the asset (index own-book), read as a mark/index stream"))
+    external: list[StreamSpec] = Field(default_factory=list, description=(
+        "External books of the asset (index external-median), each read as a mark/index stream"))
+    redemption: PositiveMoney | None = Field(None, description=(
+        "The redemption price (index redemption-floor), e.g. 1.0 for USDe (Ethena redeems 1 USDe for $1)"))
+    constructed: ConstructedDepeg | None = Field(None, description=(
+        "A constructed depeg path standing for the own book (instead of own_book; labelled constructed)"))
+
+    @model_validator(mode="after")
+    def _prices(self) -> "CollateralAssetSpec":
+        if self.own_book is not None and self.constructed is not None:
+            raise ValueError("give own_book or constructed (a constructed path stands for the own book), not both")
+        if self.own_book is None and self.constructed is None and not self.external and self.redemption is None:
+            raise ValueError(f"asset {self.asset}: no price: expected own_book, constructed, external or redemption")
+        return self
+
+
+class HoldingSpec(_Model):
+    """Generated holdings of one collateral asset (:func:`riskengine.portfolio.add_holdings`):
+    a share of the users with a cross wallet hold a fraction of that wallet's value in the asset
+    instead of the quote currency (an assumption: no venue publishes who holds which margin
+    asset)."""
+
+    share: Share = Field(description="Share of the users with a cross wallet who hold the asset")
+    fraction: Share = Field(description="Fraction of such a user's wallet value (at the asset's index at the start) "
+                                        "held in the asset")
+
+
 class InstrumentSpec(_Model):
     """One instrument of a multi-instrument scenario (``[[scenario.instruments]]``, or
     ``[[scenarios.instruments]]`` in each ``[[scenarios]]`` table): its symbol, its tape (from a file, the catalog, or synthetic), an optional mark/index stream and
@@ -335,7 +415,8 @@ class InstrumentSpec(_Model):
 
 #: the keys of a scenario's ``portfolio`` table that parameterise the generator (meaningless with ``file``)
 PORTFOLIO_GENERATOR_KEYS = ("accounts", "open_interest_usd", "long_share", "max_leverage", "holdings", "hedged_share",
-                            "cross_share", "cross_excess", "flat_share", "leverage", "sizes", "entry_spread", "seed")
+                            "cross_share", "cross_excess", "flat_share", "leverage", "sizes", "entry_spread", "seed",
+                            "collateral")
 #: the generator keys given per instrument: one number for every instrument, or one each
 PER_INSTRUMENT_KEYS = ("open_interest_usd", "long_share", "max_leverage")
 #: how many instruments an account holds when ``holdings`` is not given: the generator's own
@@ -382,9 +463,15 @@ class PortfolioAccounts(_Model):
     sizes: SizeDistribution = Field(SizeDistribution(), description="Position size distribution")
     entry_spread: LogMove = Field(0.02, description="Log spread of entry prices around each instrument's start price")
     seed: Seed = Field(7, description="Random seed of the generator")
+    collateral: dict[str, HoldingSpec] = Field(default_factory=dict, description=(
+        "Holdings of the scenario's collateral assets, e.g. { USDE = { share = 0.25, fraction = 0.5 } }: that share "
+        "of the users with a cross wallet hold that fraction of its value in the asset (an assumption; "
+        "riskengine.portfolio.add_holdings); fractions sum to at most 1"))
 
     @model_validator(mode="after")
     def _file_or_generator(self) -> "PortfolioAccounts":
+        if sum(h.fraction for h in self.collateral.values()) > 1.0 + 1e-12:
+            raise ValueError("collateral: fractions sum above 1: expected at most a user's whole wallet")
         if self.cross_excess[0] > self.cross_excess[1]:
             raise ValueError(f"cross_excess: expected [low, high] with low <= high (got {list(self.cross_excess)})")
         if self.holdings is not None and (not self.holdings or abs(sum(self.holdings) - 1.0) > 1e-9):
@@ -436,6 +523,10 @@ class ScenarioSpec(_Model):
                                       description="Keys of [liquidity] changed for this scenario (with instruments: "
                                                   "for every instrument's book, before its own changes)")
     observed: ObservedSpec | None = Field(None, description="Observed outcomes to show next to the simulated ones")
+    collateral: list[CollateralAssetSpec] | None = Field(
+        None, description="Collateral assets of a scenario with instruments (issue 13): [[scenarios.collateral]] "
+                          "tables, each an asset with its prices (own_book, external, redemption or constructed); "
+                          "holdings from the positions file or portfolio.collateral")
     underlying: str | None = Field(
         None, min_length=1, pattern=r"^[A-Za-z0-9]+$",
         description="The asset the tape prices, e.g. AAVE: each venue preset without a symbol uses its own "
@@ -453,6 +544,9 @@ class ScenarioSpec(_Model):
             if self.portfolio is not None:
                 raise ValueError("portfolio: the accounts of a scenario with instruments (a single tape's accounts "
                                  "are [population])")
+            if self.collateral is not None:
+                raise ValueError("collateral: collateral assets back the cross accounts of a scenario with "
+                                 "instruments (give [[scenarios.instruments]] and a portfolio)")
             return self
         if self.tape is not None or self.synthetic is not None:
             raise ValueError("give instruments, or one tape or synthetic, not both (each instrument has its own)")
@@ -481,6 +575,18 @@ class ScenarioSpec(_Model):
             if isinstance(value, tuple) and len(value) != count:
                 raise ValueError(f"portfolio.{name}: {len(value)} values: expected one number, or one per instrument "
                                  f"({count})")
+        assets = [a.asset for a in self.collateral or ()]
+        for k, name in enumerate(assets):
+            if name in seen:
+                raise ValueError(f"collateral[{k}].asset: {name!r} is also instruments[{seen[name]}].symbol: expected "
+                                 "an asset apart from the instruments")
+            if assets.index(name) != k:
+                raise ValueError(f"collateral[{k}].asset: {name!r} repeats collateral[{assets.index(name)}]: "
+                                 "expected one table per asset")
+        for name in self.portfolio.collateral:
+            if name not in assets:
+                raise ValueError(f"portfolio.collateral: {name!r} is not a collateral asset of the scenario"
+                                 f"{suggest(name, assets)} (assets: {', '.join(assets) or 'none'})")
         holdings = self.portfolio.holdings
         if holdings is not None and len(holdings) > count:
             raise ValueError(f"portfolio.holdings: {len(holdings)} values: expected the probabilities of holding "
@@ -654,7 +760,7 @@ def _fields(models: list[type[BaseModel]]) -> dict[str, Any]:
 def check_key(config: Config, key: str) -> KeyPath:
     """Check that ``key`` names a key of ``config``'s schema: a model field at each step,
     ``[i]`` within the config's lists (``venues[i]`` is a venue design table: its preset keys
-    and :class:`riskengine.venue.VenueDesign`'s components; a scenario's ``instruments[i]``; a
+    and :class:`riskengine.venue.VenueDesign`'s components; a scenario's ``instruments[i]`` and ``collateral[i]``; a
     scenario's ``population`` and ``liquidity`` and an instrument's ``liquidity`` hold keys of
     [population] and [liquidity]).
 
@@ -681,7 +787,7 @@ def check_key(config: Config, key: str) -> KeyPath:
     for k, part in enumerate(parts):
         here = format_key(parts[:k])
         if isinstance(part, int):
-            if here not in ("venues", "scenarios") and not here.endswith(".instruments"):
+            if here not in ("venues", "scenarios") and not here.endswith((".instruments", ".collateral")):
                 raise ValueError(f"{key!r}: {here} is one value: sweep it whole (e.g. [[2, 5], [10, 20]])")
             if not isinstance(value, (list, tuple)) and here != "scenarios":
                 raise ValueError(f"{key!r}: the scenario has no {here.rsplit('.', 1)[-1]} (a sweep changes the "

@@ -410,11 +410,14 @@ def _sections(schema: dict, design: dict) -> list[_Section]:
         for name, prop in node["properties"].items():
             key = f"{prefix}.{name}" if prefix else name
             options, optional = _options(prop, defs)
-            lists = [o for o in options if o.get("type") == "array" and _is_table(_deref(o.get("items", {}), defs))]
-            tables = [o for o in options if _is_table(o)] + [_deref(o["items"], defs) for o in lists]
+            # a list of tables, or of one of several tables (e.g. a stream from a file or the catalog)
+            items = [item for o in options if o.get("type") == "array"
+                     for item in _options(o.get("items", {}), defs)[0] if _is_table(item)]
+            lists = bool(items)
+            tables = [o for o in options if _is_table(o)] + items
             links = []
             for o in tables:
-                known = by_title.get(o.get("title")) if lists else None
+                known = by_title.get(o.get("title")) if lists and not prefix else None
                 if known is not None:  # [[scenarios]]: the keys of [scenario], documented once
                     links.append(f"[{known}](#{_slug(known)})")
                     continue

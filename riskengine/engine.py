@@ -16,6 +16,7 @@ instrument's symbol on the scenario's day) and the engine's ``run_portfolio`` re
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -31,7 +32,7 @@ from riskengine.codes import AdlPolicy, FundingPrice, MarkMethod
 from riskengine.engine_inputs import check_margin_accounts, design_params
 from riskengine.invariants import ledger_counts, portfolio_violations, violations
 from riskengine.liquidity import ConstantDepth, DepthCurve
-from riskengine.metrics import INSTRUMENT_COLUMNS, MARGIN_SOURCES_SEPARATOR, RunContext, instrument_run, summarize, summarize_instrument
+from riskengine.metrics import COLLATERAL_SOURCE, INSTRUMENT_COLUMNS, MARGIN_SOURCES_SEPARATOR, RunContext, instrument_run, summarize, summarize_instrument
 from riskengine.params import EngineParams
 from riskengine.portfolio import PortfolioScenario
 from riskengine.runlog import EVENT_COLUMNS, RawRun
@@ -143,7 +144,8 @@ def _check_stream(scenario: Scenario | PortfolioScenario, design: VenueDesign, p
     stream = scenario.tape.stream
     if params.mark_method in NEEDS_STREAM:
         if isinstance(scenario, PortfolioScenario):
-            lacking = [ins.symbol for ins in scenario.instruments if ins.tape.stream is None]
+            lacking = [scenario.instruments[k].symbol for k in scenario.perpetuals
+                       if scenario.instruments[k].tape.stream is None]
             if lacking:
                 raise ValueError(
                     f"venue design {design.name!r}: mark.method {design.mark.method!r} needs a mark/index "
@@ -181,14 +183,18 @@ def funding_payments(scenario: Scenario | PortfolioScenario,
     f = design.funding
     if f.rule == "none":
         return None
-    if isinstance(scenario, PortfolioScenario):
-        items = [(ins.symbol, ins.tape, ins.funding) for ins in scenario.instruments]
+    if isinstance(scenario, PortfolioScenario):  # a collateral asset pays no funding
+        items = [(ins.symbol, ins.tape, ins.funding) if k in scenario.perpetuals else (ins.symbol, ins.tape, None)
+                 for k, ins in enumerate(scenario.instruments)]
     else:
         items = [(scenario.name, scenario.tape, scenario.funding)]
     parts = []
+    assets = scenario.portfolio.assets if isinstance(scenario, PortfolioScenario) else ()
     for k, (symbol, tape, data) in enumerate(items):
         if f.rule == "data":
             rates = data
+        elif k in assets:
+            continue
         else:
             if tape.stream is None:
                 where = f"instrument {symbol} of scenario {scenario.name!r}" if len(items) > 1 or isinstance(
@@ -337,6 +343,12 @@ class Resolved(NamedTuple):
     ``margin_mode``; else the scenario itself)."""
     funding: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     """The funding payments the design makes (:func:`funding_payments`; None: none)."""
+    caveats: tuple[str, ...] = ()
+    """Why the design's valuation of collateral assets may not be the venue's: assumed or out of
+    date collateral ratios, constructed price paths (:func:`collateral_variant`)."""
+    asset_sources: dict[int, str] = {}
+    """How the design values each collateral asset instrument (index and ratio, constructed or
+    assumed said so): the ``margin_source`` of its per-instrument row."""
 
 
 def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Iterable[VenueDesign],
@@ -359,7 +371,14 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
         between instruments beyond the per-instrument ones
         (:data:`riskengine.engine_inputs.PER_INSTRUMENT_FIELDS`), margin accounts the engine
         cannot take (:func:`riskengine.engine_inputs.check_margin_accounts`), or the compiled
-        engine without ``run_portfolio``.
+        engine without ``run_portfolio``; a scenario with collateral assets also: a design that
+        cannot value one (:func:`collateral_variant`: no ratio, an asset its venue does not take,
+        an index the scenario gives no price for).
+
+    Collateral assets (issue 13): each design's scenario has each asset instrument's tape the
+    asset's index x ratio as the design values it (:func:`collateral_variant`, once per margin
+    mode and valuation); an asset's parameters are the design's with no maintenance margin,
+    infinite depth and ``collateral`` set; it pays no funding.
     """
     if isinstance(designs, VenueDesign):
         designs = [designs]
@@ -383,13 +402,19 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
             out.append(Resolved(d, (d,), (params,), _check_stream(scenario, d, params, pays is not None),
                                 scenario, pays))
         return out
-    tape, day = scenario.tape, scenario.start_day
-    margined: dict[str, PortfolioScenario] = {}  # one conversion per margin mode the designs use
+    day = scenario.start_day
+    perps = scenario.perpetuals
+    margined: dict[tuple[str, str], tuple[PortfolioScenario, tuple[str, ...], dict[int, str]]] = {}  # per mode, valuation
+    keys = []
     for d in designs:
-        if d.margin_mode in margined:
+        key = (d.margin_mode, d.collateral.model_dump_json() if scenario.assets else "")
+        keys.append(key)
+        if key in margined:
             continue
-        margined[d.margin_mode] = held = scenario.in_margin_mode(d.margin_mode)
-        accounts = held.margin_accounts
+        valued, caveats, sources = collateral_variant(scenario, d)
+        held = valued.in_margin_mode(d.margin_mode)
+        margined[key] = held, caveats, sources
+        accounts, tape = held.margin_accounts, held.tape
         try:
             check_margin_accounts(tape.ts, tape.inst, tape.price, np.empty(0), accounts.owner, accounts.collateral,
                                   accounts.start, accounts.instrument, accounts.size, accounts.entry,
@@ -399,26 +424,102 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
                 raise
             raise ValueError(f"venue design {d.name!r} (margin_mode {d.margin_mode}): {exc}") from None
     if instrument_designs is not None and (len(instrument_designs) != len(designs) or any(
-            len(row) != len(scenario.instruments) for row in instrument_designs)):
+            len(row) not in (len(scenario.instruments), len(perps)) for row in instrument_designs)):
         raise ValueError(f"instrument_designs: expected one design per instrument ({len(scenario.instruments)}) "
                          f"for each of the {len(designs)} design(s)")
     out = []
     for j, d in enumerate(designs):
-        per = (tuple(instrument_designs[j]) if instrument_designs is not None else
-               tuple(venues.for_symbol(d, ins.symbol, day, where=f"venue design {d.name!r}")
-                     for ins in scenario.instruments))
-        funds, vaults = d.ledgers(scenario.symbols)  # the design's shared funds and vaults
-        params = tuple(p.engine_params(ins.liquidity or liquidity, interval, f, v)
-                       for p, ins, f, v in zip(per, scenario.instruments, funds, vaults))
+        if instrument_designs is not None and len(instrument_designs[j]) == len(scenario.instruments):
+            per = tuple(instrument_designs[j])
+        else:
+            given = iter(instrument_designs[j]) if instrument_designs is not None else None
+            # a collateral asset has no margin table: the design itself stands for it
+            per = tuple((next(given) if given is not None else
+                         venues.for_symbol(d, ins.symbol, day, where=f"venue design {d.name!r}")) if k in perps else d
+                        for k, ins in enumerate(scenario.instruments))
+        # the ledgers of the perpetuals; an asset's deficit (a crossing account of holdings only)
+        # draws on the first perpetual's fund and vault (a stated rule: no venue documents one)
+        funds, vaults = d.ledgers(tuple(scenario.symbols[k] for k in perps))
+        group = dict(zip(perps, zip(funds, vaults)))
+        params = []
+        for k, (p, ins) in enumerate(zip(per, scenario.instruments)):
+            f, v = group.get(k, (funds[0], vaults[0]))
+            if k in perps:
+                params.append(p.engine_params(ins.liquidity or liquidity, interval, f, v))
+            else:  # a holding: no maintenance margin, infinite depth (sold at its price), marked at its tape
+                base = p.engine_params(ConstantDepth(), interval, f, v)
+                params.append(dataclasses.replace(base, mm_floors=np.array([0.0]), mm_rates=np.array([0.0]),
+                                                  mm_whole_position=False, collateral=True))
+        params = tuple(params)
         try:
             design_params(params)
         except ValueError as exc:
             raise ValueError(f"venue design {d.name!r} (instruments {', '.join(scenario.symbols)}): {exc}") from None
-        pays = funding_payments(scenario, d)
-        out.append(Resolved(d, per, params, _check_stream(scenario, d, params[0], pays is not None),
-                            margined[d.margin_mode], pays))
+        held, caveats, sources = margined[keys[j]]
+        pays = funding_payments(held, d)
+        out.append(Resolved(d, per, params, _check_stream(held, d, params[perps[0]], pays is not None),
+                            held, pays, caveats, sources))
     portfolio_engine(engine)  # last: every problem of the inputs is reported first
     return out
+
+
+def collateral_variant(scenario: PortfolioScenario,
+                       design: VenueDesign) -> tuple[PortfolioScenario, tuple[str, ...], dict[int, str]]:
+    """``scenario`` with each collateral asset instrument's tape the asset's price as ``design``
+    values it (issue 13): the index of ``design.collateral.index`` built from the scenario's
+    prices (:meth:`riskengine.collateral.AssetPrices.index`), times the collateral ratio of the
+    design's venue on the date (:func:`riskengine.collateral.ratios_for`), at each index print
+    from the replay's start (:func:`riskengine.collateral.ratio_tape_prices`). A scenario without
+    collateral assets is returned as is.
+
+    Returns
+    -------
+    (PortfolioScenario, caveats, sources)
+        ``caveats``: assumed or out-of-date ratios and constructed price paths, one line each;
+        ``sources``: per asset instrument, its index and ratio as one line
+        (:data:`riskengine.metrics.COLLATERAL_SOURCE`, then how it is valued).
+
+    Raises
+    ------
+    ValueError
+        ``venue design 'name': collateral...``: no venue ratio table, an asset the venue does
+        not take (Hyperliquid: USDC only) or has no ratio for (unless ``assumed``), an index the
+        scenario gives no price for, an index that starts after the replay.
+    """
+    from riskengine import collateral as coll
+    from riskengine.scenario import Tape
+
+    if not scenario.assets:
+        return scenario, (), {}
+    c = design.collateral
+    where = f"venue design {design.name!r}: collateral"
+    venue = c.ratios or design.preset
+    if not venue:
+        raise ValueError(f"{where}.ratios: expected the venue whose collateral ratios apply (the design has no preset; "
+                         f"e.g. ratios = \"binance-usdm\")")
+    perps = [scenario.instruments[k].tape for k in scenario.perpetuals]
+    start = min(int(t.ts[0]) for t in perps)
+    end = max(int(t.ts[-1]) for t in perps) + 1
+    quotes = {t.quote for t in perps}
+    quote = quotes.pop() if len(quotes) == 1 else None
+    try:
+        ratios, caveats = coll.ratios_for(venue, [a.asset for a in scenario.assets], c.date or scenario.start_day,
+                                          c.assumed)
+        tapes, sources = {}, {}
+        for k, a in zip(scenario.portfolio.assets, scenario.assets):
+            index = a.index(c.index, start, c.floor, c.weight, c.min_sources)
+            ratio = ratios[a.asset]
+            ts, price = coll.ratio_tape_prices(index, ratio.ratio, start, end)
+            tapes[k] = Tape.from_arrays(ts, price, quote=quote)
+            sources[k] = (f"{COLLATERAL_SOURCE}: {index.label} x {ratio.label}"
+                          + (f" ({ratio.source})" if ratio.source.startswith("assumed") else ""))
+            if index.constructed:
+                caveats.append(f"{a.asset}: index {c.index} built on a constructed price path, not data "
+                               f"({index.label})")
+    except coll.CollateralError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    lines = tuple(f"design {design.name!r}: collateral {line}" for line in caveats)
+    return scenario.with_asset_tapes(tapes), lines, sources
 
 
 def series_interval(scenario: Scenario | PortfolioScenario, series_interval_s: float | None = None) -> float:
@@ -453,15 +554,17 @@ def _portfolio_contexts(scenario: PortfolioScenario, raw: RawRun, base: RunConte
             **{**base.__dict__, "raw": instrument_run(raw, k, int(ticks[k])),
                "positions": int(np.count_nonzero(held & (pf.instrument == k))),
                "tape_notional": _notional(ins.tape.price, ins.tape.qty), "currency": ins.tape.quote,
-               "margin_source": resolved.instruments[k].margin.margin_source, "instrument": k,
-               "symbol": ins.symbol}))
+               "margin_source": (resolved.asset_sources.get(k, COLLATERAL_SOURCE) if k in pf.assets else
+                                 resolved.instruments[k].margin.margin_source), "instrument": k,
+               "symbol": ins.symbol, "collateral": k in pf.assets}))
     scalars = dict(raw.scalars)
-    if raw.by_instrument is not None:  # the run's drawdowns: the largest fall of any instrument
+    perps = list(scenario.perpetuals)
+    if raw.by_instrument is not None:  # the run's drawdowns: the largest fall of any instrument (not an asset)
         for name in ("tape_max_drawdown", "sim_max_drawdown"):
-            scalars[name] = float(np.max(raw.by_instrument[name]))
-    sources = list(dict.fromkeys(d.margin.margin_source for d in resolved.instruments))
+            scalars[name] = float(np.max(np.asarray(raw.by_instrument[name])[perps]))
+    sources = list(dict.fromkeys(resolved.instruments[k].margin.margin_source for k in perps))
     total = RunContext(**{**base.__dict__, "raw": RawRun(**{**raw.__dict__, "scalars": scalars}),
-                          "positions": int(len(np.unique(holders[held]))), "instruments": n_inst,
+                          "positions": int(len(np.unique(holders[held & ~pf.holdings]))), "instruments": n_inst,
                           "margin_source": MARGIN_SOURCES_SEPARATOR.join(sources)})
     return total, per
 
@@ -529,6 +632,9 @@ def run(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Iterable[
     tape_notional = _notional(tape.price, tape.qty)
     for k, item in enumerate(resolved, 1):
         design, scenario = item.design, item.scenario  # the scenario as the design margins it
+        if scenario.tape is not tape:  # its collateral assets priced as the design values them
+            tape = scenario.tape
+            tape_notional = _notional(tape.price, tape.qty)
         try:
             with progress.display(show_progress) as shown, shown.task(
                     f"{scenario.name}: [{k}/{len(resolved)}] {design.name} ({engine})",

@@ -82,6 +82,7 @@ class RunContext:
     instruments: int = 1  #: instruments replayed
     instrument: int = 0  #: the instrument a per-instrument row is about (:func:`instrument_run`)
     symbol: str = ""  #: its symbol ('' in a single-instrument scenario, which names none)
+    collateral: bool = False  #: a per-instrument row of a collateral asset (issue 13): its sales count, not liquidations
 
     def kind_mask(self, *kinds) -> np.ndarray:
         k = self.raw.events["kind"]
@@ -90,7 +91,19 @@ class RunContext:
 
 
 def _liq(ctx: RunContext) -> np.ndarray:
+    """The liquidation rows; in a collateral asset's per-instrument row, its COLLATERAL_EXCHANGE
+    rows (holdings sold at market: a collateral asset is never liquidated)."""
+    if ctx.collateral:
+        return ctx.kind_mask(EventKind.COLLATERAL_EXCHANGE)
     return ctx.kind_mask(*LIQUIDATION_KINDS)
+
+
+#: how the ``margin_source`` of a collateral asset's per-instrument row starts (it has no margin
+#: table; the rest says its index and collateral ratio, :func:`riskengine.engine.collateral_variant`)
+COLLATERAL_SOURCE = "collateral asset"
+#: what the liquidation columns count in a collateral asset's per-instrument row
+_ASSET_ROW = ("; in a collateral asset's per-instrument row (issue 13): its COLLATERAL_EXCHANGE rows (holdings "
+              "sold at market), not liquidations")
 
 
 def _first_time(ctx: RunContext, mask: np.ndarray) -> float:
@@ -213,7 +226,9 @@ COLUMNS: tuple[Column, ...] = (
            "are missing, and in [brackets] why it may not be the venue's table on the replay date: 'assumed' "
            "(another symbol's table, named by assumed_table, or the preset's default symbol when the scenario "
            "names no underlying) or 'out of date' (the replay precedes the symbol's earliest table); a "
-           f"multi-instrument run lists each instrument's table, separated by '{MARGIN_SOURCES_SEPARATOR.strip()}'",
+           f"multi-instrument run lists each instrument's table, separated by '{MARGIN_SOURCES_SEPARATOR.strip()}'; "
+           f"a collateral asset's per-instrument row: '{COLLATERAL_SOURCE}: ' and its index and collateral ratio "
+           "(a constructed path and an assumed ratio said so)",
            lambda c: c.margin_source),
     Column("margin_mode", "how the design margined the positions: as-held (each position's own mode, as the "
            "population has it), cross (every position in its user's cross account) or isolated (every position "
@@ -223,11 +238,11 @@ COLUMNS: tuple[Column, ...] = (
     Column("instruments", "instruments replayed (1: a single-instrument scenario); results_by_instrument "
            "has a row for each", lambda c: c.instruments, unit="count"),
     Column("ticks", "tape ticks replayed", lambda c: int(c.raw.scalars["ticks"]), unit="count"),
-    Column("liquidations", "liquidation events: book (full and partial), backstop, fund takeover and ADL'd",
-           lambda c: int(_liq(c).sum()), unit="count"),
-    Column("liquidated_notional", "notional closed by those liquidations",
+    Column("liquidations", "liquidation events: book (full and partial), backstop, fund takeover and ADL'd"
+           + _ASSET_ROW, lambda c: int(_liq(c).sum()), unit="count"),
+    Column("liquidated_notional", "notional closed by those liquidations" + _ASSET_ROW,
            lambda c: _sum(c, "notional", _liq(c)), unit="quote"),
-    Column("accounts_liquidated", "distinct accounts hit by a liquidation",
+    Column("accounts_liquidated", "distinct accounts hit by a liquidation" + _ASSET_ROW,
            lambda c: int(len(np.unique(c.raw.events["account"][_liq(c)]))), unit="count"),
     Column("partial_liquidations", "partial book liquidations",
            lambda c: int(c.kind_mask(EventKind.PARTIAL_LIQUIDATION).sum()), unit="count"),

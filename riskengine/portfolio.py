@@ -102,6 +102,7 @@ from riskengine.scenario import Population, Tape, _as_array, _one_d, _check_leng
 from riskengine.venue import MARGIN_MODES
 
 if TYPE_CHECKING:
+    from riskengine.collateral import AssetPrices
     from riskengine.funding import FundingStream
 
 #: columns of a positions file, in order
@@ -356,6 +357,10 @@ class Portfolio:
         hold isolated positions backed by their unrealised profit alone.)
     n_instruments : int
         The scenario's instrument count ``I``.
+    assets : tuple of int
+        The instruments that are collateral assets (issue 13; :mod:`riskengine.collateral`):
+        a position in one is a holding of the asset, ``size`` its amount (>= 0), ``entry`` 0,
+        cross (a holding backs the user's cross account; an isolated account holds none).
     """
 
     wallet: np.ndarray
@@ -366,10 +371,11 @@ class Portfolio:
     mode: np.ndarray
     margin: np.ndarray
     n_instruments: int
+    assets: tuple[int, ...] = ()
 
     @classmethod
     def from_arrays(cls, wallet, start, instrument, size, entry, mode, margin=None, *,
-                    n_instruments: int) -> "Portfolio":
+                    n_instruments: int, assets: Sequence[int] = ()) -> "Portfolio":
         """Build and validate a portfolio from arrays (never modified).
 
         Parameters
@@ -378,6 +384,8 @@ class Portfolio:
             As the class attributes; ``margin`` defaults to zeros (every position cross).
         n_instruments : int
             The number of instruments, at least 1.
+        assets : sequence of int
+            The instruments that are collateral assets (see the class attributes).
 
         Raises
         ------
@@ -422,7 +430,19 @@ class Portfolio:
             margin_a = _as_array("portfolio.margin", margin, np.float64)
             _check_length("portfolio.margin", margin_a, n, "portfolio.size")
         _require("portfolio.size", size_a, lambda a: ~np.isfinite(a), "a finite signed size")
-        i = _first(lambda e, q: (q != 0) & ~(np.isfinite(e) & (e > 0)), entry_a, size_a)
+        asset_list = tuple(sorted({int(k) for k in assets}))
+        if any(not 0 <= k < n_instruments for k in asset_list):
+            raise ValueError(f"portfolio.assets: expected instrument indexes in 0..{n_instruments - 1} "
+                             f"(got {list(asset_list)})")
+        held = np.isin(inst_a, asset_list) if asset_list else np.zeros(n, dtype=bool)
+        if held.any():
+            i = _first(lambda h, q, e, m: h & ((q < 0) | (e != 0) | (m != MarginMode.CROSS)), held, size_a, entry_a,
+                       mode_a)
+            if i >= 0:
+                raise ValueError(f"portfolio.size[{i}] = {_plain(size_a[i])!r} (instrument {inst_a[i]}, a collateral "
+                                 f"asset): expected a holding: an amount >= 0, entry 0, cross (got entry "
+                                 f"{_plain(entry_a[i])!r}, mode {_MODE_NAMES.get(int(mode_a[i]), mode_a[i])})")
+        i = _first(lambda e, q, h: (q != 0) & ~h & ~(np.isfinite(e) & (e > 0)), entry_a, size_a, held)
         if i >= 0:
             raise ValueError(f"portfolio.entry[{i}] = {_plain(entry_a[i])!r}: expected a finite entry price > 0 "
                              "for a position")
@@ -439,7 +459,7 @@ class Portfolio:
             raise ValueError(f"portfolio.instrument[{j}] = {inst_a[j]}: user account {user[j]} already holds "
                              f"instrument {inst_a[j]} at position {i}: expected one position per account and "
                              "instrument")
-        return cls(wallet_a, start_a, inst_a, size_a, entry_a, mode_a, margin_a, n_instruments)
+        return cls(wallet_a, start_a, inst_a, size_a, entry_a, mode_a, margin_a, n_instruments, asset_list)
 
     @classmethod
     def from_population(cls, population: Population) -> "Portfolio":
@@ -482,7 +502,10 @@ class Portfolio:
           isolated margin [DOC S12]; Hyperliquid "isolated = per-asset collateral" [DOC S29]).
           Positions already isolated keep their margin; a user with no cross position of
           non-zero size keeps its wallet (a flat cross account, as in the population), and
-          flat positions (size 0) stay cross with it.
+          flat positions (size 0) stay cross with it. Holdings of a collateral asset
+          (:attr:`assets`) stay in the user's cross account (Binance: "Multi-Assets Mode operates
+          exclusively in Cross Margin Mode", FAQ "What Is Multi-Assets Mode",
+          https://www.binance.com/es/support/faq/what-is-multi-assets-mode-and-which-assets-are-supported-29b45c485d664028b9ca1cdf90b24f6f).
 
         Money is conserved per user: the wallet plus the isolated margins are the same sum (to
         float rounding of the split, a few ulps of the wallet).
@@ -521,8 +544,9 @@ class Portfolio:
             wallet = self.wallet + np.bincount(self.owners(), np.where(isolated, self.margin, 0.0), minlength=users)
             mode_a = np.full(self.positions, MarginMode.CROSS, dtype=np.int8)
             return Portfolio.from_arrays(wallet, self.start, self.instrument, self.size, self.entry, mode_a,
-                                         n_instruments=self.n_instruments)
-        convert = ~isolated & (self.size != 0)
+                                         n_instruments=self.n_instruments, assets=self.assets)
+        # holdings of a collateral asset stay in the cross account they back
+        convert = ~isolated & (self.size != 0) & ~self.holdings
         if not convert.any():
             return self
         user = self.owners()
@@ -534,7 +558,14 @@ class Portfolio:
         wallet = np.where(total > 0, 0.0, self.wallet)
         mode_a = np.where(convert, MarginMode.ISOLATED, self.mode).astype(np.int8)
         return Portfolio.from_arrays(wallet, self.start, self.instrument, self.size, self.entry, mode_a, margin,
-                                     n_instruments=self.n_instruments)
+                                     n_instruments=self.n_instruments, assets=self.assets)
+
+    @property
+    def holdings(self) -> np.ndarray:
+        """Which positions are holdings of a collateral asset (bool, shape (P,))."""
+        if not self.assets:
+            return np.zeros(self.positions, dtype=bool)
+        return np.isin(self.instrument, self.assets)
 
     def owners(self) -> np.ndarray:
         """The user account of each position (int64, shape (P,))."""
@@ -630,6 +661,12 @@ class PortfolioScenario:
     date : datetime.date, optional
         The day whose margin tables apply (:func:`riskengine.venues.for_symbol`); None: the day
         of the first tick.
+    assets : tuple of riskengine.collateral.AssetPrices
+        The collateral assets (issue 13), one per instrument of ``portfolio.assets`` in that
+        order, with the same symbols: their prices, from which each design builds the index its
+        asset instrument's tape is (:meth:`with_asset_tapes`, :func:`riskengine.engine.resolve`).
+        The instruments' own tapes are the reference index at ratio 1
+        (:meth:`riskengine.collateral.AssetPrices.reference`).
     tape : MergedTape
         The instruments' tapes merged in time (:func:`merge_tapes`), made on construction.
     """
@@ -638,10 +675,12 @@ class PortfolioScenario:
     instruments: tuple[Instrument, ...]
     portfolio: Portfolio
     date: dt.date | None = None
+    assets: tuple[AssetPrices, ...] = ()
     tape: MergedTape = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "instruments", tuple(self.instruments))
+        object.__setattr__(self, "assets", tuple(self.assets))
         if not isinstance(self.portfolio, Portfolio):
             raise ValueError(f"scenario {self.name!r}: portfolio: expected a Portfolio "
                              f"(got {type(self.portfolio).__name__})")
@@ -649,7 +688,24 @@ class PortfolioScenario:
         if self.portfolio.n_instruments != len(self.instruments):
             raise ValueError(f"scenario {self.name!r}: portfolio: holds {self.portfolio.n_instruments} "
                              f"instrument(s): expected one per instrument of the scenario ({len(self.instruments)})")
+        held = [self.instruments[k].symbol for k in self.portfolio.assets]
+        given = [a.asset for a in self.assets]
+        if held != given:
+            raise ValueError(f"scenario {self.name!r}: collateral assets {', '.join(given) or 'none'}: expected one "
+                             f"price set per collateral instrument of the portfolio ({', '.join(held) or 'none'})")
         object.__setattr__(self, "tape", tape)
+
+    @property
+    def perpetuals(self) -> tuple[int, ...]:
+        """The instruments that are not collateral assets (their indexes)."""
+        return tuple(k for k in range(len(self.instruments)) if k not in self.portfolio.assets)
+
+    def with_asset_tapes(self, tapes: dict[int, Tape]) -> "PortfolioScenario":
+        """This scenario with the tapes of collateral asset instruments replaced (``{index:
+        tape}``; a design's index x ratio): the instruments merged again."""
+        instruments = tuple(Instrument(ins.symbol, tapes[k], ins.liquidity, ins.funding) if k in tapes else ins
+                            for k, ins in enumerate(self.instruments))
+        return PortfolioScenario(self.name, instruments, self.portfolio, self.date, self.assets)
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -678,7 +734,7 @@ class PortfolioScenario:
         if portfolio is self.portfolio:
             return self
         out = object.__new__(PortfolioScenario)
-        for name in ("name", "instruments", "date", "tape"):
+        for name in ("name", "instruments", "date", "assets", "tape"):
             object.__setattr__(out, name, getattr(self, name))
         object.__setattr__(out, "portfolio", portfolio)
         return out
@@ -690,7 +746,8 @@ class PortfolioScenario:
 
 
 # ------------------------------------------------------------------------------ positions files
-def load_portfolio(path: str | os.PathLike, symbols: Sequence[str], *, return_ids: bool = False):
+def load_portfolio(path: str | os.PathLike, symbols: Sequence[str], *, return_ids: bool = False,
+                   assets: Sequence[str] = ()):
     """Read a portfolio from a CSV or Parquet positions file.
 
     Parameters
@@ -715,6 +772,11 @@ def load_portfolio(path: str | os.PathLike, symbols: Sequence[str], *, return_id
         The scenario's instruments in index order: ``instrument`` names one of them.
     return_ids : bool
         Also return the account ids (user account ``u`` is the ``u``-th distinct id of the file).
+    assets : sequence of str
+        The symbols among ``symbols`` that are collateral assets (issue 13): a row in one is a
+        holding of the asset: ``size`` its amount (>= 0), ``entry_price`` empty or 0,
+        ``margin_mode`` cross or empty (Binance: "Multi-Assets Mode operates exclusively in
+        Cross Margin Mode"), ``isolated_margin`` empty.
 
     Returns
     -------
@@ -791,12 +853,25 @@ def load_portfolio(path: str | os.PathLike, symbols: Sequence[str], *, return_id
 
     mode_text = text("margin_mode").str.lower()
     mode = mode_text.map(_MODE_CODES).to_numpy(dtype=np.float64, na_value=np.nan)
-    fail(np.isnan(mode) & ~(wallet_row & (mode_text == "").to_numpy()), "margin_mode", "isolated or cross")
+    asset_codes = [symbols.index(a) for a in assets]
+    holding = np.isin(inst, asset_codes) & ~wallet_row
+    fail(np.isnan(mode) & ~((wallet_row | holding) & (mode_text == "").to_numpy()), "margin_mode",
+         "isolated or cross")
     isolated = mode == MarginMode.ISOLATED
     fail(wallet_row & isolated, "margin_mode", "cross or empty on a wallet-only row (the wallet is cross collateral)")
 
+    fail(holding & isolated, "margin_mode",
+         "cross or empty on a holding of a collateral asset (it backs the account's cross wallet; Binance "
+         "Multi-Assets Mode is cross only)")
+    fail(holding & (size < 0), "size", "an amount >= 0 of the collateral asset")
+    mode = np.where(holding, MarginMode.CROSS, mode)
+    isolated = mode == MarginMode.ISOLATED
+
     entry, given = number("entry_price")
-    fail(given & (entry <= 0), "entry_price", "an entry price > 0")
+    fail(holding & given & (entry != 0), "entry_price", "empty or 0 on a holding of a collateral asset")
+    entry = np.where(holding, 0.0, entry)
+    given = given | holding
+    fail(~holding & given & (entry <= 0), "entry_price", "an entry price > 0")
     fail(~given & (size != 0), "entry_price", "an entry price > 0 for a position (size is not 0)")
 
     margin, given = number("isolated_margin")
@@ -826,7 +901,8 @@ def load_portfolio(path: str | os.PathLike, symbols: Sequence[str], *, return_id
     np.cumsum(np.bincount(codes[positions], minlength=users), out=start[1:])
     portfolio = Portfolio.from_arrays(
         wallet[first_row], start, inst[positions], size[positions], entry[positions],
-        mode[positions].astype(np.int8), np.where(isolated, margin, 0.0)[positions], n_instruments=n_inst)
+        mode[positions].astype(np.int8), np.where(isolated, margin, 0.0)[positions], n_instruments=n_inst,
+        assets=asset_codes)
     if return_ids:
         out = np.asarray(uniques)
         return portfolio, _readonly(out)
@@ -838,8 +914,10 @@ def write_portfolio(portfolio: Portfolio, path: str | os.PathLike, symbols: Sequ
     :func:`load_portfolio` format.
 
     One row per position, by user and in the portfolio's order; a user with no position gets
-    one wallet-only row (no instrument, size 0). Numbers are written exactly (CSV: 17 significant
-    digits), so :func:`load_portfolio` gives the same arrays back.
+    one wallet-only row (no instrument, size 0); a holding of a collateral asset
+    (:attr:`Portfolio.assets`) without an entry price. Numbers are written exactly (CSV: 17
+    significant digits), so :func:`load_portfolio` gives the same arrays back (with ``assets``
+    naming the collateral symbols).
 
     Parameters
     ----------
@@ -880,7 +958,8 @@ def write_portfolio(portfolio: Portfolio, path: str | os.PathLike, symbols: Sequ
     if i >= 0:
         raise ValueError(f"portfolio.margin[{i}] = {_plain(portfolio.margin[i])!r}: a positions file expects an "
                          "isolated margin > 0")
-    i = _first_bad(~np.isnan(portfolio.entry) & ~(np.isfinite(portfolio.entry) & (portfolio.entry > 0)))
+    holding = portfolio.holdings  # a holding of a collateral asset: written without an entry
+    i = _first_bad(~holding & ~np.isnan(portfolio.entry) & ~(np.isfinite(portfolio.entry) & (portfolio.entry > 0)))
     if i >= 0:
         raise ValueError(f"portfolio.entry[{i}] = {_plain(portfolio.entry[i])!r}: a positions file expects an "
                          "entry price > 0, or NaN (not given) on a flat position")
@@ -903,7 +982,7 @@ def write_portfolio(portfolio: Portfolio, path: str | os.PathLike, symbols: Sequ
         "account": ids[row_user],
         "instrument": at_positions(symbol_of[portfolio.instrument], None),
         "size": at_positions(portfolio.size, 0.0),
-        "entry_price": at_positions(portfolio.entry, np.nan),
+        "entry_price": at_positions(np.where(holding, np.nan, portfolio.entry), np.nan),
         "margin_mode": at_positions(mode_of[portfolio.mode], None),
         "isolated_margin": at_positions(np.where(isolated, portfolio.margin, np.nan), np.nan),
         "wallet": portfolio.wallet[row_user],
@@ -1176,3 +1255,80 @@ def generate_portfolio(spec: PortfolioSpec, prices: Sequence[float]) -> Generate
     np.cumsum(held, out=start[1:])
     portfolio = Portfolio.from_arrays(wallet, start, inst, size, entry, mode, margin, n_instruments=n_inst)
     return GeneratedPortfolio(portfolio, _readonly(leverage), _readonly(hedged), _readonly(px.copy()), symbols)
+
+
+def add_holdings(portfolio: Portfolio, holdings: Sequence[tuple[float, float]], prices: Sequence[float],
+                 seed: int) -> Portfolio:
+    """``portfolio`` with collateral asset holdings added (issue 13): asset ``a`` becomes
+    instrument ``n_instruments + a``.
+
+    The stated assumption (no venue publishes how many users hold which margin asset): for each
+    asset ``(share, fraction)``, a share ``share`` of the users with a cross wallet (> 0),
+    drawn with ``seed``, hold ``fraction`` of that wallet's value in the asset instead of the
+    quote currency: their wallet keeps ``wallet x (1 - fraction)`` and they hold
+    ``wallet x fraction / price`` of the asset, ``price`` its index at the replay's start.
+    Fractions are of the original wallet, so a user drawn for several assets keeps
+    ``1 - sum of fractions`` (at most 1 in all). Money at the start prices is conserved; the
+    design then counts a holding at ``index x ratio``, so a user's margin falls by
+    ``wallet x fraction x (1 - ratio)`` (the haircut is the cost of the mode).
+
+    Parameters
+    ----------
+    portfolio : Portfolio
+        Without collateral assets.
+    holdings : sequence of (share, fraction)
+        One per asset, each in [0, 1]; the fractions sum to at most 1.
+    prices : sequence of float
+        Each asset's index at the start (finite, > 0).
+    seed : int
+        Random seed (the draws of each asset are independent of the others).
+
+    Raises
+    ------
+    ValueError
+        A share or fraction outside [0, 1], fractions summing above 1, a price that is not
+        finite and > 0, or a portfolio that already holds assets.
+    """
+    if portfolio.assets:
+        raise ValueError("portfolio: already holds collateral assets")
+    if len(prices) != len(holdings):
+        raise ValueError(f"prices: expected one start price per asset ({len(holdings)}, got {len(prices)})")
+    for a, ((share, fraction), price) in enumerate(zip(holdings, prices)):
+        if not (0.0 <= share <= 1.0 and 0.0 <= fraction <= 1.0):
+            raise ValueError(f"collateral[{a}]: share {share!r}, fraction {fraction!r}: expected numbers in [0, 1]")
+        if not (np.isfinite(price) and price > 0):
+            raise ValueError(f"collateral[{a}]: start price {price!r}: expected a finite price > 0")
+    if sum(f for _, f in holdings) > 1.0 + 1e-12:
+        raise ValueError(f"collateral: fractions sum to {sum(f for _, f in holdings):g}: expected at most 1 (a user "
+                         "cannot hold more than its wallet)")
+    users, n_inst, n_assets = len(portfolio), portfolio.n_instruments, len(holdings)
+    eligible = portfolio.wallet > 0
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence([seed, 13]).spawn(n_assets)]
+    amount = np.zeros((users, n_assets))
+    for a, ((share, fraction), price) in enumerate(zip(holdings, prices)):
+        drawn = eligible & (rngs[a].random(users) < share)
+        amount[drawn, a] = portfolio.wallet[drawn] * fraction / price
+    px = np.asarray(prices, dtype=np.float64)
+    wallet = portfolio.wallet - (amount * px[None, :]).sum(axis=1)
+    wallet = np.maximum(wallet, 0.0)  # fractions summing to exactly 1 leave a wallet of rounding noise
+    held = amount > 0
+    extra = held.sum(axis=1)
+    per_user = np.diff(portfolio.start) + extra
+    start = np.zeros(users + 1, dtype=np.int64)
+    np.cumsum(per_user, out=start[1:])
+    total = int(start[-1])
+    # each user's own positions first, then its holdings in asset order (instrument order within the account)
+    old = portfolio.owners()
+    slot = start[old] + (np.arange(portfolio.positions) - portfolio.start[old])
+    inst = np.empty(total, dtype=np.int32)
+    size, entry = np.empty(total), np.empty(total)
+    mode, margin = np.empty(total, dtype=np.int8), np.empty(total)
+    inst[slot], size[slot], entry[slot] = portfolio.instrument, portfolio.size, portfolio.entry
+    mode[slot], margin[slot] = portfolio.mode, portfolio.margin
+    user, asset = np.nonzero(held)
+    rank = np.cumsum(held, axis=1)[user, asset] - 1
+    at = start[user] + np.diff(portfolio.start)[user] + rank
+    inst[at] = n_inst + asset
+    size[at], entry[at], mode[at], margin[at] = amount[user, asset], 0.0, MarginMode.CROSS, 0.0
+    return Portfolio.from_arrays(wallet, start, inst, size, entry, mode, margin, n_instruments=n_inst + n_assets,
+                                 assets=range(n_inst, n_inst + n_assets))

@@ -33,6 +33,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from riskengine import __version__, metrics, observed
+from riskengine.codes import EventKind
 from riskengine.engine import Result
 
 #: result-table columns shown in the report's comparison table (all are under "All columns")
@@ -189,6 +190,68 @@ def _instrument_prices(result: Result) -> dict[str, pd.DataFrame]:
         out[scenario] = pd.DataFrame({"time": pd.to_datetime(part["ts"], unit="ns"),
                                       "instrument": part["instrument"].astype(int), "tape_price": part["tape_price"]})
     return out
+
+
+def _collateral_frames(result: Result, scenario: str, by_instrument: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The value of each collateral asset the accounts hold in a scenario, per design: its series
+    rows' mark (the asset's price as the design values it, index x ratio) x long open interest
+    (the amount held), keyed by symbol (empty without collateral assets)."""
+    rows = by_instrument[(by_instrument["scenario"] == scenario)
+                         & by_instrument["margin_source"].str.startswith(metrics.COLLATERAL_SOURCE)] \
+        if {"scenario", "margin_source"} <= set(by_instrument.columns) else by_instrument.iloc[:0]
+    if rows.empty:
+        return {}
+    series = result.series.to_pandas()
+    series = series[series["scenario"] == scenario]
+    out = {}
+    for instrument, symbol in dict(zip(rows["instrument"], rows["symbol"])).items():
+        part = series[(series["instrument"] == instrument) & series["mark"].notna()]  # NaN before its first print
+        out[symbol] = pd.DataFrame({"design": part["design"], "time": pd.to_datetime(part["ts"], unit="ns"),
+                                    "value": part["mark"] * part["long_oi"]})
+    return out
+
+
+def _funding_frame(result: Result, scenario: str) -> pd.DataFrame | None:
+    """Cumulative funding the population paid over time, per design (FUNDING event rows: each
+    row's ``amount`` is what an instrument's modelled positions paid the rest of the market);
+    None when the scenario's runs paid none."""
+    events = result.events
+    if "kind" not in events.column_names or events.num_rows == 0:
+        return None
+    ev = events.to_pandas()
+    ev = ev[(ev["scenario"] == scenario) & (ev["kind"] == int(EventKind.FUNDING))]
+    if ev.empty:
+        return None
+    ev = ev.sort_values("ts", kind="stable")
+    return pd.DataFrame({"design": ev["design"], "time": pd.to_datetime(ev["ts"], unit="ns"),
+                         "paid": ev.groupby("design")["amount"].cumsum()})
+
+
+def _per_design_figure(frame: pd.DataFrame, column: str, designs: Sequence[str], colours: dict, title: str,
+                       max_points: int, ax=None) -> Figure | None:
+    """One panel: ``column`` of ``frame`` over time, a line per design."""
+    fig = None
+    if ax is None:
+        fig, axes = _figure(1, 1, 3.0)
+        ax = axes[0]
+    for design in designs:
+        part = frame[frame["design"] == design]
+        if not part.empty:
+            _line(ax, part, column, max_points, color=colours[design], linewidth=1.3, label=design)
+    _style(ax, title, time_axis=True)
+    if len(designs) > 1:
+        ax.legend(fontsize=8, loc="best", frameon=False)
+    return fig
+
+
+def _collateral_figure(values: dict[str, pd.DataFrame], designs: Sequence[str], colours: dict, currency: str,
+                       max_points: int) -> Figure:
+    """A panel per collateral asset: the value of the holdings over time, per design."""
+    fig, axes = _figure(1, len(values), 3.0)
+    for ax, (symbol, frame) in zip(axes, values.items()):
+        _per_design_figure(frame, "value", designs, colours, f"{symbol} held, valued at index x ratio ({currency})",
+                           max_points, ax=ax)
+    return fig
 
 
 def _frames(result: Result) -> dict[tuple[str, str], pd.DataFrame]:
@@ -686,6 +749,19 @@ def render(result: Result, title: str = "riskengine report", *, source: str | No
             [("fund", f"insurance fund ({currency})"), ("vault_equity", f"backstop vault equity at mark ({currency})"),
              ("long_oi", "open long interest (base units)")]),
             "Insurance-fund balance, backstop-vault equity and the population's open long size."))
+        held = _collateral_frames(result, s, by_instrument)
+        if held:
+            parts.append(plot(f"collateral:{s}", _collateral_figure(held, run_designs, colours, currency, max_points),
+                              "Collateral assets the accounts hold, valued as each design values them (the asset's "
+                              "index x its collateral ratio, times the amount held); holdings fall when accounts "
+                              "left with holdings only sell them (COLLATERAL_EXCHANGE)."))
+        paid = _funding_frame(result, s)
+        if paid is not None:
+            parts.append(plot(f"funding:{s}", _per_design_figure(
+                paid, "paid", run_designs, colours, f"cumulative net funding paid by the population ({currency})",
+                max_points), "Net funding the population's positions paid the rest of the market so far (the "
+                             "sum of FUNDING rows' amounts; negative: received; funding_paid is the gross that "
+                             "changed hands)."))
         parts.append("</section>")
 
     parts.append(f"<footer>Generated by riskengine {_e(__version__)}. Self-contained: no scripts, no network "

@@ -220,14 +220,18 @@ PORTFOLIO_DESIGN_DEFAULTS: dict[tuple[str, ...], object] = {
 RULES_WITHOUT_DATA = ("data", "none")
 
 
-def _hashed_design(design: VenueDesign, funded: bool) -> dict:
+def _hashed_design(design: VenueDesign, funded: bool, collateral: bool = False) -> dict:
     """A design as :func:`run_hash` hashes it: its fields, less each of
-    :data:`PORTFOLIO_DESIGN_DEFAULTS` that holds its default, and less its ``funding`` when it
+    :data:`PORTFOLIO_DESIGN_DEFAULTS` that holds its default, less its ``funding`` when it
     pays nothing (no scenario of the run gives funding rates, ``funded`` False, and its rule
-    reads only those): such a design hashes as before funding existed."""
+    reads only those), and less its ``collateral`` when no scenario of the run has collateral
+    assets (``collateral`` False: it values nothing): such a design hashes as before funding
+    and collateral existed."""
     body = design.model_dump(mode="json")
     if not funded and design.funding.rule in RULES_WITHOUT_DATA:
         del body["funding"]
+    if not collateral:
+        del body["collateral"]
     for path, default in PORTFOLIO_DESIGN_DEFAULTS.items():
         *parents, name = path
         holder = body
@@ -245,7 +249,7 @@ def run_hash(loaded: LoadedConfig) -> str:
     however the config was written; ``outputs.dir`` and ``[sweep]`` are left out (they change
     nothing in the result rows)."""
     scenarios = []
-    funded = False
+    funded = held = False
     for spec in loaded.config.all_scenarios():
         # a single-tape scenario leaves out the keys of scenarios with instruments, and a scenario
         # without funding rates its funding keys: its hash is the one it had before they existed
@@ -256,13 +260,18 @@ def run_hash(loaded: LoadedConfig) -> str:
             left_out["funding"] = True
         if spec.instruments and all(i.funding is None for i in spec.instruments):
             left_out["instruments"] = {"__all__": {"funding"}}
+        if spec.collateral is None:
+            left_out["collateral"] = True
+        if spec.portfolio is not None and not spec.portfolio.collateral and left_out.get("portfolio") is not True:
+            left_out["portfolio"] = {"collateral"}
         funded = funded or spec.funding is not None or any(i.funding is not None for i in spec.instruments or ())
+        held = held or spec.collateral is not None
         scenarios.append({"scenario": spec.model_dump(mode="json", exclude=left_out),
                           "population": backtest.population_spec(loaded, spec, "sweep"),
                           "liquidity": backtest.liquidity_spec(loaded, spec, "sweep")})
     body = {"format": HASH_FORMAT, "scenarios": scenarios,
             # each scenario's designs, resolved for it (its underlying's and date's margin tables)
-            "designs": [[_hashed_design(d, funded) for d in backtest.build_designs(loaded, i)]
+            "designs": [[_hashed_design(d, funded, held) for d in backtest.build_designs(loaded, i)]
                         for i in range(len(scenarios))],
             # the series interval also sets how weighted ADL fills are grouped into event rows
             "series_interval_s": loaded.config.outputs.series_interval_s}

@@ -14,6 +14,7 @@ the engines consume (:class:`riskengine.params.EngineParams`); that mapping live
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from riskengine.codes import AdlPolicy, AdlPrice, AdlRanking, CrossOrder, Fundin
 from riskengine.errors import format_validation_error
 from riskengine.liquidity import ConstantDepth, DepthCurve
 from riskengine.params import MARGIN_FORMS, EngineParams
-from riskengine.ranges import (Count, Fraction, Money, MultipleOfBalance, NegativeShare, Power, PositiveMoney, PositiveMultiple, PositiveSeconds, Seconds,
+from riskengine.ranges import (Count, PositiveCount, Fraction, Money, MultipleOfBalance, NegativeShare, Power, PositiveMoney, PositiveMultiple, PositiveSeconds, Seconds,
                                Share, ShareBelowOne, ShareInside, check_leverage, whole)
 
 NS = 1_000_000_000
@@ -343,6 +344,49 @@ class Funding(Component):
                                                                     "(0.01%; 0 for contracts a venue exempts)")
 
 
+class Collateral(Component):
+    """How the design values a scenario's collateral assets (issue 13; :mod:`riskengine.collateral`,
+    ``docs/collateral.md``): the index each asset is priced at and the collateral ratios that
+    count a holding as margin. A holding of ``amount`` counts ``amount x index x ratio`` in its
+    cross account (Binance Multi-Assets: ``bidRate = index x (1 - bidBuffer)``, API
+    "Multi-Assets Mode Asset Index"; FAQ "How to Calculate Margin in Multi-Assets Mode").
+
+    ``index`` is a design choice because it is what failed on 2025-10-10: ``own-book`` (the
+    venue's own spot book: what Binance's USDe index followed, as reported), ``external-median``
+    (the median of the scenario's external streams of the asset), ``redemption-floor``
+    (``max(floor, weight x redemption + (1 - weight) x own book)``: Binance's announced change
+    after 2025-10-10, weight and floor unpublished, hence settings). Hyperliquid takes USDC
+    only (:data:`riskengine.collateral.SINGLE_ASSET`): a scenario holding another asset is
+    refused for a design whose ratio table is ``hyperliquid``.
+    """
+
+    index: Literal["own-book", "external-median", "redemption-floor"] = Field(
+        "own-book", description="the asset index: own-book (the venue's own spot book), external-median (median "
+                                "of the scenario's external streams), redemption-floor (max(floor, weight x "
+                                "redemption + (1 - weight) x own book))")
+    floor: Money | None = Field(None, description="redemption-floor: the lowest index price (required there; "
+                                                  "Binance announced a floor for USDe without publishing it)")
+    weight: Share = Field(1.0, description="redemption-floor: the redemption price's weight (1: the redemption "
+                                           "price alone; below 1 needs the scenario's own-book stream)")
+    min_sources: PositiveCount = Field(1, description="external-median: external streams that must have printed for "
+                                                  "an index print")
+    ratios: str | None = Field(None, min_length=1, description=(
+        "the venue whose collateral-ratio table applies (riskengine/venues/collateral/<venue>.toml, or "
+        "hyperliquid: USDC only, ratio 1); default: the design's preset"))
+    date: dt.date | None = Field(None, description="the day whose ratios apply, e.g. 2025-10-10 (default: the "
+                                                   "scenario's date)")
+    assumed: dict[str, Share] = Field(default_factory=dict, description=(
+        "ratios for assets the table lacks, e.g. { USDE = 0.9 } (each is a warning, as an assumed margin table)"))
+
+    @model_validator(mode="after")
+    def _floor(self) -> "Collateral":
+        if self.index == "redemption-floor" and self.floor is None:
+            raise ValueError("index redemption-floor: expected a floor (the lowest index price, e.g. 0.97)")
+        if self.index != "redemption-floor" and self.floor is not None:
+            raise ValueError(f"floor: used by index redemption-floor only (index is {self.index!r})")
+        return self
+
+
 def _code(enum, name: str) -> int:
     return int(enum[name.upper().replace("-", "_")])
 
@@ -356,7 +400,7 @@ class VenueDesign(Component):
         Label in result tables.
     preset : str
         The preset it was built from, if any.
-    margin, mark, liquidation, fund, backstop, adl
+    margin, mark, liquidation, fund, backstop, adl, funding, collateral
         The components.
     margin_mode : {"as-held", "cross", "isolated"}
         How a portfolio's positions are margined before the run
@@ -380,6 +424,8 @@ class VenueDesign(Component):
     backstop: Backstop = Field(Backstop(), description="the backstop (liquidator) vault")
     adl: Adl = Field(Adl(), description="auto-deleveraging")
     funding: Funding = Field(Funding(), description="funding payments")
+    collateral: Collateral = Field(Collateral(), description="how collateral assets are valued (scenarios with "
+                                                             "collateral only)")
     margin_mode: Literal[MARGIN_MODES] = Field(
         "as-held", description="how a portfolio's positions are margined: as-held: each position's own mode (the "
                                "population's); cross: every position of a user in the user's cross account, "

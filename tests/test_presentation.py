@@ -329,6 +329,7 @@ def _same_table(shown: list[str], actual: list[str]) -> None:
     ("backtests/hyperliquid-2025-10-10.toml", None),  # excerpts
     ("backtests/coinm-alts-2025-10-10.toml", None),
     ("backtests/portfolio-2025-10-10.toml", None),
+    ("backtests/collateral-depeg.toml", None),
 ])
 def test_run_page_tables_are_a_run(config_path, shown_lines, request):
     if config_path is not None:
