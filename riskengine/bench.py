@@ -30,6 +30,7 @@ them atomically.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import os
@@ -49,10 +50,12 @@ from riskengine.files import check_writable_dir, write_atomic
 from riskengine.liquidity import ConstantDepth
 from riskengine.metrics import LIQUIDATION_KINDS
 from riskengine.params import EngineParams
-from riskengine.portfolio import Instrument, PortfolioScenario, PortfolioSpec, generate_portfolio
+from riskengine.collateral import AssetPrices, DepegPath
+from riskengine.funding import HOUR_NS, FundingStream
+from riskengine.portfolio import Instrument, PortfolioScenario, PortfolioSpec, add_holdings, generate_portfolio
 from riskengine.runlog import EVENT_COLUMNS, SCALARS, RawRun
 from riskengine.scenario import Population, Scenario, Tape
-from riskengine.venue import Adl, Fund, Liquidation, Margin, Mark, VenueDesign
+from riskengine.venue import Adl, Collateral, Fund, Liquidation, Margin, Mark, VenueDesign
 
 NS = 1_000_000_000
 #: 2025-10-10 20:00 UTC, as in riskengine.synthetic
@@ -74,6 +77,8 @@ class Workload:
     scenario: Scenario | PortfolioScenario
     params: EngineParams | list[EngineParams]
     info: dict = field(default_factory=dict)
+    funding: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    """Funding payments the run makes (:func:`riskengine.engine.funding_payments`; None: none)."""
 
     @property
     def is_portfolio(self) -> bool:
@@ -123,8 +128,8 @@ class Workload:
         from riskengine.engine import run_portfolio_raw, run_raw
 
         if self.is_portfolio:
-            return run_portfolio_raw(self.scenario, self.params, engine, max_events=max_events)
-        return run_raw(self.scenario, self.params, engine, max_events=max_events)
+            return run_portfolio_raw(self.scenario, self.params, engine, max_events=max_events, funding=self.funding)
+        return run_raw(self.scenario, self.params, engine, max_events=max_events, funding=self.funding)
 
 
 #: the arrays the engine reads (plus the mark/index stream when the mark method uses one); a
@@ -243,11 +248,19 @@ def parity(ticks: int = 100_000, accounts: int = 10_000, seed: int = 29) -> Work
 #: the portfolio workload's instruments, and how far each of the first five falls (the others are quiet)
 PORTFOLIO_INSTRUMENTS = 15
 PORTFOLIO_DROPS = (0.25, 0.30, 0.35, 0.40, 0.45)
+#: ``portfolio-cf`` (issue 13): a share of the users with a cross wallet and the share of that
+#: wallet they hold in USDe (:func:`riskengine.portfolio.add_holdings`), USDe's collateral ratio
+#: (assumed: Binance publishes none, ``docs/collateral.md``), and the hourly funding rate of the
+#: crashing instruments (shorts pay: the perp under its index) and of the quiet ones
+PORTFOLIO_CF_HOLDINGS = (0.25, 0.5)
+PORTFOLIO_CF_USDE_RATIO = 0.9
+PORTFOLIO_CF_RATES = (-0.001, 0.0001)
 
 
 def portfolio(ticks: int = 10_000_000, accounts: int = 1_000_000, seed: int = 31, *,
               span_s: float = 10_000.0, depth_per_account: float = 300.0, fund_per_account: float = 0.1,
-              liquidation_fee: float = 0.0005, adl: str = "queue") -> Workload:
+              liquidation_fee: float = 0.0005, adl: str = "queue", collateral: bool = False,
+              funding: bool = False) -> Workload:
     """A crash on several of 15 instruments held by accounts with 1-5 positions each.
 
     Tapes: ``ticks`` split evenly over :data:`PORTFOLIO_INSTRUMENTS` instruments on interleaved
@@ -265,6 +278,13 @@ def portfolio(ticks: int = 10_000_000, accounts: int = 1_000_000, seed: int = 31
     mark, a fund of ``fund_per_account x accounts`` topped up by a 0.05% fee, ADL queue), one
     fund and one vault for all instruments; each instrument's book ``depth_per_account x
     accounts / 15`` per 1%, 30 s half-life, full feedback.
+
+    ``collateral`` (issue 13): a 16th instrument, USDe, a collateral asset on the constructed
+    depeg path (:class:`riskengine.collateral.DepegPath`, the tape's own seed: to 0.65 between
+    21:36 and 22:16 UTC, one price a second), valued at its own book x 0.9
+    (:data:`PORTFOLIO_CF_USDE_RATIO`); :data:`PORTFOLIO_CF_HOLDINGS` of the cross users hold
+    half their wallet in it. ``funding``: hourly payments in every perpetual at the rates of
+    :data:`PORTFOLIO_CF_RATES`, at the mark.
     """
     n_inst = PORTFOLIO_INSTRUMENTS
     symbols = tuple(f"P{k:02d}" for k in range(n_inst))
@@ -280,38 +300,70 @@ def portfolio(ticks: int = 10_000_000, accounts: int = 1_000_000, seed: int = 31
         entry_spread=0.01, seed=seed)
     # the accounts first: the generator's temporaries are freed before the tapes exist
     book = generate_portfolio(spec, starts)
+    held = add_holdings(book.portfolio, [PORTFOLIO_CF_HOLDINGS], [1.0], seed) if collateral else book.portfolio
     rng = np.random.default_rng(seed)
     tick_ns = max(1, int(round(span_s * NS / ticks)))
     instruments = []
+    # with collateral, USDe's own ticks (a thousandth of the tape) are part of ``ticks``
+    n_asset = max(2, ticks // 1000) if collateral else 0
+    perp_ticks = ticks - n_asset
     for k in range(n_inst):
-        n = max(1, ticks // n_inst + (1 if k < ticks % n_inst else 0))
+        n = max(1, perp_ticks // n_inst + (1 if k < perp_ticks % n_inst else 0))
         t0 = START_NS + k * tick_ns
         if k < len(PORTFOLIO_DROPS):
             tape = crash_tape(n, n_inst * tick_ns, rng, start=starts[k], drop=PORTFOLIO_DROPS[k], start_ns=t0)
         else:
             tape = generators.quiet_tape(n, rng, start_price=starts[k], start_ns=t0, tick_ns=n_inst * tick_ns,
                                          step=1e-5, band=0.0005)
-        instruments.append(Instrument(symbols[k], tape))
+        rates = None
+        if funding:  # every whole hour of the span
+            hours = np.arange(START_NS // HOUR_NS + 1, (START_NS + int(span_s * NS)) // HOUR_NS + 1) * HOUR_NS
+            rate = PORTFOLIO_CF_RATES[0] if k < len(PORTFOLIO_DROPS) else PORTFOLIO_CF_RATES[1]
+            rates = FundingStream.from_arrays(hours, np.full(len(hours), rate), HOUR_NS, symbols[k])
+        instruments.append(Instrument(symbols[k], tape, funding=rates))
+    assets = ()
+    if collateral:  # n_asset prices evenly from the perpetuals' first tick to their last
+        last_us = max(int(ins.tape.ts[-1]) for ins in instruments) // 1000
+        step_ns = (last_us * 1000 - START_NS) // (n_asset - 1)
+        start = dt.datetime.fromtimestamp(START_NS / NS, dt.timezone.utc)
+        end = start + dt.timedelta(microseconds=last_us - START_NS // 1000)
+        path = DepegPath(start=start, end=end, step_s=step_ns / NS).generate(seed)
+        assets = (AssetPrices("USDE", own=path),)
+        instruments.append(Instrument("USDE", Tape.from_arrays(path.ts, path.price)))
     design = VenueDesign(name="bench-portfolio", margin=Margin(floors=(0.0,), rates=(0.005,)),
                          mark=Mark(method="last"), liquidation=Liquidation(fee=liquidation_fee),
                          fund=Fund(initial=fund_per_account * accounts),
-                         adl=Adl(policy=adl, ranking="pnl-leverage", price="bankruptcy", rank_interval_s=1.0))
+                         adl=Adl(policy=adl, ranking="pnl-leverage", price="bankruptcy", rank_interval_s=1.0),
+                         collateral=Collateral(ratios="binance-usdm", assumed={"USDE": PORTFOLIO_CF_USDE_RATIO}))
     liquidity = ConstantDepth(depth_per_pct=depth_per_account * accounts / n_inst, max_move=0.5,
                               half_life_s=30.0, feedback=1.0)
     params = design.engine_params(liquidity, series_interval_s=1.0)
-    scenario = PortfolioScenario("bench-portfolio", tuple(instruments), book.portfolio)
-    info = {"tick_ns": tick_ns, "span_s": span_s, "seed": seed, "instruments": n_inst,
-            "crashing": len(PORTFOLIO_DROPS), "positions": int(len(book.portfolio.size)),
+    scenario = PortfolioScenario("bench-portfolio", tuple(instruments), held, assets=assets)
+    name, plist, pays = "portfolio", [params] * n_inst, None
+    if collateral or funding:  # each asset's tape as the design values it, the funding payments
+        from riskengine.engine import resolve
+
+        (item,) = resolve(scenario, design, liquidity, series_interval_s=1.0)
+        name, scenario, plist, pays = "portfolio-cf", item.scenario, list(item.params), item.funding
+    info = {"tick_ns": tick_ns, "span_s": span_s, "seed": seed, "instruments": len(instruments),
+            "crashing": len(PORTFOLIO_DROPS), "positions": int(len(held.size)),
             "margin_accounts": int(len(scenario.margin_accounts.owner)),
-            "hedged_accounts": int(book.hedged.sum()), "fund_initial": params.fund_initial}
-    return Workload("portfolio", scenario, [params] * n_inst, info)
+            "hedged_accounts": int(book.hedged.sum()), "fund_initial": params.fund_initial,
+            "holdings": int(held.holdings.sum()), "funding_payments": 0 if pays is None else len(pays[0])}
+    return Workload(name, scenario, plist, info, pays)
+
+
+def portfolio_cf(ticks: int = 10_000_000, accounts: int = 1_000_000, seed: int = 31) -> Workload:
+    """:func:`portfolio` with collateral and funding on (issue 13)."""
+    return portfolio(ticks, accounts, seed, collateral=True, funding=True)
 
 
 #: the standard workloads by name
-BUILDERS: dict[str, Callable[..., Workload]] = {"quiet": quiet, "crash": crash, "portfolio": portfolio}
+BUILDERS: dict[str, Callable[..., Workload]] = {"quiet": quiet, "crash": crash, "portfolio": portfolio,
+                                                "portfolio-cf": portfolio_cf}
 #: fewest accounts a scaled-down workload keeps (the crash needs both sides and an ADL queue; the
 #: portfolio a long and a short in each of its 15 instruments)
-MIN_ACCOUNTS = {"quiet": 2, "crash": 30, "portfolio": 300}
+MIN_ACCOUNTS = {"quiet": 2, "crash": 30, "portfolio": 300, "portfolio-cf": 300}
 
 
 # --------------------------------------------------------------------------- sizes and bars
@@ -341,11 +393,13 @@ def scaled(n: int, scale: float, minimum: int = 2) -> int:
 #: the benchmark's sizes; the reference engine runs the parity size (10k accounts x 100k ticks)
 FULL = (Spec("quiet", 10_000_000, 1_000_000, 100_000, 10_000),
         Spec("crash", 10_000_000, 1_000_000, 100_000, 10_000),
-        Spec("portfolio", 10_000_000, 1_000_000, 10_000, 1_000))
+        Spec("portfolio", 10_000_000, 1_000_000, 10_000, 1_000),
+        Spec("portfolio-cf", 10_000_000, 1_000_000, 10_000, 1_000))
 #: ``--quick``: a tenth of the ticks and accounts, the reference on a fifth of the parity size
 QUICK = (Spec("quiet", 1_000_000, 100_000, 20_000, 2_000),
          Spec("crash", 1_000_000, 100_000, 20_000, 2_000),
-         Spec("portfolio", 1_000_000, 100_000, 4_000, 400))
+         Spec("portfolio", 1_000_000, 100_000, 4_000, 400),
+         Spec("portfolio-cf", 1_000_000, 100_000, 4_000, 400))
 #: timed rounds of the compiled engine per workload (the best one counts)
 ROUNDS = {"full": 5, "quick": 3}
 
@@ -354,8 +408,9 @@ BAR_QUIET_TICKS_PER_S = 50e6
 BAR_CRASH_LIQ_PER_S = 1e6
 BAR_CRASH_WALL_S = 10.0
 BAR_PARITY_SPEEDUP = 100.0
-#: issue 12: the portfolio workload on one core
+#: issue 12: the portfolio workload on one core; issue 13: with collateral and funding on
 BAR_PORTFOLIO_TICKS_PER_S = 30e6
+BAR_PORTFOLIO_CF_TICKS_PER_S = 25e6
 
 
 def memory_bar_mb(input_mb: float) -> float:
@@ -394,6 +449,8 @@ def bars(report: dict) -> list[dict]:
     if "portfolio" in w:
         # a portfolio's inputs are its instruments' own tapes, the merged tape and the accounts
         throughput("portfolio", BAR_PORTFOLIO_TICKS_PER_S, "input_mb", "inputs")
+    if "portfolio-cf" in w:
+        throughput("portfolio-cf", BAR_PORTFOLIO_CF_TICKS_PER_S, "input_mb", "inputs")
     return out
 
 

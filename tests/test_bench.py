@@ -60,7 +60,9 @@ def test_bench_prints_the_figures_and_shows_progress(bench_run):
     assert re.search(r"^crash\s+20,000\s+2,000\s+[1-9][\d,]*\s", stdout, flags=re.M), stdout
     assert "speed-up" in stdout and "same events" in stdout
     assert re.search(r"^portfolio\s+20,000\s+2,000\s+[1-9][\d,]*\s", stdout, flags=re.M), stdout
-    assert "[1/6] quiet" in stderr and "[4/6] crash" in stderr and "[6/6] portfolio" in stderr
+    assert re.search(r"^portfolio-cf\s+20,000\s+2,000\s+[1-9][\d,]*\s", stdout, flags=re.M), stdout
+    assert "[1/8] quiet" in stderr and "[4/8] crash" in stderr and "[6/8] portfolio" in stderr
+    assert "[8/8] portfolio-cf" in stderr
     assert "reference engine" in stderr
     assert f"wrote {out}" in stderr
     assert sorted(p.name for p in out.parent.iterdir()) == ["bench.json"]  # no temporary left
@@ -83,7 +85,7 @@ def test_bench_json_has_the_documented_keys_and_sane_values(bench_run):
     assert [b["name"] for b in report["bars"]] == [
         "quiet ticks/s", "quiet peak memory MB", "crash liquidations/s",
         "crash wall s (slowest round)", "crash speed-up over the reference",
-        "portfolio ticks/s", "portfolio peak memory MB"]
+        "portfolio ticks/s", "portfolio peak memory MB", "portfolio-cf ticks/s", "portfolio-cf peak memory MB"]
     assert key_paths(report) == documented_keys()
 
     specs = [s.scaled(SCALE) for s in bench.QUICK]
@@ -104,8 +106,9 @@ def test_bench_json_has_the_documented_keys_and_sane_values(bench_run):
         raw, _ = work.run("cython")
         assert w["liquidations"] == bench.engine_liquidations(raw) == bench.liquidation_stats(raw)["liquidations"]
         assert w["events"] == len(raw.events["kind"])
-    quiet, crash, book = report["workloads"]
+    quiet, crash, book, funded = report["workloads"]
     assert book["liquidations"] > 0 and book["input_mb"] > book["engine_input_mb"] > 0
+    assert funded["liquidations"] > 0 and funded["input_mb"] > book["input_mb"]
     assert quiet["liquidations"] == 0 and quiet["liquidations_per_s"] == 0
     assert crash["liquidations"] > crash["accounts"] / 3  # every long is liquidated
     assert crash["liquidations_per_s"] == pytest.approx(crash["liquidations"] / crash["wall_s"])
@@ -218,3 +221,28 @@ def test_json_is_written_whole_or_not_at_all(tmp_path):
     bench.write_json({"schema": 1, "figures": [1.0, 2.0]}, target)
     assert json.loads(target.read_text()) == {"schema": 1, "figures": [1.0, 2.0]}
     assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
+
+
+def test_the_portfolio_cf_workload_is_what_it_says():
+    """The portfolio workload with collateral and funding on (issue 13): USDe as a 16th
+    instrument, a collateral asset on the constructed depeg path valued at 0.9, held by a quarter
+    of the cross users for half their wallet; hourly funding in every perpetual; the ticks asked
+    for, the asset's included; funding paid and holdings sold in the run."""
+    from riskengine.codes import EventKind
+
+    w = bench.portfolio_cf(30_000, 3_000)
+    s = w.scenario
+    assert w.name == "portfolio-cf" and w.ticks == 30_000 and len(s.instruments) == bench.PORTFOLIO_INSTRUMENTS + 1
+    usde = len(s.instruments) - 1
+    assert s.instruments[usde].symbol == "USDE" and w.params[usde].collateral and not w.params[0].collateral
+    # its tape: the depeg path x 0.9, a thousandth of the ticks, from 1 x 0.9 down near 0.65 x 0.9
+    tape = s.instruments[usde].tape
+    assert len(tape) == 30 and tape.price[0] == pytest.approx(0.9, rel=0.01) and tape.price.min() < 0.7 * 0.9
+    held = s.portfolio.holdings
+    assert held.any() and (s.portfolio.instrument[held] == usde).all() and (s.portfolio.entry[held] == 0).all()
+    ts, inst, rate = w.funding
+    assert len(ts) == 2 * bench.PORTFOLIO_INSTRUMENTS and set(inst.tolist()) == set(range(bench.PORTFOLIO_INSTRUMENTS))
+    raw, _ = w.run("cython")
+    kinds = set(raw.events["kind"].tolist())
+    assert EventKind.FUNDING in kinds and EventKind.COLLATERAL_EXCHANGE in kinds
+    assert raw.scalars["funding_paid"] > 0

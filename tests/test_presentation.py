@@ -397,8 +397,8 @@ def test_bench_page_counts_are_the_engines():
     """The liquidations in docs/cli/bench.md's example are the seeded workloads' own counts."""
     text = (DOCS / "bench.md").read_text(encoding="utf-8")
     rows = {tuple(line.split()[:3]): line.split()[3] for line in text.splitlines()
-            if re.match(r"(quiet|crash|portfolio)\s+[\d,]+\s+[\d,]+\s+[\d,]+\s", line)}
-    assert len(rows) == 6, rows  # each workload at the full and at the reference's size
+            if re.match(r"(quiet|crash|portfolio|portfolio-cf)\s+[\d,]+\s+[\d,]+\s+[\d,]+\s", line)}
+    assert len(rows) == 8, rows  # each workload at the full and at the reference's size
     for (name, ticks, accounts), liquidations in rows.items():
         n_ticks, n_accounts = (int(x.replace(",", "")) for x in (ticks, accounts))
         work = bench.BUILDERS[name](n_ticks, n_accounts)
