@@ -49,7 +49,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -61,7 +60,7 @@ import numpy as np
 
 from riskengine.errors import suggest
 from riskengine.scenario import _as_array, _check_length, _first, _require
-from riskengine.venues._tables import TableError, _day
+from riskengine.venues._tables import TableError, _day, dated_entry, load_dated
 
 NS = 1_000_000_000
 
@@ -136,22 +135,7 @@ def _fraction(where: str, name: str, value: Any, low: float, high: float, high_o
 
 
 def _ratio_entry(venue: str, asset: str, where: str, entry: Any) -> CollateralRatio:
-    if not isinstance(entry, dict):
-        raise TableError(f"{where}: expected a table ([[{asset}]]) (got {entry!r})")
-    unknown = [k for k in entry if k not in _KEYS]
-    if unknown:
-        raise TableError(f"{where}.{unknown[0]}: unknown key{suggest(unknown[0], _KEYS)}; valid: {', '.join(_KEYS)}")
-    for key in ("effective", "ratio", "source"):
-        if key not in entry:
-            raise TableError(f"{where}.{key}: missing")
-    effective = entry["effective"]
-    if isinstance(effective, str):
-        try:
-            effective = dt.date.fromisoformat(effective)
-        except ValueError:
-            raise TableError(f"{where}.effective: expected a date YYYY-MM-DD (got {effective!r})") from None
-    if isinstance(effective, dt.datetime) or not isinstance(effective, dt.date):
-        raise TableError(f"{where}.effective: expected a date YYYY-MM-DD (got {effective!r})")
+    effective = dated_entry(asset, where, entry, _KEYS, ("effective", "ratio", "source"))
     source = entry["source"]
     if not isinstance(source, str) or not source.strip():
         raise TableError(f"{where}.source: expected the ratio's source (got {source!r})")
@@ -178,25 +162,7 @@ def load_ratio_file(path: str | os.PathLike, venue: str) -> dict[str, list[Colla
         ``<file>: <ASSET>[<i>].<field>: what was expected`` (e.g. a ratio outside [0, 1]), or a
         file that is not valid TOML.
     """
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise TableError(f"{path}: not valid TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TableError(f"{path}: cannot read the collateral ratios ({exc})") from None
-    out: dict[str, list[CollateralRatio]] = {}
-    for asset, entries in raw.items():
-        if not isinstance(entries, list) or not entries:
-            raise TableError(f"{path}: {asset}: expected an array of tables ([[{asset}]]) (got {entries!r})")
-        rows = sorted((_ratio_entry(venue, asset, f"{path}: {asset}[{i}]", e) for i, e in enumerate(entries)),
-                      key=lambda r: r.effective)
-        for a, b in zip(rows, rows[1:]):
-            if a.effective == b.effective:
-                raise TableError(f"{path}: {asset}: two ratios effective {a.effective}")
-        out[asset] = rows
-    return out
-
+    return load_dated(path, "collateral ratios", "ratios", lambda asset, where, e: _ratio_entry(venue, asset, where, e))
 
 def ratio_file(venue: str) -> Path:
     """The packaged collateral-ratio file of ``venue``."""

@@ -313,18 +313,23 @@ def _funding_statistics(cy: RawRun, funding) -> None:
         event(f"liquidations after a funding payment: {bool(np.isin(later, [1, 2, 3, 6, 9]).any())}")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.data())
-def test_compiled_matches_reference_with_funding_on_cross_accounts(data):
-    """Funding payments on portfolios with cross accounts of several positions (the compiled
-    engine rebuilds the paying instrument's index and checks its cross accounts again)."""
-    case = data.draw(cross_cases())
+def _check_funded_case(data, case) -> None:
+    """Draw funding payments and a funding price for ``case``; both engines to the last bit."""
     funding = data.draw(funding_payments(case[0][0], len(case[2])))
     cy, ref = _both_funded(case, funding, data.draw(st.sampled_from(list(FundingPrice))))
     assert_same_portfolio_run(cy, ref)
     assert _exactly(cy.positions_size, ref.positions_size) and _exactly(cy.positions_entry, ref.positions_entry)
     _statistics(cy, case[2])
     _funding_statistics(cy, funding)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_compiled_matches_reference_with_funding_on_cross_accounts(data):
+    """Funding payments on portfolios with cross accounts of several positions (the compiled
+    engine rebuilds the paying instrument's index and checks its cross accounts again)."""
+    case = data.draw(cross_cases())
+    _check_funded_case(data, case)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -374,9 +379,4 @@ def test_compiled_matches_reference_with_collateral_assets_and_funding(data):
     """Collateral holdings in cross accounts (a fall of an asset liquidates accounts, the
     auto-exchange sells holdings) with funding payments: both engines to the last bit."""
     case = data.draw(collateral_cases())
-    funding = data.draw(funding_payments(case[0][0], len(case[2])))
-    cy, ref = _both_funded(case, funding, data.draw(st.sampled_from(list(FundingPrice))))
-    assert_same_portfolio_run(cy, ref)
-    assert _exactly(cy.positions_size, ref.positions_size) and _exactly(cy.positions_entry, ref.positions_entry)
-    _statistics(cy, case[2])
-    _funding_statistics(cy, funding)
+    _check_funded_case(data, case)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -102,16 +103,23 @@ def _numbers(where: str, name: str, value: Any) -> tuple[float, ...]:
     return tuple(out)
 
 
-def _table(venue: str, symbol: str, where: str, entry: Any) -> MarginTable:
+def dated_entry(key: str, where: str, entry: Any, keys: tuple[str, ...], required: tuple[str, ...]) -> dt.date:
+    """Check one dated entry of ``key`` (a table of ``keys``, ``required`` among them) and
+    return its ``effective`` date (:func:`load_dated`).
+
+    Raises
+    ------
+    TableError
+        ``<where>.<field>: what was expected``.
+    """
     if not isinstance(entry, dict):
-        raise TableError(f"{where}: expected a table ([[{symbol}]]) (got {entry!r})")
-    unknown = [k for k in entry if k not in _KEYS]
+        raise TableError(f"{where}: expected a table ([[{key}]]) (got {entry!r})")
+    unknown = [k for k in entry if k not in keys]
     if unknown:
-        raise TableError(f"{where}.{unknown[0]}: unknown key{suggest(unknown[0], _KEYS)}; "
-                         f"valid: {', '.join(_KEYS)}")
-    for key in ("effective", "source", "complete", "floors"):
-        if key not in entry:
-            raise TableError(f"{where}.{key}: missing")
+        raise TableError(f"{where}.{unknown[0]}: unknown key{suggest(unknown[0], keys)}; valid: {', '.join(keys)}")
+    for name in required:
+        if name not in entry:
+            raise TableError(f"{where}.{name}: missing")
     effective = entry["effective"]
     if isinstance(effective, str):
         try:
@@ -120,6 +128,11 @@ def _table(venue: str, symbol: str, where: str, entry: Any) -> MarginTable:
             raise TableError(f"{where}.effective: expected a date YYYY-MM-DD (got {effective!r})") from None
     if isinstance(effective, dt.datetime) or not isinstance(effective, dt.date):
         raise TableError(f"{where}.effective: expected a date YYYY-MM-DD (got {effective!r})")
+    return effective
+
+
+def _table(venue: str, symbol: str, where: str, entry: Any) -> MarginTable:
+    effective = dated_entry(symbol, where, entry, _KEYS, ("effective", "source", "complete", "floors"))
     texts = {}
     for key in ("source", "gap", "form", "quote", "premium"):
         value = entry.get(key, "")
@@ -167,6 +180,39 @@ def _table(venue: str, symbol: str, where: str, entry: Any) -> MarginTable:
                        form, texts["quote"], texts["premium"])
 
 
+def load_dated(path: str | Path, what: str, noun: str, make: Callable[[str, str, Any], Any]) -> dict[str, list]:
+    """Read a file of dated entries: a TOML array of tables per key (a symbol's margin tables,
+    an asset's collateral ratios), each made by ``make(key, where, entry)`` (``where``:
+    ``<file>: <key>[<i>]``, for its error lines) into an object with an ``effective`` date;
+    key -> its entries, oldest first. ``what`` names the file's contents in error lines ("margin
+    tables"), ``noun`` one key's entries ("tables").
+
+    Raises
+    ------
+    TableError
+        A file that cannot be read or is not valid TOML, a key that is not an array of tables,
+        two entries of one key effective on one date, or what ``make`` refuses.
+    """
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise TableError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TableError(f"{path}: cannot read the {what} ({exc})") from None
+    out: dict[str, list] = {}
+    for key, entries in raw.items():
+        if not isinstance(entries, list) or not entries:
+            raise TableError(f"{path}: {key}: expected an array of tables ([[{key}]]) (got {entries!r})")
+        rows = sorted((make(key, f"{path}: {key}[{i}]", e) for i, e in enumerate(entries)),
+                      key=lambda r: r.effective)
+        for x, y in zip(rows, rows[1:]):
+            if x.effective == y.effective:
+                raise TableError(f"{path}: {key}: two {noun} effective {x.effective}")
+        out[key] = rows
+    return out
+
+
 def load_file(path: str | Path, venue: str) -> dict[str, list[MarginTable]]:
     """Read and check one venue's table file: symbol -> its tables, oldest first.
 
@@ -175,25 +221,7 @@ def load_file(path: str | Path, venue: str) -> dict[str, list[MarginTable]]:
     TableError
         ``<file>: <symbol>[<i>].<field>: what was expected``, or a file that is not valid TOML.
     """
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise TableError(f"{path}: not valid TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TableError(f"{path}: cannot read the margin tables ({exc})") from None
-    out: dict[str, list[MarginTable]] = {}
-    for symbol, entries in raw.items():
-        if not isinstance(entries, list) or not entries:
-            raise TableError(f"{path}: {symbol}: expected an array of tables ([[{symbol}]]) (got {entries!r})")
-        tables = [_table(venue, symbol, f"{path}: {symbol}[{i}]", e) for i, e in enumerate(entries)]
-        tables.sort(key=lambda t: t.effective)
-        for a, b in zip(tables, tables[1:]):
-            if a.effective == b.effective:
-                raise TableError(f"{path}: {symbol}: two tables effective {a.effective}")
-        out[symbol] = tables
-    return out
-
+    return load_dated(path, "margin tables", "tables", lambda symbol, where, e: _table(venue, symbol, where, e))
 
 def table_file(venue: str) -> Path:
     """The packaged table file of ``venue``."""
