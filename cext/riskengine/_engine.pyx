@@ -1802,8 +1802,10 @@ cdef int _pay_funding(Engine* e, Inst* x, float64_t rate) except -1 nogil:
     """Funding (reference: ``pay_funding``): every open position in ``x`` pays ``q M r`` at
     ``x``'s mark (``funding_price``: or its index) from its cash (its margin account's wallet or margin, or its ledger's cash), in
     position order, the vault's then the fund's inventory last; the rest of the market takes the
-    other side of the net. Then ``x``'s index is rebuilt (its accounts' collateral moved) and the
-    cross accounts with several positions holding ``x`` are checked at the next scan."""
+    other side of the net. Each account that paid is re-keyed (:c:func:`_rekey`: a cross account
+    with several positions is checked at the next scan); one that received keeps its entries,
+    whose triggers were set with less collateral: they still fire before it can cross (and an
+    exact check then finds it safe)."""
     cdef Py_ssize_t j, s, h
     cdef float64_t mark = x.mark.mark, q, pay, net = 0.0, gross = 0.0, size = 0.0
     cdef bint fund_paid = False
@@ -1819,6 +1821,8 @@ cdef int _pay_funding(Engine* e, Inst* x, float64_t rate) except -1 nogil:
         pay = q * mark * rate
         h = _cash(e, s)
         e.col[h] -= pay
+        if pay > 0.0 and j < x.n_members:
+            _rekey(e, s)
         net += pay
         gross += fabs(pay)
         size += q
@@ -1832,12 +1836,6 @@ cdef int _pay_funding(Engine* e, Inst* x, float64_t rate) except -1 nogil:
         _note_fund(e)
     events_push(&e.log, e.t, e.i, e.round, <i8>EV_FUNDING, MARKET_ID, x.id, BOOK_ID, size, mark,
                 0.0, net, 0.0, _fund(e, x))
-    _build_index(e, x)
-    if x.n_multi:
-        for j in range(x.n_members):
-            s = _member(x, j)
-            if s >= e.n or _multi(e, s):
-                _recheck(e, _acct(e, s))
     return 0
 
 

@@ -368,10 +368,10 @@ the oracle... the engine pays at the mark, the value its other rules use):
    rest of the market, ``fee`` and ``equity_after`` 0). ``funding_paid`` per instrument
    (``by_instrument``) and summed over instruments in instrument order (the scalar): what the
    payers paid, the rest of the market included: ``(sum |pay| + |sum pay|) / 2`` per payment.
-5. *The compiled engine* then rebuilds ``k``'s liquidation index (its accounts' collateral
-   moved) and checks the cross accounts with several positions holding ``k`` at the next scan;
-   a vault whose inventory paid is checked at that tick's first round, as every round's check
-   would.
+5. *The compiled engine* re-keys each account that paid (a cross account with several
+   positions is checked exactly at the next scan); one that received keeps its entries, set
+   with less collateral, which still fire before it can cross. A vault whose inventory paid is
+   checked at that tick's first round, as every round's check would.
 
 Collateral (issue 13)
 ---------------------
