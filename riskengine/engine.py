@@ -183,22 +183,17 @@ def funding_payments(scenario: Scenario | PortfolioScenario,
     f = design.funding
     if f.rule == "none":
         return None
-    if isinstance(scenario, PortfolioScenario):  # a collateral asset pays no funding
-        items = [(ins.symbol, ins.tape, ins.funding) if k in scenario.perpetuals else (ins.symbol, ins.tape, None)
-                 for k, ins in enumerate(scenario.instruments)]
+    if isinstance(scenario, PortfolioScenario):  # the perpetuals: a collateral asset pays no funding
+        items = [(k, f"instrument {ins.symbol} of scenario {scenario.name!r}", ins.symbol, ins.tape, ins.funding)
+                 for k, ins in enumerate(scenario.instruments) if k in scenario.perpetuals]
     else:
-        items = [(scenario.name, scenario.tape, scenario.funding)]
+        items = [(0, f"scenario {scenario.name!r}", scenario.name, scenario.tape, scenario.funding)]
     parts = []
-    assets = scenario.portfolio.assets if isinstance(scenario, PortfolioScenario) else ()
-    for k, (symbol, tape, data) in enumerate(items):
+    for k, where, symbol, tape, data in items:
         if f.rule == "data":
             rates = data
-        elif k in assets:
-            continue
         else:
             if tape.stream is None:
-                where = f"instrument {symbol} of scenario {scenario.name!r}" if len(items) > 1 or isinstance(
-                    scenario, PortfolioScenario) else f"scenario {scenario.name!r}"
                 raise ValueError(f"venue design {design.name!r}: funding.rule {f.rule!r} computes rates from the "
                                  f"premium of the tape over its index stream, but {where} has none (give it a stream)")
             known = np.isfinite(tape.stream)
@@ -222,6 +217,16 @@ def funding_payments(scenario: Scenario | PortfolioScenario,
     ts, inst, rate = (np.concatenate(a) for a in zip(*parts))
     order = np.lexsort((inst, ts))
     return ts[order], inst[order], rate[order]
+
+
+def _memo_funding(paid: dict, scenario: Scenario | PortfolioScenario,
+                  design: VenueDesign) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """:func:`funding_payments`, made once per funding setting in ``paid`` (designs that differ
+    elsewhere pay the same: computing rates from the premium reads every tick)."""
+    key = design.funding.model_dump_json()
+    if key not in paid:
+        paid[key] = funding_payments(scenario, design)
+    return paid[key]
 
 
 def run_raw(scenario: Scenario, params: EngineParams, engine: str = "cython",
@@ -396,9 +401,10 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
     interval = series_interval(scenario, series_interval_s)
     if not isinstance(scenario, PortfolioScenario):
         out = []
+        paid: dict[str, tuple | None] = {}  # one set of payments per funding setting the designs use
         for d in designs:
             params = d.engine_params(liquidity, interval)
-            pays = funding_payments(scenario, d)
+            pays = _memo_funding(paid, scenario, d)
             out.append(Resolved(d, (d,), (params,), _check_stream(scenario, d, params, pays is not None),
                                 scenario, pays))
         return out
@@ -428,6 +434,7 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
         raise ValueError(f"instrument_designs: expected one design per instrument ({len(scenario.instruments)}) "
                          f"for each of the {len(designs)} design(s)")
     out = []
+    paid: dict[str, tuple | None] = {}  # the perpetuals' tapes are the same in every variant
     for j, d in enumerate(designs):
         if instrument_designs is not None and len(instrument_designs[j]) == len(scenario.instruments):
             per = tuple(instrument_designs[j])
@@ -456,7 +463,7 @@ def resolve(scenario: Scenario | PortfolioScenario, designs: VenueDesign | Itera
         except ValueError as exc:
             raise ValueError(f"venue design {d.name!r} (instruments {', '.join(scenario.symbols)}): {exc}") from None
         held, caveats, sources = margined[keys[j]]
-        pays = funding_payments(held, d)
+        pays = _memo_funding(paid, held, d)
         out.append(Resolved(d, per, params, _check_stream(held, d, params[perps[0]], pays is not None),
                             held, pays, caveats, sources))
     portfolio_engine(engine)  # last: every problem of the inputs is reported first

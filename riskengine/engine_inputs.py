@@ -122,10 +122,7 @@ def check_margin_accounts(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, s
             raise ValueError(f"{name}: expected one entry per tick ({t}), got {len(arr)}")
     if len(stream) not in (0, t):
         raise ValueError(f"stream: expected one entry per tick ({t}) or none, got {len(stream)}")
-    bad = np.flatnonzero((inst < 0) | (inst >= n_instruments))
-    if len(bad):
-        raise ValueError(f"inst[{int(bad[0])}]: expected an instrument in 0..{n_instruments - 1} "
-                         f"(one EngineParams each), got {int(inst[bad[0]])}")
+    _check_instrument_ids("inst", inst, n_instruments, " (one EngineParams each)")
     m = len(owner)
     if len(collateral) != m:
         raise ValueError(f"collateral: expected one entry per margin account ({m}), got {len(collateral)}")
@@ -148,10 +145,7 @@ def check_margin_accounts(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, s
         if len(bad):
             raise ValueError(f"margin account {int(bad[0])} (account {int(owner[bad[0]])}): an isolated margin "
                              f"account holds exactly one position (got {int(held[bad[0]])})")
-    bad = np.flatnonzero((instrument < 0) | (instrument >= n_instruments))
-    if len(bad):
-        raise ValueError(f"instrument[{int(bad[0])}]: expected an instrument in 0..{n_instruments - 1}, "
-                         f"got {int(instrument[bad[0]])}")
+    _check_instrument_ids("instrument", instrument, n_instruments)
     holder = np.repeat(np.asarray(owner, dtype=np.int64), held)
     if not _may_hold_twice(holder, np.asarray(instrument), n_instruments):
         return
@@ -162,6 +156,14 @@ def check_margin_accounts(ts: np.ndarray, inst: np.ndarray, price: np.ndarray, s
         a, b = sorted((int(order[twice[0]]), int(order[twice[0] + 1])))
         raise ValueError(f"positions {a} and {b}: account {int(holder[a])} holds instrument "
                          f"{int(instrument[a])} twice (one position per account and instrument)")
+
+
+def _check_instrument_ids(name: str, ids: np.ndarray, n_instruments: int, note: str = "") -> None:
+    """Every entry of ``ids`` an instrument in ``0..I-1``; else one line naming the first row."""
+    bad = np.flatnonzero((ids < 0) | (ids >= n_instruments))
+    if len(bad):
+        raise ValueError(f"{name}[{int(bad[0])}]: expected an instrument in 0..{n_instruments - 1}{note}, "
+                         f"got {int(ids[bad[0]])}")
 
 
 def check_funding(funding_ts: np.ndarray, funding_inst: np.ndarray, funding_rate: np.ndarray,
@@ -181,10 +183,7 @@ def check_funding(funding_ts: np.ndarray, funding_inst: np.ndarray, funding_rate
             raise ValueError(f"{name}: expected one entry per funding payment ({f}), got {len(arr)}")
     if f == 0:
         return
-    bad = np.flatnonzero((funding_inst < 0) | (funding_inst >= n_instruments))
-    if len(bad):
-        raise ValueError(f"funding_inst[{int(bad[0])}]: expected an instrument in 0..{n_instruments - 1}, "
-                         f"got {int(funding_inst[bad[0]])}")
+    _check_instrument_ids("funding_inst", funding_inst, n_instruments)
     bad = np.flatnonzero(~np.isfinite(funding_rate))
     if len(bad):
         raise ValueError(f"funding_rate[{int(bad[0])}]: expected a finite rate, got {funding_rate[bad[0]]}")
@@ -218,19 +217,13 @@ def _may_hold_twice(holder: np.ndarray, instrument: np.ndarray, n_instruments: i
     return bool((np.bitwise_count(total.astype(np.uint64)) != count).any())
 
 
-def no_funding() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A run's funding payments when it has none: empty ``funding_ts``, ``funding_inst``,
-    ``funding_rate``."""
-    return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float64)
-
-
 def funding_arrays(funding: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
                    n_instruments: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A run's funding payments as the engines take them: contiguous ``funding_ts`` (int64),
     ``funding_inst`` (int32), ``funding_rate`` (float64), checked (:func:`check_funding`);
     None: no funding."""
     if funding is None:
-        return no_funding()
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float64)
     ts, inst, rate = (np.ascontiguousarray(a, dtype=d) for a, d in zip(funding, (np.int64, np.int32, np.float64)))
     check_funding(ts, inst, rate, n_instruments)
     return ts, inst, rate

@@ -216,8 +216,33 @@ PORTFOLIO_DESIGN_DEFAULTS: dict[tuple[str, ...], object] = {
 }
 
 
+#: scenario keys that came after the hash's format, with the value at which :func:`run_hash`
+#: leaves them out (``[]``: each item of a list): a scenario that does not use them hashes as
+#: before they existed (a single-tape scenario has no instruments or portfolio; funding rates
+#: and collateral assets, issue 13)
+SCENARIO_DEFAULTS: dict[tuple[str, ...], object] = {
+    ("instruments",): None,
+    ("portfolio",): None,
+    ("funding",): None,
+    ("collateral",): None,
+    ("instruments", "[]", "funding"): None,
+    ("portfolio", "collateral"): {},
+}
+
 #: funding rules that pay nothing on a scenario without funding rates (``funding.rule``)
 RULES_WITHOUT_DATA = ("data", "none")
+
+
+def _without_defaults(body: dict, defaults: dict[tuple[str, ...], object]) -> dict:
+    """``body`` (a model's JSON dump) less each key of ``defaults`` that holds its value there."""
+    for *parents, name in defaults:
+        holders = [body]
+        for key in parents:  # the tables holding the key: through each item of a list at "[]"
+            holders = [x for h in holders for x in (h if key == "[]" else [h.get(key)]) if isinstance(x, (dict, list))]
+        for holder in holders:
+            if isinstance(holder, dict) and name in holder and holder[name] == defaults[(*parents, name)]:
+                del holder[name]
+    return body
 
 
 def _hashed_design(design: VenueDesign, funded: bool, collateral: bool = False) -> dict:
@@ -232,14 +257,7 @@ def _hashed_design(design: VenueDesign, funded: bool, collateral: bool = False) 
         del body["funding"]
     if not collateral:
         del body["collateral"]
-    for path, default in PORTFOLIO_DESIGN_DEFAULTS.items():
-        *parents, name = path
-        holder = body
-        for key in parents:
-            holder = holder.get(key) or {}
-        if name in holder and holder[name] == default:
-            del holder[name]
-    return body
+    return _without_defaults(body, PORTFOLIO_DESIGN_DEFAULTS)
 
 
 def run_hash(loaded: LoadedConfig) -> str:
@@ -251,22 +269,12 @@ def run_hash(loaded: LoadedConfig) -> str:
     scenarios = []
     funded = held = False
     for spec in loaded.config.all_scenarios():
-        # a single-tape scenario leaves out the keys of scenarios with instruments, and a scenario
-        # without funding rates its funding keys: its hash is the one it had before they existed
-        # (finished runs of a sweep stay finished)
-        left_out: dict = dict.fromkeys({"population", "liquidity"} | (set() if spec.instruments
-                                                                       else {"instruments", "portfolio"}), True)
-        if spec.funding is None:
-            left_out["funding"] = True
-        if spec.instruments and all(i.funding is None for i in spec.instruments):
-            left_out["instruments"] = {"__all__": {"funding"}}
-        if spec.collateral is None:
-            left_out["collateral"] = True
-        if spec.portfolio is not None and not spec.portfolio.collateral and left_out.get("portfolio") is not True:
-            left_out["portfolio"] = {"collateral"}
+        # keys a scenario does not use are left out: its hash is the one it had before they
+        # existed (finished runs of a sweep stay finished)
+        dump = _without_defaults(spec.model_dump(mode="json", exclude={"population", "liquidity"}), SCENARIO_DEFAULTS)
         funded = funded or spec.funding is not None or any(i.funding is not None for i in spec.instruments or ())
         held = held or spec.collateral is not None
-        scenarios.append({"scenario": spec.model_dump(mode="json", exclude=left_out),
+        scenarios.append({"scenario": dump,
                           "population": backtest.population_spec(loaded, spec, "sweep"),
                           "liquidity": backtest.liquidity_spec(loaded, spec, "sweep")})
     body = {"format": HASH_FORMAT, "scenarios": scenarios,

@@ -64,7 +64,7 @@ trigger price, and the account is never scanned as a whole on a quiet tick:
 import numpy as np
 from libc.math cimport INFINITY, NAN, fabs
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
-from libc.stdint cimport INT64_MIN
+from libc.stdint cimport INT64_MAX, INT64_MIN
 from libc.string cimport memset
 
 from riskengine._adl cimport (
@@ -1847,6 +1847,9 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
     cdef bint recorded_last = False, vault_remarked
     cdef bint has_stream = e.stream != NULL
     cdef bint track_peak = e.p.adl_fund_drawdown != INFINITY
+    # the index a funding payment may value positions at, kept only for such payments
+    cdef bint track_index = has_stream and e.n_funding > 0 and e.p.funding_price == FUNDING_AT_INDEX
+    cdef i64 funding_due = e.funding_ts[0] if e.n_funding else INT64_MAX  # the next payment's time
     cdef Inst* x = &e.insts[0]
     cdef Inst* y
     max_rounds[0] = 0
@@ -1860,11 +1863,11 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
         e.i = i
         e.t = t
         e.round = 0
-        while e.funding_next < e.n_funding and e.funding_ts[e.funding_next] < t:
-            # due before this tick: at the marks of the ticks at or before its time
+        while funding_due < t:  # due before this tick: at the marks of the ticks at or before its time
             _pay_funding(e, &e.insts[e.funding_inst[e.funding_next] if e.n_inst > 1 else 0],
                          e.funding_rate[e.funding_next])
             e.funding_next += 1
+            funding_due = e.funding_ts[e.funding_next] if e.funding_next < e.n_funding else INT64_MAX
         x.tape = e.px[i]
         if not x.ticked:  # its first tick: no time has passed for its book and its EMAs
             x.book_ts = t
@@ -1872,7 +1875,7 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
         depth_seek(&x.book, t)
         impact_decay(&x.book, t - x.book_ts)
         x.book_ts = t
-        if has_stream:
+        if track_index:
             x.index_px = e.stream[i]
         if x.mark.method == MARK_LAST:
             x.mark.mark = _sim(x)  # the common case, without a call

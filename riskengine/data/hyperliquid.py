@@ -498,13 +498,7 @@ def _funding_records(path: Path) -> Iterator[tuple[str, object]]:
         for k, record in enumerate(records):
             yield f"record {k + 1}", record
         return
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: line {line_no}: not JSON ({exc.msg}); expected {FUNDING_RECORD}") from None
+    for line_no, record in _records(path, FUNDING_RECORD):
         if isinstance(record, list):
             for k, item in enumerate(record):
                 yield f"line {line_no} record {k + 1}", item

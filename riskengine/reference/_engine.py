@@ -66,7 +66,7 @@ from riskengine.codes import (
     Status,
     Takeover,
 )
-from riskengine.engine_inputs import check_funding, check_margin_accounts, design_params, ledger_groups, no_funding
+from riskengine.engine_inputs import check_margin_accounts, design_params, funding_arrays, ledger_groups
 from riskengine.params import EngineParams
 from riskengine.reference._adl import adl_gather, adl_weight, capped_allocation, water_filling
 from riskengine.reference._events import (
@@ -178,8 +178,7 @@ class _Reference:
         self.p = design_params(params)
         n_inst = len(params)
         check_margin_accounts(ts, inst, price, stream, owner, col, start, instrument, size, entry, n_inst)
-        self.funding_ts, self.funding_inst, self.funding_rate = no_funding() if funding is None else funding
-        check_funding(self.funding_ts, self.funding_inst, self.funding_rate, n_inst)
+        self.funding_ts, self.funding_inst, self.funding_rate = funding_arrays(funding, n_inst)
         self.funding_next = 0
         self.ts = ts
         self.tick_inst = inst
