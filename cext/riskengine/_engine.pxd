@@ -185,6 +185,31 @@ cdef struct Engine:
     i64 adl_bucket
     i64* fill_row
     i64* fill_bucket
+    # a lazy pro-rata burst (issue 14, docs/design/weighted-adl.md): the orders of one cascade
+    # round that pro-rata by size (or notional) splits over one side of one instrument, applied
+    # to the burst's winners (lz_ids, ascending; lz_q0 their sizes at its start, per unit of
+    # which the sums below run) once, by _lazy_flush, not fill by fill
+    bint lazy_adl             # the design's policy allows bursts (lz_ids, lz_q0 allocated)
+    bint lz_on                # a burst is open
+    bint lz_skip              # a cap bound in this round: its orders are split at once
+    Inst* lz_x
+    float64_t lz_side         # sign of the positions its orders close (the winners: the other)
+    float64_t lz_mark
+    i64* lz_ids
+    float64_t* lz_q0
+    Py_ssize_t lz_n
+    float64_t lz_s0           # sum of lz_q0
+    float64_t lz_gmin         # least equity per unit of size among the winners at its start
+    float64_t lz_f            # a winner's size now per unit of its size at the start
+    float64_t lz_closed       # per unit: size closed, its notional, its haircut, the equity change
+    float64_t lz_notional
+    float64_t lz_haircut
+    float64_t lz_equity
+    float64_t lz_fund         # the fund's cash at its latest order
+    i64 lz_counterparty       # its first order's liquidated account; lz_mixed: not all orders'
+    bint lz_mixed
+    i64 lz_bursts             # how many bursts and orders ran lazily (run stats)
+    i64 lz_orders
     # current step
     i64 t
     i64 i

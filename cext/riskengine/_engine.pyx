@@ -986,6 +986,153 @@ cdef float64_t _adl_allocate(Engine* e, Inst* x, Py_ssize_t a, float64_t side, f
     return absorbed
 
 
+cdef int _lazy_flush(Engine* e) except -1 nogil:
+    """Close the open burst, if any: each winner's position, wallet and fill row take the sums
+    of its orders at once (per unit of its size at the burst's start: ``lz_closed`` closed,
+    ``lz_notional`` at the orders' prices, ``lz_haircut`` against the mark; its size is now
+    ``lz_f`` of it). Its row was opened at the burst's first order, so the log's rows stand
+    where filling order by order puts them; the row's equity and fund are those after the last
+    order. Called before anything else reads a winner: the next scan, the end of the round, a
+    winner's own liquidation."""
+    cdef Py_ssize_t k, j
+    cdef float64_t sgn, q0, closed
+    cdef i64 counterparty
+    if not e.lz_on:
+        return 0
+    e.lz_on = False
+    sgn = -e.lz_side
+    counterparty = ADL_ORDERS_ID if e.lz_mixed else e.lz_counterparty
+    for k in range(e.lz_n):
+        j = e.lz_ids[k]
+        q0 = e.lz_q0[k]
+        closed = sgn * q0 * e.lz_closed
+        e.col[j] += sgn * q0 * (e.lz_notional - e.lz_closed * e.ep[j])  # realized: closed x (price - entry)
+        e.pos[j] = sgn * q0 * e.lz_f
+        if e.pos[j] == 0.0:
+            e.status[j] = ST_CLOSED
+        events_merge(&e.log, e.fill_row[j], counterparty, ADL_ORDERS_ID, closed, q0 * e.lz_notional,
+                     q0 * e.lz_haircut, _equity(e, j), e.lz_fund)
+    return 0
+
+
+cdef bint _lazy_start(Engine* e, Inst* x, float64_t side, float64_t wanted,
+                      float64_t price) except -1 nogil:
+    """Gather the winners against a liquidated ``side`` for a burst; whether the burst may open
+    (there are winners and this order caps none of them: :c:func:`_lazy_uncapped`)."""
+    cdef Py_ssize_t k, j
+    cdef float64_t mark = x.mark.mark, q0, g
+    e.lz_n = adl_gather(&x.adl, side, mark, e.col, e.pos, e.ep, e.status, x.members, x.n_members,
+                        e.lz_ids, e.work_vals)
+    if e.lz_n == 0:
+        return False
+    e.lz_s0 = 0.0
+    e.lz_gmin = INFINITY
+    for k in range(e.lz_n):
+        j = e.lz_ids[k]
+        q0 = fabs(e.pos[j])
+        e.lz_q0[k] = q0
+        e.lz_s0 += q0
+        g = (e.col[j] + e.pos[j] * (mark - e.ep[j])) / q0
+        if g < e.lz_gmin:
+            e.lz_gmin = g
+    e.lz_x = x
+    e.lz_side = side
+    e.lz_mark = mark
+    e.lz_f = 1.0
+    e.lz_closed = 0.0
+    e.lz_notional = 0.0
+    e.lz_haircut = 0.0
+    e.lz_equity = 0.0
+    return _lazy_uncapped(e, wanted, price)
+
+
+cdef inline bint _lazy_uncapped(Engine* e, float64_t wanted, float64_t price) noexcept nogil:
+    """Whether the pro-rata split of ``wanted`` over the burst's winners caps none of them:
+    ``capped_allocation``'s plain level ``tau = wanted / S`` when every cap exceeds ``tau``
+    times the winner's size. The caps are the size (``tau < 1``) and, closing at a price worse
+    than the mark by ``d``, the size that keeps equity >= 0 (``_adl_available``: equity per
+    unit of size ``g`` with ``g (1 - guard) / d > tau``). A winner's ``g`` moves under an order
+    as ``(g - tau d) / (1 - tau)``, the same increasing map for all, so the least ``g`` at the
+    start stays the least: ``(gmin + lz_equity) / lz_f`` now."""
+    cdef float64_t tau = wanted / (e.lz_s0 * e.lz_f)
+    cdef float64_t worse = -e.lz_side * (price - e.lz_mark)
+    if not tau < 1.0:
+        return False
+    if worse < 0.0:
+        return (e.lz_gmin + e.lz_equity) / e.lz_f * (1.0 - ADL_EQUITY_GUARD) / (-worse) > tau
+    return True
+
+
+cdef float64_t _lazy_order(Engine* e, Inst* x, Py_ssize_t a, float64_t side, float64_t wanted,
+                           float64_t price) except? -2.0 nogil:
+    """Split an ADL order of ``wanted`` against slot ``a`` pro rata by size over the winners
+    in O(1), as part of a burst; return the size absorbed, or -1 when this order must be split
+    at once (:c:func:`_adl_allocate`): a cap binds, or no winner.
+
+    Pro-rata by size scales every winner by the same ``1 - tau``, so a burst keeps one factor
+    and per-unit sums instead of touching each winner (the winners stay the same within a
+    round: the mark does not move, and a winner-side account that changes flushes the burst
+    first). The counters, the open interest and the order's haircut move per order as the
+    fills would move them. Same split as :c:func:`capped_allocation` when nothing caps; the
+    floating-point sums are associated differently (``docs/design/weighted-adl.md``)."""
+    cdef float64_t tau, t, taken, worse, haircut, mark = x.mark.mark
+    cdef Py_ssize_t k, j
+    cdef i64 counterparty = _public_id(e, a)
+    if e.lz_on and (e.lz_x != x or e.lz_side != side or e.lz_mark != mark):
+        _lazy_flush(e)
+    if e.lz_skip:
+        return -1.0
+    if e.lz_on:
+        if not _lazy_uncapped(e, wanted, price):
+            _lazy_flush(e)
+            e.lz_skip = True
+            return -1.0
+    else:
+        if not _lazy_start(e, x, side, wanted, price):
+            e.lz_skip = e.lz_n > 0  # capped (no winners: nothing to skip)
+            return -1.0
+        # the burst opens: each winner's row, where its first fill would log it, and its re-key
+        for k in range(e.lz_n):
+            j = e.lz_ids[k]
+            if e.fill_bucket[j] != e.adl_bucket:
+                e.fill_bucket[j] = e.adl_bucket
+                e.fill_row[j] = e.log.n
+                _emit(e, EV_ADL_FILL, j, counterparty, 0.0, price, 0.0, 0.0, _equity(e, j))
+            if not e.is_dirty[j]:
+                e.is_dirty[j] = 1
+                e.dirty[e.n_dirty] = j
+                e.n_dirty += 1
+                x.n_dirty += 1
+        e.lz_on = True
+        e.lz_counterparty = counterparty
+        e.lz_mixed = False
+        e.lz_bursts += 1
+    tau = wanted / (e.lz_s0 * e.lz_f)
+    t = tau * e.lz_f  # closed per unit of the starting size
+    taken = t * e.lz_s0
+    worse = -side * (price - mark)  # per unit closed: the winner's equity change
+    haircut = -worse if worse < 0.0 else 0.0
+    e.lz_closed += t
+    e.lz_notional += t * price
+    e.lz_haircut += t * haircut
+    e.lz_equity += t * worse
+    e.lz_f -= t
+    e.lz_fund = _fund(e, x)
+    if counterparty != e.lz_counterparty:
+        e.lz_mixed = True
+    e.lz_orders += 1
+    e.cum_adl += e.lz_n
+    x.adl_fills += e.lz_n
+    e.cum_adl_notional += taken * price
+    x.adl_notional += taken * price
+    e.order_haircut += taken * haircut
+    if side < 0.0:  # the winners are long
+        x.long_oi -= taken
+    else:
+        x.short_oi -= taken
+    return taken
+
+
 cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -1 nogil:
     """Auto-deleverage ``size`` of slot ``a`` (an account or an inventory) against the other
     side of its instrument."""
@@ -1031,7 +1178,9 @@ cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -
             remaining -= take
             absorbed += take
     else:
-        absorbed = _adl_allocate(e, x, a, side, wanted, price)
+        absorbed = _lazy_order(e, x, a, side, wanted, price) if e.lazy_adl and e.xstart == NULL else -1.0
+        if absorbed < 0.0:
+            absorbed = _adl_allocate(e, x, a, side, wanted, price)
     rest = wanted - absorbed
     if rest <= ADL_REST_TOL * wanted:
         rest = 0.0
@@ -1661,6 +1810,8 @@ cdef inline int _scan(Engine* e, Inst* x) except -1 nogil:
     cdef Py_ssize_t ncross = 0, j
     cdef i64 a
     cdef Inst* y
+    if e.lz_on:  # a burst of the round before (the vaults' orders at this round's start)
+        _lazy_flush(e)
     if e.n_dirty:  # checked here: _scan runs every tick
         _rekey_dirty(e)
     x.scanned = e.scan_no + 1  # this scan's number (_scan_cross counts it)
@@ -1910,6 +2061,8 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
                 a = e.pend_ids[e.pend_head]
                 e.pend_head = (e.pend_head + 1) % e.pend_cap
                 y = _inst(e, a)
+                if e.lz_on and y == e.lz_x and e.pos[a] * e.lz_side < 0.0:
+                    _lazy_flush(e)  # a winner-side account changes: the burst's winners as they are
                 if (_account_crosses(e, a) if e.xstart != NULL and _multi(e, a)
                         else crosses(&y.tiers, e.col[a], e.pos[a], e.ep[a], y.mark.mark)):
                     _liquidate(e, a)
@@ -1918,6 +2071,9 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
                 else:
                     e.status[a] = ST_ACTIVE
                     _rekey(e, a)
+            if e.lz_on:
+                _lazy_flush(e)
+            e.lz_skip = False
             if done == 0 or (cap != 0 and executed >= cap):
                 break
             e.round += 1
@@ -1956,6 +2112,7 @@ cdef enum:
     PER_SLOT_IF_SEVERAL = 1  # as PER_SLOT with several instruments, none (NULL) with one
     PER_INSTRUMENT = 2     # one per instrument: I
     PER_RADIX_DIGIT = 3    # one per 16-bit digit value: the radix sort's counters
+    PER_SLOT_IF_LAZY = 4   # as PER_SLOT when the ADL policy allows lazy bursts, else none (NULL)
 
 cdef enum:
     MAX_WORK_ARRAYS = 64   # room in the table (_alloc refuses more rows)
@@ -2020,6 +2177,8 @@ cdef Py_ssize_t _work_arrays(Engine* e, WorkArray* t) noexcept nogil:
     k = _row(t, k, <void**>&e.version, sizeof(i64), PER_SLOT, True)
     k = _row(t, k, <void**>&e.fill_row, sizeof(i64), PER_SLOT, False)
     k = _row(t, k, <void**>&e.fill_bucket, sizeof(i64), PER_SLOT, True)  # touched for winners only
+    k = _row(t, k, <void**>&e.lz_ids, sizeof(i64), PER_SLOT_IF_LAZY, False)
+    k = _row(t, k, <void**>&e.lz_q0, sizeof(float64_t), PER_SLOT_IF_LAZY, False)
     k = _row(t, k, <void**>&e.radix_count, sizeof(Py_ssize_t), PER_RADIX_DIGIT, False)
     return k
 
@@ -2060,6 +2219,10 @@ cdef int _alloc(Engine* e) except -1 nogil:
             count = e.n_slots
         elif table[k].count == PER_SLOT_IF_SEVERAL:
             count = e.n_slots if e.n_inst > 1 else 0
+            if count == 0:
+                continue
+        elif table[k].count == PER_SLOT_IF_LAZY:
+            count = e.n_slots if e.lazy_adl else 0
             if count == 0:
                 continue
         elif table[k].count == PER_INSTRUMENT:
@@ -2366,6 +2529,8 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
     e.V = n_pos
     e.F = n_pos + 1
     _fill_params(&e.p, plist[0])
+    # the policies whose orders split by size alone (notional: size x one mark) run in bursts
+    e.lazy_adl = plist[0].adl_policy in (ADL_PRO_RATA, ADL_LEVERED_PRO_RATA)
     with nogil:
         _alloc(e)
     owners = [_inst_init(e, &e.insts[k], k, plist[k]) for k in range(n_inst)]
@@ -2646,7 +2811,8 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
             "funding_paid": _funding_total(&e),
         }
         index_stats = {"checks": int(e.cross_checks), "splits": int(e.cross_splits),
-                       "hot": int(e.cross_hot), "fired": int(e.cross_fired)}
+                       "hot": int(e.cross_hot), "fired": int(e.cross_fired),
+                       "adl_bursts": int(e.lz_bursts), "adl_burst_orders": int(e.lz_orders)}
     finally:
         _free(&e)
     return {
@@ -2707,7 +2873,9 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
         Also return ``index_stats``: what the liquidation index of the cross accounts with
         several positions did (``checks``: exact checks of an account, ``splits``: splits of
         its slack, ``hot``: of those, the ones that put it on the hot list, ``fired``: triggers
-        passed; see the module docstring), for tests of its cost.
+        passed; see the module docstring), for tests of its cost; and ``adl_bursts``,
+        ``adl_burst_orders``: the lazy pro-rata bursts and the ADL orders they split
+        (``_lazy_order``).
     funding : (ndarray of int64, ndarray of int32, ndarray of float64), optional
         Funding payments: time, instrument and rate of each, sorted by time then instrument
         (:func:`riskengine.engine_inputs.check_funding`); None: none. A payment at time ``T`` is

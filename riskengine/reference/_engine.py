@@ -80,6 +80,28 @@ from riskengine.tolerances import ADL_EQUITY_GUARD, ADL_REST_TOL, DUST_NOTIONAL,
 
 #: times a run reports its progress (``on_tick``) over the tape
 PROGRESS_STEPS = 1000
+#: weighted ADL orders split pro rata by size run in lazy bursts (:meth:`_Reference.lazy_order`);
+#: ``False`` splits every order at once, winner by winner (the tests compare the two)
+LAZY_BURSTS = True
+
+
+class _Burst:
+    """An open lazy pro-rata burst: the winners of one side of one instrument at one mark
+    (ascending slots), their sizes at its start, and the per-unit sums of its orders."""
+
+    def __init__(self, ins: "_Instrument", side: float, mark: float, ids: list[int], q0: list[float],
+                 s0: float, gmin: float):
+        self.ins, self.side, self.mark, self.ids, self.q0, self.s0, self.gmin = ins, side, mark, ids, q0, s0, gmin
+        self.f = 1.0  # a winner's size now per unit of its size at the start
+        self.closed = 0.0  # per unit: size closed, its notional, its haircut, the equity change
+        self.notional = 0.0
+        self.haircut = 0.0
+        self.equity = 0.0
+        self.fund = 0.0  # the fund's cash at the latest order
+        self.counterparty = 0  # the first order's liquidated account (public id)
+        self.mixed = False  # not every order's
+
+
 
 
 def _sign(x: float) -> float:
@@ -255,6 +277,12 @@ class _Reference:
         self.merge_fills = AdlPolicy(p.adl_policy).merges_fills
         self.fill_row: dict[int, tuple[int, int]] = {}  # winner -> (interval, row) of its latest row
         self.adl_bucket = 0  # series interval of the ADL order being filled (from 1)
+        # lazy pro-rata bursts (see :meth:`lazy_order`): allowed by the policy when no margin
+        # account holds several positions
+        self.lazy_adl = (LAZY_BURSTS and p.adl_policy in (AdlPolicy.PRO_RATA, AdlPolicy.LEVERED_PRO_RATA)
+                         and not bool(np.any(held > 1)))
+        self.lz: _Burst | None = None  # the open burst
+        self.lz_skip = False  # a cap bound in this round: its orders are split at once
 
     def counterfactual(self, params: Sequence[EngineParams], price: np.ndarray) -> np.ndarray:
         """The merged tape's prices with each instrument's observed flow taken out of its own
@@ -710,6 +738,114 @@ class _Reference:
         self.emit(EventKind.ADL_FILL, i, a, closed, price, 0.0, haircut, self.equity(i))
         return haircut
 
+    # ------------------------------------------------------------ lazy pro-rata bursts
+    def lazy_flush(self) -> None:
+        """Close the open burst, if any: each winner's position, wallet and fill row take the
+        sums of the burst's orders at once (issue 14, ``docs/design/weighted-adl.md``)."""
+        b = self.lz
+        if b is None:
+            return
+        self.lz = None
+        sgn = -b.side
+        counterparty = ADL_ORDERS_ID if b.mixed else b.counterparty
+        for j, q0 in zip(b.ids, b.q0):
+            closed = sgn * q0 * b.closed
+            self.col[j] += sgn * q0 * (b.notional - b.closed * float(self.ep[j]))  # closed x (price - entry)
+            self.pos[j] = sgn * q0 * b.f
+            if float(self.pos[j]) == 0.0:
+                self.status[j] = Status.CLOSED
+            _, row = self.fill_row[j]
+            events_merge(self.events, row, counterparty, ADL_ORDERS_ID, closed, q0 * b.notional,
+                         q0 * b.haircut, self.equity(j), b.fund)
+
+    @staticmethod
+    def lazy_uncapped(b: _Burst, wanted: float, price: float) -> bool:
+        """Whether splitting ``wanted`` pro rata by size over the burst's winners caps none of
+        them (``capped_allocation``'s plain level ``tau = wanted / S`` below every cap): ``tau <
+        1``, and closing at a price worse than the mark by ``d``, ``g (1 - guard) / d > tau`` for
+        the least equity per unit of size ``g``. An order maps every winner's ``g`` to ``(g - tau
+        d) / (1 - tau)``, one increasing map, so the least at the start stays the least."""
+        tau = wanted / (b.s0 * b.f)
+        worse = -b.side * (price - b.mark)
+        if not tau < 1.0:
+            return False
+        if worse < 0.0:
+            return (b.gmin + b.equity) / b.f * (1.0 - ADL_EQUITY_GUARD) / (-worse) > tau
+        return True
+
+    def lazy_order(self, ins: _Instrument, a: int, side: float, wanted: float, price: float) -> float:
+        """Split an ADL order of ``wanted`` against slot ``a`` pro rata by size over the winners
+        as part of a burst; the size absorbed, or -1 when it must be split at once (a cap binds,
+        or no winner).
+
+        Pro-rata by size scales every winner by one factor ``1 - tau``, so a burst keeps that
+        factor and per-unit sums (closed, notional, haircut, equity change) and applies them to
+        each winner once, at :meth:`lazy_flush`: before the next scan, at the end of the round,
+        or before a winner-side account of the instrument is processed. Within a round the mark
+        stands still, so the burst's winners are the same at each of its orders. The split is
+        :func:`capped_allocation`'s when nothing caps; its floating-point sums are associated
+        differently. Each winner's row opens at the first order, where its first fill logs it."""
+        mark = ins.mark
+        counterparty = self.public_id(a)
+        b = self.lz
+        if b is not None and (b.ins is not ins or b.side != side or b.mark != mark):
+            self.lazy_flush()
+            b = None
+        if self.lz_skip:
+            return -1.0
+        if b is not None:
+            if not self.lazy_uncapped(b, wanted, price):
+                self.lazy_flush()
+                self.lz_skip = True
+                return -1.0
+        else:
+            ids = self.adl_candidates(ins, side)
+            if not ids:
+                return -1.0
+            q0s, s0, gmin = [], 0.0, math.inf
+            for j in ids:
+                q0 = abs(float(self.pos[j]))
+                q0s.append(q0)
+                s0 += q0
+                g = (float(self.col[j]) + float(self.pos[j]) * (mark - float(self.ep[j]))) / q0
+                if g < gmin:
+                    gmin = g
+            b = _Burst(ins, side, mark, ids, q0s, s0, gmin)
+            if not self.lazy_uncapped(b, wanted, price):
+                self.lz_skip = True
+                return -1.0
+            for j in ids:
+                if self.fill_row.get(j, (0, -1))[0] != self.adl_bucket:
+                    self.fill_row[j] = (self.adl_bucket, len(self.events["ts"]))
+                    self.log(EventKind.ADL_FILL, self.public_id(j), ins.k, counterparty, 0.0, price, 0.0, 0.0,
+                             self.equity(j))
+            b.counterparty = counterparty
+            self.lz = b
+        tau = wanted / (b.s0 * b.f)
+        t = tau * b.f  # closed per unit of the starting size
+        taken = t * b.s0
+        worse = -side * (price - mark)  # per unit closed: the winner's equity change
+        haircut = -worse if worse < 0.0 else 0.0
+        b.closed += t
+        b.notional += t * price
+        b.haircut += t * haircut
+        b.equity += t * worse
+        b.f -= t
+        b.fund = self.fund(ins.k)
+        if counterparty != b.counterparty:
+            b.mixed = True
+        n = len(b.ids)
+        self.cum_adl += n
+        ins.adl_fills += n
+        self.cum_adl_notional += taken * price
+        ins.adl_notional += taken * price
+        self.order_haircut += taken * haircut
+        if side < 0.0:  # the winners are long
+            ins.long_oi -= taken
+        else:
+            ins.short_oi -= taken
+        return taken
+
     def adl_price(self, a: int) -> float:
         ins = self.instrument(a)
         p = self.p.adl_price
@@ -757,6 +893,8 @@ class _Reference:
                 self.adl_fill(i, a, take, price)
                 remaining -= take
                 absorbed += take
+        elif self.lazy_adl and (lazily := self.lazy_order(ins, a, side, wanted, price)) >= 0.0:
+            absorbed = lazily
         else:
             ids = self.adl_candidates(ins, side)
             caps = [self.adl_available(i, price) for i in ids]
@@ -1159,6 +1297,7 @@ class _Reference:
                 for g in range(self.n_vaults):
                     if self.vault_holds(g):
                         self.vault_check(g)  # the inventory re-marked
+                self.lazy_flush()  # a burst the vaults' orders opened
                 for a in np.flatnonzero(self.crossing_now()):
                     a = int(a)
                     self.status[a] = Status.PENDING
@@ -1166,6 +1305,9 @@ class _Reference:
                 done = 0
                 while self.pending and self.pending[0][1] <= t and (cap == 0 or executed < cap):
                     a, _ = self.pending.popleft()
+                    b = self.lz
+                    if b is not None and b.ins.k == int(self.inst[a]) and float(self.pos[a]) * b.side < 0.0:
+                        self.lazy_flush()  # a winner-side account changes: the burst's winners as they are
                     equity, mm = self.account_figures(a)
                     if equity < mm:
                         self.liquidate(a)
@@ -1173,6 +1315,8 @@ class _Reference:
                         executed += 1
                     else:
                         self.status[a] = Status.ACTIVE
+                self.lazy_flush()
+                self.lz_skip = False
                 if done == 0 or (cap != 0 and executed >= cap):
                     break
                 self.round += 1
