@@ -228,7 +228,8 @@ def test_a_quiet_tape_checks_each_cross_account_once():
     out = run_portfolio(ts, inst, price, NO_STREAM, *hedged_book(2_000, 3.0), [params(), params()],
                         index_stats=True)
     assert len(out["events"]["ts"]) == 0
-    assert out["index_stats"] == {"checks": 2_000, "splits": 2_000, "hot": 0, "fired": 0}
+    assert out["index_stats"] == {"checks": 2_000, "splits": 2_000, "hot": 0, "fired": 0,
+                                  "adl_bursts": 0, "adl_burst_orders": 0}
 
 
 def test_a_hedge_whose_legs_move_together_is_split_again_not_checked_every_tick():

@@ -750,10 +750,10 @@ class _Reference:
         counterparty = ADL_ORDERS_ID if b.mixed else b.counterparty
         for j, q0 in zip(b.ids, b.q0):
             closed = sgn * q0 * b.closed
-            self.col[j] += sgn * q0 * (b.notional - b.closed * float(self.ep[j]))  # closed x (price - entry)
+            self.col[self.wallet(j)] += sgn * q0 * (b.notional - b.closed * float(self.ep[j]))  # closed x (price - entry)
             self.pos[j] = sgn * q0 * b.f
             if float(self.pos[j]) == 0.0:
-                self.status[j] = Status.CLOSED
+                self.status[self.acct[j]] = Status.CLOSED
             _, row = self.fill_row[j]
             events_merge(self.events, row, counterparty, ADL_ORDERS_ID, closed, q0 * b.notional,
                          q0 * b.haircut, self.equity(j), b.fund)
@@ -807,7 +807,7 @@ class _Reference:
                 q0 = abs(float(self.pos[j]))
                 q0s.append(q0)
                 s0 += q0
-                g = (float(self.col[j]) + float(self.pos[j]) * (mark - float(self.ep[j]))) / q0
+                g = (float(self.col[self.wallet(j)]) + float(self.pos[j]) * (mark - float(self.ep[j]))) / q0
                 if g < gmin:
                     gmin = g
             b = _Burst(ins, side, mark, ids, q0s, s0, gmin)
@@ -1306,8 +1306,10 @@ class _Reference:
                 while self.pending and self.pending[0][1] <= t and (cap == 0 or executed < cap):
                     a, _ = self.pending.popleft()
                     b = self.lz
-                    if b is not None and b.ins.k == int(self.inst[a]) and float(self.pos[a]) * b.side < 0.0:
-                        self.lazy_flush()  # a winner-side account changes: the burst's winners as they are
+                    if b is not None and self.held[a] == 1:  # (bursts run where each account holds one at most)
+                        s = int(self.start[a])
+                        if b.ins.k == int(self.inst[s]) and float(self.pos[s]) * b.side < 0.0:
+                            self.lazy_flush()  # a winner-side account changes: the burst's winners as they are
                     equity, mm = self.account_figures(a)
                     if equity < mm:
                         self.liquidate(a)
