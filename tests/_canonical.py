@@ -523,7 +523,7 @@ def stored_inputs(folder: Path) -> dict[str, Scenario]:
 
 #: the ADL policies whose orders the engines split lazily, in bursts (issue 14): the canonical
 #: files hold their order-by-order split (the reference engine without bursts)
-LAZILY_SPLIT = ("pro-rata", "levered-pro-rata")
+LAZILY_SPLIT = ("pro-rata", "levered-pro-rata", "pro-rata-equity")
 
 
 def lazily_split(row: dict) -> bool:

@@ -32,7 +32,7 @@ def _as_portfolio(w: bench.Workload):
             [w.params])
 
 
-@pytest.mark.parametrize("policy", ["pro-rata", "levered-pro-rata"])
+@pytest.mark.parametrize("policy", ["pro-rata", "levered-pro-rata", "pro-rata-equity"])
 def test_bursts_run_and_give_the_order_by_order_split(policy):
     w = bench.crash(ticks=20_000, accounts=2_000, adl=policy)
     out = run_portfolio(*_as_portfolio(w), index_stats=True)
@@ -50,7 +50,7 @@ def test_bursts_run_and_give_the_order_by_order_split(policy):
 
 
 def test_the_queue_and_the_other_weighted_policies_run_no_burst():
-    for policy in ("queue", "pro-rata-equity"):
+    for policy in ("queue", "pro-rata-pnl"):
         w = bench.crash(ticks=20_000, accounts=2_000, adl=policy)
         stats = run_portfolio(*_as_portfolio(w), index_stats=True)["index_stats"]
         assert stats["adl_bursts"] == 0 == stats["adl_burst_orders"], policy

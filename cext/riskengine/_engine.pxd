@@ -186,21 +186,22 @@ cdef struct Engine:
     i64* fill_row
     i64* fill_bucket
     # a lazy pro-rata burst (issue 14, docs/design/weighted-adl.md): the orders of one cascade
-    # round that pro-rata by size (or notional) splits over one side of one instrument, applied
-    # to the burst's winners (lz_ids, ascending; lz_q0 their sizes at its start, per unit of
-    # which the sums below run) once, by _lazy_flush, not fill by fill
-    bint lazy_adl             # the design's policy allows bursts (lz_ids, lz_q0 allocated)
+    # round that pro-rata by size (or notional) or by equity splits over one side of one
+    # instrument, applied to the burst's winners (lz_ids, ascending; lz_unit their weights at
+    # its start, per unit of which the sums below run) once, by _lazy_flush, not fill by fill
+    bint lazy_adl             # the design's policy allows bursts (lz_ids, lz_unit allocated)
     bint lz_on                # a burst is open
     bint lz_skip              # a cap bound in this round: its orders are split at once
+    bint lz_by_equity         # its weights are equities (else sizes)
     Inst* lz_x
     float64_t lz_side         # sign of the positions its orders close (the winners: the other)
     float64_t lz_mark
     i64* lz_ids
-    float64_t* lz_q0
+    float64_t* lz_unit
     Py_ssize_t lz_n
-    float64_t lz_s0           # sum of lz_q0
-    float64_t lz_gmin         # least equity per unit of size among the winners at its start
-    float64_t lz_f            # a winner's size now per unit of its size at the start
+    float64_t lz_s0           # sum of lz_unit
+    float64_t lz_bound        # least equity per unit of size (by equity: size per unit of equity) at its start
+    float64_t lz_f            # a winner's weight now per unit of its weight at the start
     float64_t lz_closed       # per unit: size closed, its notional, its haircut, the equity change
     float64_t lz_notional
     float64_t lz_haircut

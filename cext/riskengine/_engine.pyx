@@ -988,14 +988,14 @@ cdef float64_t _adl_allocate(Engine* e, Inst* x, Py_ssize_t a, float64_t side, f
 
 cdef int _lazy_flush(Engine* e) except -1 nogil:
     """Close the open burst, if any: each winner's position, wallet and fill row take the sums
-    of its orders at once (per unit of its size at the burst's start: ``lz_closed`` closed,
-    ``lz_notional`` at the orders' prices, ``lz_haircut`` against the mark; its size is now
-    ``lz_f`` of it). Its row was opened at the burst's first order, so the log's rows stand
-    where filling order by order puts them; the row's equity and fund are those after the last
-    order. Called before anything else reads a winner: the next scan, the end of the round, a
-    winner's own liquidation."""
+    of its orders at once (per unit of its weight at the burst's start, ``lz_unit``:
+    ``lz_closed`` closed, ``lz_notional`` at the orders' prices, ``lz_haircut`` against the
+    mark). Its row was opened at the burst's first order, so the log's rows stand where filling
+    order by order puts them; the row's equity and fund are those after the last order. Called
+    before anything else reads a winner: the next scan, the end of the round, a winner-side
+    account's own processing."""
     cdef Py_ssize_t k, j
-    cdef float64_t sgn, q0, closed
+    cdef float64_t sgn, u, closed
     cdef i64 counterparty
     if not e.lz_on:
         return 0
@@ -1004,37 +1004,47 @@ cdef int _lazy_flush(Engine* e) except -1 nogil:
     counterparty = ADL_ORDERS_ID if e.lz_mixed else e.lz_counterparty
     for k in range(e.lz_n):
         j = e.lz_ids[k]
-        q0 = e.lz_q0[k]
-        closed = sgn * q0 * e.lz_closed
-        e.col[j] += sgn * q0 * (e.lz_notional - e.lz_closed * e.ep[j])  # realized: closed x (price - entry)
-        e.pos[j] = sgn * q0 * e.lz_f
+        u = e.lz_unit[k]
+        closed = sgn * u * e.lz_closed
+        e.col[j] += sgn * u * (e.lz_notional - e.lz_closed * e.ep[j])  # realized: closed x (price - entry)
+        if e.lz_by_equity:
+            e.pos[j] = sgn * (fabs(e.pos[j]) - u * e.lz_closed)
+        else:
+            e.pos[j] = sgn * u * e.lz_f
         if e.pos[j] == 0.0:
             e.status[j] = ST_CLOSED
-        events_merge(&e.log, e.fill_row[j], counterparty, ADL_ORDERS_ID, closed, q0 * e.lz_notional,
-                     q0 * e.lz_haircut, _equity(e, j), e.lz_fund)
+        events_merge(&e.log, e.fill_row[j], counterparty, ADL_ORDERS_ID, closed, u * e.lz_notional,
+                     u * e.lz_haircut, _equity(e, j), e.lz_fund)
     return 0
 
 
 cdef bint _lazy_start(Engine* e, Inst* x, float64_t side, float64_t wanted,
                       float64_t price) except -1 nogil:
-    """Gather the winners against a liquidated ``side`` for a burst; whether the burst may open
-    (there are winners and this order caps none of them: :c:func:`_lazy_uncapped`)."""
+    """Gather the winners against a liquidated ``side`` for a burst, each one's unit (its size,
+    or by equity its equity) and the bound :c:func:`_lazy_uncapped` reads; whether the burst
+    may open (there are winners and this order caps none of them)."""
     cdef Py_ssize_t k, j
-    cdef float64_t mark = x.mark.mark, q0, g
+    cdef float64_t mark = x.mark.mark, q0, equity, bound
     e.lz_n = adl_gather(&x.adl, side, mark, e.col, e.pos, e.ep, e.status, x.members, x.n_members,
                         e.lz_ids, e.work_vals)
     if e.lz_n == 0:
         return False
+    e.lz_by_equity = x.adl.policy == ADL_PRO_RATA_EQUITY
     e.lz_s0 = 0.0
-    e.lz_gmin = INFINITY
+    e.lz_bound = INFINITY
     for k in range(e.lz_n):
         j = e.lz_ids[k]
         q0 = fabs(e.pos[j])
-        e.lz_q0[k] = q0
-        e.lz_s0 += q0
-        g = (e.col[j] + e.pos[j] * (mark - e.ep[j])) / q0
-        if g < e.lz_gmin:
-            e.lz_gmin = g
+        equity = e.col[j] + e.pos[j] * (mark - e.ep[j])
+        if e.lz_by_equity:
+            e.lz_unit[k] = equity
+            bound = q0 / equity
+        else:
+            e.lz_unit[k] = q0
+            bound = equity / q0
+        e.lz_s0 += e.lz_unit[k]
+        if bound < e.lz_bound:
+            e.lz_bound = bound
     e.lz_x = x
     e.lz_side = side
     e.lz_mark = mark
@@ -1047,31 +1057,42 @@ cdef bint _lazy_start(Engine* e, Inst* x, float64_t side, float64_t wanted,
 
 
 cdef inline bint _lazy_uncapped(Engine* e, float64_t wanted, float64_t price) noexcept nogil:
-    """Whether the pro-rata split of ``wanted`` over the burst's winners caps none of them:
-    ``capped_allocation``'s plain level ``tau = wanted / S`` when every cap exceeds ``tau``
-    times the winner's size. The caps are the size (``tau < 1``) and, closing at a price worse
-    than the mark by ``d``, the size that keeps equity >= 0 (``_adl_available``: equity per
-    unit of size ``g`` with ``g (1 - guard) / d > tau``). A winner's ``g`` moves under an order
-    as ``(g - tau d) / (1 - tau)``, the same increasing map for all, so the least ``g`` at the
-    start stays the least: ``(gmin + lz_equity) / lz_f`` now."""
+    """Whether the split of ``wanted`` over the burst's winners caps none of them:
+    ``capped_allocation``'s plain level ``tau = wanted / W`` (``W`` the weights' sum) when every
+    cap exceeds ``tau`` times the winner's weight. The caps are the size and, closing at a
+    price worse than the mark by ``d``, the size that keeps equity >= 0 (``_adl_available``).
+
+    By size: ``tau < 1``, and ``g (1 - guard) / d > tau`` for ``g`` the equity per unit of
+    size; an order maps every ``g`` to ``(g - tau d) / (1 - tau)``, one increasing map, so the
+    least ``g`` at the start (``lz_bound``) stays the least: ``(lz_bound + lz_equity) / lz_f``.
+    By equity: ``tau d < 1 - guard``, and ``tau E < |q|``, which binds first for the least
+    ``|q| / E``; an order maps every ``|q| / E`` to ``(|q| / E - tau) / (1 - tau d)``, again one
+    increasing map, so the least at the start stays the least: ``lz_bound - lz_closed`` per unit
+    of starting equity against ``tau lz_f``."""
     cdef float64_t tau = wanted / (e.lz_s0 * e.lz_f)
     cdef float64_t worse = -e.lz_side * (price - e.lz_mark)
+    if e.lz_by_equity:
+        if worse < 0.0 and not tau * (-worse) < 1.0 - ADL_EQUITY_GUARD:
+            return False
+        return tau * e.lz_f < e.lz_bound - e.lz_closed
     if not tau < 1.0:
         return False
     if worse < 0.0:
-        return (e.lz_gmin + e.lz_equity) / e.lz_f * (1.0 - ADL_EQUITY_GUARD) / (-worse) > tau
+        return (e.lz_bound + e.lz_equity) / e.lz_f * (1.0 - ADL_EQUITY_GUARD) / (-worse) > tau
     return True
 
 
 cdef float64_t _lazy_order(Engine* e, Inst* x, Py_ssize_t a, float64_t side, float64_t wanted,
                            float64_t price) except? -2.0 nogil:
-    """Split an ADL order of ``wanted`` against slot ``a`` pro rata by size over the winners
-    in O(1), as part of a burst; return the size absorbed, or -1 when this order must be split
-    at once (:c:func:`_adl_allocate`): a cap binds, or no winner.
+    """Split an ADL order of ``wanted`` against slot ``a`` pro rata by size or by equity over
+    the winners in O(1), as part of a burst; return the size absorbed, or -1 when this order
+    must be split at once (:c:func:`_adl_allocate`): a cap binds, or no winner.
 
-    Pro-rata by size scales every winner by the same ``1 - tau``, so a burst keeps one factor
-    and per-unit sums instead of touching each winner (the winners stay the same within a
-    round: the mark does not move, and a winner-side account that changes flushes the burst
+    Both weights move by one map per order for every winner: by size each scales by ``1 -
+    tau``, by equity each equity by ``1 - tau d`` (closing at ``d`` worse than the mark). So a
+    burst keeps one factor (``lz_f``: a winner's weight now per unit of its weight at the
+    start) and per-unit sums instead of touching each winner; the winners stay the same within
+    a round (the mark does not move, and a winner-side account that changes flushes the burst
     first). The counters, the open interest and the order's haircut move per order as the
     fills would move them. Same split as :c:func:`capped_allocation` when nothing caps; the
     floating-point sums are associated differently (``docs/design/weighted-adl.md``)."""
@@ -1108,7 +1129,7 @@ cdef float64_t _lazy_order(Engine* e, Inst* x, Py_ssize_t a, float64_t side, flo
         e.lz_mixed = False
         e.lz_bursts += 1
     tau = wanted / (e.lz_s0 * e.lz_f)
-    t = tau * e.lz_f  # closed per unit of the starting size
+    t = tau * e.lz_f  # closed per unit of the starting weight
     taken = t * e.lz_s0
     worse = -side * (price - mark)  # per unit closed: the winner's equity change
     haircut = -worse if worse < 0.0 else 0.0
@@ -1116,7 +1137,10 @@ cdef float64_t _lazy_order(Engine* e, Inst* x, Py_ssize_t a, float64_t side, flo
     e.lz_notional += t * price
     e.lz_haircut += t * haircut
     e.lz_equity += t * worse
-    e.lz_f -= t
+    if e.lz_by_equity:
+        e.lz_f += t * worse
+    else:
+        e.lz_f -= t
     e.lz_fund = _fund(e, x)
     if counterparty != e.lz_counterparty:
         e.lz_mixed = True
@@ -2178,7 +2202,7 @@ cdef Py_ssize_t _work_arrays(Engine* e, WorkArray* t) noexcept nogil:
     k = _row(t, k, <void**>&e.fill_row, sizeof(i64), PER_SLOT, False)
     k = _row(t, k, <void**>&e.fill_bucket, sizeof(i64), PER_SLOT, True)  # touched for winners only
     k = _row(t, k, <void**>&e.lz_ids, sizeof(i64), PER_SLOT_IF_LAZY, False)
-    k = _row(t, k, <void**>&e.lz_q0, sizeof(float64_t), PER_SLOT_IF_LAZY, False)
+    k = _row(t, k, <void**>&e.lz_unit, sizeof(float64_t), PER_SLOT_IF_LAZY, False)
     k = _row(t, k, <void**>&e.radix_count, sizeof(Py_ssize_t), PER_RADIX_DIGIT, False)
     return k
 
@@ -2529,8 +2553,8 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
     e.V = n_pos
     e.F = n_pos + 1
     _fill_params(&e.p, plist[0])
-    # the policies whose orders split by size alone (notional: size x one mark) run in bursts
-    e.lazy_adl = plist[0].adl_policy in (ADL_PRO_RATA, ADL_LEVERED_PRO_RATA)
+    # the policies whose weights move by one map per order run in bursts (notional: size x one mark)
+    e.lazy_adl = plist[0].adl_policy in (ADL_PRO_RATA, ADL_LEVERED_PRO_RATA, ADL_PRO_RATA_EQUITY)
     with nogil:
         _alloc(e)
     owners = [_inst_init(e, &e.insts[k], k, plist[k]) for k in range(n_inst)]

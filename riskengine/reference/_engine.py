@@ -87,12 +87,14 @@ LAZY_BURSTS = True
 
 class _Burst:
     """An open lazy pro-rata burst: the winners of one side of one instrument at one mark
-    (ascending slots), their sizes at its start, and the per-unit sums of its orders."""
+    (ascending slots), their weights at its start (sizes, or ``by_equity`` equities), the bound
+    :meth:`_Reference.lazy_uncapped` reads, and the per-unit sums of its orders."""
 
-    def __init__(self, ins: "_Instrument", side: float, mark: float, ids: list[int], q0: list[float],
-                 s0: float, gmin: float):
-        self.ins, self.side, self.mark, self.ids, self.q0, self.s0, self.gmin = ins, side, mark, ids, q0, s0, gmin
-        self.f = 1.0  # a winner's size now per unit of its size at the start
+    def __init__(self, ins: "_Instrument", side: float, mark: float, ids: list[int], by_equity: bool,
+                 units: list[float], s0: float, bound: float):
+        self.ins, self.side, self.mark, self.ids = ins, side, mark, ids
+        self.by_equity, self.units, self.s0, self.bound = by_equity, units, s0, bound
+        self.f = 1.0  # a winner's weight now per unit of its weight at the start
         self.closed = 0.0  # per unit: size closed, its notional, its haircut, the equity change
         self.notional = 0.0
         self.haircut = 0.0
@@ -279,7 +281,8 @@ class _Reference:
         self.adl_bucket = 0  # series interval of the ADL order being filled (from 1)
         # lazy pro-rata bursts (see :meth:`lazy_order`): allowed by the policy when no margin
         # account holds several positions
-        self.lazy_adl = (LAZY_BURSTS and p.adl_policy in (AdlPolicy.PRO_RATA, AdlPolicy.LEVERED_PRO_RATA)
+        self.lazy_adl = (LAZY_BURSTS and p.adl_policy in (AdlPolicy.PRO_RATA, AdlPolicy.LEVERED_PRO_RATA,
+                                                          AdlPolicy.PRO_RATA_EQUITY)
                          and not bool(np.any(held > 1)))
         self.lz: _Burst | None = None  # the open burst
         self.lz_skip = False  # a cap bound in this round: its orders are split at once
@@ -748,29 +751,38 @@ class _Reference:
         self.lz = None
         sgn = -b.side
         counterparty = ADL_ORDERS_ID if b.mixed else b.counterparty
-        for j, q0 in zip(b.ids, b.q0):
-            closed = sgn * q0 * b.closed
-            self.col[self.wallet(j)] += sgn * q0 * (b.notional - b.closed * float(self.ep[j]))  # closed x (price - entry)
-            self.pos[j] = sgn * q0 * b.f
+        for j, u in zip(b.ids, b.units):
+            closed = sgn * u * b.closed
+            self.col[self.wallet(j)] += sgn * u * (b.notional - b.closed * float(self.ep[j]))  # closed x (price - entry)
+            if b.by_equity:
+                self.pos[j] = sgn * (abs(float(self.pos[j])) - u * b.closed)
+            else:
+                self.pos[j] = sgn * u * b.f
             if float(self.pos[j]) == 0.0:
                 self.status[self.acct[j]] = Status.CLOSED
             _, row = self.fill_row[j]
-            events_merge(self.events, row, counterparty, ADL_ORDERS_ID, closed, q0 * b.notional,
-                         q0 * b.haircut, self.equity(j), b.fund)
+            events_merge(self.events, row, counterparty, ADL_ORDERS_ID, closed, u * b.notional,
+                         u * b.haircut, self.equity(j), b.fund)
 
     @staticmethod
     def lazy_uncapped(b: _Burst, wanted: float, price: float) -> bool:
-        """Whether splitting ``wanted`` pro rata by size over the burst's winners caps none of
-        them (``capped_allocation``'s plain level ``tau = wanted / S`` below every cap): ``tau <
-        1``, and closing at a price worse than the mark by ``d``, ``g (1 - guard) / d > tau`` for
-        the least equity per unit of size ``g``. An order maps every winner's ``g`` to ``(g - tau
-        d) / (1 - tau)``, one increasing map, so the least at the start stays the least."""
+        """Whether splitting ``wanted`` over the burst's winners caps none of them
+        (``capped_allocation``'s plain level ``tau = wanted / W`` below every cap; the caps: the
+        size, and closing at a price worse than the mark by ``d``, the size that keeps equity
+        >= 0). By size: ``tau < 1`` and ``g (1 - guard) / d > tau`` for the least equity per
+        unit of size ``g``, which an order maps to ``(g - tau d) / (1 - tau)`` (one increasing
+        map: the least stays the least). By equity: ``tau d < 1 - guard`` and ``tau E < |q|``
+        for the least ``|q| / E``, which an order maps to ``(|q| / E - tau) / (1 - tau d)``."""
         tau = wanted / (b.s0 * b.f)
         worse = -b.side * (price - b.mark)
+        if b.by_equity:
+            if worse < 0.0 and not tau * (-worse) < 1.0 - ADL_EQUITY_GUARD:
+                return False
+            return tau * b.f < b.bound - b.closed
         if not tau < 1.0:
             return False
         if worse < 0.0:
-            return (b.gmin + b.equity) / b.f * (1.0 - ADL_EQUITY_GUARD) / (-worse) > tau
+            return (b.bound + b.equity) / b.f * (1.0 - ADL_EQUITY_GUARD) / (-worse) > tau
         return True
 
     def lazy_order(self, ins: _Instrument, a: int, side: float, wanted: float, price: float) -> float:
@@ -802,15 +814,15 @@ class _Reference:
             ids = self.adl_candidates(ins, side)
             if not ids:
                 return -1.0
-            q0s, s0, gmin = [], 0.0, math.inf
+            by_equity = self.p.adl_policy == AdlPolicy.PRO_RATA_EQUITY
+            units, s0, bound = [], 0.0, math.inf
             for j in ids:
                 q0 = abs(float(self.pos[j]))
-                q0s.append(q0)
-                s0 += q0
-                g = (float(self.col[self.wallet(j)]) + float(self.pos[j]) * (mark - float(self.ep[j]))) / q0
-                if g < gmin:
-                    gmin = g
-            b = _Burst(ins, side, mark, ids, q0s, s0, gmin)
+                equity = float(self.col[self.wallet(j)]) + float(self.pos[j]) * (mark - float(self.ep[j]))
+                units.append(equity if by_equity else q0)
+                s0 += units[-1]
+                bound = min(bound, q0 / equity if by_equity else equity / q0)
+            b = _Burst(ins, side, mark, ids, by_equity, units, s0, bound)
             if not self.lazy_uncapped(b, wanted, price):
                 self.lz_skip = True
                 return -1.0
@@ -822,7 +834,7 @@ class _Reference:
             b.counterparty = counterparty
             self.lz = b
         tau = wanted / (b.s0 * b.f)
-        t = tau * b.f  # closed per unit of the starting size
+        t = tau * b.f  # closed per unit of the starting weight
         taken = t * b.s0
         worse = -side * (price - mark)  # per unit closed: the winner's equity change
         haircut = -worse if worse < 0.0 else 0.0
@@ -830,7 +842,10 @@ class _Reference:
         b.notional += t * price
         b.haircut += t * haircut
         b.equity += t * worse
-        b.f -= t
+        if b.by_equity:
+            b.f += t * worse
+        else:
+            b.f -= t
         b.fund = self.fund(ins.k)
         if counterparty != b.counterparty:
             b.mixed = True
