@@ -19,12 +19,18 @@ tapes), so building a workload does not itself dominate peak memory.
   crashing by 25-45% (the crash's shape), 10 quiet; accounts holding 1-5 of them, half of the
   positions cross (several in one cross account), 20% of the multi-instrument books hedged
   (:func:`riskengine.portfolio.generate_portfolio`).
+* :func:`oct10_portfolio` — :func:`portfolio` at the scale of Hyperliquid's 2025-10-10 hour:
+  3.24M ticks in an hour over 150 instruments, all crashing, 438k accounts holding 3 on average.
+* ``adl-<policy>`` (:func:`adl_workload`, one per weighted policy of :data:`ADL_POLICIES`) —
+  :func:`crash` at 1M ticks x 100k accounts with that ADL policy, timed side by side with the
+  queue in one process (:func:`measure_adl`); run only when named (:func:`select`).
 
 Sizes: :data:`FULL` (the benchmark's 10M ticks x 1M accounts; the reference engine on
 100,000 ticks x 10,000 accounts) and :data:`QUICK` (a tenth of that, the reference on 20,000 x
-2,000). :func:`run` measures each workload in a fresh child process (:func:`measure`), so the
-peak memory of one workload (the child's ``VmHWM``, which starts afresh at ``exec``) is not
-inflated by another's; :func:`format_report` prints the figures and :func:`write_json` writes
+2,000); ``oct10-portfolio`` and the ``adl-*`` workloads (:data:`ADL_FULL`, :data:`ADL_QUICK`)
+have sizes of their own. :func:`run` measures each workload in a fresh child process
+(:func:`measure`), so the peak memory of one workload (the child's ``VmHWM``, which starts
+afresh at ``exec``) is not inflated by another's; :func:`format_report` prints the figures and :func:`write_json` writes
 them atomically.
 """
 
@@ -426,6 +432,9 @@ BUILDERS: dict[str, Callable[..., Workload]] = {"quiet": quiet, "crash": crash, 
 #: portfolio a long and a short in each of its 15 instruments, oct10-portfolio in each of its 150)
 MIN_ACCOUNTS = {"quiet": 2, "crash": 30, "portfolio": 300, "portfolio-cf": 300, "oct10-portfolio": 3_000,
                 **{ADL_PREFIX + p: 30 for p in ADL_POLICIES}}
+#: fewest ticks a scaled-down workload keeps where 2 are too few (oct10-portfolio: one per
+#: instrument, else its tape has more ticks than asked for)
+MIN_TICKS = {"oct10-portfolio": OCT10_INSTRUMENTS}
 
 
 # --------------------------------------------------------------------------- sizes and bars
@@ -441,10 +450,11 @@ class Spec:
     reference_accounts: int
 
     def scaled(self, scale: float) -> "Spec":
-        """Every size times ``scale`` (at least 2 ticks and :data:`MIN_ACCOUNTS` accounts)."""
-        a = MIN_ACCOUNTS[self.name]
-        return Spec(self.name, scaled(self.ticks, scale), scaled(self.accounts, scale, a),
-                    scaled(self.reference_ticks, scale), scaled(self.reference_accounts, scale, a))
+        """Every size times ``scale`` (at least 2 ticks or :data:`MIN_TICKS`, and
+        :data:`MIN_ACCOUNTS` accounts)."""
+        a, t = MIN_ACCOUNTS[self.name], MIN_TICKS.get(self.name, 2)
+        return Spec(self.name, scaled(self.ticks, scale, t), scaled(self.accounts, scale, a),
+                    scaled(self.reference_ticks, scale, t), scaled(self.reference_accounts, scale, a))
 
 
 def scaled(n: int, scale: float, minimum: int = 2) -> int:
@@ -994,8 +1004,8 @@ def format_report(report: dict) -> str:
                 f"({w['numpy_scan_s']:.3g} s, best of {SCAN_ROUNDS})" for w in ws if "numpy_scan_s" in w]
     if adl:
         a0 = adl[0]
-        out += ["", f"weighted ADL against the queue on the same crash ({a0['ticks']:,} ticks x "
-                    f"{a0['accounts']:,} accounts), side by side in one process:", ""]
+        out += [""] * bool(ws) + [f"weighted ADL against the queue on the same crash ({a0['ticks']:,} ticks x "
+                                  f"{a0['accounts']:,} accounts), side by side in one process:", ""]
         rows = [[a["policy"], f"{a['policy_s']:.3g}", str(a["policy_rounds"]), f"{a['queue_s']:.3g}",
                  f"{a['ratio']:,.1f}x", f"<= {BAR_ADL_EXACT_RATIO.get(a['policy'], BAR_ADL_RATIO):g}x",
                  f"{a['liquidations']:,}", f"{a['adl_fills']:,}"] for a in adl]
