@@ -19,12 +19,18 @@ tapes), so building a workload does not itself dominate peak memory.
   crashing by 25-45% (the crash's shape), 10 quiet; accounts holding 1-5 of them, half of the
   positions cross (several in one cross account), 20% of the multi-instrument books hedged
   (:func:`riskengine.portfolio.generate_portfolio`).
+* :func:`oct10_portfolio` — :func:`portfolio` at the scale of Hyperliquid's 2025-10-10 hour:
+  3.24M ticks in an hour over 150 instruments, all crashing, 438k accounts holding 3 on average.
+* ``adl-<policy>`` (:func:`adl_workload`, one per weighted policy of :data:`ADL_POLICIES`) —
+  :func:`crash` at 1M ticks x 100k accounts with that ADL policy, timed side by side with the
+  queue in one process (:func:`measure_adl`); run only when named (:func:`select`).
 
 Sizes: :data:`FULL` (the benchmark's 10M ticks x 1M accounts; the reference engine on
 100,000 ticks x 10,000 accounts) and :data:`QUICK` (a tenth of that, the reference on 20,000 x
-2,000). :func:`run` measures each workload in a fresh child process (:func:`measure`), so the
-peak memory of one workload (the child's ``VmHWM``, which starts afresh at ``exec``) is not
-inflated by another's; :func:`format_report` prints the figures and :func:`write_json` writes
+2,000); ``oct10-portfolio`` and the ``adl-*`` workloads (:data:`ADL_FULL`, :data:`ADL_QUICK`)
+have sizes of their own. :func:`run` measures each workload in a fresh child process
+(:func:`measure`), so the peak memory of one workload (the child's ``VmHWM``, which starts
+afresh at ``exec``) is not inflated by another's; :func:`format_report` prints the figures and :func:`write_json` writes
 them atomically.
 """
 
@@ -38,7 +44,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -248,6 +254,8 @@ def parity(ticks: int = 100_000, accounts: int = 10_000, seed: int = 29) -> Work
 #: the portfolio workload's instruments, and how far each of the first five falls (the others are quiet)
 PORTFOLIO_INSTRUMENTS = 15
 PORTFOLIO_DROPS = (0.25, 0.30, 0.35, 0.40, 0.45)
+#: probabilities that a portfolio account holds 1, 2, ... 5 instruments (2.33 on average)
+PORTFOLIO_HOLDINGS = (0.35, 0.25, 0.2, 0.12, 0.08)
 #: ``portfolio-cf`` (issue 13): a share of the users with a cross wallet and the share of that
 #: wallet they hold in USDe (:func:`riskengine.portfolio.add_holdings`), USDe's collateral ratio
 #: (assumed: Binance publishes none, ``docs/collateral.md``), and the hourly funding rate of the
@@ -260,24 +268,27 @@ PORTFOLIO_CF_RATES = (-0.001, 0.0001)
 def portfolio(ticks: int = 10_000_000, accounts: int = 1_000_000, seed: int = 31, *,
               span_s: float = 10_000.0, depth_per_account: float = 300.0, fund_per_account: float = 0.1,
               liquidation_fee: float = 0.0005, adl: str = "queue", collateral: bool = False,
-              funding: bool = False) -> Workload:
-    """A crash on several of 15 instruments held by accounts with 1-5 positions each.
+              funding: bool = False, instruments: int = PORTFOLIO_INSTRUMENTS,
+              drops: Sequence[float] = PORTFOLIO_DROPS,
+              holdings: Sequence[float] = PORTFOLIO_HOLDINGS) -> Workload:
+    """A crash on several of ``instruments`` (15) instruments held by accounts with 1-5 positions each.
 
-    Tapes: ``ticks`` split evenly over :data:`PORTFOLIO_INSTRUMENTS` instruments on interleaved
-    regular grids (instrument ``k`` trades at ``start + (15 j + k) x tick``), so the merged tape
-    has one tick per ``span_s / ticks``. Instruments 0-4 take the crash's shape
-    (:func:`crash_tape`) with the drops of :data:`PORTFOLIO_DROPS`; 5-14 are quiet (a reflected
-    walk within +/- 0.05%). Start prices 10, 20, ... 150.
-    Accounts (:func:`riskengine.portfolio.generate_portfolio`): every account holds 1-5
-    instruments (probabilities 0.35, 0.25, 0.2, 0.12, 0.08), picked with weights proportional to
-    open interest (``10,000 x accounts x 2.18 / 15`` USD each, the mean holding times a median
-    notional of 10,000), 60% long on crashing instruments and 50% on quiet ones; each position
-    cross with probability 0.5 (a user's cross positions share one cross account), else
-    isolated; 20% of the books holding two instruments or more are hedged (a long and a short);
-    leverage 2-50x (capped at 50x). Venue: as :func:`crash` (0.5% maintenance margin, last-trade
-    mark, a fund of ``fund_per_account x accounts`` topped up by a 0.05% fee, ADL queue), one
-    fund and one vault for all instruments; each instrument's book ``depth_per_account x
-    accounts / 15`` per 1%, 30 s half-life, full feedback.
+    Tapes: ``ticks`` split evenly over ``instruments`` instruments on interleaved regular grids
+    (instrument ``k`` of ``n`` trades at ``start + (n j + k) x tick``), so the merged tape has one
+    tick per ``span_s / ticks``. Instrument ``k < len(drops)`` takes the crash's shape
+    (:func:`crash_tape`) and falls by ``drops[k]`` (default :data:`PORTFOLIO_DROPS`: instruments
+    0-4); the others are quiet (a reflected walk within +/- 0.05%). Start prices 10, 20, ... 10 n.
+    Accounts (:func:`riskengine.portfolio.generate_portfolio`): every account holds 1, 2, ...
+    instruments with the probabilities ``holdings`` (default :data:`PORTFOLIO_HOLDINGS`: 1-5
+    held with 0.35, 0.25, 0.2, 0.12, 0.08, 2.33 on average), picked with weights proportional to
+    open interest (``10,000 x accounts x mean holding / n`` USD each: a median notional of
+    10,000), 60% long on crashing instruments and 50% on quiet ones; each position cross with
+    probability 0.5 (a user's cross positions share one cross account), else isolated; 20% of
+    the books holding two instruments or more are hedged (a long and a short); leverage 2-50x
+    (capped at 50x). Venue: as :func:`crash` (0.5% maintenance margin, last-trade mark, a fund
+    of ``fund_per_account x accounts`` topped up by a 0.05% fee, ADL queue), one fund and one
+    vault for all instruments; each instrument's book ``depth_per_account x accounts / n`` per
+    1%, 30 s half-life, full feedback.
 
     ``collateral`` (issue 13): a 16th instrument, USDe, a collateral asset on the constructed
     depeg path (:class:`riskengine.collateral.DepegPath`, the tape's own seed: to 0.65 between
@@ -286,15 +297,17 @@ def portfolio(ticks: int = 10_000_000, accounts: int = 1_000_000, seed: int = 31
     half their wallet in it. ``funding``: hourly payments in every perpetual at the rates of
     :data:`PORTFOLIO_CF_RATES`, at the mark.
     """
-    n_inst = PORTFOLIO_INSTRUMENTS
-    symbols = tuple(f"P{k:02d}" for k in range(n_inst))
+    n_inst = instruments
+    if not 0 <= len(drops) <= n_inst:
+        raise ValueError(f"drops: {len(drops)} crashing instruments, expected at most {n_inst}")
+    symbols = tuple(f"P{k:0{max(2, len(str(n_inst - 1)))}d}" for k in range(n_inst))
     starts = [10.0 * (k + 1) for k in range(n_inst)]
-    holdings = (0.35, 0.25, 0.2, 0.12, 0.08)
+    holdings = tuple(holdings)
     mean_held = sum((i + 1) * p for i, p in enumerate(holdings))
     oi = 10_000.0 * accounts * mean_held / n_inst
     spec = PortfolioSpec(
         symbols=symbols, open_interest_usd=(oi,) * n_inst, max_leverage=(50.0,) * n_inst,
-        long_share=tuple(0.6 if k < len(PORTFOLIO_DROPS) else 0.5 for k in range(n_inst)),
+        long_share=tuple(0.6 if k < len(drops) else 0.5 for k in range(n_inst)),
         accounts=accounts, holdings=holdings, hedged_share=0.2, cross_share=0.5, flat_share=0.0,
         leverage=generators.DiscreteLeverage((2.0, 3.0, 5.0, 10.0, 20.0, 50.0), (0.15, 0.2, 0.25, 0.2, 0.15, 0.05)),
         entry_spread=0.01, seed=seed)
@@ -310,15 +323,15 @@ def portfolio(ticks: int = 10_000_000, accounts: int = 1_000_000, seed: int = 31
     for k in range(n_inst):
         n = max(1, perp_ticks // n_inst + (1 if k < perp_ticks % n_inst else 0))
         t0 = START_NS + k * tick_ns
-        if k < len(PORTFOLIO_DROPS):
-            tape = crash_tape(n, n_inst * tick_ns, rng, start=starts[k], drop=PORTFOLIO_DROPS[k], start_ns=t0)
+        if k < len(drops):
+            tape = crash_tape(n, n_inst * tick_ns, rng, start=starts[k], drop=drops[k], start_ns=t0)
         else:
             tape = generators.quiet_tape(n, rng, start_price=starts[k], start_ns=t0, tick_ns=n_inst * tick_ns,
                                          step=1e-5, band=0.0005)
         rates = None
         if funding:  # every whole hour of the span
             hours = np.arange(START_NS // HOUR_NS + 1, (START_NS + int(span_s * NS)) // HOUR_NS + 1) * HOUR_NS
-            rate = PORTFOLIO_CF_RATES[0] if k < len(PORTFOLIO_DROPS) else PORTFOLIO_CF_RATES[1]
+            rate = PORTFOLIO_CF_RATES[0] if k < len(drops) else PORTFOLIO_CF_RATES[1]
             rates = FundingStream.from_arrays(hours, np.full(len(hours), rate), HOUR_NS, symbols[k])
         instruments.append(Instrument(symbols[k], tape, funding=rates))
     assets = ()
@@ -346,7 +359,7 @@ def portfolio(ticks: int = 10_000_000, accounts: int = 1_000_000, seed: int = 31
         (item,) = resolve(scenario, design, liquidity, series_interval_s=1.0)
         name, scenario, plist, pays = "portfolio-cf", item.scenario, list(item.params), item.funding
     info = {"tick_ns": tick_ns, "span_s": span_s, "seed": seed, "instruments": len(instruments),
-            "crashing": len(PORTFOLIO_DROPS), "positions": int(len(held.size)),
+            "crashing": len(drops), "positions": int(len(held.size)),
             "margin_accounts": int(len(scenario.margin_accounts.owner)),
             "hedged_accounts": int(book.hedged.sum()), "fund_initial": params.fund_initial,
             "holdings": int(held.holdings.sum()), "funding_payments": 0 if pays is None else len(pays[0])}
@@ -358,12 +371,70 @@ def portfolio_cf(ticks: int = 10_000_000, accounts: int = 1_000_000, seed: int =
     return portfolio(ticks, accounts, seed, collateral=True, funding=True)
 
 
+#: ``oct10-portfolio``: the scale of Hyperliquid's 2025-10-10 hour (3.24M ticks in an hour over
+#: 150 instruments, 438k accounts): every instrument falls, the first by 10% (a major) and the
+#: last by 60% (a thin alt), evenly spread between; 1-7 holdings, 3.0 on average
+OCT10_INSTRUMENTS = 150
+OCT10_DROPS = tuple(round(0.10 + 0.50 * k / (OCT10_INSTRUMENTS - 1), 4) for k in range(OCT10_INSTRUMENTS))
+OCT10_HOLDINGS = (0.25, 0.2, 0.2, 0.15, 0.1, 0.05, 0.05)
+OCT10_SPAN_S = 3_600.0
+
+
+def oct10_portfolio(ticks: int = 3_240_000, accounts: int = 438_000, seed: int = 37) -> Workload:
+    """The scale of Hyperliquid's 2025-10-10 hour: :func:`portfolio` over
+    :data:`OCT10_INSTRUMENTS` (150) instruments, ``ticks`` (3.24M) in one hour, ``accounts``
+    (438,000) holding 1-7 instruments (:data:`OCT10_HOLDINGS`: 3.0 on average, about 1.3M
+    positions at full size), every instrument crashing (:data:`OCT10_DROPS`: 10% to 60%).
+
+    The sizes are the venue's that hour (trades, listed perpetuals, accounts with positions);
+    prices, holdings and leverage are the portfolio workload's synthetic ones, not the venue's
+    own data. Its bar (< 1 s an engine run) is per design: one run of a sweep over designs.
+    """
+    w = portfolio(ticks, accounts, seed, span_s=OCT10_SPAN_S, instruments=OCT10_INSTRUMENTS,
+                  drops=OCT10_DROPS, holdings=OCT10_HOLDINGS)
+    w.name = "oct10-portfolio"
+    return w
+
+
+#: the weighted ADL policies (:class:`riskengine.venue.Adl` ``policy``), each timed against the
+#: queue on the same crash by its ``adl-<policy>`` workload; ``--only adl`` names all of them
+ADL_POLICIES = ("pro-rata", "pro-rata-equity", "pro-rata-pnl", "levered-pro-rata", "socialize",
+                "risk-aware", "water-filling")
+ADL_GROUP = "adl"
+ADL_PREFIX = "adl-"
+#: a policy's rounds stop after the first round that takes longer than this (seconds)
+ADL_SLOW_ROUND_S = 10.0
+
+
+def adl_workload(policy: str) -> Callable[..., Workload]:
+    """The builder of workload ``adl-<policy>``: :func:`crash` with ADL by ``policy``."""
+
+    def build(ticks: int = 1_000_000, accounts: int = 100_000, seed: int = 23) -> Workload:
+        w = crash(ticks, accounts, seed, adl=policy)
+        w.name = ADL_PREFIX + policy
+        w.info["adl"] = policy
+        return w
+
+    build.__doc__ = f":func:`crash` with ADL policy ``{policy}`` (the ``{ADL_PREFIX}{policy}`` workload)."
+    return build
+
+
+def adl_policy(name: str) -> str | None:
+    """The ADL policy an ``adl-<policy>`` workload times (None: not an ADL workload)."""
+    return name[len(ADL_PREFIX):] if name.startswith(ADL_PREFIX) and name[len(ADL_PREFIX):] in ADL_POLICIES else None
+
+
 #: the standard workloads by name
 BUILDERS: dict[str, Callable[..., Workload]] = {"quiet": quiet, "crash": crash, "portfolio": portfolio,
-                                                "portfolio-cf": portfolio_cf}
+                                                "portfolio-cf": portfolio_cf, "oct10-portfolio": oct10_portfolio,
+                                                **{ADL_PREFIX + p: adl_workload(p) for p in ADL_POLICIES}}
 #: fewest accounts a scaled-down workload keeps (the crash needs both sides and an ADL queue; the
-#: portfolio a long and a short in each of its 15 instruments)
-MIN_ACCOUNTS = {"quiet": 2, "crash": 30, "portfolio": 300, "portfolio-cf": 300}
+#: portfolio a long and a short in each of its 15 instruments, oct10-portfolio in each of its 150)
+MIN_ACCOUNTS = {"quiet": 2, "crash": 30, "portfolio": 300, "portfolio-cf": 300, "oct10-portfolio": 3_000,
+                **{ADL_PREFIX + p: 30 for p in ADL_POLICIES}}
+#: fewest ticks a scaled-down workload keeps where 2 are too few (oct10-portfolio: one per
+#: instrument, else its tape has more ticks than asked for)
+MIN_TICKS = {"oct10-portfolio": OCT10_INSTRUMENTS}
 
 
 # --------------------------------------------------------------------------- sizes and bars
@@ -379,10 +450,11 @@ class Spec:
     reference_accounts: int
 
     def scaled(self, scale: float) -> "Spec":
-        """Every size times ``scale`` (at least 2 ticks and :data:`MIN_ACCOUNTS` accounts)."""
-        a = MIN_ACCOUNTS[self.name]
-        return Spec(self.name, scaled(self.ticks, scale), scaled(self.accounts, scale, a),
-                    scaled(self.reference_ticks, scale), scaled(self.reference_accounts, scale, a))
+        """Every size times ``scale`` (at least 2 ticks or :data:`MIN_TICKS`, and
+        :data:`MIN_ACCOUNTS` accounts)."""
+        a, t = MIN_ACCOUNTS[self.name], MIN_TICKS.get(self.name, 2)
+        return Spec(self.name, scaled(self.ticks, scale, t), scaled(self.accounts, scale, a),
+                    scaled(self.reference_ticks, scale, t), scaled(self.reference_accounts, scale, a))
 
 
 def scaled(n: int, scale: float, minimum: int = 2) -> int:
@@ -394,12 +466,44 @@ def scaled(n: int, scale: float, minimum: int = 2) -> int:
 FULL = (Spec("quiet", 10_000_000, 1_000_000, 100_000, 10_000),
         Spec("crash", 10_000_000, 1_000_000, 100_000, 10_000),
         Spec("portfolio", 10_000_000, 1_000_000, 10_000, 1_000),
-        Spec("portfolio-cf", 10_000_000, 1_000_000, 10_000, 1_000))
+        Spec("portfolio-cf", 10_000_000, 1_000_000, 10_000, 1_000),
+        Spec("oct10-portfolio", 3_240_000, 438_000, 6_000, 3_000))
 #: ``--quick``: a tenth of the ticks and accounts, the reference on a fifth of the parity size
 QUICK = (Spec("quiet", 1_000_000, 100_000, 20_000, 2_000),
          Spec("crash", 1_000_000, 100_000, 20_000, 2_000),
          Spec("portfolio", 1_000_000, 100_000, 4_000, 400),
-         Spec("portfolio-cf", 1_000_000, 100_000, 4_000, 400))
+         Spec("portfolio-cf", 1_000_000, 100_000, 4_000, 400),
+         Spec("oct10-portfolio", 324_000, 43_800, 3_000, 3_000))
+#: the ``adl-*`` workloads (run only when named by ``--only``): the crash at 1M ticks x 100k
+#: accounts (quick: a tenth), the reference comparison at 20,000 x 2,000 (quick: 10,000 x 1,000)
+ADL_FULL = tuple(Spec(ADL_PREFIX + p, 1_000_000, 100_000, 20_000, 2_000) for p in ADL_POLICIES)
+ADL_QUICK = tuple(Spec(ADL_PREFIX + p, 100_000, 10_000, 10_000, 1_000) for p in ADL_POLICIES)
+
+
+def select(only: str | None, quick: bool = False) -> list[Spec]:
+    """The workloads a bench run measures, in the standard order: the default ones
+    (:data:`FULL`), or those ``only`` names (comma-separated workload names; ``adl``: every
+    ``adl-*`` workload).
+
+    Raises
+    ------
+    ValueError
+        One line naming an unknown name and listing the valid ones.
+    """
+    default, adl = (QUICK, ADL_QUICK) if quick else (FULL, ADL_FULL)
+    if only is None:
+        return list(default)
+    known = {s.name: s for s in (*default, *adl)}
+    wanted: set[str] = set()
+    for name in (x.strip() for x in only.split(",")):
+        if name == ADL_GROUP:
+            wanted |= {s.name for s in adl}
+        elif name in known:
+            wanted.add(name)
+        else:
+            raise ValueError(f"--only {only}: unknown workload {name!r}; expected names among "
+                             f"{', '.join(known)}, or {ADL_GROUP} (every {ADL_PREFIX}* workload)")
+    return [s for s in known.values() if s.name in wanted]
 #: timed rounds of the compiled engine per workload (the best one counts)
 ROUNDS = {"full": 5, "quick": 3}
 
@@ -411,6 +515,17 @@ BAR_PARITY_SPEEDUP = 100.0
 #: issue 12: the portfolio workload on one core; issue 13: with collateral and funding on
 BAR_PORTFOLIO_TICKS_PER_S = 30e6
 BAR_PORTFOLIO_CF_TICKS_PER_S = 25e6
+#: issue 14 (performance to the limit): quiet (setup included) within this multiple of a NumPy
+#: minimum scan over the same prices; crash liquidations/s; oct10-portfolio under this wall time;
+#: a weighted ADL policy within this multiple of the queue's time on the same crash (the policies
+#: of :data:`BAR_ADL_EXACT_RATIO`: within that)
+BAR_QUIET_SCAN_RATIO = 2.5
+BAR_CRASH_LIQ_PER_S_LIMIT = 2e6
+BAR_OCT10_WALL_S = 1.0
+BAR_ADL_RATIO = 3.0
+BAR_ADL_EXACT_RATIO = {"risk-aware": 10.0, "water-filling": 10.0}
+#: rounds of the NumPy scan the quiet workload is compared with (the best counts)
+SCAN_ROUNDS = 5
 
 
 def memory_bar_mb(input_mb: float) -> float:
@@ -451,6 +566,21 @@ def bars(report: dict) -> list[dict]:
         throughput("portfolio", BAR_PORTFOLIO_TICKS_PER_S, "input_mb", "inputs")
     if "portfolio-cf" in w:
         throughput("portfolio-cf", BAR_PORTFOLIO_CF_TICKS_PER_S, "input_mb", "inputs")
+    # the bars of the performance work (issue 14); "(limit)" where a name would repeat one above
+    if "quiet" in w:
+        q = w["quiet"]
+        bar("quiet wall s / NumPy minimum scan", f"<= {BAR_QUIET_SCAN_RATIO:g}x", q["numpy_scan_ratio"],
+            q["numpy_scan_ratio"] <= BAR_QUIET_SCAN_RATIO)
+    if "crash" in w:
+        c = w["crash"]
+        bar("crash liquidations/s (limit)", f">= {BAR_CRASH_LIQ_PER_S_LIMIT:,.0f}", c["liquidations_per_s"],
+            c["liquidations_per_s"] >= BAR_CRASH_LIQ_PER_S_LIMIT)
+    if "oct10-portfolio" in w:
+        o = w["oct10-portfolio"]
+        bar("oct10-portfolio wall s", f"< {BAR_OCT10_WALL_S:g}", o["wall_s"], o["wall_s"] < BAR_OCT10_WALL_S)
+    for a in report.get("adl", []):
+        limit = BAR_ADL_EXACT_RATIO.get(a["policy"], BAR_ADL_RATIO)
+        bar(f"{a['name']} time / queue's", f"<= {limit:g}x", a["ratio"], a["ratio"] <= limit)
     return out
 
 
@@ -588,9 +718,13 @@ def measure(job: dict, progress: Progress = lambda line: None) -> dict:
 
     ``job``: ``workload`` (a name in :data:`BUILDERS`), ``ticks``, ``accounts``, ``rounds`` and
     ``kind``: ``"throughput"`` (the compiled engine ``rounds`` times, figures of the best round
-    and the process's peak memory) or ``"reference"`` (the reference engine once, the compiled
-    engine ``rounds`` times on the same workload, their event logs compared).
+    and the process's peak memory; the quiet workload first times :data:`SCAN_ROUNDS` NumPy
+    minimum scans over its prices), ``"adl"`` (an ``adl-*`` workload against the queue:
+    :func:`measure_adl`) or ``"reference"`` (the reference engine once, the compiled engine
+    ``rounds`` times on the same workload, their event logs compared).
     """
+    if job["kind"] == "adl":
+        return measure_adl(job, progress)
     out = {"workload": job["workload"], "kind": job["kind"], "baseline_memory_mb": peak_memory_mb()}
     start = time.perf_counter()
     w = BUILDERS[job["workload"]](job["ticks"], job["accounts"])
@@ -605,6 +739,9 @@ def measure(job: dict, progress: Progress = lambda line: None) -> dict:
         out["reference_s"] = seconds
         out["reference_liquidations"] = engine_liquidations(reference)
         progress(f"reference engine {seconds:.2f} s")
+    elif job["workload"] == "quiet":  # the issue-14 yardstick, right before the engine's rounds
+        out["numpy_scan_s"] = numpy_scan_s(w.scenario.tape.price)
+        progress(f"NumPy minimum scan {out['numpy_scan_s']:.3f} s (best of {SCAN_ROUNDS})")
     elapsed: list[float] = []
     first = None
     for k in range(job["rounds"]):
@@ -623,6 +760,58 @@ def measure(job: dict, progress: Progress = lambda line: None) -> dict:
     out.update(first or {})
     out["elapsed_s"] = elapsed
     out["peak_memory_mb"] = peak_memory_mb()
+    return out
+
+
+def numpy_scan_s(price: np.ndarray, rounds: int = SCAN_ROUNDS) -> float:
+    """Seconds of ``np.minimum.accumulate(price)``, the best of ``rounds``: a sequential pass over
+    the prices at memory speed, the yardstick of a quiet replay."""
+    best = math.inf
+    for _ in range(rounds):
+        start = time.perf_counter()
+        np.minimum.accumulate(price)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def measure_adl(job: dict, progress: Progress = lambda line: None) -> dict:
+    """An ``adl-<policy>`` workload and the same crash under the ADL queue, timed side by side.
+
+    Both are built in this process (the same seed: the same tape and accounts); each of
+    ``job["rounds"]`` rounds runs the queue, then the policy. The policy stops after its first
+    round that takes longer than :data:`ADL_SLOW_ROUND_S` (the weighted policies can take
+    minutes); the queue runs every round. The best round of each counts.
+    """
+    name = job["workload"]
+    policy = adl_policy(name)
+    if policy is None:
+        raise ValueError(f"{name}: not an {ADL_PREFIX}* workload")
+    out = {"workload": name, "kind": "adl", "policy": policy, "baseline_memory_mb": peak_memory_mb()}
+    start = time.perf_counter()
+    w = BUILDERS[name](job["ticks"], job["accounts"])
+    queue = crash(job["ticks"], job["accounts"], adl="queue")
+    out.update(ticks=w.ticks, accounts=w.accounts, build_s=time.perf_counter() - start, workload_info=w.info)
+    progress(f"built in {out['build_s']:.1f} s")
+    runs: dict[str, list[float]] = {"queue": [], "policy": []}
+    first: dict[str, dict] = {}
+    for k in range(job["rounds"]):
+        for which, work in (("queue", queue), ("policy", w)):
+            if which == "policy" and runs["policy"] and runs["policy"][-1] > ADL_SLOW_ROUND_S:
+                continue
+            raw, seconds = work.run("cython")
+            runs[which].append(seconds)
+            st = liquidation_stats(raw)
+            stats = {"events": st["events"], "liquidations": engine_liquidations(raw), "adl_fills": st["adl_fills"]}
+            del raw, st  # before the next run, so two event logs are never held at once
+            if which not in first:
+                first[which] = stats
+            elif stats != first[which]:
+                raise RuntimeError(f"{name} ({which}): round {k + 1} gave {stats}, round 1 {first[which]}: "
+                                   "not deterministic")
+            progress(f"round {k + 1}/{job['rounds']}: {which} {seconds:.3f} s")
+    out.update(first["policy"], queue_liquidations=first["queue"]["liquidations"],
+               queue_adl_fills=first["queue"]["adl_fills"], policy_s_rounds=runs["policy"],
+               queue_s_rounds=runs["queue"], peak_memory_mb=peak_memory_mb())
     return out
 
 
@@ -699,37 +888,72 @@ def run(specs: tuple[Spec, ...] | list[Spec], rounds: int, *, mode: str = "full"
     -------
     dict
         The report: ``schema``, ``mode``, ``scale``, ``rounds``, ``date``, ``machine``,
-        ``load_after``, ``total_s``, ``workloads`` (one dict per workload, see ``docs/cli/bench.md``)
-        and ``bars``.
+        ``load_after``, ``total_s``, ``workloads`` (one dict per workload, see ``docs/cli/bench.md``),
+        ``adl`` (one dict per ``adl-*`` workload) and ``bars``.
     """
     start = time.perf_counter()
     report = {"schema": 1, "mode": mode, "scale": float(scale), "rounds": rounds,
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine()}
     steps = 2 * len(specs)
-    workloads = []
+    workloads, adl = [], []
     for i, spec in enumerate(specs):
         def stage(step: int, what: str) -> Progress:
             return lambda line: progress(f"[{step}/{steps}] {spec.name} {what}: {line}")
 
+        is_adl = adl_policy(spec.name) is not None
         job = {"workload": spec.name, "ticks": spec.ticks, "accounts": spec.accounts, "rounds": rounds,
-               "kind": "throughput"}
-        tp = run_child(job, stage(2 * i + 1, f"{spec.ticks:,} ticks x {spec.accounts:,} accounts"))
+               "kind": "adl" if is_adl else "throughput"}
+        what = f"{spec.ticks:,} ticks x {spec.accounts:,} accounts" + (", and the queue" if is_adl else "")
+        tp = run_child(job, stage(2 * i + 1, what))
         job = {"workload": spec.name, "ticks": spec.reference_ticks, "accounts": spec.reference_accounts,
                "rounds": rounds, "kind": "reference"}
         ref = run_child(job, stage(2 * i + 2, f"vs reference, {spec.reference_ticks:,} ticks x "
                                               f"{spec.reference_accounts:,} accounts"))
-        workloads.append(_figures(tp, ref))
+        if is_adl:
+            adl.append(_adl_figures(tp, ref))
+        else:
+            workloads.append(_figures(tp, ref))
     report["workloads"] = workloads
+    report["adl"] = adl
     report["load_after"] = machine()["loadavg"]
     report["total_s"] = time.perf_counter() - start
     report["bars"] = bars(report)
     return report
 
 
+def _reference_figures(ref: dict) -> dict:
+    """The comparison with the reference engine on the reduced workload."""
+    compiled = min(ref["elapsed_s"])
+    return {
+        "ticks": ref["ticks"], "accounts": ref["accounts"],
+        "reference_s": ref["reference_s"], "compiled_s": compiled,
+        "reference_ticks_per_s": ref["ticks"] / ref["reference_s"],
+        "compiled_ticks_per_s": ref["ticks"] / compiled,
+        "speedup": ref["reference_s"] / compiled,
+        "liquidations": ref["liquidations"], "reference_liquidations": ref["reference_liquidations"],
+        "identical": not ref["differences"], "differences": ref["differences"],
+    }
+
+
+def _adl_figures(tp: dict, ref: dict) -> dict:
+    """One ``adl-*`` workload's entry in the report, from its ADL and reference children."""
+    policy, queue = min(tp["policy_s_rounds"]), min(tp["queue_s_rounds"])
+    return {
+        "name": tp["workload"], "policy": tp["policy"], "ticks": tp["ticks"], "accounts": tp["accounts"],
+        "policy_s": policy, "policy_rounds": len(tp["policy_s_rounds"]), "policy_s_rounds": tp["policy_s_rounds"],
+        "queue_s": queue, "queue_rounds": len(tp["queue_s_rounds"]), "queue_s_rounds": tp["queue_s_rounds"],
+        "ratio": policy / queue, "liquidations": tp["liquidations"], "adl_fills": tp["adl_fills"],
+        "events": tp["events"], "queue_liquidations": tp["queue_liquidations"],
+        "queue_adl_fills": tp["queue_adl_fills"], "build_s": tp["build_s"],
+        "peak_memory_mb": tp["peak_memory_mb"], "reference": _reference_figures(ref),
+    }
+
+
 def _figures(tp: dict, ref: dict) -> dict:
     """One workload's entry in the report, from its throughput and reference children."""
     best = min(tp["elapsed_s"])
-    compiled = min(ref["elapsed_s"])
+    scan = {"numpy_scan_s": tp["numpy_scan_s"], "numpy_scan_ratio": best / tp["numpy_scan_s"]} \
+        if "numpy_scan_s" in tp else {}
     return {
         "name": tp["workload"], "ticks": tp["ticks"], "accounts": tp["accounts"],
         "liquidations": tp["liquidations"], "events": tp["events"],
@@ -738,16 +962,7 @@ def _figures(tp: dict, ref: dict) -> dict:
         "ticks_per_s": tp["ticks"] / best, "liquidations_per_s": tp["liquidations"] / best,
         "build_s": tp["build_s"], "peak_memory_mb": tp["peak_memory_mb"],
         "baseline_memory_mb": tp["baseline_memory_mb"], "engine_input_mb": tp["engine_input_mb"],
-        "input_mb": tp["input_mb"],
-        "reference": {
-            "ticks": ref["ticks"], "accounts": ref["accounts"],
-            "reference_s": ref["reference_s"], "compiled_s": compiled,
-            "reference_ticks_per_s": ref["ticks"] / ref["reference_s"],
-            "compiled_ticks_per_s": ref["ticks"] / compiled,
-            "speedup": ref["reference_s"] / compiled,
-            "liquidations": ref["liquidations"], "reference_liquidations": ref["reference_liquidations"],
-            "identical": not ref["differences"], "differences": ref["differences"],
-        },
+        "input_mb": tp["input_mb"], **scan, "reference": _reference_figures(ref),
     }
 
 
@@ -775,22 +990,37 @@ def format_report(report: dict) -> str:
            f"{m['cpu_model']}, {m['cpu_count']} cores ({m['cpus_usable']} usable), Python {m['python']}, "
            f"NumPy {m['numpy']}; load average {load(m['loadavg'])} before, {load(report['load_after'])} after",
            ""]
-    ws = report["workloads"]
-    rows = [[w["name"], f"{w['ticks']:,}", f"{w['accounts']:,}", f"{w['liquidations']:,}", f"{w['wall_s']:.3g}",
-             _rate(w["ticks_per_s"]), _rate(w["liquidations_per_s"]), f"{w['peak_memory_mb']:,.0f}",
-             f"{w['reference']['speedup']:,.0f}x"] for w in ws]
-    out += _table(["workload", "ticks", "accounts", "liquidations", "wall s", "ticks/s", "liquidations/s",
-                   "peak MB", "speed-up"], rows)
-    out += ["", f"wall s: one engine run, the best of {report['rounds']} (building the workload not included)",
-            "peak MB: peak resident memory (VmHWM) of a fresh process that imports riskengine, builds the",
-            "  workload and runs it; each workload has its own process",
-            "speed-up: the reference engine (1 run) against the compiled engine (best of "
-            f"{report['rounds']}) on the same", "  workload reduced in size (the reference engine is slow):", ""]
+    ws, adl = report["workloads"], report.get("adl", [])
+    if ws:
+        rows = [[w["name"], f"{w['ticks']:,}", f"{w['accounts']:,}", f"{w['liquidations']:,}", f"{w['wall_s']:.3g}",
+                 _rate(w["ticks_per_s"]), _rate(w["liquidations_per_s"]), f"{w['peak_memory_mb']:,.0f}",
+                 f"{w['reference']['speedup']:,.0f}x"] for w in ws]
+        out += _table(["workload", "ticks", "accounts", "liquidations", "wall s", "ticks/s", "liquidations/s",
+                       "peak MB", "speed-up"], rows)
+        out += ["", f"wall s: one engine run, the best of {report['rounds']} (building the workload not included)",
+                "peak MB: peak resident memory (VmHWM) of a fresh process that imports riskengine, builds the",
+                "  workload and runs it; each workload has its own process"]
+        out += [f"{w['name']}: wall s = {w['numpy_scan_ratio']:.2f} x np.minimum.accumulate over the same prices "
+                f"({w['numpy_scan_s']:.3g} s, best of {SCAN_ROUNDS})" for w in ws if "numpy_scan_s" in w]
+    if adl:
+        a0 = adl[0]
+        out += [""] * bool(ws) + [f"weighted ADL against the queue on the same crash ({a0['ticks']:,} ticks x "
+                                  f"{a0['accounts']:,} accounts), side by side in one process:", ""]
+        rows = [[a["policy"], f"{a['policy_s']:.3g}", str(a["policy_rounds"]), f"{a['queue_s']:.3g}",
+                 f"{a['ratio']:,.1f}x", f"<= {BAR_ADL_EXACT_RATIO.get(a['policy'], BAR_ADL_RATIO):g}x",
+                 f"{a['liquidations']:,}", f"{a['adl_fills']:,}"] for a in adl]
+        out += _table(["policy", "policy s", "rounds", "queue s", "ratio", "bar", "liquidations", "ADL fills"], rows)
+        out += ["", f"policy s, queue s: one engine run, the best of the rounds (the queue: {report['rounds']}; a "
+                    f"policy stops after", f"  a round over {ADL_SLOW_ROUND_S:g} s); ratio: policy s / queue s; "
+                    "ADL fills: rows of the event log (weighted", "  policies log one row per winner per series "
+                    "interval; socialization closes no position)"]
+    out += ["", "speed-up: the reference engine (1 run) against the compiled engine (best of "
+                f"{report['rounds']}) on the same", "  workload reduced in size (the reference engine is slow):", ""]
     rows = [[w["name"], f"{r['ticks']:,}", f"{r['accounts']:,}", f"{r['liquidations']:,}",
              f"{r['reference_s']:.3g}", f"{r['compiled_s']:.3g}", _rate(r["reference_ticks_per_s"]),
              _rate(r["compiled_ticks_per_s"]), f"{r['speedup']:,.0f}x",
              "yes" if r["identical"] else "NO: " + r["differences"][0]]
-            for w in ws for r in [w["reference"]]]
+            for w in [*ws, *adl] for r in [w["reference"]]]
     out += _table(["workload", "ticks", "accounts", "liquidations", "reference s", "compiled s",
                    "ref ticks/s", "ticks/s", "speed-up", "same events"], rows)
     if report["bars"]:

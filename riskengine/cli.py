@@ -1,7 +1,7 @@
 """Command line: ``riskengine run [CONFIG ...]`` (backtests from TOML configs; none: the embedded
 default comparison), ``riskengine sweep CONFIG`` (a config's parameter grid, on one machine or a
 Dask cluster), ``riskengine validate CONFIG``, ``riskengine schema``,
-``riskengine bench [--quick] [--json FILE]`` (the standard throughput workloads) and
+``riskengine bench [--quick] [--json FILE] [--only NAME,...]`` (the standard throughput workloads) and
 ``riskengine data import|fetch|list`` (the local Parquet tick catalog).
 """
 
@@ -140,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", default=None, metavar="FILE", help="also write the figures to FILE (JSON)")
     bench.add_argument("--scale", type=_positive_float, default=1.0, metavar="FACTOR",
                        help="multiply every size by FACTOR, for smoke runs (the bars apply at 1)")
+    bench.add_argument("--only", default=None, metavar="NAME[,NAME...]",
+                       help="run only these workloads: quiet, crash, portfolio, portfolio-cf, oct10-portfolio "
+                            "(the default set), and adl-pro-rata, adl-pro-rata-equity, adl-pro-rata-pnl, "
+                            "adl-levered-pro-rata, adl-socialize, adl-risk-aware, adl-water-filling, each weighted "
+                            "ADL policy against the queue (adl: all seven), which run only when named: together "
+                            "they take several minutes")
 
     data = _command(sub, "data", "the local Parquet tick catalog: import, fetch and list market data")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser, metavar="ACTION",
@@ -330,7 +336,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.json is not None:  # refuse before minutes of measuring
         bench.check_json_path(args.json)
     mode = "quick" if args.quick else "full"
-    specs = [s.scaled(args.scale) for s in (bench.QUICK if args.quick else bench.FULL)]
+    specs = [s.scaled(args.scale) for s in bench.select(args.only, quick=args.quick)]
     try:
         steps = f"bench ({mode}): {2 * len(specs)} steps, each in a fresh process"
         with progress.display() as shown, shown.task(steps):

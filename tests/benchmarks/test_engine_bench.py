@@ -48,7 +48,7 @@ from riskengine.scenario import Scenario, Tape
 
 SCALE = float(os.environ.get("RISKENGINE_BENCH_SCALE", "1"))
 
-QUIET, CRASH = W.FULL
+QUIET, CRASH = W.FULL[:2]
 QUIET_TICKS, QUIET_ACCOUNTS = QUIET.ticks, QUIET.accounts
 CRASH_TICKS, CRASH_ACCOUNTS = CRASH.ticks, CRASH.accounts
 #: the parity workload: the crash at the size the reference engine runs
