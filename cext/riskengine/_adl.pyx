@@ -30,8 +30,8 @@ Scores (reference §1.6, §2.5, §3, worked example E16):
   switchable choice: the docs' text vs what the 2025-10-10 fills suggest);
 * ``BINANCE_LEVERAGE_PNL`` — Binance: ``max(0, U) / max(1, WB) x MM / (WB + U)``.
 
-The engine applies the allocation (``_engine.pyx``) fill by fill, or for pro-rata by size
-and levered pro-rata in lazy bursts (``_lazy_order``: one factor per order, each winner touched
+The engine applies the allocation (``_engine.pyx``) fill by fill, or for pro-rata by size,
+levered pro-rata and pro-rata by equity in lazy bursts (``_lazy_order``: one factor per order, each winner touched
 once per cascade round; ``docs/design/weighted-adl.md``), and keeps every ADL'd account's
 equity at or above zero; the weighted policies and water-filling log one fill row per
 winner per series interval (``riskengine.reference``, "Logging ADL fills"), since their every

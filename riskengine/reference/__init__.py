@@ -115,7 +115,8 @@ no longer show — fills per order — the two scalars keep.
 
 Lazy pro-rata bursts (issue 14, ``docs/design/weighted-adl.md``). Pro-rata by size and levered
 pro-rata (by notional: size x one mark) scale every winner by one factor ``1 - tau`` per
-uncapped order, so the orders of one cascade round against one side of one instrument — a
+uncapped order, and pro-rata by equity every winner's equity by ``1 - tau d`` (closing ``d``
+worse than the mark), so the orders of one cascade round against one side of one instrument — a
 burst — are applied to each winner once, where no margin account holds several positions: the
 burst gathers its winners at its first order (and opens each one's row there, where its first
 fill would), keeps per unit of each winner's starting size the factor and the sums of size
@@ -123,8 +124,9 @@ closed, notional, haircut and equity change, and moves the counters, open intere
 haircut per order; it is flushed — each winner's position, wallet and row take the sums — at
 the end of the round, before the scan, before a pending account on the winners' side of the
 instrument is processed, and when an order comes for another instrument, side or mark. An
-order that would cap a winner (``tau >= 1``, or the least equity per unit of size, which every
-uncapped order maps by one increasing function, too small for the haircut) flushes the burst
+order that would cap a winner (found from the least equity per unit of size, or by equity the
+least size per unit of equity, which every uncapped order maps by one increasing function)
+flushes the burst
 and is split at once, as is the rest of the round. The split is the same as order by order;
 its floating-point sums are associated differently (``LAZY_BURSTS = False`` in ``_engine.py``
 splits every order at once: the recorded canonical logs).

@@ -80,7 +80,7 @@ from riskengine.tolerances import ADL_EQUITY_GUARD, ADL_REST_TOL, DUST_NOTIONAL,
 
 #: times a run reports its progress (``on_tick``) over the tape
 PROGRESS_STEPS = 1000
-#: weighted ADL orders split pro rata by size run in lazy bursts (:meth:`_Reference.lazy_order`);
+#: weighted ADL orders split pro rata by size or by equity run in lazy bursts (:meth:`_Reference.lazy_order`);
 #: ``False`` splits every order at once, winner by winner (the tests compare the two)
 LAZY_BURSTS = True
 
@@ -786,12 +786,12 @@ class _Reference:
         return True
 
     def lazy_order(self, ins: _Instrument, a: int, side: float, wanted: float, price: float) -> float:
-        """Split an ADL order of ``wanted`` against slot ``a`` pro rata by size over the winners
-        as part of a burst; the size absorbed, or -1 when it must be split at once (a cap binds,
+        """Split an ADL order of ``wanted`` against slot ``a`` pro rata by size (or by equity) over
+        the winners as part of a burst; the size absorbed, or -1 when it must be split at once (a cap binds,
         or no winner).
 
-        Pro-rata by size scales every winner by one factor ``1 - tau``, so a burst keeps that
-        factor and per-unit sums (closed, notional, haircut, equity change) and applies them to
+        Pro-rata by size scales every winner by one factor ``1 - tau`` (by equity, every winner's
+        equity by ``1 - tau d``), so a burst keeps that factor and per-unit sums (closed, notional, haircut, equity change) and applies them to
         each winner once, at :meth:`lazy_flush`: before the next scan, at the end of the round,
         or before a winner-side account of the instrument is processed. Within a round the mark
         stands still, so the burst's winners are the same at each of its orders. The split is
