@@ -273,7 +273,8 @@ def test_an_import_and_the_bench_show_they_are_working_on_a_terminal(shared_data
     assert f"importing {Path(TRX_PERP).name}" in terminal and "0:00:0" in terminal  # the elapsed time
     code, _, terminal = run_in_terminal("bench", "--quick", "--scale", "0.02")
     assert code == 0, terminal
-    assert "bench (quick): 8 steps, each in a fresh process" in terminal and "0:00:0" in terminal
+    # the five default workloads (quiet, crash, portfolio, portfolio-cf, oct10-portfolio), two steps each
+    assert "bench (quick): 10 steps, each in a fresh process" in terminal and "0:00:0" in terminal
 
 
 # ------------------------------------------------------------- figures the docs quote from runs
