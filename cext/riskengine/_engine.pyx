@@ -66,6 +66,7 @@ from libc.math cimport INFINITY, NAN, fabs
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
 from libc.stdint cimport INT64_MAX, INT64_MIN
 from libc.string cimport memset
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from riskengine._adl cimport (
     AdlParams, RatioIndex, adl_gather, adl_score_account, adl_weight, adl_weight_account,
@@ -2576,6 +2577,17 @@ cdef dict _by_instrument(Engine* e):
     return out
 
 
+cdef inline i64 _now_ns() noexcept nogil:
+    """Monotonic clock in ns (the phases of a run, :func:`run_engine`'s ``phases``)."""
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <i64>ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+
+
+#: the phases of a run ``_run`` times, in order (``phase_ns``)
+PHASES = ("init", "index", "loop", "results", "free")
+
+
 cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
                const float64_t[::1] tape_price, const float64_t[::1] stream,
                const i64[::1] owner, const i32[::1] acc_inst, const float64_t[::1] collateral,
@@ -2592,7 +2604,9 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
     cdef Engine e
     cdef Py_ssize_t n = collateral.shape[0], slots = size.shape[0] + 2 * len(plist), k
     cdef i64 max_rounds = 0
+    cdef i64 clock[6]
     cdef Inst* x
+    clock[0] = _now_ns()
     col = np.empty(slots, dtype=np.float64)
     pos = np.empty(slots, dtype=np.float64)
     ep = np.empty(slots, dtype=np.float64)
@@ -2615,8 +2629,11 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
             e.funding_inst = &funding_inst[0]
             e.funding_rate = &funding_rate[0]
         with nogil:
+            clock[1] = _now_ns()
             _build_indexes(&e)
+            clock[2] = _now_ns()
             _loop(&e, &max_rounds)
+            clock[3] = _now_ns()
         events = log_to_numpy(&e.log, EVENT_COLUMNS)
         series = log_to_numpy(&e.series, SERIES_COLUMNS)
         by_instrument = _by_instrument(&e)
@@ -2647,8 +2664,10 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
         }
         index_stats = {"checks": int(e.cross_checks), "splits": int(e.cross_splits),
                        "hot": int(e.cross_hot), "fired": int(e.cross_fired)}
+        clock[4] = _now_ns()
     finally:
         _free(&e)
+    clock[5] = _now_ns()
     return {
         "events": events,
         "series": series,
@@ -2662,6 +2681,7 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
         "socialized": socialized[:n],
         "by_instrument": by_instrument,
         "index_stats": index_stats,
+        "phase_ns": {name: int(clock[k + 1] - clock[k]) for k, name in enumerate(PHASES)},
     }
 
 
@@ -2670,7 +2690,7 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
                   const float64_t[::1] collateral, const i64[::1] start,
                   const i32[::1] instrument, const float64_t[::1] size,
                   const float64_t[::1] entry, params, Py_ssize_t max_events=0, bint index_stats=False,
-                  funding=None):
+                  funding=None, bint phases=False):
     """Run the compiled engine on several instruments: their merged tape and margin accounts
     whose positions are given in CSR form (``riskengine.portfolio``).
 
@@ -2712,6 +2732,10 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
         Funding payments: time, instrument and rate of each, sorted by time then instrument
         (:func:`riskengine.engine_inputs.check_funding`); None: none. A payment at time ``T`` is
         made before the first tick later than ``T`` (reference: ``run_portfolio``).
+    phases : bool
+        Also return ``phase_ns``: the wall time of each phase of the compiled run in ns, by
+        name (:data:`PHASES`: setting the engine up, building the liquidation indexes, the
+        replay loop, assembling the results, freeing the work arrays), for benchmarks.
 
     Returns
     -------
@@ -2764,6 +2788,8 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
     stats = out.pop("index_stats")
     if index_stats:
         out["index_stats"] = stats
+    if not phases:
+        del out["phase_ns"]
     return out
 
 
@@ -2818,7 +2844,7 @@ _NO_OWNERS = np.empty(0, dtype=np.int64)
 def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
                const float64_t[::1] stream, const float64_t[::1] collateral,
                const float64_t[::1] size, const float64_t[::1] entry, params,
-               Py_ssize_t max_events=0, funding=None):
+               Py_ssize_t max_events=0, funding=None, bint phases=False):
     """Run the compiled engine on one instrument's validated arrays: :func:`run_portfolio` with
     one instrument and one margin account per account (its id its owner).
 
@@ -2841,6 +2867,8 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
         Budget of event-log rows (0: none); one more raises ``MemoryError``.
     funding : (ndarray of int64, ndarray of int32, ndarray of float64), optional
         Funding payments (the instruments all 0), as for :func:`run_portfolio`.
+    phases : bool
+        Also return ``phase_ns``, as for :func:`run_portfolio`.
 
     Returns
     -------
@@ -2859,4 +2887,6 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
                _NO_INSTRUMENTS, collateral, size, entry, _NO_OWNERS, _NO_OWNERS, _NO_OWNERS,
                max_events, f_ts, f_inst, f_rate)
     del out["slot_size"], out["slot_entry"], out["index_stats"]
+    if not phases:
+        del out["phase_ns"]
     return out
