@@ -106,6 +106,10 @@ cdef struct Inst:
     float64_t sim_peak
     float64_t tape_dd
     float64_t sim_dd
+    # the prices at or above which the drawdowns cannot deepen at the current peaks
+    # (_drawdowns: the divisions are made only below them)
+    float64_t tape_dd_below
+    float64_t sim_dd_below
     float64_t tape_min
     float64_t sim_min
     i64 liquidations

@@ -62,7 +62,7 @@ trigger price, and the account is never scanned as a whole on a quiet tick:
 """
 
 import numpy as np
-from libc.math cimport INFINITY, NAN, fabs
+from libc.math cimport INFINITY, NAN, fabs, nextafter
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
 from libc.stdint cimport INT64_MAX, INT64_MIN
 from libc.string cimport memset
@@ -1752,20 +1752,38 @@ cdef int _inventories(Engine* e) except -1 nogil:
     return 0
 
 
+cdef float64_t _dd_below(float64_t peak, float64_t dd) noexcept nogil:
+    """A price ``p`` at which ``1 - p / peak > dd`` is false (an estimate, stepped up until
+    it is): at or above it no price deepens the drawdown ``dd`` from ``peak``, since the rounded
+    ``1 - p / peak`` never increases with ``p`` (``peak > 0``; ``p = peak`` always qualifies)."""
+    cdef float64_t p = peak * (1.0 - dd)
+    if not p < peak:
+        return peak
+    while 1.0 - p / peak > dd:
+        p = nextafter(p, INFINITY)
+    return p
+
+
+cdef inline void _fall(float64_t p, float64_t* peak, float64_t* dd, float64_t* below,
+                       float64_t* low) noexcept nogil:
+    """One price ``p`` of a series (the tape's or the simulated one) after a tick: its ``peak``,
+    largest drawdown ``dd`` from a peak and minimum ``low``. The drawdown is divided out only
+    below its bound ``below`` (:c:func:`_dd_below`): a price at or above it leaves it as it is
+    (most ticks), and one that deepens it is its new bound, so the figures are those of dividing
+    at every tick, to the bit."""
+    if p > peak[0]:
+        peak[0] = p
+        below[0] = _dd_below(p, dd[0])
+    if p < below[0] and 1.0 - p / peak[0] > dd[0]:
+        dd[0] = 1.0 - p / peak[0]
+        below[0] = p
+    if p < low[0]:
+        low[0] = p
+
+
 cdef inline void _drawdowns(Inst* x) noexcept nogil:
-    cdef float64_t s = _sim(x)
-    if x.tape > x.tape_peak:
-        x.tape_peak = x.tape
-    if s > x.sim_peak:
-        x.sim_peak = s
-    if 1.0 - x.tape / x.tape_peak > x.tape_dd:
-        x.tape_dd = 1.0 - x.tape / x.tape_peak
-    if 1.0 - s / x.sim_peak > x.sim_dd:
-        x.sim_dd = 1.0 - s / x.sim_peak
-    if x.tape < x.tape_min:
-        x.tape_min = x.tape
-    if s < x.sim_min:
-        x.sim_min = s
+    _fall(x.tape, &x.tape_peak, &x.tape_dd, &x.tape_dd_below, &x.tape_min)
+    _fall(_sim(x), &x.sim_peak, &x.sim_dd, &x.sim_dd_below, &x.sim_min)
 
 
 cdef bint _refresh_marks(Engine* e, Inst* x) noexcept nogil:
@@ -1840,6 +1858,67 @@ cdef int _pay_funding(Engine* e, Inst* x, float64_t rate) except -1 nogil:
     return 0
 
 
+cdef Py_ssize_t _quiet_ticks(Engine* e, Inst* x, Py_ssize_t i, i64 stop_ns) noexcept nogil:
+    """Replay ticks ``i ..`` of a calm one-instrument run (:c:func:`_calm`) at which nothing
+    happens: a tick before ``stop_ns`` (the next series sample, funding payment, depth snapshot
+    or pending account due) whose mark (the last price: the book has no impact to decay)
+    reaches neither side's top key. Such a tick's scan finds no candidate and no round follows:
+    what it leaves is the tick's prices and marks, the drawdowns and the scan's number, set here
+    as :c:func:`_loop` sets them, with the state in locals (no struct reads per tick). Returns
+    the first tick not replayed (at ``n_ticks``, or one :c:func:`_loop` replays in full)."""
+    cdef const i64* ts = e.ts
+    cdef const float64_t* px = e.px
+    cdef Py_ssize_t j = i, n = e.n_ticks
+    cdef i64 t = 0
+    cdef float64_t m = x.book.m, tape = 0.0, s = 0.0, long_top, short_top
+    cdef float64_t tape_peak = x.tape_peak, tape_dd = x.tape_dd, tape_below = x.tape_dd_below
+    cdef float64_t tape_min = x.tape_min, sim_peak = x.sim_peak, sim_dd = x.sim_dd
+    cdef float64_t sim_below = x.sim_dd_below, sim_min = x.sim_min
+    if not side_top(&x.index.longs, &long_top):
+        long_top = -INFINITY
+    if not side_top(&x.index.shorts, &short_top):
+        short_top = -INFINITY
+    while j < n:
+        t = ts[j]
+        if t >= stop_ns:
+            break
+        tape = px[j]
+        s = tape * m  # the mark (_sim)
+        if long_top >= s or short_top >= -s:
+            break  # a candidate: the tick is replayed in full
+        _fall(tape, &tape_peak, &tape_dd, &tape_below, &tape_min)
+        _fall(s, &sim_peak, &sim_dd, &sim_below, &sim_min)
+        j += 1
+    if j == i:
+        return i
+    t = ts[j - 1]
+    tape = px[j - 1]
+    x.tape = tape
+    x.book_ts = t
+    x.mark_ts = t
+    x.mark.mark = tape * m
+    x.prev_mark = x.mark.mark
+    x.scanned = e.scan_no + 1
+    x.touched = False
+    x.tape_peak, x.tape_dd, x.tape_dd_below, x.tape_min = tape_peak, tape_dd, tape_below, tape_min
+    x.sim_peak, x.sim_dd, x.sim_dd_below, x.sim_min = sim_peak, sim_dd, sim_below, sim_min
+    e.i = j - 1
+    e.t = t
+    e.round = 1
+    return j
+
+
+cdef inline bint _calm(Engine* e, Inst* x) noexcept nogil:
+    """Whether a tick of ``x`` where no mark reaches an index's top would find nothing to do
+    (:c:func:`_quiet_ticks`): ``x`` has ticked, its book has no impact or flow to decay, no order
+    moved a book, no ledger holds inventory, no winner or instrument waits to be re-keyed or
+    scanned, no vault check is due for funding (one instrument: no cross account holds several
+    positions)."""
+    return (x.ticked and x.book.m == 1.0 and x.book.flow == 0.0 and e.n_moved == 0
+            and e.held[0] == 0 and e.held[1] == 0 and e.n_dirty == 0 and e.n_touched == 0
+            and not e.funding_vault)
+
+
 cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
     cdef Py_ssize_t i, j, a
     cdef i64 t, next_sample, cap = e.p.max_liqs_per_step
@@ -1853,11 +1932,30 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
     cdef i64 funding_due = e.funding_ts[0] if e.n_funding else INT64_MAX  # the next payment's time
     cdef Inst* x = &e.insts[0]
     cdef Inst* y
+    # one instrument marked at its last price (the common case): runs of ticks where nothing
+    # happens are replayed by _quiet_ticks
+    cdef bint quiet = (e.n_inst == 1 and e.xstart == NULL and x.mark.method == MARK_LAST
+                       and not track_peak and not track_index)
+    cdef i64 stop_ns
     max_rounds[0] = 0
     if e.n_ticks == 0:
         return 0
     next_sample = e.ts[0]
-    for i in range(e.n_ticks):
+    i = 0
+    while i < e.n_ticks:
+        if quiet and _calm(e, x):
+            stop_ns = next_sample if next_sample < x.book.next_ts else x.book.next_ts
+            if funding_due < stop_ns:
+                stop_ns = funding_due + 1  # a payment due before the tick: replayed in full
+            if not _pending_empty(e) and e.pend_due[e.pend_head] < stop_ns:
+                stop_ns = e.pend_due[e.pend_head]
+            j = _quiet_ticks(e, x, i, stop_ns)
+            if j > i:
+                if max_rounds[0] < 1:
+                    max_rounds[0] = 1
+                recorded_last = False
+                i = j
+                continue
         t = e.ts[i]
         if e.tick_inst != NULL:
             x = &e.insts[e.tick_inst[i]]
@@ -1944,6 +2042,7 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
             _record(e)
             next_sample = t + e.p.series_interval_ns
             recorded_last = True
+        i += 1
     if not recorded_last:
         _record(e)
     return 0
