@@ -79,8 +79,8 @@ from riskengine._events import column_items
 from riskengine.engine_inputs import check_margin_accounts, design_params, funding_arrays, ledger_groups
 from riskengine.runlog import BY_INSTRUMENT, EVENT_COLUMNS, SERIES_COLUMNS
 from riskengine._index cimport (
-    KeyHeap, LiqIndex, SideIndex, heap_free, heap_init, heap_pop, heapify_from, index_free,
-    index_init, side_build, side_pop, side_push, side_top, trigger_key,
+    HeapEntry, KeyHeap, LiqIndex, SideIndex, heap_free, heap_init, heap_pop, heapify_from,
+    index_free, index_init, side_build, side_fill, side_pop, side_push, side_top, trigger_key,
 )
 from riskengine._liquidity cimport (
     DepthBook, counterfactual_tape, depth_fillable, depth_init, depth_seek, depth_walk,
@@ -524,115 +524,103 @@ cdef void _take(Engine* e, Py_ssize_t h, float64_t dq, float64_t price) noexcept
         _held(e, h, q)
 
 
-cdef int _build_index(Engine* e, Inst* x) except -1 nogil:
+cdef inline void _entry(HeapEntry* entries, Py_ssize_t* count, float64_t key, i64 a,
+                        i64 version) noexcept nogil:
+    entries[count[0]].key = key
+    entries[count[0]].id = a
+    entries[count[0]].version = version
+    count[0] += 1
+
+
+cdef int _build_index(Engine* e, Inst* x, bint first=False) except -1 nogil:
     """(Re)build instrument ``x``'s liquidation index from its ACTIVE accounts in O(m) per
-    side; each one's version moves on, so entries left from before are stale (the positions
-    of cross accounts with several keep their keys and versions: :c:func:`_split`)."""
+    side (:c:func:`riskengine._index.side_build`), in one pass over its members; each one's
+    version moves on, so entries left from before are stale (the positions of cross accounts
+    with several keep their keys and versions: :c:func:`_split`). The ``first`` build has no
+    entries from before: the versions stay as they are (0)."""
     cdef Py_ssize_t j, a, m, nl = 0, ns = 0
-    cdef float64_t lp
+    cdef float64_t lp, q
     cdef bint cross = e.xstart != NULL  # (read once: stores below may alias it for the compiler)
+    cdef HeapEntry* longs = side_fill(&x.index.longs, x.n_members)
+    cdef HeapEntry* shorts = side_fill(&x.index.shorts, x.n_members)
     for j in range(x.n_members):
         a = _member(x, j)
         if cross and (a >= e.n or _multi(e, a)):
             # a position of a cross account with several: its entry as split (_split)
             m = _acct(e, a)
-            if e.status[m] == ST_ACTIVE and e.keyed[m] and e.pos[a] > 0.0 and e.trig[a] != -INFINITY:
-                e.hold_keys[nl] = e.trig[a]
-                e.hold_ids[nl] = a
-                e.hold_vers[nl] = e.version[m]
-                nl += 1
+            if e.status[m] == ST_ACTIVE and e.keyed[m] and e.trig[a] != -INFINITY:
+                if e.pos[a] > 0.0:
+                    _entry(longs, &nl, e.trig[a], a, e.version[m])
+                elif e.pos[a] < 0.0:
+                    _entry(shorts, &ns, e.trig[a], a, e.version[m])
             continue
         if e.status[a] != ST_ACTIVE:
             continue
-        e.version[a] += 1
-        lp = liquidation_price(&x.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
-        if e.pos[a] > 0.0:
+        if not first:
+            e.version[a] += 1
+        q = e.pos[a]
+        if q > 0.0:
+            lp = liquidation_price(&x.tiers, e.col[a], q, e.ep[a], 1.0)
             if lp > 0.0:
-                e.hold_keys[nl] = trigger_key(lp, e.pos[a], e.ep[a])
-                e.hold_ids[nl] = a
-                e.hold_vers[nl] = e.version[a]
-                nl += 1
-    side_build(&x.index.longs, e.hold_keys, e.hold_ids, e.hold_vers, nl)
-    for j in range(x.n_members):
-        a = _member(x, j)
-        if cross and (a >= e.n or _multi(e, a)):
-            m = _acct(e, a)
-            if e.status[m] == ST_ACTIVE and e.keyed[m] and e.pos[a] < 0.0 and e.trig[a] != -INFINITY:
-                e.hold_keys[ns] = e.trig[a]
-                e.hold_ids[ns] = a
-                e.hold_vers[ns] = e.version[m]
-                ns += 1
-            continue
-        if e.status[a] != ST_ACTIVE or e.pos[a] >= 0.0:
-            continue
-        lp = liquidation_price(&x.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
-        e.hold_keys[ns] = trigger_key(lp, e.pos[a], e.ep[a])
-        e.hold_ids[ns] = a
-        e.hold_vers[ns] = e.version[a]
-        ns += 1
-    side_build(&x.index.shorts, e.hold_keys, e.hold_ids, e.hold_vers, ns)
+                _entry(longs, &nl, trigger_key(lp, q, e.ep[a]), a, e.version[a])
+        elif q < 0.0:
+            lp = liquidation_price(&x.tiers, e.col[a], q, e.ep[a], 1.0)
+            _entry(shorts, &ns, trigger_key(lp, q, e.ep[a]), a, e.version[a])
+    side_build(&x.index.longs, nl)
+    side_build(&x.index.shorts, ns)
     _touch(e, x)
     return 0
 
 
 cdef int _build_indexes(Engine* e) except -1 nogil:
     """The first build of every instrument's index (:c:func:`_build_index` on each, with one
-    pass over the accounts instead of two per instrument): before the first tick no cross
+    pass over the accounts instead of one per instrument): before the first tick no cross
     account with several positions is keyed, so the entries are those of the ACTIVE accounts
-    with one position, in account order. Instrument ``k``'s longs fill ``hold_*`` upward from
-    its first member's offset, its shorts downward from its last (then turned around)."""
-    cdef Py_ssize_t a, k, offset = 0, i, j
-    cdef float64_t lp
+    with one position, in account order, and no account has entries from before (the versions
+    stay 0)."""
+    cdef Py_ssize_t a, k
+    cdef float64_t lp, q
     cdef Inst* x
     cdef Py_ssize_t* nl
     cdef Py_ssize_t* ns
+    cdef HeapEntry** fills
     if e.n_inst == 1:
-        return _build_index(e, &e.insts[0])
+        return _build_index(e, &e.insts[0], True)
     nl = <Py_ssize_t*>malloc(2 * e.n_inst * sizeof(Py_ssize_t))
-    if nl == NULL:
+    fills = <HeapEntry**>malloc(2 * e.n_inst * sizeof(HeapEntry*))
+    if nl == NULL or fills == NULL:
+        free(nl)
+        free(fills)
         with gil:
             raise MemoryError("engine: out of memory for the index build")
     ns = nl + e.n_inst
-    for k in range(e.n_inst):
-        nl[k] = offset  # next long's place
-        offset += e.insts[k].n_members
-        ns[k] = offset  # one past the next short's place
-    for a in range(e.n):
-        if e.status[a] != ST_ACTIVE or _multi(e, a):
-            continue
-        e.version[a] += 1
-        k = e.slot_inst[a]
-        x = &e.insts[k]
-        lp = liquidation_price(&x.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
-        if e.pos[a] > 0.0:
-            if lp > 0.0:
-                e.hold_keys[nl[k]] = trigger_key(lp, e.pos[a], e.ep[a])
-                e.hold_ids[nl[k]] = a
-                e.hold_vers[nl[k]] = e.version[a]
-                nl[k] += 1
-        elif e.pos[a] < 0.0:
-            ns[k] -= 1
-            e.hold_keys[ns[k]] = trigger_key(lp, e.pos[a], e.ep[a])
-            e.hold_ids[ns[k]] = a
-            e.hold_vers[ns[k]] = e.version[a]
-    offset = 0
-    for k in range(e.n_inst):
-        x = &e.insts[k]
-        side_build(&x.index.longs, &e.hold_keys[offset], &e.hold_ids[offset],
-                   &e.hold_vers[offset], nl[k] - offset)
-        offset += x.n_members
-        i = ns[k]
-        j = offset - 1
-        while i < j:  # account order
-            e.hold_keys[i], e.hold_keys[j] = e.hold_keys[j], e.hold_keys[i]
-            e.hold_ids[i], e.hold_ids[j] = e.hold_ids[j], e.hold_ids[i]
-            e.hold_vers[i], e.hold_vers[j] = e.hold_vers[j], e.hold_vers[i]
-            i += 1
-            j -= 1
-        side_build(&x.index.shorts, &e.hold_keys[ns[k]], &e.hold_ids[ns[k]], &e.hold_vers[ns[k]],
-                   offset - ns[k])
-        _touch(e, x)
-    free(nl)
+    try:
+        for k in range(e.n_inst):
+            nl[k] = 0
+            ns[k] = 0
+            fills[2 * k] = side_fill(&e.insts[k].index.longs, e.insts[k].n_members)
+            fills[2 * k + 1] = side_fill(&e.insts[k].index.shorts, e.insts[k].n_members)
+        for a in range(e.n):
+            if e.status[a] != ST_ACTIVE or _multi(e, a):
+                continue
+            k = e.slot_inst[a]
+            x = &e.insts[k]
+            q = e.pos[a]
+            if q > 0.0:
+                lp = liquidation_price(&x.tiers, e.col[a], q, e.ep[a], 1.0)
+                if lp > 0.0:
+                    _entry(fills[2 * k], &nl[k], trigger_key(lp, q, e.ep[a]), a, e.version[a])
+            elif q < 0.0:
+                lp = liquidation_price(&x.tiers, e.col[a], q, e.ep[a], 1.0)
+                _entry(fills[2 * k + 1], &ns[k], trigger_key(lp, q, e.ep[a]), a, e.version[a])
+        for k in range(e.n_inst):
+            x = &e.insts[k]
+            side_build(&x.index.longs, nl[k])
+            side_build(&x.index.shorts, ns[k])
+            _touch(e, x)
+    finally:
+        free(nl)
+        free(fills)
     return 0
 
 

@@ -14,13 +14,25 @@ cdef struct KeyHeap:
     Py_ssize_t cap
 
 cdef struct SideIndex:
-    # One side of the liquidation index: the keys of a (re)build as an array sorted by key,
+    # One side of the liquidation index: the entries of a (re)build in an array ordered by key,
     # highest first, consumed through a cursor, plus a heap for the entries pushed since (an
     # account re-keyed after its margin or position changed). The top is the better of the
     # two fronts, so a pop is O(1) for the array and O(log k) for the k re-keyed entries.
+    # A large build is laid out in buckets of keys (by a monotone function of the key, in
+    # O(m)), each sorted only when the cursor reaches it: [cursor, ready) is sorted, and the
+    # buckets after ready (ends[bucket ..]) are not yet; a run where few accounts cross sorts
+    # a few buckets, not the side.
     HeapEntry* sorted
     Py_ssize_t n_sorted
     Py_ssize_t cursor
+    Py_ssize_t ready          # end of the sorted stretch (n_sorted: all sorted)
+    Py_ssize_t* ends          # end of each bucket in sorted, n_buckets of them
+    Py_ssize_t n_buckets
+    Py_ssize_t bucket         # the next bucket to sort
+    HeapEntry* fill           # a build's entries as given (side_fill), kept for the next build
+    Py_ssize_t cap_sorted
+    Py_ssize_t cap_fill
+    Py_ssize_t cap_ends
     KeyHeap heap
 
 cdef struct LiqIndex:
@@ -36,10 +48,10 @@ cdef void heap_pop(KeyHeap* h, float64_t* key, i64* id, i64* version) noexcept n
 cdef int heapify_from(KeyHeap* h, const float64_t* keys, const i64* ids,
                       const i64* versions, Py_ssize_t n) except -1 nogil
 
-cdef int side_build(SideIndex* side, const float64_t* keys, const i64* ids,
-                    const i64* versions, Py_ssize_t n) except -1 nogil
+cdef HeapEntry* side_fill(SideIndex* side, Py_ssize_t n) except NULL nogil
+cdef int side_build(SideIndex* side, Py_ssize_t n) except -1 nogil
 cdef int side_push(SideIndex* side, float64_t key, i64 id, i64 version) except -1 nogil
-cdef void side_pop(SideIndex* side, float64_t* key, i64* id, i64* version) noexcept nogil
+cdef int side_pop(SideIndex* side, float64_t* key, i64* id, i64* version) except -1 nogil
 
 
 cdef inline bint side_array_first(const SideIndex* side) noexcept nogil:
