@@ -157,8 +157,8 @@ cdef struct Engine:
     i8* status
     i32* slot_inst
     const i64* owner
-    i64* partial_tick
-    i64* cooldown_until
+    i64* partial_tick         # the tick of the account's last partial liquidation + 1 (0: none)
+    i64* cooldown_until       # each user's cooldown end, its sign bit flipped (0: none; _cooling)
     i64* version
     float64_t* socialized
     Py_ssize_t n

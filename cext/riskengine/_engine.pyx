@@ -64,7 +64,7 @@ trigger price, and the account is never scanned as a whole on a quiet tick:
 import numpy as np
 from libc.math cimport INFINITY, NAN, fabs, nextafter
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
-from libc.stdint cimport INT64_MAX, INT64_MIN
+from libc.stdint cimport INT64_MAX, uint64_t
 from libc.string cimport memset
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
@@ -112,6 +112,8 @@ cdef Py_ssize_t INDEX_SLACK = 64
 cdef float64_t HOT_SLACK = 1e-4
 # _sort_ids sorts this many ids or more by radix, fewer by qsort
 cdef Py_ssize_t RADIX_FROM = 4096
+# the sign bit of an int64 (_cooling)
+cdef uint64_t SIGN_BIT = (<uint64_t>1) << 63
 
 
 def shared_tolerances():
@@ -424,6 +426,23 @@ cdef inline Py_ssize_t _member(const Inst* x, Py_ssize_t j) noexcept nogil:
 cdef inline i64 _user(Engine* e, Py_ssize_t a) noexcept nogil:
     """Margin account ``a``'s user: the key of the partial-liquidation cooldown."""
     return e.user[a] if e.user != NULL else a
+
+
+cdef inline bint _partial_now(Engine* e, Py_ssize_t a) noexcept nogil:
+    """Whether account ``a`` was partially liquidated at this tick (``partial_tick`` holds the
+    tick + 1: the zeroed array means none yet, so no page is written at set-up)."""
+    return e.partial_tick[a] == e.i + 1
+
+
+cdef inline bint _cooling(Engine* e, i64 u) noexcept nogil:
+    """Whether user ``u`` is in its partial-liquidation cooldown at this time: ``t`` before its
+    end. ``cooldown_until`` holds the end with its sign bit flipped (unsigned order is then the
+    signed order), so the zeroed array means "none", the old INT64_MIN."""
+    return ((<uint64_t>e.t) ^ SIGN_BIT) < <uint64_t>e.cooldown_until[u]
+
+
+cdef inline void _cool_until(Engine* e, i64 u, i64 end) noexcept nogil:
+    e.cooldown_until[u] = <i64>((<uint64_t>end) ^ SIGN_BIT)
 
 
 cdef inline void _recheck(Engine* e, Py_ssize_t a) noexcept nogil:
@@ -1145,7 +1164,7 @@ cdef float64_t _order_size(Engine* e, Py_ssize_t a, float64_t q, float64_t equit
     cdef Py_ssize_t k = 0, j
     cdef float64_t target, others
     full[0] = True
-    if e.t < e.cooldown_until[_user(e, _acct(e, a))]:  # the user's cooldown
+    if _cooling(e, _user(e, _acct(e, a))):  # the user's cooldown
         return q
     if e.p.partial_mode == PARTIAL_FRACTION:
         if (e.p.partial_fraction < 1.0 and notional > e.p.partial_threshold and equity >= 0.0
@@ -1398,14 +1417,14 @@ cdef int _liquidate(Engine* e, Py_ssize_t m) except -1 nogil:
         kind = EV_LIQUIDATION if full else EV_PARTIAL_LIQUIDATION
         _market_liquidation(e, a, size, kind, full)
         if partial:
-            e.cooldown_until[_user(e, m)] = e.t + e.p.partial_cooldown_ns
+            _cool_until(e, _user(e, m), e.t + e.p.partial_cooldown_ns)
         if not full:
-            e.partial_tick[m] = e.i
+            e.partial_tick[m] = e.i + 1  # (_partial_now)
     if e.col[m] < 0.0 and not x.collateral and e.xstart != NULL and _multi(e, m):
         _exchange_collateral(e, m)
     if _holds_position(e, m):
         e.status[m] = ST_ACTIVE
-        if e.partial_tick[m] == e.i:
+        if _partial_now(e, m):
             e.deferred[e.n_deferred] = m
             e.n_deferred += 1
         else:
@@ -1484,7 +1503,7 @@ cdef Py_ssize_t _collect_side(Engine* e, const Inst* x, SideIndex* side, float64
             _recheck(e, m)  # a position's share of its account's slack used up: check it exactly
             e.cross_fired += 1
             continue
-        if e.partial_tick[a] != e.i and crosses(&x.tiers, e.col[a], e.pos[a], e.ep[a],
+        if not _partial_now(e, a) and crosses(&x.tiers, e.col[a], e.pos[a], e.ep[a],
                                                 x.mark.mark):
             e.work_ids[ncross] = a
             ncross += 1
@@ -1591,7 +1610,7 @@ cdef Py_ssize_t _check_account(Engine* e, Py_ssize_t m, Py_ssize_t ncross,
     if e.seen[m] == e.scan_no:
         return ncross
     e.seen[m] = e.scan_no
-    if e.status[m] != ST_ACTIVE or e.partial_tick[m] == e.i or not _all_ticked(e, m):
+    if e.status[m] != ST_ACTIVE or _partial_now(e, m) or not _all_ticked(e, m):
         return ncross
     e.cross_checks += 1
     equity = _account_figures(e, m, &mm)
@@ -2103,8 +2122,8 @@ cdef Py_ssize_t _work_arrays(Engine* e, WorkArray* t) noexcept nogil:
     k = _row(t, k, <void**>&e.deferred, sizeof(i64), PER_SLOT, False)
     k = _row(t, k, <void**>&e.dirty, sizeof(i64), PER_SLOT, False)
     k = _row(t, k, <void**>&e.is_dirty, sizeof(i8), PER_SLOT, True)
-    k = _row(t, k, <void**>&e.partial_tick, sizeof(i64), PER_SLOT, False)
-    k = _row(t, k, <void**>&e.cooldown_until, sizeof(i64), PER_SLOT, False)
+    k = _row(t, k, <void**>&e.partial_tick, sizeof(i64), PER_SLOT, True)  # zero: none (_partial_now)
+    k = _row(t, k, <void**>&e.cooldown_until, sizeof(i64), PER_SLOT, True)  # zero: none (_cooling)
     k = _row(t, k, <void**>&e.version, sizeof(i64), PER_SLOT, True)
     k = _row(t, k, <void**>&e.fill_row, sizeof(i64), PER_SLOT, False)
     k = _row(t, k, <void**>&e.fill_bucket, sizeof(i64), PER_SLOT, True)  # touched for winners only
@@ -2492,8 +2511,6 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
         for a in range(n):
             e.col[a] = collateral[a]
             e.status[a] = ST_FLAT
-            e.partial_tick[a] = -1
-            e.cooldown_until[a] = INT64_MIN
             # the account's positions in position order: slot a, then its extra slots
             for j in range(-1, (e.xstart[a + 1] - e.xstart[a]) if e.xstart != NULL else 0):
                 s = a if j < 0 else n + e.xstart[a] + j
@@ -2513,8 +2530,6 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
         for s in range(n, n_pos):
             e.col[s] = 0.0
             e.status[s] = ST_FLAT
-            e.partial_tick[s] = -1
-            e.cooldown_until[s] = INT64_MIN
         for h in range(n_pos, e.n_slots):
             if n_inst > 1:
                 e.slot_inst[h] = <i32>((h - n_pos) // 2)
@@ -2522,8 +2537,6 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
             e.pos[h] = 0.0
             e.ep[h] = 0.0
             e.status[h] = ST_FLAT
-            e.partial_tick[h] = -1
-            e.cooldown_until[h] = INT64_MIN
         if e.xstart != NULL:
             _sides(e)
     _ledgers_init(e, plist)
