@@ -1,3 +1,5 @@
+from libc.math cimport fabs
+
 from riskengine._typedefs cimport float64_t, i64
 
 cdef struct HeapEntry:
@@ -77,4 +79,12 @@ cdef inline bint side_top(const SideIndex* side, float64_t* key) noexcept nogil:
     return True
 cdef int index_init(LiqIndex* ix, Py_ssize_t cap) except -1 nogil
 cdef void index_free(LiqIndex* ix) noexcept nogil
-cdef float64_t trigger_key(float64_t liq_price, float64_t pos, float64_t entry) noexcept nogil
+
+
+cdef inline float64_t trigger_key(float64_t liq_price, float64_t pos, float64_t entry) noexcept nogil:
+    """Heap key of an account: its liquidation price padded outward by 1e-9 of the liquidation
+    price plus the entry (shorts negated). Inline: the index build keys every account."""
+    cdef float64_t pad = 1e-9 * (fabs(liq_price) + fabs(entry))
+    if pos > 0.0:
+        return liq_price + pad
+    return -(liq_price - pad)

@@ -24,7 +24,6 @@ from libc.string cimport memcpy, memset
 
 from riskengine._typedefs cimport float64_t, i64
 
-cdef float64_t KEY_PAD = 1e-9
 # side_build sorts fewer entries than this by qsort, more by radix
 cdef Py_ssize_t QSORT_BELOW = 8192
 
@@ -418,14 +417,6 @@ cdef void _side_free(SideIndex* side) noexcept nogil:
 cdef void index_free(LiqIndex* ix) noexcept nogil:
     _side_free(&ix.longs)
     _side_free(&ix.shorts)
-
-
-cdef float64_t trigger_key(float64_t liq_price, float64_t pos, float64_t entry) noexcept nogil:
-    """Heap key of an account: its liquidation price padded outward (shorts negated)."""
-    cdef float64_t pad = KEY_PAD * (fabs(liq_price) + fabs(entry))
-    if pos > 0.0:
-        return liq_price + pad
-    return -(liq_price - pad)
 
 
 def py_heap_order(keys):
