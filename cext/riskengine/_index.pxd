@@ -23,7 +23,8 @@ cdef struct SideIndex:
     # A large build is laid out in buckets of keys (by a monotone function of the key, in
     # O(m)), each sorted only when the cursor reaches it: [cursor, ready) is sorted, and the
     # buckets after ready (ends[bucket ..]) are not yet; a run where few accounts cross sorts
-    # a few buckets, not the side.
+    # a few buckets, not the side. Only the first buckets (about m / 64 entries) are laid out
+    # at the build; the others when the cursor reaches them.
     HeapEntry* sorted
     Py_ssize_t n_sorted
     Py_ssize_t cursor
@@ -31,6 +32,10 @@ cdef struct SideIndex:
     Py_ssize_t* ends          # end of each bucket in sorted, n_buckets of them
     Py_ssize_t n_buckets
     Py_ssize_t bucket         # the next bucket to sort
+    Py_ssize_t laid           # buckets before it are laid out in sorted, the others not yet
+    float64_t lo              # the bucket function's range and scale (side_build)
+    float64_t hi
+    float64_t scale
     HeapEntry* fill           # a build's entries as given (side_fill), kept for the next build
     Py_ssize_t cap_sorted
     Py_ssize_t cap_fill

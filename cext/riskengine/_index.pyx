@@ -265,24 +265,44 @@ cdef void _merge_desc(HeapEntry* a, HeapEntry* b, Py_ssize_t n) noexcept nogil:
 
 
 cdef int _sort_stretch(SideIndex* side, Py_ssize_t lo, Py_ssize_t hi) except -1 nogil:
-    """Sort ``sorted[lo:hi]`` by key, highest first, stably (the fill buffer, at least as long,
-    is the scratch)."""
+    """Sort ``sorted[lo:hi]`` by key, highest first, stably. The scratch: the fill buffer once
+    every bucket is laid out, else the part of ``sorted`` the buckets not yet laid out will
+    take (at least half the side: longer than any laid-out bucket)."""
     cdef Py_ssize_t n = hi - lo
+    cdef HeapEntry* scratch = (side.fill if side.laid == side.n_buckets
+                               else &side.sorted[side.ends[side.laid]])
     if n <= 32:
         _insertion_desc(&side.sorted[lo], n)
     elif n < QSORT_BELOW:
-        _merge_desc(&side.sorted[lo], side.fill, n)
+        _merge_desc(&side.sorted[lo], scratch, n)
     else:
-        _radix_desc(&side.sorted[lo], side.fill, n)
+        _radix_desc(&side.sorted[lo], scratch, n)
     return 0
 
 
+cdef void _lay_out(SideIndex* side, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
+    """Move the entries of buckets ``first .. last - 1`` from the fill buffer to their places
+    in ``sorted`` (``ends[b]``: bucket b's start before, its end after), in fill order."""
+    cdef Py_ssize_t i, b
+    for i in range(side.n_sorted):
+        b = _bucket(side.fill[i].key, side.lo, side.hi, side.scale, side.n_buckets)
+        if first <= b < last:
+            side.sorted[side.ends[b]] = side.fill[i]
+            side.ends[b] += 1
+    side.laid = last
+
+
 cdef int _sort_next(SideIndex* side) except -1 nogil:
-    """Sort the next non-empty bucket, from ``ready`` on."""
-    while side.bucket < side.n_buckets and side.ends[side.bucket] == side.ready:
+    """Sort the next non-empty bucket, from ``ready`` on (laying out the buckets not yet laid
+    out when it is one of them)."""
+    while True:
+        if side.bucket == side.laid and side.laid < side.n_buckets:
+            _lay_out(side, side.laid, side.n_buckets)
+        if side.bucket == side.n_buckets:
+            return 0
+        if side.ends[side.bucket] != side.ready:
+            break
         side.bucket += 1
-    if side.bucket == side.n_buckets:
-        return 0
     _sort_stretch(side, side.ready, side.ends[side.bucket])
     side.ready = side.ends[side.bucket]
     side.bucket += 1
@@ -310,6 +330,7 @@ cdef int side_build(SideIndex* side, Py_ssize_t n) except -1 nogil:
     side.ready = 0
     side.n_buckets = 0
     side.bucket = 0
+    side.laid = 0
     if n == 0:
         return 0
     side.sorted = _grow(side.sorted, &side.cap_sorted, n)
@@ -342,9 +363,15 @@ cdef int side_build(SideIndex* side, Py_ssize_t n) except -1 nogil:
             with gil:
                 raise MemoryError("liquidation index: out of memory")
         side.cap_ends = nb
+    side.n_sorted = n
+    side.n_buckets = nb
+    side.lo = lo
+    side.hi = hi
+    side.scale = scale
     if nb == 1:
         memcpy(side.sorted, side.fill, n * sizeof(HeapEntry))
         side.ends[0] = n
+        side.laid = 1
     else:
         for b in range(nb):
             side.ends[b] = 0
@@ -355,12 +382,14 @@ cdef int side_build(SideIndex* side, Py_ssize_t n) except -1 nogil:
             c = side.ends[b]
             side.ends[b] = total
             total += c
-        for i in range(n):  # (then each bucket's end)
-            b = _bucket(side.fill[i].key, lo, hi, scale, nb)
-            side.sorted[side.ends[b]] = side.fill[i]
-            side.ends[b] += 1
-    side.n_sorted = n
-    side.n_buckets = nb
+        # the first buckets, up to about n / 64 entries, now (a quiet run reads no further);
+        # all of them if those are more than half the side (the rest is the sorts' scratch)
+        b = 1
+        while b < nb and side.ends[b] < n // 64:
+            b += 1
+        if b < nb and 2 * side.ends[b] > n:
+            b = nb
+        _lay_out(side, 0, b)
     _sort_next(side)
     return 0
 
