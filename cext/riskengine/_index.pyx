@@ -2,9 +2,11 @@
 
 Per side (:c:type:`SideIndex`), each ACTIVE account is keyed by the price
 at which it falls below maintenance margin (its liquidation price, which does not depend on
-the mark for a one-instrument account): the keys of the last build sit in an array sorted highest
+the mark for a one-instrument account): the keys of the last build sit in an array ordered highest
 first and consumed through a cursor, and accounts re-keyed since sit in a 4-ary heap; the
-next candidate is the better of the two fronts. The backstop region (equity below a fraction of
+next candidate is the better of the two fronts. A large build costs O(m): the array is laid
+out in key buckets and a bucket is laid out and sorted only when the cursor reaches it
+(:c:func:`side_build`), so a run where few accounts cross never sorts the side. The backstop region (equity below a fraction of
 maintenance margin) lies inside the liquidation region, so this one key also finds every
 account a backstop could take; the waterfall decides which applies when it is processed. A long crosses when the mark is at or below its key,
 a short when the mark is at or above it, so a tick where nothing crosses costs one compare
