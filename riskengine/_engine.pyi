@@ -16,6 +16,7 @@ def run_engine(
     params: EngineParams,
     max_events: int = 0,  # event-log row budget (0: none); one more raises MemoryError
     funding: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,  # (ts, instrument, rate) payments
+    phases: bool = False,  # also return phase_ns: ns per phase of the run (PHASES)
 ) -> dict[str, Any]: ...
 def run_portfolio(
     ts: np.ndarray,  # const int64_t[::1], the merged tape
@@ -32,6 +33,8 @@ def run_portfolio(
     max_events: int = 0,
     index_stats: bool = False,
     funding: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    phases: bool = False,
 ) -> dict[str, Any]: ...
+PHASES: tuple[str, ...]  # the phases phase_ns times: init, index, loop, results, free
 def params_struct(params: EngineParams) -> dict[str, Any]: ...  # the struct as _engine_init fills it
 def shared_tolerances() -> dict[str, float]: ...  # riskengine.tolerances as compiled in

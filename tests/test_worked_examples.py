@@ -236,9 +236,9 @@ def test_heap_pops_highest_key_then_lowest_id():
     assert list(py_heap_order(keys)) == expected
 
 
-@pytest.mark.parametrize("built", [3_000, 20_000], ids=["qsort", "radix"])
+@pytest.mark.parametrize("built", [3_000, 20_000], ids=["qsort", "buckets"])
 def test_index_side_pops_array_and_heap_in_priority_order(built):
-    """The index side: a sorted array of built keys (qsort below 8,192, radix above) plus a heap
+    """The index side: a sorted array of built keys (qsort below 8,192, key buckets above) plus a heap
     of pushed ones, popped together highest key first, ties by lower id (the same order a single
     heap gives)."""
     from riskengine._index import py_side_order
@@ -253,3 +253,25 @@ def test_index_side_pops_array_and_heap_in_priority_order(built):
     expected = [i for _, i in sorted(zip(all_keys, all_ids), key=lambda t: (-t[0], t[1]))]
     assert py_side_order(keys, pushes) == expected
     assert py_side_order([]) == []
+
+
+@pytest.mark.parametrize("shape", ["spread", "ties", "one-key", "clustered", "infinite"])
+def test_index_side_sorts_its_buckets_as_the_cursor_reaches_them(shape):
+    """A large build is laid out in key buckets, each sorted when the cursor reaches it: popped
+    partly before re-keyed entries are pushed, it gives the order of a whole sort (highest key
+    first, ties by lower id), whatever the keys' spread."""
+    from riskengine._index import py_side_order
+
+    rng = np.random.default_rng(2)
+    n = 30_000
+    keys = {"spread": rng.normal(100.0, 10.0, n), "ties": rng.integers(0, 40, n).astype(float),
+            "one-key": np.full(n, 3.5),
+            "clustered": np.concatenate([np.full(n // 2, 1.0), rng.normal(0.0, 1e-12, n - n // 2)]),
+            "infinite": np.concatenate([rng.normal(0.0, 1.0, n - 4), [np.inf, -np.inf, -0.0, 0.0]])}[shape]
+    order = [i for _, i in sorted(zip(keys, range(n)), key=lambda t: (-t[0], t[1]))]
+    pops = 5_000
+    pushes = [(float(keys[order[pops + j]]), n + j) for j in range(300)]  # ties with unpopped entries
+    pushes += [(float(rng.normal(100.0, 10.0)), 2 * n + j) for j in range(300)]
+    rest = [(float(keys[i]), i) for i in order[pops:]] + [(k, i) for k, i in pushes]
+    expected = order[:pops] + [i for _, i in sorted(rest, key=lambda t: (-t[0], t[1]))]
+    assert py_side_order(keys, pushes, pops) == expected

@@ -106,6 +106,10 @@ cdef struct Inst:
     float64_t sim_peak
     float64_t tape_dd
     float64_t sim_dd
+    # the prices at or above which the drawdowns cannot deepen at the current peaks
+    # (_drawdowns: the divisions are made only below them)
+    float64_t tape_dd_below
+    float64_t sim_dd_below
     float64_t tape_min
     float64_t sim_min
     i64 liquidations
@@ -153,8 +157,8 @@ cdef struct Engine:
     i8* status
     i32* slot_inst
     const i64* owner
-    i64* partial_tick
-    i64* cooldown_until
+    i64* partial_tick         # the tick of the account's last partial liquidation + 1 (0: none)
+    i64* cooldown_until       # each user's cooldown end, its sign bit flipped (0: none; _cooling)
     i64* version
     float64_t* socialized
     Py_ssize_t n

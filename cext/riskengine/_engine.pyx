@@ -62,10 +62,11 @@ trigger price, and the account is never scanned as a whole on a quiet tick:
 """
 
 import numpy as np
-from libc.math cimport INFINITY, NAN, fabs
+from libc.math cimport INFINITY, NAN, fabs, nextafter
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
-from libc.stdint cimport INT64_MAX, INT64_MIN
+from libc.stdint cimport INT64_MAX, uint64_t
 from libc.string cimport memset
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from riskengine._adl cimport (
     AdlParams, RatioIndex, adl_gather, adl_score_account, adl_weight, adl_weight_account,
@@ -78,8 +79,8 @@ from riskengine._events import column_items
 from riskengine.engine_inputs import check_margin_accounts, design_params, funding_arrays, ledger_groups
 from riskengine.runlog import BY_INSTRUMENT, EVENT_COLUMNS, SERIES_COLUMNS
 from riskengine._index cimport (
-    KeyHeap, LiqIndex, SideIndex, heap_free, heap_init, heap_pop, heapify_from, index_free,
-    index_init, side_build, side_pop, side_push, side_top, trigger_key,
+    HeapEntry, KeyHeap, LiqIndex, SideIndex, heap_free, heap_init, heap_pop, heapify_from,
+    index_free, index_init, side_build, side_fill, side_pop, side_push, side_top, trigger_key,
 )
 from riskengine._liquidity cimport (
     DepthBook, counterfactual_tape, depth_fillable, depth_init, depth_seek, depth_walk,
@@ -111,6 +112,8 @@ cdef Py_ssize_t INDEX_SLACK = 64
 cdef float64_t HOT_SLACK = 1e-4
 # _sort_ids sorts this many ids or more by radix, fewer by qsort
 cdef Py_ssize_t RADIX_FROM = 4096
+# the sign bit of an int64 (_cooling)
+cdef uint64_t SIGN_BIT = (<uint64_t>1) << 63
 
 
 def shared_tolerances():
@@ -425,6 +428,23 @@ cdef inline i64 _user(Engine* e, Py_ssize_t a) noexcept nogil:
     return e.user[a] if e.user != NULL else a
 
 
+cdef inline bint _partial_now(Engine* e, Py_ssize_t a) noexcept nogil:
+    """Whether account ``a`` was partially liquidated at this tick (``partial_tick`` holds the
+    tick + 1: the zeroed array means none yet, so no page is written at set-up)."""
+    return e.partial_tick[a] == e.i + 1
+
+
+cdef inline bint _cooling(Engine* e, i64 u) noexcept nogil:
+    """Whether user ``u`` is in its partial-liquidation cooldown at this time: ``t`` before its
+    end. ``cooldown_until`` holds the end with its sign bit flipped (unsigned order is then the
+    signed order), so the zeroed array means "none", the old INT64_MIN."""
+    return ((<uint64_t>e.t) ^ SIGN_BIT) < <uint64_t>e.cooldown_until[u]
+
+
+cdef inline void _cool_until(Engine* e, i64 u, i64 end) noexcept nogil:
+    e.cooldown_until[u] = <i64>((<uint64_t>end) ^ SIGN_BIT)
+
+
 cdef inline void _recheck(Engine* e, Py_ssize_t a) noexcept nogil:
     """Cross account ``a`` with several positions changed (its wallet or positions): check it
     exactly at the next scan (it has no entries in the liquidation indexes)."""
@@ -523,115 +543,103 @@ cdef void _take(Engine* e, Py_ssize_t h, float64_t dq, float64_t price) noexcept
         _held(e, h, q)
 
 
-cdef int _build_index(Engine* e, Inst* x) except -1 nogil:
+cdef inline void _entry(HeapEntry* entries, Py_ssize_t* count, float64_t key, i64 a,
+                        i64 version) noexcept nogil:
+    entries[count[0]].key = key
+    entries[count[0]].id = a
+    entries[count[0]].version = version
+    count[0] += 1
+
+
+cdef int _build_index(Engine* e, Inst* x, bint first=False) except -1 nogil:
     """(Re)build instrument ``x``'s liquidation index from its ACTIVE accounts in O(m) per
-    side; each one's version moves on, so entries left from before are stale (the positions
-    of cross accounts with several keep their keys and versions: :c:func:`_split`)."""
+    side (:c:func:`riskengine._index.side_build`), in one pass over its members; each one's
+    version moves on, so entries left from before are stale (the positions of cross accounts
+    with several keep their keys and versions: :c:func:`_split`). The ``first`` build has no
+    entries from before: the versions stay as they are (0)."""
     cdef Py_ssize_t j, a, m, nl = 0, ns = 0
-    cdef float64_t lp
+    cdef float64_t lp, q
     cdef bint cross = e.xstart != NULL  # (read once: stores below may alias it for the compiler)
+    cdef HeapEntry* longs = side_fill(&x.index.longs, x.n_members)
+    cdef HeapEntry* shorts = side_fill(&x.index.shorts, x.n_members)
     for j in range(x.n_members):
         a = _member(x, j)
         if cross and (a >= e.n or _multi(e, a)):
             # a position of a cross account with several: its entry as split (_split)
             m = _acct(e, a)
-            if e.status[m] == ST_ACTIVE and e.keyed[m] and e.pos[a] > 0.0 and e.trig[a] != -INFINITY:
-                e.hold_keys[nl] = e.trig[a]
-                e.hold_ids[nl] = a
-                e.hold_vers[nl] = e.version[m]
-                nl += 1
+            if e.status[m] == ST_ACTIVE and e.keyed[m] and e.trig[a] != -INFINITY:
+                if e.pos[a] > 0.0:
+                    _entry(longs, &nl, e.trig[a], a, e.version[m])
+                elif e.pos[a] < 0.0:
+                    _entry(shorts, &ns, e.trig[a], a, e.version[m])
             continue
         if e.status[a] != ST_ACTIVE:
             continue
-        e.version[a] += 1
-        lp = liquidation_price(&x.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
-        if e.pos[a] > 0.0:
+        if not first:
+            e.version[a] += 1
+        q = e.pos[a]
+        if q > 0.0:
+            lp = liquidation_price(&x.tiers, e.col[a], q, e.ep[a], 1.0)
             if lp > 0.0:
-                e.hold_keys[nl] = trigger_key(lp, e.pos[a], e.ep[a])
-                e.hold_ids[nl] = a
-                e.hold_vers[nl] = e.version[a]
-                nl += 1
-    side_build(&x.index.longs, e.hold_keys, e.hold_ids, e.hold_vers, nl)
-    for j in range(x.n_members):
-        a = _member(x, j)
-        if cross and (a >= e.n or _multi(e, a)):
-            m = _acct(e, a)
-            if e.status[m] == ST_ACTIVE and e.keyed[m] and e.pos[a] < 0.0 and e.trig[a] != -INFINITY:
-                e.hold_keys[ns] = e.trig[a]
-                e.hold_ids[ns] = a
-                e.hold_vers[ns] = e.version[m]
-                ns += 1
-            continue
-        if e.status[a] != ST_ACTIVE or e.pos[a] >= 0.0:
-            continue
-        lp = liquidation_price(&x.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
-        e.hold_keys[ns] = trigger_key(lp, e.pos[a], e.ep[a])
-        e.hold_ids[ns] = a
-        e.hold_vers[ns] = e.version[a]
-        ns += 1
-    side_build(&x.index.shorts, e.hold_keys, e.hold_ids, e.hold_vers, ns)
+                _entry(longs, &nl, trigger_key(lp, q, e.ep[a]), a, e.version[a])
+        elif q < 0.0:
+            lp = liquidation_price(&x.tiers, e.col[a], q, e.ep[a], 1.0)
+            _entry(shorts, &ns, trigger_key(lp, q, e.ep[a]), a, e.version[a])
+    side_build(&x.index.longs, nl)
+    side_build(&x.index.shorts, ns)
     _touch(e, x)
     return 0
 
 
 cdef int _build_indexes(Engine* e) except -1 nogil:
     """The first build of every instrument's index (:c:func:`_build_index` on each, with one
-    pass over the accounts instead of two per instrument): before the first tick no cross
+    pass over the accounts instead of one per instrument): before the first tick no cross
     account with several positions is keyed, so the entries are those of the ACTIVE accounts
-    with one position, in account order. Instrument ``k``'s longs fill ``hold_*`` upward from
-    its first member's offset, its shorts downward from its last (then turned around)."""
-    cdef Py_ssize_t a, k, offset = 0, i, j
-    cdef float64_t lp
+    with one position, in account order, and no account has entries from before (the versions
+    stay 0)."""
+    cdef Py_ssize_t a, k
+    cdef float64_t lp, q
     cdef Inst* x
     cdef Py_ssize_t* nl
     cdef Py_ssize_t* ns
+    cdef HeapEntry** fills
     if e.n_inst == 1:
-        return _build_index(e, &e.insts[0])
+        return _build_index(e, &e.insts[0], True)
     nl = <Py_ssize_t*>malloc(2 * e.n_inst * sizeof(Py_ssize_t))
-    if nl == NULL:
+    fills = <HeapEntry**>malloc(2 * e.n_inst * sizeof(HeapEntry*))
+    if nl == NULL or fills == NULL:
+        free(nl)
+        free(fills)
         with gil:
             raise MemoryError("engine: out of memory for the index build")
     ns = nl + e.n_inst
-    for k in range(e.n_inst):
-        nl[k] = offset  # next long's place
-        offset += e.insts[k].n_members
-        ns[k] = offset  # one past the next short's place
-    for a in range(e.n):
-        if e.status[a] != ST_ACTIVE or _multi(e, a):
-            continue
-        e.version[a] += 1
-        k = e.slot_inst[a]
-        x = &e.insts[k]
-        lp = liquidation_price(&x.tiers, e.col[a], e.pos[a], e.ep[a], 1.0)
-        if e.pos[a] > 0.0:
-            if lp > 0.0:
-                e.hold_keys[nl[k]] = trigger_key(lp, e.pos[a], e.ep[a])
-                e.hold_ids[nl[k]] = a
-                e.hold_vers[nl[k]] = e.version[a]
-                nl[k] += 1
-        elif e.pos[a] < 0.0:
-            ns[k] -= 1
-            e.hold_keys[ns[k]] = trigger_key(lp, e.pos[a], e.ep[a])
-            e.hold_ids[ns[k]] = a
-            e.hold_vers[ns[k]] = e.version[a]
-    offset = 0
-    for k in range(e.n_inst):
-        x = &e.insts[k]
-        side_build(&x.index.longs, &e.hold_keys[offset], &e.hold_ids[offset],
-                   &e.hold_vers[offset], nl[k] - offset)
-        offset += x.n_members
-        i = ns[k]
-        j = offset - 1
-        while i < j:  # account order
-            e.hold_keys[i], e.hold_keys[j] = e.hold_keys[j], e.hold_keys[i]
-            e.hold_ids[i], e.hold_ids[j] = e.hold_ids[j], e.hold_ids[i]
-            e.hold_vers[i], e.hold_vers[j] = e.hold_vers[j], e.hold_vers[i]
-            i += 1
-            j -= 1
-        side_build(&x.index.shorts, &e.hold_keys[ns[k]], &e.hold_ids[ns[k]], &e.hold_vers[ns[k]],
-                   offset - ns[k])
-        _touch(e, x)
-    free(nl)
+    try:
+        for k in range(e.n_inst):
+            nl[k] = 0
+            ns[k] = 0
+            fills[2 * k] = side_fill(&e.insts[k].index.longs, e.insts[k].n_members)
+            fills[2 * k + 1] = side_fill(&e.insts[k].index.shorts, e.insts[k].n_members)
+        for a in range(e.n):
+            if e.status[a] != ST_ACTIVE or _multi(e, a):
+                continue
+            k = e.slot_inst[a]
+            x = &e.insts[k]
+            q = e.pos[a]
+            if q > 0.0:
+                lp = liquidation_price(&x.tiers, e.col[a], q, e.ep[a], 1.0)
+                if lp > 0.0:
+                    _entry(fills[2 * k], &nl[k], trigger_key(lp, q, e.ep[a]), a, e.version[a])
+            elif q < 0.0:
+                lp = liquidation_price(&x.tiers, e.col[a], q, e.ep[a], 1.0)
+                _entry(fills[2 * k + 1], &ns[k], trigger_key(lp, q, e.ep[a]), a, e.version[a])
+        for k in range(e.n_inst):
+            x = &e.insts[k]
+            side_build(&x.index.longs, nl[k])
+            side_build(&x.index.shorts, ns[k])
+            _touch(e, x)
+    finally:
+        free(nl)
+        free(fills)
     return 0
 
 
@@ -1329,7 +1337,7 @@ cdef float64_t _order_size(Engine* e, Py_ssize_t a, float64_t q, float64_t equit
     cdef Py_ssize_t k = 0, j
     cdef float64_t target, others
     full[0] = True
-    if e.t < e.cooldown_until[_user(e, _acct(e, a))]:  # the user's cooldown
+    if _cooling(e, _user(e, _acct(e, a))):  # the user's cooldown
         return q
     if e.p.partial_mode == PARTIAL_FRACTION:
         if (e.p.partial_fraction < 1.0 and notional > e.p.partial_threshold and equity >= 0.0
@@ -1582,14 +1590,14 @@ cdef int _liquidate(Engine* e, Py_ssize_t m) except -1 nogil:
         kind = EV_LIQUIDATION if full else EV_PARTIAL_LIQUIDATION
         _market_liquidation(e, a, size, kind, full)
         if partial:
-            e.cooldown_until[_user(e, m)] = e.t + e.p.partial_cooldown_ns
+            _cool_until(e, _user(e, m), e.t + e.p.partial_cooldown_ns)
         if not full:
-            e.partial_tick[m] = e.i
+            e.partial_tick[m] = e.i + 1  # (_partial_now)
     if e.col[m] < 0.0 and not x.collateral and e.xstart != NULL and _multi(e, m):
         _exchange_collateral(e, m)
     if _holds_position(e, m):
         e.status[m] = ST_ACTIVE
-        if e.partial_tick[m] == e.i:
+        if _partial_now(e, m):
             e.deferred[e.n_deferred] = m
             e.n_deferred += 1
         else:
@@ -1668,7 +1676,7 @@ cdef Py_ssize_t _collect_side(Engine* e, const Inst* x, SideIndex* side, float64
             _recheck(e, m)  # a position's share of its account's slack used up: check it exactly
             e.cross_fired += 1
             continue
-        if e.partial_tick[a] != e.i and crosses(&x.tiers, e.col[a], e.pos[a], e.ep[a],
+        if not _partial_now(e, a) and crosses(&x.tiers, e.col[a], e.pos[a], e.ep[a],
                                                 x.mark.mark):
             e.work_ids[ncross] = a
             ncross += 1
@@ -1775,7 +1783,7 @@ cdef Py_ssize_t _check_account(Engine* e, Py_ssize_t m, Py_ssize_t ncross,
     if e.seen[m] == e.scan_no:
         return ncross
     e.seen[m] = e.scan_no
-    if e.status[m] != ST_ACTIVE or e.partial_tick[m] == e.i or not _all_ticked(e, m):
+    if e.status[m] != ST_ACTIVE or _partial_now(e, m) or not _all_ticked(e, m):
         return ncross
     e.cross_checks += 1
     equity = _account_figures(e, m, &mm)
@@ -1926,20 +1934,38 @@ cdef int _inventories(Engine* e) except -1 nogil:
     return 0
 
 
+cdef float64_t _dd_below(float64_t peak, float64_t dd) noexcept nogil:
+    """A price ``p`` at which ``1 - p / peak > dd`` is false (an estimate, stepped up until
+    it is): at or above it no price deepens the drawdown ``dd`` from ``peak``, since the rounded
+    ``1 - p / peak`` never increases with ``p`` (``peak > 0``; ``p = peak`` always qualifies)."""
+    cdef float64_t p = peak * (1.0 - dd)
+    if not p < peak:
+        return peak
+    while 1.0 - p / peak > dd:
+        p = nextafter(p, INFINITY)
+    return p
+
+
+cdef inline void _fall(float64_t p, float64_t* peak, float64_t* dd, float64_t* below,
+                       float64_t* low) noexcept nogil:
+    """One price ``p`` of a series (the tape's or the simulated one) after a tick: its ``peak``,
+    largest drawdown ``dd`` from a peak and minimum ``low``. The drawdown is divided out only
+    below its bound ``below`` (:c:func:`_dd_below`): a price at or above it leaves it as it is
+    (most ticks), and one that deepens it is its new bound, so the figures are those of dividing
+    at every tick, to the bit."""
+    if p > peak[0]:
+        peak[0] = p
+        below[0] = _dd_below(p, dd[0])
+    if p < below[0] and 1.0 - p / peak[0] > dd[0]:
+        dd[0] = 1.0 - p / peak[0]
+        below[0] = p
+    if p < low[0]:
+        low[0] = p
+
+
 cdef inline void _drawdowns(Inst* x) noexcept nogil:
-    cdef float64_t s = _sim(x)
-    if x.tape > x.tape_peak:
-        x.tape_peak = x.tape
-    if s > x.sim_peak:
-        x.sim_peak = s
-    if 1.0 - x.tape / x.tape_peak > x.tape_dd:
-        x.tape_dd = 1.0 - x.tape / x.tape_peak
-    if 1.0 - s / x.sim_peak > x.sim_dd:
-        x.sim_dd = 1.0 - s / x.sim_peak
-    if x.tape < x.tape_min:
-        x.tape_min = x.tape
-    if s < x.sim_min:
-        x.sim_min = s
+    _fall(x.tape, &x.tape_peak, &x.tape_dd, &x.tape_dd_below, &x.tape_min)
+    _fall(_sim(x), &x.sim_peak, &x.sim_dd, &x.sim_dd_below, &x.sim_min)
 
 
 cdef bint _refresh_marks(Engine* e, Inst* x) noexcept nogil:
@@ -2014,6 +2040,67 @@ cdef int _pay_funding(Engine* e, Inst* x, float64_t rate) except -1 nogil:
     return 0
 
 
+cdef Py_ssize_t _quiet_ticks(Engine* e, Inst* x, Py_ssize_t i, i64 stop_ns) noexcept nogil:
+    """Replay ticks ``i ..`` of a calm one-instrument run (:c:func:`_calm`) at which nothing
+    happens: a tick before ``stop_ns`` (the next series sample, funding payment, depth snapshot
+    or pending account due) whose mark (the last price: the book has no impact to decay)
+    reaches neither side's top key. Such a tick's scan finds no candidate and no round follows:
+    what it leaves is the tick's prices and marks, the drawdowns and the scan's number, set here
+    as :c:func:`_loop` sets them, with the state in locals (no struct reads per tick). Returns
+    the first tick not replayed (at ``n_ticks``, or one :c:func:`_loop` replays in full)."""
+    cdef const i64* ts = e.ts
+    cdef const float64_t* px = e.px
+    cdef Py_ssize_t j = i, n = e.n_ticks
+    cdef i64 t = 0
+    cdef float64_t m = x.book.m, tape = 0.0, s = 0.0, long_top, short_top
+    cdef float64_t tape_peak = x.tape_peak, tape_dd = x.tape_dd, tape_below = x.tape_dd_below
+    cdef float64_t tape_min = x.tape_min, sim_peak = x.sim_peak, sim_dd = x.sim_dd
+    cdef float64_t sim_below = x.sim_dd_below, sim_min = x.sim_min
+    if not side_top(&x.index.longs, &long_top):
+        long_top = -INFINITY
+    if not side_top(&x.index.shorts, &short_top):
+        short_top = -INFINITY
+    while j < n:
+        t = ts[j]
+        if t >= stop_ns:
+            break
+        tape = px[j]
+        s = tape * m  # the mark (_sim)
+        if long_top >= s or short_top >= -s:
+            break  # a candidate: the tick is replayed in full
+        _fall(tape, &tape_peak, &tape_dd, &tape_below, &tape_min)
+        _fall(s, &sim_peak, &sim_dd, &sim_below, &sim_min)
+        j += 1
+    if j == i:
+        return i
+    t = ts[j - 1]
+    tape = px[j - 1]
+    x.tape = tape
+    x.book_ts = t
+    x.mark_ts = t
+    x.mark.mark = tape * m
+    x.prev_mark = x.mark.mark
+    x.scanned = e.scan_no + 1
+    x.touched = False
+    x.tape_peak, x.tape_dd, x.tape_dd_below, x.tape_min = tape_peak, tape_dd, tape_below, tape_min
+    x.sim_peak, x.sim_dd, x.sim_dd_below, x.sim_min = sim_peak, sim_dd, sim_below, sim_min
+    e.i = j - 1
+    e.t = t
+    e.round = 1
+    return j
+
+
+cdef inline bint _calm(Engine* e, Inst* x) noexcept nogil:
+    """Whether a tick of ``x`` where no mark reaches an index's top would find nothing to do
+    (:c:func:`_quiet_ticks`): ``x`` has ticked, its book has no impact or flow to decay, no order
+    moved a book, no ledger holds inventory, no winner or instrument waits to be re-keyed or
+    scanned, no vault check is due for funding (one instrument: no cross account holds several
+    positions)."""
+    return (x.ticked and x.book.m == 1.0 and x.book.flow == 0.0 and e.n_moved == 0
+            and e.held[0] == 0 and e.held[1] == 0 and e.n_dirty == 0 and e.n_touched == 0
+            and not e.funding_vault)
+
+
 cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
     cdef Py_ssize_t i, j, a
     cdef i64 t, next_sample, cap = e.p.max_liqs_per_step
@@ -2027,11 +2114,30 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
     cdef i64 funding_due = e.funding_ts[0] if e.n_funding else INT64_MAX  # the next payment's time
     cdef Inst* x = &e.insts[0]
     cdef Inst* y
+    # one instrument marked at its last price (the common case): runs of ticks where nothing
+    # happens are replayed by _quiet_ticks
+    cdef bint quiet = (e.n_inst == 1 and e.xstart == NULL and x.mark.method == MARK_LAST
+                       and not track_peak and not track_index)
+    cdef i64 stop_ns
     max_rounds[0] = 0
     if e.n_ticks == 0:
         return 0
     next_sample = e.ts[0]
-    for i in range(e.n_ticks):
+    i = 0
+    while i < e.n_ticks:
+        if quiet and _calm(e, x):
+            stop_ns = next_sample if next_sample < x.book.next_ts else x.book.next_ts
+            if funding_due < stop_ns:
+                stop_ns = funding_due + 1  # a payment due before the tick: replayed in full
+            if not _pending_empty(e) and e.pend_due[e.pend_head] < stop_ns:
+                stop_ns = e.pend_due[e.pend_head]
+            j = _quiet_ticks(e, x, i, stop_ns)
+            if j > i:
+                if max_rounds[0] < 1:
+                    max_rounds[0] = 1
+                recorded_last = False
+                i = j
+                continue
         t = e.ts[i]
         if e.tick_inst != NULL:
             x = &e.insts[e.tick_inst[i]]
@@ -2123,6 +2229,7 @@ cdef int _loop(Engine* e, i64* max_rounds) except -1 nogil:
             _record(e)
             next_sample = t + e.p.series_interval_ns
             recorded_last = True
+        i += 1
     if not recorded_last:
         _record(e)
     return 0
@@ -2196,8 +2303,8 @@ cdef Py_ssize_t _work_arrays(Engine* e, WorkArray* t) noexcept nogil:
     k = _row(t, k, <void**>&e.deferred, sizeof(i64), PER_SLOT, False)
     k = _row(t, k, <void**>&e.dirty, sizeof(i64), PER_SLOT, False)
     k = _row(t, k, <void**>&e.is_dirty, sizeof(i8), PER_SLOT, True)
-    k = _row(t, k, <void**>&e.partial_tick, sizeof(i64), PER_SLOT, False)
-    k = _row(t, k, <void**>&e.cooldown_until, sizeof(i64), PER_SLOT, False)
+    k = _row(t, k, <void**>&e.partial_tick, sizeof(i64), PER_SLOT, True)  # zero: none (_partial_now)
+    k = _row(t, k, <void**>&e.cooldown_until, sizeof(i64), PER_SLOT, True)  # zero: none (_cooling)
     k = _row(t, k, <void**>&e.version, sizeof(i64), PER_SLOT, True)
     k = _row(t, k, <void**>&e.fill_row, sizeof(i64), PER_SLOT, False)
     k = _row(t, k, <void**>&e.fill_bucket, sizeof(i64), PER_SLOT, True)  # touched for winners only
@@ -2593,8 +2700,6 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
         for a in range(n):
             e.col[a] = collateral[a]
             e.status[a] = ST_FLAT
-            e.partial_tick[a] = -1
-            e.cooldown_until[a] = INT64_MIN
             # the account's positions in position order: slot a, then its extra slots
             for j in range(-1, (e.xstart[a + 1] - e.xstart[a]) if e.xstart != NULL else 0):
                 s = a if j < 0 else n + e.xstart[a] + j
@@ -2614,8 +2719,6 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
         for s in range(n, n_pos):
             e.col[s] = 0.0
             e.status[s] = ST_FLAT
-            e.partial_tick[s] = -1
-            e.cooldown_until[s] = INT64_MIN
         for h in range(n_pos, e.n_slots):
             if n_inst > 1:
                 e.slot_inst[h] = <i32>((h - n_pos) // 2)
@@ -2623,8 +2726,6 @@ cdef object _engine_init(Engine* e, list plist, const i64[::1] tape_ts, const i3
             e.pos[h] = 0.0
             e.ep[h] = 0.0
             e.status[h] = ST_FLAT
-            e.partial_tick[h] = -1
-            e.cooldown_until[h] = INT64_MIN
         if e.xstart != NULL:
             _sides(e)
     _ledgers_init(e, plist)
@@ -2765,6 +2866,17 @@ cdef dict _by_instrument(Engine* e):
     return out
 
 
+cdef inline i64 _now_ns() noexcept nogil:
+    """Monotonic clock in ns (the phases of a run, :func:`run_engine`'s ``phases``)."""
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <i64>ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+
+
+#: the phases of a run ``_run`` times, in order (``phase_ns``)
+PHASES = ("init", "index", "loop", "results", "free")
+
+
 cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
                const float64_t[::1] tape_price, const float64_t[::1] stream,
                const i64[::1] owner, const i32[::1] acc_inst, const float64_t[::1] collateral,
@@ -2781,7 +2893,9 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
     cdef Engine e
     cdef Py_ssize_t n = collateral.shape[0], slots = size.shape[0] + 2 * len(plist), k
     cdef i64 max_rounds = 0
+    cdef i64 clock[6]
     cdef Inst* x
+    clock[0] = _now_ns()
     col = np.empty(slots, dtype=np.float64)
     pos = np.empty(slots, dtype=np.float64)
     ep = np.empty(slots, dtype=np.float64)
@@ -2804,8 +2918,11 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
             e.funding_inst = &funding_inst[0]
             e.funding_rate = &funding_rate[0]
         with nogil:
+            clock[1] = _now_ns()
             _build_indexes(&e)
+            clock[2] = _now_ns()
             _loop(&e, &max_rounds)
+            clock[3] = _now_ns()
         events = log_to_numpy(&e.log, EVENT_COLUMNS)
         series = log_to_numpy(&e.series, SERIES_COLUMNS)
         by_instrument = _by_instrument(&e)
@@ -2837,8 +2954,10 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
         index_stats = {"checks": int(e.cross_checks), "splits": int(e.cross_splits),
                        "hot": int(e.cross_hot), "fired": int(e.cross_fired),
                        "adl_bursts": int(e.lz_bursts), "adl_burst_orders": int(e.lz_orders)}
+        clock[4] = _now_ns()
     finally:
         _free(&e)
+    clock[5] = _now_ns()
     return {
         "events": events,
         "series": series,
@@ -2852,6 +2971,7 @@ cdef dict _run(list plist, const i64[::1] tape_ts, const i32[::1] tick_inst,
         "socialized": socialized[:n],
         "by_instrument": by_instrument,
         "index_stats": index_stats,
+        "phase_ns": {name: int(clock[k + 1] - clock[k]) for k, name in enumerate(PHASES)},
     }
 
 
@@ -2860,7 +2980,7 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
                   const float64_t[::1] collateral, const i64[::1] start,
                   const i32[::1] instrument, const float64_t[::1] size,
                   const float64_t[::1] entry, params, Py_ssize_t max_events=0, bint index_stats=False,
-                  funding=None):
+                  funding=None, bint phases=False):
     """Run the compiled engine on several instruments: their merged tape and margin accounts
     whose positions are given in CSR form (``riskengine.portfolio``).
 
@@ -2904,6 +3024,10 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
         Funding payments: time, instrument and rate of each, sorted by time then instrument
         (:func:`riskengine.engine_inputs.check_funding`); None: none. A payment at time ``T`` is
         made before the first tick later than ``T`` (reference: ``run_portfolio``).
+    phases : bool
+        Also return ``phase_ns``: the wall time of each phase of the compiled run in ns, by
+        name (:data:`PHASES`: setting the engine up, building the liquidation indexes, the
+        replay loop, assembling the results, freeing the work arrays), for benchmarks.
 
     Returns
     -------
@@ -2956,6 +3080,8 @@ def run_portfolio(const i64[::1] ts, const i32[::1] inst, const float64_t[::1] p
     stats = out.pop("index_stats")
     if index_stats:
         out["index_stats"] = stats
+    if not phases:
+        del out["phase_ns"]
     return out
 
 
@@ -3010,7 +3136,7 @@ _NO_OWNERS = np.empty(0, dtype=np.int64)
 def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
                const float64_t[::1] stream, const float64_t[::1] collateral,
                const float64_t[::1] size, const float64_t[::1] entry, params,
-               Py_ssize_t max_events=0, funding=None):
+               Py_ssize_t max_events=0, funding=None, bint phases=False):
     """Run the compiled engine on one instrument's validated arrays: :func:`run_portfolio` with
     one instrument and one margin account per account (its id its owner).
 
@@ -3033,6 +3159,8 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
         Budget of event-log rows (0: none); one more raises ``MemoryError``.
     funding : (ndarray of int64, ndarray of int32, ndarray of float64), optional
         Funding payments (the instruments all 0), as for :func:`run_portfolio`.
+    phases : bool
+        Also return ``phase_ns``, as for :func:`run_portfolio`.
 
     Returns
     -------
@@ -3051,4 +3179,6 @@ def run_engine(const i64[::1] tape_ts, const float64_t[::1] tape_price,
                _NO_INSTRUMENTS, collateral, size, entry, _NO_OWNERS, _NO_OWNERS, _NO_OWNERS,
                max_events, f_ts, f_inst, f_rate)
     del out["slot_size"], out["slot_entry"], out["index_stats"]
+    if not phases:
+        del out["phase_ns"]
     return out

@@ -2,9 +2,11 @@
 
 Per side (:c:type:`SideIndex`), each ACTIVE account is keyed by the price
 at which it falls below maintenance margin (its liquidation price, which does not depend on
-the mark for a one-instrument account): the keys of the last build sit in an array sorted highest
+the mark for a one-instrument account): the keys of the last build sit in an array ordered highest
 first and consumed through a cursor, and accounts re-keyed since sit in a 4-ary heap; the
-next candidate is the better of the two fronts. The backstop region (equity below a fraction of
+next candidate is the better of the two fronts. A large build costs O(m): the array is laid
+out in key buckets and a bucket is laid out and sorted only when the cursor reaches it
+(:c:func:`side_build`), so a run where few accounts cross never sorts the side. The backstop region (equity below a fraction of
 maintenance margin) lies inside the liquidation region, so this one key also finds every
 account a backstop could take; the waterfall decides which applies when it is processed. A long crosses when the mark is at or below its key,
 a short when the mark is at or above it, so a tick where nothing crosses costs one compare
@@ -17,13 +19,13 @@ sorted troves, dexextra's cached bounds).
 """
 
 import numpy as np
-from libc.math cimport fabs
+from libc.math cimport INFINITY, fabs
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc, qsort, realloc
+from libc.string cimport memcpy, memset
 
 from riskengine._typedefs cimport float64_t, i64
 
-cdef float64_t KEY_PAD = 1e-9
 # side_build sorts fewer entries than this by qsort, more by radix
 cdef Py_ssize_t QSORT_BELOW = 8192
 
@@ -152,82 +154,268 @@ cdef int _cmp_entry(const void* x, const void* y) noexcept nogil:
     return -1 if _above(a, b) else (1 if _above(b, a) else 0)
 
 
-cdef int side_build(SideIndex* side, const float64_t* keys, const i64* ids,
-                    const i64* versions, Py_ssize_t n) except -1 nogil:
-    """Replace the side's contents with these n entries (given in account-id order), sorted by
-    key, highest first, ties by lower id: a stable LSD radix sort on 16-bit digits. A digit all
-    keys share (the sign and exponent of prices in one range) costs one counting pass only.
-    Fewer than ``QSORT_BELOW`` entries are sorted by ``qsort`` (a radix pass clears and sums
-    65,536 counters: more than sorting a few thousand entries), in the same order."""
-    cdef HeapEntry* a
-    cdef HeapEntry* b
-    cdef HeapEntry* t
-    cdef Py_ssize_t* count
-    cdef Py_ssize_t i, total, c
-    cdef int shift
-    free(side.sorted)
-    side.sorted = NULL
-    side.n_sorted = 0
-    side.cursor = 0
-    side.heap.size = 0
-    if n == 0:
-        return 0
-    if n < QSORT_BELOW:
-        a = <HeapEntry*>malloc(n * sizeof(HeapEntry))
-        if a == NULL:
-            with gil:
-                raise MemoryError("liquidation index: out of memory")
-        for i in range(n):
-            a[i].key = keys[i]
-            a[i].id = ids[i]
-            a[i].version = versions[i]
-        qsort(a, n, sizeof(HeapEntry), _cmp_entry)
-        side.sorted = a
-        side.n_sorted = n
-        return 0
-    a = <HeapEntry*>malloc(n * sizeof(HeapEntry))
-    b = <HeapEntry*>malloc(n * sizeof(HeapEntry))
-    count = <Py_ssize_t*>malloc(65536 * sizeof(Py_ssize_t))
-    if a == NULL or b == NULL or count == NULL:
-        free(a)
-        free(b)
-        free(count)
+cdef HeapEntry* _grow(HeapEntry* items, Py_ssize_t* cap, Py_ssize_t n) except NULL nogil:
+    """``items`` with room for ``n`` entries (its contents are not kept when it grows)."""
+    if n <= cap[0] and items != NULL:
+        return items
+    free(items)
+    cap[0] = 0
+    items = <HeapEntry*>malloc((n if n > 16 else 16) * sizeof(HeapEntry))
+    if items == NULL:
         with gil:
             raise MemoryError("liquidation index: out of memory")
-    for i in range(n):
-        a[i].key = keys[i]
-        a[i].id = ids[i]
-        a[i].version = versions[i]
+    cap[0] = n if n > 16 else 16
+    return items
+
+
+cdef HeapEntry* side_fill(SideIndex* side, Py_ssize_t n) except NULL nogil:
+    """Room for the ``n`` entries of the side's next build (:c:func:`side_build`), to be
+    written in account-id order; the side's contents stay as they are until then."""
+    side.fill = _grow(side.fill, &side.cap_fill, n)
+    return side.fill
+
+
+cdef int _radix_desc(HeapEntry* a, HeapEntry* b, Py_ssize_t n) except -1 nogil:
+    """Sort ``a[:n]`` by key, highest first, stably (equal keys keep their order): an LSD radix
+    sort on 16-bit digits through the scratch ``b`` (n entries). A digit all keys share (the
+    sign and exponent of prices in one range) costs one counting pass only."""
+    cdef Py_ssize_t* count = <Py_ssize_t*>malloc(65536 * sizeof(Py_ssize_t))
+    cdef HeapEntry* src = a
+    cdef HeapEntry* dst = b
+    cdef HeapEntry* t
+    cdef Py_ssize_t i, total, c
+    cdef int shift
+    if count == NULL:
+        with gil:
+            raise MemoryError("liquidation index: out of memory")
     for shift in range(0, 64, 16):
         for c in range(65536):
             count[c] = 0
         for i in range(n):
-            count[(_desc_bits(a[i].key) >> shift) & 0xFFFF] += 1
-        if count[(_desc_bits(a[0].key) >> shift) & 0xFFFF] == n:
+            count[(_desc_bits(src[i].key) >> shift) & 0xFFFF] += 1
+        if count[(_desc_bits(src[0].key) >> shift) & 0xFFFF] == n:
             continue  # every key has this digit: the order stays as it is
         total = 0
         for c in range(65536):
             total += count[c]
             count[c] = total - count[c]
         for i in range(n):
-            c = (_desc_bits(a[i].key) >> shift) & 0xFFFF
-            b[count[c]] = a[i]
+            c = (_desc_bits(src[i].key) >> shift) & 0xFFFF
+            dst[count[c]] = src[i]
             count[c] += 1
-        t = a
-        a = b
-        b = t
-    free(b)
+        t = src
+        src = dst
+        dst = t
     free(count)
-    side.sorted = a
-    side.n_sorted = n
+    if src != a:
+        memcpy(a, src, n * sizeof(HeapEntry))
     return 0
+
+
+cdef void _insertion_desc(HeapEntry* a, Py_ssize_t n) noexcept nogil:
+    """Sort a few entries by key, highest first, stably (the radix sort's order)."""
+    cdef Py_ssize_t i, j
+    cdef HeapEntry item
+    for i in range(1, n):
+        item = a[i]
+        j = i - 1
+        while j >= 0 and a[j].key < item.key:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = item
+
+
+cdef void _merge_desc(HeapEntry* a, HeapEntry* b, Py_ssize_t n) noexcept nogil:
+    """Sort ``a[:n]`` by key, highest first, stably, through the scratch ``b``: insertion-sorted
+    runs of 32, merged bottom-up."""
+    cdef Py_ssize_t width, lo, mid, hi, i, j, k
+    cdef HeapEntry* src = a
+    cdef HeapEntry* dst = b
+    cdef HeapEntry* t
+    for lo in range(0, n, 32):
+        _insertion_desc(&a[lo], 32 if lo + 32 <= n else n - lo)
+    width = 32
+    while width < n:
+        lo = 0
+        while lo < n:
+            mid = lo + width if lo + width < n else n
+            hi = lo + 2 * width if lo + 2 * width < n else n
+            i, j, k = lo, mid, lo
+            while i < mid and j < hi:
+                if src[j].key > src[i].key:  # the left run first on equal keys
+                    dst[k] = src[j]
+                    j += 1
+                else:
+                    dst[k] = src[i]
+                    i += 1
+                k += 1
+            while i < mid:
+                dst[k] = src[i]
+                i += 1
+                k += 1
+            while j < hi:
+                dst[k] = src[j]
+                j += 1
+                k += 1
+            lo = hi
+        t = src
+        src = dst
+        dst = t
+        width *= 2
+    if src != a:
+        memcpy(a, src, n * sizeof(HeapEntry))
+
+
+cdef int _sort_stretch(SideIndex* side, Py_ssize_t lo, Py_ssize_t hi) except -1 nogil:
+    """Sort ``sorted[lo:hi]`` by key, highest first, stably. The scratch: the fill buffer once
+    every bucket is laid out, else the part of ``sorted`` the buckets not yet laid out will
+    take (at least half the side: longer than any laid-out bucket)."""
+    cdef Py_ssize_t n = hi - lo
+    cdef HeapEntry* scratch = (side.fill if side.laid == side.n_buckets
+                               else &side.sorted[side.ends[side.laid]])
+    if n <= 32:
+        _insertion_desc(&side.sorted[lo], n)
+    elif n < QSORT_BELOW:
+        _merge_desc(&side.sorted[lo], scratch, n)
+    else:
+        _radix_desc(&side.sorted[lo], scratch, n)
+    return 0
+
+
+cdef void _lay_out(SideIndex* side, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
+    """Move the entries of buckets ``first .. last - 1`` from the fill buffer to their places
+    in ``sorted`` (``ends[b]``: bucket b's start before, its end after), in fill order."""
+    cdef Py_ssize_t i, b
+    for i in range(side.n_sorted):
+        b = _bucket(side.fill[i].key, side.lo, side.hi, side.scale, side.n_buckets)
+        if first <= b < last:
+            side.sorted[side.ends[b]] = side.fill[i]
+            side.ends[b] += 1
+    side.laid = last
+
+
+cdef int _sort_next(SideIndex* side) except -1 nogil:
+    """Sort the next non-empty bucket, from ``ready`` on (laying out the buckets not yet laid
+    out when it is one of them)."""
+    while True:
+        if side.bucket == side.laid and side.laid < side.n_buckets:
+            _lay_out(side, side.laid, side.n_buckets)
+        if side.bucket == side.n_buckets:
+            return 0
+        if side.ends[side.bucket] != side.ready:
+            break
+        side.bucket += 1
+    _sort_stretch(side, side.ready, side.ends[side.bucket])
+    side.ready = side.ends[side.bucket]
+    side.bucket += 1
+    return 0
+
+
+cdef int side_build(SideIndex* side, Py_ssize_t n) except -1 nogil:
+    """Replace the side's contents with the ``n`` entries written to :c:func:`side_fill` (in
+    account-id order), ordered by key, highest first, ties by lower id.
+
+    Fewer than ``QSORT_BELOW`` entries are sorted at once by ``qsort``. More are laid out in
+    about n / 4 buckets by ``floor((hi - key) x scale)`` over the range ``[lo, hi]`` of the
+    finite keys (keys at or past an end in its end bucket), a function that never increases
+    with the key, so bucket order is key order; each bucket is sorted stably by key when the
+    cursor reaches it (:c:func:`side_pop`), equal keys keeping their account-id order. That is
+    the order a stable sort of the whole side gives (a NaN key, which no bucket function
+    orders, sorts the whole side by the radix sort at once)."""
+    cdef HeapEntry* t
+    cdef Py_ssize_t i, b, nb, total, c
+    cdef float64_t lo = INFINITY, hi = -INFINITY, key, scale
+    cdef bint nan = False
+    side.cursor = 0
+    side.heap.size = 0
+    side.n_sorted = 0
+    side.ready = 0
+    side.n_buckets = 0
+    side.bucket = 0
+    side.laid = 0
+    if n == 0:
+        return 0
+    side.sorted = _grow(side.sorted, &side.cap_sorted, n)
+    if n < QSORT_BELOW:
+        qsort(side.fill, n, sizeof(HeapEntry), _cmp_entry)
+        t = side.sorted
+        side.sorted = side.fill
+        side.fill = t
+        side.cap_sorted, side.cap_fill = side.cap_fill, side.cap_sorted
+        side.n_sorted = n
+        side.ready = n
+        return 0
+    for i in range(n):
+        key = side.fill[i].key
+        if key != key:
+            nan = True
+        elif key - key == 0.0:  # finite
+            if key < lo:
+                lo = key
+            if key > hi:
+                hi = key
+    scale = (n // 4) / (hi - lo) if not nan and hi > lo else 0.0
+    # (a range too wide or too narrow for a finite, positive scale: one bucket)
+    nb = n // 4 if scale > 0.0 and scale - scale == 0.0 and (hi - lo) - (hi - lo) == 0.0 else 1
+    if nb > side.cap_ends or side.ends == NULL:
+        free(side.ends)
+        side.cap_ends = 0
+        side.ends = <Py_ssize_t*>malloc(nb * sizeof(Py_ssize_t))
+        if side.ends == NULL:
+            with gil:
+                raise MemoryError("liquidation index: out of memory")
+        side.cap_ends = nb
+    side.n_sorted = n
+    side.n_buckets = nb
+    side.lo = lo
+    side.hi = hi
+    side.scale = scale
+    if nb == 1:
+        memcpy(side.sorted, side.fill, n * sizeof(HeapEntry))
+        side.ends[0] = n
+        side.laid = 1
+    else:
+        for b in range(nb):
+            side.ends[b] = 0
+        for i in range(n):
+            side.ends[_bucket(side.fill[i].key, lo, hi, scale, nb)] += 1
+        total = 0
+        for b in range(nb):  # each bucket's start
+            c = side.ends[b]
+            side.ends[b] = total
+            total += c
+        # the first buckets, up to about n / 64 entries, now (a quiet run reads no further);
+        # all of them if those are more than half the side (the rest is the sorts' scratch)
+        b = 1
+        while b < nb and side.ends[b] < n // 64:
+            b += 1
+        if b < nb and 2 * side.ends[b] > n:
+            b = nb
+        _lay_out(side, 0, b)
+    _sort_next(side)
+    return 0
+
+
+cdef inline Py_ssize_t _bucket(float64_t key, float64_t lo, float64_t hi, float64_t scale,
+                               Py_ssize_t nb) noexcept nogil:
+    """The bucket of ``key``: 0 for the highest keys, ``nb - 1`` for the lowest; never
+    decreasing as the key falls (rounding is monotone)."""
+    cdef float64_t f
+    cdef Py_ssize_t b
+    if not key < hi:
+        return 0
+    if not key > lo:
+        return nb - 1
+    f = (hi - key) * scale
+    b = <Py_ssize_t>f
+    return b if b < nb else nb - 1
 
 
 cdef int side_push(SideIndex* side, float64_t key, i64 id, i64 version) except -1 nogil:
     return heap_push(&side.heap, key, id, version)
 
 
-cdef void side_pop(SideIndex* side, float64_t* key, i64* id, i64* version) noexcept nogil:
+cdef int side_pop(SideIndex* side, float64_t* key, i64* id, i64* version) except -1 nogil:
     cdef const HeapEntry* x
     if side.cursor < side.n_sorted and (side.heap.size == 0 or side_array_first(side)):
         x = &side.sorted[side.cursor]
@@ -235,37 +423,31 @@ cdef void side_pop(SideIndex* side, float64_t* key, i64* id, i64* version) noexc
         id[0] = x.id
         version[0] = x.version
         side.cursor += 1
+        if side.cursor == side.ready and side.ready < side.n_sorted:
+            _sort_next(side)
     else:
         heap_pop(&side.heap, key, id, version)
+    return 0
 
 
 cdef int index_init(LiqIndex* ix, Py_ssize_t cap) except -1 nogil:
-    ix.longs.sorted = NULL
-    ix.longs.n_sorted = 0
-    ix.longs.cursor = 0
-    ix.shorts.sorted = NULL
-    ix.shorts.n_sorted = 0
-    ix.shorts.cursor = 0
+    memset(ix, 0, sizeof(LiqIndex))
     heap_init(&ix.longs.heap, cap)
     heap_init(&ix.shorts.heap, cap)
     return 0
 
 
+cdef void _side_free(SideIndex* side) noexcept nogil:
+    free(side.sorted)
+    free(side.fill)
+    free(side.ends)
+    heap_free(&side.heap)
+    memset(side, 0, sizeof(SideIndex))
+
+
 cdef void index_free(LiqIndex* ix) noexcept nogil:
-    free(ix.longs.sorted)
-    free(ix.shorts.sorted)
-    ix.longs.sorted = NULL
-    ix.shorts.sorted = NULL
-    heap_free(&ix.longs.heap)
-    heap_free(&ix.shorts.heap)
-
-
-cdef float64_t trigger_key(float64_t liq_price, float64_t pos, float64_t entry) noexcept nogil:
-    """Heap key of an account: its liquidation price padded outward (shorts negated)."""
-    cdef float64_t pad = KEY_PAD * (fabs(liq_price) + fabs(entry))
-    if pos > 0.0:
-        return liq_price + pad
-    return -(liq_price - pad)
+    _side_free(&ix.longs)
+    _side_free(&ix.shorts)
 
 
 def py_heap_order(keys):
@@ -290,32 +472,37 @@ def py_heap_order(keys):
     return out
 
 
-def py_side_order(keys, pushes=()):
-    """Build a side from ``keys`` (ids 0..n-1), push ``pushes`` (key, id) pairs, pop all: the
-    ids in priority order. A test wrapper for the index kernel."""
+def py_side_order(keys, pushes=(), pops=None):
+    """Build a side from ``keys`` (ids 0..n-1), pop ``pops`` entries (None: none), push
+    ``pushes`` (key, id) pairs, pop all: the ids in priority order. A test wrapper for the
+    index kernel."""
     cdef SideIndex side
     cdef float64_t k
     cdef i64 i, v
-    cdef Py_ssize_t n = len(keys)
+    cdef Py_ssize_t n = len(keys), j
+    cdef HeapEntry* entries
     kv = np.ascontiguousarray(keys, dtype=np.float64)
-    iv = np.arange(n, dtype=np.int64)
-    vv = np.zeros(n, dtype=np.int64)
     cdef const float64_t[::1] kk = kv
-    cdef const i64[::1] ii = iv
-    cdef const i64[::1] vvv = vv
     out = []
-    side.sorted = NULL
-    side.n_sorted = 0
-    side.cursor = 0
+    memset(&side, 0, sizeof(SideIndex))
     heap_init(&side.heap, 16)
     try:
-        side_build(&side, &kk[0] if n else NULL, &ii[0] if n else NULL, &vvv[0] if n else NULL, n)
+        entries = side_fill(&side, n)
+        for j in range(n):
+            entries[j].key = kk[j]
+            entries[j].id = j
+            entries[j].version = 0
+        side_build(&side, n)
+        for j in range(pops or 0):
+            if not side_top(&side, &k):
+                break
+            side_pop(&side, &k, &i, &v)
+            out.append(i)
         for key, idx in pushes:
             side_push(&side, key, idx, 0)
         while side_top(&side, &k):
             side_pop(&side, &k, &i, &v)
             out.append(i)
     finally:
-        free(side.sorted)
-        heap_free(&side.heap)
+        _side_free(&side)
     return out

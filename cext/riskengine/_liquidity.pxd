@@ -42,7 +42,13 @@ cdef void depth_walk(const DepthBook* book, float64_t side, float64_t qty,
                      float64_t* move) noexcept nogil
 cdef void impact_commit(DepthBook* book, float64_t side, float64_t move,
                         float64_t notional) noexcept nogil
-cdef void impact_decay(DepthBook* book, i64 dt) noexcept nogil
+cdef void impact_decay_apply(DepthBook* book, i64 dt) noexcept nogil
+
+cdef inline void impact_decay(DepthBook* book, i64 dt) noexcept nogil:
+    """Decay the transient impact and the flow over ``dt`` ns; inline: a book without impact
+    (every tick of a replay at infinite depth) costs a compare, not a call."""
+    if dt > 0 and (book.m != 1.0 or book.flow != 0.0):
+        impact_decay_apply(book, dt)
 cdef float64_t depth_fillable(const DepthBook* book, float64_t side, float64_t qty,
                               float64_t price, float64_t tape, float64_t limit) noexcept nogil
 cdef void counterfactual_tape(DepthBook* book, const i64* ts, const float64_t* px, Py_ssize_t n,

@@ -190,13 +190,12 @@ cdef void impact_commit(DepthBook* book, float64_t side, float64_t move,
         book.flow = book.flow + notional
 
 
-cdef void impact_decay(DepthBook* book, i64 dt) noexcept nogil:
-    cdef float64_t f
-    if dt > 0 and (book.m != 1.0 or book.flow != 0.0):
-        f = exp(-(<float64_t>dt) * LN2 / book.half_life_ns)
-        if book.m != 1.0:
-            book.m = 1.0 + (book.m - 1.0) * f
-        book.flow = book.flow * f
+cdef void impact_decay_apply(DepthBook* book, i64 dt) noexcept nogil:
+    """:c:func:`impact_decay` where there is impact or flow to decay (``dt > 0``)."""
+    cdef float64_t f = exp(-(<float64_t>dt) * LN2 / book.half_life_ns)
+    if book.m != 1.0:
+        book.m = 1.0 + (book.m - 1.0) * f
+    book.flow = book.flow * f
 
 
 cdef void counterfactual_tape(DepthBook* book, const i64* ts, const float64_t* px, Py_ssize_t n,
