@@ -791,6 +791,16 @@ cdef inline float64_t _adl_available(Engine* e, Py_ssize_t i, float64_t price,
     return fabs(q)
 
 
+cdef inline void _mark_dirty(Engine* e, Inst* x, Py_ssize_t i) noexcept nogil:
+    """Winner ``i`` (in ``x``) is re-keyed once, before the next scan (:c:func:`_rekey_dirty`),
+    however many ADL fills it takes until then."""
+    if not e.is_dirty[i]:
+        e.is_dirty[i] = 1
+        e.dirty[e.n_dirty] = i
+        e.n_dirty += 1
+        x.n_dirty += 1
+
+
 cdef int _adl_fill(Engine* e, Py_ssize_t i, Py_ssize_t a, float64_t take,
                    float64_t price) except -1 nogil:
     """Close ``take`` of winner ``i`` at ``price`` against the order of slot ``a`` (same
@@ -809,11 +819,7 @@ cdef int _adl_fill(Engine* e, Py_ssize_t i, Py_ssize_t a, float64_t take,
     _reduce(e, i, closed, price)
     if not _holds_position(e, _acct(e, i)):
         e.status[_acct(e, i)] = ST_CLOSED
-    if not e.is_dirty[i]:  # re-keyed once, before the next scan (_rekey_dirty)
-        e.is_dirty[i] = 1
-        e.dirty[e.n_dirty] = i
-        e.n_dirty += 1
-        x.n_dirty += 1
+    _mark_dirty(e, x, i)
     haircut = -closed * (price - x.mark.mark)
     if not haircut > 0.0:
         haircut = 0.0
@@ -1104,7 +1110,7 @@ cdef float64_t _lazy_order(Engine* e, Inst* x, Py_ssize_t a, float64_t side, flo
     first). The counters, the open interest and the order's haircut move per order as the
     fills would move them. Same split as :c:func:`capped_allocation` when nothing caps; the
     floating-point sums are associated differently (``docs/design/weighted-adl.md``)."""
-    cdef float64_t tau, t, taken, worse, haircut, mark = x.mark.mark
+    cdef float64_t t, worse, haircut, mark = x.mark.mark
     cdef Py_ssize_t k, j
     cdef i64 counterparty = _public_id(e, a)
     if e.lz_on and (e.lz_x != x or e.lz_side != side or e.lz_mark != mark):
@@ -1127,18 +1133,12 @@ cdef float64_t _lazy_order(Engine* e, Inst* x, Py_ssize_t a, float64_t side, flo
                 e.fill_bucket[j] = e.adl_bucket
                 e.fill_row[j] = e.log.n
                 _emit(e, EV_ADL_FILL, j, counterparty, 0.0, price, 0.0, 0.0, _equity(e, j))
-            if not e.is_dirty[j]:
-                e.is_dirty[j] = 1
-                e.dirty[e.n_dirty] = j
-                e.n_dirty += 1
-                x.n_dirty += 1
+            _mark_dirty(e, x, j)
         e.lz_on = True
         e.lz_counterparty = counterparty
         e.lz_mixed = False
         e.lz_bursts += 1
-    tau = wanted / (e.lz_s0 * e.lz_f)
-    t = tau * e.lz_f  # closed per unit of the starting weight
-    taken = t * e.lz_s0
+    t = wanted / e.lz_s0  # closed per unit of the starting weight (tau x lz_f); in all, wanted
     worse = -side * (price - mark)  # per unit closed: the winner's equity change
     haircut = -worse if worse < 0.0 else 0.0
     e.lz_closed += t
@@ -1155,14 +1155,14 @@ cdef float64_t _lazy_order(Engine* e, Inst* x, Py_ssize_t a, float64_t side, flo
     e.lz_orders += 1
     e.cum_adl += e.lz_n
     x.adl_fills += e.lz_n
-    e.cum_adl_notional += taken * price
-    x.adl_notional += taken * price
-    e.order_haircut += taken * haircut
+    e.cum_adl_notional += wanted * price
+    x.adl_notional += wanted * price
+    e.order_haircut += wanted * haircut
     if side < 0.0:  # the winners are long
-        x.long_oi -= taken
+        x.long_oi -= wanted
     else:
-        x.short_oi -= taken
-    return taken
+        x.short_oi -= wanted
+    return wanted
 
 
 cdef int _adl_close(Engine* e, Py_ssize_t a, float64_t size, bint full) except -1 nogil:

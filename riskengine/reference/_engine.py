@@ -833,9 +833,7 @@ class _Reference:
                              self.equity(j))
             b.counterparty = counterparty
             self.lz = b
-        tau = wanted / (b.s0 * b.f)
-        t = tau * b.f  # closed per unit of the starting weight
-        taken = t * b.s0
+        t = wanted / b.s0  # closed per unit of the starting weight (tau x f); in all, wanted
         worse = -side * (price - mark)  # per unit closed: the winner's equity change
         haircut = -worse if worse < 0.0 else 0.0
         b.closed += t
@@ -852,14 +850,14 @@ class _Reference:
         n = len(b.ids)
         self.cum_adl += n
         ins.adl_fills += n
-        self.cum_adl_notional += taken * price
-        ins.adl_notional += taken * price
-        self.order_haircut += taken * haircut
+        self.cum_adl_notional += wanted * price
+        ins.adl_notional += wanted * price
+        self.order_haircut += wanted * haircut
         if side < 0.0:  # the winners are long
-            ins.long_oi -= taken
+            ins.long_oi -= wanted
         else:
-            ins.short_oi -= taken
-        return taken
+            ins.short_oi -= wanted
+        return wanted
 
     def adl_price(self, a: int) -> float:
         ins = self.instrument(a)
